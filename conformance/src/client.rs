@@ -1,0 +1,819 @@
+//! An RTMP client that behaves like the clients servers meet: Flash Player
+//! (digest handshake, `objectEncoding` 3, every command after connect as
+//! type 17, the Flash connect object plus the application's own arguments) or
+//! an encoder such as OBS or ffmpeg (AMF0, the FMLE command set).
+//!
+//! It records everything the server says: every NetStatus in order (the
+//! transcript checks compare), every command answer, every media message.
+//! Like Flash Player, it raises `NetConnection.Connect.Closed` itself when the
+//! server closes the socket.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use media::amf::Value;
+use media::netstatus::{code, Level, NetStatus};
+use media::rtmp::{
+    csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Data, Message, ObjectEncoding,
+    RawMessage, UserControl,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::handshake::{client_handshake, ClientHandshake, DigestScheme, HandshakeReport};
+
+/// How the emulated client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientProfile {
+    /// Simple or Flash digest handshake.
+    pub handshake: ClientHandshake,
+    /// The `objectEncoding` in connect; with AMF3, commands after connect go as type 17.
+    pub object_encoding: ObjectEncoding,
+    /// `flashVer` in connect.
+    pub flash_ver: String,
+    /// Whether connect carries the browser-plugin fields (swfUrl, pageUrl, fpad, capabilities, codecs).
+    pub flash_fields: bool,
+    /// Whether publish is preceded by releaseStream and FCPublish and followed by FCUnpublish (FMLE, OBS, ffmpeg).
+    pub fmle_commands: bool,
+    /// Chunk size announced after connect (Flash keeps 128; encoders raise it).
+    pub chunk_size: u32,
+}
+
+impl ClientProfile {
+    /// Flash Player 11 on Windows: digest handshake, AMF3, type-17 commands, chunk size 128.
+    pub fn flash_player() -> Self {
+        ClientProfile {
+            handshake: ClientHandshake::FlashDigest(DigestScheme::Scheme1),
+            object_encoding: ObjectEncoding::Amf3,
+            flash_ver: "WIN 11,2,202,235".into(),
+            flash_fields: true,
+            fmle_commands: false,
+            chunk_size: 128,
+        }
+    }
+
+    /// An encoder like OBS: simple handshake, AMF0, FMLE commands, chunk size 4096.
+    pub fn encoder() -> Self {
+        ClientProfile {
+            handshake: ClientHandshake::Simple,
+            object_encoding: ObjectEncoding::Amf0,
+            flash_ver: "FMLE/3.0 (compatible; FMSc/1.0)".into(),
+            flash_fields: false,
+            fmle_commands: true,
+            chunk_size: 4096,
+        }
+    }
+}
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The TCP connection failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake failed.
+    #[error("handshake: {0}")]
+    Handshake(#[from] crate::handshake::HandshakeError),
+    /// The server sent bytes that are not valid RTMP.
+    #[error("server sent malformed RTMP: {0}")]
+    Protocol(String),
+    /// The server closed the connection.
+    #[error("server closed the connection")]
+    Closed,
+    /// Nothing matching arrived in time.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: Duration,
+    },
+    /// The server answered with something unexpected.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+/// A NetStatus event as the client saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusEvent {
+    /// The message stream it came on (0 for the NetConnection).
+    pub stream_id: u32,
+    /// The command that carried it (`_result`, `_error`, `onStatus`), or
+    /// `local` for events the client raises itself (Connect.Closed).
+    pub via: String,
+    /// The info object.
+    pub status: NetStatus,
+    /// Whether `level` was present and one of status/warning/error.
+    pub level_valid: bool,
+}
+
+/// Something the server sent, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A command (answers, onStatus, server calls).
+    Command {
+        /// Message stream id.
+        stream_id: u32,
+        /// The command.
+        command: Command,
+    },
+    /// A data message (`|RtmpSampleAccess`, `onMetaData`, `onStatus` data).
+    Data {
+        /// Message stream id.
+        stream_id: u32,
+        /// The values.
+        data: Data,
+    },
+    /// Audio or video.
+    Media {
+        /// Message stream id.
+        stream_id: u32,
+        /// 8 audio, 9 video.
+        type_id: u8,
+        /// Milliseconds.
+        timestamp: u32,
+        /// FLV tag body.
+        payload: Bytes,
+    },
+    /// A user control event.
+    UserControl(UserControl),
+    /// Any other protocol control message.
+    Control(Message),
+}
+
+impl Incoming {
+    /// A short description for wire logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Incoming::Command { stream_id, command } => {
+                let info = command
+                    .args
+                    .iter()
+                    .find_map(|a| a.get("code").and_then(Value::as_str).map(str::to_string));
+                format!(
+                    "[{stream_id}] {}({}){}",
+                    command.name,
+                    command.transaction_id,
+                    info.map(|c| format!(" {c}")).unwrap_or_default()
+                )
+            }
+            Incoming::Data { stream_id, data } => format!(
+                "[{stream_id}] data {}",
+                data.values
+                    .first()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            ),
+            Incoming::Media {
+                stream_id,
+                type_id,
+                timestamp,
+                payload,
+            } => {
+                format!(
+                    "[{stream_id}] {} ts={timestamp} {} bytes",
+                    if *type_id == 8 { "audio" } else { "video" },
+                    payload.len()
+                )
+            }
+            Incoming::UserControl(event) => format!("user control {event:?}"),
+            Incoming::Control(message) => format!("control {message:?}"),
+        }
+    }
+}
+
+/// An emulated RTMP client connection. See the module docs.
+pub struct RtmpClient {
+    socket: TcpStream,
+    profile: ClientProfile,
+    handshake: HandshakeReport,
+    decoder: ChunkDecoder,
+    encoder: ChunkEncoder,
+    out: BytesMut,
+    encoding_after_connect: ObjectEncoding,
+    next_transaction: f64,
+    window: u32,
+    acked: u64,
+    inbox: VecDeque<Incoming>,
+    statuses: Vec<StatusEvent>,
+    log: Vec<String>,
+    closed: bool,
+    connect_answer: Option<Command>,
+}
+
+/// Default time to wait for an answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl RtmpClient {
+    /// Opens a TCP connection and performs the profile's handshake.
+    pub async fn open(addr: SocketAddr, profile: ClientProfile) -> Result<RtmpClient, ClientError> {
+        let mut socket = timeout(DEFAULT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: format!("TCP connect to {addr}"),
+                after: DEFAULT_TIMEOUT,
+            })??;
+        socket.set_nodelay(true)?;
+        let (handshake, leftover) = timeout(
+            DEFAULT_TIMEOUT,
+            client_handshake(&mut socket, profile.handshake),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout {
+            what: "handshake".into(),
+            after: DEFAULT_TIMEOUT,
+        })??;
+        let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+        decoder.push(&leftover);
+        Ok(RtmpClient {
+            socket,
+            profile,
+            handshake,
+            decoder,
+            encoder: ChunkEncoder::new(),
+            out: BytesMut::new(),
+            encoding_after_connect: ObjectEncoding::Amf0,
+            next_transaction: 1.0,
+            window: 0,
+            acked: 0,
+            inbox: VecDeque::new(),
+            statuses: Vec::new(),
+            log: Vec::new(),
+            closed: false,
+            connect_answer: None,
+        })
+    }
+
+    /// What the handshake showed about the server.
+    pub fn handshake_report(&self) -> &HandshakeReport {
+        &self.handshake
+    }
+
+    /// The server's whole answer to connect (`_result` or `_error`), once received.
+    pub fn connect_answer(&self) -> Option<&Command> {
+        self.connect_answer.as_ref()
+    }
+
+    /// Every NetStatus received so far, in order.
+    pub fn statuses(&self) -> &[StatusEvent] {
+        &self.statuses
+    }
+
+    /// The NetStatus codes received so far on one message stream (0: the NetConnection).
+    pub fn codes(&self, stream_id: u32) -> Vec<String> {
+        self.statuses
+            .iter()
+            .filter(|s| s.stream_id == stream_id)
+            .map(|s| s.status.code.clone())
+            .collect()
+    }
+
+    /// A line per message sent and received, for failure reports.
+    pub fn wire_log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// Sends `connect` for `tc_url` (e.g. `rtmp://127.0.0.1:1935/live?c1=v1`)
+    /// with the application's extra arguments, and waits for the answer.
+    pub async fn connect(
+        &mut self,
+        tc_url: &str,
+        extra_args: Vec<Value>,
+    ) -> Result<NetStatus, ClientError> {
+        let app = tc_url
+            .split_once("://")
+            .map_or(tc_url, |(_, rest)| rest)
+            .split_once('/')
+            .map_or("", |(_, path)| path)
+            .to_string();
+        let mut object = vec![
+            ("app", Value::from(app)),
+            ("flashVer", Value::from(self.profile.flash_ver.as_str())),
+            ("tcUrl", Value::from(tc_url)),
+        ];
+        if self.profile.flash_fields {
+            object.extend([
+                ("swfUrl", Value::from("http://127.0.0.1/client.swf")),
+                ("fpad", Value::Boolean(false)),
+                ("capabilities", Value::Number(239.0)),
+                ("audioCodecs", Value::Number(3575.0)),
+                ("videoCodecs", Value::Number(252.0)),
+                ("videoFunction", Value::Number(1.0)),
+                ("pageUrl", Value::from("http://127.0.0.1/client.html")),
+            ]);
+        } else {
+            object.push(("type", Value::from("nonprivate")));
+        }
+        object.push((
+            "objectEncoding",
+            Value::Number(self.profile.object_encoding.number()),
+        ));
+        let tid = self.take_transaction();
+        let command = Command {
+            encoding: ObjectEncoding::Amf0,
+            name: "connect".into(),
+            transaction_id: tid,
+            command_object: Value::object(object),
+            args: extra_args,
+        };
+        self.send_message(csid::COMMAND, 0, &Message::Command(command))
+            .await?;
+        let answer = self.wait_answer(tid, DEFAULT_TIMEOUT).await?;
+        let status = answer
+            .args
+            .first()
+            .and_then(NetStatus::from_value)
+            .ok_or_else(|| {
+                ClientError::Unexpected(format!(
+                    "connect answer {} without an info object",
+                    answer.name
+                ))
+            })?;
+        self.connect_answer = Some(answer.clone());
+        if answer.name == "_result" {
+            self.encoding_after_connect = self.profile.object_encoding;
+            if self.profile.chunk_size != self.encoder.chunk_size() {
+                let size = self.profile.chunk_size;
+                self.send_message(csid::CONTROL, 0, &Message::SetChunkSize(size))
+                    .await?;
+                self.encoder.set_chunk_size(size);
+            }
+        }
+        Ok(status)
+    }
+
+    fn take_transaction(&mut self) -> f64 {
+        self.next_transaction += 1.0;
+        self.next_transaction - 1.0
+    }
+
+    /// Calls a NetConnection method and waits for its `_result` or `_error`.
+    pub async fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Command, ClientError> {
+        let tid = self.take_transaction();
+        self.send_command(0, name, tid, args).await?;
+        self.wait_answer(tid, DEFAULT_TIMEOUT).await
+    }
+
+    /// Sends a command without waiting (transaction id 0 unless given).
+    pub async fn send_command(
+        &mut self,
+        stream_id: u32,
+        name: &str,
+        tid: f64,
+        args: Vec<Value>,
+    ) -> Result<(), ClientError> {
+        let command = Command {
+            encoding: self.encoding_after_connect,
+            name: name.into(),
+            transaction_id: tid,
+            command_object: Value::Null,
+            args,
+        };
+        let chunk_stream = if stream_id == 0 {
+            csid::COMMAND
+        } else {
+            csid::STREAM_COMMAND
+        };
+        self.send_message(chunk_stream, stream_id, &Message::Command(command))
+            .await
+    }
+
+    /// `createStream`, returning the new stream id.
+    pub async fn create_stream(&mut self) -> Result<u32, ClientError> {
+        let answer = self.call("createStream", vec![]).await?;
+        match (
+            answer.name.as_str(),
+            answer.args.first().and_then(Value::as_f64),
+        ) {
+            ("_result", Some(id)) if id >= 1.0 && id.fract() == 0.0 => Ok(id as u32),
+            _ => Err(ClientError::Unexpected(format!(
+                "createStream answered {} {:?}",
+                answer.name, answer.args
+            ))),
+        }
+    }
+
+    /// Publishes `name` on `stream_id` (with releaseStream/FCPublish for
+    /// encoder profiles) and waits for the first onStatus on that stream.
+    pub async fn publish(&mut self, stream_id: u32, name: &str) -> Result<NetStatus, ClientError> {
+        if self.profile.fmle_commands {
+            let tid = self.take_transaction();
+            self.send_command(0, "releaseStream", tid, vec![Value::from(name)])
+                .await?;
+            let tid = self.take_transaction();
+            self.send_command(0, "FCPublish", tid, vec![Value::from(name)])
+                .await?;
+        }
+        let before = self.statuses.len();
+        self.send_command(
+            stream_id,
+            "publish",
+            0.0,
+            vec![Value::from(name), Value::from("live")],
+        )
+        .await?;
+        self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Sends `play` and waits for the first onStatus on that stream.
+    pub async fn play(&mut self, stream_id: u32, name: &str) -> Result<NetStatus, ClientError> {
+        let before = self.statuses.len();
+        self.send_command(
+            stream_id,
+            "play",
+            0.0,
+            vec![Value::from(name), Value::Number(-2.0)],
+        )
+        .await?;
+        self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Stops publishing like the profile's client does: FCUnpublish (encoders)
+    /// then closeStream (Flash's `NetStream.close()`), or deleteStream.
+    pub async fn unpublish(&mut self, stream_id: u32, name: &str) -> Result<(), ClientError> {
+        if self.profile.fmle_commands {
+            let tid = self.take_transaction();
+            self.send_command(0, "FCUnpublish", tid, vec![Value::from(name)])
+                .await?;
+            let tid = self.take_transaction();
+            self.send_command(
+                0,
+                "deleteStream",
+                tid,
+                vec![Value::Number(f64::from(stream_id))],
+            )
+            .await
+        } else {
+            self.send_command(stream_id, "closeStream", 0.0, vec![])
+                .await
+        }
+    }
+
+    /// Sends one audio (8), video (9) or data (18) message on a stream.
+    pub async fn send_media(
+        &mut self,
+        stream_id: u32,
+        type_id: u8,
+        timestamp: u32,
+        payload: Bytes,
+    ) -> Result<(), ClientError> {
+        let chunk_stream = match type_id {
+            8 => csid::AUDIO,
+            9 => csid::VIDEO,
+            _ => csid::STREAM_COMMAND,
+        };
+        self.encoder.encode(
+            &RawMessage {
+                csid: chunk_stream,
+                timestamp,
+                type_id,
+                stream_id,
+                payload,
+            },
+            &mut self.out,
+        );
+        self.flush().await
+    }
+
+    /// Publishes FLV tags on a stream: at their timestamps' pace when
+    /// `realtime`, else as fast as the socket takes them. Script tags go as
+    /// `@setDataFrame` data like encoders send them.
+    pub async fn send_tags(
+        &mut self,
+        stream_id: u32,
+        tags: &[media::flv::Tag],
+        realtime: bool,
+    ) -> Result<(), ClientError> {
+        let start = tokio::time::Instant::now();
+        let first = tags.first().map_or(0, |t| t.timestamp);
+        for tag in tags {
+            if realtime {
+                let due =
+                    start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
+                tokio::time::sleep_until(due).await;
+            }
+            let payload = if tag.kind == media::flv::TagKind::Script {
+                let mut body = Vec::with_capacity(tag.data.len() + 16);
+                media::amf::encode_amf0(&Value::from("@setDataFrame"), &mut body);
+                body.extend_from_slice(&tag.data);
+                Bytes::from(body)
+            } else {
+                tag.data.clone()
+            };
+            self.send_media(stream_id, tag.kind.type_id(), tag.timestamp, payload)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `@setDataFrame onMetaData {…}` as encoders do.
+    pub async fn send_metadata(
+        &mut self,
+        stream_id: u32,
+        metadata: Value,
+    ) -> Result<(), ClientError> {
+        let data = Message::Data(Data {
+            encoding: ObjectEncoding::Amf0,
+            values: vec![
+                Value::from("@setDataFrame"),
+                Value::from("onMetaData"),
+                metadata,
+            ],
+        });
+        self.send_message(csid::STREAM_COMMAND, stream_id, &data)
+            .await
+    }
+
+    /// Writes raw bytes to the socket (robustness cases).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.socket.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Encodes and sends one message.
+    pub async fn send_message(
+        &mut self,
+        chunk_stream: u32,
+        stream_id: u32,
+        message: &Message,
+    ) -> Result<(), ClientError> {
+        let (type_id, payload) = message.encode();
+        self.log
+            .push(format!("> [{stream_id}] {}", describe_outgoing(message)));
+        self.encoder.encode(
+            &RawMessage {
+                csid: chunk_stream,
+                timestamp: 0,
+                type_id,
+                stream_id,
+                payload,
+            },
+            &mut self.out,
+        );
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        if !self.out.is_empty() {
+            self.socket.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The next thing the server sent, waiting up to `within`.
+    pub async fn next(&mut self, within: Duration) -> Result<Incoming, ClientError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(incoming) = self.inbox.pop_front() {
+                return Ok(incoming);
+            }
+            if self.closed {
+                return Err(ClientError::Closed);
+            }
+            match tokio::time::timeout_at(deadline, self.read_more()).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        what: "a message from the server".into(),
+                        after: within,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reads and decodes more bytes into the inbox; answers pings and sends acknowledgements.
+    async fn read_more(&mut self) -> Result<(), ClientError> {
+        let mut buf = [0u8; 16 * 1024];
+        let n = self.socket.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            self.closed = true;
+            self.log.push("< connection closed".into());
+            self.statuses.push(StatusEvent {
+                stream_id: 0,
+                via: "local".into(),
+                status: NetStatus::new(
+                    Level::Status,
+                    code::CONNECT_CLOSED,
+                    "The server closed the connection.",
+                ),
+                level_valid: true,
+            });
+            return Ok(());
+        }
+        self.decoder.push(&buf[..n]);
+        while let Some(raw) = self
+            .decoder
+            .next_message()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+        {
+            let stream_id = raw.stream_id;
+            let (type_id, timestamp) = (raw.type_id, raw.timestamp);
+            let message = Message::decode(raw.type_id, raw.payload)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let incoming = match message {
+                Message::Command(command) => {
+                    for arg in &command.args {
+                        if let Some(status) = NetStatus::from_value(arg) {
+                            self.statuses.push(StatusEvent {
+                                stream_id,
+                                via: command.name.clone(),
+                                status,
+                                level_valid: NetStatus::level_from(arg).is_some(),
+                            });
+                        }
+                    }
+                    Incoming::Command { stream_id, command }
+                }
+                Message::Data(data) => Incoming::Data { stream_id, data },
+                Message::Audio(payload) | Message::Video(payload) => Incoming::Media {
+                    stream_id,
+                    type_id,
+                    timestamp,
+                    payload,
+                },
+                Message::UserControl(event) => {
+                    if let UserControl::PingRequest(t) = event {
+                        self.send_message(
+                            csid::CONTROL,
+                            0,
+                            &Message::UserControl(UserControl::PingResponse(t)),
+                        )
+                        .await?;
+                    }
+                    Incoming::UserControl(event)
+                }
+                Message::WindowAckSize(size) => {
+                    self.window = size;
+                    Incoming::Control(Message::WindowAckSize(size))
+                }
+                other => Incoming::Control(other),
+            };
+            if !matches!(incoming, Incoming::Media { .. }) {
+                self.log.push(format!("< {}", incoming.describe()));
+            }
+            self.inbox.push_back(incoming);
+        }
+        let received = self.decoder.bytes_received();
+        if self.window > 0 && received - self.acked >= u64::from(self.window) {
+            self.acked = received;
+            self.send_message(csid::CONTROL, 0, &Message::Acknowledgement(received as u32))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for `_result`/`_error` with transaction id `tid`, keeping other messages queued.
+    pub async fn wait_answer(
+        &mut self,
+        tid: f64,
+        within: Duration,
+    ) -> Result<Command, ClientError> {
+        let mut skipped = VecDeque::new();
+        let result = loop {
+            match self.next(within).await {
+                Ok(Incoming::Command { command, .. })
+                    if command.transaction_id == tid
+                        && (command.name == "_result" || command.name == "_error") =>
+                {
+                    break Ok(command)
+                }
+                Ok(other) => skipped.push_back(other),
+                Err(ClientError::Timeout { after, .. }) => {
+                    break Err(ClientError::Timeout {
+                        what: format!("the answer to transaction {tid}"),
+                        after,
+                    })
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        // Put back what was not the answer, in order, ahead of anything newer.
+        while let Some(item) = skipped.pop_back() {
+            self.inbox.push_front(item);
+        }
+        result
+    }
+
+    /// Waits until a NetStatus with `code` arrives on `stream_id` (or was already received).
+    pub async fn wait_status(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        within: Duration,
+    ) -> Result<NetStatus, ClientError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(found) = self
+                .statuses
+                .iter()
+                .find(|s| s.stream_id == stream_id && s.status.code == code)
+            {
+                return Ok(found.status.clone());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Ok(_) => {}
+                Err(ClientError::Timeout { .. }) => {
+                    return Err(ClientError::Timeout {
+                        what: format!(
+                            "{code} on stream {stream_id} (received: {:?})",
+                            self.codes(stream_id)
+                        ),
+                        after: within,
+                    })
+                }
+                Err(ClientError::Closed) if code == code::CONNECT_CLOSED => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for the first NetStatus on `stream_id` received after the first `before` statuses.
+    async fn wait_status_after(
+        &mut self,
+        before: usize,
+        stream_id: u32,
+        within: Duration,
+    ) -> Result<NetStatus, ClientError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(found) = self.statuses[before..]
+                .iter()
+                .find(|s| s.stream_id == stream_id)
+            {
+                return Ok(found.status.clone());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Ok(_) => {}
+                Err(ClientError::Timeout { .. }) => {
+                    return Err(ClientError::Timeout {
+                        what: format!("an onStatus on stream {stream_id}"),
+                        after: within,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Collects media messages until `count` arrived or `within` passed.
+    pub async fn collect_media(&mut self, count: usize, within: Duration) -> Vec<Incoming> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut media = Vec::new();
+        let mut others = VecDeque::new();
+        while media.len() < count {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Ok(item @ Incoming::Media { .. }) => media.push(item),
+                Ok(other) => others.push_back(other),
+                Err(_) => break,
+            }
+        }
+        self.inbox.extend(others);
+        media
+    }
+
+    /// Waits until the server closes the connection; true if it did within `within`.
+    pub async fn wait_closed(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.closed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Err(ClientError::Closed) => return true,
+                Err(ClientError::Timeout { .. }) => return false,
+                Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        true
+    }
+}
+
+fn describe_outgoing(message: &Message) -> String {
+    match message {
+        Message::Command(c) => format!(
+            "{}({}) {}",
+            c.name,
+            c.transaction_id,
+            c.args
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Message::Data(d) => format!(
+            "data {}",
+            d.values.first().map(|v| v.to_string()).unwrap_or_default()
+        ),
+        other => format!("{other:?}"),
+    }
+}

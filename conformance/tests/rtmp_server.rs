@@ -1,0 +1,553 @@
+//! The reference server's RTMP side over real sockets on 127.0.0.1, driven by
+//! the suite's emulated Flash Player and encoder clients.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use conformance::client::{ClientProfile, Incoming, RtmpClient, StatusEvent};
+use conformance::target::embedded;
+use media::amf::Value;
+use media::flv::{self, Tag};
+use media::netstatus::{code, Level};
+use media::rtmp::UserControl;
+use reference_server::config::MissingStreamPolicy;
+use reference_server::ServerHandle;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/../fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {full}: {e}"))
+}
+
+/// The real Flash Player recording: H.264 Baseline + Speex, 30 s.
+fn flash_recording() -> Vec<Tag> {
+    flv::read_tags(&Bytes::from(fixture("flv/red5_h264_speex.flv"))).expect("valid FLV")
+}
+
+/// The first `ms` milliseconds of the recording, from its start.
+fn first_ms(tags: &[Tag], ms: u32) -> Vec<Tag> {
+    tags.iter().filter(|t| t.timestamp <= ms).cloned().collect()
+}
+
+/// The seed's Flash client: `nc.connect(url, {login, appKey})`.
+fn seed_args(app_key: &str) -> Vec<Value> {
+    vec![Value::object([
+        ("login", Value::from("user1")),
+        ("appKey", Value::from(app_key)),
+    ])]
+}
+
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("debug")
+        .try_init();
+}
+
+async fn flash_connected(server: &ServerHandle, path: &str, args: Vec<Value>) -> RtmpClient {
+    let mut client = RtmpClient::open(server.rtmp_addr(), ClientProfile::flash_player())
+        .await
+        .unwrap();
+    let status = client
+        .connect(&format!("rtmp://{}/{path}", server.rtmp_addr()), args)
+        .await
+        .unwrap();
+    assert_eq!(
+        status.code,
+        code::CONNECT_SUCCESS,
+        "{:?}",
+        client.wire_log()
+    );
+    client
+}
+
+async fn encoder_connected(server: &ServerHandle, path: &str) -> RtmpClient {
+    let mut client = RtmpClient::open(server.rtmp_addr(), ClientProfile::encoder())
+        .await
+        .unwrap();
+    let status = client
+        .connect(&format!("rtmp://{}/{path}", server.rtmp_addr()), vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        status.code,
+        code::CONNECT_SUCCESS,
+        "{:?}",
+        client.wire_log()
+    );
+    client
+}
+
+/// A transcript line per NetStatus, without the random clientid.
+fn transcript(statuses: &[StatusEvent]) -> Vec<String> {
+    statuses
+        .iter()
+        .map(|s| {
+            format!(
+                "[{}] {} {} {} | {}{}",
+                s.stream_id,
+                s.via,
+                s.status.level.as_str(),
+                s.status.code,
+                s.status.description,
+                s.status
+                    .details
+                    .as_ref()
+                    .map(|d| format!(" | details={d}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn first_video_frame(media: &[Incoming]) -> Option<(bool, bool)> {
+    media.iter().find_map(|m| match m {
+        Incoming::Media {
+            type_id: 9,
+            payload,
+            ..
+        } => flv::video_header(payload).map(|h| (h.is_sequence_header, h.is_keyframe)),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn flash_publishes_encoder_plays_with_exact_netstatus() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut flash =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+
+    // Flash Player asked for AMF3: the answer says so, and commands now go as type 17.
+    let answer = flash.connect_answer().unwrap().clone();
+    assert_eq!(answer.name, "_result");
+    let info = &answer.args[0];
+    assert_eq!(
+        info.get("objectEncoding").and_then(Value::as_f64),
+        Some(3.0)
+    );
+    assert!(info
+        .get("clientid")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty()));
+    assert!(answer
+        .command_object
+        .get("fmsVer")
+        .and_then(Value::as_str)
+        .is_some());
+    assert!(
+        flash.handshake_report().s2_verified,
+        "S2 must verify against our digest C1"
+    );
+
+    let stream = flash.create_stream().await.unwrap();
+    let status = flash.publish(stream, "stream1?s1=v1").await.unwrap();
+    assert_eq!(
+        (status.code.as_str(), status.level),
+        (code::PUBLISH_START, Level::Status)
+    );
+    assert_eq!(
+        status.details.as_deref(),
+        Some("stream1"),
+        "the stream name loses its query"
+    );
+    assert!(status.clientid.is_some());
+    let recording = flash_recording();
+    flash
+        .send_tags(stream, &first_ms(&recording, 3000), false)
+        .await
+        .unwrap();
+
+    // A late joiner gets the whole play sequence, metadata, headers, then the GOP from a keyframe.
+    let mut player = encoder_connected(&server, "live").await;
+    let play_stream = player.create_stream().await.unwrap();
+    player
+        .send_command(play_stream, "play", 0.0, vec![Value::from("stream1")])
+        .await
+        .unwrap();
+    let mut sequence = vec![];
+    while sequence.len() < 12 {
+        match player.next(WAIT).await.unwrap() {
+            Incoming::UserControl(UserControl::StreamBegin(id)) if id == play_stream => {
+                sequence.push(format!("StreamBegin({id})"))
+            }
+            Incoming::Command { command, .. } => sequence.push(format!(
+                "onStatus {}",
+                command.args[0]
+                    .get("code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+            )),
+            Incoming::Data { data, .. } => {
+                let name = data.values[0].as_str().unwrap_or("?").to_string();
+                let detail = data
+                    .values
+                    .get(1)
+                    .and_then(|v| v.get("code"))
+                    .and_then(Value::as_str)
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default();
+                sequence.push(format!("data {name}{detail}"));
+            }
+            Incoming::Media {
+                type_id, payload, ..
+            } => {
+                let what = if type_id == 9 {
+                    let h = flv::video_header(&payload).unwrap();
+                    if h.is_sequence_header {
+                        "video config"
+                    } else if h.is_keyframe {
+                        "video keyframe"
+                    } else {
+                        "video inter"
+                    }
+                } else {
+                    "audio"
+                };
+                sequence.push(what.to_string());
+            }
+            Incoming::Control(_) | Incoming::UserControl(_) => {}
+        }
+    }
+    insta::assert_yaml_snapshot!("late_joiner_play_sequence", sequence);
+    let live: Vec<Tag> = recording
+        .iter()
+        .filter(|t| t.timestamp > 3000 && t.timestamp <= 6000)
+        .cloned()
+        .collect();
+    flash.send_tags(stream, &live, false).await.unwrap();
+    let media = player.collect_media(50, WAIT).await;
+    assert_eq!(media.len(), 50, "live media keeps flowing");
+
+    // The publisher's socket closes: every player hears UnpublishNotify and StreamEOF.
+    drop(flash);
+    player
+        .wait_status(play_stream, code::PLAY_UNPUBLISH_NOTIFY, WAIT)
+        .await
+        .unwrap();
+    let mut eof = false;
+    for _ in 0..200 {
+        match player.next(WAIT).await.unwrap() {
+            Incoming::UserControl(UserControl::StreamEof(id)) if id == play_stream => {
+                eof = true;
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(eof, "StreamEOF follows UnpublishNotify");
+    insta::assert_yaml_snapshot!("encoder_player_transcript", transcript(player.statuses()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn publish_and_unpublish_sequences_for_flash_and_encoders() {
+    logs();
+    let server = embedded(|_| {}).await.unwrap();
+    // Flash: publish, then NetStream.close() sends closeStream.
+    let mut flash =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s = flash.create_stream().await.unwrap();
+    flash.publish(s, "flashcam").await.unwrap();
+    flash.unpublish(s, "flashcam").await.unwrap();
+    flash
+        .wait_status(s, code::UNPUBLISH_SUCCESS, WAIT)
+        .await
+        .unwrap();
+    assert!(!server.hub().is_live("flashStreamingApp", "flashcam"));
+    insta::assert_yaml_snapshot!("flash_publish_transcript", transcript(flash.statuses()));
+
+    // Encoder: releaseStream, FCPublish, publish, FCUnpublish, deleteStream.
+    let mut obs = encoder_connected(&server, "live").await;
+    let s = obs.create_stream().await.unwrap();
+    obs.publish(s, "obs").await.unwrap();
+    assert!(server.hub().is_live("flashStreamingApp", "obs"));
+    obs.unpublish(s, "obs").await.unwrap();
+    obs.wait_status(s, code::UNPUBLISH_SUCCESS, WAIT)
+        .await
+        .unwrap();
+    // Exactly one Unpublish.Success although both FCUnpublish and deleteStream stop it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = obs.next(Duration::from_millis(100)).await;
+    assert_eq!(
+        obs.codes(s),
+        vec![code::PUBLISH_START, code::UNPUBLISH_SUCCESS]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn second_publisher_gets_bad_name_and_first_keeps_the_stream() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut first =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s1 = first.create_stream().await.unwrap();
+    first.publish(s1, "taken").await.unwrap();
+
+    let mut second =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s2 = second.create_stream().await.unwrap();
+    let status = second.publish(s2, "taken?x=1").await.unwrap();
+    assert_eq!(
+        (status.code.as_str(), status.level),
+        (code::PUBLISH_BAD_NAME, Level::Error)
+    );
+    assert_eq!(status.details.as_deref(), Some("taken"));
+    insta::assert_yaml_snapshot!("bad_name_transcript", transcript(second.statuses()));
+
+    // The first publisher still feeds players.
+    let mut player = encoder_connected(&server, "live").await;
+    let p = player.create_stream().await.unwrap();
+    player.play(p, "taken").await.unwrap();
+    let tags = first_ms(&flash_recording(), 2000);
+    first.send_tags(s1, &tags, false).await.unwrap();
+    let media = player.collect_media(20, WAIT).await;
+    assert_eq!(media.len(), 20);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn stream_not_found_or_wait_by_application_policy() {
+    let server =
+        embedded(|c| c.apps.get_mut("live").unwrap().on_missing_stream = MissingStreamPolicy::Wait)
+            .await
+            .unwrap();
+
+    // flashStreamingApp answers StreamNotFound.
+    let mut player =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s = player.create_stream().await.unwrap();
+    let status = player.play(s, "nobody").await.unwrap();
+    assert_eq!(
+        (status.code.as_str(), status.level),
+        (code::PLAY_STREAM_NOT_FOUND, Level::Error)
+    );
+    assert_eq!(status.details.as_deref(), Some("nobody"));
+
+    // live waits: Reset and Start now, PublishNotify and media when the publisher comes.
+    let mut waiting = flash_connected(&server, "live", seed_args("live")).await;
+    let s = waiting.create_stream().await.unwrap();
+    waiting.play(s, "later").await.unwrap();
+    waiting
+        .wait_status(s, code::PLAY_START, WAIT)
+        .await
+        .unwrap();
+    let mut publisher = flash_connected(&server, "live", seed_args("live")).await;
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "later").await.unwrap();
+    waiting
+        .wait_status(s, code::PLAY_PUBLISH_NOTIFY, WAIT)
+        .await
+        .unwrap();
+    publisher
+        .send_tags(ps, &first_ms(&flash_recording(), 2000), false)
+        .await
+        .unwrap();
+    let media = waiting.collect_media(60, WAIT).await;
+    assert_eq!(media.len(), 60);
+    assert_eq!(
+        first_video_frame(&media),
+        Some((true, true)),
+        "video starts with the sequence header"
+    );
+    publisher.unpublish(ps, "later").await.unwrap();
+    waiting
+        .wait_status(s, code::PLAY_UNPUBLISH_NOTIFY, WAIT)
+        .await
+        .unwrap();
+
+    // The publisher returns: PublishNotify again.
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "later").await.unwrap();
+    for _ in 0..50 {
+        if waiting
+            .statuses()
+            .iter()
+            .filter(|e| e.status.code == code::PLAY_PUBLISH_NOTIFY)
+            .count()
+            == 2
+        {
+            break;
+        }
+        let _ = waiting.next(Duration::from_millis(100)).await;
+    }
+    insta::assert_yaml_snapshot!("wait_policy_transcript", transcript(waiting.statuses()));
+
+    // closeStream answers Play.Stop.
+    waiting
+        .send_command(s, "closeStream", 0.0, vec![])
+        .await
+        .unwrap();
+    waiting.wait_status(s, code::PLAY_STOP, WAIT).await.unwrap();
+    server.shutdown().await;
+}
+
+async fn publish_one(client: &mut RtmpClient, name: &str) {
+    let s = client.create_stream().await.unwrap();
+    let status = client.publish(s, name).await.unwrap();
+    assert_eq!(status.code, code::PUBLISH_START);
+}
+
+#[tokio::test]
+async fn application_keys_from_arguments_url_or_default() {
+    let server = embedded(|_| {}).await.unwrap();
+    // appKey in the connect arguments.
+    let mut a = flash_connected(&server, "whatever", seed_args("live")).await;
+    publish_one(&mut a, "by-arg").await;
+    assert!(server.hub().is_live("live", "by-arg"));
+    // appKey as a URL parameter on the application.
+    let mut b = encoder_connected(&server, "live?appKey=live").await;
+    publish_one(&mut b, "by-url").await;
+    assert!(server.hub().is_live("live", "by-url"));
+    // No key at all: flashStreamingApp.
+    let mut c = encoder_connected(&server, "anything").await;
+    publish_one(&mut c, "by-default").await;
+    assert!(server.hub().is_live("flashStreamingApp", "by-default"));
+    // An undefined key is refused.
+    let mut d = RtmpClient::open(server.rtmp_addr(), ClientProfile::flash_player())
+        .await
+        .unwrap();
+    let status = d
+        .connect(
+            &format!("rtmp://{}/live?appKey=nokey", server.rtmp_addr()),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status.code.as_str(), status.level),
+        (code::CONNECT_REJECTED, Level::Error)
+    );
+    assert!(
+        status.description.contains("nokey"),
+        "{}",
+        status.description
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn application_from_url_refuses_undefined_apps_and_closes() {
+    let server = embedded(|c| c.application_from_url = true).await.unwrap();
+    let mut ok = encoder_connected(&server, "live").await;
+    let s = ok.create_stream().await.unwrap();
+    ok.publish(s, "x").await.unwrap();
+    assert!(server.hub().is_live("live", "x"));
+
+    let mut refused = RtmpClient::open(server.rtmp_addr(), ClientProfile::flash_player())
+        .await
+        .unwrap();
+    let status = refused
+        .connect(
+            &format!("rtmp://{}/key1", server.rtmp_addr()),
+            seed_args("live"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status.code.as_str(), status.level),
+        (code::CONNECT_REJECTED, Level::Error)
+    );
+    assert!(status.description.contains("key1"));
+    assert!(
+        refused.wait_closed(WAIT).await,
+        "the server closes a rejected connection"
+    );
+    insta::assert_yaml_snapshot!("rejected_transcript", transcript(refused.statuses()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn receive_video_false_and_pause_filter_what_a_player_gets() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "filtered").await.unwrap();
+    let tags = flash_recording();
+    publisher
+        .send_tags(ps, &first_ms(&tags, 1000), false)
+        .await
+        .unwrap();
+
+    let mut player =
+        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s = player.create_stream().await.unwrap();
+    player.play(s, "filtered").await.unwrap();
+    player
+        .send_command(s, "receiveVideo", 0.0, vec![Value::Boolean(false)])
+        .await
+        .unwrap();
+    let _ = player.collect_media(1000, Duration::from_millis(300)).await; // drain the initial GOP
+    let later: Vec<Tag> = tags
+        .iter()
+        .filter(|t| t.timestamp > 1000 && t.timestamp <= 4000)
+        .cloned()
+        .collect();
+    publisher.send_tags(ps, &later, false).await.unwrap();
+    let media = player.collect_media(100, Duration::from_secs(2)).await;
+    assert!(!media.is_empty());
+    assert!(
+        media
+            .iter()
+            .all(|m| matches!(m, Incoming::Media { type_id: 8, .. })),
+        "only audio after receiveVideo(false)"
+    );
+
+    player
+        .send_command(
+            s,
+            "pause",
+            0.0,
+            vec![Value::Boolean(true), Value::Number(0.0)],
+        )
+        .await
+        .unwrap();
+    player
+        .wait_status(s, code::PAUSE_NOTIFY, WAIT)
+        .await
+        .unwrap();
+    let _ = player.collect_media(1000, Duration::from_millis(300)).await;
+    let more: Vec<Tag> = tags
+        .iter()
+        .filter(|t| t.timestamp > 4000 && t.timestamp <= 5000)
+        .cloned()
+        .collect();
+    publisher.send_tags(ps, &more, false).await.unwrap();
+    assert!(
+        player
+            .collect_media(1, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "nothing while paused"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn acknowledgements_carry_the_running_byte_total() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut client = encoder_connected(&server, "live").await;
+    client
+        .send_message(2, 0, &media::rtmp::Message::WindowAckSize(10_000))
+        .await
+        .unwrap();
+    let s = client.create_stream().await.unwrap();
+    client.publish(s, "acked").await.unwrap();
+    client
+        .send_tags(s, &first_ms(&flash_recording(), 4000), false)
+        .await
+        .unwrap();
+    let mut acks = vec![];
+    while let Ok(item) = client.next(Duration::from_millis(500)).await {
+        if let Incoming::Control(media::rtmp::Message::Acknowledgement(n)) = item {
+            acks.push(n);
+        }
+    }
+    assert!(acks.len() >= 5, "acks: {acks:?}");
+    assert!(
+        acks.windows(2).all(|w| w[1] >= w[0] + 10_000),
+        "each ack is the running total: {acks:?}"
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,326 @@
+//! FLV (Adobe Flash Video File Format Specification 10.1, annex E): the file
+//! container and the audio/video tag headers that RTMP audio and video messages
+//! reuse as their bodies.
+
+use bytes::Bytes;
+
+/// The kind of an FLV tag (the same numbers as RTMP message types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// Type 8.
+    Audio,
+    /// Type 9.
+    Video,
+    /// Type 18, AMF0 script data (onMetaData).
+    Script,
+}
+
+impl TagKind {
+    /// The RTMP message type id for this kind of tag.
+    pub fn type_id(self) -> u8 {
+        match self {
+            TagKind::Audio => 8,
+            TagKind::Video => 9,
+            TagKind::Script => 18,
+        }
+    }
+}
+
+/// One tag of an FLV file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// Audio, video or script data.
+    pub kind: TagKind,
+    /// Milliseconds (32 bits with the extension byte).
+    pub timestamp: u32,
+    /// The tag body: what an RTMP message of the same type carries.
+    pub data: Bytes,
+}
+
+/// Why an FLV file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlvError {
+    /// The file does not start with "FLV".
+    #[error("not an FLV file (no \"FLV\" signature)")]
+    NotFlv,
+    /// A tag runs past the end of the file.
+    #[error("tag at byte {at} is truncated")]
+    Truncated {
+        /// Byte offset of the tag.
+        at: usize,
+    },
+    /// The tag is encrypted (filter bit set).
+    #[error("tag at byte {at} is encrypted (filter bit set)")]
+    Encrypted {
+        /// Byte offset of the tag.
+        at: usize,
+    },
+}
+
+/// Reads the tags of an FLV file held in memory. Unknown tag types are skipped.
+pub fn read_tags(file: &Bytes) -> Result<Vec<Tag>, FlvError> {
+    if file.len() < 9 || &file[..3] != b"FLV" {
+        return Err(FlvError::NotFlv);
+    }
+    let header_len = u32::from_be_bytes([file[5], file[6], file[7], file[8]]) as usize;
+    let mut at = header_len.max(9) + 4; // header, then PreviousTagSize0
+    let mut tags = Vec::new();
+    while at + 11 <= file.len() {
+        let h = &file[at..at + 11];
+        if h[0] & 0x20 != 0 {
+            return Err(FlvError::Encrypted { at });
+        }
+        let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+        let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        let end = at + 11 + size;
+        if end > file.len() {
+            return Err(FlvError::Truncated { at });
+        }
+        let kind = match h[0] & 0x1F {
+            8 => Some(TagKind::Audio),
+            9 => Some(TagKind::Video),
+            18 => Some(TagKind::Script),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            tags.push(Tag {
+                kind,
+                timestamp,
+                data: file.slice(at + 11..end),
+            });
+        }
+        at = end + 4;
+    }
+    Ok(tags)
+}
+
+/// FLV audio codec ids (SoundFormat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    /// 0: linear PCM, platform endian.
+    PcmPlatform,
+    /// 1: ADPCM.
+    Adpcm,
+    /// 2: MP3.
+    Mp3,
+    /// 3: linear PCM, little endian.
+    PcmLe,
+    /// 4, 5, 6: Nellymoser (16 kHz mono, 8 kHz mono, any rate).
+    Nellymoser,
+    /// 7: G.711 A-law.
+    G711A,
+    /// 8: G.711 µ-law.
+    G711U,
+    /// 10: AAC.
+    Aac,
+    /// 11: Speex (16 kHz mono).
+    Speex,
+    /// 14: MP3 8 kHz.
+    Mp3_8k,
+    /// Anything else.
+    Other(u8),
+}
+
+impl AudioCodec {
+    /// The codec named by a SoundFormat value.
+    pub fn from_id(id: u8) -> Self {
+        match id {
+            0 => AudioCodec::PcmPlatform,
+            1 => AudioCodec::Adpcm,
+            2 => AudioCodec::Mp3,
+            3 => AudioCodec::PcmLe,
+            4..=6 => AudioCodec::Nellymoser,
+            7 => AudioCodec::G711A,
+            8 => AudioCodec::G711U,
+            10 => AudioCodec::Aac,
+            11 => AudioCodec::Speex,
+            14 => AudioCodec::Mp3_8k,
+            other => AudioCodec::Other(other),
+        }
+    }
+
+    /// A short lowercase name for logs and hooks.
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioCodec::PcmPlatform | AudioCodec::PcmLe => "pcm",
+            AudioCodec::Adpcm => "adpcm",
+            AudioCodec::Mp3 | AudioCodec::Mp3_8k => "mp3",
+            AudioCodec::Nellymoser => "nellymoser",
+            AudioCodec::G711A => "pcma",
+            AudioCodec::G711U => "pcmu",
+            AudioCodec::Aac => "aac",
+            AudioCodec::Speex => "speex",
+            AudioCodec::Other(_) => "unknown",
+        }
+    }
+}
+
+/// FLV video codec ids (CodecID), plus the enhanced-RTMP FourCC codecs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// 2: Sorenson Spark (H.263).
+    SorensonSpark,
+    /// 3: Screen video.
+    ScreenVideo,
+    /// 4: On2 VP6.
+    Vp6,
+    /// 5: On2 VP6 with alpha.
+    Vp6Alpha,
+    /// 6: Screen video version 2.
+    ScreenVideo2,
+    /// 7: AVC (H.264).
+    Avc,
+    /// 12 or enhanced RTMP 'hvc1': HEVC.
+    Hevc,
+    /// Enhanced RTMP 'av01'.
+    Av1,
+    /// Enhanced RTMP 'vp09'.
+    Vp9,
+    /// Anything else.
+    Other(u32),
+}
+
+impl VideoCodec {
+    /// A short lowercase name for logs and hooks.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::SorensonSpark => "sorenson",
+            VideoCodec::ScreenVideo | VideoCodec::ScreenVideo2 => "screen",
+            VideoCodec::Vp6 | VideoCodec::Vp6Alpha => "vp6",
+            VideoCodec::Avc => "h264",
+            VideoCodec::Hevc => "h265",
+            VideoCodec::Av1 => "av1",
+            VideoCodec::Vp9 => "vp9",
+            VideoCodec::Other(_) => "unknown",
+        }
+    }
+}
+
+/// What the first bytes of an audio tag say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioHeader {
+    /// The codec.
+    pub codec: AudioCodec,
+    /// The codec configuration (AAC AudioSpecificConfig), not a frame.
+    pub is_sequence_header: bool,
+}
+
+/// What the first bytes of a video tag say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoHeader {
+    /// The codec.
+    pub codec: VideoCodec,
+    /// A keyframe: a player can start decoding here.
+    pub is_keyframe: bool,
+    /// The codec configuration (AVCDecoderConfigurationRecord and the like), not a frame.
+    pub is_sequence_header: bool,
+    /// A video info/command frame (frame type 5) carrying no picture.
+    pub is_command: bool,
+}
+
+/// Reads an audio tag body's header; `None` for an empty body.
+pub fn audio_header(data: &[u8]) -> Option<AudioHeader> {
+    let first = *data.first()?;
+    let codec = AudioCodec::from_id(first >> 4);
+    Some(AudioHeader {
+        codec,
+        is_sequence_header: codec == AudioCodec::Aac && data.get(1) == Some(&0),
+    })
+}
+
+/// Reads a video tag body's header, legacy or enhanced RTMP; `None` for an empty body.
+pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
+    let first = *data.first()?;
+    let frame_type = (first >> 4) & 0x07;
+    if first & 0x80 != 0 {
+        // Enhanced RTMP: low nibble is the packet type, then a FourCC.
+        let fourcc = data
+            .get(1..5)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let codec = match fourcc.map(|f| f.to_be_bytes()) {
+            Some(f) if &f == b"hvc1" => VideoCodec::Hevc,
+            Some(f) if &f == b"av01" => VideoCodec::Av1,
+            Some(f) if &f == b"vp09" => VideoCodec::Vp9,
+            Some(f) if &f == b"avc1" => VideoCodec::Avc,
+            _ => VideoCodec::Other(fourcc.unwrap_or(0)),
+        };
+        return Some(VideoHeader {
+            codec,
+            is_keyframe: frame_type == 1,
+            is_sequence_header: first & 0x0F == 0,
+            is_command: frame_type == 5,
+        });
+    }
+    let codec = match first & 0x0F {
+        2 => VideoCodec::SorensonSpark,
+        3 => VideoCodec::ScreenVideo,
+        4 => VideoCodec::Vp6,
+        5 => VideoCodec::Vp6Alpha,
+        6 => VideoCodec::ScreenVideo2,
+        7 => VideoCodec::Avc,
+        12 => VideoCodec::Hevc,
+        other => VideoCodec::Other(u32::from(other)),
+    };
+    let packet_type = data.get(1).copied();
+    Some(VideoHeader {
+        codec,
+        is_keyframe: frame_type == 1,
+        is_sequence_header: matches!(codec, VideoCodec::Avc | VideoCodec::Hevc)
+            && packet_type == Some(0),
+        is_command: frame_type == 5,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        let aac_config = audio_header(&[0xAF, 0x00, 0x12, 0x10]).unwrap();
+        assert_eq!(aac_config.codec, AudioCodec::Aac);
+        assert!(aac_config.is_sequence_header);
+        assert!(!audio_header(&[0xAF, 0x01]).unwrap().is_sequence_header);
+        assert_eq!(audio_header(&[0xB2]).unwrap().codec, AudioCodec::Speex);
+        assert_eq!(audio_header(&[0x6E]).unwrap().codec, AudioCodec::Nellymoser);
+        assert!(audio_header(&[]).is_none());
+
+        let idr = video_header(&[0x17, 0x01, 0, 0, 0]).unwrap();
+        assert!(idr.is_keyframe && !idr.is_sequence_header && idr.codec == VideoCodec::Avc);
+        assert!(video_header(&[0x17, 0x00]).unwrap().is_sequence_header);
+        let inter = video_header(&[0x27, 0x01]).unwrap();
+        assert!(!inter.is_keyframe);
+        assert_eq!(
+            video_header(&[0x12]).unwrap().codec,
+            VideoCodec::SorensonSpark
+        );
+        let enhanced = video_header(b"\x90hvc1").unwrap();
+        assert!(
+            enhanced.is_keyframe
+                && enhanced.is_sequence_header
+                && enhanced.codec == VideoCodec::Hevc
+        );
+    }
+
+    #[test]
+    fn reads_a_small_file_and_rejects_truncation() {
+        let mut file = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        file.extend([8, 0, 0, 2, 0, 0, 20, 0, 0, 0, 0, 0xB2, 0x01, 0, 0, 0, 13]);
+        let tags = read_tags(&Bytes::from(file.clone())).unwrap();
+        assert_eq!(tags.len(), 1);
+        assert_eq!(
+            (tags[0].kind, tags[0].timestamp, &tags[0].data[..]),
+            (TagKind::Audio, 20, &[0xB2, 1][..])
+        );
+        file.truncate(file.len() - 6);
+        assert_eq!(
+            read_tags(&Bytes::from(file)),
+            Err(FlvError::Truncated { at: 13 })
+        );
+        assert_eq!(
+            read_tags(&Bytes::from_static(b"MP4")),
+            Err(FlvError::NotFlv)
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! The server configuration: embedded defaults, a TOML file, and `--set`
+//! overrides from the command line, in that order.
+//!
+//! Every field has a default, so an empty file (or none) is a valid
+//! configuration. `reference-server --print-config` prints the effective one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The RTMP listener and its limits.
+    pub rtmp: RtmpConfig,
+    /// The HTTP listener (metrics now; WHEP/WHIP and WebSocket signalling later).
+    pub http: HttpConfig,
+    /// Backend hook settings shared by all applications.
+    pub hooks: HooksConfig,
+    /// When true, the RTMP application name is the application key and must be
+    /// defined in `apps`; when false, the key comes from `appKey` (connect
+    /// arguments or URL parameter), else `default_app`.
+    pub application_from_url: bool,
+    /// The application used when a client names none.
+    pub default_app: String,
+    /// The defined applications, by key. Listing `[apps.x]` in a file replaces
+    /// the defaults, so list every application you want.
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rtmp: RtmpConfig::default(),
+            http: HttpConfig::default(),
+            hooks: HooksConfig::default(),
+            application_from_url: false,
+            default_app: "flashStreamingApp".to_string(),
+            apps: [
+                ("flashStreamingApp".to_string(), AppConfig::default()),
+                ("live".to_string(), AppConfig::default()),
+            ]
+            .into(),
+        }
+    }
+}
+
+/// RTMP listener settings and limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Chunk size the server uses for what it sends (announced after connect).
+    pub chunk_size: u32,
+    /// Window Acknowledgement Size announced to clients.
+    pub window_ack_size: u32,
+    /// Largest message a client may send, in bytes.
+    pub max_message_size: u32,
+    /// Largest chunk size a client may set.
+    pub max_chunk_size: u32,
+    /// Time allowed for the handshake.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed (the server pings at half of it).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most simultaneous RTMP connections; more are closed at once.
+    pub max_connections: usize,
+    /// Most NetStreams one connection may create.
+    pub max_streams_per_connection: u32,
+    /// Frames a player may fall behind before it skips to the next keyframe.
+    pub player_queue_frames: usize,
+    /// Largest group of pictures kept for late joiners, in bytes.
+    pub gop_cache_bytes: usize,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            chunk_size: 4096,
+            window_ack_size: 2_500_000,
+            max_message_size: 8 * 1024 * 1024,
+            max_chunk_size: 16 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1000,
+            max_streams_per_connection: 64,
+            player_queue_frames: 1024,
+            gop_cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// Backend hook settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// How long a backend may take to answer; no answer in time refuses the action.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One application.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Base URL of the backend that receives hooks (`{url}/connect`, ...); none by default.
+    pub backend_url: Option<String>,
+    /// What a player gets for a stream nobody publishes.
+    pub on_missing_stream: MissingStreamPolicy,
+}
+
+/// What `play` does for a stream that is not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissingStreamPolicy {
+    /// Answer `NetStream.Play.StreamNotFound` (level error).
+    #[default]
+    NotFound,
+    /// Answer Play.Reset and Play.Start, then `NetStream.Play.PublishNotify` and
+    /// media when a publisher arrives.
+    Wait,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown fields.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] toml::de::Error),
+    /// A `--set` override is not `dotted.key=value`.
+    #[error("invalid override {0:?}: expected dotted.key=value, e.g. rtmp.listen=\"127.0.0.1:0\"")]
+    BadOverride(String),
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Value(String),
+}
+
+impl Config {
+    /// Loads the defaults, then `file` if given, then each `key=value` override
+    /// (values are TOML; a value that is not valid TOML is taken as a string).
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let mut table: toml::Table = toml::from_str(&text)?;
+        for item in overrides {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.to_string()));
+            set_path(&mut table, key.trim(), value)
+                .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+        }
+        let config: Config = toml::Value::Table(table).try_into()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rtmp = &self.rtmp;
+        if !(128..=0x7FFF_FFFF).contains(&rtmp.chunk_size) {
+            return Err(ConfigError::Value(format!(
+                "rtmp.chunk_size {} must be 128..=2147483647",
+                rtmp.chunk_size
+            )));
+        }
+        if rtmp.max_chunk_size == 0 || rtmp.max_message_size == 0 {
+            return Err(ConfigError::Value(
+                "rtmp.max_chunk_size and rtmp.max_message_size must be positive".into(),
+            ));
+        }
+        if !self.application_from_url && !self.apps.contains_key(&self.default_app) {
+            return Err(ConfigError::Value(format!(
+                "default_app {:?} is not defined in [apps]",
+                self.default_app
+            )));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Option<()> {
+    let mut parts = key.split('.').peekable();
+    let mut current = table;
+    while let Some(part) = parts.next() {
+        if part.is_empty() {
+            return None;
+        }
+        if parts.peek().is_none() {
+            current.insert(part.to_string(), value);
+            return Some(());
+        }
+        current = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_define_the_two_applications() {
+        let config = Config::load(None, &[]).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.rtmp.listen.to_string(), "127.0.0.1:1935");
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.apps.contains_key("flashStreamingApp") && config.apps.contains_key("live"));
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("rs-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.toml");
+        std::fs::write(
+            &path,
+            "application_from_url = true\n[rtmp]\nlisten = \"127.0.0.1:0\"\nidle_timeout = \"5s\"\n[apps.key1]\nbackend_url = \"http://127.0.0.1:9\"\non_missing_stream = \"wait\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            &["rtmp.chunk_size=60000".into(), "default_app=key1".into()],
+        )
+        .unwrap();
+        assert!(config.application_from_url);
+        assert_eq!(config.rtmp.listen.port(), 0);
+        assert_eq!(config.rtmp.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.rtmp.chunk_size, 60000);
+        assert_eq!(config.default_app, "key1");
+        assert_eq!(
+            config.apps.len(),
+            1,
+            "a file's [apps] replaces the defaults"
+        );
+        assert_eq!(
+            config.apps["key1"].on_missing_stream,
+            MissingStreamPolicy::Wait
+        );
+        // The printed configuration loads back to the same thing.
+        std::fs::write(&path, config.to_toml()).unwrap();
+        assert_eq!(Config::load(Some(&path), &[]).unwrap(), config);
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let err = Config::load(None, &["rtmp.nope=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `nope`"), "{err}");
+        assert!(Config::load(None, &["nokey".into()]).is_err());
+        assert!(Config::load(None, &["rtmp.chunk_size=0".into()]).is_err());
+        assert!(Config::load(None, &["default_app=\"missing\"".into()]).is_err());
+    }
+}

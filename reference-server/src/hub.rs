@@ -1,0 +1,456 @@
+//! The hub: one registry of live streams per application.
+//!
+//! A stream has at most one publisher. Publishing a name in use fails
+//! ([`PublishError::BadName`]); the first publisher keeps the stream. Players
+//! subscribe by name and get, atomically with their subscription, what a late
+//! joiner needs to start cleanly: metadata, codec sequence headers and the
+//! current group of pictures from its keyframe. Then live frames arrive through
+//! one shared `broadcast` ring per stream: fan-out clones `Bytes`, never copies
+//! media. A player that falls behind loses frames, not memory: the ring is
+//! bounded, and the player skips to the next keyframe.
+//!
+//! Publication changes (publisher gone, publisher back) travel on a `watch`
+//! channel, so a player learns them even when it lagged on media.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use media::flv;
+use tokio::sync::{broadcast, watch};
+
+use crate::metrics::Metrics;
+use crate::rtmp::session::MediaKind;
+
+/// One media message as it travels from a publisher to its players.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Audio, video or data.
+    pub kind: MediaKind,
+    /// Milliseconds.
+    pub timestamp: u32,
+    /// A video keyframe (where a player may start).
+    pub keyframe: bool,
+    /// A codec sequence header (decoder configuration), kept for late joiners.
+    pub config: bool,
+    /// The FLV tag body.
+    pub payload: Bytes,
+}
+
+impl Frame {
+    /// Classifies an RTMP media message.
+    pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Frame {
+        let (keyframe, config) = match kind {
+            MediaKind::Video => match flv::video_header(&payload) {
+                Some(h) if h.is_sequence_header => (h.is_keyframe, true),
+                // Trust the flag, but also find H.264 random access points that
+                // are not flagged (Flash Player's recovery points).
+                Some(h) if h.codec == flv::VideoCodec::Avc => (
+                    h.is_keyframe || payload.get(5..).is_some_and(media::h264::is_random_access),
+                    false,
+                ),
+                Some(h) => (h.is_keyframe, false),
+                None => (false, false),
+            },
+            MediaKind::Audio => (
+                false,
+                flv::audio_header(&payload).is_some_and(|h| h.is_sequence_header),
+            ),
+            MediaKind::Data => (false, false),
+        };
+        Frame {
+            kind,
+            timestamp,
+            keyframe,
+            config,
+            payload,
+        }
+    }
+}
+
+/// Whether a stream has a publisher right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publication {
+    /// No publisher.
+    Idle,
+    /// Published; the generation counts publishers of this name since the hub started.
+    Live {
+        /// Increases with each new publisher.
+        generation: u64,
+    },
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Somebody already publishes this name.
+    #[error("{0} is already being published")]
+    BadName(String),
+}
+
+/// Limits of the hub's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Frames in each stream's broadcast ring: how far a player may fall behind.
+    pub player_queue_frames: usize,
+    /// Largest group of pictures kept for late joiners, in bytes; a longer one is dropped.
+    pub gop_cache_bytes: usize,
+}
+
+type Key = (String, String);
+
+/// The registry of streams. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    streams: Arc<Mutex<HashMap<Key, Arc<Stream>>>>,
+    limits: HubLimits,
+    metrics: Arc<Metrics>,
+}
+
+struct Stream {
+    key: Key,
+    state: Mutex<StreamState>,
+    media: broadcast::Sender<Frame>,
+    publication: watch::Sender<Publication>,
+}
+
+#[derive(Default)]
+struct StreamState {
+    publisher: Option<u64>,
+    generation: u64,
+    players: usize,
+    metadata: Option<Frame>,
+    audio_config: Option<Frame>,
+    video_config: Option<Frame>,
+    /// Frames since the last random access point, while `gop_open`.
+    gop: Vec<Frame>,
+    gop_bytes: usize,
+    gop_open: bool,
+}
+
+impl StreamState {
+    fn start_gop(&mut self) {
+        self.gop.clear();
+        self.gop_bytes = 0;
+        self.gop_open = true;
+    }
+
+    fn push_gop(&mut self, frame: Frame, limit: usize) {
+        self.gop_bytes += frame.payload.len();
+        if self.gop_bytes > limit {
+            tracing::warn!(
+                bytes = self.gop_bytes,
+                limit,
+                "group of pictures exceeds the cache limit: not cached until the next keyframe"
+            );
+            self.gop.clear();
+            self.gop_bytes = 0;
+            self.gop_open = false;
+        } else {
+            self.gop.push(frame);
+        }
+    }
+}
+
+/// Locks a mutex; a panic elsewhere while holding it leaves the data usable, so
+/// poisoning is ignored rather than spread.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(limits: HubLimits, metrics: Arc<Metrics>) -> Hub {
+        Hub {
+            streams: Arc::default(),
+            limits,
+            metrics,
+        }
+    }
+
+    fn stream(&self, app: &str, name: &str) -> Arc<Stream> {
+        let key = (app.to_string(), name.to_string());
+        let mut streams = lock(&self.streams);
+        streams
+            .entry(key.clone())
+            .or_insert_with(|| {
+                let (media, _) = broadcast::channel(self.limits.player_queue_frames.max(16));
+                let (publication, _) = watch::channel(Publication::Idle);
+                Arc::new(Stream {
+                    key,
+                    state: Mutex::default(),
+                    media,
+                    publication,
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets a stream nobody publishes or plays.
+    fn release(&self, stream: &Stream) {
+        let mut streams = lock(&self.streams);
+        let state = lock(&stream.state);
+        if state.publisher.is_none() && state.players == 0 {
+            streams.remove(&stream.key);
+        }
+    }
+
+    /// Whether `name` is published in `app` now.
+    pub fn is_live(&self, app: &str, name: &str) -> bool {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        streams
+            .get(&key)
+            .is_some_and(|s| lock(&s.state).publisher.is_some())
+    }
+
+    /// Number of streams with a publisher.
+    pub fn live_streams(&self) -> usize {
+        let streams = lock(&self.streams);
+        streams
+            .values()
+            .filter(|s| lock(&s.state).publisher.is_some())
+            .count()
+    }
+
+    /// Starts publishing `name` in `app` for the connection `owner`.
+    pub fn publish(&self, app: &str, name: &str, owner: u64) -> Result<Publisher, PublishError> {
+        let stream = self.stream(app, name);
+        {
+            let mut state = lock(&stream.state);
+            if state.publisher.is_some() {
+                drop(state);
+                self.release(&stream);
+                return Err(PublishError::BadName(name.to_string()));
+            }
+            state.publisher = Some(owner);
+            state.generation += 1;
+            let generation = state.generation;
+            stream
+                .publication
+                .send_replace(Publication::Live { generation });
+        }
+        Ok(Publisher {
+            hub: self.clone(),
+            stream,
+        })
+    }
+
+    /// Subscribes to `name` in `app`. With `wait` false, `None` unless it is live;
+    /// with `wait` true the subscription starts idle and media flows once a
+    /// publisher arrives.
+    pub fn subscribe(&self, app: &str, name: &str, wait: bool) -> Option<Subscription> {
+        let stream = self.stream(app, name);
+        let mut state = lock(&stream.state);
+        if state.publisher.is_none() && !wait {
+            drop(state);
+            self.release(&stream);
+            return None;
+        }
+        state.players += 1;
+        let mut initial = Vec::with_capacity(3 + state.gop.len());
+        initial.extend(state.metadata.iter().cloned());
+        initial.extend(state.audio_config.iter().cloned());
+        initial.extend(state.video_config.iter().cloned());
+        initial.extend(state.gop.iter().cloned());
+        let media = stream.media.subscribe();
+        let publication = stream.publication.subscribe();
+        drop(state);
+        Some(Subscription {
+            initial,
+            media,
+            publication,
+            guard: PlayerGuard {
+                hub: self.clone(),
+                stream,
+            },
+        })
+    }
+}
+
+/// The right to push frames into a stream. Dropping it unpublishes.
+pub struct Publisher {
+    hub: Hub,
+    stream: Arc<Stream>,
+}
+
+impl Publisher {
+    /// Pushes a frame to every player and into the late-joiner cache.
+    pub fn push(&self, frame: Frame) {
+        let mut state = lock(&self.stream.state);
+        match frame.kind {
+            MediaKind::Data if is_metadata(&frame.payload) => state.metadata = Some(frame.clone()),
+            MediaKind::Audio if frame.config => state.audio_config = Some(frame.clone()),
+            // A repeated sequence header flagged as a keyframe is where Flash
+            // Player's encoder (which sends no intra pictures) marks a refresh:
+            // late joiners start there, as they start at a keyframe.
+            MediaKind::Video if frame.config => {
+                state.video_config = Some(frame.clone());
+                if frame.keyframe {
+                    state.start_gop();
+                }
+            }
+            MediaKind::Video if frame.keyframe => {
+                state.start_gop();
+                state.push_gop(frame.clone(), self.hub.limits.gop_cache_bytes);
+            }
+            _ if state.gop_open => state.push_gop(frame.clone(), self.hub.limits.gop_cache_bytes),
+            _ => {}
+        }
+        // No receivers is fine: nobody plays yet.
+        let _ = self.stream.media.send(frame);
+        self.hub.metrics.frames_in.inc();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        {
+            let mut state = lock(&self.stream.state);
+            state.publisher = None;
+            state.metadata = None;
+            state.audio_config = None;
+            state.video_config = None;
+            state.gop.clear();
+            state.gop_bytes = 0;
+            state.gop_open = false;
+            self.stream.publication.send_replace(Publication::Idle);
+        }
+        self.hub.release(&self.stream);
+    }
+}
+
+fn is_metadata(payload: &[u8]) -> bool {
+    matches!(media::amf::decode_amf0(payload), Ok((media::amf::Value::String(name), _)) if name == "onMetaData")
+}
+
+/// A player's view of a stream.
+pub struct Subscription {
+    /// What to send first: metadata, sequence headers, the current GOP.
+    pub initial: Vec<Frame>,
+    /// Live frames.
+    pub media: broadcast::Receiver<Frame>,
+    /// Publication changes.
+    pub publication: watch::Receiver<Publication>,
+    guard: PlayerGuard,
+}
+
+impl Subscription {
+    /// The hub's metrics, to count what the player drops.
+    pub fn metrics(&self) -> &Metrics {
+        &self.guard.hub.metrics
+    }
+}
+
+struct PlayerGuard {
+    hub: Hub,
+    stream: Arc<Stream>,
+}
+
+impl Drop for PlayerGuard {
+    fn drop(&mut self) {
+        lock(&self.stream.state).players -= 1;
+        self.hub.release(&self.stream);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(
+            HubLimits {
+                player_queue_frames: 16,
+                gop_cache_bytes: 1 << 20,
+            },
+            Arc::default(),
+        )
+    }
+
+    fn video(ts: u32, keyframe: bool) -> Frame {
+        Frame::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![if keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0]),
+        )
+    }
+
+    #[test]
+    fn second_publisher_is_refused_and_first_keeps_the_stream() {
+        let hub = hub();
+        let first = hub.publish("app", "s", 1).unwrap();
+        assert_eq!(
+            hub.publish("app", "s", 2).err(),
+            Some(PublishError::BadName("s".into()))
+        );
+        assert!(hub.is_live("app", "s"));
+        assert!(
+            hub.publish("other-app", "s", 2).is_ok(),
+            "names are per application"
+        );
+        drop(first);
+        assert!(!hub.is_live("app", "s"));
+        assert!(hub.publish("app", "s", 2).is_ok());
+    }
+
+    #[test]
+    fn late_joiner_gets_metadata_headers_and_gop_from_the_keyframe() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let mut meta = Vec::new();
+        media::amf::encode_amf0(&media::amf::Value::from("onMetaData"), &mut meta);
+        publisher.push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)));
+        publisher.push(Frame::new(
+            MediaKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0]),
+        ));
+        publisher.push(Frame::new(
+            MediaKind::Audio,
+            0,
+            Bytes::from_static(&[0xAF, 0, 0x12, 0x10]),
+        ));
+        publisher.push(video(0, true));
+        publisher.push(video(40, false));
+        publisher.push(video(80, true));
+        publisher.push(video(120, false));
+        let sub = hub.subscribe("app", "s", false).unwrap();
+        let kinds: Vec<_> = sub
+            .initial
+            .iter()
+            .map(|f| (f.kind, f.timestamp, f.config, f.keyframe))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (MediaKind::Data, 0, false, false),
+                (MediaKind::Audio, 0, true, false),
+                (MediaKind::Video, 0, true, true),
+                (MediaKind::Video, 80, false, true),
+                (MediaKind::Video, 120, false, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn players_see_unpublish_and_republish_and_streams_are_forgotten() {
+        let hub = hub();
+        assert!(hub.subscribe("app", "s", false).is_none());
+        let mut sub = hub.subscribe("app", "s", true).unwrap();
+        assert_eq!(*sub.publication.borrow_and_update(), Publication::Idle);
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        assert!(matches!(
+            *sub.publication.borrow_and_update(),
+            Publication::Live { .. }
+        ));
+        publisher.push(video(0, true));
+        assert_eq!(sub.media.try_recv().unwrap().timestamp, 0);
+        drop(publisher);
+        assert_eq!(*sub.publication.borrow_and_update(), Publication::Idle);
+        drop(sub);
+        assert!(lock(&hub.streams).is_empty());
+    }
+}

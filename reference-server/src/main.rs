@@ -1,0 +1,63 @@
+//! `reference-server`: runs the reference RTMP/WebRTC gateway.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use reference_server::{Config, Server};
+use tracing_subscriber::EnvFilter;
+
+/// The reference RTMP/WebRTC gateway.
+///
+/// With no options it listens on 127.0.0.1: RTMP on port 1935 and HTTP
+/// (/metrics, /healthz) on port 8080, with the applications `flashStreamingApp`
+/// and `live`. A TOML file and `--set` override any setting; see
+/// `--print-config` for them all.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(short, long, env = "REFERENCE_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// RTMP listen address (same as --set rtmp.listen=ADDR); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    rtmp: Option<String>,
+    /// HTTP listen address (same as --set http.listen=ADDR); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Override any setting: dotted.key=value, value in TOML syntax
+    /// (e.g. --set rtmp.chunk_size=60000 --set application_from_url=true
+    /// --set apps.live.backend_url='"http://127.0.0.1:9000/hooks"').
+    #[arg(short, long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "reference_server=debug".
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.log)?)
+        .init();
+    let mut overrides = cli.set.clone();
+    if let Some(addr) = &cli.rtmp {
+        overrides.push(format!("rtmp.listen=\"{addr}\""));
+    }
+    if let Some(addr) = &cli.http {
+        overrides.push(format!("http.listen=\"{addr}\""));
+    }
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    if cli.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let server = Server::start(config).await?;
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("interrupted: shutting down");
+    server.shutdown().await;
+    Ok(())
+}

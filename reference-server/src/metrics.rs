@@ -1,0 +1,140 @@
+//! Counters served at `/metrics` in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter (or, with `dec`, a gauge).
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Subtracts one (gauges only).
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Every counter the server keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// RTMP connections accepted since start.
+    pub rtmp_connections_total: Counter,
+    /// RTMP connections open now (gauge).
+    pub rtmp_connections: Counter,
+    /// Connections refused because `max_connections` was reached.
+    pub rtmp_connections_refused: Counter,
+    /// Connections closed because of malformed or hostile input.
+    pub rtmp_protocol_errors: Counter,
+    /// Publishes accepted.
+    pub publishes_total: Counter,
+    /// Plays accepted.
+    pub plays_total: Counter,
+    /// Media messages received from publishers.
+    pub frames_in: Counter,
+    /// Media messages sent to players.
+    pub frames_out: Counter,
+    /// Frames players lost because they fell behind (then skipped to a keyframe).
+    pub player_frames_dropped: Counter,
+    /// Backend hook calls made.
+    pub hook_calls: Counter,
+    /// Backend hook calls that refused the action or failed.
+    pub hook_refusals: Counter,
+}
+
+impl Metrics {
+    /// Renders the Prometheus text exposition format; `live_streams` is read from the hub.
+    pub fn render(&self, live_streams: usize) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "rtmp_connections_total",
+            "counter",
+            "RTMP connections accepted.",
+            self.rtmp_connections_total.get(),
+        );
+        metric(
+            "rtmp_connections",
+            "gauge",
+            "RTMP connections open.",
+            self.rtmp_connections.get(),
+        );
+        metric(
+            "rtmp_connections_refused_total",
+            "counter",
+            "RTMP connections refused at the connection limit.",
+            self.rtmp_connections_refused.get(),
+        );
+        metric(
+            "rtmp_protocol_errors_total",
+            "counter",
+            "Connections closed for malformed input.",
+            self.rtmp_protocol_errors.get(),
+        );
+        metric(
+            "streams_live",
+            "gauge",
+            "Streams with a publisher.",
+            live_streams as u64,
+        );
+        metric(
+            "publishes_total",
+            "counter",
+            "Publishes accepted.",
+            self.publishes_total.get(),
+        );
+        metric(
+            "plays_total",
+            "counter",
+            "Plays accepted.",
+            self.plays_total.get(),
+        );
+        metric(
+            "frames_in_total",
+            "counter",
+            "Media messages received from publishers.",
+            self.frames_in.get(),
+        );
+        metric(
+            "frames_out_total",
+            "counter",
+            "Media messages sent to players.",
+            self.frames_out.get(),
+        );
+        metric(
+            "player_frames_dropped_total",
+            "counter",
+            "Frames dropped for players that fell behind.",
+            self.player_frames_dropped.get(),
+        );
+        metric(
+            "hook_calls_total",
+            "counter",
+            "Backend hook calls.",
+            self.hook_calls.get(),
+        );
+        metric(
+            "hook_refusals_total",
+            "counter",
+            "Backend hook calls that refused or failed.",
+            self.hook_refusals.get(),
+        );
+        out
+    }
+}

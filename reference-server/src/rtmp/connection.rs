@@ -1,0 +1,527 @@
+//! The task that owns one RTMP client's socket: handshake, then a loop that
+//! moves bytes between the socket and the [`Session`], acts on its events
+//! (applications, hooks, the hub) and feeds played streams back to it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use media::amf::Value;
+use media::netstatus::code;
+use media::rtmp::url::Params;
+use media::rtmp::ChunkLimits;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+use tracing::Instrument;
+
+use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, SessionError};
+use crate::config::{AppConfig, MissingStreamPolicy};
+use crate::hooks::{Hook, HookBody};
+use crate::hub::{Frame, Publication, Publisher, Subscription};
+use crate::server::Context;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum Closed {
+    #[error("handshake: {0}")]
+    Handshake(String),
+    #[error("handshake not completed within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("{0}")]
+    Protocol(#[from] SessionError),
+    #[error("no data from the client for {0:?}")]
+    Idle(Duration),
+    #[error("client did not read what we sent for {0:?}")]
+    WriteStalled(Duration),
+    #[error("connect rejected: {0}")]
+    Rejected(String),
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves one accepted socket until it closes; never panics on client input.
+pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<Context>, connection_id: u64) {
+    let client_id = format!("{connection_id:x}{:08x}", rand::random::<u32>());
+    let span = tracing::info_span!("rtmp", %peer, client = %client_id);
+    async move {
+        tracing::info!("connection accepted");
+        let _ = socket.set_nodelay(true);
+        let metrics = ctx.metrics.clone();
+        match run(socket, ctx, client_id, connection_id).await {
+            Ok(reason) => tracing::info!(reason, "connection closed"),
+            Err(Closed::Rejected(reason)) => {
+                tracing::info!(%reason, "connection closed after connect was rejected")
+            }
+            Err(Closed::Io(error)) => tracing::info!(%error, "connection closed by socket error"),
+            Err(error) => {
+                metrics.rtmp_protocol_errors.inc();
+                tracing::warn!(%error, "connection closed: bad or stalled client");
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run(
+    mut socket: TcpStream,
+    ctx: Arc<Context>,
+    client_id: String,
+    connection_id: u64,
+) -> Result<&'static str, Closed> {
+    let rtmp = &ctx.config.rtmp;
+    let leftover = timeout(rtmp.handshake_timeout, handshake(&mut socket))
+        .await
+        .map_err(|_| Closed::HandshakeTimeout(rtmp.handshake_timeout))??;
+    let session = Session::new(
+        SessionConfig {
+            chunk_size: rtmp.chunk_size,
+            window_ack_size: rtmp.window_ack_size,
+            limits: ChunkLimits {
+                max_message_size: rtmp.max_message_size,
+                max_chunk_size: rtmp.max_chunk_size,
+                max_pending_bytes: rtmp.max_message_size as usize * 2,
+                ..ChunkLimits::default()
+            },
+            max_streams: rtmp.max_streams_per_connection,
+        },
+        client_id,
+    );
+    let (player_tx, player_rx) = mpsc::channel(256);
+    let mut connection = Connection {
+        socket,
+        session,
+        ctx: ctx.clone(),
+        connection_id,
+        app: None,
+        publishers: HashMap::new(),
+        players: HashMap::new(),
+        next_play: 0,
+        player_tx,
+    };
+    connection.run(leftover, player_rx).await
+}
+
+async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, Closed> {
+    let mut handshake = Handshake::new(PeerType::Server);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Err(Closed::Handshake(
+                "client closed the connection mid-handshake".into(),
+            ));
+        }
+        match handshake.process_bytes(&buf[..n]) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                socket.write_all(&response_bytes).await?
+            }
+            Ok(HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            }) => {
+                socket.write_all(&response_bytes).await?;
+                return Ok(remaining_bytes);
+            }
+            Err(error) => return Err(Closed::Handshake(format!("{error:?}"))),
+        }
+    }
+}
+
+/// The application a connection joined.
+struct App {
+    key: String,
+    config: AppConfig,
+    params: Params,
+    login: Option<String>,
+}
+
+/// What a play forwarder sends the connection.
+enum PlayerEvent {
+    Frame {
+        play: u64,
+        stream_id: u32,
+        frame: Frame,
+    },
+    Publication {
+        play: u64,
+        stream_id: u32,
+        live: bool,
+    },
+}
+
+struct Connection {
+    socket: TcpStream,
+    session: Session,
+    ctx: Arc<Context>,
+    connection_id: u64,
+    app: Option<App>,
+    publishers: HashMap<u32, Publisher>,
+    /// Playing streams: the play's id (to drop stale events) and its forwarder task.
+    players: HashMap<u32, (u64, JoinHandle<()>)>,
+    next_play: u64,
+    player_tx: mpsc::Sender<PlayerEvent>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for (_, (_, task)) in self.players.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        leftover: Vec<u8>,
+        mut player_rx: mpsc::Receiver<PlayerEvent>,
+    ) -> Result<&'static str, Closed> {
+        let idle = self.ctx.config.rtmp.idle_timeout;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut events = Vec::new();
+        let mut last_input = Instant::now();
+        let mut next_ping = last_input + idle / 2;
+        // Clients often send connect in the same segment as C2.
+        self.input(&leftover, &mut events).await?;
+        self.flush().await?;
+        loop {
+            tokio::select! {
+                _ = self.ctx.shutdown.cancelled() => return Ok("server shutting down"),
+                read = self.socket.read(&mut buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Ok("client closed the connection");
+                    }
+                    last_input = Instant::now();
+                    next_ping = last_input + idle / 2;
+                    self.input(&buf[..n], &mut events).await?;
+                }
+                Some(event) = player_rx.recv() => {
+                    self.player_event(event);
+                    // Batch what is already queued into one write.
+                    while let Ok(event) = player_rx.try_recv() {
+                        self.player_event(event);
+                        if self.session.output().len() > 256 * 1024 {
+                            break;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_ping) => {
+                    if last_input.elapsed() >= idle {
+                        return Err(Closed::Idle(idle));
+                    }
+                    self.session.ping(last_input.elapsed().as_millis() as u32);
+                    next_ping = Instant::now() + idle / 2;
+                }
+            }
+            self.flush().await?;
+        }
+    }
+
+    async fn input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), Closed> {
+        self.session.handle_input(bytes, events)?;
+        for event in events.drain(..) {
+            self.event(event).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Closed> {
+        if self.session.output().is_empty() {
+            return Ok(());
+        }
+        let limit = self.ctx.config.rtmp.idle_timeout;
+        timeout(limit, self.socket.write_all(self.session.output()))
+            .await
+            .map_err(|_| Closed::WriteStalled(limit))??;
+        self.session.output().clear();
+        Ok(())
+    }
+
+    async fn event(&mut self, event: Event) -> Result<(), Closed> {
+        match event {
+            Event::Connect(request) => self.connect(request).await?,
+            Event::Publish {
+                stream_id, name, ..
+            } => self.publish(stream_id, name).await,
+            Event::Play { stream_id, name } => self.play(stream_id, name).await,
+            Event::Media {
+                stream_id,
+                kind,
+                timestamp,
+                payload,
+            } => {
+                if let Some(publisher) = self.publishers.get(&stream_id) {
+                    publisher.push(Frame::new(kind, timestamp, payload));
+                }
+            }
+            Event::PublishStopped { stream_id } => {
+                if self.publishers.remove(&stream_id).is_some() {
+                    tracing::info!(stream_id, "unpublished");
+                }
+            }
+            Event::PlayStopped { stream_id } => {
+                if let Some((_, task)) = self.players.remove(&stream_id) {
+                    task.abort();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self, request: ConnectRequest) -> Result<(), Closed> {
+        let config = &self.ctx.config;
+        let args = request.extra_args.first();
+        let arg = |key: &str| {
+            args.and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let app_key = if config.application_from_url {
+            request.app.name.clone()
+        } else {
+            arg("appKey")
+                .or_else(|| request.app.params.get("appKey").cloned())
+                .unwrap_or_else(|| config.default_app.clone())
+        };
+        tracing::info!(
+            app = %request.app.name,
+            app_key = %app_key,
+            flash_ver = request.flash_ver.as_deref().unwrap_or("-"),
+            object_encoding = request.object_encoding.number(),
+            "connect"
+        );
+        let Some(app_config) = config.apps.get(&app_key).cloned() else {
+            let reason = format!("Application '{app_key}' is not defined on this server.");
+            return self.reject(reason).await;
+        };
+        let app = App {
+            key: app_key,
+            config: app_config,
+            params: request.app.params.clone(),
+            login: arg("login"),
+        };
+        if let Some(url) = &app.config.backend_url {
+            let body = HookBody {
+                app_key: app.key.clone(),
+                session_id: self.session.client_id().to_string(),
+                login: app.login.clone(),
+                name: None,
+                custom: app.params.clone(),
+                connection_custom: None,
+                connect_args: Some(match request.extra_args.as_slice() {
+                    [one] => one.to_json(),
+                    many => serde_json::Value::Array(many.iter().map(Value::to_json).collect()),
+                }),
+                flash_ver: request.flash_ver.clone(),
+                has_audio: None,
+                has_video: None,
+            };
+            if let Err(refusal) = self
+                .ctx
+                .hooks
+                .call(url, Hook::Connect, &body, &self.ctx.metrics)
+                .await
+            {
+                return self
+                    .reject(format!(
+                        "Connection refused by the application backend ({refusal})."
+                    ))
+                    .await;
+            }
+        }
+        self.app = Some(app);
+        self.session.accept_connect(request.object_encoding);
+        Ok(())
+    }
+
+    async fn reject(&mut self, reason: String) -> Result<(), Closed> {
+        self.session.reject_connect(&reason);
+        self.flush().await?;
+        let _ = self.socket.shutdown().await;
+        Err(Closed::Rejected(reason))
+    }
+
+    fn hook_body(&self, app: &App, name: &media::rtmp::url::NameWithParams) -> HookBody {
+        HookBody {
+            app_key: app.key.clone(),
+            session_id: self.session.client_id().to_string(),
+            login: app.login.clone(),
+            name: Some(name.name.clone()),
+            custom: name.params.clone(),
+            connection_custom: Some(app.params.clone()),
+            connect_args: None,
+            flash_ver: None,
+            has_audio: None,
+            has_video: None,
+        }
+    }
+
+    async fn publish(&mut self, stream_id: u32, name: media::rtmp::url::NameWithParams) {
+        let Some(app) = &self.app else { return };
+        let key = app.key.clone();
+        tracing::info!(stream_id, stream = %name.name, params = ?name.params, "publish");
+        if self.ctx.hub.is_live(&key, &name.name) {
+            let reason = format!("{} is already being published.", name.name);
+            self.session
+                .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+            return;
+        }
+        if let Some(url) = app.config.backend_url.clone() {
+            let body = self.hook_body(app, &name);
+            if let Err(refusal) = self
+                .ctx
+                .hooks
+                .call(&url, Hook::PublishStream, &body, &self.ctx.metrics)
+                .await
+            {
+                let reason = format!(
+                    "Publishing {} was refused by the application backend ({refusal}).",
+                    name.name
+                );
+                self.session
+                    .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+                return;
+            }
+        }
+        match self.ctx.hub.publish(&key, &name.name, self.connection_id) {
+            Ok(publisher) => {
+                self.ctx.metrics.publishes_total.inc();
+                self.publishers.insert(stream_id, publisher);
+                self.session.publish_started(stream_id);
+            }
+            Err(error) => {
+                let reason = format!("{error}.");
+                self.session
+                    .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+            }
+        }
+    }
+
+    async fn play(&mut self, stream_id: u32, name: media::rtmp::url::NameWithParams) {
+        let Some(app) = &self.app else { return };
+        let key = app.key.clone();
+        let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
+        tracing::info!(stream_id, stream = %name.name, params = ?name.params, "play");
+        if let Some(url) = app.config.backend_url.clone() {
+            let body = self.hook_body(app, &name);
+            if let Err(refusal) = self
+                .ctx
+                .hooks
+                .call(&url, Hook::PlayStream, &body, &self.ctx.metrics)
+                .await
+            {
+                let reason = format!(
+                    "Playing {} was refused by the application backend ({refusal}).",
+                    name.name
+                );
+                self.session
+                    .play_refused(stream_id, code::PLAY_FAILED, &reason);
+                return;
+            }
+        }
+        let Some(mut subscription) = self.ctx.hub.subscribe(&key, &name.name, wait) else {
+            let reason = format!("{} is not published.", name.name);
+            self.session
+                .play_refused(stream_id, code::PLAY_STREAM_NOT_FOUND, &reason);
+            return;
+        };
+        self.ctx.metrics.plays_total.inc();
+        self.session.play_started(stream_id);
+        for frame in std::mem::take(&mut subscription.initial) {
+            self.send_frame(stream_id, &frame);
+        }
+        self.next_play += 1;
+        let play = self.next_play;
+        let task = tokio::spawn(
+            forward(play, stream_id, subscription, self.player_tx.clone()).in_current_span(),
+        );
+        if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
+            old.abort();
+        }
+    }
+
+    fn send_frame(&mut self, stream_id: u32, frame: &Frame) {
+        if self.session.send_media(
+            stream_id,
+            frame.kind,
+            frame.timestamp,
+            &frame.payload,
+            frame.keyframe || frame.config,
+        ) {
+            self.ctx.metrics.frames_out.inc();
+        }
+    }
+
+    fn player_event(&mut self, event: PlayerEvent) {
+        let (play, stream_id) = match &event {
+            PlayerEvent::Frame {
+                play, stream_id, ..
+            }
+            | PlayerEvent::Publication {
+                play, stream_id, ..
+            } => (*play, *stream_id),
+        };
+        if self.players.get(&stream_id).map(|(p, _)| *p) != Some(play) {
+            return; // from a play that has ended
+        }
+        match event {
+            PlayerEvent::Frame { frame, .. } => self.send_frame(stream_id, &frame),
+            PlayerEvent::Publication { live: true, .. } => self.session.publish_notify(stream_id),
+            PlayerEvent::Publication { live: false, .. } => {
+                self.session.unpublish_notify(stream_id)
+            }
+        }
+    }
+}
+
+/// Moves one subscription's frames and publication changes to the connection.
+/// A player that lags loses frames and skips video to the next keyframe.
+async fn forward(play: u64, stream_id: u32, mut sub: Subscription, tx: mpsc::Sender<PlayerEvent>) {
+    let mut live = matches!(
+        *sub.publication.borrow_and_update(),
+        Publication::Live { .. }
+    );
+    let mut need_keyframe = false;
+    loop {
+        tokio::select! {
+            changed = sub.publication.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = matches!(*sub.publication.borrow_and_update(), Publication::Live { .. });
+                if now != live {
+                    live = now;
+                    if tx.send(PlayerEvent::Publication { play, stream_id, live }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            frame = sub.media.recv() => match frame {
+                Ok(frame) => {
+                    if need_keyframe && frame.kind == MediaKind::Video {
+                        if !(frame.keyframe || frame.config) {
+                            continue;
+                        }
+                        need_keyframe = false;
+                    }
+                    if tx.send(PlayerEvent::Frame { play, stream_id, frame }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    sub.metrics().player_frames_dropped.add(lost);
+                    tracing::warn!(stream_id, lost, "player fell behind: skipping to the next keyframe");
+                    need_keyframe = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}

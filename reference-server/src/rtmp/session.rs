@@ -1,0 +1,966 @@
+//! The server side of one RTMP connection after the handshake, as a state machine.
+//!
+//! Bytes go in through [`Session::handle_input`], which returns what the
+//! application must decide ([`Event`]s: connect, publish, play, media, ...).
+//! The application answers through methods such as [`Session::accept_connect`]
+//! or [`Session::publish_started`], and every byte the session wants sent
+//! accumulates in [`Session::output`]. No sockets, no clocks: the connection
+//! task in `connection.rs` moves the bytes and the time.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use media::amf::Value;
+use media::netstatus::{code, Level, NetStatus};
+use media::rtmp::message::split_aggregate;
+use media::rtmp::url::{self, NameWithParams};
+use media::rtmp::{
+    csid, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, Command, Data, Message,
+    MessageError, ObjectEncoding, RawMessage, UserControl,
+};
+
+/// Settings the session needs from the server configuration.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Chunk size the server switches to after connect.
+    pub chunk_size: u32,
+    /// Window Acknowledgement Size the server announces.
+    pub window_ack_size: u32,
+    /// Limits on what the peer may make us buffer.
+    pub limits: ChunkLimits,
+    /// Most NetStreams one connection may create.
+    pub max_streams: u32,
+}
+
+/// What the peer asked for in `connect`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRequest {
+    /// The application with its connection parameters (`live?c1=v1` → `live`, `{c1: v1}`).
+    pub app: NameWithParams,
+    /// `tcUrl` as sent.
+    pub tc_url: Option<String>,
+    /// `flashVer` as sent (`WIN 11,2,202,235`, `FMLE/3.0 (compatible; FMSc/1.0)`, ...).
+    pub flash_ver: Option<String>,
+    /// The encoding the client asked for (objectEncoding 3 → AMF3).
+    pub object_encoding: ObjectEncoding,
+    /// The whole connect object.
+    pub connect_object: Value,
+    /// The arguments after the connect object (Flash apps pass e.g. `{login, appKey}`).
+    pub extra_args: Vec<Value>,
+}
+
+/// Something the application must act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The client wants to connect; answer with `accept_connect` or `reject_connect`.
+    Connect(ConnectRequest),
+    /// The client wants to publish on a stream; answer with `publish_started` or `publish_refused`.
+    Publish {
+        /// The message stream id.
+        stream_id: u32,
+        /// The stream name with its parameters.
+        name: NameWithParams,
+        /// "live", "record" or "append".
+        publish_type: String,
+    },
+    /// The client wants to play; answer with `play_started` or `play_refused`.
+    Play {
+        /// The message stream id.
+        stream_id: u32,
+        /// The stream name with its parameters.
+        name: NameWithParams,
+    },
+    /// Audio, video or data from a publishing stream.
+    Media {
+        /// The message stream id.
+        stream_id: u32,
+        /// What it is.
+        kind: MediaKind,
+        /// Milliseconds.
+        timestamp: u32,
+        /// An FLV tag body (for data: an AMF0 `onMetaData`-style body).
+        payload: Bytes,
+    },
+    /// The publisher stopped (FCUnpublish, closeStream or deleteStream). Unpublish.Success was sent.
+    PublishStopped {
+        /// The message stream id.
+        stream_id: u32,
+    },
+    /// A player stopped (closeStream or deleteStream). Play.Stop was sent for closeStream.
+    PlayStopped {
+        /// The message stream id.
+        stream_id: u32,
+    },
+}
+
+/// The kind of a media message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Type 8.
+    Audio,
+    /// Type 9.
+    Video,
+    /// Type 18 (metadata and other data).
+    Data,
+}
+
+/// Why the connection must close.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The chunk stream is malformed.
+    #[error("bad chunk stream: {0}")]
+    Chunk(#[from] ChunkError),
+    /// A message is malformed.
+    #[error("bad message on stream {stream_id}: {source}")]
+    Message {
+        /// Its message stream id.
+        stream_id: u32,
+        /// What was wrong.
+        source: MessageError,
+    },
+    /// The client sent something before connect that needs a connection.
+    #[error("{0} before connect")]
+    NotConnected(String),
+    /// The client sent a second connect.
+    #[error("second connect on a connected session")]
+    SecondConnect,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum StreamRole {
+    Idle,
+    Publishing { name: String },
+    Playing(Player),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Player {
+    name: String,
+    receive_audio: bool,
+    receive_video: bool,
+    paused: bool,
+    /// Video is held back until the next keyframe (after receiveVideo(true) or unpause).
+    video_needs_keyframe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitingConnect,
+    Connecting,
+    Connected,
+}
+
+/// One RTMP connection's protocol state. See the module docs.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    client_id: String,
+    state: State,
+    decoder: ChunkDecoder,
+    encoder: ChunkEncoder,
+    output: BytesMut,
+    encoding: ObjectEncoding,
+    connect_transaction: f64,
+    /// The peer's Window Acknowledgement Size, and the byte count we last acknowledged.
+    peer_window: u32,
+    acked: u64,
+    streams: HashMap<u32, StreamRole>,
+    next_stream_id: u32,
+}
+
+impl Session {
+    /// A session for a connection whose handshake just completed.
+    pub fn new(config: SessionConfig, client_id: String) -> Self {
+        Session {
+            decoder: ChunkDecoder::new(config.limits),
+            config,
+            client_id,
+            state: State::AwaitingConnect,
+            encoder: ChunkEncoder::new(),
+            output: BytesMut::with_capacity(16 * 1024),
+            encoding: ObjectEncoding::Amf0,
+            connect_transaction: 1.0,
+            peer_window: 0,
+            acked: 0,
+            streams: HashMap::new(),
+            next_stream_id: 1,
+        }
+    }
+
+    /// The id the server gives this client (sent as `clientid`).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The bytes to send to the peer; the caller drains them.
+    pub fn output(&mut self) -> &mut BytesMut {
+        &mut self.output
+    }
+
+    /// Total bytes received, as acknowledged to the peer.
+    pub fn bytes_received(&self) -> u64 {
+        self.decoder.bytes_received()
+    }
+
+    /// Feeds bytes from the peer and collects the events they cause into `events`.
+    pub fn handle_input(
+        &mut self,
+        bytes: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), SessionError> {
+        // Feed at most a window at a time so each Acknowledgement goes out when
+        // its window fills, with the exact running total.
+        let step = match self.peer_window {
+            0 => bytes.len().max(1),
+            window => window as usize,
+        };
+        for piece in bytes.chunks(step) {
+            self.decoder.push(piece);
+            while let Some(raw) = self.decoder.next_message()? {
+                self.handle_message(raw, events)?;
+            }
+            self.maybe_acknowledge();
+        }
+        Ok(())
+    }
+
+    fn maybe_acknowledge(&mut self) {
+        let received = self.decoder.bytes_received();
+        if self.peer_window > 0 && received - self.acked >= u64::from(self.peer_window) {
+            self.acked = received;
+            // The sequence number is the running total, modulo 2^32.
+            self.send(
+                csid::CONTROL,
+                0,
+                0,
+                &Message::Acknowledgement(received as u32),
+            );
+        }
+    }
+
+    fn handle_message(
+        &mut self,
+        raw: RawMessage,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SessionError> {
+        let stream_id = raw.stream_id;
+        let message = Message::decode(raw.type_id, raw.payload)
+            .map_err(|source| SessionError::Message { stream_id, source })?;
+        match message {
+            Message::WindowAckSize(size) => self.peer_window = size,
+            Message::UserControl(UserControl::PingRequest(t)) => self.send(
+                csid::CONTROL,
+                0,
+                0,
+                &Message::UserControl(UserControl::PingResponse(t)),
+            ),
+            Message::Command(command) => self.handle_command(stream_id, command, events)?,
+            Message::Audio(payload) => {
+                self.media(stream_id, MediaKind::Audio, raw.timestamp, payload, events)
+            }
+            Message::Video(payload) => {
+                self.media(stream_id, MediaKind::Video, raw.timestamp, payload, events)
+            }
+            Message::Data(data) => self.handle_data(stream_id, raw.timestamp, data, events),
+            Message::Aggregate(payload) => {
+                let parts = split_aggregate(raw.timestamp, &payload)
+                    .map_err(|source| SessionError::Message { stream_id, source })?;
+                for part in parts {
+                    let kind = match part.type_id {
+                        8 => MediaKind::Audio,
+                        9 => MediaKind::Video,
+                        _ => continue,
+                    };
+                    self.media(stream_id, kind, part.timestamp, part.payload, events);
+                }
+            }
+            // Set Chunk Size and Abort were applied by the decoder; the rest needs nothing.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn media(
+        &mut self,
+        stream_id: u32,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: Bytes,
+        events: &mut Vec<Event>,
+    ) {
+        if matches!(
+            self.streams.get(&stream_id),
+            Some(StreamRole::Publishing { .. })
+        ) {
+            events.push(Event::Media {
+                stream_id,
+                kind,
+                timestamp,
+                payload,
+            });
+        } else {
+            tracing::debug!(
+                stream_id,
+                ?kind,
+                "media on a stream that is not publishing: dropped"
+            );
+        }
+    }
+
+    fn handle_data(&mut self, stream_id: u32, timestamp: u32, data: Data, events: &mut Vec<Event>) {
+        let mut values = data.values;
+        // `@setDataFrame onMetaData {…}` is stored and sent to players as `onMetaData {…}`.
+        if values.first().and_then(Value::as_str) == Some("@setDataFrame") {
+            values.remove(0);
+        }
+        if values.first().and_then(Value::as_str) == Some("@clearDataFrame") {
+            return;
+        }
+        let mut body = Vec::with_capacity(256);
+        for value in &values {
+            media::amf::encode_amf0(value, &mut body);
+        }
+        self.media(
+            stream_id,
+            MediaKind::Data,
+            timestamp,
+            Bytes::from(body),
+            events,
+        );
+    }
+
+    fn handle_command(
+        &mut self,
+        stream_id: u32,
+        command: Command,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SessionError> {
+        let tid = command.transaction_id;
+        if command.name == "connect" {
+            if self.state != State::AwaitingConnect {
+                return Err(SessionError::SecondConnect);
+            }
+            self.state = State::Connecting;
+            self.connect_transaction = tid;
+            events.push(Event::Connect(connect_request(&command)));
+            return Ok(());
+        }
+        if self.state != State::Connected {
+            return Err(SessionError::NotConnected(format!(
+                "command {:?}",
+                command.name
+            )));
+        }
+        let name_arg = || {
+            command
+                .args
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        match command.name.as_str() {
+            "createStream" => {
+                if self.streams.len() as u32 >= self.config.max_streams {
+                    let status = NetStatus::new(
+                        Level::Error,
+                        code::CALL_FAILED,
+                        format!("too many streams (limit {})", self.config.max_streams),
+                    );
+                    self.reply(0, "_error", tid, Value::Null, vec![status.to_value()]);
+                } else {
+                    let id = self.next_stream_id;
+                    self.next_stream_id += 1;
+                    self.streams.insert(id, StreamRole::Idle);
+                    self.reply(
+                        0,
+                        "_result",
+                        tid,
+                        Value::Null,
+                        vec![Value::Number(f64::from(id))],
+                    );
+                }
+            }
+            "releaseStream" | "FCPublish" | "getStreamLength" | "_checkbw" => {
+                if tid != 0.0 {
+                    self.reply(0, "_result", tid, Value::Null, vec![Value::Undefined]);
+                }
+            }
+            "FCUnpublish" => {
+                let name = url::split_params(&name_arg()).name;
+                let publishing = self.streams.iter().find_map(|(id, role)| match role {
+                    StreamRole::Publishing { name: n } if *n == name => Some(*id),
+                    _ => None,
+                });
+                if let Some(id) = publishing {
+                    self.stop_publishing(id, events);
+                }
+                if tid != 0.0 {
+                    self.reply(0, "_result", tid, Value::Null, vec![Value::Undefined]);
+                }
+            }
+            "publish" => {
+                let Some(StreamRole::Idle) = self.streams.get(&stream_id) else {
+                    return self.stream_command_error(
+                        stream_id,
+                        code::PUBLISH_BAD_NAME,
+                        "publish",
+                        &name_arg(),
+                    );
+                };
+                let raw = name_arg();
+                let name = url::split_params(&raw);
+                if name.name.is_empty() {
+                    let status = NetStatus::new(
+                        Level::Error,
+                        code::PUBLISH_BAD_NAME,
+                        "publish needs a stream name.",
+                    )
+                    .details(raw.as_str())
+                    .clientid(self.client_id.as_str());
+                    self.on_status(stream_id, status);
+                    return Ok(());
+                }
+                let publish_type = command
+                    .args
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .unwrap_or("live")
+                    .to_string();
+                self.streams.insert(
+                    stream_id,
+                    StreamRole::Publishing {
+                        name: name.name.clone(),
+                    },
+                );
+                events.push(Event::Publish {
+                    stream_id,
+                    name,
+                    publish_type,
+                });
+            }
+            "play" => {
+                if !matches!(self.streams.get(&stream_id), Some(StreamRole::Idle)) {
+                    return self.stream_command_error(
+                        stream_id,
+                        code::PLAY_FAILED,
+                        "play",
+                        &name_arg(),
+                    );
+                }
+                let raw = name_arg();
+                let name = url::split_params(&raw);
+                if name.name.is_empty() {
+                    let status = NetStatus::new(
+                        Level::Error,
+                        code::PLAY_STREAM_NOT_FOUND,
+                        "play needs a stream name.",
+                    )
+                    .details(raw.as_str())
+                    .clientid(self.client_id.as_str());
+                    self.on_status(stream_id, status);
+                    return Ok(());
+                }
+                self.streams.insert(
+                    stream_id,
+                    StreamRole::Playing(Player {
+                        name: name.name.clone(),
+                        receive_audio: true,
+                        receive_video: true,
+                        paused: false,
+                        video_needs_keyframe: false,
+                    }),
+                );
+                events.push(Event::Play { stream_id, name });
+            }
+            "closeStream" => self.close_stream(stream_id, true, events),
+            "deleteStream" => {
+                let id = command
+                    .args
+                    .first()
+                    .and_then(Value::as_f64)
+                    .map_or(stream_id, |n| n as u32);
+                self.close_stream(id, false, events);
+                self.streams.remove(&id);
+            }
+            "receiveAudio" | "receiveVideo" => {
+                let on = command
+                    .args
+                    .first()
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                if let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) {
+                    if command.name == "receiveAudio" {
+                        player.receive_audio = on;
+                    } else {
+                        player.video_needs_keyframe |= on && !player.receive_video;
+                        player.receive_video = on;
+                    }
+                }
+            }
+            "pause" => {
+                let pause = command
+                    .args
+                    .first()
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                if let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) {
+                    let name = player.name.clone();
+                    if player.paused != pause {
+                        player.paused = pause;
+                        player.video_needs_keyframe |= !pause;
+                    }
+                    let (code, text) = if pause {
+                        (code::PAUSE_NOTIFY, format!("Pausing {name}."))
+                    } else {
+                        (code::UNPAUSE_NOTIFY, format!("Unpausing {name}."))
+                    };
+                    let status = NetStatus::new(Level::Status, code, text)
+                        .details(name)
+                        .clientid(self.client_id.as_str());
+                    self.on_status(stream_id, status);
+                }
+            }
+            other => {
+                tracing::debug!(command = other, "unknown command");
+                if tid != 0.0 {
+                    let status = NetStatus::new(
+                        Level::Error,
+                        code::CALL_FAILED,
+                        format!("Method not found ({other})."),
+                    );
+                    self.reply(0, "_error", tid, Value::Null, vec![status.to_value()]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// publish or play on a stream that was not created or is already busy.
+    fn stream_command_error(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        what: &str,
+        name: &str,
+    ) -> Result<(), SessionError> {
+        let reason = if self.streams.contains_key(&stream_id) {
+            format!("{what} on stream {stream_id}, which is already publishing or playing.")
+        } else {
+            format!("{what} on stream {stream_id}, which was not created with createStream.")
+        };
+        let status = NetStatus::new(Level::Error, code, reason)
+            .details(url::split_params(name).name)
+            .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+        Ok(())
+    }
+
+    fn close_stream(&mut self, stream_id: u32, send_play_stop: bool, events: &mut Vec<Event>) {
+        match self.streams.get(&stream_id).cloned() {
+            Some(StreamRole::Publishing { .. }) => self.stop_publishing(stream_id, events),
+            Some(StreamRole::Playing(player)) => {
+                self.streams.insert(stream_id, StreamRole::Idle);
+                if send_play_stop {
+                    let status = NetStatus::new(
+                        Level::Status,
+                        code::PLAY_STOP,
+                        format!("Stopped playing {}.", player.name),
+                    )
+                    .details(player.name.as_str())
+                    .clientid(self.client_id.as_str());
+                    self.on_status(stream_id, status);
+                }
+                events.push(Event::PlayStopped { stream_id });
+            }
+            _ => {}
+        }
+    }
+
+    fn stop_publishing(&mut self, stream_id: u32, events: &mut Vec<Event>) {
+        if let Some(StreamRole::Publishing { name }) =
+            self.streams.insert(stream_id, StreamRole::Idle)
+        {
+            let status = NetStatus::new(
+                Level::Status,
+                code::UNPUBLISH_SUCCESS,
+                format!("{name} is now unpublished."),
+            )
+            .details(name.as_str())
+            .clientid(self.client_id.as_str());
+            self.on_status(stream_id, status);
+            events.push(Event::PublishStopped { stream_id });
+        }
+    }
+
+    // ---- The application's answers ----
+
+    /// Accepts the pending connect: window size, bandwidth, StreamBegin 0, chunk
+    /// size, then `_result` with Connect.Success in the client's objectEncoding.
+    pub fn accept_connect(&mut self, object_encoding: ObjectEncoding) {
+        self.state = State::Connected;
+        self.encoding = object_encoding;
+        let window = self.config.window_ack_size;
+        self.send(csid::CONTROL, 0, 0, &Message::WindowAckSize(window));
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::SetPeerBandwidth {
+                size: window,
+                limit_type: 2,
+            },
+        );
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::StreamBegin(0)),
+        );
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::SetChunkSize(self.config.chunk_size),
+        );
+        self.encoder.set_chunk_size(self.config.chunk_size);
+        let properties = Value::object([
+            ("fmsVer", Value::from("FMS/3,5,7,7009")),
+            ("capabilities", Value::Number(31.0)),
+            ("mode", Value::Number(1.0)),
+        ]);
+        let mut info = NetStatus::new(
+            Level::Status,
+            code::CONNECT_SUCCESS,
+            "Connection succeeded.",
+        )
+        .clientid(self.client_id.as_str())
+        .to_value();
+        if let Value::Object { properties, .. } = &mut info {
+            properties.push((
+                "objectEncoding".into(),
+                Value::Number(object_encoding.number()),
+            ));
+            properties.push((
+                "data".into(),
+                Value::EcmaArray(vec![("version".into(), Value::from("3,5,7,7009"))]),
+            ));
+        }
+        // The connect answer itself goes as AMF0: the client learns the encoding from it.
+        let tid = self.connect_transaction;
+        self.send_command(
+            csid::COMMAND,
+            0,
+            ObjectEncoding::Amf0,
+            "_result",
+            tid,
+            properties,
+            vec![info],
+        );
+    }
+
+    /// Refuses the pending connect with `NetConnection.Connect.Rejected`; the
+    /// caller closes the connection once the output is written.
+    pub fn reject_connect(&mut self, description: &str) {
+        let status = NetStatus::new(Level::Error, code::CONNECT_REJECTED, description)
+            .clientid(self.client_id.as_str());
+        let tid = self.connect_transaction;
+        self.send_command(
+            csid::COMMAND,
+            0,
+            ObjectEncoding::Amf0,
+            "_error",
+            tid,
+            Value::Null,
+            vec![status.to_value()],
+        );
+    }
+
+    /// The pending publish is accepted: StreamBegin and Publish.Start.
+    pub fn publish_started(&mut self, stream_id: u32) {
+        let Some(StreamRole::Publishing { name }) = self.streams.get(&stream_id).cloned() else {
+            return;
+        };
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::StreamBegin(stream_id)),
+        );
+        let status = NetStatus::new(
+            Level::Status,
+            code::PUBLISH_START,
+            format!("{name} is now published."),
+        )
+        .details(name.as_str())
+        .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+    }
+
+    /// The pending publish is refused with the given code (BadName for a name in
+    /// use or refused by the backend).
+    pub fn publish_refused(&mut self, stream_id: u32, code: &str, description: &str) {
+        let Some(StreamRole::Publishing { name }) =
+            self.streams.insert(stream_id, StreamRole::Idle)
+        else {
+            return;
+        };
+        let status = NetStatus::new(Level::Error, code, description)
+            .details(name)
+            .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+    }
+
+    /// The pending play is accepted: StreamBegin, Play.Reset, Play.Start,
+    /// `|RtmpSampleAccess` and `onStatus(NetStream.Data.Start)`.
+    pub fn play_started(&mut self, stream_id: u32) {
+        let Some(name) = self.player_name(stream_id) else {
+            return;
+        };
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::StreamBegin(stream_id)),
+        );
+        let reset = NetStatus::new(
+            Level::Status,
+            code::PLAY_RESET,
+            format!("Playing and resetting {name}."),
+        );
+        self.on_status(
+            stream_id,
+            reset
+                .details(name.as_str())
+                .clientid(self.client_id.as_str()),
+        );
+        let start = NetStatus::new(
+            Level::Status,
+            code::PLAY_START,
+            format!("Started playing {name}."),
+        );
+        self.on_status(
+            stream_id,
+            start
+                .details(name.as_str())
+                .clientid(self.client_id.as_str()),
+        );
+        self.send_data(
+            stream_id,
+            vec![
+                Value::from("|RtmpSampleAccess"),
+                Value::Boolean(true),
+                Value::Boolean(true),
+            ],
+        );
+        let data_start = Value::object([("code", Value::from(code::DATA_START))]);
+        self.send_data(stream_id, vec![Value::from("onStatus"), data_start]);
+    }
+
+    /// The pending play is refused (StreamNotFound, or Play.Failed when the backend refused).
+    pub fn play_refused(&mut self, stream_id: u32, code: &str, description: &str) {
+        let Some(name) = self.player_name(stream_id) else {
+            return;
+        };
+        self.streams.insert(stream_id, StreamRole::Idle);
+        let status = NetStatus::new(Level::Error, code, description)
+            .details(name)
+            .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+    }
+
+    /// The stream being played lost its publisher: UnpublishNotify, then StreamEOF.
+    pub fn unpublish_notify(&mut self, stream_id: u32) {
+        let Some(name) = self.player_name(stream_id) else {
+            return;
+        };
+        let status = NetStatus::new(
+            Level::Status,
+            code::PLAY_UNPUBLISH_NOTIFY,
+            format!("{name} is now unpublished."),
+        )
+        .details(name.as_str())
+        .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::StreamEof(stream_id)),
+        );
+    }
+
+    /// The stream being played has a publisher again: StreamBegin, PublishNotify.
+    pub fn publish_notify(&mut self, stream_id: u32) {
+        let Some(name) = self.player_name(stream_id) else {
+            return;
+        };
+        if let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) {
+            player.video_needs_keyframe = true;
+        }
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::StreamBegin(stream_id)),
+        );
+        let status = NetStatus::new(
+            Level::Status,
+            code::PLAY_PUBLISH_NOTIFY,
+            format!("{name} is now published."),
+        )
+        .details(name.as_str())
+        .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+    }
+
+    /// Sends one media message to a player, honouring receiveAudio/receiveVideo
+    /// and pause. Returns whether it was sent.
+    pub fn send_media(
+        &mut self,
+        stream_id: u32,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: &Bytes,
+        keyframe: bool,
+    ) -> bool {
+        let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) else {
+            return false;
+        };
+        let send = match kind {
+            _ if player.paused => false,
+            MediaKind::Audio => player.receive_audio,
+            MediaKind::Video if !player.receive_video => false,
+            MediaKind::Video if player.video_needs_keyframe && !keyframe => false,
+            MediaKind::Video => {
+                player.video_needs_keyframe = false;
+                true
+            }
+            MediaKind::Data => true,
+        };
+        if send {
+            let (csid, type_id) = match kind {
+                MediaKind::Audio => (csid::AUDIO, 8),
+                MediaKind::Video => (csid::VIDEO, 9),
+                MediaKind::Data => (csid::STREAM_COMMAND, 18),
+            };
+            self.encoder.encode(
+                &RawMessage {
+                    csid,
+                    timestamp,
+                    type_id,
+                    stream_id,
+                    payload: payload.clone(),
+                },
+                &mut self.output,
+            );
+        }
+        send
+    }
+
+    /// Asks the client to answer with a PingResponse (keeps idle players alive).
+    pub fn ping(&mut self, timestamp: u32) {
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::PingRequest(timestamp)),
+        );
+    }
+
+    fn player_name(&self, stream_id: u32) -> Option<String> {
+        match self.streams.get(&stream_id) {
+            Some(StreamRole::Playing(player)) => Some(player.name.clone()),
+            _ => None,
+        }
+    }
+
+    // ---- Encoding helpers ----
+
+    fn send(&mut self, csid: u32, stream_id: u32, timestamp: u32, message: &Message) {
+        let (type_id, payload) = message.encode();
+        self.encoder.encode(
+            &RawMessage {
+                csid,
+                timestamp,
+                type_id,
+                stream_id,
+                payload,
+            },
+            &mut self.output,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_command(
+        &mut self,
+        csid: u32,
+        stream_id: u32,
+        encoding: ObjectEncoding,
+        name: &str,
+        transaction_id: f64,
+        command_object: Value,
+        args: Vec<Value>,
+    ) {
+        let message = Message::Command(Command {
+            encoding,
+            name: name.to_string(),
+            transaction_id,
+            command_object,
+            args,
+        });
+        self.send(csid, stream_id, 0, &message);
+    }
+
+    fn reply(&mut self, stream_id: u32, name: &str, tid: f64, object: Value, args: Vec<Value>) {
+        self.send_command(
+            csid::COMMAND,
+            stream_id,
+            self.encoding,
+            name,
+            tid,
+            object,
+            args,
+        );
+    }
+
+    fn on_status(&mut self, stream_id: u32, status: NetStatus) {
+        let encoding = self.encoding;
+        self.send_command(
+            csid::STREAM_COMMAND,
+            stream_id,
+            encoding,
+            "onStatus",
+            0.0,
+            Value::Null,
+            vec![status.to_value()],
+        );
+    }
+
+    fn send_data(&mut self, stream_id: u32, values: Vec<Value>) {
+        let message = Message::Data(Data {
+            encoding: ObjectEncoding::Amf0,
+            values,
+        });
+        self.send(csid::STREAM_COMMAND, stream_id, 0, &message);
+    }
+}
+
+fn connect_request(command: &Command) -> ConnectRequest {
+    let object = &command.command_object;
+    let text = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
+    let tc_url = text("tcUrl");
+    let object_encoding = match object.get("objectEncoding").and_then(Value::as_f64) {
+        Some(3.0) => ObjectEncoding::Amf3,
+        _ => ObjectEncoding::Amf0,
+    };
+    ConnectRequest {
+        app: url::application(text("app").as_deref(), tc_url.as_deref()),
+        tc_url,
+        flash_ver: text("flashVer"),
+        object_encoding,
+        connect_object: object.clone(),
+        extra_args: command.args.clone(),
+    }
+}

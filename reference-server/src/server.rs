@@ -1,0 +1,181 @@
+//! Starting and stopping the server: listeners, the shared context, and the
+//! handle an embedding program (or a test) holds.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::hooks::Hooks;
+use crate::hub::{Hub, HubLimits};
+use crate::metrics::Metrics;
+use crate::{http, rtmp};
+
+/// What every connection task shares.
+pub struct Context {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// The stream registry.
+    pub hub: Hub,
+    /// The backend hook client.
+    pub hooks: Hooks,
+    /// Counters for /metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The reference server. See [`Server::start`].
+pub struct Server;
+
+impl Server {
+    /// Binds every listener and starts serving in the background of the current
+    /// tokio runtime. Returns once the listeners are bound.
+    pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
+        config.validate()?;
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { what, addr, source })
+        };
+        let rtmp_listener = bind("RTMP", config.rtmp.listen).await?;
+        let http_listener = bind("HTTP", config.http.listen).await?;
+        let rtmp_addr = local_addr(&rtmp_listener, "RTMP", config.rtmp.listen)?;
+        let http_addr = local_addr(&http_listener, "HTTP", config.http.listen)?;
+
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(
+            HubLimits {
+                player_queue_frames: config.rtmp.player_queue_frames,
+                gop_cache_bytes: config.rtmp.gop_cache_bytes,
+            },
+            metrics.clone(),
+        );
+        let ctx = Arc::new(Context {
+            hooks: Hooks::new(config.hooks.timeout),
+            config,
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+            shutdown: CancellationToken::new(),
+        });
+        let tracker = TaskTracker::new();
+        tracker.spawn(accept_rtmp(rtmp_listener, ctx.clone(), tracker.clone()));
+        tracker.spawn(http::serve(http_listener, ctx.clone()));
+        tracing::info!(%rtmp_addr, "RTMP listening");
+        tracing::info!(%http_addr, "HTTP listening (/metrics, /healthz)");
+        Ok(ServerHandle {
+            rtmp_addr,
+            http_addr,
+            ctx,
+            tracker,
+        })
+    }
+}
+
+fn local_addr(
+    listener: &TcpListener,
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+async fn accept_rtmp(listener: TcpListener, ctx: Arc<Context>, tracker: TaskTracker) {
+    let next_id = AtomicU64::new(1);
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: wait a little, keep serving.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let metrics = ctx.metrics.clone();
+        if metrics.rtmp_connections.get() as usize >= ctx.config.rtmp.max_connections {
+            metrics.rtmp_connections_refused.inc();
+            tracing::warn!(%peer, limit = ctx.config.rtmp.max_connections, "connection refused: too many connections");
+            continue;
+        }
+        metrics.rtmp_connections_total.inc();
+        metrics.rtmp_connections.inc();
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            rtmp::connection::serve(socket, peer, ctx, id).await;
+            metrics.rtmp_connections.dec();
+        });
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    ctx: Arc<Context>,
+    tracker: TaskTracker,
+}
+
+impl ServerHandle {
+    /// The bound RTMP address (the real port when 0 was asked for).
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `rtmp://127.0.0.1:PORT/{app}` for this server.
+    pub fn rtmp_url(&self, app: &str) -> String {
+        format!("rtmp://{}/{app}", self.rtmp_addr)
+    }
+
+    /// The counters behind /metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.ctx.metrics
+    }
+
+    /// The stream registry.
+    pub fn hub(&self) -> &Hub {
+        &self.ctx.hub
+    }
+
+    /// Stops accepting, closes every connection and waits for all tasks.
+    pub async fn shutdown(self) {
+        self.ctx.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        tracing::info!("server stopped");
+    }
+}
