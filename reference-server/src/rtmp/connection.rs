@@ -226,8 +226,12 @@ impl Connection {
 
     async fn input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), Closed> {
         self.session.handle_input(bytes, events)?;
-        for event in events.drain(..) {
-            self.event(event).await?;
+        while !events.is_empty() {
+            for event in std::mem::take(events) {
+                self.event(event).await?;
+            }
+            // Messages that waited for the answer to connect.
+            self.session.resume(events)?;
         }
         Ok(())
     }

@@ -204,6 +204,10 @@ impl Session {
     }
 
     /// Feeds bytes from the peer and collects the events they cause into `events`.
+    ///
+    /// Decoding pauses after a connect request until the application answers
+    /// it (clients may send their next commands without waiting for the
+    /// answer); call [`resume`](Self::resume) after answering.
     pub fn handle_input(
         &mut self,
         bytes: &[u8],
@@ -217,10 +221,19 @@ impl Session {
         };
         for piece in bytes.chunks(step) {
             self.decoder.push(piece);
-            while let Some(raw) = self.decoder.next_message()? {
-                self.handle_message(raw, events)?;
-            }
+            self.resume(events)?;
             self.maybe_acknowledge();
+        }
+        Ok(())
+    }
+
+    /// Decodes messages already received, unless a connect request awaits its answer.
+    pub fn resume(&mut self, events: &mut Vec<Event>) -> Result<(), SessionError> {
+        while self.state != State::Connecting {
+            let Some(raw) = self.decoder.next_message()? else {
+                break;
+            };
+            self.handle_message(raw, events)?;
         }
         Ok(())
     }
