@@ -47,9 +47,7 @@ pub enum CaptureError {
         source: PcapError,
     },
     /// The file ends in the middle of a record.
-    #[error(
-        "the {format} file is cut short: {remaining} bytes of an incomplete record at its end"
-    )]
+    #[error("the {format} file is cut short: {remaining} bytes of an incomplete record at its end")]
     Truncated {
         /// "pcap" or "pcapng".
         format: &'static str,
@@ -139,10 +137,9 @@ fn for_each_frame(bytes: &[u8], mut on_frame: impl FnMut(Frame<'_>)) -> Result<(
     };
     match magic {
         [0x0a, 0x0d, 0x0d, 0x0a] => read_pcapng(bytes, &mut on_frame),
-        [0xd4, 0xc3, 0xb2, 0xa1]
-        | [0xa1, 0xb2, 0xc3, 0xd4]
-        | [0x4d, 0x3c, 0xb2, 0xa1]
-        | [0xa1, 0xb2, 0x3c, 0x4d] => read_pcap(bytes, &mut on_frame),
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] => {
+            read_pcap(bytes, &mut on_frame)
+        }
         _ => Err(CaptureError::UnknownFormat(magic.to_vec())),
     }
 }
@@ -179,12 +176,9 @@ fn read_pcap(bytes: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(), C
 
 /// Reads a pcapng file (every section, every interface).
 fn read_pcapng(bytes: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(), CaptureError> {
-    let (mut rest, mut parser) =
-        PcapNgParser::new(bytes).map_err(|e| format_error("pcapng", bytes, e))?;
+    let (mut rest, mut parser) = PcapNgParser::new(bytes).map_err(|e| format_error("pcapng", bytes, e))?;
     while !rest.is_empty() {
-        let (next, block) = parser
-            .next_block(rest)
-            .map_err(|e| format_error("pcapng", rest, e))?;
+        let (next, block) = parser.next_block(rest).map_err(|e| format_error("pcapng", rest, e))?;
         let (interface, data) = match block {
             Block::EnhancedPacket(p) => (p.interface_id, p.data),
             Block::SimplePacket(p) => (0, p.data),
@@ -239,17 +233,14 @@ fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
         DataLink::LINUX_SLL2 => {
             // 20-byte header; the protocol (an EtherType) is its first 2 bytes.
             match (data.get(..2), data.get(20..)) {
-                (Some(p), Some(rest)) => {
-                    Some(ether_type_packet(u16::from_be_bytes([p[0], p[1]]), rest))
-                }
+                (Some(p), Some(rest)) => Some(ether_type_packet(u16::from_be_bytes([p[0], p[1]]), rest)),
                 _ => None,
             }
         }
         DataLink::NULL | DataLink::LOOP => {
             // A 4-byte address family; the IP version nibble tells IPv4 from
             // IPv6 whatever the family's byte order or value (2, 24, 28, 30).
-            data.get(4..)
-                .and_then(|ip| LaxSlicedPacket::from_ip(ip).ok())
+            data.get(4..).and_then(|ip| LaxSlicedPacket::from_ip(ip).ok())
         }
         other => return Decoded::UnsupportedLink(u32::from(other)),
     };
@@ -260,14 +251,8 @@ fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
         return Decoded::NotTcp;
     };
     let (src_ip, dst_ip): (IpAddr, IpAddr) = match net {
-        LaxNetSlice::Ipv4(ip) => (
-            ip.header().source_addr().into(),
-            ip.header().destination_addr().into(),
-        ),
-        LaxNetSlice::Ipv6(ip) => (
-            ip.header().source_addr().into(),
-            ip.header().destination_addr().into(),
-        ),
+        LaxNetSlice::Ipv4(ip) => (ip.header().source_addr().into(), ip.header().destination_addr().into()),
+        LaxNetSlice::Ipv6(ip) => (ip.header().source_addr().into(), ip.header().destination_addr().into()),
     };
     Decoded::Tcp(Segment {
         src: SocketAddr::new(src_ip, tcp.source_port()),
@@ -421,11 +406,7 @@ impl Connection {
     fn add(&mut self, segment: &Segment<'_>) {
         if segment.syn && !self.decided_by_syn {
             // A SYN settles who opened the connection.
-            let client = if segment.ack {
-                segment.dst
-            } else {
-                segment.src
-            };
+            let client = if segment.ack { segment.dst } else { segment.src };
             if client != self.client {
                 std::mem::swap(&mut self.client, &mut self.other);
                 std::mem::swap(&mut self.from_client, &mut self.from_other);

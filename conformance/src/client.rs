@@ -16,8 +16,7 @@ use bytes::{Bytes, BytesMut};
 use media::amf::Value;
 use media::netstatus::{code, Level, NetStatus};
 use media::rtmp::{
-    csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Data, Message, ObjectEncoding,
-    RawMessage, UserControl,
+    csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Data, Message, ObjectEncoding, RawMessage, UserControl,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -163,10 +162,7 @@ impl Incoming {
             }
             Incoming::Data { stream_id, data } => format!(
                 "[{stream_id}] data {}",
-                data.values
-                    .first()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
+                data.values.first().map(|v| v.to_string()).unwrap_or_default()
             ),
             Incoming::Media {
                 stream_id,
@@ -211,22 +207,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 impl RtmpClient {
     /// Opens a TCP connection and performs the profile's handshake.
     pub async fn open(addr: SocketAddr, profile: ClientProfile) -> Result<RtmpClient, ClientError> {
-        let mut socket = timeout(DEFAULT_TIMEOUT, TcpStream::connect(addr))
+        let mut socket =
+            timeout(DEFAULT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    what: format!("TCP connect to {addr}"),
+                    after: DEFAULT_TIMEOUT,
+                })??;
+        socket.set_nodelay(true)?;
+        let (handshake, leftover) = timeout(DEFAULT_TIMEOUT, client_handshake(&mut socket, profile.handshake))
             .await
             .map_err(|_| ClientError::Timeout {
-                what: format!("TCP connect to {addr}"),
+                what: "handshake".into(),
                 after: DEFAULT_TIMEOUT,
             })??;
-        socket.set_nodelay(true)?;
-        let (handshake, leftover) = timeout(
-            DEFAULT_TIMEOUT,
-            client_handshake(&mut socket, profile.handshake),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout {
-            what: "handshake".into(),
-            after: DEFAULT_TIMEOUT,
-        })??;
         let mut decoder = ChunkDecoder::new(ChunkLimits::default());
         decoder.push(&leftover);
         Ok(RtmpClient {
@@ -279,11 +273,7 @@ impl RtmpClient {
 
     /// Sends `connect` for `tc_url` (e.g. `rtmp://127.0.0.1:1935/live?c1=v1`)
     /// with the application's extra arguments, and waits for the answer.
-    pub async fn connect(
-        &mut self,
-        tc_url: &str,
-        extra_args: Vec<Value>,
-    ) -> Result<NetStatus, ClientError> {
+    pub async fn connect(&mut self, tc_url: &str, extra_args: Vec<Value>) -> Result<NetStatus, ClientError> {
         let app = tc_url
             .split_once("://")
             .map_or(tc_url, |(_, rest)| rest)
@@ -308,10 +298,7 @@ impl RtmpClient {
         } else {
             object.push(("type", Value::from("nonprivate")));
         }
-        object.push((
-            "objectEncoding",
-            Value::Number(self.profile.object_encoding.number()),
-        ));
+        object.push(("objectEncoding", Value::Number(self.profile.object_encoding.number())));
         let tid = self.take_transaction();
         let command = Command {
             encoding: ObjectEncoding::Amf0,
@@ -320,18 +307,11 @@ impl RtmpClient {
             command_object: Value::object(object),
             args: extra_args,
         };
-        self.send_message(csid::COMMAND, 0, &Message::Command(command))
-            .await?;
+        self.send_message(csid::COMMAND, 0, &Message::Command(command)).await?;
         let answer = self.wait_answer(tid, DEFAULT_TIMEOUT).await?;
-        let status = answer
-            .args
-            .first()
-            .and_then(NetStatus::from_value)
-            .ok_or_else(|| {
-                ClientError::Unexpected(format!(
-                    "connect answer {} without an info object",
-                    answer.name
-                ))
+        let status =
+            answer.args.first().and_then(NetStatus::from_value).ok_or_else(|| {
+                ClientError::Unexpected(format!("connect answer {} without an info object", answer.name))
             })?;
         self.connect_answer = Some(answer.clone());
         if answer.name == "_result" {
@@ -385,10 +365,7 @@ impl RtmpClient {
     /// `createStream`, returning the new stream id.
     pub async fn create_stream(&mut self) -> Result<u32, ClientError> {
         let answer = self.call("createStream", vec![]).await?;
-        match (
-            answer.name.as_str(),
-            answer.args.first().and_then(Value::as_f64),
-        ) {
+        match (answer.name.as_str(), answer.args.first().and_then(Value::as_f64)) {
             ("_result", Some(id)) if id >= 1.0 && id.fract() == 0.0 => Ok(id as u32),
             _ => Err(ClientError::Unexpected(format!(
                 "createStream answered {} {:?}",
@@ -405,33 +382,20 @@ impl RtmpClient {
             self.send_command(0, "releaseStream", tid, vec![Value::from(name)])
                 .await?;
             let tid = self.take_transaction();
-            self.send_command(0, "FCPublish", tid, vec![Value::from(name)])
-                .await?;
+            self.send_command(0, "FCPublish", tid, vec![Value::from(name)]).await?;
         }
         let before = self.statuses.len();
-        self.send_command(
-            stream_id,
-            "publish",
-            0.0,
-            vec![Value::from(name), Value::from("live")],
-        )
-        .await?;
-        self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT)
-            .await
+        self.send_command(stream_id, "publish", 0.0, vec![Value::from(name), Value::from("live")])
+            .await?;
+        self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT).await
     }
 
     /// Sends `play` and waits for the first onStatus on that stream.
     pub async fn play(&mut self, stream_id: u32, name: &str) -> Result<NetStatus, ClientError> {
         let before = self.statuses.len();
-        self.send_command(
-            stream_id,
-            "play",
-            0.0,
-            vec![Value::from(name), Value::Number(-2.0)],
-        )
-        .await?;
-        self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT)
-            .await
+        self.send_command(stream_id, "play", 0.0, vec![Value::from(name), Value::Number(-2.0)])
+            .await?;
+        self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT).await
     }
 
     /// Stops publishing like the profile's client does: FCUnpublish (encoders)
@@ -442,16 +406,10 @@ impl RtmpClient {
             self.send_command(0, "FCUnpublish", tid, vec![Value::from(name)])
                 .await?;
             let tid = self.take_transaction();
-            self.send_command(
-                0,
-                "deleteStream",
-                tid,
-                vec![Value::Number(f64::from(stream_id))],
-            )
-            .await
-        } else {
-            self.send_command(stream_id, "closeStream", 0.0, vec![])
+            self.send_command(0, "deleteStream", tid, vec![Value::Number(f64::from(stream_id))])
                 .await
+        } else {
+            self.send_command(stream_id, "closeStream", 0.0, vec![]).await
         }
     }
 
@@ -494,8 +452,7 @@ impl RtmpClient {
         let first = tags.first().map_or(0, |t| t.timestamp);
         for tag in tags {
             if realtime {
-                let due =
-                    start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
+                let due = start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
                 tokio::time::sleep_until(due).await;
             }
             let payload = if tag.kind == media::flv::TagKind::Script {
@@ -513,21 +470,12 @@ impl RtmpClient {
     }
 
     /// Sends `@setDataFrame onMetaData {…}` as encoders do.
-    pub async fn send_metadata(
-        &mut self,
-        stream_id: u32,
-        metadata: Value,
-    ) -> Result<(), ClientError> {
+    pub async fn send_metadata(&mut self, stream_id: u32, metadata: Value) -> Result<(), ClientError> {
         let data = Message::Data(Data {
             encoding: ObjectEncoding::Amf0,
-            values: vec![
-                Value::from("@setDataFrame"),
-                Value::from("onMetaData"),
-                metadata,
-            ],
+            values: vec![Value::from("@setDataFrame"), Value::from("onMetaData"), metadata],
         });
-        self.send_message(csid::STREAM_COMMAND, stream_id, &data)
-            .await
+        self.send_message(csid::STREAM_COMMAND, stream_id, &data).await
     }
 
     /// Writes raw bytes to the socket (robustness cases).
@@ -544,8 +492,7 @@ impl RtmpClient {
         message: &Message,
     ) -> Result<(), ClientError> {
         let (type_id, payload) = message.encode();
-        self.log
-            .push(format!("> [{stream_id}] {}", describe_outgoing(message)));
+        self.log.push(format!("> [{stream_id}] {}", describe_outgoing(message)));
         self.encoder.encode(
             &RawMessage {
                 csid: chunk_stream,
@@ -599,11 +546,7 @@ impl RtmpClient {
             self.statuses.push(StatusEvent {
                 stream_id: 0,
                 via: "local".into(),
-                status: NetStatus::new(
-                    Level::Status,
-                    code::CONNECT_CLOSED,
-                    "The server closed the connection.",
-                ),
+                status: NetStatus::new(Level::Status, code::CONNECT_CLOSED, "The server closed the connection."),
                 level_valid: true,
             });
             return Ok(());
@@ -616,8 +559,8 @@ impl RtmpClient {
         {
             let stream_id = raw.stream_id;
             let (type_id, timestamp) = (raw.type_id, raw.timestamp);
-            let message = Message::decode(raw.type_id, raw.payload)
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let message =
+                Message::decode(raw.type_id, raw.payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
             let incoming = match message {
                 Message::Command(command) => {
                     for arg in &command.args {
@@ -641,12 +584,8 @@ impl RtmpClient {
                 },
                 Message::UserControl(event) => {
                     if let UserControl::PingRequest(t) = event {
-                        self.send_message(
-                            csid::CONTROL,
-                            0,
-                            &Message::UserControl(UserControl::PingResponse(t)),
-                        )
-                        .await?;
+                        self.send_message(csid::CONTROL, 0, &Message::UserControl(UserControl::PingResponse(t)))
+                            .await?;
                     }
                     Incoming::UserControl(event)
                 }
@@ -671,17 +610,12 @@ impl RtmpClient {
     }
 
     /// Waits for `_result`/`_error` with transaction id `tid`, keeping other messages queued.
-    pub async fn wait_answer(
-        &mut self,
-        tid: f64,
-        within: Duration,
-    ) -> Result<Command, ClientError> {
+    pub async fn wait_answer(&mut self, tid: f64, within: Duration) -> Result<Command, ClientError> {
         let mut skipped = VecDeque::new();
         let result = loop {
             match self.next(within).await {
                 Ok(Incoming::Command { command, .. })
-                    if command.transaction_id == tid
-                        && (command.name == "_result" || command.name == "_error") =>
+                    if command.transaction_id == tid && (command.name == "_result" || command.name == "_error") =>
                 {
                     break Ok(command)
                 }
@@ -723,10 +657,7 @@ impl RtmpClient {
                 Ok(_) => {}
                 Err(ClientError::Timeout { .. }) => {
                     return Err(ClientError::Timeout {
-                        what: format!(
-                            "{code} on stream {stream_id} (received: {:?})",
-                            self.codes(stream_id)
-                        ),
+                        what: format!("{code} on stream {stream_id} (received: {:?})", self.codes(stream_id)),
                         after: within,
                     })
                 }
@@ -745,10 +676,7 @@ impl RtmpClient {
     ) -> Result<NetStatus, ClientError> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Some(found) = self.statuses[before..]
-                .iter()
-                .find(|s| s.stream_id == stream_id)
-            {
+            if let Some(found) = self.statuses[before..].iter().find(|s| s.stream_id == stream_id) {
                 return Ok(found.status.clone());
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -804,16 +732,9 @@ fn describe_outgoing(message: &Message) -> String {
             "{}({}) {}",
             c.name,
             c.transaction_id,
-            c.args
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            c.args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
         ),
-        Message::Data(d) => format!(
-            "data {}",
-            d.values.first().map(|v| v.to_string()).unwrap_or_default()
-        ),
+        Message::Data(d) => format!("data {}", d.values.first().map(|v| v.to_string()).unwrap_or_default()),
         other => format!("{other:?}"),
     }
 }

@@ -52,8 +52,8 @@ pub const FLASH_PLAYER_VERSION: [u8; 4] = [0x80, 0x00, 0x07, 0x02];
 
 /// The 32 constant bytes that follow the text part of both handshake keys.
 const KEY_TAIL: [u8; 32] = [
-    0xf0, 0xee, 0xc2, 0x4a, 0x80, 0x68, 0xbe, 0xe8, 0x2e, 0x00, 0xd0, 0xd1, 0x02, 0x9e, 0x7e, 0x57,
-    0x6e, 0xec, 0x5d, 0x2d, 0x29, 0x80, 0x6f, 0xab, 0x93, 0xb8, 0xe6, 0x36, 0xcf, 0xeb, 0x31, 0xae,
+    0xf0, 0xee, 0xc2, 0x4a, 0x80, 0x68, 0xbe, 0xe8, 0x2e, 0x00, 0xd0, 0xd1, 0x02, 0x9e, 0x7e, 0x57, 0x6e, 0xec, 0x5d,
+    0x2d, 0x29, 0x80, 0x6f, 0xab, 0x93, 0xb8, 0xe6, 0x36, 0xcf, 0xeb, 0x31, 0xae,
 ];
 
 /// Number of leading bytes of [`FLASH_PLAYER_KEY`] that key a client's C1
@@ -215,10 +215,7 @@ fn response_signature(
 /// Use the first 30 bytes of [`FLASH_PLAYER_KEY`] for a client's C1 and the
 /// first 36 bytes of [`FLASH_MEDIA_SERVER_KEY`] for a server's S1 (or
 /// [`verify_client_c1`] / [`verify_server_s1`]).
-pub fn find_digest(
-    block: &[u8; HANDSHAKE_SIZE],
-    key: &[u8],
-) -> Option<(DigestScheme, [u8; DIGEST_SIZE])> {
+pub fn find_digest(block: &[u8; HANDSHAKE_SIZE], key: &[u8]) -> Option<(DigestScheme, [u8; DIGEST_SIZE])> {
     DigestScheme::ALL.into_iter().find_map(|scheme| {
         let offset = scheme.digest_offset(block);
         let expected = digest_at(block, offset, key);
@@ -235,10 +232,7 @@ pub fn verify_client_c1(c1: &[u8; HANDSHAKE_SIZE]) -> Option<(DigestScheme, [u8;
 /// Finds the digest of a server's S1 (keyed with the 36-byte Flash Media
 /// Server key text).
 pub fn verify_server_s1(s1: &[u8; HANDSHAKE_SIZE]) -> Option<(DigestScheme, [u8; DIGEST_SIZE])> {
-    find_digest(
-        s1,
-        &FLASH_MEDIA_SERVER_KEY[..FLASH_MEDIA_SERVER_KEY_TEXT_LEN],
-    )
+    find_digest(s1, &FLASH_MEDIA_SERVER_KEY[..FLASH_MEDIA_SERVER_KEY_TEXT_LEN])
 }
 
 /// Whether S2's last 32 bytes are the signature derived from the client's
@@ -284,10 +278,7 @@ pub fn client_c0c1(kind: ClientHandshake, epoch_ms: u32) -> Vec<u8> {
 
 /// Builds C2: digest-signed (1504 random bytes + signature derived from the
 /// S1 digest) when the server used digests, else an exact echo of S1.
-pub fn client_c2(
-    s1: &[u8; HANDSHAKE_SIZE],
-    s1_digest: Option<&[u8; DIGEST_SIZE]>,
-) -> [u8; HANDSHAKE_SIZE] {
+pub fn client_c2(s1: &[u8; HANDSHAKE_SIZE], s1_digest: Option<&[u8; DIGEST_SIZE]>) -> [u8; HANDSHAKE_SIZE] {
     match s1_digest {
         None => *s1,
         Some(digest) => {

@@ -5,9 +5,7 @@ use reference_server::{Config, Server, ServerHandle};
 
 /// Starts the reference server on 127.0.0.1 with ephemeral ports, after
 /// `adjust` has changed the default configuration.
-pub async fn embedded(
-    adjust: impl FnOnce(&mut Config),
-) -> Result<ServerHandle, reference_server::StartError> {
+pub async fn embedded(adjust: impl FnOnce(&mut Config)) -> Result<ServerHandle, reference_server::StartError> {
     let mut config = Config::default();
     config.rtmp.listen = ([127, 0, 0, 1], 0).into();
     config.http.listen = ([127, 0, 0, 1], 0).into();

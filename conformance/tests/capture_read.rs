@@ -57,10 +57,7 @@ fn obs_capture_has_one_rtmp_flow() {
     let flows = rtmp_flows(&bytes, 1935).unwrap();
     assert_eq!(flows.len(), 1);
     let flow = &flows[0];
-    assert_eq!(
-        flow.client,
-        "127.0.0.1:57080".parse::<SocketAddr>().unwrap()
-    );
+    assert_eq!(flow.client, "127.0.0.1:57080".parse::<SocketAddr>().unwrap());
     assert_eq!(flow.server, "127.0.0.1:1935".parse::<SocketAddr>().unwrap());
     // Sums of the TCP payload lengths per direction (tshark: tcp.len).
     assert_eq!(flow.client_to_server.len(), 1_362_991);
@@ -95,14 +92,8 @@ fn flash_player_9_capture() {
     let flows = rtmp_flows(&bytes, 1935).unwrap();
     assert_eq!(flows.len(), 1);
     let flow = &flows[0];
-    assert_eq!(
-        flow.client,
-        "192.168.43.1:1177".parse::<SocketAddr>().unwrap()
-    );
-    assert_eq!(
-        flow.server,
-        "192.168.43.128:1935".parse::<SocketAddr>().unwrap()
-    );
+    assert_eq!(flow.client, "192.168.43.1:1177".parse::<SocketAddr>().unwrap());
+    assert_eq!(flow.server, "192.168.43.128:1935".parse::<SocketAddr>().unwrap());
     assert_eq!(flow.client_to_server.len(), 3_452);
     assert_eq!(flow.server_to_client.len(), 3_496);
     assert_rtmp_session(flow, &["flashVer", "WIN 9,0,47,0", "tcUrl"]);
@@ -201,12 +192,8 @@ struct Packet {
 impl Packet {
     fn ip(&self) -> Vec<u8> {
         let builder = match (self.src, self.dst) {
-            (SocketAddr::V4(s), SocketAddr::V4(d)) => {
-                PacketBuilder::ipv4(s.ip().octets(), d.ip().octets(), 64)
-            }
-            (SocketAddr::V6(s), SocketAddr::V6(d)) => {
-                PacketBuilder::ipv6(s.ip().octets(), d.ip().octets(), 64)
-            }
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => PacketBuilder::ipv4(s.ip().octets(), d.ip().octets(), 64),
+            (SocketAddr::V6(s), SocketAddr::V6(d)) => PacketBuilder::ipv6(s.ip().octets(), d.ip().octets(), 64),
             _ => unreachable!("mixed address families"),
         };
         let mut tcp = builder.tcp(self.src.port(), self.dst.port(), self.seq, 65535);
@@ -305,8 +292,7 @@ impl Conversation {
         let server_segments = cut(&self.server_data, &mut rng);
         let (mut ci, mut si) = (0, 0);
         while ci < client_segments.len() || si < server_segments.len() {
-            let from_client =
-                si == server_segments.len() || (ci < client_segments.len() && rng.gen_bool(0.3));
+            let from_client = si == server_segments.len() || (ci < client_segments.len() && rng.gen_bool(0.3));
             let (offset, data) = if from_client {
                 ci += 1;
                 client_segments[ci - 1].clone()
@@ -346,13 +332,8 @@ impl Conversation {
                     } else {
                         &self.server_data
                     };
-                    let isn = if from_client {
-                        self.client_isn
-                    } else {
-                        self.server_isn
-                    };
-                    let start =
-                        packets[i].seq.wrapping_sub(isn.wrapping_add(1)) as usize + data_len / 2;
+                    let isn = if from_client { self.client_isn } else { self.server_isn };
+                    let start = packets[i].seq.wrapping_sub(isn.wrapping_add(1)) as usize + data_len / 2;
                     if data_len > 0 && start < data.len() {
                         let end = (start + 1000).min(data.len());
                         let p = self.data_packet(from_client, start, data[start..end].to_vec());
@@ -472,19 +453,15 @@ fn disturbances_really_happen() {
         let seqs: Vec<u32> = data.iter().filter(|d| d.0 == side).map(|d| d.1).collect();
         seqs.windows(2).any(|w| w[1] < w[0])
     };
-    assert!(
-        reordered(conv.client) && reordered(conv.server),
-        "reordered"
-    );
+    assert!(reordered(conv.client) && reordered(conv.server), "reordered");
     assert!(
         data.iter().enumerate().any(|(i, d)| data[..i].contains(d)),
         "retransmitted"
     );
     assert!(
-        data.iter().any(|a| data.iter().any(|b| a.0 == b.0
-            && b.1 > a.1
-            && b.1 < a.1 + a.2 as u32
-            && b.1 + b.2 as u32 > a.1 + a.2 as u32)),
+        data.iter().any(|a| data
+            .iter()
+            .any(|b| a.0 == b.0 && b.1 > a.1 && b.1 < a.1 + a.2 as u32 && b.1 + b.2 as u32 > a.1 + a.2 as u32)),
         "overlapping"
     );
 }
@@ -593,9 +570,7 @@ fn bytes_cut_by_the_snap_length_are_a_gap() {
     let offset = packets[cut_at].seq.wrapping_sub(7_001) as u64;
     let file = pcap(Link::Ethernet, &packets);
     match read_tcp_flows(&file).unwrap_err() {
-        CaptureError::Gap {
-            from, start, end, ..
-        } => {
+        CaptureError::Gap { from, start, end, .. } => {
             assert_eq!(from, conv.client);
             assert_eq!(start, offset + 40);
             assert_eq!(end, offset + packets[cut_at].payload.len() as u64);
@@ -612,8 +587,5 @@ fn a_file_cut_mid_record_is_reported() {
         read_tcp_flows(cut),
         Err(CaptureError::Truncated { format: "pcap", .. })
     ));
-    assert!(matches!(
-        read_tcp_flows(b"GIF89a"),
-        Err(CaptureError::UnknownFormat(_))
-    ));
+    assert!(matches!(read_tcp_flows(b"GIF89a"), Err(CaptureError::UnknownFormat(_))));
 }

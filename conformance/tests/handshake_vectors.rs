@@ -3,10 +3,9 @@
 //! independent implementation.
 
 use conformance::handshake::{
-    client_c0c1, client_c2, client_handshake, client_handshake_with_timeout, find_digest, is_echo,
-    verify_client_c1, verify_client_c2, verify_server_s1, verify_server_s2, ClientHandshake,
-    DigestScheme, HandshakeError, HandshakeReport, FLASH_MEDIA_SERVER_KEY, FLASH_PLAYER_KEY,
-    FLASH_PLAYER_VERSION, HANDSHAKE_SIZE,
+    client_c0c1, client_c2, client_handshake, client_handshake_with_timeout, find_digest, is_echo, verify_client_c1,
+    verify_client_c2, verify_server_s1, verify_server_s2, ClientHandshake, DigestScheme, HandshakeError,
+    HandshakeReport, FLASH_MEDIA_SERVER_KEY, FLASH_PLAYER_KEY, FLASH_PLAYER_VERSION, HANDSHAKE_SIZE,
 };
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use std::time::Duration;
@@ -92,22 +91,13 @@ fn srs_session() -> (
     let s = fixture("flash-player/srs_fp_complexhs_S0S1S2_from_srs.bin");
     assert_eq!(s.len(), 1 + 2 * HANDSHAKE_SIZE);
     let c2 = fixture("flash-player/srs_fp_complexhs_C2.bin");
-    (
-        c1,
-        s[0],
-        block(&s[1..]),
-        block(&s[1 + HANDSHAKE_SIZE..]),
-        block(&c2),
-    )
+    (c1, s[0], block(&s[1..]), block(&s[1 + HANDSHAKE_SIZE..]), block(&c2))
 }
 
 #[test]
 fn keys_are_the_published_constants() {
     assert_eq!(&FLASH_PLAYER_KEY[..30], b"Genuine Adobe Flash Player 001");
-    assert_eq!(
-        &FLASH_MEDIA_SERVER_KEY[..36],
-        b"Genuine Adobe Flash Media Server 001"
-    );
+    assert_eq!(&FLASH_MEDIA_SERVER_KEY[..36], b"Genuine Adobe Flash Media Server 001");
     assert_eq!(FLASH_PLAYER_KEY[30..], FLASH_MEDIA_SERVER_KEY[36..]);
     assert_eq!(FLASH_PLAYER_KEY[30..34], [0xf0, 0xee, 0xc2, 0x4a]);
     assert_eq!(FLASH_PLAYER_KEY[58..], [0xcf, 0xeb, 0x31, 0xae]);
@@ -118,8 +108,7 @@ fn real_flash_player_c1s_carry_a_scheme_1_digest() {
     for v in &FLASH_PLAYER_C1S {
         let c1 = c1_of(v);
         assert_eq!(c1[4..8], FLASH_PLAYER_VERSION, "{}: version", v.path);
-        let (scheme, digest) =
-            verify_client_c1(&c1).unwrap_or_else(|| panic!("{}: no digest found", v.path));
+        let (scheme, digest) = verify_client_c1(&c1).unwrap_or_else(|| panic!("{}: no digest found", v.path));
         assert_eq!(scheme, DigestScheme::Scheme1, "{}", v.path);
         let at = scheme.digest_offset(&c1);
         assert!((776..=1503).contains(&at), "{}: offset {at}", v.path);
@@ -133,8 +122,7 @@ fn real_flash_player_c1s_carry_a_scheme_1_digest() {
 fn other_clients_digest_c1s_use_scheme_0() {
     for v in &OTHER_DIGEST_C1S {
         let c1 = c1_of(v);
-        let (scheme, _) =
-            verify_client_c1(&c1).unwrap_or_else(|| panic!("{}: no digest found", v.path));
+        let (scheme, _) = verify_client_c1(&c1).unwrap_or_else(|| panic!("{}: no digest found", v.path));
         assert_eq!(scheme, DigestScheme::Scheme0, "{}", v.path);
         assert!((12..=739).contains(&scheme.digest_offset(&c1)));
     }
@@ -269,8 +257,8 @@ fn rml_rtmp_server_answers_real_digest_c1s_with_valid_s1_and_s2() {
         assert_eq!(reply[0], 3, "{}: S0", v.path);
         let s1 = block(&reply[1..]);
         let s2 = block(&reply[1537..]);
-        let (scheme, s1_digest) = verify_server_s1(&s1)
-            .unwrap_or_else(|| panic!("{}: rml_rtmp's S1 has no valid FMS digest", v.path));
+        let (scheme, s1_digest) =
+            verify_server_s1(&s1).unwrap_or_else(|| panic!("{}: rml_rtmp's S1 has no valid FMS digest", v.path));
         assert_eq!(scheme, DigestScheme::Scheme1, "{}", v.path);
         assert!(
             verify_server_s2(&s2, &c1_digest),
@@ -323,9 +311,7 @@ async fn serve_rml(mut io: DuplexStream, extra: Vec<u8>) -> bool {
                     io.write_all(&out).await.unwrap();
                 }
             }
-            HandshakeProcessResult::Completed {
-                remaining_bytes, ..
-            } => return remaining_bytes.is_empty(),
+            HandshakeProcessResult::Completed { remaining_bytes, .. } => return remaining_bytes.is_empty(),
         }
     }
 }
@@ -376,10 +362,7 @@ async fn full_handshake_against_rml_rtmp_server() {
 
 /// Reads C0C1 and answers with `make_reply(c0c1)`, then keeps the stream
 /// open until the client is done.
-async fn scripted_server(
-    mut io: DuplexStream,
-    make_reply: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static,
-) {
+async fn scripted_server(mut io: DuplexStream, make_reply: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static) {
     let mut c0c1 = vec![0u8; 1537];
     if io.read_exact(&mut c0c1).await.is_err() {
         return;
@@ -412,18 +395,13 @@ const DIGEST1: ClientHandshake = ClientHandshake::FlashDigest(DigestScheme::Sche
 
 #[tokio::test]
 async fn encrypted_s0_is_refused() {
-    let err = run_scripted(DIGEST1, |_| vec![6u8; 3073])
-        .await
-        .unwrap_err();
+    let err = run_scripted(DIGEST1, |_| vec![6u8; 3073]).await.unwrap_err();
     assert!(matches!(err, HandshakeError::Encrypted), "{err:?}");
     assert_eq!(err.to_string(), "S0 version 6 (encrypted) not supported");
     let err = run_scripted(ClientHandshake::Simple, |_| vec![4u8; 3073])
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, HandshakeError::UnsupportedVersion(4)),
-        "{err:?}"
-    );
+    assert!(matches!(err, HandshakeError::UnsupportedVersion(4)), "{err:?}");
 }
 
 #[tokio::test]
@@ -452,9 +430,7 @@ async fn eof_mid_handshake_says_where() {
 
 #[tokio::test]
 async fn digest_client_refuses_a_simple_server() {
-    let err = run_scripted(DIGEST1, simple_server_reply)
-        .await
-        .unwrap_err();
+    let err = run_scripted(DIGEST1, simple_server_reply).await.unwrap_err();
     assert!(matches!(err, HandshakeError::S1DigestInvalid), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -496,12 +472,8 @@ async fn digest_client_refuses_a_bad_s2() {
 #[tokio::test]
 async fn silent_server_times_out() {
     let (mut client_io, _server_io) = tokio::io::duplex(64 * 1024);
-    let err = client_handshake_with_timeout(
-        &mut client_io,
-        ClientHandshake::Simple,
-        Duration::from_millis(50),
-    )
-    .await
-    .unwrap_err();
+    let err = client_handshake_with_timeout(&mut client_io, ClientHandshake::Simple, Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert!(matches!(err, HandshakeError::Timeout(_)), "{err:?}");
 }

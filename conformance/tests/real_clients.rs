@@ -8,9 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use conformance::capture::rtmp_flows;
 use conformance::client::{ClientProfile, RtmpClient};
-use conformance::handshake::{
-    client_handshake, verify_client_c1, verify_server_s1, verify_server_s2, ClientHandshake,
-};
+use conformance::handshake::{client_handshake, verify_client_c1, verify_server_s1, verify_server_s2, ClientHandshake};
 use conformance::target::embedded;
 use media::amf::Value;
 use media::netstatus::{code, NetStatus};
@@ -38,15 +36,11 @@ async fn read_until(
     while !done(&seen) {
         let n = match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
-            other => panic!(
-                "server stopped answering ({other:?}); it sent: {:#?}",
-                describe(&seen)
-            ),
+            other => panic!("server stopped answering ({other:?}); it sent: {:#?}", describe(&seen)),
         };
         decoder.push(&buf[..n]);
         while let Some(raw) = decoder.next_message().expect("server sends valid chunks") {
-            let message =
-                Message::decode(raw.type_id, raw.payload).expect("server sends valid messages");
+            let message = Message::decode(raw.type_id, raw.payload).expect("server sends valid messages");
             seen.push((raw.stream_id, message));
         }
     }
@@ -97,8 +91,7 @@ async fn server_answers_real_flash_player_c1s_with_valid_digests() {
             c0c1.insert(0, 3); // the Red5 vectors are C1 only
         }
         let c1: [u8; 1536] = c0c1[1..].try_into().unwrap();
-        let (_, c1_digest) =
-            verify_client_c1(&c1).unwrap_or_else(|| panic!("{vector} is a digest C1"));
+        let (_, c1_digest) = verify_client_c1(&c1).unwrap_or_else(|| panic!("{vector} is a digest C1"));
         let mut socket = TcpStream::connect(server.rtmp_addr()).await.unwrap();
         socket.write_all(&c0c1).await.unwrap();
         let mut answer = vec![0u8; 3073];
@@ -203,16 +196,12 @@ async fn real_obs_publish_session_replays_completely() {
     .await;
     let lines = describe(&seen);
     let answered = |tid: f64, name: &str| {
-        seen.iter().any(
-            |(_, m)| matches!(m, Message::Command(c) if c.transaction_id == tid && c.name == name),
-        )
+        seen.iter()
+            .any(|(_, m)| matches!(m, Message::Command(c) if c.transaction_id == tid && c.name == name))
     };
     // connect(1), releaseStream(2), FCPublish(3), createStream(4) are each answered.
     for tid in [1.0, 2.0, 3.0, 4.0] {
-        assert!(
-            answered(tid, "_result"),
-            "transaction {tid} unanswered: {lines:#?}"
-        );
+        assert!(answered(tid, "_result"), "transaction {tid} unanswered: {lines:#?}");
     }
     let statuses: Vec<&String> = lines.iter().filter(|l| l.contains("onStatus")).collect();
     assert_eq!(
@@ -364,11 +353,7 @@ async fn ffmpeg_publishes_h264_aac_and_ffmpeg_plays_it_back_until_unpublish() {
         .expect("ffmpeg player did not stop after the publisher left")
         .unwrap();
     let published = publisher.wait().await.unwrap();
-    assert!(
-        published.success(),
-        "ffmpeg publisher failed: {:?}",
-        publisher.stderr
-    );
+    assert!(published.success(), "ffmpeg publisher failed: {:?}", publisher.stderr);
     assert!(
         played.status.success(),
         "ffmpeg player failed: {}",
@@ -432,10 +417,7 @@ async fn ffmpeg_plays_a_flash_h264_speex_stream() {
         probed.codecs.contains(&"h264".to_string()) && probed.codecs.contains(&"speex".to_string()),
         "{probed:?}"
     );
-    assert!(
-        probed.audio_packets >= 50 && probed.video_packets >= 20,
-        "{probed:?}"
-    );
+    assert!(probed.audio_packets >= 50 && probed.video_packets >= 20, "{probed:?}");
     drop(publishing.await.unwrap());
     server.shutdown().await;
 }

@@ -53,12 +53,7 @@ async fn flash_connected(server: &ServerHandle, path: &str, args: Vec<Value>) ->
         .connect(&format!("rtmp://{}/{path}", server.rtmp_addr()), args)
         .await
         .unwrap();
-    assert_eq!(
-        status.code,
-        code::CONNECT_SUCCESS,
-        "{:?}",
-        client.wire_log()
-    );
+    assert_eq!(status.code, code::CONNECT_SUCCESS, "{:?}", client.wire_log());
     client
 }
 
@@ -70,12 +65,7 @@ async fn encoder_connected(server: &ServerHandle, path: &str) -> RtmpClient {
         .connect(&format!("rtmp://{}/{path}", server.rtmp_addr()), vec![])
         .await
         .unwrap();
-    assert_eq!(
-        status.code,
-        code::CONNECT_SUCCESS,
-        "{:?}",
-        client.wire_log()
-    );
+    assert_eq!(status.code, code::CONNECT_SUCCESS, "{:?}", client.wire_log());
     client
 }
 
@@ -104,9 +94,7 @@ fn transcript(statuses: &[StatusEvent]) -> Vec<String> {
 fn first_video_frame(media: &[Incoming]) -> Option<(bool, bool)> {
     media.iter().find_map(|m| match m {
         Incoming::Media {
-            type_id: 9,
-            payload,
-            ..
+            type_id: 9, payload, ..
         } => flv::video_header(payload).map(|h| (h.is_sequence_header, h.is_keyframe)),
         _ => None,
     })
@@ -115,26 +103,18 @@ fn first_video_frame(media: &[Incoming]) -> Option<(bool, bool)> {
 #[tokio::test]
 async fn flash_publishes_encoder_plays_with_exact_netstatus() {
     let server = embedded(|_| {}).await.unwrap();
-    let mut flash =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut flash = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
 
     // Flash Player asked for AMF3: the answer says so, and commands now go as type 17.
     let answer = flash.connect_answer().unwrap().clone();
     assert_eq!(answer.name, "_result");
     let info = &answer.args[0];
-    assert_eq!(
-        info.get("objectEncoding").and_then(Value::as_f64),
-        Some(3.0)
-    );
+    assert_eq!(info.get("objectEncoding").and_then(Value::as_f64), Some(3.0));
     assert!(info
         .get("clientid")
         .and_then(Value::as_str)
         .is_some_and(|id| !id.is_empty()));
-    assert!(answer
-        .command_object
-        .get("fmsVer")
-        .and_then(Value::as_str)
-        .is_some());
+    assert!(answer.command_object.get("fmsVer").and_then(Value::as_str).is_some());
     assert!(
         flash.handshake_report().s2_verified,
         "S2 must verify against our digest C1"
@@ -173,10 +153,7 @@ async fn flash_publishes_encoder_plays_with_exact_netstatus() {
             }
             Incoming::Command { command, .. } => sequence.push(format!(
                 "onStatus {}",
-                command.args[0]
-                    .get("code")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
+                command.args[0].get("code").and_then(Value::as_str).unwrap_or("?")
             )),
             Incoming::Data { data, .. } => {
                 let name = data.values[0].as_str().unwrap_or("?").to_string();
@@ -189,9 +166,7 @@ async fn flash_publishes_encoder_plays_with_exact_netstatus() {
                     .unwrap_or_default();
                 sequence.push(format!("data {name}{detail}"));
             }
-            Incoming::Media {
-                type_id, payload, ..
-            } => {
+            Incoming::Media { type_id, payload, .. } => {
                 let what = if type_id == 9 {
                     let h = flv::video_header(&payload).unwrap();
                     if h.is_sequence_header {
@@ -245,15 +220,11 @@ async fn publish_and_unpublish_sequences_for_flash_and_encoders() {
     logs();
     let server = embedded(|_| {}).await.unwrap();
     // Flash: publish, then NetStream.close() sends closeStream.
-    let mut flash =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut flash = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
     let s = flash.create_stream().await.unwrap();
     flash.publish(s, "flashcam").await.unwrap();
     flash.unpublish(s, "flashcam").await.unwrap();
-    flash
-        .wait_status(s, code::UNPUBLISH_SUCCESS, WAIT)
-        .await
-        .unwrap();
+    flash.wait_status(s, code::UNPUBLISH_SUCCESS, WAIT).await.unwrap();
     assert!(!server.hub().is_live("flashStreamingApp", "flashcam"));
     insta::assert_yaml_snapshot!("flash_publish_transcript", transcript(flash.statuses()));
 
@@ -263,29 +234,22 @@ async fn publish_and_unpublish_sequences_for_flash_and_encoders() {
     obs.publish(s, "obs").await.unwrap();
     assert!(server.hub().is_live("flashStreamingApp", "obs"));
     obs.unpublish(s, "obs").await.unwrap();
-    obs.wait_status(s, code::UNPUBLISH_SUCCESS, WAIT)
-        .await
-        .unwrap();
+    obs.wait_status(s, code::UNPUBLISH_SUCCESS, WAIT).await.unwrap();
     // Exactly one Unpublish.Success although both FCUnpublish and deleteStream stop it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = obs.next(Duration::from_millis(100)).await;
-    assert_eq!(
-        obs.codes(s),
-        vec![code::PUBLISH_START, code::UNPUBLISH_SUCCESS]
-    );
+    assert_eq!(obs.codes(s), vec![code::PUBLISH_START, code::UNPUBLISH_SUCCESS]);
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn second_publisher_gets_bad_name_and_first_keeps_the_stream() {
     let server = embedded(|_| {}).await.unwrap();
-    let mut first =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut first = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
     let s1 = first.create_stream().await.unwrap();
     first.publish(s1, "taken").await.unwrap();
 
-    let mut second =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut second = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
     let s2 = second.create_stream().await.unwrap();
     let status = second.publish(s2, "taken?x=1").await.unwrap();
     assert_eq!(
@@ -308,14 +272,12 @@ async fn second_publisher_gets_bad_name_and_first_keeps_the_stream() {
 
 #[tokio::test]
 async fn stream_not_found_or_wait_by_application_policy() {
-    let server =
-        embedded(|c| c.apps.get_mut("live").unwrap().on_missing_stream = MissingStreamPolicy::Wait)
-            .await
-            .unwrap();
+    let server = embedded(|c| c.apps.get_mut("live").unwrap().on_missing_stream = MissingStreamPolicy::Wait)
+        .await
+        .unwrap();
 
     // flashStreamingApp answers StreamNotFound.
-    let mut player =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut player = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
     let s = player.create_stream().await.unwrap();
     let status = player.play(s, "nobody").await.unwrap();
     assert_eq!(
@@ -328,17 +290,11 @@ async fn stream_not_found_or_wait_by_application_policy() {
     let mut waiting = flash_connected(&server, "live", seed_args("live")).await;
     let s = waiting.create_stream().await.unwrap();
     waiting.play(s, "later").await.unwrap();
-    waiting
-        .wait_status(s, code::PLAY_START, WAIT)
-        .await
-        .unwrap();
+    waiting.wait_status(s, code::PLAY_START, WAIT).await.unwrap();
     let mut publisher = flash_connected(&server, "live", seed_args("live")).await;
     let ps = publisher.create_stream().await.unwrap();
     publisher.publish(ps, "later").await.unwrap();
-    waiting
-        .wait_status(s, code::PLAY_PUBLISH_NOTIFY, WAIT)
-        .await
-        .unwrap();
+    waiting.wait_status(s, code::PLAY_PUBLISH_NOTIFY, WAIT).await.unwrap();
     publisher
         .send_tags(ps, &first_ms(&flash_recording(), 2000), false)
         .await
@@ -351,10 +307,7 @@ async fn stream_not_found_or_wait_by_application_policy() {
         "video starts with the sequence header"
     );
     publisher.unpublish(ps, "later").await.unwrap();
-    waiting
-        .wait_status(s, code::PLAY_UNPUBLISH_NOTIFY, WAIT)
-        .await
-        .unwrap();
+    waiting.wait_status(s, code::PLAY_UNPUBLISH_NOTIFY, WAIT).await.unwrap();
 
     // The publisher returns: PublishNotify again.
     let ps = publisher.create_stream().await.unwrap();
@@ -374,10 +327,7 @@ async fn stream_not_found_or_wait_by_application_policy() {
     insta::assert_yaml_snapshot!("wait_policy_transcript", transcript(waiting.statuses()));
 
     // closeStream answers Play.Stop.
-    waiting
-        .send_command(s, "closeStream", 0.0, vec![])
-        .await
-        .unwrap();
+    waiting.send_command(s, "closeStream", 0.0, vec![]).await.unwrap();
     waiting.wait_status(s, code::PLAY_STOP, WAIT).await.unwrap();
     server.shutdown().await;
 }
@@ -408,21 +358,14 @@ async fn application_keys_from_arguments_url_or_default() {
         .await
         .unwrap();
     let status = d
-        .connect(
-            &format!("rtmp://{}/live?appKey=nokey", server.rtmp_addr()),
-            vec![],
-        )
+        .connect(&format!("rtmp://{}/live?appKey=nokey", server.rtmp_addr()), vec![])
         .await
         .unwrap();
     assert_eq!(
         (status.code.as_str(), status.level),
         (code::CONNECT_REJECTED, Level::Error)
     );
-    assert!(
-        status.description.contains("nokey"),
-        "{}",
-        status.description
-    );
+    assert!(status.description.contains("nokey"), "{}", status.description);
     server.shutdown().await;
 }
 
@@ -438,10 +381,7 @@ async fn application_from_url_refuses_undefined_apps_and_closes() {
         .await
         .unwrap();
     let status = refused
-        .connect(
-            &format!("rtmp://{}/key1", server.rtmp_addr()),
-            seed_args("live"),
-        )
+        .connect(&format!("rtmp://{}/key1", server.rtmp_addr()), seed_args("live"))
         .await
         .unwrap();
     assert_eq!(
@@ -460,18 +400,13 @@ async fn application_from_url_refuses_undefined_apps_and_closes() {
 #[tokio::test]
 async fn receive_video_false_and_pause_filter_what_a_player_gets() {
     let server = embedded(|_| {}).await.unwrap();
-    let mut publisher =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut publisher = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
     let ps = publisher.create_stream().await.unwrap();
     publisher.publish(ps, "filtered").await.unwrap();
     let tags = flash_recording();
-    publisher
-        .send_tags(ps, &first_ms(&tags, 1000), false)
-        .await
-        .unwrap();
+    publisher.send_tags(ps, &first_ms(&tags, 1000), false).await.unwrap();
 
-    let mut player =
-        flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let mut player = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
     let s = player.create_stream().await.unwrap();
     player.play(s, "filtered").await.unwrap();
     player
@@ -488,25 +423,15 @@ async fn receive_video_false_and_pause_filter_what_a_player_gets() {
     let media = player.collect_media(100, Duration::from_secs(2)).await;
     assert!(!media.is_empty());
     assert!(
-        media
-            .iter()
-            .all(|m| matches!(m, Incoming::Media { type_id: 8, .. })),
+        media.iter().all(|m| matches!(m, Incoming::Media { type_id: 8, .. })),
         "only audio after receiveVideo(false)"
     );
 
     player
-        .send_command(
-            s,
-            "pause",
-            0.0,
-            vec![Value::Boolean(true), Value::Number(0.0)],
-        )
+        .send_command(s, "pause", 0.0, vec![Value::Boolean(true), Value::Number(0.0)])
         .await
         .unwrap();
-    player
-        .wait_status(s, code::PAUSE_NOTIFY, WAIT)
-        .await
-        .unwrap();
+    player.wait_status(s, code::PAUSE_NOTIFY, WAIT).await.unwrap();
     let _ = player.collect_media(1000, Duration::from_millis(300)).await;
     let more: Vec<Tag> = tags
         .iter()
@@ -515,10 +440,7 @@ async fn receive_video_false_and_pause_filter_what_a_player_gets() {
         .collect();
     publisher.send_tags(ps, &more, false).await.unwrap();
     assert!(
-        player
-            .collect_media(1, Duration::from_millis(500))
-            .await
-            .is_empty(),
+        player.collect_media(1, Duration::from_millis(500)).await.is_empty(),
         "nothing while paused"
     );
     server.shutdown().await;

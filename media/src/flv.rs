@@ -235,9 +235,7 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     let frame_type = (first >> 4) & 0x07;
     if first & 0x80 != 0 {
         // Enhanced RTMP: low nibble is the packet type, then a FourCC.
-        let fourcc = data
-            .get(1..5)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let fourcc = data.get(1..5).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         let codec = match fourcc.map(|f| f.to_be_bytes()) {
             Some(f) if &f == b"hvc1" => VideoCodec::Hevc,
             Some(f) if &f == b"av01" => VideoCodec::Av1,
@@ -266,8 +264,7 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     Some(VideoHeader {
         codec,
         is_keyframe: frame_type == 1,
-        is_sequence_header: matches!(codec, VideoCodec::Avc | VideoCodec::Hevc)
-            && packet_type == Some(0),
+        is_sequence_header: matches!(codec, VideoCodec::Avc | VideoCodec::Hevc) && packet_type == Some(0),
         is_command: frame_type == 5,
     })
 }
@@ -291,16 +288,9 @@ mod tests {
         assert!(video_header(&[0x17, 0x00]).unwrap().is_sequence_header);
         let inter = video_header(&[0x27, 0x01]).unwrap();
         assert!(!inter.is_keyframe);
-        assert_eq!(
-            video_header(&[0x12]).unwrap().codec,
-            VideoCodec::SorensonSpark
-        );
+        assert_eq!(video_header(&[0x12]).unwrap().codec, VideoCodec::SorensonSpark);
         let enhanced = video_header(b"\x90hvc1").unwrap();
-        assert!(
-            enhanced.is_keyframe
-                && enhanced.is_sequence_header
-                && enhanced.codec == VideoCodec::Hevc
-        );
+        assert!(enhanced.is_keyframe && enhanced.is_sequence_header && enhanced.codec == VideoCodec::Hevc);
     }
 
     #[test]
@@ -314,13 +304,7 @@ mod tests {
             (TagKind::Audio, 20, &[0xB2, 1][..])
         );
         file.truncate(file.len() - 6);
-        assert_eq!(
-            read_tags(&Bytes::from(file)),
-            Err(FlvError::Truncated { at: 13 })
-        );
-        assert_eq!(
-            read_tags(&Bytes::from_static(b"MP4")),
-            Err(FlvError::NotFlv)
-        );
+        assert_eq!(read_tags(&Bytes::from(file)), Err(FlvError::Truncated { at: 13 }));
+        assert_eq!(read_tags(&Bytes::from_static(b"MP4")), Err(FlvError::NotFlv));
     }
 }

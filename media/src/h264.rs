@@ -49,10 +49,7 @@ pub fn is_random_access(avcc: &[u8]) -> bool {
 /// Reads `first_mb_in_slice` and `slice_type` (both ue(v)) from a slice
 /// header: types 2 and 7 are I, 4 and 9 are SI.
 fn is_intra_slice(header: &[u8]) -> bool {
-    let mut bits = BitReader {
-        data: header,
-        pos: 0,
-    };
+    let mut bits = BitReader { data: header, pos: 0 };
     let _first_mb = bits.ue();
     matches!(bits.ue(), Some(2 | 4 | 7 | 9))
 }
@@ -103,8 +100,7 @@ fn sei_has_recovery_point(mut rbsp: &[u8]) -> bool {
         }
     }
     while rbsp.len() > 1 {
-        let (Some(payload_type), Some(size)) = (read_value(&mut rbsp), read_value(&mut rbsp))
-        else {
+        let (Some(payload_type), Some(size)) = (read_value(&mut rbsp), read_value(&mut rbsp)) else {
             return false;
         };
         if payload_type == SEI_RECOVERY_POINT {
@@ -133,10 +129,7 @@ mod tests {
 
     #[test]
     fn random_access_points() {
-        assert!(
-            is_random_access(&avcc(&[&[0x09, 0xF0], &[0x65, 0x88]])),
-            "IDR"
-        );
+        assert!(is_random_access(&avcc(&[&[0x09, 0xF0], &[0x65, 0x88]])), "IDR");
         // first_mb_in_slice 0 ("1"), slice_type 0 = P ("1"), or 7 = I ("0001000").
         assert!(
             !is_random_access(&avcc(&[&[0x09, 0xF0], &[0x41, 0b1100_0000]])),
@@ -151,10 +144,7 @@ mod tests {
             &[0x06, 5, 2, 0xAA, 0xBB, 6, 1, 0x84, 0x80],
             &[0x41, 0x9A]
         ])));
-        assert!(!is_random_access(&avcc(&[
-            &[0x06, 5, 2, 0xAA, 0xBB, 0x80],
-            &[0x41]
-        ])));
+        assert!(!is_random_access(&avcc(&[&[0x06, 5, 2, 0xAA, 0xBB, 0x80], &[0x41]])));
         assert!(!is_random_access(&[0, 0, 0, 9, 1]), "overrunning length");
         assert_eq!(avcc_nal_units(&avcc(&[&[1], &[2, 3]])).count(), 2);
     }

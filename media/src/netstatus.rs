@@ -125,10 +125,7 @@ impl NetStatus {
         let mut props = vec![
             ("level".to_string(), Value::from(self.level.as_str())),
             ("code".to_string(), Value::from(self.code.as_str())),
-            (
-                "description".to_string(),
-                Value::from(self.description.as_str()),
-            ),
+            ("description".to_string(), Value::from(self.description.as_str())),
         ];
         if let Some(details) = &self.details {
             props.push(("details".to_string(), Value::from(details.as_str())));
@@ -156,20 +153,14 @@ impl NetStatus {
             details: text("details"),
             clientid: value.get("clientid").map(|v| match v {
                 Value::Number(n) => format!("{n}"),
-                other => other
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| other.to_string()),
+                other => other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string()),
             }),
         })
     }
 
     /// The `level` field exactly as sent, if it is one of the three levels.
     pub fn level_from(value: &Value) -> Option<Level> {
-        value
-            .get("level")
-            .and_then(Value::as_str)
-            .and_then(Level::parse)
+        value.get("level").and_then(Value::as_str).and_then(Level::parse)
     }
 }
 

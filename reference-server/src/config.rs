@@ -2,7 +2,9 @@
 //! overrides from the command line, in that order.
 //!
 //! Every field has a default, so an empty file (or none) is a valid
-//! configuration. `reference-server --print-config` prints the effective one.
+//! configuration. The file and the overrides are merged key by key into the
+//! defaults: `[apps.key1]` adds an application and keeps the others.
+//! `reference-server --print-config` prints the effective configuration.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,8 +29,8 @@ pub struct Config {
     pub application_from_url: bool,
     /// The application used when a client names none.
     pub default_app: String,
-    /// The defined applications, by key. Listing `[apps.x]` in a file replaces
-    /// the defaults, so list every application you want.
+    /// The defined applications, by key. The defaults define `flashStreamingApp`
+    /// and `live`; a file or `--set` adds applications or changes these.
     pub apps: BTreeMap<String, AppConfig>,
 }
 
@@ -185,7 +187,8 @@ impl Config {
             })?,
             None => String::new(),
         };
-        let mut table: toml::Table = toml::from_str(&text)?;
+        let mut table = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Value(e.to_string()))?;
+        merge(&mut table, toml::from_str(&text)?);
         for item in overrides {
             let (key, value) = item
                 .split_once('=')
@@ -194,8 +197,7 @@ impl Config {
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(value.to_string()));
-            set_path(&mut table, key.trim(), value)
-                .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            set_path(&mut table, key.trim(), value).ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
         }
         let config: Config = toml::Value::Table(table).try_into()?;
         config.validate()?;
@@ -227,8 +229,19 @@ impl Config {
 
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// Merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -284,15 +297,8 @@ mod tests {
         assert_eq!(config.rtmp.idle_timeout, Duration::from_secs(5));
         assert_eq!(config.rtmp.chunk_size, 60000);
         assert_eq!(config.default_app, "key1");
-        assert_eq!(
-            config.apps.len(),
-            1,
-            "a file's [apps] replaces the defaults"
-        );
-        assert_eq!(
-            config.apps["key1"].on_missing_stream,
-            MissingStreamPolicy::Wait
-        );
+        assert_eq!(config.apps.len(), 3, "a file's [apps] adds to the defaults");
+        assert_eq!(config.apps["key1"].on_missing_stream, MissingStreamPolicy::Wait);
         // The printed configuration loads back to the same thing.
         std::fs::write(&path, config.to_toml()).unwrap();
         assert_eq!(Config::load(Some(&path), &[]).unwrap(), config);
@@ -300,12 +306,19 @@ mod tests {
 
     #[test]
     fn mistakes_are_explained() {
-        let err = Config::load(None, &["rtmp.nope=1".into()])
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(None, &["rtmp.nope=1".into()]).unwrap_err().to_string();
         assert!(err.contains("unknown field `nope`"), "{err}");
         assert!(Config::load(None, &["nokey".into()]).is_err());
         assert!(Config::load(None, &["rtmp.chunk_size=0".into()]).is_err());
         assert!(Config::load(None, &["default_app=\"missing\"".into()]).is_err());
+        let hooked = Config::load(None, &["apps.live.backend_url=\"http://127.0.0.1:9/hooks\"".into()]).unwrap();
+        assert_eq!(
+            hooked.apps["live"].backend_url.as_deref(),
+            Some("http://127.0.0.1:9/hooks")
+        );
+        assert!(
+            hooked.apps.contains_key("flashStreamingApp"),
+            "--set on one app keeps the others"
+        );
     }
 }

@@ -108,7 +108,12 @@ impl Hooks {
     /// A hook client with the given per-call timeout.
     pub fn new(timeout: Duration) -> Hooks {
         Hooks {
-            client: reqwest::Client::new(),
+            // Redirects are not followed: a 3xx is a refusal like any other non-2xx
+            // (a backend's 302 to a login page must not allow the action).
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the hook HTTP client builds"),
             timeout,
         }
     }

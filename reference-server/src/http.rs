@@ -25,14 +25,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     }
 }
 
-async fn metrics(
-    State(ctx): State<Arc<Context>>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+async fn metrics(State(ctx): State<Arc<Context>>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ctx.metrics.render(ctx.hub.live_streams()),
     )
 }

@@ -52,10 +52,7 @@ impl Frame {
                 Some(h) => (h.is_keyframe, false),
                 None => (false, false),
             },
-            MediaKind::Audio => (
-                false,
-                flv::audio_header(&payload).is_some_and(|h| h.is_sequence_header),
-            ),
+            MediaKind::Audio => (false, flv::audio_header(&payload).is_some_and(|h| h.is_sequence_header)),
             MediaKind::Data => (false, false),
         };
         Frame {
@@ -155,9 +152,7 @@ impl StreamState {
 /// Locks a mutex; a panic elsewhere while holding it leaves the data usable, so
 /// poisoning is ignored rather than spread.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Hub {
@@ -201,18 +196,13 @@ impl Hub {
     pub fn is_live(&self, app: &str, name: &str) -> bool {
         let key = (app.to_string(), name.to_string());
         let streams = lock(&self.streams);
-        streams
-            .get(&key)
-            .is_some_and(|s| lock(&s.state).publisher.is_some())
+        streams.get(&key).is_some_and(|s| lock(&s.state).publisher.is_some())
     }
 
     /// Number of streams with a publisher.
     pub fn live_streams(&self) -> usize {
         let streams = lock(&self.streams);
-        streams
-            .values()
-            .filter(|s| lock(&s.state).publisher.is_some())
-            .count()
+        streams.values().filter(|s| lock(&s.state).publisher.is_some()).count()
     }
 
     /// Starts publishing `name` in `app` for the connection `owner`.
@@ -228,9 +218,7 @@ impl Hub {
             state.publisher = Some(owner);
             state.generation += 1;
             let generation = state.generation;
-            stream
-                .publication
-                .send_replace(Publication::Live { generation });
+            stream.publication.send_replace(Publication::Live { generation });
         }
         Ok(Publisher {
             hub: self.clone(),
@@ -387,10 +375,7 @@ mod tests {
             Some(PublishError::BadName("s".into()))
         );
         assert!(hub.is_live("app", "s"));
-        assert!(
-            hub.publish("other-app", "s", 2).is_ok(),
-            "names are per application"
-        );
+        assert!(hub.publish("other-app", "s", 2).is_ok(), "names are per application");
         drop(first);
         assert!(!hub.is_live("app", "s"));
         assert!(hub.publish("app", "s", 2).is_ok());
@@ -403,11 +388,7 @@ mod tests {
         let mut meta = Vec::new();
         media::amf::encode_amf0(&media::amf::Value::from("onMetaData"), &mut meta);
         publisher.push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)));
-        publisher.push(Frame::new(
-            MediaKind::Video,
-            0,
-            Bytes::from_static(&[0x17, 0, 0, 0, 0]),
-        ));
+        publisher.push(Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0])));
         publisher.push(Frame::new(
             MediaKind::Audio,
             0,
@@ -442,10 +423,7 @@ mod tests {
         let mut sub = hub.subscribe("app", "s", true).unwrap();
         assert_eq!(*sub.publication.borrow_and_update(), Publication::Idle);
         let publisher = hub.publish("app", "s", 1).unwrap();
-        assert!(matches!(
-            *sub.publication.borrow_and_update(),
-            Publication::Live { .. }
-        ));
+        assert!(matches!(*sub.publication.borrow_and_update(), Publication::Live { .. }));
         publisher.push(video(0, true));
         assert_eq!(sub.media.try_recv().unwrap().timestamp, 0);
         drop(publisher);

@@ -58,10 +58,7 @@ impl Metrics {
     pub fn render(&self, live_streams: usize) -> String {
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
         metric(
             "rtmp_connections_total",
@@ -99,12 +96,7 @@ impl Metrics {
             "Publishes accepted.",
             self.publishes_total.get(),
         );
-        metric(
-            "plays_total",
-            "counter",
-            "Plays accepted.",
-            self.plays_total.get(),
-        );
+        metric("plays_total", "counter", "Plays accepted.", self.plays_total.get());
         metric(
             "frames_in_total",
             "counter",

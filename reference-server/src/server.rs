@@ -94,11 +94,7 @@ impl Server {
     }
 }
 
-fn local_addr(
-    listener: &TcpListener,
-    what: &'static str,
-    addr: SocketAddr,
-) -> Result<SocketAddr, StartError> {
+fn local_addr(listener: &TcpListener, what: &'static str, addr: SocketAddr) -> Result<SocketAddr, StartError> {
     listener
         .local_addr()
         .map_err(|source| StartError::Bind { what, addr, source })

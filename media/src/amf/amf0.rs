@@ -30,9 +30,7 @@
 //! An object or ECMA array member with the empty key is allowed as long as its value
 //! does not start with the end marker `0x09` (Adobe's runtime writes such members).
 
-use super::{
-    amf3, truncate_utf8, AmfError, Format, Graph, Node, NodeId, Reader, RefTable, Value, MAX_DEPTH,
-};
+use super::{amf3, truncate_utf8, AmfError, Format, Graph, Node, NodeId, Reader, RefTable, Value, MAX_DEPTH};
 
 const NUMBER: u8 = 0x00;
 const BOOLEAN: u8 = 0x01;
@@ -97,9 +95,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
             }
             REFERENCE => return self.reference(at),
             AVMPLUS => return amf3::Decoder::new(self.reader, self.graph).value(depth),
-            OBJECT | TYPED_OBJECT | ECMA_ARRAY | STRICT_ARRAY => {
-                return self.complex(marker, at, depth)
-            }
+            OBJECT | TYPED_OBJECT | ECMA_ARRAY | STRICT_ARRAY => return self.complex(marker, at, depth),
             _ => {
                 return Err(AmfError::UnknownMarker {
                     format: Format::Amf0,
@@ -245,10 +241,7 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
                 write_long_utf8(s, out);
             }
         },
-        Value::Object {
-            class_name,
-            properties,
-        } => {
+        Value::Object { class_name, properties } => {
             let class_fits = class_name.as_ref().is_none_or(|c| c.len() <= 0xFFFF);
             if !class_fits || !keys_fit(properties) {
                 out.push(AVMPLUS);

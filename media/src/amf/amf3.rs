@@ -41,10 +41,7 @@
 
 use std::rc::Rc;
 
-use super::{
-    copy_units, truncate_utf8, AmfError, Format, Graph, Node, NodeId, Reader, RefTable, Value,
-    MAX_DEPTH,
-};
+use super::{copy_units, truncate_utf8, AmfError, Format, Graph, Node, NodeId, Reader, RefTable, Value, MAX_DEPTH};
 
 const UNDEFINED: u8 = 0x00;
 const NULL: u8 = 0x01;
@@ -72,10 +69,7 @@ const INT_MIN: f64 = -268_435_456.0;
 const INT_MAX: f64 = 268_435_455.0;
 
 /// The externalizable classes whose body is a single AMF3 value.
-const VALUE_EXTERNALIZABLES: [&str; 2] = [
-    "flex.messaging.io.ArrayCollection",
-    "flex.messaging.io.ObjectProxy",
-];
+const VALUE_EXTERNALIZABLES: [&str; 2] = ["flex.messaging.io.ArrayCollection", "flex.messaging.io.ObjectProxy"];
 
 /// A class description (section 3.12, "traits").
 struct Traits {
@@ -138,9 +132,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
             BYTE_ARRAY => return self.byte_array(at),
             ARRAY => return self.array(at, depth),
             OBJECT => return self.object(at, depth),
-            VECTOR_INT | VECTOR_UINT | VECTOR_DOUBLE => {
-                return self.number_vector(marker, at, depth)
-            }
+            VECTOR_INT | VECTOR_UINT | VECTOR_DOUBLE => return self.number_vector(marker, at, depth),
             VECTOR_OBJECT => return self.object_vector(at, depth),
             DICTIONARY => return self.dictionary(at, depth),
             _ => {
@@ -332,12 +324,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
         let node = if assoc.is_empty() {
             Node::StrictArray(items)
         } else {
-            assoc.extend(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, id)| (i.to_string(), id)),
-            );
+            assoc.extend(items.into_iter().enumerate().map(|(i, id)| (i.to_string(), id)));
             Node::EcmaArray(assoc)
         };
         self.finish(slot, node, at)
@@ -355,9 +342,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
         let traits = self.traits(flags, at)?;
         if traits.externalizable {
             if !VALUE_EXTERNALIZABLES.contains(&traits.class_name.as_str()) {
-                return Err(AmfError::UnsupportedExternalizable(
-                    traits.class_name.clone(),
-                ));
+                return Err(AmfError::UnsupportedExternalizable(traits.class_name.clone()));
             }
             // The body (the collection's source array, the proxied object) stands
             // for the object, references to it included.
@@ -385,10 +370,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
             self.graph.charge(copy_units(traits.class_name.len()), at)?;
             Some(traits.class_name.clone())
         };
-        let node = Node::Object {
-            class_name,
-            properties,
-        };
+        let node = Node::Object { class_name, properties };
         self.finish(slot, node, at)
     }
 
@@ -399,16 +381,12 @@ impl<'r, 'a> Decoder<'r, 'a> {
     fn traits(&mut self, flags: u32, at: usize) -> Result<Rc<Traits>, AmfError> {
         if flags & 1 == 0 {
             let index = len(flags >> 1);
-            return self
-                .traits
-                .get(index)
-                .cloned()
-                .ok_or(AmfError::InvalidReference {
-                    table: RefTable::Amf3Traits,
-                    index,
-                    len: self.traits.len(),
-                    at,
-                });
+            return self.traits.get(index).cloned().ok_or(AmfError::InvalidReference {
+                table: RefTable::Amf3Traits,
+                index,
+                len: self.traits.len(),
+                at,
+            });
         }
         let externalizable = flags & 2 != 0;
         let dynamic = flags & 4 != 0;
@@ -425,8 +403,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
         }
         // The table keeps these copies for as long as the value is decoded.
         let units = 1 + sealed.iter().map(|s| copy_units(s.len())).sum::<usize>();
-        self.graph
-            .charge(units + copy_units(class_name.len()), at)?;
+        self.graph.charge(units + copy_units(class_name.len()), at)?;
         let traits = Rc::new(Traits {
             class_name,
             externalizable,
@@ -531,10 +508,7 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
         Value::Boolean(false) => out.push(FALSE),
         Value::Boolean(true) => out.push(TRUE),
         Value::Number(n) => {
-            if n.fract() == 0.0
-                && (INT_MIN..=INT_MAX).contains(n)
-                && !(*n == 0.0 && n.is_sign_negative())
-            {
+            if n.fract() == 0.0 && (INT_MIN..=INT_MAX).contains(n) && !(*n == 0.0 && n.is_sign_negative()) {
                 out.push(INTEGER);
                 // In the 29-bit range: the cast is exact and the mask keeps the
                 // two's complement low 29 bits.
@@ -593,10 +567,7 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
                 write_string("", out);
             }
         }
-        Value::Object {
-            class_name,
-            properties,
-        } => {
+        Value::Object { class_name, properties } => {
             out.push(OBJECT);
             let class_name = class_name.as_deref().unwrap_or("");
             if properties.iter().any(|(k, _)| k.is_empty()) {
@@ -644,11 +615,7 @@ fn write_u29(v: u32, out: &mut Vec<u8>) {
     } else if v < 0x4000 {
         out.extend_from_slice(&[(v >> 7) as u8 | 0x80, (v & 0x7F) as u8]);
     } else if v < 0x20_0000 {
-        out.extend_from_slice(&[
-            (v >> 14) as u8 | 0x80,
-            ((v >> 7) & 0x7F) as u8 | 0x80,
-            (v & 0x7F) as u8,
-        ]);
+        out.extend_from_slice(&[(v >> 14) as u8 | 0x80, ((v >> 7) & 0x7F) as u8 | 0x80, (v & 0x7F) as u8]);
     } else {
         out.extend_from_slice(&[
             (v >> 22) as u8 | 0x80,

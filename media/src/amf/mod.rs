@@ -232,10 +232,7 @@ pub fn decode_amf0_sequence(input: &[u8]) -> Result<Vec<Value>, AmfError> {
     }
     // Expand only after the whole sequence is read: a later value may reference an
     // earlier one, so which nodes are shared is known only now.
-    roots
-        .into_iter()
-        .map(|root| graph.materialize(root))
-        .collect()
+    roots.into_iter().map(|root| graph.materialize(root)).collect()
 }
 
 /// Decodes one AMF3 value at the start of `input` (with fresh reference tables);
@@ -292,10 +289,7 @@ impl Value {
 
     /// Property lookup for `Object` and `EcmaArray` (the first property with that key).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.properties()?
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The properties of an `Object` or `EcmaArray`, in wire order.
@@ -403,10 +397,7 @@ impl fmt::Display for Value {
             Value::Boolean(b) => write!(f, "{b}"),
             Value::Number(n) => write_number(f, *n),
             Value::String(s) => write_short_string(f, s),
-            Value::Object {
-                class_name,
-                properties,
-            } => {
+            Value::Object { class_name, properties } => {
                 if let Some(class) = class_name {
                     write!(f, "{class} ")?;
                 }
@@ -625,10 +616,7 @@ impl Graph {
     pub(crate) fn charge(&mut self, units: usize, at: usize) -> Result<(), AmfError> {
         self.spent = self.spent.saturating_add(units);
         if self.spent > self.limit {
-            Err(AmfError::Budget {
-                limit: self.limit,
-                at,
-            })
+            Err(AmfError::Budget { limit: self.limit, at })
         } else {
             Ok(())
         }
@@ -691,16 +679,11 @@ impl Graph {
         }
         Ok(match node {
             Node::Leaf(value) => value,
-            Node::Object {
-                class_name,
-                properties,
-            } => Value::Object {
+            Node::Object { class_name, properties } => Value::Object {
                 class_name,
                 properties: self.build_properties(properties, depth, movable)?,
             },
-            Node::EcmaArray(properties) => {
-                Value::EcmaArray(self.build_properties(properties, depth, movable)?)
-            }
+            Node::EcmaArray(properties) => Value::EcmaArray(self.build_properties(properties, depth, movable)?),
             Node::StrictArray(items) => Value::StrictArray(
                 items
                     .into_iter()
@@ -744,10 +727,7 @@ fn shallow_copy(node: &Node) -> (Node, usize) {
             };
             (Node::Leaf(value.clone()), copy_units(bytes))
         }
-        Node::Object {
-            class_name,
-            properties,
-        } => {
+        Node::Object { class_name, properties } => {
             let units = keys(properties) + class_name.as_ref().map_or(0, |c| copy_units(c.len()));
             (
                 Node::Object {

@@ -61,8 +61,7 @@ fn decode_fixture(name: &str, bytes: &[u8]) -> Result<(Value, usize), AmfError> 
 /// A rocketamf fixture that must decode using all of its bytes.
 fn fixture_value(name: &str) -> Value {
     let bytes = read(ROCKETAMF, name);
-    let (value, used) =
-        decode_fixture(name, &bytes).unwrap_or_else(|e| panic!("{name} failed to decode: {e}"));
+    let (value, used) = decode_fixture(name, &bytes).unwrap_or_else(|e| panic!("{name} failed to decode: {e}"));
     assert_eq!(used, bytes.len(), "{name}: bytes consumed");
     value
 }
@@ -70,15 +69,10 @@ fn fixture_value(name: &str) -> Value {
 /// Equality that compares numbers by bits: tells -0.0 from 0.0 and NaN equals itself.
 fn same(a: &Value, b: &Value) -> bool {
     fn same_props(a: &[(String, Value)], b: &[(String, Value)]) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+        a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
     }
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) | (Value::Date(x), Value::Date(y)) => {
-            x.to_bits() == y.to_bits()
-        }
+        (Value::Number(x), Value::Number(y)) | (Value::Date(x), Value::Date(y)) => x.to_bits() == y.to_bits(),
         (
             Value::Object {
                 class_name: ca,
@@ -109,15 +103,10 @@ fn same(a: &Value, b: &Value) -> bool {
 /// sealed members so that the key survives.
 fn normalize_amf3(value: &Value) -> Value {
     let props = |p: &[(String, Value)]| -> Vec<(String, Value)> {
-        p.iter()
-            .map(|(k, v)| (k.clone(), normalize_amf3(v)))
-            .collect()
+        p.iter().map(|(k, v)| (k.clone(), normalize_amf3(v))).collect()
     };
     match value {
-        Value::Object {
-            class_name,
-            properties,
-        } => Value::Object {
+        Value::Object { class_name, properties } => Value::Object {
             class_name: class_name.clone().filter(|c| !c.is_empty()),
             properties: props(properties),
         },
@@ -178,13 +167,7 @@ fn amf3_str(text: &str) -> Vec<u8> {
 fn every_rocketamf_fixture_decodes_whole_or_fails_as_expected() {
     let mut names: Vec<String> = std::fs::read_dir(ROCKETAMF)
         .expect("fixture folder")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".bin"))
         .collect();
     names.sort();
@@ -195,9 +178,7 @@ fn every_rocketamf_fixture_decodes_whole_or_fails_as_expected() {
             // A class with its own private format: refused by design.
             ("amf3-externalizable.bin", result) => assert_eq!(
                 result,
-                Err(AmfError::UnsupportedExternalizable(
-                    "ExternalizableTest".into()
-                ))
+                Err(AmfError::UnsupportedExternalizable("ExternalizableTest".into()))
             ),
             // children[0].parent points back at the root, still being decoded.
             ("amf3-graph-member.bin", result) => assert_eq!(
@@ -239,29 +220,18 @@ fn rocketamf_amf0_values() {
         ),
         (
             "amf0-typed-object.bin",
-            typed(
-                "org.amf.ASClass",
-                vec![("baz", Value::Null), ("foo", s("bar"))],
-            ),
+            typed("org.amf.ASClass", vec![("baz", Value::Null), ("foo", s("bar"))]),
         ),
         ("amf0-hash.bin", ecma(vec![("a", s("b")), ("c", s("d"))])),
         (
             "amf0-ecma-ordinal-array.bin",
-            ecma(vec![
-                ("0", s("a")),
-                ("1", s("b")),
-                ("2", s("c")),
-                ("3", s("d")),
-            ]),
+            ecma(vec![("0", s("a")), ("1", s("b")), ("2", s("c")), ("3", s("d"))]),
         ),
         (
             "amf0-empty-string-key-hash.bin",
             ecma(vec![("c", s("d")), ("a", s("b")), ("", s("last"))]),
         ),
-        (
-            "amf0-strict-array.bin",
-            arr(vec![s("a"), s("b"), s("c"), s("d")]),
-        ),
+        ("amf0-strict-array.bin", arr(vec![s("a"), s("b"), s("c"), s("d")])),
         // 2020-05-30T00:00:00Z, time zone 0.
         ("amf0-date.bin", Value::Date(1_590_796_800_000.0)),
         // 2003-02-13T05:00:00Z; the time zone field (0x012C) is ignored.
@@ -271,10 +241,7 @@ fn rocketamf_amf0_values() {
             Value::Xml(r#"<parent><child prop="test" /></parent>"#.into()),
         ),
         // {"0": obj, "1": reference 1 (obj; the outer object is 0)}
-        (
-            "amf0-ref-test.bin",
-            obj(vec![("0", inner.clone()), ("1", inner)]),
-        ),
+        ("amf0-ref-test.bin", obj(vec![("0", inner.clone()), ("1", inner)])),
     ];
     for (name, expected) in cases {
         assert_eq!(fixture_value(name), expected, "{name}");
@@ -283,12 +250,7 @@ fn rocketamf_amf0_values() {
 
 #[test]
 fn rocketamf_amf3_values() {
-    let as_class = |foo: &str| {
-        typed(
-            "org.amf.ASClass",
-            vec![("baz", Value::Null), ("foo", s(foo))],
-        )
-    };
+    let as_class = |foo: &str| typed("org.amf.ASClass", vec![("baz", Value::Null), ("foo", s(foo))]);
     let foo_bar = obj(vec![("foo", s("bar"))]);
     let xml = Value::Xml(r#"<parent><child prop="test"/></parent>"#.into());
     let one = obj(vec![("foo_one", s("bar_one"))]);
@@ -328,10 +290,7 @@ fn rocketamf_amf3_values() {
             arr(vec![n(5.0), s("Shift テスト"), s("UTF テスト"), n(5.0)]),
         ),
         ("amf3-date.bin", Value::Date(0.0)),
-        (
-            "amf3-date-ref.bin",
-            arr(vec![Value::Date(0.0), Value::Date(0.0)]),
-        ),
+        ("amf3-date-ref.bin", arr(vec![Value::Date(0.0), Value::Date(0.0)])),
         (
             "amf3-xml-doc.bin",
             Value::Xml(r#"<parent><child prop="test" /></parent>"#.into()),
@@ -396,10 +355,7 @@ fn rocketamf_amf3_values() {
                 three,
             ]),
         ),
-        (
-            "amf3-hash.bin",
-            obj(vec![("answer", n(42.0)), ("foo", s("bar"))]),
-        ),
+        ("amf3-hash.bin", obj(vec![("answer", n(42.0)), ("foo", s("bar"))])),
         (
             "amf3-dynamic-object.bin",
             obj(vec![
@@ -409,10 +365,7 @@ fn rocketamf_amf3_values() {
             ]),
         ),
         ("amf3-typed-object.bin", as_class("bar")),
-        (
-            "amf3-trait-ref.bin",
-            arr(vec![as_class("foo"), as_class("bar")]),
-        ),
+        ("amf3-trait-ref.bin", arr(vec![as_class("foo"), as_class("bar")])),
         (
             "amf3-object-ref.bin",
             arr(vec![
@@ -536,38 +489,23 @@ fn red5_on_meta_info() {
     let expected = obj(vec![
         (
             "SyncText",
-            obj(vec![
-                ("language", s("eng")),
-                ("data", s("This is SyncText")),
-            ]),
+            obj(vec![("language", s("eng")), ("data", s("This is SyncText"))]),
         ),
         (
             "PrivateData",
             obj(vec![("ownerId", s("0")), ("data", s(BASE64_STRING))]),
         ),
-        (
-            "CommercialInformationURL",
-            obj(vec![("data", s("http://red5pro.com"))]),
-        ),
+        ("CommercialInformationURL", obj(vec![("data", s("http://red5pro.com"))])),
         (
             "GeneralObject",
             obj(vec![
-                (
-                    "data",
-                    s("VGhpcyBpcyBnZW5lcmFsaXplZCBvYmplY3QgYmFzZTY0IGVuY29kZWQ"),
-                ),
+                ("data", s("VGhpcyBpcyBnZW5lcmFsaXplZCBvYmplY3QgYmFzZTY0IGVuY29kZWQ")),
                 ("filename", s("myFile.txt")),
             ]),
         ),
         ("UserText", obj(vec![("data", s("UserTextRicha"))])),
-        (
-            "Comment",
-            obj(vec![("language", s("eng")), ("data", s(BASE64_STRING))]),
-        ),
-        (
-            "UserDefinedURL",
-            obj(vec![("data", s("http://github.com/mondain"))]),
-        ),
+        ("Comment", obj(vec![("language", s("eng")), ("data", s(BASE64_STRING))])),
+        ("UserDefinedURL", obj(vec![("data", s("http://github.com/mondain"))])),
     ]);
     let first = red5_values("red5_AMF3IOTest_L0076.bin");
     assert_eq!(first, vec![s("onMetaInfo"), expected.clone()]);
@@ -591,11 +529,7 @@ fn red5_set_data_frame_on_stream_send() {
     let values = red5_values("red5_AMF3IOTest_L0114.bin");
     assert_eq!(
         values,
-        vec![
-            s("@setDataFrame"),
-            s("onStreamSend"),
-            obj(vec![("rnd", s("666"))]),
-        ]
+        vec![s("@setDataFrame"), s("onStreamSend"), obj(vec![("rnd", s("666"))]),]
     );
 }
 
@@ -687,10 +621,7 @@ fn amf0_markers() {
     }
     assert_eq!(decode_amf0(&[0x0D]), Ok((Value::Undefined, 1)));
     assert_eq!(decode_amf0(&[0x01, 0x07]), Ok((Value::Boolean(true), 2)));
-    assert_eq!(
-        decode_amf0(&[]),
-        Err(AmfError::UnexpectedEof { needed: 1, at: 0 })
-    );
+    assert_eq!(decode_amf0(&[]), Err(AmfError::UnexpectedEof { needed: 1, at: 0 }));
     // Trailing bytes are left for the caller.
     assert_eq!(decode_amf0(&[0x05, 0x05]), Ok((Value::Null, 1)));
 }
@@ -698,10 +629,7 @@ fn amf0_markers() {
 #[test]
 fn amf0_ecma_array_count_is_only_a_hint() {
     let input = [0x08, 0, 0, 0, 5, 0, 1, b'a', 0x05, 0, 0, 0x09];
-    assert_eq!(
-        decode_amf0(&input),
-        Ok((ecma(vec![("a", Value::Null)]), input.len()))
-    );
+    assert_eq!(decode_amf0(&input), Ok((ecma(vec![("a", Value::Null)]), input.len())));
 }
 
 #[test]
@@ -757,10 +685,7 @@ fn amf0_encoding_choices() {
     let long = "é".repeat(40_000); // 80 000 bytes
     let bytes = amf0(&Value::String(long.clone()));
     assert_eq!(&bytes[..5], &[0x0C, 0x00, 0x01, 0x38, 0x80]);
-    assert_eq!(
-        decode_amf0(&bytes),
-        Ok((Value::String(long.clone()), bytes.len()))
-    );
+    assert_eq!(decode_amf0(&bytes), Ok((Value::String(long.clone()), bytes.len())));
     let exact = "x".repeat(65_535);
     assert_eq!(amf0(&Value::String(exact))[0], 0x02);
 
@@ -771,18 +696,9 @@ fn amf0_encoding_choices() {
     assert_eq!(decode_amf0(&bytes), Ok((value, bytes.len())));
 
     // Typed objects, byte arrays, dates.
-    assert_eq!(
-        amf0(&typed("C", vec![])),
-        vec![0x10, 0, 1, b'C', 0, 0, 0x09]
-    );
-    assert_eq!(
-        amf0(&Value::ByteArray(vec![1, 2, 3])),
-        vec![0x11, 0x0C, 0x07, 1, 2, 3]
-    );
-    assert_eq!(
-        amf0(&Value::Date(0.0)),
-        vec![0x0B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-    );
+    assert_eq!(amf0(&typed("C", vec![])), vec![0x10, 0, 1, b'C', 0, 0, 0x09]);
+    assert_eq!(amf0(&Value::ByteArray(vec![1, 2, 3])), vec![0x11, 0x0C, 0x07, 1, 2, 3]);
+    assert_eq!(amf0(&Value::Date(0.0)), vec![0x0B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(amf0(&ecma(vec![])), vec![0x08, 0, 0, 0, 0, 0, 0, 0x09]);
 }
 
@@ -833,10 +749,7 @@ fn amf3_object_proxy_and_array_collection() {
     let mut input = vec![0x0A, 0x07];
     input.extend_from_slice(&proxy_name);
     input.extend_from_slice(&[0x0A, 0x0B, 0x01, 0x03, b'a', 0x04, 0x01, 0x01]);
-    assert_eq!(
-        decode_amf3(&input),
-        Ok((obj(vec![("a", n(1.0))]), input.len()))
-    );
+    assert_eq!(decode_amf3(&input), Ok((obj(vec![("a", n(1.0))]), input.len())));
 
     // An ArrayCollection whose body is a reference to the collection itself.
     let mut input = vec![0x0A, 0x07];
@@ -853,9 +766,7 @@ fn amf3_object_proxy_and_array_collection() {
     input.extend_from_slice(&[0x0A, 0x01]);
     assert_eq!(
         decode_amf3(&input),
-        Err(AmfError::UnsupportedExternalizable(
-            "com.example.Private".into()
-        ))
+        Err(AmfError::UnsupportedExternalizable("com.example.Private".into()))
     );
 }
 
@@ -886,9 +797,7 @@ fn amf3_dictionary_keys_are_rendered() {
 #[test]
 fn amf3_vectors_of_objects_and_unknown_markers() {
     // Vector.<*> ["foo", null, Foo3{foo: 3}] from Red5's AMF3IOTest.
-    let mut input = vec![
-        0x10, 0x07, 0x00, 0x01, 0x06, 0x07, b'f', b'o', b'o', 0x01, 0x0A, 0x13,
-    ];
+    let mut input = vec![0x10, 0x07, 0x00, 0x01, 0x06, 0x07, b'f', b'o', b'o', 0x01, 0x0A, 0x13];
     input.extend_from_slice(&amf3_str("org.red5.test.Foo3"));
     input.extend_from_slice(&[0x00, 0x04, 0x03]);
     assert_eq!(
@@ -919,14 +828,8 @@ fn amf3_vectors_of_objects_and_unknown_markers() {
 #[test]
 fn deep_amf0_nesting_is_refused_not_overflowed() {
     let input = [0x0A, 0, 0, 0, 1].repeat(100_000);
-    assert_eq!(
-        decode_amf0(&input),
-        Err(AmfError::TooDeep { at: 5 * MAX_DEPTH })
-    );
-    assert!(matches!(
-        decode_amf0_sequence(&input),
-        Err(AmfError::TooDeep { .. })
-    ));
+    assert_eq!(decode_amf0(&input), Err(AmfError::TooDeep { at: 5 * MAX_DEPTH }));
+    assert!(matches!(decode_amf0_sequence(&input), Err(AmfError::TooDeep { .. })));
     // Exactly MAX_DEPTH nested containers are fine.
     let mut input = [0x0A, 0, 0, 0, 1].repeat(MAX_DEPTH);
     input.push(0x05);
@@ -1037,10 +940,7 @@ fn doubling_arrays(levels: u8) -> Vec<u8> {
 fn amf3_reference_amplification_hits_the_budget() {
     // A few levels expand fine.
     let (value, _) = decode_amf3(&doubling_arrays(4)).expect("small expansion");
-    assert_eq!(
-        nodes(&value),
-        1 + (1..=5).map(|i| (1 << i) - 1).sum::<usize>()
-    );
+    assert_eq!(nodes(&value), 1 + (1..=5).map(|i| (1 << i) - 1).sum::<usize>());
 
     let started = Instant::now();
     let input = doubling_arrays(40);
@@ -1060,10 +960,7 @@ fn amf0_reference_amplification_hits_the_budget() {
         input.extend_from_slice(&[0x0A, 0, 0, 0, 2, 0x07, 0, i, 0x07, 0, i]);
     }
     let started = Instant::now();
-    assert!(matches!(
-        decode_amf0_sequence(&input),
-        Err(AmfError::Budget { .. })
-    ));
+    assert!(matches!(decode_amf0_sequence(&input), Err(AmfError::Budget { .. })));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -1073,12 +970,7 @@ fn copied_text_counts_against_the_budget() {
     let text = "x".repeat(3000);
     let with_refs = |count: usize| {
         let header = count << 1 | 1; // two U29 bytes for these counts
-        let mut input = vec![
-            0x09,
-            0x80 | (header >> 7) as u8,
-            (header & 0x7F) as u8,
-            0x01,
-        ];
+        let mut input = vec![0x09, 0x80 | (header >> 7) as u8, (header & 0x7F) as u8, 0x01];
         input.extend_from_slice(&[0x06, 0xAE, 0x71]); // U29 3000 << 1 | 1
         input.extend_from_slice(text.as_bytes());
         input.extend([0x06, 0x00].repeat(count - 1));
@@ -1086,21 +978,13 @@ fn copied_text_counts_against_the_budget() {
     };
     let (value, _) = decode_amf3(&with_refs(10)).expect("a few copies");
     assert_eq!(value, arr(vec![Value::String(text.clone()); 10]));
-    assert!(matches!(
-        decode_amf3(&with_refs(2000)),
-        Err(AmfError::Budget { .. })
-    ));
+    assert!(matches!(decode_amf3(&with_refs(2000)), Err(AmfError::Budget { .. })));
 
     // A long class name reused by traits reference from many objects.
     let class = "C".repeat(3000);
     let count = 2000usize;
     let header = count << 1 | 1;
-    let mut input = vec![
-        0x09,
-        0x80 | (header >> 7) as u8,
-        (header & 0x7F) as u8,
-        0x01,
-    ];
+    let mut input = vec![0x09, 0x80 | (header >> 7) as u8, (header & 0x7F) as u8, 0x01];
     input.extend_from_slice(&[0x0A, 0x03, 0xAE, 0x71]);
     input.extend_from_slice(class.as_bytes());
     input.extend([0x0A, 0x01].repeat(count - 1));
@@ -1296,10 +1180,7 @@ fn arb_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner, 0..6).prop_map(Value::StrictArray),
             members.clone().prop_map(Value::EcmaArray),
-            (arb_class(), members).prop_map(|(class_name, properties)| Value::Object {
-                class_name,
-                properties
-            }),
+            (arb_class(), members).prop_map(|(class_name, properties)| Value::Object { class_name, properties }),
         ]
     })
 }
@@ -1313,10 +1194,7 @@ fn check_decoders(bytes: &[u8]) {
         // Encoding what was decoded never panics either.
         let _ = (amf0(value), amf3(value), value.to_json(), value.to_string());
     };
-    for (value, used) in [decode_amf0(bytes), decode_amf3(bytes)]
-        .into_iter()
-        .flatten()
-    {
+    for (value, used) in [decode_amf0(bytes), decode_amf3(bytes)].into_iter().flatten() {
         assert!(used <= bytes.len());
         check(&value);
     }

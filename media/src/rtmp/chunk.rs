@@ -249,8 +249,7 @@ impl ChunkDecoder {
         if input.len() < header_len {
             return Ok(Step::NeedMore);
         }
-        if !self.streams.contains_key(&csid) && self.streams.len() >= self.limits.max_chunk_streams
-        {
+        if !self.streams.contains_key(&csid) && self.streams.len() >= self.limits.max_chunk_streams {
             return Err(ChunkError::TooManyChunkStreams {
                 limit: self.limits.max_chunk_streams,
             });
@@ -490,9 +489,7 @@ impl ChunkEncoder {
         let extended = ts_field >= EXTENDED_TIMESTAMP;
         let field = ts_field.min(EXTENDED_TIMESTAMP);
 
-        out.reserve(
-            message.payload.len() + 18 + message.payload.len() / self.chunk_size as usize * 8,
-        );
+        out.reserve(message.payload.len() + 18 + message.payload.len() / self.chunk_size as usize * 8);
         put_basic_header(out, fmt, message.csid);
         put_be24(out, field);
         if fmt <= 1 {
@@ -554,14 +551,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn msg(
-        csid: u32,
-        timestamp: u32,
-        type_id: u8,
-        stream_id: u32,
-        len: usize,
-        fill: u8,
-    ) -> RawMessage {
+    fn msg(csid: u32, timestamp: u32, type_id: u8, stream_id: u32, len: usize, fill: u8) -> RawMessage {
         RawMessage {
             csid,
             timestamp,
@@ -604,10 +594,7 @@ mod tests {
 
     #[test]
     fn extended_timestamps_survive_continuation_chunks() {
-        let messages = vec![
-            msg(4, 0x0100_0000, 9, 1, 400, 1),
-            msg(4, 0x0100_0040, 9, 1, 400, 2),
-        ];
+        let messages = vec![msg(4, 0x0100_0000, 9, 1, 400, 1), msg(4, 0x0100_0040, 9, 1, 400, 2)];
         let mut encoder = ChunkEncoder::new();
         let mut out = BytesMut::new();
         for m in &messages {
@@ -620,9 +607,7 @@ mod tests {
     fn continuation_without_repeated_extended_timestamp_is_accepted() {
         // Type 0, extended timestamp, 200-byte message at chunk size 128, and a type 3
         // continuation chunk that does not repeat the extended timestamp.
-        let mut bytes = vec![
-            0x04, 0xFF, 0xFF, 0xFF, 0, 0, 200, 9, 1, 0, 0, 0, 0x01, 0, 0, 0,
-        ];
+        let mut bytes = vec![0x04, 0xFF, 0xFF, 0xFF, 0, 0, 200, 9, 1, 0, 0, 0, 0x01, 0, 0, 0];
         bytes.extend(std::iter::repeat_n(0xAB, 128));
         bytes.push(0xC4);
         bytes.extend(std::iter::repeat_n(0xAB, 72));
@@ -746,10 +731,7 @@ mod tests {
                 break;
             }
         }
-        assert!(matches!(
-            result,
-            Err(ChunkError::TooMuchPending { limit: 1000, .. })
-        ));
+        assert!(matches!(result, Err(ChunkError::TooMuchPending { limit: 1000, .. })));
     }
 
     fn arb_message() -> impl Strategy<Value = RawMessage> {
@@ -760,15 +742,13 @@ mod tests {
             0u32..3,
             proptest::collection::vec(any::<u8>(), 0..1500),
         )
-            .prop_map(
-                |(csid, timestamp, type_id, stream_id, payload)| RawMessage {
-                    csid,
-                    timestamp,
-                    type_id,
-                    stream_id,
-                    payload: Bytes::from(payload),
-                },
-            )
+            .prop_map(|(csid, timestamp, type_id, stream_id, payload)| RawMessage {
+                csid,
+                timestamp,
+                type_id,
+                stream_id,
+                payload: Bytes::from(payload),
+            })
     }
 
     proptest! {

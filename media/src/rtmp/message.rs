@@ -202,9 +202,7 @@ impl Message {
                 Ok(())
             }
         };
-        let u32_at = |i: usize| {
-            u32::from_be_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]])
-        };
+        let u32_at = |i: usize| u32::from_be_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]]);
         Ok(match type_id {
             type_id::SET_CHUNK_SIZE => {
                 need(4)?;
@@ -315,19 +313,14 @@ impl Message {
             Message::Audio(body) => (type_id::AUDIO, body.clone()),
             Message::Video(body) => (type_id::VIDEO, body.clone()),
             Message::Data(data) => {
-                let (t, mut out) =
-                    start_values(data.encoding, type_id::DATA_AMF0, type_id::DATA_AMF3);
+                let (t, mut out) = start_values(data.encoding, type_id::DATA_AMF0, type_id::DATA_AMF3);
                 for value in &data.values {
                     amf::encode_amf0(value, &mut out);
                 }
                 (t, Bytes::from(out))
             }
             Message::Command(command) => {
-                let (t, mut out) = start_values(
-                    command.encoding,
-                    type_id::COMMAND_AMF0,
-                    type_id::COMMAND_AMF3,
-                );
+                let (t, mut out) = start_values(command.encoding, type_id::COMMAND_AMF0, type_id::COMMAND_AMF3);
                 amf::encode_amf0(&Value::String(command.name.clone()), &mut out);
                 amf::encode_amf0(&Value::Number(command.transaction_id), &mut out);
                 amf::encode_amf0(&command.command_object, &mut out);
@@ -353,22 +346,16 @@ fn start_values(encoding: ObjectEncoding, amf0: u8, amf3: u8) -> (u8, Vec<u8>) {
     }
 }
 
-fn decode_values(
-    type_id: u8,
-    payload: &[u8],
-) -> Result<(ObjectEncoding, Vec<Value>), MessageError> {
+fn decode_values(type_id: u8, payload: &[u8]) -> Result<(ObjectEncoding, Vec<Value>), MessageError> {
     let (encoding, body) = match (type_id, payload.first()) {
         // Types 17 and 15 start with a format byte 0x00. A few encoders leave it
         // out; a command or data message cannot start with an AMF0 number, so a
         // non-zero first byte means the values start right away.
-        (type_id::COMMAND_AMF3 | type_id::DATA_AMF3, Some(0)) => {
-            (ObjectEncoding::Amf3, &payload[1..])
-        }
+        (type_id::COMMAND_AMF3 | type_id::DATA_AMF3, Some(0)) => (ObjectEncoding::Amf3, &payload[1..]),
         (type_id::COMMAND_AMF3 | type_id::DATA_AMF3, _) => (ObjectEncoding::Amf3, payload),
         _ => (ObjectEncoding::Amf0, payload),
     };
-    let values =
-        amf::decode_amf0_sequence(body).map_err(|source| MessageError::Amf { type_id, source })?;
+    let values = amf::decode_amf0_sequence(body).map_err(|source| MessageError::Amf { type_id, source })?;
     Ok((encoding, values))
 }
 
@@ -378,10 +365,7 @@ fn encode_user_control(event: &UserControl) -> Bytes {
         UserControl::StreamBegin(id) => (0, *id),
         UserControl::StreamEof(id) => (1, *id),
         UserControl::StreamDry(id) => (2, *id),
-        UserControl::SetBufferLength {
-            stream_id,
-            buffer_ms,
-        } => {
+        UserControl::SetBufferLength { stream_id, buffer_ms } => {
             b.put_u16(3);
             b.put_u32(*stream_id);
             b.put_u32(*buffer_ms);
@@ -414,17 +398,14 @@ pub struct AggregatePart {
 
 /// Splits an aggregate message (type 22) into its parts: each is an FLV tag
 /// (11-byte header, body, 4-byte back pointer).
-pub fn split_aggregate(
-    timestamp: u32,
-    payload: &Bytes,
-) -> Result<Vec<AggregatePart>, MessageError> {
+pub fn split_aggregate(timestamp: u32, payload: &Bytes) -> Result<Vec<AggregatePart>, MessageError> {
     let mut parts = Vec::new();
     let mut at = 0usize;
     let mut first_ts = None;
     while at < payload.len() {
-        let header = payload.get(at..at + 11).ok_or_else(|| {
-            MessageError::BadAggregate(format!("truncated sub-message header at byte {at}"))
-        })?;
+        let header = payload
+            .get(at..at + 11)
+            .ok_or_else(|| MessageError::BadAggregate(format!("truncated sub-message header at byte {at}")))?;
         let size = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
         let ts = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
         let body_start = at + 11;
@@ -553,10 +534,6 @@ mod tests {
         assert_eq!((parts[0].type_id, parts[0].timestamp), (9, 5000));
         assert_eq!((parts[1].type_id, parts[1].timestamp), (8, 5020));
         assert_eq!(&parts[1].payload[..], b"de");
-        assert!(split_aggregate(
-            0,
-            &Bytes::from_static(&[9, 0, 0, 50, 0, 0, 0, 0, 0, 0, 0, 1])
-        )
-        .is_err());
+        assert!(split_aggregate(0, &Bytes::from_static(&[9, 0, 0, 50, 0, 0, 0, 0, 0, 0, 0, 1])).is_err());
     }
 }

@@ -74,10 +74,7 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -93,10 +90,7 @@ mod tests {
 
     #[test]
     fn applications_from_app_and_tc_url() {
-        let a = application(
-            Some("live?c1=v1&c2=v2"),
-            Some("rtmp://h:1935/live?c1=v1&c2=v2"),
-        );
+        let a = application(Some("live?c1=v1&c2=v2"), Some("rtmp://h:1935/live?c1=v1&c2=v2"));
         assert_eq!(a.name, "live");
         assert_eq!(a.params, params(&[("c1", "v1"), ("c2", "v2")]));
 

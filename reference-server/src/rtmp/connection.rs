@@ -113,14 +113,10 @@ async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, Closed> {
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
-            return Err(Closed::Handshake(
-                "client closed the connection mid-handshake".into(),
-            ));
+            return Err(Closed::Handshake("client closed the connection mid-handshake".into()));
         }
         match handshake.process_bytes(&buf[..n]) {
-            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
-                socket.write_all(&response_bytes).await?
-            }
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => socket.write_all(&response_bytes).await?,
             Ok(HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
@@ -143,16 +139,8 @@ struct App {
 
 /// What a play forwarder sends the connection.
 enum PlayerEvent {
-    Frame {
-        play: u64,
-        stream_id: u32,
-        frame: Frame,
-    },
-    Publication {
-        play: u64,
-        stream_id: u32,
-        live: bool,
-    },
+    Frame { play: u64, stream_id: u32, frame: Frame },
+    Publication { play: u64, stream_id: u32, live: bool },
 }
 
 struct Connection {
@@ -185,11 +173,13 @@ impl Connection {
         let idle = self.ctx.config.rtmp.idle_timeout;
         let mut buf = vec![0u8; 64 * 1024];
         let mut events = Vec::new();
-        let mut last_input = Instant::now();
-        let mut next_ping = last_input + idle / 2;
         // Clients often send connect in the same segment as C2.
         self.input(&leftover, &mut events).await?;
         self.flush().await?;
+        // Idleness counts from when input was handled: time spent waiting on a
+        // backend hook is the server's, not the client's.
+        let mut last_input = Instant::now();
+        let mut next_ping = last_input + idle / 2;
         loop {
             tokio::select! {
                 _ = self.ctx.shutdown.cancelled() => return Ok("server shutting down"),
@@ -198,9 +188,9 @@ impl Connection {
                     if n == 0 {
                         return Ok("client closed the connection");
                     }
+                    self.input(&buf[..n], &mut events).await?;
                     last_input = Instant::now();
                     next_ping = last_input + idle / 2;
-                    self.input(&buf[..n], &mut events).await?;
                 }
                 Some(event) = player_rx.recv() => {
                     self.player_event(event);
@@ -251,9 +241,7 @@ impl Connection {
     async fn event(&mut self, event: Event) -> Result<(), Closed> {
         match event {
             Event::Connect(request) => self.connect(request).await?,
-            Event::Publish {
-                stream_id, name, ..
-            } => self.publish(stream_id, name).await,
+            Event::Publish { stream_id, name, .. } => self.publish(stream_id, name).await,
             Event::Play { stream_id, name } => self.play(stream_id, name).await,
             Event::Media {
                 stream_id,
@@ -327,16 +315,9 @@ impl Connection {
                 has_audio: None,
                 has_video: None,
             };
-            if let Err(refusal) = self
-                .ctx
-                .hooks
-                .call(url, Hook::Connect, &body, &self.ctx.metrics)
-                .await
-            {
+            if let Err(refusal) = self.ctx.hooks.call(url, Hook::Connect, &body, &self.ctx.metrics).await {
                 return self
-                    .reject(format!(
-                        "Connection refused by the application backend ({refusal})."
-                    ))
+                    .reject(format!("Connection refused by the application backend ({refusal})."))
                     .await;
             }
         }
@@ -373,8 +354,7 @@ impl Connection {
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "publish");
         if self.ctx.hub.is_live(&key, &name.name) {
             let reason = format!("{} is already being published.", name.name);
-            self.session
-                .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+            self.session.publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
             return;
         }
         if let Some(url) = app.config.backend_url.clone() {
@@ -389,8 +369,7 @@ impl Connection {
                     "Publishing {} was refused by the application backend ({refusal}).",
                     name.name
                 );
-                self.session
-                    .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+                self.session.publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
                 return;
             }
         }
@@ -402,8 +381,7 @@ impl Connection {
             }
             Err(error) => {
                 let reason = format!("{error}.");
-                self.session
-                    .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+                self.session.publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
             }
         }
     }
@@ -425,8 +403,7 @@ impl Connection {
                     "Playing {} was refused by the application backend ({refusal}).",
                     name.name
                 );
-                self.session
-                    .play_refused(stream_id, code::PLAY_FAILED, &reason);
+                self.session.play_refused(stream_id, code::PLAY_FAILED, &reason);
                 return;
             }
         }
@@ -443,9 +420,7 @@ impl Connection {
         }
         self.next_play += 1;
         let play = self.next_play;
-        let task = tokio::spawn(
-            forward(play, stream_id, subscription, self.player_tx.clone()).in_current_span(),
-        );
+        let task = tokio::spawn(forward(play, stream_id, subscription, self.player_tx.clone()).in_current_span());
         if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
             old.abort();
         }
@@ -465,12 +440,9 @@ impl Connection {
 
     fn player_event(&mut self, event: PlayerEvent) {
         let (play, stream_id) = match &event {
-            PlayerEvent::Frame {
-                play, stream_id, ..
+            PlayerEvent::Frame { play, stream_id, .. } | PlayerEvent::Publication { play, stream_id, .. } => {
+                (*play, *stream_id)
             }
-            | PlayerEvent::Publication {
-                play, stream_id, ..
-            } => (*play, *stream_id),
         };
         if self.players.get(&stream_id).map(|(p, _)| *p) != Some(play) {
             return; // from a play that has ended
@@ -478,9 +450,7 @@ impl Connection {
         match event {
             PlayerEvent::Frame { frame, .. } => self.send_frame(stream_id, &frame),
             PlayerEvent::Publication { live: true, .. } => self.session.publish_notify(stream_id),
-            PlayerEvent::Publication { live: false, .. } => {
-                self.session.unpublish_notify(stream_id)
-            }
+            PlayerEvent::Publication { live: false, .. } => self.session.unpublish_notify(stream_id),
         }
     }
 }
@@ -488,10 +458,7 @@ impl Connection {
 /// Moves one subscription's frames and publication changes to the connection.
 /// A player that lags loses frames and skips video to the next keyframe.
 async fn forward(play: u64, stream_id: u32, mut sub: Subscription, tx: mpsc::Sender<PlayerEvent>) {
-    let mut live = matches!(
-        *sub.publication.borrow_and_update(),
-        Publication::Live { .. }
-    );
+    let mut live = matches!(*sub.publication.borrow_and_update(), Publication::Live { .. });
     let mut need_keyframe = false;
     loop {
         tokio::select! {

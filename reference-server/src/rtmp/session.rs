@@ -15,8 +15,8 @@ use media::netstatus::{code, Level, NetStatus};
 use media::rtmp::message::split_aggregate;
 use media::rtmp::url::{self, NameWithParams};
 use media::rtmp::{
-    csid, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, Command, Data, Message,
-    MessageError, ObjectEncoding, RawMessage, UserControl,
+    csid, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, Command, Data, Message, MessageError, ObjectEncoding,
+    RawMessage, UserControl,
 };
 
 /// Settings the session needs from the server configuration.
@@ -208,11 +208,7 @@ impl Session {
     /// Decoding pauses after a connect request until the application answers
     /// it (clients may send their next commands without waiting for the
     /// answer); call [`resume`](Self::resume) after answering.
-    pub fn handle_input(
-        &mut self,
-        bytes: &[u8],
-        events: &mut Vec<Event>,
-    ) -> Result<(), SessionError> {
+    pub fn handle_input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), SessionError> {
         // Feed at most a window at a time so each Acknowledgement goes out when
         // its window fills, with the exact running total.
         let step = match self.peer_window {
@@ -243,38 +239,22 @@ impl Session {
         if self.peer_window > 0 && received - self.acked >= u64::from(self.peer_window) {
             self.acked = received;
             // The sequence number is the running total, modulo 2^32.
-            self.send(
-                csid::CONTROL,
-                0,
-                0,
-                &Message::Acknowledgement(received as u32),
-            );
+            self.send(csid::CONTROL, 0, 0, &Message::Acknowledgement(received as u32));
         }
     }
 
-    fn handle_message(
-        &mut self,
-        raw: RawMessage,
-        events: &mut Vec<Event>,
-    ) -> Result<(), SessionError> {
+    fn handle_message(&mut self, raw: RawMessage, events: &mut Vec<Event>) -> Result<(), SessionError> {
         let stream_id = raw.stream_id;
-        let message = Message::decode(raw.type_id, raw.payload)
-            .map_err(|source| SessionError::Message { stream_id, source })?;
+        let message =
+            Message::decode(raw.type_id, raw.payload).map_err(|source| SessionError::Message { stream_id, source })?;
         match message {
             Message::WindowAckSize(size) => self.peer_window = size,
-            Message::UserControl(UserControl::PingRequest(t)) => self.send(
-                csid::CONTROL,
-                0,
-                0,
-                &Message::UserControl(UserControl::PingResponse(t)),
-            ),
+            Message::UserControl(UserControl::PingRequest(t)) => {
+                self.send(csid::CONTROL, 0, 0, &Message::UserControl(UserControl::PingResponse(t)))
+            }
             Message::Command(command) => self.handle_command(stream_id, command, events)?,
-            Message::Audio(payload) => {
-                self.media(stream_id, MediaKind::Audio, raw.timestamp, payload, events)
-            }
-            Message::Video(payload) => {
-                self.media(stream_id, MediaKind::Video, raw.timestamp, payload, events)
-            }
+            Message::Audio(payload) => self.media(stream_id, MediaKind::Audio, raw.timestamp, payload, events),
+            Message::Video(payload) => self.media(stream_id, MediaKind::Video, raw.timestamp, payload, events),
             Message::Data(data) => self.handle_data(stream_id, raw.timestamp, data, events),
             Message::Aggregate(payload) => {
                 let parts = split_aggregate(raw.timestamp, &payload)
@@ -294,18 +274,8 @@ impl Session {
         Ok(())
     }
 
-    fn media(
-        &mut self,
-        stream_id: u32,
-        kind: MediaKind,
-        timestamp: u32,
-        payload: Bytes,
-        events: &mut Vec<Event>,
-    ) {
-        if matches!(
-            self.streams.get(&stream_id),
-            Some(StreamRole::Publishing { .. })
-        ) {
+    fn media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, payload: Bytes, events: &mut Vec<Event>) {
+        if matches!(self.streams.get(&stream_id), Some(StreamRole::Publishing { .. })) {
             events.push(Event::Media {
                 stream_id,
                 kind,
@@ -313,11 +283,7 @@ impl Session {
                 payload,
             });
         } else {
-            tracing::debug!(
-                stream_id,
-                ?kind,
-                "media on a stream that is not publishing: dropped"
-            );
+            tracing::debug!(stream_id, ?kind, "media on a stream that is not publishing: dropped");
         }
     }
 
@@ -334,13 +300,7 @@ impl Session {
         for value in &values {
             media::amf::encode_amf0(value, &mut body);
         }
-        self.media(
-            stream_id,
-            MediaKind::Data,
-            timestamp,
-            Bytes::from(body),
-            events,
-        );
+        self.media(stream_id, MediaKind::Data, timestamp, Bytes::from(body), events);
     }
 
     fn handle_command(
@@ -360,19 +320,9 @@ impl Session {
             return Ok(());
         }
         if self.state != State::Connected {
-            return Err(SessionError::NotConnected(format!(
-                "command {:?}",
-                command.name
-            )));
+            return Err(SessionError::NotConnected(format!("command {:?}", command.name)));
         }
-        let name_arg = || {
-            command
-                .args
-                .first()
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
+        let name_arg = || command.args.first().and_then(Value::as_str).unwrap_or("").to_string();
         match command.name.as_str() {
             "createStream" => {
                 if self.streams.len() as u32 >= self.config.max_streams {
@@ -386,13 +336,7 @@ impl Session {
                     let id = self.next_stream_id;
                     self.next_stream_id += 1;
                     self.streams.insert(id, StreamRole::Idle);
-                    self.reply(
-                        0,
-                        "_result",
-                        tid,
-                        Value::Null,
-                        vec![Value::Number(f64::from(id))],
-                    );
+                    self.reply(0, "_result", tid, Value::Null, vec![Value::Number(f64::from(id))]);
                 }
             }
             "releaseStream" | "FCPublish" | "getStreamLength" | "_checkbw" => {
@@ -415,23 +359,14 @@ impl Session {
             }
             "publish" => {
                 let Some(StreamRole::Idle) = self.streams.get(&stream_id) else {
-                    return self.stream_command_error(
-                        stream_id,
-                        code::PUBLISH_BAD_NAME,
-                        "publish",
-                        &name_arg(),
-                    );
+                    return self.stream_command_error(stream_id, code::PUBLISH_BAD_NAME, "publish", &name_arg());
                 };
                 let raw = name_arg();
                 let name = url::split_params(&raw);
                 if name.name.is_empty() {
-                    let status = NetStatus::new(
-                        Level::Error,
-                        code::PUBLISH_BAD_NAME,
-                        "publish needs a stream name.",
-                    )
-                    .details(raw.as_str())
-                    .clientid(self.client_id.as_str());
+                    let status = NetStatus::new(Level::Error, code::PUBLISH_BAD_NAME, "publish needs a stream name.")
+                        .details(raw.as_str())
+                        .clientid(self.client_id.as_str());
                     self.on_status(stream_id, status);
                     return Ok(());
                 }
@@ -455,23 +390,14 @@ impl Session {
             }
             "play" => {
                 if !matches!(self.streams.get(&stream_id), Some(StreamRole::Idle)) {
-                    return self.stream_command_error(
-                        stream_id,
-                        code::PLAY_FAILED,
-                        "play",
-                        &name_arg(),
-                    );
+                    return self.stream_command_error(stream_id, code::PLAY_FAILED, "play", &name_arg());
                 }
                 let raw = name_arg();
                 let name = url::split_params(&raw);
                 if name.name.is_empty() {
-                    let status = NetStatus::new(
-                        Level::Error,
-                        code::PLAY_STREAM_NOT_FOUND,
-                        "play needs a stream name.",
-                    )
-                    .details(raw.as_str())
-                    .clientid(self.client_id.as_str());
+                    let status = NetStatus::new(Level::Error, code::PLAY_STREAM_NOT_FOUND, "play needs a stream name.")
+                        .details(raw.as_str())
+                        .clientid(self.client_id.as_str());
                     self.on_status(stream_id, status);
                     return Ok(());
                 }
@@ -498,11 +424,7 @@ impl Session {
                 self.streams.remove(&id);
             }
             "receiveAudio" | "receiveVideo" => {
-                let on = command
-                    .args
-                    .first()
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true);
+                let on = command.args.first().and_then(Value::as_bool).unwrap_or(true);
                 if let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) {
                     if command.name == "receiveAudio" {
                         player.receive_audio = on;
@@ -513,11 +435,7 @@ impl Session {
                 }
             }
             "pause" => {
-                let pause = command
-                    .args
-                    .first()
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true);
+                let pause = command.args.first().and_then(Value::as_bool).unwrap_or(true);
                 if let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) {
                     let name = player.name.clone();
                     if player.paused != pause {
@@ -538,11 +456,8 @@ impl Session {
             other => {
                 tracing::debug!(command = other, "unknown command");
                 if tid != 0.0 {
-                    let status = NetStatus::new(
-                        Level::Error,
-                        code::CALL_FAILED,
-                        format!("Method not found ({other})."),
-                    );
+                    let status =
+                        NetStatus::new(Level::Error, code::CALL_FAILED, format!("Method not found ({other})."));
                     self.reply(0, "_error", tid, Value::Null, vec![status.to_value()]);
                 }
             }
@@ -551,13 +466,7 @@ impl Session {
     }
 
     /// publish or play on a stream that was not created or is already busy.
-    fn stream_command_error(
-        &mut self,
-        stream_id: u32,
-        code: &str,
-        what: &str,
-        name: &str,
-    ) -> Result<(), SessionError> {
+    fn stream_command_error(&mut self, stream_id: u32, code: &str, what: &str, name: &str) -> Result<(), SessionError> {
         let reason = if self.streams.contains_key(&stream_id) {
             format!("{what} on stream {stream_id}, which is already publishing or playing.")
         } else {
@@ -592,9 +501,7 @@ impl Session {
     }
 
     fn stop_publishing(&mut self, stream_id: u32, events: &mut Vec<Event>) {
-        if let Some(StreamRole::Publishing { name }) =
-            self.streams.insert(stream_id, StreamRole::Idle)
-        {
+        if let Some(StreamRole::Publishing { name }) = self.streams.insert(stream_id, StreamRole::Idle) {
             let status = NetStatus::new(
                 Level::Status,
                 code::UNPUBLISH_SUCCESS,
@@ -625,36 +532,19 @@ impl Session {
                 limit_type: 2,
             },
         );
-        self.send(
-            csid::CONTROL,
-            0,
-            0,
-            &Message::UserControl(UserControl::StreamBegin(0)),
-        );
-        self.send(
-            csid::CONTROL,
-            0,
-            0,
-            &Message::SetChunkSize(self.config.chunk_size),
-        );
+        self.send(csid::CONTROL, 0, 0, &Message::UserControl(UserControl::StreamBegin(0)));
+        self.send(csid::CONTROL, 0, 0, &Message::SetChunkSize(self.config.chunk_size));
         self.encoder.set_chunk_size(self.config.chunk_size);
         let properties = Value::object([
             ("fmsVer", Value::from("FMS/3,5,7,7009")),
             ("capabilities", Value::Number(31.0)),
             ("mode", Value::Number(1.0)),
         ]);
-        let mut info = NetStatus::new(
-            Level::Status,
-            code::CONNECT_SUCCESS,
-            "Connection succeeded.",
-        )
-        .clientid(self.client_id.as_str())
-        .to_value();
+        let mut info = NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "Connection succeeded.")
+            .clientid(self.client_id.as_str())
+            .to_value();
         if let Value::Object { properties, .. } = &mut info {
-            properties.push((
-                "objectEncoding".into(),
-                Value::Number(object_encoding.number()),
-            ));
+            properties.push(("objectEncoding".into(), Value::Number(object_encoding.number())));
             properties.push((
                 "data".into(),
                 Value::EcmaArray(vec![("version".into(), Value::from("3,5,7,7009"))]),
@@ -676,8 +566,8 @@ impl Session {
     /// Refuses the pending connect with `NetConnection.Connect.Rejected`; the
     /// caller closes the connection once the output is written.
     pub fn reject_connect(&mut self, description: &str) {
-        let status = NetStatus::new(Level::Error, code::CONNECT_REJECTED, description)
-            .clientid(self.client_id.as_str());
+        let status =
+            NetStatus::new(Level::Error, code::CONNECT_REJECTED, description).clientid(self.client_id.as_str());
         let tid = self.connect_transaction;
         self.send_command(
             csid::COMMAND,
@@ -701,22 +591,16 @@ impl Session {
             0,
             &Message::UserControl(UserControl::StreamBegin(stream_id)),
         );
-        let status = NetStatus::new(
-            Level::Status,
-            code::PUBLISH_START,
-            format!("{name} is now published."),
-        )
-        .details(name.as_str())
-        .clientid(self.client_id.as_str());
+        let status = NetStatus::new(Level::Status, code::PUBLISH_START, format!("{name} is now published."))
+            .details(name.as_str())
+            .clientid(self.client_id.as_str());
         self.on_status(stream_id, status);
     }
 
     /// The pending publish is refused with the given code (BadName for a name in
     /// use or refused by the backend).
     pub fn publish_refused(&mut self, stream_id: u32, code: &str, description: &str) {
-        let Some(StreamRole::Publishing { name }) =
-            self.streams.insert(stream_id, StreamRole::Idle)
-        else {
+        let Some(StreamRole::Publishing { name }) = self.streams.insert(stream_id, StreamRole::Idle) else {
             return;
         };
         let status = NetStatus::new(Level::Error, code, description)
@@ -744,20 +628,12 @@ impl Session {
         );
         self.on_status(
             stream_id,
-            reset
-                .details(name.as_str())
-                .clientid(self.client_id.as_str()),
+            reset.details(name.as_str()).clientid(self.client_id.as_str()),
         );
-        let start = NetStatus::new(
-            Level::Status,
-            code::PLAY_START,
-            format!("Started playing {name}."),
-        );
+        let start = NetStatus::new(Level::Status, code::PLAY_START, format!("Started playing {name}."));
         self.on_status(
             stream_id,
-            start
-                .details(name.as_str())
-                .clientid(self.client_id.as_str()),
+            start.details(name.as_str()).clientid(self.client_id.as_str()),
         );
         self.send_data(
             stream_id,
@@ -927,15 +803,7 @@ impl Session {
     }
 
     fn reply(&mut self, stream_id: u32, name: &str, tid: f64, object: Value, args: Vec<Value>) {
-        self.send_command(
-            csid::COMMAND,
-            stream_id,
-            self.encoding,
-            name,
-            tid,
-            object,
-            args,
-        );
+        self.send_command(csid::COMMAND, stream_id, self.encoding, name, tid, object, args);
     }
 
     fn on_status(&mut self, stream_id: u32, status: NetStatus) {
