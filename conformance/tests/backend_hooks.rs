@@ -270,6 +270,19 @@ async fn hook_bodies_carry_names_parameters_and_session_known_issue_3() {
         "stream1 should be live in application live after Publish.Start"
     );
 
+    // Publish tells no tracks yet; after one Speex frame the stream is audio-only.
+    assert_eq!(publish.get("hasAudio"), None, "unknown at publish time: {publish:#}");
+    flash
+        .send_media(stream, 8, 0, bytes::Bytes::from_static(&[0xB2, 0x1E, 0x00]))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if server.hub().tracks("live", "stream1") == Some((true, false)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
     // An encoder plays "stream1?p=1" in the same application.
     let mut player = connected(&server, ClientProfile::encoder(), "live?appKey=live", vec![]).await;
     let ps = player.create_stream().await.unwrap();
@@ -285,6 +298,11 @@ async fn hook_bodies_carry_names_parameters_and_session_known_issue_3() {
     let play = &plays[0];
     assert_eq!(play["name"], json!("stream1"), "play body: {play:#}");
     assert_eq!(play["custom"], json!({"p": "1"}), "play body: {play:#}");
+    assert_eq!(
+        (play["hasAudio"].clone(), play["hasVideo"].clone()),
+        (json!(true), json!(false)),
+        "a live audio-only stream is announced as such: {play:#}"
+    );
     assert_eq!(
         play["connectionCustom"],
         json!({"appKey": "live"}),

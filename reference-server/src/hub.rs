@@ -123,6 +123,9 @@ struct StreamState {
     gop: Vec<Frame>,
     gop_bytes: usize,
     gop_open: bool,
+    /// Which tracks the current publisher has sent.
+    has_audio: bool,
+    has_video: bool,
 }
 
 impl StreamState {
@@ -199,6 +202,14 @@ impl Hub {
         streams.get(&key).is_some_and(|s| lock(&s.state).publisher.is_some())
     }
 
+    /// For a live stream, whether its publisher has sent audio and video so far.
+    pub fn tracks(&self, app: &str, name: &str) -> Option<(bool, bool)> {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        let state = lock(&streams.get(&key)?.state);
+        state.publisher.map(|_| (state.has_audio, state.has_video))
+    }
+
     /// Number of streams with a publisher.
     pub fn live_streams(&self) -> usize {
         let streams = lock(&self.streams);
@@ -268,6 +279,8 @@ impl Publisher {
     /// Pushes a frame to every player and into the late-joiner cache.
     pub fn push(&self, frame: Frame) {
         let mut state = lock(&self.stream.state);
+        state.has_audio |= frame.kind == MediaKind::Audio;
+        state.has_video |= frame.kind == MediaKind::Video;
         match frame.kind {
             MediaKind::Data if is_metadata(&frame.payload) => state.metadata = Some(frame.clone()),
             MediaKind::Audio if frame.config => state.audio_config = Some(frame.clone()),
@@ -304,6 +317,8 @@ impl Drop for Publisher {
             state.gop.clear();
             state.gop_bytes = 0;
             state.gop_open = false;
+            state.has_audio = false;
+            state.has_video = false;
             self.stream.publication.send_replace(Publication::Idle);
         }
         self.hub.release(&self.stream);

@@ -188,7 +188,12 @@ impl Connection {
                     if n == 0 {
                         return Ok("client closed the connection");
                     }
-                    self.input(&buf[..n], &mut events).await?;
+                    // A pending backend hook must not hold up a server shutdown.
+                    let shutdown = self.ctx.shutdown.clone();
+                    tokio::select! {
+                        handled = self.input(&buf[..n], &mut events) => handled?,
+                        _ = shutdown.cancelled() => return Ok("server shutting down"),
+                    }
                     last_input = Instant::now();
                     next_ping = last_input + idle / 2;
                 }
@@ -333,7 +338,9 @@ impl Connection {
         Err(Closed::Rejected(reason))
     }
 
-    fn hook_body(&self, app: &App, name: &media::rtmp::url::NameWithParams) -> HookBody {
+    /// The body of publishStream and playStream; `tracks` says whether the
+    /// stream has audio and video, where known (a live stream being played).
+    fn hook_body(&self, app: &App, name: &media::rtmp::url::NameWithParams, tracks: Option<(bool, bool)>) -> HookBody {
         HookBody {
             app_key: app.key.clone(),
             session_id: self.session.client_id().to_string(),
@@ -343,8 +350,8 @@ impl Connection {
             connection_custom: Some(app.params.clone()),
             connect_args: None,
             flash_ver: None,
-            has_audio: None,
-            has_video: None,
+            has_audio: tracks.map(|(audio, _)| audio),
+            has_video: tracks.map(|(_, video)| video),
         }
     }
 
@@ -358,7 +365,7 @@ impl Connection {
             return;
         }
         if let Some(url) = app.config.backend_url.clone() {
-            let body = self.hook_body(app, &name);
+            let body = self.hook_body(app, &name, None);
             if let Err(refusal) = self
                 .ctx
                 .hooks
@@ -392,7 +399,7 @@ impl Connection {
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "play");
         if let Some(url) = app.config.backend_url.clone() {
-            let body = self.hook_body(app, &name);
+            let body = self.hook_body(app, &name, self.ctx.hub.tracks(&key, &name.name));
             if let Err(refusal) = self
                 .ctx
                 .hooks
