@@ -284,6 +284,26 @@ async fn send_hostile(client: &mut RtmpClient, bytes: &[u8]) {
 
 // ---- (a) garbage instead of a handshake ----
 
+/// The end of most hostile cases: `client` is closed within [`CLOSE_WITHIN`]
+/// for a counted protocol error, the bystander publisher is unharmed, the
+/// server still serves newcomers, and it shuts down cleanly.
+async fn closed_and_survived(
+    server: ServerHandle,
+    client: &mut RtmpClient,
+    errors_before: u64,
+    bystander: Bystander,
+    what: &str,
+) {
+    assert!(
+        client.wait_closed(CLOSE_WITHIN).await,
+        "server did not close the connection within {CLOSE_WITHIN:?} after {what}"
+    );
+    assert_protocol_error_counted(&server, errors_before, what).await;
+    bystander.assert_unharmed(&server).await;
+    assert_still_serving(&server).await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn garbage_instead_of_a_handshake_is_closed() {
     let server = server_with(|_| {}).await;
@@ -348,15 +368,15 @@ async fn a_16_mib_message_header_is_closed() {
         .unwrap();
     // Type 0 header on chunk stream 4: video, length 0xFFFFFF, stream 1. No body follows.
     send_hostile(&mut client, &[0x04, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0]).await;
-    assert!(
-        client.wait_closed(CLOSE_WITHIN).await,
-        "server did not close the connection within {CLOSE_WITHIN:?} after a 16 MiB message header \
-         (limit 8 MiB)"
-    );
-    assert_protocol_error_counted(&server, before, "a 16 MiB message header").await;
-    bystander.assert_unharmed(&server).await;
-    assert_still_serving(&server).await;
-    server.shutdown().await;
+    closed_and_survived(
+        server,
+        &mut client,
+        before,
+        bystander,
+        "a 16 MiB message header \
+         (limit 8 MiB)",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -389,14 +409,7 @@ async fn set_chunk_size_zero_is_closed() {
     let before = server.metrics().rtmp_protocol_errors.get();
     let mut client = flash_connected(&server).await;
     send_hostile(&mut client, &chunks(2, 1, 0, &0u32.to_be_bytes())).await;
-    assert!(
-        client.wait_closed(CLOSE_WITHIN).await,
-        "server did not close the connection within {CLOSE_WITHIN:?} after Set Chunk Size 0"
-    );
-    assert_protocol_error_counted(&server, before, "Set Chunk Size 0").await;
-    bystander.assert_unharmed(&server).await;
-    assert_still_serving(&server).await;
-    server.shutdown().await;
+    closed_and_survived(server, &mut client, before, bystander, "Set Chunk Size 0").await;
 }
 
 // ---- (e) a type 1 chunk with nothing to inherit from ----
@@ -409,15 +422,15 @@ async fn a_type_1_chunk_on_a_fresh_chunk_stream_is_closed() {
     let mut client = flash_connected(&server).await;
     // fmt 1 on chunk stream 9 (never used): delta 0, length 1, video; one body byte.
     send_hostile(&mut client, &[0x49, 0, 0, 0, 0, 0, 1, 9, 0x17]).await;
-    assert!(
-        client.wait_closed(CLOSE_WITHIN).await,
-        "server did not close the connection within {CLOSE_WITHIN:?} after a type 1 chunk on a \
-         chunk stream that never had a type 0 header"
-    );
-    assert_protocol_error_counted(&server, before, "a type 1 chunk on a fresh chunk stream").await;
-    bystander.assert_unharmed(&server).await;
-    assert_still_serving(&server).await;
-    server.shutdown().await;
+    closed_and_survived(
+        server,
+        &mut client,
+        before,
+        bystander,
+        "a type 1 chunk on a \
+         chunk stream that never had a type 0 header",
+    )
+    .await;
 }
 
 // ---- (f) a command whose AMF is garbage ----
@@ -430,15 +443,15 @@ async fn a_command_with_garbage_amf_is_closed() {
     let mut client = flash_connected(&server).await;
     // An AMF0 string that claims 9 bytes and has 1.
     send_hostile(&mut client, &chunks(8, 20, 0, &[0x02, 0x00, 0x09, 0x61])).await;
-    assert!(
-        client.wait_closed(CLOSE_WITHIN).await,
-        "server did not close the connection within {CLOSE_WITHIN:?} after a command whose AMF \
-         is truncated garbage (02 00 09 61)"
-    );
-    assert_protocol_error_counted(&server, before, "a command with garbage AMF").await;
-    bystander.assert_unharmed(&server).await;
-    assert_still_serving(&server).await;
-    server.shutdown().await;
+    closed_and_survived(
+        server,
+        &mut client,
+        before,
+        bystander,
+        "a command whose AMF \
+         is truncated garbage (02 00 09 61)",
+    )
+    .await;
 }
 
 // ---- (g) deeply nested AMF ----
@@ -457,15 +470,15 @@ async fn deeply_nested_amf_is_closed_without_overflowing_the_stack() {
     body.push(0x05); // null, innermost
     assert!(body.len() < 1024 * 1024);
     send_hostile(&mut client, &chunks(8, 20, 0, &body)).await;
-    assert!(
-        client.wait_closed(CLOSE_WITHIN).await,
-        "server did not close the connection within {CLOSE_WITHIN:?} after a command with \
-         {DEPTH} nested AMF0 strict arrays"
-    );
-    assert_protocol_error_counted(&server, before, "deeply nested AMF").await;
-    bystander.assert_unharmed(&server).await;
-    assert_still_serving(&server).await;
-    server.shutdown().await;
+    closed_and_survived(
+        server,
+        &mut client,
+        before,
+        bystander,
+        "a command with \
+         {DEPTH} nested AMF0 strict arrays",
+    )
+    .await;
 }
 
 // ---- (h) interleaved chunk streams are legal ----
@@ -649,14 +662,7 @@ async fn a_second_connect_is_closed() {
         .connect(&server.rtmp_url("flashStreamingApp"), seed_args("flashStreamingApp"))
         .await;
     assert!(second.is_err(), "a second connect must not be answered; got {second:?}");
-    assert!(
-        client.wait_closed(CLOSE_WITHIN).await,
-        "server did not close the connection within {CLOSE_WITHIN:?} after a second connect"
-    );
-    assert_protocol_error_counted(&server, before, "a second connect").await;
-    bystander.assert_unharmed(&server).await;
-    assert_still_serving(&server).await;
-    server.shutdown().await;
+    closed_and_survived(server, &mut client, before, bystander, "a second connect").await;
 }
 
 // ---- (l) idle connections ----
