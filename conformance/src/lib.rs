@@ -8,3 +8,4 @@ pub mod capture;
 pub mod client;
 pub mod handshake;
 pub mod target;
+pub mod webrtc;

@@ -9,6 +9,7 @@ pub async fn embedded(adjust: impl FnOnce(&mut Config)) -> Result<ServerHandle, 
     let mut config = Config::default();
     config.rtmp.listen = ([127, 0, 0, 1], 0).into();
     config.http.listen = ([127, 0, 0, 1], 0).into();
+    config.webrtc.listen = ([127, 0, 0, 1], 0).into();
     adjust(&mut config);
     Server::start(config).await
 }

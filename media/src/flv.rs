@@ -118,6 +118,9 @@ pub enum AudioCodec {
     Speex,
     /// 14: MP3 8 kHz.
     Mp3_8k,
+    /// Opus in an enhanced-RTMP audio tag (SoundFormat 9, FourCC `Opus`), as
+    /// this server stores WebRTC publishers' sound.
+    Opus,
     /// Anything else.
     Other(u8),
 }
@@ -151,6 +154,7 @@ impl AudioCodec {
             AudioCodec::G711U => "pcmu",
             AudioCodec::Aac => "aac",
             AudioCodec::Speex => "speex",
+            AudioCodec::Opus => "opus",
             AudioCodec::Other(_) => "unknown",
         }
     }
@@ -219,14 +223,52 @@ pub struct VideoHeader {
     pub is_command: bool,
 }
 
-/// Reads an audio tag body's header; `None` for an empty body.
+/// Reads an audio tag body's header, legacy or enhanced RTMP; `None` for an empty body.
 pub fn audio_header(data: &[u8]) -> Option<AudioHeader> {
     let first = *data.first()?;
+    if first >> 4 == ENHANCED_AUDIO {
+        let codec = match data.get(1..5) {
+            Some(b"Opus") => AudioCodec::Opus,
+            _ => AudioCodec::Other(ENHANCED_AUDIO),
+        };
+        return Some(AudioHeader {
+            codec,
+            is_sequence_header: first & 0x0F == 0,
+        });
+    }
     let codec = AudioCodec::from_id(first >> 4);
     Some(AudioHeader {
         codec,
         is_sequence_header: codec == AudioCodec::Aac && data.get(1) == Some(&0),
     })
+}
+
+/// SoundFormat 9: an enhanced-RTMP audio tag (a packet type and a FourCC follow).
+const ENHANCED_AUDIO: u8 = 9;
+
+/// Bytes before the codec data in an enhanced-RTMP audio tag.
+pub const ENHANCED_AUDIO_HEADER_LEN: usize = 5;
+
+/// An enhanced-RTMP audio tag body holding one Opus packet (packet type
+/// CodedFrames, FourCC `Opus`).
+pub fn opus_audio_body(packet: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(ENHANCED_AUDIO_HEADER_LEN + packet.len());
+    body.push(ENHANCED_AUDIO << 4 | 1);
+    body.extend_from_slice(b"Opus");
+    body.extend_from_slice(packet);
+    body
+}
+
+/// The Opus packet in an enhanced-RTMP Opus audio tag body; `None` for other
+/// bodies and for sequence headers.
+pub fn opus_packet(body: &[u8]) -> Option<&[u8]> {
+    match audio_header(body)? {
+        AudioHeader {
+            codec: AudioCodec::Opus,
+            is_sequence_header: false,
+        } => body.get(ENHANCED_AUDIO_HEADER_LEN..),
+        _ => None,
+    }
 }
 
 /// Reads a video tag body's header, legacy or enhanced RTMP; `None` for an empty body.
@@ -282,6 +324,15 @@ mod tests {
         assert_eq!(audio_header(&[0xB2]).unwrap().codec, AudioCodec::Speex);
         assert_eq!(audio_header(&[0x6E]).unwrap().codec, AudioCodec::Nellymoser);
         assert!(audio_header(&[]).is_none());
+
+        let opus = opus_audio_body(&[0xFC, 1, 2]);
+        assert_eq!(&opus[..5], b"\x91Opus");
+        assert_eq!(audio_header(&opus).unwrap().codec, AudioCodec::Opus);
+        assert_eq!(opus_packet(&opus), Some(&[0xFC, 1, 2][..]));
+        assert!(audio_header(b"\x90Opus").unwrap().is_sequence_header);
+        assert_eq!(opus_packet(b"\x90Opus\x01"), None, "OpusHead is not a packet");
+        assert_eq!(audio_header(b"\x91fLaC").unwrap().codec, AudioCodec::Other(9));
+        assert_eq!(opus_packet(&[0xB2, 1]), None);
 
         let idr = video_header(&[0x17, 0x01, 0, 0, 0]).unwrap();
         assert!(idr.is_keyframe && !idr.is_sequence_header && idr.codec == VideoCodec::Avc);

@@ -1,5 +1,9 @@
-//! H.264 bitstream helpers (ITU-T H.264): walking the length-prefixed NAL units
-//! of an AVC video tag and recognising where a decoder can start.
+//! H.264 bitstream helpers (ITU-T H.264): the decoder configuration record of
+//! an FLV sequence header (ISO/IEC 14496-15), walking length-prefixed (AVCC) and
+//! start-code (Annex B) NAL units, converting between the two as an RTMP/WebRTC
+//! gateway must, and recognising where a decoder can start.
+
+use bytes::Bytes;
 
 /// NAL unit types this crate looks at.
 pub mod nal_type {
@@ -22,16 +26,236 @@ const SEI_RECOVERY_POINT: u32 = 6;
 
 /// The NAL units of an AVCC payload with 4-byte lengths (what follows the
 /// 5-byte AVC video tag header). Stops at the first length that overruns.
-pub fn avcc_nal_units(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn avcc_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    length_prefixed_nal_units(data, 4)
+}
+
+/// The NAL units of an AVCC payload whose lengths take `length_size` bytes
+/// (1, 2 or 4, from the decoder configuration record). Stops at the first
+/// length that overruns.
+pub fn length_prefixed_nal_units(mut data: &[u8], length_size: usize) -> impl Iterator<Item = &[u8]> {
     std::iter::from_fn(move || {
-        if data.len() < 4 {
+        if length_size == 0 || length_size > 4 || data.len() < length_size {
             return None;
         }
-        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        let unit = data.get(4..4 + len)?;
-        data = &data[4 + len..];
+        let len = data[..length_size]
+            .iter()
+            .fold(0usize, |len, &b| len << 8 | usize::from(b));
+        let unit = data.get(length_size..length_size + len)?;
+        data = &data[length_size + len..];
         Some(unit)
     })
+}
+
+/// The NAL units of an Annex B byte stream: split on `00 00 01` and
+/// `00 00 00 01` start codes, empty units skipped.
+pub fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = match find_start_code(data) {
+        Some((_, end)) => &data[end..],
+        None => data,
+    };
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (unit, next) = match find_start_code(rest) {
+            Some((start, end)) => (&rest[..start], &rest[end..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        // A four-byte start code leaves its leading zero on the previous unit.
+        let unit = match unit.iter().rposition(|&b| b != 0) {
+            Some(last) => &unit[..=last],
+            None => continue,
+        };
+        return Some(unit);
+    })
+}
+
+/// Where the first start code `00 00 01` is: (its first byte, the byte after it).
+fn find_start_code(data: &[u8]) -> Option<(usize, usize)> {
+    data.windows(3).position(|w| w == [0, 0, 1]).map(|i| (i, i + 3))
+}
+
+/// The type of a NAL unit (its header's low five bits); 0 for an empty unit.
+pub fn nal_unit_type(unit: &[u8]) -> u8 {
+    unit.first().map_or(0, |b| b & 0x1F)
+}
+
+/// What is wrong with an AVCDecoderConfigurationRecord.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum H264Error {
+    /// Shorter than its fields say.
+    #[error("AVC decoder configuration record is truncated")]
+    Truncated,
+    /// `configurationVersion` is not 1.
+    #[error("AVC decoder configuration record has version {0}, not 1")]
+    Version(u8),
+    /// No sequence or no picture parameter set.
+    #[error("AVC decoder configuration record has no SPS or no PPS")]
+    NoParameterSets,
+}
+
+/// An H.264 stream's decoder configuration: what an FLV AVC sequence header
+/// carries and what a WebRTC player needs before every IDR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvcConfig {
+    /// `profile_idc` of the SPS.
+    pub profile_idc: u8,
+    /// The constraint flags byte of the SPS.
+    pub constraint_flags: u8,
+    /// `level_idc` of the SPS.
+    pub level_idc: u8,
+    /// Bytes in each NAL unit length prefix (1, 2 or 4).
+    pub length_size: usize,
+    /// Sequence parameter sets, NAL header included.
+    pub sps: Vec<Bytes>,
+    /// Picture parameter sets, NAL header included.
+    pub pps: Vec<Bytes>,
+}
+
+impl AvcConfig {
+    /// Parses an AVCDecoderConfigurationRecord (the body of an FLV AVC
+    /// sequence header after its 5-byte tag header).
+    pub fn parse(record: &[u8]) -> Result<AvcConfig, H264Error> {
+        let mut r = Reader(record);
+        let version = r.u8()?;
+        if version != 1 {
+            return Err(H264Error::Version(version));
+        }
+        let (profile_idc, constraint_flags, level_idc) = (r.u8()?, r.u8()?, r.u8()?);
+        let length_size = usize::from(r.u8()? & 0x03) + 1;
+        let sets = |count: usize, r: &mut Reader| -> Result<Vec<Bytes>, H264Error> {
+            (0..count)
+                .map(|_| {
+                    let len = usize::from(u16::from_be_bytes([r.u8()?, r.u8()?]));
+                    Ok(Bytes::copy_from_slice(r.take(len)?))
+                })
+                .collect()
+        };
+        let sps_count = usize::from(r.u8()? & 0x1F);
+        let sps = sets(sps_count, &mut r)?;
+        let pps_count = usize::from(r.u8()?);
+        let pps = sets(pps_count, &mut r)?;
+        if sps.is_empty() || pps.is_empty() || length_size == 3 {
+            return Err(H264Error::NoParameterSets);
+        }
+        Ok(AvcConfig {
+            profile_idc,
+            constraint_flags,
+            level_idc,
+            length_size,
+            sps,
+            pps,
+        })
+    }
+
+    /// A configuration from one SPS and one PPS (NAL headers included), as a
+    /// WebRTC publisher sends them in band; `None` if the SPS is too short.
+    pub fn from_parameter_sets(sps: &[u8], pps: &[u8]) -> Option<AvcConfig> {
+        let &[_, profile_idc, constraint_flags, level_idc, ..] = sps else {
+            return None;
+        };
+        Some(AvcConfig {
+            profile_idc,
+            constraint_flags,
+            level_idc,
+            length_size: 4,
+            sps: vec![Bytes::copy_from_slice(sps)],
+            pps: vec![Bytes::copy_from_slice(pps)],
+        })
+    }
+
+    /// The SDP `profile-level-id` (RFC 6184): profile, constraints and level.
+    pub fn profile_level_id(&self) -> u32 {
+        u32::from(self.profile_idc) << 16 | u32::from(self.constraint_flags) << 8 | u32::from(self.level_idc)
+    }
+
+    /// The AVCDecoderConfigurationRecord.
+    pub fn to_record(&self) -> Vec<u8> {
+        let mut out = vec![
+            1,
+            self.profile_idc,
+            self.constraint_flags,
+            self.level_idc,
+            0xFC | (self.length_size as u8 - 1),
+            0xE0 | self.sps.len() as u8,
+        ];
+        for sps in &self.sps {
+            out.extend((sps.len() as u16).to_be_bytes());
+            out.extend_from_slice(sps);
+        }
+        out.push(self.pps.len() as u8);
+        for pps in &self.pps {
+            out.extend((pps.len() as u16).to_be_bytes());
+            out.extend_from_slice(pps);
+        }
+        if matches!(self.profile_idc, 100 | 110 | 122 | 144) {
+            // High profiles: chroma_format 4:2:0, 8-bit, no SPS extensions.
+            out.extend([0xFD, 0xF8, 0xF8, 0]);
+        }
+        out
+    }
+
+    /// The FLV video tag body of the sequence header: keyframe, AVC, packet
+    /// type 0, composition time 0, then the record.
+    pub fn to_sequence_header(&self) -> Bytes {
+        let mut out = vec![0x17, 0, 0, 0, 0];
+        out.extend(self.to_record());
+        Bytes::from(out)
+    }
+
+    /// Appends an AVCC access unit (lengths of `length_size` bytes) as Annex B.
+    /// Before an IDR slice that the access unit does not precede with its own
+    /// SPS and PPS, this configuration's parameter sets are inserted, so that a
+    /// WebRTC decoder can start at every IDR. Returns whether it held an IDR.
+    pub fn avcc_to_annexb(&self, avcc: &[u8], out: &mut Vec<u8>) -> bool {
+        const START: [u8; 4] = [0, 0, 0, 1];
+        let mut has_parameter_sets = false;
+        let mut has_idr = false;
+        for unit in length_prefixed_nal_units(avcc, self.length_size) {
+            match nal_unit_type(unit) {
+                nal_type::SPS | nal_type::PPS => has_parameter_sets = true,
+                nal_type::IDR if !has_parameter_sets && !has_idr => {
+                    for set in self.sps.iter().chain(&self.pps) {
+                        out.extend_from_slice(&START);
+                        out.extend_from_slice(set);
+                    }
+                    has_parameter_sets = true;
+                }
+                _ => {}
+            }
+            has_idr |= nal_unit_type(unit) == nal_type::IDR;
+            out.extend_from_slice(&START);
+            out.extend_from_slice(unit);
+        }
+        has_idr
+    }
+}
+
+/// Appends NAL units as AVCC with 4-byte lengths.
+pub fn to_avcc<'a>(units: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+    for unit in units {
+        out.extend((unit.len() as u32).to_be_bytes());
+        out.extend_from_slice(unit);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, H264Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], H264Error> {
+        if self.0.len() < n {
+            return Err(H264Error::Truncated);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
 }
 
 /// Whether an AVCC access unit is a random access point: it has an IDR slice,
@@ -147,5 +371,51 @@ mod tests {
         assert!(!is_random_access(&avcc(&[&[0x06, 5, 2, 0xAA, 0xBB, 0x80], &[0x41]])));
         assert!(!is_random_access(&[0, 0, 0, 9, 1]), "overrunning length");
         assert_eq!(avcc_nal_units(&avcc(&[&[1], &[2, 3]])).count(), 2);
+    }
+
+    const SPS: &[u8] = &[0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02];
+    const PPS: &[u8] = &[0x68, 0xCE, 0x3C, 0x80];
+
+    #[test]
+    fn configuration_record_round_trips_and_names_the_profile() {
+        let config = AvcConfig::from_parameter_sets(SPS, PPS).unwrap();
+        assert_eq!(config.profile_level_id(), 0x42C01E);
+        let record = config.to_record();
+        assert_eq!(AvcConfig::parse(&record).unwrap(), config);
+        assert_eq!(&config.to_sequence_header()[..5], &[0x17, 0, 0, 0, 0]);
+        assert_eq!(AvcConfig::parse(&record[..record.len() - 1]), Err(H264Error::Truncated));
+        assert_eq!(AvcConfig::parse(&[2, 0, 0, 0, 0xFF, 0xE0, 0]), Err(H264Error::Version(2)));
+        assert_eq!(AvcConfig::parse(&[1, 0, 0, 0, 0xFF, 0xE0, 0]), Err(H264Error::NoParameterSets));
+        assert_eq!(AvcConfig::from_parameter_sets(&[0x67, 0x42], PPS), None);
+    }
+
+    #[test]
+    fn parameter_sets_are_inserted_before_a_bare_idr_only() {
+        let config = AvcConfig::from_parameter_sets(SPS, PPS).unwrap();
+        let mut out = vec![];
+        assert!(config.avcc_to_annexb(&avcc(&[&[0x09, 0xF0], &[0x65, 0x88, 0x80]]), &mut out));
+        let units: Vec<&[u8]> = annexb_nal_units(&out).collect();
+        assert_eq!(units, vec![&[0x09, 0xF0][..], SPS, PPS, &[0x65, 0x88, 0x80]]);
+
+        out.clear();
+        assert!(!config.avcc_to_annexb(&avcc(&[&[0x41, 0x9A]]), &mut out));
+        assert_eq!(out, [0, 0, 0, 1, 0x41, 0x9A], "inter frames pass as they are");
+
+        out.clear();
+        config.avcc_to_annexb(&avcc(&[SPS, PPS, &[0x65, 1], &[0x65, 2]]), &mut out);
+        assert_eq!(annexb_nal_units(&out).count(), 4, "in-band parameter sets are not repeated");
+    }
+
+    #[test]
+    fn annexb_splits_on_both_start_codes_and_converts_back() {
+        let stream = [0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 3, 0];
+        let units: Vec<&[u8]> = annexb_nal_units(&stream).collect();
+        assert_eq!(units, vec![&[0x67, 1][..], &[0x68, 2], &[0x65, 3]]);
+        let mut out = vec![];
+        to_avcc(units, &mut out);
+        assert_eq!(length_prefixed_nal_units(&out, 4).count(), 3);
+        assert_eq!(annexb_nal_units(&[]).count(), 0);
+        assert_eq!(annexb_nal_units(&[0, 0, 1]).count(), 0);
+        assert_eq!(length_prefixed_nal_units(&[0, 2, 9, 9], 2).collect::<Vec<_>>(), vec![&[9, 9][..]]);
     }
 }

@@ -5,6 +5,8 @@
 //! and never allocates more than its input justifies.
 
 pub mod amf;
+pub mod audio;
+pub mod codec;
 pub mod flv;
 pub mod h264;
 pub mod netstatus;

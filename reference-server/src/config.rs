@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// The RTMP listener and its limits.
     pub rtmp: RtmpConfig,
-    /// The HTTP listener (metrics now; WHEP/WHIP and WebSocket signalling later).
+    /// The HTTP listener: WHEP/WHIP, the WebSocket signalling channel, the demo page, metrics.
     pub http: HttpConfig,
+    /// The WebRTC UDP port shared by every peer.
+    pub webrtc: WebRtcConfig,
     /// Backend hook settings shared by all applications.
     pub hooks: HooksConfig,
     /// When true, the RTMP application name is the application key and must be
@@ -39,6 +41,7 @@ impl Default for Config {
         Config {
             rtmp: RtmpConfig::default(),
             http: HttpConfig::default(),
+            webrtc: WebRtcConfig::default(),
             hooks: HooksConfig::default(),
             application_from_url: false,
             default_app: "flashStreamingApp".to_string(),
@@ -111,6 +114,30 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// WebRTC settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcConfig {
+    /// UDP address every WebRTC peer talks to (ICE-lite, one port for all); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The address put in answers' host candidates instead of the listen address
+    /// (for a server behind NAT, or listening on 0.0.0.0).
+    pub public_ip: Option<std::net::IpAddr>,
+    /// A session whose peer has not connected (ICE and DTLS) within this time is ended.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_ip: None,
+            connect_timeout: Duration::from_secs(15),
         }
     }
 }

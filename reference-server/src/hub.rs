@@ -126,6 +126,8 @@ struct StreamState {
     /// Which tracks the current publisher has sent.
     has_audio: bool,
     has_video: bool,
+    /// The codec of the last audio frame.
+    audio_codec: Option<flv::AudioCodec>,
 }
 
 impl StreamState {
@@ -210,6 +212,42 @@ impl Hub {
         state.publisher.map(|_| (state.has_audio, state.has_video))
     }
 
+    /// What a WebRTC answer needs to know about a live stream: its tracks and
+    /// codecs so far. `None` when nobody publishes it.
+    pub fn describe(&self, app: &str, name: &str) -> Option<StreamDescription> {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        let state = lock(&streams.get(&key)?.state);
+        state.publisher?;
+        Some(StreamDescription {
+            has_audio: state.has_audio,
+            has_video: state.has_video,
+            audio_codec: state.audio_codec,
+            video_config: state.video_config.as_ref().map(|f| f.payload.clone()),
+        })
+    }
+
+    /// The video sequence header and the cached group of pictures from its
+    /// keyframe (video frames only): what a player that lost pictures needs
+    /// to decode the current one. Empty when no GOP is cached.
+    pub fn keyframe_snapshot(&self, app: &str, name: &str) -> Vec<Frame> {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        let Some(stream) = streams.get(&key) else {
+            return Vec::new();
+        };
+        let state = lock(&stream.state);
+        if !state.gop_open {
+            return Vec::new();
+        }
+        state
+            .video_config
+            .iter()
+            .chain(state.gop.iter().filter(|f| f.kind == MediaKind::Video))
+            .cloned()
+            .collect()
+    }
+
     /// Number of streams with a publisher.
     pub fn live_streams(&self) -> usize {
         let streams = lock(&self.streams);
@@ -269,6 +307,19 @@ impl Hub {
     }
 }
 
+/// A live stream's tracks and codecs, as far as its publisher has sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDescription {
+    /// Audio frames have arrived.
+    pub has_audio: bool,
+    /// Video frames have arrived.
+    pub has_video: bool,
+    /// The codec of the last audio frame.
+    pub audio_codec: Option<flv::AudioCodec>,
+    /// The video sequence header's FLV body (an AVC decoder configuration record after 5 bytes).
+    pub video_config: Option<Bytes>,
+}
+
 /// The right to push frames into a stream. Dropping it unpublishes.
 pub struct Publisher {
     hub: Hub,
@@ -281,6 +332,9 @@ impl Publisher {
         let mut state = lock(&self.stream.state);
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;
+        if frame.kind == MediaKind::Audio {
+            state.audio_codec = flv::audio_header(&frame.payload).map(|h| h.codec);
+        }
         match frame.kind {
             MediaKind::Data if is_metadata(&frame.payload) => state.metadata = Some(frame.clone()),
             MediaKind::Audio if frame.config => state.audio_config = Some(frame.clone()),
@@ -319,6 +373,7 @@ impl Drop for Publisher {
             state.gop_open = false;
             state.has_audio = false;
             state.has_video = false;
+            state.audio_codec = None;
             self.stream.publication.send_replace(Publication::Idle);
         }
         self.hub.release(&self.stream);

@@ -19,6 +19,8 @@ pub mod hub;
 pub mod metrics;
 pub mod rtmp;
 mod server;
+pub mod transcode;
+pub mod webrtc;
 
 pub use config::Config;
 pub use server::{Context, Server, ServerHandle, StartError};

@@ -8,9 +8,11 @@ use tracing_subscriber::EnvFilter;
 
 /// The reference RTMP/WebRTC gateway.
 ///
-/// With no options it listens on 127.0.0.1: RTMP on port 1935 and HTTP
-/// (/metrics, /healthz) on port 8080, with the applications `flashStreamingApp`
-/// and `live`. A TOML file and `--set` override any setting; see
+/// With no options it listens on 127.0.0.1: RTMP on TCP port 1935; HTTP on
+/// port 8080 (the demo page at /, WHEP at /whep/{app}/{stream}, WHIP at
+/// /whip/{app}/{stream}, the WebSocket channel at /ws, /metrics, /healthz); and
+/// WebRTC media on UDP port 8443. The applications are `flashStreamingApp` and
+/// `live`. A TOML file and `--set` override any setting; see
 /// `--print-config` for them all.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
@@ -24,6 +26,9 @@ struct Cli {
     /// HTTP listen address (same as --set http.listen=ADDR); port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// WebRTC UDP listen address (same as --set webrtc.listen=ADDR); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<String>,
     /// Override any setting: dotted.key=value, value in TOML syntax
     /// (e.g. --set rtmp.chunk_size=60000 --set application_from_url=true
     /// --set apps.live.backend_url='"http://127.0.0.1:9000/hooks"').
@@ -49,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(addr) = &cli.http {
         overrides.push(format!("http.listen=\"{addr}\""));
+    }
+    if let Some(addr) = &cli.webrtc {
+        overrides.push(format!("webrtc.listen=\"{addr}\""));
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     if cli.print_config {

@@ -51,6 +51,20 @@ pub struct Metrics {
     pub hook_calls: Counter,
     /// Backend hook calls that refused the action or failed.
     pub hook_refusals: Counter,
+    /// WebRTC sessions (players and publishers) open now (gauge).
+    pub webrtc_sessions: Counter,
+    /// WebRTC sessions set up since start.
+    pub webrtc_sessions_total: Counter,
+    /// UDP datagrams dropped: for no known peer, or a peer too far behind.
+    pub webrtc_datagrams_dropped: Counter,
+    /// Keyframe requests (PLI/FIR) from WebRTC players answered from the GOP cache.
+    pub webrtc_keyframe_requests: Counter,
+    /// Audio frames transcoded (input frames).
+    pub transcoded_frames: Counter,
+    /// Time spent transcoding audio, in microseconds.
+    pub transcode_micros: Counter,
+    /// Audio frames a transcoder could not decode or encode.
+    pub transcode_errors: Counter,
 }
 
 impl Metrics {
@@ -126,6 +140,48 @@ impl Metrics {
             "counter",
             "Backend hook calls that refused or failed.",
             self.hook_refusals.get(),
+        );
+        metric(
+            "webrtc_sessions",
+            "gauge",
+            "WebRTC sessions open.",
+            self.webrtc_sessions.get(),
+        );
+        metric(
+            "webrtc_sessions_total",
+            "counter",
+            "WebRTC sessions set up.",
+            self.webrtc_sessions_total.get(),
+        );
+        metric(
+            "webrtc_datagrams_dropped_total",
+            "counter",
+            "UDP datagrams dropped (no peer, or peer queue full).",
+            self.webrtc_datagrams_dropped.get(),
+        );
+        metric(
+            "webrtc_keyframe_requests_total",
+            "counter",
+            "Keyframe requests from WebRTC players answered from the GOP cache.",
+            self.webrtc_keyframe_requests.get(),
+        );
+        metric(
+            "transcoded_frames_total",
+            "counter",
+            "Audio frames transcoded.",
+            self.transcoded_frames.get(),
+        );
+        metric(
+            "transcode_microseconds_total",
+            "counter",
+            "Time spent transcoding audio, in microseconds.",
+            self.transcode_micros.get(),
+        );
+        metric(
+            "transcode_errors_total",
+            "counter",
+            "Audio frames a transcoder could not decode or encode.",
+            self.transcode_errors.get(),
         );
         out
     }

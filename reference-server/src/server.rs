@@ -13,6 +13,8 @@ use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
+use crate::transcode::Transcoders;
+use crate::webrtc::WebRtc;
 use crate::{http, rtmp};
 
 /// What every connection task shares.
@@ -27,6 +29,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// WebRTC sessions and their UDP port.
+    pub webrtc: Arc<WebRtc>,
+    /// Shared audio transcoders.
+    pub transcoders: Transcoders,
 }
 
 /// Why the server could not start.
@@ -64,6 +70,12 @@ impl Server {
         let http_listener = bind("HTTP", config.http.listen).await?;
         let rtmp_addr = local_addr(&rtmp_listener, "RTMP", config.rtmp.listen)?;
         let http_addr = local_addr(&http_listener, "HTTP", config.http.listen)?;
+        let webrtc = WebRtc::bind(&config.webrtc).await.map_err(|source| StartError::Bind {
+            what: "WebRTC UDP",
+            addr: config.webrtc.listen,
+            source,
+        })?;
+        let webrtc_addr = webrtc.local_addr();
 
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(
@@ -77,17 +89,22 @@ impl Server {
             hooks: Hooks::new(config.hooks.timeout),
             config,
             hub: hub.clone(),
+            transcoders: Transcoders::new(hub.clone(), metrics.clone()),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
+            webrtc: Arc::new(webrtc),
         });
         let tracker = TaskTracker::new();
         tracker.spawn(accept_rtmp(rtmp_listener, ctx.clone(), tracker.clone()));
         tracker.spawn(http::serve(http_listener, ctx.clone()));
+        tracker.spawn(ctx.webrtc.receive_loop(&ctx));
         tracing::info!(%rtmp_addr, "RTMP listening");
-        tracing::info!(%http_addr, "HTTP listening (/metrics, /healthz)");
+        tracing::info!(%http_addr, "HTTP listening (demo page /, WHEP /whep, WHIP /whip, WebSocket /ws, /metrics, /healthz)");
+        tracing::info!(%webrtc_addr, "WebRTC listening (UDP, ICE-lite)");
         Ok(ServerHandle {
             rtmp_addr,
             http_addr,
+            webrtc_addr,
             ctx,
             tracker,
         })
@@ -137,6 +154,7 @@ async fn accept_rtmp(listener: TcpListener, ctx: Arc<Context>, tracker: TaskTrac
 pub struct ServerHandle {
     rtmp_addr: SocketAddr,
     http_addr: SocketAddr,
+    webrtc_addr: SocketAddr,
     ctx: Arc<Context>,
     tracker: TaskTracker,
 }
@@ -150,6 +168,21 @@ impl ServerHandle {
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The bound WebRTC UDP address.
+    pub fn webrtc_addr(&self) -> SocketAddr {
+        self.webrtc_addr
+    }
+
+    /// `http://127.0.0.1:PORT` for this server.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// The context every task shares (hub, transcoders, WebRTC sessions).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
     }
 
     /// `rtmp://127.0.0.1:PORT/{app}` for this server.

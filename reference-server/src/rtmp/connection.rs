@@ -24,6 +24,7 @@ use crate::config::{AppConfig, MissingStreamPolicy};
 use crate::hooks::{Hook, HookBody};
 use crate::hub::{Frame, Publication, Publisher, Subscription};
 use crate::server::Context;
+use crate::transcode::{Target, TranscodedAudio};
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -423,11 +424,20 @@ impl Connection {
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
         for frame in std::mem::take(&mut subscription.initial) {
+            if media::flv::opus_packet(&frame.payload).is_some() && frame.kind == MediaKind::Audio {
+                continue; // Opus: the player gets the transcoder's Speex instead.
+            }
             self.send_frame(stream_id, &frame);
         }
         self.next_play += 1;
         let play = self.next_play;
-        let task = tokio::spawn(forward(play, stream_id, subscription, self.player_tx.clone()).in_current_span());
+        let opus = OpusToRtmp {
+            ctx: self.ctx.clone(),
+            app: key.clone(),
+            stream: name.name.clone(),
+            transcoded: None,
+        };
+        let task = tokio::spawn(forward(play, stream_id, subscription, opus, self.player_tx.clone()).in_current_span());
         if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
             old.abort();
         }
@@ -462,9 +472,54 @@ impl Connection {
     }
 }
 
+/// Opus sound (from a WebRTC publisher) for an RTMP player: Flash Player and
+/// most RTMP clients do not know Opus, so it is replaced by the shared Speex
+/// transcoder's output, started on the first Opus frame.
+struct OpusToRtmp {
+    ctx: Arc<Context>,
+    app: String,
+    stream: String,
+    transcoded: Option<TranscodedAudio>,
+}
+
+impl OpusToRtmp {
+    /// Whether `frame` is Opus that this player does not get as it is.
+    fn replaces(&mut self, frame: &Frame) -> bool {
+        if frame.kind != MediaKind::Audio
+            || media::flv::audio_header(&frame.payload).map(|h| h.codec) != Some(media::flv::AudioCodec::Opus)
+        {
+            return false;
+        }
+        if self.transcoded.is_none() {
+            tracing::info!("Opus audio transcoded to Speex for this RTMP player");
+            self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Speex));
+        }
+        true
+    }
+
+    async fn next(&mut self) -> Frame {
+        loop {
+            let Some(transcoded) = &mut self.transcoded else {
+                return std::future::pending().await;
+            };
+            match transcoded.frames.recv().await {
+                Ok(frame) => return frame,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => self.transcoded = None,
+            }
+        }
+    }
+}
+
 /// Moves one subscription's frames and publication changes to the connection.
 /// A player that lags loses frames and skips video to the next keyframe.
-async fn forward(play: u64, stream_id: u32, mut sub: Subscription, tx: mpsc::Sender<PlayerEvent>) {
+async fn forward(
+    play: u64,
+    stream_id: u32,
+    mut sub: Subscription,
+    mut opus: OpusToRtmp,
+    tx: mpsc::Sender<PlayerEvent>,
+) {
     let mut live = matches!(*sub.publication.borrow_and_update(), Publication::Live { .. });
     let mut need_keyframe = false;
     loop {
@@ -481,7 +536,13 @@ async fn forward(play: u64, stream_id: u32, mut sub: Subscription, tx: mpsc::Sen
                     }
                 }
             }
+            frame = opus.next() => {
+                if tx.send(PlayerEvent::Frame { play, stream_id, frame }).await.is_err() {
+                    return;
+                }
+            }
             frame = sub.media.recv() => match frame {
+                Ok(frame) if opus.replaces(&frame) => {}
                 Ok(frame) => {
                     if need_keyframe && frame.kind == MediaKind::Video {
                         if !(frame.keyframe || frame.config) {

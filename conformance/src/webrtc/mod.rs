@@ -1,0 +1,168 @@
+//! The suite's WebRTC actors: a player and a publisher built on str0m that
+//! speak to any server over the network, by WHEP/WHIP or by the WebSocket
+//! channel of docs/signalling.md.
+//!
+//! * [`WebRtcPlayer`] offers recvonly audio (Opus, PCMU, PCMA) and/or video
+//!   (H.264, packetization-mode 1, the usual profiles), **decodes** what it
+//!   receives (openh264; Opus with `media`'s decoder, G.711 by formula) and
+//!   keeps a [`PlayerReport`]: ICE/DTLS state, RTP packets per kind, decoded
+//!   pictures and their size, whether the first frame was an IDR, decode
+//!   failures, time to first audio and first picture, and the last seconds of
+//!   PCM for level and pitch checks.
+//! * [`WebRtcPublisher`] offers sendonly H.264 and/or Opus and, once
+//!   connected, sends a moving test pattern (openh264) and a sine tone in real
+//!   time, answering the server's PLI/FIR with an IDR.
+//! * [`WsSession`] is one WebSocket signalling connection; it can carry any
+//!   number of players and publishers and records every status event per id.
+//! * [`SdpSummary`] reads a server's SDP answer for checks.
+//!
+//! Each peer is a str0m [`Rtc`](str0m::Rtc) driven by one tokio task that owns
+//! a UDP socket on 127.0.0.1 (full ICE, controlling, its socket address as the
+//! only host candidate). What the peer *does* with media is sans-IO: the
+//! player's [`MediaReceiver`] and the publisher's [`H264Source`] and
+//! [`ToneSource`] take bytes and time in and give bytes out, so they are tested
+//! without sockets.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), conformance::webrtc::WebRtcError> {
+//! use std::time::Duration;
+//! use conformance::webrtc::{PlayerOptions, Signalling, WebRtcPlayer};
+//!
+//! let signalling = Signalling::http("http://127.0.0.1:8080", "live", "cam1");
+//! let mut player = WebRtcPlayer::play(signalling, PlayerOptions::default()).await?;
+//! assert!(player.answer().video().is_some_and(|v| v.has_codec("H264")));
+//! let report = player
+//!     .wait_until("a decoded picture and sound", |r| r.video.pictures > 0 && r.audio.decoded_frames > 10, Duration::from_secs(5))
+//!     .await?;
+//! assert_eq!((report.video.width, report.video.height), (320, 240));
+//! assert!(player.audio_dbfs(Duration::from_millis(500)).unwrap_or(f64::NEG_INFINITY) > -30.0);
+//! player.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Once;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+mod error;
+pub mod http;
+mod peer;
+mod player;
+mod publisher;
+pub mod receive;
+pub mod sdp;
+pub mod source;
+pub mod ws;
+
+pub use error::WebRtcError;
+pub use peer::PeerStatus;
+pub use player::{AudioCodec, PlayerOptions, PlayerReport, WebRtcPlayer};
+pub use publisher::{PublisherOptions, PublisherReport, WebRtcPublisher};
+pub use receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
+pub use sdp::{MediaSection, RtpCodec, SdpDirection, SdpSummary};
+pub use source::{EncodedFrame, H264Source, TestPattern, ToneSource};
+pub use ws::{StreamEvent, StreamLog, StreamStatus, WsRequest, WsSession};
+
+/// H.264 `profile-level-id`s the player offers by default: Constrained
+/// Baseline, Baseline, Main and High, all level 3.1.
+pub const DEFAULT_H264_PROFILES: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
+
+/// How long a player or publisher waits for the server's SDP answer.
+pub const SIGNALLING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Installs str0m's crypto provider (aws-lc-rs) for the process, once. Every
+/// constructor here calls it; call it yourself before building an `Rtc` of your own.
+pub fn install_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+/// How a player or publisher reaches the server.
+#[derive(Debug, Clone)]
+pub enum Signalling {
+    /// WHEP (player) or WHIP (publisher) under `http_base` (e.g.
+    /// `http://127.0.0.1:8080`): `POST {http_base}/whep/{app}/{stream}`.
+    Http {
+        /// Scheme, host and port of the HTTP server.
+        http_base: String,
+        /// The application key.
+        app: String,
+        /// The stream name, possibly with `?params`.
+        stream: String,
+    },
+    /// `play`/`publish` on a WebSocket connection, as stream `id`.
+    Ws {
+        /// The connection (its `connect` named the application).
+        session: WsSession,
+        /// The id of this stream on the connection.
+        id: String,
+        /// The stream name, possibly with `?params`.
+        stream: String,
+    },
+}
+
+impl Signalling {
+    /// WHEP/WHIP on `http_base` for `app`/`stream`.
+    pub fn http(http_base: &str, app: &str, stream: &str) -> Signalling {
+        Signalling::Http { http_base: http_base.to_string(), app: app.to_string(), stream: stream.to_string() }
+    }
+
+    /// The WebSocket connection `session`, as stream `id`.
+    pub fn ws(session: &WsSession, id: &str, stream: &str) -> Signalling {
+        Signalling::Ws { session: session.clone(), id: id.to_string(), stream: stream.to_string() }
+    }
+}
+
+/// How a running player or publisher ends its session.
+#[derive(Debug, Clone)]
+pub(crate) enum ActiveSignalling {
+    /// `DELETE` this URL.
+    Http { location: String },
+    /// `stop` this id.
+    Ws { session: WsSession, id: String },
+}
+
+impl ActiveSignalling {
+    /// Where the session lives: the WHEP/WHIP resource, or `ws:{id}`.
+    pub(crate) fn location(&self) -> Option<&str> {
+        match self {
+            ActiveSignalling::Http { location } => Some(location),
+            ActiveSignalling::Ws { .. } => None,
+        }
+    }
+
+    pub(crate) async fn stop(&self) -> Result<(), WebRtcError> {
+        match self {
+            ActiveSignalling::Http { location } => http::end_session(location).await,
+            ActiveSignalling::Ws { session, id } => session.stop(id),
+        }
+    }
+}
+
+/// Waits until `check` gives a value, re-checking whenever `changed` moves.
+/// `check` may end the wait early with an error; on timeout, `describe` says
+/// what was awaited and what the state was.
+pub(crate) async fn wait_for<T>(
+    changed: &watch::Sender<u64>,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<Option<T>, WebRtcError>,
+    describe: impl FnOnce() -> (String, String),
+) -> Result<T, WebRtcError> {
+    let mut seen = changed.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check()? {
+            return Ok(value);
+        }
+        // Err(_) from `changed()` cannot happen while `changed` is borrowed; treat it like a timeout.
+        if !matches!(tokio::time::timeout_at(deadline, seen.changed()).await, Ok(Ok(()))) {
+            if let Some(value) = check()? {
+                return Ok(value);
+            }
+            let (what, state) = describe();
+            return Err(WebRtcError::Timeout { what, after: timeout, state });
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The tokio shell around one str0m [`Rtc`]: it owns the UDP socket and the
+//! `Rtc`, feeds it datagrams and timeouts, drains `poll_output()` until
+//! `Output::Timeout` after every input and every mutation, sends what it
+//! transmits, and hands its events to a [`PeerApp`].
+//!
+//! The app (a player's decoder, a publisher's media sources) never touches the
+//! `Rtc` or the socket: it gets events and the time and answers with
+//! [`PeerAction`]s, which the shell applies one at a time, draining after each.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig, RtcError};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{install_crypto, wait_for, WebRtcError};
+
+/// At most this many errors are kept in [`PeerStatus::errors`].
+const MAX_ERRORS: usize = 100;
+/// How long a closing peer may take to send its RTCP BYE and DTLS close_notify.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// The connection state of a peer, part of every player and publisher report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerStatus {
+    /// The local UDP address (our only ICE candidate).
+    pub local_addr: Option<SocketAddr>,
+    /// The last ICE connection state str0m reported (`"Checking"`, `"Connected"`, `"Disconnected"`).
+    pub ice_state: Option<String>,
+    /// ICE reached `Connected` or `Completed` at least once.
+    pub ice_connected: bool,
+    /// ICE and DTLS were both established (str0m's `Event::Connected`).
+    pub connected: bool,
+    /// Time from the offer to `connected`.
+    pub connected_after: Option<Duration>,
+    /// The last ICE state is `Disconnected` (the server stopped answering checks).
+    pub disconnected: bool,
+    /// The server closed DTLS (close_notify) or the SCTP association.
+    pub remote_closed: bool,
+    /// Why the peer's task ended, once it has.
+    pub ended: Option<String>,
+    /// UDP datagrams received.
+    pub datagrams_in: u64,
+    /// UDP datagrams sent.
+    pub datagrams_out: u64,
+    /// Datagrams str0m could not classify (neither STUN, DTLS nor RTP/RTCP).
+    pub ignored_datagrams: u64,
+    /// Errors str0m gave on input or on our writes, in order (at most 100).
+    pub errors: Vec<String>,
+}
+
+impl PeerStatus {
+    fn error(&mut self, error: String) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(error);
+        }
+    }
+}
+
+/// Something the app wants done to the `Rtc`.
+#[derive(Debug)]
+pub(crate) enum PeerAction {
+    /// Write one frame of media.
+    Write { mid: Mid, pt: Pt, wallclock: Instant, rtp_time: MediaTime, data: Vec<u8> },
+    /// Ask the sender for a keyframe; the result goes to `reply`.
+    RequestKeyframe { mid: Mid, kind: KeyframeRequestKind, reply: Option<oneshot::Sender<Result<(), String>>> },
+}
+
+/// What a handle asks of the task.
+#[derive(Debug)]
+pub(crate) enum PeerCommand {
+    /// Apply an action.
+    Act(PeerAction),
+    /// Close the session (RTCP BYE, DTLS close_notify) and end the task.
+    Close,
+}
+
+/// The media side of a peer, driven by the shell.
+pub(crate) trait PeerApp: Send + 'static {
+    /// An event from str0m, at `now`.
+    fn on_event(&mut self, now: Instant, event: Event, actions: &mut Vec<PeerAction>);
+
+    /// When the app next wants [`PeerApp::on_wakeup`].
+    fn next_wakeup(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called at or after [`PeerApp::next_wakeup`].
+    fn on_wakeup(&mut self, _now: Instant, _actions: &mut Vec<PeerAction>) {}
+}
+
+/// The state a handle shares with its task.
+pub(crate) struct Shared<A> {
+    pub status: PeerStatus,
+    pub app: A,
+}
+
+/// An `Rtc` with its socket and its offer, waiting for the answer.
+pub(crate) struct Prepared {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    started: Instant,
+    offer: String,
+    pending: Option<SdpPendingOffer>,
+    mids: Vec<(MediaKind, Mid)>,
+    backlog_events: Vec<Event>,
+    backlog_transmits: Vec<Transmit>,
+}
+
+impl Prepared {
+    /// Binds a socket on `bind`, builds the `Rtc` from `config` with that
+    /// socket as its host candidate, and creates an offer with one m-line per
+    /// entry of `media`. The clock of every report starts here.
+    pub(crate) async fn new(
+        config: RtcConfig,
+        media: &[(MediaKind, Direction)],
+        bind: IpAddr,
+    ) -> Result<Prepared, WebRtcError> {
+        install_crypto();
+        if media.is_empty() {
+            return Err(WebRtcError::Options("nothing to offer: neither audio nor video".into()));
+        }
+        let socket = UdpSocket::bind((bind, 0)).await?;
+        let local = socket.local_addr()?;
+        let started = Instant::now();
+        let rtc = config.build(started);
+        let candidate = Candidate::host(local, "udp")
+            .map_err(|e| WebRtcError::Options(format!("{local} is not a usable host candidate: {e}")))?;
+        let mut prepared = Prepared {
+            rtc,
+            socket,
+            local,
+            started,
+            offer: String::new(),
+            pending: None,
+            mids: Vec::new(),
+            backlog_events: Vec::new(),
+            backlog_transmits: Vec::new(),
+        };
+        prepared.rtc.add_local_candidate(candidate);
+        prepared.drain()?;
+        let mut api = prepared.rtc.sdp_api();
+        let mids: Vec<(MediaKind, Mid)> =
+            media.iter().map(|&(kind, dir)| (kind, api.add_media(kind, dir, None, None, None))).collect();
+        let (offer, pending) =
+            api.apply().ok_or_else(|| WebRtcError::Options("str0m made no offer for the media asked".into()))?;
+        prepared.drain()?;
+        prepared.offer = offer.to_sdp_string();
+        prepared.pending = Some(pending);
+        prepared.mids = mids;
+        Ok(prepared)
+    }
+
+    fn drain(&mut self) -> Result<(), WebRtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(_) => return Ok(()),
+                Output::Transmit(t) => self.backlog_transmits.push(t),
+                Output::Event(e) => self.backlog_events.push(e),
+            }
+        }
+    }
+
+    /// The SDP offer.
+    pub(crate) fn offer(&self) -> &str {
+        &self.offer
+    }
+
+    /// When the offer was made.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The mid of the first m-line of `kind`.
+    pub(crate) fn mid(&self, kind: MediaKind) -> Option<Mid> {
+        self.mids.iter().find(|(k, _)| *k == kind).map(|(_, m)| *m)
+    }
+
+    /// Applies the server's answer.
+    pub(crate) fn accept(&mut self, answer: &str) -> Result<(), WebRtcError> {
+        let bad = |reason: String| WebRtcError::BadAnswer { reason, sdp: answer.to_string() };
+        let parsed = SdpAnswer::from_sdp_string(answer).map_err(|e| bad(format!("str0m cannot parse it: {e}")))?;
+        let pending = self.pending.take().ok_or_else(|| bad("an answer was already applied".into()))?;
+        self.rtc.sdp_api().accept_answer(pending, parsed).map_err(|e| bad(format!("str0m refuses it: {e}")))?;
+        self.drain()
+    }
+
+    /// The payload types the answer accepted for `mid` (empty when rejected).
+    pub(crate) fn negotiated(&mut self, mid: Mid) -> Vec<PayloadParams> {
+        let disabled = self.rtc.media(mid).is_none_or(|m| m.disabled());
+        if disabled {
+            return Vec::new();
+        }
+        self.rtc.writer(mid).map(|w| w.payload_params().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Starts the task that drives the peer with `app`.
+    pub(crate) fn spawn<A: PeerApp>(self, app: A) -> PeerHandle<A> {
+        let status = PeerStatus { local_addr: Some(self.local), ..PeerStatus::default() };
+        let shared = Arc::new(Mutex::new(Shared { status, app }));
+        let changed = Arc::new(watch::channel(0).0);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            rtc: self.rtc,
+            socket: self.socket,
+            local: self.local,
+            started: self.started,
+            shared: shared.clone(),
+            changed: changed.clone(),
+            actions: VecDeque::new(),
+            transmits: self.backlog_transmits,
+        };
+        let now = Instant::now();
+        for event in self.backlog_events {
+            driver.on_event(now, event);
+        }
+        let task = tokio::spawn(driver.run(commands_rx));
+        PeerHandle { shared, changed, commands, task }
+    }
+}
+
+/// The handle's side of a running peer. Dropping it stops the task.
+pub(crate) struct PeerHandle<A> {
+    shared: Arc<Mutex<Shared<A>>>,
+    changed: Arc<watch::Sender<u64>>,
+    commands: mpsc::UnboundedSender<PeerCommand>,
+    task: JoinHandle<()>,
+}
+
+impl<A> PeerHandle<A> {
+    /// Locks the shared state.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared<A>> {
+        lock(&self.shared)
+    }
+
+    /// Sends a command to the task.
+    pub(crate) fn command(&self, command: PeerCommand) -> Result<(), WebRtcError> {
+        self.commands.send(command).map_err(|_| self.ended_error())
+    }
+
+    fn ended_error(&self) -> WebRtcError {
+        let reason = self.lock().status.ended.clone().unwrap_or_else(|| "the task is gone".into());
+        WebRtcError::PeerEnded { reason }
+    }
+
+    /// Asks the sender of `mid` for a keyframe and waits for str0m's verdict.
+    pub(crate) async fn request_keyframe(&self, mid: Mid, kind: KeyframeRequestKind) -> Result<(), WebRtcError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(PeerCommand::Act(PeerAction::RequestKeyframe { mid, kind, reply: Some(reply) }))?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WebRtcError::Options(format!("keyframe request refused by str0m: {e}"))),
+            Err(_) => Err(self.ended_error()),
+        }
+    }
+
+    /// Waits until `check` gives a value (see [`wait_for`]).
+    pub(crate) async fn wait<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Shared<A>) -> Option<T>,
+        describe: impl Fn(&Shared<A>) -> String,
+    ) -> Result<T, WebRtcError> {
+        wait_for(
+            &self.changed,
+            timeout,
+            || {
+                let shared = self.lock();
+                if let Some(value) = check(&shared) {
+                    return Ok(Some(value));
+                }
+                match &shared.status.ended {
+                    Some(reason) => Err(WebRtcError::PeerEnded {
+                        reason: format!("{reason} (while waiting for {what}; last seen: {})", describe(&shared)),
+                    }),
+                    None => Ok(None),
+                }
+            },
+            || (what.to_string(), describe(&self.lock())),
+        )
+        .await
+    }
+
+    /// Closes the session and waits (briefly) for the task to end.
+    pub(crate) async fn close(&self) {
+        if self.command(PeerCommand::Close).is_ok() {
+            let _ = self.wait("the peer to close", CLOSE_GRACE * 2, |s| s.status.ended.clone(), |_| String::new()).await;
+        }
+    }
+}
+
+impl<A> Drop for PeerHandle<A> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<A>(shared: &Mutex<Shared<A>>) -> MutexGuard<'_, Shared<A>> {
+    // A panic while holding the lock is a bug in this module; the data is still usable.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Driver<A> {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    started: Instant,
+    shared: Arc<Mutex<Shared<A>>>,
+    changed: Arc<watch::Sender<u64>>,
+    actions: VecDeque<PeerAction>,
+    transmits: Vec<Transmit>,
+}
+
+impl<A: PeerApp> Driver<A> {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
+        let mut buf = vec![0u8; 2048];
+        let mut closing_until: Option<Instant> = None;
+        let reason = loop {
+            let rtc_timeout = match self.settle() {
+                Ok(t) => t,
+                Err(e) => break format!("str0m failed: {e}"),
+            };
+            self.flush().await;
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
+            if !self.rtc.is_alive() {
+                break if closing_until.is_some() { "closed by us" } else { "str0m closed the session" }.to_string();
+            }
+            let now = Instant::now();
+            if closing_until.is_some_and(|until| now >= until) {
+                break "closed by us (close output not fully drained)".to_string();
+            }
+            let mut deadline = rtc_timeout;
+            if let Some(wakeup) = lock(&self.shared).app.next_wakeup() {
+                deadline = deadline.min(wakeup);
+            }
+            if let Some(until) = closing_until {
+                deadline = deadline.min(until);
+            }
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.receive(source, &buf[..n]),
+                    // ICMP errors from earlier sends surface here on some systems; they are not fatal.
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset) => {}
+                    Err(e) => break format!("UDP receive failed: {e}"),
+                },
+                command = commands.recv() => match command {
+                    Some(PeerCommand::Act(action)) => self.actions.push_back(action),
+                    Some(PeerCommand::Close) => {
+                        if closing_until.is_none() {
+                            if let Err(e) = self.rtc.close() {
+                                lock(&self.shared).status.error(format!("close: {e}"));
+                            }
+                            closing_until = Some(Instant::now() + CLOSE_GRACE);
+                        }
+                    }
+                    None => break "the handle was dropped".to_string(),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                        break format!("str0m failed on a timeout: {e}");
+                    }
+                    let mut shared = lock(&self.shared);
+                    if shared.app.next_wakeup().is_some_and(|w| w <= now) {
+                        let mut actions = Vec::new();
+                        shared.app.on_wakeup(now, &mut actions);
+                        self.actions.extend(actions);
+                    }
+                }
+            }
+        };
+        self.flush().await;
+        lock(&self.shared).status.ended = Some(reason);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Drains the `Rtc`, then applies queued actions one at a time, draining after each.
+    fn settle(&mut self) -> Result<Instant, RtcError> {
+        let mut timeout = self.drain()?;
+        while let Some(action) = self.actions.pop_front() {
+            self.apply(action);
+            timeout = self.drain()?;
+        }
+        Ok(timeout)
+    }
+
+    fn drain(&mut self) -> Result<Instant, RtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => self.transmits.push(t),
+                Output::Event(e) => self.on_event(Instant::now(), e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, event: Event) {
+        let mut shared = lock(&self.shared);
+        let status = &mut shared.status;
+        match &event {
+            Event::IceConnectionStateChange(state) => {
+                status.ice_state = Some(format!("{state:?}"));
+                status.ice_connected |= state.is_connected();
+                status.disconnected = state.is_disconnected();
+            }
+            Event::Connected => {
+                status.connected = true;
+                status.connected_after.get_or_insert(now.saturating_duration_since(self.started));
+            }
+            Event::Closed => status.remote_closed = true,
+            _ => {}
+        }
+        let mut actions = Vec::new();
+        shared.app.on_event(now, event, &mut actions);
+        self.actions.extend(actions);
+    }
+
+    fn apply(&mut self, action: PeerAction) {
+        let result = match action {
+            PeerAction::Write { mid, pt, wallclock, rtp_time, data } => match self.rtc.writer(mid) {
+                Some(writer) => writer.write(pt, wallclock, rtp_time, data).map_err(|e| format!("write on mid {mid}: {e}")),
+                None => Err(format!("no writer for mid {mid}")),
+            },
+            PeerAction::RequestKeyframe { mid, kind, reply } => {
+                let result = match self.rtc.writer(mid) {
+                    Some(mut writer) => writer.request_keyframe(None, kind).map_err(|e| e.to_string()),
+                    None => Err(format!("no media for mid {mid}")),
+                };
+                match reply {
+                    Some(reply) => {
+                        // The requester may have given up waiting; that is fine.
+                        let _ = reply.send(result);
+                        Ok(())
+                    }
+                    None => result,
+                }
+            }
+        };
+        if let Err(e) = result {
+            lock(&self.shared).status.error(e);
+        }
+    }
+
+    fn receive(&mut self, source: SocketAddr, data: &[u8]) {
+        let mut shared = lock(&self.shared);
+        shared.status.datagrams_in += 1;
+        match Receive::new(Protocol::Udp, source, self.local, data) {
+            Ok(receive) => {
+                drop(shared);
+                if let Err(e) = self.rtc.handle_input(Input::Receive(Instant::now(), receive)) {
+                    lock(&self.shared).status.error(format!("str0m refused a datagram from {source}: {e}"));
+                }
+            }
+            Err(_) => shared.status.ignored_datagrams += 1,
+        }
+    }
+
+    async fn flush(&mut self) {
+        let mut sent = 0;
+        let mut failures = Vec::new();
+        for t in self.transmits.drain(..) {
+            match self.socket.send_to(&t.contents, t.destination).await {
+                Ok(_) => sent += 1,
+                Err(e) => failures.push(format!("UDP send to {} failed: {e}", t.destination)),
+            }
+        }
+        let mut shared = lock(&self.shared);
+        shared.status.datagrams_out += sent;
+        for f in failures {
+            shared.status.error(f);
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The WebRTC player: a recvonly str0m peer that plays one stream by WHEP or
+//! the WebSocket channel and decodes what it receives.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::{Event, Rtc, RtcConfig};
+
+use super::http::{self, Endpoint};
+use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared};
+use super::receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
+use super::sdp::SdpSummary;
+use super::ws::WsRequest;
+use super::{ActiveSignalling, Signalling, WebRtcError, DEFAULT_H264_PROFILES, SIGNALLING_TIMEOUT};
+
+/// Payload types (and their RTX) for the H.264 profiles offered, in order.
+const H264_PTS: [(u8, u8); 8] =
+    [(102, 103), (104, 105), (106, 107), (108, 109), (112, 113), (114, 115), (116, 117), (118, 119)];
+
+/// The level window [`PlayerReport::recent_audio_dbfs`] measures.
+pub const RECENT_AUDIO: Duration = Duration::from_millis(500);
+
+/// An audio codec the player can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// Opus 48 kHz (payload type 111).
+    Opus,
+    /// G.711 µ-law (static payload type 0).
+    Pcmu,
+    /// G.711 A-law (static payload type 8).
+    Pcma,
+}
+
+/// What the player offers and how it behaves.
+#[derive(Debug, Clone)]
+pub struct PlayerOptions {
+    /// Offer an audio m-line.
+    pub audio: bool,
+    /// Offer a video m-line.
+    pub video: bool,
+    /// The audio codecs offered, in order of preference.
+    pub audio_codecs: Vec<AudioCodec>,
+    /// The H.264 `profile-level-id`s offered (packetization-mode 1), in order; at most 8.
+    pub h264_profiles: Vec<u32>,
+    /// How much decoded PCM to keep.
+    pub keep_pcm: Duration,
+    /// The address the UDP socket binds (port 0); 127.0.0.1 by default.
+    pub bind: IpAddr,
+    /// How long to wait for the SDP answer.
+    pub signalling_timeout: Duration,
+}
+
+impl Default for PlayerOptions {
+    /// Audio (Opus, PCMU, PCMA) and video (H.264 Constrained Baseline,
+    /// Baseline, Main, High), 10 s of PCM kept, 127.0.0.1.
+    fn default() -> Self {
+        PlayerOptions {
+            audio: true,
+            video: true,
+            audio_codecs: vec![AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma],
+            h264_profiles: DEFAULT_H264_PROFILES.to_vec(),
+            keep_pcm: Duration::from_secs(10),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            signalling_timeout: SIGNALLING_TIMEOUT,
+        }
+    }
+}
+
+impl PlayerOptions {
+    /// The defaults with audio only.
+    pub fn audio_only() -> Self {
+        PlayerOptions { video: false, ..Self::default() }
+    }
+
+    /// The defaults with video only.
+    pub fn video_only() -> Self {
+        PlayerOptions { audio: false, ..Self::default() }
+    }
+
+    fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
+        let mut config = Rtc::builder().clear_codecs();
+        let codecs = config.codec_config();
+        if self.audio {
+            if self.audio_codecs.is_empty() {
+                return Err(WebRtcError::Options("audio is offered without any audio codec".into()));
+            }
+            for codec in &self.audio_codecs {
+                match codec {
+                    AudioCodec::Opus => codecs.enable_opus(true, false),
+                    AudioCodec::Pcmu => codecs.enable_pcmu(true, false),
+                    AudioCodec::Pcma => codecs.enable_pcma(true, false),
+                }
+            }
+        }
+        if self.video {
+            if self.h264_profiles.is_empty() || self.h264_profiles.len() > H264_PTS.len() {
+                return Err(WebRtcError::Options(format!(
+                    "video needs 1 to {} H.264 profiles, not {}",
+                    H264_PTS.len(),
+                    self.h264_profiles.len()
+                )));
+            }
+            for (&profile, &(pt, rtx)) in self.h264_profiles.iter().zip(H264_PTS.iter()) {
+                codecs.add_h264(pt.into(), Some(rtx.into()), true, profile);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A snapshot of what a player has seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerReport {
+    /// ICE/DTLS state and datagram counts.
+    pub peer: PeerStatus,
+    /// Audio received and decoded.
+    pub audio: AudioStats,
+    /// Video received and decoded.
+    pub video: VideoStats,
+    /// Keyframe requests (PLI) this player sent.
+    pub keyframe_requests_sent: u64,
+    /// The level of the last 500 ms of decoded audio, if any was decoded.
+    pub recent_audio_dbfs: Option<f64>,
+    /// Time since the offer was made.
+    pub elapsed: Duration,
+}
+
+struct PlayerApp {
+    started: Instant,
+    receiver: MediaReceiver,
+    keyframe_requests_sent: u64,
+}
+
+impl PeerApp for PlayerApp {
+    fn on_event(&mut self, _now: Instant, event: Event, _actions: &mut Vec<PeerAction>) {
+        if let Event::MediaData(data) = event {
+            let packets = data.seq_range.end().saturating_sub(**data.seq_range.start()) + 1;
+            let codec = data.params.spec().codec;
+            self.receiver.receive(data.network_time, codec, &data.data, packets, data.contiguous);
+        }
+    }
+}
+
+fn report_of(shared: &Shared<PlayerApp>) -> PlayerReport {
+    let app = &shared.app;
+    PlayerReport {
+        peer: shared.status.clone(),
+        audio: app.receiver.audio().clone(),
+        video: app.receiver.video().clone(),
+        keyframe_requests_sent: app.keyframe_requests_sent,
+        recent_audio_dbfs: app.receiver.pcm(RECENT_AUDIO).dbfs(),
+        elapsed: app.started.elapsed(),
+    }
+}
+
+/// A WebRTC player (see the module docs). Dropping it stops its peer without
+/// signalling; call [`WebRtcPlayer::stop`] to end the session properly.
+pub struct WebRtcPlayer {
+    peer: PeerHandle<PlayerApp>,
+    signalling: ActiveSignalling,
+    stopped: bool,
+    offer: String,
+    answer_sdp: String,
+    answer: SdpSummary,
+    video_mid: Option<Mid>,
+}
+
+impl std::fmt::Debug for WebRtcPlayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcPlayer").field("signalling", &self.signalling).field("report", &self.report()).finish()
+    }
+}
+
+impl WebRtcPlayer {
+    /// Makes a recvonly offer, sends it by `signalling`, applies the answer
+    /// and starts the peer. Returns once the answer is applied; ICE, DTLS and
+    /// media follow (see [`WebRtcPlayer::wait_until`]). A refusal carries the
+    /// server's status and body, or its `FAILED` info.
+    pub async fn play(signalling: Signalling, options: PlayerOptions) -> Result<WebRtcPlayer, WebRtcError> {
+        let mut media = Vec::new();
+        if options.audio {
+            media.push((MediaKind::Audio, Direction::RecvOnly));
+        }
+        if options.video {
+            media.push((MediaKind::Video, Direction::RecvOnly));
+        }
+        let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
+        let (answer_sdp, active) =
+            signal(&signalling, Endpoint::Whep, WsRequest::Play, prepared.offer(), options.signalling_timeout).await?;
+        let answer = match SdpSummary::parse(&answer_sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = active.stop().await;
+                return Err(WebRtcError::BadAnswer { reason: e.to_string(), sdp: answer_sdp });
+            }
+        };
+        if let Err(e) = prepared.accept(&answer_sdp) {
+            let _ = active.stop().await;
+            return Err(e);
+        }
+        let started = prepared.started();
+        let video_mid = prepared.mid(MediaKind::Video);
+        let offer = prepared.offer().to_string();
+        let app =
+            PlayerApp { started, receiver: MediaReceiver::new(started, options.keep_pcm), keyframe_requests_sent: 0 };
+        let peer = prepared.spawn(app);
+        Ok(WebRtcPlayer { peer, signalling: active, stopped: false, offer, answer_sdp, answer, video_mid })
+    }
+
+    /// The SDP offer sent.
+    pub fn offer_sdp(&self) -> &str {
+        &self.offer
+    }
+
+    /// The SDP answer as the server sent it.
+    pub fn answer_sdp(&self) -> &str {
+        &self.answer_sdp
+    }
+
+    /// The SDP answer, read for checks.
+    pub fn answer(&self) -> &SdpSummary {
+        &self.answer
+    }
+
+    /// The WHEP session URL (`Location`), when signalled over HTTP.
+    pub fn location(&self) -> Option<&str> {
+        self.signalling.location()
+    }
+
+    /// What the player has seen so far.
+    pub fn report(&self) -> PlayerReport {
+        report_of(&self.peer.lock())
+    }
+
+    /// Waits until `check` holds for the report and returns that report. A
+    /// timeout, or the peer ending first, is an error that shows the last report.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&PlayerReport) -> bool,
+        timeout: Duration,
+    ) -> Result<PlayerReport, WebRtcError> {
+        self.peer
+            .wait(
+                what,
+                timeout,
+                |shared| {
+                    let report = report_of(shared);
+                    check(&report).then_some(report)
+                },
+                |shared| format!("{:?}", report_of(shared)),
+            )
+            .await
+    }
+
+    /// Waits until ICE and DTLS are up.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<PlayerReport, WebRtcError> {
+        self.wait_until("ICE and DTLS to connect", |r| r.peer.connected, timeout).await
+    }
+
+    /// Sends a PLI for the video.
+    pub async fn request_keyframe(&self) -> Result<(), WebRtcError> {
+        let mid = self.video_mid.ok_or_else(|| WebRtcError::Options("this player offered no video".into()))?;
+        self.peer.request_keyframe(mid, KeyframeRequestKind::Pli).await?;
+        self.peer.lock().app.keyframe_requests_sent += 1;
+        Ok(())
+    }
+
+    /// The last `window` of decoded audio, mono.
+    pub fn audio_pcm(&self, window: Duration) -> Pcm {
+        self.peer.lock().app.receiver.pcm(window)
+    }
+
+    /// The level of the last `window` of decoded audio, `None` before any.
+    pub fn audio_dbfs(&self, window: Duration) -> Option<f64> {
+        self.audio_pcm(window).dbfs()
+    }
+
+    /// The dominant frequency of the last `window` of decoded audio (the
+    /// measurement looks at its first 200 ms).
+    pub fn audio_frequency(&self, window: Duration) -> Option<f64> {
+        self.audio_pcm(window).dominant_frequency()
+    }
+
+    /// Ends the session: `DELETE` on the WHEP location or `stop` on the
+    /// WebSocket, then closes the peer. The report stays readable. Calling it
+    /// again does nothing.
+    pub async fn stop(&mut self) -> Result<(), WebRtcError> {
+        if std::mem::replace(&mut self.stopped, true) {
+            return Ok(());
+        }
+        let result = self.signalling.stop().await;
+        self.peer.close().await;
+        result
+    }
+
+    /// Closes the peer (RTCP BYE, DTLS close_notify) without telling the
+    /// signalling: the server has to notice the peer going away.
+    pub async fn close_peer(&self) {
+        self.peer.close().await;
+    }
+}
+
+/// Sends `offer` by `signalling` and returns the answer and how to end the session.
+pub(crate) async fn signal(
+    signalling: &Signalling,
+    endpoint: Endpoint,
+    request: WsRequest,
+    offer: &str,
+    timeout: Duration,
+) -> Result<(String, ActiveSignalling), WebRtcError> {
+    match signalling {
+        Signalling::Http { http_base, app, stream } => {
+            let url = http::endpoint_url(http_base, endpoint, app, stream);
+            let (answer, location) = tokio::time::timeout(timeout, http::offer(&url, offer)).await.map_err(|_| {
+                WebRtcError::Timeout { what: format!("the answer to POST {url}"), after: timeout, state: "no answer".into() }
+            })??;
+            Ok((answer, ActiveSignalling::Http { location }))
+        }
+        Signalling::Ws { session, id, stream } => {
+            let answer = session.offer(request, id, stream, offer, timeout).await?;
+            Ok((answer, ActiveSignalling::Ws { session: session.clone(), id: id.clone() }))
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! What a player does with the media it receives, sans-IO: frames and the
+//! time in, statistics and decoded PCM out.
+//!
+//! H.264 access units (Annex B, as str0m depacketizes them) go to openh264;
+//! the receiver counts the pictures that come out, remembers the size of the
+//! last one, and notes whether the first frame it got was an IDR (a player
+//! must never be fed inter frames before the first IDR). Opus goes to
+//! `media`'s libopus decoder, PCMU and PCMA are expanded by the G.711
+//! formulas; the mono PCM of the last seconds is kept for level and pitch checks.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use media::audio::{dbfs, dominant_frequency};
+use media::codec::opus::OpusDecoder;
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
+use str0m::format::Codec;
+
+/// A decoded frame louder than this counts as sound (for [`AudioStats::first_sound_after`]).
+pub const SOUND_DBFS: f64 = -50.0;
+
+/// What a player saw of the video.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VideoStats {
+    /// The codec of the last frame (`"H264"`).
+    pub codec: Option<String>,
+    /// RTP packets that made up the frames received.
+    pub rtp_packets: u64,
+    /// Frames (access units) received.
+    pub frames: u64,
+    /// Frames that hold an IDR slice.
+    pub idr_frames: u64,
+    /// Whether the first frame received was an IDR; `None` before any frame.
+    pub first_frame_was_idr: Option<bool>,
+    /// Frames received before the first IDR (0 for a well-behaved server).
+    pub frames_before_first_idr: u64,
+    /// Frames str0m marked as not contiguous with the previous one (packets lost).
+    pub discontinuities: u64,
+    /// Pictures openh264 decoded.
+    pub pictures: u64,
+    /// Frames openh264 refused, or frames of a codec the player cannot decode.
+    pub decode_errors: u64,
+    /// Width of the last decoded picture (0 before any).
+    pub width: u32,
+    /// Height of the last decoded picture (0 before any).
+    pub height: u32,
+    /// Time from the offer to the first frame received.
+    pub first_frame_after: Option<Duration>,
+    /// Time from the offer to the first decoded picture.
+    pub first_picture_after: Option<Duration>,
+    /// The last decode error.
+    pub last_error: Option<String>,
+}
+
+/// What a player saw and heard of the audio.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AudioStats {
+    /// The codec of the last frame (`"opus"`, `"PCMU"`, `"PCMA"`).
+    pub codec: Option<String>,
+    /// RTP packets received.
+    pub rtp_packets: u64,
+    /// Frames received (one per packet for these codecs).
+    pub frames: u64,
+    /// Frames decoded to PCM.
+    pub decoded_frames: u64,
+    /// Frames that could not be decoded (damaged, or an unknown codec).
+    pub decode_errors: u64,
+    /// The rate of the decoded PCM (48000 for Opus, 8000 for G.711; 0 before any).
+    pub sample_rate: u32,
+    /// Mono samples decoded in all.
+    pub decoded_samples: u64,
+    /// Time from the offer to the first audio frame received.
+    pub first_audio_after: Option<Duration>,
+    /// Time from the offer to the first decoded frame louder than [`SOUND_DBFS`].
+    pub first_sound_after: Option<Duration>,
+    /// The last decode error.
+    pub last_error: Option<String>,
+}
+
+/// A stretch of decoded mono PCM.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pcm {
+    /// Samples per second (0 when empty).
+    pub rate: u32,
+    /// Mono samples, oldest first.
+    pub samples: Vec<i16>,
+}
+
+impl Pcm {
+    /// The level in dBFS, or `None` when there are no samples.
+    pub fn dbfs(&self) -> Option<f64> {
+        (!self.samples.is_empty()).then(|| dbfs(&self.samples))
+    }
+
+    /// The dominant frequency (see [`media::audio::dominant_frequency`]).
+    pub fn dominant_frequency(&self) -> Option<f64> {
+        if self.rate == 0 {
+            return None;
+        }
+        dominant_frequency(&self.samples, self.rate)
+    }
+
+    /// How long the samples last.
+    pub fn duration(&self) -> Duration {
+        if self.rate == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(self.samples.len() as f64 / f64::from(self.rate))
+    }
+}
+
+/// Decodes and measures received media (see the module docs).
+pub struct MediaReceiver {
+    start: Instant,
+    keep: Duration,
+    video: VideoStats,
+    audio: AudioStats,
+    h264: Option<Decoder>,
+    opus: Option<OpusDecoder>,
+    seen_idr: bool,
+    pcm_rate: u32,
+    pcm: VecDeque<i16>,
+    scratch: Vec<i16>,
+}
+
+impl std::fmt::Debug for MediaReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaReceiver").field("video", &self.video).field("audio", &self.audio).finish()
+    }
+}
+
+impl MediaReceiver {
+    /// A receiver whose times count from `start` (the offer) and which keeps
+    /// the last `keep` of decoded PCM.
+    pub fn new(start: Instant, keep: Duration) -> MediaReceiver {
+        MediaReceiver {
+            start,
+            keep,
+            video: VideoStats::default(),
+            audio: AudioStats::default(),
+            h264: None,
+            opus: None,
+            seen_idr: false,
+            pcm_rate: 0,
+            pcm: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Takes one frame of `codec` received at `now`, made of `rtp_packets`
+    /// packets; `contiguous` is false when packets before it were lost.
+    pub fn receive(&mut self, now: Instant, codec: Codec, data: &[u8], rtp_packets: u64, contiguous: bool) {
+        let since = now.saturating_duration_since(self.start);
+        if codec.is_video() {
+            self.receive_video(since, codec, data, rtp_packets, contiguous);
+        } else {
+            self.receive_audio(since, codec, data, rtp_packets);
+        }
+    }
+
+    /// The video statistics so far.
+    pub fn video(&self) -> &VideoStats {
+        &self.video
+    }
+
+    /// The audio statistics so far.
+    pub fn audio(&self) -> &AudioStats {
+        &self.audio
+    }
+
+    /// The last `window` of decoded mono PCM (less if less was decoded).
+    pub fn pcm(&self, window: Duration) -> Pcm {
+        let wanted = (window.as_secs_f64() * f64::from(self.pcm_rate)) as usize;
+        let skip = self.pcm.len().saturating_sub(wanted);
+        Pcm { rate: self.pcm_rate, samples: self.pcm.iter().skip(skip).copied().collect() }
+    }
+
+    fn receive_video(&mut self, since: Duration, codec: Codec, data: &[u8], rtp_packets: u64, contiguous: bool) {
+        let v = &mut self.video;
+        v.codec = Some(codec.to_string());
+        v.rtp_packets += rtp_packets;
+        v.frames += 1;
+        v.discontinuities += u64::from(!contiguous);
+        v.first_frame_after.get_or_insert(since);
+        if codec != Codec::H264 {
+            v.decode_errors += 1;
+            v.last_error = Some(format!("the player cannot decode {codec}"));
+            return;
+        }
+        let is_idr = annexb_nal_types(data).any(|t| t == NAL_IDR);
+        v.idr_frames += u64::from(is_idr);
+        v.first_frame_was_idr.get_or_insert(is_idr);
+        if is_idr {
+            self.seen_idr = true;
+        } else if !self.seen_idr {
+            v.frames_before_first_idr += 1;
+        }
+        if self.h264.is_none() {
+            match Decoder::new() {
+                Ok(decoder) => self.h264 = Some(decoder),
+                Err(e) => {
+                    v.decode_errors += 1;
+                    v.last_error = Some(format!("openh264 decoder could not start: {e}"));
+                    return;
+                }
+            }
+        }
+        let Some(decoder) = self.h264.as_mut() else { return };
+        match decoder.decode(data) {
+            Ok(Some(picture)) => {
+                let (w, h) = picture.dimensions();
+                v.pictures += 1;
+                v.width = u32::try_from(w).unwrap_or(u32::MAX);
+                v.height = u32::try_from(h).unwrap_or(u32::MAX);
+                v.first_picture_after.get_or_insert(since);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                v.decode_errors += 1;
+                v.last_error = Some(format!("openh264: {e}"));
+            }
+        }
+    }
+
+    fn receive_audio(&mut self, since: Duration, codec: Codec, data: &[u8], rtp_packets: u64) {
+        let a = &mut self.audio;
+        a.codec = Some(codec.to_string());
+        a.rtp_packets += rtp_packets;
+        a.frames += 1;
+        a.first_audio_after.get_or_insert(since);
+        self.scratch.clear();
+        let rate = match codec {
+            Codec::Opus => {
+                if self.opus.is_none() {
+                    match OpusDecoder::new(1) {
+                        Ok(d) => self.opus = Some(d),
+                        Err(e) => {
+                            a.decode_errors += 1;
+                            a.last_error = Some(format!("opus decoder could not start: {e}"));
+                            return;
+                        }
+                    }
+                }
+                let Some(decoder) = self.opus.as_mut() else { return };
+                if let Err(e) = decoder.decode(data, &mut self.scratch) {
+                    a.decode_errors += 1;
+                    a.last_error = Some(format!("opus: {e}"));
+                    return;
+                }
+                media::codec::opus::SAMPLE_RATE
+            }
+            Codec::PCMU => {
+                self.scratch.extend(data.iter().map(|&b| ulaw_to_linear(b)));
+                8000
+            }
+            Codec::PCMA => {
+                self.scratch.extend(data.iter().map(|&b| alaw_to_linear(b)));
+                8000
+            }
+            other => {
+                a.decode_errors += 1;
+                a.last_error = Some(format!("the player cannot decode {other}"));
+                return;
+            }
+        };
+        a.decoded_frames += 1;
+        a.decoded_samples += self.scratch.len() as u64;
+        a.sample_rate = rate;
+        if a.first_sound_after.is_none() && !self.scratch.is_empty() && dbfs(&self.scratch) > SOUND_DBFS {
+            a.first_sound_after = Some(since);
+        }
+        if self.pcm_rate != rate {
+            self.pcm.clear();
+            self.pcm_rate = rate;
+        }
+        self.pcm.extend(self.scratch.iter().copied());
+        let max = (self.keep.as_secs_f64() * f64::from(rate)) as usize;
+        let excess = self.pcm.len().saturating_sub(max);
+        self.pcm.drain(..excess);
+    }
+}
+
+/// NAL unit type of an IDR slice.
+const NAL_IDR: u8 = 5;
+
+/// The NAL unit types of an Annex B byte stream, in order.
+pub fn annexb_nal_types(data: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    // Every NAL unit follows a 00 00 01 start code (a 4-byte start code ends in one).
+    data.windows(4).filter(|w| w[0] == 0 && w[1] == 0 && w[2] == 1).map(|w| w[3] & 0x1f)
+}
+
+/// G.711 µ-law to linear PCM (ITU-T G.711, 14-bit magnitude scaled to 16 bits).
+pub fn ulaw_to_linear(byte: u8) -> i16 {
+    let u = !byte;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = i32::from(u & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    // At most (15 << 3 + 0x84) << 7 - 0x84 = 32124, so it fits.
+    let magnitude = magnitude as i16;
+    if u & 0x80 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// G.711 A-law to linear PCM (ITU-T G.711, 13-bit magnitude scaled to 16 bits).
+pub fn alaw_to_linear(byte: u8) -> i16 {
+    let a = byte ^ 0x55;
+    let exponent = (a >> 4) & 0x07;
+    let mantissa = i32::from(a & 0x0f);
+    let magnitude = match exponent {
+        0 => (mantissa << 4) + 8,
+        e => ((mantissa << 4) + 0x108) << (e - 1),
+    };
+    // At most (15 << 4 + 0x108) << 6 = 32256, so it fits.
+    let magnitude = magnitude as i16;
+    if a & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g711_matches_the_reference_points_and_media() {
+        assert_eq!(ulaw_to_linear(0xff), 0);
+        assert_eq!(ulaw_to_linear(0x7f), 0);
+        assert_eq!(ulaw_to_linear(0x80), 32124);
+        assert_eq!(ulaw_to_linear(0x00), -32124);
+        assert_eq!(alaw_to_linear(0xd5), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+        assert_eq!(alaw_to_linear(0xaa), 32256);
+        assert_eq!(alaw_to_linear(0x2a), -32256);
+        for b in 0..=255u8 {
+            assert_eq!(ulaw_to_linear(b), media::codec::g711::ulaw_to_linear(b), "µ-law {b:#04x}");
+            assert_eq!(alaw_to_linear(b), media::codec::g711::alaw_to_linear(b), "A-law {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn nal_types_of_an_annexb_stream() {
+        let au = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 9, 9];
+        assert_eq!(annexb_nal_types(&au).collect::<Vec<_>>(), [7, 8, 5]);
+        assert_eq!(annexb_nal_types(&[0, 0, 1]).count(), 0);
+    }
+
+    #[test]
+    fn garbage_counts_as_errors_and_keeps_the_receiver_alive() {
+        let start = Instant::now();
+        let mut r = MediaReceiver::new(start, Duration::from_secs(1));
+        r.receive(start, Codec::H264, &[0, 0, 0, 1, 0x41, 0xff, 0xff, 0xff], 1, true);
+        r.receive(start, Codec::Opus, &[0x03, 0x00], 1, true);
+        r.receive(start, Codec::Vp8, &[1, 2, 3], 1, true);
+        assert_eq!(r.video().frames, 2);
+        assert_eq!(r.video().first_frame_was_idr, Some(false));
+        assert_eq!(r.video().frames_before_first_idr, 1);
+        assert_eq!(r.video().pictures, 0);
+        assert_eq!(r.audio().decode_errors, 1);
+        assert!(r.pcm(Duration::from_secs(1)).samples.is_empty());
+    }
+
+    #[test]
+    fn pcm_is_bounded_to_the_window_kept() {
+        let start = Instant::now();
+        let mut r = MediaReceiver::new(start, Duration::from_millis(100));
+        for _ in 0..10 {
+            r.receive(start, Codec::PCMU, &[0x80; 160], 1, true);
+        }
+        assert_eq!(r.audio().decoded_samples, 1600);
+        assert_eq!(r.audio().sample_rate, 8000);
+        assert_eq!(r.pcm(Duration::from_secs(5)).samples.len(), 800);
+        assert_eq!(r.pcm(Duration::from_millis(10)).samples.len(), 80);
+        assert_eq!(r.audio().first_sound_after, Some(Duration::ZERO));
+    }
+}

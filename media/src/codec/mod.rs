@@ -1,0 +1,108 @@
+//! Audio codecs on both sides of the gateway and the pipelines between them.
+//!
+//! RTMP publishers send Speex (Flash Player), AAC (OBS, FFmpeg, encoders), MP3
+//! or G.711 inside FLV audio tag bodies; WebRTC peers speak Opus. [`transcode`]
+//! holds the two per-stream pipelines, [`ToOpus`] and [`FromOpus`]; the other
+//! modules are the codecs and the resampler they are built from.
+//!
+//! Everything here is sans-IO: bytes and timestamps in, bytes and timestamps out,
+//! no clocks. PCM is interleaved `i16`. Decoders treat their input as hostile:
+//! damaged data gives a [`CodecError`], never a panic, and the decoder keeps
+//! working on the data that follows.
+
+pub mod aac;
+pub mod g711;
+pub mod mp3;
+pub mod opus;
+pub mod resample;
+pub mod speex;
+pub mod transcode;
+
+pub use self::aac::AacDecoder;
+pub use self::mp3::Mp3Decoder;
+pub use self::opus::{OpusDecoder, OpusEncoder};
+pub use self::resample::Resampler;
+pub use self::speex::{SpeexDecoder, SpeexEncoder};
+pub use self::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+
+/// Why audio could not be decoded, encoded or converted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The stream uses a codec, or a feature of one, that this module does not handle.
+    #[error("unsupported audio: {0}")]
+    Unsupported(String),
+    /// The compressed data is damaged or truncated; nothing was decoded from it.
+    #[error("corrupt {codec} data: {detail}")]
+    Corrupt {
+        /// The codec whose data it was ("speex", "aac", ...).
+        codec: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// A frame arrived before the configuration it needs (an AAC frame before
+    /// the AAC sequence header); it was dropped.
+    #[error("{codec} frame before its sequence header (dropped)")]
+    NotConfigured {
+        /// The codec that lacks its configuration.
+        codec: &'static str,
+    },
+    /// The caller passed a value out of range (a sample rate, a channel count,
+    /// a frame of the wrong length). A bug in the caller, not in the stream.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// libopus refused a packet or a setting.
+    #[error("opus: {0}")]
+    Opus(#[from] ::opus::Error),
+    /// A native codec library could not create its state (out of memory or
+    /// a library built without the mode we need).
+    #[error("{0} could not create its state")]
+    Library(&'static str),
+}
+
+impl CodecError {
+    pub(crate) fn corrupt(codec: &'static str, detail: impl Into<String>) -> Self {
+        CodecError::Corrupt {
+            codec,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Maps a symphonia error to ours: unsupported features stay unsupported,
+/// everything else (malformed data, reading past the end) is corrupt data.
+pub(crate) fn from_symphonia(codec: &'static str, error: symphonia_core::errors::Error) -> CodecError {
+    use symphonia_core::errors::Error;
+    match error {
+        Error::Unsupported(what) => CodecError::Unsupported(format!("{codec}: {what}")),
+        Error::IoError(e) => CodecError::corrupt(codec, format!("frame ends early ({e})")),
+        other => CodecError::corrupt(codec, other.to_string()),
+    }
+}
+
+/// Runs a third-party decoder step, catching a panic inside it.
+///
+/// symphonia is written to return errors, but it is a large decoder fed with
+/// bytes from the network; this is the last line of defence so that a bug there
+/// costs one frame, not the connection's task. The outer `Err` means the step
+/// panicked: the caller rebuilds the decoder, whose state may be half-updated,
+/// and returns that error.
+pub(crate) fn guard_panic<T>(
+    codec: &'static str,
+    f: impl FnOnce() -> Result<T, CodecError>,
+) -> Result<Result<T, CodecError>, CodecError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| CodecError::corrupt(codec, "the decoder panicked on this frame (decoder reset)"))
+}
+
+/// Appends the average of each interleaved frame of `pcm` to `out`.
+pub(crate) fn mix_to_mono(pcm: &[i16], channels: usize, out: &mut Vec<i16>) {
+    if channels <= 1 {
+        out.extend_from_slice(pcm);
+        return;
+    }
+    out.extend(
+        pcm.chunks_exact(channels)
+            .map(|frame| (frame.iter().map(|&s| i32::from(s)).sum::<i32>() / channels as i32) as i16),
+    );
+}

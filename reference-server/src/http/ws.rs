@@ -1,0 +1,195 @@
+//! The WebSocket signalling channel (`GET /ws`): one connection publishes and
+//! plays any number of streams, each named by a client-chosen `id`, and gets
+//! stream status events in WCS's vocabulary. See docs/signalling.md.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use media::rtmp::url::{split_params, Params};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::session::{start, Requester};
+use crate::server::Context;
+use crate::webrtc::{Direction, SessionHandle, SessionStatus};
+
+/// Largest message a client may send (an SDP offer is a few kB).
+const MAX_MESSAGE: usize = 256 * 1024;
+
+/// `GET /ws`: upgrades to the signalling channel.
+pub async fn upgrade(State(ctx): State<Arc<Context>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, ctx))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum ClientMessage {
+    Connect {
+        #[serde(rename = "appKey")]
+        app_key: String,
+        #[serde(default)]
+        params: serde_json::Map<String, Value>,
+    },
+    Publish {
+        id: String,
+        stream: String,
+        sdp: String,
+    },
+    Play {
+        id: String,
+        stream: String,
+        sdp: String,
+    },
+    Stop {
+        id: String,
+    },
+}
+
+struct Connection {
+    ctx: Arc<Context>,
+    app: Option<String>,
+    requester: Requester,
+    streams: HashMap<String, SessionHandle>,
+    out: mpsc::Sender<String>,
+}
+
+async fn serve(mut socket: WebSocket, ctx: Arc<Context>) {
+    let (out, mut outgoing) = mpsc::channel::<String>(64);
+    let mut connection = Connection {
+        requester: Requester {
+            session_id: format!("ws-{:016x}", rand::random::<u64>()),
+            ..Requester::default()
+        },
+        ctx: ctx.clone(),
+        app: None,
+        streams: HashMap::new(),
+        out,
+    };
+    tracing::info!(session = %connection.requester.session_id, "WebSocket signalling opened");
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(text))) => connection.message(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => connection.error("binary messages are not part of this protocol").await,
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::info!(%error, "WebSocket signalling failed");
+                    break;
+                }
+                None => break,
+            },
+            Some(text) = outgoing.recv() => {
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    for session in connection.streams.values() {
+        session.stop();
+    }
+    tracing::info!(session = %connection.requester.session_id, "WebSocket signalling closed");
+}
+
+impl Connection {
+    async fn send(&self, message: Value) {
+        let _ = self.out.send(message.to_string()).await;
+    }
+
+    async fn error(&self, info: &str) {
+        self.send(json!({"type": "error", "info": info})).await;
+    }
+
+    async fn message(&mut self, text: &str) {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(error) => return self.error(&format!("bad message: {error}")).await,
+        };
+        match message {
+            ClientMessage::Connect { app_key, params } => self.connect(app_key, params).await,
+            ClientMessage::Publish { id, stream, sdp } => self.start(Direction::Publish, id, stream, sdp).await,
+            ClientMessage::Play { id, stream, sdp } => self.start(Direction::Play, id, stream, sdp).await,
+            ClientMessage::Stop { id } => match self.streams.get(&id) {
+                Some(session) => session.stop(),
+                None => self.error(&format!("no stream with id '{id}'")).await,
+            },
+        }
+    }
+
+    async fn connect(&mut self, app_key: String, params: serde_json::Map<String, Value>) {
+        if !self.ctx.config.apps.contains_key(&app_key) {
+            let info = format!("Application '{app_key}' is not defined on this server");
+            return self.send(json!({"type": "connection", "status": "FAILED", "info": info})).await;
+        }
+        let params: Params = params
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        self.requester.login = params.get("login").cloned();
+        self.requester.params = Some(params);
+        self.app = Some(app_key);
+        let session_id = self.requester.session_id.clone();
+        self.send(json!({"type": "connection", "status": "ESTABLISHED", "sessionId": session_id}))
+            .await;
+    }
+
+    async fn start(&mut self, direction: Direction, id: String, stream: String, sdp: String) {
+        let Some(app) = self.app.clone() else {
+            return self.error("send connect first").await;
+        };
+        if self.streams.get(&id).is_some_and(|s| !s.status.borrow().is_final()) {
+            return self.error(&format!("id '{id}' is already in use")).await;
+        }
+        let name = split_params(&stream);
+        let event = |status: &str, info: Option<String>| {
+            let mut event = json!({"type": "stream", "id": id, "stream": name.name, "status": status});
+            if let Some(info) = info {
+                event["info"] = Value::String(info);
+            }
+            event
+        };
+        self.send(event("NEW", None)).await;
+        match start(&self.ctx, &app, &name, direction, &self.requester, &sdp).await {
+            Ok((session, answer)) => {
+                self.send(json!({"type": "answer", "id": id, "sdp": answer})).await;
+                tokio::spawn(report_status(session.clone(), id.clone(), name.name.clone(), self.out.clone()));
+                self.streams.insert(id, session);
+            }
+            Err(failure) => self.send(event("FAILED", Some(failure.to_string()))).await,
+        }
+    }
+}
+
+/// Sends a session's status changes as `stream` events until it ends.
+async fn report_status(session: SessionHandle, id: String, stream: String, out: mpsc::Sender<String>) {
+    let mut status = session.status.clone();
+    loop {
+        let current = status.borrow_and_update().clone();
+        let mut event = json!({"type": "stream", "id": id, "stream": stream, "status": current.name()});
+        if let SessionStatus::Failed(info) = &current {
+            event["info"] = Value::String(info.clone());
+        }
+        if out.send(event.to_string()).await.is_err() || current.is_final() {
+            return;
+        }
+        if status.changed().await.is_err() {
+            // The session task is gone; its last status was sent or is final.
+            let last = status.borrow().clone();
+            if !last.is_final() {
+                let _ = out
+                    .send(json!({"type": "stream", "id": id, "stream": stream, "status": "STOPPED"}).to_string())
+                    .await;
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! WebRTC players and publishers, on str0m.
+//!
+//! Every peer is a str0m `Rtc` (sans-IO) driven by its own tokio task; all of
+//! them share one UDP socket ([`udp`]), ICE-lite with host candidates. A player
+//! ([`play`]) subscribes to a hub stream once its peer is connected and writes
+//! H.264 (AVCC turned into Annex B) and Opus (transcoded once per stream, or
+//! passed through) to it; a publisher ([`publish`]) pushes what it receives into
+//! the hub as FLV-shaped frames so RTMP players get it too.
+//!
+//! Signalling (WHEP/WHIP, WebSocket) lives in `http`; this module starts and
+//! stops sessions and reports their status.
+
+mod peer;
+mod play;
+mod publish;
+pub mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use rand::Rng;
+use str0m::change::SdpOffer;
+use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebRtcConfig;
+use crate::hub::PublishError;
+use crate::server::Context;
+
+/// Where a session is, in the words of Flashphoner WCS's stream statuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Answered; ICE and DTLS are being set up, or the stream waits for its publisher.
+    Pending,
+    /// A publisher's peer is connected; its media goes to the hub.
+    Publishing,
+    /// A player's peer is connected and the stream is live.
+    Playing,
+    /// The played stream lost its publisher; the session stays.
+    Unpublished,
+    /// The session ended normally (stop, DELETE, or the peer left).
+    Stopped,
+    /// The session failed; the reason says why.
+    Failed(String),
+}
+
+impl SessionStatus {
+    /// The WCS name of the status (`PLAYING`, `FAILED`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionStatus::Pending => "PENDING",
+            SessionStatus::Publishing => "PUBLISHING",
+            SessionStatus::Playing => "PLAYING",
+            SessionStatus::Unpublished => "UNPUBLISHED",
+            SessionStatus::Stopped => "STOPPED",
+            SessionStatus::Failed(_) => "FAILED",
+        }
+    }
+
+    /// Whether the session is over.
+    pub fn is_final(&self) -> bool {
+        matches!(self, SessionStatus::Stopped | SessionStatus::Failed(_))
+    }
+}
+
+/// Plays or publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The peer receives a stream.
+    Play,
+    /// The peer sends a stream.
+    Publish,
+}
+
+/// Why a session could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The offer is not SDP, or str0m cannot accept it.
+    #[error("bad SDP offer: {0}")]
+    BadOffer(String),
+    /// Nothing publishes the stream and the application does not wait.
+    #[error("Stream not found")]
+    NotFound,
+    /// The name is already published.
+    #[error("Publish refused: {0}")]
+    NameInUse(#[from] PublishError),
+    /// No m-line of the offer carries a codec the stream can use.
+    #[error("the offer has no media this stream can use ({0})")]
+    NoUsableMedia(String),
+}
+
+/// A running session, as signalling sees it.
+#[derive(Clone)]
+pub struct SessionHandle {
+    /// The server's id of the session (in WHEP/WHIP `Location`).
+    pub id: String,
+    /// Application key.
+    pub app: String,
+    /// Stream name.
+    pub stream: String,
+    /// Play or publish.
+    pub direction: Direction,
+    /// Status changes.
+    pub status: watch::Receiver<SessionStatus>,
+    cancel: CancellationToken,
+}
+
+impl SessionHandle {
+    /// Ends the session (its status becomes `Stopped`).
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The WebRTC side of the server: the shared UDP socket and the sessions.
+pub struct WebRtc {
+    socket: Arc<UdpSocket>,
+    candidate: SocketAddr,
+    router: udp::Router,
+    sessions: Mutex<HashMap<String, SessionHandle>>,
+    config: WebRtcConfig,
+}
+
+impl WebRtc {
+    /// Binds the UDP port. Sessions start with [`WebRtc::play`] and [`WebRtc::publish`];
+    /// [`WebRtc::receive_loop`] must run for any of them to connect.
+    pub async fn bind(config: &WebRtcConfig) -> std::io::Result<WebRtc> {
+        // Once per process; later calls are no-ops.
+        static CRYPTO: std::sync::Once = std::sync::Once::new();
+        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+        let socket = UdpSocket::bind(config.listen).await?;
+        let local = socket.local_addr()?;
+        let candidate = SocketAddr::new(config.public_ip.unwrap_or(local.ip()), local.port());
+        Ok(WebRtc {
+            socket: Arc::new(socket),
+            candidate,
+            router: udp::Router::default(),
+            sessions: Mutex::default(),
+            config: config.clone(),
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap_or(self.candidate)
+    }
+
+    /// Moves datagrams to peers until shutdown.
+    pub fn receive_loop(&self, ctx: &Context) -> impl std::future::Future<Output = ()> + Send + 'static {
+        udp::receive_loop(
+            self.socket.clone(),
+            self.router.clone(),
+            ctx.metrics.clone(),
+            ctx.shutdown.clone(),
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, SessionHandle>> {
+        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A session by id.
+    pub fn session(&self, id: &str) -> Option<SessionHandle> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Sessions open now.
+    pub fn session_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Starts playing `stream` of `app` to the peer that sent `offer`; returns
+    /// the session and the SDP answer. With `wait`, a stream nobody publishes
+    /// yet is played when it arrives; without, that is [`SessionError::NotFound`].
+    pub fn play(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        app: &str,
+        stream: &str,
+        wait: bool,
+        offer: &str,
+    ) -> Result<(SessionHandle, String), SessionError> {
+        let offer = parse_offer(offer)?;
+        let description = ctx.hub.describe(app, stream);
+        if description.is_none() && !wait {
+            return Err(SessionError::NotFound);
+        }
+        let (config, plan) = play::codecs(description.as_ref());
+        let (rtc, ufrag, answer) = self.accept(config, offer)?;
+        if !answer_has_media(&answer) {
+            return Err(SessionError::NoUsableMedia(plan));
+        }
+        let mut player = play::Player::new(ctx.clone(), app, stream);
+        for (kind, mid) in accepted_mids(&answer) {
+            player.media_added(mid, kind);
+        }
+        Ok((self.spawn(ctx, rtc, ufrag, app, stream, peer::Role::Play(Box::new(player))), answer))
+    }
+
+    /// Starts a publisher of `stream` in `app` from the peer that sent `offer`
+    /// (H.264 and Opus); returns the session and the SDP answer.
+    pub fn publish(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        app: &str,
+        stream: &str,
+        offer: &str,
+    ) -> Result<(SessionHandle, String), SessionError> {
+        let offer = parse_offer(offer)?;
+        let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
+        let owner = rand::thread_rng().gen::<u64>() | 1 << 63;
+        let publisher = ctx.hub.publish(app, stream, owner)?;
+        let (rtc, ufrag, answer) = self.accept(config, offer)?;
+        if !answer_has_media(&answer) {
+            return Err(SessionError::NoUsableMedia("H.264 or Opus".into()));
+        }
+        ctx.metrics.publishes_total.inc();
+        let mut ingest = publish::Ingest::new(publisher);
+        for (kind, mid) in accepted_mids(&answer) {
+            ingest.media_added(mid, kind);
+        }
+        let role = peer::Role::Publish(Box::new(ingest));
+        Ok((self.spawn(ctx, rtc, ufrag, app, stream, role), answer))
+    }
+
+    fn accept(&self, config: RtcConfig, offer: SdpOffer) -> Result<(Rtc, String, String), SessionError> {
+        let ufrag = random_token(16);
+        let creds = IceCreds {
+            ufrag: ufrag.clone(),
+            pass: random_token(24),
+        };
+        let mut rtc = config
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds)
+            .build(Instant::now());
+        let candidate = Candidate::host(self.candidate, "udp").map_err(|e| SessionError::BadOffer(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SessionError::BadOffer(e.to_string()))?;
+        Ok((rtc, ufrag, answer.to_sdp_string()))
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        rtc: Rtc,
+        ufrag: String,
+        app: &str,
+        stream: &str,
+        role: peer::Role,
+    ) -> SessionHandle {
+        let direction = match role {
+            peer::Role::Play(_) => Direction::Play,
+            peer::Role::Publish(_) => Direction::Publish,
+        };
+        let (status_tx, status) = watch::channel(SessionStatus::Pending);
+        let handle = SessionHandle {
+            id: ufrag.clone(),
+            app: app.to_string(),
+            stream: stream.to_string(),
+            direction,
+            status,
+            cancel: ctx.shutdown.child_token(),
+        };
+        let datagrams = self.router.add(&ufrag);
+        self.lock().insert(ufrag.clone(), handle.clone());
+        ctx.metrics.webrtc_sessions.inc();
+        ctx.metrics.webrtc_sessions_total.inc();
+        let peer = peer::Peer {
+            rtc,
+            socket: self.socket.clone(),
+            local: self.local_addr(),
+            datagrams,
+            status: status_tx,
+            cancel: handle.cancel.clone(),
+            connect_timeout: self.config.connect_timeout,
+        };
+        let this = self.clone();
+        let metrics = ctx.metrics.clone();
+        let span = tracing::info_span!("webrtc", session = %ufrag, %app, %stream, ?direction);
+        tracing::info!(parent: &span, "session started");
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                peer::run(peer, role).await;
+                this.router.remove(&ufrag);
+                this.lock().remove(&ufrag);
+                metrics.webrtc_sessions.dec();
+            },
+            span,
+        ));
+        handle
+    }
+}
+
+fn parse_offer(offer: &str) -> Result<SdpOffer, SessionError> {
+    SdpOffer::from_sdp_string(offer).map_err(|e| SessionError::BadOffer(e.to_string()))
+}
+
+/// Whether an answer accepts at least one audio or video m-line (port not 0).
+fn answer_has_media(answer: &str) -> bool {
+    !accepted_mids(answer).is_empty()
+}
+
+/// The accepted (port not 0) audio and video m-lines of an answer, with their mids.
+fn accepted_mids(answer: &str) -> Vec<(str0m::media::MediaKind, str0m::media::Mid)> {
+    let mut accepted = Vec::new();
+    let mut current = None;
+    for line in answer.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut words = m.split_whitespace();
+            let kind = match words.next() {
+                Some("audio") => Some(str0m::media::MediaKind::Audio),
+                Some("video") => Some(str0m::media::MediaKind::Video),
+                _ => None,
+            };
+            current = kind.filter(|_| words.next() != Some("0"));
+        } else if let (Some(kind), Some(mid)) = (current, line.trim_end().strip_prefix("a=mid:")) {
+            accepted.push((kind, str0m::media::Mid::from(mid)));
+            current = None;
+        }
+    }
+    accepted
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}

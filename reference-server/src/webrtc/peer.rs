@@ -1,0 +1,213 @@
+//! The task that drives one str0m `Rtc`: datagrams, timers and media in;
+//! datagrams and events out. After every input the `Rtc` is drained until it
+//! asks for a timeout, as str0m requires.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::play::Player;
+use super::publish::Ingest;
+use super::udp::Datagram;
+use super::SessionStatus;
+
+/// What the peer does with its media.
+pub enum Role {
+    /// Sends a hub stream to the peer.
+    Play(Box<Player>),
+    /// Takes the peer's media into the hub.
+    Publish(Box<Ingest>),
+}
+
+/// One peer's state, owned by its task.
+pub struct Peer {
+    pub rtc: Rtc,
+    pub socket: Arc<UdpSocket>,
+    pub local: SocketAddr,
+    pub datagrams: mpsc::Receiver<Datagram>,
+    pub status: watch::Sender<SessionStatus>,
+    pub cancel: CancellationToken,
+    pub connect_timeout: Duration,
+}
+
+impl Peer {
+    fn set_status(&self, status: SessionStatus) {
+        self.status.send_if_modified(|current| {
+            if *current == status || current.is_final() {
+                return false;
+            }
+            tracing::info!(status = status.name(), reason = ?status_reason(&status), "session status");
+            *current = status;
+            true
+        });
+    }
+
+    /// Feeds an input; on a str0m error the peer is disconnected.
+    fn input(&mut self, input: Input) {
+        if let Err(error) = self.rtc.handle_input(input) {
+            tracing::warn!(%error, "peer input failed: disconnecting");
+            self.set_status(SessionStatus::Failed(format!("WebRTC error: {error}")));
+            self.rtc.disconnect();
+        }
+    }
+}
+
+fn status_reason(status: &SessionStatus) -> Option<&str> {
+    match status {
+        SessionStatus::Failed(reason) => Some(reason),
+        _ => None,
+    }
+}
+
+/// What woke the loop.
+pub enum Wake {
+    /// The role has media or news for the peer.
+    Role(RoleInput),
+    /// Nothing more will come from the role.
+    RoleDone,
+}
+
+/// Media or news for a player.
+pub type RoleInput = super::play::PlayerInput;
+
+/// Runs the peer until it stops, fails, or the server shuts down.
+pub async fn run(mut peer: Peer, mut role: Role) {
+    let connect_deadline = tokio::time::Instant::now() + peer.connect_timeout;
+    let mut connected = false;
+    loop {
+        let timeout = match drain(&mut peer, &mut role, &mut connected) {
+            Some(timeout) => timeout,
+            None => break,
+        };
+        let sleep = tokio::time::sleep_until(timeout.into());
+        tokio::select! {
+            _ = peer.cancel.cancelled() => {
+                peer.set_status(SessionStatus::Stopped);
+                break;
+            }
+            _ = tokio::time::sleep_until(connect_deadline), if !connected => {
+                peer.set_status(SessionStatus::Failed("ICE failed: the peer did not connect in time".into()));
+                break;
+            }
+            datagram = peer.datagrams.recv() => {
+                let Some(datagram) = datagram else { break };
+                let Ok(contents) = datagram.data[..].try_into() else {
+                    tracing::debug!(source = %datagram.source, "unparseable datagram ignored");
+                    continue;
+                };
+                let receive = Receive {
+                    proto: Protocol::Udp,
+                    source: datagram.source,
+                    destination: peer.local,
+                    contents,
+                };
+                peer.input(Input::Receive(Instant::now(), receive));
+            }
+            wake = next(&mut role) => match wake {
+                Wake::Role(input) => {
+                    if let Role::Play(player) = &mut role {
+                        if let Some(status) = player.handle(&mut peer.rtc, input) {
+                            peer.set_status(status);
+                        }
+                    }
+                }
+                Wake::RoleDone => {
+                    peer.set_status(SessionStatus::Stopped);
+                    break;
+                }
+            },
+            _ = sleep => peer.input(Input::Timeout(Instant::now())),
+        }
+    }
+    peer.rtc.disconnect();
+    // Let the DTLS close alert and the like go out.
+    let _ = drain(&mut peer, &mut role, &mut connected);
+    peer.set_status(SessionStatus::Stopped);
+    tracing::info!("session ended");
+}
+
+async fn next(role: &mut Role) -> Wake {
+    match role {
+        Role::Play(player) => match player.next().await {
+            Some(input) => Wake::Role(input),
+            None => Wake::RoleDone,
+        },
+        Role::Publish(_) => std::future::pending().await,
+    }
+}
+
+/// Polls output until str0m asks for a timeout; `None` once the peer is dead.
+fn drain(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instant> {
+    loop {
+        if !peer.rtc.is_alive() {
+            return None;
+        }
+        let output = match peer.rtc.poll_output() {
+            Ok(output) => output,
+            Err(error) => {
+                tracing::warn!(%error, "peer failed");
+                peer.set_status(SessionStatus::Failed(format!("WebRTC error: {error}")));
+                peer.rtc.disconnect();
+                return None;
+            }
+        };
+        match output {
+            Output::Timeout(at) => return Some(at),
+            Output::Transmit(transmit) => {
+                // UDP: a full socket buffer loses the datagram, as the network might.
+                if let Err(error) = peer.socket.try_send_to(&transmit.contents, transmit.destination) {
+                    tracing::debug!(%error, "UDP send failed");
+                }
+            }
+            Output::Event(event) => {
+                if let Some(status) = event_status(peer, role, event, connected) {
+                    peer.set_status(status);
+                }
+            }
+        }
+    }
+}
+
+fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut bool) -> Option<SessionStatus> {
+    match event {
+        Event::Connected => {
+            *connected = true;
+            tracing::info!("peer connected (ICE and DTLS)");
+            match role {
+                Role::Play(player) => player.connected(&mut peer.rtc),
+                Role::Publish(_) => Some(SessionStatus::Publishing),
+            }
+        }
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+            tracing::info!("peer went away (ICE disconnected)");
+            peer.rtc.disconnect();
+            Some(SessionStatus::Stopped)
+        }
+        Event::MediaAdded(added) => {
+            match role {
+                Role::Play(player) => player.media_added(added.mid, added.kind),
+                Role::Publish(ingest) => ingest.media_added(added.mid, added.kind),
+            }
+            None
+        }
+        Event::MediaData(data) => {
+            if let Role::Publish(ingest) = role {
+                ingest.media(&mut peer.rtc, data);
+            }
+            None
+        }
+        Event::KeyframeRequest(request) => {
+            if let Role::Play(player) = role {
+                player.keyframe_request(&mut peer.rtc, request.mid);
+            }
+            None
+        }
+        _ => None,
+    }
+}

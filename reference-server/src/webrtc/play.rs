@@ -1,0 +1,400 @@
+//! A WebRTC player of a hub stream.
+//!
+//! The answer offers only the media the stream has (known issue 1): the codec
+//! configuration of the `Rtc` holds Opus (and G.711 when the stream carries it)
+//! only if the stream has audio, and H.264 with the stream's own profile only
+//! if it has video, so str0m rejects (port 0) an m-line nothing matches.
+//!
+//! Once the peer is connected the player subscribes to the hub and starts at
+//! the cached keyframe, never with inter frames. Video passes through (AVCC to
+//! Annex B, SPS/PPS before every IDR); audio is Opus transcoded once per stream
+//! (shared with every player), or passes through when it already is Opus or is
+//! G.711 the peer accepts. RTP timestamps follow the RTMP timestamps on one
+//! clock, so sender reports tie audio and video together.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use media::flv::{self, AudioCodec};
+use media::h264::AvcConfig;
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
+use str0m::{Rtc, RtcConfig};
+use tokio::sync::broadcast;
+
+use super::SessionStatus;
+use crate::hub::{Frame, Publication, StreamDescription, Subscription};
+use crate::rtmp::session::MediaKind;
+use crate::server::Context;
+use crate::transcode::{Target, TranscodedAudio};
+
+/// Payload types of the H.264 we offer (and its retransmissions).
+const H264_PT: u8 = 102;
+const H264_RTX_PT: u8 = 103;
+
+/// The codecs a player's `Rtc` accepts for this stream, and a phrase naming
+/// them for errors. `None` (not live yet) accepts audio and video.
+pub fn codecs(stream: Option<&StreamDescription>) -> (RtcConfig, String) {
+    let mut config = Rtc::builder().clear_codecs();
+    let mut plan = Vec::new();
+    let (audio, video) = match stream {
+        Some(s) if s.has_audio || s.has_video => (s.has_audio, s.has_video),
+        _ => (true, true),
+    };
+    if audio {
+        // Preference order: G.711 passes through when the stream has it.
+        match stream.and_then(|s| s.audio_codec) {
+            Some(AudioCodec::G711A) => config = config.enable_pcma(true, false),
+            Some(AudioCodec::G711U) => config = config.enable_pcmu(true, false),
+            _ => {}
+        }
+        config = config.enable_opus(true, false);
+        plan.push("Opus audio".to_string());
+    }
+    if video {
+        let avc = stream
+            .and_then(|s| s.video_config.as_ref())
+            .and_then(|body| AvcConfig::parse(body.get(5..)?).ok());
+        match avc {
+            Some(avc) => {
+                config
+                    .codec_config()
+                    .add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, avc.profile_level_id());
+                plan.push(format!("H.264 profile-level-id {:06x}", avc.profile_level_id()));
+            }
+            // Not known yet: any H.264 the peer offers; the stream is expected to fit.
+            None if stream.is_none_or(|s| !s.has_video) => {
+                config = config.enable_h264(true);
+                plan.push("H.264 video".to_string());
+            }
+            // Video that is not H.264 (Sorenson, VP6) cannot pass through.
+            None => plan.push("no video (the stream's codec is not H.264)".to_string()),
+        }
+    }
+    (config, plan.join(", "))
+}
+
+/// Media or news for a player's peer.
+pub enum PlayerInput {
+    /// A frame of the stream.
+    Frame(Frame),
+    /// An Opus frame from the stream's transcoder.
+    Transcoded(Frame),
+    /// The stream got (true) or lost (false) its publisher.
+    Publication(bool),
+    /// The player fell behind by this many frames.
+    Lagged(u64),
+}
+
+/// How audio reaches the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AudioOut {
+    Opus(Pt),
+    Pcma(Pt),
+    Pcmu(Pt),
+}
+
+/// One clock for audio and video: RTMP milliseconds, shifted after a new
+/// publisher so RTP time keeps going forward.
+#[derive(Default)]
+struct Clock {
+    offset: i64,
+    last: u64,
+    last_video: Option<u64>,
+    realign: bool,
+    origin: Option<(Instant, u64)>,
+}
+
+impl Clock {
+    /// The output time (ms) and the wallclock instant for an RTMP timestamp.
+    fn map(&mut self, timestamp: u32) -> (u64, Instant) {
+        if self.realign {
+            self.offset = self.last as i64 + 20 - i64::from(timestamp);
+            self.realign = false;
+        }
+        let ms = (i64::from(timestamp) + self.offset).max(0) as u64;
+        self.last = self.last.max(ms);
+        let (start, first) = *self.origin.get_or_insert((Instant::now(), ms));
+        (ms, start + Duration::from_millis(ms.saturating_sub(first)))
+    }
+}
+
+/// A WebRTC player.
+pub struct Player {
+    ctx: Arc<Context>,
+    app: String,
+    stream: String,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    audio_out: Option<AudioOut>,
+    video_pt: Option<Pt>,
+    subscription: Option<Subscription>,
+    transcoded: Option<TranscodedAudio>,
+    avc: Option<AvcConfig>,
+    need_keyframe: bool,
+    clock: Clock,
+    annexb: Vec<u8>,
+    last_keyframe_request: Option<Instant>,
+    /// After a keyframe request answered from the cache: video frames up to
+    /// this timestamp were in the answer.
+    skip_video_through: Option<u32>,
+}
+
+impl Player {
+    /// A player of `stream` in `app`, waiting for its peer to connect.
+    pub fn new(ctx: Arc<Context>, app: &str, stream: &str) -> Player {
+        Player {
+            ctx,
+            app: app.to_string(),
+            stream: stream.to_string(),
+            audio_mid: None,
+            video_mid: None,
+            audio_out: None,
+            video_pt: None,
+            subscription: None,
+            transcoded: None,
+            avc: None,
+            need_keyframe: true,
+            clock: Clock::default(),
+            annexb: Vec::with_capacity(64 * 1024),
+            last_keyframe_request: None,
+            skip_video_through: None,
+        }
+    }
+
+    /// An m-line of the offer.
+    pub fn media_added(&mut self, mid: Mid, kind: RtcKind) {
+        match kind {
+            RtcKind::Audio => self.audio_mid = self.audio_mid.or(Some(mid)),
+            RtcKind::Video => self.video_mid = self.video_mid.or(Some(mid)),
+        }
+    }
+
+    /// ICE and DTLS are up: pick the negotiated payload types and start.
+    pub fn connected(&mut self, rtc: &mut Rtc) -> Option<SessionStatus> {
+        self.audio_out = self.audio_mid.and_then(|mid| {
+            let writer = rtc.writer(mid)?;
+            let params: Vec<_> = writer.payload_params().map(|p| (p.spec().codec, p.pt())).collect();
+            params.into_iter().find_map(|(codec, pt)| match codec {
+                Codec::Opus => Some(AudioOut::Opus(pt)),
+                Codec::PCMA => Some(AudioOut::Pcma(pt)),
+                Codec::PCMU => Some(AudioOut::Pcmu(pt)),
+                _ => None,
+            })
+        });
+        self.video_pt = self.video_mid.and_then(|mid| {
+            let writer = rtc.writer(mid)?;
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::H264)
+                .map(|p| p.pt());
+            pt
+        });
+        tracing::info!(audio = ?self.audio_out, video_pt = ?self.video_pt, "playing");
+        let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true)?;
+        self.ctx.metrics.plays_total.inc();
+        let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
+        for frame in std::mem::take(&mut subscription.initial) {
+            self.frame(rtc, frame);
+        }
+        self.subscription = Some(subscription);
+        live.then_some(SessionStatus::Playing)
+    }
+
+    /// The next thing to send; `None` when the stream is gone for good.
+    pub async fn next(&mut self) -> Option<PlayerInput> {
+        let Some(subscription) = &mut self.subscription else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            changed = subscription.publication.changed() => {
+                changed.ok()?;
+                let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
+                Some(PlayerInput::Publication(live))
+            }
+            frame = subscription.media.recv() => match frame {
+                Ok(frame) => Some(PlayerInput::Frame(frame)),
+                Err(broadcast::error::RecvError::Lagged(lost)) => Some(PlayerInput::Lagged(lost)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            },
+            frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
+        }
+    }
+
+    /// Acts on what [`Player::next`] returned.
+    pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput) -> Option<SessionStatus> {
+        match input {
+            PlayerInput::Frame(frame) => self.frame(rtc, frame),
+            PlayerInput::Transcoded(frame) => {
+                if let (Some(AudioOut::Opus(pt)), Some(packet)) = (self.audio_out, flv::opus_packet(&frame.payload)) {
+                    self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet);
+                }
+            }
+            PlayerInput::Publication(true) => {
+                self.need_keyframe = true;
+                self.clock.realign = true;
+                return Some(SessionStatus::Playing);
+            }
+            PlayerInput::Publication(false) => return Some(SessionStatus::Unpublished),
+            PlayerInput::Lagged(lost) => {
+                self.ctx.metrics.player_frames_dropped.add(lost);
+                tracing::warn!(lost, "player fell behind: skipping to the next keyframe");
+                self.need_keyframe = true;
+            }
+        }
+        None
+    }
+
+    /// A PLI or FIR from the peer: an RTMP publisher cannot be asked for a
+    /// keyframe, so the cached one (and the pictures since) are sent again.
+    pub fn keyframe_request(&mut self, rtc: &mut Rtc, mid: Mid) {
+        if Some(mid) != self.video_mid {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(500))
+        {
+            return;
+        }
+        self.last_keyframe_request = Some(now);
+        let snapshot = self.ctx.hub.keyframe_snapshot(&self.app, &self.stream);
+        let Some(last) = snapshot.last().map(|f| f.timestamp) else {
+            return;
+        };
+        self.ctx.metrics.webrtc_keyframe_requests.inc();
+        tracing::debug!(frames = snapshot.len(), "keyframe request answered from the cache");
+        // Sent at the current time: the decoder catches up to the live picture.
+        let at = self.clock.last_video_timestamp();
+        for frame in snapshot {
+            self.video(rtc, Frame { timestamp: at, ..frame }, true);
+        }
+        self.skip_video_through = Some(last);
+    }
+
+    fn frame(&mut self, rtc: &mut Rtc, frame: Frame) {
+        match frame.kind {
+            MediaKind::Video => {
+                if let Some(through) = self.skip_video_through {
+                    if frame.timestamp <= through && !frame.config {
+                        return;
+                    }
+                    self.skip_video_through = None;
+                }
+                self.video(rtc, frame, false);
+            }
+            MediaKind::Audio => self.audio(rtc, frame),
+            MediaKind::Data => {}
+        }
+    }
+
+    fn video(&mut self, rtc: &mut Rtc, frame: Frame, replay: bool) {
+        let (Some(mid), Some(pt)) = (self.video_mid, self.video_pt) else {
+            return;
+        };
+        let body = &frame.payload;
+        let Some(header) = flv::video_header(body) else { return };
+        if header.codec != flv::VideoCodec::Avc || body.len() < 5 {
+            return;
+        }
+        if frame.config {
+            match AvcConfig::parse(&body[5..]) {
+                Ok(avc) => self.avc = Some(avc),
+                Err(error) => tracing::warn!(%error, "bad AVC sequence header ignored"),
+            }
+            // Flash Player marks its refresh points with a keyframe-flagged sequence header.
+            if frame.keyframe {
+                self.need_keyframe = false;
+            }
+            return;
+        }
+        if self.need_keyframe && !frame.keyframe {
+            return;
+        }
+        self.need_keyframe = false;
+        let Some(avc) = &self.avc else { return };
+        // Composition time offset: signed 24 bits after the packet type.
+        let cts = i32::from_be_bytes([0, body[2], body[3], body[4]]) << 8 >> 8;
+        self.annexb.clear();
+        avc.avcc_to_annexb(&body[5..], &mut self.annexb);
+        if self.annexb.is_empty() {
+            return;
+        }
+        let (ms, wallclock) = if replay {
+            let ms = u64::from(frame.timestamp);
+            (ms, self.clock.wallclock(ms))
+        } else {
+            self.clock.map(frame.timestamp)
+        };
+        self.clock.last_video = Some(ms);
+        let pts = (ms as i64 + i64::from(cts)).max(0) as u64;
+        let Some(writer) = rtc.writer(mid) else { return };
+        let data: Arc<[u8]> = Arc::from(&self.annexb[..]);
+        match writer.write(pt, wallclock, MediaTime::new(pts * 90, Frequency::NINETY_KHZ), data) {
+            Ok(()) => self.ctx.metrics.frames_out.inc(),
+            Err(error) => tracing::debug!(%error, "video write failed"),
+        }
+    }
+
+    fn audio(&mut self, rtc: &mut Rtc, frame: Frame) {
+        let Some(header) = flv::audio_header(&frame.payload) else { return };
+        let Some(out) = self.audio_out else { return };
+        match (header.codec, out) {
+            (AudioCodec::Opus, AudioOut::Opus(pt)) => {
+                self.transcoded = None;
+                if let Some(packet) = flv::opus_packet(&frame.payload) {
+                    let packet = Bytes::copy_from_slice(packet);
+                    self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, &packet);
+                }
+            }
+            (AudioCodec::G711A, AudioOut::Pcma(pt)) | (AudioCodec::G711U, AudioOut::Pcmu(pt)) => {
+                self.write_audio(rtc, pt, Frequency::EIGHT_KHZ, frame.timestamp, &frame.payload[1..]);
+            }
+            (_, AudioOut::Opus(_)) if self.transcoded.is_none() => {
+                // Transcoded once per stream; this player listens to the shared output.
+                tracing::info!(codec = header.codec.name(), "audio transcoded to Opus");
+                self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Opus));
+            }
+            _ => {}
+        }
+    }
+
+    fn write_audio(&mut self, rtc: &mut Rtc, pt: Pt, rate: Frequency, timestamp: u32, data: &[u8]) {
+        let Some(mid) = self.audio_mid else { return };
+        let (ms, wallclock) = self.clock.map(timestamp);
+        let Some(writer) = rtc.writer(mid) else { return };
+        let ticks = ms * u64::from(rate.get()) / 1000;
+        match writer.write(pt, wallclock, MediaTime::new(ticks, rate), data) {
+            Ok(()) => self.ctx.metrics.frames_out.inc(),
+            Err(error) => tracing::debug!(%error, "audio write failed"),
+        }
+    }
+}
+
+impl Clock {
+    fn wallclock(&self, ms: u64) -> Instant {
+        match self.origin {
+            Some((start, first)) => start + Duration::from_millis(ms.saturating_sub(first)),
+            None => Instant::now(),
+        }
+    }
+
+    fn last_video_timestamp(&self) -> u32 {
+        self.last_video.unwrap_or(self.last) as u32
+    }
+}
+
+async fn transcoded(audio: &mut Option<TranscodedAudio>) -> Frame {
+    loop {
+        let Some(audio) = audio else {
+            return std::future::pending().await;
+        };
+        match audio.frames.recv().await {
+            Ok(frame) => return frame,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
+}

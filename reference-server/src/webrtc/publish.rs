@@ -1,0 +1,152 @@
+//! A WebRTC publisher: what its peer sends goes into the hub as FLV-shaped
+//! frames, so RTMP and WebRTC players alike can play it.
+//!
+//! - H.264 arrives as Annex B access units (str0m depacketizes): the SPS and
+//!   PPS become an AVC sequence header (sent again whenever they change), the
+//!   other NAL units an AVCC video tag, a keyframe when it holds an IDR.
+//! - Opus is kept as it is, in an enhanced-RTMP audio tag (FourCC `Opus`):
+//!   WebRTC players get it untouched; RTMP players get it transcoded.
+//!
+//! Timestamps: each track's RTP clock is anchored at the arrival time of its
+//! first packet, so audio and video share one millisecond timeline.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use media::flv;
+use media::h264::{self, nal_type, AvcConfig};
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind as RtcKind, MediaTime, Mid};
+use str0m::Rtc;
+
+use crate::hub::{Frame, Publisher};
+use crate::rtmp::session::MediaKind;
+
+/// A track's RTP time anchored to the session's millisecond timeline.
+#[derive(Clone, Copy)]
+struct Anchor {
+    rtp: MediaTime,
+    ms: u64,
+}
+
+/// Takes one peer's media into the hub.
+pub struct Ingest {
+    publisher: Publisher,
+    video_mid: Option<Mid>,
+    start: Instant,
+    audio_anchor: Option<Anchor>,
+    video_anchor: Option<Anchor>,
+    avc: Option<AvcConfig>,
+    body: Vec<u8>,
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Ingest {
+    /// An ingest into the stream `publisher` holds.
+    pub fn new(publisher: Publisher) -> Ingest {
+        Ingest {
+            publisher,
+            video_mid: None,
+            start: Instant::now(),
+            audio_anchor: None,
+            video_anchor: None,
+            avc: None,
+            body: Vec::with_capacity(64 * 1024),
+            last_keyframe_request: None,
+        }
+    }
+
+    /// An m-line of the offer.
+    pub fn media_added(&mut self, mid: Mid, kind: RtcKind) {
+        if kind == RtcKind::Video {
+            self.video_mid = self.video_mid.or(Some(mid));
+        }
+    }
+
+    /// One depacketized frame from the peer.
+    pub fn media(&mut self, rtc: &mut Rtc, data: MediaData) {
+        let codec = data.params.spec().codec;
+        match codec {
+            Codec::Opus => {
+                let ms = timestamp(&mut self.audio_anchor, self.start, &data);
+                let body = flv::opus_audio_body(&data.data);
+                self.publisher.push(Frame::new(MediaKind::Audio, ms, Bytes::from(body)));
+            }
+            Codec::H264 => {
+                let ms = timestamp(&mut self.video_anchor, self.start, &data);
+                if !self.video(ms, &data.data) || !data.contiguous {
+                    self.request_keyframe(rtc, data.mid);
+                }
+            }
+            other => tracing::debug!(?other, "media in a codec this server does not publish: ignored"),
+        }
+    }
+
+    /// Pushes an access unit; false when it cannot be used (no SPS/PPS yet).
+    fn video(&mut self, ms: u32, annexb: &[u8]) -> bool {
+        let (mut sps, mut pps) = (None, None);
+        for unit in h264::annexb_nal_units(annexb) {
+            match h264::nal_unit_type(unit) {
+                nal_type::SPS => sps = Some(unit),
+                nal_type::PPS => pps = Some(unit),
+                _ => {}
+            }
+        }
+        if let (Some(sps), Some(pps)) = (sps, pps) {
+            let changed = self
+                .avc
+                .as_ref()
+                .is_none_or(|avc| avc.sps.first().map(|s| &s[..]) != Some(sps) || avc.pps.first().map(|p| &p[..]) != Some(pps));
+            if changed {
+                if let Some(avc) = AvcConfig::from_parameter_sets(sps, pps) {
+                    tracing::info!(profile_level_id = format!("{:06x}", avc.profile_level_id()), "H.264 parameter sets");
+                    self.publisher
+                        .push(Frame::new(MediaKind::Video, ms, avc.to_sequence_header()));
+                    self.avc = Some(avc);
+                }
+            }
+        }
+        if self.avc.is_none() {
+            return false;
+        }
+        let units = h264::annexb_nal_units(annexb)
+            .filter(|u| !matches!(h264::nal_unit_type(u), nal_type::SPS | nal_type::PPS | nal_type::AUD));
+        let keyframe = h264::annexb_nal_units(annexb).any(|u| h264::nal_unit_type(u) == nal_type::IDR);
+        self.body.clear();
+        self.body
+            .extend_from_slice(&[if keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0]);
+        h264::to_avcc(units, &mut self.body);
+        if self.body.len() > 5 {
+            self.publisher
+                .push(Frame::new(MediaKind::Video, ms, Bytes::copy_from_slice(&self.body)));
+        }
+        true
+    }
+
+    fn request_keyframe(&mut self, rtc: &mut Rtc, mid: Mid) {
+        let now = Instant::now();
+        if self
+            .last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_keyframe_request = Some(now);
+        if let Some(mut writer) = rtc.writer(mid) {
+            if let Err(error) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
+                tracing::debug!(%error, "keyframe request failed");
+            }
+        }
+    }
+}
+
+/// Milliseconds on the session's timeline for a frame of a track.
+fn timestamp(anchor: &mut Option<Anchor>, start: Instant, data: &MediaData) -> u32 {
+    let anchor = *anchor.get_or_insert_with(|| Anchor {
+        rtp: data.time,
+        ms: data.network_time.saturating_duration_since(start).as_millis() as u64,
+    });
+    let rate = u64::from(data.time.frequency().get()).max(1);
+    let elapsed = data.time.numer().saturating_sub(anchor.rtp.numer()) * 1000 / rate;
+    (anchor.ms + elapsed) as u32
+}
