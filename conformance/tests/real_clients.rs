@@ -221,24 +221,8 @@ async fn real_obs_publish_session_replays_completely() {
     server.shutdown().await;
 }
 
-/// Debian's ffmpeg; the test fails (it is not skipped) when it is missing.
 fn ffmpeg(program: &str) -> Command {
-    let found = std::process::Command::new(program)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        found.is_ok_and(|s| s.success()),
-        "{program} not found: install Debian's ffmpeg package (.ci/run does)"
-    );
-    let mut command = Command::new(program);
-    command
-        .kill_on_drop(true)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
+    conformance::tools::program(program)
 }
 
 async fn wait_live(server: &ServerHandle, app: &str, name: &str) {

@@ -41,7 +41,10 @@ use tokio::sync::oneshot;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn logs() {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
 }
 
 // ---------------------------------------------------------------- sans-IO
@@ -88,8 +91,15 @@ fn the_answer_reader_sees_a_rejected_video_line() {
     assert_eq!(audio.port, 8443);
     assert_eq!(audio.mid.as_deref(), Some("0"));
     assert_eq!(audio.direction, SdpDirection::SendOnly);
-    assert_eq!(audio.codec_names(), ["opus", "PCMU", "PCMA"], "PCMU has no rtpmap: static payload type 0");
-    assert_eq!((audio.codecs[0].clock_rate, audio.codecs[0].channels), (48_000, Some(2)));
+    assert_eq!(
+        audio.codec_names(),
+        ["opus", "PCMU", "PCMA"],
+        "PCMU has no rtpmap: static payload type 0"
+    );
+    assert_eq!(
+        (audio.codecs[0].clock_rate, audio.codecs[0].channels),
+        (48_000, Some(2))
+    );
     assert_eq!(audio.codecs[0].fmtp_value("minptime"), Some("10"));
     assert_eq!(audio.candidates, ["1 1 udp 2130706431 127.0.0.1 8443 typ host"]);
 
@@ -110,7 +120,10 @@ fn the_answer_reader_refuses_what_is_not_sdp() {
         ("", "empty"),
         ("<html>Not Found</html>", "an error page"),
         ("v=0\r\nm=video zero UDP/TLS/RTP/SAVPF 96\r\n", "a non-numeric port"),
-        ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus\r\n", "an rtpmap without a rate"),
+        (
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus\r\n",
+            "an rtpmap without a rate",
+        ),
     ] {
         assert!(SdpSummary::parse(text).is_err(), "{why} must not parse");
     }
@@ -133,7 +146,10 @@ fn the_h264_source_decodes_to_its_size_with_idrs_where_asked() {
         if frame.keyframe {
             keyframes.push(i);
             let types: Vec<u8> = annexb_nal_types(&frame.data).collect();
-            assert!(types.contains(&7) && types.contains(&8), "frame {i}: an IDR carries SPS and PPS: {types:?}");
+            assert!(
+                types.contains(&7) && types.contains(&8),
+                "frame {i}: an IDR carries SPS and PPS: {types:?}"
+            );
         }
         receiver.receive(start, Codec::H264, &frame.data, 1, true);
     }
@@ -162,7 +178,11 @@ fn a_player_that_misses_the_first_idr_says_so() {
     assert_eq!(video.first_frame_was_idr, Some(false));
     assert_eq!(video.frames_before_first_idr, 4);
     assert_eq!(video.idr_frames, 2);
-    assert_eq!((video.width, video.height), (176, 144), "pictures decode again from the IDR at frame 5");
+    assert_eq!(
+        (video.width, video.height),
+        (176, 144),
+        "pictures decode again from the IDR at frame 5"
+    );
     assert!(video.pictures >= 7, "{video:?}");
 }
 
@@ -178,7 +198,10 @@ fn the_opus_tone_decodes_to_its_frequency_and_level() {
             receiver.receive(start, Codec::Opus, &frame.data, 1, true);
         }
         let audio = receiver.audio();
-        assert_eq!((audio.decoded_frames, audio.decode_errors, audio.sample_rate), (100, 0, SAMPLE_RATE));
+        assert_eq!(
+            (audio.decoded_frames, audio.decode_errors, audio.sample_rate),
+            (100, 0, SAMPLE_RATE)
+        );
         let pcm = receiver.pcm(Duration::from_secs(1));
         assert_eq!(pcm.samples.len(), 48_000);
         let f = pcm.dominant_frequency().expect("a tone");
@@ -190,8 +213,14 @@ fn the_opus_tone_decodes_to_its_frequency_and_level() {
 
 #[test]
 fn bad_source_options_are_refused() {
-    assert!(matches!(H264Source::new(321, 240, 25, 10, 500_000), Err(WebRtcError::Options(_))));
-    assert!(matches!(H264Source::new(320, 240, 0, 10, 500_000), Err(WebRtcError::Options(_))));
+    assert!(matches!(
+        H264Source::new(321, 240, 25, 10, 500_000),
+        Err(WebRtcError::Options(_))
+    ));
+    assert!(matches!(
+        H264Source::new(320, 240, 0, 10, 500_000),
+        Err(WebRtcError::Options(_))
+    ));
     assert!(matches!(ToneSource::new(0.0, 0.5), Err(WebRtcError::Options(_))));
 }
 
@@ -206,10 +235,13 @@ struct Answered {
     closed: bool,
 }
 
+/// A session of the test server: its answerer's state and the switch that ends it.
+type Session = (Arc<Mutex<Answered>>, oneshot::Sender<()>);
+
 /// A throwaway WHEP/WHIP/WebSocket server: one ICE-lite str0m answerer per session.
 #[derive(Clone, Default)]
 struct FakeServer {
-    sessions: Arc<Mutex<HashMap<String, (Arc<Mutex<Answered>>, oneshot::Sender<()>)>>>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
     last: Arc<Mutex<Option<Arc<Mutex<Answered>>>>>,
     next: Arc<AtomicU64>,
 }
@@ -280,15 +312,21 @@ impl FakeServer {
     }
 }
 
-fn sdp_request(headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal of a request that is not `application/sdp`.
+fn not_sdp(headers: &HeaderMap) -> Option<Response> {
     match headers.get("content-type").and_then(|v| v.to_str().ok()) {
-        Some("application/sdp") => Ok(()),
-        _ => Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/sdp").into_response()),
+        Some("application/sdp") => None,
+        _ => Some((StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/sdp").into_response()),
     }
 }
 
-async fn whep(State(server): State<FakeServer>, Path((app, stream)): Path<(String, String)>, headers: HeaderMap, body: String) -> Response {
-    if let Err(refusal) = sdp_request(&headers) {
+async fn whep(
+    State(server): State<FakeServer>,
+    Path((app, stream)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(refusal) = not_sdp(&headers) {
         return refusal;
     }
     if stream == "missing" {
@@ -306,7 +344,7 @@ async fn whip_handler(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(refusal) = sdp_request(&headers) {
+    if let Some(refusal) = not_sdp(&headers) {
         return refusal;
     }
     match server.answer(&body, Role::Receive, false).await {
@@ -316,10 +354,18 @@ async fn whip_handler(
 }
 
 fn created(location: &str, answer: String) -> Response {
-    (StatusCode::CREATED, [("content-type", "application/sdp"), ("location", location)], answer).into_response()
+    (
+        StatusCode::CREATED,
+        [("content-type", "application/sdp"), ("location", location)],
+        answer,
+    )
+        .into_response()
 }
 
-async fn end_session(State(server): State<FakeServer>, Path((_, _, _, id)): Path<(String, String, String, String)>) -> StatusCode {
+async fn end_session(
+    State(server): State<FakeServer>,
+    Path((_, _, _, id)): Path<(String, String, String, String)>,
+) -> StatusCode {
     if server.end(&id) {
         StatusCode::OK
     } else {
@@ -408,7 +454,23 @@ async fn start_answerer(
     rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
     drain_quietly(&mut rtc)?;
     let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string())?;
-    let added = drain_quietly(&mut rtc)?;
+    drain_quietly(&mut rtc)?;
+    let answer = answer.to_sdp_string();
+    // str0m announces the mids (Event::MediaAdded) only once connected; read them from the answer.
+    let added: Vec<(MediaKind, Mid)> = SdpSummary::parse(&answer)
+        .map_err(|e| e.to_string())?
+        .media
+        .iter()
+        .filter(|m| !m.rejected)
+        .filter_map(|m| {
+            let kind = if m.is_kind("video") {
+                MediaKind::Video
+            } else {
+                MediaKind::Audio
+            };
+            Some((kind, Mid::from(m.mid.as_deref()?)))
+        })
+        .collect();
     let state = Arc::new(Mutex::new(Answered {
         receiver: MediaReceiver::new(Instant::now(), Duration::from_secs(2)),
         connected: false,
@@ -421,17 +483,14 @@ async fn start_answerer(
     };
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(run_answerer(rtc, socket, local, sender, state.clone(), stopped));
-    Ok((answer.to_sdp_string(), state, stop))
+    Ok((answer, state, stop))
 }
 
-/// Drains an `Rtc` that cannot have anything to send yet; returns the mids it announced.
-fn drain_quietly(rtc: &mut Rtc) -> Result<Vec<(MediaKind, Mid)>, String> {
-    let mut added = Vec::new();
+/// Drains an `Rtc` that cannot have anything to send or tell yet.
+fn drain_quietly(rtc: &mut Rtc) -> Result<(), String> {
     loop {
-        match rtc.poll_output().map_err(|e| e.to_string())? {
-            Output::Timeout(_) => return Ok(added),
-            Output::Event(Event::MediaAdded(m)) => added.push((m.kind, m.mid)),
-            _ => {}
+        if let Output::Timeout(_) = rtc.poll_output().map_err(|e| e.to_string())? {
+            return Ok(());
         }
     }
 }
@@ -445,16 +504,37 @@ struct Sender {
 
 impl Sender {
     fn new(rtc: &mut Rtc, added: &[(MediaKind, Mid)]) -> Result<Sender, String> {
-        let mut sender = Sender { video: None, audio: None, since: None };
+        let mut sender = Sender {
+            video: None,
+            audio: None,
+            since: None,
+        };
         for &(kind, mid) in added {
             let Some(writer) = rtc.writer(mid) else { continue };
-            let wanted = if kind == MediaKind::Video { Codec::H264 } else { Codec::Opus };
-            let Some(pt) = writer.payload_params().find(|p| p.spec().codec == wanted).map(|p| p.pt()) else { continue };
+            let wanted = if kind == MediaKind::Video {
+                Codec::H264
+            } else {
+                Codec::Opus
+            };
+            let Some(pt) = writer
+                .payload_params()
+                .find(|p| p.spec().codec == wanted)
+                .map(|p| p.pt())
+            else {
+                continue;
+            };
             match kind {
                 MediaKind::Video => {
-                    sender.video = Some((mid, pt, H264Source::new(320, 240, 25, 1000, 400_000).map_err(|e| e.to_string())?, 0))
+                    sender.video = Some((
+                        mid,
+                        pt,
+                        H264Source::new(320, 240, 25, 1000, 400_000).map_err(|e| e.to_string())?,
+                        0,
+                    ))
                 }
-                MediaKind::Audio => sender.audio = Some((mid, pt, ToneSource::new(440.0, 0.5).map_err(|e| e.to_string())?, 0)),
+                MediaKind::Audio => {
+                    sender.audio = Some((mid, pt, ToneSource::new(440.0, 0.5).map_err(|e| e.to_string())?, 0))
+                }
             }
         }
         Ok(sender)
@@ -471,15 +551,31 @@ impl Sender {
     fn due(&mut self, now: Instant) -> Option<(Mid, Pt, Instant, MediaTime, Vec<u8>)> {
         let due = self.next_due().filter(|&d| d <= now)?;
         let since = self.since?;
-        if let Some((mid, pt, source, sent)) = self.video.as_mut().filter(|v| since + Duration::from_millis(40 * v.3) == due) {
+        if let Some((mid, pt, source, sent)) = self
+            .video
+            .as_mut()
+            .filter(|v| since + Duration::from_millis(40 * v.3) == due)
+        {
             *sent += 1;
             let frame = source.next_frame().ok()?;
-            return Some((*mid, *pt, due, MediaTime::new(frame.rtp_time, Frequency::NINETY_KHZ), frame.data));
+            return Some((
+                *mid,
+                *pt,
+                due,
+                MediaTime::new(frame.rtp_time, Frequency::NINETY_KHZ),
+                frame.data,
+            ));
         }
         let (mid, pt, source, sent) = self.audio.as_mut()?;
         *sent += 1;
         let frame = source.next_frame().ok()?;
-        Some((*mid, *pt, due, MediaTime::new(frame.rtp_time, Frequency::FORTY_EIGHT_KHZ), frame.data))
+        Some((
+            *mid,
+            *pt,
+            due,
+            MediaTime::new(frame.rtp_time, Frequency::FORTY_EIGHT_KHZ),
+            frame.data,
+        ))
     }
 }
 
@@ -494,17 +590,18 @@ async fn run_answerer(
     let mut buf = vec![0u8; 2048];
     loop {
         // Drain after the last input, then write what is due, draining after each write.
-        let mut timeout = None;
-        loop {
-            let Some(t) = drain(&mut rtc, &socket, &state, sender.as_mut()).await else { return };
-            timeout = Some(t);
-            let Some((mid, pt, wallclock, time, data)) = sender.as_mut().and_then(|s| s.due(Instant::now())) else { break };
+        let mut deadline = loop {
+            let Some(timeout) = drain(&mut rtc, &socket, &state, sender.as_mut()).await else {
+                return;
+            };
+            let Some((mid, pt, wallclock, time, data)) = sender.as_mut().and_then(|s| s.due(Instant::now())) else {
+                break timeout;
+            };
             let Some(writer) = rtc.writer(mid) else { return };
             if writer.write(pt, wallclock, time, data).is_err() {
                 return;
             }
-        }
-        let Some(mut deadline) = timeout else { return };
+        };
         if let Some(due) = sender.as_ref().and_then(Sender::next_due) {
             deadline = deadline.min(due);
         }
@@ -528,7 +625,12 @@ async fn run_answerer(
 }
 
 /// Drains `rtc` until its next timeout; `None` when it is dead.
-async fn drain(rtc: &mut Rtc, socket: &UdpSocket, state: &Mutex<Answered>, mut sender: Option<&mut Sender>) -> Option<Instant> {
+async fn drain(
+    rtc: &mut Rtc,
+    socket: &UdpSocket,
+    state: &Mutex<Answered>,
+    mut sender: Option<&mut Sender>,
+) -> Option<Instant> {
     loop {
         match rtc.poll_output().ok()? {
             Output::Timeout(t) => return rtc.is_alive().then_some(t),
@@ -546,7 +648,9 @@ async fn drain(rtc: &mut Rtc, socket: &UdpSocket, state: &Mutex<Answered>, mut s
                     }
                     Event::MediaData(data) => {
                         let packets = data.seq_range.end().saturating_sub(**data.seq_range.start()) + 1;
-                        state.receiver.receive(data.network_time, data.params.spec().codec, &data.data, packets, true);
+                        state
+                            .receiver
+                            .receive(data.network_time, data.params.spec().codec, &data.data, packets, true);
                     }
                     Event::KeyframeRequest(_) => {
                         state.keyframe_requests += 1;
@@ -569,21 +673,44 @@ async fn a_whep_player_decodes_pictures_and_sound() -> anyhow::Result<()> {
     logs();
     let (server, base) = FakeServer::start().await;
     let mut player = WebRtcPlayer::play(Signalling::http(&base, "live", "demo"), PlayerOptions::default()).await?;
-    assert!(player.location().is_some_and(|l| l.starts_with(&format!("{base}/whep/live/demo/"))), "{:?}", player.location());
+    assert!(
+        player
+            .location()
+            .is_some_and(|l| l.starts_with(&format!("{base}/whep/live/demo/"))),
+        "{:?}",
+        player.location()
+    );
     let offer = SdpSummary::parse(player.offer_sdp())?;
     assert_eq!(offer.audio().unwrap().direction, SdpDirection::RecvOnly);
     assert_eq!(offer.audio().unwrap().codec_names(), ["opus", "PCMU", "PCMA"]);
-    let offered_profiles: Vec<u32> = offer.video().unwrap().codecs_named("H264").filter_map(|c| c.profile_level_id()).collect();
+    let offered_profiles: Vec<u32> = offer
+        .video()
+        .unwrap()
+        .codecs_named("H264")
+        .filter_map(|c| c.profile_level_id())
+        .collect();
     assert_eq!(offered_profiles, [0x42e01f, 0x42001f, 0x4d001f, 0x64001f]);
-    assert!(offer.video().unwrap().codecs_named("H264").all(|c| c.packetization_mode() == Some(1)));
-    assert_eq!(offer.media[0].candidates.len(), 1, "one host candidate, added before the offer");
+    assert!(offer
+        .video()
+        .unwrap()
+        .codecs_named("H264")
+        .all(|c| c.packetization_mode() == Some(1)));
+    assert_eq!(
+        offer.media[0].candidates.len(),
+        1,
+        "one host candidate, added before the offer"
+    );
 
     let answer = player.answer();
     assert_eq!(answer.accepted_kinds(), ["audio", "video"]);
     assert!(answer.video().unwrap().answerer_sends());
 
     let report = player
-        .wait_until("25 pictures and 1 s of sound", |r| r.video.pictures >= 25 && r.audio.decoded_frames >= 50, WAIT)
+        .wait_until(
+            "25 pictures and 1 s of sound",
+            |r| r.video.pictures >= 25 && r.audio.decoded_frames >= 50,
+            WAIT,
+        )
         .await?;
     assert!(report.peer.ice_connected && report.peer.connected, "{report:?}");
     assert_eq!((report.video.width, report.video.height), (320, 240));
@@ -600,7 +727,11 @@ async fn a_whep_player_decodes_pictures_and_sound() -> anyhow::Result<()> {
     player.request_keyframe().await?;
     server.wait_last("a PLI", |s| s.keyframe_requests >= 1).await?;
     player
-        .wait_until("an IDR after the PLI", |r| r.video.idr_frames >= 2, Duration::from_millis(900))
+        .wait_until(
+            "an IDR after the PLI",
+            |r| r.video.idr_frames >= 2,
+            Duration::from_millis(900),
+        )
         .await
         .context("the test server answers a PLI with an IDR within a frame or two")?;
 
@@ -615,7 +746,11 @@ async fn a_whep_player_decodes_pictures_and_sound() -> anyhow::Result<()> {
 async fn a_whip_publisher_sends_the_pattern_and_the_tone() -> anyhow::Result<()> {
     logs();
     let (server, base) = FakeServer::start().await;
-    let options = PublisherOptions { idr_interval: 10, tone_hz: 1000.0, ..PublisherOptions::default() };
+    let options = PublisherOptions {
+        idr_interval: 10,
+        tone_hz: 1000.0,
+        ..PublisherOptions::default()
+    };
     let mut publisher = WebRtcPublisher::publish(Signalling::http(&base, "live", "cam"), options).await?;
     let offer = SdpSummary::parse(publisher.offer_sdp())?;
     assert!(offer.media.iter().all(|m| m.direction == SdpDirection::SendOnly));
@@ -623,10 +758,15 @@ async fn a_whip_publisher_sends_the_pattern_and_the_tone() -> anyhow::Result<()>
 
     publisher.wait_connected(WAIT).await?;
     server
-        .wait_last("30 pictures and 1 s of sound", |s| s.receiver.video().pictures >= 30 && s.receiver.audio().decoded_frames >= 50)
+        .wait_last("30 pictures and 1 s of sound", |s| {
+            s.receiver.video().pictures >= 30 && s.receiver.audio().decoded_frames >= 50
+        })
         .await?;
     let report = publisher.report();
-    assert!(report.sending && report.video_pt.is_some() && report.audio_pt.is_some(), "{report:?}");
+    assert!(
+        report.sending && report.video_pt.is_some() && report.audio_pt.is_some(),
+        "{report:?}"
+    );
     assert!(report.errors.is_empty(), "{report:?}");
     assert!(report.video_keyframes_sent >= 3, "an IDR every 10 frames: {report:?}");
     {
@@ -644,10 +784,19 @@ async fn a_whip_publisher_sends_the_pattern_and_the_tone() -> anyhow::Result<()>
     // A keyframe asked for locally shows up as an extra IDR.
     let before = publisher.report().video_keyframes_sent;
     publisher.force_keyframe();
-    publisher.wait_until("a forced IDR", |r| r.video_keyframes_sent > before, Duration::from_secs(1)).await?;
+    publisher
+        .wait_until(
+            "a forced IDR",
+            |r| r.video_keyframes_sent > before,
+            Duration::from_secs(1),
+        )
+        .await?;
 
-    publisher.stop().await?;
+    // Closing the peer alone reaches the server as a DTLS close_notify.
+    publisher.close_peer().await;
     server.wait_last("the publisher closing", |s| s.closed).await?;
+    assert!(publisher.report().peer.ended.is_some());
+    publisher.stop().await.context("DELETE after the peer closed")?;
     Ok(())
 }
 
@@ -655,12 +804,22 @@ async fn a_whip_publisher_sends_the_pattern_and_the_tone() -> anyhow::Result<()>
 async fn refusals_carry_what_the_server_said() -> anyhow::Result<()> {
     logs();
     let (_server, base) = FakeServer::start().await;
-    let err = WebRtcPlayer::play(Signalling::http(&base, "live", "missing"), PlayerOptions::default()).await.unwrap_err();
+    let err = WebRtcPlayer::play(Signalling::http(&base, "live", "missing"), PlayerOptions::default())
+        .await
+        .unwrap_err();
     match &err {
-        WebRtcError::HttpStatus { status: 404, expected: 201, body, .. } => assert_eq!(body, "Stream not found"),
+        WebRtcError::HttpStatus {
+            status: 404,
+            expected: 201,
+            body,
+            ..
+        } => assert_eq!(body, "Stream not found"),
         other => bail!("expected a 404 with its body, got {other}"),
     }
-    assert!(err.to_string().contains("404") && err.to_string().contains("Stream not found"), "{err}");
+    assert!(
+        err.to_string().contains("404") && err.to_string().contains("Stream not found"),
+        "{err}"
+    );
 
     // The raw helpers return what any answer was, for checks on refusals.
     let url = whip::endpoint_url(&base, Endpoint::Whep, "live", "demo");
@@ -678,9 +837,15 @@ async fn a_rejected_video_line_leaves_an_audio_only_player() -> anyhow::Result<(
     let (_server, base) = FakeServer::start().await;
     let player = WebRtcPlayer::play(Signalling::http(&base, "live", "audio-only"), PlayerOptions::default()).await?;
     let video = player.answer().video().expect("the video m-line is answered");
-    assert!(video.rejected, "an answerer without video codecs rejects the line: {}", player.answer_sdp());
+    assert!(
+        video.rejected,
+        "an answerer without video codecs rejects the line: {}",
+        player.answer_sdp()
+    );
     assert_eq!(player.answer().accepted_kinds(), ["audio"]);
-    let report = player.wait_until("sound", |r| r.audio.decoded_frames >= 25, WAIT).await?;
+    let report = player
+        .wait_until("sound", |r| r.audio.decoded_frames >= 25, WAIT)
+        .await?;
     assert_eq!(report.video.frames, 0);
     assert!(player.request_keyframe().await.is_err(), "no PLI on a rejected line");
     Ok(())
@@ -693,25 +858,39 @@ async fn the_websocket_channel_carries_players_publishers_and_statuses() -> anyh
     let url = ws_url(&base);
 
     let refused = WsSession::connect(&url, "refused", Value::Null).await.unwrap_err();
-    assert!(matches!(&refused, WebRtcError::ConnectFailed { info, .. } if info == "Unknown application"), "{refused}");
+    assert!(
+        matches!(&refused, WebRtcError::ConnectFailed { info, .. } if info == "Unknown application"),
+        "{refused}"
+    );
 
     let session = WsSession::connect(&url, "live", json!({"login": "alice"})).await?;
     assert_eq!(session.session_id(), "s-1");
 
     let mut player = WebRtcPlayer::play(Signalling::ws(&session, "p1", "demo"), PlayerOptions::video_only()).await?;
     session.wait_status("p1", StreamStatus::Playing, WAIT).await?;
-    player.wait_until("10 pictures", |r| r.video.pictures >= 10, WAIT).await?;
+    player
+        .wait_until("10 pictures", |r| r.video.pictures >= 10, WAIT)
+        .await?;
     assert!(player.location().is_none());
 
     // A second stream on the same connection, by another id.
     let mut publisher =
         WebRtcPublisher::publish(Signalling::ws(&session, "pub1", "cam"), PublisherOptions::default()).await?;
     session.wait_status("pub1", StreamStatus::Publishing, WAIT).await?;
-    publisher.wait_until("frames sent", |r| r.video_frames_sent >= 5, WAIT).await?;
-    server.wait_last("pictures from the publisher", |s| s.receiver.video().pictures >= 5).await?;
+    publisher
+        .wait_until("frames sent", |r| r.video_frames_sent >= 5, WAIT)
+        .await?;
+    server
+        .wait_last("pictures from the publisher", |s| s.receiver.video().pictures >= 5)
+        .await?;
 
-    let err = WebRtcPlayer::play(Signalling::ws(&session, "p2", "nobody"), PlayerOptions::default()).await.unwrap_err();
-    assert!(matches!(&err, WebRtcError::StreamFailed { id, info, .. } if id == "p2" && info == "Stream not found"), "{err}");
+    let err = WebRtcPlayer::play(Signalling::ws(&session, "p2", "nobody"), PlayerOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, WebRtcError::StreamFailed { id, info, .. } if id == "p2" && info == "Stream not found"),
+        "{err}"
+    );
     assert_eq!(session.statuses("p2"), [StreamStatus::New, StreamStatus::Failed]);
 
     player.stop().await?;
@@ -719,7 +898,12 @@ async fn the_websocket_channel_carries_players_publishers_and_statuses() -> anyh
     assert_eq!(stopped.stream, "demo");
     assert_eq!(
         session.statuses("p1"),
-        [StreamStatus::New, StreamStatus::Pending, StreamStatus::Playing, StreamStatus::Stopped]
+        [
+            StreamStatus::New,
+            StreamStatus::Pending,
+            StreamStatus::Playing,
+            StreamStatus::Stopped
+        ]
     );
     publisher.stop().await?;
     session.wait_status("pub1", StreamStatus::Stopped, WAIT).await?;
@@ -731,7 +915,10 @@ async fn the_websocket_channel_carries_players_publishers_and_statuses() -> anyh
     assert!(session.messages().len() >= 10);
 
     // Waiting for what never comes ends with the statuses so far.
-    let err = session.wait_status("p1", StreamStatus::Unpublished, Duration::from_millis(100)).await.unwrap_err();
+    let err = session
+        .wait_status("p1", StreamStatus::Unpublished, Duration::from_millis(100))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("STOPPED"), "{err}");
     session.close();
     session.wait_closed(WAIT).await?;

@@ -40,7 +40,11 @@ impl Endpoint {
 /// The URL of `endpoint` for `app`/`stream` under `http_base` (e.g.
 /// `http://127.0.0.1:8080`). `stream` may carry `?params`, kept as given.
 pub fn endpoint_url(http_base: &str, endpoint: Endpoint, app: &str, stream: &str) -> String {
-    format!("{}/{}/{app}/{stream}", http_base.trim_end_matches('/'), endpoint.as_str())
+    format!(
+        "{}/{}/{app}/{stream}",
+        http_base.trim_end_matches('/'),
+        endpoint.as_str()
+    )
 }
 
 /// What the server answered to a request, whatever its status.
@@ -64,13 +68,21 @@ fn client() -> Result<reqwest::Client, WebRtcError> {
     reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .build()
-        .map_err(|source| WebRtcError::Http { method: "POST", url: String::new(), source })
+        .map_err(|source| WebRtcError::Http {
+            method: "POST",
+            url: String::new(),
+            source,
+        })
 }
 
 /// `POST`s `body` to `url` with `Content-Type: content_type` and returns the
 /// answer as it is. Errors only when there is no HTTP answer at all.
 pub async fn post_sdp(url: &str, content_type: &str, body: &str) -> Result<HttpAnswer, WebRtcError> {
-    let http_error = |source| WebRtcError::Http { method: "POST", url: url.to_string(), source };
+    let http_error = |source| WebRtcError::Http {
+        method: "POST",
+        url: url.to_string(),
+        source,
+    };
     let response = client()?
         .post(url)
         .header(CONTENT_TYPE, content_type)
@@ -79,12 +91,26 @@ pub async fn post_sdp(url: &str, content_type: &str, body: &str) -> Result<HttpA
         .await
         .map_err(http_error)?;
     let status = response.status().as_u16();
-    let header = |name: HeaderName| response.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let header = |name: HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
     let raw_location = header(LOCATION);
     let content_type = header(CONTENT_TYPE);
-    let location = raw_location.as_deref().and_then(|l| Url::parse(url).ok()?.join(l).ok()).map(String::from);
+    let location = raw_location
+        .as_deref()
+        .and_then(|l| Url::parse(url).ok()?.join(l).ok())
+        .map(String::from);
     let bytes = response.bytes().await.map_err(http_error)?;
-    Ok(HttpAnswer { status, location, raw_location, content_type, body: String::from_utf8_lossy(&bytes).into_owned() })
+    Ok(HttpAnswer {
+        status,
+        location,
+        raw_location,
+        content_type,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 /// Sends an SDP offer the way WHEP/WHIP asks and returns `(answer, location)`:
@@ -103,18 +129,27 @@ pub async fn offer(url: &str, sdp: &str) -> Result<(String, String), WebRtcError
     }
     match answer.location {
         Some(location) => Ok((answer.body, location)),
-        None => Err(WebRtcError::BadLocation { url: url.to_string(), location: answer.raw_location }),
+        None => Err(WebRtcError::BadLocation {
+            url: url.to_string(),
+            location: answer.raw_location,
+        }),
     }
 }
 
 /// `DELETE`s a session's `Location` and returns the status (200 when it
 /// ended it, 404 when it was gone).
 pub async fn delete(url: &str) -> Result<HttpAnswer, WebRtcError> {
-    let http_error = |source| WebRtcError::Http { method: "DELETE", url: url.to_string(), source };
+    let http_error = |source| WebRtcError::Http {
+        method: "DELETE",
+        url: url.to_string(),
+        source,
+    };
     let response = client()?.delete(url).send().await.map_err(http_error)?;
     let status = response.status().as_u16();
-    let content_type =
-        response.headers().get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let bytes = response.bytes().await.map_err(http_error)?;
     Ok(HttpAnswer {
         status,
@@ -151,6 +186,9 @@ mod tests {
             endpoint_url("http://127.0.0.1:8080/", Endpoint::Whep, "live", "cam?token=a"),
             "http://127.0.0.1:8080/whep/live/cam?token=a"
         );
-        assert_eq!(endpoint_url("http://h:1", Endpoint::Whip, "a", "b"), "http://h:1/whip/a/b");
+        assert_eq!(
+            endpoint_url("http://h:1", Endpoint::Whip, "a", "b"),
+            "http://h:1/whip/a/b"
+        );
     }
 }

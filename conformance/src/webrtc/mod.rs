@@ -106,12 +106,20 @@ pub enum Signalling {
 impl Signalling {
     /// WHEP/WHIP on `http_base` for `app`/`stream`.
     pub fn http(http_base: &str, app: &str, stream: &str) -> Signalling {
-        Signalling::Http { http_base: http_base.to_string(), app: app.to_string(), stream: stream.to_string() }
+        Signalling::Http {
+            http_base: http_base.to_string(),
+            app: app.to_string(),
+            stream: stream.to_string(),
+        }
     }
 
     /// The WebSocket connection `session`, as stream `id`.
     pub fn ws(session: &WsSession, id: &str, stream: &str) -> Signalling {
-        Signalling::Ws { session: session.clone(), id: id.to_string(), stream: stream.to_string() }
+        Signalling::Ws {
+            session: session.clone(),
+            id: id.to_string(),
+            stream: stream.to_string(),
+        }
     }
 }
 
@@ -162,7 +170,11 @@ pub(crate) async fn wait_for<T>(
                 return Ok(value);
             }
             let (what, state) = describe();
-            return Err(WebRtcError::Timeout { what, after: timeout, state });
+            return Err(WebRtcError::Timeout {
+                what,
+                after: timeout,
+                state,
+            });
         }
     }
 }

@@ -69,9 +69,19 @@ impl PeerStatus {
 #[derive(Debug)]
 pub(crate) enum PeerAction {
     /// Write one frame of media.
-    Write { mid: Mid, pt: Pt, wallclock: Instant, rtp_time: MediaTime, data: Vec<u8> },
+    Write {
+        mid: Mid,
+        pt: Pt,
+        wallclock: Instant,
+        rtp_time: MediaTime,
+        data: Vec<u8>,
+    },
     /// Ask the sender for a keyframe; the result goes to `reply`.
-    RequestKeyframe { mid: Mid, kind: KeyframeRequestKind, reply: Option<oneshot::Sender<Result<(), String>>> },
+    RequestKeyframe {
+        mid: Mid,
+        kind: KeyframeRequestKind,
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
 }
 
 /// What a handle asks of the task.
@@ -149,10 +159,13 @@ impl Prepared {
         prepared.rtc.add_local_candidate(candidate);
         prepared.drain()?;
         let mut api = prepared.rtc.sdp_api();
-        let mids: Vec<(MediaKind, Mid)> =
-            media.iter().map(|&(kind, dir)| (kind, api.add_media(kind, dir, None, None, None))).collect();
-        let (offer, pending) =
-            api.apply().ok_or_else(|| WebRtcError::Options("str0m made no offer for the media asked".into()))?;
+        let mids: Vec<(MediaKind, Mid)> = media
+            .iter()
+            .map(|&(kind, dir)| (kind, api.add_media(kind, dir, None, None, None)))
+            .collect();
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| WebRtcError::Options("str0m made no offer for the media asked".into()))?;
         prepared.drain()?;
         prepared.offer = offer.to_sdp_string();
         prepared.pending = Some(pending);
@@ -187,10 +200,19 @@ impl Prepared {
 
     /// Applies the server's answer.
     pub(crate) fn accept(&mut self, answer: &str) -> Result<(), WebRtcError> {
-        let bad = |reason: String| WebRtcError::BadAnswer { reason, sdp: answer.to_string() };
+        let bad = |reason: String| WebRtcError::BadAnswer {
+            reason,
+            sdp: answer.to_string(),
+        };
         let parsed = SdpAnswer::from_sdp_string(answer).map_err(|e| bad(format!("str0m cannot parse it: {e}")))?;
-        let pending = self.pending.take().ok_or_else(|| bad("an answer was already applied".into()))?;
-        self.rtc.sdp_api().accept_answer(pending, parsed).map_err(|e| bad(format!("str0m refuses it: {e}")))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| bad("an answer was already applied".into()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, parsed)
+            .map_err(|e| bad(format!("str0m refuses it: {e}")))?;
         self.drain()
     }
 
@@ -200,12 +222,18 @@ impl Prepared {
         if disabled {
             return Vec::new();
         }
-        self.rtc.writer(mid).map(|w| w.payload_params().cloned().collect()).unwrap_or_default()
+        self.rtc
+            .writer(mid)
+            .map(|w| w.payload_params().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Starts the task that drives the peer with `app`.
     pub(crate) fn spawn<A: PeerApp>(self, app: A) -> PeerHandle<A> {
-        let status = PeerStatus { local_addr: Some(self.local), ..PeerStatus::default() };
+        let status = PeerStatus {
+            local_addr: Some(self.local),
+            ..PeerStatus::default()
+        };
         let shared = Arc::new(Mutex::new(Shared { status, app }));
         let changed = Arc::new(watch::channel(0).0);
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -224,7 +252,12 @@ impl Prepared {
             driver.on_event(now, event);
         }
         let task = tokio::spawn(driver.run(commands_rx));
-        PeerHandle { shared, changed, commands, task }
+        PeerHandle {
+            shared,
+            changed,
+            commands,
+            task,
+        }
     }
 }
 
@@ -248,14 +281,23 @@ impl<A> PeerHandle<A> {
     }
 
     fn ended_error(&self) -> WebRtcError {
-        let reason = self.lock().status.ended.clone().unwrap_or_else(|| "the task is gone".into());
+        let reason = self
+            .lock()
+            .status
+            .ended
+            .clone()
+            .unwrap_or_else(|| "the task is gone".into());
         WebRtcError::PeerEnded { reason }
     }
 
     /// Asks the sender of `mid` for a keyframe and waits for str0m's verdict.
     pub(crate) async fn request_keyframe(&self, mid: Mid, kind: KeyframeRequestKind) -> Result<(), WebRtcError> {
         let (reply, answer) = oneshot::channel();
-        self.command(PeerCommand::Act(PeerAction::RequestKeyframe { mid, kind, reply: Some(reply) }))?;
+        self.command(PeerCommand::Act(PeerAction::RequestKeyframe {
+            mid,
+            kind,
+            reply: Some(reply),
+        }))?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(WebRtcError::Options(format!("keyframe request refused by str0m: {e}"))),
@@ -294,7 +336,14 @@ impl<A> PeerHandle<A> {
     /// Closes the session and waits (briefly) for the task to end.
     pub(crate) async fn close(&self) {
         if self.command(PeerCommand::Close).is_ok() {
-            let _ = self.wait("the peer to close", CLOSE_GRACE * 2, |s| s.status.ended.clone(), |_| String::new()).await;
+            let _ = self
+                .wait(
+                    "the peer to close",
+                    CLOSE_GRACE * 2,
+                    |s| s.status.ended.clone(),
+                    |_| String::new(),
+                )
+                .await;
         }
     }
 }
@@ -333,7 +382,12 @@ impl<A: PeerApp> Driver<A> {
             self.flush().await;
             self.changed.send_modify(|v| *v = v.wrapping_add(1));
             if !self.rtc.is_alive() {
-                break if closing_until.is_some() { "closed by us" } else { "str0m closed the session" }.to_string();
+                break if closing_until.is_some() {
+                    "closed by us"
+                } else {
+                    "str0m closed the session"
+                }
+                .to_string();
             }
             let now = Instant::now();
             if closing_until.is_some_and(|until| now >= until) {
@@ -415,7 +469,9 @@ impl<A: PeerApp> Driver<A> {
             }
             Event::Connected => {
                 status.connected = true;
-                status.connected_after.get_or_insert(now.saturating_duration_since(self.started));
+                status
+                    .connected_after
+                    .get_or_insert(now.saturating_duration_since(self.started));
             }
             Event::Closed => status.remote_closed = true,
             _ => {}
@@ -427,8 +483,16 @@ impl<A: PeerApp> Driver<A> {
 
     fn apply(&mut self, action: PeerAction) {
         let result = match action {
-            PeerAction::Write { mid, pt, wallclock, rtp_time, data } => match self.rtc.writer(mid) {
-                Some(writer) => writer.write(pt, wallclock, rtp_time, data).map_err(|e| format!("write on mid {mid}: {e}")),
+            PeerAction::Write {
+                mid,
+                pt,
+                wallclock,
+                rtp_time,
+                data,
+            } => match self.rtc.writer(mid) {
+                Some(writer) => writer
+                    .write(pt, wallclock, rtp_time, data)
+                    .map_err(|e| format!("write on mid {mid}: {e}")),
                 None => Err(format!("no writer for mid {mid}")),
             },
             PeerAction::RequestKeyframe { mid, kind, reply } => {
@@ -458,7 +522,9 @@ impl<A: PeerApp> Driver<A> {
             Ok(receive) => {
                 drop(shared);
                 if let Err(e) = self.rtc.handle_input(Input::Receive(Instant::now(), receive)) {
-                    lock(&self.shared).status.error(format!("str0m refused a datagram from {source}: {e}"));
+                    lock(&self.shared)
+                        .status
+                        .error(format!("str0m refused a datagram from {source}: {e}"));
                 }
             }
             Err(_) => shared.status.ignored_datagrams += 1,

@@ -15,8 +15,16 @@ use super::ws::WsRequest;
 use super::{ActiveSignalling, Signalling, WebRtcError, DEFAULT_H264_PROFILES, SIGNALLING_TIMEOUT};
 
 /// Payload types (and their RTX) for the H.264 profiles offered, in order.
-const H264_PTS: [(u8, u8); 8] =
-    [(102, 103), (104, 105), (106, 107), (108, 109), (112, 113), (114, 115), (116, 117), (118, 119)];
+const H264_PTS: [(u8, u8); 8] = [
+    (102, 103),
+    (104, 105),
+    (106, 107),
+    (108, 109),
+    (112, 113),
+    (114, 115),
+    (116, 117),
+    (118, 119),
+];
 
 /// The level window [`PlayerReport::recent_audio_dbfs`] measures.
 pub const RECENT_AUDIO: Duration = Duration::from_millis(500);
@@ -70,12 +78,18 @@ impl Default for PlayerOptions {
 impl PlayerOptions {
     /// The defaults with audio only.
     pub fn audio_only() -> Self {
-        PlayerOptions { video: false, ..Self::default() }
+        PlayerOptions {
+            video: false,
+            ..Self::default()
+        }
     }
 
     /// The defaults with video only.
     pub fn video_only() -> Self {
-        PlayerOptions { audio: false, ..Self::default() }
+        PlayerOptions {
+            audio: false,
+            ..Self::default()
+        }
     }
 
     fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
@@ -137,7 +151,8 @@ impl PeerApp for PlayerApp {
         if let Event::MediaData(data) = event {
             let packets = data.seq_range.end().saturating_sub(**data.seq_range.start()) + 1;
             let codec = data.params.spec().codec;
-            self.receiver.receive(data.network_time, codec, &data.data, packets, data.contiguous);
+            self.receiver
+                .receive(data.network_time, codec, &data.data, packets, data.contiguous);
         }
     }
 }
@@ -168,7 +183,10 @@ pub struct WebRtcPlayer {
 
 impl std::fmt::Debug for WebRtcPlayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcPlayer").field("signalling", &self.signalling).field("report", &self.report()).finish()
+        f.debug_struct("WebRtcPlayer")
+            .field("signalling", &self.signalling)
+            .field("report", &self.report())
+            .finish()
     }
 }
 
@@ -186,13 +204,22 @@ impl WebRtcPlayer {
             media.push((MediaKind::Video, Direction::RecvOnly));
         }
         let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
-        let (answer_sdp, active) =
-            signal(&signalling, Endpoint::Whep, WsRequest::Play, prepared.offer(), options.signalling_timeout).await?;
+        let (answer_sdp, active) = signal(
+            &signalling,
+            Endpoint::Whep,
+            WsRequest::Play,
+            prepared.offer(),
+            options.signalling_timeout,
+        )
+        .await?;
         let answer = match SdpSummary::parse(&answer_sdp) {
             Ok(a) => a,
             Err(e) => {
                 let _ = active.stop().await;
-                return Err(WebRtcError::BadAnswer { reason: e.to_string(), sdp: answer_sdp });
+                return Err(WebRtcError::BadAnswer {
+                    reason: e.to_string(),
+                    sdp: answer_sdp,
+                });
             }
         };
         if let Err(e) = prepared.accept(&answer_sdp) {
@@ -202,10 +229,21 @@ impl WebRtcPlayer {
         let started = prepared.started();
         let video_mid = prepared.mid(MediaKind::Video);
         let offer = prepared.offer().to_string();
-        let app =
-            PlayerApp { started, receiver: MediaReceiver::new(started, options.keep_pcm), keyframe_requests_sent: 0 };
+        let app = PlayerApp {
+            started,
+            receiver: MediaReceiver::new(started, options.keep_pcm),
+            keyframe_requests_sent: 0,
+        };
         let peer = prepared.spawn(app);
-        Ok(WebRtcPlayer { peer, signalling: active, stopped: false, offer, answer_sdp, answer, video_mid })
+        Ok(WebRtcPlayer {
+            peer,
+            signalling: active,
+            stopped: false,
+            offer,
+            answer_sdp,
+            answer,
+            video_mid,
+        })
     }
 
     /// The SDP offer sent.
@@ -256,12 +294,15 @@ impl WebRtcPlayer {
 
     /// Waits until ICE and DTLS are up.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<PlayerReport, WebRtcError> {
-        self.wait_until("ICE and DTLS to connect", |r| r.peer.connected, timeout).await
+        self.wait_until("ICE and DTLS to connect", |r| r.peer.connected, timeout)
+            .await
     }
 
     /// Sends a PLI for the video.
     pub async fn request_keyframe(&self) -> Result<(), WebRtcError> {
-        let mid = self.video_mid.ok_or_else(|| WebRtcError::Options("this player offered no video".into()))?;
+        let mid = self
+            .video_mid
+            .ok_or_else(|| WebRtcError::Options("this player offered no video".into()))?;
         self.peer.request_keyframe(mid, KeyframeRequestKind::Pli).await?;
         self.peer.lock().app.keyframe_requests_sent += 1;
         Ok(())
@@ -313,14 +354,25 @@ pub(crate) async fn signal(
     match signalling {
         Signalling::Http { http_base, app, stream } => {
             let url = http::endpoint_url(http_base, endpoint, app, stream);
-            let (answer, location) = tokio::time::timeout(timeout, http::offer(&url, offer)).await.map_err(|_| {
-                WebRtcError::Timeout { what: format!("the answer to POST {url}"), after: timeout, state: "no answer".into() }
-            })??;
+            let (answer, location) =
+                tokio::time::timeout(timeout, http::offer(&url, offer))
+                    .await
+                    .map_err(|_| WebRtcError::Timeout {
+                        what: format!("the answer to POST {url}"),
+                        after: timeout,
+                        state: "no answer".into(),
+                    })??;
             Ok((answer, ActiveSignalling::Http { location }))
         }
         Signalling::Ws { session, id, stream } => {
             let answer = session.offer(request, id, stream, offer, timeout).await?;
-            Ok((answer, ActiveSignalling::Ws { session: session.clone(), id: id.clone() }))
+            Ok((
+                answer,
+                ActiveSignalling::Ws {
+                    session: session.clone(),
+                    id: id.clone(),
+                },
+            ))
         }
     }
 }

@@ -188,7 +188,9 @@ impl PeerApp for PublisherApp {
 
     fn on_wakeup(&mut self, now: Instant, actions: &mut Vec<PeerAction>) {
         for _ in 0..MAX_CATCH_UP {
-            let Some(due) = self.video_due().filter(|&d| d <= now) else { break };
+            let Some(due) = self.video_due().filter(|&d| d <= now) else {
+                break;
+            };
             let Some(video) = self.video.as_mut() else { break };
             match video.source.next_frame() {
                 Ok(frame) => {
@@ -213,7 +215,9 @@ impl PeerApp for PublisherApp {
             }
         }
         for _ in 0..MAX_CATCH_UP {
-            let Some(due) = self.audio_due().filter(|&d| d <= now) else { break };
+            let Some(due) = self.audio_due().filter(|&d| d <= now) else {
+                break;
+            };
             let Some(audio) = self.audio.as_mut() else { break };
             match audio.source.next_frame() {
                 Ok(frame) => {
@@ -255,7 +259,11 @@ fn report_of(shared: &Shared<PublisherApp>) -> PublisherReport {
 /// The H.264 payload type to send with: packetization-mode 1, Constrained
 /// Baseline or Baseline (what openh264 makes) if the answer has one.
 fn pick_h264(params: &[PayloadParams]) -> Option<Pt> {
-    let h264 = || params.iter().filter(|p| p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1));
+    let h264 = || {
+        params
+            .iter()
+            .filter(|p| p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1))
+    };
     let baseline = |p: &&PayloadParams| p.spec().format.profile_level_id.is_some_and(|id| id >> 16 == 0x42);
     h264().find(baseline).or_else(|| h264().next()).map(|p| p.pt())
 }
@@ -273,7 +281,10 @@ pub struct WebRtcPublisher {
 
 impl std::fmt::Debug for WebRtcPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcPublisher").field("signalling", &self.signalling).field("report", &self.report()).finish()
+        f.debug_struct("WebRtcPublisher")
+            .field("signalling", &self.signalling)
+            .field("report", &self.report())
+            .finish()
     }
 }
 
@@ -286,10 +297,19 @@ impl WebRtcPublisher {
         let video_source = options
             .video
             .then(|| {
-                H264Source::new(options.width, options.height, options.fps, options.idr_interval, options.video_bitrate)
+                H264Source::new(
+                    options.width,
+                    options.height,
+                    options.fps,
+                    options.idr_interval,
+                    options.video_bitrate,
+                )
             })
             .transpose()?;
-        let audio_source = options.audio.then(|| ToneSource::new(options.tone_hz, options.tone_amplitude)).transpose()?;
+        let audio_source = options
+            .audio
+            .then(|| ToneSource::new(options.tone_hz, options.tone_amplitude))
+            .transpose()?;
         let mut media = Vec::new();
         if options.audio {
             media.push((MediaKind::Audio, Direction::SendOnly));
@@ -298,13 +318,22 @@ impl WebRtcPublisher {
             media.push((MediaKind::Video, Direction::SendOnly));
         }
         let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
-        let (answer_sdp, active) =
-            signal(&signalling, Endpoint::Whip, WsRequest::Publish, prepared.offer(), options.signalling_timeout).await?;
+        let (answer_sdp, active) = signal(
+            &signalling,
+            Endpoint::Whip,
+            WsRequest::Publish,
+            prepared.offer(),
+            options.signalling_timeout,
+        )
+        .await?;
         let answer = match SdpSummary::parse(&answer_sdp) {
             Ok(a) => a,
             Err(e) => {
                 let _ = active.stop().await;
-                return Err(WebRtcError::BadAnswer { reason: e.to_string(), sdp: answer_sdp });
+                return Err(WebRtcError::BadAnswer {
+                    reason: e.to_string(),
+                    sdp: answer_sdp,
+                });
             }
         };
         if let Err(e) = prepared.accept(&answer_sdp) {
@@ -312,15 +341,29 @@ impl WebRtcPublisher {
             return Err(e);
         }
         let video = match (video_source, prepared.mid(MediaKind::Video)) {
-            (Some(source), Some(mid)) => {
-                pick_h264(&prepared.negotiated(mid)).map(|pt| Track { mid, pt, source, sent: 0, failed: false })
-            }
+            (Some(source), Some(mid)) => pick_h264(&prepared.negotiated(mid)).map(|pt| Track {
+                mid,
+                pt,
+                source,
+                sent: 0,
+                failed: false,
+            }),
             _ => None,
         };
         let audio = match (audio_source, prepared.mid(MediaKind::Audio)) {
             (Some(source), Some(mid)) => {
-                let pt = prepared.negotiated(mid).iter().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
-                pt.map(|pt| Track { mid, pt, source, sent: 0, failed: false })
+                let pt = prepared
+                    .negotiated(mid)
+                    .iter()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt());
+                pt.map(|pt| Track {
+                    mid,
+                    pt,
+                    source,
+                    sent: 0,
+                    failed: false,
+                })
             }
             _ => None,
         };
@@ -336,7 +379,14 @@ impl WebRtcPublisher {
             errors: Vec::new(),
         };
         let peer = prepared.spawn(app);
-        Ok(WebRtcPublisher { peer, signalling: active, stopped: false, offer, answer_sdp, answer })
+        Ok(WebRtcPublisher {
+            peer,
+            signalling: active,
+            stopped: false,
+            offer,
+            answer_sdp,
+            answer,
+        })
     }
 
     /// The SDP offer sent.
@@ -387,7 +437,8 @@ impl WebRtcPublisher {
 
     /// Waits until ICE and DTLS are up (media starts then).
     pub async fn wait_connected(&self, timeout: Duration) -> Result<PublisherReport, WebRtcError> {
-        self.wait_until("ICE and DTLS to connect", |r| r.peer.connected, timeout).await
+        self.wait_until("ICE and DTLS to connect", |r| r.peer.connected, timeout)
+            .await
     }
 
     /// Makes the next video frame an IDR, as a PLI would.

@@ -126,7 +126,10 @@ pub struct MediaReceiver {
 
 impl std::fmt::Debug for MediaReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaReceiver").field("video", &self.video).field("audio", &self.audio).finish()
+        f.debug_struct("MediaReceiver")
+            .field("video", &self.video)
+            .field("audio", &self.audio)
+            .finish()
     }
 }
 
@@ -173,7 +176,10 @@ impl MediaReceiver {
     pub fn pcm(&self, window: Duration) -> Pcm {
         let wanted = (window.as_secs_f64() * f64::from(self.pcm_rate)) as usize;
         let skip = self.pcm.len().saturating_sub(wanted);
-        Pcm { rate: self.pcm_rate, samples: self.pcm.iter().skip(skip).copied().collect() }
+        Pcm {
+            rate: self.pcm_rate,
+            samples: self.pcm.iter().skip(skip).copied().collect(),
+        }
     }
 
     fn receive_video(&mut self, since: Duration, codec: Codec, data: &[u8], rtp_packets: u64, contiguous: bool) {
@@ -287,7 +293,9 @@ const NAL_IDR: u8 = 5;
 /// The NAL unit types of an Annex B byte stream, in order.
 pub fn annexb_nal_types(data: &[u8]) -> impl Iterator<Item = u8> + '_ {
     // Every NAL unit follows a 00 00 01 start code (a 4-byte start code ends in one).
-    data.windows(4).filter(|w| w[0] == 0 && w[1] == 0 && w[2] == 1).map(|w| w[3] & 0x1f)
+    data.windows(4)
+        .filter(|w| w[0] == 0 && w[1] == 0 && w[2] == 1)
+        .map(|w| w[3] & 0x1f)
 }
 
 /// G.711 µ-law to linear PCM (ITU-T G.711, 14-bit magnitude scaled to 16 bits).
@@ -338,8 +346,16 @@ mod tests {
         assert_eq!(alaw_to_linear(0xaa), 32256);
         assert_eq!(alaw_to_linear(0x2a), -32256);
         for b in 0..=255u8 {
-            assert_eq!(ulaw_to_linear(b), media::codec::g711::ulaw_to_linear(b), "µ-law {b:#04x}");
-            assert_eq!(alaw_to_linear(b), media::codec::g711::alaw_to_linear(b), "A-law {b:#04x}");
+            assert_eq!(
+                ulaw_to_linear(b),
+                media::codec::g711::ulaw_to_linear(b),
+                "µ-law {b:#04x}"
+            );
+            assert_eq!(
+                alaw_to_linear(b),
+                media::codec::g711::alaw_to_linear(b),
+                "A-law {b:#04x}"
+            );
         }
     }
 

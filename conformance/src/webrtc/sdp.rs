@@ -88,12 +88,16 @@ impl RtpCodec {
 
     /// The value of the fmtp parameter `key` (compared without case).
     pub fn fmtp_value(&self, key: &str) -> Option<&str> {
-        self.fmtp.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.fmtp
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// H.264's `profile-level-id` as a number (`42e01f` is `0x42e01f`).
     pub fn profile_level_id(&self) -> Option<u32> {
-        self.fmtp_value("profile-level-id").and_then(|v| u32::from_str_radix(v, 16).ok())
+        self.fmtp_value("profile-level-id")
+            .and_then(|v| u32::from_str_radix(v, 16).ok())
     }
 
     /// H.264's `packetization-mode`; absent means 0 (RFC 6184 §8.1).
@@ -191,7 +195,12 @@ impl SdpSummary {
             Some((_, l)) => return Err(SdpParseError::NoVersion(l.to_string())),
             None => return Err(SdpParseError::NoVersion(String::new())),
         }
-        let mut summary = SdpSummary { ice_lite: false, has_fingerprint: false, has_ice_credentials: false, media: Vec::new() };
+        let mut summary = SdpSummary {
+            ice_lite: false,
+            has_fingerprint: false,
+            has_ice_credentials: false,
+            media: Vec::new(),
+        };
         let mut session_fingerprint = false;
         let (mut ufrag, mut pwd) = (false, false);
         // Formats of the current m-line, and rtpmap/fmtp seen for it (pt -> values).
@@ -204,8 +213,10 @@ impl SdpSummary {
                 if let Some(last) = summary.media.last_mut() {
                     last.codecs = build_codecs(&formats, &rtpmaps, &fmtps);
                 }
-                let (section, fmts) =
-                    parse_media_line(m).ok_or_else(|| SdpParseError::BadMediaLine { line: number, text: line.into() })?;
+                let (section, fmts) = parse_media_line(m).ok_or_else(|| SdpParseError::BadMediaLine {
+                    line: number,
+                    text: line.into(),
+                })?;
                 formats = fmts;
                 rtpmaps.clear();
                 fmtps.clear();
@@ -231,7 +242,10 @@ impl SdpSummary {
                 ("inactive", Some(m)) => m.direction = SdpDirection::Inactive,
                 ("candidate", Some(m)) => m.candidates.push(value.to_string()),
                 ("rtpmap", Some(_)) => {
-                    let parsed = parse_rtpmap(value).ok_or_else(|| SdpParseError::BadRtpmap { line: number, text: line.into() })?;
+                    let parsed = parse_rtpmap(value).ok_or_else(|| SdpParseError::BadRtpmap {
+                        line: number,
+                        text: line.into(),
+                    })?;
                     rtpmaps.push(parsed);
                 }
                 ("fmtp", Some(_)) => {
@@ -271,7 +285,11 @@ impl SdpSummary {
 
     /// The kinds of the m-lines that were not rejected, in order (`["audio"]`).
     pub fn accepted_kinds(&self) -> Vec<&str> {
-        self.media.iter().filter(|m| !m.rejected).map(|m| m.kind.as_str()).collect()
+        self.media
+            .iter()
+            .filter(|m| !m.rejected)
+            .map(|m| m.kind.as_str())
+            .collect()
     }
 }
 
@@ -347,8 +365,18 @@ fn build_codecs(
                     (name.to_string(), rate, channels)
                 }
             };
-            let fmtp = fmtps.iter().find(|f| f.0 == pt).map(|f| f.1.clone()).unwrap_or_default();
-            Some(RtpCodec { pt, name, clock_rate, channels, fmtp })
+            let fmtp = fmtps
+                .iter()
+                .find(|f| f.0 == pt)
+                .map(|f| f.1.clone())
+                .unwrap_or_default();
+            Some(RtpCodec {
+                pt,
+                name,
+                clock_rate,
+                channels,
+                fmtp,
+            })
         })
         .collect()
 }
@@ -372,7 +400,11 @@ mod tests {
         assert_eq!(s.accepted_kinds(), ["audio"]);
         let audio = s.audio().unwrap();
         assert_eq!(audio.direction, SdpDirection::SendOnly);
-        assert_eq!(audio.codec_names(), ["opus", "PCMU"], "static pt 0 without rtpmap is PCMU");
+        assert_eq!(
+            audio.codec_names(),
+            ["opus", "PCMU"],
+            "static pt 0 without rtpmap is PCMU"
+        );
         assert_eq!(audio.codecs[0].channels, Some(2));
         assert_eq!(audio.codecs[0].fmtp_value("useinbandfec"), Some("1"));
         assert_eq!(audio.candidates.len(), 1);
@@ -385,8 +417,14 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
         assert!(matches!(SdpSummary::parse(""), Err(SdpParseError::NoVersion(_))));
-        assert!(matches!(SdpSummary::parse("HTTP/1.1 200"), Err(SdpParseError::NoVersion(_))));
-        assert!(matches!(SdpSummary::parse("v=0\nm=audio x RTP 0"), Err(SdpParseError::BadMediaLine { line: 2, .. })));
+        assert!(matches!(
+            SdpSummary::parse("HTTP/1.1 200"),
+            Err(SdpParseError::NoVersion(_))
+        ));
+        assert!(matches!(
+            SdpSummary::parse("v=0\nm=audio x RTP 0"),
+            Err(SdpParseError::BadMediaLine { line: 2, .. })
+        ));
         assert!(matches!(
             SdpSummary::parse("v=0\nm=audio 9 RTP 96\na=rtpmap:96 opus"),
             Err(SdpParseError::BadRtpmap { line: 3, .. })

@@ -39,13 +39,25 @@ pub struct TestPattern {
 impl TestPattern {
     /// A pattern of `width` x `height` (both even, at least 16, at most 3840x2160).
     pub fn new(width: usize, height: usize) -> Result<TestPattern, WebRtcError> {
-        if width % 2 != 0 || height % 2 != 0 || width < 16 || height < 16 || width.max(height) > 3840 || width.min(height) > 2160 {
+        if width & 1 != 0
+            || height & 1 != 0
+            || width < 16
+            || height < 16
+            || width.max(height) > 3840
+            || width.min(height) > 2160
+        {
             return Err(WebRtcError::Options(format!(
                 "test pattern size {width}x{height}: both sides must be even, 16 or more, within 3840x2160"
             )));
         }
         let chroma = (width / 2) * (height / 2);
-        Ok(TestPattern { width, height, y: vec![0; width * height], u: vec![128; chroma], v: vec![128; chroma] })
+        Ok(TestPattern {
+            width,
+            height,
+            y: vec![0; width * height],
+            u: vec![128; chroma],
+            v: vec![128; chroma],
+        })
     }
 
     /// Draws frame number `frame`.
@@ -58,7 +70,11 @@ impl TestPattern {
         for row in 0..h {
             for col in 0..w {
                 let inside = (square_x..square_x + side).contains(&col) && (square_y..square_y + side).contains(&row);
-                self.y[row * w + col] = if inside { 235 } else { ((col + row + shift) % 200 + 16) as u8 };
+                self.y[row * w + col] = if inside {
+                    235
+                } else {
+                    ((col + row + shift) % 200 + 16) as u8
+                };
             }
         }
         let (cw, ch) = (w / 2, h / 2);
@@ -101,6 +117,7 @@ pub struct H264Source {
     fps: u32,
     idr_interval: u64,
     index: u64,
+    next_periodic_idr: u64,
     force_idr: bool,
 }
 
@@ -118,7 +135,13 @@ impl std::fmt::Debug for H264Source {
 impl H264Source {
     /// A source of `width` x `height` at `fps` frames per second, aiming at
     /// `bitrate` bits per second, with an IDR every `idr_interval` frames.
-    pub fn new(width: usize, height: usize, fps: u32, idr_interval: u32, bitrate: u32) -> Result<H264Source, WebRtcError> {
+    pub fn new(
+        width: usize,
+        height: usize,
+        fps: u32,
+        idr_interval: u32,
+        bitrate: u32,
+    ) -> Result<H264Source, WebRtcError> {
         if fps == 0 || fps > 120 || idr_interval == 0 {
             return Err(WebRtcError::Options(format!(
                 "H.264 source: fps {fps} must be 1..=120 and the IDR interval {idr_interval} at least 1"
@@ -138,7 +161,15 @@ impl H264Source {
             .num_threads(1);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| WebRtcError::Codec(format!("openh264 encoder: {e}")))?;
-        Ok(H264Source { encoder, pattern, fps, idr_interval: u64::from(idr_interval), index: 0, force_idr: false })
+        Ok(H264Source {
+            encoder,
+            pattern,
+            fps,
+            idr_interval: u64::from(idr_interval),
+            index: 0,
+            next_periodic_idr: 0,
+            force_idr: false,
+        })
     }
 
     /// Frames per second.
@@ -158,7 +189,11 @@ impl H264Source {
         self.pattern.render(index);
         // The first frame is an IDR anyway; forcing one before the encoder is
         // initialised (on its first encode) is not possible.
-        if index > 0 && (self.force_idr || index % self.idr_interval == 0) {
+        let periodic = index == self.next_periodic_idr;
+        if periodic {
+            self.next_periodic_idr += self.idr_interval;
+        }
+        if index > 0 && (self.force_idr || periodic) {
             self.encoder.force_intra_frame();
         }
         self.force_idr = false;
@@ -169,7 +204,12 @@ impl H264Source {
             .map_err(|e| WebRtcError::Codec(format!("openh264 encode of frame {index}: {e}")))?
             .to_vec();
         let keyframe = annexb_nal_types(&data).any(|t| t == 5);
-        Ok(EncodedFrame { index, rtp_time: index * 90_000 / u64::from(self.fps), data, keyframe })
+        Ok(EncodedFrame {
+            index,
+            rtp_time: index * 90_000 / u64::from(self.fps),
+            data,
+            keyframe,
+        })
     }
 }
 
@@ -188,10 +228,17 @@ impl ToneSource {
     /// full scale; 0.5 measures about -9 dBFS).
     pub fn new(frequency: f64, amplitude: f64) -> Result<ToneSource, WebRtcError> {
         if !(20.0..=20_000.0).contains(&frequency) {
-            return Err(WebRtcError::Options(format!("tone frequency {frequency} Hz is not within 20..=20000")));
+            return Err(WebRtcError::Options(format!(
+                "tone frequency {frequency} Hz is not within 20..=20000"
+            )));
         }
         let encoder = OpusEncoder::new(1, 64_000).map_err(|e| WebRtcError::Codec(format!("opus encoder: {e}")))?;
-        Ok(ToneSource { encoder, frequency, amplitude, index: 0 })
+        Ok(ToneSource {
+            encoder,
+            frequency,
+            amplitude,
+            index: 0,
+        })
     }
 
     /// The duration of one packet.
@@ -203,7 +250,16 @@ impl ToneSource {
         self.index += 1;
         let start = index * FRAME_SAMPLES as u64;
         let pcm = sine(self.frequency, SAMPLE_RATE, 1, start, FRAME_SAMPLES, self.amplitude);
-        let data = self.encoder.encode(&pcm).map_err(|e| WebRtcError::Codec(format!("opus encode: {e}")))?.to_vec();
-        Ok(EncodedFrame { index, rtp_time: start, data, keyframe: false })
+        let data = self
+            .encoder
+            .encode(&pcm)
+            .map_err(|e| WebRtcError::Codec(format!("opus encode: {e}")))?
+            .to_vec();
+        Ok(EncodedFrame {
+            index,
+            rtp_time: start,
+            data,
+            keyframe: false,
+        })
     }
 }

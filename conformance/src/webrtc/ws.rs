@@ -186,7 +186,9 @@ impl WsShared {
                     };
                     state.streams.entry(id).or_default().events.push(event);
                 }
-                _ => state.violations.push(format!("stream event without id or status: {value}")),
+                _ => state
+                    .violations
+                    .push(format!("stream event without id or status: {value}")),
             },
             Some("error") => {
                 let info = field("info").unwrap_or_else(|| value.to_string());
@@ -256,10 +258,16 @@ impl WsSession {
                     return Ok(Some(connection.clone()));
                 }
                 if let Some(error) = state.errors.first() {
-                    return Err(WebRtcError::ConnectFailed { info: error.clone(), message: "error".into() });
+                    return Err(WebRtcError::ConnectFailed {
+                        info: error.clone(),
+                        message: "error".into(),
+                    });
                 }
                 if let Some(reason) = &state.closed {
-                    return Err(WebRtcError::WsClosed { what: "the connection answer".into(), reason: reason.clone() });
+                    return Err(WebRtcError::WsClosed {
+                        what: "the connection answer".into(),
+                        reason: reason.clone(),
+                    });
                 }
                 Ok(None)
             },
@@ -283,7 +291,10 @@ impl WsSession {
     /// Opens the WebSocket without sending `connect`, for tests of what the
     /// server does with messages out of order.
     pub async fn open(ws_url: &str, timeout: Duration) -> Result<WsSession, WebRtcError> {
-        let ws_error = |reason: String| WebRtcError::WebSocket { url: ws_url.to_string(), reason };
+        let ws_error = |reason: String| WebRtcError::WebSocket {
+            url: ws_url.to_string(),
+            reason,
+        };
         let (socket, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(ws_url))
             .await
             .map_err(|_| ws_error(format!("no WebSocket handshake within {timeout:?}")))?
@@ -302,7 +313,14 @@ impl WsSession {
         });
         let (out, out_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(socket, shared.clone(), out_rx));
-        Ok(WsSession { inner: Arc::new(WsInner { url: ws_url.to_string(), session_id: OnceLock::new(), out, shared }) })
+        Ok(WsSession {
+            inner: Arc::new(WsInner {
+                url: ws_url.to_string(),
+                session_id: OnceLock::new(),
+                out,
+                shared,
+            }),
+        })
     }
 
     /// The WebSocket URL.
@@ -322,10 +340,13 @@ impl WsSession {
 
     /// Sends a raw text frame (which need not be JSON, for robustness cases).
     pub fn send_text(&self, text: String) -> Result<(), WebRtcError> {
-        self.inner.out.send(Message::text(text)).map_err(|_| WebRtcError::WebSocket {
-            url: self.inner.url.clone(),
-            reason: format!("closed: {}", self.closed().unwrap_or_default()),
-        })
+        self.inner
+            .out
+            .send(Message::text(text))
+            .map_err(|_| WebRtcError::WebSocket {
+                url: self.inner.url.clone(),
+                reason: format!("closed: {}", self.closed().unwrap_or_default()),
+            })
     }
 
     /// Sends `publish` or `play` for `id` with an SDP offer and waits for its
@@ -359,12 +380,18 @@ impl WsSession {
                     return Ok(Some(answer));
                 }
                 if let Some(log) = log {
-                    if let Some(failed) = log.events[mark.min(log.events.len())..].iter().find(|e| e.status == StreamStatus::Failed) {
+                    if let Some(failed) = log.events[mark.min(log.events.len())..]
+                        .iter()
+                        .find(|e| e.status == StreamStatus::Failed)
+                    {
                         return Err(failed_error(id, failed, log));
                     }
                 }
                 if let Some(reason) = &state.closed {
-                    return Err(WebRtcError::WsClosed { what: what.clone(), reason: reason.clone() });
+                    return Err(WebRtcError::WsClosed {
+                        what: what.clone(),
+                        reason: reason.clone(),
+                    });
                 }
                 Ok(None)
             },
@@ -411,7 +438,12 @@ impl WsSession {
     /// Waits until `id` has an event with `status` and returns the first such
     /// event. A `FAILED` for `id` (when not waiting for `FAILED`) ends the wait
     /// with [`WebRtcError::StreamFailed`].
-    pub async fn wait_status(&self, id: &str, status: StreamStatus, timeout: Duration) -> Result<StreamEvent, WebRtcError> {
+    pub async fn wait_status(
+        &self,
+        id: &str,
+        status: StreamStatus,
+        timeout: Duration,
+    ) -> Result<StreamEvent, WebRtcError> {
         let what = format!("status {status} for {id:?}");
         let shared = &self.inner.shared;
         wait_for(
@@ -428,7 +460,10 @@ impl WsSession {
                     }
                 }
                 if let Some(reason) = &state.closed {
-                    return Err(WebRtcError::WsClosed { what: what.clone(), reason: reason.clone() });
+                    return Err(WebRtcError::WsClosed {
+                        what: what.clone(),
+                        reason: reason.clone(),
+                    });
                 }
                 Ok(None)
             },
@@ -574,7 +609,16 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in ["NEW", "PENDING", "PUBLISHING", "PLAYING", "UNPUBLISHED", "STOPPED", "FAILED", "WEIRD"] {
+        for s in [
+            "NEW",
+            "PENDING",
+            "PUBLISHING",
+            "PLAYING",
+            "UNPUBLISHED",
+            "STOPPED",
+            "FAILED",
+            "WEIRD",
+        ] {
             assert_eq!(StreamStatus::parse(s).as_str(), s);
         }
     }

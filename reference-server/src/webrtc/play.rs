@@ -191,6 +191,13 @@ impl Player {
                 .map(|p| p.pt());
             pt
         });
+        if let (Some(mid), None) = (self.video_mid, self.video_pt) {
+            let offered: Vec<String> = rtc
+                .writer(mid)
+                .map(|w| w.payload_params().map(|p| format!("{:?}", p.spec())).collect())
+                .unwrap_or_default();
+            tracing::warn!(%mid, ?offered, "no H.264 payload type to send video with");
+        }
         tracing::info!(audio = ?self.audio_out, video_pt = ?self.video_pt, "playing");
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true)?;
         self.ctx.metrics.plays_total.inc();
@@ -334,7 +341,7 @@ impl Player {
         let data: Arc<[u8]> = Arc::from(&self.annexb[..]);
         match writer.write(pt, wallclock, MediaTime::new(pts * 90, Frequency::NINETY_KHZ), data) {
             Ok(()) => self.ctx.metrics.frames_out.inc(),
-            Err(error) => tracing::debug!(%error, "video write failed"),
+            Err(error) => tracing::warn!(%error, "video write failed"),
         }
     }
 
