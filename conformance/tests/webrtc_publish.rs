@@ -1,0 +1,106 @@
+//! WebRTC publishers (WHIP) reach every kind of player: WebRTC players get
+//! H.264 and Opus as they are; RTMP players (ffmpeg here) get H.264 in FLV
+//! with an AVC sequence header built from the SPS/PPS, and Opus transcoded to
+//! Speex.
+
+use std::time::Duration;
+
+use conformance::target::embedded;
+use conformance::tools::program;
+use conformance::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
+use reference_server::ServerHandle;
+
+const APP: &str = "flashStreamingApp";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn whip_publish(server: &ServerHandle, name: &str, tone_hz: f64) -> WebRtcPublisher {
+    let options = PublisherOptions {
+        tone_hz,
+        ..PublisherOptions::default()
+    };
+    let publisher = WebRtcPublisher::publish(Signalling::http(&server.http_url(), APP, name), options)
+        .await
+        .unwrap();
+    for _ in 0..400 {
+        if server
+            .hub()
+            .describe(APP, name)
+            .is_some_and(|d| d.has_audio && d.video_config.is_some())
+        {
+            return publisher;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the WHIP stream never reached the hub with audio and video: {:#?}", publisher.report());
+}
+
+#[tokio::test]
+async fn a_whip_publisher_is_played_over_whep_as_is() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = whip_publish(&server, "cam", 660.0).await;
+    let player = WebRtcPlayer::play(Signalling::http(&server.http_url(), APP, "cam"), PlayerOptions::default())
+        .await
+        .unwrap();
+    let report = player
+        .wait_until(
+            "pictures and a 660 Hz tone",
+            |r| r.video.pictures >= 25 && r.audio.decoded_frames >= 50,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.video.width, report.video.height), (320, 240));
+    let tone = player.audio_frequency(Duration::from_millis(500)).unwrap();
+    assert!((tone - 660.0).abs() < 10.0, "heard {tone} Hz");
+    assert_eq!(server.context().transcoders.running(), 0, "Opus passes through untranscoded");
+    publisher.stop().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = whip_publish(&server, "webcam", 880.0).await;
+    let dir = std::env::temp_dir().join(format!("rs-whip-rtmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("whip.flv");
+    let played = program("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(format!("{}/webcam", server.rtmp_url("live")))
+        .args(["-t", "4", "-c", "copy", "-y"])
+        .arg(&recording)
+        .output()
+        .await
+        .unwrap();
+    assert!(played.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&played.stderr));
+    // Decode what ffmpeg recorded: the picture size, and the tone's pitch.
+    let probe = program("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .arg(&recording)
+        .output()
+        .await
+        .unwrap();
+    let streams = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(streams.contains("h264,320,240"), "{streams}");
+    assert!(streams.contains("speex"), "{streams}");
+    let pcm = program("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&recording)
+        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+        .output()
+        .await
+        .unwrap();
+    let samples: Vec<i16> = pcm
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(samples.len() >= 16_000, "{} samples decoded", samples.len());
+    let middle = &samples[samples.len() / 2..];
+    let tone = media::audio::dominant_frequency(middle, 16_000).expect("a tone");
+    assert!((tone - 880.0).abs() < 10.0, "ffmpeg heard {tone} Hz");
+    assert!(media::audio::dbfs(middle) > -20.0, "level {}", media::audio::dbfs(middle));
+    publisher.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await;
+}
