@@ -40,7 +40,16 @@ pub fn ffmpeg_publish(url: &str, video: bool, tone_hz: Option<u32>, seconds: u32
     }
     if video {
         // 4:2:0 as cameras and encoders send it (testsrc alone would give High 4:4:4).
-        command.args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", "-tune", "zerolatency"]);
+        command.args([
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ]);
         command.args(["-g", "50"]);
     }
     if tone_hz.is_some() {

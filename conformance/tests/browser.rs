@@ -13,7 +13,11 @@ use serde_json::Value;
 
 async fn wait_live(server: &ServerHandle, app: &str, name: &str) {
     for _ in 0..200 {
-        if server.hub().describe(app, name).is_some_and(|d| d.has_audio && d.has_video) {
+        if server
+            .hub()
+            .describe(app, name)
+            .is_some_and(|d| d.has_audio && d.has_video)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -42,7 +46,11 @@ async fn browser_plays(signalling: &str) {
     let frames = demo["framesDecoded"].as_u64().unwrap_or(0);
     let rms = demo["audioRmsMax"].as_f64().unwrap_or(0.0);
     assert!(frames >= 50, "Chromium decoded {frames} pictures in 20 s: {demo}");
-    assert_eq!((demo["frameWidth"].as_u64(), demo["frameHeight"].as_u64()), (Some(320), Some(240)), "{demo}");
+    assert_eq!(
+        (demo["frameWidth"].as_u64(), demo["frameHeight"].as_u64()),
+        (Some(320), Some(240)),
+        "{demo}"
+    );
     // ffmpeg's sine has amplitude 1/8: RMS 0.088 (-21 dBFS). Silence is 0.
     assert!(rms > 0.03, "Chromium heard audio at RMS {rms}: {demo}");
     assert_eq!(demo["status"], Value::from("PLAYING"), "{demo}");

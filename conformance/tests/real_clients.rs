@@ -2,7 +2,6 @@
 //! Player handshakes and connects, a whole OBS publish session replayed from a
 //! capture, and Debian's ffmpeg publishing and playing.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;

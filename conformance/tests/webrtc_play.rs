@@ -26,7 +26,10 @@ async fn flash_publish(server: &ServerHandle, name: &str, tags: Vec<Tag>) -> tok
     let mut flash = RtmpClient::open(server.rtmp_addr(), ClientProfile::flash_player())
         .await
         .unwrap();
-    let args = vec![Value::object([("login", Value::from("u")), ("appKey", Value::from(APP))])];
+    let args = vec![Value::object([
+        ("login", Value::from("u")),
+        ("appKey", Value::from(APP)),
+    ])];
     flash.connect(&server.rtmp_url(APP), args).await.unwrap();
     let stream = flash.create_stream().await.unwrap();
     flash.publish(stream, name).await.unwrap();
@@ -72,7 +75,10 @@ async fn until(player: &WebRtcPlayer, what: &str, done: impl Fn(&PlayerReport) -
 #[tokio::test]
 async fn flash_h264_speex_plays_over_whep_with_picture_and_sound() {
     let server = embedded(|_| {}).await.unwrap();
-    let tags = flash_recording().into_iter().filter(|t| t.timestamp <= 15_000).collect();
+    let tags = flash_recording()
+        .into_iter()
+        .filter(|t| t.timestamp <= 15_000)
+        .collect();
     let publishing = flash_publish(&server, "flashcam", tags).await;
     wait_tracks(&server, "flashcam", true, true).await;
 
@@ -80,14 +86,26 @@ async fn flash_h264_speex_plays_over_whep_with_picture_and_sound() {
         .await
         .unwrap();
     let answer = player.answer();
-    assert!(answer.audio().is_some_and(|a| a.has_codec("opus")), "{}", player.answer_sdp());
+    assert!(
+        answer.audio().is_some_and(|a| a.has_codec("opus")),
+        "{}",
+        player.answer_sdp()
+    );
     let video = answer.video().expect("a video m-line");
     let h264 = video.codecs_named("H264").next().expect("H.264 answered");
     // The profile-level-id of the recording's own sequence header (Baseline, level 2.0).
-    let header = flash_recording().into_iter().find(|t| t.kind == TagKind::Video).unwrap();
+    let header = flash_recording()
+        .into_iter()
+        .find(|t| t.kind == TagKind::Video)
+        .unwrap();
     let recorded = media::h264::AvcConfig::parse(&header.data[5..]).unwrap();
     assert_eq!(recorded.profile_level_id(), 0x420014);
-    assert_eq!(h264.profile_level_id(), Some(recorded.profile_level_id()), "{}", player.answer_sdp());
+    assert_eq!(
+        h264.profile_level_id(),
+        Some(recorded.profile_level_id()),
+        "{}",
+        player.answer_sdp()
+    );
     let report = until(&player, "Flash stream: pictures and sound", |r| {
         r.video.pictures >= 10 && r.audio.decoded_frames >= 50 && r.recent_audio_dbfs.is_some_and(|db| db > -50.0)
     })
@@ -115,7 +133,11 @@ async fn audio_only_flash_speex_gets_an_audio_only_answer_and_real_sound() {
         .unwrap();
     let answer = player.answer();
     let video = answer.video().expect("the offered video m-line is answered");
-    assert!(video.rejected, "video must be rejected (port 0): {}", player.answer_sdp());
+    assert!(
+        video.rejected,
+        "video must be rejected (port 0): {}",
+        player.answer_sdp()
+    );
     let audio = answer.audio().expect("an audio m-line");
     assert!(!audio.rejected && audio.has_codec("opus"), "{}", player.answer_sdp());
     let report = until(&player, "audio-only Speex: sound", |r| {
@@ -154,7 +176,10 @@ async fn ffmpeg_stream_plays(signalling: &str) {
     })
     .await;
     assert_eq!((report.video.width, report.video.height), (320, 240));
-    assert_eq!(report.video.frames_before_first_idr, 0, "started with inter frames: {report:#?}");
+    assert_eq!(
+        report.video.frames_before_first_idr, 0,
+        "started with inter frames: {report:#?}"
+    );
     assert_eq!(report.video.first_frame_was_idr, Some(true));
     let tone = player.audio_frequency(Duration::from_millis(500)).expect("a tone");
     assert!((tone - 440.0).abs() < 10.0, "heard {tone} Hz");
@@ -181,9 +206,13 @@ async fn websocket_statuses_follow_the_publisher() {
         .spawn()
         .unwrap();
     wait_tracks(&server, "wsst", true, true).await;
-    let ws = WsSession::connect(&conformance::webrtc::ws::ws_url(&server.http_url()), APP, serde_json::json!({}))
-        .await
-        .unwrap();
+    let ws = WsSession::connect(
+        &conformance::webrtc::ws::ws_url(&server.http_url()),
+        APP,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
     let player = WebRtcPlayer::play(Signalling::ws(&ws, "p1", "wsst"), PlayerOptions::default())
         .await
         .unwrap();
@@ -217,15 +246,18 @@ async fn whep_answers_errors_and_deletes_sessions() {
     assert_eq!(preflight.status(), 204);
     assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
     let unknown_app = format!("{}/whep/nosuchapp/s", server.http_url());
-    let offer = WebRtcPlayer::play(Signalling::http(&server.http_url(), "nosuchapp", "s"), PlayerOptions::default())
-        .await
-        .err()
-        .expect("unknown app refused");
+    let refused = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), "nosuchapp", "s"),
+        PlayerOptions::default(),
+    )
+    .await;
+    let Err(offer) = refused else {
+        panic!("unknown app accepted");
+    };
     assert!(offer.to_string().contains("403"), "{offer} ({unknown_app})");
-    let missing = WebRtcPlayer::play(whep(&server, "nobody"), PlayerOptions::default())
-        .await
-        .err()
-        .expect("missing stream refused");
+    let Err(missing) = WebRtcPlayer::play(whep(&server, "nobody"), PlayerOptions::default()).await else {
+        panic!("missing stream accepted");
+    };
     assert!(missing.to_string().contains("404"), "{missing}");
 
     // A real session: DELETE ends it, a second DELETE finds nothing.
@@ -233,10 +265,15 @@ async fn whep_answers_errors_and_deletes_sessions() {
         .spawn()
         .unwrap();
     wait_tracks(&server, "del", true, true).await;
-    let mut player = WebRtcPlayer::play(whep(&server, "del"), PlayerOptions::default()).await.unwrap();
+    let mut player = WebRtcPlayer::play(whep(&server, "del"), PlayerOptions::default())
+        .await
+        .unwrap();
     until(&player, "pictures", |r| r.video.pictures >= 1).await;
     let location = player.location().unwrap().to_string();
-    assert!(location.starts_with(&format!("{}/whep/{APP}/del/", server.http_url())), "{location}");
+    assert!(
+        location.starts_with(&format!("{}/whep/{APP}/del/", server.http_url())),
+        "{location}"
+    );
     assert_eq!(server.context().webrtc.session_count(), 1);
     player.stop().await.unwrap();
     for _ in 0..100 {

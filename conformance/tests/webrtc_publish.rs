@@ -31,16 +31,22 @@ async fn whip_publish(server: &ServerHandle, name: &str, tone_hz: f64) -> WebRtc
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the WHIP stream never reached the hub with audio and video: {:#?}", publisher.report());
+    panic!(
+        "the WHIP stream never reached the hub with audio and video: {:#?}",
+        publisher.report()
+    );
 }
 
 #[tokio::test]
 async fn a_whip_publisher_is_played_over_whep_as_is() {
     let server = embedded(|_| {}).await.unwrap();
     let mut publisher = whip_publish(&server, "cam", 660.0).await;
-    let player = WebRtcPlayer::play(Signalling::http(&server.http_url(), APP, "cam"), PlayerOptions::default())
-        .await
-        .unwrap();
+    let player = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), APP, "cam"),
+        PlayerOptions::default(),
+    )
+    .await
+    .unwrap();
     let report = player
         .wait_until(
             "pictures and a 660 Hz tone",
@@ -52,7 +58,11 @@ async fn a_whip_publisher_is_played_over_whep_as_is() {
     assert_eq!((report.video.width, report.video.height), (320, 240));
     let tone = player.audio_frequency(Duration::from_millis(500)).unwrap();
     assert!((tone - 660.0).abs() < 10.0, "heard {tone} Hz");
-    assert_eq!(server.context().transcoders.running(), 0, "Opus passes through untranscoded");
+    assert_eq!(
+        server.context().transcoders.running(),
+        0,
+        "Opus passes through untranscoded"
+    );
     publisher.stop().await.unwrap();
     server.shutdown().await;
 }
@@ -72,10 +82,21 @@ async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound()
         .output()
         .await
         .unwrap();
-    assert!(played.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&played.stderr));
+    assert!(
+        played.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&played.stderr)
+    );
     // Decode what ffmpeg recorded: the picture size, and the tone's pitch.
     let probe = program("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&recording)
         .output()
         .await
@@ -99,7 +120,11 @@ async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound()
     let middle = &samples[samples.len() / 2..];
     let tone = media::audio::dominant_frequency(middle, 16_000).expect("a tone");
     assert!((tone - 880.0).abs() < 10.0, "ffmpeg heard {tone} Hz");
-    assert!(media::audio::dbfs(middle) > -20.0, "level {}", media::audio::dbfs(middle));
+    assert!(
+        media::audio::dbfs(middle) > -20.0,
+        "level {}",
+        media::audio::dbfs(middle)
+    );
     publisher.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;

@@ -6,7 +6,14 @@ use std::f64::consts::PI;
 /// `samples_per_channel` samples of a sine at `frequency` Hz, with its peak at
 /// `amplitude` (0.0 to 1.0 of full scale), starting at phase sample `start`
 /// so that consecutive calls continue the same wave.
-pub fn sine(frequency: f64, rate: u32, channels: usize, start: u64, samples_per_channel: usize, amplitude: f64) -> Vec<i16> {
+pub fn sine(
+    frequency: f64,
+    rate: u32,
+    channels: usize,
+    start: u64,
+    samples_per_channel: usize,
+    amplitude: f64,
+) -> Vec<i16> {
     let peak = amplitude.clamp(0.0, 1.0) * f64::from(i16::MAX);
     let mut pcm = Vec::with_capacity(samples_per_channel * channels);
     for i in 0..samples_per_channel as u64 {

@@ -384,8 +384,14 @@ mod tests {
         assert_eq!(AvcConfig::parse(&record).unwrap(), config);
         assert_eq!(&config.to_sequence_header()[..5], &[0x17, 0, 0, 0, 0]);
         assert_eq!(AvcConfig::parse(&record[..record.len() - 1]), Err(H264Error::Truncated));
-        assert_eq!(AvcConfig::parse(&[2, 0, 0, 0, 0xFF, 0xE0, 0]), Err(H264Error::Version(2)));
-        assert_eq!(AvcConfig::parse(&[1, 0, 0, 0, 0xFF, 0xE0, 0]), Err(H264Error::NoParameterSets));
+        assert_eq!(
+            AvcConfig::parse(&[2, 0, 0, 0, 0xFF, 0xE0, 0]),
+            Err(H264Error::Version(2))
+        );
+        assert_eq!(
+            AvcConfig::parse(&[1, 0, 0, 0, 0xFF, 0xE0, 0]),
+            Err(H264Error::NoParameterSets)
+        );
         assert_eq!(AvcConfig::from_parameter_sets(&[0x67, 0x42], PPS), None);
     }
 
@@ -403,7 +409,11 @@ mod tests {
 
         out.clear();
         config.avcc_to_annexb(&avcc(&[SPS, PPS, &[0x65, 1], &[0x65, 2]]), &mut out);
-        assert_eq!(annexb_nal_units(&out).count(), 4, "in-band parameter sets are not repeated");
+        assert_eq!(
+            annexb_nal_units(&out).count(),
+            4,
+            "in-band parameter sets are not repeated"
+        );
     }
 
     #[test]
@@ -416,6 +426,9 @@ mod tests {
         assert_eq!(length_prefixed_nal_units(&out, 4).count(), 3);
         assert_eq!(annexb_nal_units(&[]).count(), 0);
         assert_eq!(annexb_nal_units(&[0, 0, 1]).count(), 0);
-        assert_eq!(length_prefixed_nal_units(&[0, 2, 9, 9], 2).collect::<Vec<_>>(), vec![&[9, 9][..]]);
+        assert_eq!(
+            length_prefixed_nal_units(&[0, 2, 9, 9], 2).collect::<Vec<_>>(),
+            vec![&[9, 9][..]]
+        );
     }
 }

@@ -28,8 +28,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         .route("/", get(|| async { Html(DEMO_PAGE) }))
         .route("/whep/{app}/{stream}", post(whep::play).patch(whep::patch))
         .route("/whip/{app}/{stream}", post(whep::publish).patch(whep::patch))
-        .route("/whep/{app}/{stream}/{session}", delete(whep::delete).patch(whep::patch))
-        .route("/whip/{app}/{stream}/{session}", delete(whep::delete).patch(whep::patch))
+        .route(
+            "/whep/{app}/{stream}/{session}",
+            delete(whep::delete).patch(whep::patch),
+        )
+        .route(
+            "/whip/{app}/{stream}/{session}",
+            delete(whep::delete).patch(whep::patch),
+        )
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -50,7 +56,10 @@ async fn preflight(request: axum::extract::Request, next: axum::middleware::Next
         return (
             StatusCode::NO_CONTENT,
             [
-                (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, DELETE, PATCH, OPTIONS"),
+                (
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    "GET, POST, DELETE, PATCH, OPTIONS",
+                ),
                 (header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type, Authorization"),
                 (header::ACCESS_CONTROL_MAX_AGE, "86400"),
             ],
@@ -63,7 +72,10 @@ async fn preflight(request: axum::extract::Request, next: axum::middleware::Next
 async fn cors(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location"),
+    );
     response
 }
 

@@ -88,7 +88,10 @@ async fn post(
 }
 
 /// `DELETE /whep/{app}/{stream}/{session}` (and `/whip/...`).
-pub async fn delete(State(ctx): State<Arc<Context>>, Path((app, stream, id)): Path<(String, String, String)>) -> Response {
+pub async fn delete(
+    State(ctx): State<Arc<Context>>,
+    Path((app, stream, id)): Path<(String, String, String)>,
+) -> Response {
     match ctx.webrtc.session(&id) {
         Some(session) if session.app == app && session.stream == stream => {
             session.stop();

@@ -125,7 +125,9 @@ impl Connection {
     async fn connect(&mut self, app_key: String, params: serde_json::Map<String, Value>) {
         if !self.ctx.config.apps.contains_key(&app_key) {
             let info = format!("Application '{app_key}' is not defined on this server");
-            return self.send(json!({"type": "connection", "status": "FAILED", "info": info})).await;
+            return self
+                .send(json!({"type": "connection", "status": "FAILED", "info": info}))
+                .await;
         }
         let params: Params = params
             .into_iter()
@@ -161,7 +163,12 @@ impl Connection {
         match start(&self.ctx, &app, &name, direction, &self.requester, &sdp).await {
             Ok((session, answer)) => {
                 self.send(json!({"type": "answer", "id": id, "sdp": answer})).await;
-                tokio::spawn(report_status(session.clone(), id.clone(), name.name.clone(), self.out.clone()));
+                tokio::spawn(report_status(
+                    session.clone(),
+                    id.clone(),
+                    name.name.clone(),
+                    self.out.clone(),
+                ));
                 self.streams.insert(id, session);
             }
             Err(failure) => self.send(event("FAILED", Some(failure.to_string()))).await,

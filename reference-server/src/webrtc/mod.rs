@@ -198,7 +198,10 @@ impl WebRtc {
         for (kind, mid) in accepted_mids(&answer) {
             player.media_added(mid, kind);
         }
-        Ok((self.spawn(ctx, rtc, ufrag, app, stream, peer::Role::Play(Box::new(player))), answer))
+        Ok((
+            self.spawn(ctx, rtc, ufrag, app, stream, peer::Role::Play(Box::new(player))),
+            answer,
+        ))
     }
 
     /// Starts a publisher of `stream` in `app` from the peer that sent `offer`

@@ -80,11 +80,7 @@ pub type RoleInput = super::play::PlayerInput;
 pub async fn run(mut peer: Peer, mut role: Role) {
     let connect_deadline = tokio::time::Instant::now() + peer.connect_timeout;
     let mut connected = false;
-    loop {
-        let timeout = match drain(&mut peer, &mut role, &mut connected) {
-            Some(timeout) => timeout,
-            None => break,
-        };
+    while let Some(timeout) = drain(&mut peer, &mut role, &mut connected) {
         let sleep = tokio::time::sleep_until(timeout.into());
         tokio::select! {
             _ = peer.cancel.cancelled() => {

@@ -346,7 +346,9 @@ impl Player {
     }
 
     fn audio(&mut self, rtc: &mut Rtc, frame: Frame) {
-        let Some(header) = flv::audio_header(&frame.payload) else { return };
+        let Some(header) = flv::audio_header(&frame.payload) else {
+            return;
+        };
         let Some(out) = self.audio_out else { return };
         match (header.codec, out) {
             (AudioCodec::Opus, AudioOut::Opus(pt)) => {

@@ -93,13 +93,15 @@ impl Ingest {
             }
         }
         if let (Some(sps), Some(pps)) = (sps, pps) {
-            let changed = self
-                .avc
-                .as_ref()
-                .is_none_or(|avc| avc.sps.first().map(|s| &s[..]) != Some(sps) || avc.pps.first().map(|p| &p[..]) != Some(pps));
+            let changed = self.avc.as_ref().is_none_or(|avc| {
+                avc.sps.first().map(|s| &s[..]) != Some(sps) || avc.pps.first().map(|p| &p[..]) != Some(pps)
+            });
             if changed {
                 if let Some(avc) = AvcConfig::from_parameter_sets(sps, pps) {
-                    tracing::info!(profile_level_id = format!("{:06x}", avc.profile_level_id()), "H.264 parameter sets");
+                    tracing::info!(
+                        profile_level_id = format!("{:06x}", avc.profile_level_id()),
+                        "H.264 parameter sets"
+                    );
                     self.publisher
                         .push(Frame::new(MediaKind::Video, ms, avc.to_sequence_header()));
                     self.avc = Some(avc);
