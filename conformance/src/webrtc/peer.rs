@@ -25,6 +25,8 @@ use super::{install_crypto, wait_for, WebRtcError};
 
 /// At most this many errors are kept in [`PeerStatus::errors`].
 const MAX_ERRORS: usize = 100;
+/// The longest the task sleeps without checking in.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// How long a closing peer may take to send its RTCP BYE and DTLS close_notify.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
@@ -372,7 +374,8 @@ struct Driver<A> {
 
 impl<A: PeerApp> Driver<A> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
-        let mut buf = vec![0u8; 2048];
+        // Large enough for any UDP datagram, so nothing reaches str0m truncated.
+        let mut buf = vec![0u8; 65_536];
         let mut closing_until: Option<Instant> = None;
         let reason = loop {
             let rtc_timeout = match self.settle() {
@@ -393,7 +396,8 @@ impl<A: PeerApp> Driver<A> {
             if closing_until.is_some_and(|until| now >= until) {
                 break "closed by us (close output not fully drained)".to_string();
             }
-            let mut deadline = rtc_timeout;
+            // str0m says "never" with an instant 100 years ahead; wake at least every second.
+            let mut deadline = rtc_timeout.min(now + MAX_SLEEP);
             if let Some(wakeup) = lock(&self.shared).app.next_wakeup() {
                 deadline = deadline.min(wakeup);
             }

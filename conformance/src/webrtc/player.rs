@@ -149,7 +149,11 @@ struct PlayerApp {
 impl PeerApp for PlayerApp {
     fn on_event(&mut self, _now: Instant, event: Event, _actions: &mut Vec<PeerAction>) {
         if let Event::MediaData(data) = event {
-            let packets = data.seq_range.end().saturating_sub(**data.seq_range.start()) + 1;
+            let packets = data
+                .seq_range
+                .end()
+                .saturating_sub(**data.seq_range.start())
+                .saturating_add(1);
             let codec = data.params.spec().codec;
             self.receiver
                 .receive(data.network_time, codec, &data.data, packets, data.contiguous);

@@ -17,9 +17,9 @@ use super::source::{H264Source, ToneSource};
 use super::ws::WsRequest;
 use super::{ActiveSignalling, Signalling, WebRtcError, SIGNALLING_TIMEOUT};
 
-/// At most this many frames of one kind are produced per wakeup, so a stalled
-/// runtime cannot make the publisher spin; the schedule then slips instead.
-const MAX_CATCH_UP: usize = 25;
+/// When the media is this far behind its schedule (a starved machine), the
+/// frames in between are skipped rather than sent late, as a live source does.
+const MAX_LAG: Duration = Duration::from_millis(200);
 /// At most this many errors are kept in [`PublisherReport::errors`].
 const MAX_ERRORS: usize = 100;
 
@@ -117,6 +117,10 @@ pub struct PublisherReport {
     pub video_bytes_sent: u64,
     /// Opus packets written.
     pub audio_frames_sent: u64,
+    /// Video frames skipped because the machine could not keep up (0 normally).
+    pub video_frames_skipped: u64,
+    /// Audio frames skipped because the machine could not keep up (0 normally).
+    pub audio_frames_skipped: u64,
     /// PLI/FIR received from the server.
     pub keyframe_requests_received: u64,
     /// Encoder errors, in order (at most 100).
@@ -129,8 +133,37 @@ struct Track<S> {
     mid: Mid,
     pt: Pt,
     source: S,
+    /// The number of the next frame to send; frame `n` is due `n` frame durations after the start.
+    next: u64,
     sent: u64,
+    skipped: u64,
     failed: bool,
+}
+
+impl<S> Track<S> {
+    fn new(mid: Mid, pt: Pt, source: S) -> Self {
+        Track {
+            mid,
+            pt,
+            source,
+            next: 0,
+            sent: 0,
+            skipped: 0,
+            failed: false,
+        }
+    }
+
+    /// Frames `next..=due` are due. When more than [`MAX_LAG`] behind (a
+    /// starved machine), the frames in between are skipped, as a live source
+    /// drops frames.
+    fn catch_up(&mut self, due: u64, frame: Duration, skip_to: impl FnOnce(&mut S, u64)) {
+        let lag = (MAX_LAG.as_nanos() / frame.as_nanos().max(1)) as u64;
+        if due > self.next + lag {
+            self.skipped += due - self.next;
+            self.next = due;
+            skip_to(&mut self.source, due);
+        }
+    }
 }
 
 struct PublisherApp {
@@ -144,16 +177,30 @@ struct PublisherApp {
     errors: Vec<String>,
 }
 
+/// The duration of one video frame at `fps`.
+fn frame_duration(fps: u32) -> Duration {
+    Duration::from_secs(1) / fps.max(1)
+}
+
+/// The number of the last frame due `elapsed` after the start, at one frame per `frame`.
+fn due_index(elapsed: Duration, frame: Duration) -> u64 {
+    (elapsed.as_nanos() / frame.as_nanos().max(1)) as u64
+}
+
+/// When frame `index` is due, at one frame per `frame`.
+fn due_at(since: Instant, index: u64, frame: Duration) -> Instant {
+    since + frame * u32::try_from(index).unwrap_or(u32::MAX)
+}
+
 impl PublisherApp {
     fn video_due(&self) -> Option<Instant> {
         let (since, track) = (self.sending_since?, self.video.as_ref()?);
-        let fps = f64::from(track.source.fps());
-        (!track.failed).then(|| since + Duration::from_secs_f64(track.sent as f64 / fps))
+        (!track.failed).then(|| due_at(since, track.next, frame_duration(track.source.fps())))
     }
 
     fn audio_due(&self) -> Option<Instant> {
         let (since, track) = (self.sending_since?, self.audio.as_ref()?);
-        (!track.failed).then(|| since + ToneSource::FRAME * u32::try_from(track.sent).unwrap_or(u32::MAX))
+        (!track.failed).then(|| due_at(since, track.next, ToneSource::FRAME))
     }
 
     fn error(&mut self, error: String) {
@@ -187,54 +234,65 @@ impl PeerApp for PublisherApp {
     }
 
     fn on_wakeup(&mut self, now: Instant, actions: &mut Vec<PeerAction>) {
-        for _ in 0..MAX_CATCH_UP {
-            let Some(due) = self.video_due().filter(|&d| d <= now) else {
-                break;
-            };
-            let Some(video) = self.video.as_mut() else { break };
-            match video.source.next_frame() {
-                Ok(frame) => {
-                    video.sent += 1;
-                    if frame.data.is_empty() {
-                        continue;
+        let Some(since) = self.sending_since else { return };
+        let elapsed = now.saturating_duration_since(since);
+        let mut errors = Vec::new();
+        if let Some(video) = self.video.as_mut().filter(|v| !v.failed) {
+            let frame = frame_duration(video.source.fps());
+            let due = due_index(elapsed, frame);
+            video.catch_up(due, frame, H264Source::skip_to);
+            while video.next <= due {
+                match video.source.next_frame() {
+                    Ok(encoded) => {
+                        video.next = encoded.index + 1;
+                        video.sent += 1;
+                        if encoded.data.is_empty() {
+                            continue;
+                        }
+                        self.video_keyframes_sent += u64::from(encoded.keyframe);
+                        self.video_bytes_sent += encoded.data.len() as u64;
+                        actions.push(PeerAction::Write {
+                            mid: video.mid,
+                            pt: video.pt,
+                            wallclock: due_at(since, encoded.index, frame),
+                            rtp_time: MediaTime::new(encoded.rtp_time, Frequency::NINETY_KHZ),
+                            data: encoded.data,
+                        });
                     }
-                    self.video_keyframes_sent += u64::from(frame.keyframe);
-                    self.video_bytes_sent += frame.data.len() as u64;
-                    actions.push(PeerAction::Write {
-                        mid: video.mid,
-                        pt: video.pt,
-                        wallclock: due,
-                        rtp_time: MediaTime::new(frame.rtp_time, Frequency::NINETY_KHZ),
-                        data: frame.data,
-                    });
-                }
-                Err(e) => {
-                    video.failed = true;
-                    self.error(e.to_string());
+                    Err(e) => {
+                        video.failed = true;
+                        errors.push(e.to_string());
+                        break;
+                    }
                 }
             }
         }
-        for _ in 0..MAX_CATCH_UP {
-            let Some(due) = self.audio_due().filter(|&d| d <= now) else {
-                break;
-            };
-            let Some(audio) = self.audio.as_mut() else { break };
-            match audio.source.next_frame() {
-                Ok(frame) => {
-                    audio.sent += 1;
-                    actions.push(PeerAction::Write {
-                        mid: audio.mid,
-                        pt: audio.pt,
-                        wallclock: due,
-                        rtp_time: MediaTime::new(frame.rtp_time, Frequency::FORTY_EIGHT_KHZ),
-                        data: frame.data,
-                    });
-                }
-                Err(e) => {
-                    audio.failed = true;
-                    self.error(e.to_string());
+        if let Some(audio) = self.audio.as_mut().filter(|a| !a.failed) {
+            let due = due_index(elapsed, ToneSource::FRAME);
+            audio.catch_up(due, ToneSource::FRAME, ToneSource::skip_to);
+            while audio.next <= due {
+                match audio.source.next_frame() {
+                    Ok(encoded) => {
+                        audio.next = encoded.index + 1;
+                        audio.sent += 1;
+                        actions.push(PeerAction::Write {
+                            mid: audio.mid,
+                            pt: audio.pt,
+                            wallclock: due_at(since, encoded.index, ToneSource::FRAME),
+                            rtp_time: MediaTime::new(encoded.rtp_time, Frequency::FORTY_EIGHT_KHZ),
+                            data: encoded.data,
+                        });
+                    }
+                    Err(e) => {
+                        audio.failed = true;
+                        errors.push(e.to_string());
+                        break;
+                    }
                 }
             }
+        }
+        for e in errors {
+            self.error(e);
         }
     }
 }
@@ -250,6 +308,8 @@ fn report_of(shared: &Shared<PublisherApp>) -> PublisherReport {
         video_keyframes_sent: app.video_keyframes_sent,
         video_bytes_sent: app.video_bytes_sent,
         audio_frames_sent: app.audio.as_ref().map_or(0, |a| a.sent),
+        video_frames_skipped: app.video.as_ref().map_or(0, |v| v.skipped),
+        audio_frames_skipped: app.audio.as_ref().map_or(0, |a| a.skipped),
         keyframe_requests_received: app.keyframe_requests_received,
         errors: app.errors.clone(),
         elapsed: app.started.elapsed(),
@@ -341,13 +401,7 @@ impl WebRtcPublisher {
             return Err(e);
         }
         let video = match (video_source, prepared.mid(MediaKind::Video)) {
-            (Some(source), Some(mid)) => pick_h264(&prepared.negotiated(mid)).map(|pt| Track {
-                mid,
-                pt,
-                source,
-                sent: 0,
-                failed: false,
-            }),
+            (Some(source), Some(mid)) => pick_h264(&prepared.negotiated(mid)).map(|pt| Track::new(mid, pt, source)),
             _ => None,
         };
         let audio = match (audio_source, prepared.mid(MediaKind::Audio)) {
@@ -357,13 +411,7 @@ impl WebRtcPublisher {
                     .iter()
                     .find(|p| p.spec().codec == Codec::Opus)
                     .map(|p| p.pt());
-                pt.map(|pt| Track {
-                    mid,
-                    pt,
-                    source,
-                    sent: 0,
-                    failed: false,
-                })
+                pt.map(|pt| Track::new(mid, pt, source))
             }
             _ => None,
         };

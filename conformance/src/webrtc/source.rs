@@ -182,6 +182,15 @@ impl H264Source {
         self.force_idr = true;
     }
 
+    /// Skips to frame `index` (a live source dropping frames it had no time
+    /// for): the next frame has that number and its RTP time. Never goes back.
+    pub fn skip_to(&mut self, index: u64) {
+        self.index = self.index.max(index);
+        while self.next_periodic_idr < self.index {
+            self.next_periodic_idr += self.idr_interval;
+        }
+    }
+
     /// Renders and encodes the next frame.
     pub fn next_frame(&mut self) -> Result<EncodedFrame, WebRtcError> {
         let index = self.index;
@@ -243,6 +252,12 @@ impl ToneSource {
 
     /// The duration of one packet.
     pub const FRAME: std::time::Duration = std::time::Duration::from_millis(20);
+
+    /// Skips to packet `index`: the tone goes on as if the packets in between
+    /// had been sent (a gap for the listener). Never goes back.
+    pub fn skip_to(&mut self, index: u64) {
+        self.index = self.index.max(index);
+    }
 
     /// Encodes the next 20 ms.
     pub fn next_frame(&mut self) -> Result<EncodedFrame, WebRtcError> {

@@ -1,0 +1,114 @@
+//! Per-frame costs of the media path: audio transcodes (Speex→Opus, AAC→Opus,
+//! Opus→Speex), AVCC→Annex B with parameter sets (what a WebRTC player's H.264
+//! goes through before str0m packetizes it), and fan-out of one frame from a
+//! publisher to 100 players through the hub.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use media::codec::transcode::{FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+use media::flv::{read_tags, Tag, TagKind};
+use media::h264::AvcConfig;
+use reference_server::hub::{Frame, Hub, HubLimits};
+use reference_server::rtmp::session::MediaKind;
+
+fn fixture(name: &str) -> Vec<Tag> {
+    let path = format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"));
+    read_tags(&Bytes::from(std::fs::read(path).unwrap())).unwrap()
+}
+
+fn audio(tags: &[Tag]) -> Vec<Tag> {
+    tags.iter().filter(|t| t.kind == TagKind::Audio).cloned().collect()
+}
+
+/// Runs a whole file through a fresh pipeline per iteration and reports per-frame throughput.
+fn to_opus(c: &mut Criterion, name: &str, file: &str) {
+    let tags = audio(&fixture(file));
+    let mut group = c.benchmark_group("transcode");
+    group.throughput(Throughput::Elements(tags.len() as u64));
+    group.bench_function(name, |b| {
+        let mut out = Vec::with_capacity(64);
+        b.iter(|| {
+            let mut pipeline = ToOpus::new(48_000).unwrap();
+            for tag in &tags {
+                out.clear();
+                let _ = pipeline.push(tag.timestamp, &tag.data, &mut out);
+            }
+        });
+    });
+    group.finish();
+}
+
+fn transcodes(c: &mut Criterion) {
+    to_opus(c, "speex_to_opus (per Flash frame)", "red5_h264_speex.flv");
+    to_opus(c, "aac_to_opus (per AAC frame)", "ffmpeg_aac_lc_mono_44100_440hz.flv");
+
+    // Opus packets to turn back into Speex, made once.
+    let mut packets: Vec<OpusPacket> = Vec::new();
+    let mut to_opus = ToOpus::new(48_000).unwrap();
+    for tag in audio(&fixture("red5_h264_speex.flv")).iter().take(500) {
+        let _ = to_opus.push(tag.timestamp, &tag.data, &mut packets);
+    }
+    let mut group = c.benchmark_group("transcode");
+    group.throughput(Throughput::Elements(packets.len() as u64));
+    group.bench_function("opus_to_speex (per 20 ms packet)", |b| {
+        let mut out = Vec::with_capacity(8);
+        b.iter(|| {
+            let mut pipeline = FromOpus::new(FlvAudioTarget::Speex).unwrap();
+            for packet in &packets {
+                out.clear();
+                let _ = pipeline.push(packet.rtp_timestamp, &packet.data, &mut out);
+            }
+        });
+    });
+    group.finish();
+}
+
+fn h264(c: &mut Criterion) {
+    let tags = fixture("red5_h264_speex.flv");
+    let video: Vec<&Tag> = tags.iter().filter(|t| t.kind == TagKind::Video).collect();
+    let config = AvcConfig::parse(&video[0].data[5..]).unwrap();
+    let frames: Vec<&Tag> = video.iter().skip(1).copied().filter(|t| t.data.len() > 5).collect();
+    let bytes: usize = frames.iter().map(|t| t.data.len()).sum();
+    let mut group = c.benchmark_group("h264");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    group.bench_function(format!("avcc_to_annexb ({} frames, {bytes} B)", frames.len()), |b| {
+        let mut out = Vec::with_capacity(64 * 1024);
+        b.iter(|| {
+            for frame in &frames {
+                out.clear();
+                config.avcc_to_annexb(&frame.data[5..], &mut out);
+            }
+        });
+    });
+    group.finish();
+}
+
+fn fan_out(c: &mut Criterion) {
+    let hub = Hub::new(
+        HubLimits {
+            player_queue_frames: 1024,
+            gop_cache_bytes: 1 << 20,
+        },
+        Arc::default(),
+    );
+    let publisher = hub.publish("app", "s", 1).unwrap();
+    let mut players: Vec<_> = (0..100).map(|_| hub.subscribe("app", "s", false).unwrap()).collect();
+    let frame = Frame::new(MediaKind::Video, 40, Bytes::from(vec![0x27; 4000]));
+    let mut group = c.benchmark_group("hub");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("fan_out one 4 kB frame to 100 players", |b| {
+        b.iter(|| {
+            publisher.push(frame.clone());
+            for player in &mut players {
+                let received = player.media.try_recv().unwrap();
+                assert_eq!(received.payload.len(), 4000);
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transcodes, h264, fan_out);
+criterion_main!(benches);
