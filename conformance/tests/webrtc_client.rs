@@ -985,34 +985,3 @@ async fn the_websocket_channel_carries_players_publishers_and_statuses() -> anyh
     session.wait_closed(WAIT).await?;
     Ok(())
 }
-
-#[tokio::test]
-async fn zz_scratch_whip_to_whep_through_the_reference_server() -> anyhow::Result<()> {
-    logs();
-    let server = conformance::target::embedded(|_| {}).await?;
-    let base = server.http_url();
-    let mut publisher = WebRtcPublisher::publish(Signalling::http(&base, "live", "scratch"), small_publisher()).await?;
-    eprintln!("WHIP answer:\n{}", publisher.answer_sdp());
-    publisher
-        .wait_until("frames sent", |r| r.video_frames_sent > 10, WAIT)
-        .await?;
-    let player = WebRtcPlayer::play(Signalling::http(&base, "live", "scratch"), PlayerOptions::default()).await?;
-    eprintln!("WHEP answer kinds {:?}", player.answer().accepted_kinds());
-    let r = player
-        .wait_until(
-            "pictures and sound",
-            |r| r.video.pictures > 20 && r.audio.decoded_frames > 50,
-            WAIT,
-        )
-        .await
-        .with_context(|| format!("{:?}", publisher.report()))?;
-    eprintln!("player {:?}", r.video);
-    eprintln!(
-        "freq {:?} dbfs {:?}",
-        player.audio_frequency(Duration::from_millis(500)),
-        player.audio_dbfs(Duration::from_millis(500))
-    );
-    eprintln!("publisher {:?}", publisher.report());
-    publisher.stop().await?;
-    Ok(())
-}
