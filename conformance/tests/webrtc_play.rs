@@ -288,3 +288,44 @@ async fn whep_answers_errors_and_deletes_sessions() {
     let _ = program("ffmpeg");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_keyframe_request_is_answered_from_the_gop_cache() {
+    // An RTMP publisher cannot be asked for a keyframe: the server re-sends the cached one.
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = ffmpeg_publish(&format!("{}/pli", server.rtmp_url("live")), true, None, 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, "pli", false, true).await;
+    let player = WebRtcPlayer::play(whep(&server, "pli"), PlayerOptions::video_only())
+        .await
+        .unwrap();
+    let before = until(&player, "pictures", |r| r.video.pictures >= 5).await;
+    player.request_keyframe().await.unwrap();
+    let after = until(&player, "an IDR after the PLI", |r| {
+        r.video.idr_frames > before.video.idr_frames
+    })
+    .await;
+    assert!(
+        server.metrics().webrtc_keyframe_requests.get() >= 1,
+        "the PLI reached the server"
+    );
+    assert_eq!(after.video.decode_errors, 0, "{after:#?}");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_limit_are_refused_with_503() {
+    let server = embedded(|config| config.webrtc.max_sessions = 0).await.unwrap();
+    let mut publisher = ffmpeg_publish(&format!("{}/full", server.rtmp_url("live")), false, Some(440), 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, "full", true, false).await;
+    let Err(refused) = WebRtcPlayer::play(whep(&server, "full"), PlayerOptions::default()).await else {
+        panic!("a session beyond the limit was accepted");
+    };
+    assert!(refused.to_string().contains("503"), "{refused}");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

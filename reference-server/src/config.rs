@@ -130,6 +130,8 @@ pub struct WebRtcConfig {
     /// A session whose peer has not connected (ICE and DTLS) within this time is ended.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Most WebRTC sessions (players and publishers) at once; more are refused (HTTP 503).
+    pub max_sessions: usize,
 }
 
 impl Default for WebRtcConfig {
@@ -138,6 +140,7 @@ impl Default for WebRtcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_ip: None,
             connect_timeout: Duration::from_secs(15),
+            max_sessions: 1000,
         }
     }
 }

@@ -80,6 +80,7 @@ async fn post(
                 StartFailure::Session(SessionError::NotFound) => StatusCode::NOT_FOUND,
                 StartFailure::Session(SessionError::NameInUse(_)) => StatusCode::CONFLICT,
                 StartFailure::Session(SessionError::NoUsableMedia(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+                StartFailure::Session(SessionError::TooManySessions(_)) => StatusCode::SERVICE_UNAVAILABLE,
             };
             tracing::info!(%app, %stream, %status, reason = %failure, "{kind} refused");
             (status, format!("{failure}\n")).into_response()

@@ -88,6 +88,9 @@ pub enum SessionError {
     /// The name is already published.
     #[error("Publish refused: {0}")]
     NameInUse(#[from] PublishError),
+    /// The server has `webrtc.max_sessions` sessions already.
+    #[error("too many WebRTC sessions ({0}); try again later")]
+    TooManySessions(usize),
     /// No m-line of the offer carries a codec the stream can use.
     #[error("the offer has no media this stream can use ({0})")]
     NoUsableMedia(String),
@@ -231,6 +234,9 @@ impl WebRtc {
     }
 
     fn accept(&self, config: RtcConfig, offer: SdpOffer) -> Result<(Rtc, String, String), SessionError> {
+        if self.session_count() >= self.config.max_sessions {
+            return Err(SessionError::TooManySessions(self.config.max_sessions));
+        }
         let ufrag = random_token(16);
         let creds = IceCreds {
             ufrag: ufrag.clone(),
