@@ -58,3 +58,61 @@ pub fn ffmpeg_publish(url: &str, video: bool, tone_hz: Option<u32>, seconds: u32
     command.args(["-t", &seconds.to_string(), "-f", "flv", url]);
     command
 }
+
+/// What ffprobe says of a media file.
+#[derive(Debug)]
+pub struct Probed {
+    /// Codec names of the streams (`h264`, `speex`, ...).
+    pub codecs: Vec<String>,
+    /// Picture width of the video stream (0 without video).
+    pub width: u64,
+    /// Picture height of the video stream.
+    pub height: u64,
+    /// Video packets read.
+    pub video_packets: u64,
+    /// Audio packets read.
+    pub audio_packets: u64,
+}
+
+/// Probes `file` with ffprobe (codecs, picture size, packets per kind); panics when ffprobe fails.
+pub async fn probe(file: &std::path::Path) -> Probed {
+    let output = program("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,nb_read_packets",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let streams = json["streams"].as_array().cloned().unwrap_or_default();
+    let count = |kind: &str| {
+        streams
+            .iter()
+            .filter(|s| s["codec_type"] == kind)
+            .filter_map(|s| s["nb_read_packets"].as_str()?.parse::<u64>().ok())
+            .sum()
+    };
+    let video = streams.iter().find(|s| s["codec_type"] == "video");
+    Probed {
+        codecs: streams
+            .iter()
+            .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+            .collect(),
+        width: video.and_then(|v| v["width"].as_u64()).unwrap_or(0),
+        height: video.and_then(|v| v["height"].as_u64()).unwrap_or(0),
+        video_packets: count("video"),
+        audio_packets: count("audio"),
+    }
+}

@@ -234,57 +234,6 @@ async fn wait_live(server: &ServerHandle, app: &str, name: &str) {
     panic!("{app}/{name} never went live");
 }
 
-#[derive(Debug)]
-struct Probed {
-    codecs: Vec<String>,
-    width: u64,
-    height: u64,
-    video_packets: u64,
-    audio_packets: u64,
-}
-
-async fn probe(file: &std::path::Path) -> Probed {
-    let output = ffmpeg("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_packets",
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,nb_read_packets",
-            "-of",
-            "json",
-        ])
-        .arg(file)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let streams = json["streams"].as_array().cloned().unwrap_or_default();
-    let count = |kind: &str| {
-        streams
-            .iter()
-            .filter(|s| s["codec_type"] == kind)
-            .filter_map(|s| s["nb_read_packets"].as_str()?.parse::<u64>().ok())
-            .sum()
-    };
-    let video = streams.iter().find(|s| s["codec_type"] == "video");
-    Probed {
-        codecs: streams
-            .iter()
-            .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
-            .collect(),
-        width: video.and_then(|v| v["width"].as_u64()).unwrap_or(0),
-        height: video.and_then(|v| v["height"].as_u64()).unwrap_or(0),
-        video_packets: count("video"),
-        audio_packets: count("audio"),
-    }
-}
-
 #[tokio::test]
 async fn ffmpeg_publishes_h264_aac_and_ffmpeg_plays_it_back_until_unpublish() {
     let server = embedded(|_| {}).await.unwrap();
@@ -343,7 +292,7 @@ async fn ffmpeg_publishes_h264_aac_and_ffmpeg_plays_it_back_until_unpublish() {
         String::from_utf8_lossy(&played.stderr)
     );
 
-    let probed = probe(&recording).await;
+    let probed = conformance::tools::probe(&recording).await;
     assert!(
         probed.codecs.contains(&"h264".to_string()) && probed.codecs.contains(&"aac".to_string()),
         "{probed:?}"
@@ -395,7 +344,7 @@ async fn ffmpeg_plays_a_flash_h264_speex_stream() {
         "ffmpeg player failed: {}",
         String::from_utf8_lossy(&played.stderr)
     );
-    let probed = probe(&recording).await;
+    let probed = conformance::tools::probe(&recording).await;
     assert!(
         probed.codecs.contains(&"h264".to_string()) && probed.codecs.contains(&"speex".to_string()),
         "{probed:?}"

@@ -88,22 +88,10 @@ async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound()
         String::from_utf8_lossy(&played.stderr)
     );
     // Decode what ffmpeg recorded: the picture size, and the tone's pitch.
-    let probe = program("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&recording)
-        .output()
-        .await
-        .unwrap();
-    let streams = String::from_utf8_lossy(&probe.stdout).to_string();
-    assert!(streams.contains("h264,320,240"), "{streams}");
-    assert!(streams.contains("speex"), "{streams}");
+    let probed = conformance::tools::probe(&recording).await;
+    assert!(probed.codecs.contains(&"h264".to_string()), "{probed:?}");
+    assert!(probed.codecs.contains(&"speex".to_string()), "{probed:?}");
+    assert_eq!((probed.width, probed.height), (320, 240), "{probed:?}");
     let pcm = program("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(&recording)

@@ -208,28 +208,14 @@ impl WebRtcPlayer {
             media.push((MediaKind::Video, Direction::RecvOnly));
         }
         let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
-        let (answer_sdp, active) = signal(
+        let (answer_sdp, answer, active) = negotiate(
+            &mut prepared,
             &signalling,
             Endpoint::Whep,
             WsRequest::Play,
-            prepared.offer(),
             options.signalling_timeout,
         )
         .await?;
-        let answer = match SdpSummary::parse(&answer_sdp) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = active.stop().await;
-                return Err(WebRtcError::BadAnswer {
-                    reason: e.to_string(),
-                    sdp: answer_sdp,
-                });
-            }
-        };
-        if let Err(e) = prepared.accept(&answer_sdp) {
-            let _ = active.stop().await;
-            return Err(e);
-        }
         let started = prepared.started();
         let video_mid = prepared.mid(MediaKind::Video);
         let offer = prepared.offer().to_string();
@@ -347,8 +333,36 @@ impl WebRtcPlayer {
     }
 }
 
+/// Sends the prepared peer's offer by `signalling` and applies the answer;
+/// returns the answer and how to end the session. A bad answer ends the
+/// session it opened before the error is returned.
+pub(crate) async fn negotiate(
+    prepared: &mut Prepared,
+    signalling: &Signalling,
+    endpoint: Endpoint,
+    request: WsRequest,
+    timeout: Duration,
+) -> Result<(String, SdpSummary, ActiveSignalling), WebRtcError> {
+    let (answer_sdp, active) = signal(signalling, endpoint, request, prepared.offer(), timeout).await?;
+    let answer = match SdpSummary::parse(&answer_sdp) {
+        Ok(answer) => answer,
+        Err(e) => {
+            let _ = active.stop().await;
+            return Err(WebRtcError::BadAnswer {
+                reason: e.to_string(),
+                sdp: answer_sdp,
+            });
+        }
+    };
+    if let Err(e) = prepared.accept(&answer_sdp) {
+        let _ = active.stop().await;
+        return Err(e);
+    }
+    Ok((answer_sdp, answer, active))
+}
+
 /// Sends `offer` by `signalling` and returns the answer and how to end the session.
-pub(crate) async fn signal(
+async fn signal(
     signalling: &Signalling,
     endpoint: Endpoint,
     request: WsRequest,

@@ -11,7 +11,7 @@ use str0m::{Event, Rtc, RtcConfig};
 
 use super::http::Endpoint;
 use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared};
-use super::player::signal;
+use super::player::negotiate;
 use super::sdp::SdpSummary;
 use super::source::{H264Source, ToneSource};
 use super::ws::WsRequest;
@@ -378,28 +378,14 @@ impl WebRtcPublisher {
             media.push((MediaKind::Video, Direction::SendOnly));
         }
         let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
-        let (answer_sdp, active) = signal(
+        let (answer_sdp, answer, active) = negotiate(
+            &mut prepared,
             &signalling,
             Endpoint::Whip,
             WsRequest::Publish,
-            prepared.offer(),
             options.signalling_timeout,
         )
         .await?;
-        let answer = match SdpSummary::parse(&answer_sdp) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = active.stop().await;
-                return Err(WebRtcError::BadAnswer {
-                    reason: e.to_string(),
-                    sdp: answer_sdp,
-                });
-            }
-        };
-        if let Err(e) = prepared.accept(&answer_sdp) {
-            let _ = active.stop().await;
-            return Err(e);
-        }
         let video = match (video_source, prepared.mid(MediaKind::Video)) {
             (Some(source), Some(mid)) => pick_h264(&prepared.negotiated(mid)).map(|pt| Track::new(mid, pt, source)),
             _ => None,
