@@ -126,6 +126,7 @@ pub(crate) struct Prepared {
     mids: Vec<(MediaKind, Mid)>,
     backlog_events: Vec<Event>,
     backlog_transmits: Vec<Transmit>,
+    via: Option<SocketAddr>,
 }
 
 impl Prepared {
@@ -157,6 +158,7 @@ impl Prepared {
             mids: Vec::new(),
             backlog_events: Vec::new(),
             backlog_transmits: Vec::new(),
+            via: None,
         };
         prepared.rtc.add_local_candidate(candidate);
         prepared.drain()?;
@@ -200,11 +202,25 @@ impl Prepared {
         self.mids.iter().find(|(k, _)| *k == kind).map(|(_, m)| *m)
     }
 
+    /// Sends to `via` instead of the candidates the answer gives (a relay in
+    /// front of the server).
+    pub(crate) fn send_via(&mut self, via: Option<SocketAddr>) {
+        self.via = via;
+    }
+
     /// Applies the server's answer.
     pub(crate) fn accept(&mut self, answer: &str) -> Result<(), WebRtcError> {
         let bad = |reason: String| WebRtcError::BadAnswer {
             reason,
             sdp: answer.to_string(),
+        };
+        let redirected;
+        let answer = match self.via {
+            Some(via) => {
+                redirected = super::relay::redirect_candidates(answer, via);
+                redirected.as_str()
+            }
+            None => answer,
         };
         let parsed = SdpAnswer::from_sdp_string(answer).map_err(|e| bad(format!("str0m cannot parse it: {e}")))?;
         let pending = self

@@ -1,7 +1,7 @@
 //! The WebRTC player: a recvonly str0m peer that plays one stream by WHEP or
 //! the WebSocket channel and decodes what it receives.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
@@ -57,6 +57,9 @@ pub struct PlayerOptions {
     pub bind: IpAddr,
     /// How long to wait for the SDP answer.
     pub signalling_timeout: Duration,
+    /// Send to this address instead of the answer's candidates: a
+    /// [`UdpRelay`](super::UdpRelay) in front of the server, to lose packets.
+    pub via: Option<SocketAddr>,
 }
 
 impl Default for PlayerOptions {
@@ -71,6 +74,7 @@ impl Default for PlayerOptions {
             keep_pcm: Duration::from_secs(10),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             signalling_timeout: SIGNALLING_TIMEOUT,
+            via: None,
         }
     }
 }
@@ -155,6 +159,7 @@ impl PeerApp for PlayerApp {
                 .saturating_sub(**data.seq_range.start())
                 .saturating_add(1);
             let codec = data.params.spec().codec;
+            self.receiver.timing(codec, data.time, data.last_sender_info.as_ref());
             self.receiver
                 .receive(data.network_time, codec, &data.data, packets, data.contiguous);
         }
@@ -208,6 +213,7 @@ impl WebRtcPlayer {
             media.push((MediaKind::Video, Direction::RecvOnly));
         }
         let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
+        prepared.send_via(options.via);
         let (answer_sdp, answer, active) = negotiate(
             &mut prepared,
             &signalling,

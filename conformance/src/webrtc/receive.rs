@@ -9,13 +9,15 @@
 //! formulas; the mono PCM of the last seconds is kept for level and pitch checks.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use media::audio::{dbfs, dominant_frequency};
 use media::codec::opus::OpusDecoder;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 use str0m::format::Codec;
+use str0m::media::MediaTime;
+use str0m::rtp::rtcp::SenderInfo;
 
 /// A decoded frame louder than this counts as sound (for [`AudioStats::first_sound_after`]).
 pub const SOUND_DBFS: f64 = -50.0;
@@ -49,6 +51,11 @@ pub struct VideoStats {
     pub first_frame_after: Option<Duration>,
     /// Time from the offer to the first decoded picture.
     pub first_picture_after: Option<Duration>,
+    /// When the sender's clock says the first frame was sampled: its RTP
+    /// timestamp placed on the NTP time line of the latest RTCP sender
+    /// report. Simultaneous audio and video must map to the same instant (lip
+    /// sync). `None` before a sender report has come.
+    pub first_frame_sampled_at: Option<SystemTime>,
     /// The last decode error.
     pub last_error: Option<String>,
 }
@@ -74,6 +81,11 @@ pub struct AudioStats {
     pub first_audio_after: Option<Duration>,
     /// Time from the offer to the first decoded frame louder than [`SOUND_DBFS`].
     pub first_sound_after: Option<Duration>,
+    /// When the sender's clock says the first frame was sampled: its RTP
+    /// timestamp placed on the NTP time line of the latest RTCP sender
+    /// report. Simultaneous audio and video must map to the same instant (lip
+    /// sync). `None` before a sender report has come.
+    pub first_frame_sampled_at: Option<SystemTime>,
     /// The last decode error.
     pub last_error: Option<String>,
 }
@@ -110,6 +122,19 @@ impl Pcm {
     }
 }
 
+/// Where the sender report `sender` places RTP time `time` on the sender's
+/// NTP clock. RTP timestamps are 32 bits and wrap: the difference is taken
+/// modulo 2^32, so it holds for frames within half the wrap (hours) of the report.
+pub fn sampled_at_sender(time: MediaTime, sender: &SenderInfo) -> SystemTime {
+    let ticks = (time.numer() as u32).wrapping_sub(sender.rtp_time.numer() as u32) as i32;
+    let offset = Duration::from_secs_f64(f64::from(ticks.unsigned_abs()) / f64::from(time.denom()));
+    if ticks >= 0 {
+        sender.ntp_time + offset
+    } else {
+        sender.ntp_time - offset
+    }
+}
+
 /// Decodes and measures received media (see the module docs).
 pub struct MediaReceiver {
     start: Instant,
@@ -118,6 +143,8 @@ pub struct MediaReceiver {
     audio: AudioStats,
     h264: Option<Decoder>,
     opus: Option<OpusDecoder>,
+    first_video_time: Option<MediaTime>,
+    first_audio_time: Option<MediaTime>,
     seen_idr: bool,
     pcm_rate: u32,
     pcm: VecDeque<i16>,
@@ -144,6 +171,8 @@ impl MediaReceiver {
             audio: AudioStats::default(),
             h264: None,
             opus: None,
+            first_video_time: None,
+            first_audio_time: None,
             seen_idr: false,
             pcm_rate: 0,
             pcm: VecDeque::new(),
@@ -159,6 +188,21 @@ impl MediaReceiver {
             self.receive_video(since, codec, data, rtp_packets, contiguous);
         } else {
             self.receive_audio(since, codec, data, rtp_packets);
+        }
+    }
+
+    /// Takes the RTP time of a frame of `codec` and the sender report in
+    /// force when it came, to place the first frame on the sender's clock
+    /// ([`VideoStats::first_frame_sampled_at`]).
+    pub fn timing(&mut self, codec: Codec, time: MediaTime, sender: Option<&SenderInfo>) {
+        let (first, sampled_at) = if codec.is_video() {
+            (&mut self.first_video_time, &mut self.video.first_frame_sampled_at)
+        } else {
+            (&mut self.first_audio_time, &mut self.audio.first_frame_sampled_at)
+        };
+        let first = *first.get_or_insert(time);
+        if let Some(sender) = sender {
+            *sampled_at = Some(sampled_at_sender(first, sender));
         }
     }
 

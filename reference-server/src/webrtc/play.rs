@@ -115,8 +115,20 @@ impl Clock {
         }
         let ms = (i64::from(timestamp) + self.offset).max(0) as u64;
         self.last = self.last.max(ms);
-        let (start, first) = *self.origin.get_or_insert((Instant::now(), ms));
-        (ms, start + Duration::from_millis(ms.saturating_sub(first)))
+        let now = Instant::now();
+        let (start, first) = self.origin.get_or_insert((now, ms));
+        let at = *start + Duration::from_millis(ms.saturating_sub(*first));
+        if at <= now {
+            return (ms, at);
+        }
+        // Media ahead of real time (the cached GOP, sent at once): move the
+        // origin back, for both tracks, so that no wallclock lies in the future.
+        // str0m's sender reports map RTP time to the last wallclock written and
+        // cannot use one from the future.
+        if let Some(earlier) = start.checked_sub(at - now) {
+            *start = earlier;
+        }
+        (ms, now)
     }
 }
 

@@ -1,0 +1,198 @@
+//! A UDP relay between a WebRTC peer and a server that loses packets on
+//! purpose, to test what the server does about loss: NACK retransmission,
+//! keyframe requests.
+//!
+//! The relay has one socket. Datagrams from the server go to the peer (the
+//! last address that sent anything else); all others go to the server. A peer
+//! uses it by sending to the relay instead of the server's candidate (see
+//! [`PlayerOptions::via`](super::PlayerOptions::via)). SRTP leaves RTP headers
+//! in the clear, so the relay can pick which packets to lose by payload type.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// Which packets from the server the relay loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loss {
+    /// Lose every `every`-th RTP packet that matches (0: lose none).
+    pub every: u64,
+    /// Only RTP packets of this payload type count (all RTP packets when `None`).
+    /// RTCP, STUN and DTLS always pass.
+    pub payload_type: Option<u8>,
+    /// Also lose every RTP packet of this payload type (for example the RTX
+    /// payload type, so that losses are not repaired).
+    pub all_of: Option<u8>,
+}
+
+impl Loss {
+    /// Loses nothing.
+    pub const NONE: Loss = Loss {
+        every: 0,
+        payload_type: None,
+        all_of: None,
+    };
+}
+
+#[derive(Debug)]
+struct Counters {
+    loss: Mutex<Loss>,
+    to_server: AtomicU64,
+    to_peer: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// A running relay; dropping it stops it.
+#[derive(Debug)]
+pub struct UdpRelay {
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    task: JoinHandle<()>,
+}
+
+impl UdpRelay {
+    /// Starts a relay on 127.0.0.1 in front of `server`, losing what `loss` says.
+    pub async fn start(server: SocketAddr, loss: Loss) -> std::io::Result<UdpRelay> {
+        let socket = UdpSocket::bind(("127.0.0.1", 0)).await?;
+        let addr = socket.local_addr()?;
+        let counters = Arc::new(Counters {
+            loss: Mutex::new(loss),
+            to_server: AtomicU64::new(0),
+            to_peer: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        });
+        let task = tokio::spawn(relay(socket, server, counters.clone()));
+        Ok(UdpRelay { addr, counters, task })
+    }
+
+    /// The address peers send to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Changes what is lost from now on.
+    pub fn set_loss(&self, loss: Loss) {
+        *self.counters.loss.lock().unwrap_or_else(PoisonError::into_inner) = loss;
+    }
+
+    /// Datagrams passed to the server.
+    pub fn to_server(&self) -> u64 {
+        self.counters.to_server.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams passed to the peer.
+    pub fn to_peer(&self) -> u64 {
+        self.counters.to_peer.load(Ordering::Relaxed)
+    }
+
+    /// RTP packets lost on purpose.
+    pub fn lost(&self) -> u64 {
+        self.counters.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The RTP payload type of `datagram`, if it is RTP (not RTCP, STUN or DTLS).
+pub fn rtp_payload_type(datagram: &[u8]) -> Option<u8> {
+    let (&first, &second) = (datagram.first()?, datagram.get(1)?);
+    let version_2 = first >> 6 == 2;
+    // RTCP packet types 192..=223 share the second byte (RFC 5761).
+    let rtcp = (192..=223).contains(&second);
+    (version_2 && !rtcp && datagram.len() >= 12).then_some(second & 0x7F)
+}
+
+async fn relay(socket: UdpSocket, server: SocketAddr, counters: Arc<Counters>) {
+    let mut buf = vec![0u8; 2048];
+    let mut peer: Option<SocketAddr> = None;
+    let mut matching = 0u64;
+    loop {
+        let Ok((len, from)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        let datagram = &buf[..len];
+        if from != server {
+            peer = Some(from);
+            if socket.send_to(datagram, server).await.is_ok() {
+                counters.to_server.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
+        let Some(peer) = peer else { continue };
+        if let Some(pt) = rtp_payload_type(datagram) {
+            let loss = *counters.loss.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut lose = loss.all_of == Some(pt);
+            if loss.every > 0 && loss.payload_type.is_none_or(|want| want == pt) {
+                matching += 1;
+                lose |= matching % loss.every == 0;
+            }
+            if lose {
+                counters.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        if socket.send_to(datagram, peer).await.is_ok() {
+            counters.to_peer.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `sdp` with every candidate's address replaced by `via`.
+pub(crate) fn redirect_candidates(sdp: &str, via: SocketAddr) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        if body.starts_with("a=candidate:") {
+            let mut fields: Vec<String> = body.split(' ').map(str::to_string).collect();
+            if fields.len() > 5 {
+                fields[4] = via.ip().to_string();
+                fields[5] = via.port().to_string();
+            }
+            out.push_str(&fields.join(" "));
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(ending);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_rtp_from_rtcp_stun_and_dtls() {
+        let mut rtp = [0u8; 12];
+        rtp[0] = 0x80;
+        rtp[1] = 0x80 | 102; // marker bit set
+        assert_eq!(rtp_payload_type(&rtp), Some(102));
+        rtp[1] = 111;
+        assert_eq!(rtp_payload_type(&rtp), Some(111));
+        let mut rtcp = rtp;
+        rtcp[1] = 200; // sender report
+        assert_eq!(rtp_payload_type(&rtcp), None);
+        let stun = [0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0];
+        assert_eq!(rtp_payload_type(&stun), None);
+        let dtls = [22u8, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(rtp_payload_type(&dtls), None);
+    }
+
+    #[test]
+    fn candidates_point_at_the_relay() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 8443 typ host\r\na=ice-lite\r\n";
+        let via: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!(
+            redirect_candidates(sdp, via),
+            "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=ice-lite\r\n"
+        );
+    }
+}
