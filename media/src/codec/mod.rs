@@ -1,9 +1,12 @@
 //! Audio codecs on both sides of the gateway and the pipelines between them.
 //!
-//! RTMP publishers send Speex (Flash Player), AAC (OBS, FFmpeg, encoders), MP3
-//! or G.711 inside FLV audio tag bodies; WebRTC peers speak Opus. [`transcode`]
-//! holds the two per-stream pipelines, [`ToOpus`] and [`FromOpus`]; the other
-//! modules are the codecs and the resampler they are built from.
+//! RTMP publishers send Speex or Nellymoser (Flash Player), AAC (OBS, FFmpeg,
+//! encoders), MP3 or G.711 inside FLV audio tag bodies; WebRTC peers speak
+//! Opus. [`transcode`] holds the two per-stream pipelines, [`ToOpus`] and
+//! [`FromOpus`]; the other modules are the codecs and the resampler they are
+//! built from. Opus and Speex come from their C libraries, AAC decoding and
+//! MP3 from symphonia, Nellymoser decoding and AAC encoding from the system
+//! libavcodec (FFmpeg 5.1 or newer).
 //!
 //! Everything here is sans-IO: bytes and timestamps in, bytes and timestamps out,
 //! no clocks. PCM is interleaved `i16`. Decoders treat their input as hostile:
@@ -12,14 +15,17 @@
 
 pub mod aac;
 pub mod g711;
+mod libav;
 pub mod mp3;
+pub mod nellymoser;
 pub mod opus;
 pub mod resample;
 pub mod speex;
 pub mod transcode;
 
-pub use self::aac::AacDecoder;
+pub use self::aac::{AacDecoder, AacEncoder, AacPacket};
 pub use self::mp3::Mp3Decoder;
+pub use self::nellymoser::NellymoserDecoder;
 pub use self::opus::{OpusDecoder, OpusEncoder};
 pub use self::resample::Resampler;
 pub use self::speex::{SpeexDecoder, SpeexEncoder};
@@ -58,6 +64,15 @@ pub enum CodecError {
     /// a library built without the mode we need).
     #[error("{0} could not create its state")]
     Library(&'static str),
+    /// The system libavcodec (FFmpeg) lacks a codec, refused a setting, or
+    /// failed inside while encoding.
+    #[error("libavcodec {codec}: {detail}")]
+    Libav {
+        /// The codec it was working on ("aac", "nellymoser").
+        codec: &'static str,
+        /// What libavcodec said.
+        detail: String,
+    },
 }
 
 impl CodecError {

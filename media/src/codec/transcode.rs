@@ -1,9 +1,13 @@
 //! The two audio pipelines the gateway runs per stream.
 //!
-//! * [`ToOpus`]: FLV audio tag bodies from an RTMP publisher (Speex, AAC, MP3,
-//!   G.711, enhanced-RTMP Opus) in, 20 ms mono Opus packets at 48 kHz out, for WebRTC viewers.
+//! * [`ToOpus`]: FLV audio tag bodies from an RTMP publisher (Speex,
+//!   Nellymoser, AAC, MP3, G.711, enhanced-RTMP Opus) in, 20 ms mono Opus
+//!   packets at 48 kHz out, for WebRTC viewers. PCM, ADPCM and enhanced-RTMP
+//!   codecs other than Opus are refused.
 //! * [`FromOpus`]: Opus packets from a WebRTC publisher in, FLV audio tag
-//!   bodies out (Speex wideband, one frame per tag), for Flash-era players.
+//!   bodies out, for RTMP players: Speex wideband, one frame per tag, for
+//!   Flash-era players; or AAC-LC 48 kHz mono, a sequence header then one
+//!   access unit per tag, for everything else.
 //!
 //! Both carry time the same way: the first input anchors the output clock, the
 //! output then advances by exactly one packet per packet, and an input that is
@@ -13,10 +17,12 @@
 
 use bytes::Bytes;
 
+use super::aac::{AacPacket, FRAME_SAMPLES as AAC_FRAME};
 use super::g711;
+use super::nellymoser::{self, NellymoserDecoder};
 use super::opus::{OpusDecoder, OpusEncoder, FRAME_SAMPLES as OPUS_FRAME, SAMPLE_RATE as OPUS_RATE};
 use super::speex::{SpeexDecoder, SpeexEncoder, FRAME_SAMPLES as SPEEX_FRAME, SAMPLE_RATE as SPEEX_RATE};
-use super::{mix_to_mono, AacDecoder, CodecError, Mp3Decoder, Resampler};
+use super::{mix_to_mono, AacDecoder, AacEncoder, CodecError, Mp3Decoder, Resampler};
 use crate::flv::{audio_header, AudioCodec, ENHANCED_AUDIO_HEADER_LEN};
 
 /// How far (in ms) an input's timestamp may be from where the pipeline expects
@@ -29,6 +35,15 @@ const REANCHOR_48K: i128 = REANCHOR_MS as i128 * 48;
 pub const SPEEX_TAG_HEADER: u8 = 0xB2;
 /// The Speex quality [`FromOpus::new`] encodes at (about 27.8 kbit/s).
 pub const DEFAULT_SPEEX_QUALITY: u8 = 8;
+/// The FLV audio header byte [`FromOpus`] writes for AAC: SoundFormat 10 with
+/// the 44 kHz, 16-bit, stereo bits the FLV specification says AAC tags always
+/// carry (the real format is in the AudioSpecificConfig).
+pub const AAC_TAG_HEADER: u8 = 0xAF;
+/// The AAC bitrate [`FromOpus::new`] encodes at: 64 kbit/s, plenty for mono
+/// voice and music that arrived as Opus at 48 kbit/s or less.
+pub const DEFAULT_AAC_BITRATE: u32 = 64_000;
+/// The sample rate [`FromOpus`] encodes AAC at: Opus's own, so no resampling.
+pub const AAC_SAMPLE_RATE: u32 = OPUS_RATE;
 /// A good Opus bitrate for [`ToOpus::new`]: mono voice and music, 48 kbit/s.
 pub const DEFAULT_OPUS_BITRATE: u32 = 48_000;
 
@@ -58,8 +73,11 @@ pub enum FlvAudioTarget {
     /// Speex wideband, 16 kHz mono, one 20 ms frame per tag, header byte
     /// [`SPEEX_TAG_HEADER`]: what Flash Player plays (and sends).
     Speex,
-    /// AAC-LC. Not implemented yet: [`FromOpus::new`] returns
-    /// [`CodecError::Unsupported`] for it.
+    /// AAC-LC, 48 kHz mono ([`DEFAULT_AAC_BITRATE`] unless
+    /// [`FromOpus::aac`] says otherwise), header byte [`AAC_TAG_HEADER`]: a
+    /// sequence header (AACPacketType 0) once, then one 1024-sample access
+    /// unit (AACPacketType 1) per tag. What FFmpeg, recording and HLS
+    /// pipelines expect; Flash Player 9.0.115 and later plays it too.
     Aac,
 }
 
@@ -67,6 +85,8 @@ pub enum FlvAudioTarget {
 /// decoders boxed, made once per codec change).
 enum Input {
     Speex(SpeexDecoder),
+    /// One decoder for every Nellymoser rate (the rate comes with each tag).
+    Nellymoser(NellymoserDecoder),
     Aac {
         decoder: Option<Box<AacDecoder>>,
         config: Vec<u8>,
@@ -92,11 +112,7 @@ impl Input {
             AudioCodec::G711A => Input::G711 { alaw: true },
             AudioCodec::G711U => Input::G711 { alaw: false },
             AudioCodec::Opus => Input::Opus(OpusDecoder::new(1)?),
-            AudioCodec::Nellymoser => {
-                return Err(CodecError::Unsupported(
-                    "Nellymoser (FLV SoundFormat 4, 5, 6); publish Speex, AAC or MP3 instead".into(),
-                ))
-            }
+            AudioCodec::Nellymoser => Input::Nellymoser(NellymoserDecoder::new()?),
             AudioCodec::PcmPlatform | AudioCodec::PcmLe | AudioCodec::Adpcm => {
                 return Err(CodecError::Unsupported(format!(
                     "{} audio in FLV; publish Speex, AAC or MP3 instead",
@@ -181,7 +197,10 @@ impl ToOpus {
     /// * A body in a different codec from the last one replaces the decoder.
     /// * Enhanced-RTMP Opus is decoded and re-encoded like any other input, so
     ///   that every packet out is 20 ms of mono on the one clock.
-    /// * Nellymoser, PCM and ADPCM bodies are [`CodecError::Unsupported`].
+    /// * Nellymoser takes its rate from the header byte of each tag (SoundFormat
+    ///   4 is 16 kHz, 5 is 8 kHz, 6 says it in the SoundRate bits); a tag may
+    ///   hold several 64-byte frames.
+    /// * PCM and ADPCM bodies are [`CodecError::Unsupported`].
     /// * Timestamps: the first body with audio anchors the output at
     ///   `timestamp_ms * 48`; packets then follow 960 apart. A body whose
     ///   timestamp is more than [`REANCHOR_MS`] from where the audio so far
@@ -211,6 +230,14 @@ impl ToOpus {
             Input::Speex(decoder) => {
                 decoder.decode(payload, &mut self.decoded)?;
                 (SPEEX_RATE, 1)
+            }
+            Input::Nellymoser(decoder) => {
+                let Some(rate) = nellymoser::flv_sample_rate(flv_body[0]) else {
+                    return Ok(()); // the codec was read from this same byte
+                };
+                // Nellymoser is mono only; the SoundType bit is ignored.
+                decoder.decode(payload, &mut self.decoded)?;
+                (rate, 1)
             }
             Input::Aac { decoder, config } => {
                 let Some((&packet_type, data)) = payload.split_first() else {
@@ -323,6 +350,82 @@ impl ToOpus {
     }
 }
 
+/// The encoder half of [`FromOpus`]: frames of PCM at its rate in, FLV audio
+/// tag bodies out.
+enum TagEncoder {
+    Speex(Box<SpeexEncoder>),
+    Aac {
+        encoder: AacEncoder,
+        header_sent: bool,
+        packets: Vec<AacPacket>,
+    },
+}
+
+impl TagEncoder {
+    fn sample_rate(&self) -> u32 {
+        match self {
+            TagEncoder::Speex(_) => SPEEX_RATE,
+            TagEncoder::Aac { .. } => AAC_SAMPLE_RATE,
+        }
+    }
+
+    fn frame_samples(&self) -> usize {
+        match self {
+            TagEncoder::Speex(_) => SPEEX_FRAME,
+            TagEncoder::Aac { .. } => AAC_FRAME,
+        }
+    }
+
+    /// Encodes one frame whose first sample is at `timestamp` (48 kHz units)
+    /// and appends the tags it completes.
+    fn encode(&mut self, pcm: &[i16], timestamp: u64, out: &mut Vec<FlvAudioTag>) -> Result<(), CodecError> {
+        match self {
+            TagEncoder::Speex(encoder) => {
+                let mut body = Vec::with_capacity(128);
+                body.push(SPEEX_TAG_HEADER);
+                encoder.encode(pcm, &mut body)?;
+                out.push(FlvAudioTag {
+                    timestamp_ms: (timestamp / 48) as u32,
+                    data: Bytes::from(body),
+                });
+            }
+            TagEncoder::Aac {
+                encoder,
+                header_sent,
+                packets,
+            } => {
+                packets.clear();
+                // AAC runs at 48 kHz, so its pts are in the same 48 kHz units.
+                encoder.encode(pcm, i64::try_from(timestamp).unwrap_or(i64::MAX), packets)?;
+                for packet in packets.drain(..) {
+                    // The encoder's priming starts before the first input; a
+                    // clock that starts at 0 cannot go below it.
+                    let timestamp_ms = (u64::try_from(packet.pts).unwrap_or(0) / 48) as u32;
+                    if !*header_sent {
+                        let config = encoder.audio_specific_config();
+                        let mut body = Vec::with_capacity(2 + config.len());
+                        body.extend_from_slice(&[AAC_TAG_HEADER, 0]);
+                        body.extend_from_slice(config);
+                        out.push(FlvAudioTag {
+                            timestamp_ms,
+                            data: Bytes::from(body),
+                        });
+                        *header_sent = true;
+                    }
+                    let mut body = Vec::with_capacity(2 + packet.data.len());
+                    body.extend_from_slice(&[AAC_TAG_HEADER, 1]);
+                    body.extend_from_slice(&packet.data);
+                    out.push(FlvAudioTag {
+                        timestamp_ms,
+                        data: Bytes::from(body),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Turns the Opus packets of a WebRTC publisher into FLV audio tag bodies with
 /// RTMP timestamps.
 ///
@@ -335,7 +438,7 @@ pub struct FromOpus {
     target: FlvAudioTarget,
     decoder: OpusDecoder,
     resampler: Resampler,
-    encoder: SpeexEncoder,
+    encoder: TagEncoder,
     decoded: Vec<i16>,
     pending: Vec<i16>,
     next_timestamp: Option<u64>,
@@ -352,25 +455,38 @@ impl std::fmt::Debug for FromOpus {
 }
 
 impl FromOpus {
-    /// A pipeline to `target` at its default quality ([`DEFAULT_SPEEX_QUALITY`]).
-    /// [`FlvAudioTarget::Aac`] is not implemented yet and gives
-    /// [`CodecError::Unsupported`].
+    /// A pipeline to `target` at its default quality: Speex at
+    /// [`DEFAULT_SPEEX_QUALITY`], AAC at [`DEFAULT_AAC_BITRATE`].
     pub fn new(target: FlvAudioTarget) -> Result<Self, CodecError> {
-        Self::with_speex_quality(target, DEFAULT_SPEEX_QUALITY)
+        match target {
+            FlvAudioTarget::Speex => Self::speex(DEFAULT_SPEEX_QUALITY),
+            FlvAudioTarget::Aac => Self::aac(DEFAULT_AAC_BITRATE),
+        }
     }
 
-    /// Like [`FromOpus::new`], with the Speex quality (0 to 10) to encode at.
-    pub fn with_speex_quality(target: FlvAudioTarget, quality: u8) -> Result<Self, CodecError> {
-        if target == FlvAudioTarget::Aac {
-            return Err(CodecError::Unsupported(
-                "AAC as the FLV target for Opus audio (not implemented yet; use Speex)".into(),
-            ));
-        }
+    /// A pipeline to Speex wideband at `quality` (0 to 10).
+    pub fn speex(quality: u8) -> Result<Self, CodecError> {
+        let encoder = TagEncoder::Speex(Box::new(SpeexEncoder::new(quality)?));
+        Self::with_encoder(FlvAudioTarget::Speex, encoder)
+    }
+
+    /// A pipeline to AAC-LC, [`AAC_SAMPLE_RATE`] mono, at `bitrate` bits per
+    /// second (8000 to 320000).
+    pub fn aac(bitrate: u32) -> Result<Self, CodecError> {
+        let encoder = TagEncoder::Aac {
+            encoder: AacEncoder::new(AAC_SAMPLE_RATE, 1, bitrate)?,
+            header_sent: false,
+            packets: Vec::new(),
+        };
+        Self::with_encoder(FlvAudioTarget::Aac, encoder)
+    }
+
+    fn with_encoder(target: FlvAudioTarget, encoder: TagEncoder) -> Result<Self, CodecError> {
         Ok(FromOpus {
             target,
             decoder: OpusDecoder::new(1)?,
-            resampler: Resampler::new(OPUS_RATE, SPEEX_RATE, 1)?,
-            encoder: SpeexEncoder::new(quality)?,
+            resampler: Resampler::new(OPUS_RATE, encoder.sample_rate(), 1)?,
+            encoder,
             decoded: Vec::new(),
             pending: Vec::new(),
             next_timestamp: None,
@@ -386,7 +502,15 @@ impl FromOpus {
     /// Takes one Opus packet with its timestamp in 48 kHz units (an RTP
     /// timestamp extended to 64 bits; its origin is the caller's choice, and
     /// the output's milliseconds are `timestamp / 48`), and appends every tag
-    /// now complete to `out`: for Speex, one 20 ms frame per tag, 20 ms apart.
+    /// now complete to `out`:
+    ///
+    /// * Speex: one 20 ms frame per tag, 20 ms apart.
+    /// * AAC: the sequence header once, before the first access unit and with
+    ///   its timestamp; then one 1024-sample access unit per tag, 21.33 ms
+    ///   apart (so 21 or 22 in whole ms). Each carries the time of the audio
+    ///   it decodes to: the encoder's delay is accounted for, so the first
+    ///   (the encoder's priming) is 21 ms before the first packet's time, or 0
+    ///   if that would be negative, and the last 1024 samples stay inside.
     ///
     /// An empty packet is a lost one and is concealed. When a packet cannot be
     /// decoded nothing is appended; the next packet decodes normally.
@@ -415,28 +539,23 @@ impl FromOpus {
             gap -= concealed;
         }
         let samples = self.decoder.decode(packet, &mut self.decoded)?;
-        let ratio = u64::from(OPUS_RATE / SPEEX_RATE);
+        let ratio = u64::from(OPUS_RATE / self.encoder.sample_rate());
         if reanchor {
             let held = (self.pending.len() as u64 + self.resampler.latency_frames()) * ratio;
             self.next_timestamp = Some(ts.saturating_sub(held));
         }
         self.expected_input = Some(ts + samples as u64);
         self.resampler.process(&self.decoded, &mut self.pending)?;
+        let frame = self.encoder.frame_samples();
         let mut next = self.next_timestamp.unwrap_or(ts);
         let mut used = 0;
         let mut result = Ok(());
-        while self.pending.len() - used >= SPEEX_FRAME {
-            let mut body = Vec::with_capacity(128);
-            body.push(SPEEX_TAG_HEADER);
-            match self.encoder.encode(&self.pending[used..used + SPEEX_FRAME], &mut body) {
-                Ok(_) => out.push(FlvAudioTag {
-                    timestamp_ms: (next / 48) as u32,
-                    data: Bytes::from(body),
-                }),
-                Err(e) => result = Err(e),
+        while self.pending.len() - used >= frame {
+            if let Err(e) = self.encoder.encode(&self.pending[used..used + frame], next, out) {
+                result = Err(e);
             }
-            next += SPEEX_FRAME as u64 * ratio;
-            used += SPEEX_FRAME;
+            next += frame as u64 * ratio;
+            used += frame;
         }
         self.pending.drain(..used);
         self.next_timestamp = Some(next);

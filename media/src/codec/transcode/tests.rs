@@ -2,6 +2,7 @@ use super::*;
 use crate::audio::{dbfs, dominant_frequency, sine};
 use crate::codec::g711::{linear_to_alaw, linear_to_ulaw};
 use crate::codec::mp3::FrameHeader;
+use crate::codec::nellymoser::FRAME_SAMPLES as NELLY_FRAME;
 use crate::flv::{read_tags, TagKind};
 
 const RATE: u32 = 48_000;
@@ -257,6 +258,131 @@ fn enhanced_rtmp_opus_is_decoded_and_reencoded() {
     );
 }
 
+/// The level of a Nellymoser fixture decoded at its own rate, from 200 ms on
+/// and without its last two frames (FFmpeg's encoder ends its stream with a
+/// louder frame, which the Opus side still holds when the input ends).
+fn nellymoser_level(name: &str, rate: u32) -> f64 {
+    let mut decoder = NellymoserDecoder::new().unwrap();
+    let mut pcm = Vec::new();
+    for (_, body) in audio_tags(name) {
+        decoder.decode(&body[1..], &mut pcm).unwrap();
+    }
+    dbfs(&pcm[rate as usize / 5..pcm.len() - 2 * NELLY_FRAME])
+}
+
+#[test]
+fn the_nellymoser_fixture_becomes_a_440hz_tone() {
+    let name = "ffmpeg_nellymoser_22050_440hz.flv";
+    let tags = audio_tags(name);
+    assert!(tags.iter().all(|(_, body)| body[0] == 0x6A), "SoundFormat 6, 22 kHz");
+    let mut pipeline = ToOpus::new(DEFAULT_OPUS_BITRATE).unwrap();
+    let mut packets = Vec::new();
+    for (ts, body) in &tags {
+        pipeline.push(*ts, body, &mut packets).unwrap();
+    }
+    assert_eq!(pipeline.input_codec(), Some(AudioCodec::Nellymoser));
+    assert_eq!(pipeline.input_sample_rate(), Some(22_050));
+    // 88 frames x 256 samples at 22.05 kHz = 1.022 s = 51 packets, less what
+    // the resampler holds.
+    eprintln!("nellymoser 22 kHz -> opus: {} packets", packets.len());
+    assert!((49..=51).contains(&packets.len()), "{}", packets.len());
+    assert_eq!(packets[0].rtp_timestamp, 0);
+    assert!(steps(&packets).iter().all(|&s| s == 960));
+    let (_, level) = assert_tone(&decode(&packets), RATE, 440.0, "nellymoser 22 kHz -> opus");
+    let source = nellymoser_level(name, 22_050);
+    assert!((level - source).abs() <= 1.5, "{level} dBFS out, {source} dBFS in");
+}
+
+#[test]
+fn nellymoser_at_8_and_16khz_becomes_a_1khz_tone() {
+    for (name, header, rate) in [
+        ("ffmpeg_nellymoser_8000_1khz.flv", 0x52, 8_000),
+        ("ffmpeg_nellymoser_16000_1khz.flv", 0x42, 16_000),
+    ] {
+        let tags = audio_tags(name);
+        assert_eq!(tags[0].1[0], header);
+        let mut pipeline = ToOpus::new(DEFAULT_OPUS_BITRATE).unwrap();
+        let mut packets = Vec::new();
+        for (ts, body) in &tags {
+            pipeline.push(*ts, body, &mut packets).unwrap();
+        }
+        assert_eq!(pipeline.input_sample_rate(), Some(rate));
+        assert!(steps(&packets).iter().all(|&s| s == 960));
+        let (_, level) = assert_tone(&decode(&packets), RATE, 1000.0, name);
+        let source = nellymoser_level(name, rate);
+        assert!(
+            (level - source).abs() <= 1.5,
+            "{name}: {level} dBFS out, {source} dBFS in"
+        );
+    }
+}
+
+#[test]
+fn flash_style_nellymoser_with_four_frames_per_tag_keeps_the_clock() {
+    let tags = audio_tags("ffmpeg_nellymoser_22050_440hz.flv");
+    // Four frames (1024 samples, 46.4 ms) per tag, as Flash Player sends at 22 kHz.
+    let grouped: Vec<(u32, Bytes)> = tags
+        .chunks(4)
+        .enumerate()
+        .map(|(i, group)| {
+            let mut body = vec![0x6A];
+            for (_, b) in group {
+                body.extend_from_slice(&b[1..]);
+            }
+            (
+                700 + (i as u64 * 4 * NELLY_FRAME as u64 * 1000 / 22_050) as u32,
+                Bytes::from(body),
+            )
+        })
+        .collect();
+    let packets = to_opus(&grouped);
+    assert_eq!(packets[0].rtp_timestamp, 700 * 48);
+    assert!((49..=51).contains(&packets.len()), "{}", packets.len());
+    assert!(steps(&packets).iter().all(|&s| s == 960));
+    assert_tone(&decode(&packets), RATE, 440.0, "nellymoser 4 frames/tag -> opus");
+    let mut pipeline = ToOpus::new(DEFAULT_OPUS_BITRATE).unwrap();
+    let mut out = Vec::new();
+    let err = pipeline.push(0, &grouped[0].1[..100], &mut out).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CodecError::Corrupt {
+                codec: "nellymoser",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    pipeline.push(0, &grouped[0].1, &mut out).unwrap();
+}
+
+#[test]
+fn a_nellymoser_rate_change_keeps_the_decoder_and_reanchors() {
+    let mut tags = audio_tags("ffmpeg_nellymoser_8000_1khz.flv");
+    let first = tags.len();
+    let last_ms = tags.last().unwrap().0;
+    tags.extend(
+        audio_tags("ffmpeg_nellymoser_22050_440hz.flv")
+            .into_iter()
+            .map(|(ts, body)| (ts + last_ms + 32, body)),
+    );
+    let mut pipeline = ToOpus::new(DEFAULT_OPUS_BITRATE).unwrap();
+    let mut packets = Vec::new();
+    for (ts, body) in &tags[..first] {
+        pipeline.push(*ts, body, &mut packets).unwrap();
+    }
+    assert_eq!(pipeline.input_sample_rate(), Some(8_000));
+    let split = packets.len();
+    for (ts, body) in &tags[first..] {
+        pipeline.push(*ts, body, &mut packets).unwrap();
+    }
+    assert_eq!(pipeline.input_sample_rate(), Some(22_050));
+    assert_eq!(pipeline.input_codec(), Some(AudioCodec::Nellymoser));
+    let pcm = decode(&packets);
+    assert_tone(&pcm[..split * 960], RATE, 1000.0, "8 kHz part");
+    assert_tone(&pcm[(split + 5) * 960..], RATE, 440.0, "22 kHz part");
+}
+
 #[test]
 fn the_first_input_anchors_and_packets_advance_by_960() {
     let timestamps: Vec<u32> = (0..100).map(|i| 1000 + 20 * i).collect();
@@ -383,7 +509,7 @@ fn aac_needs_its_sequence_header_and_keeps_state_when_it_repeats() {
 fn unsupported_codecs_are_refused_and_the_pipeline_goes_on() {
     let mut pipeline = ToOpus::new(DEFAULT_OPUS_BITRATE).unwrap();
     let mut packets = Vec::new();
-    for first in [0x42u8, 0x52, 0x62, 0x06, 0x36, 0x16, 0x92, 0xC2, 0xD2, 0xF2] {
+    for first in [0x06u8, 0x36, 0x16, 0x92, 0xC2, 0xD2, 0xF2] {
         let err = pipeline.push(0, &[first, 1, 2, 3, 4], &mut packets).unwrap_err();
         assert!(matches!(err, CodecError::Unsupported(_)), "{first:#x}: {err}");
         eprintln!("{first:#04x}: {err}");
@@ -555,10 +681,213 @@ fn opus_timestamp_jumps_reanchor_and_damage_is_survived() {
     assert!((f - 440.0).abs() <= 5.0, "{f}");
 }
 
+/// The AudioSpecificConfig of an AAC tag stream (which must start with its
+/// one sequence header), and the PCM its access units decode to.
+fn aac_pcm(tags: &[FlvAudioTag]) -> (Vec<u8>, Vec<i16>) {
+    assert_eq!(&tags[0].data[..2], &[AAC_TAG_HEADER, 0], "sequence header first");
+    let config = tags[0].data[2..].to_vec();
+    let mut decoder = AacDecoder::new(&config).unwrap();
+    assert_eq!((decoder.sample_rate(), decoder.channels()), (48_000, 1));
+    let mut pcm = Vec::new();
+    for tag in &tags[1..] {
+        assert_eq!(&tag.data[..2], &[AAC_TAG_HEADER, 1], "one sequence header only");
+        assert_eq!(decoder.decode(&tag.data[2..], &mut pcm).unwrap(), 1024);
+    }
+    (config, pcm)
+}
+
+/// An FLV file (audio only) holding `tags`.
+fn flv_file(tags: &[FlvAudioTag]) -> Vec<u8> {
+    let mut file = b"FLV\x01\x04\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+    for tag in tags {
+        let size = tag.data.len() as u32;
+        let ts = tag.timestamp_ms;
+        file.push(8);
+        file.extend_from_slice(&size.to_be_bytes()[1..]);
+        file.extend_from_slice(&ts.to_be_bytes()[1..]);
+        file.push((ts >> 24) as u8);
+        file.extend_from_slice(&[0, 0, 0]);
+        file.extend_from_slice(&tag.data);
+        file.extend_from_slice(&(size + 11).to_be_bytes());
+    }
+    file
+}
+
+/// Runs an FFmpeg tool, or `None` when it is not installed.
+fn run_tool(tool: &str, args: &[&str]) -> Option<std::process::Output> {
+    match std::process::Command::new(tool).args(args).output() {
+        Ok(output) => Some(output),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("{tool}: {e}"),
+    }
+}
+
 #[test]
-fn aac_as_the_flv_target_is_not_implemented_yet() {
-    let err = FromOpus::new(FlvAudioTarget::Aac).unwrap_err();
-    assert!(matches!(err, CodecError::Unsupported(_)), "{err}");
+fn opus_becomes_aac_tags_that_ffmpeg_plays() {
+    let mut pipeline = FromOpus::new(FlvAudioTarget::Aac).unwrap();
+    assert_eq!(pipeline.target(), FlvAudioTarget::Aac);
+    let mut tags = Vec::new();
+    for (i, packet) in opus_packets(1000.0, 100).iter().enumerate() {
+        pipeline.push(3000 * 48 + i as u64 * 960, packet, &mut tags).unwrap();
+    }
+    // 100 x 960 samples = 93 whole frames; the encoder keeps the last inside.
+    assert_eq!(tags.len(), 1 + 92);
+    let (config, pcm) = aac_pcm(&tags);
+    eprintln!(
+        "opus -> aac: AudioSpecificConfig {config:02x?}, {} frames",
+        tags.len() - 1
+    );
+    // Each access unit carries the time of its audio: the first is the
+    // encoder's priming, 1024 samples before the first Opus sample.
+    assert_eq!(tags[0].timestamp_ms, tags[1].timestamp_ms);
+    for (k, tag) in tags[1..].iter().enumerate() {
+        assert_eq!(
+            u64::from(tag.timestamp_ms),
+            (3000 * 48 - 1024 + k as u64 * 1024) / 48,
+            "frame {k}"
+        );
+    }
+    assert_eq!(tags[1].timestamp_ms, 2978);
+    assert!(tag_steps(&tags[1..]).iter().all(|&s| s == 21 || s == 22));
+    let (f, level) = measure(&pcm, RATE, 200);
+    let bytes: usize = tags[1..].iter().map(|t| t.data.len() - 2).sum();
+    eprintln!(
+        "opus -> aac 1 kHz: {f} Hz, {level:.2} dBFS (sent -9.03), {:.1} kbit/s",
+        bytes as f64 * 8.0 / (92.0 * 1024.0 / 48.0)
+    );
+    assert!((f - 1000.0).abs() <= 10.0, "{f}");
+    assert!((level - (-9.03)).abs() <= 3.0, "{level}");
+
+    // The same tags as an FLV file, played by Debian's FFmpeg.
+    let dir = std::env::temp_dir().join(format!("media-opus-to-aac-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("opus_to_aac.flv");
+    std::fs::write(&path, flv_file(&tags)).unwrap();
+    let file = path.to_str().unwrap();
+    let probe = run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,profile,sample_rate,channels",
+            "-of",
+            "default=noprint_wrappers=1",
+            file,
+        ],
+    );
+    let played = run_tool("ffmpeg", &["-v", "error", "-i", file, "-f", "s16le", "-ac", "1", "-"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (Some(probe), Some(played)) = (probe, played) else {
+        eprintln!("SKIPPED the FFmpeg part: ffprobe or ffmpeg is not installed (bash .ci/install-deps)");
+        return;
+    };
+    let probed = String::from_utf8_lossy(&probe.stdout);
+    eprintln!("ffprobe: {}", probed.replace('\n', " "));
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    for line in ["codec_name=aac", "profile=LC", "sample_rate=48000", "channels=1"] {
+        assert!(probed.lines().any(|l| l == line), "{line} in {probed}");
+    }
+    assert!(played.status.success(), "{}", String::from_utf8_lossy(&played.stderr));
+    assert!(played.stderr.is_empty(), "{}", String::from_utf8_lossy(&played.stderr));
+    let ffmpeg_pcm: Vec<i16> = played
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(ffmpeg_pcm.len(), 92 * 1024);
+    let (f, level) = measure(&ffmpeg_pcm, RATE, 200);
+    eprintln!("opus -> aac -> ffmpeg: {f} Hz, {level:.2} dBFS");
+    assert!((f - 1000.0).abs() <= 10.0, "{f}");
+    assert!((level - (-9.03)).abs() <= 3.0, "{level}");
+}
+
+#[test]
+fn aac_tags_start_at_0_when_the_opus_clock_does() {
+    let mut pipeline = FromOpus::aac(32_000).unwrap();
+    let mut tags = Vec::new();
+    for (i, packet) in opus_packets(440.0, 20).iter().enumerate() {
+        pipeline.push(i as u64 * 960, packet, &mut tags).unwrap();
+    }
+    let times: Vec<u32> = tags.iter().map(|t| t.timestamp_ms).collect();
+    assert_eq!(&times[..5], &[0, 0, 0, 21, 42], "priming clamped to 0");
+    assert!(FromOpus::aac(1_000).is_err());
+    assert!(FromOpus::speex(11).is_err());
+    assert_eq!(FromOpus::speex(10).unwrap().target(), FlvAudioTarget::Speex);
+}
+
+#[test]
+fn a_lost_opus_packet_is_concealed_in_aac_too() {
+    let packets = opus_packets(440.0, 100);
+    let mut pipeline = FromOpus::new(FlvAudioTarget::Aac).unwrap();
+    let mut tags = Vec::new();
+    for (i, packet) in packets.iter().enumerate() {
+        if i == 40 || i == 41 {
+            continue; // lost
+        }
+        pipeline.push(48_000 + i as u64 * 960, packet, &mut tags).unwrap();
+        if i == 60 {
+            let before = tags.len();
+            pipeline.push(48_000 + i as u64 * 960, packet, &mut tags).unwrap();
+            assert_eq!(tags.len(), before, "a duplicate adds nothing");
+        }
+    }
+    assert_eq!(tags.len(), 1 + 92, "losses are filled");
+    assert!(tag_steps(&tags[1..]).iter().all(|&s| s == 21 || s == 22));
+    let (_, pcm) = aac_pcm(&tags);
+    let (f, _) = measure(&pcm, RATE, 1000);
+    assert!((f - 440.0).abs() <= 5.0, "{f}");
+    let before = tags.len();
+    pipeline.push(48_000 + 100 * 960, &[], &mut tags).unwrap();
+    assert_eq!(tags.len(), before + 1, "an empty packet is a loss too");
+}
+
+#[test]
+fn opus_timestamp_jumps_reanchor_aac_and_damage_is_survived() {
+    let packets = opus_packets(440.0, 100);
+    let mut pipeline = FromOpus::new(FlvAudioTarget::Aac).unwrap();
+    let mut tags = Vec::new();
+    for (i, packet) in packets.iter().enumerate() {
+        let ts = if i < 50 {
+            48_000 + i as u64 * 960
+        } else {
+            11_000 * 48 + i as u64 * 960
+        };
+        if i == 70 {
+            assert!(pipeline.push(ts, &[0x03, 0x00], &mut tags).is_err(), "invalid packet");
+        }
+        pipeline.push(ts, packet, &mut tags).unwrap();
+    }
+    let odd: Vec<i64> = tag_steps(&tags[1..])
+        .into_iter()
+        .filter(|&s| s != 21 && s != 22)
+        .collect();
+    // The audio goes on seamlessly, 10 s later on the clock.
+    assert_eq!(odd.len(), 1, "{odd:?}");
+    assert!((10_021..=10_022).contains(&odd[0]), "{odd:?}");
+    let (_, pcm) = aac_pcm(&tags);
+    let (f, _) = measure(&pcm, RATE, 200);
+    assert!((f - 440.0).abs() <= 5.0, "{f}");
+}
+
+#[test]
+fn opus_goes_round_through_aac_and_back() {
+    let mut from = FromOpus::new(FlvAudioTarget::Aac).unwrap();
+    let mut to = ToOpus::new(DEFAULT_OPUS_BITRATE).unwrap();
+    let (mut tags, mut packets) = (Vec::new(), Vec::new());
+    for (i, packet) in opus_packets(1000.0, 150).iter().enumerate() {
+        tags.clear();
+        from.push(500 * 48 + i as u64 * 960, packet, &mut tags).unwrap();
+        for tag in &tags {
+            to.push(tag.timestamp_ms, &tag.data, &mut packets).unwrap();
+        }
+    }
+    assert_eq!(to.input_codec(), Some(AudioCodec::Aac));
+    // Anchored on the priming frame, 21 ms before the first Opus packet.
+    assert_eq!(packets[0].rtp_timestamp, 478 * 48);
+    assert!(steps(&packets).iter().all(|&s| s == 960));
+    let (f, level) = assert_tone(&decode(&packets), RATE, 1000.0, "opus -> aac -> opus");
+    assert!((f - 1000.0).abs() <= 5.0 && (level - (-9.03)).abs() <= 3.0, "{level}");
 }
 
 #[test]
