@@ -149,6 +149,40 @@ async fn audio_only_flash_speex_gets_an_audio_only_answer_and_real_sound() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn nellymoser_from_ffmpeg_plays_over_whep_as_opus_with_its_tone() {
+    // Flash Player's other microphone codec; ffmpeg encodes it too.
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = program("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=660:sample_rate=22050")
+        .args(["-ac", "1", "-c:a", "nellymoser", "-t", "30", "-f", "flv"])
+        .arg(format!("{}/nelly", server.rtmp_url("live")))
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, "nelly", true, false).await;
+    assert_eq!(
+        server.hub().describe(APP, "nelly").and_then(|d| d.audio_codec),
+        Some(media::flv::AudioCodec::Nellymoser)
+    );
+    let player = WebRtcPlayer::play(whep(&server, "nelly"), PlayerOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        player.answer().video().is_some_and(|v| v.rejected),
+        "{}",
+        player.answer_sdp()
+    );
+    until(&player, "Nellymoser as Opus: 1 s of sound", |r| {
+        r.audio.decoded_frames >= 50 && r.recent_audio_dbfs.is_some_and(|db| db > -40.0)
+    })
+    .await;
+    let tone = player.audio_frequency(Duration::from_millis(500)).expect("a tone");
+    assert!((tone - 660.0).abs() < 10.0, "heard {tone} Hz");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
 async fn ffmpeg_stream_plays(signalling: &str) {
     init_log();
     let server = embedded(|_| {}).await.unwrap();

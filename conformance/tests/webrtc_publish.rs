@@ -1,13 +1,14 @@
 //! WebRTC publishers (WHIP) reach every kind of player: WebRTC players get
 //! H.264 and Opus as they are; RTMP players (ffmpeg here) get H.264 in FLV
 //! with an AVC sequence header built from the SPS/PPS, and Opus transcoded to
-//! Speex.
+//! Speex, or to AAC where the app's `opus_to_rtmp` says so.
 
 use std::time::Duration;
 
 use conformance::target::embedded;
 use conformance::tools::program;
 use conformance::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
+use reference_server::config::RtmpAudio;
 use reference_server::ServerHandle;
 
 const APP: &str = "flashStreamingApp";
@@ -68,10 +69,28 @@ async fn a_whip_publisher_is_played_over_whep_as_is() {
 }
 
 #[tokio::test]
-async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound() {
-    let server = embedded(|_| {}).await.unwrap();
-    let mut publisher = whip_publish(&server, "webcam", 880.0).await;
-    let dir = std::env::temp_dir().join(format!("rs-whip-rtmp-{}", std::process::id()));
+async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_speex_by_default() {
+    ffmpeg_plays_a_whip_publisher(RtmpAudio::Speex, "speex", 880.0).await;
+}
+
+#[tokio::test]
+async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_aac_where_the_app_says_so() {
+    ffmpeg_plays_a_whip_publisher(RtmpAudio::Aac, "aac", 550.0).await;
+}
+
+/// ffmpeg plays a WHIP publisher over RTMP, with `opus_to_rtmp = audio` in the
+/// app; what it records must hold H.264 at the publisher's size and the
+/// publisher's tone in `codec`.
+async fn ffmpeg_plays_a_whip_publisher(audio: RtmpAudio, codec: &str, tone_hz: f64) {
+    let server = embedded(|c| {
+        if let Some(app) = c.apps.get_mut(APP) {
+            app.opus_to_rtmp = audio;
+        }
+    })
+    .await
+    .unwrap();
+    let mut publisher = whip_publish(&server, "webcam", tone_hz).await;
+    let dir = std::env::temp_dir().join(format!("rs-whip-rtmp-{codec}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let recording = dir.join("whip.flv");
     let played = program("ffmpeg")
@@ -90,7 +109,7 @@ async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound()
     // Decode what ffmpeg recorded: the picture size, and the tone's pitch.
     let probed = conformance::tools::probe(&recording).await;
     assert!(probed.codecs.contains(&"h264".to_string()), "{probed:?}");
-    assert!(probed.codecs.contains(&"speex".to_string()), "{probed:?}");
+    assert!(probed.codecs.contains(&codec.to_string()), "{probed:?}");
     assert_eq!((probed.width, probed.height), (320, 240), "{probed:?}");
     let pcm = program("ffmpeg")
         .args(["-v", "error", "-i"])
@@ -106,8 +125,8 @@ async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_sound()
         .collect();
     assert!(samples.len() >= 16_000, "{} samples decoded", samples.len());
     let middle = &samples[samples.len() / 2..];
-    let tone = media::audio::dominant_frequency(middle, 16_000).expect("a tone");
-    assert!((tone - 880.0).abs() < 10.0, "ffmpeg heard {tone} Hz");
+    let heard = media::audio::dominant_frequency(middle, 16_000).expect("a tone");
+    assert!((heard - tone_hz).abs() < 10.0, "ffmpeg heard {heard} Hz");
     assert!(
         media::audio::dbfs(middle) > -20.0,
         "level {}",

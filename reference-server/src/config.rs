@@ -170,6 +170,22 @@ pub struct AppConfig {
     pub backend_url: Option<String>,
     /// What a player gets for a stream nobody publishes.
     pub on_missing_stream: MissingStreamPolicy,
+    /// The codec RTMP players get for the Opus sound of a WebRTC publisher.
+    pub opus_to_rtmp: RtmpAudio,
+}
+
+/// The codec a WebRTC publisher's Opus sound is transcoded to for RTMP
+/// players, who mostly cannot play Opus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RtmpAudio {
+    /// Speex wideband (16 kHz): what Flash Player plays and sends, the
+    /// participant of a Flash/WebRTC video chat. ffmpeg plays it too.
+    #[default]
+    Speex,
+    /// AAC-LC (48 kHz mono): what encoders, ffmpeg and HLS/recording
+    /// pipelines expect.
+    Aac,
 }
 
 /// What `play` does for a stream that is not published.

@@ -19,6 +19,7 @@ use media::flv::{self, AudioCodec};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RtmpAudio;
 use crate::hub::{Frame, Hub};
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
@@ -30,6 +31,17 @@ pub enum Target {
     Opus,
     /// Speex wideband for RTMP players of an Opus stream (a WebRTC publisher).
     Speex,
+    /// AAC-LC for RTMP players of an Opus stream, for apps configured so.
+    Aac,
+}
+
+impl From<RtmpAudio> for Target {
+    fn from(audio: RtmpAudio) -> Target {
+        match audio {
+            RtmpAudio::Speex => Target::Speex,
+            RtmpAudio::Aac => Target::Aac,
+        }
+    }
 }
 
 /// Opus bitrate for transcoded speech and music, in bits per second.
@@ -41,6 +53,9 @@ const INPUT_QUEUE: usize = 128;
 
 struct Shared {
     frames: broadcast::Sender<Frame>,
+    /// The output's last decoder configuration (AAC's sequence header), which
+    /// a subscriber arriving after it was sent needs first.
+    config: Arc<Mutex<Option<Frame>>>,
     stop: CancellationToken,
 }
 
@@ -52,9 +67,25 @@ impl Drop for Shared {
 
 /// A subscription to a transcoder's output. Dropping the last one stops it.
 pub struct TranscodedAudio {
+    /// The output's decoder configuration sent before this subscription
+    /// began (an AAC sequence header), to be sent before `frames`.
+    pub initial: Option<Frame>,
     /// The transcoded frames, timestamped in the stream's milliseconds.
     pub frames: broadcast::Receiver<Frame>,
     _shared: Arc<Shared>,
+}
+
+impl TranscodedAudio {
+    fn new(shared: Arc<Shared>) -> TranscodedAudio {
+        // Subscribe first: a configuration sent in between comes twice, never not at all.
+        let frames = shared.frames.subscribe();
+        let initial = shared.config.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        TranscodedAudio {
+            initial,
+            frames,
+            _shared: shared,
+        }
+    }
 }
 
 type Key = (String, String, Target);
@@ -89,14 +120,12 @@ impl Transcoders {
         running.retain(|_, shared| shared.strong_count() > 0);
         let key = (app.to_string(), stream.to_string(), target);
         if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
-            return TranscodedAudio {
-                frames: shared.frames.subscribe(),
-                _shared: shared,
-            };
+            return TranscodedAudio::new(shared);
         }
-        let (frames, receiver) = broadcast::channel(OUTPUT_RING);
+        let (frames, _) = broadcast::channel(OUTPUT_RING);
         let shared = Arc::new(Shared {
-            frames: frames.clone(),
+            frames,
+            config: Arc::default(),
             stop: CancellationToken::new(),
         });
         running.insert(key, Arc::downgrade(&shared));
@@ -106,9 +135,13 @@ impl Transcoders {
         let metrics = self.metrics.clone();
         let name = format!("transcode {app}/{stream} {target:?}");
         tracing::info!(%app, %stream, ?target, "transcoder started");
-        let spawned = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || run_codecs(target, work, frames, metrics));
+        let spawned = std::thread::Builder::new().name(name).spawn({
+            let output = Output {
+                frames: shared.frames.clone(),
+                config: shared.config.clone(),
+            };
+            move || run_codecs(target, work, output, metrics)
+        });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start a transcoder thread");
         }
@@ -116,10 +149,7 @@ impl Transcoders {
         if let Some(subscription) = self.hub.subscribe(app, stream, true) {
             tokio::spawn(feed(subscription, input, shared.stop.clone(), self.metrics.clone()));
         }
-        TranscodedAudio {
-            frames: receiver,
-            _shared: shared,
-        }
+        TranscodedAudio::new(shared)
     }
 }
 
@@ -165,8 +195,23 @@ async fn feed(
     // Dropping `input` ends the codec thread.
 }
 
+/// Where the codec thread's frames go.
+struct Output {
+    frames: broadcast::Sender<Frame>,
+    config: Arc<Mutex<Option<Frame>>>,
+}
+
+impl Output {
+    fn send(&self, frame: Frame) {
+        if frame.config {
+            *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
+        }
+        let _ = self.frames.send(frame); // no subscriber now: nobody to miss it
+    }
+}
+
 /// The codec thread: decodes, resamples, encodes, until its input closes.
-fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, frames: broadcast::Sender<Frame>, metrics: Arc<Metrics>) {
+fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, output: Output, metrics: Arc<Metrics>) {
     let mut to_opus: Option<ToOpus> = None;
     let mut from_opus: Option<FromOpus> = None;
     let mut packets: Vec<OpusPacket> = Vec::new();
@@ -183,17 +228,22 @@ fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, frames: broadcast::Se
                 None => ToOpus::new(OPUS_BITRATE).map(|e| to_opus.insert(e)),
             }
             .and_then(|e| e.push(frame.timestamp, &frame.payload, &mut packets)),
-            (Target::Speex, Some(AudioCodec::Opus)) => match flv::opus_packet(&frame.payload) {
+            (Target::Speex | Target::Aac, Some(AudioCodec::Opus)) => match flv::opus_packet(&frame.payload) {
                 Some(packet) => {
                     let encoder = match &mut from_opus {
                         Some(encoder) => Ok(encoder),
-                        None => FromOpus::new(FlvAudioTarget::Speex).map(|e| from_opus.insert(e)),
+                        None => FromOpus::new(match target {
+                            Target::Aac => FlvAudioTarget::Aac,
+                            _ => FlvAudioTarget::Speex,
+                        })
+                        .map(|e| from_opus.insert(e)),
                     };
                     encoder.and_then(|e| e.push(u64::from(frame.timestamp) * 48, packet, &mut tags))
                 }
                 None => Ok(()),
             },
-            (Target::Speex, _) => Ok(()),
+            // Not Opus: RTMP players get it as it is.
+            (Target::Speex | Target::Aac, _) => Ok(()),
         };
         metrics.transcoded_frames.inc();
         metrics.transcode_micros.add(started.elapsed().as_micros() as u64);
@@ -208,10 +258,10 @@ fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, frames: broadcast::Se
         }
         for packet in packets.drain(..) {
             let body = Bytes::from(flv::opus_audio_body(&packet.data));
-            let _ = frames.send(Frame::new(MediaKind::Audio, (packet.rtp_timestamp / 48) as u32, body));
+            output.send(Frame::new(MediaKind::Audio, (packet.rtp_timestamp / 48) as u32, body));
         }
         for tag in tags.drain(..) {
-            let _ = frames.send(Frame::new(MediaKind::Audio, tag.timestamp_ms, tag.data));
+            output.send(Frame::new(MediaKind::Audio, tag.timestamp_ms, tag.data));
         }
     }
     tracing::info!(?target, "transcoder stopped");

@@ -398,6 +398,7 @@ impl Connection {
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
+        let opus_target = Target::from(app.config.opus_to_rtmp);
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "play");
         if let Some(url) = app.config.backend_url.clone() {
             let body = self.hook_body(app, &name, self.ctx.hub.tracks(&key, &name.name));
@@ -425,7 +426,7 @@ impl Connection {
         self.session.play_started(stream_id);
         for frame in std::mem::take(&mut subscription.initial) {
             if media::flv::opus_packet(&frame.payload).is_some() && frame.kind == MediaKind::Audio {
-                continue; // Opus: the player gets the transcoder's Speex instead.
+                continue; // Opus: the player gets the transcoder's output instead.
             }
             self.send_frame(stream_id, &frame);
         }
@@ -435,6 +436,7 @@ impl Connection {
             ctx: self.ctx.clone(),
             app: key.clone(),
             stream: name.name.clone(),
+            target: opus_target,
             transcoded: None,
         };
         let task = tokio::spawn(forward(play, stream_id, subscription, opus, self.player_tx.clone()).in_current_span());
@@ -473,12 +475,14 @@ impl Connection {
 }
 
 /// Opus sound (from a WebRTC publisher) for an RTMP player: Flash Player and
-/// most RTMP clients do not know Opus, so it is replaced by the shared Speex
-/// transcoder's output, started on the first Opus frame.
+/// most RTMP clients do not know Opus, so it is replaced by the output of the
+/// shared transcoder to the app's `opus_to_rtmp` codec, started on the first
+/// Opus frame.
 struct OpusToRtmp {
     ctx: Arc<Context>,
     app: String,
     stream: String,
+    target: Target,
     transcoded: Option<TranscodedAudio>,
 }
 
@@ -491,8 +495,8 @@ impl OpusToRtmp {
             return false;
         }
         if self.transcoded.is_none() {
-            tracing::info!("Opus audio transcoded to Speex for this RTMP player");
-            self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Speex));
+            tracing::info!(target = ?self.target, "Opus audio transcoded for this RTMP player");
+            self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, self.target));
         }
         true
     }
@@ -502,6 +506,9 @@ impl OpusToRtmp {
             let Some(transcoded) = &mut self.transcoded else {
                 return std::future::pending().await;
             };
+            if let Some(config) = transcoded.initial.take() {
+                return config;
+            }
             match transcoded.frames.recv().await {
                 Ok(frame) => return frame,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
