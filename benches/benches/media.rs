@@ -1,5 +1,5 @@
-//! Per-frame costs of the media path: audio transcodes (Speex→Opus, AAC→Opus,
-//! Opus→Speex), AVCC→Annex B with parameter sets (what a WebRTC player's H.264
+//! Per-frame costs of the media path: audio transcodes (Speex, AAC and
+//! Nellymoser to Opus; Opus to Speex and AAC), AVCC→Annex B with parameter sets (what a WebRTC player's H.264
 //! goes through before str0m packetizes it), and fan-out of one frame from a
 //! publisher to 100 players through the hub.
 
@@ -43,6 +43,11 @@ fn to_opus(c: &mut Criterion, name: &str, file: &str) {
 fn transcodes(c: &mut Criterion) {
     to_opus(c, "speex_to_opus (per Flash frame)", "red5_h264_speex.flv");
     to_opus(c, "aac_to_opus (per AAC frame)", "ffmpeg_aac_lc_mono_44100_440hz.flv");
+    to_opus(
+        c,
+        "nellymoser_to_opus (per 22 kHz tag)",
+        "ffmpeg_nellymoser_22050_440hz.flv",
+    );
 
     // Opus packets to turn back into Speex, made once.
     let mut packets: Vec<OpusPacket> = Vec::new();
@@ -52,16 +57,21 @@ fn transcodes(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("transcode");
     group.throughput(Throughput::Elements(packets.len() as u64));
-    group.bench_function("opus_to_speex (per 20 ms packet)", |b| {
-        let mut out = Vec::with_capacity(8);
-        b.iter(|| {
-            let mut pipeline = FromOpus::new(FlvAudioTarget::Speex).unwrap();
-            for packet in &packets {
-                out.clear();
-                let _ = pipeline.push(packet.rtp_timestamp, &packet.data, &mut out);
-            }
+    for (name, target) in [
+        ("opus_to_speex (per 20 ms packet)", FlvAudioTarget::Speex),
+        ("opus_to_aac (per 20 ms packet)", FlvAudioTarget::Aac),
+    ] {
+        group.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(8);
+            b.iter(|| {
+                let mut pipeline = FromOpus::new(target).unwrap();
+                for packet in &packets {
+                    out.clear();
+                    let _ = pipeline.push(packet.rtp_timestamp, &packet.data, &mut out);
+                }
+            });
         });
-    });
+    }
     group.finish();
 }
 

@@ -1,0 +1,203 @@
+//! Per-frame cost of sending H.264 to a WebRTC player, as the reference
+//! server does it: an FLV AVCC body becomes Annex B with its parameter sets
+//! (`media::h264`), then str0m packetizes it into RTP (FU-A), encrypts it
+//! (SRTP) and hands out the datagrams.
+//!
+//! Two str0m peers are connected in memory (ICE and DTLS run for real, with
+//! datagrams passed by hand); the benchmark then writes frames on the
+//! sending side and drains its datagrams. The receiving side is not fed, so
+//! only the sender's work is measured.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use media::h264::{annexb_nal_units, nal_unit_type, to_avcc, AvcConfig};
+use openh264::encoder::{Encoder, EncoderConfig};
+use openh264::formats::YUVBuffer;
+use openh264::OpenH264API;
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+const WIDTH: usize = 1280;
+const HEIGHT: usize = 720;
+const FRAMES: usize = 30;
+
+/// `FRAMES` frames of 720p H.264 (one IDR, then P frames of a moving
+/// gradient) as FLV AVCC bodies, and the stream's configuration.
+fn frames() -> (AvcConfig, Vec<Vec<u8>>) {
+    let config = EncoderConfig::new().bitrate(openh264::encoder::BitRate::from_bps(2_500_000));
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+    let mut avc = None;
+    let mut bodies = Vec::new();
+    for index in 0..FRAMES {
+        // I420: a moving luma gradient with some texture, flat chroma.
+        let mut yuv = vec![128u8; WIDTH * HEIGHT * 3 / 2];
+        for (i, y) in yuv[..WIDTH * HEIGHT].iter_mut().enumerate() {
+            let (col, row) = (i % WIDTH, i / WIDTH);
+            *y = ((col + index * 8) ^ (row + index * 4)) as u8;
+        }
+        let yuv = YUVBuffer::from_vec(yuv, WIDTH, HEIGHT);
+        let annexb = encoder.encode(&yuv).unwrap().to_vec();
+        let units: Vec<&[u8]> = annexb_nal_units(&annexb).collect();
+        let find = |t| units.iter().copied().find(|u| nal_unit_type(u) == t);
+        if let (None, Some(sps), Some(pps)) = (&avc, find(7), find(8)) {
+            avc = AvcConfig::from_parameter_sets(sps, pps);
+        }
+        let mut body = vec![0x27, 1, 0, 0, 0];
+        to_avcc(
+            units.into_iter().filter(|u| !matches!(nal_unit_type(u), 7 | 8)),
+            &mut body,
+        );
+        bodies.push(body);
+    }
+    (avc.expect("the first frame carries SPS and PPS"), bodies)
+}
+
+/// A sending and a receiving peer, connected; the sender's video mid.
+struct Pair {
+    sender: Rtc,
+    receiver: Rtc,
+    sender_addr: SocketAddr,
+    receiver_addr: SocketAddr,
+    mid: Mid,
+    now: Instant,
+}
+
+impl Pair {
+    fn connect() -> Pair {
+        let now = Instant::now();
+        let sender_addr: SocketAddr = "127.0.0.1:10000".parse().unwrap();
+        let receiver_addr: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let mut sender = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(true)
+            .set_ice_lite(true)
+            .build(now);
+        let mut receiver = Rtc::builder().clear_codecs().enable_h264(true).build(now);
+        sender.add_local_candidate(Candidate::host(sender_addr, "udp").unwrap());
+        receiver.add_local_candidate(Candidate::host(receiver_addr, "udp").unwrap());
+        let mut api = receiver.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
+        let answer = sender.sdp_api().accept_offer(offer).unwrap();
+        receiver.sdp_api().accept_answer(pending, answer).unwrap();
+        let mut pair = Pair {
+            sender,
+            receiver,
+            sender_addr,
+            receiver_addr,
+            mid: Mid::from("0"),
+            now,
+        };
+        let mut mid = None;
+        for _ in 0..10_000 {
+            if let Some(m) = pair.step() {
+                mid = Some(m);
+            }
+            if mid.is_some() && pair.sender.is_connected() && pair.receiver.is_connected() {
+                pair.mid = mid.unwrap_or(pair.mid);
+                return pair;
+            }
+        }
+        panic!("the peers never connected");
+    }
+
+    /// Moves every pending datagram to the other peer, then advances time to
+    /// the next timeout. Returns the sender's media mid once it is added.
+    fn step(&mut self) -> Option<Mid> {
+        let mut mid = None;
+        let mut next = self.now + Duration::from_millis(100);
+        for from_sender in [true, false] {
+            loop {
+                let (rtc, other, source, destination) = if from_sender {
+                    (
+                        &mut self.sender,
+                        &mut self.receiver,
+                        self.sender_addr,
+                        self.receiver_addr,
+                    )
+                } else {
+                    (
+                        &mut self.receiver,
+                        &mut self.sender,
+                        self.receiver_addr,
+                        self.sender_addr,
+                    )
+                };
+                match rtc.poll_output().unwrap() {
+                    Output::Timeout(at) => {
+                        next = next.min(at);
+                        break;
+                    }
+                    Output::Transmit(t) => {
+                        let input = Receive::new(Protocol::Udp, source, destination, &t.contents).unwrap();
+                        other.handle_input(Input::Receive(self.now, input)).unwrap();
+                    }
+                    Output::Event(Event::MediaAdded(added)) if from_sender => mid = Some(added.mid),
+                    Output::Event(_) => {}
+                }
+            }
+        }
+        self.now = next.max(self.now + Duration::from_millis(1));
+        self.sender.handle_input(Input::Timeout(self.now)).unwrap();
+        self.receiver.handle_input(Input::Timeout(self.now)).unwrap();
+        mid
+    }
+}
+
+fn packetize(c: &mut Criterion) {
+    let (avc, bodies) = frames();
+    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    let mut pair = Pair::connect();
+    let pt = pair
+        .sender
+        .writer(pair.mid)
+        .and_then(|w| {
+            w.payload_params()
+                .find(|p| p.spec().codec == Codec::H264)
+                .map(|p| p.pt())
+        })
+        .expect("H.264 negotiated");
+    let mut annexb = Vec::with_capacity(256 * 1024);
+    let mut frame = 0u64;
+    let mut group = c.benchmark_group("webrtc");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    group.bench_function(
+        format!("avcc_to_srtp ({FRAMES} frames of 720p, {} kB)", bytes / 1000),
+        |b| {
+            b.iter(|| {
+                let mut datagrams = 0;
+                for body in &bodies {
+                    frame += 1;
+                    annexb.clear();
+                    avc.avcc_to_annexb(&body[5..], &mut annexb);
+                    let data: Arc<[u8]> = Arc::from(&annexb[..]);
+                    // 25 fps on the media and the wall clock alike.
+                    let at = pair.now + Duration::from_millis(frame * 40);
+                    let time = MediaTime::new(frame * 3600, Frequency::NINETY_KHZ);
+                    let writer = pair.sender.writer(pair.mid).unwrap();
+                    writer.write(pt, at, time, data).unwrap();
+                    pair.sender.handle_input(Input::Timeout(at)).unwrap();
+                    loop {
+                        match pair.sender.poll_output().unwrap() {
+                            Output::Transmit(_) => datagrams += 1,
+                            Output::Event(_) => {}
+                            Output::Timeout(_) => break,
+                        }
+                    }
+                }
+                assert!(datagrams >= FRAMES, "{datagrams} datagrams for {FRAMES} frames");
+            });
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, packetize);
+criterion_main!(benches);
