@@ -131,7 +131,7 @@ async fn relay(socket: UdpSocket, server: SocketAddr, counters: Arc<Counters>) {
             let mut lose = loss.all_of == Some(pt);
             if loss.every > 0 && loss.payload_type.is_none_or(|want| want == pt) {
                 matching += 1;
-                lose |= matching % loss.every == 0;
+                lose |= matching.is_multiple_of(loss.every);
             }
             if lose {
                 counters.lost.fetch_add(1, Ordering::Relaxed);
