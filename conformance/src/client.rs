@@ -455,18 +455,24 @@ impl RtmpClient {
                 let due = start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
                 tokio::time::sleep_until(due).await;
             }
-            let payload = if tag.kind == media::flv::TagKind::Script {
-                let mut body = Vec::with_capacity(tag.data.len() + 16);
-                media::amf::encode_amf0(&Value::from("@setDataFrame"), &mut body);
-                body.extend_from_slice(&tag.data);
-                Bytes::from(body)
-            } else {
-                tag.data.clone()
-            };
-            self.send_media(stream_id, tag.kind.type_id(), tag.timestamp, payload)
-                .await?;
+            self.send_tag(stream_id, tag).await?;
         }
         Ok(())
+    }
+
+    /// Sends one FLV tag on a stream; a script tag goes as `@setDataFrame`
+    /// data like encoders send it.
+    pub async fn send_tag(&mut self, stream_id: u32, tag: &media::flv::Tag) -> Result<(), ClientError> {
+        let payload = if tag.kind == media::flv::TagKind::Script {
+            let mut body = Vec::with_capacity(tag.data.len() + 16);
+            media::amf::encode_amf0(&Value::from("@setDataFrame"), &mut body);
+            body.extend_from_slice(&tag.data);
+            Bytes::from(body)
+        } else {
+            tag.data.clone()
+        };
+        self.send_media(stream_id, tag.kind.type_id(), tag.timestamp, payload)
+            .await
     }
 
     /// Sends `@setDataFrame onMetaData {…}` as encoders do.

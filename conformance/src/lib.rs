@@ -1,5 +1,6 @@
-//! The conformance suite's library: emulated clients (Flash Player, encoders),
-//! capture reading, and the targets it runs against.
+//! The conformance suite's library: scenarios as data and their runner,
+//! emulated clients (Flash Player, encoders, WebRTC players and publishers),
+//! capture reading, the targets it runs against, verdicts and reports.
 //!
 //! Every server is a black box reached over the network; the only tie to the
 //! reference server is the embedded target, which starts it in-process.
@@ -8,6 +9,9 @@ pub mod browser;
 pub mod capture;
 pub mod client;
 pub mod handshake;
+pub mod report;
+pub mod scenario;
 pub mod target;
 pub mod tools;
+pub mod verdict;
 pub mod webrtc;

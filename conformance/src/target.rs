@@ -1,7 +1,31 @@
-//! The servers the suite runs against. For now the embedded target: the
-//! reference server started in-process on ephemeral ports.
+//! The servers the suite runs against.
+//!
+//! * **embedded**: the reference server started in-process on ephemeral
+//!   ports, a fresh one for every case;
+//! * **external**: any server, by its URLs (`--rtmp rtmp://host:port/app
+//!   --whep URL --whip URL --ws URL`, or the same in a TOML target file):
+//!
+//! ```toml
+//! name = "mediamtx"
+//! rtmp = "rtmp://127.0.0.1:1935/live"
+//! whep = "http://127.0.0.1:8889/{stream}/whep"   # {app} and {stream} are filled in
+//! whip = "http://127.0.0.1:8889/{stream}/whip"
+//! # ws = "ws://127.0.0.1:8080/ws"                # the WCS-style channel of docs/signalling.md
+//! capabilities = []                              # extra: "app-keys", "backend-hooks"
+//! lacks = ["rtmp-play"]                          # what it does not do, though it has the URL
+//! [exclude]
+//! "rtmp/handshake/digest" = "answers the digest handshake with a simple one; known"
+//! ```
+//!
+//! What a target lacks makes the cases that need it UNIMPLEMENTED, not
+//! FAILED; exclusions are listed with their reasons before the run.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
 
 use reference_server::{Config, Server, ServerHandle};
+use serde::{Deserialize, Serialize};
 
 /// Starts the reference server on 127.0.0.1 with ephemeral ports, after
 /// `adjust` has changed the default configuration.
@@ -12,4 +36,288 @@ pub async fn embedded(adjust: impl FnOnce(&mut Config)) -> Result<ServerHandle, 
     config.webrtc.listen = ([127, 0, 0, 1], 0).into();
     adjust(&mut config);
     Server::start(config).await
+}
+
+/// Something a case may need from a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// RTMP connections.
+    Rtmp,
+    /// RTMP publishing.
+    RtmpPublish,
+    /// RTMP playing.
+    RtmpPlay,
+    /// WHEP playing.
+    Whep,
+    /// WHIP publishing.
+    Whip,
+    /// The WebSocket signalling channel of docs/signalling.md.
+    #[serde(rename = "websocket")]
+    WebSocket,
+    /// Applications chosen by `appKey` and unknown keys refused (WCS).
+    AppKeys,
+    /// Backend hooks the suite can point at its own recorder (embedded only).
+    BackendHooks,
+}
+
+impl Capability {
+    /// The name used in target files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Rtmp => "rtmp",
+            Capability::RtmpPublish => "rtmp-publish",
+            Capability::RtmpPlay => "rtmp-play",
+            Capability::Whep => "whep",
+            Capability::Whip => "whip",
+            Capability::WebSocket => "websocket",
+            Capability::AppKeys => "app-keys",
+            Capability::BackendHooks => "backend-hooks",
+        }
+    }
+}
+
+/// A target file, or the same from the command line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// The name reports use (`embedded`, `srs`, ...).
+    pub name: String,
+    /// `rtmp://host:port/app`.
+    #[serde(default)]
+    pub rtmp: Option<String>,
+    /// The WHEP endpoint, with `{app}` and `{stream}` placeholders.
+    #[serde(default)]
+    pub whep: Option<String>,
+    /// The WHIP endpoint, with `{app}` and `{stream}` placeholders.
+    #[serde(default)]
+    pub whip: Option<String>,
+    /// The WebSocket signalling URL (`ws://host:port/ws`).
+    #[serde(default)]
+    pub ws: Option<String>,
+    /// The application key Flash actors send as `appKey` and WebSocket
+    /// sessions connect with (default: the RTMP URL's application).
+    #[serde(default)]
+    pub app_key: Option<String>,
+    /// Capabilities beyond those the URLs imply.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// Capabilities the URLs imply but the server does not have.
+    #[serde(default)]
+    pub lacks: Vec<Capability>,
+    /// Cases not to run, with the reason.
+    #[serde(default)]
+    pub exclude: BTreeMap<String, String>,
+}
+
+/// Why a target could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The target file could not be read or parsed.
+    #[error("target file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A URL is not usable.
+    #[error("{0}")]
+    Url(String),
+    /// The embedded server did not start.
+    #[error("the embedded reference server did not start: {0}")]
+    Start(#[from] reference_server::StartError),
+}
+
+impl TargetSpec {
+    /// Reads a target file.
+    pub fn load(path: &Path) -> Result<TargetSpec, TargetError> {
+        let file = |reason: String| TargetError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| file(e.to_string()))
+    }
+
+    /// What the target offers: what its URLs imply and `capabilities`, less `lacks`.
+    pub fn offers(&self) -> Vec<Capability> {
+        let mut all = self.capabilities.clone();
+        if self.rtmp.is_some() {
+            all.extend([Capability::Rtmp, Capability::RtmpPublish, Capability::RtmpPlay]);
+        }
+        if self.whep.is_some() {
+            all.push(Capability::Whep);
+        }
+        if self.whip.is_some() {
+            all.push(Capability::Whip);
+        }
+        if self.ws.is_some() {
+            all.push(Capability::WebSocket);
+        }
+        all.retain(|c| !self.lacks.contains(c));
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// A target the runner can start for each case.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The reference server, in-process, a fresh one per case.
+    Embedded,
+    /// A server somebody else runs.
+    External(TargetSpec),
+}
+
+impl Target {
+    /// Its description: URLs, capabilities, exclusions. For the embedded
+    /// target the URLs hold port 0 until a case starts it.
+    pub fn spec(&self) -> TargetSpec {
+        match self {
+            Target::Embedded => embedded_spec(0, 0),
+            Target::External(spec) => spec.clone(),
+        }
+    }
+
+    /// Makes the target ready for one case.
+    pub async fn start(&self) -> Result<Running, TargetError> {
+        match self {
+            Target::Embedded => {
+                let server = embedded(|_| {}).await?;
+                let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());
+                Running::new(spec, Some(server))
+            }
+            Target::External(spec) => Running::new(spec.clone(), None),
+        }
+    }
+}
+
+/// The embedded reference server's endpoints on these ports. Its defaults
+/// take the application from `appKey` (else `flashStreamingApp`), so WebRTC
+/// uses that application whatever the RTMP URL says.
+fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
+    let http = format!("http://127.0.0.1:{http_port}");
+    TargetSpec {
+        name: "embedded".into(),
+        rtmp: Some(format!("rtmp://127.0.0.1:{rtmp_port}/live")),
+        whep: Some(format!("{http}/whep/flashStreamingApp/{{stream}}")),
+        whip: Some(format!("{http}/whip/flashStreamingApp/{{stream}}")),
+        ws: Some(format!("ws://127.0.0.1:{http_port}/ws")),
+        app_key: Some("flashStreamingApp".into()),
+        capabilities: vec![Capability::AppKeys, Capability::BackendHooks],
+        lacks: Vec::new(),
+        exclude: BTreeMap::new(),
+    }
+}
+
+/// A target ready for a case: where to reach it.
+pub struct Running {
+    /// Its description.
+    pub spec: TargetSpec,
+    /// The RTMP server's address.
+    pub rtmp_addr: Option<SocketAddr>,
+    /// `rtmp://host:port`, without the application.
+    pub rtmp_base: Option<String>,
+    /// The application of the RTMP URL.
+    pub app: String,
+    server: Option<ServerHandle>,
+}
+
+impl Running {
+    fn new(spec: TargetSpec, server: Option<ServerHandle>) -> Result<Running, TargetError> {
+        let (rtmp_addr, rtmp_base, app) = match &spec.rtmp {
+            Some(url) => {
+                let (base, app) = split_rtmp_url(url)?;
+                let host = base.trim_start_matches("rtmp://");
+                let addr = resolve(host)?;
+                (Some(addr), Some(base), app)
+            }
+            None => (None, None, String::new()),
+        };
+        Ok(Running {
+            spec,
+            rtmp_addr,
+            rtmp_base,
+            app,
+            server,
+        })
+    }
+
+    /// The embedded server, when the target is the embedded one.
+    pub fn server(&self) -> Option<&ServerHandle> {
+        self.server.as_ref()
+    }
+
+    /// The application key for Flash's `appKey` and WebSocket sessions.
+    pub fn app_key(&self) -> String {
+        self.spec.app_key.clone().unwrap_or_else(|| self.app.clone())
+    }
+
+    /// Stops what was started for the case.
+    pub async fn stop(self) {
+        if let Some(server) = self.server {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// `rtmp://host[:port]/app[/...]` as (`rtmp://host:port`, `app`).
+pub fn split_rtmp_url(url: &str) -> Result<(String, String), TargetError> {
+    let rest = url
+        .strip_prefix("rtmp://")
+        .ok_or_else(|| TargetError::Url(format!("{url:?} is not an rtmp:// URL")))?;
+    let (host, app) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() || app.is_empty() {
+        return Err(TargetError::Url(format!(
+            "{url:?} needs a host and an application: rtmp://host:port/app"
+        )));
+    }
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:1935")
+    };
+    Ok((format!("rtmp://{host}"), app.trim_end_matches('/').to_string()))
+}
+
+fn resolve(host: &str) -> Result<SocketAddr, TargetError> {
+    use std::net::ToSocketAddrs;
+    host.to_socket_addrs()
+        .map_err(|e| TargetError::Url(format!("cannot resolve {host}: {e}")))?
+        .next()
+        .ok_or_else(|| TargetError::Url(format!("{host} resolves to nothing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtmp_urls_split_into_base_and_app() {
+        assert_eq!(
+            split_rtmp_url("rtmp://127.0.0.1/live").unwrap(),
+            ("rtmp://127.0.0.1:1935".to_string(), "live".to_string())
+        );
+        assert_eq!(
+            split_rtmp_url("rtmp://h:19350/app/inst/").unwrap(),
+            ("rtmp://h:19350".to_string(), "app/inst".to_string())
+        );
+        assert!(split_rtmp_url("http://h/live").is_err());
+        assert!(split_rtmp_url("rtmp://h").is_err());
+    }
+
+    #[test]
+    fn what_a_target_offers_follows_its_urls() {
+        let spec: TargetSpec = toml::from_str(
+            "name = \"x\"\nrtmp = \"rtmp://127.0.0.1/live\"\nwhep = \"http://h/{stream}/whep\"\nlacks = [\"rtmp-play\"]\n[exclude]\n\"a/b\" = \"why\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.offers(),
+            vec![Capability::Rtmp, Capability::RtmpPublish, Capability::Whep]
+        );
+        assert_eq!(spec.exclude["a/b"], "why");
+    }
 }

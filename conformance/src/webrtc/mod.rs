@@ -94,6 +94,13 @@ pub enum Signalling {
         /// The stream name, possibly with `?params`.
         stream: String,
     },
+    /// WHEP or WHIP at exactly this URL, whatever the server's layout
+    /// (MediaMTX: `http://host:8889/{stream}/whep`; SRS:
+    /// `http://host:1985/rtc/v1/whep/?app=live&stream={stream}`).
+    Url {
+        /// The endpoint.
+        url: String,
+    },
     /// `play`/`publish` on a WebSocket connection, as stream `id`.
     Ws {
         /// The connection (its `connect` named the application).
@@ -113,6 +120,11 @@ impl Signalling {
             app: app.to_string(),
             stream: stream.to_string(),
         }
+    }
+
+    /// WHEP or WHIP at `url`.
+    pub fn url(url: &str) -> Signalling {
+        Signalling::Url { url: url.to_string() }
     }
 
     /// The WebSocket connection `session`, as stream `id`.

@@ -375,28 +375,24 @@ async fn signal(
     offer: &str,
     timeout: Duration,
 ) -> Result<(String, ActiveSignalling), WebRtcError> {
-    match signalling {
-        Signalling::Http { http_base, app, stream } => {
-            let url = http::endpoint_url(http_base, endpoint, app, stream);
-            let (answer, location) =
-                tokio::time::timeout(timeout, http::offer(&url, offer))
-                    .await
-                    .map_err(|_| WebRtcError::Timeout {
-                        what: format!("the answer to POST {url}"),
-                        after: timeout,
-                        state: "no answer".into(),
-                    })??;
-            Ok((answer, ActiveSignalling::Http { location }))
-        }
+    let url = match signalling {
+        Signalling::Http { http_base, app, stream } => http::endpoint_url(http_base, endpoint, app, stream),
+        Signalling::Url { url } => url.clone(),
         Signalling::Ws { session, id, stream } => {
             let answer = session.offer(request, id, stream, offer, timeout).await?;
-            Ok((
-                answer,
-                ActiveSignalling::Ws {
-                    session: session.clone(),
-                    id: id.clone(),
-                },
-            ))
+            let active = ActiveSignalling::Ws {
+                session: session.clone(),
+                id: id.clone(),
+            };
+            return Ok((answer, active));
         }
-    }
+    };
+    let (answer, location) = tokio::time::timeout(timeout, http::offer(&url, offer))
+        .await
+        .map_err(|_| WebRtcError::Timeout {
+            what: format!("the answer to POST {url}"),
+            after: timeout,
+            state: "no answer".into(),
+        })??;
+    Ok((answer, ActiveSignalling::Http { location }))
 }

@@ -1,0 +1,1197 @@
+//! Running one scenario against one target: actors, steps, expectations,
+//! verdict, wire log.
+//!
+//! Each step acts, then watches what follows until one of its acceptable
+//! outcomes holds or its time runs out. A step without `expect` or `outcome`
+//! expects what success looks like: `connect` NetConnection.Connect.Success,
+//! `publish` NetStream.Publish.Start, `play` NetStream.Play.Start, any other
+//! action merely not failing. The first miss of a required step ends the
+//! case; misses of recommended and informational scenarios are noted and the
+//! case goes on.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use media::amf::Value;
+use media::flv::{Tag, TagKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{
+    fixtures_dir, Action, ActorKind, Expect, MediaExpect, RtmpMediaExpect, Scenario, SdpExpect, SdpMedia, Step,
+};
+use crate::client::{ClientProfile, Incoming, RtmpClient, StatusEvent};
+use crate::target::{Running, Target};
+use crate::verdict::{CaseResult, Verdict};
+use crate::webrtc::sdp::MediaSection;
+use crate::webrtc::{
+    PlayerOptions, PlayerReport, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher, WsSession,
+};
+
+/// Time limits of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long a step waits for its expectations, unless it says `within`.
+    pub step_timeout: Duration,
+    /// How long a case may take, unless it says `timeout`.
+    pub case_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            step_timeout: Duration::from_secs(5),
+            case_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs `scenario` against `target` and concludes.
+pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult {
+        id: scenario.id.clone(),
+        title: scenario.title.clone(),
+        requirement: scenario.requirement.clone(),
+        strictness: scenario.strictness,
+        verdict: Verdict::Ok,
+        expected: None,
+        actual: None,
+        notes: Vec::new(),
+        log: Vec::new(),
+        duration: Duration::ZERO,
+    };
+    let spec = target.spec();
+    if let Some(reason) = spec.exclude.get(&scenario.id) {
+        result.verdict = Verdict::Unimplemented;
+        result.notes.push(format!("excluded by the target: {reason}"));
+        return result;
+    }
+    let offers = spec.offers();
+    let missing: Vec<&str> = scenario
+        .capabilities()
+        .into_iter()
+        .filter(|c| !offers.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    if !missing.is_empty() {
+        result.verdict = Verdict::Unimplemented;
+        result.notes.push(format!("the target lacks {}", missing.join(", ")));
+        return result;
+    }
+    let running = match target.start().await {
+        Ok(running) => running,
+        Err(error) => {
+            result.verdict = Verdict::Failed;
+            result.expected = Some("the target to start".into());
+            result.actual = Some(error.to_string());
+            return result;
+        }
+    };
+    let limit = scenario.timeout.unwrap_or(options.case_timeout);
+    let mut case = Case {
+        running: &running,
+        scenario,
+        options,
+        actors: HashMap::new(),
+        suffix: format!("{:06x}", rand::random::<u32>() & 0xFF_FFFF),
+        result: &mut result,
+    };
+    if tokio::time::timeout(limit, case.run_steps()).await.is_err() {
+        case.miss(
+            Verdict::of_miss(scenario.strictness),
+            format!("the case to finish within {limit:?}"),
+            "it was still running (a step hung)".into(),
+        );
+    }
+    case.finish().await;
+    running.stop().await;
+    result.duration = started.elapsed();
+    result
+}
+
+struct Case<'a> {
+    running: &'a Running,
+    scenario: &'a Scenario,
+    options: &'a RunOptions,
+    actors: HashMap<String, Actor>,
+    suffix: String,
+    result: &'a mut CaseResult,
+}
+
+/// What a step saw, for its expectations.
+#[derive(Debug, Default)]
+struct Observed {
+    /// The action itself failed (could not connect, signalling refused...).
+    error: Option<String>,
+    statuses: Vec<StatusEvent>,
+    closed: bool,
+    audio: u64,
+    video: u64,
+    first_video_keyframe: Option<bool>,
+    sdp: Option<crate::webrtc::SdpSummary>,
+    report: Option<PlayerReport>,
+    tone: Option<f64>,
+    dbfs: Option<f64>,
+    survived: Option<Result<(), String>>,
+    replay: Option<(bool, String)>,
+}
+
+impl Observed {
+    fn codes(&self) -> Vec<&str> {
+        self.statuses.iter().map(|s| s.status.code.as_str()).collect()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(error) = &self.error {
+            parts.push(format!("error: {error}"));
+        }
+        if !self.statuses.is_empty() {
+            let codes: Vec<String> = self
+                .statuses
+                .iter()
+                .map(|s| format!("{} ({})", s.status.code, s.status.level.as_str()))
+                .collect();
+            parts.push(format!("statuses [{}]", codes.join(", ")));
+        }
+        if self.closed {
+            parts.push("connection closed".into());
+        }
+        if self.audio + self.video > 0 {
+            parts.push(format!("{} audio and {} video messages", self.audio, self.video));
+        }
+        if let Some(sdp) = &self.sdp {
+            parts.push(format!(
+                "SDP audio: {}, video: {}",
+                describe_section(sdp.audio()),
+                describe_section(sdp.video())
+            ));
+        }
+        if let Some(r) = &self.report {
+            parts.push(format!(
+                "{} pictures {}x{} (first frame IDR: {:?}), {} video frames, {} audio frames decoded, {} RTP audio / {} RTP video packets",
+                r.video.pictures,
+                r.video.width,
+                r.video.height,
+                r.video.first_frame_was_idr,
+                r.video.frames,
+                r.audio.decoded_frames,
+                r.audio.rtp_packets,
+                r.video.rtp_packets
+            ));
+        }
+        if let Some(tone) = self.tone {
+            parts.push(format!("tone {tone:.0} Hz"));
+        }
+        if let Some(db) = self.dbfs {
+            parts.push(format!("level {db:.1} dBFS"));
+        }
+        if let Some(survived) = &self.survived {
+            parts.push(match survived {
+                Ok(()) => "the server still serves a new client".into(),
+                Err(e) => format!("a new client is not served: {e}"),
+            });
+        }
+        if let Some((_, summary)) = &self.replay {
+            parts.push(summary.clone());
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+fn describe_section(section: Option<&MediaSection>) -> String {
+    match section {
+        None => "absent".into(),
+        Some(s) if s.rejected => "rejected".into(),
+        Some(s) => format!("{} {}", s.direction.as_str(), s.codec_names().join("/")),
+    }
+}
+
+enum Actor {
+    Rtmp(RtmpActor),
+    Webrtc(WebrtcActor),
+    Raw(Option<TcpStream>),
+}
+
+struct RtmpActor {
+    kind: ActorKind,
+    client: Option<RtmpClient>,
+    streams: HashMap<String, u32>,
+    sending: Option<(JoinHandle<RtmpClient>, oneshot::Sender<()>)>,
+    /// Media to send once the step's expectations are checked: stream id, tags, real time.
+    media: Option<(u32, Vec<Tag>, bool)>,
+    /// Statuses already matched by earlier expectations.
+    matched: usize,
+    /// Wire log lines already copied to the case log.
+    logged: usize,
+}
+
+#[derive(Default)]
+struct WebrtcActor {
+    player: Option<WebRtcPlayer>,
+    publisher: Option<WebRtcPublisher>,
+    ws: Option<WsSession>,
+}
+
+impl RtmpActor {
+    /// The client, back from the media task if one is sending.
+    async fn client(&mut self) -> Option<&mut RtmpClient> {
+        if let Some((task, stop)) = self.sending.take() {
+            let _ = stop.send(());
+            if let Ok(client) = task.await {
+                self.client = Some(client);
+            }
+        }
+        self.client.as_mut()
+    }
+}
+
+impl Case<'_> {
+    fn miss(&mut self, verdict: Verdict, expected: String, actual: String) {
+        if self.result.expected.is_none() && verdict != Verdict::Ok {
+            self.result.expected = Some(expected);
+            self.result.actual = Some(actual);
+        }
+        self.result.verdict = self.result.verdict.worst(verdict);
+    }
+
+    async fn run_steps(&mut self) {
+        for (index, step) in self.scenario.steps.iter().enumerate() {
+            let label = format!(
+                "step {} ({} {:?}{})",
+                index + 1,
+                step.actor.as_deref().unwrap_or("-"),
+                step.action,
+                step.stream.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+            );
+            self.result.log.push(format!("== {label}"));
+            let candidates = candidates(step);
+            let observed = self.act(step, &candidates).await;
+            self.copy_wire_log();
+            if let Some(sdp) = &observed.sdp {
+                self.result.log.push(format!(
+                    "SDP answer: audio {}, video {}",
+                    describe_section(sdp.audio()),
+                    describe_section(sdp.video())
+                ));
+            }
+            let verdict = self.conclude(&label, step, &candidates, &observed);
+            if verdict == Verdict::Failed {
+                let left = self.scenario.steps.len() - index - 1;
+                if left > 0 {
+                    self.result.notes.push(format!("{left} later step(s) not run"));
+                }
+                return;
+            }
+        }
+    }
+
+    /// Picks the verdict of the first outcome that holds.
+    fn conclude(&mut self, label: &str, step: &Step, candidates: &[(Verdict, Expect)], observed: &Observed) -> Verdict {
+        if let Some(error) = &observed.error {
+            let holds = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            if !holds {
+                let verdict = Verdict::of_miss(self.scenario.strictness);
+                self.miss(
+                    verdict,
+                    format!("{label}: {}", describe_expect(&candidates[0].1)),
+                    format!("{label}: {error}"),
+                );
+                return verdict;
+            }
+        }
+        for (index, (verdict, expect)) in candidates.iter().enumerate() {
+            if check(expect, observed).is_ok() {
+                if !step.outcomes.is_empty() {
+                    let note = step.outcomes[index].note.as_deref().unwrap_or("");
+                    self.result
+                        .notes
+                        .push(format!("{label}: outcome {} ({verdict}) {note}", index + 1));
+                    if *verdict != Verdict::Ok {
+                        self.miss(
+                            *verdict,
+                            format!("{label}: {}", describe_expect(&candidates[0].1)),
+                            format!("{label}: {}", observed.describe()),
+                        );
+                    }
+                }
+                return *verdict;
+            }
+        }
+        let verdict = Verdict::of_miss(self.scenario.strictness);
+        let why = check(&candidates[0].1, observed).err().unwrap_or_default();
+        self.miss(
+            verdict,
+            format!("{label}: {}", describe_expect(&candidates[0].1)),
+            format!("{label}: {why}; saw {}", observed.describe()),
+        );
+        verdict
+    }
+
+    fn copy_wire_log(&mut self) {
+        let mut names: Vec<&String> = self.actors.keys().collect();
+        names.sort();
+        let mut lines = Vec::new();
+        for name in names {
+            if let Some(Actor::Rtmp(actor)) = self.actors.get(name) {
+                if let Some(client) = &actor.client {
+                    for line in &client.wire_log()[actor.logged..] {
+                        lines.push(format!("{name} {line}"));
+                    }
+                }
+            }
+        }
+        for actor in self.actors.values_mut() {
+            if let Actor::Rtmp(actor) = actor {
+                if let Some(client) = &actor.client {
+                    actor.logged = client.wire_log().len();
+                }
+            }
+        }
+        self.result.log.extend(lines);
+    }
+
+    async fn finish(&mut self) {
+        let mut names: Vec<String> = self.actors.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let Some(actor) = self.actors.remove(&name) else {
+                continue;
+            };
+            match actor {
+                Actor::Rtmp(mut actor) => {
+                    let _ = actor.client().await;
+                    self.actors.insert(name, Actor::Rtmp(actor));
+                }
+                Actor::Webrtc(mut actor) => {
+                    if let Some(player) = &mut actor.player {
+                        let r = player.report();
+                        self.result.log.push(format!(
+                            "{name} WebRTC player: {} RTP audio, {} RTP video packets; {} pictures, {} audio frames decoded",
+                            r.audio.rtp_packets, r.video.rtp_packets, r.video.pictures, r.audio.decoded_frames
+                        ));
+                        let _ = player.stop().await;
+                    }
+                    if let Some(publisher) = &mut actor.publisher {
+                        let _ = publisher.stop().await;
+                    }
+                }
+                Actor::Raw(_) => {}
+            }
+        }
+        self.copy_wire_log();
+    }
+
+    /// The run's name for a scenario's stream name: unique per case, query kept.
+    fn stream_name(&self, logical: &str) -> String {
+        match logical.split_once('?') {
+            Some((name, query)) => format!("{name}-{}?{query}", self.suffix),
+            None => format!("{logical}-{}", self.suffix),
+        }
+    }
+
+    fn within(&self, candidates: &[(Verdict, Expect)]) -> Duration {
+        candidates
+            .iter()
+            .filter_map(|(_, e)| e.within)
+            .max()
+            .unwrap_or(self.options.step_timeout)
+    }
+
+    async fn act(&mut self, step: &Step, candidates: &[(Verdict, Expect)]) -> Observed {
+        let mut observed = Observed::default();
+        let name = step.actor.clone().unwrap_or_default();
+        let kind = self.scenario.actors.get(&name).copied();
+        if step.action == Action::Sleep {
+            tokio::time::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
+            return observed;
+        }
+        if !self.actors.contains_key(&name) {
+            let actor = match kind {
+                Some(ActorKind::Webrtc) => Actor::Webrtc(WebrtcActor::default()),
+                Some(ActorKind::Raw) => Actor::Raw(None),
+                Some(kind) => Actor::Rtmp(RtmpActor {
+                    kind,
+                    client: None,
+                    streams: HashMap::new(),
+                    sending: None,
+                    media: None,
+                    matched: 0,
+                    logged: 0,
+                }),
+                None => {
+                    observed.error = Some(format!("no actor {name}"));
+                    return observed;
+                }
+            };
+            self.actors.insert(name.clone(), actor);
+        }
+        let within = self.within(candidates);
+        let Some(actor) = self.actors.remove(&name) else {
+            return observed;
+        };
+        let actor = match actor {
+            Actor::Rtmp(mut rtmp) => {
+                self.rtmp_step(&mut rtmp, step, candidates, within, &mut observed).await;
+                Actor::Rtmp(rtmp)
+            }
+            Actor::Webrtc(mut webrtc) => {
+                self.webrtc_step(&mut webrtc, step, candidates, within, &mut observed)
+                    .await;
+                Actor::Webrtc(webrtc)
+            }
+            Actor::Raw(mut socket) => {
+                self.raw_step(&mut socket, step, within, &mut observed).await;
+                Actor::Raw(socket)
+            }
+        };
+        self.actors.insert(name, actor);
+        if candidates.iter().any(|(_, e)| e.survives.is_some()) {
+            observed.survived = Some(self.survives().await);
+        }
+        observed
+    }
+
+    /// Opens the actor's connection and sends `connect`, unless done.
+    async fn ensure_connected(&self, actor: &mut RtmpActor, step: &Step) -> Result<usize, String> {
+        if actor.client().await.is_some() {
+            return Ok(0);
+        }
+        let addr = self.running.rtmp_addr.ok_or("the target has no RTMP URL")?;
+        let profile = match actor.kind {
+            ActorKind::Flash => ClientProfile::flash_player(),
+            _ => ClientProfile::encoder(),
+        };
+        let client = RtmpClient::open(addr, profile).await.map_err(|e| e.to_string())?;
+        actor.client = Some(client);
+        let client = actor.client.as_mut().ok_or("no client")?;
+        let base = self.running.rtmp_base.clone().unwrap_or_default();
+        let app = step.app.clone().unwrap_or_else(|| self.running.app.clone());
+        let mut tc_url = format!("{base}/{app}");
+        if let Some(params) = &step.params {
+            tc_url = format!("{tc_url}?{params}");
+        }
+        let args = match (&step.args, actor.kind) {
+            (Some(args), _) => args.iter().map(amf_of).collect(),
+            (None, ActorKind::Flash) => vec![Value::object([
+                ("login", Value::from("conformance")),
+                ("appKey", Value::from(self.running.app_key())),
+            ])],
+            (None, _) => Vec::new(),
+        };
+        let before = client.statuses().len();
+        client.connect(&tc_url, args).await.map_err(|e| e.to_string())?;
+        Ok(before)
+    }
+
+    async fn rtmp_step(
+        &self,
+        actor: &mut RtmpActor,
+        step: &Step,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
+        let result: Result<(), String> = match step.action {
+            Action::Connect => {
+                if actor.client.is_some() {
+                    Err("already connected".into())
+                } else {
+                    self.ensure_connected(actor, step).await.map(|b| before = b)
+                }
+            }
+            Action::Publish | Action::Play => self.publish_or_play(actor, step, &mut before).await,
+            Action::Unpublish => {
+                let logical = step.stream.clone().unwrap_or_default();
+                let id = actor.streams.get(&logical).copied();
+                let name = self.stream_name(&logical);
+                match (actor.client().await, id) {
+                    (Some(client), Some(id)) => client.unpublish(id, &name).await.map_err(|e| e.to_string()),
+                    (Some(_), None) => Err(format!("the actor publishes no stream {logical:?}")),
+                    (None, _) => Err("not connected".into()),
+                }
+            }
+            Action::Disconnect => {
+                let _ = actor.client().await;
+                actor.client = None; // dropping it closes the connection
+                actor.streams.clear();
+                return;
+            }
+            Action::Wait => {
+                before = actor.matched;
+                Ok(())
+            }
+            Action::Replay => Err("capture replay is not available in this build".into()),
+            _ => Err(format!("{:?} is not an RTMP action", step.action)),
+        };
+        if let Err(error) = result {
+            observed.error = Some(error);
+        }
+        let Some(client) = actor.client.as_mut() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        let media = candidates.iter().filter_map(|(_, e)| e.rtmp_media.clone()).next();
+        let settle = candidates.iter().any(|(_, e)| e.exactly || !e.forbidden.is_empty());
+        let mut settled_at: Option<tokio::time::Instant> = None;
+        loop {
+            observed.statuses = client.statuses()[before.min(client.statuses().len())..].to_vec();
+            observed.closed = observed
+                .statuses
+                .iter()
+                .any(|s| s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED);
+            let holds = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            let now = tokio::time::Instant::now();
+            if holds && (!settle || settled_at.is_some_and(|t| now >= t)) {
+                break;
+            }
+            if holds && settle && settled_at.is_none() {
+                settled_at = Some(now + Duration::from_millis(300));
+            }
+            if now >= deadline || observed.error.is_some() && !holds && observed.closed {
+                break;
+            }
+            let slice = deadline.saturating_duration_since(now).min(Duration::from_millis(100));
+            match client.next(slice).await {
+                Ok(Incoming::Media { type_id, payload, .. }) => {
+                    if type_id == 8 {
+                        observed.audio += 1;
+                    } else {
+                        observed.video += 1;
+                        if observed.first_video_keyframe.is_none() {
+                            observed.first_video_keyframe = Some(payload.first().is_some_and(|b| b >> 4 == 1));
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(crate::client::ClientError::Timeout { .. }) => {}
+                // Closed: the next round sees Connect.Closed among the statuses.
+                Err(_) => {
+                    if observed.closed {
+                        break;
+                    }
+                }
+            }
+            if media.is_none() && step.action == Action::Play && holds {
+                break;
+            }
+        }
+        actor.matched = client.statuses().len();
+        // Media to publish goes out from a task of its own from now on.
+        if let Some((id, tags, realtime)) = actor.media.take() {
+            if let Some(client) = actor.client.take() {
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(send_media(client, id, tags, realtime, stopped));
+                actor.sending = Some((task, stop));
+                // Let the first media reach the server before the next step.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+
+    async fn publish_or_play(&self, actor: &mut RtmpActor, step: &Step, before: &mut usize) -> Result<(), String> {
+        let logical = step.stream.clone().unwrap_or_default();
+        if actor.client().await.is_none() {
+            self.ensure_connected(actor, step).await?;
+        }
+        let client = actor.client.as_mut().ok_or("not connected")?;
+        let id = match actor.streams.get(&logical) {
+            Some(id) => *id,
+            None => {
+                let id = client.create_stream().await.map_err(|e| e.to_string())?;
+                actor.streams.insert(logical.clone(), id);
+                id
+            }
+        };
+        *before = client.statuses().len();
+        let name = self.stream_name(&logical);
+        if step.action == Action::Play {
+            return client.play(id, &name).await.map(|_| ()).map_err(|e| e.to_string());
+        }
+        let status = client.publish(id, &name).await.map_err(|e| e.to_string())?;
+        if let Some(media) = &step.media {
+            if status.code == media::netstatus::code::PUBLISH_START {
+                let tags = load_media(media, step)?;
+                actor.media = Some((id, tags, step.realtime.unwrap_or(true)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn webrtc_step(
+        &self,
+        actor: &mut WebrtcActor,
+        step: &Step,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        let logical = step.stream.clone().unwrap_or_default();
+        let name = self.stream_name(&logical);
+        let signalling = match self.signalling(actor, step, &name).await {
+            Ok(signalling) => signalling,
+            Err(error) => {
+                observed.error = Some(error);
+                return;
+            }
+        };
+        match step.action {
+            Action::WebrtcPlay => {
+                let options = PlayerOptions {
+                    audio: step.audio.unwrap_or(true),
+                    video: step.video.unwrap_or(true),
+                    ..PlayerOptions::default()
+                };
+                match WebRtcPlayer::play(signalling, options).await {
+                    Ok(player) => {
+                        observed.sdp = Some(player.answer().clone());
+                        actor.player = Some(player);
+                    }
+                    Err(error) => {
+                        observed.error = Some(error.to_string());
+                        return;
+                    }
+                }
+            }
+            Action::WebrtcPublish => {
+                let options = PublisherOptions {
+                    tone_hz: step.tone_hz.unwrap_or(440.0),
+                    ..PublisherOptions::default()
+                };
+                match WebRtcPublisher::publish(signalling, options).await {
+                    Ok(publisher) => {
+                        observed.sdp = Some(publisher.answer().clone());
+                        actor.publisher = Some(publisher);
+                        // Let media reach the server before the next step.
+                        tokio::time::sleep(Duration::from_millis(1000)).await;
+                    }
+                    Err(error) => observed.error = Some(error.to_string()),
+                }
+                return;
+            }
+            Action::Disconnect => {
+                if let Some(player) = &mut actor.player {
+                    let _ = player.stop().await;
+                }
+                if let Some(publisher) = &mut actor.publisher {
+                    let _ = publisher.stop().await;
+                }
+                return;
+            }
+            _ => {
+                observed.error = Some(format!("{:?} is not a WebRTC action", step.action));
+                return;
+            }
+        }
+        let Some(player) = &actor.player else { return };
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            observed.report = Some(player.report());
+            observed.tone = player.audio_frequency(Duration::from_millis(500));
+            observed.dbfs = player.audio_dbfs(Duration::from_millis(500));
+            if candidates.iter().any(|(_, e)| check(e, observed).is_ok()) || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn signalling(&self, actor: &mut WebrtcActor, step: &Step, name: &str) -> Result<Signalling, String> {
+        let spec = &self.running.spec;
+        let fill = |template: &str| {
+            template
+                .replace("{app}", &self.running.app_key())
+                .replace("{stream}", name)
+        };
+        let kind = step.signalling.as_deref().unwrap_or(match step.action {
+            Action::WebrtcPublish => "whip",
+            _ => "whep",
+        });
+        match kind {
+            "ws" => {
+                let url = spec.ws.as_deref().ok_or("the target has no WebSocket URL")?;
+                if actor.ws.is_none() {
+                    let session = WsSession::connect(
+                        url,
+                        &self.running.app_key(),
+                        serde_json::json!({"login": "conformance"}),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    actor.ws = Some(session);
+                }
+                let session = actor.ws.as_ref().ok_or("no WebSocket session")?;
+                Ok(Signalling::ws(session, &format!("{kind}-{name}"), name))
+            }
+            "whip" => Ok(Signalling::url(&fill(
+                spec.whip.as_deref().ok_or("the target has no WHIP URL")?,
+            ))),
+            _ => Ok(Signalling::url(&fill(
+                spec.whep.as_deref().ok_or("the target has no WHEP URL")?,
+            ))),
+        }
+    }
+
+    async fn raw_step(&self, socket: &mut Option<TcpStream>, step: &Step, within: Duration, observed: &mut Observed) {
+        if step.action == Action::Disconnect {
+            *socket = None;
+            return;
+        }
+        let bytes = match (&step.hex, &step.bytes) {
+            (Some(hex), _) => parse_hex(hex),
+            (None, Some(file)) => std::fs::read(fixtures_dir().join(file)).map_err(|e| format!("{file}: {e}")),
+            (None, None) => Err("no bytes to send".into()),
+        };
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                observed.error = Some(error);
+                return;
+            }
+        };
+        if socket.is_none() {
+            let Some(addr) = self.running.rtmp_addr else {
+                observed.error = Some("the target has no RTMP URL".into());
+                return;
+            };
+            match raw_connect(addr, step.handshake.unwrap_or(true)).await {
+                Ok(stream) => *socket = Some(stream),
+                Err(error) => {
+                    observed.error = Some(error);
+                    return;
+                }
+            }
+        }
+        let Some(stream) = socket.as_mut() else { return };
+        if stream.write_all(&bytes).await.is_err() {
+            // Already closed by the server: that is an answer too.
+            observed.closed = true;
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    observed.closed = true;
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Whether a fresh encoder can still connect and publish.
+    async fn survives(&self) -> Result<(), String> {
+        let addr = self.running.rtmp_addr.ok_or("no RTMP URL")?;
+        let mut client = RtmpClient::open(addr, ClientProfile::encoder())
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!(
+            "{}/{}",
+            self.running.rtmp_base.clone().unwrap_or_default(),
+            self.running.app
+        );
+        client.connect(&url, Vec::new()).await.map_err(|e| e.to_string())?;
+        let id = client.create_stream().await.map_err(|e| e.to_string())?;
+        let status = client
+            .publish(id, &self.stream_name("survivor"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.code == media::netstatus::code::PUBLISH_START {
+            Ok(())
+        } else {
+            Err(format!("publish answered {}", status.code))
+        }
+    }
+}
+
+/// What a step accepts: its outcomes with their verdicts, or its `expect`
+/// (or the action's implicit success) as OK.
+fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
+    if !step.outcomes.is_empty() {
+        return step.outcomes.iter().map(|o| (o.verdict, o.expect.clone())).collect();
+    }
+    let expect = step.expect.clone().unwrap_or_else(|| {
+        let code = match step.action {
+            Action::Connect => Some("NetConnection.Connect.Success"),
+            Action::Publish => Some("NetStream.Publish.Start"),
+            Action::Play => Some("NetStream.Play.Start"),
+            _ => None,
+        };
+        Expect {
+            statuses: code.map(str::to_string).into_iter().collect(),
+            ..Expect::default()
+        }
+    });
+    vec![(Verdict::Ok, expect)]
+}
+
+/// Whether `observed` meets `expect`; the first thing missing if not.
+fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
+    let codes = observed.codes();
+    let mut position = 0;
+    for wanted in &expect.statuses {
+        match codes[position..].iter().position(|c| c == wanted) {
+            Some(found) => position += found + 1,
+            None => return Err(format!("no {wanted} (in order)")),
+        }
+    }
+    if expect.exactly && codes.len() != expect.statuses.len() {
+        return Err(format!("other statuses than exactly {:?}", expect.statuses));
+    }
+    if let Some(code) = expect.forbidden.iter().find(|f| codes.contains(&f.as_str())) {
+        return Err(format!("{code}, which is forbidden"));
+    }
+    if let (Some(level), Some(last)) = (&expect.level, expect.statuses.last()) {
+        let event = observed.statuses.iter().find(|s| &s.status.code == last);
+        if event.is_none_or(|e| e.status.level.as_str() != level) {
+            return Err(format!("{last} not at level {level}"));
+        }
+    }
+    if let Some(closed) = expect.closed {
+        if observed.closed != closed {
+            return Err(if closed {
+                "the connection still open"
+            } else {
+                "the connection closed"
+            }
+            .into());
+        }
+    }
+    if let Some(want) = expect.survives {
+        let survived = matches!(observed.survived, Some(Ok(())));
+        if survived != want {
+            return Err("the server's survival not as expected".into());
+        }
+    }
+    if let Some(media) = &expect.rtmp_media {
+        check_rtmp_media(media, observed)?;
+    }
+    if let Some(sdp) = &expect.sdp {
+        check_sdp(sdp, observed)?;
+    }
+    if let Some(media) = &expect.media {
+        check_media(media, observed)?;
+    }
+    if let Some(want) = expect.replay_matches {
+        match &observed.replay {
+            Some((matches, _)) if *matches == want => {}
+            _ => return Err("the replay did not compare as expected".into()),
+        }
+    }
+    match expect.refused {
+        Some(true) if observed.error.is_none() => return Err("the action was not refused".into()),
+        Some(_) => {}
+        None if observed.error.is_some() => return Err("the action failed".into()),
+        None => {}
+    }
+    Ok(())
+}
+
+fn check_rtmp_media(media: &RtmpMediaExpect, observed: &Observed) -> Result<(), String> {
+    if observed.audio < media.audio || observed.video < media.video {
+        return Err(format!(
+            "fewer than {} audio and {} video messages",
+            media.audio, media.video
+        ));
+    }
+    if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
+        return Err("the first video message is not a keyframe".into());
+    }
+    Ok(())
+}
+
+fn check_sdp(sdp: &SdpExpect, observed: &Observed) -> Result<(), String> {
+    let answer = observed.sdp.as_ref().ok_or("no SDP answer")?;
+    for (kind, want, section) in [
+        ("audio", sdp.audio, answer.audio()),
+        ("video", sdp.video, answer.video()),
+    ] {
+        let Some(want) = want else { continue };
+        let live = section.filter(|s| !s.rejected);
+        let holds = match want {
+            SdpMedia::Rejected => live.is_none(),
+            SdpMedia::Sends => live.is_some_and(|s| s.answerer_sends()),
+            SdpMedia::Receives => live.is_some_and(|s| s.answerer_receives()),
+        };
+        if !holds {
+            return Err(format!("{kind} m-line not {want:?}"));
+        }
+    }
+    if let Some(codec) = &sdp.audio_codec {
+        if !answer.audio().is_some_and(|a| a.has_codec(codec)) {
+            return Err(format!("no {codec} in the audio answer"));
+        }
+    }
+    if let Some(codec) = &sdp.video_codec {
+        if !answer.video().is_some_and(|v| v.has_codec(codec)) {
+            return Err(format!("no {codec} in the video answer"));
+        }
+    }
+    if let Some(profile) = &sdp.h264_profile_level_id {
+        let want = u32::from_str_radix(profile, 16).map_err(|_| format!("bad profile-level-id {profile:?}"))?;
+        let answered = answer
+            .video()
+            .and_then(|v| v.codecs_named("H264").next())
+            .and_then(|c| c.profile_level_id());
+        if answered != Some(want) {
+            return Err(format!("H.264 profile-level-id {answered:06x?}, not {profile}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_media(media: &MediaExpect, observed: &Observed) -> Result<(), String> {
+    let report = observed.report.as_ref().ok_or("no player report")?;
+    if report.video.pictures < media.pictures {
+        return Err(format!("fewer than {} pictures", media.pictures));
+    }
+    if media.width.is_some_and(|w| w != report.video.width) || media.height.is_some_and(|h| h != report.video.height) {
+        return Err(format!(
+            "pictures of {}x{}, not {}x{}",
+            report.video.width,
+            report.video.height,
+            media.width.unwrap_or(0),
+            media.height.unwrap_or(0)
+        ));
+    }
+    if report.audio.decoded_frames < media.audio_frames {
+        return Err(format!("fewer than {} audio frames", media.audio_frames));
+    }
+    if let Some(hz) = media.tone_hz {
+        if observed.tone.is_none_or(|t| (t - hz).abs() > 10.0) {
+            return Err(format!("no {hz} Hz tone"));
+        }
+    }
+    if let Some(db) = media.min_dbfs {
+        if observed.dbfs.is_none_or(|d| d < db) {
+            return Err(format!("sound quieter than {db} dBFS"));
+        }
+    }
+    if media.first_frame_idr && report.video.first_frame_was_idr != Some(true) {
+        return Err("the first video frame is not an IDR".into());
+    }
+    if media.no_video && report.video.frames > 0 {
+        return Err("video frames arrived".into());
+    }
+    if let Some(limit) = media.first_picture_within {
+        if report.video.first_picture_after.is_none_or(|t| t > limit) {
+            return Err(format!("no picture within {limit:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// One line saying what `expect` wants.
+fn describe_expect(expect: &Expect) -> String {
+    let mut parts = Vec::new();
+    if !expect.statuses.is_empty() {
+        let mut text = format!("statuses {}", expect.statuses.join(" then "));
+        if let Some(level) = &expect.level {
+            text.push_str(&format!(" (level {level})"));
+        }
+        if expect.exactly {
+            text.push_str(", nothing else");
+        }
+        parts.push(text);
+    }
+    if !expect.forbidden.is_empty() {
+        parts.push(format!("never {}", expect.forbidden.join(" or ")));
+    }
+    if let Some(closed) = expect.closed {
+        parts.push(
+            if closed {
+                "the connection closed"
+            } else {
+                "the connection kept open"
+            }
+            .into(),
+        );
+    }
+    if expect.survives == Some(true) {
+        parts.push("the server still serving new clients".into());
+    }
+    if let Some(m) = &expect.rtmp_media {
+        parts.push(format!("at least {} audio and {} video messages", m.audio, m.video));
+    }
+    if let Some(sdp) = &expect.sdp {
+        parts.push(format!("SDP {sdp:?}"));
+    }
+    if let Some(media) = &expect.media {
+        parts.push(format!("decoded {media:?}"));
+    }
+    if expect.replay_matches == Some(true) {
+        parts.push("the same answers as the captured server".into());
+    }
+    if expect.refused == Some(true) {
+        parts.push("a refusal".into());
+    }
+    if let Some(within) = expect.within {
+        parts.push(format!("within {within:?}"));
+    }
+    if parts.is_empty() {
+        "the action to succeed".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// A TOML value as AMF: tables become anonymous objects.
+fn amf_of(value: &toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::from(s.as_str()),
+        toml::Value::Integer(i) => Value::Number(*i as f64),
+        toml::Value::Float(f) => Value::Number(*f),
+        toml::Value::Boolean(b) => Value::Boolean(*b),
+        toml::Value::Datetime(d) => Value::from(d.to_string().as_str()),
+        toml::Value::Array(items) => Value::StrictArray(items.iter().map(amf_of).collect()),
+        toml::Value::Table(table) => Value::object(table.iter().map(|(k, v)| (k.clone(), amf_of(v)))),
+    }
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits in {text:?}"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| format!("not hex: {text:?}")))
+        .collect()
+}
+
+/// A TCP connection, after a simple RTMP handshake if `handshake`.
+async fn raw_connect(addr: std::net::SocketAddr, handshake: bool) -> Result<TcpStream, String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    if handshake {
+        let c0c1 = crate::handshake::client_c0c1(crate::handshake::ClientHandshake::Simple, 0);
+        stream.write_all(&c0c1).await.map_err(|e| e.to_string())?;
+        let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut s0s1s2))
+            .await
+            .map_err(|_| "no S0S1S2 within 5 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        stream.write_all(&s0s1s2[1..1537]).await.map_err(|e| e.to_string())?;
+    }
+    Ok(stream)
+}
+
+/// The tags of an FLV fixture to publish: `tracks` only, at most `seconds`.
+fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
+    let path = fixtures_dir().join(file);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tags = media::flv::read_tags(&Bytes::from(bytes)).map_err(|e| format!("{file}: {e}"))?;
+    let tracks = step.tracks.as_deref().unwrap_or("both");
+    let limit = step.seconds.map(|s| s.saturating_mul(1000));
+    Ok(tags
+        .into_iter()
+        .filter(|t| match t.kind {
+            TagKind::Audio => tracks != "video",
+            TagKind::Video => tracks != "audio",
+            TagKind::Script => tracks == "both",
+        })
+        .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
+        .collect())
+}
+
+/// Sends `tags` until they end or `stop` fires; returns the client.
+async fn send_media(
+    mut client: RtmpClient,
+    stream_id: u32,
+    tags: Vec<Tag>,
+    realtime: bool,
+    mut stop: oneshot::Receiver<()>,
+) -> RtmpClient {
+    let start = tokio::time::Instant::now();
+    let first = tags.first().map_or(0, |t| t.timestamp);
+    for tag in &tags {
+        if realtime {
+            let due = start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = &mut stop => return client,
+            }
+        } else if stop.try_recv().is_ok() {
+            return client;
+        }
+        if client.send_tag(stream_id, tag).await.is_err() {
+            return client;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::netstatus::{Level, NetStatus};
+
+    fn observed(codes: &[(&str, Level)]) -> Observed {
+        Observed {
+            statuses: codes
+                .iter()
+                .map(|(code, level)| StatusEvent {
+                    stream_id: 1,
+                    via: "onStatus".into(),
+                    status: NetStatus::new(*level, code, ""),
+                    level_valid: true,
+                })
+                .collect(),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn statuses_are_checked_in_order_with_levels_and_forbidden_codes() {
+        let seen = observed(&[
+            ("NetStream.Play.Reset", Level::Status),
+            ("NetStream.Play.Start", Level::Status),
+        ]);
+        let expect = |statuses: &[&str]| Expect {
+            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            ..Expect::default()
+        };
+        assert!(check(&expect(&["NetStream.Play.Reset", "NetStream.Play.Start"]), &seen).is_ok());
+        assert!(check(&expect(&["NetStream.Play.Start", "NetStream.Play.Reset"]), &seen).is_err());
+        let exactly = Expect {
+            exactly: true,
+            ..expect(&["NetStream.Play.Start"])
+        };
+        assert!(check(&exactly, &seen).is_err());
+        let forbidden = Expect {
+            forbidden: vec!["NetStream.Play.Reset".into()],
+            ..Expect::default()
+        };
+        assert!(check(&forbidden, &seen).unwrap_err().contains("forbidden"));
+        let level = Expect {
+            level: Some("error".into()),
+            ..expect(&["NetStream.Play.Start"])
+        };
+        assert!(check(&level, &seen).unwrap_err().contains("level error"));
+    }
+
+    #[test]
+    fn connect_args_become_amf_objects() {
+        let value: toml::Value = toml::from_str::<toml::Table>("a = { login = \"u\", n = 2 }")
+            .unwrap()
+            .remove("a")
+            .unwrap();
+        assert_eq!(
+            amf_of(&value),
+            Value::object([("login", Value::from("u")), ("n", Value::Number(2.0))])
+        );
+        assert_eq!(parse_hex("03 ff").unwrap(), vec![3, 255]);
+        assert!(parse_hex("0").is_err());
+    }
+}
