@@ -1,0 +1,118 @@
+//! The checks can fail: scenarios run against a deliberately broken RTMP
+//! server (it completes the handshake and answers connect and createStream,
+//! but never answers publish) conclude FAILED with the right message, while
+//! what it does right is OK and what it lacks is UNIMPLEMENTED.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use conformance::scenario::{default_dir, load_dir, run_case, RunOptions};
+use conformance::target::{Target, TargetSpec};
+use conformance::verdict::Verdict;
+use media::amf::Value;
+use media::netstatus::{code, Level, NetStatus};
+use media::rtmp::{ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Message, ObjectEncoding, RawMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A server that answers connect and createStream, and ignores everything else.
+async fn broken_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(socket));
+        }
+    });
+    addr
+}
+
+async fn serve(mut socket: TcpStream) -> std::io::Result<()> {
+    let mut c0c1 = vec![0u8; 1537];
+    socket.read_exact(&mut c0c1).await?;
+    let mut answer = vec![3u8];
+    answer.extend_from_slice(&[0u8; 1536]);
+    answer.extend_from_slice(&c0c1[1..]);
+    socket.write_all(&answer).await?;
+    let mut c2 = vec![0u8; 1536];
+    socket.read_exact(&mut c2).await?;
+    let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+    let mut encoder = ChunkEncoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        decoder.push(&buf[..n]);
+        while let Ok(Some(raw)) = decoder.next_message() {
+            let Ok(Message::Command(command)) = Message::decode(raw.type_id, raw.payload) else {
+                continue;
+            };
+            let args = match command.name.as_str() {
+                "connect" => vec![NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "ok").to_value()],
+                "createStream" => vec![Value::Number(1.0)],
+                _ => continue, // publish, play: never answered
+            };
+            let reply = Message::Command(Command {
+                encoding: ObjectEncoding::Amf0,
+                name: "_result".into(),
+                transaction_id: command.transaction_id,
+                command_object: Value::Null,
+                args,
+            });
+            let (type_id, payload) = reply.encode();
+            let mut out = BytesMut::new();
+            encoder.encode(
+                &RawMessage {
+                    csid: 3,
+                    timestamp: 0,
+                    type_id,
+                    stream_id: 0,
+                    payload,
+                },
+                &mut out,
+            );
+            socket.write_all(&out).await?;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
+    let addr = broken_server().await;
+    let target = Target::External(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        ..TargetSpec::default()
+    });
+    let options = RunOptions {
+        step_timeout: Duration::from_secs(2),
+        case_timeout: Duration::from_secs(20),
+    };
+    let scenarios = load_dir(&default_dir()).unwrap();
+    let case = |id: &str| scenarios.iter().find(|s| s.id == id).unwrap().clone();
+
+    let publish = run_case(&case("rtmp/netstatus/publish-start"), &target, &options).await;
+    assert_eq!(publish.verdict, Verdict::Failed, "{publish:#?}");
+    let expected = publish.expected.as_deref().unwrap_or_default();
+    let actual = publish.actual.as_deref().unwrap_or_default();
+    assert!(expected.contains("NetStream.Publish.Start"), "{expected}");
+    assert!(
+        actual.contains("no NetStream.Publish.Start") || actual.contains("an onStatus"),
+        "{actual}"
+    );
+    assert!(
+        publish.log.iter().any(|l| l.contains("publish(0)")),
+        "the wire log shows the publish: {:#?}",
+        publish.log
+    );
+
+    let connect = run_case(&case("rtmp/connect/amf0"), &target, &options).await;
+    assert_eq!(connect.verdict, Verdict::Ok, "{connect:#?}");
+
+    let whep = run_case(&case("webrtc/whep/h264-aac"), &target, &options).await;
+    assert_eq!(whep.verdict, Verdict::Unimplemented, "{whep:#?}");
+    assert!(whep.notes.iter().any(|n| n.contains("lacks whep")), "{:?}", whep.notes);
+}
