@@ -477,3 +477,288 @@ fn collect_connections(bytes: &[u8]) -> Result<Vec<Connection>, CaptureError> {
     }
     Ok(connections)
 }
+
+// ---------------------------------------------------------------------------
+// Capture order and times
+//
+// The reassembled byte streams above lose the order in which the two
+// directions' bytes were captured. The functions below keep it: every data
+// segment is remembered with its position in the file and its capture time,
+// placed in its direction's reassembled stream, so a decoder can tell which
+// packet completed a message and interleave the two directions as they
+// happened on the wire.
+
+/// One captured data segment, placed in its direction's reassembled stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentMark {
+    /// Position of the frame in the capture file (0 for the first frame).
+    pub packet: usize,
+    /// Capture time, relative to the first frame of the connection; `None`
+    /// when the file records no time for it (pcapng simple packet blocks).
+    pub time: Option<std::time::Duration>,
+    /// Offset of the segment's first byte in the reassembled direction
+    /// (0 for bytes a retransmission repeats from before the stream start).
+    pub start: u64,
+    /// Offset just past its last byte.
+    pub end: u64,
+}
+
+/// A reassembled connection with, for each direction, its data segments in
+/// capture order.
+#[derive(Debug, Clone)]
+pub struct TimedTcpFlow {
+    /// The reassembled bytes, as [`read_tcp_flows`] gives them.
+    pub flow: TcpFlow,
+    /// The client's data segments, in capture order.
+    pub client_segments: Vec<SegmentMark>,
+    /// The server's data segments, in capture order.
+    pub server_segments: Vec<SegmentMark>,
+}
+
+impl TimedTcpFlow {
+    /// The first captured segment holding byte `offset` of a direction
+    /// (`segments` is [`client_segments`](Self::client_segments) or
+    /// [`server_segments`](Self::server_segments)): the packet that made the
+    /// bytes up to and including `offset` available to the receiver, as far
+    /// as the capture tells.
+    pub fn delivered_by(segments: &[SegmentMark], offset: u64) -> Option<&SegmentMark> {
+        segments
+            .iter()
+            .filter(|s| s.start <= offset && offset < s.end)
+            .min_by_key(|s| s.packet)
+    }
+}
+
+/// [`read_tcp_flows`], keeping the capture order and time of every data
+/// segment ([`TimedTcpFlow`]).
+///
+/// Times are read from the pcap record headers (microsecond or nanosecond
+/// files) and from pcapng enhanced and obsolete packet blocks, honouring the
+/// interface's `if_tsresol` (default microseconds).
+pub fn read_tcp_flows_timed(bytes: &[u8]) -> Result<Vec<TimedTcpFlow>, CaptureError> {
+    let connections = collect_timed_connections(bytes)?;
+    connections.iter().map(TimedConnection::reassemble).collect()
+}
+
+/// [`rtmp_flows`], keeping the capture order and time of every data segment.
+/// Only the flows whose server port is `port` are reassembled.
+pub fn rtmp_flows_timed(bytes: &[u8], port: u16) -> Result<Vec<TimedTcpFlow>, CaptureError> {
+    let connections = collect_timed_connections(bytes)?;
+    connections
+        .iter()
+        .filter(|c| c.connection.server().port() == port)
+        .map(TimedConnection::reassemble)
+        .collect()
+}
+
+/// A data segment as recorded while grouping: who sent it, its unwrapped
+/// sequence number, and where and when it was captured.
+struct SegmentRecord {
+    src: SocketAddr,
+    seq: i64,
+    len: usize,
+    packet: usize,
+    time: Option<std::time::Duration>,
+}
+
+/// A connection and its data segments in capture order.
+struct TimedConnection {
+    connection: Connection,
+    segments: Vec<SegmentRecord>,
+    first_time: Option<std::time::Duration>,
+}
+
+impl TimedConnection {
+    /// Reassembles both directions and places every recorded segment.
+    fn reassemble(&self) -> Result<TimedTcpFlow, CaptureError> {
+        let flow = self.connection.reassemble()?;
+        let c = &self.connection;
+        let base = |d: &Direction| match d.syn_seq {
+            Some(syn) => syn + 1,
+            None => d.segments.iter().map(|(start, _)| *start).min().unwrap_or(0),
+        };
+        let (client_base, server_base) = (base(&c.from_client), base(&c.from_other));
+        let (mut client_segments, mut server_segments) = (Vec::new(), Vec::new());
+        for record in &self.segments {
+            let (base, marks) = if record.src == c.client {
+                (client_base, &mut client_segments)
+            } else {
+                (server_base, &mut server_segments)
+            };
+            let end = record.seq + record.len as i64 - base;
+            if end <= 0 {
+                continue; // entirely before the stream start
+            }
+            let time = match (record.time, self.first_time) {
+                (Some(t), Some(first)) => Some(t.saturating_sub(first)),
+                _ => None,
+            };
+            marks.push(SegmentMark {
+                packet: record.packet,
+                time,
+                start: (record.seq - base).max(0) as u64,
+                end: end as u64,
+            });
+        }
+        Ok(TimedTcpFlow {
+            flow,
+            client_segments,
+            server_segments,
+        })
+    }
+}
+
+/// [`collect_connections`], also recording every data segment's sender,
+/// unwrapped sequence number, frame position and capture time.
+fn collect_timed_connections(bytes: &[u8]) -> Result<Vec<TimedConnection>, CaptureError> {
+    let mut connections: Vec<TimedConnection> = Vec::new();
+    let mut latest: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
+    let mut unsupported: Vec<u32> = Vec::new();
+    let mut packet = 0usize;
+    for_each_timed_frame(bytes, |frame, time| {
+        let position = packet;
+        packet += 1;
+        let segment = match decode(&frame) {
+            Decoded::Tcp(segment) => segment,
+            Decoded::NotTcp => return,
+            Decoded::UnsupportedLink(link) => {
+                if !unsupported.contains(&link) {
+                    unsupported.push(link);
+                }
+                return;
+            }
+        };
+        let key = if segment.src <= segment.dst {
+            (segment.src, segment.dst)
+        } else {
+            (segment.dst, segment.src)
+        };
+        let index = match latest.get(&key) {
+            Some(&i) if !connections[i].connection.is_reopened_by(&segment) => i,
+            _ => {
+                connections.push(TimedConnection {
+                    connection: Connection::new(&segment),
+                    segments: Vec::new(),
+                    first_time: time,
+                });
+                latest.insert(key, connections.len() - 1);
+                connections.len() - 1
+            }
+        };
+        let timed = &mut connections[index];
+        timed.connection.add(&segment);
+        if segment.payload.is_empty() {
+            return;
+        }
+        let c = &timed.connection;
+        let direction = if segment.src == c.client {
+            &c.from_client
+        } else {
+            &c.from_other
+        };
+        // `add` just unwrapped this segment's number; data on a SYN follows it.
+        if let Some((_, unwrapped)) = direction.last {
+            timed.segments.push(SegmentRecord {
+                src: segment.src,
+                seq: unwrapped + i64::from(segment.syn),
+                len: segment.payload.len(),
+                packet: position,
+                time,
+            });
+        }
+    })?;
+    if connections.is_empty() && !unsupported.is_empty() {
+        return Err(CaptureError::UnsupportedLinkType(unsupported));
+    }
+    Ok(connections)
+}
+
+/// [`for_each_frame`], also giving each frame's capture time (since the
+/// Unix epoch, as the file records it).
+fn for_each_timed_frame(
+    bytes: &[u8],
+    mut on_frame: impl FnMut(Frame<'_>, Option<std::time::Duration>),
+) -> Result<(), CaptureError> {
+    let magic: [u8; 4] = match bytes.get(..4).and_then(|m| m.try_into().ok()) {
+        Some(m) => m,
+        None => return Err(CaptureError::UnknownFormat(bytes.to_vec())),
+    };
+    match magic {
+        [0x0a, 0x0d, 0x0d, 0x0a] => {
+            let (mut rest, mut parser) = PcapNgParser::new(bytes).map_err(|e| format_error("pcapng", bytes, e))?;
+            while !rest.is_empty() {
+                let (next, block) = parser.next_block(rest).map_err(|e| format_error("pcapng", rest, e))?;
+                // pcap-file hands over the raw 64-bit time as nanoseconds,
+                // whatever the interface's resolution.
+                let (interface, data, raw_time) = match block {
+                    Block::EnhancedPacket(p) => (p.interface_id, p.data, Some(p.timestamp.as_nanos() as u64)),
+                    Block::SimplePacket(p) => (0, p.data, None),
+                    Block::Packet(p) => (u32::from(p.interface_id), p.data, Some(p.timestamp)),
+                    _ => {
+                        rest = next;
+                        continue;
+                    }
+                };
+                let description = parser
+                    .interfaces()
+                    .get(interface as usize)
+                    .ok_or(CaptureError::UnknownInterface(interface))?;
+                let resolution = description.options.iter().find_map(|o| match o {
+                    pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfTsResol(r) => {
+                        Some(*r)
+                    }
+                    _ => None,
+                });
+                let time = raw_time.map(|raw| pcapng_time(raw, resolution.unwrap_or(6)));
+                on_frame(
+                    Frame {
+                        link: description.linktype,
+                        data: &data,
+                    },
+                    time,
+                );
+                rest = next;
+            }
+            Ok(())
+        }
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] => {
+            let (mut rest, parser) = PcapParser::new(bytes).map_err(|e| format_error("pcap", bytes, e))?;
+            let header = parser.header();
+            let nanos = header.ts_resolution == pcap_file::TsResolution::NanoSecond;
+            while !rest.is_empty() {
+                let (next, packet) = parser
+                    .next_raw_packet(rest)
+                    .map_err(|e| format_error("pcap", rest, e))?;
+                let frac = if nanos {
+                    std::time::Duration::from_nanos(u64::from(packet.ts_frac))
+                } else {
+                    std::time::Duration::from_micros(u64::from(packet.ts_frac))
+                };
+                let time = std::time::Duration::from_secs(u64::from(packet.ts_sec)) + frac;
+                on_frame(
+                    Frame {
+                        link: header.datalink,
+                        data: &packet.data,
+                    },
+                    Some(time),
+                );
+                rest = next;
+            }
+            Ok(())
+        }
+        _ => Err(CaptureError::UnknownFormat(magic.to_vec())),
+    }
+}
+
+/// A pcapng timestamp of `raw` units of the `if_tsresol` resolution
+/// `resolution`: 10^-n seconds, or 2^-n seconds with the top bit set.
+fn pcapng_time(raw: u64, resolution: u8) -> std::time::Duration {
+    let exponent = u32::from(resolution & 0x7F);
+    let units_per_second: u128 = if resolution & 0x80 == 0 {
+        10u128.checked_pow(exponent).unwrap_or(u128::MAX)
+    } else {
+        1u128.checked_shl(exponent).unwrap_or(u128::MAX)
+    };
+    let nanos = u128::from(raw) * 1_000_000_000 / units_per_second.max(1);
+    std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}

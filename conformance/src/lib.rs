@@ -9,6 +9,8 @@ pub mod browser;
 pub mod capture;
 pub mod client;
 pub mod handshake;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod target;

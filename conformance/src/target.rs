@@ -168,7 +168,7 @@ pub enum Target {
     /// The reference server, in-process, a fresh one per case.
     Embedded,
     /// A server somebody else runs.
-    External(TargetSpec),
+    External(Box<TargetSpec>),
 }
 
 impl Target {
@@ -177,7 +177,7 @@ impl Target {
     pub fn spec(&self) -> TargetSpec {
         match self {
             Target::Embedded => embedded_spec(0, 0),
-            Target::External(spec) => spec.clone(),
+            Target::External(spec) => spec.as_ref().clone(),
         }
     }
 
@@ -189,7 +189,7 @@ impl Target {
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());
                 Running::new(spec, Some(server))
             }
-            Target::External(spec) => Running::new(spec.clone(), None),
+            Target::External(spec) => Running::new(spec.as_ref().clone(), None),
         }
     }
 }

@@ -82,11 +82,11 @@ async fn serve(mut socket: TcpStream) -> std::io::Result<()> {
 #[tokio::test]
 async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
     let addr = broken_server().await;
-    let target = Target::External(TargetSpec {
+    let target = Target::External(Box::new(TargetSpec {
         name: "broken".into(),
         rtmp: Some(format!("rtmp://{addr}/live")),
         ..TargetSpec::default()
-    });
+    }));
     let options = RunOptions {
         step_timeout: Duration::from_secs(2),
         case_timeout: Duration::from_secs(20),

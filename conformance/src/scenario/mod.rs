@@ -142,8 +142,9 @@ pub enum Action {
     /// Publishes `stream` over WebRTC (`signalling` = `whip` or `ws`): a
     /// moving test pattern and a `tone_hz` tone.
     WebrtcPublish,
-    /// Replays the RTMP capture `capture` (below `fixtures/`) and compares
-    /// the answers with the captured server's.
+    /// Replays the RTMP capture `capture` (a pcap/pcapng below `fixtures/`,
+    /// or the client's and the server's raw bytes: two paths separated by a
+    /// space) and compares the answers with the captured server's.
     Replay,
 }
 
@@ -201,7 +202,7 @@ pub struct Step {
     /// Do the simple handshake before raw bytes (default true).
     #[serde(default)]
     pub handshake: Option<bool>,
-    /// A capture below `fixtures/`.
+    /// A capture below `fixtures/` (or two raw direction files, space-separated).
     #[serde(default)]
     pub capture: Option<String>,
     /// For `sleep`.
@@ -559,7 +560,23 @@ mod tests {
             "{head}[[step]]\nactor = \"p\"\naction = \"webrtc-play\"\nstream = \"s\"\n"
         ));
         assert!(misfit.unwrap_err().contains("does not fit"));
-        let bad_id = write(&head.replace("a/b", "a/c").to_string());
+        let outcomes = format!(
+            "{head}[[step]]\nactor = \"p\"\naction = \"connect\"\n[[step.outcome]]\nverdict = \"ok\"\nstatuses = [\"NetConnection.Connect.Success\"]\n[[step.outcome]]\nverdict = \"non-strict\"\nnote = \"n\"\nstatuses = [\"NetConnection.Connect.Rejected\"]\n"
+        );
+        assert!(write(&outcomes).is_ok(), "{:?}", write(&outcomes));
+        let scenario = load(&dir, &dir.join("a/b.toml")).unwrap();
+        assert_eq!(scenario.steps[0].outcomes.len(), 2);
+        assert_eq!(
+            scenario.steps[0].outcomes[1].verdict,
+            crate::verdict::Verdict::NonStrict
+        );
+        assert_eq!(
+            scenario.steps[0].outcomes[1].expect.statuses,
+            ["NetConnection.Connect.Rejected"]
+        );
+        let outcome_typo = write(&outcomes.replace("note = ", "note_ = "));
+        assert!(outcome_typo.is_err(), "a typo in an outcome is an error");
+        let bad_id = write(&format!("{head}[[step]]\nactor = \"p\"\naction = \"connect\"\n").replace("a/b", "a/c"));
         assert!(bad_id.unwrap_err().contains("does not match"));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -138,6 +138,7 @@ struct Observed {
     dbfs: Option<f64>,
     survived: Option<Result<(), String>>,
     replay: Option<(bool, String)>,
+    replay_log: Vec<String>,
 }
 
 impl Observed {
@@ -216,8 +217,8 @@ fn describe_section(section: Option<&MediaSection>) -> String {
 }
 
 enum Actor {
-    Rtmp(RtmpActor),
-    Webrtc(WebrtcActor),
+    Rtmp(Box<RtmpActor>),
+    Webrtc(Box<WebrtcActor>),
     Raw(Option<TcpStream>),
 }
 
@@ -276,6 +277,7 @@ impl Case<'_> {
             let candidates = candidates(step);
             let observed = self.act(step, &candidates).await;
             self.copy_wire_log();
+            self.result.log.extend(observed.replay_log.iter().cloned());
             if let Some(sdp) = &observed.sdp {
                 self.result.log.push(format!(
                     "SDP answer: audio {}, video {}",
@@ -416,9 +418,9 @@ impl Case<'_> {
         }
         if !self.actors.contains_key(&name) {
             let actor = match kind {
-                Some(ActorKind::Webrtc) => Actor::Webrtc(WebrtcActor::default()),
+                Some(ActorKind::Webrtc) => Actor::Webrtc(Box::default()),
                 Some(ActorKind::Raw) => Actor::Raw(None),
-                Some(kind) => Actor::Rtmp(RtmpActor {
+                Some(kind) => Actor::Rtmp(Box::new(RtmpActor {
                     kind,
                     client: None,
                     streams: HashMap::new(),
@@ -426,7 +428,7 @@ impl Case<'_> {
                     media: None,
                     matched: 0,
                     logged: 0,
-                }),
+                })),
                 None => {
                     observed.error = Some(format!("no actor {name}"));
                     return observed;
@@ -530,7 +532,37 @@ impl Case<'_> {
                 before = actor.matched;
                 Ok(())
             }
-            Action::Replay => Err("capture replay is not available in this build".into()),
+            Action::Replay => {
+                let files: Vec<std::path::PathBuf> = step
+                    .capture
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(|f| fixtures_dir().join(f))
+                    .collect();
+                let url = format!(
+                    "{}/{}",
+                    self.running.rtmp_base.clone().unwrap_or_default(),
+                    step.app.clone().unwrap_or_else(|| self.running.app.clone())
+                );
+                let source = crate::replay::CaptureSource::from_paths(&files)
+                    .ok_or_else(|| "capture: one file, or the client's and the server's bytes".to_string());
+                let replayed = match source {
+                    Ok(source) => crate::replay::replay_source(&source, &url, crate::replay::ReplayOptions::default())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match replayed {
+                    Ok(report) => {
+                        observed.replay = Some((report.is_match(), replay_summary(&report)));
+                        observed.replay_log = report.wire_log.clone();
+                        observed.replay_log.push(report.to_string());
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
+            }
             _ => Err(format!("{:?} is not an RTMP action", step.action)),
         };
         if let Err(error) = result {
@@ -816,6 +848,27 @@ impl Case<'_> {
     }
 }
 
+/// The replay's differences, stable from run to run (no paths, ports or times).
+fn replay_summary(report: &crate::replay::ReplayReport) -> String {
+    use crate::replay::report::Verdict as Compared;
+    let differences: Vec<String> = report
+        .mismatches()
+        .map(|c| match &c.verdict {
+            Compared::Differs { expected, actual } => {
+                format!("{}: expected {expected}, actual {actual}", c.name)
+            }
+            Compared::Missing { expected } => format!("{}: expected {expected}, no answer", c.name),
+            Compared::NotSent { reason } => format!("{}: not sent ({reason})", c.name),
+            Compared::Match => String::new(),
+        })
+        .collect();
+    if differences.is_empty() {
+        format!("replay: all {} commands answered as captured", report.commands.len())
+    } else {
+        format!("replay differs: {}", differences.join("; "))
+    }
+}
+
 /// What a step accepts: its outcomes with their verdicts, or its `expect`
 /// (or the action's implicit success) as OK.
 fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
@@ -1062,7 +1115,7 @@ fn amf_of(value: &toml::Value) -> Value {
 
 fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in {text:?}"));
     }
     (0..digits.len())
