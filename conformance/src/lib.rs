@@ -9,6 +9,7 @@ pub mod browser;
 pub mod capture;
 pub mod client;
 pub mod handshake;
+pub mod harness;
 pub mod record;
 pub mod replay;
 pub mod report;

@@ -13,11 +13,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use conformance::report::{console_details, index_json, TargetResults};
-use conformance::scenario::{default_dir, load_dir, run_case, RunOptions};
+use conformance::harness::trials;
+use conformance::report::{index_json, TargetResults};
+use conformance::scenario::{default_dir, load_dir, RunOptions};
 use conformance::target::Target;
-use conformance::verdict::Verdict;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Arguments;
 
 fn main() {
     let args = Arguments::from_args();
@@ -30,25 +30,7 @@ fn main() {
     };
     let total = scenarios.len();
     let results = Arc::new(Mutex::new(Vec::new()));
-    let trials = scenarios
-        .into_iter()
-        .map(|scenario| {
-            let results = results.clone();
-            Trial::test(scenario.id.clone(), move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Failed::from(e.to_string()))?;
-                let result = runtime.block_on(run_case(&scenario, &Target::Embedded, &RunOptions::default()));
-                results.lock().unwrap_or_else(|p| p.into_inner()).push(result.clone());
-                match result.verdict {
-                    // Informational outcomes are pinned by the index snapshot below.
-                    Verdict::Ok | Verdict::Informational => Ok(()),
-                    verdict => Err(Failed::from(format!("{verdict}\n{}", console_details(&result)))),
-                }
-            })
-        })
-        .collect();
+    let trials = trials(scenarios, &Target::Embedded, &RunOptions::default(), &results);
     let conclusion = libtest_mimic::run(&args, trials);
     let mut cases = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
     if !conclusion.has_failed() && cases.len() == total {

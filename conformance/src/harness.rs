@@ -1,0 +1,83 @@
+//! The scenarios as `cargo test` cases, for any target: each scenario is
+//! one libtest-mimic trial, so `cargo test -- rtmp/netstatus` selects by id
+//! and nextest runs them one by one.
+//!
+//! A server's own project runs the suite against its server with a test
+//! file declared `harness = false`:
+//!
+//! ```no_run
+//! // tests/conformance.rs, with [[test]] name = "conformance", harness = false
+//! use conformance::target::{Target, TargetSpec};
+//!
+//! fn main() {
+//!     // Start your server here (or in CI before the tests), then say where it is.
+//!     let spec = TargetSpec {
+//!         name: "my-server".into(),
+//!         rtmp: Some("rtmp://127.0.0.1:1935/live".into()),
+//!         whep: Some("http://127.0.0.1:8080/whep/{app}/{stream}".into()),
+//!         ..TargetSpec::default()
+//!     };
+//!     conformance::harness::main(Target::External(Box::new(spec)));
+//! }
+//! ```
+//!
+//! A case passes when it is OK or INFORMATIONAL, and is ignored (with its
+//! reason) when UNIMPLEMENTED: the target lacks what it needs or excludes it.
+
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
+
+use crate::report::console_details;
+use crate::scenario::{default_dir, load_dir, run_case, RunOptions, Scenario};
+use crate::target::Target;
+use crate::verdict::{CaseResult, Verdict};
+
+/// One trial per scenario, run against `target`; every result also goes to `results`.
+pub fn trials(
+    scenarios: Vec<Scenario>,
+    target: &Target,
+    options: &RunOptions,
+    results: &Arc<Mutex<Vec<CaseResult>>>,
+) -> Vec<Trial> {
+    let offers = target.spec().offers();
+    let excluded = target.spec().exclude;
+    scenarios
+        .into_iter()
+        .map(|scenario| {
+            let unable =
+                excluded.contains_key(&scenario.id) || scenario.capabilities().iter().any(|c| !offers.contains(c));
+            let (target, options, results) = (target.clone(), options.clone(), results.clone());
+            Trial::test(scenario.id.clone(), move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                let result = runtime.block_on(run_case(&scenario, &target, &options));
+                results.lock().unwrap_or_else(|p| p.into_inner()).push(result.clone());
+                match result.verdict {
+                    Verdict::Ok | Verdict::Informational | Verdict::Unimplemented => Ok(()),
+                    verdict => Err(Failed::from(format!("{verdict}\n{}", console_details(&result)))),
+                }
+            })
+            .with_ignored_flag(unable)
+        })
+        .collect()
+}
+
+/// Runs the repository's scenarios against `target` as a test binary and
+/// exits with the test's status.
+pub fn main(target: Target) -> ! {
+    let args = Arguments::from_args();
+    let scenarios = match load_dir(&default_dir()) {
+        Ok(scenarios) => scenarios,
+        Err(error) => {
+            eprintln!("cannot load the scenarios: {error}");
+            std::process::exit(2);
+        }
+    };
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let trials = trials(scenarios, &target, &RunOptions::default(), &results);
+    let conclusion: Conclusion = libtest_mimic::run(&args, trials);
+    conclusion.exit()
+}

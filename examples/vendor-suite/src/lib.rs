@@ -1,0 +1,1 @@
+//! Nothing here: the example is `tests/conformance.rs`.
