@@ -106,7 +106,7 @@ pub struct TcpFlow {
 /// sender of the connection's first packet.
 pub fn read_tcp_flows(bytes: &[u8]) -> Result<Vec<TcpFlow>, CaptureError> {
     let connections = collect_connections(bytes)?;
-    connections.iter().map(Connection::reassemble).collect()
+    connections.iter().map(|c| c.connection.reassemble()).collect()
 }
 
 /// The flows whose server port is `port`. Only those flows are reassembled,
@@ -115,18 +115,21 @@ pub fn rtmp_flows(bytes: &[u8], port: u16) -> Result<Vec<TcpFlow>, CaptureError>
     let connections = collect_connections(bytes)?;
     connections
         .iter()
-        .filter(|c| c.server().port() == port)
-        .map(Connection::reassemble)
+        .filter(|c| c.connection.server().port() == port)
+        .map(|c| c.connection.reassemble())
         .collect()
 }
 
 // ---------------------------------------------------------------------------
 // Capture files
 
-/// A captured frame and the link type it starts with.
+/// A captured frame, the link type it starts with, and its capture time
+/// (since the Unix epoch, as the file records it; pcapng simple packet
+/// blocks record none).
 struct Frame<'a> {
     link: DataLink,
     data: &'a [u8],
+    time: Option<std::time::Duration>,
 }
 
 /// Calls `on_frame` for every captured frame of a pcap or pcapng file.
@@ -159,15 +162,22 @@ fn format_error(format: &'static str, rest: &[u8], source: PcapError) -> Capture
 fn read_pcap(bytes: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(), CaptureError> {
     let (mut rest, parser) = PcapParser::new(bytes).map_err(|e| format_error("pcap", bytes, e))?;
     let link = parser.header().datalink;
+    let nanos = parser.header().ts_resolution == pcap_file::TsResolution::NanoSecond;
     while !rest.is_empty() {
         // Raw packets skip pcap-file's check that lengths stay under the snap
         // length, which real tools do not always honour.
         let (next, packet) = parser
             .next_raw_packet(rest)
             .map_err(|e| format_error("pcap", rest, e))?;
+        let frac = if nanos {
+            std::time::Duration::from_nanos(u64::from(packet.ts_frac))
+        } else {
+            std::time::Duration::from_micros(u64::from(packet.ts_frac))
+        };
         on_frame(Frame {
             link,
             data: &packet.data,
+            time: Some(std::time::Duration::from_secs(u64::from(packet.ts_sec)) + frac),
         });
         rest = next;
     }
@@ -179,21 +189,30 @@ fn read_pcapng(bytes: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(),
     let (mut rest, mut parser) = PcapNgParser::new(bytes).map_err(|e| format_error("pcapng", bytes, e))?;
     while !rest.is_empty() {
         let (next, block) = parser.next_block(rest).map_err(|e| format_error("pcapng", rest, e))?;
-        let (interface, data) = match block {
-            Block::EnhancedPacket(p) => (p.interface_id, p.data),
-            Block::SimplePacket(p) => (0, p.data),
-            Block::Packet(p) => (u32::from(p.interface_id), p.data),
+        // pcap-file hands over the raw 64-bit time as nanoseconds, whatever
+        // the interface's resolution.
+        let (interface, data, raw_time) = match block {
+            Block::EnhancedPacket(p) => (p.interface_id, p.data, Some(p.timestamp.as_nanos() as u64)),
+            Block::SimplePacket(p) => (0, p.data, None),
+            Block::Packet(p) => (u32::from(p.interface_id), p.data, Some(p.timestamp)),
             _ => {
                 rest = next;
                 continue;
             }
         };
-        let link = parser
+        let description = parser
             .interfaces()
             .get(interface as usize)
-            .map(|i| i.linktype)
             .ok_or(CaptureError::UnknownInterface(interface))?;
-        on_frame(Frame { link, data: &data });
+        let resolution = description.options.iter().find_map(|o| match o {
+            pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+            _ => None,
+        });
+        on_frame(Frame {
+            link: description.linktype,
+            data: &data,
+            time: raw_time.map(|raw| pcapng_time(raw, resolution.unwrap_or(6))),
+        });
         rest = next;
     }
     Ok(())
@@ -439,45 +458,6 @@ impl Connection {
     }
 }
 
-/// Groups the capture's TCP segments into connections, in order of first
-/// packet.
-fn collect_connections(bytes: &[u8]) -> Result<Vec<Connection>, CaptureError> {
-    let mut connections: Vec<Connection> = Vec::new();
-    // Unordered endpoint pair -> index of its latest connection.
-    let mut latest: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
-    let mut unsupported: Vec<u32> = Vec::new();
-    for_each_frame(bytes, |frame| {
-        let segment = match decode(&frame) {
-            Decoded::Tcp(segment) => segment,
-            Decoded::NotTcp => return,
-            Decoded::UnsupportedLink(link) => {
-                if !unsupported.contains(&link) {
-                    unsupported.push(link);
-                }
-                return;
-            }
-        };
-        let key = if segment.src <= segment.dst {
-            (segment.src, segment.dst)
-        } else {
-            (segment.dst, segment.src)
-        };
-        let index = match latest.get(&key) {
-            Some(&i) if !connections[i].is_reopened_by(&segment) => i,
-            _ => {
-                connections.push(Connection::new(&segment));
-                latest.insert(key, connections.len() - 1);
-                connections.len() - 1
-            }
-        };
-        connections[index].add(&segment);
-    })?;
-    if connections.is_empty() && !unsupported.is_empty() {
-        return Err(CaptureError::UnsupportedLinkType(unsupported));
-    }
-    Ok(connections)
-}
-
 // ---------------------------------------------------------------------------
 // Capture order and times
 //
@@ -536,14 +516,14 @@ impl TimedTcpFlow {
 /// files) and from pcapng enhanced and obsolete packet blocks, honouring the
 /// interface's `if_tsresol` (default microseconds).
 pub fn read_tcp_flows_timed(bytes: &[u8]) -> Result<Vec<TimedTcpFlow>, CaptureError> {
-    let connections = collect_timed_connections(bytes)?;
+    let connections = collect_connections(bytes)?;
     connections.iter().map(TimedConnection::reassemble).collect()
 }
 
 /// [`rtmp_flows`], keeping the capture order and time of every data segment.
 /// Only the flows whose server port is `port` are reassembled.
 pub fn rtmp_flows_timed(bytes: &[u8], port: u16) -> Result<Vec<TimedTcpFlow>, CaptureError> {
-    let connections = collect_timed_connections(bytes)?;
+    let connections = collect_connections(bytes)?;
     connections
         .iter()
         .filter(|c| c.connection.server().port() == port)
@@ -608,14 +588,16 @@ impl TimedConnection {
     }
 }
 
-/// [`collect_connections`], also recording every data segment's sender,
-/// unwrapped sequence number, frame position and capture time.
-fn collect_timed_connections(bytes: &[u8]) -> Result<Vec<TimedConnection>, CaptureError> {
+/// Groups the capture's TCP segments into connections, in order of first
+/// packet, recording every data segment's sender, unwrapped sequence number,
+/// frame position and capture time.
+fn collect_connections(bytes: &[u8]) -> Result<Vec<TimedConnection>, CaptureError> {
     let mut connections: Vec<TimedConnection> = Vec::new();
     let mut latest: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
     let mut unsupported: Vec<u32> = Vec::new();
     let mut packet = 0usize;
-    for_each_timed_frame(bytes, |frame, time| {
+    for_each_frame(bytes, |frame| {
+        let time = frame.time;
         let position = packet;
         packet += 1;
         let segment = match decode(&frame) {
@@ -671,83 +653,6 @@ fn collect_timed_connections(bytes: &[u8]) -> Result<Vec<TimedConnection>, Captu
         return Err(CaptureError::UnsupportedLinkType(unsupported));
     }
     Ok(connections)
-}
-
-/// [`for_each_frame`], also giving each frame's capture time (since the
-/// Unix epoch, as the file records it).
-fn for_each_timed_frame(
-    bytes: &[u8],
-    mut on_frame: impl FnMut(Frame<'_>, Option<std::time::Duration>),
-) -> Result<(), CaptureError> {
-    let magic: [u8; 4] = match bytes.get(..4).and_then(|m| m.try_into().ok()) {
-        Some(m) => m,
-        None => return Err(CaptureError::UnknownFormat(bytes.to_vec())),
-    };
-    match magic {
-        [0x0a, 0x0d, 0x0d, 0x0a] => {
-            let (mut rest, mut parser) = PcapNgParser::new(bytes).map_err(|e| format_error("pcapng", bytes, e))?;
-            while !rest.is_empty() {
-                let (next, block) = parser.next_block(rest).map_err(|e| format_error("pcapng", rest, e))?;
-                // pcap-file hands over the raw 64-bit time as nanoseconds,
-                // whatever the interface's resolution.
-                let (interface, data, raw_time) = match block {
-                    Block::EnhancedPacket(p) => (p.interface_id, p.data, Some(p.timestamp.as_nanos() as u64)),
-                    Block::SimplePacket(p) => (0, p.data, None),
-                    Block::Packet(p) => (u32::from(p.interface_id), p.data, Some(p.timestamp)),
-                    _ => {
-                        rest = next;
-                        continue;
-                    }
-                };
-                let description = parser
-                    .interfaces()
-                    .get(interface as usize)
-                    .ok_or(CaptureError::UnknownInterface(interface))?;
-                let resolution = description.options.iter().find_map(|o| match o {
-                    pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfTsResol(r) => {
-                        Some(*r)
-                    }
-                    _ => None,
-                });
-                let time = raw_time.map(|raw| pcapng_time(raw, resolution.unwrap_or(6)));
-                on_frame(
-                    Frame {
-                        link: description.linktype,
-                        data: &data,
-                    },
-                    time,
-                );
-                rest = next;
-            }
-            Ok(())
-        }
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] => {
-            let (mut rest, parser) = PcapParser::new(bytes).map_err(|e| format_error("pcap", bytes, e))?;
-            let header = parser.header();
-            let nanos = header.ts_resolution == pcap_file::TsResolution::NanoSecond;
-            while !rest.is_empty() {
-                let (next, packet) = parser
-                    .next_raw_packet(rest)
-                    .map_err(|e| format_error("pcap", rest, e))?;
-                let frac = if nanos {
-                    std::time::Duration::from_nanos(u64::from(packet.ts_frac))
-                } else {
-                    std::time::Duration::from_micros(u64::from(packet.ts_frac))
-                };
-                let time = std::time::Duration::from_secs(u64::from(packet.ts_sec)) + frac;
-                on_frame(
-                    Frame {
-                        link: header.datalink,
-                        data: &packet.data,
-                    },
-                    Some(time),
-                );
-                rest = next;
-            }
-            Ok(())
-        }
-        _ => Err(CaptureError::UnknownFormat(magic.to_vec())),
-    }
 }
 
 /// A pcapng timestamp of `raw` units of the `if_tsresol` resolution
