@@ -23,6 +23,12 @@
 //!
 //! A case passes when it is OK or INFORMATIONAL, and is ignored (with its
 //! reason) when UNIMPLEMENTED: the target lacks what it needs or excludes it.
+//!
+//! A server shipped as an image runs with [`main_container`]: a spec with
+//! a `[container]` table (see [`crate::target::container`]). Where no
+//! Docker engine answers, or the image is missing, every case is skipped
+//! with that reason printed; set `CONFORMANCE_REQUIRE_DOCKER=1` (in CI) to
+//! make that a failure instead.
 
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +36,8 @@ use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
 
 use crate::report::console_details;
 use crate::scenario::{default_dir, load_dir, run_case, RunOptions, Scenario};
-use crate::target::Target;
+use crate::target::container::ContainerError;
+use crate::target::{Target, TargetError, TargetSpec};
 use crate::verdict::{CaseResult, Verdict};
 
 /// One trial per scenario, run against `target`; every result also goes to `results`.
@@ -69,15 +76,52 @@ pub fn trials(
 /// exits with the test's status.
 pub fn main(target: Target) -> ! {
     let args = Arguments::from_args();
-    let scenarios = match load_dir(&default_dir()) {
+    let scenarios = scenarios_or_exit();
+    let conclusion = run(&args, scenarios, target);
+    conclusion.exit()
+}
+
+/// Starts the container `spec` describes, runs the repository's scenarios
+/// against it, removes it and exits with the test's status.
+pub fn main_container(spec: TargetSpec) -> ! {
+    let args = Arguments::from_args();
+    let scenarios = scenarios_or_exit();
+    let required = std::env::var_os("CONFORMANCE_REQUIRE_DOCKER").is_some_and(|v| v != "0");
+    match Target::from_spec(spec) {
+        Ok(target) => run(&args, scenarios, target).exit(),
+        Err(TargetError::Container(error @ (ContainerError::NoEngine(_) | ContainerError::NoImage { .. })))
+            if !required =>
+        {
+            eprintln!("skipping every case: {error}");
+            let skipped = scenarios
+                .into_iter()
+                .map(|s| Trial::test(s.id, || Ok(())).with_ignored_flag(true))
+                .collect();
+            libtest_mimic::run(&args, skipped).exit()
+        }
+        Err(error) => {
+            eprintln!("cannot start the target: {error}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn scenarios_or_exit() -> Vec<Scenario> {
+    match load_dir(&default_dir()) {
         Ok(scenarios) => scenarios,
         Err(error) => {
             eprintln!("cannot load the scenarios: {error}");
             std::process::exit(2);
         }
-    };
+    }
+}
+
+/// Runs the trials, then drops the target (a container is removed) before
+/// the caller exits.
+fn run(args: &Arguments, scenarios: Vec<Scenario>, target: Target) -> Conclusion {
     let results = Arc::new(Mutex::new(Vec::new()));
     let trials = trials(scenarios, &target, &RunOptions::default(), &results);
-    let conclusion: Conclusion = libtest_mimic::run(&args, trials);
-    conclusion.exit()
+    let conclusion = libtest_mimic::run(args, trials);
+    drop(target);
+    conclusion
 }

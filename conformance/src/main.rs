@@ -6,6 +6,8 @@
 //! conformance run --rtmp rtmp://127.0.0.1:1935/live --whep 'http://127.0.0.1:8889/{stream}/whep' \
 //!     --json index.json --junit junit.xml --html report.html rtmp/netstatus
 //! conformance run --target srs.toml --strict
+//! conformance run --image reference-server:local --image-arg=--rtmp=127.0.0.1:19350 \
+//!     --rtmp rtmp://127.0.0.1:19350/live            # a container, on the host's network
 //! conformance replay fixtures/captures/obs_publish_to_nginx.pcap --rtmp rtmp://127.0.0.1:1935/live
 //! conformance replay client.bin server.bin --rtmp rtmp://127.0.0.1:1935/live
 //! conformance record --listen 127.0.0.1:1936 --upstream rtmp://127.0.0.1:1935 --out session.pcapng
@@ -19,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use conformance::replay::{replay_source, CaptureSource, ReplayOptions};
 use conformance::report::{self, TargetResults};
 use conformance::scenario::{self, run_case, RunOptions, Scenario};
+use conformance::target::container::ContainerSpec;
 use conformance::target::{Target, TargetSpec};
 use conformance::verdict::Verdict;
 
@@ -74,9 +77,17 @@ enum Command {
 struct RunArgs {
     /// Only ids containing one of these (e.g. rtmp/netstatus).
     filters: Vec<String>,
-    /// A target file (TOML: name, rtmp, whep, whip, ws, capabilities, lacks, [exclude]).
-    #[arg(long, conflicts_with_all = ["rtmp", "whep", "whip", "ws"])]
+    /// A target file (TOML: name, rtmp, whep, whip, ws, capabilities, lacks,
+    /// [exclude], [container]).
+    #[arg(long, conflicts_with_all = ["rtmp", "whep", "whip", "ws", "image"])]
     target: Option<PathBuf>,
+    /// Start this Docker image for the run (host networking) and test it
+    /// at the URLs given by --rtmp, --whep, --whip, --ws.
+    #[arg(long, requires = "rtmp")]
+    image: Option<String>,
+    /// An argument for the image's entrypoint (repeat for several).
+    #[arg(long, requires = "image", allow_hyphen_values = true)]
+    image_arg: Vec<String>,
     /// The server's RTMP URL, rtmp://host:port/app (an external target).
     #[arg(long)]
     rtmp: Option<String>,
@@ -157,26 +168,49 @@ fn load(dir: &std::path::Path, filters: &[String]) -> Result<Vec<Scenario>, Exit
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    let target = if let Some(file) = &args.target {
+    let spec = if let Some(file) = &args.target {
         match TargetSpec::load(file) {
-            Ok(spec) => Target::External(Box::new(spec)),
+            Ok(spec) => Some(spec),
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(2);
             }
         }
     } else if args.rtmp.is_some() || args.whep.is_some() || args.whip.is_some() || args.ws.is_some() {
-        Target::External(Box::new(TargetSpec {
+        Some(TargetSpec {
             name: args.name.clone(),
             rtmp: args.rtmp.clone(),
             whep: args.whep.clone(),
             whip: args.whip.clone(),
             ws: args.ws.clone(),
             app_key: args.app_key.clone(),
+            container: args.image.as_ref().map(|image| ContainerSpec {
+                args: args.image_arg.clone(),
+                ..ContainerSpec::new(image.clone())
+            }),
             ..TargetSpec::default()
-        }))
+        })
     } else {
-        Target::Embedded
+        None
+    };
+    let target = match spec {
+        None => Target::Embedded,
+        Some(spec) => {
+            if let Some(container) = &spec.container {
+                println!("starting a container from {}", container.image);
+            }
+            match tokio::task::spawn_blocking(|| Target::from_spec(spec)).await {
+                Ok(Ok(target)) => target,
+                Ok(Err(error)) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
     };
     let scenarios = match load(&args.scenarios, &args.filters) {
         Ok(list) => list,
@@ -228,6 +262,8 @@ async fn run(args: RunArgs) -> ExitCode {
         );
         cases.push(result);
     }
+    // A container target's container is removed here (it blocks until gone).
+    let _ = tokio::task::spawn_blocking(move || drop(target)).await;
     for case in &cases {
         if !matches!(case.verdict, Verdict::Ok | Verdict::Unimplemented) {
             println!("\n{} {} — {}", case.verdict, case.id, case.title);

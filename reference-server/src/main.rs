@@ -64,8 +64,17 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let server = Server::start(config).await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("interrupted: shutting down");
+    let signal = stop_signal().await?;
+    tracing::info!("{signal}: shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM (what `docker stop` and service managers send).
+async fn stop_signal() -> std::io::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "interrupted"),
+        _ = term.recv() => Ok("terminated"),
+    }
 }

@@ -17,12 +17,21 @@
 //! "rtmp/handshake/digest" = "answers the digest handshake with a simple one; known"
 //! ```
 //!
+//! * **container**: the same, plus a `[container]` table naming an image
+//!   the suite starts (with testcontainers, on the host's network) before
+//!   the run and removes after it; see [`container`].
+//!
 //! What a target lacks makes the cases that need it UNIMPLEMENTED, not
 //! FAILED; exclusions are listed with their reasons before the run.
+
+pub mod container;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+
+use container::{Container, ContainerError, ContainerSpec};
 
 use reference_server::{Config, Server, ServerHandle};
 use serde::{Deserialize, Serialize};
@@ -108,6 +117,9 @@ pub struct TargetSpec {
     /// Cases not to run, with the reason.
     #[serde(default)]
     pub exclude: BTreeMap<String, String>,
+    /// An image to start for the run (the container target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerSpec>,
 }
 
 /// Why a target could not be used.
@@ -127,6 +139,9 @@ pub enum TargetError {
     /// The embedded server did not start.
     #[error("the embedded reference server did not start: {0}")]
     Start(#[from] reference_server::StartError),
+    /// The container target did not start.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
 }
 
 impl TargetSpec {
@@ -169,15 +184,50 @@ pub enum Target {
     Embedded,
     /// A server somebody else runs.
     External(Box<TargetSpec>),
+    /// A server in a container the suite started for the run; the
+    /// container is removed when the last clone of the target is dropped.
+    Container(Arc<StartedContainer>),
+}
+
+/// A container target's spec and its running container.
+#[derive(Debug)]
+pub struct StartedContainer {
+    spec: TargetSpec,
+    container: Container,
+}
+
+impl StartedContainer {
+    /// The running container.
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
 }
 
 impl Target {
+    /// The target a spec describes: external, or, when it has a
+    /// `[container]` table, its container started (this blocks until the
+    /// server accepts RTMP connections).
+    pub fn from_spec(spec: TargetSpec) -> Result<Target, TargetError> {
+        let Some(container) = &spec.container else {
+            return Ok(Target::External(Box::new(spec)));
+        };
+        let url = spec
+            .rtmp
+            .as_deref()
+            .ok_or_else(|| TargetError::Url("a container target needs its rtmp URL".into()))?;
+        let (base, _) = split_rtmp_url(url)?;
+        let ready = resolve(base.trim_start_matches("rtmp://"))?;
+        let container = Container::start(container, ready)?;
+        Ok(Target::Container(Arc::new(StartedContainer { spec, container })))
+    }
+
     /// Its description: URLs, capabilities, exclusions. For the embedded
     /// target the URLs hold port 0 until a case starts it.
     pub fn spec(&self) -> TargetSpec {
         match self {
             Target::Embedded => embedded_spec(0, 0),
             Target::External(spec) => spec.as_ref().clone(),
+            Target::Container(started) => started.spec.clone(),
         }
     }
 
@@ -190,25 +240,37 @@ impl Target {
                 Running::new(spec, Some(server))
             }
             Target::External(spec) => Running::new(spec.as_ref().clone(), None),
+            Target::Container(started) => Running::new(started.spec.clone(), None),
         }
     }
 }
 
-/// The embedded reference server's endpoints on these ports. Its defaults
-/// take the application from `appKey` (else `flashStreamingApp`), so WebRTC
-/// uses that application whatever the RTMP URL says.
+/// The embedded reference server's endpoints on these ports, with its
+/// backend hooks open to the suite.
 fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
-    let http = format!("http://127.0.0.1:{http_port}");
+    let mut spec = reference_server_spec(
+        "embedded",
+        ([127, 0, 0, 1], rtmp_port).into(),
+        ([127, 0, 0, 1], http_port).into(),
+    );
+    spec.capabilities.push(Capability::BackendHooks);
+    spec
+}
+
+/// The reference server's endpoints at these addresses, as any target file
+/// would give them. Its defaults take the application from `appKey` (else
+/// `flashStreamingApp`), so WebRTC uses that application whatever the RTMP
+/// URL says.
+pub fn reference_server_spec(name: &str, rtmp: SocketAddr, http: SocketAddr) -> TargetSpec {
     TargetSpec {
-        name: "embedded".into(),
-        rtmp: Some(format!("rtmp://127.0.0.1:{rtmp_port}/live")),
-        whep: Some(format!("{http}/whep/flashStreamingApp/{{stream}}")),
-        whip: Some(format!("{http}/whip/flashStreamingApp/{{stream}}")),
-        ws: Some(format!("ws://127.0.0.1:{http_port}/ws")),
+        name: name.into(),
+        rtmp: Some(format!("rtmp://{rtmp}/live")),
+        whep: Some(format!("http://{http}/whep/flashStreamingApp/{{stream}}")),
+        whip: Some(format!("http://{http}/whip/flashStreamingApp/{{stream}}")),
+        ws: Some(format!("ws://{http}/ws")),
         app_key: Some("flashStreamingApp".into()),
-        capabilities: vec![Capability::AppKeys, Capability::BackendHooks],
-        lacks: Vec::new(),
-        exclude: BTreeMap::new(),
+        capabilities: vec![Capability::AppKeys],
+        ..TargetSpec::default()
     }
 }
 
