@@ -5,6 +5,7 @@
 //! Every server is a black box reached over the network; the only tie to the
 //! reference server is the embedded target, which starts it in-process.
 
+pub mod backend;
 pub mod browser;
 pub mod capture;
 pub mod client;

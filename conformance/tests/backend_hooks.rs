@@ -3,16 +3,9 @@
 //! server sends, how refusals and timeouts reach the client as NetStatus, and
 //! that a slow backend holds up only the client it is answering.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
-use axum::Router;
+use conformance::backend::{Answer, HookCall};
 use conformance::client::{ClientProfile, RtmpClient};
 use conformance::target::embedded;
 use media::amf::Value;
@@ -30,53 +23,27 @@ fn logs() {
         .try_init();
 }
 
-/// One request the backend received.
-#[derive(Debug, Clone)]
-struct Recorded {
-    path: String,
-    body: serde_json::Value,
-}
-
-/// A tiny application backend on 127.0.0.1:0. It records every request and
-/// answers 403 when the body's `name` is "forbidden" or its `login` is
-/// "denied", takes 10 s to answer when `login` is "slow", else 200. Two more
-/// rules for the cases below: `login` "delay-N" answers 200 after N ms, and
-/// `name` "redirected" answers 302 to `/elsewhere`, which answers 200.
-#[derive(Clone)]
-struct Backend {
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<Recorded>>>,
-}
+/// The suite's backend on 127.0.0.1:0 with this test's rules: 403 when the
+/// body's `name` is "forbidden" or its `login` is "denied", an answer after
+/// 10 s when `login` is "slow", after N ms when it is "delay-N", a 302 to
+/// `/elsewhere` for `name` "redirected"; else 200.
+struct Backend(conformance::backend::Backend);
 
 impl Backend {
     async fn start() -> Backend {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new()
-            .route("/hooks/{hook}", post(answer))
-            .route("/elsewhere", any(elsewhere))
-            .with_state(log.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        let backend = conformance::backend::Backend::with_policy(([127, 0, 0, 1], 0).into(), rules)
             .await
             .expect("bind the test backend");
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Backend { addr, log }
-    }
-
-    /// The `backend_url` to configure.
-    fn url(&self) -> String {
-        format!("http://{}/hooks", self.addr)
+        Backend(backend)
     }
 
     /// Points application `app` at this backend (defining it if needed).
     fn attach(&self, config: &mut Config, app: &str) {
-        config.apps.entry(app.to_string()).or_default().backend_url = Some(self.url());
+        config.apps.entry(app.to_string()).or_default().backend_url = Some(self.0.url());
     }
 
-    fn all(&self) -> Vec<Recorded> {
-        self.log.lock().unwrap().clone()
+    fn all(&self) -> Vec<HookCall> {
+        self.0.calls()
     }
 
     /// The bodies received on one hook path (e.g. "/hooks/connect"), in order.
@@ -95,52 +62,31 @@ impl Backend {
         pred: impl Fn(&serde_json::Value) -> bool,
         within: Duration,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(body) = self.bodies(path).into_iter().find(|b| pred(b)) {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the backend received no matching {path} request within {within:?}; it received: {:#?}",
-                self.all()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        match self.0.wait_for(|c| c.path == path && pred(&c.body), within).await {
+            Ok(call) => call.body,
+            Err(all) => panic!("the backend received no matching {path} request within {within:?}; it received: {all:#?}"),
         }
     }
 }
 
-async fn answer(State(log): State<Arc<Mutex<Vec<Recorded>>>>, uri: Uri, body: Bytes) -> Response {
-    let body: serde_json::Value =
-        serde_json::from_slice(&body).unwrap_or_else(|_| json!({ "unparsable body": String::from_utf8_lossy(&body) }));
-    log.lock().unwrap().push(Recorded {
-        path: uri.path().to_string(),
-        body: body.clone(),
-    });
-    let field = |key: &str| body.get(key).and_then(serde_json::Value::as_str);
-    if field("name") == Some("forbidden") || field("login") == Some("denied") {
-        return StatusCode::FORBIDDEN.into_response();
+fn rules(call: &HookCall) -> Answer {
+    if call.field("name") == Some("forbidden") || call.field("login") == Some("denied") {
+        return Answer::status(403);
     }
-    if field("name") == Some("redirected") {
-        return (StatusCode::FOUND, [("location", "/elsewhere")]).into_response();
+    if call.field("name") == Some("redirected") {
+        return Answer {
+            location: Some("/elsewhere".into()),
+            ..Answer::status(302)
+        };
     }
-    if field("login") == Some("slow") {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-    }
-    if let Some(ms) = field("login").and_then(|l| l.strip_prefix("delay-")) {
-        let ms = ms.parse().expect("delay-<milliseconds>");
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    StatusCode::OK.into_response()
-}
-
-/// Where `redirected` points: records the request and allows.
-async fn elsewhere(State(log): State<Arc<Mutex<Vec<Recorded>>>>, uri: Uri) -> StatusCode {
-    log.lock().unwrap().push(Recorded {
-        path: uri.path().to_string(),
-        body: serde_json::Value::Null,
-    });
-    StatusCode::OK
+    let delay = match call.field("login") {
+        Some("slow") => Duration::from_secs(10),
+        Some(login) => login
+            .strip_prefix("delay-")
+            .map_or(Duration::ZERO, |ms| Duration::from_millis(ms.parse().expect("delay-<milliseconds>"))),
+        None => Duration::ZERO,
+    };
+    Answer { delay, ..Answer::allow() }
 }
 
 /// The Flash application's connect arguments: `{login, appKey}`.

@@ -73,6 +73,11 @@ pub enum ActorKind {
     Webrtc,
     /// A bare TCP connection for raw bytes.
     Raw,
+    /// The application backend: an HTTP server inside the suite that the
+    /// target's hooks call (docs/backend-hooks.md) and that allows every
+    /// call. The embedded target is pointed at it (the `backend-hooks`
+    /// capability).
+    Backend,
 }
 
 /// One scenario file.
@@ -146,6 +151,9 @@ pub enum Action {
     /// or the client's and the server's raw bytes: two paths separated by a
     /// space) and compares the answers with the captured server's.
     Replay,
+    /// Waits for the backend actor to receive a hook call (since the case
+    /// began) that matches `expect.hook`.
+    Hook,
 }
 
 /// One step of a scenario. Which parameters apply depends on the action.
@@ -273,6 +281,32 @@ pub struct Expect {
     /// the WebSocket channel, a connection that cannot be made).
     #[serde(default)]
     pub refused: Option<bool>,
+    /// A call the backend must have received (`hook` steps).
+    #[serde(default)]
+    pub hook: Option<HookExpect>,
+}
+
+/// A hook call the backend must receive. Stream names are the scenario's
+/// (the runner's per-run suffix is taken off before comparing); maps must
+/// be equal, not merely include the keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookExpect {
+    /// `connect`, `publishStream` or `playStream`.
+    pub call: String,
+    /// The `name` field: the stream name without its parameters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `appKey` field.
+    #[serde(default)]
+    pub app_key: Option<String>,
+    /// The `custom` map: the connection's parameters for `connect`, the
+    /// stream name's for the others.
+    #[serde(default)]
+    pub custom: Option<BTreeMap<String, String>>,
+    /// The `connectionCustom` map of publishStream and playStream.
+    #[serde(default)]
+    pub connection_custom: Option<BTreeMap<String, String>>,
 }
 
 /// Media messages an RTMP player must receive.
@@ -451,6 +485,11 @@ pub fn load(root: &Path, file: &Path) -> Result<Scenario, ScenarioError> {
 }
 
 impl Scenario {
+    /// Whether a backend actor receives the target's hooks.
+    pub fn has_backend(&self) -> bool {
+        self.actors.values().any(|kind| *kind == ActorKind::Backend)
+    }
+
     /// Checks that every step names a known actor of the right kind and has
     /// the parameters its action needs.
     pub fn check(&self) -> Result<(), String> {
@@ -473,15 +512,20 @@ impl Scenario {
             let fits = match step.action {
                 Action::Connect | Action::Unpublish | Action::Wait => rtmp,
                 Action::Publish | Action::Play => rtmp && step.stream.is_some(),
-                Action::Disconnect => kind.is_some(),
+                Action::Disconnect => kind.is_some_and(|k| k != ActorKind::Backend),
                 Action::Sleep => step.ms.is_some(),
                 Action::SendRaw => kind == Some(ActorKind::Raw) && (step.hex.is_some() || step.bytes.is_some()),
                 Action::WebrtcPlay | Action::WebrtcPublish => kind == Some(ActorKind::Webrtc) && step.stream.is_some(),
                 Action::Replay => rtmp && step.capture.is_some(),
+                Action::Hook => {
+                    kind == Some(ActorKind::Backend)
+                        && (step.expect.as_ref().is_some_and(|e| e.hook.is_some())
+                            || step.outcomes.iter().any(|o| o.expect.hook.is_some()))
+                }
             };
             if !fits {
                 return Err(at(format!(
-                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture)",
+                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture, expect.hook)",
                     step.action
                 )));
             }
@@ -508,6 +552,9 @@ impl Scenario {
     /// the steps imply.
     pub fn capabilities(&self) -> Vec<Capability> {
         let mut all = self.needs.clone();
+        if self.has_backend() {
+            all.push(Capability::BackendHooks);
+        }
         for step in &self.steps {
             let implied = match (step.action, step.signalling.as_deref()) {
                 (Action::Connect | Action::Wait | Action::Unpublish | Action::SendRaw | Action::Replay, _) => {
@@ -518,6 +565,7 @@ impl Scenario {
                 (Action::WebrtcPlay, Some("ws")) | (Action::WebrtcPublish, Some("ws")) => Capability::WebSocket,
                 (Action::WebrtcPlay, _) => Capability::Whep,
                 (Action::WebrtcPublish, _) => Capability::Whip,
+                (Action::Hook, _) => Capability::BackendHooks,
                 (Action::Disconnect | Action::Sleep, _) => continue,
             };
             all.push(implied);

@@ -9,7 +9,7 @@
 //! case; misses of recommended and informational scenarios are noted and the
 //! case goes on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,8 +21,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{
-    fixtures_dir, Action, ActorKind, Expect, MediaExpect, RtmpMediaExpect, Scenario, SdpExpect, SdpMedia, Step,
+    fixtures_dir, Action, ActorKind, Expect, HookExpect, MediaExpect, RtmpMediaExpect, Scenario, SdpExpect, SdpMedia,
+    Step,
 };
+use crate::backend::{Backend, HookCall};
 use crate::client::{ClientProfile, Incoming, RtmpClient, StatusEvent};
 use crate::target::{Running, Target};
 use crate::verdict::{CaseResult, Verdict};
@@ -82,7 +84,22 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         result.notes.push(format!("the target lacks {}", missing.join(", ")));
         return result;
     }
-    let running = match target.start().await {
+    let backend = if scenario.has_backend() {
+        let addr = ([127, 0, 0, 1], 0).into();
+        match Backend::start(addr).await {
+            Ok(backend) => Some(backend),
+            Err(error) => {
+                result.verdict = Verdict::Failed;
+                result.expected = Some(format!("the suite's backend to listen on {addr}"));
+                result.actual = Some(error.to_string());
+                return result;
+            }
+        }
+    } else {
+        None
+    };
+    let hooks = backend.as_ref().map(Backend::url);
+    let running = match target.start(hooks.as_deref()).await {
         Ok(running) => running,
         Err(error) => {
             result.verdict = Verdict::Failed;
@@ -97,6 +114,8 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         scenario,
         options,
         actors: HashMap::new(),
+        backend: backend.as_ref(),
+        hooks_logged: std::cell::Cell::new(0),
         suffix: format!("{:06x}", rand::random::<u32>() & 0xFF_FFFF),
         result: &mut result,
     };
@@ -118,6 +137,9 @@ struct Case<'a> {
     scenario: &'a Scenario,
     options: &'a RunOptions,
     actors: HashMap<String, Actor>,
+    backend: Option<&'a Backend>,
+    /// Backend calls already in the case's log.
+    hooks_logged: std::cell::Cell<usize>,
     suffix: String,
     result: &'a mut CaseResult,
 }
@@ -138,7 +160,10 @@ struct Observed {
     dbfs: Option<f64>,
     survived: Option<Result<(), String>>,
     replay: Option<(bool, String)>,
-    replay_log: Vec<String>,
+    /// Lines for the case's wire log (a replay's, the backend's calls).
+    log: Vec<String>,
+    /// Every call the backend received, stream names without the run's suffix.
+    hook_calls: Option<Vec<HookCall>>,
 }
 
 impl Observed {
@@ -199,6 +224,10 @@ impl Observed {
         }
         if let Some((_, summary)) = &self.replay {
             parts.push(summary.clone());
+        }
+        if let Some(calls) = &self.hook_calls {
+            let calls: Vec<String> = calls.iter().map(|c| format!("{} {}", c.hook, c.body)).collect();
+            parts.push(format!("backend calls [{}]", calls.join(", ")));
         }
         if parts.is_empty() {
             "nothing".into()
@@ -277,7 +306,7 @@ impl Case<'_> {
             let candidates = candidates(step);
             let observed = self.act(step, &candidates).await;
             self.copy_wire_log();
-            self.result.log.extend(observed.replay_log.iter().cloned());
+            self.result.log.extend(observed.log.iter().cloned());
             if let Some(sdp) = &observed.sdp {
                 self.result.log.push(format!(
                     "SDP answer: audio {}, video {}",
@@ -416,6 +445,10 @@ impl Case<'_> {
             tokio::time::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
             return observed;
         }
+        if step.action == Action::Hook {
+            self.hook_step(candidates, &mut observed).await;
+            return observed;
+        }
         if !self.actors.contains_key(&name) {
             let actor = match kind {
                 Some(ActorKind::Webrtc) => Actor::Webrtc(Box::default()),
@@ -460,6 +493,48 @@ impl Case<'_> {
             observed.survived = Some(self.survives().await);
         }
         observed
+    }
+
+    /// Waits until the backend has a call some candidate's `hook` matches.
+    async fn hook_step(&self, candidates: &[(Verdict, Expect)], observed: &mut Observed) {
+        let Some(backend) = self.backend else {
+            observed.error = Some("the case has no backend".into());
+            return;
+        };
+        let wanted: Vec<&HookExpect> = candidates.iter().filter_map(|(_, e)| e.hook.as_ref()).collect();
+        let found = backend
+            .wait_for(
+                |call| {
+                    let call = self.without_suffix(call);
+                    wanted.iter().any(|w| hook_matches(w, &call))
+                },
+                self.within(candidates),
+            )
+            .await;
+        let calls = match found {
+            Ok(_) => backend.calls(),
+            Err(calls) => calls,
+        };
+        let logged = self.hooks_logged.replace(calls.len());
+        observed.log.extend(
+            calls
+                .iter()
+                .skip(logged)
+                .map(|c| format!("backend < POST {} {}", c.path, c.body)),
+        );
+        observed.hook_calls = Some(calls.iter().map(|c| self.without_suffix(c)).collect());
+    }
+
+    /// The call as the scenario names things: the run's suffix taken off `name`.
+    fn without_suffix(&self, call: &HookCall) -> HookCall {
+        let mut call = call.clone();
+        if let Some(name) = call.body.get_mut("name") {
+            if let Some(text) = name.as_str() {
+                let suffix = format!("-{}", self.suffix);
+                *name = serde_json::Value::String(text.replacen(&suffix, "", 1));
+            }
+        }
+        call
     }
 
     /// Opens the actor's connection and sends `connect`, unless done.
@@ -556,8 +631,8 @@ impl Case<'_> {
                 match replayed {
                     Ok(report) => {
                         observed.replay = Some((report.is_match(), replay_summary(&report)));
-                        observed.replay_log = report.wire_log.clone();
-                        observed.replay_log.push(report.to_string());
+                        observed.log = report.wire_log.clone();
+                        observed.log.push(report.to_string());
                         Ok(())
                     }
                     Err(error) => Err(error),
@@ -943,6 +1018,12 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
             _ => return Err("the replay did not compare as expected".into()),
         }
     }
+    if let Some(hook) = &expect.hook {
+        let calls = observed.hook_calls.as_deref().unwrap_or_default();
+        if !calls.iter().any(|call| hook_matches(hook, call)) {
+            return Err(format!("no {} call with {}", hook.call, describe_hook(hook)));
+        }
+    }
     match expect.refused {
         Some(true) if observed.error.is_none() => return Err("the action was not refused".into()),
         Some(_) => {}
@@ -950,6 +1031,50 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
         None => {}
     }
     Ok(())
+}
+
+/// Whether a backend call is the one `hook` describes.
+fn hook_matches(hook: &HookExpect, call: &HookCall) -> bool {
+    let map = |key: &str| -> BTreeMap<String, String> {
+        call.body
+            .get(key)
+            .and_then(serde_json::Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    call.hook == hook.call
+        && hook.name.as_deref().is_none_or(|n| call.field("name") == Some(n))
+        && hook.app_key.as_deref().is_none_or(|k| call.field("appKey") == Some(k))
+        && hook.custom.as_ref().is_none_or(|c| *c == map("custom"))
+        && hook
+            .connection_custom
+            .as_ref()
+            .is_none_or(|c| *c == map("connectionCustom"))
+}
+
+fn describe_hook(hook: &HookExpect) -> String {
+    let mut parts = Vec::new();
+    if let Some(name) = &hook.name {
+        parts.push(format!("name {name:?}"));
+    }
+    if let Some(key) = &hook.app_key {
+        parts.push(format!("appKey {key:?}"));
+    }
+    if let Some(custom) = &hook.custom {
+        parts.push(format!("custom {custom:?}"));
+    }
+    if let Some(custom) = &hook.connection_custom {
+        parts.push(format!("connectionCustom {custom:?}"));
+    }
+    if parts.is_empty() {
+        "any fields".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn check_rtmp_media(media: &RtmpMediaExpect, observed: &Observed) -> Result<(), String> {
@@ -1089,6 +1214,9 @@ fn describe_expect(expect: &Expect) -> String {
     }
     if expect.refused == Some(true) {
         parts.push("a refusal".into());
+    }
+    if let Some(hook) = &expect.hook {
+        parts.push(format!("a {} hook call with {}", hook.call, describe_hook(hook)));
     }
     if let Some(within) = expect.within {
         parts.push(format!("within {within:?}"));

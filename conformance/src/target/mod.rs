@@ -66,7 +66,7 @@ pub enum Capability {
     WebSocket,
     /// Applications chosen by `appKey` and unknown keys refused (WCS).
     AppKeys,
-    /// Backend hooks the suite can point at its own recorder (embedded only).
+    /// Hooks the suite can point at its own backend, per case (the embedded target).
     BackendHooks,
 }
 
@@ -231,11 +231,19 @@ impl Target {
         }
     }
 
-    /// Makes the target ready for one case.
-    pub async fn start(&self) -> Result<Running, TargetError> {
+    /// Makes the target ready for one case. `hooks` is the suite's backend
+    /// URL, when the case has one: the embedded server's applications all
+    /// call it. (Other targets cannot be pointed at it per case, so they do
+    /// not offer `backend-hooks`.)
+    pub async fn start(&self, hooks: Option<&str>) -> Result<Running, TargetError> {
         match self {
             Target::Embedded => {
-                let server = embedded(|_| {}).await?;
+                let server = embedded(|config| {
+                    for app in config.apps.values_mut() {
+                        app.backend_url = hooks.map(str::to_string);
+                    }
+                })
+                .await?;
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());
                 Running::new(spec, Some(server))
             }
