@@ -6,9 +6,11 @@
 //! It records everything the server says: every NetStatus in order (the
 //! transcript checks compare), every command answer, every media message.
 //! Like Flash Player, it raises `NetConnection.Connect.Closed` itself when the
-//! server closes the socket.
+//! server closes the socket, and a Flash Player profile raises
+//! `NetStream.Video.DimensionChange` when the H.264 picture size it receives
+//! is first known or changes.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,6 +41,10 @@ pub struct ClientProfile {
     pub fmle_commands: bool,
     /// Chunk size announced after connect (Flash keeps 128; encoders raise it).
     pub chunk_size: u32,
+    /// Raises the NetStatus events Flash Player raises itself as a player:
+    /// `NetStream.Video.DimensionChange` when the size in the SPS it
+    /// receives is first known or changes.
+    pub player_events: bool,
 }
 
 impl ClientProfile {
@@ -51,6 +57,7 @@ impl ClientProfile {
             flash_fields: true,
             fmle_commands: false,
             chunk_size: 128,
+            player_events: true,
         }
     }
 
@@ -63,6 +70,7 @@ impl ClientProfile {
             flash_fields: false,
             fmle_commands: true,
             chunk_size: 4096,
+            player_events: false,
         }
     }
 }
@@ -102,7 +110,8 @@ pub struct StatusEvent {
     /// The message stream it came on (0 for the NetConnection).
     pub stream_id: u32,
     /// The command that carried it (`_result`, `_error`, `onStatus`), or
-    /// `local` for events the client raises itself (Connect.Closed).
+    /// `local` for events the client raises itself (Connect.Closed,
+    /// Video.DimensionChange).
     pub via: String,
     /// The info object.
     pub status: NetStatus,
@@ -196,6 +205,8 @@ pub struct RtmpClient {
     acked: u64,
     inbox: VecDeque<Incoming>,
     statuses: Vec<StatusEvent>,
+    /// Per stream: the NAL length size of its H.264 and the picture size last seen.
+    video: HashMap<u32, (usize, Option<(u32, u32)>)>,
     log: Vec<String>,
     closed: bool,
     connect_answer: Option<Command>,
@@ -236,6 +247,7 @@ impl RtmpClient {
             acked: 0,
             inbox: VecDeque::new(),
             statuses: Vec::new(),
+            video: HashMap::new(),
             log: Vec::new(),
             closed: false,
             connect_answer: None,
@@ -542,6 +554,45 @@ impl RtmpClient {
         }
     }
 
+    /// Raises `NetStream.Video.DimensionChange` (as Flash Player does) when
+    /// an H.264 SPS, in a sequence header or in band, gives a new size.
+    fn watch_dimensions(&mut self, stream_id: u32, payload: &[u8]) {
+        let &[header, packet_type, _, _, _, ref body @ ..] = payload else {
+            return;
+        };
+        if header & 0x0F != 7 {
+            return;
+        }
+        let (length_size, size) = self.video.entry(stream_id).or_insert((4, None));
+        let sps: Option<media::h264::SpsInfo> = match packet_type {
+            0 => media::h264::AvcConfig::parse(body).ok().and_then(|config| {
+                *length_size = config.length_size;
+                config.sps.first().and_then(|sps| media::h264::SpsInfo::parse(sps))
+            }),
+            1 => media::h264::length_prefixed_nal_units(body, *length_size).find_map(media::h264::SpsInfo::parse),
+            _ => None,
+        };
+        let Some(sps) = sps else {
+            return;
+        };
+        let new = (sps.width, sps.height);
+        if *size == Some(new) {
+            return;
+        }
+        *size = Some(new);
+        let description = format!("{}x{}", sps.width, sps.height);
+        self.log.push(format!(
+            "< [{stream_id}] (local) {} {description}",
+            code::VIDEO_DIMENSION_CHANGE
+        ));
+        self.statuses.push(StatusEvent {
+            stream_id,
+            via: "local".into(),
+            status: NetStatus::new(Level::Status, code::VIDEO_DIMENSION_CHANGE, &description),
+            level_valid: true,
+        });
+    }
+
     /// Reads and decodes more bytes into the inbox; answers pings and sends acknowledgements.
     async fn read_more(&mut self) -> Result<(), ClientError> {
         let mut buf = [0u8; 16 * 1024];
@@ -582,6 +633,15 @@ impl RtmpClient {
                     Incoming::Command { stream_id, command }
                 }
                 Message::Data(data) => Incoming::Data { stream_id, data },
+                Message::Video(payload) if self.profile.player_events => {
+                    self.watch_dimensions(stream_id, &payload);
+                    Incoming::Media {
+                        stream_id,
+                        type_id,
+                        timestamp,
+                        payload,
+                    }
+                }
                 Message::Audio(payload) | Message::Video(payload) => Incoming::Media {
                     stream_id,
                     type_id,

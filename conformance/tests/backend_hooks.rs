@@ -64,7 +64,9 @@ impl Backend {
     ) -> serde_json::Value {
         match self.0.wait_for(|c| c.path == path && pred(&c.body), within).await {
             Ok(call) => call.body,
-            Err(all) => panic!("the backend received no matching {path} request within {within:?}; it received: {all:#?}"),
+            Err(all) => {
+                panic!("the backend received no matching {path} request within {within:?}; it received: {all:#?}")
+            }
         }
     }
 }
@@ -81,12 +83,15 @@ fn rules(call: &HookCall) -> Answer {
     }
     let delay = match call.field("login") {
         Some("slow") => Duration::from_secs(10),
-        Some(login) => login
-            .strip_prefix("delay-")
-            .map_or(Duration::ZERO, |ms| Duration::from_millis(ms.parse().expect("delay-<milliseconds>"))),
+        Some(login) => login.strip_prefix("delay-").map_or(Duration::ZERO, |ms| {
+            Duration::from_millis(ms.parse().expect("delay-<milliseconds>"))
+        }),
         None => Duration::ZERO,
     };
-    Answer { delay, ..Answer::allow() }
+    Answer {
+        delay,
+        ..Answer::allow()
+    }
 }
 
 /// The Flash application's connect arguments: `{login, appKey}`.

@@ -278,6 +278,121 @@ fn is_intra_slice(header: &[u8]) -> bool {
     matches!(bits.ue(), Some(2 | 4 | 7 | 9))
 }
 
+/// What a sequence parameter set says about the pictures (H.264 7.3.2.1.1):
+/// the displayed size after cropping, as a player sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsInfo {
+    /// `profile_idc`.
+    pub profile_idc: u8,
+    /// `level_idc`.
+    pub level_idc: u8,
+    /// Width in pixels after the frame cropping.
+    pub width: u32,
+    /// Height in pixels after the frame cropping.
+    pub height: u32,
+}
+
+impl SpsInfo {
+    /// Parses an SPS NAL unit (its one-byte header included). `None` when it
+    /// is not an SPS or ends early.
+    pub fn parse(unit: &[u8]) -> Option<SpsInfo> {
+        if unit.first()? & 0x1F != nal_type::SPS {
+            return None;
+        }
+        let rbsp = without_emulation_prevention(&unit[1..]);
+        let mut bits = BitReader { data: &rbsp, pos: 0 };
+        let profile_idc = bits.bits(8)? as u8;
+        let _constraints = bits.bits(8)?;
+        let level_idc = bits.bits(8)? as u8;
+        let _sps_id = bits.ue()?;
+        let mut chroma_format_idc = 1;
+        let mut separate_colour_planes = false;
+        if matches!(
+            profile_idc,
+            100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+        ) {
+            chroma_format_idc = bits.ue()?;
+            if chroma_format_idc == 3 {
+                separate_colour_planes = bits.bit()? == 1;
+            }
+            let _bit_depth_luma = bits.ue()?;
+            let _bit_depth_chroma = bits.ue()?;
+            let _transform_bypass = bits.bit()?;
+            if bits.bit()? == 1 {
+                let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+                for list in 0..lists {
+                    if bits.bit()? == 1 {
+                        bits.skip_scaling_list(if list < 6 { 16 } else { 64 })?;
+                    }
+                }
+            }
+        }
+        let _log2_max_frame_num = bits.ue()?;
+        match bits.ue()? {
+            0 => {
+                let _log2_max_poc_lsb = bits.ue()?;
+            }
+            1 => {
+                let _delta_always_zero = bits.bit()?;
+                let _offset_for_non_ref_pic = bits.se()?;
+                let _offset_top_to_bottom = bits.se()?;
+                for _ in 0..bits.ue()? {
+                    let _offset_for_ref_frame = bits.se()?;
+                }
+            }
+            _ => {}
+        }
+        let _max_num_ref_frames = bits.ue()?;
+        let _gaps_allowed = bits.bit()?;
+        let width_in_mbs = bits.ue()?.checked_add(1)?;
+        let height_in_map_units = bits.ue()?.checked_add(1)?;
+        let frame_mbs_only = bits.bit()?;
+        if frame_mbs_only == 0 {
+            let _mb_adaptive_frame_field = bits.bit()?;
+        }
+        let _direct_8x8_inference = bits.bit()?;
+        let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
+        if bits.bit()? == 1 {
+            (left, right, top, bottom) = (bits.ue()?, bits.ue()?, bits.ue()?, bits.ue()?);
+        }
+        // Crop units (Table 6-1 and equations 7-19 to 7-22).
+        let chroma_array_type = if separate_colour_planes { 0 } else { chroma_format_idc };
+        let (unit_x, unit_y) = match chroma_array_type {
+            0 => (1, 2 - frame_mbs_only),
+            1 => (2, 2 * (2 - frame_mbs_only)),
+            2 => (2, 2 - frame_mbs_only),
+            _ => (1, 2 - frame_mbs_only),
+        };
+        let width = width_in_mbs
+            .checked_mul(16)?
+            .checked_sub(unit_x * left.checked_add(right)?)?;
+        let height = height_in_map_units
+            .checked_mul(16 * (2 - frame_mbs_only))?
+            .checked_sub(unit_y * top.checked_add(bottom)?)?;
+        Some(SpsInfo {
+            profile_idc,
+            level_idc,
+            width,
+            height,
+        })
+    }
+}
+
+/// An RBSP from NAL unit payload bytes: every `00 00 03` loses its `03`.
+fn without_emulation_prevention(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut zeros = 0;
+    for &byte in data {
+        if zeros >= 2 && byte == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+        out.push(byte);
+    }
+    out
+}
+
 /// Reads Exp-Golomb codes MSB first; `None` past the end.
 struct BitReader<'a> {
     data: &'a [u8],
@@ -305,6 +420,32 @@ impl BitReader<'_> {
             value = value << 1 | self.bit()?;
         }
         Some(value - 1)
+    }
+
+    /// se(v): 1, -1, 2, -2, ... from ue(v).
+    fn se(&mut self) -> Option<i32> {
+        let code = self.ue()?;
+        let magnitude = code.div_ceil(2) as i32;
+        Some(if code % 2 == 1 { magnitude } else { -magnitude })
+    }
+
+    /// `n` bits (at most 32) as an unsigned number.
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        (0..n).try_fold(0u32, |value, _| Some(value << 1 | self.bit()?))
+    }
+
+    /// Skips a scaling_list() of `size` entries (7.3.2.1.1.1).
+    fn skip_scaling_list(&mut self, size: usize) -> Option<()> {
+        let (mut last, mut next) = (8i32, 8i32);
+        for _ in 0..size {
+            if next != 0 {
+                next = (last + self.se()? + 256) % 256;
+            }
+            if next != 0 {
+                last = next;
+            }
+        }
+        Some(())
     }
 }
 
@@ -349,6 +490,48 @@ mod tests {
             out.extend_from_slice(u);
         }
         out
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// SPS written by Debian's ffmpeg (libx264) for `testsrc` at each size:
+    /// High with cropping (1088 coded lines), Baseline with cropping,
+    /// High 4:4:4 (chroma_format_idc 3), and interlaced (field pairs).
+    #[test]
+    fn sps_sizes_follow_macroblocks_cropping_and_fields() {
+        for (sps, profile, width, height) in [
+            (
+                "67640028acd940780227e5c044000003000400000300c83c60c658",
+                100,
+                1920,
+                1080,
+            ),
+            ("6742c01ed900a02ff97011000003000100000300320f162e48", 66, 640, 360),
+            ("67f4001f919b280a00b76022000003000200000300641e30632c", 244, 1280, 720),
+            ("6764001eacd940b424d8088000000300800000190f8a14cb", 100, 720, 576),
+        ] {
+            let info = SpsInfo::parse(&hex(sps)).unwrap_or_else(|| panic!("{sps} parses"));
+            assert_eq!(
+                (info.profile_idc, info.width, info.height),
+                (profile, width, height),
+                "{sps}"
+            );
+        }
+        assert_eq!(SpsInfo::parse(&hex("68ce3c80")), None, "a PPS is not an SPS");
+        assert_eq!(SpsInfo::parse(&hex("67640028acd9")), None, "cut short");
+    }
+
+    #[test]
+    fn emulation_prevention_bytes_are_dropped() {
+        assert_eq!(
+            without_emulation_prevention(&[0, 0, 3, 1, 0, 0, 3, 0, 3]),
+            [0, 0, 1, 0, 0, 0, 3]
+        );
     }
 
     #[test]

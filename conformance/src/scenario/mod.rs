@@ -64,7 +64,8 @@ pub enum Strictness {
 pub enum ActorKind {
     /// Flash Player: digest handshake, objectEncoding 3 (type-17 commands),
     /// the Flash connect object plus `{login, appKey}` as extra argument,
-    /// `closeStream` to stop.
+    /// `closeStream` to stop; raises `NetStream.Video.DimensionChange` as a
+    /// player when the H.264 picture size is first known or changes.
     Flash,
     /// An encoder (OBS, ffmpeg, FMLE): simple handshake, AMF0,
     /// releaseStream/FCPublish/FCUnpublish/deleteStream.
@@ -249,6 +250,10 @@ pub struct Expect {
     /// The codes must be exactly `statuses`, nothing else, within `within`.
     #[serde(default)]
     pub exactly: bool,
+    /// The picture sizes (`WxH`) a Flash player's own
+    /// `NetStream.Video.DimensionChange` events give, exactly these in order.
+    #[serde(default)]
+    pub dimensions: Vec<String>,
     /// Codes that must not arrive (checked until `within` has passed when
     /// nothing else is awaited).
     #[serde(default)]

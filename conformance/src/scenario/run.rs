@@ -981,6 +981,17 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
     if let Some(code) = expect.forbidden.iter().find(|f| codes.contains(&f.as_str())) {
         return Err(format!("{code}, which is forbidden"));
     }
+    if !expect.dimensions.is_empty() {
+        let sizes: Vec<&str> = observed
+            .statuses
+            .iter()
+            .filter(|s| s.status.code == media::netstatus::code::VIDEO_DIMENSION_CHANGE)
+            .map(|s| s.status.description.as_str())
+            .collect();
+        if sizes != expect.dimensions {
+            return Err(format!("picture sizes {sizes:?}, not {:?}", expect.dimensions));
+        }
+    }
     if let (Some(level), Some(last)) = (&expect.level, expect.statuses.last()) {
         let event = observed.statuses.iter().find(|s| &s.status.code == last);
         if event.is_none_or(|e| e.status.level.as_str() != level) {
@@ -1186,6 +1197,9 @@ fn describe_expect(expect: &Expect) -> String {
     }
     if !expect.forbidden.is_empty() {
         parts.push(format!("never {}", expect.forbidden.join(" or ")));
+    }
+    if !expect.dimensions.is_empty() {
+        parts.push(format!("picture sizes {}", expect.dimensions.join(" then ")));
     }
     if let Some(closed) = expect.closed {
         parts.push(
