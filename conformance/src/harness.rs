@@ -47,13 +47,11 @@ pub fn trials(
     options: &RunOptions,
     results: &Arc<Mutex<Vec<CaseResult>>>,
 ) -> Vec<Trial> {
-    let offers = target.spec().offers();
-    let excluded = target.spec().exclude;
+    let spec = target.spec();
     scenarios
         .into_iter()
         .map(|scenario| {
-            let unable =
-                excluded.contains_key(&scenario.id) || scenario.capabilities().iter().any(|c| !offers.contains(c));
+            let unable = spec.cannot_run(&scenario).is_some();
             let (target, options, results) = (target.clone(), options.clone(), results.clone());
             Trial::test(scenario.id.clone(), move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()

@@ -232,18 +232,8 @@ async fn run(args: RunArgs) -> ExitCode {
     );
     // Exclusions and what cannot run, with reasons, before anything runs.
     for s in &scenarios {
-        if let Some(reason) = spec.exclude.get(&s.id) {
-            println!("excluded: {} ({reason})", s.id);
-        } else {
-            let missing: Vec<&str> = s
-                .capabilities()
-                .into_iter()
-                .filter(|c| !offers.contains(c))
-                .map(|c| c.as_str())
-                .collect();
-            if !missing.is_empty() {
-                println!("not run: {} (the target lacks {})", s.id, missing.join(", "));
-            }
+        if let Some(reason) = spec.cannot_run(s) {
+            println!("not run: {} ({reason})", s.id);
         }
     }
     println!("running {} cases", scenarios.len());

@@ -67,21 +67,9 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         duration: Duration::ZERO,
     };
     let spec = target.spec();
-    if let Some(reason) = spec.exclude.get(&scenario.id) {
+    if let Some(reason) = spec.cannot_run(scenario) {
         result.verdict = Verdict::Unimplemented;
-        result.notes.push(format!("excluded by the target: {reason}"));
-        return result;
-    }
-    let offers = spec.offers();
-    let missing: Vec<&str> = scenario
-        .capabilities()
-        .into_iter()
-        .filter(|c| !offers.contains(c))
-        .map(|c| c.as_str())
-        .collect();
-    if !missing.is_empty() {
-        result.verdict = Verdict::Unimplemented;
-        result.notes.push(format!("the target lacks {}", missing.join(", ")));
+        result.notes.push(reason);
         return result;
     }
     let backend = if scenario.has_backend() {

@@ -155,6 +155,22 @@ impl TargetSpec {
         toml::from_str(&text).map_err(|e| file(e.to_string()))
     }
 
+    /// Why this target does not run `scenario`: it excludes it (and says
+    /// why) or lacks a capability the case needs. `None` when it runs it.
+    pub fn cannot_run(&self, scenario: &crate::scenario::Scenario) -> Option<String> {
+        if let Some(reason) = self.exclude.get(&scenario.id) {
+            return Some(format!("excluded by the target: {reason}"));
+        }
+        let offers = self.offers();
+        let missing: Vec<&str> = scenario
+            .capabilities()
+            .into_iter()
+            .filter(|c| !offers.contains(c))
+            .map(|c| c.as_str())
+            .collect();
+        (!missing.is_empty()).then(|| format!("the target lacks {}", missing.join(", ")))
+    }
+
     /// What the target offers: what its URLs imply and `capabilities`, less `lacks`.
     pub fn offers(&self) -> Vec<Capability> {
         let mut all = self.capabilities.clone();
