@@ -6,6 +6,7 @@
 //! conformance run --rtmp rtmp://127.0.0.1:1935/live --whep 'http://127.0.0.1:8889/{stream}/whep' \
 //!     --json index.json --junit junit.xml --html report.html rtmp/netstatus
 //! conformance run --target srs.toml --strict
+//! conformance run --quirk ki-1 known-issues              # the reference server with a known bug back on
 //! conformance run --image reference-server:local --image-arg=--rtmp=127.0.0.1:19350 \
 //!     --rtmp rtmp://127.0.0.1:19350/live            # a container, on the host's network
 //! conformance replay fixtures/captures/obs_publish_to_nginx.pcap --rtmp rtmp://127.0.0.1:1935/live
@@ -24,6 +25,7 @@ use conformance::scenario::{self, run_case, RunOptions, Scenario};
 use conformance::target::container::ContainerSpec;
 use conformance::target::{Target, TargetSpec};
 use conformance::verdict::Verdict;
+use reference_server::config::Quirks;
 
 /// A conformance suite for RTMP/WebRTC gateways.
 #[derive(Parser)]
@@ -104,6 +106,11 @@ struct RunArgs {
     /// sessions connect with (default: the RTMP URL's application).
     #[arg(long)]
     app_key: Option<String>,
+    /// Switch a known bug back on in the embedded reference server, to see
+    /// it and see the suite catch it: ki-1 (video_line_for_audio_only),
+    /// ki-2 (publish_takes_played_audio), ki-3 (stream_name_keeps_query).
+    #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
+    quirk: Vec<String>,
     /// The name reports give an external target.
     #[arg(long, default_value = "external")]
     name: String,
@@ -193,8 +200,16 @@ async fn run(args: RunArgs) -> ExitCode {
     } else {
         None
     };
+    let mut quirks = Quirks::default();
+    for name in &args.quirk {
+        if let Err(error) = quirks.set(name) {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let target = match spec {
-        None => Target::Embedded,
+        None if quirks == Quirks::default() => Target::Embedded,
+        None => Target::EmbeddedWithQuirks(quirks),
         Some(spec) => {
             if let Some(container) = &spec.container {
                 println!("starting a container from {}", container.image);

@@ -34,6 +34,9 @@ pub struct Config {
     /// The defined applications, by key. The defaults define `flashStreamingApp`
     /// and `live`; a file or `--set` adds applications or changes these.
     pub apps: BTreeMap<String, AppConfig>,
+    /// Known bugs of other servers, switched back on: for reproducing them and
+    /// for proving that the conformance suite catches them. All off by default.
+    pub quirks: Quirks,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             webrtc: WebRtcConfig::default(),
             hooks: HooksConfig::default(),
+            quirks: Quirks::default(),
             application_from_url: false,
             default_app: "flashStreamingApp".to_string(),
             apps: [
@@ -142,6 +146,54 @@ impl Default for WebRtcConfig {
             connect_timeout: Duration::from_secs(15),
             max_sessions: 1000,
         }
+    }
+}
+
+/// Bugs seen in RTMP/WebRTC gateways (DOMAIN.md's known issues), each of
+/// which the reference server can reproduce on request. Never for production.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quirks {
+    /// KI-1: a WebRTC player of an audio-only stream gets an answer with a
+    /// video m-line too, and the audio is never sent (WCS's silent
+    /// microphone-only Flash streams).
+    pub video_line_for_audio_only: bool,
+    /// KI-2: when a WebSocket session that plays a stream starts publishing
+    /// one, a shared "avoid transcoding" path takes the played stream's
+    /// audio until the publish stops (sound stops on iOS Safari).
+    pub publish_takes_played_audio: bool,
+    /// KI-3: an RTMP publisher's stream name keeps its `?query`, so WebRTC
+    /// players of the bare name find nothing.
+    pub stream_name_keeps_query: bool,
+}
+
+impl Quirks {
+    /// The quirks by their config names, for `--quirk NAME` style switches.
+    pub fn set(&mut self, name: &str) -> Result<(), String> {
+        let flag = match name {
+            "video_line_for_audio_only" | "ki-1" => &mut self.video_line_for_audio_only,
+            "publish_takes_played_audio" | "ki-2" => &mut self.publish_takes_played_audio,
+            "stream_name_keeps_query" | "ki-3" => &mut self.stream_name_keeps_query,
+            other => {
+                return Err(format!(
+                    "no quirk {other:?}: video_line_for_audio_only (ki-1), publish_takes_played_audio (ki-2), stream_name_keeps_query (ki-3)"
+                ))
+            }
+        };
+        *flag = true;
+        Ok(())
+    }
+
+    /// The names of the quirks switched on.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.video_line_for_audio_only, "video_line_for_audio_only"),
+            (self.publish_takes_played_audio, "publish_takes_played_audio"),
+            (self.stream_name_keeps_query, "stream_name_keeps_query"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
     }
 }
 

@@ -98,6 +98,10 @@ impl Server {
         tracker.spawn(accept_rtmp(rtmp_listener, ctx.clone(), tracker.clone()));
         tracker.spawn(http::serve(http_listener, ctx.clone()));
         tracker.spawn(ctx.webrtc.receive_loop(&ctx));
+        let quirks = ctx.config.quirks.names();
+        if !quirks.is_empty() {
+            tracing::warn!(?quirks, "known bugs switched on (quirks): for reproducing them only");
+        }
         tracing::info!(%rtmp_addr, "RTMP listening");
         tracing::info!(%http_addr, "HTTP listening (demo page /, WHEP /whep, WHIP /whip, WebSocket /ws, /metrics, /healthz)");
         tracing::info!(%webrtc_addr, "WebRTC listening (UDP, ICE-lite)");

@@ -393,6 +393,10 @@ pub struct MediaExpect {
     /// The first picture within this time of the offer.
     #[serde(default, with = "humantime_serde")]
     pub first_picture_within: Option<Duration>,
+    /// The first decoded audio louder than -50 dBFS must come this soon
+    /// after the offer was sent.
+    #[serde(default, with = "humantime_serde")]
+    pub first_sound_within: Option<Duration>,
 }
 
 /// Why scenarios could not be loaded.

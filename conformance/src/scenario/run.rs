@@ -1005,11 +1005,17 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
     if let Some(media) = &expect.rtmp_media {
         check_rtmp_media(media, observed)?;
     }
-    if let Some(sdp) = &expect.sdp {
-        check_sdp(sdp, observed)?;
-    }
-    if let Some(media) = &expect.media {
-        check_media(media, observed)?;
+    // What a WebRTC player got: every miss is told, the answer's and the media's.
+    let misses: Vec<String> = [
+        expect.sdp.as_ref().map(|sdp| check_sdp(sdp, observed)),
+        expect.media.as_ref().map(|media| check_media(media, observed)),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Result::err)
+    .collect();
+    if !misses.is_empty() {
+        return Err(misses.join("; "));
     }
     if let Some(want) = expect.replay_matches {
         match &observed.replay {
@@ -1103,7 +1109,15 @@ fn check_sdp(sdp: &SdpExpect, observed: &Observed) -> Result<(), String> {
             SdpMedia::Receives => live.is_some_and(|s| s.answerer_receives()),
         };
         if !holds {
-            return Err(format!("{kind} m-line not {want:?}"));
+            let want = match want {
+                SdpMedia::Rejected => "rejected",
+                SdpMedia::Sends => "sending",
+                SdpMedia::Receives => "receiving",
+            };
+            return Err(format!(
+                "the {kind} m-line is {}, not {want}",
+                describe_section(section)
+            ));
         }
     }
     if let Some(codec) = &sdp.audio_codec {
@@ -1142,6 +1156,20 @@ fn check_media(media: &MediaExpect, observed: &Observed) -> Result<(), String> {
             media.width.unwrap_or(0),
             media.height.unwrap_or(0)
         ));
+    }
+    if let Some(limit) = media.first_sound_within {
+        if report.audio.first_sound_after.is_none_or(|t| t > limit) {
+            return Err(format!(
+                "no sound within {limit:?}: {} RTP audio packets, {} frames decoded{}",
+                report.audio.rtp_packets,
+                report.audio.decoded_frames,
+                report
+                    .audio
+                    .first_sound_after
+                    .map(|t| format!(", the first sound after {t:?}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
     if report.audio.decoded_frames < media.audio_frames {
         return Err(format!("fewer than {} audio frames", media.audio_frames));

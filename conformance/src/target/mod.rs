@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use container::{Container, ContainerError, ContainerSpec};
 
+use reference_server::config::Quirks;
 use reference_server::{Config, Server, ServerHandle};
 use serde::{Deserialize, Serialize};
 
@@ -198,6 +199,10 @@ impl TargetSpec {
 pub enum Target {
     /// The reference server, in-process, a fresh one per case.
     Embedded,
+    /// The reference server with known bugs switched back on (see
+    /// `reference_server::config::Quirks`): what the known-issue scenarios
+    /// must catch.
+    EmbeddedWithQuirks(Quirks),
     /// A server somebody else runs.
     External(Box<TargetSpec>),
     /// A server in a container the suite started for the run; the
@@ -242,6 +247,7 @@ impl Target {
     pub fn spec(&self) -> TargetSpec {
         match self {
             Target::Embedded => embedded_spec(0, 0),
+            Target::EmbeddedWithQuirks(quirks) => quirky(embedded_spec(0, 0), quirks),
             Target::External(spec) => spec.as_ref().clone(),
             Target::Container(started) => started.spec.clone(),
         }
@@ -253,20 +259,33 @@ impl Target {
     /// not offer `backend-hooks`.)
     pub async fn start(&self, hooks: Option<&str>) -> Result<Running, TargetError> {
         match self {
-            Target::Embedded => {
+            Target::Embedded | Target::EmbeddedWithQuirks(_) => {
+                let quirks = match self {
+                    Target::EmbeddedWithQuirks(quirks) => *quirks,
+                    _ => Quirks::default(),
+                };
                 let server = embedded(|config| {
                     for app in config.apps.values_mut() {
                         app.backend_url = hooks.map(str::to_string);
                     }
+                    config.quirks = quirks;
                 })
                 .await?;
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());
-                Running::new(spec, Some(server))
+                Running::new(quirky(spec, &quirks), Some(server))
             }
             Target::External(spec) => Running::new(spec.as_ref().clone(), None),
             Target::Container(started) => Running::new(started.spec.clone(), None),
         }
     }
+}
+
+/// The spec named after the quirks switched on (`embedded+stream_name_keeps_query`).
+fn quirky(mut spec: TargetSpec, quirks: &Quirks) -> TargetSpec {
+    for name in quirks.names() {
+        spec.name = format!("{}+{name}", spec.name);
+    }
+    spec
 }
 
 /// The embedded reference server's endpoints on these ports, with its

@@ -356,8 +356,15 @@ impl Connection {
         }
     }
 
-    async fn publish(&mut self, stream_id: u32, name: media::rtmp::url::NameWithParams) {
+    async fn publish(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
         let Some(app) = &self.app else { return };
+        if self.ctx.config.quirks.stream_name_keeps_query && !name.params.is_empty() {
+            // KI-3 switched back on: the query stays part of the stream's name.
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&name.params)
+                .finish();
+            name.name = format!("{}?{query}", name.name);
+        }
         let key = app.key.clone();
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "publish");
         if self.ctx.hub.is_live(&key, &name.name) {

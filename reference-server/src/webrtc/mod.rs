@@ -192,14 +192,23 @@ impl WebRtc {
         if description.is_none() && !wait {
             return Err(SessionError::NotFound);
         }
-        let (config, plan) = play::codecs(description.as_ref());
+        let (mut config, plan) = play::codecs(description.as_ref());
+        // KI-1 switched back on: an audio-only stream is answered with video
+        // too, and its audio never sent.
+        let silent = ctx.config.quirks.video_line_for_audio_only
+            && description.as_ref().is_some_and(|d| d.has_audio && !d.has_video);
+        if silent {
+            config = config.enable_h264(true);
+        }
         let (rtc, ufrag, answer) = self.accept(config, offer)?;
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
         let mut player = play::Player::new(ctx.clone(), app, stream);
         for (kind, mid) in accepted_mids(&answer) {
-            player.media_added(mid, kind);
+            if !(silent && kind == str0m::media::MediaKind::Audio) {
+                player.media_added(mid, kind);
+            }
         }
         Ok((
             self.spawn(ctx, rtc, ufrag, app, stream, peer::Role::Play(Box::new(player))),
