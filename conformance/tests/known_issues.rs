@@ -31,6 +31,11 @@ const CAUGHT: &[(&str, &str, &str)] = &[
         "ki-1",
         "no sound within 2s: 0 RTP audio packets",
     ),
+    (
+        "known-issues/ki-2-second-stream-keeps-sound",
+        "ki-2",
+        "step 7 (phone Wait stream1): the sound stopped for",
+    ),
     ("known-issues/ki-3-url-params", "ki-3", r#""name":"stream1?s1=v1""#),
 ];
 
@@ -78,6 +83,11 @@ async fn ki_1_nellymoser_is_caught() {
 #[tokio::test]
 async fn ki_1_aac_is_caught() {
     caught("known-issues/ki-1-audio-only-sound-aac").await;
+}
+
+#[tokio::test]
+async fn ki_2_sound_taken_by_a_second_stream_is_caught() {
+    caught("known-issues/ki-2-second-stream-keeps-sound").await;
 }
 
 #[tokio::test]

@@ -130,11 +130,14 @@ pub enum Action {
     /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
     /// `rtmp_media` (messages received within `within`).
     Play,
-    /// Stops publishing `stream` the way the actor's client does.
+    /// Stops publishing `stream` the way the actor's client does (a WebRTC
+    /// actor stops its publisher, and keeps playing).
     Unpublish,
     /// Closes the actor's connection (or ends its WebRTC session).
     Disconnect,
-    /// Waits for NetStatus events on the actor (`expect.statuses` within `expect.within`).
+    /// Waits for NetStatus events on the actor (`expect.statuses` within
+    /// `expect.within`); on a WebRTC actor, checks what its player has got
+    /// so far (`expect.media`).
     Wait,
     /// Waits `ms` milliseconds.
     Sleep,
@@ -202,6 +205,10 @@ pub struct Step {
     /// A WebRTC publisher's tone.
     #[serde(default)]
     pub tone_hz: Option<f64>,
+    /// The WebRTC client's shape: `default` or `safari` (Safari's H.264
+    /// profiles, High before Constrained Baseline).
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Raw bytes in hex (spaces allowed).
     #[serde(default)]
     pub hex: Option<String>,
@@ -393,6 +400,13 @@ pub struct MediaExpect {
     /// The first picture within this time of the offer.
     #[serde(default, with = "humantime_serde")]
     pub first_picture_within: Option<Duration>,
+    /// No longer than this between two audio frames' arrivals, once sound
+    /// has begun.
+    #[serde(default, with = "humantime_serde")]
+    pub max_audio_gap: Option<Duration>,
+    /// The audio RTP sequence never breaks (no loss, no new SSRC).
+    #[serde(default)]
+    pub audio_continuous: bool,
     /// The first decoded audio louder than -50 dBFS must come this soon
     /// after the offer was sent.
     #[serde(default, with = "humantime_serde")]
@@ -519,7 +533,8 @@ impl Scenario {
             };
             let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
             let fits = match step.action {
-                Action::Connect | Action::Unpublish | Action::Wait => rtmp,
+                Action::Connect => rtmp,
+                Action::Unpublish | Action::Wait => rtmp || kind == Some(ActorKind::Webrtc),
                 Action::Publish | Action::Play => rtmp && step.stream.is_some(),
                 Action::Disconnect => kind.is_some_and(|k| k != ActorKind::Backend),
                 Action::Sleep => step.ms.is_some(),
@@ -541,6 +556,11 @@ impl Scenario {
             if let Some(tracks) = &step.tracks {
                 if !matches!(tracks.as_str(), "audio" | "video" | "both") {
                     return Err(at(format!("tracks must be audio, video or both, not {tracks:?}")));
+                }
+            }
+            if let Some(profile) = &step.profile {
+                if !matches!(profile.as_str(), "default" | "safari") {
+                    return Err(at(format!("profile must be default or safari, not {profile:?}")));
                 }
             }
             if let Some(signalling) = &step.signalling {
@@ -565,6 +585,10 @@ impl Scenario {
             all.push(Capability::BackendHooks);
         }
         for step in &self.steps {
+            let webrtc = step.actor.as_ref().and_then(|a| self.actors.get(a)) == Some(&ActorKind::Webrtc);
+            if webrtc && matches!(step.action, Action::Wait | Action::Unpublish) {
+                continue; // what the actor's own play or publish step needs
+            }
             let implied = match (step.action, step.signalling.as_deref()) {
                 (Action::Connect | Action::Wait | Action::Unpublish | Action::SendRaw | Action::Replay, _) => {
                     Capability::Rtmp

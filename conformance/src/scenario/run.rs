@@ -730,6 +730,21 @@ impl Case<'_> {
         within: Duration,
         observed: &mut Observed,
     ) {
+        match step.action {
+            Action::Unpublish => {
+                match &mut actor.publisher {
+                    Some(publisher) => {
+                        if let Err(error) = publisher.stop().await {
+                            observed.error = Some(error.to_string());
+                        }
+                    }
+                    None => observed.error = Some("the actor publishes nothing".into()),
+                }
+                return;
+            }
+            Action::Wait => return self.watch_player(actor, candidates, within, observed).await,
+            _ => {}
+        }
         let logical = step.stream.clone().unwrap_or_default();
         let name = self.stream_name(&logical);
         let signalling = match self.signalling(actor, step, &name).await {
@@ -741,10 +756,14 @@ impl Case<'_> {
         };
         match step.action {
             Action::WebrtcPlay => {
+                let shape = match step.profile.as_deref() {
+                    Some("safari") => PlayerOptions::safari(),
+                    _ => PlayerOptions::default(),
+                };
                 let options = PlayerOptions {
                     audio: step.audio.unwrap_or(true),
                     video: step.video.unwrap_or(true),
-                    ..PlayerOptions::default()
+                    ..shape
                 };
                 match WebRtcPlayer::play(signalling, options).await {
                     Ok(player) => {
@@ -758,9 +777,13 @@ impl Case<'_> {
                 }
             }
             Action::WebrtcPublish => {
+                let shape = match step.profile.as_deref() {
+                    Some("safari") => PublisherOptions::safari(),
+                    _ => PublisherOptions::default(),
+                };
                 let options = PublisherOptions {
                     tone_hz: step.tone_hz.unwrap_or(440.0),
-                    ..PublisherOptions::default()
+                    ..shape
                 };
                 match WebRtcPublisher::publish(signalling, options).await {
                     Ok(publisher) => {
@@ -787,7 +810,21 @@ impl Case<'_> {
                 return;
             }
         }
-        let Some(player) = &actor.player else { return };
+        self.watch_player(actor, candidates, within, observed).await;
+    }
+
+    /// Checks the actor's player until an expectation holds or `within` ends.
+    async fn watch_player(
+        &self,
+        actor: &WebrtcActor,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        let Some(player) = &actor.player else {
+            observed.error = Some("the actor plays nothing".into());
+            return;
+        };
         let deadline = tokio::time::Instant::now() + within;
         loop {
             observed.report = Some(player.report());
@@ -1170,6 +1207,21 @@ fn check_media(media: &MediaExpect, observed: &Observed) -> Result<(), String> {
                     .unwrap_or_default()
             ));
         }
+    }
+    if let Some(limit) = media.max_audio_gap {
+        if report.audio.longest_gap > limit {
+            return Err(format!(
+                "the sound stopped for {:.2} s, {:.2} s into playing ({limit:?} allowed)",
+                report.audio.longest_gap.as_secs_f64(),
+                report.audio.longest_gap_after.unwrap_or_default().as_secs_f64()
+            ));
+        }
+    }
+    if media.audio_continuous && report.audio.sequence_breaks > 0 {
+        return Err(format!(
+            "the audio RTP sequence broke {} time(s) (lost packets or a new SSRC)",
+            report.audio.sequence_breaks
+        ));
     }
     if report.audio.decoded_frames < media.audio_frames {
         return Err(format!("fewer than {} audio frames", media.audio_frames));

@@ -71,6 +71,10 @@ pub use ws::{StreamEvent, StreamLog, StreamStatus, WsRequest, WsSession};
 /// Baseline, Baseline, Main and High, all level 3.1.
 pub const DEFAULT_H264_PROFILES: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
 
+/// The H.264 `profile-level-id`s Safari (macOS and iOS 17) offers, in its
+/// order: High 3.1 first, then Constrained Baseline 3.1.
+pub const SAFARI_H264_PROFILES: [u32; 2] = [0x640c1f, 0x42e01f];
+
 /// How long a player or publisher waits for the server's SDP answer.
 pub const SIGNALLING_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -12,7 +12,9 @@ use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared}
 use super::receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
 use super::sdp::SdpSummary;
 use super::ws::WsRequest;
-use super::{ActiveSignalling, Signalling, WebRtcError, DEFAULT_H264_PROFILES, SIGNALLING_TIMEOUT};
+use super::{
+    ActiveSignalling, Signalling, WebRtcError, DEFAULT_H264_PROFILES, SAFARI_H264_PROFILES, SIGNALLING_TIMEOUT,
+};
 
 /// Payload types (and their RTX) for the H.264 profiles offered, in order.
 const H264_PTS: [(u8, u8); 8] = [
@@ -84,6 +86,15 @@ impl PlayerOptions {
     pub fn audio_only() -> Self {
         PlayerOptions {
             video: false,
+            ..Self::default()
+        }
+    }
+
+    /// A player shaped like Safari's: Opus, PCMU, PCMA, and H.264 High 3.1
+    /// before Constrained Baseline 3.1 ([`SAFARI_H264_PROFILES`]).
+    pub fn safari() -> Self {
+        PlayerOptions {
+            h264_profiles: SAFARI_H264_PROFILES.to_vec(),
             ..Self::default()
         }
     }
@@ -160,6 +171,8 @@ impl PeerApp for PlayerApp {
                 .saturating_add(1);
             let codec = data.params.spec().codec;
             self.receiver.timing(codec, data.time, data.last_sender_info.as_ref());
+            self.receiver
+                .sequence(codec, **data.seq_range.start(), **data.seq_range.end());
             self.receiver
                 .receive(data.network_time, codec, &data.data, packets, data.contiguous);
         }

@@ -75,6 +75,17 @@ impl Default for PublisherOptions {
 }
 
 impl PublisherOptions {
+    /// A publisher shaped like Safari's offer: H.264 High 3.1 before
+    /// Constrained Baseline 3.1 ([`SAFARI_H264_PROFILES`](super::SAFARI_H264_PROFILES)).
+    pub fn safari() -> Self {
+        PublisherOptions {
+            h264_profiles: super::SAFARI_H264_PROFILES.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
+impl PublisherOptions {
     fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
         let mut config = Rtc::builder().clear_codecs();
         let codecs = config.codec_config();

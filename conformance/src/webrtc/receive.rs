@@ -81,6 +81,14 @@ pub struct AudioStats {
     pub first_audio_after: Option<Duration>,
     /// Time from the offer to the first decoded frame louder than [`SOUND_DBFS`].
     pub first_sound_after: Option<Duration>,
+    /// The longest time between two audio frames' arrivals (after the first).
+    pub longest_gap: Duration,
+    /// When the longest gap began, counted from the offer.
+    pub longest_gap_after: Option<Duration>,
+    /// Times the RTP sequence numbers did not follow on from the frame
+    /// before: packets lost, or a new SSRC (str0m's extended sequence
+    /// numbers of a new stream start elsewhere).
+    pub sequence_breaks: u64,
     /// When the sender's clock says the first frame was sampled: its RTP
     /// timestamp placed on the NTP time line of the latest RTCP sender
     /// report. Simultaneous audio and video must map to the same instant (lip
@@ -145,6 +153,8 @@ pub struct MediaReceiver {
     opus: Option<OpusDecoder>,
     first_video_time: Option<MediaTime>,
     first_audio_time: Option<MediaTime>,
+    last_audio_after: Option<Duration>,
+    last_audio_seq: Option<u64>,
     seen_idr: bool,
     pcm_rate: u32,
     pcm: VecDeque<i16>,
@@ -173,6 +183,8 @@ impl MediaReceiver {
             opus: None,
             first_video_time: None,
             first_audio_time: None,
+            last_audio_after: None,
+            last_audio_seq: None,
             seen_idr: false,
             pcm_rate: 0,
             pcm: VecDeque::new(),
@@ -204,6 +216,18 @@ impl MediaReceiver {
         if let Some(sender) = sender {
             *sampled_at = Some(sampled_at_sender(first, sender));
         }
+    }
+
+    /// Takes the (extended) RTP sequence numbers of a frame of `codec`, to
+    /// count breaks in an audio stream's sequence.
+    pub fn sequence(&mut self, codec: Codec, first: u64, last: u64) {
+        if codec.is_video() {
+            return;
+        }
+        if self.last_audio_seq.is_some_and(|previous| first != previous + 1) {
+            self.audio.sequence_breaks += 1;
+        }
+        self.last_audio_seq = Some(last);
     }
 
     /// The video statistics so far.
@@ -278,6 +302,14 @@ impl MediaReceiver {
         a.codec = Some(codec.to_string());
         a.rtp_packets += rtp_packets;
         a.frames += 1;
+        if let Some(last) = self.last_audio_after {
+            let gap = since.saturating_sub(last);
+            if gap > a.longest_gap {
+                a.longest_gap = gap;
+                a.longest_gap_after = Some(last);
+            }
+        }
+        self.last_audio_after = Some(since);
         a.first_audio_after.get_or_insert(since);
         self.scratch.clear();
         let rate = match codec {

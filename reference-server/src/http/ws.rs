@@ -163,6 +163,9 @@ impl Connection {
         match start(&self.ctx, &app, &name, direction, &self.requester, &sdp).await {
             Ok((session, answer)) => {
                 self.send(json!({"type": "answer", "id": id, "sdp": answer})).await;
+                if direction == Direction::Publish && self.ctx.config.quirks.publish_takes_played_audio {
+                    self.take_played_audio(&session);
+                }
                 tokio::spawn(report_status(
                     session.clone(),
                     id.clone(),
@@ -173,6 +176,34 @@ impl Connection {
             }
             Err(failure) => self.send(event("FAILED", Some(failure.to_string()))).await,
         }
+    }
+}
+
+impl Connection {
+    /// KI-2 switched back on: a shared "avoid transcoding" path gives this
+    /// connection's publisher the audio route of the streams it plays, so
+    /// they fall silent until the publisher stops.
+    fn take_played_audio(&self, publisher: &SessionHandle) {
+        let players: Vec<SessionHandle> = self
+            .streams
+            .values()
+            .filter(|s| s.direction == Direction::Play && !s.status.borrow().is_final())
+            .cloned()
+            .collect();
+        for player in &players {
+            player.mute_audio(true);
+        }
+        let mut status = publisher.status.clone();
+        tokio::spawn(async move {
+            while !status.borrow_and_update().is_final() {
+                if status.changed().await.is_err() {
+                    break;
+                }
+            }
+            for player in &players {
+                player.mute_audio(false);
+            }
+        });
     }
 }
 

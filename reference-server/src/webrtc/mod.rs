@@ -110,9 +110,16 @@ pub struct SessionHandle {
     /// Status changes.
     pub status: watch::Receiver<SessionStatus>,
     cancel: CancellationToken,
+    audio_muted: Arc<watch::Sender<bool>>,
 }
 
 impl SessionHandle {
+    /// Stops (true) or resumes (false) the audio a player sends; its RTP
+    /// stream stays the same. No effect on publishers.
+    pub fn mute_audio(&self, muted: bool) {
+        self.audio_muted.send_replace(muted);
+    }
+
     /// Ends the session (its status becomes `Stopped`).
     pub fn stop(&self) {
         self.cancel.cancel();
@@ -278,6 +285,11 @@ impl WebRtc {
             peer::Role::Publish(_) => Direction::Publish,
         };
         let (status_tx, status) = watch::channel(SessionStatus::Pending);
+        let (audio_muted, muted) = watch::channel(false);
+        let mut role = role;
+        if let peer::Role::Play(player) = &mut role {
+            player.mute_audio_with(muted);
+        }
         let handle = SessionHandle {
             id: ufrag.clone(),
             app: app.to_string(),
@@ -285,6 +297,7 @@ impl WebRtc {
             direction,
             status,
             cancel: ctx.shutdown.child_token(),
+            audio_muted: Arc::new(audio_muted),
         };
         let datagrams = self.router.add(&ufrag);
         self.lock().insert(ufrag.clone(), handle.clone());

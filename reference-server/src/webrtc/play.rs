@@ -151,6 +151,8 @@ pub struct Player {
     /// After a keyframe request answered from the cache: video frames up to
     /// this timestamp were in the answer.
     skip_video_through: Option<u32>,
+    /// While true, no audio is sent (see [`SessionHandle::mute_audio`](super::SessionHandle::mute_audio)).
+    audio_muted: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Player {
@@ -172,7 +174,13 @@ impl Player {
             annexb: Vec::with_capacity(64 * 1024),
             last_keyframe_request: None,
             skip_video_through: None,
+            audio_muted: None,
         }
+    }
+
+    /// Sends no audio while `muted` says true.
+    pub fn mute_audio_with(&mut self, muted: tokio::sync::watch::Receiver<bool>) {
+        self.audio_muted = Some(muted);
     }
 
     /// An m-line of the offer.
@@ -384,6 +392,9 @@ impl Player {
 
     fn write_audio(&mut self, rtc: &mut Rtc, pt: Pt, rate: Frequency, timestamp: u32, data: &[u8]) {
         let Some(mid) = self.audio_mid else { return };
+        if self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow()) {
+            return;
+        }
         let (ms, wallclock) = self.clock.map(timestamp);
         let Some(writer) = rtc.writer(mid) else { return };
         let ticks = ms * u64::from(rate.get()) / 1000;
