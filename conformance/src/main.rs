@@ -41,6 +41,10 @@ enum Command {
     List {
         /// Only ids containing one of these.
         filters: Vec<String>,
+        /// The catalogue as a Markdown table (id, strictness, requirement,
+        /// reference), as scenarios/README.md holds it.
+        #[arg(long)]
+        markdown: bool,
         /// The scenarios directory.
         #[arg(long, default_value_os_t = scenario::default_dir())]
         scenarios: PathBuf,
@@ -141,7 +145,15 @@ struct RunArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::List { filters, scenarios } => match load(&scenarios, &filters) {
+        Command::List {
+            filters,
+            markdown,
+            scenarios,
+        } => match load(&scenarios, &filters) {
+            Ok(list) if markdown => {
+                print!("{}", report::catalogue(&list));
+                ExitCode::SUCCESS
+            }
             Ok(list) => {
                 for s in list {
                     println!(

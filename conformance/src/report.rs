@@ -68,6 +68,29 @@ pub fn index(results: &[TargetResults]) -> Index {
         .collect()
 }
 
+/// The scenario catalogue as Markdown: one row per case with its id,
+/// strictness, requirement and reference (`conformance list --markdown`;
+/// scenarios/README.md holds it between [`CATALOGUE_BEGIN`] and [`CATALOGUE_END`]).
+pub fn catalogue(scenarios: &[crate::scenario::Scenario]) -> String {
+    let cell = |text: &str| text.replace('|', "\\|").replace('\n', " ");
+    let mut out = String::from("| id | strictness | requirement | reference |\n|---|---|---|---|\n");
+    for s in scenarios {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.id,
+            format!("{:?}", s.strictness).to_lowercase(),
+            cell(&s.requirement),
+            cell(s.reference.as_deref().unwrap_or(""))
+        ));
+    }
+    out
+}
+
+/// The line before the catalogue in scenarios/README.md.
+pub const CATALOGUE_BEGIN: &str = "<!-- catalogue: written by `conformance list --markdown`, checked by cargo test -->";
+/// The line after it.
+pub const CATALOGUE_END: &str = "<!-- end of catalogue -->";
+
 /// The index as pretty JSON.
 pub fn index_json(results: &[TargetResults]) -> String {
     serde_json::to_string_pretty(&index(results)).unwrap_or_default() + "\n"
@@ -286,6 +309,23 @@ mod tests {
     use super::*;
     use crate::scenario::Strictness;
     use std::time::Duration;
+
+    /// CI keeps scenarios/README.md's catalogue current: regenerate it with
+    /// `conformance list --markdown` when a scenario changes.
+    #[test]
+    fn the_checked_in_catalogue_is_current() {
+        let scenarios = crate::scenario::load_dir(&crate::scenario::default_dir()).unwrap();
+        let readme = std::fs::read_to_string(crate::scenario::default_dir().join("README.md")).unwrap();
+        let inside = readme
+            .split_once(CATALOGUE_BEGIN)
+            .and_then(|(_, rest)| rest.split_once(CATALOGUE_END))
+            .map(|(inside, _)| inside.trim())
+            .expect("scenarios/README.md has the catalogue markers");
+        assert!(
+            inside == catalogue(&scenarios).trim(),
+            "scenarios/README.md's catalogue is stale: run `cargo run -p conformance -- list --markdown` and paste it between the markers"
+        );
+    }
 
     fn case(id: &str, verdict: Verdict) -> CaseResult {
         CaseResult {
