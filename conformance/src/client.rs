@@ -205,6 +205,8 @@ pub struct RtmpClient {
     acked: u64,
     inbox: VecDeque<Incoming>,
     statuses: Vec<StatusEvent>,
+    /// Room events the server called `onRoomEvent` with, as JSON.
+    room_events: Vec<serde_json::Value>,
     /// Per stream: the NAL length size of its H.264 and the picture size last seen.
     video: HashMap<u32, (usize, Option<(u32, u32)>)>,
     log: Vec<String>,
@@ -247,6 +249,7 @@ impl RtmpClient {
             acked: 0,
             inbox: VecDeque::new(),
             statuses: Vec::new(),
+            room_events: Vec::new(),
             video: HashMap::new(),
             log: Vec::new(),
             closed: false,
@@ -262,6 +265,11 @@ impl RtmpClient {
     /// The server's whole answer to connect (`_result` or `_error`), once received.
     pub fn connect_answer(&self) -> Option<&Command> {
         self.connect_answer.as_ref()
+    }
+
+    /// The room events (`onRoomEvent` calls) received so far, as JSON.
+    pub fn room_events(&self) -> &[serde_json::Value] {
+        &self.room_events
     }
 
     /// Every NetStatus received so far, in order.
@@ -620,6 +628,11 @@ impl RtmpClient {
                 Message::decode(raw.type_id, raw.payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
             let incoming = match message {
                 Message::Command(command) => {
+                    if command.name == "onRoomEvent" {
+                        if let Some(event) = command.args.first() {
+                            self.room_events.push(event.to_json());
+                        }
+                    }
                     for arg in &command.args {
                         if let Some(status) = NetStatus::from_value(arg) {
                             self.statuses.push(StatusEvent {

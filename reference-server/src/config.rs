@@ -224,6 +224,19 @@ pub struct AppConfig {
     pub on_missing_stream: MissingStreamPolicy,
     /// The codec RTMP players get for the Opus sound of a WebRTC publisher.
     pub opus_to_rtmp: RtmpAudio,
+    /// Whether clients may join rooms (docs/rooms.md).
+    pub rooms: RoomPolicy,
+}
+
+/// Whether an application has rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoomPolicy {
+    /// A room exists while it has participants; joining one creates it.
+    #[default]
+    Open,
+    /// No rooms: joining fails.
+    Off,
 }
 
 /// The codec a WebRTC publisher's Opus sound is transcoded to for RTMP

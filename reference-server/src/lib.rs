@@ -17,6 +17,7 @@ pub mod hooks;
 mod http;
 pub mod hub;
 pub mod metrics;
+pub mod rooms;
 pub mod rtmp;
 mod server;
 pub mod transcode;

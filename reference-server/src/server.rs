@@ -33,6 +33,8 @@ pub struct Context {
     pub webrtc: Arc<WebRtc>,
     /// Shared audio transcoders.
     pub transcoders: Transcoders,
+    /// The rooms of every application.
+    pub rooms: Arc<crate::rooms::Rooms>,
 }
 
 /// Why the server could not start.
@@ -93,6 +95,7 @@ impl Server {
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
             webrtc: Arc::new(webrtc),
+            rooms: Arc::default(),
         });
         let tracker = TaskTracker::new();
         tracker.spawn(accept_rtmp(rtmp_listener, ctx.clone(), tracker.clone()));

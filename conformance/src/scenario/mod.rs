@@ -158,6 +158,13 @@ pub enum Action {
     /// Waits for the backend actor to receive a hook call (since the case
     /// began) that matches `expect.hook`.
     Hook,
+    /// Joins `room` as `participant` (RTMP: a `sendData` call; WebRTC
+    /// actors: their WebSocket session). Expectations: `room_events`.
+    JoinRoom,
+    /// Leaves `room`.
+    LeaveRoom,
+    /// Sends `text` to the others in `room` (or only to `to`).
+    RoomMessage,
 }
 
 /// One step of a scenario. Which parameters apply depends on the action.
@@ -218,6 +225,18 @@ pub struct Step {
     /// Do the simple handshake before raw bytes (default true).
     #[serde(default)]
     pub handshake: Option<bool>,
+    /// A room (made unique per run like stream names).
+    #[serde(default)]
+    pub room: Option<String>,
+    /// A participant's name in a room.
+    #[serde(default)]
+    pub participant: Option<String>,
+    /// A room message's text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// A room message's one addressee.
+    #[serde(default)]
+    pub to: Option<String>,
     /// A capture below `fixtures/` (or two raw direction files, space-separated).
     #[serde(default)]
     pub capture: Option<String>,
@@ -296,6 +315,13 @@ pub struct Expect {
     /// A call the backend must have received (`hook` steps).
     #[serde(default)]
     pub hook: Option<HookExpect>,
+    /// Room events the actor must receive, in this order (others may come
+    /// between), since its previous step: `STATE alice,bob` (the others, by
+    /// name), `JOINED bob`, `LEFT bob`, `PUBLISHED bob STREAM`, `MESSAGE
+    /// bob: TEXT`, `FAILED INFO`. Each matches an event whose text starts
+    /// with it.
+    #[serde(default)]
+    pub room_events: Vec<String>,
 }
 
 /// A hook call the backend must receive. Stream names are the scenario's
@@ -541,6 +567,12 @@ impl Scenario {
                 Action::SendRaw => kind == Some(ActorKind::Raw) && (step.hex.is_some() || step.bytes.is_some()),
                 Action::WebrtcPlay | Action::WebrtcPublish => kind == Some(ActorKind::Webrtc) && step.stream.is_some(),
                 Action::Replay => rtmp && step.capture.is_some(),
+                Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
+                    (rtmp || kind == Some(ActorKind::Webrtc))
+                        && step.room.is_some()
+                        && (step.action != Action::JoinRoom || step.participant.is_some())
+                        && (step.action != Action::RoomMessage || step.text.is_some())
+                }
                 Action::Hook => {
                     kind == Some(ActorKind::Backend)
                         && (step.expect.as_ref().is_some_and(|e| e.hook.is_some())
@@ -549,7 +581,7 @@ impl Scenario {
             };
             if !fits {
                 return Err(at(format!(
-                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture, expect.hook)",
+                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture, expect.hook, room, participant, text)",
                     step.action
                 )));
             }
@@ -599,6 +631,7 @@ impl Scenario {
                 (Action::WebrtcPlay, _) => Capability::Whep,
                 (Action::WebrtcPublish, _) => Capability::Whip,
                 (Action::Hook, _) => Capability::BackendHooks,
+                (Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage, _) => Capability::Rooms,
                 (Action::Disconnect | Action::Sleep, _) => continue,
             };
             all.push(implied);

@@ -152,6 +152,8 @@ struct Observed {
     log: Vec<String>,
     /// Every call the backend received, stream names without the run's suffix.
     hook_calls: Option<Vec<HookCall>>,
+    /// Room events since the actor's previous step, as `room_events` spells them.
+    room_events: Vec<String>,
 }
 
 impl Observed {
@@ -213,6 +215,9 @@ impl Observed {
         if let Some((_, summary)) = &self.replay {
             parts.push(summary.clone());
         }
+        if !self.room_events.is_empty() {
+            parts.push(format!("room events [{}]", self.room_events.join(" | ")));
+        }
         if let Some(calls) = &self.hook_calls {
             let calls: Vec<String> = calls.iter().map(|c| format!("{} {}", c.hook, c.body)).collect();
             parts.push(format!("backend calls [{}]", calls.join(", ")));
@@ -250,10 +255,14 @@ struct RtmpActor {
     matched: usize,
     /// Wire log lines already copied to the case log.
     logged: usize,
+    /// Room events already shown to earlier steps.
+    rooms_seen: usize,
 }
 
 #[derive(Default)]
 struct WebrtcActor {
+    /// Room events already shown to earlier steps.
+    rooms_seen: usize,
     player: Option<WebRtcPlayer>,
     publisher: Option<WebRtcPublisher>,
     ws: Option<WsSession>,
@@ -449,6 +458,7 @@ impl Case<'_> {
                     media: None,
                     matched: 0,
                     logged: 0,
+                    rooms_seen: 0,
                 })),
                 None => {
                     observed.error = Some(format!("no actor {name}"));
@@ -626,6 +636,23 @@ impl Case<'_> {
                     Err(error) => Err(error),
                 }
             }
+            Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
+                match self.ensure_connected(actor, step).await {
+                    Ok(_) => match actor.client().await {
+                        Some(client) => {
+                            let request = Value::from_json(&self.room_request(step));
+                            // The answer (_result or _error) matters less than the events.
+                            client
+                                .call("sendData", vec![request])
+                                .await
+                                .map(drop)
+                                .map_err(|e| e.to_string())
+                        }
+                        None => Err("not connected".into()),
+                    },
+                    Err(error) => Err(error),
+                }
+            }
             _ => Err(format!("{:?} is not an RTMP action", step.action)),
         };
         if let Err(error) = result {
@@ -639,6 +666,8 @@ impl Case<'_> {
         let settle = candidates.iter().any(|(_, e)| e.exactly || !e.forbidden.is_empty());
         let mut settled_at: Option<tokio::time::Instant> = None;
         loop {
+            observed.room_events =
+                self.room_texts(&client.room_events()[actor.rooms_seen.min(client.room_events().len())..]);
             observed.statuses = client.statuses()[before.min(client.statuses().len())..].to_vec();
             observed.closed = observed
                 .statuses
@@ -681,6 +710,7 @@ impl Case<'_> {
             }
         }
         actor.matched = client.statuses().len();
+        actor.rooms_seen = client.room_events().len();
         // Media to publish goes out from a task of its own from now on.
         if let Some((id, tags, realtime)) = actor.media.take() {
             if let Some(client) = actor.client.take() {
@@ -742,7 +772,24 @@ impl Case<'_> {
                 }
                 return;
             }
-            Action::Wait => return self.watch_player(actor, candidates, within, observed).await,
+            Action::Wait if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => {
+                return self.watch_player(actor, candidates, within, observed).await
+            }
+            Action::Wait | Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
+                return self.ws_room_step(actor, step, candidates, within, observed).await
+            }
+            Action::Disconnect => {
+                if let Some(player) = &mut actor.player {
+                    let _ = player.stop().await;
+                }
+                if let Some(publisher) = &mut actor.publisher {
+                    let _ = publisher.stop().await;
+                }
+                if let Some(session) = actor.ws.take() {
+                    session.close();
+                }
+                return;
+            }
             _ => {}
         }
         let logical = step.stream.clone().unwrap_or_default();
@@ -796,21 +843,101 @@ impl Case<'_> {
                 }
                 return;
             }
-            Action::Disconnect => {
-                if let Some(player) = &mut actor.player {
-                    let _ = player.stop().await;
-                }
-                if let Some(publisher) = &mut actor.publisher {
-                    let _ = publisher.stop().await;
-                }
-                return;
-            }
             _ => {
                 observed.error = Some(format!("{:?} is not a WebRTC action", step.action));
                 return;
             }
         }
         self.watch_player(actor, candidates, within, observed).await;
+    }
+
+    /// A room request or a wait for room events on the actor's WebSocket session.
+    async fn ws_room_step(
+        &self,
+        actor: &mut WebrtcActor,
+        step: &Step,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        let seen = actor.rooms_seen;
+        let session = match self.ws_session(actor).await {
+            Ok(session) => session,
+            Err(error) => {
+                observed.error = Some(error);
+                return;
+            }
+        };
+        if step.action != Action::Wait {
+            let mut request = self.room_request(step);
+            request["type"] = serde_json::Value::String("room".into());
+            if let Err(error) = session.send_json(&request) {
+                observed.error = Some(error.to_string());
+                return;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let events: Vec<serde_json::Value> = session
+                .messages()
+                .into_iter()
+                .filter(|m| m.get("type").and_then(serde_json::Value::as_str) == Some("room"))
+                .collect();
+            observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
+            let done = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            if done || tokio::time::Instant::now() >= deadline {
+                actor.rooms_seen = events.len();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `sendData` object (RTMP) or the body of a `room` message (WebSocket).
+    fn room_request(&self, step: &Step) -> serde_json::Value {
+        let room = self.stream_name(step.room.as_deref().unwrap_or_default());
+        match step.action {
+            Action::JoinRoom => serde_json::json!({
+                "method": "joinRoom", "room": room, "name": step.participant.clone().unwrap_or_default()
+            }),
+            Action::LeaveRoom => serde_json::json!({"method": "leaveRoom", "room": room}),
+            _ => {
+                let mut message = serde_json::json!({
+                    "method": "sendMessage", "room": room, "text": step.text.clone().unwrap_or_default()
+                });
+                if let Some(to) = &step.to {
+                    message["to"] = serde_json::Value::String(to.clone());
+                }
+                message
+            }
+        }
+    }
+
+    /// Room events as `room_events` spells them, without the run's suffix.
+    fn room_texts(&self, events: &[serde_json::Value]) -> Vec<String> {
+        let suffix = format!("-{}", self.suffix);
+        events
+            .iter()
+            .map(|event| {
+                let field = |key: &str| event.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
+                let text = match field("event") {
+                    "STATE" => {
+                        let names: Vec<&str> = event
+                            .get("participants")
+                            .and_then(serde_json::Value::as_array)
+                            .map(|list| list.iter().filter_map(|p| p.get("name")?.as_str()).collect())
+                            .unwrap_or_default();
+                        format!("STATE {}", names.join(","))
+                    }
+                    kind @ ("JOINED" | "LEFT") => format!("{kind} {}", field("participant")),
+                    "PUBLISHED" => format!("PUBLISHED {} {}", field("participant"), field("stream")),
+                    "MESSAGE" => format!("MESSAGE {}: {}", field("from"), field("text")),
+                    "FAILED" => format!("FAILED {}", field("info")),
+                    other => other.to_string(),
+                };
+                text.trim_end().replace(&suffix, "")
+            })
+            .collect()
     }
 
     /// Checks the actor's player until an expectation holds or `within` ends.
@@ -837,6 +964,27 @@ impl Case<'_> {
         }
     }
 
+    /// The actor's WebSocket session, connected on first use.
+    async fn ws_session<'b>(&self, actor: &'b mut WebrtcActor) -> Result<&'b WsSession, String> {
+        if actor.ws.is_none() {
+            let url = self
+                .running
+                .spec
+                .ws
+                .as_deref()
+                .ok_or("the target has no WebSocket URL")?;
+            let session = WsSession::connect(
+                url,
+                &self.running.app_key(),
+                serde_json::json!({"login": "conformance"}),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            actor.ws = Some(session);
+        }
+        actor.ws.as_ref().ok_or_else(|| "no WebSocket session".to_string())
+    }
+
     async fn signalling(&self, actor: &mut WebrtcActor, step: &Step, name: &str) -> Result<Signalling, String> {
         let spec = &self.running.spec;
         let fill = |template: &str| {
@@ -850,18 +998,7 @@ impl Case<'_> {
         });
         match kind {
             "ws" => {
-                let url = spec.ws.as_deref().ok_or("the target has no WebSocket URL")?;
-                if actor.ws.is_none() {
-                    let session = WsSession::connect(
-                        url,
-                        &self.running.app_key(),
-                        serde_json::json!({"login": "conformance"}),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    actor.ws = Some(session);
-                }
-                let session = actor.ws.as_ref().ok_or("no WebSocket session")?;
+                let session = self.ws_session(actor).await?;
                 Ok(Signalling::ws(session, &format!("{kind}-{name}"), name))
             }
             "whip" => Ok(Signalling::url(&fill(
@@ -1058,6 +1195,16 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
         match &observed.replay {
             Some((matches, _)) if *matches == want => {}
             _ => return Err("the replay did not compare as expected".into()),
+        }
+    }
+    let mut position = 0;
+    for wanted in &expect.room_events {
+        match observed.room_events[position..]
+            .iter()
+            .position(|e| e.starts_with(wanted.as_str()))
+        {
+            Some(found) => position += found + 1,
+            None => return Err(format!("no room event {wanted:?} (in order)")),
         }
     }
     if let Some(hook) = &expect.hook {
@@ -1299,6 +1446,9 @@ fn describe_expect(expect: &Expect) -> String {
     }
     if let Some(hook) = &expect.hook {
         parts.push(format!("a {} hook call with {}", hook.call, describe_hook(hook)));
+    }
+    if !expect.room_events.is_empty() {
+        parts.push(format!("room events {}", expect.room_events.join(" then ")));
     }
     if let Some(within) = expect.within {
         parts.push(format!("within {within:?}"));

@@ -11,7 +11,7 @@
 //! whep = "http://127.0.0.1:8889/{stream}/whep"   # {app} and {stream} are filled in
 //! whip = "http://127.0.0.1:8889/{stream}/whip"
 //! # ws = "ws://127.0.0.1:8080/ws"                # the WCS-style channel of docs/signalling.md
-//! capabilities = []                              # extra: "app-keys", "backend-hooks"
+//! capabilities = []                              # extra: "app-keys", "rooms", "backend-hooks"
 //! lacks = ["rtmp-play"]                          # what it does not do, though it has the URL
 //! [exclude]
 //! "rtmp/handshake/digest" = "answers the digest handshake with a simple one; known"
@@ -67,6 +67,9 @@ pub enum Capability {
     WebSocket,
     /// Applications chosen by `appKey` and unknown keys refused (WCS).
     AppKeys,
+    /// Rooms (docs/rooms.md): `sendData` calls over RTMP, `room` messages
+    /// on the WebSocket channel.
+    Rooms,
     /// Hooks the suite can point at its own backend, per case (the embedded target).
     BackendHooks,
 }
@@ -83,6 +86,7 @@ impl Capability {
             Capability::WebSocket => "websocket",
             Capability::AppKeys => "app-keys",
             Capability::BackendHooks => "backend-hooks",
+            Capability::Rooms => "rooms",
         }
     }
 }
@@ -312,7 +316,7 @@ pub fn reference_server_spec(name: &str, rtmp: SocketAddr, http: SocketAddr) -> 
         whip: Some(format!("http://{http}/whip/flashStreamingApp/{{stream}}")),
         ws: Some(format!("ws://{http}/ws")),
         app_key: Some("flashStreamingApp".into()),
-        capabilities: vec![Capability::AppKeys],
+        capabilities: vec![Capability::AppKeys, Capability::Rooms],
         ..TargetSpec::default()
     }
 }

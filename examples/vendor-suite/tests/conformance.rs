@@ -16,7 +16,7 @@ fn main() {
         ws: Some(format!("ws://{http}/ws")),
         // The reference server takes the application from appKey, not the URL.
         app_key: Some("flashStreamingApp".into()),
-        capabilities: vec![Capability::AppKeys],
+        capabilities: vec![Capability::AppKeys, Capability::Rooms],
         ..TargetSpec::default()
     };
     conformance::harness::main(Target::External(Box::new(spec)));

@@ -326,6 +326,21 @@ impl Value {
         }
     }
 
+    /// AMF for JSON, as server-to-client calls carry it: null → `Null`;
+    /// numbers → `Number`; objects → anonymous objects (keys in JSON order);
+    /// arrays → strict arrays.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match json {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Boolean(*b),
+            J::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+            J::String(s) => Value::String(s.clone()),
+            J::Array(items) => Value::StrictArray(items.iter().map(Value::from_json).collect()),
+            J::Object(map) => Value::object(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v)))),
+        }
+    }
+
     /// Convenience constructor for an anonymous object:
     /// `Value::object([("code", Value::from("x")), ("level", Value::from("status"))])`.
     pub fn object<I, K>(props: I) -> Value

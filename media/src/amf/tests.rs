@@ -1282,3 +1282,11 @@ proptest! {
         check_decoders(&bytes[..end]);
     }
 }
+
+#[test]
+fn json_round_trips_through_amf() {
+    let json = serde_json::json!({"room": "r1", "n": 2, "ok": true, "none": null, "list": [{"name": "a"}, "b"]});
+    let amf = Value::from_json(&json);
+    assert_eq!(amf.get("room").and_then(Value::as_str), Some("r1"));
+    assert_eq!(amf.to_json(), json);
+}

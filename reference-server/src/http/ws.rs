@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::session::{start, Requester};
+use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
 use crate::webrtc::{Direction, SessionHandle, SessionStatus};
 
@@ -48,6 +49,8 @@ enum ClientMessage {
     Stop {
         id: String,
     },
+    /// A room request: `{"type": "room", "method": "joinRoom", ...}`.
+    Room(RoomRequest),
 }
 
 struct Connection {
@@ -56,6 +59,7 @@ struct Connection {
     requester: Requester,
     streams: HashMap<String, SessionHandle>,
     out: mpsc::Sender<String>,
+    rooms: Option<RoomClient>,
 }
 
 async fn serve(mut socket: WebSocket, ctx: Arc<Context>) {
@@ -69,11 +73,23 @@ async fn serve(mut socket: WebSocket, ctx: Arc<Context>) {
         app: None,
         streams: HashMap::new(),
         out,
+        rooms: None,
     };
     tracing::info!(session = %connection.requester.session_id, "WebSocket signalling opened");
     loop {
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => {
+                let bye = json!({"type": "connection", "status": "DISCONNECTED", "info": "the server is shutting down"});
+                let _ = socket.send(Message::Text(bye.to_string().into())).await;
+                break;
+            }
+            Some(event) = next_event(&mut connection.rooms) => {
+                let mut message = event.to_json();
+                message["type"] = Value::String("room".into());
+                if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => connection.message(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => connection.error("binary messages are not part of this protocol").await,
@@ -119,6 +135,18 @@ impl Connection {
                 Some(session) => session.stop(),
                 None => self.error(&format!("no stream with id '{id}'")).await,
             },
+            ClientMessage::Room(request) => {
+                let room = request.room().to_string();
+                let result = match &mut self.rooms {
+                    Some(rooms) => rooms.request(request).map_err(|e| e.to_string()),
+                    None => Err("send connect first".to_string()),
+                };
+                if let Err(info) = result {
+                    let mut failed = RoomEvent::failed(&room, info).to_json();
+                    failed["type"] = Value::String("room".into());
+                    self.send(failed).await;
+                }
+            }
         }
     }
 
@@ -138,6 +166,8 @@ impl Connection {
             .collect();
         self.requester.login = params.get("login").cloned();
         self.requester.params = Some(params);
+        let policy = self.ctx.config.apps.get(&app_key).map(|a| a.rooms).unwrap_or_default();
+        self.rooms = Some(RoomClient::new(self.ctx.rooms.clone(), &app_key, policy));
         self.app = Some(app_key);
         let session_id = self.requester.session_id.clone();
         self.send(json!({"type": "connection", "status": "ESTABLISHED", "sessionId": session_id}))
@@ -163,6 +193,11 @@ impl Connection {
         match start(&self.ctx, &app, &name, direction, &self.requester, &sdp).await {
             Ok((session, answer)) => {
                 self.send(json!({"type": "answer", "id": id, "sdp": answer})).await;
+                if direction == Direction::Publish {
+                    if let Some(rooms) = &self.rooms {
+                        rooms.published(&name.name);
+                    }
+                }
                 if direction == Direction::Publish && self.ctx.config.quirks.publish_takes_played_audio {
                     self.take_played_audio(&session);
                 }

@@ -23,6 +23,7 @@ use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, S
 use crate::config::{AppConfig, MissingStreamPolicy};
 use crate::hooks::{Hook, HookBody};
 use crate::hub::{Frame, Publication, Publisher, Subscription};
+use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
 use crate::transcode::{Target, TranscodedAudio};
 
@@ -104,6 +105,7 @@ async fn run(
         players: HashMap::new(),
         next_play: 0,
         player_tx,
+        rooms: None,
     };
     connection.run(leftover, player_rx).await
 }
@@ -155,6 +157,8 @@ struct Connection {
     players: HashMap<u32, (u64, JoinHandle<()>)>,
     next_play: u64,
     player_tx: mpsc::Sender<PlayerEvent>,
+    /// The rooms this connection joined (after connect).
+    rooms: Option<RoomClient>,
 }
 
 impl Drop for Connection {
@@ -197,6 +201,9 @@ impl Connection {
                     }
                     last_input = Instant::now();
                     next_ping = last_input + idle / 2;
+                }
+                Some(event) = next_event(&mut self.rooms) => {
+                    self.session.call_client("onRoomEvent", Value::from_json(&event.to_json()));
                 }
                 Some(event) = player_rx.recv() => {
                     self.player_event(event);
@@ -264,6 +271,7 @@ impl Connection {
                     tracing::info!(stream_id, "unpublished");
                 }
             }
+            Event::SendData { transaction_id, data } => self.send_data(transaction_id, &data),
             Event::PlayStopped { stream_id } => {
                 if let Some((_, task)) = self.players.remove(&stream_id) {
                     task.abort();
@@ -327,9 +335,31 @@ impl Connection {
                     .await;
             }
         }
+        self.rooms = Some(RoomClient::new(self.ctx.rooms.clone(), &app.key, app.config.rooms));
         self.app = Some(app);
         self.session.accept_connect(request.object_encoding);
         Ok(())
+    }
+
+    /// A `sendData` call: a room request (docs/rooms.md).
+    fn send_data(&mut self, transaction_id: f64, data: &Value) {
+        let request: Result<RoomRequest, String> =
+            serde_json::from_value(data.to_json()).map_err(|e| format!("bad sendData request: {e}"));
+        let room = data.get("room").and_then(Value::as_str).unwrap_or_default().to_string();
+        let result = request.and_then(|request| match &mut self.rooms {
+            Some(rooms) => rooms.request(request).map_err(|e| e.to_string()),
+            None => Err("connect first".to_string()),
+        });
+        match result {
+            Ok(()) => self.session.call_result(transaction_id),
+            Err(info) => {
+                tracing::info!(%info, "room request failed");
+                self.session.call_error(transaction_id, &info);
+                let failed = RoomEvent::failed(&room, info);
+                self.session
+                    .call_client("onRoomEvent", Value::from_json(&failed.to_json()));
+            }
+        }
     }
 
     async fn reject(&mut self, reason: String) -> Result<(), Closed> {
@@ -393,6 +423,9 @@ impl Connection {
                 self.ctx.metrics.publishes_total.inc();
                 self.publishers.insert(stream_id, publisher);
                 self.session.publish_started(stream_id);
+                if let Some(rooms) = &self.rooms {
+                    rooms.published(&name.name);
+                }
             }
             Err(error) => {
                 let reason = format!("{error}.");

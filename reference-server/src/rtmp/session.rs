@@ -91,6 +91,15 @@ pub enum Event {
         /// The message stream id.
         stream_id: u32,
     },
+    /// `NetConnection.call("sendData", responder, data)`: an application
+    /// request (rooms, docs/rooms.md). Answer with `call_result` or
+    /// `call_error` when `transaction_id` is not 0.
+    SendData {
+        /// The call's transaction id (0: no answer wanted).
+        transaction_id: f64,
+        /// The call's first argument.
+        data: Value,
+    },
 }
 
 /// The kind of a media message.
@@ -453,6 +462,10 @@ impl Session {
                     self.on_status(stream_id, status);
                 }
             }
+            "sendData" if stream_id == 0 => events.push(Event::SendData {
+                transaction_id: tid,
+                data: command.args.first().cloned().unwrap_or(Value::Null),
+            }),
             other => {
                 tracing::debug!(command = other, "unknown command");
                 if tid != 0.0 {
@@ -800,6 +813,26 @@ impl Session {
             args,
         });
         self.send(csid, stream_id, 0, &message);
+    }
+
+    /// Answers an application call (`sendData`) with `_result`.
+    pub fn call_result(&mut self, transaction_id: f64) {
+        if transaction_id != 0.0 {
+            self.reply(0, "_result", transaction_id, Value::Null, vec![Value::Null]);
+        }
+    }
+
+    /// Answers an application call with `_error` (NetConnection.Call.Failed).
+    pub fn call_error(&mut self, transaction_id: f64, description: &str) {
+        if transaction_id != 0.0 {
+            let status = NetStatus::new(Level::Error, code::CALL_FAILED, description);
+            self.reply(0, "_error", transaction_id, Value::Null, vec![status.to_value()]);
+        }
+    }
+
+    /// Calls `name(arg)` on the client's NetConnection (transaction 0, no answer).
+    pub fn call_client(&mut self, name: &str, arg: Value) {
+        self.reply(0, name, 0.0, Value::Null, vec![arg]);
     }
 
     fn reply(&mut self, stream_id: u32, name: &str, tid: f64, object: Value, args: Vec<Value>) {
