@@ -165,6 +165,9 @@ pub enum Action {
     LeaveRoom,
     /// Sends `text` to the others in `room` (or only to `to`).
     RoomMessage,
+    /// A WebRTC actor's publisher switches to pictures of `size` (`WxH`)
+    /// from its next frame, an IDR with new parameter sets.
+    Resize,
 }
 
 /// One step of a scenario. Which parameters apply depends on the action.
@@ -225,6 +228,9 @@ pub struct Step {
     /// Do the simple handshake before raw bytes (default true).
     #[serde(default)]
     pub handshake: Option<bool>,
+    /// A picture size, `WxH` (`resize`).
+    #[serde(default)]
+    pub size: Option<String>,
     /// A room (made unique per run like stream names).
     #[serde(default)]
     pub room: Option<String>,
@@ -567,6 +573,9 @@ impl Scenario {
                 Action::SendRaw => kind == Some(ActorKind::Raw) && (step.hex.is_some() || step.bytes.is_some()),
                 Action::WebrtcPlay | Action::WebrtcPublish => kind == Some(ActorKind::Webrtc) && step.stream.is_some(),
                 Action::Replay => rtmp && step.capture.is_some(),
+                Action::Resize => {
+                    kind == Some(ActorKind::Webrtc) && step.size.as_deref().and_then(parse_size).is_some()
+                }
                 Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
                     (rtmp || kind == Some(ActorKind::Webrtc))
                         && step.room.is_some()
@@ -581,7 +590,7 @@ impl Scenario {
             };
             if !fits {
                 return Err(at(format!(
-                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture, expect.hook, room, participant, text)",
+                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture, expect.hook, room, participant, text, size WxH)",
                     step.action
                 )));
             }
@@ -618,7 +627,7 @@ impl Scenario {
         }
         for step in &self.steps {
             let webrtc = step.actor.as_ref().and_then(|a| self.actors.get(a)) == Some(&ActorKind::Webrtc);
-            if webrtc && matches!(step.action, Action::Wait | Action::Unpublish) {
+            if webrtc && matches!(step.action, Action::Wait | Action::Unpublish | Action::Resize) {
                 continue; // what the actor's own play or publish step needs
             }
             let implied = match (step.action, step.signalling.as_deref()) {
@@ -632,6 +641,7 @@ impl Scenario {
                 (Action::WebrtcPublish, _) => Capability::Whip,
                 (Action::Hook, _) => Capability::BackendHooks,
                 (Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage, _) => Capability::Rooms,
+                (Action::Resize, _) => continue,
                 (Action::Disconnect | Action::Sleep, _) => continue,
             };
             all.push(implied);
@@ -694,4 +704,10 @@ mod tests {
         assert!(bad_id.unwrap_err().contains("does not match"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// `WxH` as (width, height).
+pub fn parse_size(text: &str) -> Option<(usize, usize)> {
+    let (w, h) = text.split_once('x')?;
+    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
 }

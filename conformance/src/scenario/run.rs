@@ -248,7 +248,9 @@ struct RtmpActor {
     kind: ActorKind,
     client: Option<RtmpClient>,
     streams: HashMap<String, u32>,
-    sending: Option<(JoinHandle<RtmpClient>, oneshot::Sender<()>)>,
+    sending: Option<(JoinHandle<(RtmpClient, Sending)>, oneshot::Sender<()>)>,
+    /// Media whose sending a step interrupted, resumed after it.
+    paused: Option<Sending>,
     /// Media to send once the step's expectations are checked: stream id, tags, real time.
     media: Option<(u32, Vec<Tag>, bool)>,
     /// Statuses already matched by earlier expectations.
@@ -269,12 +271,14 @@ struct WebrtcActor {
 }
 
 impl RtmpActor {
-    /// The client, back from the media task if one is sending.
+    /// The client, back from the media task if one is sending (the media
+    /// goes on after the step, from where it stopped).
     async fn client(&mut self) -> Option<&mut RtmpClient> {
         if let Some((task, stop)) = self.sending.take() {
             let _ = stop.send(());
-            if let Ok(client) = task.await {
+            if let Ok((client, sending)) = task.await {
                 self.client = Some(client);
+                self.paused = (sending.next < sending.tags.len()).then_some(sending);
             }
         }
         self.client.as_mut()
@@ -455,6 +459,7 @@ impl Case<'_> {
                     client: None,
                     streams: HashMap::new(),
                     sending: None,
+                    paused: None,
                     media: None,
                     matched: 0,
                     logged: 0,
@@ -589,7 +594,11 @@ impl Case<'_> {
                 let logical = step.stream.clone().unwrap_or_default();
                 let id = actor.streams.get(&logical).copied();
                 let name = self.stream_name(&logical);
-                match (actor.client().await, id) {
+                let _ = actor.client().await;
+                if let Some(id) = id {
+                    actor.paused = actor.paused.take().filter(|p| p.stream_id != id);
+                }
+                match (actor.client.as_mut(), id) {
                     (Some(client), Some(id)) => client.unpublish(id, &name).await.map_err(|e| e.to_string()),
                     (Some(_), None) => Err(format!("the actor publishes no stream {logical:?}")),
                     (None, _) => Err("not connected".into()),
@@ -599,6 +608,7 @@ impl Case<'_> {
                 let _ = actor.client().await;
                 actor.client = None; // dropping it closes the connection
                 actor.streams.clear();
+                actor.paused = None;
                 return;
             }
             Action::Wait => {
@@ -712,13 +722,20 @@ impl Case<'_> {
         actor.matched = client.statuses().len();
         actor.rooms_seen = client.room_events().len();
         // Media to publish goes out from a task of its own from now on.
-        if let Some((id, tags, realtime)) = actor.media.take() {
+        let fresh = actor
+            .media
+            .take()
+            .map(|(id, tags, realtime)| Sending::new(id, tags, realtime));
+        let starting = fresh.is_some();
+        if let Some(sending) = fresh.or_else(|| actor.paused.take()) {
             if let Some(client) = actor.client.take() {
                 let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(send_media(client, id, tags, realtime, stopped));
+                let task = tokio::spawn(send_media(client, sending, stopped));
                 actor.sending = Some((task, stop));
-                // Let the first media reach the server before the next step.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                if starting {
+                    // Let the first media reach the server before the next step.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
             }
         }
     }
@@ -769,6 +786,19 @@ impl Case<'_> {
                         }
                     }
                     None => observed.error = Some("the actor publishes nothing".into()),
+                }
+                return;
+            }
+            Action::Resize => {
+                let size = step.size.as_deref().and_then(super::parse_size);
+                match (&actor.publisher, size) {
+                    (Some(publisher), Some((width, height))) => {
+                        if let Err(error) = publisher.resize(width, height) {
+                            observed.error = Some(error.to_string());
+                        }
+                    }
+                    (None, _) => observed.error = Some("the actor publishes nothing".into()),
+                    (_, None) => observed.error = Some("size must be WxH".into()),
                 }
                 return;
             }
@@ -1519,30 +1549,53 @@ fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
 }
 
 /// Sends `tags` until they end or `stop` fires; returns the client.
-async fn send_media(
-    mut client: RtmpClient,
+/// An FLV fixture being published: where it is, and its clock.
+struct Sending {
     stream_id: u32,
     tags: Vec<Tag>,
+    /// The next tag to send.
+    next: usize,
     realtime: bool,
-    mut stop: oneshot::Receiver<()>,
-) -> RtmpClient {
-    let start = tokio::time::Instant::now();
-    let first = tags.first().map_or(0, |t| t.timestamp);
-    for tag in &tags {
-        if realtime {
-            let due = start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
-            tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
-                _ = &mut stop => return client,
-            }
-        } else if stop.try_recv().is_ok() {
-            return client;
-        }
-        if client.send_tag(stream_id, tag).await.is_err() {
-            return client;
+    start: tokio::time::Instant,
+}
+
+impl Sending {
+    fn new(stream_id: u32, tags: Vec<Tag>, realtime: bool) -> Sending {
+        Sending {
+            stream_id,
+            tags,
+            next: 0,
+            realtime,
+            start: tokio::time::Instant::now(),
         }
     }
-    client
+}
+
+/// Sends the tags, at their own pace unless not `realtime`, until done or
+/// told to stop; hands back the client and where it got to.
+async fn send_media(
+    mut client: RtmpClient,
+    mut sending: Sending,
+    mut stop: oneshot::Receiver<()>,
+) -> (RtmpClient, Sending) {
+    let first = sending.tags.first().map_or(0, |t| t.timestamp);
+    while let Some(tag) = sending.tags.get(sending.next) {
+        if sending.realtime {
+            let due = sending.start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = &mut stop => break,
+            }
+        } else if stop.try_recv().is_ok() {
+            break;
+        }
+        if client.send_tag(sending.stream_id, tag).await.is_err() {
+            sending.next = sending.tags.len();
+            break;
+        }
+        sending.next += 1;
+    }
+    (client, sending)
 }
 
 #[cfg(test)]

@@ -493,6 +493,15 @@ impl WebRtcPublisher {
         }
     }
 
+    /// Changes the picture size from the next frame on (an IDR with new
+    /// parameter sets), as a camera switching resolution mid-call does.
+    pub fn resize(&self, width: usize, height: usize) -> Result<(), WebRtcError> {
+        match self.peer.lock().app.video.as_mut() {
+            Some(video) => video.source.resize(width, height),
+            None => Err(WebRtcError::Options("the publisher sends no video".into())),
+        }
+    }
+
     /// Ends the session: `DELETE` on the WHIP location or `stop` on the
     /// WebSocket, then closes the peer. The report stays readable. Calling it
     /// again does nothing.

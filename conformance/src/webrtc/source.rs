@@ -182,6 +182,14 @@ impl H264Source {
         self.force_idr = true;
     }
 
+    /// Switches to pictures of `width` x `height` from the next frame, which
+    /// is an IDR with new parameter sets (a camera changing resolution).
+    pub fn resize(&mut self, width: usize, height: usize) -> Result<(), WebRtcError> {
+        self.pattern = TestPattern::new(width, height)?;
+        self.force_idr = true;
+        Ok(())
+    }
+
     /// Skips to frame `index` (a live source dropping frames it had no time
     /// for): the next frame has that number and its RTP time. Never goes back.
     pub fn skip_to(&mut self, index: u64) {
