@@ -652,6 +652,12 @@ impl Scenario {
     }
 }
 
+/// `WxH` as (width, height).
+pub fn parse_size(text: &str) -> Option<(usize, usize)> {
+    let (w, h) = text.split_once('x')?;
+    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,10 +710,4 @@ mod tests {
         assert!(bad_id.unwrap_err().contains("does not match"));
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-/// `WxH` as (width, height).
-pub fn parse_size(text: &str) -> Option<(usize, usize)> {
-    let (w, h) = text.split_once('x')?;
-    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
 }

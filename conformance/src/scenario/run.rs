@@ -248,7 +248,7 @@ struct RtmpActor {
     kind: ActorKind,
     client: Option<RtmpClient>,
     streams: HashMap<String, u32>,
-    sending: Option<(JoinHandle<(RtmpClient, Sending)>, oneshot::Sender<()>)>,
+    sending: Option<MediaTask>,
     /// Media whose sending a step interrupted, resumed after it.
     paused: Option<Sending>,
     /// Media to send once the step's expectations are checked: stream id, tags, real time.
@@ -1549,6 +1549,9 @@ fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
 }
 
 /// Sends `tags` until they end or `stop` fires; returns the client.
+/// A task sending media, and how to stop it.
+type MediaTask = (JoinHandle<(RtmpClient, Sending)>, oneshot::Sender<()>);
+
 /// An FLV fixture being published: where it is, and its clock.
 struct Sending {
     stream_id: u32,
