@@ -28,6 +28,9 @@ pub const MAX_NAME: usize = 128;
 /// Longest text message, in bytes.
 pub const MAX_TEXT: usize = 16 * 1024;
 
+/// Most rooms one connection may be in at once.
+pub const MAX_ROOMS_PER_CONNECTION: usize = 16;
+
 /// What happened in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -147,6 +150,9 @@ pub enum RoomError {
     /// Too long a text.
     #[error("messages are at most {MAX_TEXT} bytes")]
     TextTooLong,
+    /// The connection is in as many rooms as it may be.
+    #[error("a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms")]
+    TooManyRooms,
 }
 
 /// What a client asks of the rooms: the `method` of a `sendData` object
@@ -225,6 +231,9 @@ impl RoomClient {
             RoomRequest::JoinRoom { room, name } => {
                 if self.memberships.contains_key(&room) {
                     return Err(RoomError::AlreadyJoined(room));
+                }
+                if self.memberships.len() >= MAX_ROOMS_PER_CONNECTION {
+                    return Err(RoomError::TooManyRooms);
                 }
                 let membership = self.rooms.join(&self.app, &room, &name, self.sender.clone())?;
                 self.memberships.insert(room, membership);
@@ -511,6 +520,35 @@ mod tests {
             alice.message("x", Some("bob")),
             Err(RoomError::NoSuchParticipant { .. })
         ));
+    }
+
+    #[test]
+    fn a_client_is_refused_what_its_application_or_membership_does_not_allow() {
+        let rooms = Arc::new(Rooms::default());
+        let join = |room: &str, name: &str| RoomRequest::JoinRoom {
+            room: room.into(),
+            name: name.into(),
+        };
+        let mut off = RoomClient::new(rooms.clone(), "app", RoomPolicy::Off);
+        assert_eq!(off.request(join("r1", "a")), Err(RoomError::Disabled("app".into())));
+        let mut client = RoomClient::new(rooms.clone(), "app", RoomPolicy::Open);
+        let leave = RoomRequest::LeaveRoom { room: "r1".into() };
+        assert_eq!(client.request(leave.clone()), Err(RoomError::NotJoined("r1".into())));
+        client.request(join("r1", "a")).unwrap();
+        assert_eq!(client.request(join("r1", "b")), Err(RoomError::AlreadyJoined("r1".into())));
+        assert_eq!(client.events.try_recv().map(|e| e.event), Ok(EventKind::State));
+        client.request(leave).unwrap();
+        assert!(rooms.participants("app", "r1").is_empty());
+        let request: RoomRequest =
+            serde_json::from_value(serde_json::json!({"method": "sendMessage", "room": "r1", "text": "hi"})).unwrap();
+        assert_eq!(
+            request,
+            RoomRequest::SendMessage {
+                room: "r1".into(),
+                text: "hi".into(),
+                to: None
+            }
+        );
     }
 
     #[test]
