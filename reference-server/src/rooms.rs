@@ -535,7 +535,10 @@ mod tests {
         let leave = RoomRequest::LeaveRoom { room: "r1".into() };
         assert_eq!(client.request(leave.clone()), Err(RoomError::NotJoined("r1".into())));
         client.request(join("r1", "a")).unwrap();
-        assert_eq!(client.request(join("r1", "b")), Err(RoomError::AlreadyJoined("r1".into())));
+        assert_eq!(
+            client.request(join("r1", "b")),
+            Err(RoomError::AlreadyJoined("r1".into()))
+        );
         assert_eq!(client.events.try_recv().map(|e| e.event), Ok(EventKind::State));
         client.request(leave).unwrap();
         assert!(rooms.participants("app", "r1").is_empty());
