@@ -462,6 +462,10 @@ impl Connection {
                 .play_refused(stream_id, code::PLAY_STREAM_NOT_FOUND, &reason);
             return;
         };
+        // Whether the stream is live as the player is told Play.Start: the
+        // forwarder reports changes from this state, even if the publisher
+        // leaves before the forwarder first runs.
+        let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
         for frame in std::mem::take(&mut subscription.initial) {
@@ -479,7 +483,8 @@ impl Connection {
             target: opus_target,
             transcoded: None,
         };
-        let task = tokio::spawn(forward(play, stream_id, subscription, opus, self.player_tx.clone()).in_current_span());
+        let forwarder = forward(play, stream_id, live, subscription, opus, self.player_tx.clone());
+        let task = tokio::spawn(forwarder.in_current_span());
         if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
             old.abort();
         }
@@ -558,16 +563,28 @@ impl OpusToRtmp {
     }
 }
 
-/// Moves one subscription's frames and publication changes to the connection.
-/// A player that lags loses frames and skips video to the next keyframe.
+/// Moves a subscription's frames and publication changes to the player's
+/// connection; `live` is the publication the player was last told of. A
+/// player that lags loses frames and skips video to the next keyframe.
 async fn forward(
     play: u64,
     stream_id: u32,
+    mut live: bool,
     mut sub: Subscription,
     mut opus: OpusToRtmp,
     tx: mpsc::Sender<PlayerEvent>,
 ) {
-    let mut live = matches!(*sub.publication.borrow_and_update(), Publication::Live { .. });
+    if matches!(*sub.publication.borrow_and_update(), Publication::Live { .. }) != live {
+        // It changed between the answer to play and now.
+        live = !live;
+        if tx
+            .send(PlayerEvent::Publication { play, stream_id, live })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
     let mut need_keyframe = false;
     loop {
         tokio::select! {
