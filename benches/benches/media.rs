@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use media::codec::spark::{Picture, SparkDecoder};
 use media::codec::transcode::{FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
@@ -95,6 +96,27 @@ fn h264(c: &mut Criterion) {
     group.finish();
 }
 
+/// Sorenson Spark decoding (libavcodec's `flv`) of Flash's default camera
+/// codec, 320x240: the first half of a Spark to H.264 transcode.
+fn spark(c: &mut Criterion) {
+    let frames: Vec<Tag> = fixture("ffmpeg_sorenson_nellymoser_320x240_440hz.flv")
+        .into_iter()
+        .filter(|t| t.kind == TagKind::Video && t.data.first().is_some_and(|b| b & 0x0F == 2))
+        .collect();
+    let mut group = c.benchmark_group("video");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    group.bench_function("spark_decode (per 320x240 frame)", |b| {
+        let mut picture = Picture::default();
+        b.iter(|| {
+            let mut decoder = SparkDecoder::new().unwrap();
+            for frame in &frames {
+                let _ = decoder.decode(&frame.data[1..], &mut picture);
+            }
+        });
+    });
+    group.finish();
+}
+
 fn fan_out(c: &mut Criterion) {
     let hub = Hub::new(
         HubLimits {
@@ -120,5 +142,5 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, transcodes, h264, fan_out);
+criterion_group!(benches, transcodes, h264, spark, fan_out);
 criterion_main!(benches);

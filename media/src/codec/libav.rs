@@ -1,12 +1,14 @@
 //! A small safe layer over the system libavcodec (FFmpeg 5.1 or newer, through
-//! ffmpeg-sys-next) for the audio codecs taken from it: the Nellymoser decoder
-//! ([`super::nellymoser`]) and the AAC encoder ([`super::aac::AacEncoder`]).
+//! ffmpeg-sys-next) for the codecs taken from it: the Nellymoser decoder
+//! ([`super::nellymoser`]), the AAC encoder ([`super::aac::AacEncoder`]) and
+//! the Sorenson Spark decoder ([`super::spark`]).
 //!
 //! Three owners, each freeing what it holds when dropped: [`Context`] (an
-//! opened codec), [`Frame`] (PCM) and [`Packet`] (compressed data). Only float
-//! PCM is exposed, packed from decoders and planar to encoders, which is what
-//! those two codecs use; callers convert to and from `i16` with [`f32_to_i16`]
-//! and [`i16_to_f32`] (no libswresample).
+//! opened codec), [`Frame`] (PCM or a picture) and [`Packet`] (compressed
+//! data). Only float PCM is exposed, packed from decoders and planar to
+//! encoders, which is what those audio codecs use; callers convert to and
+//! from `i16` with [`f32_to_i16`] and [`i16_to_f32`] (no libswresample).
+//! Pictures come out as YUV 4:2:0 planes, what the Spark decoder makes.
 //!
 //! libav logs to stderr, outside `tracing`. Opening the first context lowers
 //! its (process-wide) log level to errors only, so that the AAC encoder's
@@ -78,7 +80,7 @@ pub(crate) fn i16_to_f32(sample: i16) -> f32 {
     f32::from(sample) / 32768.0
 }
 
-/// An opened libavcodec codec context for audio.
+/// An opened libavcodec codec context.
 pub(crate) struct Context {
     ptr: NonNull<ff::AVCodecContext>,
     codec: &'static str,
@@ -98,9 +100,18 @@ impl Context {
         sample_rate: u32,
         channels: usize,
     ) -> Result<Self, CodecError> {
+        let (rate, channels) = audio_format(codec, sample_rate, channels)?;
         // SAFETY: a lookup in libavcodec's static codec table; no preconditions.
         let found = unsafe { ff::avcodec_find_decoder(id) };
-        Self::open(found, codec, "decoder", sample_rate, channels, |_| {})
+        Self::open(found, codec, "decoder", |ctx| set_audio(ctx, rate, channels))
+    }
+
+    /// Opens libavcodec's decoder for the video codec `id` (named `codec` in
+    /// errors); the picture size comes from the stream.
+    pub(crate) fn open_video_decoder(id: ff::AVCodecID, codec: &'static str) -> Result<Self, CodecError> {
+        // SAFETY: a lookup in libavcodec's static codec table; no preconditions.
+        let found = unsafe { ff::avcodec_find_decoder(id) };
+        Self::open(found, codec, "decoder", |_| {})
     }
 
     /// Opens libavcodec's encoder for `id` (named `codec` in errors), taking
@@ -114,9 +125,11 @@ impl Context {
         channels: usize,
         bit_rate: u32,
     ) -> Result<Self, CodecError> {
+        let (rate, channels) = audio_format(codec, sample_rate, channels)?;
         // SAFETY: a lookup in libavcodec's static codec table; no preconditions.
         let found = unsafe { ff::avcodec_find_encoder(id) };
-        Self::open(found, codec, "encoder", sample_rate, channels, |ctx| {
+        Self::open(found, codec, "encoder", |ctx| {
+            set_audio(ctx, rate, channels);
             ctx.sample_fmt = ff::AVSampleFormat::AV_SAMPLE_FMT_FLTP;
             ctx.bit_rate = i64::from(bit_rate);
             ctx.flags |= ff::AV_CODEC_FLAG_GLOBAL_HEADER as c_int;
@@ -127,8 +140,6 @@ impl Context {
         found: *const ff::AVCodec,
         codec: &'static str,
         kind: &str,
-        sample_rate: u32,
-        channels: usize,
         configure: impl FnOnce(&mut ff::AVCodecContext),
     ) -> Result<Self, CodecError> {
         if found.is_null() {
@@ -137,11 +148,6 @@ impl Context {
                 detail: format!("this libavcodec was built without the {codec} {kind}"),
             });
         }
-        let (Ok(rate), Ok(channels)) = (c_int::try_from(sample_rate), c_int::try_from(channels)) else {
-            return Err(CodecError::InvalidParameter(format!(
-                "{codec}: {sample_rate} Hz, {channels} channels"
-            )));
-        };
         static QUIET: std::sync::Once = std::sync::Once::new();
         // SAFETY: sets one global integer that av_log reads; no preconditions.
         QUIET.call_once(|| unsafe { ff::av_log_set_level(ff::AV_LOG_ERROR) });
@@ -153,16 +159,7 @@ impl Context {
         let mut context = Context { ptr, codec };
         // SAFETY: the context was just allocated and nothing else refers to it.
         let ctx = unsafe { context.ptr.as_mut() };
-        ctx.sample_rate = rate;
-        ctx.time_base = ff::AVRational { num: 1, den: rate };
         ctx.thread_count = 1;
-        // SAFETY: `ch_layout` is the context's own, initialised by
-        // avcodec_alloc_context3; uninit frees whatever it holds, and default
-        // writes a native-order layout that needs no allocation.
-        unsafe {
-            ff::av_channel_layout_uninit(&mut ctx.ch_layout);
-            ff::av_channel_layout_default(&mut ctx.ch_layout, channels);
-        }
         configure(ctx);
         // SAFETY: the context was allocated for `found`, is not open yet, and
         // no options dictionary is passed.
@@ -244,6 +241,29 @@ impl Context {
     }
 }
 
+/// A sample rate and channel count as libavcodec's integers.
+fn audio_format(codec: &'static str, sample_rate: u32, channels: usize) -> Result<(c_int, c_int), CodecError> {
+    match (c_int::try_from(sample_rate), c_int::try_from(channels)) {
+        (Ok(rate), Ok(channels)) => Ok((rate, channels)),
+        _ => Err(CodecError::InvalidParameter(format!(
+            "{codec}: {sample_rate} Hz, {channels} channels"
+        ))),
+    }
+}
+
+/// Sets an audio context's rate, time base and channel layout.
+fn set_audio(ctx: &mut ff::AVCodecContext, rate: c_int, channels: c_int) {
+    ctx.sample_rate = rate;
+    ctx.time_base = ff::AVRational { num: 1, den: rate };
+    // SAFETY: `ch_layout` is the context's own, initialised by
+    // avcodec_alloc_context3; uninit frees whatever it holds, and default
+    // writes a native-order layout that needs no allocation.
+    unsafe {
+        ff::av_channel_layout_uninit(&mut ctx.ch_layout);
+        ff::av_channel_layout_default(&mut ctx.ch_layout, channels);
+    }
+}
+
 impl Drop for Context {
     fn drop(&mut self) {
         let mut raw = self.ptr.as_ptr();
@@ -264,7 +284,11 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// An AVFrame: PCM going into an encoder or coming out of a decoder.
+/// A picture's width, height, and its Y, U and V planes with their strides.
+pub(crate) type YuvPlanes<'a> = (usize, usize, [(&'a [u8], usize); 3]);
+
+/// An AVFrame: PCM going into an encoder or coming out of a decoder, or a
+/// decoded picture.
 pub(crate) struct Frame(NonNull<ff::AVFrame>);
 
 // SAFETY: an AVFrame and the buffers it references have no thread affinity
@@ -313,6 +337,35 @@ impl Frame {
         // f32 samples in a buffer libav aligned for SIMD (so for f32); the
         // frame keeps it alive, and `&self` keeps it from being replaced.
         Some(unsafe { std::slice::from_raw_parts(plane.cast::<f32>(), len) })
+    }
+
+    /// The planes of a decoded YUV 4:2:0 picture (`AV_PIX_FMT_YUV420P`):
+    /// width, height, and Y, U, V each with its line stride; `None` for a
+    /// frame in any other format.
+    pub(crate) fn yuv420p(&self) -> Option<YuvPlanes<'_>> {
+        let f = self.raw();
+        if f.format != ff::AVPixelFormat::AV_PIX_FMT_YUV420P as c_int {
+            return None;
+        }
+        let (width, height) = (usize::try_from(f.width).ok()?, usize::try_from(f.height).ok()?);
+        let plane = |index: usize, rows: usize| -> Option<(&[u8], usize)> {
+            let stride = usize::try_from(f.linesize[index]).ok()?;
+            let data = f.data[index];
+            if data.is_null() || stride == 0 {
+                return None;
+            }
+            // SAFETY: a decoded YUV420P frame's plane `index` holds `rows`
+            // lines of `stride` bytes (stride is positive: checked), in a
+            // buffer the frame references until it is unref'd, which `&self`
+            // prevents meanwhile.
+            Some((unsafe { std::slice::from_raw_parts(data, stride * rows) }, stride))
+        };
+        let chroma_rows = height.div_ceil(2);
+        Some((
+            width,
+            height,
+            [plane(0, height)?, plane(1, chroma_rows)?, plane(2, chroma_rows)?],
+        ))
     }
 
     /// Makes this frame `samples` per channel of planar float audio in fresh

@@ -20,6 +20,7 @@ pub mod mp3;
 pub mod nellymoser;
 pub mod opus;
 pub mod resample;
+pub mod spark;
 pub mod speex;
 pub mod transcode;
 
