@@ -351,6 +351,27 @@ impl<A> PeerHandle<A> {
         .await
     }
 
+    /// Waits until `check` holds for the report `report` makes of the
+    /// shared state, and returns that report; errors show the last one.
+    pub(crate) async fn wait_report<R: std::fmt::Debug>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        report: impl Fn(&Shared<A>) -> R,
+        mut check: impl FnMut(&R) -> bool,
+    ) -> Result<R, WebRtcError> {
+        self.wait(
+            what,
+            timeout,
+            |shared| {
+                let made = report(shared);
+                check(&made).then_some(made)
+            },
+            |shared| format!("{:?}", report(shared)),
+        )
+        .await
+    }
+
     /// Closes the session and waits (briefly) for the task to end.
     pub(crate) async fn close(&self) {
         if self.command(PeerCommand::Close).is_ok() {

@@ -285,20 +285,10 @@ impl WebRtcPlayer {
     pub async fn wait_until(
         &self,
         what: &str,
-        mut check: impl FnMut(&PlayerReport) -> bool,
+        check: impl FnMut(&PlayerReport) -> bool,
         timeout: Duration,
     ) -> Result<PlayerReport, WebRtcError> {
-        self.peer
-            .wait(
-                what,
-                timeout,
-                |shared| {
-                    let report = report_of(shared);
-                    check(&report).then_some(report)
-                },
-                |shared| format!("{:?}", report_of(shared)),
-            )
-            .await
+        self.peer.wait_report(what, timeout, report_of, check).await
     }
 
     /// Waits until ICE and DTLS are up.

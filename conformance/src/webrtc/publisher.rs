@@ -464,20 +464,10 @@ impl WebRtcPublisher {
     pub async fn wait_until(
         &self,
         what: &str,
-        mut check: impl FnMut(&PublisherReport) -> bool,
+        check: impl FnMut(&PublisherReport) -> bool,
         timeout: Duration,
     ) -> Result<PublisherReport, WebRtcError> {
-        self.peer
-            .wait(
-                what,
-                timeout,
-                |shared| {
-                    let report = report_of(shared);
-                    check(&report).then_some(report)
-                },
-                |shared| format!("{:?}", report_of(shared)),
-            )
-            .await
+        self.peer.wait_report(what, timeout, report_of, check).await
     }
 
     /// Waits until ICE and DTLS are up (media starts then).
