@@ -1,14 +1,15 @@
 //! A small safe layer over the system libavcodec (FFmpeg 5.1 or newer, through
 //! ffmpeg-sys-next) for the codecs taken from it: the Nellymoser decoder
 //! ([`super::nellymoser`]), the AAC encoder ([`super::aac::AacEncoder`]) and
-//! the Sorenson Spark decoder ([`super::spark`]).
+//! the Sorenson Spark decoder ([`super::spark`]) and the H.264 decoder
+//! ([`super::avc::AvcDecoder`]).
 //!
 //! Three owners, each freeing what it holds when dropped: [`Context`] (an
 //! opened codec), [`Frame`] (PCM or a picture) and [`Packet`] (compressed
 //! data). Only float PCM is exposed, packed from decoders and planar to
 //! encoders, which is what those audio codecs use; callers convert to and
 //! from `i16` with [`f32_to_i16`] and [`i16_to_f32`] (no libswresample).
-//! Pictures come out as YUV 4:2:0 planes, what the Spark decoder makes.
+//! Pictures come out as YUV 4:2:0 planes, what those video decoders make.
 //!
 //! libav logs to stderr, outside `tracing`. Opening the first context lowers
 //! its (process-wide) log level to errors only, so that the AAC encoder's
@@ -344,7 +345,12 @@ impl Frame {
     /// frame in any other format.
     pub(crate) fn yuv420p(&self) -> Option<YuvPlanes<'_>> {
         let f = self.raw();
-        if f.format != ff::AVPixelFormat::AV_PIX_FMT_YUV420P as c_int {
+        // YUVJ420P is 4:2:0 in full range (cameras, JPEG-born streams): the same planes.
+        let formats = [
+            ff::AVPixelFormat::AV_PIX_FMT_YUV420P,
+            ff::AVPixelFormat::AV_PIX_FMT_YUVJ420P,
+        ];
+        if !formats.iter().any(|&format| f.format == format as c_int) {
             return None;
         }
         let (width, height) = (usize::try_from(f.width).ok()?, usize::try_from(f.height).ok()?);

@@ -1,4 +1,5 @@
-//! Audio codecs on both sides of the gateway and the pipelines between them.
+//! Audio and video codecs on both sides of the gateway and the pipelines
+//! between them.
 //!
 //! RTMP publishers send Speex or Nellymoser (Flash Player), AAC (OBS, FFmpeg,
 //! encoders), MP3 or G.711 inside FLV audio tag bodies; WebRTC peers speak
@@ -8,21 +9,29 @@
 //! MP3 from symphonia, Nellymoser decoding and AAC encoding from the system
 //! libavcodec (FFmpeg 5.1 or newer).
 //!
+//! Video: [`video::VideoTranscoder`] turns H.264 (B-frames included) or
+//! Sorenson Spark into Constrained Baseline H.264, optionally smaller; H.264
+//! goes through openh264 ([`avc`]), Spark is decoded by libavcodec
+//! ([`spark`]), and [`picture`] scales between them.
+//!
 //! Everything here is sans-IO: bytes and timestamps in, bytes and timestamps out,
 //! no clocks. PCM is interleaved `i16`. Decoders treat their input as hostile:
 //! damaged data gives a [`CodecError`], never a panic, and the decoder keeps
 //! working on the data that follows.
 
 pub mod aac;
+pub mod avc;
 pub mod g711;
 mod libav;
 pub mod mp3;
 pub mod nellymoser;
 pub mod opus;
+pub mod picture;
 pub mod resample;
 pub mod spark;
 pub mod speex;
 pub mod transcode;
+pub mod video;
 
 pub use self::aac::{AacDecoder, AacEncoder, AacPacket};
 pub use self::mp3::Mp3Decoder;
@@ -31,13 +40,14 @@ pub use self::opus::{OpusDecoder, OpusEncoder};
 pub use self::resample::Resampler;
 pub use self::speex::{SpeexDecoder, SpeexEncoder};
 pub use self::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+pub use self::video::{FlvVideoTag, VideoSettings, VideoTranscoder};
 
-/// Why audio could not be decoded, encoded or converted.
+/// Why audio or video could not be decoded, encoded or converted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
     /// The stream uses a codec, or a feature of one, that this module does not handle.
-    #[error("unsupported audio: {0}")]
+    #[error("unsupported: {0}")]
     Unsupported(String),
     /// The compressed data is damaged or truncated; nothing was decoded from it.
     #[error("corrupt {codec} data: {detail}")]

@@ -6,32 +6,10 @@
 use ffmpeg_sys_next::AVCodecID;
 
 use super::libav::{Context, Frame, Packet};
+pub use super::picture::Picture;
 use super::CodecError;
 
 const CODEC: &str = "Sorenson Spark";
-
-/// A decoded picture in YUV 4:2:0 (I420), planes packed without padding.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Picture {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Y, `width * height` bytes, then U and V, each
-    /// `ceil(width/2) * ceil(height/2)` bytes.
-    pub data: Vec<u8>,
-}
-
-impl Picture {
-    /// The Y, U and V planes.
-    pub fn planes(&self) -> (&[u8], &[u8], &[u8]) {
-        let luma = self.width * self.height;
-        let chroma = self.width.div_ceil(2) * self.height.div_ceil(2);
-        let (y, rest) = self.data.split_at(luma.min(self.data.len()));
-        let (u, v) = rest.split_at(chroma.min(rest.len()));
-        (y, u, v)
-    }
-}
 
 /// A Sorenson Spark decoder.
 pub struct SparkDecoder {
@@ -73,20 +51,7 @@ impl SparkDecoder {
             .frame
             .yuv420p()
             .ok_or_else(|| CodecError::corrupt(CODEC, "a picture that is not YUV 4:2:0"))?;
-        out.width = width;
-        out.height = height;
-        out.data.clear();
-        let (chroma_width, chroma_height) = (width.div_ceil(2), height.div_ceil(2));
-        for (index, (plane, stride)) in planes.into_iter().enumerate() {
-            let (w, h) = if index == 0 {
-                (width, height)
-            } else {
-                (chroma_width, chroma_height)
-            };
-            for row in plane.chunks(stride).take(h) {
-                out.data.extend_from_slice(&row[..w.min(row.len())]);
-            }
-        }
+        out.copy_from_planes(width, height, planes);
         Ok(true)
     }
 }
