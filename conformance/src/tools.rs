@@ -59,6 +59,26 @@ pub fn ffmpeg_publish(url: &str, video: bool, tone_hz: Option<u32>, seconds: u32
     command
 }
 
+/// An `ffmpeg` command that publishes to `url` in real time, for `seconds`,
+/// what Flash Player's camera and microphone send by default: Sorenson
+/// Spark video (testsrc 320x240, 15 frames per second, a keyframe every
+/// second) and a `tone_hz` sine in Nellymoser (22.05 kHz mono).
+pub fn ffmpeg_publish_flash_codecs(url: &str, tone_hz: u32, seconds: u32) -> Command {
+    let mut command = program("ffmpeg");
+    command.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    command.args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15"]);
+    command.args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency={tone_hz}:sample_rate=22050"),
+    ]);
+    command.args(["-c:v", "flv1", "-g", "15", "-b:v", "300k"]);
+    command.args(["-c:a", "nellymoser", "-ar", "22050", "-ac", "1"]);
+    command.args(["-t", &seconds.to_string(), "-f", "flv", url]);
+    command
+}
+
 /// What ffprobe says of a media file.
 #[derive(Debug)]
 pub struct Probed {

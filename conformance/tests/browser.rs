@@ -2,12 +2,15 @@
 //! headless, opens the server's demo page, which plays a stream ffmpeg
 //! publishes over RTMP (H.264 + AAC); the test reads decoded pictures
 //! (`getStats`) and the received sound's level (WebAudio) from the page.
+//! A second stream carries Flash's own codecs (Sorenson Spark and
+//! Nellymoser), which reach the browser only through the server's
+//! transcoders.
 
 use std::time::Duration;
 
 use conformance::browser::Browser;
 use conformance::target::embedded;
-use conformance::tools::ffmpeg_publish;
+use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs};
 use reference_server::ServerHandle;
 use serde_json::Value;
 
@@ -25,11 +28,25 @@ async fn wait_live(server: &ServerHandle, app: &str, name: &str) {
     panic!("{app}/{name} never went live with audio and video");
 }
 
-async fn browser_plays(signalling: &str) {
+/// What ffmpeg publishes.
+#[derive(Clone, Copy)]
+enum Codecs {
+    /// H.264 and AAC.
+    Encoder,
+    /// Sorenson Spark and Nellymoser.
+    Flash,
+}
+
+async fn browser_plays(signalling: &str, codecs: Codecs) {
     let server = embedded(|_| {}).await.unwrap();
     let stream = format!("browser-{signalling}");
     let url = format!("{}/{stream}", server.rtmp_url("live"));
-    let mut publisher = ffmpeg_publish(&url, true, Some(440), 60).spawn().unwrap();
+    let mut publisher = match codecs {
+        Codecs::Encoder => ffmpeg_publish(&url, true, Some(440), 60),
+        Codecs::Flash => ffmpeg_publish_flash_codecs(&url, 440, 60),
+    }
+    .spawn()
+    .unwrap();
     wait_live(&server, "flashStreamingApp", &stream).await;
 
     let page = format!(
@@ -65,10 +82,15 @@ async fn browser_plays(signalling: &str) {
 
 #[tokio::test]
 async fn chromium_plays_an_ffmpeg_stream_over_whep_with_picture_and_sound() {
-    browser_plays("whep").await;
+    browser_plays("whep", Codecs::Encoder).await;
+}
+
+#[tokio::test]
+async fn chromium_plays_flash_sorenson_and_nellymoser_over_whep_as_h264_and_opus() {
+    browser_plays("whep", Codecs::Flash).await;
 }
 
 #[tokio::test]
 async fn chromium_plays_an_ffmpeg_stream_over_the_websocket_channel_with_picture_and_sound() {
-    browser_plays("ws").await;
+    browser_plays("ws", Codecs::Encoder).await;
 }

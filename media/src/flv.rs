@@ -271,6 +271,16 @@ pub fn opus_packet(body: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The composition time offset (ms, signed) of a legacy AVC video tag body:
+/// how long after its decode time a picture is shown, non-zero only in
+/// streams with B-frames. `None` for other bodies.
+pub fn composition_offset(body: &[u8]) -> Option<i32> {
+    match body {
+        [first, _, a, b, c, ..] if first & 0x8F == 7 => Some(i32::from_be_bytes([0, *a, *b, *c]) << 8 >> 8),
+        _ => None,
+    }
+}
+
 /// Reads a video tag body's header, legacy or enhanced RTMP; `None` for an empty body.
 pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     let first = *data.first()?;

@@ -215,7 +215,7 @@ impl Default for HooksConfig {
 }
 
 /// One application.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppConfig {
     /// Base URL of the backend that receives hooks (`{url}/connect`, ...); none by default.
@@ -226,6 +226,24 @@ pub struct AppConfig {
     pub opus_to_rtmp: RtmpAudio,
     /// Whether clients may join rooms (docs/rooms.md).
     pub rooms: RoomPolicy,
+    /// WCS's "avoid transcoding": on (the default), a WebRTC player gets
+    /// the publisher's H.264 as it is when it can decode it; off, every
+    /// WebRTC player's video goes through a transcoder. Streams that cannot
+    /// pass through (Sorenson Spark, B-frames, a size or bitrate the player
+    /// asked for) are transcoded either way.
+    pub avoid_transcoding: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            backend_url: None,
+            on_missing_stream: MissingStreamPolicy::default(),
+            opus_to_rtmp: RtmpAudio::default(),
+            rooms: RoomPolicy::default(),
+            avoid_transcoding: true,
+        }
+    }
 }
 
 /// Whether an application has rooms.

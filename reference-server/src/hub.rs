@@ -128,6 +128,10 @@ struct StreamState {
     has_video: bool,
     /// The codec of the last audio frame.
     audio_codec: Option<flv::AudioCodec>,
+    /// The codec of the last video frame.
+    video_codec: Option<flv::VideoCodec>,
+    /// An H.264 picture with a composition offset came: the stream has B-frames.
+    video_reorders: bool,
 }
 
 impl StreamState {
@@ -223,6 +227,8 @@ impl Hub {
             has_audio: state.has_audio,
             has_video: state.has_video,
             audio_codec: state.audio_codec,
+            video_codec: state.video_codec,
+            video_reorders: state.video_reorders,
             video_config: state.video_config.as_ref().map(|f| f.payload.clone()),
         })
     }
@@ -316,6 +322,10 @@ pub struct StreamDescription {
     pub has_video: bool,
     /// The codec of the last audio frame.
     pub audio_codec: Option<flv::AudioCodec>,
+    /// The codec of the last video frame.
+    pub video_codec: Option<flv::VideoCodec>,
+    /// The H.264 video has B-frames (pictures with a composition offset).
+    pub video_reorders: bool,
     /// The video sequence header's FLV body (an AVC decoder configuration record after 5 bytes).
     pub video_config: Option<Bytes>,
 }
@@ -332,8 +342,14 @@ impl Publisher {
         let mut state = lock(&self.stream.state);
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;
-        if frame.kind == MediaKind::Audio {
-            state.audio_codec = flv::audio_header(&frame.payload).map(|h| h.codec);
+        match frame.kind {
+            MediaKind::Audio => state.audio_codec = flv::audio_header(&frame.payload).map(|h| h.codec),
+            MediaKind::Video => {
+                state.video_codec = flv::video_header(&frame.payload).map(|h| h.codec);
+                state.video_reorders |=
+                    !frame.config && flv::composition_offset(&frame.payload).is_some_and(|cts| cts != 0);
+            }
+            MediaKind::Data => {}
         }
         match frame.kind {
             MediaKind::Data if is_metadata(&frame.payload) => state.metadata = Some(frame.clone()),
@@ -374,6 +390,8 @@ impl Drop for Publisher {
             state.has_audio = false;
             state.has_video = false;
             state.audio_codec = None;
+            state.video_codec = None;
+            state.video_reorders = false;
             self.stream.publication.send_replace(Publication::Idle);
         }
         self.hub.release(&self.stream);

@@ -65,6 +65,17 @@ pub struct Metrics {
     pub transcode_micros: Counter,
     /// Audio frames a transcoder could not decode or encode.
     pub transcode_errors: Counter,
+    /// Video transcoders running.
+    pub video_transcoders: Counter,
+    /// Video frames given to transcoders.
+    pub video_transcoded_frames: Counter,
+    /// Time spent transcoding video, in microseconds.
+    pub video_transcode_micros: Counter,
+    /// Video frames a transcoder could not decode or encode.
+    pub video_transcode_errors: Counter,
+    /// Video frames dropped before a transcoder that could not keep up
+    /// (it resumes at the next keyframe).
+    pub video_transcode_dropped: Counter,
 }
 
 impl Metrics {
@@ -182,6 +193,36 @@ impl Metrics {
             "counter",
             "Audio frames a transcoder could not decode or encode.",
             self.transcode_errors.get(),
+        );
+        metric(
+            "video_transcoders",
+            "gauge",
+            "Video transcoders running.",
+            self.video_transcoders.get(),
+        );
+        metric(
+            "video_transcoded_frames_total",
+            "counter",
+            "Video frames given to transcoders.",
+            self.video_transcoded_frames.get(),
+        );
+        metric(
+            "video_transcode_microseconds_total",
+            "counter",
+            "Time spent transcoding video, in microseconds.",
+            self.video_transcode_micros.get(),
+        );
+        metric(
+            "video_transcode_errors_total",
+            "counter",
+            "Video frames a transcoder could not decode or encode.",
+            self.video_transcode_errors.get(),
+        );
+        metric(
+            "video_transcode_frames_dropped_total",
+            "counter",
+            "Video frames dropped before a transcoder that could not keep up (it resumes at the next keyframe).",
+            self.video_transcode_dropped.get(),
         );
         out
     }

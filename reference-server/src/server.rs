@@ -31,7 +31,7 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// WebRTC sessions and their UDP port.
     pub webrtc: Arc<WebRtc>,
-    /// Shared audio transcoders.
+    /// Shared audio and video transcoders.
     pub transcoders: Transcoders,
     /// The rooms of every application.
     pub rooms: Arc<crate::rooms::Rooms>,

@@ -426,6 +426,10 @@ pub struct MediaExpect {
     /// The first video frame is an IDR.
     #[serde(default)]
     pub first_frame_idr: bool,
+    /// No video frame's RTP timestamp is earlier than one received before
+    /// it (no B-frames sent in decode order).
+    #[serde(default)]
+    pub pictures_in_order: bool,
     /// No video frames may arrive at all.
     #[serde(default)]
     pub no_video: bool,

@@ -1416,6 +1416,12 @@ fn check_media(media: &MediaExpect, observed: &Observed) -> Result<(), String> {
     if media.first_frame_idr && report.video.first_frame_was_idr != Some(true) {
         return Err("the first video frame is not an IDR".into());
     }
+    if media.pictures_in_order && report.video.out_of_order > 0 {
+        return Err(format!(
+            "{} of {} video frames came with an RTP timestamp earlier than one before them (B-frames passed through in decode order)",
+            report.video.out_of_order, report.video.frames
+        ));
+    }
     if media.no_video && report.video.frames > 0 {
         return Err("video frames arrived".into());
     }

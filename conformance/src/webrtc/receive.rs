@@ -39,6 +39,11 @@ pub struct VideoStats {
     pub frames_before_first_idr: u64,
     /// Frames str0m marked as not contiguous with the previous one (packets lost).
     pub discontinuities: u64,
+    /// Frames whose RTP timestamp is earlier than one received before: a
+    /// sender passing B-frames through in decode order, which a WebRTC
+    /// decoder shows out of order or stalls on. (A repeated timestamp, a
+    /// frame sent twice, does not count.)
+    pub out_of_order: u64,
     /// Pictures openh264 decoded.
     pub pictures: u64,
     /// Frames openh264 refused, or frames of a codec the player cannot decode.
@@ -152,6 +157,8 @@ pub struct MediaReceiver {
     h264: Option<Decoder>,
     opus: Option<OpusDecoder>,
     first_video_time: Option<MediaTime>,
+    /// The latest RTP time of a video frame so far.
+    last_video_time: Option<MediaTime>,
     first_audio_time: Option<MediaTime>,
     last_audio_after: Option<Duration>,
     last_audio_seq: Option<u64>,
@@ -182,6 +189,7 @@ impl MediaReceiver {
             h264: None,
             opus: None,
             first_video_time: None,
+            last_video_time: None,
             first_audio_time: None,
             last_audio_after: None,
             last_audio_seq: None,
@@ -207,6 +215,12 @@ impl MediaReceiver {
     /// force when it came, to place the first frame on the sender's clock
     /// ([`VideoStats::first_frame_sampled_at`]).
     pub fn timing(&mut self, codec: Codec, time: MediaTime, sender: Option<&SenderInfo>) {
+        if codec.is_video() {
+            match self.last_video_time {
+                Some(latest) if time < latest => self.video.out_of_order += 1,
+                _ => self.last_video_time = Some(time),
+            }
+        }
         let (first, sampled_at) = if codec.is_video() {
             (&mut self.first_video_time, &mut self.video.first_frame_sampled_at)
         } else {

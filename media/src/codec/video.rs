@@ -21,7 +21,7 @@ use super::avc::{AvcDecoder, AvcEncoder};
 use super::picture::{fit_within, scale, Picture};
 use super::spark::SparkDecoder;
 use super::CodecError;
-use crate::flv::{video_header, VideoCodec};
+use crate::flv::{composition_offset, video_header, VideoCodec};
 use crate::h264::{annexb_nal_units, nal_type, nal_unit_type, to_avcc, AvcConfig};
 
 /// What a [`VideoTranscoder`] makes.
@@ -31,8 +31,9 @@ pub struct VideoSettings {
     pub max_width: Option<u16>,
     /// Largest output height; the source's when `None`.
     pub max_height: Option<u16>,
-    /// Target bitrate in bits per second.
-    pub bitrate: u32,
+    /// Target bitrate in bits per second; [`default_bitrate`] for the
+    /// output size when `None`.
+    pub bitrate: Option<u32>,
 }
 
 /// A good bitrate for [`VideoSettings::bitrate`] at `width` x `height`
@@ -139,7 +140,7 @@ impl VideoTranscoder {
         }
         let picture = match header.codec {
             VideoCodec::Avc => {
-                let (Some(&packet_type), Some(offset)) = (body.get(1), body.get(2..5)) else {
+                let (Some(&packet_type), Some(cts)) = (body.get(1), composition_offset(body)) else {
                     return Err(CodecError::corrupt("h264", "a tag shorter than its header"));
                 };
                 match packet_type {
@@ -150,7 +151,6 @@ impl VideoTranscoder {
                 if !self.start(header.is_keyframe) {
                     return Ok(());
                 }
-                let cts = i32::from_be_bytes([0, offset[0], offset[1], offset[2]]) << 8 >> 8;
                 let pts = (i64::from(timestamp_ms) + i64::from(cts)).clamp(0, i64::from(u32::MAX)) as u32;
                 self.pending_picture(pts, header.is_keyframe);
                 open(&mut self.avc, AvcDecoder::new)?.decode(&body[5..], &mut self.decoded)?
@@ -200,7 +200,7 @@ impl VideoTranscoder {
             scale(&self.decoded, width, height, &mut self.scaled);
             &self.scaled
         };
-        let bitrate = self.settings.bitrate;
+        let bitrate = self.settings.bitrate.unwrap_or_else(|| default_bitrate(width, height));
         let encoder = open(&mut self.encoder, || AvcEncoder::new(bitrate))?;
         if self.keyframe_at.is_some_and(|at| pts >= at) {
             self.keyframe_at = None;
@@ -294,7 +294,7 @@ mod tests {
     const FULL_SIZE: VideoSettings = VideoSettings {
         max_width: None,
         max_height: None,
-        bitrate: 300_000,
+        bitrate: Some(300_000),
     };
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn start(
     let started = match direction {
         Direction::Play => {
             let wait = app_config.on_missing_stream == MissingStreamPolicy::Wait;
-            ctx.webrtc.play(ctx, app, &name.name, wait, offer)
+            ctx.webrtc.play(ctx, app, &name.name, &name.params, wait, offer)
         }
         Direction::Publish => ctx.webrtc.publish(ctx, app, &name.name, offer),
     };

@@ -76,7 +76,9 @@ async fn post(
         Err(failure) => {
             let status = match &failure {
                 StartFailure::UnknownApp(_) | StartFailure::Refused(_) => StatusCode::FORBIDDEN,
-                StartFailure::Session(SessionError::BadOffer(_)) => StatusCode::BAD_REQUEST,
+                StartFailure::Session(SessionError::BadOffer(_) | SessionError::BadParameter(_)) => {
+                    StatusCode::BAD_REQUEST
+                }
                 StartFailure::Session(SessionError::NotFound) => StatusCode::NOT_FOUND,
                 StartFailure::Session(SessionError::NameInUse(_)) => StatusCode::CONFLICT,
                 StartFailure::Session(SessionError::NoUsableMedia(_)) => StatusCode::UNPROCESSABLE_ENTITY,

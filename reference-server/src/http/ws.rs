@@ -21,6 +21,18 @@ use crate::webrtc::{Direction, SessionHandle, SessionStatus};
 /// Largest message a client may send (an SDP offer is a few kB).
 const MAX_MESSAGE: usize = 256 * 1024;
 
+/// JSON values as URL-style parameters: strings as they are, anything else
+/// as its JSON text.
+fn to_params(values: serde_json::Map<String, Value>) -> Params {
+    values
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect()
+}
+
 /// `GET /ws`: upgrades to the signalling channel.
 pub async fn upgrade(State(ctx): State<Arc<Context>>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_MESSAGE)
@@ -45,6 +57,10 @@ enum ClientMessage {
         id: String,
         stream: String,
         sdp: String,
+        /// `{"width": 320, "height": 240, "bitrate": 300}`: the same as the
+        /// stream-name parameters of those names (docs/signalling.md).
+        #[serde(default)]
+        constraints: serde_json::Map<String, Value>,
     },
     Stop {
         id: String,
@@ -129,8 +145,18 @@ impl Connection {
         };
         match message {
             ClientMessage::Connect { app_key, params } => self.connect(app_key, params).await,
-            ClientMessage::Publish { id, stream, sdp } => self.start(Direction::Publish, id, stream, sdp).await,
-            ClientMessage::Play { id, stream, sdp } => self.start(Direction::Play, id, stream, sdp).await,
+            ClientMessage::Publish { id, stream, sdp } => {
+                self.start(Direction::Publish, id, stream, Params::new(), sdp).await
+            }
+            ClientMessage::Play {
+                id,
+                stream,
+                sdp,
+                constraints,
+            } => {
+                self.start(Direction::Play, id, stream, to_params(constraints), sdp)
+                    .await
+            }
             ClientMessage::Stop { id } => match self.streams.get(&id) {
                 Some(session) => session.stop(),
                 None => self.error(&format!("no stream with id '{id}'")).await,
@@ -157,13 +183,7 @@ impl Connection {
                 .send(json!({"type": "connection", "status": "FAILED", "info": info}))
                 .await;
         }
-        let params: Params = params
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect();
+        let params = to_params(params);
         self.requester.login = params.get("login").cloned();
         self.requester.params = Some(params);
         let policy = self.ctx.config.apps.get(&app_key).map(|a| a.rooms).unwrap_or_default();
@@ -174,14 +194,17 @@ impl Connection {
             .await;
     }
 
-    async fn start(&mut self, direction: Direction, id: String, stream: String, sdp: String) {
+    /// Starts a publish or play of `stream`; `extra` parameters join those
+    /// of the stream name.
+    async fn start(&mut self, direction: Direction, id: String, stream: String, extra: Params, sdp: String) {
         let Some(app) = self.app.clone() else {
             return self.error("send connect first").await;
         };
         if self.streams.get(&id).is_some_and(|s| !s.status.borrow().is_final()) {
             return self.error(&format!("id '{id}' is already in use")).await;
         }
-        let name = split_params(&stream);
+        let mut name = split_params(&stream);
+        name.params.extend(extra);
         let event = |status: &str, info: Option<String>| {
             let mut event = json!({"type": "stream", "id": id, "stream": name.name, "status": status});
             if let Some(info) = info {

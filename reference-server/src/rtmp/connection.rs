@@ -25,7 +25,7 @@ use crate::hooks::{Hook, HookBody};
 use crate::hub::{Frame, Publication, Publisher, Subscription};
 use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
-use crate::transcode::{Target, TranscodedAudio};
+use crate::transcode::{Target, Transcoded};
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -528,7 +528,7 @@ struct OpusToRtmp {
     app: String,
     stream: String,
     target: Target,
-    transcoded: Option<TranscodedAudio>,
+    transcoded: Option<Transcoded>,
 }
 
 impl OpusToRtmp {

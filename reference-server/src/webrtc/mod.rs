@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use media::rtmp::url::Params;
 use rand::Rng;
 use str0m::change::SdpOffer;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
@@ -94,6 +95,9 @@ pub enum SessionError {
     /// No m-line of the offer carries a codec the stream can use.
     #[error("the offer has no media this stream can use ({0})")]
     NoUsableMedia(String),
+    /// A stream-name parameter (`width`, `height`, `bitrate`) is not valid.
+    #[error("{0}")]
+    BadParameter(String),
 }
 
 /// A running session, as signalling sees it.
@@ -186,20 +190,25 @@ impl WebRtc {
     /// Starts playing `stream` of `app` to the peer that sent `offer`; returns
     /// the session and the SDP answer. With `wait`, a stream nobody publishes
     /// yet is played when it arrives; without, that is [`SessionError::NotFound`].
+    /// `params` are the stream name's parameters: `width`, `height` and
+    /// `bitrate` ask for transcoded video (see [`play::video_request`]).
     pub fn play(
         self: &Arc<Self>,
         ctx: &Arc<Context>,
         app: &str,
         stream: &str,
+        params: &Params,
         wait: bool,
         offer: &str,
     ) -> Result<(SessionHandle, String), SessionError> {
+        let video = play::video_request(params).map_err(SessionError::BadParameter)?;
         let offer = parse_offer(offer)?;
         let description = ctx.hub.describe(app, stream);
         if description.is_none() && !wait {
             return Err(SessionError::NotFound);
         }
-        let (mut config, plan) = play::codecs(description.as_ref());
+        let always_transcode = !ctx.config.apps.get(app).is_none_or(|a| a.avoid_transcoding);
+        let (mut config, plan) = play::codecs(description.as_ref(), always_transcode || video.is_some());
         // KI-1 switched back on: an audio-only stream is answered with video
         // too, and its audio never sent.
         let silent = ctx.config.quirks.video_line_for_audio_only
@@ -211,7 +220,7 @@ impl WebRtc {
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
-        let mut player = play::Player::new(ctx.clone(), app, stream);
+        let mut player = play::Player::new(ctx.clone(), app, stream, video, always_transcode);
         for (kind, mid) in accepted_mids(&answer) {
             if !(silent && kind == str0m::media::MediaKind::Audio) {
                 player.media_added(mid, kind);

@@ -6,8 +6,13 @@
 //! if it has video, so str0m rejects (port 0) an m-line nothing matches.
 //!
 //! Once the peer is connected the player subscribes to the hub and starts at
-//! the cached keyframe, never with inter frames. Video passes through (AVCC to
-//! Annex B, SPS/PPS before every IDR); audio is Opus transcoded once per stream
+//! the cached keyframe, never with inter frames. H.264 video passes through
+//! (AVCC to Annex B, SPS/PPS before every IDR) when it can; Sorenson Spark,
+//! H.264 with B-frames (which WebRTC decoders show out of order), a size or
+//! bitrate the player asked for (`width`, `height`, `bitrate` parameters)
+//! and apps with `avoid_transcoding = false` get the output of a shared
+//! video transcoder instead: Constrained Baseline H.264, whose IDRs answer
+//! the player's PLIs. Audio is Opus transcoded once per stream
 //! (shared with every player), or passes through when it already is Opus or is
 //! G.711 the peer accepts. RTP timestamps follow the RTMP timestamps on one
 //! clock, so sender reports tie audio and video together.
@@ -16,8 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media::flv::{self, AudioCodec};
+use media::codec::VideoSettings;
+use media::flv::{self, AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
+use media::rtmp::url::Params;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
 use str0m::{Rtc, RtcConfig};
@@ -27,15 +34,46 @@ use super::SessionStatus;
 use crate::hub::{Frame, Publication, StreamDescription, Subscription};
 use crate::rtmp::session::MediaKind;
 use crate::server::Context;
-use crate::transcode::{Target, TranscodedAudio};
+use crate::transcode::{Target, Transcoded};
 
 /// Payload types of the H.264 we offer (and its retransmissions).
 const H264_PT: u8 = 102;
 const H264_RTX_PT: u8 = 103;
+/// The `profile-level-id` of what the video transcoder makes: Constrained
+/// Baseline, level 3.1 (720p at 30 frames per second).
+const TRANSCODED_PROFILE_LEVEL_ID: u32 = 0x42e01f;
+
+/// What a player asked of its video with the `width`, `height` (the most
+/// pixels it wants) and `bitrate` (kbit/s) parameters of its stream name;
+/// `None` when it asked nothing. A value that is not a positive number is
+/// an error naming it.
+pub fn video_request(params: &Params) -> Result<Option<VideoSettings>, String> {
+    let number = |key: &str, max: u32| -> Result<Option<u32>, String> {
+        match params.get(key) {
+            None => Ok(None),
+            Some(value) => match value.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(format!("parameter {key}={value}: a number from 1 to {max} expected")),
+            },
+        }
+    };
+    let (width, height) = (number("width", 7680)?, number("height", 4320)?);
+    let bitrate = number("bitrate", 100_000)?;
+    if width.is_none() && height.is_none() && bitrate.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(VideoSettings {
+        max_width: width.map(|w| w as u16),
+        max_height: height.map(|h| h as u16),
+        bitrate: bitrate.map(|kbps| kbps * 1000),
+    }))
+}
 
 /// The codecs a player's `Rtc` accepts for this stream, and a phrase naming
-/// them for errors. `None` (not live yet) accepts audio and video.
-pub fn codecs(stream: Option<&StreamDescription>) -> (RtcConfig, String) {
+/// them for errors. `None` (not live yet) accepts audio and video. With
+/// `transcoded`, the video is the transcoder's Constrained Baseline H.264
+/// whatever the stream's own.
+pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool) -> (RtcConfig, String) {
     let mut config = Rtc::builder().clear_codecs();
     let mut plan = Vec::new();
     let (audio, video) = match stream {
@@ -56,7 +94,20 @@ pub fn codecs(stream: Option<&StreamDescription>) -> (RtcConfig, String) {
         let avc = stream
             .and_then(|s| s.video_config.as_ref())
             .and_then(|body| AvcConfig::parse(body.get(5..)?).ok());
+        let transcoded =
+            transcoded || stream.is_some_and(|s| s.video_reorders || s.video_codec == Some(VideoCodec::SorensonSpark));
         match avc {
+            _ if transcoded => {
+                config.codec_config().add_h264(
+                    H264_PT.into(),
+                    Some(H264_RTX_PT.into()),
+                    true,
+                    TRANSCODED_PROFILE_LEVEL_ID,
+                );
+                plan.push(format!(
+                    "H.264 profile-level-id {TRANSCODED_PROFILE_LEVEL_ID:06x} (transcoded)"
+                ));
+            }
             Some(avc) => {
                 config
                     .codec_config()
@@ -68,8 +119,8 @@ pub fn codecs(stream: Option<&StreamDescription>) -> (RtcConfig, String) {
                 config = config.enable_h264(true);
                 plan.push("H.264 video".to_string());
             }
-            // Video that is not H.264 (Sorenson, VP6) cannot pass through.
-            None => plan.push("no video (the stream's codec is not H.264)".to_string()),
+            // Video neither H.264 nor Spark (VP6, screen video) cannot be played.
+            None => plan.push("no video (the stream's codec is neither H.264 nor Sorenson Spark)".to_string()),
         }
     }
     (config, plan.join(", "))
@@ -81,6 +132,8 @@ pub enum PlayerInput {
     Frame(Frame),
     /// An Opus frame from the stream's transcoder.
     Transcoded(Frame),
+    /// An H.264 frame from the stream's video transcoder.
+    TranscodedVideo(Frame),
     /// The stream got (true) or lost (false) its publisher.
     Publication(bool),
     /// The player fell behind by this many frames.
@@ -142,7 +195,13 @@ pub struct Player {
     audio_out: Option<AudioOut>,
     video_pt: Option<Pt>,
     subscription: Option<Subscription>,
-    transcoded: Option<TranscodedAudio>,
+    transcoded: Option<Transcoded>,
+    /// The video transcoder's output this player plays, once it needs one.
+    transcoded_video: Option<Transcoded>,
+    /// What that transcoder makes.
+    video_settings: VideoSettings,
+    /// Transcode the video even when it could pass through.
+    always_transcode: bool,
     avc: Option<AvcConfig>,
     need_keyframe: bool,
     clock: Clock,
@@ -157,7 +216,16 @@ pub struct Player {
 
 impl Player {
     /// A player of `stream` in `app`, waiting for its peer to connect.
-    pub fn new(ctx: Arc<Context>, app: &str, stream: &str) -> Player {
+    /// `video` is what it asked of its video (see [`video_request`]); with
+    /// `always_transcode` the video goes through a transcoder even when it
+    /// could pass through.
+    pub fn new(
+        ctx: Arc<Context>,
+        app: &str,
+        stream: &str,
+        video: Option<VideoSettings>,
+        always_transcode: bool,
+    ) -> Player {
         Player {
             ctx,
             app: app.to_string(),
@@ -168,6 +236,13 @@ impl Player {
             video_pt: None,
             subscription: None,
             transcoded: None,
+            transcoded_video: None,
+            video_settings: video.unwrap_or(VideoSettings {
+                max_width: None,
+                max_height: None,
+                bitrate: None,
+            }),
+            always_transcode: always_transcode || video.is_some(),
             avc: None,
             need_keyframe: true,
             clock: Clock::default(),
@@ -246,6 +321,7 @@ impl Player {
                 Err(broadcast::error::RecvError::Closed) => None,
             },
             frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
+            frame = transcoded(&mut self.transcoded_video) => Some(PlayerInput::TranscodedVideo(frame)),
         }
     }
 
@@ -258,6 +334,7 @@ impl Player {
                     self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet);
                 }
             }
+            PlayerInput::TranscodedVideo(frame) => self.video(rtc, frame, false),
             PlayerInput::Publication(true) => {
                 self.need_keyframe = true;
                 self.clock.realign = true;
@@ -273,10 +350,16 @@ impl Player {
         None
     }
 
-    /// A PLI or FIR from the peer: an RTMP publisher cannot be asked for a
-    /// keyframe, so the cached one (and the pictures since) are sent again.
+    /// A PLI or FIR from the peer. A transcoder makes its next picture an
+    /// IDR; an RTMP publisher cannot be asked for a keyframe, so the cached
+    /// one (and the pictures since) are sent again.
     pub fn keyframe_request(&mut self, rtc: &mut Rtc, mid: Mid) {
         if Some(mid) != self.video_mid {
+            return;
+        }
+        if let Some(transcoded) = &self.transcoded_video {
+            self.ctx.metrics.webrtc_keyframe_requests.inc();
+            transcoded.request_keyframe();
             return;
         }
         let now = Instant::now();
@@ -304,6 +387,13 @@ impl Player {
     fn frame(&mut self, rtc: &mut Rtc, frame: Frame) {
         match frame.kind {
             MediaKind::Video => {
+                if self.transcoded_video.is_some() || self.video_pt.is_none() {
+                    return;
+                }
+                if self.needs_transcoding(&frame) {
+                    self.start_video_transcoder(rtc);
+                    return;
+                }
                 if let Some(through) = self.skip_video_through {
                     if frame.timestamp <= through && !frame.config {
                         return;
@@ -315,6 +405,30 @@ impl Player {
             MediaKind::Audio => self.audio(rtc, frame),
             MediaKind::Data => {}
         }
+    }
+
+    /// Whether this frame's stream can only reach this player transcoded.
+    fn needs_transcoding(&self, frame: &Frame) -> bool {
+        let Some(header) = flv::video_header(&frame.payload) else {
+            return false;
+        };
+        let reorders = !frame.config && flv::composition_offset(&frame.payload).is_some_and(|cts| cts != 0);
+        self.always_transcode || header.codec == VideoCodec::SorensonSpark || reorders
+    }
+
+    fn start_video_transcoder(&mut self, rtc: &mut Rtc) {
+        tracing::info!(settings = ?self.video_settings, "video transcoded for this player");
+        let mut transcoded = self
+            .ctx
+            .transcoders
+            .subscribe_video(&self.app, &self.stream, self.video_settings);
+        self.avc = None;
+        self.need_keyframe = true;
+        self.skip_video_through = None;
+        if let Some(config) = transcoded.initial.take() {
+            self.video(rtc, config, false);
+        }
+        self.transcoded_video = Some(transcoded);
     }
 
     fn video(&mut self, rtc: &mut Rtc, frame: Frame, replay: bool) {
@@ -418,15 +532,13 @@ impl Clock {
     }
 }
 
-async fn transcoded(audio: &mut Option<TranscodedAudio>) -> Frame {
-    loop {
-        let Some(audio) = audio else {
-            return std::future::pending().await;
-        };
-        match audio.frames.recv().await {
-            Ok(frame) => return frame,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
-        }
+/// The next frame of a transcoder's output; never, without one.
+async fn transcoded(output: &mut Option<Transcoded>) -> Frame {
+    match output {
+        Some(output) => match output.recv().await {
+            Some(frame) => frame,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

@@ -1,16 +1,9 @@
-//! Audio transcoders, shared: one per stream and output format, whatever the
-//! number of players, started by the first player that needs it and stopped
-//! with the last one.
-//!
-//! A transcoder subscribes to its stream in the hub like a player. A tokio task
-//! moves the stream's audio frames to a thread of its own, where the codecs run
-//! (they never block the async runtime); the thread's output frames go to every
-//! subscriber through one `broadcast` ring. Decoder and encoder state live as
-//! long as the transcoder: gaps and timestamp jumps re-anchor the output clock
-//! without resetting them.
+//! Audio transcoders: a stream's sound to Opus for WebRTC players, or a
+//! WebRTC publisher's Opus to Speex or AAC for RTMP players. Decoder and
+//! encoder state live as long as the transcoder: gaps and timestamp jumps
+//! re-anchor the output clock without resetting them.
 
-use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,8 +12,9 @@ use media::flv::{self, AudioCodec};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::Sink;
 use crate::config::RtmpAudio;
-use crate::hub::{Frame, Hub};
+use crate::hub::Frame;
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
 
@@ -46,115 +40,26 @@ impl From<RtmpAudio> for Target {
 
 /// Opus bitrate for transcoded speech and music, in bits per second.
 const OPUS_BITRATE: u32 = 48_000;
-/// Output frames a transcoder may be ahead of its slowest subscriber.
-const OUTPUT_RING: usize = 256;
 /// Input frames waiting for the codec thread before new ones are dropped.
 const INPUT_QUEUE: usize = 128;
 
-struct Shared {
-    frames: broadcast::Sender<Frame>,
-    /// The output's last decoder configuration (AAC's sequence header), which
-    /// a subscriber arriving after it was sent needs first.
-    config: Arc<Mutex<Option<Frame>>>,
-    stop: CancellationToken,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-/// A subscription to a transcoder's output. Dropping the last one stops it.
-pub struct TranscodedAudio {
-    /// The output's decoder configuration sent before this subscription
-    /// began (an AAC sequence header), to be sent before `frames`.
-    pub initial: Option<Frame>,
-    /// The transcoded frames, timestamped in the stream's milliseconds.
-    pub frames: broadcast::Receiver<Frame>,
-    _shared: Arc<Shared>,
-}
-
-impl TranscodedAudio {
-    fn new(shared: Arc<Shared>) -> TranscodedAudio {
-        // Subscribe first: a configuration sent in between comes twice, never not at all.
-        let frames = shared.frames.subscribe();
-        let initial = shared.config.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        TranscodedAudio {
-            initial,
-            frames,
-            _shared: shared,
-        }
-    }
-}
-
-type Key = (String, String, Target);
-
-/// The registry of running transcoders.
-pub struct Transcoders {
-    hub: Hub,
+/// Starts the codec thread of a transcoder to `target`; frames sent to
+/// the returned queue come out of `sink`.
+pub(super) fn start(
+    name: &str,
+    target: Target,
+    sink: Sink,
     metrics: Arc<Metrics>,
-    running: Mutex<HashMap<Key, Weak<Shared>>>,
-}
-
-impl Transcoders {
-    /// No transcoders yet; they read from `hub`.
-    pub fn new(hub: Hub, metrics: Arc<Metrics>) -> Transcoders {
-        Transcoders {
-            hub,
-            metrics,
-            running: Mutex::default(),
-        }
-    }
-
-    /// Transcoders running now.
-    pub fn running(&self) -> usize {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.values().filter(|w| w.strong_count() > 0).count()
-    }
-
-    /// Subscribes to the `target` output of `stream` in `app`, starting its
-    /// transcoder if none runs. Must be called within a tokio runtime.
-    pub fn subscribe(&self, app: &str, stream: &str, target: Target) -> TranscodedAudio {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.retain(|_, shared| shared.strong_count() > 0);
-        let key = (app.to_string(), stream.to_string(), target);
-        if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
-            return TranscodedAudio::new(shared);
-        }
-        let (frames, _) = broadcast::channel(OUTPUT_RING);
-        let shared = Arc::new(Shared {
-            frames,
-            config: Arc::default(),
-            stop: CancellationToken::new(),
-        });
-        running.insert(key, Arc::downgrade(&shared));
-        drop(running);
-
-        let (input, work) = mpsc::sync_channel(INPUT_QUEUE);
-        let metrics = self.metrics.clone();
-        let name = format!("transcode {app}/{stream} {target:?}");
-        tracing::info!(%app, %stream, ?target, "transcoder started");
-        let spawned = std::thread::Builder::new().name(name).spawn({
-            let output = Output {
-                frames: shared.frames.clone(),
-                config: shared.config.clone(),
-            };
-            move || run_codecs(target, work, output, metrics)
-        });
-        if let Err(error) = spawned {
-            tracing::error!(%error, "cannot start a transcoder thread");
-        }
-        // `wait`: a transcoder outlives its stream's publisher, like a player.
-        if let Some(subscription) = self.hub.subscribe(app, stream, true) {
-            tokio::spawn(feed(subscription, input, shared.stop.clone(), self.metrics.clone()));
-        }
-        TranscodedAudio::new(shared)
-    }
+) -> std::io::Result<mpsc::SyncSender<Frame>> {
+    let (input, work) = mpsc::sync_channel(INPUT_QUEUE);
+    std::thread::Builder::new()
+        .name(format!("{name} {target:?}"))
+        .spawn(move || run_codecs(target, work, sink, metrics))?;
+    Ok(input)
 }
 
 /// Moves a stream's audio to the codec thread until stopped.
-async fn feed(
+pub(super) async fn feed(
     mut subscription: crate::hub::Subscription,
     input: mpsc::SyncSender<Frame>,
     stop: CancellationToken,
@@ -195,23 +100,8 @@ async fn feed(
     // Dropping `input` ends the codec thread.
 }
 
-/// Where the codec thread's frames go.
-struct Output {
-    frames: broadcast::Sender<Frame>,
-    config: Arc<Mutex<Option<Frame>>>,
-}
-
-impl Output {
-    fn send(&self, frame: Frame) {
-        if frame.config {
-            *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
-        }
-        let _ = self.frames.send(frame); // no subscriber now: nobody to miss it
-    }
-}
-
 /// The codec thread: decodes, resamples, encodes, until its input closes.
-fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, output: Output, metrics: Arc<Metrics>) {
+fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, output: Sink, metrics: Arc<Metrics>) {
     let mut to_opus: Option<ToOpus> = None;
     let mut from_opus: Option<FromOpus> = None;
     let mut packets: Vec<OpusPacket> = Vec::new();

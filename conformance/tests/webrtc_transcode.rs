@@ -1,0 +1,211 @@
+//! The reference server's video transcoders, over real sockets: ffmpeg
+//! publishes over RTMP, the suite's str0m players play over WHEP and decode
+//! what they get (openh264); the server's /metrics counters say how many
+//! transcoders run.
+
+use std::time::Duration;
+
+use conformance::target::embedded;
+use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs, program};
+use conformance::webrtc::{PlayerOptions, PlayerReport, Signalling, WebRtcPlayer};
+use reference_server::ServerHandle;
+
+const APP: &str = "flashStreamingApp";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never: {what}");
+}
+
+async fn wait_video(server: &ServerHandle, name: &str) {
+    let hub = server.hub();
+    wait_for(&format!("{name} has video"), || {
+        hub.describe(APP, name).is_some_and(|d| d.has_video)
+    })
+    .await;
+}
+
+async fn play(server: &ServerHandle, name: &str) -> WebRtcPlayer {
+    let signalling = Signalling::http(&server.http_url(), APP, name);
+    WebRtcPlayer::play(signalling, PlayerOptions::video_only())
+        .await
+        .unwrap()
+}
+
+async fn until(player: &WebRtcPlayer, what: &str, done: impl Fn(&PlayerReport) -> bool) -> PlayerReport {
+    match player.wait_until(what, done, WAIT).await {
+        Ok(report) => report,
+        Err(error) => panic!("{what}: {error}\nlast report: {:#?}", player.report()),
+    }
+}
+
+fn answered_profile(player: &WebRtcPlayer) -> Option<u32> {
+    let video = player.answer().video()?;
+    let h264 = video.codecs_named("H264").next()?;
+    h264.profile_level_id()
+}
+
+#[tokio::test]
+async fn one_transcoder_per_stream_and_size_shared_by_its_players_and_stopped_with_the_last() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = ffmpeg_publish_flash_codecs(&format!("{}/shared", server.rtmp_url("live")), 440, 60)
+        .spawn()
+        .unwrap();
+    wait_video(&server, "shared").await;
+
+    let mut small_a = play(&server, "shared?width=160").await;
+    let mut small_b = play(&server, "shared?width=160").await;
+    let mut full = play(&server, "shared").await;
+    for (player, size) in [(&small_a, (160, 120)), (&small_b, (160, 120)), (&full, (320, 240))] {
+        let report = until(player, "transcoded pictures", |r| r.video.pictures >= 10).await;
+        assert_eq!((report.video.width, report.video.height), size, "{report:#?}");
+        assert_eq!(report.video.first_frame_was_idr, Some(true));
+        assert_eq!(report.video.decode_errors, 0, "{report:#?}");
+        assert_eq!(answered_profile(player), Some(0x42e01f), "Constrained Baseline offered");
+    }
+    let metrics = server.metrics();
+    assert_eq!(
+        metrics.video_transcoders.get(),
+        2,
+        "one for 160 wide, shared by two players, one for the full size"
+    );
+    assert!(metrics.video_transcoded_frames.get() > 0);
+
+    small_a.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        metrics.video_transcoders.get(),
+        2,
+        "the other 160-wide player still plays"
+    );
+    small_b.stop().await.unwrap();
+    full.stop().await.unwrap();
+    wait_for("every transcoder stopped with its last player", || {
+        metrics.video_transcoders.get() == 0
+    })
+    .await;
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_keyframe_request_gets_an_idr_from_the_transcoder_at_once() {
+    let server = embedded(|_| {}).await.unwrap();
+    // A keyframe every 20 s: an IDR within a few seconds of the PLI is the answer to it.
+    let mut publisher = program("ffmpeg");
+    publisher.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    publisher.args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "40"]);
+    publisher.args(["-c:v", "flv1", "-g", "300", "-f", "flv"]);
+    publisher.arg(format!("{}/pli", server.rtmp_url("live")));
+    let mut publisher = publisher.spawn().unwrap();
+    wait_video(&server, "pli").await;
+    let player = play(&server, "pli").await;
+    let before = until(&player, "pictures", |r| r.video.pictures >= 10).await;
+    assert_eq!(before.video.idr_frames, 1, "{before:#?}");
+    player.request_keyframe().await.unwrap();
+    let requested = std::time::Instant::now();
+    let after = until(&player, "an IDR after the PLI", |r| r.video.idr_frames >= 2).await;
+    assert!(
+        requested.elapsed() < Duration::from_secs(5),
+        "the IDR came {:?} after the PLI",
+        requested.elapsed()
+    );
+    assert!(server.metrics().webrtc_keyframe_requests.get() >= 1);
+    assert_eq!(after.video.decode_errors, 0, "{after:#?}");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn avoid_transcoding_decides_whether_h264_passes_through() {
+    let server = embedded(|config| {
+        let strict = config.apps["live"].clone();
+        assert!(strict.avoid_transcoding, "on by default");
+        config.apps.insert(
+            "always".to_string(),
+            reference_server::config::AppConfig {
+                avoid_transcoding: false,
+                ..strict
+            },
+        );
+    })
+    .await
+    .unwrap();
+    // libx264 with -tune zerolatency: no B-frames, so it could pass through.
+    let mut publishers = Vec::new();
+    for app in ["live", "always"] {
+        let url = format!("{}/cam", server.rtmp_url(&format!("live?appKey={app}")));
+        publishers.push(ffmpeg_publish(&url, true, None, 60).spawn().unwrap());
+    }
+    let hub = server.hub();
+    wait_for("both streams have video", || {
+        ["live", "always"]
+            .iter()
+            .all(|app| hub.describe(app, "cam").is_some_and(|d| d.has_video))
+    })
+    .await;
+
+    let passthrough = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), "live", "cam"),
+        PlayerOptions::video_only(),
+    )
+    .await
+    .unwrap();
+    until(&passthrough, "pictures as published", |r| r.video.pictures >= 10).await;
+    let metrics = server.metrics();
+    assert_eq!(
+        metrics.video_transcoders.get(),
+        0,
+        "avoid_transcoding on: passed through"
+    );
+    let source = hub
+        .describe("live", "cam")
+        .and_then(|d| media::h264::AvcConfig::parse(d.video_config?.get(5..)?).ok())
+        .map(|c| c.profile_level_id());
+    assert_eq!(answered_profile(&passthrough), source, "the publisher's own profile");
+
+    let transcoded = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), "always", "cam"),
+        PlayerOptions::video_only(),
+    )
+    .await
+    .unwrap();
+    let report = until(&transcoded, "transcoded pictures", |r| r.video.pictures >= 10).await;
+    assert_eq!((report.video.width, report.video.height), (320, 240));
+    assert_eq!(metrics.video_transcoders.get(), 1, "avoid_transcoding off: transcoded");
+    assert_eq!(answered_profile(&transcoded), Some(0x42e01f));
+    for mut publisher in publishers {
+        let _ = publisher.kill().await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_size_or_bitrate_is_refused_with_400() {
+    let server = embedded(|_| {}).await.unwrap();
+    let client = reqwest::Client::new();
+    for query in ["width=abc", "height=0", "bitrate=-5", "width=99999"] {
+        let url = format!("{}/whep/{APP}/any?{query}", server.http_url());
+        let response = client
+            .post(&url)
+            .header("content-type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{query}");
+        let text = response.text().await.unwrap();
+        let key = query.split('=').next().unwrap();
+        assert!(
+            text.contains(&format!("parameter {query}")) && text.contains(key),
+            "{query}: {text}"
+        );
+    }
+    server.shutdown().await;
+}

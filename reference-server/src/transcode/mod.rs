@@ -1,0 +1,195 @@
+//! Transcoders, shared: one per stream and output, whatever the number of
+//! players, started by the first player that needs it and stopped with the
+//! last one.
+//!
+//! A transcoder subscribes to its stream in the hub like a player. A tokio task
+//! moves the stream's frames to a thread of its own through a bounded queue,
+//! and the codecs run on that thread (they never block the async runtime);
+//! the thread's output frames go to every subscriber through one `broadcast`
+//! ring. Audio ([`audio`]) turns a stream's sound into Opus for WebRTC
+//! players, or Opus into Speex or AAC for RTMP players; video ([`video`])
+//! turns H.264 with B-frames, Sorenson Spark, or a picture too large for a
+//! player into Constrained Baseline H.264 of the size asked for.
+
+pub mod audio;
+pub mod video;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use media::codec::VideoSettings;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub use self::audio::Target;
+use crate::hub::{Frame, Hub};
+use crate::metrics::Metrics;
+
+/// Output frames a transcoder may be ahead of its slowest subscriber.
+const OUTPUT_RING: usize = 256;
+
+/// What a transcoder makes: a sound format, or H.264 of some size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Output {
+    Audio(Target),
+    Video(VideoSettings),
+}
+
+/// What a transcoder and its subscribers share.
+struct Shared {
+    frames: broadcast::Sender<Frame>,
+    /// The output's last decoder configuration (an AAC or AVC sequence
+    /// header), which a subscriber arriving after it was sent needs first.
+    config: Arc<Mutex<Option<Frame>>>,
+    /// Set by a subscriber that needs a keyframe now; the codec thread
+    /// makes its next picture one and clears it.
+    keyframe_wanted: Arc<AtomicBool>,
+    stop: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A subscription to a transcoder's output. Dropping the last one stops it.
+pub struct Transcoded {
+    /// The output's decoder configuration sent before this subscription
+    /// began (an AAC or AVC sequence header), to be sent before `frames`.
+    pub initial: Option<Frame>,
+    /// The transcoded frames, timestamped in the stream's milliseconds.
+    pub frames: broadcast::Receiver<Frame>,
+    shared: Arc<Shared>,
+}
+
+impl Transcoded {
+    fn new(shared: Arc<Shared>) -> Transcoded {
+        // Subscribe first: a configuration sent in between comes twice, never not at all.
+        let frames = shared.frames.subscribe();
+        let initial = shared.config.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Transcoded {
+            initial,
+            frames,
+            shared,
+        }
+    }
+
+    /// Asks a video transcoder for an IDR as its next picture (a player's
+    /// PLI or FIR); shared by every subscriber, so asking twice costs one.
+    pub fn request_keyframe(&self) {
+        self.shared.keyframe_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// The next frame; frames a slow subscriber missed are skipped (and
+    /// counted by the caller's own lag handling, if any).
+    pub async fn recv(&mut self) -> Option<Frame> {
+        loop {
+            match self.frames.recv().await {
+                Ok(frame) => return Some(frame),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// Where a codec thread's frames go.
+struct Sink {
+    frames: broadcast::Sender<Frame>,
+    config: Arc<Mutex<Option<Frame>>>,
+}
+
+impl Sink {
+    fn send(&self, frame: Frame) {
+        if frame.config {
+            *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
+        }
+        let _ = self.frames.send(frame); // no subscriber now: nobody to miss it
+    }
+}
+
+type Key = (String, String, Output);
+
+/// The registry of running transcoders.
+pub struct Transcoders {
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    running: Mutex<HashMap<Key, Weak<Shared>>>,
+}
+
+impl Transcoders {
+    /// No transcoders yet; they read from `hub`.
+    pub fn new(hub: Hub, metrics: Arc<Metrics>) -> Transcoders {
+        Transcoders {
+            hub,
+            metrics,
+            running: Mutex::default(),
+        }
+    }
+
+    /// Transcoders running now.
+    pub fn running(&self) -> usize {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.values().filter(|w| w.strong_count() > 0).count()
+    }
+
+    /// Subscribes to the `target` sound of `stream` in `app`, starting its
+    /// transcoder if none runs. Must be called within a tokio runtime.
+    pub fn subscribe(&self, app: &str, stream: &str, target: Target) -> Transcoded {
+        self.subscribe_to(app, stream, Output::Audio(target))
+    }
+
+    /// Subscribes to `stream`'s video as H.264 made with `settings`,
+    /// starting its transcoder if none runs, and asks for an IDR so the new
+    /// subscriber can start at once. Must be called within a tokio runtime.
+    pub fn subscribe_video(&self, app: &str, stream: &str, settings: VideoSettings) -> Transcoded {
+        let transcoded = self.subscribe_to(app, stream, Output::Video(settings));
+        transcoded.request_keyframe();
+        transcoded
+    }
+
+    fn subscribe_to(&self, app: &str, stream: &str, output: Output) -> Transcoded {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|_, shared| shared.strong_count() > 0);
+        let key = (app.to_string(), stream.to_string(), output);
+        if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
+            return Transcoded::new(shared);
+        }
+        let (frames, _) = broadcast::channel(OUTPUT_RING);
+        let shared = Arc::new(Shared {
+            frames,
+            config: Arc::default(),
+            keyframe_wanted: Arc::default(),
+            stop: CancellationToken::new(),
+        });
+        running.insert(key, Arc::downgrade(&shared));
+        drop(running);
+
+        tracing::info!(%app, %stream, ?output, "transcoder started");
+        let sink = Sink {
+            frames: shared.frames.clone(),
+            config: shared.config.clone(),
+        };
+        let name = format!("transcode {app}/{stream}");
+        let metrics = self.metrics.clone();
+        let input = match output {
+            Output::Audio(target) => audio::start(&name, target, sink, metrics),
+            Output::Video(settings) => video::start(&name, settings, sink, shared.keyframe_wanted.clone(), metrics),
+        };
+        // `wait`: a transcoder outlives its stream's publisher, like a player.
+        match (input, self.hub.subscribe(app, stream, true)) {
+            (Ok(input), Some(subscription)) => {
+                let (stop, metrics) = (shared.stop.clone(), self.metrics.clone());
+                match output {
+                    Output::Audio(_) => tokio::spawn(audio::feed(subscription, input, stop, metrics)),
+                    Output::Video(_) => tokio::spawn(video::feed(subscription, input, stop, metrics)),
+                };
+            }
+            (Err(error), _) => tracing::error!(%error, "cannot start a transcoder thread"),
+            (_, None) => {}
+        }
+        Transcoded::new(shared)
+    }
+}
