@@ -6,6 +6,7 @@
 //! reference server is the embedded target, which starts it in-process.
 
 pub mod backend;
+pub mod bench;
 pub mod browser;
 pub mod capture;
 pub mod client;

@@ -1,4 +1,4 @@
-//! `conformance`: run the scenarios against a server, replay captures, record sessions.
+//! `conformance`: run the scenarios against a server, replay captures, record sessions, benchmark servers.
 //!
 //! ```sh
 //! conformance list
@@ -12,6 +12,9 @@
 //! conformance replay fixtures/captures/obs_publish_to_nginx.pcap --rtmp rtmp://127.0.0.1:1935/live
 //! conformance replay client.bin server.bin --rtmp rtmp://127.0.0.1:1935/live
 //! conformance record --listen 127.0.0.1:1936 --upstream rtmp://127.0.0.1:1935 --out session.pcapng
+//! conformance bench --publishers 2 --players 5 --via whep --duration 30s --html bench.html
+//! conformance bench --rtmp rtmp://127.0.0.1:1935/live --whep 'http://127.0.0.1:8080/whep/{app}/{stream}' \
+//!     --pid 4242 --compare nginx.toml --compare-pid 4343 --via rtmp --json bench.json
 //! ```
 
 use std::path::PathBuf;
@@ -19,6 +22,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use conformance::bench::media::MediaSpec;
+use conformance::bench::report as bench_report;
+use conformance::bench::{BenchOptions, PlayVia};
 use conformance::replay::{replay_source, CaptureSource, ReplayOptions};
 use conformance::report::{self, TargetResults};
 use conformance::scenario::{self, run_case, RunOptions, Scenario};
@@ -65,6 +71,10 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Measure a server under load: N publishers x M players each, latency
+    /// from frame numbers drawn into the published pictures, first picture
+    /// and sound, frames lost, audio gaps, and the server's CPU and memory.
+    Bench(Box<BenchArgs>),
     /// Proxy RTMP clients to a server and write their sessions to a pcapng.
     Record {
         /// Where clients connect.
@@ -80,9 +90,68 @@ enum Command {
 }
 
 #[derive(Args)]
-struct RunArgs {
-    /// Only ids containing one of these (e.g. rtmp/netstatus).
-    filters: Vec<String>,
+struct BenchArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Publishers, each on a stream of its own.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Players of each stream.
+    #[arg(long, default_value_t = 4)]
+    players: usize,
+    /// How players play.
+    #[arg(long, value_enum, default_value = "whep")]
+    via: PlayVia,
+    /// How long players play.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    duration: Duration,
+    /// Published picture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x360", value_parser = parse_size)]
+    size: (usize, usize),
+    /// Published frames per second.
+    #[arg(long, default_value_t = 25)]
+    fps: u32,
+    /// Published video bitrate, kbit/s.
+    #[arg(long, default_value_t = 800)]
+    kbps: u32,
+    /// Parameters players add to the stream name, e.g. `width=320` (the
+    /// reference server then transcodes to a smaller picture).
+    #[arg(long)]
+    play_params: Option<String>,
+    /// The server's process id, to measure its CPU and memory from /proc
+    /// (the embedded server's is this process, load generator included).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Run the same load on this second target afterwards and print ratios:
+    /// a target file, or `embedded`.
+    #[arg(long)]
+    compare: Option<String>,
+    /// The second target's process id.
+    #[arg(long, requires = "compare")]
+    compare_pid: Option<u32>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write an HTML page with plots here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let (w, h) = text.split_once('x').ok_or("WIDTHxHEIGHT, e.g. 640x360")?;
+    let (w, h): (usize, usize) = (
+        w.parse().map_err(|_| "bad width")?,
+        h.parse().map_err(|_| "bad height")?,
+    );
+    if w < 40 || h < 16 || w % 2 == 1 || h % 2 == 1 {
+        return Err("even sides, at least 40x16".into());
+    }
+    Ok((w, h))
+}
+
+/// Which server: the embedded reference server unless told otherwise.
+#[derive(Args, Clone)]
+struct TargetArgs {
     /// A target file (TOML: name, rtmp, whep, whip, ws, capabilities, lacks,
     /// [exclude], [container]).
     #[arg(long, conflicts_with_all = ["rtmp", "whep", "whip", "ws", "image"])]
@@ -118,6 +187,14 @@ struct RunArgs {
     /// The name reports give an external target.
     #[arg(long, default_value = "external")]
     name: String,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Only ids containing one of these (e.g. rtmp/netstatus).
+    filters: Vec<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// The scenarios directory.
     #[arg(long, default_value_os_t = scenario::default_dir())]
     scenarios: PathBuf,
@@ -168,33 +245,20 @@ async fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run(args) => run(*args).await,
+        Command::Bench(args) => bench(*args).await,
         Command::Replay { capture, rtmp, json } => replay(capture, rtmp, json).await,
         Command::Record { listen, upstream, out } => record(listen, upstream, out).await,
     }
 }
 
-fn load(dir: &std::path::Path, filters: &[String]) -> Result<Vec<Scenario>, ExitCode> {
-    match scenario::load_dir(dir) {
-        Ok(all) => Ok(all
-            .into_iter()
-            .filter(|s| filters.is_empty() || filters.iter().any(|f| s.id.contains(f.as_str())))
-            .collect()),
-        Err(error) => {
-            eprintln!("error: {error}");
-            Err(ExitCode::from(2))
-        }
-    }
-}
-
-async fn run(args: RunArgs) -> ExitCode {
+/// The target the options name; prints why not and gives exit code 2.
+async fn make_target(args: &TargetArgs) -> Result<Target, ExitCode> {
+    let fail = |error: &dyn std::fmt::Display| {
+        eprintln!("error: {error}");
+        ExitCode::from(2)
+    };
     let spec = if let Some(file) = &args.target {
-        match TargetSpec::load(file) {
-            Ok(spec) => Some(spec),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
-            }
-        }
+        Some(TargetSpec::load(file).map_err(|e| fail(&e))?)
     } else if args.rtmp.is_some() || args.whep.is_some() || args.whip.is_some() || args.ws.is_some() {
         Some(TargetSpec {
             name: args.name.clone(),
@@ -214,30 +278,144 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let mut quirks = Quirks::default();
     for name in &args.quirk {
-        if let Err(error) = quirks.set(name) {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
+        quirks.set(name).map_err(|e| fail(&e))?;
     }
-    let target = match spec {
-        None if quirks == Quirks::default() => Target::Embedded,
-        None => Target::EmbeddedWithQuirks(quirks),
+    match spec {
+        None if quirks == Quirks::default() => Ok(Target::Embedded),
+        None => Ok(Target::EmbeddedWithQuirks(quirks)),
         Some(spec) => {
             if let Some(container) = &spec.container {
                 println!("starting a container from {}", container.image);
             }
             match tokio::task::spawn_blocking(|| Target::from_spec(spec)).await {
-                Ok(Ok(target)) => target,
-                Ok(Err(error)) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(2);
-                }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(2);
-                }
+                Ok(Ok(target)) => Ok(target),
+                Ok(Err(error)) => Err(fail(&error)),
+                Err(error) => Err(fail(&error)),
             }
         }
+    }
+}
+
+async fn bench(args: BenchArgs) -> ExitCode {
+    let mut targets = Vec::new();
+    match make_target(&args.target).await {
+        Ok(target) => targets.push((target, args.pid)),
+        Err(code) => return code,
+    }
+    if let Some(second) = &args.compare {
+        let other = TargetArgs {
+            target: (second != "embedded").then(|| PathBuf::from(second)),
+            image: None,
+            image_arg: Vec::new(),
+            rtmp: None,
+            whep: None,
+            whip: None,
+            ws: None,
+            app_key: None,
+            quirk: Vec::new(),
+            name: second.clone(),
+        };
+        match make_target(&other).await {
+            Ok(target) => targets.push((target, args.compare_pid)),
+            Err(code) => return code,
+        }
+    }
+    let options = BenchOptions {
+        publishers: args.publishers,
+        players: args.players,
+        via: args.via,
+        duration: args.duration,
+        media: MediaSpec {
+            width: args.size.0,
+            height: args.size.1,
+            fps: args.fps,
+            bitrate: args.kbps * 1000,
+            seconds: 0,
+        },
+        pid: None,
+        play_params: args.play_params.clone(),
+    };
+    let mut results = Vec::new();
+    for (target, pid) in targets {
+        let running = match target.start(None).await {
+            Ok(running) => running,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        // The embedded server runs in this process.
+        let pid = pid.or_else(|| running.server().map(|_| std::process::id()));
+        let name = running.spec.name.clone();
+        let options = BenchOptions { pid, ..options.clone() };
+        let result = conformance::bench::run(&running, &options, |p| {
+            let done = (p.elapsed.as_secs_f64() / p.total.as_secs_f64().max(1e-3) * 30.0) as usize;
+            let process = match (p.cpu_percent, p.rss_mib) {
+                (Some(cpu), Some(rss)) => format!(" · CPU {cpu:>4.0} % · RSS {rss:.0} MiB"),
+                _ => String::new(),
+            };
+            eprint!(
+                "\r{name} [{}{}] {:>3.0}/{:.0} s · {} players{process}   ",
+                "#".repeat(done.min(30)),
+                ".".repeat(30 - done.min(30)),
+                p.elapsed.as_secs_f64(),
+                p.total.as_secs_f64(),
+                p.players
+            );
+        })
+        .await;
+        eprintln!();
+        running.stop().await;
+        let _ = tokio::task::spawn_blocking(move || drop(target)).await;
+        match result {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    print!("{}", bench_report::table(&results));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&results).unwrap_or_default();
+        if let Err(error) = std::fs::write(path, json) {
+            eprintln!("error: {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.html {
+        if let Err(error) = std::fs::write(path, bench_report::html(&results)) {
+            eprintln!("error: {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let failed = results
+        .iter()
+        .any(|r| r.latency_ms.is_none() || !r.publisher_errors.is_empty());
+    if failed {
+        eprintln!("error: a target decoded no marked picture, or a publisher failed");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn load(dir: &std::path::Path, filters: &[String]) -> Result<Vec<Scenario>, ExitCode> {
+    match scenario::load_dir(dir) {
+        Ok(all) => Ok(all
+            .into_iter()
+            .filter(|s| filters.is_empty() || filters.iter().any(|f| s.id.contains(f.as_str())))
+            .collect()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let target = match make_target(&args.target).await {
+        Ok(target) => target,
+        Err(code) => return code,
     };
     let scenarios = match load(&args.scenarios, &args.filters) {
         Ok(list) => list,

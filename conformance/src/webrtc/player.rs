@@ -62,6 +62,8 @@ pub struct PlayerOptions {
     /// Send to this address instead of the answer's candidates: a
     /// [`UdpRelay`](super::UdpRelay) in front of the server, to lose packets.
     pub via: Option<SocketAddr>,
+    /// Read the frame marks of decoded pictures ([`WebRtcPlayer::take_marks`]).
+    pub read_marks: bool,
 }
 
 impl Default for PlayerOptions {
@@ -77,6 +79,7 @@ impl Default for PlayerOptions {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             signalling_timeout: SIGNALLING_TIMEOUT,
             via: None,
+            read_marks: false,
         }
     }
 }
@@ -238,9 +241,13 @@ impl WebRtcPlayer {
         let started = prepared.started();
         let video_mid = prepared.mid(MediaKind::Video);
         let offer = prepared.offer().to_string();
+        let mut receiver = MediaReceiver::new(started, options.keep_pcm);
+        if options.read_marks {
+            receiver.read_marks();
+        }
         let app = PlayerApp {
             started,
-            receiver: MediaReceiver::new(started, options.keep_pcm),
+            receiver,
             keyframe_requests_sent: 0,
         };
         let peer = prepared.spawn(app);
@@ -273,6 +280,18 @@ impl WebRtcPlayer {
     /// The WHEP session URL (`Location`), when signalled over HTTP.
     pub fn location(&self) -> Option<&str> {
         self.signalling.location()
+    }
+
+    /// The frame marks read since the last call (with
+    /// [`PlayerOptions::read_marks`]), each with when its picture arrived,
+    /// counted from the offer.
+    pub fn take_marks(&self) -> Vec<(u16, Duration)> {
+        self.peer.lock().app.receiver.take_marks()
+    }
+
+    /// When the offer was made: what the times of reports and marks count from.
+    pub fn started(&self) -> Instant {
+        self.peer.lock().app.started
     }
 
     /// What the player has seen so far.

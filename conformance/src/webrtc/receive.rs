@@ -166,6 +166,9 @@ pub struct MediaReceiver {
     pcm_rate: u32,
     pcm: VecDeque<i16>,
     scratch: Vec<i16>,
+    /// Frame marks read from decoded pictures, with when they came, while
+    /// [`MediaReceiver::read_marks`] is on.
+    marks: Option<Vec<(u16, Duration)>>,
 }
 
 impl std::fmt::Debug for MediaReceiver {
@@ -197,7 +200,20 @@ impl MediaReceiver {
             pcm_rate: 0,
             pcm: VecDeque::new(),
             scratch: Vec::new(),
+            marks: None,
         }
+    }
+
+    /// Reads the frame mark (see [`crate::bench::marks`]) of every decoded
+    /// picture from now on, for [`MediaReceiver::take_marks`].
+    pub fn read_marks(&mut self) {
+        self.marks.get_or_insert_with(Vec::new);
+    }
+
+    /// The marks read since the last call, each with its picture's arrival
+    /// (counted from the offer).
+    pub fn take_marks(&mut self) -> Vec<(u16, Duration)> {
+        self.marks.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Takes one frame of `codec` received at `now`, made of `rtp_packets`
@@ -298,6 +314,11 @@ impl MediaReceiver {
         match decoder.decode(data) {
             Ok(Some(picture)) => {
                 let (w, h) = picture.dimensions();
+                if let Some(marks) = &mut self.marks {
+                    if let Some(mark) = crate::bench::marks::read(picture.y(), picture.strides().0, w, h) {
+                        marks.push((mark, since));
+                    }
+                }
                 v.pictures += 1;
                 v.width = u32::try_from(w).unwrap_or(u32::MAX);
                 v.height = u32::try_from(h).unwrap_or(u32::MAX);

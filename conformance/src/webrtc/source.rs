@@ -87,6 +87,14 @@ impl TestPattern {
     }
 }
 
+impl TestPattern {
+    /// Draws `value` as a frame mark over the top of the picture (see
+    /// [`crate::bench::marks`]), after [`TestPattern::render`].
+    pub fn mark(&mut self, value: u16) {
+        crate::bench::marks::draw(&mut self.y, self.width, self.width, self.height, value);
+    }
+}
+
 impl YUVSource for TestPattern {
     fn dimensions(&self) -> (usize, usize) {
         (self.width, self.height)
@@ -119,6 +127,7 @@ pub struct H264Source {
     index: u64,
     next_periodic_idr: u64,
     force_idr: bool,
+    marked: bool,
 }
 
 impl std::fmt::Debug for H264Source {
@@ -169,7 +178,15 @@ impl H264Source {
             index: 0,
             next_periodic_idr: 0,
             force_idr: false,
+            marked: false,
         })
+    }
+
+    /// Draws each frame's number (modulo 65536) into its picture as a
+    /// [`crate::bench::marks`] mark, for latency measurements.
+    pub fn with_marks(mut self) -> H264Source {
+        self.marked = true;
+        self
     }
 
     /// Frames per second.
@@ -204,6 +221,9 @@ impl H264Source {
         let index = self.index;
         self.index += 1;
         self.pattern.render(index);
+        if self.marked {
+            self.pattern.mark(index as u16);
+        }
         // The first frame is an IDR anyway; forcing one before the encoder is
         // initialised (on its first encode) is not possible.
         let periodic = index == self.next_periodic_idr;

@@ -110,20 +110,26 @@ impl std::fmt::Debug for AvcEncoder {
     }
 }
 
+/// The openh264 settings [`AvcEncoder`] encodes with, aiming at `bitrate`
+/// bits per second (public so benchmarks can time the bare codec the same way).
+pub fn encoder_config(bitrate: u32) -> EncoderConfig {
+    EncoderConfig::new()
+        .profile(Profile::Baseline)
+        .bitrate(BitRate::from_bps(bitrate))
+        .max_frame_rate(FrameRate::from_hz(NOMINAL_FPS))
+        .rate_control_mode(RateControlMode::Bitrate)
+        .usage_type(UsageType::CameraVideoRealTime)
+        .complexity(Complexity::Low)
+        .skip_frames(false)
+        .scene_change_detect(false)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        .num_threads(1)
+}
+
 impl AvcEncoder {
     /// An encoder aiming at `bitrate` bits per second.
     pub fn new(bitrate: u32) -> Result<AvcEncoder, CodecError> {
-        let config = EncoderConfig::new()
-            .profile(Profile::Baseline)
-            .bitrate(BitRate::from_bps(bitrate))
-            .max_frame_rate(FrameRate::from_hz(NOMINAL_FPS))
-            .rate_control_mode(RateControlMode::Bitrate)
-            .usage_type(UsageType::CameraVideoRealTime)
-            .complexity(Complexity::Low)
-            .skip_frames(false)
-            .scene_change_detect(false)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-            .num_threads(1);
+        let config = encoder_config(bitrate);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| CodecError::Libav {
             codec: "openh264",
             detail: e.to_string(),

@@ -2,8 +2,10 @@
 //! Spark), scaled to fit what the players asked for and encoded as
 //! Constrained Baseline H.264 ([`media::codec::VideoTranscoder`]).
 //!
-//! A codec thread that cannot keep up never makes its queue grow: when the
-//! queue is full, the feed drops frames up to the source's next keyframe
+//! A codec thread that cannot keep up never makes its queue grow: the
+//! cached group of pictures a new transcoder starts from waits for room in
+//! the queue, but when live frames find it full, the feed drops frames up
+//! to the source's next keyframe
 //! (a decoder cannot resume anywhere else), counts them in
 //! `video_transcode_frames_dropped_total`, and the output goes on from there.
 
@@ -54,8 +56,10 @@ pub(super) async fn feed(
         dropping: false,
         held_config: None,
     };
+    // The cached group of pictures goes in whole, however long: the
+    // decoder needs all of it, so it waits for room rather than dropping.
     for frame in std::mem::take(&mut subscription.initial) {
-        if !feed.send(frame) {
+        if !feed.send_waiting(frame, &stop).await {
             return;
         }
     }
@@ -91,6 +95,25 @@ struct Feed {
 }
 
 impl Feed {
+    /// Queues a video frame, waiting while the queue is full; false once the
+    /// thread is gone or the transcoder stopped.
+    async fn send_waiting(&mut self, mut frame: Frame, stop: &CancellationToken) -> bool {
+        if frame.kind != MediaKind::Video {
+            return true;
+        }
+        loop {
+            match self.input.try_send(frame) {
+                Ok(()) => return true,
+                Err(mpsc::TrySendError::Full(again)) => frame = again,
+                Err(mpsc::TrySendError::Disconnected(_)) => return false,
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return false,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(2)) => {}
+            }
+        }
+    }
+
     /// Queues a video frame for the codec thread; false once the thread is gone.
     fn send(&mut self, frame: Frame) -> bool {
         if frame.kind != MediaKind::Video {

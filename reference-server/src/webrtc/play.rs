@@ -425,8 +425,17 @@ impl Player {
         self.avc = None;
         self.need_keyframe = true;
         self.skip_video_through = None;
+        // Configuration only: the pictures start at the IDR asked for, even
+        // though the sequence header is flagged as a keyframe.
         if let Some(config) = transcoded.initial.take() {
-            self.video(rtc, config, false);
+            self.video(
+                rtc,
+                Frame {
+                    keyframe: false,
+                    ..config
+                },
+                false,
+            );
         }
         self.transcoded_video = Some(transcoded);
     }

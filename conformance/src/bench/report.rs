@@ -1,0 +1,225 @@
+//! Bench results for people: a console table (with ratios when two targets
+//! ran the same load), JSON, and one self-contained HTML page whose plots
+//! are inline SVG (no scripts, no network).
+
+use std::fmt::Write;
+
+use super::{BenchResult, Summary};
+
+/// How a table row reads its value off a result.
+type Read = fn(&BenchResult) -> Option<f64>;
+
+/// The rows every table shows: a name and how to read it off a result.
+fn rows() -> Vec<(&'static str, Read)> {
+    fn ms(summary: &Option<Summary>, pick: fn(&Summary) -> f64) -> Option<f64> {
+        summary.as_ref().map(pick)
+    }
+    vec![
+        ("latency p50 (ms)", |r| ms(&r.latency_ms, |s| s.p50)),
+        ("latency p90 (ms)", |r| ms(&r.latency_ms, |s| s.p90)),
+        ("latency p99 (ms)", |r| ms(&r.latency_ms, |s| s.p99)),
+        ("latency max (ms)", |r| ms(&r.latency_ms, |s| s.max)),
+        ("first picture p50 (ms)", |r| ms(&r.first_picture_ms, |s| s.p50)),
+        ("first picture max (ms)", |r| ms(&r.first_picture_ms, |s| s.max)),
+        ("first sound p50 (ms)", |r| ms(&r.first_sound_ms, |s| s.p50)),
+        ("frames decoded", |r| Some(r.frames_decoded as f64)),
+        ("frames lost", |r| Some(r.frames_lost as f64)),
+        ("decode errors", |r| Some(r.decode_errors as f64)),
+        ("longest audio gap (ms)", |r| Some(r.longest_audio_gap_ms)),
+        ("server CPU (% of a core)", |r| {
+            r.process.as_ref().map(|p| p.cpu_percent)
+        }),
+        ("server CPU seconds", |r| r.process.as_ref().map(|p| p.cpu_seconds)),
+        ("server RSS max (MiB)", |r| r.process.as_ref().map(|p| p.rss_max_mib)),
+    ]
+}
+
+fn cell(value: Option<f64>) -> String {
+    match value {
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e9 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+        None => "-".into(),
+    }
+}
+
+/// The console summary: one column per result, and `second/first` ratios
+/// when there are two.
+pub fn table(results: &[BenchResult]) -> String {
+    let mut out = String::new();
+    if let Some(first) = results.first() {
+        let _ = writeln!(
+            out,
+            "{} publisher(s) x {} player(s) each over {:?}, {} s, {}x{} at {} fps",
+            first.publishers,
+            first.players_per_stream,
+            first.via,
+            first.seconds,
+            first.picture.0,
+            first.picture.1,
+            first.picture.2
+        );
+    }
+    let _ = write!(out, "{:<28}", "");
+    for result in results {
+        let _ = write!(out, "{:>16}", result.target);
+    }
+    if results.len() == 2 {
+        let _ = write!(out, "{:>10}", "ratio");
+    }
+    out.push('\n');
+    for (name, read) in rows() {
+        let _ = write!(out, "{name:<28}");
+        let values: Vec<Option<f64>> = results.iter().map(read).collect();
+        for value in &values {
+            let _ = write!(out, "{:>16}", cell(*value));
+        }
+        if let [Some(a), Some(b)] = values[..] {
+            let ratio = if a == 0.0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}x", b / a)
+            };
+            let _ = write!(out, "{ratio:>10}");
+        }
+        out.push('\n');
+    }
+    for result in results {
+        for error in result.publisher_errors.iter().chain(&result.player_errors) {
+            let _ = writeln!(out, "{}: {error}", result.target);
+        }
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The latency histogram as an SVG bar chart.
+fn histogram_svg(result: &BenchResult) -> String {
+    let (w, h, pad) = (560.0, 200.0, 30.0);
+    let buckets = &result.latency_histogram;
+    let top = buckets.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
+    let bar = (w - 2.0 * pad) / buckets.len().max(1) as f64;
+    let mut svg = format!(r#"<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">"#);
+    for (index, (_, count)) in buckets.iter().enumerate() {
+        let height = (h - 2.0 * pad) * *count as f64 / top;
+        let _ = write!(
+            svg,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{height:.1}" fill="#3b6ea5"/>"##,
+            pad + index as f64 * bar,
+            h - pad - height,
+            (bar - 1.0).max(1.0)
+        );
+    }
+    let last = buckets.last().map_or(0, |b| b.0 + 10);
+    let _ = write!(
+        svg,
+        r#"<line x1="{pad}" y1="{y}" x2="{x2}" y2="{y}" stroke="black"/><text x="{pad}" y="{t}" font-size="11">0 ms</text><text x="{x2}" y="{t}" font-size="11" text-anchor="end">{last} ms</text><text x="{pad}" y="14" font-size="11">{top} frames</text></svg>"#,
+        y = h - pad,
+        x2 = w - pad,
+        t = h - 10.0,
+    );
+    svg
+}
+
+/// CPU % and RSS over time as two SVG polylines.
+fn process_svg(result: &BenchResult) -> String {
+    let Some(process) = &result.process else {
+        return "<p>CPU and memory not measured (no server pid).</p>".into();
+    };
+    let (w, h, pad) = (560.0, 200.0, 30.0);
+    let duration = result.seconds.max(1.0);
+    let cpu_top = process.samples.iter().map(|s| s.1).fold(100.0f64, f64::max);
+    let rss_top = process.samples.iter().map(|s| s.2).fold(1.0f64, f64::max);
+    let line = |value: fn(&(f64, f64, f64)) -> f64, top: f64| -> String {
+        process
+            .samples
+            .iter()
+            .map(|s| {
+                let x = pad + (w - 2.0 * pad) * s.0.clamp(0.0, duration) / duration;
+                let y = h - pad - (h - 2.0 * pad) * value(s) / top;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        r##"<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img"><polyline fill="none" stroke="#c0392b" points="{cpu}"/><polyline fill="none" stroke="#27ae60" points="{rss}"/><line x1="{pad}" y1="{y}" x2="{x2}" y2="{y}" stroke="black"/><text x="{pad}" y="14" font-size="11" fill="#c0392b">CPU, top {cpu_top:.0} %</text><text x="{x2}" y="14" font-size="11" fill="#27ae60" text-anchor="end">RSS, top {rss_top:.0} MiB</text><text x="{pad}" y="{t}" font-size="11">0 s</text><text x="{x2}" y="{t}" font-size="11" text-anchor="end">{duration:.0} s</text></svg>"##,
+        cpu = line(|s| s.1, cpu_top),
+        rss = line(|s| s.2, rss_top),
+        y = h - pad,
+        x2 = w - pad,
+        t = h - 10.0,
+    )
+}
+
+/// One HTML page: the table, then each target's plots side by side.
+pub fn html(results: &[BenchResult]) -> String {
+    let mut page = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>conformance bench</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}th:first-child,td:first-child{text-align:left}.plots{display:flex;gap:2em;flex-wrap:wrap}</style></head><body><h1>conformance bench</h1>",
+    );
+    let _ = write!(page, "<pre>{}</pre>", escape(&table(results)));
+    page.push_str("<div class=\"plots\">");
+    for result in results {
+        let _ = write!(
+            page,
+            "<section><h2>{}</h2><h3>Publish-to-display latency</h3>{}<h3>Server CPU and memory</h3>{}</section>",
+            escape(&result.target),
+            histogram_svg(result),
+            process_svg(result)
+        );
+    }
+    page.push_str("</div></body></html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PlayVia, ProcessUse};
+    use super::*;
+
+    fn result(target: &str, p50: f64) -> BenchResult {
+        BenchResult {
+            target: target.into(),
+            publishers: 1,
+            players_per_stream: 2,
+            via: PlayVia::Whep,
+            seconds: 10.0,
+            picture: (320, 240, 25),
+            latency_ms: Summary::of(&[p50, p50 + 10.0]),
+            latency_histogram: vec![(0, 1), (10, 3)],
+            first_picture_ms: None,
+            first_sound_ms: None,
+            frames_expected: 10,
+            frames_decoded: 9,
+            frames_lost: 1,
+            decode_errors: 0,
+            longest_audio_gap_ms: 25.0,
+            player_errors: vec!["p0-1: refused".into()],
+            publisher_errors: vec![],
+            process: Some(ProcessUse {
+                pid: 1,
+                cpu_seconds: 2.0,
+                cpu_percent: 20.0,
+                rss_max_mib: 50.0,
+                samples: vec![(0.5, 10.0, 40.0), (1.0, 30.0, 50.0)],
+            }),
+        }
+    }
+
+    #[test]
+    fn two_targets_get_ratios_and_an_html_page_with_plots() {
+        let results = [result("a", 40.0), result("b", 80.0)];
+        let text = table(&results);
+        let p50 = text.lines().find(|l| l.starts_with("latency p50")).unwrap();
+        assert!(
+            p50.contains("40") && p50.contains("80") && p50.ends_with("2.00x"),
+            "{p50}"
+        );
+        assert!(text.contains("a: p0-1: refused"));
+        let page = html(&results);
+        assert_eq!(page.matches("<svg").count(), 4);
+        assert!(page.contains("<polyline") && !page.contains("http://") && !page.contains("<script"));
+    }
+}
