@@ -1,5 +1,6 @@
 //! Per-frame costs of the media path: audio transcodes (Speex, AAC and
-//! Nellymoser to Opus; Opus to Speex and AAC), AVCC→Annex B with parameter sets (what a WebRTC player's H.264
+//! Nellymoser to Opus, each beside the bare decoder, resampler and libopus
+//! calls it is made of; Opus to Speex and AAC), AVCC→Annex B with parameter sets (what a WebRTC player's H.264
 //! goes through before str0m packetizes it), and fan-out of one frame from a
 //! publisher to 100 players through the hub.
 
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use media::codec::spark::{Picture, SparkDecoder};
 use media::codec::transcode::{FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+use media::codec::{AacDecoder, NellymoserDecoder, OpusEncoder, Resampler, SpeexDecoder};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
 use reference_server::hub::{Frame, Hub, HubLimits};
@@ -41,13 +43,78 @@ fn to_opus(c: &mut Criterion, name: &str, file: &str) {
     group.finish();
 }
 
+/// The same file through the bare codecs: `decode` (a fresh decoder per
+/// iteration, from `new`) to mono PCM at `rate`, the resampler to 48 kHz,
+/// libopus every 20 ms. What `ToOpus` is made of, without its framing,
+/// timing and header handling.
+fn bare_to_opus<D>(
+    c: &mut Criterion,
+    name: &str,
+    file: &str,
+    rate: u32,
+    new: impl Fn(&[Tag]) -> D,
+    decode: impl Fn(&mut D, &Tag, &mut Vec<i16>),
+) {
+    let tags = audio(&fixture(file));
+    let mut group = c.benchmark_group("transcode");
+    group.throughput(Throughput::Elements(tags.len() as u64));
+    group.bench_function(name, |b| {
+        let (mut pcm, mut pcm48) = (Vec::with_capacity(4096), Vec::with_capacity(16384));
+        b.iter(|| {
+            let mut decoder = new(&tags);
+            let mut resampler = Resampler::new(rate, 48_000, 1).unwrap();
+            let mut opus = OpusEncoder::new(1, 48_000).unwrap();
+            let mut start = 0;
+            pcm48.clear();
+            for tag in &tags {
+                pcm.clear();
+                decode(&mut decoder, tag, &mut pcm);
+                resampler.process(&pcm, &mut pcm48).unwrap();
+                while pcm48.len() - start >= 960 {
+                    opus.encode(&pcm48[start..start + 960]).unwrap();
+                    start += 960;
+                }
+            }
+        });
+    });
+    group.finish();
+}
+
 fn transcodes(c: &mut Criterion) {
     to_opus(c, "speex_to_opus (per Flash frame)", "red5_h264_speex.flv");
+    bare_to_opus(
+        c,
+        "speex_to_opus bare codecs (per Flash frame)",
+        "red5_h264_speex.flv",
+        16_000,
+        |_| SpeexDecoder::new().unwrap(),
+        |d, tag, pcm| drop(d.decode(&tag.data[1..], pcm)),
+    );
     to_opus(c, "aac_to_opus (per AAC frame)", "ffmpeg_aac_lc_mono_44100_440hz.flv");
+    bare_to_opus(
+        c,
+        "aac_to_opus bare codecs (per AAC frame)",
+        "ffmpeg_aac_lc_mono_44100_440hz.flv",
+        44_100,
+        |tags| AacDecoder::new(&tags[0].data[2..]).unwrap(),
+        |d, tag, pcm| {
+            if tag.data[1] == 1 {
+                drop(d.decode(&tag.data[2..], pcm));
+            }
+        },
+    );
     to_opus(
         c,
         "nellymoser_to_opus (per 22 kHz tag)",
         "ffmpeg_nellymoser_22050_440hz.flv",
+    );
+    bare_to_opus(
+        c,
+        "nellymoser_to_opus bare codecs (per 22 kHz tag)",
+        "ffmpeg_nellymoser_22050_440hz.flv",
+        22_050,
+        |_| NellymoserDecoder::new().unwrap(),
+        |d, tag, pcm| drop(d.decode(&tag.data[1..], pcm)),
     );
 
     // Opus packets to turn back into Speex, made once.
