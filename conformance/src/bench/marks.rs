@@ -30,6 +30,9 @@ pub fn draw(y: &mut [u8], stride: usize, width: usize, height: usize, value: u16
     let Some((rows, block)) = band(width, height) else {
         return;
     };
+    if stride < width || y.len() < stride * rows {
+        return;
+    }
     let bits = u32::from(value) << 4 | u32::from(check(value));
     for row in y.chunks_mut(stride).take(rows) {
         for (index, pixels) in row[..block * BLOCKS].chunks_mut(block).enumerate() {

@@ -426,8 +426,8 @@ pub struct MediaExpect {
     /// The first video frame is an IDR.
     #[serde(default)]
     pub first_frame_idr: bool,
-    /// No video frame's RTP timestamp is earlier than one received before
-    /// it (no B-frames sent in decode order).
+    /// No video frame is sent after a frame with a later RTP timestamp (no
+    /// B-frames sent in decode order; retransmissions do not count).
     #[serde(default)]
     pub pictures_in_order: bool,
     /// No video frames may arrive at all.

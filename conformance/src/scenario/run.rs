@@ -1418,7 +1418,7 @@ fn check_media(media: &MediaExpect, observed: &Observed) -> Result<(), String> {
     }
     if media.pictures_in_order && report.video.out_of_order > 0 {
         return Err(format!(
-            "{} of {} video frames came with an RTP timestamp earlier than one before them (B-frames passed through in decode order)",
+            "{} of {} video frames were sent after a frame with a later RTP timestamp (B-frames passed through in decode order)",
             report.video.out_of_order, report.video.frames
         ));
     }

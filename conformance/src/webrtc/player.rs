@@ -176,6 +176,10 @@ impl PeerApp for PlayerApp {
             self.receiver.timing(codec, data.time, data.last_sender_info.as_ref());
             self.receiver
                 .sequence(codec, **data.seq_range.start(), **data.seq_range.end());
+            if codec.is_video() {
+                self.receiver
+                    .video_order(data.time, **data.seq_range.start(), **data.seq_range.end());
+            }
             self.receiver
                 .receive(data.network_time, codec, &data.data, packets, data.contiguous);
         }

@@ -39,10 +39,11 @@ pub struct VideoStats {
     pub frames_before_first_idr: u64,
     /// Frames str0m marked as not contiguous with the previous one (packets lost).
     pub discontinuities: u64,
-    /// Frames whose RTP timestamp is earlier than one received before: a
-    /// sender passing B-frames through in decode order, which a WebRTC
-    /// decoder shows out of order or stalls on. (A repeated timestamp, a
-    /// frame sent twice, does not count.)
+    /// Frames the sender sent after a frame with a later RTP timestamp (their
+    /// sequence numbers follow it, their timestamp is earlier): B-frames
+    /// passed through in decode order, which a WebRTC decoder shows out of
+    /// order or stalls on. A frame completed late by a retransmission (sent
+    /// earlier, sequence numbers earlier too) does not count.
     pub out_of_order: u64,
     /// Pictures openh264 decoded.
     pub pictures: u64,
@@ -157,8 +158,9 @@ pub struct MediaReceiver {
     h264: Option<Decoder>,
     opus: Option<OpusDecoder>,
     first_video_time: Option<MediaTime>,
-    /// The latest RTP time of a video frame so far.
-    last_video_time: Option<MediaTime>,
+    /// The latest RTP time of a video frame so far, and the last sequence
+    /// number of that frame.
+    last_video_time: Option<(MediaTime, u64)>,
     first_audio_time: Option<MediaTime>,
     last_audio_after: Option<Duration>,
     last_audio_seq: Option<u64>,
@@ -231,12 +233,6 @@ impl MediaReceiver {
     /// force when it came, to place the first frame on the sender's clock
     /// ([`VideoStats::first_frame_sampled_at`]).
     pub fn timing(&mut self, codec: Codec, time: MediaTime, sender: Option<&SenderInfo>) {
-        if codec.is_video() {
-            match self.last_video_time {
-                Some(latest) if time < latest => self.video.out_of_order += 1,
-                _ => self.last_video_time = Some(time),
-            }
-        }
         let (first, sampled_at) = if codec.is_video() {
             (&mut self.first_video_time, &mut self.video.first_frame_sampled_at)
         } else {
@@ -245,6 +241,20 @@ impl MediaReceiver {
         let first = *first.get_or_insert(time);
         if let Some(sender) = sender {
             *sampled_at = Some(sampled_at_sender(first, sender));
+        }
+    }
+
+    /// Takes the RTP time and (extended) sequence numbers of a video frame,
+    /// to count frames sent out of presentation order
+    /// ([`VideoStats::out_of_order`]).
+    pub fn video_order(&mut self, time: MediaTime, first_seq: u64, last_seq: u64) {
+        match self.last_video_time {
+            Some((latest, latest_seq)) if time < latest => {
+                if first_seq > latest_seq {
+                    self.video.out_of_order += 1;
+                }
+            }
+            _ => self.last_video_time = Some((time, last_seq)),
         }
     }
 
@@ -445,6 +455,23 @@ pub fn alaw_to_linear(byte: u8) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_sent_out_of_presentation_order_count_but_late_retransmissions_do_not() {
+        use str0m::media::Frequency;
+        let t = |ms: u64| MediaTime::new(ms * 90, Frequency::NINETY_KHZ);
+        let mut r = MediaReceiver::new(Instant::now(), Duration::from_secs(1));
+        // I P B B in decode order, each frame after the one before on the wire.
+        r.video_order(t(0), 0, 3);
+        r.video_order(t(120), 4, 5);
+        r.video_order(t(40), 6, 6);
+        r.video_order(t(80), 7, 7);
+        assert_eq!(r.video.out_of_order, 2);
+        // A frame completed late by RTX: earlier in time and on the wire.
+        r.video_order(t(200), 20, 21);
+        r.video_order(t(160), 18, 19);
+        assert_eq!(r.video.out_of_order, 2);
+    }
 
     #[test]
     fn g711_matches_the_reference_points_and_media() {

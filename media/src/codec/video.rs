@@ -307,6 +307,8 @@ mod tests {
         // The source has a keyframe every 15 pictures: so has the output.
         assert_eq!(out.iter().filter(|t| t.keyframe && !t.config).count(), 6);
         assert_eq!(decode(&out), (90, (320, 240)));
+        let times: Vec<u32> = out.iter().filter(|t| !t.config).map(|t| t.timestamp_ms).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
     }
 
     #[test]

@@ -157,6 +157,10 @@ struct Clock {
     last_video: Option<u64>,
     realign: bool,
     origin: Option<(Instant, u64)>,
+    /// The last wallclock handed to str0m per track: str0m queues frames in
+    /// wallclock order, so a track's wallclocks must never go back (they
+    /// would when the origin moves back for a burst on the other track).
+    last_wallclock: [Option<Instant>; 2],
 }
 
 impl Clock {
@@ -478,6 +482,7 @@ impl Player {
         } else {
             self.clock.map(frame.timestamp)
         };
+        let wallclock = self.clock.monotonic(VIDEO_TRACK, wallclock);
         self.clock.last_video = Some(ms);
         let pts = (ms as i64 + i64::from(cts)).max(0) as u64;
         let Some(writer) = rtc.writer(mid) else { return };
@@ -519,6 +524,7 @@ impl Player {
             return;
         }
         let (ms, wallclock) = self.clock.map(timestamp);
+        let wallclock = self.clock.monotonic(AUDIO_TRACK, wallclock);
         let Some(writer) = rtc.writer(mid) else { return };
         let ticks = ms * u64::from(rate.get()) / 1000;
         match writer.write(pt, wallclock, MediaTime::new(ticks, rate), data) {
@@ -528,7 +534,19 @@ impl Player {
     }
 }
 
+/// Index of the video track in [`Clock::last_wallclock`].
+const VIDEO_TRACK: usize = 0;
+/// Index of the audio track in [`Clock::last_wallclock`].
+const AUDIO_TRACK: usize = 1;
+
 impl Clock {
+    /// `at`, or the track's last wallclock if that is later.
+    fn monotonic(&mut self, track: usize, at: Instant) -> Instant {
+        let at = self.last_wallclock[track].map_or(at, |last| last.max(at));
+        self.last_wallclock[track] = Some(at);
+        at
+    }
+
     fn wallclock(&self, ms: u64) -> Instant {
         match self.origin {
             Some((start, first)) => start + Duration::from_millis(ms.saturating_sub(first)),
