@@ -201,11 +201,12 @@ impl YUVSource for Planes<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::flv::{read_tags, TagKind};
     use crate::h264::{annexb_nal_units, nal_type, nal_unit_type};
 
+    /// The per-frame checksums of an `ffmpeg -f framecrc` file in fixtures/flv.
     pub(crate) fn framecrc(name: &str) -> Vec<u32> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/flv");
         std::fs::read_to_string(dir.join(name))

@@ -59,18 +59,8 @@ impl SparkDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::avc::tests::{adler32, framecrc};
     use crate::flv::{read_tags, TagKind};
-
-    /// The checksum `ffmpeg -f framecrc` prints per frame: Adler-32 (RFC
-    /// 1950) started from 0 rather than 1 (`av_adler32_update(0, ...)`).
-    fn adler32(data: &[u8]) -> u32 {
-        let (mut a, mut b) = (0u32, 0u32);
-        for &byte in data {
-            a = (a + u32::from(byte)) % 65521;
-            b = (b + a) % 65521;
-        }
-        b << 16 | a
-    }
 
     /// Every picture of the fixture is bit-identical to Debian's ffmpeg's
     /// decode of it (`ffmpeg -i FILE -map 0:v -f framecrc -`, checked in).
@@ -78,12 +68,7 @@ mod tests {
     fn decodes_the_fixture_exactly_as_ffmpeg_does() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/flv");
         let flv = bytes::Bytes::from(std::fs::read(dir.join("ffmpeg_sorenson_nellymoser_320x240_440hz.flv")).unwrap());
-        let reference = std::fs::read_to_string(dir.join("ffmpeg_sorenson_nellymoser_320x240_440hz.framecrc")).unwrap();
-        let expected: Vec<u32> = reference
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| u32::from_str_radix(l.rsplit("0x").next().unwrap().trim(), 16).unwrap())
-            .collect();
+        let expected = framecrc("ffmpeg_sorenson_nellymoser_320x240_440hz.framecrc");
         let mut decoder = SparkDecoder::new().unwrap();
         let mut picture = Picture::default();
         let mut crcs = Vec::new();
