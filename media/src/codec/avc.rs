@@ -12,7 +12,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 
-use super::libav::{Context, Frame, Packet};
+use super::libav::PictureDecoder;
 use super::picture::Picture;
 use super::CodecError;
 use crate::h264::AvcConfig;
@@ -21,9 +21,7 @@ const DECODER: &str = "h264";
 
 /// An H.264 decoder for FLV AVC streams.
 pub struct AvcDecoder {
-    context: Context,
-    frame: Frame,
-    packet: Packet,
+    decoder: PictureDecoder,
     config: Option<AvcConfig>,
     annexb: Vec<u8>,
 }
@@ -40,9 +38,7 @@ impl AvcDecoder {
     /// A decoder waiting for its configuration.
     pub fn new() -> Result<AvcDecoder, CodecError> {
         Ok(AvcDecoder {
-            context: Context::open_video_decoder(AVCodecID::AV_CODEC_ID_H264, DECODER)?,
-            frame: Frame::new()?,
-            packet: Packet::new()?,
+            decoder: PictureDecoder::new(AVCodecID::AV_CODEC_ID_H264, DECODER)?,
             config: None,
             annexb: Vec::with_capacity(64 * 1024),
         })
@@ -71,21 +67,7 @@ impl AvcDecoder {
         if self.annexb.is_empty() {
             return Ok(false);
         }
-        self.packet.fill(&self.annexb).map_err(|e| e.corrupt(DECODER))?;
-        self.context.send_packet(&self.packet).map_err(|e| e.corrupt(DECODER))?;
-        if !self
-            .context
-            .receive_frame(&mut self.frame)
-            .map_err(|e| e.corrupt(DECODER))?
-        {
-            return Ok(false);
-        }
-        let (width, height, planes) = self
-            .frame
-            .yuv420p()
-            .ok_or_else(|| CodecError::Unsupported("H.264 pictures other than 8-bit 4:2:0".into()))?;
-        out.copy_from_planes(width, height, planes);
-        Ok(true)
+        self.decoder.decode(&self.annexb, out)
     }
 }
 

@@ -22,6 +22,7 @@ use std::ptr::NonNull;
 
 use ffmpeg_sys_next as ff;
 
+use super::picture::Picture;
 use super::CodecError;
 
 /// A negative return code from libav.
@@ -495,6 +496,49 @@ impl Drop for Packet {
         let mut raw = self.0.as_ptr();
         // SAFETY: allocated by av_packet_alloc, freed once here (with its buffer).
         unsafe { ff::av_packet_free(&mut raw) }
+    }
+}
+
+/// A video decoder that hands out YUV 4:2:0 pictures: one compressed
+/// frame in, at most one picture out (later than its frame when the codec
+/// reorders).
+pub(crate) struct PictureDecoder {
+    context: Context,
+    frame: Frame,
+    packet: Packet,
+    codec: &'static str,
+}
+
+impl PictureDecoder {
+    /// libavcodec's decoder for `id`, named `codec` in errors.
+    pub(crate) fn new(id: ff::AVCodecID, codec: &'static str) -> Result<Self, CodecError> {
+        Ok(PictureDecoder {
+            context: Context::open_video_decoder(id, codec)?,
+            frame: Frame::new()?,
+            packet: Packet::new()?,
+            codec,
+        })
+    }
+
+    /// Decodes `data`; fills `out` and returns true when a picture came out.
+    pub(crate) fn decode(&mut self, data: &[u8], out: &mut Picture) -> Result<bool, CodecError> {
+        self.packet.fill(data).map_err(|e| e.corrupt(self.codec))?;
+        self.context
+            .send_packet(&self.packet)
+            .map_err(|e| e.corrupt(self.codec))?;
+        if !self
+            .context
+            .receive_frame(&mut self.frame)
+            .map_err(|e| e.corrupt(self.codec))?
+        {
+            return Ok(false);
+        }
+        let (width, height, planes) = self
+            .frame
+            .yuv420p()
+            .ok_or_else(|| CodecError::Unsupported(format!("{} pictures other than 8-bit YUV 4:2:0", self.codec)))?;
+        out.copy_from_planes(width, height, planes);
+        Ok(true)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use ffmpeg_sys_next::AVCodecID;
 
-use super::libav::{Context, Frame, Packet};
+use super::libav::PictureDecoder;
 pub use super::picture::Picture;
 use super::CodecError;
 
@@ -13,9 +13,7 @@ const CODEC: &str = "Sorenson Spark";
 
 /// A Sorenson Spark decoder.
 pub struct SparkDecoder {
-    context: Context,
-    frame: Frame,
-    packet: Packet,
+    decoder: PictureDecoder,
 }
 
 impl std::fmt::Debug for SparkDecoder {
@@ -28,9 +26,7 @@ impl SparkDecoder {
     /// A decoder (libavcodec's `flv`).
     pub fn new() -> Result<Self, CodecError> {
         Ok(SparkDecoder {
-            context: Context::open_video_decoder(AVCodecID::AV_CODEC_ID_FLV1, CODEC)?,
-            frame: Frame::new()?,
-            packet: Packet::new()?,
+            decoder: PictureDecoder::new(AVCodecID::AV_CODEC_ID_FLV1, CODEC)?,
         })
     }
 
@@ -38,21 +34,7 @@ impl SparkDecoder {
     /// header. Fills `out` and returns true when a picture came out (Spark
     /// has no B-frames, so every frame gives one, unless it is damaged).
     pub fn decode(&mut self, data: &[u8], out: &mut Picture) -> Result<bool, CodecError> {
-        self.packet.fill(data).map_err(|e| e.corrupt(CODEC))?;
-        self.context.send_packet(&self.packet).map_err(|e| e.corrupt(CODEC))?;
-        if !self
-            .context
-            .receive_frame(&mut self.frame)
-            .map_err(|e| e.corrupt(CODEC))?
-        {
-            return Ok(false);
-        }
-        let (width, height, planes) = self
-            .frame
-            .yuv420p()
-            .ok_or_else(|| CodecError::corrupt(CODEC, "a picture that is not YUV 4:2:0"))?;
-        out.copy_from_planes(width, height, planes);
-        Ok(true)
+        self.decoder.decode(data, out)
     }
 }
 
