@@ -189,6 +189,7 @@ fn fan_out(c: &mut Criterion) {
         HubLimits {
             player_queue_frames: 1024,
             gop_cache_bytes: 1 << 20,
+            gop_cache_duration: std::time::Duration::from_secs(12),
         },
         Arc::default(),
     );

@@ -44,6 +44,21 @@ impl Browser {
     /// Starts Chromium on `url` (flags for a closed network, autoplay without a
     /// user gesture, WebRTC over loopback) and connects to its page.
     pub async fn open(url: &str) -> Result<Browser, BrowserError> {
+        Browser::start(url, &[]).await
+    }
+
+    /// As [`Browser::open`], with Chromium's fake camera (a moving test
+    /// picture) and microphone (a beep every second), granted to the page
+    /// without asking.
+    pub async fn open_with_fake_camera(url: &str) -> Result<Browser, BrowserError> {
+        Browser::start(
+            url,
+            &["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+        )
+        .await
+    }
+
+    async fn start(url: &str, extra: &[&str]) -> Result<Browser, BrowserError> {
         let program = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
         let profile = std::env::temp_dir().join(format!("conformance-chromium-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&profile).map_err(|e| BrowserError::Start(e.to_string()))?;
@@ -62,6 +77,7 @@ impl Browser {
                 "--allow-loopback-in-peer-connection",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.0.display()))
             .arg(url)
             .stdin(Stdio::null())

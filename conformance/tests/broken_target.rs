@@ -116,3 +116,81 @@ async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
     assert_eq!(whep.verdict, Verdict::Unimplemented, "{whep:#?}");
     assert!(whep.notes.iter().any(|n| n.contains("lacks whep")), "{:?}", whep.notes);
 }
+
+/// An HTTP server that reads each request and then closes the connection
+/// without a response, or answers every request with `answer`.
+async fn http_server(answer: Option<&'static str>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then the body the Content-Length announces.
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                if let Some(answer) = answer {
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                }
+                // Dropped: the connection closes.
+            });
+        }
+    });
+    addr
+}
+
+/// A WHEP endpoint that closes the connection without any HTTP response has
+/// not refused anything: `webrtc/whep/unknown-stream` is FAILED there, and
+/// says what happened; a 404 is the refusal it asks for.
+#[tokio::test]
+async fn a_closed_connection_is_not_a_refusal() {
+    let scenarios = load_dir(&default_dir()).unwrap();
+    let case = scenarios
+        .iter()
+        .find(|s| s.id == "webrtc/whep/unknown-stream")
+        .unwrap()
+        .clone();
+    let options = RunOptions {
+        step_timeout: Duration::from_secs(2),
+        case_timeout: Duration::from_secs(20),
+    };
+    let target = |addr: SocketAddr| {
+        Target::External(Box::new(TargetSpec {
+            name: "whep-only".into(),
+            whep: Some(format!("http://{addr}/whep/{{app}}/{{stream}}")),
+            ..TargetSpec::default()
+        }))
+    };
+
+    let silent = run_case(&case, &target(http_server(None).await), &options).await;
+    assert_eq!(silent.verdict, Verdict::Failed, "{silent:#?}");
+    let actual = silent.actual.as_deref().unwrap_or_default();
+    assert!(
+        actual.contains("no refusal") && actual.contains("no HTTP response"),
+        "the actual says the server closed without answering: {actual}"
+    );
+
+    let not_found = "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 16\r\nconnection: close\r\n\r\nStream not found";
+    let refusing = run_case(&case, &target(http_server(Some(not_found)).await), &options).await;
+    assert_eq!(refusing.verdict, Verdict::Ok, "{refusing:#?}");
+}

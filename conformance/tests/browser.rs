@@ -4,13 +4,14 @@
 //! (`getStats`) and the received sound's level (WebAudio) from the page.
 //! A second stream carries Flash's own codecs (Sorenson Spark and
 //! Nellymoser), which reach the browser only through the server's
-//! transcoders.
+//! transcoders. The other way round, Chromium publishes its fake camera and
+//! microphone from the demo page and ffmpeg joins over RTMP 10 s later.
 
 use std::time::Duration;
 
 use conformance::browser::Browser;
 use conformance::target::embedded;
-use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs};
+use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs, program};
 use reference_server::ServerHandle;
 use serde_json::Value;
 
@@ -47,10 +48,10 @@ async fn browser_plays(signalling: &str, codecs: Codecs) {
     }
     .spawn()
     .unwrap();
-    wait_live(&server, "flashStreamingApp", &stream).await;
+    wait_live(&server, "live", &stream).await;
 
     let page = format!(
-        "{}/?app=flashStreamingApp&stream={stream}&signalling={signalling}&play=1",
+        "{}/?app=live&stream={stream}&signalling={signalling}&play=1",
         server.http_url()
     );
     let mut browser = Browser::open(&page).await.unwrap();
@@ -93,4 +94,72 @@ async fn chromium_plays_flash_sorenson_and_nellymoser_over_whep_as_h264_and_opus
 #[tokio::test]
 async fn chromium_plays_an_ffmpeg_stream_over_the_websocket_channel_with_picture_and_sound() {
     browser_plays("ws", Codecs::Encoder).await;
+}
+
+/// Chromium publishes from the demo page (its encoder makes keyframes only
+/// when asked); ffmpeg joins over RTMP 10 s later and must decode pictures
+/// and hear sound at once: the server asks the browser for keyframes, so
+/// the cached backlog is short, and the sound is not behind the video.
+async fn browser_publishes_and_ffmpeg_joins_late(signalling: &str) {
+    let server = embedded(|_| {}).await.unwrap();
+    let stream = format!("chromecam-{signalling}");
+    let page = format!(
+        "{}/?app=live&stream={stream}&signalling={signalling}&publish=1",
+        server.http_url()
+    );
+    let browser = Browser::open_with_fake_camera(&page).await.unwrap();
+    wait_live(&server, "live", &stream).await;
+    let published = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    let played = program("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-loglevel", "info", "-i"])
+        .arg(format!("{}/{stream}", server.rtmp_url("live")))
+        .args(["-t", "3", "-af", "astats=metadata=0", "-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&played.stderr);
+    assert!(played.status.success(), "ffmpeg's player failed: {log}");
+    assert!(
+        log.contains("Video: h264") && log.contains("Audio: speex"),
+        "ffmpeg found both tracks in its probe: {log}"
+    );
+    // The null muxer's last line: "video:...kB audio:...kB" after "frame=  N".
+    let frames: u64 = log
+        .rsplit("frame=")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(frames >= 30, "ffmpeg decoded {frames} pictures in 3 s: {log}");
+    // astats: the overall RMS level of what ffmpeg decoded; silence is -inf.
+    let rms = log
+        .lines()
+        .skip_while(|l| !l.contains("Overall"))
+        .find_map(|l| l.split_once("RMS level dB:").map(|(_, v)| v.trim().to_string()))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(f64::NEG_INFINITY);
+    assert!(
+        rms > -60.0,
+        "ffmpeg heard the browser's microphone at {rms} dBFS: {log}"
+    );
+    let requests = server.metrics().publisher_keyframe_requests.get();
+    let seconds = published.elapsed().as_secs();
+    assert!(
+        requests >= 3,
+        "the browser was asked for {requests} keyframes in {seconds} s (one on join, one per 2 s without)"
+    );
+    drop(browser);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chromium_publishes_over_whip_and_ffmpeg_joining_10_s_later_decodes_picture_and_sound() {
+    browser_publishes_and_ffmpeg_joins_late("whip").await;
+}
+
+#[tokio::test]
+async fn chromium_publishes_over_the_websocket_channel_and_ffmpeg_joining_late_decodes_picture_and_sound() {
+    browser_publishes_and_ffmpeg_joins_late("ws").await;
 }

@@ -268,7 +268,7 @@ async fn ffmpeg_publishes_h264_aac_and_ffmpeg_plays_it_back_until_unpublish() {
         .arg(&url)
         .spawn()
         .unwrap();
-    wait_live(&server, "flashStreamingApp", "ffstream").await;
+    wait_live(&server, "live", "ffstream").await;
 
     let dir = std::env::temp_dir().join(format!("rs-ffmpeg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -332,7 +332,7 @@ async fn ffmpeg_plays_a_flash_h264_speex_stream() {
     let recording = dir.join("flash.flv");
     let played = ffmpeg("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
-        .arg(format!("{}/flashcam", server.rtmp_url("live")))
+        .arg(format!("{}/flashcam", server.rtmp_url("flashStreamingApp")))
         // This Flash stream has no keyframes: copy video from the start anyway.
         .args(["-t", "3", "-c", "copy", "-copyinkf", "-y"])
         .arg(&recording)

@@ -139,7 +139,7 @@ async fn flash_publishes_encoder_plays_with_exact_netstatus() {
         .unwrap();
 
     // A late joiner gets the whole play sequence, metadata, headers, then the GOP from a keyframe.
-    let mut player = encoder_connected(&server, "live").await;
+    let mut player = encoder_connected(&server, "flashStreamingApp").await;
     let play_stream = player.create_stream().await.unwrap();
     player
         .send_command(play_stream, "play", 0.0, vec![Value::from("stream1")])
@@ -232,7 +232,7 @@ async fn publish_and_unpublish_sequences_for_flash_and_encoders() {
     let mut obs = encoder_connected(&server, "live").await;
     let s = obs.create_stream().await.unwrap();
     obs.publish(s, "obs").await.unwrap();
-    assert!(server.hub().is_live("flashStreamingApp", "obs"));
+    assert!(server.hub().is_live("live", "obs"));
     obs.unpublish(s, "obs").await.unwrap();
     obs.wait_status(s, code::UNPUBLISH_SUCCESS, WAIT).await.unwrap();
     // Exactly one Unpublish.Success although both FCUnpublish and deleteStream stop it.
@@ -260,7 +260,7 @@ async fn second_publisher_gets_bad_name_and_first_keeps_the_stream() {
     insta::assert_yaml_snapshot!("bad_name_transcript", transcript(second.statuses()));
 
     // The first publisher still feeds players.
-    let mut player = encoder_connected(&server, "live").await;
+    let mut player = encoder_connected(&server, "flashStreamingApp").await;
     let p = player.create_stream().await.unwrap();
     player.play(p, "taken").await.unwrap();
     let tags = first_ms(&flash_recording(), 2000);
@@ -349,7 +349,11 @@ async fn application_keys_from_arguments_url_or_default() {
     let mut b = encoder_connected(&server, "live?appKey=live").await;
     publish_one(&mut b, "by-url").await;
     assert!(server.hub().is_live("live", "by-url"));
-    // No key at all: flashStreamingApp.
+    // No key: the RTMP application, when it is a defined application.
+    let mut named = encoder_connected(&server, "live").await;
+    publish_one(&mut named, "by-name").await;
+    assert!(server.hub().is_live("live", "by-name"));
+    // No key and an application not defined: flashStreamingApp.
     let mut c = encoder_connected(&server, "anything").await;
     publish_one(&mut c, "by-default").await;
     assert!(server.hub().is_live("flashStreamingApp", "by-default"));

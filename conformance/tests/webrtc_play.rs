@@ -13,7 +13,7 @@ use media::amf::Value;
 use media::flv::{Tag, TagKind};
 use reference_server::ServerHandle;
 
-const APP: &str = "flashStreamingApp";
+const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn flash_recording() -> Vec<Tag> {

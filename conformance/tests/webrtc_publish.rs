@@ -11,7 +11,7 @@ use conformance::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPla
 use reference_server::config::RtmpAudio;
 use reference_server::ServerHandle;
 
-const APP: &str = "flashStreamingApp";
+const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn whip_publish(server: &ServerHandle, name: &str, tone_hz: f64) -> WebRtcPublisher {

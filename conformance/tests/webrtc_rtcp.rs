@@ -17,7 +17,7 @@ use media::flv::{Tag, TagKind};
 use media::h264::{annexb_nal_units, nal_unit_type, AvcConfig};
 use reference_server::ServerHandle;
 
-const APP: &str = "flashStreamingApp";
+const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);
 const FPS: u32 = 25;
 

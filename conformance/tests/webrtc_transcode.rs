@@ -10,7 +10,7 @@ use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs, program};
 use conformance::webrtc::{PlayerOptions, PlayerReport, Signalling, WebRtcPlayer};
 use reference_server::ServerHandle;
 
-const APP: &str = "flashStreamingApp";
+const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn wait_for(what: &str, done: impl Fn() -> bool) {

@@ -321,9 +321,121 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     })
 }
 
+/// What a stream's `onMetaData` says about its tracks: `Some(true)` when it
+/// announces the track (a `videocodecid`/`audiocodecid` that is not 0 or
+/// empty, or `hasVideo`/`hasAudio` true), `Some(false)` when it says there is
+/// none (`hasVideo: false`, or no codec id for the track at all), `None` when it
+/// says nothing either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataTracks {
+    /// Whether the stream has (or will have) video.
+    pub video: Option<bool>,
+    /// Whether the stream has (or will have) audio.
+    pub audio: Option<bool>,
+}
+
+/// Reads an `onMetaData` data message (AMF0: the name, then an object or
+/// ECMA array; `@setDataFrame` already removed). `None` for any other data
+/// message, or one that is not AMF0.
+pub fn metadata_tracks(body: &[u8]) -> Option<MetadataTracks> {
+    use crate::amf::{decode_amf0, Value};
+    let (name, used) = decode_amf0(body).ok()?;
+    if name.as_str() != Some("onMetaData") {
+        return None;
+    }
+    let properties = match decode_amf0(body.get(used..)?) {
+        Ok((object, _)) => object,
+        // The name alone still says this is metadata, if nothing about tracks.
+        Err(_) => {
+            return Some(MetadataTracks {
+                video: None,
+                audio: None,
+            })
+        }
+    };
+    let announced = |has: &str, codec: &str| -> Option<bool> {
+        if let Some(flag) = properties.get(has).and_then(Value::as_bool) {
+            return Some(flag);
+        }
+        let id = properties.get(codec)?;
+        Some(match id {
+            Value::Number(n) => *n != 0.0,
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        })
+    };
+    let any_codec = properties.get("videocodecid").is_some() || properties.get("audiocodecid").is_some();
+    // Metadata that names one track's codec and not the other's says the
+    // other is absent (ffmpeg and OBS write only the codecs they send).
+    let absent = any_codec.then_some(false);
+    Some(MetadataTracks {
+        video: announced("hasVideo", "videocodecid").or(absent),
+        audio: announced("hasAudio", "audiocodecid").or(absent),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metadata(properties: &[(&str, crate::amf::Value)]) -> Vec<u8> {
+        use crate::amf::{encode_amf0, Value};
+        let mut body = Vec::new();
+        encode_amf0(&Value::from("onMetaData"), &mut body);
+        encode_amf0(&Value::object(properties.iter().cloned()), &mut body);
+        body
+    }
+
+    #[test]
+    fn metadata_announces_tracks() {
+        use crate::amf::Value;
+        let av = metadata(&[
+            ("videocodecid", Value::Number(7.0)),
+            ("audiocodecid", Value::Number(11.0)),
+        ]);
+        assert_eq!(
+            metadata_tracks(&av),
+            Some(MetadataTracks {
+                video: Some(true),
+                audio: Some(true)
+            })
+        );
+        let audio_only = metadata(&[("audiocodecid", Value::Number(11.0)), ("duration", Value::Number(0.0))]);
+        assert_eq!(metadata_tracks(&audio_only).unwrap().video, Some(false));
+        let fourcc = metadata(&[("videocodecid", Value::from("avc1"))]);
+        assert_eq!(metadata_tracks(&fourcc).unwrap().video, Some(true));
+        assert_eq!(metadata_tracks(&fourcc).unwrap().audio, Some(false));
+        let flagged = metadata(&[
+            ("hasVideo", Value::Boolean(false)),
+            ("videocodecid", Value::Number(7.0)),
+        ]);
+        assert_eq!(metadata_tracks(&flagged).unwrap().video, Some(false), "hasVideo wins");
+        let silent = metadata(&[("width", Value::Number(320.0))]);
+        assert_eq!(metadata_tracks(&silent).unwrap().video, None, "no codec named: unknown");
+        assert_eq!(
+            metadata_tracks(&metadata(&[("videocodecid", Value::Number(0.0))]))
+                .unwrap()
+                .video,
+            Some(false)
+        );
+        let mut other = Vec::new();
+        crate::amf::encode_amf0(&Value::from("onCuePoint"), &mut other);
+        assert_eq!(metadata_tracks(&other), None);
+        assert_eq!(metadata_tracks(b"\xff"), None);
+    }
+
+    #[test]
+    fn metadata_of_the_fixtures() {
+        let read = |name: &str| {
+            let path = format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"));
+            let tags = read_tags(&Bytes::from(std::fs::read(path).unwrap())).unwrap();
+            let script = tags.iter().find(|t| t.kind == TagKind::Script).unwrap();
+            metadata_tracks(&script.data).unwrap()
+        };
+        assert_eq!(read("red5_h264_speex.flv").video, Some(true));
+        assert_eq!(read("ffmpeg_speex_16000_1khz_10s.flv").video, Some(false));
+        assert_eq!(read("ffmpeg_h264_640x360_30fps.flv").audio, Some(false));
+    }
 
     #[test]
     fn headers() {

@@ -27,7 +27,8 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// When true, the RTMP application name is the application key and must be
     /// defined in `apps`; when false, the key comes from `appKey` (connect
-    /// arguments or URL parameter), else `default_app`.
+    /// arguments or URL parameter), else the RTMP application name when it is
+    /// a defined application, else `default_app` (see [`Config::app_key`]).
     pub application_from_url: bool,
     /// The application used when a client names none.
     pub default_app: String,
@@ -86,6 +87,10 @@ pub struct RtmpConfig {
     pub player_queue_frames: usize,
     /// Largest group of pictures kept for late joiners, in bytes.
     pub gop_cache_bytes: usize,
+    /// Longest group of pictures kept for late joiners, in media time: a
+    /// longer one is not cached, and late joiners start at the next keyframe.
+    #[serde(with = "humantime_serde")]
+    pub gop_cache_duration: Duration,
 }
 
 impl Default for RtmpConfig {
@@ -102,6 +107,7 @@ impl Default for RtmpConfig {
             max_streams_per_connection: 64,
             player_queue_frames: 1024,
             gop_cache_bytes: 32 * 1024 * 1024,
+            gop_cache_duration: Duration::from_secs(12),
         }
     }
 }
@@ -136,6 +142,19 @@ pub struct WebRtcConfig {
     pub connect_timeout: Duration,
     /// Most WebRTC sessions (players and publishers) at once; more are refused (HTTP 503).
     pub max_sessions: usize,
+    /// How long after its publish started a stream that has sent no video,
+    /// and whose metadata does not say whether it has video, may still be
+    /// waited for: a player arriving earlier is answered when video comes
+    /// or when this has passed since the publish started, whichever is
+    /// first. Metadata that names a video codec gets a video line at once;
+    /// metadata without one, an audio-only answer at once.
+    #[serde(with = "humantime_serde")]
+    pub video_wait: Duration,
+    /// A WebRTC publisher is asked for a keyframe (PLI, or FIR when that is
+    /// all it takes) when a player joins, and whenever its last keyframe is
+    /// older than this.
+    #[serde(with = "humantime_serde")]
+    pub publisher_keyframe_interval: Duration,
 }
 
 impl Default for WebRtcConfig {
@@ -145,6 +164,8 @@ impl Default for WebRtcConfig {
             public_ip: None,
             connect_timeout: Duration::from_secs(15),
             max_sessions: 1000,
+            video_wait: Duration::from_secs(3),
+            publisher_keyframe_interval: Duration::from_secs(2),
         }
     }
 }
@@ -165,35 +186,72 @@ pub struct Quirks {
     /// KI-3: an RTMP publisher's stream name keeps its `?query`, so WebRTC
     /// players of the bare name find nothing.
     pub stream_name_keeps_query: bool,
+    /// A WebRTC player answered before the stream's first video frame gets
+    /// no video line, although the metadata announced video: it never sees
+    /// a picture (a Flash camera that starts after the microphone).
+    pub answer_only_tracks_sent: bool,
+    /// WebRTC publishers are never asked for a keyframe, so a late joiner
+    /// waits for (or gets the whole backlog since) the publisher's own next one.
+    pub no_publisher_keyframe_requests: bool,
+    /// An RTMP player of a WebRTC publisher gets the transcoded sound of the
+    /// cached backlog after newer video: audio out of timestamp order.
+    pub rtmp_audio_behind_video: bool,
+    /// The RTMP application name does not choose the application: without an
+    /// `appKey`, `rtmp://host/live/cam` lands in `default_app`, not in `live`.
+    pub rtmp_app_name_ignored: bool,
 }
 
+/// A quirk's flag in [`Quirks`].
+type Flag = fn(&mut Quirks) -> &mut bool;
+
+/// Every quirk: its configuration name, a short alias, and its flag.
+const QUIRKS: &[(&str, &str, Flag)] = &[
+    ("video_line_for_audio_only", "ki-1", |q| {
+        &mut q.video_line_for_audio_only
+    }),
+    ("publish_takes_played_audio", "ki-2", |q| {
+        &mut q.publish_takes_played_audio
+    }),
+    ("stream_name_keeps_query", "ki-3", |q| &mut q.stream_name_keeps_query),
+    ("answer_only_tracks_sent", "video-late", |q| {
+        &mut q.answer_only_tracks_sent
+    }),
+    ("no_publisher_keyframe_requests", "no-pli", |q| {
+        &mut q.no_publisher_keyframe_requests
+    }),
+    ("rtmp_audio_behind_video", "audio-behind", |q| {
+        &mut q.rtmp_audio_behind_video
+    }),
+    ("rtmp_app_name_ignored", "app-name", |q| &mut q.rtmp_app_name_ignored),
+];
+
 impl Quirks {
-    /// The quirks by their config names, for `--quirk NAME` style switches.
+    /// Switches a quirk on by its configuration name or alias, for
+    /// `--quirk NAME` style switches.
     pub fn set(&mut self, name: &str) -> Result<(), String> {
-        let flag = match name {
-            "video_line_for_audio_only" | "ki-1" => &mut self.video_line_for_audio_only,
-            "publish_takes_played_audio" | "ki-2" => &mut self.publish_takes_played_audio,
-            "stream_name_keeps_query" | "ki-3" => &mut self.stream_name_keeps_query,
-            other => {
-                return Err(format!(
-                    "no quirk {other:?}: video_line_for_audio_only (ki-1), publish_takes_played_audio (ki-2), stream_name_keeps_query (ki-3)"
-                ))
+        match QUIRKS.iter().find(|(long, short, _)| name == *long || name == *short) {
+            Some((_, _, flag)) => {
+                *flag(self) = true;
+                Ok(())
             }
-        };
-        *flag = true;
-        Ok(())
+            None => {
+                let known: Vec<String> = QUIRKS
+                    .iter()
+                    .map(|(long, short, _)| format!("{long} ({short})"))
+                    .collect();
+                Err(format!("no quirk {name:?}: {}", known.join(", ")))
+            }
+        }
     }
 
     /// The names of the quirks switched on.
     pub fn names(&self) -> Vec<&'static str> {
-        [
-            (self.video_line_for_audio_only, "video_line_for_audio_only"),
-            (self.publish_takes_played_audio, "publish_takes_played_audio"),
-            (self.stream_name_keeps_query, "stream_name_keeps_query"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+        let mut copy = *self;
+        QUIRKS
+            .iter()
+            .filter(|(_, _, flag)| *flag(&mut copy))
+            .map(|(long, _, _)| *long)
+            .collect()
     }
 }
 
@@ -333,6 +391,24 @@ impl Config {
         Ok(config)
     }
 
+    /// The application key of an RTMP connection to the application
+    /// `rtmp_app` (the tcUrl's path, without parameters) that named
+    /// `explicit` (the connect argument `appKey`, or `?appKey=` on the URL):
+    /// the explicit key wins; otherwise the RTMP application name when an
+    /// application of that name is defined; otherwise `default_app`. So
+    /// `rtmp://host/live/cam`, `/whep/live/cam` and a WebSocket session of
+    /// application `live` reach the same stream. With `application_from_url`
+    /// the RTMP application name is the key, defined or not.
+    pub fn app_key(&self, rtmp_app: &str, explicit: Option<String>) -> String {
+        if self.application_from_url {
+            return rtmp_app.to_string();
+        }
+        let by_name = !self.quirks.rtmp_app_name_ignored && self.apps.contains_key(rtmp_app);
+        explicit
+            .or_else(|| by_name.then(|| rtmp_app.to_string()))
+            .unwrap_or_else(|| self.default_app.clone())
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rtmp = &self.rtmp;
@@ -431,6 +507,31 @@ mod tests {
         // The printed configuration loads back to the same thing.
         std::fs::write(&path, config.to_toml()).unwrap();
         assert_eq!(Config::load(Some(&path), &[]).unwrap(), config);
+    }
+
+    #[test]
+    fn the_rtmp_application_is_the_key_unless_one_is_named() {
+        let config = Config::default();
+        let named = |key: &str| Some(key.to_string());
+        assert_eq!(config.app_key("live", None), "live", "a defined app's name");
+        assert_eq!(config.app_key("flashStreamingApp", None), "flashStreamingApp");
+        assert_eq!(config.app_key("other", None), "flashStreamingApp", "else default_app");
+        assert_eq!(config.app_key("", None), "flashStreamingApp");
+        assert_eq!(
+            config.app_key("live", named("flashStreamingApp")),
+            "flashStreamingApp",
+            "an explicit appKey wins (the seed's Flash client sends one)"
+        );
+        assert_eq!(
+            config.app_key("live", named("nope")),
+            "nope",
+            "refused later as undefined"
+        );
+        let from_url = Config {
+            application_from_url: true,
+            ..Config::default()
+        };
+        assert_eq!(from_url.app_key("other", named("live")), "other");
     }
 
     #[test]

@@ -14,13 +14,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use media::flv;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
+use crate::warn::RateLimited;
 
 /// One media message as it travels from a publisher to its players.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,9 @@ pub struct HubLimits {
     pub player_queue_frames: usize,
     /// Largest group of pictures kept for late joiners, in bytes; a longer one is dropped.
     pub gop_cache_bytes: usize,
+    /// Longest group of pictures kept for late joiners, in media time; a
+    /// longer one is dropped, so a late joiner never gets more backlog.
+    pub gop_cache_duration: Duration,
 }
 
 type Key = (String, String);
@@ -109,20 +114,30 @@ struct Stream {
     state: Mutex<StreamState>,
     media: broadcast::Sender<Frame>,
     publication: watch::Sender<Publication>,
+    /// A player joined or lost pictures: a publisher that can make a
+    /// keyframe on request (WebRTC) should make one.
+    keyframe_wanted: Notify,
 }
 
 #[derive(Default)]
 struct StreamState {
     publisher: Option<u64>,
+    /// When the current publisher started.
+    published_at: Option<Instant>,
     generation: u64,
     players: usize,
     metadata: Option<Frame>,
+    /// What the metadata says of the tracks.
+    announced: Option<flv::MetadataTracks>,
     audio_config: Option<Frame>,
     video_config: Option<Frame>,
     /// Frames since the last random access point, while `gop_open`.
     gop: Vec<Frame>,
     gop_bytes: usize,
     gop_open: bool,
+    /// The timestamp of the cached GOP's first frame.
+    gop_start: u32,
+    gop_overflow_warning: RateLimited,
     /// Which tracks the current publisher has sent.
     has_audio: bool,
     has_video: bool,
@@ -135,20 +150,33 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn start_gop(&mut self) {
+    fn start_gop(&mut self, timestamp: u32) {
         self.gop.clear();
         self.gop_bytes = 0;
         self.gop_open = true;
+        self.gop_start = timestamp;
     }
 
-    fn push_gop(&mut self, frame: Frame, limit: usize) {
+    /// Caches a frame of the open GOP, or drops the GOP when it grows past
+    /// the limits: late joiners then wait for the next keyframe rather than
+    /// receive a long backlog.
+    fn push_gop(&mut self, frame: Frame, limits: &HubLimits, metrics: &Metrics) {
         self.gop_bytes += frame.payload.len();
-        if self.gop_bytes > limit {
-            tracing::warn!(
-                bytes = self.gop_bytes,
-                limit,
-                "group of pictures exceeds the cache limit: not cached until the next keyframe"
-            );
+        let span = Duration::from_millis(u64::from(frame.timestamp.wrapping_sub(self.gop_start)));
+        // A timestamp before the GOP's start (wrapped) is not a long GOP.
+        let too_long = span > limits.gop_cache_duration && span < Duration::from_secs(1 << 30);
+        if self.gop_bytes > limits.gop_cache_bytes || too_long {
+            metrics.gop_cache_overflows.inc();
+            if let Some(held_back) = self.gop_overflow_warning.allow(Instant::now()) {
+                tracing::warn!(
+                    bytes = self.gop_bytes,
+                    ms = span.as_millis() as u64,
+                    limit_bytes = limits.gop_cache_bytes,
+                    limit_ms = limits.gop_cache_duration.as_millis() as u64,
+                    held_back,
+                    "group of pictures exceeds the cache limit: not cached until the next keyframe"
+                );
+            }
             self.gop.clear();
             self.gop_bytes = 0;
             self.gop_open = false;
@@ -187,6 +215,7 @@ impl Hub {
                     state: Mutex::default(),
                     media,
                     publication,
+                    keyframe_wanted: Notify::new(),
                 })
             })
             .clone()
@@ -224,6 +253,8 @@ impl Hub {
         let state = lock(&streams.get(&key)?.state);
         state.publisher?;
         Some(StreamDescription {
+            published_at: state.published_at.unwrap_or_else(Instant::now),
+            announced: state.announced,
             has_audio: state.has_audio,
             has_video: state.has_video,
             audio_codec: state.audio_codec,
@@ -254,6 +285,16 @@ impl Hub {
             .collect()
     }
 
+    /// Asks the publisher of `name` for a keyframe, when it can make one
+    /// (a WebRTC publisher; see [`Publisher::keyframe_wanted`]).
+    pub fn request_keyframe(&self, app: &str, name: &str) {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        if let Some(stream) = streams.get(&key) {
+            stream.keyframe_wanted.notify_one();
+        }
+    }
+
     /// Number of streams with a publisher.
     pub fn live_streams(&self) -> usize {
         let streams = lock(&self.streams);
@@ -271,6 +312,7 @@ impl Hub {
                 return Err(PublishError::BadName(name.to_string()));
             }
             state.publisher = Some(owner);
+            state.published_at = Some(Instant::now());
             state.generation += 1;
             let generation = state.generation;
             stream.publication.send_replace(Publication::Live { generation });
@@ -301,6 +343,8 @@ impl Hub {
         let media = stream.media.subscribe();
         let publication = stream.publication.subscribe();
         drop(state);
+        // A new player starts best at a fresh keyframe.
+        stream.keyframe_wanted.notify_one();
         Some(Subscription {
             initial,
             media,
@@ -316,6 +360,10 @@ impl Hub {
 /// A live stream's tracks and codecs, as far as its publisher has sent them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamDescription {
+    /// When its publisher started.
+    pub published_at: Instant,
+    /// What its metadata says of its tracks, if it sent any.
+    pub announced: Option<flv::MetadataTracks>,
     /// Audio frames have arrived.
     pub has_audio: bool,
     /// Video frames have arrived.
@@ -337,6 +385,12 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Resolves when a player joined or asked for a keyframe since the last
+    /// time it resolved (one pending request is kept while nobody waits).
+    pub async fn keyframe_wanted(&self) {
+        self.stream.keyframe_wanted.notified().await;
+    }
+
     /// Pushes a frame to every player and into the late-joiner cache.
     pub fn push(&self, frame: Frame) {
         let mut state = lock(&self.stream.state);
@@ -351,8 +405,17 @@ impl Publisher {
             }
             MediaKind::Data => {}
         }
+        let limits = &self.hub.limits;
+        let metrics = &self.hub.metrics;
+        let announced = match frame.kind {
+            MediaKind::Data => flv::metadata_tracks(&frame.payload),
+            _ => None,
+        };
         match frame.kind {
-            MediaKind::Data if is_metadata(&frame.payload) => state.metadata = Some(frame.clone()),
+            MediaKind::Data if announced.is_some() => {
+                state.metadata = Some(frame.clone());
+                state.announced = announced;
+            }
             MediaKind::Audio if frame.config => state.audio_config = Some(frame.clone()),
             // A repeated sequence header flagged as a keyframe is where Flash
             // Player's encoder (which sends no intra pictures) marks a refresh:
@@ -360,14 +423,14 @@ impl Publisher {
             MediaKind::Video if frame.config => {
                 state.video_config = Some(frame.clone());
                 if frame.keyframe {
-                    state.start_gop();
+                    state.start_gop(frame.timestamp);
                 }
             }
             MediaKind::Video if frame.keyframe => {
-                state.start_gop();
-                state.push_gop(frame.clone(), self.hub.limits.gop_cache_bytes);
+                state.start_gop(frame.timestamp);
+                state.push_gop(frame.clone(), limits, metrics);
             }
-            _ if state.gop_open => state.push_gop(frame.clone(), self.hub.limits.gop_cache_bytes),
+            _ if state.gop_open => state.push_gop(frame.clone(), limits, metrics),
             _ => {}
         }
         // No receivers is fine: nobody plays yet.
@@ -381,7 +444,9 @@ impl Drop for Publisher {
         {
             let mut state = lock(&self.stream.state);
             state.publisher = None;
+            state.published_at = None;
             state.metadata = None;
+            state.announced = None;
             state.audio_config = None;
             state.video_config = None;
             state.gop.clear();
@@ -396,10 +461,6 @@ impl Drop for Publisher {
         }
         self.hub.release(&self.stream);
     }
-}
-
-fn is_metadata(payload: &[u8]) -> bool {
-    matches!(media::amf::decode_amf0(payload), Ok((media::amf::Value::String(name), _)) if name == "onMetaData")
 }
 
 /// A player's view of a stream.
@@ -441,6 +502,7 @@ mod tests {
             HubLimits {
                 player_queue_frames: 16,
                 gop_cache_bytes: 1 << 20,
+                gop_cache_duration: Duration::from_secs(5),
             },
             Arc::default(),
         )
@@ -502,6 +564,62 @@ mod tests {
                 (MediaKind::Video, 120, false, false),
             ]
         );
+    }
+
+    #[test]
+    fn a_gop_longer_than_the_limit_is_not_cached() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        publisher.push(video(0, true));
+        for ts in (40..=4960).step_by(40) {
+            publisher.push(video(ts, false));
+        }
+        assert_eq!(
+            hub.subscribe("app", "s", false).unwrap().initial.len(),
+            125,
+            "5 s are kept"
+        );
+        publisher.push(video(5040, false));
+        assert!(
+            hub.subscribe("app", "s", false).unwrap().initial.is_empty(),
+            "past 5 s: none"
+        );
+        assert_eq!(hub.metrics.gop_cache_overflows.get(), 1);
+        publisher.push(video(5080, true));
+        assert_eq!(
+            hub.subscribe("app", "s", false).unwrap().initial.len(),
+            1,
+            "the next keyframe"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_publisher_learns_that_a_keyframe_is_wanted() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let wanted = || tokio::time::timeout(std::time::Duration::from_millis(50), publisher.keyframe_wanted());
+        assert!(wanted().await.is_err(), "nobody plays yet");
+        let _player = hub.subscribe("app", "s", false).unwrap();
+        assert!(wanted().await.is_ok(), "a player joined");
+        assert!(wanted().await.is_err(), "once");
+        hub.request_keyframe("app", "s");
+        assert!(wanted().await.is_ok(), "a player asked");
+    }
+
+    #[test]
+    fn metadata_says_which_tracks_come() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let mut meta = Vec::new();
+        media::amf::encode_amf0(&media::amf::Value::from("onMetaData"), &mut meta);
+        media::amf::encode_amf0(
+            &media::amf::Value::object([("videocodecid", media::amf::Value::Number(7.0))]),
+            &mut meta,
+        );
+        publisher.push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)));
+        let described = hub.describe("app", "s").unwrap();
+        assert_eq!(described.announced.and_then(|a| a.video), Some(true));
+        assert!(!described.has_video);
     }
 
     #[test]

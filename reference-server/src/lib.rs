@@ -21,6 +21,7 @@ pub mod rooms;
 pub mod rtmp;
 mod server;
 pub mod transcode;
+pub mod warn;
 pub mod webrtc;
 
 pub use config::Config;

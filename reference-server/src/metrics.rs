@@ -59,6 +59,15 @@ pub struct Metrics {
     pub webrtc_datagrams_dropped: Counter,
     /// Keyframe requests (PLI/FIR) from WebRTC players answered from the GOP cache.
     pub webrtc_keyframe_requests: Counter,
+    /// Keyframe requests (PLI, or FIR) sent to WebRTC publishers: when a
+    /// player joins, and whenever their last keyframe is older than
+    /// `webrtc.publisher_keyframe_interval`.
+    pub publisher_keyframe_requests: Counter,
+    /// Groups of pictures not cached for late joiners because they grew past
+    /// `rtmp.gop_cache_bytes` or `rtmp.gop_cache_duration`.
+    pub gop_cache_overflows: Counter,
+    /// Live audio frames dropped before a transcoder that could not keep up.
+    pub audio_transcode_dropped: Counter,
     /// Audio frames transcoded (input frames).
     pub transcoded_frames: Counter,
     /// Time spent transcoding audio, in microseconds.
@@ -175,6 +184,24 @@ impl Metrics {
             "counter",
             "Keyframe requests from WebRTC players answered from the GOP cache.",
             self.webrtc_keyframe_requests.get(),
+        );
+        metric(
+            "webrtc_publisher_keyframe_requests_total",
+            "counter",
+            "Keyframe requests (PLI or FIR) sent to WebRTC publishers.",
+            self.publisher_keyframe_requests.get(),
+        );
+        metric(
+            "gop_cache_overflows_total",
+            "counter",
+            "Groups of pictures too long (bytes or duration) to cache for late joiners.",
+            self.gop_cache_overflows.get(),
+        );
+        metric(
+            "audio_transcode_frames_dropped_total",
+            "counter",
+            "Live audio frames dropped before a transcoder that could not keep up.",
+            self.audio_transcode_dropped.get(),
         );
         metric(
             "transcoded_frames_total",

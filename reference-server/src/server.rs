@@ -84,6 +84,7 @@ impl Server {
             HubLimits {
                 player_queue_frames: config.rtmp.player_queue_frames,
                 gop_cache_bytes: config.rtmp.gop_cache_bytes,
+                gop_cache_duration: config.rtmp.gop_cache_duration,
             },
             metrics.clone(),
         );

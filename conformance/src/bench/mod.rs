@@ -484,10 +484,7 @@ async fn play_webrtc(
         }
         _ => {
             let template = endpoints.whep.as_deref().ok_or("no WHEP URL")?;
-            let url = template
-                .replace("{app}", &endpoints.app_key)
-                .replace("{stream}", &job.name);
-            Signalling::url(&url)
+            Signalling::url(&crate::target::fill_template(template, &endpoints.app_key, &job.name))
         }
     };
     outcome.requested = Some(Instant::now());

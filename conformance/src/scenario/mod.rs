@@ -40,6 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod run;
+mod timing;
 
 pub use run::{run_case, RunOptions};
 
@@ -203,6 +204,11 @@ pub struct Step {
     /// Send at most this many seconds of `media`.
     #[serde(default)]
     pub seconds: Option<u32>,
+    /// Send no video of `media` before this many milliseconds (a camera
+    /// that starts after the microphone): video begins at the first
+    /// keyframe from then on, after the sequence header.
+    #[serde(default)]
+    pub video_after: Option<u32>,
     /// WebRTC signalling: `whep`, `whip` or `ws`.
     #[serde(default)]
     pub signalling: Option<String>,
@@ -215,6 +221,11 @@ pub struct Step {
     /// A WebRTC publisher's tone.
     #[serde(default)]
     pub tone_hz: Option<f64>,
+    /// How often a WebRTC publisher makes a keyframe on its own (default
+    /// 2 s); it always makes one when asked (PLI/FIR). A browser may make
+    /// one in 20 s or more.
+    #[serde(default, with = "humantime_serde")]
+    pub keyframe_interval: Option<Duration>,
     /// The WebRTC client's shape: `default` or `safari` (Safari's H.264
     /// profiles, High before Constrained Baseline).
     #[serde(default)]
@@ -314,13 +325,19 @@ pub struct Expect {
     /// A replay must match the captured server's answers.
     #[serde(default)]
     pub replay_matches: Option<bool>,
-    /// The action is refused (a WHEP/WHIP error status, a FAILED status on
-    /// the WebSocket channel, a connection that cannot be made).
+    /// The server refuses the action with an answer: an HTTP 4xx to a
+    /// WHEP/WHIP request, a `FAILED` status on the WebSocket channel. A
+    /// connection closed without an answer, a timeout or a 5xx is not a
+    /// refusal.
     #[serde(default)]
     pub refused: Option<bool>,
     /// A call the backend must have received (`hook` steps).
     #[serde(default)]
     pub hook: Option<HookExpect>,
+    /// At least this many keyframe requests (PLI or FIR) received by the
+    /// actor's WebRTC publisher since it started (`wait` steps).
+    #[serde(default)]
+    pub keyframe_requests: Option<u64>,
     /// Room events the actor must receive, in this order (others may come
     /// between), since its previous step: `STATE alice,bob` (the others, by
     /// name), `JOINED bob`, `LEFT bob`, `PUBLISHED bob STREAM`, `MESSAGE
@@ -366,6 +383,21 @@ pub struct RtmpMediaExpect {
     /// The first video message must be a sequence header or a keyframe.
     #[serde(default)]
     pub starts_with_keyframe: bool,
+    /// The first video message within this time of the step's start.
+    #[serde(default, with = "humantime_serde")]
+    pub first_video_within: Option<Duration>,
+    /// The first audio message within this time of the step's start.
+    #[serde(default, with = "humantime_serde")]
+    pub first_audio_within: Option<Duration>,
+    /// No audio message older (by timestamp) than the newest video message
+    /// already received by more than this: the tracks arrive interleaved in
+    /// time, as players that probe the first seconds need.
+    #[serde(default, with = "humantime_serde")]
+    pub max_audio_behind_video: Option<Duration>,
+    /// How far the media of the first second after the first message may
+    /// run ahead of real time: a late joiner's backlog, sent at once.
+    #[serde(default, with = "humantime_serde")]
+    pub max_backlog: Option<Duration>,
 }
 
 /// What an SDP answer must say about one kind of media.

@@ -137,11 +137,18 @@ struct Case<'a> {
 struct Observed {
     /// The action itself failed (could not connect, signalling refused...).
     error: Option<String>,
+    /// The server refused the action, in its own words (an HTTP 4xx, a
+    /// `FAILED` status): an answer, unlike a closed socket or a timeout.
+    refusal: Option<String>,
     statuses: Vec<StatusEvent>,
     closed: bool,
     audio: u64,
     video: u64,
     first_video_keyframe: Option<bool>,
+    /// When an RTMP player's media arrived, against its timestamps.
+    rtmp_timing: super::timing::RtmpTiming,
+    /// Keyframe requests the actor's WebRTC publisher has received.
+    keyframe_requests: Option<u64>,
     sdp: Option<crate::webrtc::SdpSummary>,
     report: Option<PlayerReport>,
     tone: Option<f64>,
@@ -332,10 +339,14 @@ impl Case<'_> {
             let holds = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
             if !holds {
                 let verdict = Verdict::of_miss(self.scenario.strictness);
+                // The check's own words when they tell the error (a failure
+                // that is not the refusal asked for), else the error.
+                let why = check(&candidates[0].1, observed).err().unwrap_or_default();
+                let actual = if why.contains(error.as_str()) { why } else { error.clone() };
                 self.miss(
                     verdict,
                     format!("{label}: {}", describe_expect(&candidates[0].1)),
-                    format!("{label}: {error}"),
+                    format!("{label}: {actual}"),
                 );
                 return verdict;
             }
@@ -580,6 +591,7 @@ impl Case<'_> {
         within: Duration,
         observed: &mut Observed,
     ) {
+        let began = Instant::now();
         let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
         let result: Result<(), String> = match step.action {
             Action::Connect => {
@@ -696,7 +708,15 @@ impl Case<'_> {
             }
             let slice = deadline.saturating_duration_since(now).min(Duration::from_millis(100));
             match client.next(slice).await {
-                Ok(Incoming::Media { type_id, payload, .. }) => {
+                Ok(Incoming::Media {
+                    type_id,
+                    payload,
+                    timestamp,
+                    ..
+                }) => {
+                    observed
+                        .rtmp_timing
+                        .media(began.elapsed(), type_id, timestamp, &payload);
                     if type_id == 8 {
                         observed.audio += 1;
                     } else {
@@ -848,6 +868,7 @@ impl Case<'_> {
                         actor.player = Some(player);
                     }
                     Err(error) => {
+                        observed.refusal = error.refusal();
                         observed.error = Some(error.to_string());
                         return;
                     }
@@ -858,8 +879,13 @@ impl Case<'_> {
                     Some("safari") => PublisherOptions::safari(),
                     _ => PublisherOptions::default(),
                 };
+                let idr_interval = match step.keyframe_interval {
+                    Some(interval) => ((interval.as_secs_f64() * f64::from(shape.fps)).ceil() as u32).max(1),
+                    None => shape.idr_interval,
+                };
                 let options = PublisherOptions {
                     tone_hz: step.tone_hz.unwrap_or(440.0),
+                    idr_interval,
                     ..shape
                 };
                 match WebRtcPublisher::publish(signalling, options).await {
@@ -869,7 +895,10 @@ impl Case<'_> {
                         // Let media reach the server before the next step.
                         tokio::time::sleep(Duration::from_millis(1000)).await;
                     }
-                    Err(error) => observed.error = Some(error.to_string()),
+                    Err(error) => {
+                        observed.refusal = error.refusal();
+                        observed.error = Some(error.to_string());
+                    }
                 }
                 return;
             }
@@ -978,15 +1007,23 @@ impl Case<'_> {
         within: Duration,
         observed: &mut Observed,
     ) {
-        let Some(player) = &actor.player else {
+        let counts_requests = candidates.iter().any(|(_, e)| e.keyframe_requests.is_some());
+        let player = actor
+            .player
+            .as_ref()
+            .filter(|_| !counts_requests || candidates.iter().any(|(_, e)| e.media.is_some()));
+        if player.is_none() && !counts_requests {
             observed.error = Some("the actor plays nothing".into());
             return;
-        };
+        }
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            observed.report = Some(player.report());
-            observed.tone = player.audio_frequency(Duration::from_millis(500));
-            observed.dbfs = player.audio_dbfs(Duration::from_millis(500));
+            if let Some(player) = player {
+                observed.report = Some(player.report());
+                observed.tone = player.audio_frequency(Duration::from_millis(500));
+                observed.dbfs = player.audio_dbfs(Duration::from_millis(500));
+            }
+            observed.keyframe_requests = actor.publisher.as_ref().map(|p| p.report().keyframe_requests_received);
             if candidates.iter().any(|(_, e)| check(e, observed).is_ok()) || tokio::time::Instant::now() >= deadline {
                 return;
             }
@@ -1017,11 +1054,7 @@ impl Case<'_> {
 
     async fn signalling(&self, actor: &mut WebrtcActor, step: &Step, name: &str) -> Result<Signalling, String> {
         let spec = &self.running.spec;
-        let fill = |template: &str| {
-            template
-                .replace("{app}", &self.running.app_key())
-                .replace("{stream}", name)
-        };
+        let fill = |template: &str| crate::target::fill_template(template, &self.running.app_key(), name);
         let kind = step.signalling.as_deref().unwrap_or(match step.action {
             Action::WebrtcPublish => "whip",
             _ => "whep",
@@ -1243,11 +1276,29 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
             return Err(format!("no {} call with {}", hook.call, describe_hook(hook)));
         }
     }
-    match expect.refused {
-        Some(true) if observed.error.is_none() => return Err("the action was not refused".into()),
-        Some(_) => {}
-        None if observed.error.is_some() => return Err("the action failed".into()),
-        None => {}
+    if let Some(least) = expect.keyframe_requests {
+        match observed.keyframe_requests {
+            Some(received) if received >= least => {}
+            Some(received) => {
+                return Err(format!(
+                    "the publisher received {received} keyframe requests (PLI/FIR), not at least {least}"
+                ))
+            }
+            None => return Err("the actor publishes nothing over WebRTC".into()),
+        }
+    }
+    match (expect.refused, &observed.error) {
+        (Some(true), _) if observed.refusal.is_some() => {}
+        (Some(true), Some(error)) => {
+            return Err(format!(
+                "no refusal (an HTTP 4xx or a FAILED status) but a failure without an answer: {error}"
+            ))
+        }
+        (Some(true), None) => return Err("the action was not refused".into()),
+        (Some(false), _) if observed.refusal.is_some() => return Err("the action was refused".into()),
+        (Some(_), _) => {}
+        (None, Some(_)) => return Err("the action failed".into()),
+        (None, None) => {}
     }
     Ok(())
 }
@@ -1306,7 +1357,7 @@ fn check_rtmp_media(media: &RtmpMediaExpect, observed: &Observed) -> Result<(), 
     if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
         return Err("the first video message is not a keyframe".into());
     }
-    Ok(())
+    observed.rtmp_timing.check(media)
 }
 
 fn check_sdp(sdp: &SdpExpect, observed: &Observed) -> Result<(), String> {
@@ -1466,7 +1517,32 @@ fn describe_expect(expect: &Expect) -> String {
         parts.push("the server still serving new clients".into());
     }
     if let Some(m) = &expect.rtmp_media {
-        parts.push(format!("at least {} audio and {} video messages", m.audio, m.video));
+        match (m.audio, m.video) {
+            (0, 0) => {}
+            (0, video) => parts.push(format!("at least {video} video messages")),
+            (audio, 0) => parts.push(format!("at least {audio} audio messages")),
+            (audio, video) => parts.push(format!("at least {audio} audio and {video} video messages")),
+        }
+        if m.starts_with_keyframe {
+            parts.push("video from a keyframe".into());
+        }
+        if let Some(within) = m.first_video_within {
+            parts.push(format!("the first video frame within {within:?}"));
+        }
+        if let Some(within) = m.first_audio_within {
+            parts.push(format!("the first audio frame within {within:?}"));
+        }
+        if let Some(limit) = m.max_audio_behind_video {
+            parts.push(format!("no audio more than {limit:?} behind video already received"));
+        }
+        if let Some(limit) = m.max_backlog {
+            parts.push(format!("a backlog of at most {limit:?}"));
+        }
+    }
+    if let Some(least) = expect.keyframe_requests {
+        parts.push(format!(
+            "at least {least} keyframe requests (PLI/FIR) received by the publisher"
+        ));
     }
     if let Some(sdp) = &expect.sdp {
         parts.push(format!("SDP {sdp:?}"));
@@ -1543,7 +1619,7 @@ fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
     let tags = media::flv::read_tags(&Bytes::from(bytes)).map_err(|e| format!("{file}: {e}"))?;
     let tracks = step.tracks.as_deref().unwrap_or("both");
     let limit = step.seconds.map(|s| s.saturating_mul(1000));
-    Ok(tags
+    let tags = tags
         .into_iter()
         .filter(|t| match t.kind {
             TagKind::Audio => tracks != "video",
@@ -1551,7 +1627,41 @@ fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
             TagKind::Script => tracks == "both",
         })
         .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
-        .collect())
+        .collect();
+    Ok(match step.video_after {
+        Some(after) => video_from(tags, after),
+        None => tags,
+    })
+}
+
+/// `tags` with no video before `after` ms: video resumes at the first
+/// keyframe from then on, preceded by the last sequence header before it
+/// (restamped), as a camera that starts after the microphone would send.
+fn video_from(tags: Vec<Tag>, after: u32) -> Vec<Tag> {
+    let is_config = |t: &Tag| media::flv::video_header(&t.data).is_some_and(|h| h.is_sequence_header);
+    let is_keyframe = |t: &Tag| media::flv::video_header(&t.data).is_some_and(|h| h.is_keyframe);
+    let mut config: Option<Tag> = None;
+    let mut started = false;
+    let mut out = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if tag.kind != TagKind::Video || started {
+            out.push(tag);
+            continue;
+        }
+        if is_config(&tag) {
+            config = Some(tag);
+        } else if tag.timestamp >= after && is_keyframe(&tag) {
+            if let Some(config) = config.take() {
+                out.push(Tag {
+                    timestamp: tag.timestamp,
+                    ..config
+                });
+            }
+            out.push(tag);
+            started = true;
+        }
+    }
+    out
 }
 
 /// Sends `tags` until they end or `stop` fires; returns the client.
@@ -1654,6 +1764,40 @@ mod tests {
             ..expect(&["NetStream.Play.Start"])
         };
         assert!(check(&level, &seen).unwrap_err().contains("level error"));
+    }
+
+    #[test]
+    fn video_starts_late_at_a_keyframe_after_its_sequence_header() {
+        let tag = |kind, timestamp, data: &'static [u8]| Tag {
+            kind,
+            timestamp,
+            data: Bytes::from_static(data),
+        };
+        let tags = vec![
+            tag(TagKind::Script, 0, b"meta"),
+            tag(TagKind::Video, 0, &[0x17, 0]),
+            tag(TagKind::Audio, 0, &[0xAF, 1]),
+            tag(TagKind::Video, 0, &[0x17, 1]),
+            tag(TagKind::Video, 2000, &[0x27, 1]),
+            tag(TagKind::Audio, 2000, &[0xAF, 1]),
+            tag(TagKind::Video, 2040, &[0x17, 1]),
+            tag(TagKind::Video, 2080, &[0x27, 1]),
+        ];
+        let out: Vec<(TagKind, u32, u8)> = video_from(tags, 2000)
+            .iter()
+            .map(|t| (t.kind, t.timestamp, t.data[0] ^ t.data.get(1).copied().unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            out,
+            [
+                (TagKind::Script, 0, b'm' ^ b'e'),
+                (TagKind::Audio, 0, 0xAE),
+                (TagKind::Audio, 2000, 0xAE),
+                (TagKind::Video, 2040, 0x17),
+                (TagKind::Video, 2040, 0x16),
+                (TagKind::Video, 2080, 0x26),
+            ]
+        );
     }
 
     #[test]

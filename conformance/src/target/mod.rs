@@ -292,6 +292,43 @@ fn quirky(mut spec: TargetSpec, quirks: &Quirks) -> TargetSpec {
     spec
 }
 
+/// A WHEP/WHIP URL template with `{app}` and `{stream}` filled in. `stream`
+/// may carry parameters (`big?width=160`): the name alone goes into the
+/// `{stream}` slot, percent-encoded for where the slot is (a path segment,
+/// or a query value), and the parameters are added to the URL's query,
+/// so that `...?app={app}&stream={stream}` becomes
+/// `...?app=live&stream=big&width=160`, never `stream=big?width=160`.
+pub fn fill_template(template: &str, app: &str, stream: &str) -> String {
+    let (name, params) = stream.split_once('?').unwrap_or((stream, ""));
+    let query_at = template.find('?').unwrap_or(template.len());
+    let encode = |value: &str, at: Option<usize>| match at {
+        Some(at) if at > query_at => form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
+        _ => path_segment(value),
+    };
+    let filled = template
+        .replace("{app}", &encode(app, template.find("{app}")))
+        .replace("{stream}", &encode(name, template.find("{stream}")));
+    if params.is_empty() {
+        return filled;
+    }
+    let separator = if filled.contains('?') { '&' } else { '?' };
+    format!("{filled}{separator}{params}")
+}
+
+/// `value` percent-encoded as one path segment (RFC 3986 unreserved
+/// characters kept).
+fn path_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The embedded reference server's endpoints on these ports, with its
 /// backend hooks open to the suite.
 fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
@@ -305,17 +342,15 @@ fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
 }
 
 /// The reference server's endpoints at these addresses, as any target file
-/// would give them. Its defaults take the application from `appKey` (else
-/// `flashStreamingApp`), so WebRTC uses that application whatever the RTMP
-/// URL says.
+/// would give them: the obvious URLs, since the RTMP application `live` is
+/// also the application of `/whep/live/...` and of WebSocket sessions of `live`.
 pub fn reference_server_spec(name: &str, rtmp: SocketAddr, http: SocketAddr) -> TargetSpec {
     TargetSpec {
         name: name.into(),
         rtmp: Some(format!("rtmp://{rtmp}/live")),
-        whep: Some(format!("http://{http}/whep/flashStreamingApp/{{stream}}")),
-        whip: Some(format!("http://{http}/whip/flashStreamingApp/{{stream}}")),
+        whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
+        whip: Some(format!("http://{http}/whip/{{app}}/{{stream}}")),
         ws: Some(format!("ws://{http}/ws")),
-        app_key: Some("flashStreamingApp".into()),
         capabilities: vec![Capability::AppKeys, Capability::Rooms],
         ..TargetSpec::default()
     }
@@ -402,6 +437,27 @@ fn resolve(host: &str) -> Result<SocketAddr, TargetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_parameters_get_their_own_query_slot() {
+        let path = "http://h/whep/{app}/{stream}";
+        assert_eq!(fill_template(path, "live", "cam"), "http://h/whep/live/cam");
+        assert_eq!(
+            fill_template(path, "live", "big?width=160"),
+            "http://h/whep/live/big?width=160"
+        );
+        let query = "http://h:1985/rtc/v1/whep/?app={app}&stream={stream}";
+        assert_eq!(
+            fill_template(query, "live", "big?width=160&height=90"),
+            "http://h:1985/rtc/v1/whep/?app=live&stream=big&width=160&height=90",
+            "the name alone in the stream slot; parameters after it"
+        );
+        assert_eq!(
+            fill_template(query, "live", "a b/c&d"),
+            "http://h:1985/rtc/v1/whep/?app=live&stream=a+b%2Fc%26d"
+        );
+        assert_eq!(fill_template(path, "live", "a b/c"), "http://h/whep/live/a%20b%2Fc");
+    }
 
     #[test]
     fn rtmp_urls_split_into_base_and_app() {

@@ -2,14 +2,32 @@
 //! server answered (HTTP status and body, a `FAILED` status and its `info`,
 //! the SDP it sent), so a failing test's message says what happened.
 
+use std::error::Error;
 use std::time::Duration;
+
+/// An error and its causes, outermost first: reqwest's own message says
+/// only "error sending request", its sources what the socket did.
+fn causes(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// What went wrong while signalling, connecting or exchanging media with a server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebRtcError {
-    /// The HTTP request could not be made or its answer could not be read.
-    #[error("{method} {url}: {source}")]
+    /// The HTTP request could not be made or its answer could not be read
+    /// (the message gives every cause, down to the socket's).
+    #[error("{method} {url}: no HTTP response: {}", causes(source))]
     Http {
         /// `POST` or `DELETE`.
         method: &'static str,
@@ -112,4 +130,52 @@ pub enum WebRtcError {
         /// Why it ended.
         reason: String,
     },
+}
+
+impl WebRtcError {
+    /// What the server said when this error is its refusal: an HTTP 4xx
+    /// answer (404, 403, 409, ...), a `FAILED` stream status or a refused
+    /// `connect` on the WebSocket channel. `None` for anything else: a
+    /// connection closed without an answer, a timeout, a 5xx, our own error.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            WebRtcError::HttpStatus { status, body, .. } if (400..500).contains(status) => {
+                Some(format!("HTTP {status} {:?}", body.trim()))
+            }
+            WebRtcError::StreamFailed { info, .. } => Some(format!("FAILED {info:?}")),
+            WebRtcError::ConnectFailed { info, .. } => Some(format!("connect FAILED {info:?}")),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_answer_of_the_server_is_a_refusal() {
+        let status = |status| WebRtcError::HttpStatus {
+            method: "POST",
+            url: "http://h/whep/live/x".into(),
+            status,
+            expected: 201,
+            body: "Stream not found\n".into(),
+        };
+        assert_eq!(status(404).refusal().as_deref(), Some("HTTP 404 \"Stream not found\""));
+        assert_eq!(status(409).refusal().as_deref(), Some("HTTP 409 \"Stream not found\""));
+        assert_eq!(status(503).refusal(), None, "overloaded is not a refusal of the stream");
+        assert_eq!(status(200).refusal(), None);
+        let failed = WebRtcError::StreamFailed {
+            id: "p1".into(),
+            info: "Stream not found".into(),
+            statuses: "NEW, FAILED".into(),
+        };
+        assert_eq!(failed.refusal().as_deref(), Some("FAILED \"Stream not found\""));
+        let closed = WebRtcError::WsClosed {
+            what: "the answer".into(),
+            reason: "reset".into(),
+        };
+        assert_eq!(closed.refusal(), None, "a closed socket is not an answer");
+    }
 }

@@ -14,8 +14,6 @@ fn main() {
         whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
         whip: Some(format!("http://{http}/whip/{{app}}/{{stream}}")),
         ws: Some(format!("ws://{http}/ws")),
-        // The reference server takes the application from appKey, not the URL.
-        app_key: Some("flashStreamingApp".into()),
         capabilities: vec![Capability::AppKeys, Capability::Rooms],
         ..TargetSpec::default()
     };

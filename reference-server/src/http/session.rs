@@ -2,13 +2,14 @@
 //! application's rules and backend hooks first, as for RTMP, then the session.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use media::rtmp::url::{NameWithParams, Params};
 
 use crate::config::MissingStreamPolicy;
 use crate::hooks::{Hook, HookBody};
 use crate::server::Context;
-use crate::webrtc::{Direction, SessionError, SessionHandle};
+use crate::webrtc::{play, Direction, SessionError, SessionHandle};
 
 /// Why a session was not started.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,9 @@ pub async fn start(
         }
     }
     tracing::info!(%app, stream = %name.name, params = ?name.params, ?direction, "WebRTC session requested");
+    if direction == Direction::Play && !ctx.config.quirks.answer_only_tracks_sent {
+        wait_until_video_is_known(ctx, app, &name.name).await;
+    }
     let started = match direction {
         Direction::Play => {
             let wait = app_config.on_missing_stream == MissingStreamPolicy::Wait;
@@ -81,4 +85,37 @@ pub async fn start(
         Direction::Publish => ctx.webrtc.publish(ctx, app, &name.name, offer),
     };
     Ok(started?)
+}
+
+/// Waits, at most `webrtc.video_wait` after the publish started, while a
+/// live stream has sent no video and its metadata does not say whether it
+/// will (see [`play::video_undecided`]): the answer then offers video to a
+/// player that arrives between a Flash microphone's first sound and its
+/// camera's first picture.
+async fn wait_until_video_is_known(ctx: &Arc<Context>, app: &str, stream: &str) {
+    let wait = ctx.config.webrtc.video_wait;
+    let Some(mut subscription) = ctx.hub.subscribe(app, stream, false) else {
+        return;
+    };
+    let started = Instant::now();
+    while let Some(deadline) = ctx
+        .hub
+        .describe(app, stream)
+        .and_then(|description| play::video_undecided(&description, wait, Instant::now()))
+    {
+        // Any frame may be the one that decides; a lagged or closed ring too.
+        if tokio::time::timeout_at(deadline.into(), subscription.media.recv())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let waited = started.elapsed();
+    if !waited.is_zero() {
+        tracing::debug!(
+            waited_ms = waited.as_millis() as u64,
+            "waited to learn whether the stream has video"
+        );
+    }
 }

@@ -289,13 +289,10 @@ impl Connection {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        let app_key = if config.application_from_url {
-            request.app.name.clone()
-        } else {
-            arg("appKey")
-                .or_else(|| request.app.params.get("appKey").cloned())
-                .unwrap_or_else(|| config.default_app.clone())
-        };
+        let app_key = config.app_key(
+            &request.app.name,
+            arg("appKey").or_else(|| request.app.params.get("appKey").cloned()),
+        );
         tracing::info!(
             app = %request.app.name,
             app_key = %app_key,
@@ -468,9 +465,13 @@ impl Connection {
         let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
+        let mut sent_through = None;
         for frame in std::mem::take(&mut subscription.initial) {
             if media::flv::opus_packet(&frame.payload).is_some() && frame.kind == MediaKind::Audio {
                 continue; // Opus: the player gets the transcoder's output instead.
+            }
+            if frame.kind != MediaKind::Data {
+                sent_through = sent_through.max(Some(frame.timestamp));
             }
             self.send_frame(stream_id, &frame);
         }
@@ -482,6 +483,7 @@ impl Connection {
             stream: name.name.clone(),
             target: opus_target,
             transcoded: None,
+            not_before: sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video),
         };
         let forwarder = forward(play, stream_id, live, subscription, opus, self.player_tx.clone());
         let task = tokio::spawn(forwarder.in_current_span());
@@ -523,12 +525,20 @@ impl Connection {
 /// most RTMP clients do not know Opus, so it is replaced by the output of the
 /// shared transcoder to the app's `opus_to_rtmp` codec, started on the first
 /// Opus frame.
+///
+/// A transcoder started for this player begins with the stream's cached
+/// backlog, whose sound is older than the cached video this player was
+/// already sent; that sound is skipped, so the player's media stays in
+/// timestamp order (players such as ffmpeg probe the first seconds and find
+/// no audio track otherwise).
 struct OpusToRtmp {
     ctx: Arc<Context>,
     app: String,
     stream: String,
     target: Target,
     transcoded: Option<Transcoded>,
+    /// Sound older than this timestamp (ms) is not sent.
+    not_before: Option<u32>,
 }
 
 impl OpusToRtmp {
@@ -555,7 +565,14 @@ impl OpusToRtmp {
                 return config;
             }
             match transcoded.frames.recv().await {
-                Ok(frame) => return frame,
+                Ok(frame) if !frame.config && self.not_before.is_some_and(|t| frame.timestamp < t) => {}
+                Ok(frame) => {
+                    // Caught up: from here on the sound is live.
+                    if !frame.config {
+                        self.not_before = None;
+                    }
+                    return frame;
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => self.transcoded = None,
             }
@@ -593,6 +610,8 @@ async fn forward(
                     return;
                 }
                 let now = matches!(*sub.publication.borrow_and_update(), Publication::Live { .. });
+                // A new publisher's timestamps start anew.
+                opus.not_before = None;
                 if now != live {
                     live = now;
                     if tx.send(PlayerEvent::Publication { play, stream_id, live }).await.is_err() {

@@ -3,20 +3,22 @@
 //! encoder state live as long as the transcoder: gaps and timestamp jumps
 //! re-anchor the output clock without resetting them.
 
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use media::codec::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
 use media::flv::{self, AudioCodec};
 use tokio::sync::broadcast;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
-use super::Sink;
+use super::{send_waiting, Queue, Sink};
 use crate::config::RtmpAudio;
 use crate::hub::Frame;
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
+use crate::warn::RateLimited;
 
 /// What a transcoder produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,37 +47,38 @@ const INPUT_QUEUE: usize = 128;
 
 /// Starts the codec thread of a transcoder to `target`; frames sent to
 /// the returned queue come out of `sink`.
-pub(super) fn start(
-    name: &str,
-    target: Target,
-    sink: Sink,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<mpsc::SyncSender<Frame>> {
-    let (input, work) = mpsc::sync_channel(INPUT_QUEUE);
+pub(super) fn start(name: &str, target: Target, sink: Sink, metrics: Arc<Metrics>) -> std::io::Result<Queue> {
+    let (input, work) = tokio::sync::mpsc::channel(INPUT_QUEUE);
     std::thread::Builder::new()
         .name(format!("{name} {target:?}"))
         .spawn(move || run_codecs(target, work, sink, metrics))?;
     Ok(input)
 }
 
-/// Moves a stream's audio to the codec thread until stopped.
+/// Moves a stream's audio to the codec thread until stopped. The cached
+/// burst a new transcoder starts from waits for room; a live frame that
+/// finds the codec thread a full queue behind is dropped (a gap in the
+/// sound), counted in `audio_transcode_frames_dropped_total`.
 pub(super) async fn feed(
     mut subscription: crate::hub::Subscription,
-    input: mpsc::SyncSender<Frame>,
+    input: Queue,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
 ) {
-    let send = |frame: Frame| match input.try_send(frame) {
+    let mut behind = RateLimited::default();
+    let mut send = |frame: Frame| match input.try_send(frame) {
         Ok(()) => true,
-        Err(mpsc::TrySendError::Full(_)) => {
-            metrics.transcode_errors.inc();
-            tracing::warn!("transcoder behind: audio frame dropped");
+        Err(TrySendError::Full(_)) => {
+            metrics.audio_transcode_dropped.inc();
+            if let Some(held_back) = behind.allow(Instant::now()) {
+                tracing::warn!(held_back, "audio transcoder behind: live audio frame dropped");
+            }
             true
         }
-        Err(mpsc::TrySendError::Disconnected(_)) => false,
+        Err(TrySendError::Closed(_)) => false,
     };
     for frame in std::mem::take(&mut subscription.initial) {
-        if frame.kind == MediaKind::Audio && !send(frame) {
+        if frame.kind == MediaKind::Audio && !send_waiting(&input, frame, &stop).await {
             return;
         }
     }
@@ -101,13 +104,13 @@ pub(super) async fn feed(
 }
 
 /// The codec thread: decodes, resamples, encodes, until its input closes.
-fn run_codecs(target: Target, work: mpsc::Receiver<Frame>, output: Sink, metrics: Arc<Metrics>) {
+fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, output: Sink, metrics: Arc<Metrics>) {
     let mut to_opus: Option<ToOpus> = None;
     let mut from_opus: Option<FromOpus> = None;
     let mut packets: Vec<OpusPacket> = Vec::new();
     let mut tags: Vec<FlvAudioTag> = Vec::new();
     let mut last_error: Option<String> = None;
-    while let Ok(frame) = work.recv() {
+    while let Some(frame) = work.blocking_recv() {
         let started = Instant::now();
         let codec = flv::audio_header(&frame.payload).map(|h| h.codec);
         let result = match (target, codec) {

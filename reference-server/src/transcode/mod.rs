@@ -29,6 +29,21 @@ use crate::metrics::Metrics;
 /// Output frames a transcoder may be ahead of its slowest subscriber.
 const OUTPUT_RING: usize = 256;
 
+/// The bounded queue from a transcoder's feed task to its codec thread,
+/// which takes from it with `blocking_recv`.
+type Queue = tokio::sync::mpsc::Sender<Frame>;
+
+/// Queues a frame of the cached burst a new transcoder starts from, waiting
+/// for room: the codecs need all of it, and it is bounded (one group of
+/// pictures). Only live frames that outrun the codec thread are dropped,
+/// by the feeds. False once the thread is gone or the transcoder stopped.
+async fn send_waiting(input: &Queue, frame: Frame, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        sent = input.send(frame) => sent.is_ok(),
+    }
+}
+
 /// What a transcoder makes: a sound format, or H.264 of some size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Output {

@@ -10,14 +10,15 @@
 //! `video_transcode_frames_dropped_total`, and the output goes on from there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Instant;
 
 use media::codec::{FlvVideoTag, VideoSettings, VideoTranscoder};
 use tokio::sync::broadcast;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
-use super::Sink;
+use super::{send_waiting, Queue, Sink};
 use crate::hub::{Frame, Subscription};
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
@@ -34,8 +35,8 @@ pub(super) fn start(
     sink: Sink,
     keyframe_wanted: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
-) -> std::io::Result<mpsc::SyncSender<Frame>> {
-    let (input, work) = mpsc::sync_channel(INPUT_QUEUE);
+) -> std::io::Result<Queue> {
+    let (input, work) = tokio::sync::mpsc::channel(INPUT_QUEUE);
     std::thread::Builder::new()
         .name(format!("{name} video"))
         .spawn(move || run(settings, work, sink, keyframe_wanted, metrics))?;
@@ -44,12 +45,7 @@ pub(super) fn start(
 
 /// Moves a stream's video to the codec thread until stopped, dropping to
 /// the next keyframe whenever the thread is a full queue behind.
-pub(super) async fn feed(
-    mut subscription: Subscription,
-    input: mpsc::SyncSender<Frame>,
-    stop: CancellationToken,
-    metrics: Arc<Metrics>,
-) {
+pub(super) async fn feed(mut subscription: Subscription, input: Queue, stop: CancellationToken, metrics: Arc<Metrics>) {
     let mut feed = Feed {
         input,
         metrics,
@@ -59,7 +55,7 @@ pub(super) async fn feed(
     // The cached group of pictures goes in whole, however long: the
     // decoder needs all of it, so it waits for room rather than dropping.
     for frame in std::mem::take(&mut subscription.initial) {
-        if !feed.send_waiting(frame, &stop).await {
+        if frame.kind == MediaKind::Video && !send_waiting(&feed.input, frame, &stop).await {
             return;
         }
     }
@@ -86,7 +82,7 @@ pub(super) async fn feed(
 }
 
 struct Feed {
-    input: mpsc::SyncSender<Frame>,
+    input: Queue,
     metrics: Arc<Metrics>,
     /// Frames are being dropped until the next keyframe.
     dropping: bool,
@@ -95,25 +91,6 @@ struct Feed {
 }
 
 impl Feed {
-    /// Queues a video frame, waiting while the queue is full; false once the
-    /// thread is gone or the transcoder stopped.
-    async fn send_waiting(&mut self, mut frame: Frame, stop: &CancellationToken) -> bool {
-        if frame.kind != MediaKind::Video {
-            return true;
-        }
-        loop {
-            match self.input.try_send(frame) {
-                Ok(()) => return true,
-                Err(mpsc::TrySendError::Full(again)) => frame = again,
-                Err(mpsc::TrySendError::Disconnected(_)) => return false,
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return false,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(2)) => {}
-            }
-        }
-    }
-
     /// Queues a video frame for the codec thread; false once the thread is gone.
     fn send(&mut self, frame: Frame) -> bool {
         if frame.kind != MediaKind::Video {
@@ -138,7 +115,7 @@ impl Feed {
                 self.dropping = false;
                 true
             }
-            Err(mpsc::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 if !self.dropping {
                     tracing::warn!("video transcoder behind: dropping to the next keyframe");
                 }
@@ -146,7 +123,7 @@ impl Feed {
                 self.dropping = true;
                 true
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 
@@ -156,12 +133,12 @@ impl Feed {
         };
         match self.input.try_send(config) {
             Ok(()) => true,
-            Err(mpsc::TrySendError::Full(config)) => {
+            Err(TrySendError::Full(config)) => {
                 self.held_config = Some(config);
                 self.dropping = true;
                 true
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 }
@@ -169,7 +146,7 @@ impl Feed {
 /// The codec thread: decodes, scales, encodes, until its input closes.
 fn run(
     settings: VideoSettings,
-    work: mpsc::Receiver<Frame>,
+    mut work: tokio::sync::mpsc::Receiver<Frame>,
     sink: Sink,
     keyframe_wanted: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -178,7 +155,7 @@ fn run(
     let mut transcoder = VideoTranscoder::new(settings);
     let mut tags: Vec<FlvVideoTag> = Vec::new();
     let mut last_error: Option<String> = None;
-    while let Ok(frame) = work.recv() {
+    while let Some(frame) = work.blocking_recv() {
         let started = Instant::now();
         if keyframe_wanted.swap(false, Ordering::Relaxed) {
             transcoder.request_keyframe();
@@ -226,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_to_the_next_keyframe_and_counts_the_drops() {
-        let (input, work) = mpsc::sync_channel(2);
+        let (input, mut work) = tokio::sync::mpsc::channel(2);
         let metrics = Arc::new(Metrics::default());
         let mut feed = Feed {
             input,
@@ -245,10 +222,12 @@ mod tests {
         assert!(feed.send(video(false, true)));
         assert!(feed.send(video(true, false)));
         assert_eq!(metrics.video_transcode_dropped.get(), 2);
-        let queued: Vec<(bool, bool)> = work.try_iter().map(|f| (f.keyframe, f.config)).collect();
+        let queued: Vec<(bool, bool)> = std::iter::from_fn(|| work.try_recv().ok())
+            .map(|f| (f.keyframe, f.config))
+            .collect();
         assert_eq!(queued, [(false, true), (true, false)]);
         assert!(feed.send(video(false, false)), "back to normal after the keyframe");
-        assert_eq!(work.try_iter().count(), 1);
+        assert_eq!(std::iter::from_fn(|| work.try_recv().ok()).count(), 1);
         drop(work);
         assert!(!feed.send(video(true, false)), "the thread is gone");
     }

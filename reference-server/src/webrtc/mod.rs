@@ -11,7 +11,7 @@
 //! stops sessions and reports their status.
 
 mod peer;
-mod play;
+pub mod play;
 mod publish;
 pub mod udp;
 
@@ -208,7 +208,8 @@ impl WebRtc {
             return Err(SessionError::NotFound);
         }
         let always_transcode = !ctx.config.apps.get(app).is_none_or(|a| a.avoid_transcoding);
-        let (mut config, plan) = play::codecs(description.as_ref(), always_transcode || video.is_some());
+        let announced_too = !ctx.config.quirks.answer_only_tracks_sent;
+        let (mut config, plan) = play::codecs(description.as_ref(), always_transcode || video.is_some(), announced_too);
         // KI-1 switched back on: an audio-only stream is answered with video
         // too, and its audio never sent.
         let silent = ctx.config.quirks.video_line_for_audio_only
@@ -250,7 +251,9 @@ impl WebRtc {
             return Err(SessionError::NoUsableMedia("H.264 or Opus".into()));
         }
         ctx.metrics.publishes_total.inc();
-        let mut ingest = publish::Ingest::new(publisher);
+        let interval = ctx.config.webrtc.publisher_keyframe_interval;
+        let schedule = (!ctx.config.quirks.no_publisher_keyframe_requests).then_some(interval);
+        let mut ingest = publish::Ingest::new(publisher, schedule, ctx.metrics.clone());
         for (kind, mid) in accepted_mids(&answer) {
             ingest.media_added(mid, kind);
         }

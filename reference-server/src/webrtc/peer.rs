@@ -71,6 +71,8 @@ pub enum Wake {
     Role(RoleInput),
     /// Nothing more will come from the role.
     RoleDone,
+    /// A publisher's stream wants a keyframe (a player joined).
+    KeyframeWanted,
 }
 
 /// Media or news for a player.
@@ -81,6 +83,10 @@ pub async fn run(mut peer: Peer, mut role: Role) {
     let connect_deadline = tokio::time::Instant::now() + peer.connect_timeout;
     let mut connected = false;
     while let Some(timeout) = drain(&mut peer, &mut role, &mut connected) {
+        let timeout = match &role {
+            Role::Publish(ingest) => ingest.poll_timeout().map_or(timeout, |due| due.min(timeout)),
+            Role::Play(_) => timeout,
+        };
         let sleep = tokio::time::sleep_until(timeout.into());
         tokio::select! {
             _ = peer.cancel.cancelled() => {
@@ -117,8 +123,19 @@ pub async fn run(mut peer: Peer, mut role: Role) {
                     peer.set_status(SessionStatus::Stopped);
                     break;
                 }
+                Wake::KeyframeWanted => {
+                    if let Role::Publish(ingest) = &mut role {
+                        ingest.keyframe_wanted(&mut peer.rtc, Instant::now());
+                    }
+                }
             },
-            _ = sleep => peer.input(Input::Timeout(Instant::now())),
+            _ = sleep => {
+                let now = Instant::now();
+                peer.input(Input::Timeout(now));
+                if let Role::Publish(ingest) = &mut role {
+                    ingest.handle_timeout(&mut peer.rtc, now);
+                }
+            }
         }
     }
     peer.rtc.disconnect();
@@ -134,7 +151,10 @@ async fn next(role: &mut Role) -> Wake {
             Some(input) => Wake::Role(input),
             None => Wake::RoleDone,
         },
-        Role::Publish(_) => std::future::pending().await,
+        Role::Publish(ingest) => {
+            ingest.wanted().await;
+            Wake::KeyframeWanted
+        }
     }
 }
 

@@ -69,15 +69,36 @@ pub fn video_request(params: &Params) -> Result<Option<VideoSettings>, String> {
     }))
 }
 
+/// Until when the answer to a player of `stream` should wait to learn
+/// whether the stream has video; `None` to answer now. It waits while the
+/// publisher has sent no video, its metadata (if any) does not say whether
+/// video comes, and less than `wait` has passed since the publish started
+/// (a Flash camera starts up to a few seconds after the microphone).
+pub fn video_undecided(stream: &StreamDescription, wait: Duration, now: Instant) -> Option<Instant> {
+    let announced = stream.announced.and_then(|a| a.video);
+    if stream.has_video || announced.is_some() {
+        return None;
+    }
+    let deadline = stream.published_at + wait;
+    (deadline > now).then_some(deadline)
+}
+
 /// The codecs a player's `Rtc` accepts for this stream, and a phrase naming
-/// them for errors. `None` (not live yet) accepts audio and video. With
-/// `transcoded`, the video is the transcoder's Constrained Baseline H.264
-/// whatever the stream's own.
-pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool) -> (RtcConfig, String) {
+/// them for errors. `None` (not live yet) accepts audio and video; so does a
+/// stream that has sent nothing yet. A track the metadata announces counts
+/// as sent unless `announced_too` is false (a quirk). With `transcoded`, the
+/// video is the transcoder's Constrained Baseline H.264 whatever the stream's own.
+pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_too: bool) -> (RtcConfig, String) {
     let mut config = Rtc::builder().clear_codecs();
     let mut plan = Vec::new();
+    let announced = |track: fn(&media::flv::MetadataTracks) -> Option<bool>| {
+        announced_too && stream.and_then(|s| s.announced.as_ref()).and_then(track) == Some(true)
+    };
     let (audio, video) = match stream {
-        Some(s) if s.has_audio || s.has_video => (s.has_audio, s.has_video),
+        Some(s) if s.has_audio || s.has_video => (
+            s.has_audio || announced(|a| a.audio),
+            s.has_video || announced(|a| a.video),
+        ),
         _ => (true, true),
     };
     if audio {
@@ -355,8 +376,9 @@ impl Player {
     }
 
     /// A PLI or FIR from the peer. A transcoder makes its next picture an
-    /// IDR; an RTMP publisher cannot be asked for a keyframe, so the cached
-    /// one (and the pictures since) are sent again.
+    /// IDR. Otherwise the cached keyframe (and the pictures since) are sent
+    /// again at once, and the publisher is asked for a new one (a WebRTC
+    /// publisher can make one; an RTMP publisher cannot be asked).
     pub fn keyframe_request(&mut self, rtc: &mut Rtc, mid: Mid) {
         if Some(mid) != self.video_mid {
             return;
@@ -374,6 +396,7 @@ impl Player {
             return;
         }
         self.last_keyframe_request = Some(now);
+        self.ctx.hub.request_keyframe(&self.app, &self.stream);
         let snapshot = self.ctx.hub.keyframe_snapshot(&self.app, &self.stream);
         let Some(last) = snapshot.last().map(|f| f.timestamp) else {
             return;
@@ -567,5 +590,71 @@ async fn transcoded(output: &mut Option<Transcoded>) -> Frame {
             None => std::future::pending().await,
         },
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use media::flv::MetadataTracks;
+
+    use super::*;
+
+    fn stream(has_audio: bool, has_video: bool, video: Option<bool>) -> StreamDescription {
+        StreamDescription {
+            published_at: Instant::now(),
+            announced: video.map(|video| MetadataTracks {
+                video: Some(video),
+                audio: Some(true),
+            }),
+            has_audio,
+            has_video,
+            audio_codec: has_audio.then_some(AudioCodec::Speex),
+            video_codec: None,
+            video_reorders: false,
+            video_config: None,
+        }
+    }
+
+    #[test]
+    fn a_player_waits_for_video_only_while_nothing_says_whether_it_comes() {
+        let wait = Duration::from_secs(3);
+        let audio_only_so_far = stream(true, false, None);
+        let start = audio_only_so_far.published_at;
+        assert_eq!(
+            video_undecided(&audio_only_so_far, wait, start + Duration::from_millis(500)),
+            Some(start + wait)
+        );
+        assert_eq!(
+            video_undecided(&audio_only_so_far, wait, start + wait),
+            None,
+            "waited enough"
+        );
+        assert_eq!(
+            video_undecided(&stream(true, false, Some(true)), wait, start),
+            None,
+            "announced"
+        );
+        assert_eq!(
+            video_undecided(&stream(true, false, Some(false)), wait, start),
+            None,
+            "announced absent"
+        );
+        assert_eq!(
+            video_undecided(&stream(true, true, None), wait, start),
+            None,
+            "video came"
+        );
+    }
+
+    #[test]
+    fn announced_video_is_answered_before_it_arrives() {
+        let (_, plan) = codecs(Some(&stream(true, false, Some(true))), false, true);
+        assert_eq!(plan, "Opus audio, H.264 video");
+        let (_, plan) = codecs(Some(&stream(true, false, Some(true))), false, false);
+        assert_eq!(plan, "Opus audio", "the quirk answers only what was sent");
+        let (_, plan) = codecs(Some(&stream(true, false, Some(false))), false, true);
+        assert_eq!(plan, "Opus audio", "known issue 1: audio-only stays audio-only");
+        let (_, plan) = codecs(Some(&stream(true, false, None)), false, true);
+        assert_eq!(plan, "Opus audio", "after the wait, nothing announced: audio only");
     }
 }

@@ -9,7 +9,15 @@
 //!
 //! Timestamps: each track's RTP clock is anchored at the arrival time of its
 //! first packet, so audio and video share one millisecond timeline.
+//!
+//! Keyframes: a browser's encoder makes few of its own (one in 22 s was
+//! seen), so the publisher is asked for one (PLI, or FIR when that is all it
+//! negotiated) when a player joins, when a frame cannot be used, and whenever
+//! its last keyframe is older than `webrtc.publisher_keyframe_interval`: late
+//! joiners then start within that interval, and the cached group of pictures
+//! stays short.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +28,11 @@ use str0m::media::{KeyframeRequestKind, MediaData, MediaKind as RtcKind, MediaTi
 use str0m::Rtc;
 
 use crate::hub::{Frame, Publisher};
+use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
+
+/// Keyframe requests closer together than this are folded into one.
+const MIN_REQUEST_GAP: Duration = Duration::from_millis(500);
 
 /// A track's RTP time anchored to the session's millisecond timeline.
 #[derive(Clone, Copy)]
@@ -39,21 +51,65 @@ pub struct Ingest {
     avc: Option<AvcConfig>,
     body: Vec<u8>,
     last_keyframe_request: Option<Instant>,
+    /// When the last keyframe arrived.
+    last_keyframe: Option<Instant>,
+    /// Ask for a keyframe when the last one is older than this; `None`
+    /// never asks on a schedule (a quirk).
+    keyframe_interval: Option<Duration>,
+    metrics: Arc<Metrics>,
 }
 
 impl Ingest {
-    /// An ingest into the stream `publisher` holds.
-    pub fn new(publisher: Publisher) -> Ingest {
+    /// An ingest into the stream `publisher` holds, asking the peer for a
+    /// keyframe whenever its last one is older than `keyframe_interval`
+    /// (and never when `None`).
+    pub fn new(publisher: Publisher, keyframe_interval: Option<Duration>, metrics: Arc<Metrics>) -> Ingest {
+        let start = Instant::now();
         Ingest {
             publisher,
             video_mid: None,
-            start: Instant::now(),
+            start,
             audio_anchor: None,
             video_anchor: None,
             avc: None,
             body: Vec::with_capacity(64 * 1024),
             last_keyframe_request: None,
+            last_keyframe: None,
+            keyframe_interval,
+            metrics,
         }
+    }
+
+    /// When the next scheduled keyframe request is due; `None` without
+    /// video or schedule.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let interval = self.keyframe_interval?;
+        self.video_mid?;
+        let since = [self.last_keyframe, self.last_keyframe_request]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.start);
+        Some(since + interval)
+    }
+
+    /// Time passed: asks for a keyframe if one is due.
+    pub fn handle_timeout(&mut self, rtc: &mut Rtc, now: Instant) {
+        if self.poll_timeout().is_some_and(|due| due <= now) {
+            self.request_keyframe(rtc, now, "the last keyframe is old");
+        }
+    }
+
+    /// A player joined, or one asked for a keyframe.
+    pub fn keyframe_wanted(&mut self, rtc: &mut Rtc, now: Instant) {
+        if self.keyframe_interval.is_some() {
+            self.request_keyframe(rtc, now, "a player wants one");
+        }
+    }
+
+    /// Resolves when the hub wants a keyframe from this publisher.
+    pub async fn wanted(&self) {
+        self.publisher.keyframe_wanted().await;
     }
 
     /// An m-line of the offer.
@@ -75,7 +131,7 @@ impl Ingest {
             Codec::H264 => {
                 let ms = timestamp(&mut self.video_anchor, self.start, &data);
                 if !self.video(ms, &data.data) || !data.contiguous {
-                    self.request_keyframe(rtc, data.mid);
+                    self.request_keyframe(rtc, Instant::now(), "a frame could not be used");
                 }
             }
             other => tracing::debug!(?other, "media in a codec this server does not publish: ignored"),
@@ -114,6 +170,9 @@ impl Ingest {
         let units = h264::annexb_nal_units(annexb)
             .filter(|u| !matches!(h264::nal_unit_type(u), nal_type::SPS | nal_type::PPS | nal_type::AUD));
         let keyframe = h264::annexb_nal_units(annexb).any(|u| h264::nal_unit_type(u) == nal_type::IDR);
+        if keyframe {
+            self.last_keyframe = Some(Instant::now());
+        }
         self.body.clear();
         self.body
             .extend_from_slice(&[if keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0]);
@@ -125,19 +184,31 @@ impl Ingest {
         true
     }
 
-    fn request_keyframe(&mut self, rtc: &mut Rtc, mid: Mid) {
-        let now = Instant::now();
+    /// Sends a PLI (or a FIR, when only that was negotiated), at most one
+    /// per [`MIN_REQUEST_GAP`].
+    fn request_keyframe(&mut self, rtc: &mut Rtc, now: Instant, why: &str) {
+        let Some(mid) = self.video_mid else { return };
         if self
             .last_keyframe_request
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+            .is_some_and(|t| now.saturating_duration_since(t) < MIN_REQUEST_GAP)
         {
             return;
         }
         self.last_keyframe_request = Some(now);
-        if let Some(mut writer) = rtc.writer(mid) {
-            if let Err(error) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
-                tracing::debug!(%error, "keyframe request failed");
+        let Some(mut writer) = rtc.writer(mid) else { return };
+        let kind = [KeyframeRequestKind::Pli, KeyframeRequestKind::Fir]
+            .into_iter()
+            .find(|kind| writer.is_request_keyframe_possible(*kind));
+        let Some(kind) = kind else {
+            tracing::debug!("the publisher negotiated neither PLI nor FIR: no keyframe request");
+            return;
+        };
+        match writer.request_keyframe(None, kind) {
+            Ok(()) => {
+                self.metrics.publisher_keyframe_requests.inc();
+                tracing::debug!(?kind, why, "keyframe requested from the publisher");
             }
+            Err(error) => tracing::debug!(%error, "keyframe request failed"),
         }
     }
 }
