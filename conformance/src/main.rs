@@ -184,7 +184,8 @@ struct TargetArgs {
     /// (video_line_for_audio_only), ki-2 (publish_takes_played_audio), ki-3
     /// (stream_name_keeps_query), video-late (answer_only_tracks_sent),
     /// no-pli (no_publisher_keyframe_requests), audio-behind
-    /// (rtmp_audio_behind_video), app-name (rtmp_app_name_ignored).
+    /// (rtmp_audio_behind_video), no-reoffer (no_renegotiation), app-name
+    /// (rtmp_app_name_ignored).
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
     /// The name reports give an external target.

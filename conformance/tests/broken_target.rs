@@ -194,3 +194,33 @@ async fn a_closed_connection_is_not_a_refusal() {
     let refusing = run_case(&case, &target(http_server(Some(not_found)).await), &options).await;
     assert_eq!(refusing.verdict, Verdict::Ok, "{refusing:#?}");
 }
+
+/// A real Flash Player 9 session replayed against a server that leaves its
+/// play unanswered is FAILED, not INFORMATIONAL: answers of another kind are
+/// worth knowing, silence is a defect.
+#[tokio::test]
+async fn an_unanswered_replayed_command_fails() {
+    let addr = broken_server().await;
+    let target = Target::External(Box::new(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        ..TargetSpec::default()
+    }));
+    let options = RunOptions {
+        step_timeout: Duration::from_secs(2),
+        case_timeout: Duration::from_secs(30),
+    };
+    let scenarios = load_dir(&default_dir()).unwrap();
+    let case = scenarios
+        .iter()
+        .find(|s| s.id == "replay/flash-player-9-play")
+        .unwrap()
+        .clone();
+    let result = run_case(&case, &target, &options).await;
+    assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
+    let actual = result.actual.as_deref().unwrap_or_default();
+    assert!(
+        actual.contains("play: expected onStatus") && actual.contains("no answer"),
+        "the actual names the unanswered play: {actual}"
+    );
+}

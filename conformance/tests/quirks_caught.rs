@@ -46,8 +46,10 @@ const CAUGHT: &[(&str, &str, &str)] = &[
     ),
     (
         "webrtc/ws/video-starts-late",
-        "answer_only_tracks_sent",
-        "the video m-line is rejected, not sending; fewer than 25 pictures",
+        // Over the WebSocket channel a renegotiation would still bring the
+        // pictures: both must be off for the player to stay without them.
+        "answer_only_tracks_sent,no_renegotiation",
+        "fewer than 25 pictures",
     ),
     (
         "webrtc/whip/late-rtmp-player-hears",
@@ -58,6 +60,11 @@ const CAUGHT: &[(&str, &str, &str)] = &[
         "webrtc/whip/publisher-asked-for-keyframes",
         "no_publisher_keyframe_requests",
         "ahead of real time (a backlog sent at once)",
+    ),
+    (
+        "webrtc/ws/video-added-later",
+        "no_renegotiation",
+        "fewer than 25 pictures; saw SDP audio: sendonly opus, video: rejected",
     ),
     ("rtmp/connect/app-name-is-the-namespace", "rtmp_app_name_ignored", "404"),
 ];
@@ -139,6 +146,11 @@ async fn sound_behind_a_late_joiners_backlog_is_caught() {
 #[tokio::test]
 async fn a_publisher_never_asked_for_keyframes_is_caught() {
     caught("webrtc/whip/publisher-asked-for-keyframes").await;
+}
+
+#[tokio::test]
+async fn video_never_offered_after_the_answer_is_caught() {
+    caught("webrtc/ws/video-added-later").await;
 }
 
 #[tokio::test]

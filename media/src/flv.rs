@@ -321,6 +321,36 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     })
 }
 
+/// `tags` with no video before `after` ms: video resumes at the first
+/// keyframe from then on, preceded by the last sequence header before it
+/// (restamped), as a camera that starts after the microphone would send.
+pub fn video_from(tags: Vec<Tag>, after: u32) -> Vec<Tag> {
+    let is_config = |t: &Tag| video_header(&t.data).is_some_and(|h| h.is_sequence_header);
+    let is_keyframe = |t: &Tag| video_header(&t.data).is_some_and(|h| h.is_keyframe);
+    let mut config: Option<Tag> = None;
+    let mut started = false;
+    let mut out = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if tag.kind != TagKind::Video || started {
+            out.push(tag);
+            continue;
+        }
+        if is_config(&tag) {
+            config = Some(tag);
+        } else if tag.timestamp >= after && is_keyframe(&tag) {
+            if let Some(config) = config.take() {
+                out.push(Tag {
+                    timestamp: tag.timestamp,
+                    ..config
+                });
+            }
+            out.push(tag);
+            started = true;
+        }
+    }
+    out
+}
+
 /// What a stream's `onMetaData` says about its tracks: `Some(true)` when it
 /// announces the track (a `videocodecid`/`audiocodecid` that is not 0 or
 /// empty, or `hasVideo`/`hasAudio` true), `Some(false)` when it says there is
@@ -384,6 +414,40 @@ mod tests {
         encode_amf0(&Value::from("onMetaData"), &mut body);
         encode_amf0(&Value::object(properties.iter().cloned()), &mut body);
         body
+    }
+
+    #[test]
+    fn video_starts_late_at_a_keyframe_after_its_sequence_header() {
+        let tag = |kind, timestamp, data: &'static [u8]| Tag {
+            kind,
+            timestamp,
+            data: Bytes::from_static(data),
+        };
+        let tags = vec![
+            tag(TagKind::Script, 0, b"meta"),
+            tag(TagKind::Video, 0, &[0x17, 0]),
+            tag(TagKind::Audio, 0, &[0xAF, 1]),
+            tag(TagKind::Video, 0, &[0x17, 1]),
+            tag(TagKind::Video, 2000, &[0x27, 1]),
+            tag(TagKind::Audio, 2000, &[0xAF, 1]),
+            tag(TagKind::Video, 2040, &[0x17, 1]),
+            tag(TagKind::Video, 2080, &[0x27, 1]),
+        ];
+        let out: Vec<(TagKind, u32, u8)> = video_from(tags, 2000)
+            .iter()
+            .map(|t| (t.kind, t.timestamp, t.data[0] ^ t.data.get(1).copied().unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            out,
+            [
+                (TagKind::Script, 0, b'm' ^ b'e'),
+                (TagKind::Audio, 0, 0xAE),
+                (TagKind::Audio, 2000, 0xAE),
+                (TagKind::Video, 2040, 0x17),
+                (TagKind::Video, 2040, 0x16),
+                (TagKind::Video, 2080, 0x26),
+            ]
+        );
     }
 
     #[test]

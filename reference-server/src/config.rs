@@ -196,6 +196,9 @@ pub struct Quirks {
     /// An RTMP player of a WebRTC publisher gets the transcoded sound of the
     /// cached backlog after newer video: audio out of timestamp order.
     pub rtmp_audio_behind_video: bool,
+    /// A WebSocket player answered without video is never offered the video
+    /// that appears later (no renegotiation), so it keeps sound only.
+    pub no_renegotiation: bool,
     /// The RTMP application name does not choose the application: without an
     /// `appKey`, `rtmp://host/live/cam` lands in `default_app`, not in `live`.
     pub rtmp_app_name_ignored: bool,
@@ -222,6 +225,7 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("rtmp_audio_behind_video", "audio-behind", |q| {
         &mut q.rtmp_audio_behind_video
     }),
+    ("no_renegotiation", "no-reoffer", |q| &mut q.no_renegotiation),
     ("rtmp_app_name_ignored", "app-name", |q| &mut q.rtmp_app_name_ignored),
 ];
 

@@ -204,6 +204,10 @@ pub struct Step {
     /// Send at most this many seconds of `media`.
     #[serde(default)]
     pub seconds: Option<u32>,
+    /// Send `media`'s script tags (its `onMetaData`); default true. Flash
+    /// Player itself sends no metadata.
+    #[serde(default)]
+    pub metadata: Option<bool>,
     /// Send no video of `media` before this many milliseconds (a camera
     /// that starts after the microphone): video begins at the first
     /// keyframe from then on, after the sequence header.
@@ -325,6 +329,11 @@ pub struct Expect {
     /// A replay must match the captured server's answers.
     #[serde(default)]
     pub replay_matches: Option<bool>,
+    /// Commands of a replay (by name) that must get an answer, the same as
+    /// the captured server's or not: one left unanswered, or not sent
+    /// because the target closed the connection, misses.
+    #[serde(default)]
+    pub replay_answered: Vec<String>,
     /// The server refuses the action with an answer: an HTTP 4xx to a
     /// WHEP/WHIP request, a `FAILED` status on the WebSocket channel. A
     /// connection closed without an answer, a timeout or a 5xx is not a

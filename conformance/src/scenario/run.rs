@@ -154,7 +154,10 @@ struct Observed {
     tone: Option<f64>,
     dbfs: Option<f64>,
     survived: Option<Result<(), String>>,
-    replay: Option<(bool, String)>,
+    /// A replay: whether every answer matched, a summary, and the commands
+    /// the captured server answered that the target left unanswered (or
+    /// could not be sent, the connection being gone).
+    replay: Option<(bool, String, Vec<String>)>,
     /// Lines for the case's wire log (a replay's, the backend's calls).
     log: Vec<String>,
     /// Every call the backend received, stream names without the run's suffix.
@@ -219,7 +222,7 @@ impl Observed {
                 Err(e) => format!("a new client is not served: {e}"),
             });
         }
-        if let Some((_, summary)) = &self.replay {
+        if let Some((_, summary, _)) = &self.replay {
             parts.push(summary.clone());
         }
         if !self.room_events.is_empty() {
@@ -342,7 +345,11 @@ impl Case<'_> {
                 // The check's own words when they tell the error (a failure
                 // that is not the refusal asked for), else the error.
                 let why = check(&candidates[0].1, observed).err().unwrap_or_default();
-                let actual = if why.contains(error.as_str()) { why } else { error.clone() };
+                let actual = if why.contains(error.as_str()) {
+                    why
+                } else {
+                    error.clone()
+                };
                 self.miss(
                     verdict,
                     format!("{label}: {}", describe_expect(&candidates[0].1)),
@@ -650,7 +657,19 @@ impl Case<'_> {
                 };
                 match replayed {
                     Ok(report) => {
-                        observed.replay = Some((report.is_match(), replay_summary(&report)));
+                        let unanswered = report
+                            .commands
+                            .iter()
+                            .filter(|c| {
+                                matches!(
+                                    c.verdict,
+                                    crate::replay::report::Verdict::Missing { .. }
+                                        | crate::replay::report::Verdict::NotSent { .. }
+                                )
+                            })
+                            .map(|c| c.name.clone())
+                            .collect();
+                        observed.replay = Some((report.is_match(), replay_summary(&report), unanswered));
                         observed.log = report.wire_log.clone();
                         observed.log.push(report.to_string());
                         Ok(())
@@ -695,7 +714,7 @@ impl Case<'_> {
                 .statuses
                 .iter()
                 .any(|s| s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED);
-            let holds = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            let holds = join_answered(step, observed) && candidates.iter().any(|(_, e)| check(e, observed).is_ok());
             let now = tokio::time::Instant::now();
             if holds && (!settle || settled_at.is_some_and(|t| now >= t)) {
                 break;
@@ -738,6 +757,9 @@ impl Case<'_> {
             if media.is_none() && step.action == Action::Play && holds {
                 break;
             }
+        }
+        if !join_answered(step, observed) && observed.error.is_none() {
+            observed.error = Some(UNANSWERED_JOIN.into());
         }
         actor.matched = client.statuses().len();
         actor.rooms_seen = client.room_events().len();
@@ -943,9 +965,12 @@ impl Case<'_> {
                 .filter(|m| m.get("type").and_then(serde_json::Value::as_str) == Some("room"))
                 .collect();
             observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
-            let done = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            let done = join_answered(step, observed) && candidates.iter().any(|(_, e)| check(e, observed).is_ok());
             if done || tokio::time::Instant::now() >= deadline {
                 actor.rooms_seen = events.len();
+                if !join_answered(step, observed) {
+                    observed.error = Some(UNANSWERED_JOIN.into());
+                }
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1169,6 +1194,19 @@ fn replay_summary(report: &crate::replay::ReplayReport) -> String {
     }
 }
 
+/// What a join that the server never answered is told.
+const UNANSWERED_JOIN: &str = "the server never answered joinRoom (no STATE or FAILED room event)";
+
+/// A `join-room` step is over only once the server answered it (STATE or
+/// FAILED), so the next step never races the join; other steps need nothing.
+fn join_answered(step: &Step, observed: &Observed) -> bool {
+    step.action != Action::JoinRoom
+        || observed
+            .room_events
+            .iter()
+            .any(|e| e.starts_with("STATE") || e.starts_with("FAILED"))
+}
+
 /// What a step accepts: its outcomes with their verdicts, or its `expect`
 /// (or the action's implicit success) as OK.
 fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
@@ -1256,8 +1294,16 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
     }
     if let Some(want) = expect.replay_matches {
         match &observed.replay {
-            Some((matches, _)) if *matches == want => {}
+            Some((matches, ..)) if *matches == want => {}
             _ => return Err("the replay did not compare as expected".into()),
+        }
+    }
+    if !expect.replay_answered.is_empty() {
+        let Some((_, summary, unanswered)) = &observed.replay else {
+            return Err("no replay".into());
+        };
+        if let Some(name) = expect.replay_answered.iter().find(|n| unanswered.contains(n)) {
+            return Err(format!("{name} went unanswered ({summary})"));
         }
     }
     let mut position = 0;
@@ -1550,6 +1596,9 @@ fn describe_expect(expect: &Expect) -> String {
     if let Some(media) = &expect.media {
         parts.push(format!("decoded {media:?}"));
     }
+    if !expect.replay_answered.is_empty() {
+        parts.push(format!("answers to {}", expect.replay_answered.join(", ")));
+    }
     if expect.replay_matches == Some(true) {
         parts.push("the same answers as the captured server".into());
     }
@@ -1624,44 +1673,14 @@ fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
         .filter(|t| match t.kind {
             TagKind::Audio => tracks != "video",
             TagKind::Video => tracks != "audio",
-            TagKind::Script => tracks == "both",
+            TagKind::Script => tracks == "both" && step.metadata.unwrap_or(true),
         })
         .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
         .collect();
     Ok(match step.video_after {
-        Some(after) => video_from(tags, after),
+        Some(after) => media::flv::video_from(tags, after),
         None => tags,
     })
-}
-
-/// `tags` with no video before `after` ms: video resumes at the first
-/// keyframe from then on, preceded by the last sequence header before it
-/// (restamped), as a camera that starts after the microphone would send.
-fn video_from(tags: Vec<Tag>, after: u32) -> Vec<Tag> {
-    let is_config = |t: &Tag| media::flv::video_header(&t.data).is_some_and(|h| h.is_sequence_header);
-    let is_keyframe = |t: &Tag| media::flv::video_header(&t.data).is_some_and(|h| h.is_keyframe);
-    let mut config: Option<Tag> = None;
-    let mut started = false;
-    let mut out = Vec::with_capacity(tags.len());
-    for tag in tags {
-        if tag.kind != TagKind::Video || started {
-            out.push(tag);
-            continue;
-        }
-        if is_config(&tag) {
-            config = Some(tag);
-        } else if tag.timestamp >= after && is_keyframe(&tag) {
-            if let Some(config) = config.take() {
-                out.push(Tag {
-                    timestamp: tag.timestamp,
-                    ..config
-                });
-            }
-            out.push(tag);
-            started = true;
-        }
-    }
-    out
 }
 
 /// Sends `tags` until they end or `stop` fires; returns the client.
@@ -1764,40 +1783,6 @@ mod tests {
             ..expect(&["NetStream.Play.Start"])
         };
         assert!(check(&level, &seen).unwrap_err().contains("level error"));
-    }
-
-    #[test]
-    fn video_starts_late_at_a_keyframe_after_its_sequence_header() {
-        let tag = |kind, timestamp, data: &'static [u8]| Tag {
-            kind,
-            timestamp,
-            data: Bytes::from_static(data),
-        };
-        let tags = vec![
-            tag(TagKind::Script, 0, b"meta"),
-            tag(TagKind::Video, 0, &[0x17, 0]),
-            tag(TagKind::Audio, 0, &[0xAF, 1]),
-            tag(TagKind::Video, 0, &[0x17, 1]),
-            tag(TagKind::Video, 2000, &[0x27, 1]),
-            tag(TagKind::Audio, 2000, &[0xAF, 1]),
-            tag(TagKind::Video, 2040, &[0x17, 1]),
-            tag(TagKind::Video, 2080, &[0x27, 1]),
-        ];
-        let out: Vec<(TagKind, u32, u8)> = video_from(tags, 2000)
-            .iter()
-            .map(|t| (t.kind, t.timestamp, t.data[0] ^ t.data.get(1).copied().unwrap_or(0)))
-            .collect();
-        assert_eq!(
-            out,
-            [
-                (TagKind::Script, 0, b'm' ^ b'e'),
-                (TagKind::Audio, 0, 0xAE),
-                (TagKind::Audio, 2000, 0xAE),
-                (TagKind::Video, 2040, 0x17),
-                (TagKind::Video, 2040, 0x16),
-                (TagKind::Video, 2080, 0x26),
-            ]
-        );
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub(crate) enum PeerAction {
         kind: KeyframeRequestKind,
         reply: Option<oneshot::Sender<Result<(), String>>>,
     },
+    /// Accept an offer of the remote side (a renegotiation); the answer's
+    /// SDP, or why not, goes to `reply`.
+    AcceptOffer {
+        sdp: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// What a handle asks of the task.
@@ -279,6 +285,32 @@ impl Prepared {
     }
 }
 
+/// Has a running peer accept the remote side's offers.
+#[derive(Clone)]
+pub(crate) struct OfferAcceptor {
+    commands: mpsc::UnboundedSender<PeerCommand>,
+}
+
+impl OfferAcceptor {
+    /// The peer's answer to `sdp`, an offer of the remote side.
+    pub(crate) async fn accept(&self, sdp: String) -> Result<String, WebRtcError> {
+        let ended = || WebRtcError::PeerEnded {
+            reason: "the peer ended before answering the offer".into(),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(PeerCommand::Act(PeerAction::AcceptOffer {
+                sdp: sdp.clone(),
+                reply,
+            }))
+            .map_err(|_| ended())?;
+        answer
+            .await
+            .map_err(|_| ended())?
+            .map_err(|reason| WebRtcError::BadAnswer { reason, sdp })
+    }
+}
+
 /// The handle's side of a running peer. Dropping it stops the task.
 pub(crate) struct PeerHandle<A> {
     shared: Arc<Mutex<Shared<A>>>,
@@ -306,6 +338,14 @@ impl<A> PeerHandle<A> {
             .clone()
             .unwrap_or_else(|| "the task is gone".into());
         WebRtcError::PeerEnded { reason }
+    }
+
+    /// What accepts the remote side's offers (a renegotiation) for this
+    /// peer, from another task.
+    pub(crate) fn offer_acceptor(&self) -> OfferAcceptor {
+        OfferAcceptor {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Asks the sender of `mid` for a keyframe and waits for str0m's verdict.
@@ -549,6 +589,22 @@ impl<A: PeerApp> Driver<A> {
                     }
                     None => result,
                 }
+            }
+            PeerAction::AcceptOffer { sdp, reply } => {
+                let answer = str0m::change::SdpOffer::from_sdp_string(&sdp)
+                    .map_err(|e| format!("the server's offer: {e}"))
+                    .and_then(|offer| {
+                        self.rtc
+                            .sdp_api()
+                            .accept_offer(offer)
+                            .map_err(|e| format!("the server's offer refused: {e}"))
+                    })
+                    .map(|answer| answer.to_sdp_string());
+                if let Err(e) = &answer {
+                    lock(&self.shared).status.error(e.clone());
+                }
+                let _ = reply.send(answer);
+                Ok(())
             }
         };
         if let Err(e) = result {

@@ -202,6 +202,8 @@ fn report_of(shared: &Shared<PlayerApp>) -> PlayerReport {
 /// signalling; call [`WebRtcPlayer::stop`] to end the session properly.
 pub struct WebRtcPlayer {
     peer: PeerHandle<PlayerApp>,
+    /// Answers the server's renegotiation offers (WebSocket signalling).
+    answering: Option<tokio::task::JoinHandle<()>>,
     signalling: ActiveSignalling,
     stopped: bool,
     offer: String,
@@ -216,6 +218,14 @@ impl std::fmt::Debug for WebRtcPlayer {
             .field("signalling", &self.signalling)
             .field("report", &self.report())
             .finish()
+    }
+}
+
+impl Drop for WebRtcPlayer {
+    fn drop(&mut self) {
+        if let Some(answering) = &self.answering {
+            answering.abort();
+        }
     }
 }
 
@@ -255,8 +265,25 @@ impl WebRtcPlayer {
             keyframe_requests_sent: 0,
         };
         let peer = prepared.spawn(app);
+        // On the WebSocket channel the server may offer a track that appears
+        // later (docs/signalling.md): answer it, as a browser page does.
+        let answering = match &active {
+            ActiveSignalling::Ws { session, id } => {
+                let (session, id, acceptor) = (session.clone(), id.clone(), peer.offer_acceptor());
+                Some(tokio::spawn(async move {
+                    session
+                        .answer_offers(&id, |sdp| {
+                            let acceptor = acceptor.clone();
+                            async move { acceptor.accept(sdp).await }
+                        })
+                        .await
+                }))
+            }
+            ActiveSignalling::Http { .. } => None,
+        };
         Ok(WebRtcPlayer {
             peer,
+            answering,
             signalling: active,
             stopped: false,
             offer,

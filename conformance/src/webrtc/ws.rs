@@ -103,6 +103,9 @@ pub struct StreamLog {
     pub events: Vec<StreamEvent>,
     /// The SDP of the last `answer` for this id.
     pub answer: Option<String>,
+    /// The SDP of every `offer` the server sent for this id (a track added
+    /// after the answer), in order.
+    pub offers: Vec<String>,
 }
 
 impl StreamLog {
@@ -175,6 +178,10 @@ impl WsShared {
             Some("answer") => match (field("id"), field("sdp")) {
                 (Some(id), Some(sdp)) => state.streams.entry(id).or_default().answer = Some(sdp),
                 _ => state.violations.push(format!("answer without id or sdp: {value}")),
+            },
+            Some("offer") => match (field("id"), field("sdp")) {
+                (Some(id), Some(sdp)) => state.streams.entry(id).or_default().offers.push(sdp),
+                _ => state.violations.push(format!("offer without id or sdp: {value}")),
             },
             Some("stream") => match (field("id"), field("status")) {
                 (Some(id), Some(status)) => {
@@ -398,6 +405,42 @@ impl WsSession {
             || (what.clone(), self.describe(id)),
         )
         .await
+    }
+
+    /// Answers the server's offers for `id` as they come, with `answer`
+    /// (the peer's SDP answer to an offer), until the session closes or
+    /// `answer` fails. Returns when it stops.
+    pub async fn answer_offers<F, Fut>(&self, id: &str, mut answer: F)
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, WebRtcError>>,
+    {
+        let mut seen = self.inner.shared.changed.subscribe();
+        let mut answered = 0;
+        loop {
+            let (offers, closed) = {
+                let state = self.inner.shared.lock();
+                let offers = state.streams.get(id).map(|l| l.offers.clone()).unwrap_or_default();
+                (offers, state.closed.is_some())
+            };
+            for sdp in offers.into_iter().skip(answered) {
+                answered += 1;
+                match answer(sdp).await {
+                    Ok(sdp) => {
+                        if self
+                            .send_json(&json!({"type": "answer", "id": id, "sdp": sdp}))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+            if closed || seen.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Sends `stop` for `id`.

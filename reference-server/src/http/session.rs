@@ -9,7 +9,7 @@ use media::rtmp::url::{NameWithParams, Params};
 use crate::config::MissingStreamPolicy;
 use crate::hooks::{Hook, HookBody};
 use crate::server::Context;
-use crate::webrtc::{play, Direction, SessionError, SessionHandle};
+use crate::webrtc::{play, Direction, OfferSink, SessionError, SessionHandle};
 
 /// Why a session was not started.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,8 @@ pub struct Requester {
 }
 
 /// Admits and starts a play or publish of `name` in `app` for `offer`.
+/// `offers` is where a player's renegotiation offers go, when the
+/// signalling can carry them (see [`crate::webrtc::WebRtc::play`]).
 pub async fn start(
     ctx: &Arc<Context>,
     app: &str,
@@ -44,6 +46,7 @@ pub async fn start(
     direction: Direction,
     requester: &Requester,
     offer: &str,
+    offers: Option<OfferSink>,
 ) -> Result<(SessionHandle, String), StartFailure> {
     let Some(app_config) = ctx.config.apps.get(app) else {
         return Err(StartFailure::UnknownApp(app.to_string()));
@@ -80,7 +83,7 @@ pub async fn start(
     let started = match direction {
         Direction::Play => {
             let wait = app_config.on_missing_stream == MissingStreamPolicy::Wait;
-            ctx.webrtc.play(ctx, app, &name.name, &name.params, wait, offer)
+            ctx.webrtc.play(ctx, app, &name.name, &name.params, wait, offer, offers)
         }
         Direction::Publish => ctx.webrtc.publish(ctx, app, &name.name, offer),
     };

@@ -63,7 +63,8 @@ async fn post(
         Direction::Play => "whep",
         Direction::Publish => "whip",
     };
-    match start(&ctx, &app, &name, direction, &requester, &offer).await {
+    // WHEP cannot renegotiate (its draft 03, section 3): no offers later.
+    match start(&ctx, &app, &name, direction, &requester, &offer, None).await {
         Ok((session, answer)) => (
             StatusCode::CREATED,
             [

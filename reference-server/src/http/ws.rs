@@ -65,6 +65,12 @@ enum ClientMessage {
     Stop {
         id: String,
     },
+    /// The answer to an `offer` the server sent for a stream `id`: video
+    /// that appeared after the stream's first answer.
+    Answer {
+        id: String,
+        sdp: String,
+    },
     /// A room request: `{"type": "room", "method": "joinRoom", ...}`.
     Room(RoomRequest),
 }
@@ -161,6 +167,13 @@ impl Connection {
                 Some(session) => session.stop(),
                 None => self.error(&format!("no stream with id '{id}'")).await,
             },
+            ClientMessage::Answer { id, sdp } => {
+                let taken = self.streams.get(&id).is_some_and(|session| session.remote_answer(sdp));
+                if !taken {
+                    self.error(&format!("no stream with id '{id}' waits for an answer"))
+                        .await;
+                }
+            }
             ClientMessage::Room(request) => {
                 let room = request.room().to_string();
                 let result = match &mut self.rooms {
@@ -213,7 +226,21 @@ impl Connection {
             event
         };
         self.send(event("NEW", None)).await;
-        match start(&self.ctx, &app, &name, direction, &self.requester, &sdp).await {
+        // A player's later offers (video that appears after its answer) go
+        // out on this connection as `offer` messages.
+        let (offers, mut offered) = mpsc::unbounded_channel::<String>();
+        let out = self.out.clone();
+        let offer_id = id.clone();
+        tokio::spawn(async move {
+            while let Some(sdp) = offered.recv().await {
+                let offer = json!({"type": "offer", "id": offer_id, "sdp": sdp});
+                if out.send(offer.to_string()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let offers = (direction == Direction::Play).then_some(offers);
+        match start(&self.ctx, &app, &name, direction, &self.requester, &sdp, offers).await {
             Ok((session, answer)) => {
                 self.send(json!({"type": "answer", "id": id, "sdp": answer})).await;
                 if direction == Direction::Publish {

@@ -348,7 +348,14 @@ impl Session {
                     self.reply(0, "_result", tid, Value::Null, vec![Value::Number(f64::from(id))]);
                 }
             }
-            "releaseStream" | "FCPublish" | "getStreamLength" | "_checkbw" => {
+            // A live stream has no length: 0 seconds, a number as ffmpeg reads
+            // it (it warns "Unexpected reply on getStreamLength()" otherwise).
+            "getStreamLength" => {
+                if tid != 0.0 {
+                    self.reply(0, "_result", tid, Value::Null, vec![Value::Number(0.0)]);
+                }
+            }
+            "releaseStream" | "FCPublish" | "_checkbw" => {
                 if tid != 0.0 {
                     self.reply(0, "_result", tid, Value::Null, vec![Value::Undefined]);
                 }

@@ -100,6 +100,10 @@ pub enum SessionError {
     BadParameter(String),
 }
 
+/// Where a player's session sends the SDP offer of a renegotiation (video
+/// that appeared after the answer), for its signalling to pass on.
+pub type OfferSink = tokio::sync::mpsc::UnboundedSender<String>;
+
 /// A running session, as signalling sees it.
 #[derive(Clone)]
 pub struct SessionHandle {
@@ -115,6 +119,7 @@ pub struct SessionHandle {
     pub status: watch::Receiver<SessionStatus>,
     cancel: CancellationToken,
     audio_muted: Arc<watch::Sender<bool>>,
+    answers: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl SessionHandle {
@@ -122,6 +127,12 @@ impl SessionHandle {
     /// stream stays the same. No effect on publishers.
     pub fn mute_audio(&self, muted: bool) {
         self.audio_muted.send_replace(muted);
+    }
+
+    /// The peer's SDP answer to an offer the session sent (see
+    /// [`WebRtc::play`]'s `offers`); false once the session is gone.
+    pub fn remote_answer(&self, sdp: String) -> bool {
+        self.answers.send(sdp).is_ok()
     }
 
     /// Ends the session (its status becomes `Stopped`).
@@ -192,6 +203,11 @@ impl WebRtc {
     /// yet is played when it arrives; without, that is [`SessionError::NotFound`].
     /// `params` are the stream name's parameters: `width`, `height` and
     /// `bitrate` ask for transcoded video (see [`play::video_request`]).
+    /// With `offers` (signalling that can renegotiate: the WebSocket
+    /// channel), a player answered without video is sent an SDP offer there
+    /// when video appears, and takes the answer through the handle's
+    /// [`SessionHandle::remote_answer`].
+    #[allow(clippy::too_many_arguments)]
     pub fn play(
         self: &Arc<Self>,
         ctx: &Arc<Context>,
@@ -200,21 +216,35 @@ impl WebRtc {
         params: &Params,
         wait: bool,
         offer: &str,
+        offers: Option<OfferSink>,
     ) -> Result<(SessionHandle, String), SessionError> {
         let video = play::video_request(params).map_err(SessionError::BadParameter)?;
-        let offer = parse_offer(offer)?;
+        let parsed = parse_offer(offer)?;
         let description = ctx.hub.describe(app, stream);
         if description.is_none() && !wait {
             return Err(SessionError::NotFound);
         }
         let always_transcode = !ctx.config.apps.get(app).is_none_or(|a| a.avoid_transcoding);
         let announced_too = !ctx.config.quirks.answer_only_tracks_sent;
-        let (mut config, plan) = play::codecs(description.as_ref(), always_transcode || video.is_some(), announced_too);
+        let play::Answerable {
+            mut config,
+            plan,
+            video: answers_video,
+        } = play::codecs(description.as_ref(), always_transcode || video.is_some(), announced_too);
         // KI-1 switched back on: an audio-only stream is answered with video
         // too, and its audio never sent.
         let silent = ctx.config.quirks.video_line_for_audio_only
             && description.as_ref().is_some_and(|d| d.has_audio && !d.has_video);
-        if silent {
+        // Video left out now may be offered later: the `Rtc` needs H.264 in
+        // its codecs for that, and the offer's video declined so that it is
+        // still answered rejected (known issue 1).
+        let wants_video = offer.lines().any(|line| line.starts_with("m=video "));
+        let offers = offers.filter(|_| wants_video && !answers_video && !silent && !ctx.config.quirks.no_renegotiation);
+        let offer = match &offers {
+            Some(_) => parse_offer(&play::decline_video(offer))?,
+            None => parsed,
+        };
+        if silent || offers.is_some() {
             config = config.enable_h264(true);
         }
         let (rtc, ufrag, answer) = self.accept(config, offer)?;
@@ -222,6 +252,9 @@ impl WebRtc {
             return Err(SessionError::NoUsableMedia(plan));
         }
         let mut player = play::Player::new(ctx.clone(), app, stream, video, always_transcode);
+        if let Some(offers) = offers {
+            player.renegotiate_with(offers);
+        }
         for (kind, mid) in accepted_mids(&answer) {
             if !(silent && kind == str0m::media::MediaKind::Audio) {
                 player.media_added(mid, kind);
@@ -298,9 +331,11 @@ impl WebRtc {
         };
         let (status_tx, status) = watch::channel(SessionStatus::Pending);
         let (audio_muted, muted) = watch::channel(false);
+        let (answers, remote_answers) = tokio::sync::mpsc::unbounded_channel();
         let mut role = role;
         if let peer::Role::Play(player) = &mut role {
             player.mute_audio_with(muted);
+            player.answers_from(remote_answers);
         }
         let handle = SessionHandle {
             id: ufrag.clone(),
@@ -310,6 +345,7 @@ impl WebRtc {
             status,
             cancel: ctx.shutdown.child_token(),
             audio_muted: Arc::new(audio_muted),
+            answers,
         };
         let datagrams = self.router.add(&ufrag);
         self.lock().insert(ufrag.clone(), handle.clone());

@@ -25,12 +25,13 @@ use media::codec::VideoSettings;
 use media::flv::{self, AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
 use media::rtmp::url::Params;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
 use str0m::{Rtc, RtcConfig};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
-use super::SessionStatus;
+use super::{OfferSink, SessionStatus};
 use crate::hub::{Frame, Publication, StreamDescription, Subscription};
 use crate::rtmp::session::MediaKind;
 use crate::server::Context;
@@ -83,12 +84,22 @@ pub fn video_undecided(stream: &StreamDescription, wait: Duration, now: Instant)
     (deadline > now).then_some(deadline)
 }
 
+/// What a player's `Rtc` will accept for a stream.
+pub struct Answerable {
+    /// The codec configuration.
+    pub config: RtcConfig,
+    /// A phrase naming what is accepted, for errors.
+    pub plan: String,
+    /// Whether video is accepted.
+    pub video: bool,
+}
+
 /// The codecs a player's `Rtc` accepts for this stream, and a phrase naming
 /// them for errors. `None` (not live yet) accepts audio and video; so does a
 /// stream that has sent nothing yet. A track the metadata announces counts
 /// as sent unless `announced_too` is false (a quirk). With `transcoded`, the
 /// video is the transcoder's Constrained Baseline H.264 whatever the stream's own.
-pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_too: bool) -> (RtcConfig, String) {
+pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_too: bool) -> Answerable {
     let mut config = Rtc::builder().clear_codecs();
     let mut plan = Vec::new();
     let announced = |track: fn(&media::flv::MetadataTracks) -> Option<bool>| {
@@ -144,7 +155,47 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_to
             None => plan.push("no video (the stream's codec is neither H.264 nor Sorenson Spark)".to_string()),
         }
     }
-    (config, plan.join(", "))
+    let video = plan.iter().any(|p| p.starts_with("H.264"));
+    Answerable {
+        config,
+        plan: plan.join(", "),
+        video,
+    }
+}
+
+/// `offer` with its video m-lines declined by the offerer (port 0, out of
+/// the BUNDLE group), so that an `Rtc` whose codecs include H.264 (to offer
+/// video later, by renegotiation) still answers them rejected.
+pub fn decline_video(offer: &str) -> String {
+    let mut video_mids = Vec::new();
+    let mut in_video = false;
+    for line in offer.lines() {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video ");
+        } else if let (true, Some(mid)) = (in_video, line.trim_end().strip_prefix("a=mid:")) {
+            video_mids.push(mid.to_string());
+        }
+    }
+    let mut out = String::with_capacity(offer.len());
+    for line in offer.split_inclusive('\n') {
+        let (text, ending) = match line.strip_suffix("\r\n") {
+            Some(text) => (text, "\r\n"),
+            None => line.strip_suffix('\n').map_or((line, ""), |text| (text, "\n")),
+        };
+        if let Some(rest) = text.strip_prefix("m=video ") {
+            let rest = rest.split_once(' ').map_or("", |(_, rest)| rest);
+            out.push_str(&format!("m=video 0 {rest}{ending}"));
+        } else if let Some(group) = text.strip_prefix("a=group:BUNDLE") {
+            let kept: Vec<&str> = group
+                .split_whitespace()
+                .filter(|m| !video_mids.iter().any(|v| v == m))
+                .collect();
+            out.push_str(&format!("a=group:BUNDLE {}{ending}", kept.join(" ")));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Media or news for a player's peer.
@@ -159,6 +210,8 @@ pub enum PlayerInput {
     Publication(bool),
     /// The player fell behind by this many frames.
     Lagged(u64),
+    /// The peer's SDP answer to the offer the player sent.
+    Answer(String),
 }
 
 /// How audio reaches the peer.
@@ -237,6 +290,13 @@ pub struct Player {
     skip_video_through: Option<u32>,
     /// While true, no audio is sent (see [`SessionHandle::mute_audio`](super::SessionHandle::mute_audio)).
     audio_muted: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Where an offer adding video goes, when the signalling can renegotiate
+    /// and the answer had no video; taken when the offer is sent.
+    offers: Option<OfferSink>,
+    /// The peer's answers to that offer.
+    answers: Option<mpsc::UnboundedReceiver<String>>,
+    /// The offer sent, waiting for its answer, and the mid it adds.
+    pending: Option<(SdpPendingOffer, Mid)>,
 }
 
 impl Player {
@@ -275,7 +335,21 @@ impl Player {
             last_keyframe_request: None,
             skip_video_through: None,
             audio_muted: None,
+            offers: None,
+            answers: None,
+            pending: None,
         }
+    }
+
+    /// Offers video by renegotiation through `offers` when it appears, the
+    /// answer having had none.
+    pub fn renegotiate_with(&mut self, offers: OfferSink) {
+        self.offers = Some(offers);
+    }
+
+    /// Where the peer's answers to such an offer come from.
+    pub fn answers_from(&mut self, answers: mpsc::UnboundedReceiver<String>) {
+        self.answers = Some(answers);
     }
 
     /// Sends no audio while `muted` says true.
@@ -293,6 +367,33 @@ impl Player {
 
     /// ICE and DTLS are up: pick the negotiated payload types and start.
     pub fn connected(&mut self, rtc: &mut Rtc) -> Option<SessionStatus> {
+        self.payload_types(rtc);
+        tracing::info!(audio = ?self.audio_out, video_pt = ?self.video_pt, "playing");
+        let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true)?;
+        self.ctx.metrics.plays_total.inc();
+        let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
+        for frame in std::mem::take(&mut subscription.initial) {
+            self.frame(rtc, frame);
+        }
+        self.subscription = Some(subscription);
+        live.then_some(SessionStatus::Playing)
+    }
+
+    /// The video m-line an answer added is up: video starts at once from
+    /// the cached keyframe, and the publisher is asked for a new one.
+    fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid) {
+        self.media_added(mid, RtcKind::Video);
+        self.payload_types(rtc);
+        tracing::info!(video_pt = ?self.video_pt, "video added by renegotiation");
+        if let Some(mid) = self.video_mid.filter(|_| self.video_pt.is_some()) {
+            self.need_keyframe = true;
+            self.last_keyframe_request = None;
+            self.keyframe_request(rtc, mid);
+        }
+    }
+
+    /// Picks the payload types the answer gave each kind of media.
+    fn payload_types(&mut self, rtc: &mut Rtc) {
         self.audio_out = self.audio_mid.and_then(|mid| {
             let writer = rtc.writer(mid)?;
             let params: Vec<_> = writer.payload_params().map(|p| (p.spec().codec, p.pt())).collect();
@@ -318,15 +419,33 @@ impl Player {
                 .unwrap_or_default();
             tracing::warn!(%mid, ?offered, "no H.264 payload type to send video with");
         }
-        tracing::info!(audio = ?self.audio_out, video_pt = ?self.video_pt, "playing");
-        let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true)?;
-        self.ctx.metrics.plays_total.inc();
-        let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
-        for frame in std::mem::take(&mut subscription.initial) {
-            self.frame(rtc, frame);
+    }
+
+    /// Sends the peer an offer that adds a video m-line (once).
+    fn offer_video(&mut self, rtc: &mut Rtc) {
+        let Some(offers) = self.offers.take() else { return };
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(RtcKind::Video, str0m::media::Direction::SendOnly, None, None, None);
+        let Some((offer, pending)) = api.apply() else { return };
+        tracing::info!(%mid, "video appeared: offered to the peer by renegotiation");
+        self.pending = Some((pending, mid));
+        let _ = offers.send(offer.to_sdp_string());
+    }
+
+    /// The peer's answer to [`Player::offer_video`].
+    fn answer(&mut self, rtc: &mut Rtc, sdp: &str) {
+        let Some((pending, mid)) = self.pending.take() else {
+            tracing::info!("an answer nobody asked for: ignored");
+            return;
+        };
+        let accepted = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| e.to_string())
+            .and_then(|answer| rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string()));
+        match accepted {
+            // str0m announces no MediaAdded for an m-line of its own offer.
+            Ok(()) => self.renegotiated(rtc, mid),
+            Err(error) => tracing::warn!(%error, "the peer's answer to the video offer was refused"),
         }
-        self.subscription = Some(subscription);
-        live.then_some(SessionStatus::Playing)
     }
 
     /// The next thing to send; `None` when the stream is gone for good.
@@ -347,6 +466,7 @@ impl Player {
             },
             frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
             frame = transcoded(&mut self.transcoded_video) => Some(PlayerInput::TranscodedVideo(frame)),
+            Some(sdp) = answer(&mut self.answers) => Some(PlayerInput::Answer(sdp)),
         }
     }
 
@@ -366,6 +486,7 @@ impl Player {
                 return Some(SessionStatus::Playing);
             }
             PlayerInput::Publication(false) => return Some(SessionStatus::Unpublished),
+            PlayerInput::Answer(sdp) => self.answer(rtc, &sdp),
             PlayerInput::Lagged(lost) => {
                 self.ctx.metrics.player_frames_dropped.add(lost);
                 tracing::warn!(lost, "player fell behind: skipping to the next keyframe");
@@ -414,6 +535,10 @@ impl Player {
     fn frame(&mut self, rtc: &mut Rtc, frame: Frame) {
         match frame.kind {
             MediaKind::Video => {
+                if self.video_mid.is_none() {
+                    self.offer_video(rtc);
+                    return;
+                }
                 if self.transcoded_video.is_some() || self.video_pt.is_none() {
                     return;
                 }
@@ -582,6 +707,14 @@ impl Clock {
     }
 }
 
+/// The next answer from the peer's signalling; never, without one.
+async fn answer(answers: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match answers {
+        Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next frame of a transcoder's output; never, without one.
 async fn transcoded(output: &mut Option<Transcoded>) -> Frame {
     match output {
@@ -648,13 +781,33 @@ mod tests {
 
     #[test]
     fn announced_video_is_answered_before_it_arrives() {
-        let (_, plan) = codecs(Some(&stream(true, false, Some(true))), false, true);
-        assert_eq!(plan, "Opus audio, H.264 video");
-        let (_, plan) = codecs(Some(&stream(true, false, Some(true))), false, false);
-        assert_eq!(plan, "Opus audio", "the quirk answers only what was sent");
-        let (_, plan) = codecs(Some(&stream(true, false, Some(false))), false, true);
-        assert_eq!(plan, "Opus audio", "known issue 1: audio-only stays audio-only");
-        let (_, plan) = codecs(Some(&stream(true, false, None)), false, true);
-        assert_eq!(plan, "Opus audio", "after the wait, nothing announced: audio only");
+        let plan = |s, announced_too| codecs(Some(&s), false, announced_too).plan;
+        assert_eq!(plan(stream(true, false, Some(true)), true), "Opus audio, H.264 video");
+        assert_eq!(
+            plan(stream(true, false, Some(true)), false),
+            "Opus audio",
+            "the quirk answers only what was sent"
+        );
+        assert_eq!(
+            plan(stream(true, false, Some(false)), true),
+            "Opus audio",
+            "known issue 1: audio-only stays audio-only"
+        );
+        assert_eq!(
+            plan(stream(true, false, None), true),
+            "Opus audio",
+            "after the wait, nothing announced: audio only"
+        );
+        assert!(codecs(Some(&stream(true, false, Some(true))), false, true).video);
+        assert!(!codecs(Some(&stream(true, false, Some(false))), false, true).video);
+    }
+
+    #[test]
+    fn declined_video_lines_leave_the_bundle() {
+        let offer = "v=0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:1\r\n";
+        assert_eq!(
+            decline_video(offer),
+            "v=0\r\na=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:1\r\n"
+        );
     }
 }
