@@ -79,8 +79,8 @@ async fn serve(mut socket: TcpStream) -> std::io::Result<()> {
     }
 }
 
-#[tokio::test]
-async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
+/// The broken RTMP server as a target, short step limits, and a case by id.
+async fn broken_target() -> (Target, RunOptions) {
     let addr = broken_server().await;
     let target = Target::External(Box::new(TargetSpec {
         name: "broken".into(),
@@ -89,10 +89,19 @@ async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
     }));
     let options = RunOptions {
         step_timeout: Duration::from_secs(2),
-        case_timeout: Duration::from_secs(20),
+        case_timeout: Duration::from_secs(30),
     };
+    (target, options)
+}
+
+fn case(id: &str) -> conformance::scenario::Scenario {
     let scenarios = load_dir(&default_dir()).unwrap();
-    let case = |id: &str| scenarios.iter().find(|s| s.id == id).unwrap().clone();
+    scenarios.into_iter().find(|s| s.id == id).unwrap()
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
+    let (target, options) = broken_target().await;
 
     let publish = run_case(&case("rtmp/netstatus/publish-start"), &target, &options).await;
     assert_eq!(publish.verdict, Verdict::Failed, "{publish:#?}");
@@ -164,12 +173,7 @@ async fn http_server(answer: Option<&'static str>) -> SocketAddr {
 /// says what happened; a 404 is the refusal it asks for.
 #[tokio::test]
 async fn a_closed_connection_is_not_a_refusal() {
-    let scenarios = load_dir(&default_dir()).unwrap();
-    let case = scenarios
-        .iter()
-        .find(|s| s.id == "webrtc/whep/unknown-stream")
-        .unwrap()
-        .clone();
+    let case = case("webrtc/whep/unknown-stream");
     let options = RunOptions {
         step_timeout: Duration::from_secs(2),
         case_timeout: Duration::from_secs(20),
@@ -200,23 +204,8 @@ async fn a_closed_connection_is_not_a_refusal() {
 /// worth knowing, silence is a defect.
 #[tokio::test]
 async fn an_unanswered_replayed_command_fails() {
-    let addr = broken_server().await;
-    let target = Target::External(Box::new(TargetSpec {
-        name: "broken".into(),
-        rtmp: Some(format!("rtmp://{addr}/live")),
-        ..TargetSpec::default()
-    }));
-    let options = RunOptions {
-        step_timeout: Duration::from_secs(2),
-        case_timeout: Duration::from_secs(30),
-    };
-    let scenarios = load_dir(&default_dir()).unwrap();
-    let case = scenarios
-        .iter()
-        .find(|s| s.id == "replay/flash-player-9-play")
-        .unwrap()
-        .clone();
-    let result = run_case(&case, &target, &options).await;
+    let (target, options) = broken_target().await;
+    let result = run_case(&case("replay/flash-player-9-play"), &target, &options).await;
     assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
     let actual = result.actual.as_deref().unwrap_or_default();
     assert!(

@@ -209,6 +209,17 @@ impl Observed {
                 r.audio.rtp_packets,
                 r.video.rtp_packets
             ));
+            for (what, errors, last) in [
+                ("video", r.video.decode_errors, &r.video.last_error),
+                ("audio", r.audio.decode_errors, &r.audio.last_error),
+            ] {
+                if errors > 0 {
+                    parts.push(format!(
+                        "{errors} {what} decode errors, the last: {}",
+                        last.as_deref().unwrap_or("-")
+                    ));
+                }
+            }
         }
         if let Some(tone) = self.tone {
             parts.push(format!("tone {tone:.0} Hz"));

@@ -4,7 +4,7 @@
 //!
 //! * [`WebRtcPlayer`] offers recvonly audio (Opus, PCMU, PCMA) and/or video
 //!   (H.264, packetization-mode 1, the usual profiles), **decodes** what it
-//!   receives (openh264; Opus with `media`'s decoder, G.711 by formula) and
+//!   receives (libavcodec; Opus with `media`'s decoder, G.711 by formula) and
 //!   keeps a [`PlayerReport`]: ICE/DTLS state, RTP packets per kind, decoded
 //!   pictures and their size, whether the first frame was an IDR, decode
 //!   failures, time to first audio and first picture, and the last seconds of

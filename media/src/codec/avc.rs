@@ -69,6 +69,16 @@ impl AvcDecoder {
         }
         self.decoder.decode(&self.annexb, out)
     }
+
+    /// Decodes one Annex B access unit that carries its own parameter sets
+    /// before its IDRs (as RTP delivers H.264): no configuration needed.
+    /// Fills `out` and returns true when a picture came out.
+    pub fn decode_annexb(&mut self, annexb: &[u8], out: &mut Picture) -> Result<bool, CodecError> {
+        if annexb.is_empty() {
+            return Ok(false);
+        }
+        self.decoder.decode(annexb, out)
+    }
 }
 
 /// Frame rate the encoder's rate control plans for when the source's is
