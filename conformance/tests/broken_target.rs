@@ -18,65 +18,108 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A server that answers connect and createStream, and ignores everything else.
 async fn broken_server() -> SocketAddr {
+    rtmp_server(false).await
+}
+
+/// A server that answers connect and createStream, and with `statuses`
+/// also publish (Publish.Start) and play (Play.Start, without the
+/// Play.Reset FMS sends first); it ignores everything else.
+async fn rtmp_server(statuses: bool) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket));
+            tokio::spawn(serve(socket, statuses));
         }
     });
     addr
 }
 
-async fn serve(mut socket: TcpStream) -> std::io::Result<()> {
-    let mut c0c1 = vec![0u8; 1537];
-    socket.read_exact(&mut c0c1).await?;
-    let mut answer = vec![3u8];
-    answer.extend_from_slice(&[0u8; 1536]);
-    answer.extend_from_slice(&c0c1[1..]);
-    socket.write_all(&answer).await?;
-    let mut c2 = vec![0u8; 1536];
-    socket.read_exact(&mut c2).await?;
+async fn serve(mut socket: TcpStream, statuses: bool) -> std::io::Result<()> {
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    // rml_rtmp's server handshake: simple, or with the digests Flash checks.
+    let mut handshake = Handshake::new(PeerType::Server);
     let mut decoder = ChunkDecoder::new(ChunkLimits::default());
-    let mut encoder = ChunkEncoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
-        decoder.push(&buf[..n]);
-        while let Ok(Some(raw)) = decoder.next_message() {
-            let Ok(Message::Command(command)) = Message::decode(raw.type_id, raw.payload) else {
-                continue;
-            };
-            let args = match command.name.as_str() {
-                "connect" => vec![NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "ok").to_value()],
-                "createStream" => vec![Value::Number(1.0)],
-                _ => continue, // publish, play: never answered
-            };
-            let reply = Message::Command(Command {
-                encoding: ObjectEncoding::Amf0,
-                name: "_result".into(),
-                transaction_id: command.transaction_id,
-                command_object: Value::Null,
-                args,
-            });
-            let (type_id, payload) = reply.encode();
-            let mut out = BytesMut::new();
-            encoder.encode(
-                &RawMessage {
-                    csid: 3,
-                    timestamp: 0,
-                    type_id,
-                    stream_id: 0,
-                    payload,
-                },
-                &mut out,
-            );
-            socket.write_all(&out).await?;
+        match handshake.process_bytes(&buf[..n]) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => socket.write_all(&response_bytes).await?,
+            Ok(HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            }) => {
+                socket.write_all(&response_bytes).await?;
+                decoder.push(&remaining_bytes);
+                break;
+            }
+            Err(_) => return Ok(()),
         }
     }
+    let mut encoder = ChunkEncoder::new();
+    loop {
+        while let Ok(Some(raw)) = decoder.next_message() {
+            answer(&mut socket, &mut encoder, raw, statuses).await?;
+        }
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        decoder.push(&buf[..n]);
+    }
+}
+
+/// Answers one message as [`rtmp_server`] says.
+async fn answer(
+    socket: &mut TcpStream,
+    encoder: &mut ChunkEncoder,
+    raw: RawMessage,
+    statuses: bool,
+) -> std::io::Result<()> {
+    let Ok(Message::Command(command)) = Message::decode(raw.type_id, raw.payload) else {
+        return Ok(());
+    };
+    let status = |code| {
+        (
+            "onStatus",
+            0.0,
+            vec![NetStatus::new(Level::Status, code, "ok").to_value()],
+        )
+    };
+    let (name, transaction_id, args) = match command.name.as_str() {
+        "connect" => (
+            "_result",
+            command.transaction_id,
+            vec![NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "ok").to_value()],
+        ),
+        "createStream" => ("_result", command.transaction_id, vec![Value::Number(1.0)]),
+        "publish" if statuses => status(code::PUBLISH_START),
+        "play" if statuses => status(code::PLAY_START),
+        _ => return Ok(()), // never answered
+    };
+    let reply = Message::Command(Command {
+        encoding: ObjectEncoding::Amf0,
+        name: name.into(),
+        transaction_id,
+        command_object: Value::Null,
+        args,
+    });
+    let (type_id, payload) = reply.encode();
+    let mut out = BytesMut::new();
+    encoder.encode(
+        &RawMessage {
+            csid: 3,
+            timestamp: 0,
+            type_id,
+            stream_id: if name == "onStatus" { raw.stream_id } else { 0 },
+            payload,
+        },
+        &mut out,
+    );
+    socket.write_all(&out).await
 }
 
 /// The broken RTMP server as a target, short step limits, and a case by id.
@@ -211,5 +254,25 @@ async fn an_unanswered_replayed_command_fails() {
     assert!(
         actual.contains("play: expected onStatus") && actual.contains("no answer"),
         "the actual names the unanswered play: {actual}"
+    );
+}
+
+/// Play.Start without the Play.Reset FMS sends first is NON-STRICT, not
+/// FAILED: Flash Player plays without it.
+#[tokio::test]
+async fn play_start_without_reset_is_only_non_strict() {
+    let addr = rtmp_server(true).await;
+    let target = Target::External(Box::new(TargetSpec {
+        name: "no-reset".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        ..TargetSpec::default()
+    }));
+    let (_, options) = broken_target().await;
+    let result = run_case(&case("rtmp/netstatus/play-start"), &target, &options).await;
+    assert_eq!(result.verdict, Verdict::NonStrict, "{result:#?}");
+    assert!(
+        result.notes.iter().any(|n| n.contains("no NetStream.Play.Reset")),
+        "{:?}",
+        result.notes
     );
 }
