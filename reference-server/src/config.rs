@@ -170,7 +170,7 @@ impl Default for WebRtcConfig {
     }
 }
 
-/// Bugs seen in RTMP/WebRTC gateways (DOMAIN.md's known issues), each of
+/// Bugs seen in RTMP/WebRTC gateways (docs/known-issues.md), each of
 /// which the reference server can reproduce on request. Never for production.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
