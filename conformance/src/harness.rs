@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
 
 use crate::report::console_details;
-use crate::scenario::{default_dir, load_dir, run_case, RunOptions, Scenario};
+use crate::scenario::{embedded, run_case, RunOptions, Scenario};
 use crate::target::container::ContainerError;
 use crate::target::{Target, TargetError, TargetSpec};
 use crate::verdict::{CaseResult, Verdict};
@@ -105,7 +105,7 @@ pub fn main_container(spec: TargetSpec) -> ! {
 }
 
 fn scenarios_or_exit() -> Vec<Scenario> {
-    match load_dir(&default_dir()) {
+    match embedded() {
         Ok(scenarios) => scenarios,
         Err(error) => {
             eprintln!("cannot load the scenarios: {error}");

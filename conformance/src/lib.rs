@@ -16,6 +16,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod shipped;
 pub mod target;
 pub mod tools;
 pub mod verdict;

@@ -6,7 +6,10 @@
 //! conformance run --rtmp rtmp://127.0.0.1:1935/live --whep 'http://127.0.0.1:8889/{stream}/whep' \
 //!     --json index.json --junit junit.xml --html report.html rtmp/netstatus
 //! conformance run --target srs.toml --strict
-//! conformance run --quirk ki-1 known-issues              # the reference server with a known bug back on
+//! conformance run --target targets/nginx-rtmp.toml --target targets/node-media-server.toml \
+//!     --html matrix.html --expect targets/nginx-rtmp.expected.json --expect targets/node-media-server.expected.json
+//! conformance run --scenarios my-cases/ --fixtures my-media/ --target mine.toml   # cases of your own, too
+//! conformance run --quirk ki-1 known-issues              # the reference server with a known bug back on (feature `embedded`)
 //! conformance run --image reference-server:local --image-arg=--rtmp=127.0.0.1:19350 \
 //!     --rtmp rtmp://127.0.0.1:19350/live            # a container, on the host's network
 //! conformance replay fixtures/captures/obs_publish_to_nginx.pcap --rtmp rtmp://127.0.0.1:1935/live
@@ -27,10 +30,12 @@ use conformance::bench::report as bench_report;
 use conformance::bench::{BenchOptions, PlayVia};
 use conformance::replay::{replay_source, CaptureSource, ReplayOptions};
 use conformance::report::{self, TargetResults};
-use conformance::scenario::{self, run_case, RunOptions, Scenario};
+use conformance::scenario::{self, run_series, RunOptions, Scenario};
+use conformance::shipped::Fixtures;
 use conformance::target::container::ContainerSpec;
 use conformance::target::{Target, TargetSpec};
 use conformance::verdict::Verdict;
+#[cfg(feature = "embedded")]
 use reference_server::config::Quirks;
 
 /// A conformance suite for RTMP/WebRTC gateways.
@@ -51,9 +56,11 @@ enum Command {
         /// reference), as scenarios/README.md holds it.
         #[arg(long)]
         markdown: bool,
-        /// The scenarios directory.
-        #[arg(long, default_value_os_t = scenario::default_dir())]
-        scenarios: PathBuf,
+        /// A directory of scenarios of your own (laid out like the built-in
+        /// ones, `area/topic/case.toml`), added to the built-in ones or in
+        /// place of those with the same id.
+        #[arg(long)]
+        scenarios: Option<PathBuf>,
     },
     /// Run scenarios against a target and report verdicts. Exits 1 when a
     /// required case FAILED (or, with --strict, a recommended one missed).
@@ -153,9 +160,10 @@ fn parse_size(text: &str) -> Result<(usize, usize), String> {
 #[derive(Args, Clone)]
 struct TargetArgs {
     /// A target file (TOML: name, rtmp, whep, whip, ws, capabilities, lacks,
-    /// [exclude], [container]).
+    /// restart, [exclude], [container]), or `embedded` for the reference
+    /// server in-process. `run` takes several, for a matrix of targets × cases.
     #[arg(long, conflicts_with_all = ["rtmp", "whep", "whip", "ws", "image"])]
-    target: Option<PathBuf>,
+    target: Vec<String>,
     /// Start this Docker image for the run (host networking) and test it
     /// at the URLs given by --rtmp, --whep, --whip, --ws.
     #[arg(long, requires = "rtmp")]
@@ -185,7 +193,7 @@ struct TargetArgs {
     /// (stream_name_keeps_query), video-late (answer_only_tracks_sent),
     /// no-pli (no_publisher_keyframe_requests), audio-behind
     /// (rtmp_audio_behind_video), no-reoffer (no_renegotiation), app-name
-    /// (rtmp_app_name_ignored).
+    /// (rtmp_app_name_ignored). Needs the feature `embedded`.
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
     /// The name reports give an external target.
@@ -199,13 +207,28 @@ struct RunArgs {
     filters: Vec<String>,
     #[command(flatten)]
     target: TargetArgs,
-    /// The scenarios directory.
-    #[arg(long, default_value_os_t = scenario::default_dir())]
-    scenarios: PathBuf,
+    /// A directory of scenarios of your own (laid out like the built-in
+    /// ones, `area/topic/case.toml`), added to the built-in ones or in place
+    /// of those with the same id.
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+    /// A directory where scenarios find the media and captures they name
+    /// (`flv/...`, `captures/...`) before the built-in ones (repeat for several).
+    #[arg(long)]
+    fixtures: Vec<PathBuf>,
     /// Write the JSON index (target → case → verdict) here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write JUnit XML here.
+    /// Compare the verdicts with this JSON index (as --json or --write-expect
+    /// wrote it; repeat for several): the exit code is then 1 only when a
+    /// verdict differs, and the differences are printed.
+    #[arg(long)]
+    expect: Vec<PathBuf>,
+    /// Write the verdicts as an expected-results file here (the JSON index).
+    #[arg(long)]
+    write_expect: Option<PathBuf>,
+    /// Write JUnit XML here (with several targets, one file per target:
+    /// `junit-<target>.xml` for `--junit junit.xml`).
     #[arg(long)]
     junit: Option<PathBuf>,
     /// Write an HTML report here.
@@ -230,7 +253,7 @@ async fn main() -> ExitCode {
             filters,
             markdown,
             scenarios,
-        } => match load(&scenarios, &filters) {
+        } => match load(scenarios.as_deref(), &filters) {
             Ok(list) if markdown => {
                 print!("{}", report::catalogue(&list));
                 ExitCode::SUCCESS
@@ -255,16 +278,24 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The target the options name; prints why not and gives exit code 2.
-async fn make_target(args: &TargetArgs) -> Result<Target, ExitCode> {
+/// The targets the options name, in order; prints why not and gives exit code 2.
+async fn make_targets(args: &TargetArgs) -> Result<Vec<Target>, ExitCode> {
     let fail = |error: &dyn std::fmt::Display| {
         eprintln!("error: {error}");
         ExitCode::from(2)
     };
-    let spec = if let Some(file) = &args.target {
-        Some(TargetSpec::load(file).map_err(|e| fail(&e))?)
-    } else if args.rtmp.is_some() || args.whep.is_some() || args.whip.is_some() || args.ws.is_some() {
-        Some(TargetSpec {
+    let mut specs: Vec<Option<TargetSpec>> = Vec::new();
+    for name in &args.target {
+        if name == "embedded" {
+            specs.push(None);
+        } else {
+            specs.push(Some(
+                TargetSpec::load(std::path::Path::new(name)).map_err(|e| fail(&e))?,
+            ));
+        }
+    }
+    if args.rtmp.is_some() || args.whep.is_some() || args.whip.is_some() || args.ws.is_some() {
+        specs.push(Some(TargetSpec {
             name: args.name.clone(),
             rtmp: args.rtmp.clone(),
             whep: args.whep.clone(),
@@ -276,39 +307,67 @@ async fn make_target(args: &TargetArgs) -> Result<Target, ExitCode> {
                 ..ContainerSpec::new(image.clone())
             }),
             ..TargetSpec::default()
-        })
-    } else {
-        None
-    };
+        }));
+    }
+    if specs.is_empty() {
+        specs.push(None);
+    }
+    let mut targets = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let target = match spec {
+            None => embedded_target(&args.quirk).map_err(|e| fail(&e))?,
+            Some(spec) => {
+                if let Some(container) = &spec.container {
+                    println!("starting a container from {}", container.image);
+                }
+                match tokio::task::spawn_blocking(|| Target::from_spec(spec)).await {
+                    Ok(Ok(target)) => target,
+                    Ok(Err(error)) => return Err(fail(&error)),
+                    Err(error) => return Err(fail(&error)),
+                }
+            }
+        };
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+/// The reference server in-process, with these known bugs switched back on.
+#[cfg(feature = "embedded")]
+fn embedded_target(quirk_names: &[String]) -> Result<Target, String> {
     let mut quirks = Quirks::default();
-    for name in &args.quirk {
-        quirks.set(name).map_err(|e| fail(&e))?;
+    for name in quirk_names {
+        quirks.set(name).map_err(|e| e.to_string())?;
     }
-    match spec {
-        None if quirks == Quirks::default() => Ok(Target::Embedded),
-        None => Ok(Target::EmbeddedWithQuirks(quirks)),
-        Some(spec) => {
-            if let Some(container) = &spec.container {
-                println!("starting a container from {}", container.image);
-            }
-            match tokio::task::spawn_blocking(|| Target::from_spec(spec)).await {
-                Ok(Ok(target)) => Ok(target),
-                Ok(Err(error)) => Err(fail(&error)),
-                Err(error) => Err(fail(&error)),
-            }
-        }
-    }
+    Ok(if quirks == Quirks::default() {
+        Target::Embedded
+    } else {
+        Target::EmbeddedWithQuirks(quirks)
+    })
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded_target(_quirks: &[String]) -> Result<Target, String> {
+    Err(
+        "this conformance was built without the embedded reference server: name a target \
+         (--target FILE, or --rtmp URL with --whep, --whip, --ws), or build with --features embedded"
+            .into(),
+    )
 }
 
 async fn bench(args: BenchArgs) -> ExitCode {
     let mut targets = Vec::new();
-    match make_target(&args.target).await {
-        Ok(target) => targets.push((target, args.pid)),
+    match make_targets(&args.target).await {
+        Ok(list) if list.len() == 1 => targets.extend(list.into_iter().map(|t| (t, args.pid))),
+        Ok(_) => {
+            eprintln!("error: bench measures one target; compare a second with --compare");
+            return ExitCode::from(2);
+        }
         Err(code) => return code,
     }
     if let Some(second) = &args.compare {
         let other = TargetArgs {
-            target: (second != "embedded").then(|| PathBuf::from(second)),
+            target: vec![second.clone()],
             image: None,
             image_arg: Vec::new(),
             rtmp: None,
@@ -319,8 +378,8 @@ async fn bench(args: BenchArgs) -> ExitCode {
             quirk: Vec::new(),
             name: second.clone(),
         };
-        match make_target(&other).await {
-            Ok(target) => targets.push((target, args.compare_pid)),
+        match make_targets(&other).await {
+            Ok(list) => targets.extend(list.into_iter().map(|t| (t, args.compare_pid))),
             Err(code) => return code,
         }
     }
@@ -349,7 +408,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
             }
         };
         // The embedded server runs in this process.
-        let pid = pid.or_else(|| running.server().map(|_| std::process::id()));
+        let pid = pid.or_else(|| running.in_process().then(std::process::id));
         let name = running.spec.name.clone();
         let options = BenchOptions { pid, ..options.clone() };
         let result = conformance::bench::run(&running, &options, |p| {
@@ -403,8 +462,8 @@ async fn bench(args: BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn load(dir: &std::path::Path, filters: &[String]) -> Result<Vec<Scenario>, ExitCode> {
-    match scenario::load_dir(dir) {
+fn load(extra: Option<&std::path::Path>, filters: &[String]) -> Result<Vec<Scenario>, ExitCode> {
+    match scenario::with_extra(extra) {
         Ok(all) => Ok(all
             .into_iter()
             .filter(|s| filters.is_empty() || filters.iter().any(|f| s.id.contains(f.as_str())))
@@ -417,16 +476,92 @@ fn load(dir: &std::path::Path, filters: &[String]) -> Result<Vec<Scenario>, Exit
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    let target = match make_target(&args.target).await {
-        Ok(target) => target,
-        Err(code) => return code,
+    let expected = match report::read_expected(&args.expect) {
+        Ok(index) => index,
+        Err(error) => {
+            eprintln!("error: expected results: {error}");
+            return ExitCode::from(2);
+        }
     };
-    let scenarios = match load(&args.scenarios, &args.filters) {
+    let scenarios = match load(args.scenarios.as_deref(), &args.filters) {
         Ok(list) => list,
         Err(code) => return code,
     };
+    let targets = match make_targets(&args.target).await {
+        Ok(targets) => targets,
+        Err(code) => return code,
+    };
+    let options = RunOptions {
+        step_timeout: args.step_timeout,
+        case_timeout: args.case_timeout,
+        fixtures: Fixtures::with_dirs(args.fixtures.clone()),
+    };
+    let mut results = Vec::with_capacity(targets.len());
+    for target in targets {
+        results.push(run_target(&scenarios, target, &options).await);
+    }
+    for target in &results {
+        for case in &target.cases {
+            if !matches!(case.verdict, Verdict::Ok | Verdict::Unimplemented) {
+                println!("\n{} {} {} — {}", target.target, case.verdict, case.id, case.title);
+                print!("{}", report::console_details(case));
+            }
+        }
+    }
+    println!();
+    for target in &results {
+        println!("{}", report::summary(target));
+    }
+    let mut writes = vec![
+        (args.json.clone(), report::index_json(&results)),
+        (args.write_expect.clone(), report::index_json(&results)),
+        (args.html.clone(), report::html(&results)),
+    ];
+    if let Some(path) = &args.junit {
+        if results.len() == 1 {
+            writes.push((Some(path.clone()), report::junit(&results, args.strict)));
+        } else {
+            for target in &results {
+                let file = junit_path(path, &target.target);
+                writes.push((Some(file), report::junit(std::slice::from_ref(target), args.strict)));
+            }
+        }
+    }
+    for (path, text) in writes {
+        if let Some(path) = path {
+            if let Err(error) = std::fs::write(&path, text) {
+                eprintln!("error: cannot write {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+            println!("wrote {}", path.display());
+        }
+    }
+    if !args.expect.is_empty() {
+        let differences = report::compare(&expected, &results);
+        if differences.is_empty() {
+            println!("every verdict is the expected one");
+            return ExitCode::SUCCESS;
+        }
+        println!("\n{} verdict(s) differ from the expected results:", differences.len());
+        for difference in &differences {
+            println!("  {difference}");
+        }
+        return ExitCode::from(1);
+    }
+    let failed = results
+        .iter()
+        .any(|t| t.cases.iter().any(|c| c.verdict.fails(args.strict)));
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs the cases against one target, printing a line per case, and
+/// releases the target (a container is removed).
+async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions) -> TargetResults {
     let spec = target.spec();
-    let offers = spec.offers();
     println!(
         "target {}: rtmp {}, whep {}, whip {}, ws {}",
         spec.name,
@@ -435,64 +570,44 @@ async fn run(args: RunArgs) -> ExitCode {
         spec.whip.as_deref().unwrap_or("-"),
         spec.ws.as_deref().unwrap_or("-")
     );
-    println!(
-        "offers: {}",
-        offers.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
-    );
+    let offers: Vec<&str> = spec.offers().iter().map(|c| c.as_str()).collect();
+    println!("offers: {}", offers.join(", "));
     // Exclusions and what cannot run, with reasons, before anything runs.
-    for s in &scenarios {
+    for s in scenarios {
         if let Some(reason) = spec.cannot_run(s) {
             println!("not run: {} ({reason})", s.id);
         }
     }
     println!("running {} cases", scenarios.len());
-    let options = RunOptions {
-        step_timeout: args.step_timeout,
-        case_timeout: args.case_timeout,
-    };
-    let mut cases = Vec::with_capacity(scenarios.len());
-    for (index, s) in scenarios.iter().enumerate() {
-        let result = run_case(s, &target, &options).await;
-        println!(
-            "[{:>3}/{}] {}",
-            index + 1,
-            scenarios.len(),
-            report::console_line(&result)
-        );
-        cases.push(result);
-    }
+    let total = scenarios.len();
+    let mut count = 0;
+    let cases = run_series(scenarios, &target, options, |result| {
+        count += 1;
+        println!("[{count:>3}/{total}] {}", report::console_line(result));
+    })
+    .await;
     // A container target's container is removed here (it blocks until gone).
     let _ = tokio::task::spawn_blocking(move || drop(target)).await;
-    for case in &cases {
-        if !matches!(case.verdict, Verdict::Ok | Verdict::Unimplemented) {
-            println!("\n{} {} — {}", case.verdict, case.id, case.title);
-            print!("{}", report::console_details(case));
-        }
-    }
-    let results = vec![TargetResults {
-        target: spec.name.clone(),
+    TargetResults {
+        target: spec.name,
         cases,
-    }];
-    println!("\n{}", report::summary(&results[0]));
-    let writes = [
-        (args.json.as_ref(), report::index_json(&results)),
-        (args.junit.as_ref(), report::junit(&results, args.strict)),
-        (args.html.as_ref(), report::html(&results)),
-    ];
-    for (path, text) in writes {
-        if let Some(path) = path {
-            if let Err(error) = std::fs::write(path, text) {
-                eprintln!("error: cannot write {}: {error}", path.display());
-                return ExitCode::from(2);
+    }
+}
+
+/// `junit.xml` for target `srs` as `junit-srs.xml`, beside it.
+fn junit_path(path: &std::path::Path, target: &str) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("junit");
+    let safe: String = target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
             }
-            println!("wrote {}", path.display());
-        }
-    }
-    if results[0].cases.iter().any(|c| c.verdict.fails(args.strict)) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+        })
+        .collect();
+    path.with_file_name(format!("{stem}-{safe}.xml"))
 }
 
 async fn replay(capture: Vec<PathBuf>, rtmp: String, json: Option<PathBuf>) -> ExitCode {

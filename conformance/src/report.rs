@@ -68,6 +68,80 @@ pub fn index(results: &[TargetResults]) -> Index {
         .collect()
 }
 
+/// A case whose verdict is not the one an expected-results file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    /// The target.
+    pub target: String,
+    /// The case.
+    pub id: String,
+    /// The verdict expected (`None`: the file has no entry for the case).
+    pub expected: Option<Verdict>,
+    /// The verdict of this run.
+    pub actual: Verdict,
+    /// This run's actual, when not OK.
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.expected {
+            Some(expected) => write!(
+                f,
+                "{} {}: expected {expected}, got {}",
+                self.target, self.id, self.actual
+            )?,
+            None => write!(
+                f,
+                "{} {}: not in the expected results, got {}",
+                self.target, self.id, self.actual
+            )?,
+        }
+        match &self.detail {
+            Some(detail) => write!(f, " ({detail})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The cases of `results` whose verdict differs from `expected` (an index,
+/// as `--write-expect` writes it). Only verdicts are compared: the words of
+/// expected/actual may vary from run to run. Cases the file has but the run
+/// did not run (filtered out) are not differences.
+pub fn compare(expected: &Index, results: &[TargetResults]) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    for target in results {
+        let entries = expected.get(&target.target);
+        for case in &target.cases {
+            let want = entries.and_then(|e| e.get(&case.id)).map(|e| e.verdict);
+            if want != Some(case.verdict) {
+                differences.push(Difference {
+                    target: target.target.clone(),
+                    id: case.id.clone(),
+                    expected: want,
+                    actual: case.verdict,
+                    detail: case.actual.clone().filter(|_| case.verdict != Verdict::Ok),
+                });
+            }
+        }
+    }
+    differences
+}
+
+/// Reads expected-results files (indexes) into one; a later file's entries
+/// for a target and case replace an earlier's.
+pub fn read_expected(paths: &[std::path::PathBuf]) -> Result<Index, String> {
+    let mut all = Index::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let index: Index = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (target, cases) in index {
+            all.entry(target).or_default().extend(cases);
+        }
+    }
+    Ok(all)
+}
+
 /// The scenario catalogue as Markdown: one row per case with its id,
 /// strictness, requirement and reference (`conformance list --markdown`;
 /// scenarios/README.md holds it between [`CATALOGUE_BEGIN`] and [`CATALOGUE_END`]).
@@ -104,6 +178,7 @@ pub fn counts(cases: &[CaseResult]) -> Vec<(Verdict, usize)> {
         Verdict::Informational,
         Verdict::Unimplemented,
         Verdict::Failed,
+        Verdict::TargetDown,
     ]
     .into_iter()
     .map(|v| (v, cases.iter().filter(|c| c.verdict == v).count()))
@@ -243,7 +318,7 @@ pub fn html(results: &[TargetResults]) -> String {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Conformance report</title><style>\
          body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}\
          .OK{background:#cfc}.NON-STRICT{background:#ffc}.INFORMATIONAL{background:#cef}.UNIMPLEMENTED{background:#ddd}\
-         .FAILED{background:#fcc}pre{background:#f6f6f6;padding:8px;overflow:auto}</style></head><body>\n<h1>Conformance report</h1>\n",
+         .FAILED{background:#fcc}.TARGET-DOWN{background:#f99}pre{background:#f6f6f6;padding:8px;overflow:auto}</style></head><body>\n<h1>Conformance report</h1>\n",
     );
     for target in results {
         let _ = writeln!(out, "<p>{}</p>", xml_escape(&summary(target)));
@@ -314,8 +389,8 @@ mod tests {
     /// `conformance list --markdown` when a scenario changes.
     #[test]
     fn the_checked_in_catalogue_is_current() {
-        let scenarios = crate::scenario::load_dir(&crate::scenario::default_dir()).unwrap();
-        let readme = std::fs::read_to_string(crate::scenario::default_dir().join("README.md")).unwrap();
+        let scenarios = crate::scenario::embedded().unwrap();
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/README.md")).unwrap();
         let inside = readme
             .split_once(CATALOGUE_BEGIN)
             .and_then(|(_, rest)| rest.split_once(CATALOGUE_END))
@@ -357,6 +432,35 @@ mod tests {
         assert_eq!(parsed["x"]["a/bad"]["verdict"], "FAILED");
         assert_eq!(parsed["x"]["a/bad"]["actual"], "nothing & more");
         assert!(!json.contains("ms"), "no durations in the index: {json}");
+    }
+
+    #[test]
+    fn only_changed_verdicts_are_differences() {
+        let recorded = [TargetResults {
+            target: "x".into(),
+            cases: vec![case("a/ok", Verdict::Ok), case("a/bad", Verdict::Failed)],
+        }];
+        let expected: Index = serde_json::from_str(&index_json(&recorded)).unwrap();
+        let mut same = recorded.clone();
+        same[0].cases[1].actual = Some("other words".into());
+        assert_eq!(compare(&expected, &same), vec![], "words may change, verdicts not");
+        let changed = [TargetResults {
+            target: "x".into(),
+            cases: vec![case("a/ok", Verdict::Failed), case("a/new", Verdict::Ok)],
+        }];
+        let differences: Vec<String> = compare(&expected, &changed).iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            differences,
+            [
+                "x a/ok: expected OK, got FAILED (nothing & more)",
+                "x a/new: not in the expected results, got OK"
+            ]
+        );
+        let other_target = [TargetResults {
+            target: "y".into(),
+            cases: vec![case("a/ok", Verdict::Ok)],
+        }];
+        assert_eq!(compare(&expected, &other_target).len(), 1);
     }
 
     #[test]

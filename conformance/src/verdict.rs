@@ -24,6 +24,10 @@ pub enum Verdict {
     /// A required (MUST) expectation was missed.
     #[serde(rename = "FAILED", alias = "failed")]
     Failed,
+    /// Not run: the target stopped accepting connections in an earlier case
+    /// (which is FAILED) and did not answer again.
+    #[serde(rename = "TARGET-DOWN", alias = "target-down")]
+    TargetDown,
 }
 
 impl Verdict {
@@ -35,6 +39,7 @@ impl Verdict {
             Verdict::Informational => "INFORMATIONAL",
             Verdict::Unimplemented => "UNIMPLEMENTED",
             Verdict::Failed => "FAILED",
+            Verdict::TargetDown => "TARGET-DOWN",
         }
     }
 
@@ -55,6 +60,7 @@ impl Verdict {
             Verdict::NonStrict => 2,
             Verdict::Unimplemented => 3,
             Verdict::Failed => 4,
+            Verdict::TargetDown => 5,
         }
     }
 
@@ -67,9 +73,9 @@ impl Verdict {
         }
     }
 
-    /// Whether a run fails on it: FAILED, and NON-STRICT when `strict`.
+    /// Whether a run fails on it: FAILED, TARGET-DOWN, and NON-STRICT when `strict`.
     pub fn fails(self, strict: bool) -> bool {
-        self == Verdict::Failed || (strict && self == Verdict::NonStrict)
+        matches!(self, Verdict::Failed | Verdict::TargetDown) || (strict && self == Verdict::NonStrict)
     }
 }
 

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use conformance::scenario::{default_dir, load_dir, run_case, RunOptions};
+use std::sync::Arc;
+
+use conformance::scenario::{embedded, run_case, run_series, RunOptions};
 use conformance::target::{Target, TargetSpec};
 use conformance::verdict::Verdict;
 use media::amf::Value;
@@ -29,13 +31,41 @@ async fn rtmp_server(statuses: bool) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, statuses));
+            tokio::spawn(serve(socket, statuses, None));
         }
     });
     addr
 }
 
-async fn serve(mut socket: TcpStream, statuses: bool) -> std::io::Result<()> {
+/// [`broken_server`], but the whole server dies (stops listening, as
+/// node-media-server's process exits) when a connection sends a message of
+/// the unknown type 0x30; it listens again `revive_after` later, if given
+/// (as a supervisor would restart it).
+async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut listener = listener;
+        loop {
+            let death = Arc::new(tokio::sync::Notify::new());
+            loop {
+                tokio::select! {
+                    Ok((socket, _)) = listener.accept() => {
+                        tokio::spawn(serve(socket, false, Some(death.clone())));
+                    }
+                    _ = death.notified() => break,
+                }
+            }
+            drop(listener);
+            let Some(after) = revive_after else { return };
+            tokio::time::sleep(after).await;
+            listener = TcpListener::bind(addr).await.unwrap();
+        }
+    });
+    addr
+}
+
+async fn serve(mut socket: TcpStream, statuses: bool, death: Option<Arc<tokio::sync::Notify>>) -> std::io::Result<()> {
     use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
     // rml_rtmp's server handshake: simple, or with the digests Flash checks.
     let mut handshake = Handshake::new(PeerType::Server);
@@ -62,6 +92,10 @@ async fn serve(mut socket: TcpStream, statuses: bool) -> std::io::Result<()> {
     let mut encoder = ChunkEncoder::new();
     loop {
         while let Ok(Some(raw)) = decoder.next_message() {
+            if let (0x30, Some(death)) = (raw.type_id, &death) {
+                death.notify_one();
+                return Ok(());
+            }
             answer(&mut socket, &mut encoder, raw, statuses).await?;
         }
         let n = socket.read(&mut buf).await?;
@@ -133,12 +167,13 @@ async fn broken_target() -> (Target, RunOptions) {
     let options = RunOptions {
         step_timeout: Duration::from_secs(2),
         case_timeout: Duration::from_secs(30),
+        ..RunOptions::default()
     };
     (target, options)
 }
 
 fn case(id: &str) -> conformance::scenario::Scenario {
-    let scenarios = load_dir(&default_dir()).unwrap();
+    let scenarios = embedded().unwrap();
     scenarios.into_iter().find(|s| s.id == id).unwrap()
 }
 
@@ -220,6 +255,7 @@ async fn a_closed_connection_is_not_a_refusal() {
     let options = RunOptions {
         step_timeout: Duration::from_secs(2),
         case_timeout: Duration::from_secs(20),
+        ..RunOptions::default()
     };
     let target = |addr: SocketAddr| {
         Target::External(Box::new(TargetSpec {
@@ -275,4 +311,64 @@ async fn play_start_without_reset_is_only_non_strict() {
         "{:?}",
         result.notes
     );
+}
+
+/// A server that dies in a case is FAILED in that case, with what the
+/// suite saw ("stopped answering after this case", the connect error), not
+/// NON-STRICT; the cases after it are TARGET-DOWN, not a page of
+/// "Connection refused" FAILEDs.
+#[tokio::test]
+async fn a_server_that_dies_fails_the_case_that_killed_it_and_later_cases_are_target_down() {
+    let (series, options) = dying_series(mortal_server(None).await, None);
+    let results = run_series(&series, &Target::External(Box::new(options.0)), &options.1, |_| {}).await;
+    let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Ok, Verdict::Failed, Verdict::TargetDown],
+        "{results:#?}"
+    );
+    let killer = results[1].actual.as_deref().unwrap_or_default();
+    assert!(
+        killer.contains("stopped answering after this case") && killer.contains("refused"),
+        "{killer}"
+    );
+    let after = results[2].actual.as_deref().unwrap_or_default();
+    assert!(
+        after.contains("target down since rtmp/robustness/unknown-message-type"),
+        "{after}"
+    );
+}
+
+/// A target whose restart command brings it back runs the next case.
+#[tokio::test]
+async fn a_target_that_comes_back_after_its_restart_command_runs_the_next_case() {
+    let addr = mortal_server(Some(Duration::from_secs(3))).await;
+    let (series, options) = dying_series(addr, Some("true".into()));
+    let results = run_series(&series, &Target::External(Box::new(options.0)), &options.1, |_| {}).await;
+    let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+    assert_eq!(verdicts, [Verdict::Ok, Verdict::Failed, Verdict::Ok], "{results:#?}");
+}
+
+/// A case the server survives, the case that kills it, and one more.
+fn dying_series(
+    addr: SocketAddr,
+    restart: Option<String>,
+) -> (Vec<conformance::scenario::Scenario>, (TargetSpec, RunOptions)) {
+    let spec = TargetSpec {
+        name: "mortal".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        restart,
+        ..TargetSpec::default()
+    };
+    let options = RunOptions {
+        step_timeout: Duration::from_secs(2),
+        case_timeout: Duration::from_secs(20),
+        ..RunOptions::default()
+    };
+    let series = vec![
+        case("rtmp/connect/amf0"),
+        case("rtmp/robustness/unknown-message-type"),
+        case("rtmp/connect/amf0"),
+    ];
+    (series, (spec, options))
 }

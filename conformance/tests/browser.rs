@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use conformance::browser::Browser;
 use conformance::client::{ClientProfile, RtmpClient};
-use conformance::scenario::fixtures_dir;
 use conformance::target::embedded;
 use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs, program};
 use reference_server::ServerHandle;
@@ -181,7 +180,9 @@ async fn chromium_publishes_over_the_websocket_channel_and_ffmpeg_joining_late_d
 #[tokio::test]
 async fn chromium_is_offered_video_that_appears_after_its_answer() {
     let server = embedded(|_| {}).await.unwrap();
-    let file = std::fs::read(fixtures_dir().join("flv/ffmpeg_h264_aac_320x240_440hz.flv")).unwrap();
+    let file = conformance::shipped::builtin("flv/ffmpeg_h264_aac_320x240_440hz.flv")
+        .unwrap()
+        .to_vec();
     let tags: Vec<_> = media::flv::read_tags(&Bytes::from(file))
         .unwrap()
         .into_iter()

@@ -5,7 +5,7 @@
 //! symptom. Against the plain server the same scenarios pass
 //! (`tests/scenarios.rs`).
 
-use conformance::scenario::{default_dir, load_dir, run_case, RunOptions};
+use conformance::scenario::{embedded, run_case, RunOptions};
 use conformance::target::Target;
 use conformance::verdict::Verdict;
 use reference_server::config::Quirks;
@@ -74,7 +74,7 @@ async fn caught(id: &str) {
         .iter()
         .find(|(case, ..)| *case == id)
         .expect("a row for the case");
-    let scenario = load_dir(&default_dir())
+    let scenario = embedded()
         .expect("the scenarios load")
         .into_iter()
         .find(|s| s.id == id)
@@ -160,7 +160,7 @@ async fn an_rtmp_application_name_that_chooses_nothing_is_caught() {
 
 #[test]
 fn every_known_issue_scenario_is_proven_here() {
-    let mut ids: Vec<String> = load_dir(&default_dir())
+    let mut ids: Vec<String> = embedded()
         .expect("the scenarios load")
         .into_iter()
         .map(|s| s.id)

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 
 use conformance::harness::trials;
 use conformance::report::{index_json, TargetResults};
-use conformance::scenario::{default_dir, load_dir, RunOptions};
+use conformance::scenario::{embedded, RunOptions};
 use conformance::target::Target;
 use libtest_mimic::Arguments;
 
 fn main() {
     let args = Arguments::from_args();
-    let scenarios = match load_dir(&default_dir()) {
+    let scenarios = match embedded() {
         Ok(scenarios) => scenarios,
         Err(error) => {
             eprintln!("cannot load the scenarios: {error}");

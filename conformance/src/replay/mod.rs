@@ -313,7 +313,7 @@ impl TargetUrl {
     }
 }
 
-/// A captured session on disk.
+/// A captured session, on disk or in memory (a built-in fixture).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureSource {
     /// A pcap or pcapng file.
@@ -324,6 +324,22 @@ pub enum CaptureSource {
         client: PathBuf,
         /// What the server sent.
         server: PathBuf,
+    },
+    /// A pcap or pcapng file's bytes, and its name for reports.
+    Bytes {
+        /// Its name.
+        name: String,
+        /// The file's bytes.
+        bytes: bytes::Bytes,
+    },
+    /// The two raw directions' bytes, and their name for reports.
+    DirectionBytes {
+        /// Their name.
+        name: String,
+        /// What the client sent.
+        client: bytes::Bytes,
+        /// What the server sent.
+        server: bytes::Bytes,
     },
 }
 
@@ -348,6 +364,7 @@ impl CaptureSource {
             CaptureSource::Directions { client, server } => {
                 format!("{} + {}", client.display(), server.display())
             }
+            CaptureSource::Bytes { name, .. } | CaptureSource::DirectionBytes { name, .. } => name.clone(),
         }
     }
 }
@@ -426,36 +443,38 @@ fn message_logs_lenient(
     source: &CaptureSource,
     port: Option<u16>,
 ) -> Result<Vec<Result<MessageLog, LogError>>, ReplayError> {
-    match source {
+    let bytes = match source {
         CaptureSource::Directions { client, server } => {
-            Ok(vec![MessageLog::from_directions(&read(client)?, &read(server)?)])
+            return Ok(vec![MessageLog::from_directions(&read(client)?, &read(server)?)]);
         }
-        CaptureSource::File(path) => {
-            let bytes = read(path)?;
-            let flows = match port {
-                Some(port) => capture::rtmp_flows_timed(&bytes, port),
-                None => capture::read_tcp_flows_timed(&bytes),
-            }
-            .map_err(|source| ReplayError::Capture {
-                path: path.clone(),
-                source,
-            })?;
-            let tcp = flows.len();
-            let logs: Vec<_> = flows
-                .iter()
-                .filter(|f| matches!(f.flow.client_to_server.first(), Some(3 | 6)))
-                .map(MessageLog::from_timed_flow)
-                .collect();
-            if logs.is_empty() {
-                return Err(ReplayError::NoRtmp {
-                    source_name: source.describe(),
-                    tcp,
-                    port: port.map(|p| format!(" to port {p}")).unwrap_or_default(),
-                });
-            }
-            Ok(logs)
+        CaptureSource::DirectionBytes { client, server, .. } => {
+            return Ok(vec![MessageLog::from_directions(client, server)]);
         }
+        CaptureSource::File(path) => bytes::Bytes::from(read(path)?),
+        CaptureSource::Bytes { bytes, .. } => bytes.clone(),
+    };
+    let flows = match port {
+        Some(port) => capture::rtmp_flows_timed(&bytes, port),
+        None => capture::read_tcp_flows_timed(&bytes),
     }
+    .map_err(|error| ReplayError::Capture {
+        path: PathBuf::from(source.describe()),
+        source: error,
+    })?;
+    let tcp = flows.len();
+    let logs: Vec<_> = flows
+        .iter()
+        .filter(|f| matches!(f.flow.client_to_server.first(), Some(3 | 6)))
+        .map(MessageLog::from_timed_flow)
+        .collect();
+    if logs.is_empty() {
+        return Err(ReplayError::NoRtmp {
+            source_name: source.describe(),
+            tcp,
+            port: port.map(|p| format!(" to port {p}")).unwrap_or_default(),
+        });
+    }
+    Ok(logs)
 }
 
 /// Replays a decoded session against `target` over TCP: connects, performs

@@ -40,9 +40,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod run;
+mod series;
 mod timing;
 
 pub use run::{run_case, RunOptions};
+pub use series::run_series;
 
 use crate::target::Capability;
 
@@ -109,7 +111,7 @@ pub struct Scenario {
     /// What happens, in order.
     #[serde(rename = "step")]
     pub steps: Vec<Step>,
-    /// The file it was read from (set by [`load`]).
+    /// The file it was read from (`scenarios/<id>.toml` for a built-in one).
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -511,24 +513,49 @@ pub enum ScenarioError {
     },
 }
 
-/// The repository's `scenarios/` directory.
-pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+/// The scenarios built into the suite (the repository's `scenarios/`), sorted by id.
+pub fn embedded() -> Result<Vec<Scenario>, ScenarioError> {
+    let scenarios = crate::shipped::SCENARIOS
+        .iter()
+        .map(|(name, bytes)| {
+            let path = Path::new("scenarios").join(name);
+            let text = std::str::from_utf8(bytes).map_err(|e| ScenarioError::Invalid {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            parse(text, name.trim_end_matches(".toml"), &path)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sorted_unique(scenarios)
 }
 
-/// The repository's `fixtures/` directory, where scenarios find media and captures.
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+/// The built-in scenarios, with those of `extra` (a directory laid out like
+/// `scenarios/`) added, or in place of the built-in ones of the same id.
+pub fn with_extra(extra: Option<&Path>) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut all = embedded()?;
+    if let Some(dir) = extra {
+        for scenario in load_dir(dir)? {
+            match all.binary_search_by(|s| s.id.cmp(&scenario.id)) {
+                Ok(at) => all[at] = scenario,
+                Err(at) => all.insert(at, scenario),
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// Loads every `*.toml` below `dir`, sorted by id; checks each.
 pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     let mut files = Vec::new();
     collect(dir, &mut files)?;
-    let mut scenarios = files
+    let scenarios = files
         .iter()
         .map(|file| load(dir, file))
         .collect::<Result<Vec<_>, _>>()?;
+    sorted_unique(scenarios)
+}
+
+fn sorted_unique(mut scenarios: Vec<Scenario>) -> Result<Vec<Scenario>, ScenarioError> {
     scenarios.sort_by(|a, b| a.id.cmp(&b.id));
     for pair in scenarios.windows(2) {
         if pair[0].id == pair[1].id {
@@ -559,25 +586,30 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), ScenarioError> {
 
 /// Loads and checks the scenario in `file`, whose id must be its path below `root`.
 pub fn load(root: &Path, file: &Path) -> Result<Scenario, ScenarioError> {
-    let invalid = |reason: String| ScenarioError::Invalid {
-        path: file.to_path_buf(),
-        reason,
-    };
     let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
         path: file.to_path_buf(),
         source,
     })?;
-    let mut scenario: Scenario = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    scenario.path = file.to_path_buf();
     let expected_id = file
         .strip_prefix(root)
         .ok()
-        .and_then(|p| p.with_extension("").to_str().map(|s| s.replace('\\', "/")));
-    if expected_id.as_deref() != Some(scenario.id.as_str()) {
+        .and_then(|p| p.with_extension("").to_str().map(|s| s.replace('\\', "/")))
+        .unwrap_or_default();
+    parse(&text, &expected_id, file)
+}
+
+/// Parses and checks a scenario whose id must be `expected_id`; `path` names it in errors.
+fn parse(text: &str, expected_id: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let invalid = |reason: String| ScenarioError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    scenario.path = path.to_path_buf();
+    if expected_id != scenario.id {
         return Err(invalid(format!(
-            "id {:?} does not match the file's path (expected {:?})",
-            scenario.id,
-            expected_id.unwrap_or_default()
+            "id {:?} does not match the file's path (expected {expected_id:?})",
+            scenario.id
         )));
     }
     scenario.check().map_err(invalid)?;
@@ -709,8 +741,15 @@ mod tests {
 
     #[test]
     fn the_repository_scenarios_load() {
-        let scenarios = load_dir(&default_dir()).unwrap();
+        let scenarios = embedded().unwrap();
         assert!(scenarios.len() >= 25, "{} scenarios", scenarios.len());
+        let on_disk = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")).unwrap();
+        let ids = |list: &[Scenario]| list.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&scenarios),
+            ids(&on_disk),
+            "the built-in scenarios are the repository's"
+        );
     }
 
     #[test]

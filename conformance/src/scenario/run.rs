@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use media::amf::Value;
 use media::flv::{Tag, TagKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,12 +19,10 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{
-    fixtures_dir, Action, ActorKind, Expect, HookExpect, MediaExpect, RtmpMediaExpect, Scenario, SdpExpect, SdpMedia,
-    Step,
-};
+use super::{Action, ActorKind, Expect, HookExpect, MediaExpect, RtmpMediaExpect, Scenario, SdpExpect, SdpMedia, Step};
 use crate::backend::{Backend, HookCall};
 use crate::client::{ClientProfile, Incoming, RtmpClient, StatusEvent};
+use crate::shipped::Fixtures;
 use crate::target::{Running, Target};
 use crate::verdict::{CaseResult, Verdict};
 use crate::webrtc::sdp::MediaSection;
@@ -40,6 +37,8 @@ pub struct RunOptions {
     pub step_timeout: Duration,
     /// How long a case may take, unless it says `timeout`.
     pub case_timeout: Duration,
+    /// Where the fixture files scenarios name are found.
+    pub fixtures: Fixtures,
 }
 
 impl Default for RunOptions {
@@ -47,6 +46,7 @@ impl Default for RunOptions {
         RunOptions {
             step_timeout: Duration::from_secs(5),
             case_timeout: Duration::from_secs(60),
+            fixtures: Fixtures::default(),
         }
     }
 }
@@ -646,20 +646,29 @@ impl Case<'_> {
                 Ok(())
             }
             Action::Replay => {
-                let files: Vec<std::path::PathBuf> = step
-                    .capture
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(|f| fixtures_dir().join(f))
-                    .collect();
+                let names: Vec<&str> = step.capture.as_deref().unwrap_or_default().split_whitespace().collect();
                 let url = format!(
                     "{}/{}",
                     self.running.rtmp_base.clone().unwrap_or_default(),
                     step.app.clone().unwrap_or_else(|| self.running.app.clone())
                 );
-                let source = crate::replay::CaptureSource::from_paths(&files)
-                    .ok_or_else(|| "capture: one file, or the client's and the server's bytes".to_string());
+                let fixtures = &self.options.fixtures;
+                let source = match names.as_slice() {
+                    [file] => fixtures.read(file).map(|bytes| crate::replay::CaptureSource::Bytes {
+                        name: file.to_string(),
+                        bytes,
+                    }),
+                    [client, server] => fixtures.read(client).and_then(|c| {
+                        fixtures
+                            .read(server)
+                            .map(|s| crate::replay::CaptureSource::DirectionBytes {
+                                name: format!("{client} + {server}"),
+                                client: c,
+                                server: s,
+                            })
+                    }),
+                    _ => Err("capture: one file, or the client's and the server's bytes".to_string()),
+                };
                 let replayed = match source {
                     Ok(source) => crate::replay::replay_source(&source, &url, crate::replay::ReplayOptions::default())
                         .await
@@ -815,7 +824,7 @@ impl Case<'_> {
         let status = client.publish(id, &name).await.map_err(|e| e.to_string())?;
         if let Some(media) = &step.media {
             if status.code == media::netstatus::code::PUBLISH_START {
-                let tags = load_media(media, step)?;
+                let tags = load_media(&self.options.fixtures, media, step)?;
                 actor.media = Some((id, tags, step.realtime.unwrap_or(true)));
             }
         }
@@ -1116,7 +1125,7 @@ impl Case<'_> {
         }
         let bytes = match (&step.hex, &step.bytes) {
             (Some(hex), _) => parse_hex(hex),
-            (None, Some(file)) => std::fs::read(fixtures_dir().join(file)).map_err(|e| format!("{file}: {e}")),
+            (None, Some(file)) => self.options.fixtures.read(file).map(|b| b.to_vec()),
             (None, None) => Err("no bytes to send".into()),
         };
         let bytes = match bytes {
@@ -1673,10 +1682,9 @@ async fn raw_connect(addr: std::net::SocketAddr, handshake: bool) -> Result<TcpS
 }
 
 /// The tags of an FLV fixture to publish: `tracks` only, at most `seconds`.
-fn load_media(file: &str, step: &Step) -> Result<Vec<Tag>, String> {
-    let path = fixtures_dir().join(file);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tags = media::flv::read_tags(&Bytes::from(bytes)).map_err(|e| format!("{file}: {e}"))?;
+fn load_media(fixtures: &Fixtures, file: &str, step: &Step) -> Result<Vec<Tag>, String> {
+    let bytes = fixtures.read(file)?;
+    let tags = media::flv::read_tags(&bytes).map_err(|e| format!("{file}: {e}"))?;
     let tracks = step.tracks.as_deref().unwrap_or("both");
     let limit = step.seconds.map(|s| s.saturating_mul(1000));
     let tags = tags

@@ -13,6 +13,7 @@
 //! # ws = "ws://127.0.0.1:8080/ws"                # the WCS-style channel of docs/signalling.md
 //! capabilities = []                              # extra: "app-keys", "rooms", "backend-hooks"
 //! lacks = ["rtmp-play"]                          # what it does not do, though it has the URL
+//! restart = "systemctl restart mediamtx"         # run when it stops answering
 //! [exclude]
 //! "rtmp/handshake/digest" = "answers the digest handshake with a simple one; known"
 //! ```
@@ -25,6 +26,7 @@
 //! FAILED; exclusions are listed with their reasons before the run.
 
 pub mod container;
+pub mod liveness;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,12 +35,15 @@ use std::sync::Arc;
 
 use container::{Container, ContainerError, ContainerSpec};
 
+#[cfg(feature = "embedded")]
 use reference_server::config::Quirks;
+#[cfg(feature = "embedded")]
 use reference_server::{Config, Server, ServerHandle};
 use serde::{Deserialize, Serialize};
 
 /// Starts the reference server on 127.0.0.1 with ephemeral ports, after
 /// `adjust` has changed the default configuration.
+#[cfg(feature = "embedded")]
 pub async fn embedded(adjust: impl FnOnce(&mut Config)) -> Result<ServerHandle, reference_server::StartError> {
     let mut config = Config::default();
     config.rtmp.listen = ([127, 0, 0, 1], 0).into();
@@ -122,6 +127,10 @@ pub struct TargetSpec {
     /// Cases not to run, with the reason.
     #[serde(default)]
     pub exclude: BTreeMap<String, String>,
+    /// A shell command that starts the server again when it stopped
+    /// answering during a run (see [`liveness`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
     /// An image to start for the run (the container target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
@@ -142,6 +151,7 @@ pub enum TargetError {
     #[error("{0}")]
     Url(String),
     /// The embedded server did not start.
+    #[cfg(feature = "embedded")]
     #[error("the embedded reference server did not start: {0}")]
     Start(#[from] reference_server::StartError),
     /// The container target did not start.
@@ -201,11 +211,13 @@ impl TargetSpec {
 /// A target the runner can start for each case.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// The reference server, in-process, a fresh one per case.
+    /// The reference server, in-process, a fresh one per case (feature `embedded`).
+    #[cfg(feature = "embedded")]
     Embedded,
     /// The reference server with known bugs switched back on (see
     /// `reference_server::config::Quirks`): what the known-issue scenarios
     /// must catch.
+    #[cfg(feature = "embedded")]
     EmbeddedWithQuirks(Quirks),
     /// A server somebody else runs.
     External(Box<TargetSpec>),
@@ -250,10 +262,23 @@ impl Target {
     /// target the URLs hold port 0 until a case starts it.
     pub fn spec(&self) -> TargetSpec {
         match self {
+            #[cfg(feature = "embedded")]
             Target::Embedded => embedded_spec(0, 0),
+            #[cfg(feature = "embedded")]
             Target::EmbeddedWithQuirks(quirks) => quirky(embedded_spec(0, 0), quirks),
             Target::External(spec) => spec.as_ref().clone(),
             Target::Container(started) => started.spec.clone(),
+        }
+    }
+
+    /// How to tell that the server still answers, for a server outside
+    /// this process (an in-process one is started afresh for each case).
+    pub fn liveness(&self) -> Option<liveness::Liveness> {
+        match self {
+            Target::External(spec) => Some(liveness::Liveness::of(spec)),
+            Target::Container(started) => Some(liveness::Liveness::of(&started.spec)),
+            #[cfg(feature = "embedded")]
+            _ => None,
         }
     }
 
@@ -262,7 +287,10 @@ impl Target {
     /// call it. (Other targets cannot be pointed at it per case, so they do
     /// not offer `backend-hooks`.)
     pub async fn start(&self, hooks: Option<&str>) -> Result<Running, TargetError> {
+        #[cfg(not(feature = "embedded"))]
+        let _ = hooks;
         match self {
+            #[cfg(feature = "embedded")]
             Target::Embedded | Target::EmbeddedWithQuirks(_) => {
                 let quirks = match self {
                     Target::EmbeddedWithQuirks(quirks) => *quirks,
@@ -276,15 +304,18 @@ impl Target {
                 })
                 .await?;
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());
-                Running::new(quirky(spec, &quirks), Some(server))
+                let mut running = Running::new(quirky(spec, &quirks))?;
+                running.server = Some(server);
+                Ok(running)
             }
-            Target::External(spec) => Running::new(spec.as_ref().clone(), None),
-            Target::Container(started) => Running::new(started.spec.clone(), None),
+            Target::External(spec) => Running::new(spec.as_ref().clone()),
+            Target::Container(started) => Running::new(started.spec.clone()),
         }
     }
 }
 
 /// The spec named after the quirks switched on (`embedded+stream_name_keeps_query`).
+#[cfg(feature = "embedded")]
 fn quirky(mut spec: TargetSpec, quirks: &Quirks) -> TargetSpec {
     for name in quirks.names() {
         spec.name = format!("{}+{name}", spec.name);
@@ -331,6 +362,7 @@ fn path_segment(value: &str) -> String {
 
 /// The embedded reference server's endpoints on these ports, with its
 /// backend hooks open to the suite.
+#[cfg(feature = "embedded")]
 fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
     let mut spec = reference_server_spec(
         "embedded",
@@ -366,11 +398,12 @@ pub struct Running {
     pub rtmp_base: Option<String>,
     /// The application of the RTMP URL.
     pub app: String,
+    #[cfg(feature = "embedded")]
     server: Option<ServerHandle>,
 }
 
 impl Running {
-    fn new(spec: TargetSpec, server: Option<ServerHandle>) -> Result<Running, TargetError> {
+    fn new(spec: TargetSpec) -> Result<Running, TargetError> {
         let (rtmp_addr, rtmp_base, app) = match &spec.rtmp {
             Some(url) => {
                 let (base, app) = split_rtmp_url(url)?;
@@ -385,13 +418,23 @@ impl Running {
             rtmp_addr,
             rtmp_base,
             app,
-            server,
+            #[cfg(feature = "embedded")]
+            server: None,
         })
     }
 
     /// The embedded server, when the target is the embedded one.
+    #[cfg(feature = "embedded")]
     pub fn server(&self) -> Option<&ServerHandle> {
         self.server.as_ref()
+    }
+
+    /// Whether the server runs inside this process (the embedded target).
+    pub fn in_process(&self) -> bool {
+        #[cfg(feature = "embedded")]
+        return self.server.is_some();
+        #[cfg(not(feature = "embedded"))]
+        false
     }
 
     /// The application key for Flash's `appKey` and WebSocket sessions.
@@ -401,6 +444,7 @@ impl Running {
 
     /// Stops what was started for the case.
     pub async fn stop(self) {
+        #[cfg(feature = "embedded")]
         if let Some(server) = self.server {
             server.shutdown().await;
         }

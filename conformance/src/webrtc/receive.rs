@@ -513,7 +513,10 @@ mod tests {
     /// decoded a fraction of such a stream and the suite under-counted).
     #[test]
     fn a_high_profile_stream_with_b_frames_decodes_whole() {
-        let path = crate::scenario::fixtures_dir().join("flv/ffmpeg_h264_640x360_30fps.flv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/flv/ffmpeg_h264_640x360_30fps.flv"
+        );
         let tags = media::flv::read_tags(&bytes::Bytes::from(std::fs::read(path).unwrap())).unwrap();
         let start = Instant::now();
         let mut r = MediaReceiver::new(start, Duration::from_secs(1));
