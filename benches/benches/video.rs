@@ -23,9 +23,8 @@ use media::codec::picture::{scale, Picture};
 use media::codec::video::{default_bitrate, VideoSettings, VideoTranscoder};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
-use openh264::encoder::Encoder;
 use openh264::formats::YUVSource;
-use openh264::{OpenH264API, Timestamp};
+use openh264::Timestamp;
 
 fn video_tags(name: &str) -> Vec<Tag> {
     let path = format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -147,7 +146,7 @@ fn h264_same_size(c: &mut Criterion, name: &str, file: &str) {
         let mut out = Vec::with_capacity(256 * 1024);
         b.iter(|| {
             let mut decoder = BareDecoder::new();
-            let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), encoder_config(bitrate)).unwrap();
+            let mut encoder = media::codec::avc::quiet_encoder(encoder_config(bitrate)).unwrap();
             for (index, unit) in units.iter().enumerate() {
                 if let Some(frame) = decoder.decode(unit) {
                     out.clear();

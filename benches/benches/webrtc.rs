@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use media::h264::{annexb_nal_units, nal_unit_type, to_avcc, AvcConfig};
-use openh264::encoder::{Encoder, EncoderConfig};
+use openh264::encoder::EncoderConfig;
 use openh264::formats::YUVBuffer;
-use openh264::OpenH264API;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -31,7 +30,7 @@ const FRAMES: usize = 30;
 /// gradient) as FLV AVCC bodies, and the stream's configuration.
 fn frames() -> (AvcConfig, Vec<Vec<u8>>) {
     let config = EncoderConfig::new().bitrate(openh264::encoder::BitRate::from_bps(2_500_000));
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+    let mut encoder = media::codec::avc::quiet_encoder(config).unwrap();
     let mut avc = None;
     let mut bodies = Vec::new();
     for index in 0..FRAMES {

@@ -210,6 +210,8 @@ pub struct RtmpClient {
     /// Per stream: the NAL length size of its H.264 and the picture size last seen.
     video: HashMap<u32, (usize, Option<(u32, u32)>)>,
     log: Vec<String>,
+    /// When each line of `log` happened.
+    log_times: Vec<tokio::time::Instant>,
     closed: bool,
     connect_answer: Option<Command>,
 }
@@ -252,6 +254,7 @@ impl RtmpClient {
             room_events: Vec::new(),
             video: HashMap::new(),
             log: Vec::new(),
+            log_times: Vec::new(),
             closed: false,
             connect_answer: None,
         })
@@ -289,6 +292,16 @@ impl RtmpClient {
     /// A line per message sent and received, for failure reports.
     pub fn wire_log(&self) -> &[String] {
         &self.log
+    }
+
+    /// When each line of [`wire_log`](Self::wire_log) happened.
+    pub fn wire_log_times(&self) -> &[tokio::time::Instant] {
+        &self.log_times
+    }
+
+    fn note(&mut self, line: String) {
+        self.log.push(line);
+        self.log_times.push(tokio::time::Instant::now());
     }
 
     /// Sends `connect` for `tc_url` (e.g. `rtmp://127.0.0.1:1935/live?c1=v1`)
@@ -518,7 +531,7 @@ impl RtmpClient {
         message: &Message,
     ) -> Result<(), ClientError> {
         let (type_id, payload) = message.encode();
-        self.log.push(format!("> [{stream_id}] {}", describe_outgoing(message)));
+        self.note(format!("> [{stream_id}] {}", describe_outgoing(message)));
         self.encoder.encode(
             &RawMessage {
                 csid: chunk_stream,
@@ -589,7 +602,7 @@ impl RtmpClient {
         }
         *size = Some(new);
         let description = format!("{}x{}", sps.width, sps.height);
-        self.log.push(format!(
+        self.note(format!(
             "< [{stream_id}] (local) {} {description}",
             code::VIDEO_DIMENSION_CHANGE
         ));
@@ -607,7 +620,7 @@ impl RtmpClient {
         let n = self.socket.read(&mut buf).await.unwrap_or(0);
         if n == 0 {
             self.closed = true;
-            self.log.push("< connection closed".into());
+            self.note("< connection closed".into());
             self.statuses.push(StatusEvent {
                 stream_id: 0,
                 via: "local".into(),
@@ -675,7 +688,7 @@ impl RtmpClient {
                 other => Incoming::Control(other),
             };
             if !matches!(incoming, Incoming::Media { .. }) {
-                self.log.push(format!("< {}", incoming.describe()));
+                self.note(format!("< {}", incoming.describe()));
             }
             self.inbox.push_back(incoming);
         }

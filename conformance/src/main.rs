@@ -38,6 +38,36 @@ use conformance::verdict::Verdict;
 #[cfg(feature = "embedded")]
 use reference_server::config::Quirks;
 
+/// `println!` that ends the process quietly (status 141, as after SIGPIPE)
+/// when stdout is a pipe that closed (`conformance list | head`), where
+/// `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            closed_stdout(error);
+        }
+    }};
+}
+
+/// `print!` as [`say!`] does `println!`.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = write!(std::io::stdout(), $($arg)*) {
+            closed_stdout(error);
+        }
+    }};
+}
+
+fn closed_stdout(error: std::io::Error) {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("error: cannot write to stdout: {error}");
+    std::process::exit(2);
+}
+
 /// A conformance suite for RTMP/WebRTC gateways.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -255,12 +285,12 @@ async fn main() -> ExitCode {
             scenarios,
         } => match load(scenarios.as_deref(), &filters) {
             Ok(list) if markdown => {
-                print!("{}", report::catalogue(&list));
+                say_raw!("{}", report::catalogue(&list));
                 ExitCode::SUCCESS
             }
             Ok(list) => {
                 for s in list {
-                    println!(
+                    say!(
                         "{:<48} {:<13} {}",
                         s.id,
                         format!("{:?}", s.strictness).to_lowercase(),
@@ -318,7 +348,7 @@ async fn make_targets(args: &TargetArgs) -> Result<Vec<Target>, ExitCode> {
             None => embedded_target(&args.quirk).map_err(|e| fail(&e))?,
             Some(spec) => {
                 if let Some(container) = &spec.container {
-                    println!("starting a container from {}", container.image);
+                    say!("starting a container from {}", container.image);
                 }
                 match tokio::task::spawn_blocking(|| Target::from_spec(spec)).await {
                     Ok(Ok(target)) => target,
@@ -438,7 +468,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
             }
         }
     }
-    print!("{}", bench_report::table(&results));
+    say_raw!("{}", bench_report::table(&results));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&results).unwrap_or_default();
         if let Err(error) = std::fs::write(path, json) {
@@ -503,14 +533,14 @@ async fn run(args: RunArgs) -> ExitCode {
     for target in &results {
         for case in &target.cases {
             if !matches!(case.verdict, Verdict::Ok | Verdict::Unimplemented) {
-                println!("\n{} {} {} — {}", target.target, case.verdict, case.id, case.title);
-                print!("{}", report::console_details(case));
+                say!("\n{} {} {} — {}", target.target, case.verdict, case.id, case.title);
+                say_raw!("{}", report::console_details(case));
             }
         }
     }
-    println!();
+    say!();
     for target in &results {
-        println!("{}", report::summary(target));
+        say!("{}", report::summary(target));
     }
     let mut writes = vec![
         (args.json.clone(), report::index_json(&results)),
@@ -533,18 +563,18 @@ async fn run(args: RunArgs) -> ExitCode {
                 eprintln!("error: cannot write {}: {error}", path.display());
                 return ExitCode::from(2);
             }
-            println!("wrote {}", path.display());
+            say!("wrote {}", path.display());
         }
     }
     if !args.expect.is_empty() {
         let differences = report::compare(&expected, &results);
         if differences.is_empty() {
-            println!("every verdict is the expected one");
+            say!("every verdict is the expected one");
             return ExitCode::SUCCESS;
         }
-        println!("\n{} verdict(s) differ from the expected results:", differences.len());
+        say!("\n{} verdict(s) differ from the expected results:", differences.len());
         for difference in &differences {
-            println!("  {difference}");
+            say!("  {difference}");
         }
         return ExitCode::from(1);
     }
@@ -562,7 +592,7 @@ async fn run(args: RunArgs) -> ExitCode {
 /// releases the target (a container is removed).
 async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions) -> TargetResults {
     let spec = target.spec();
-    println!(
+    say!(
         "target {}: rtmp {}, whep {}, whip {}, ws {}",
         spec.name,
         spec.rtmp.as_deref().unwrap_or("-"),
@@ -571,19 +601,19 @@ async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions
         spec.ws.as_deref().unwrap_or("-")
     );
     let offers: Vec<&str> = spec.offers().iter().map(|c| c.as_str()).collect();
-    println!("offers: {}", offers.join(", "));
+    say!("offers: {}", offers.join(", "));
     // Exclusions and what cannot run, with reasons, before anything runs.
     for s in scenarios {
         if let Some(reason) = spec.cannot_run(s) {
-            println!("not run: {} ({reason})", s.id);
+            say!("not run: {} ({reason})", s.id);
         }
     }
-    println!("running {} cases", scenarios.len());
+    say!("running {} cases", scenarios.len());
     let total = scenarios.len();
     let mut count = 0;
     let cases = run_series(scenarios, &target, options, |result| {
         count += 1;
-        println!("[{count:>3}/{total}] {}", report::console_line(result));
+        say!("[{count:>3}/{total}] {}", report::console_line(result));
     })
     .await;
     // A container target's container is removed here (it blocks until gone).
@@ -623,9 +653,9 @@ async fn replay(capture: Vec<PathBuf>, rtmp: String, json: Option<PathBuf>) -> E
         }
     };
     for line in &report.wire_log {
-        println!("{line}");
+        say!("{line}");
     }
-    println!("\n{report}");
+    say!("\n{report}");
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         if let Err(error) = std::fs::write(&path, text + "\n") {
@@ -648,7 +678,7 @@ async fn record(listen: std::net::SocketAddr, upstream: String, out: PathBuf) ->
             return ExitCode::from(2);
         }
     };
-    println!(
+    say!(
         "recording RTMP sessions on {} to {} into {}; Ctrl-C stops",
         recorder.local_addr(),
         upstream,
@@ -656,7 +686,7 @@ async fn record(listen: std::net::SocketAddr, upstream: String, out: PathBuf) ->
     );
     match recorder.run(tokio::signal::ctrl_c()).await {
         Ok(summary) => {
-            println!(
+            say!(
                 "wrote {}: {} connection(s), {} bytes from clients, {} from the server, {} packets",
                 summary.path.display(),
                 summary.connections,

@@ -269,8 +269,10 @@ pub struct Step {
     /// What must follow.
     #[serde(default)]
     pub expect: Option<Expect>,
-    /// Acceptable outcomes, tried in order; the first that holds gives its
-    /// verdict. None holding is a miss of the scenario's strictness.
+    /// Acceptable outcomes, best first, tried in order; the first that holds
+    /// gives its verdict. An RTMP step waits for the first outcome (until
+    /// `within`, or the connection closes) before it settles for a lesser
+    /// one. None holding is a miss of the scenario's strictness.
     #[serde(default, rename = "outcome")]
     pub outcomes: Vec<Outcome>,
 }

@@ -106,6 +106,7 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         hooks_logged: std::cell::Cell::new(0),
         suffix: format!("{:06x}", rand::random::<u32>() & 0xFF_FFFF),
         result: &mut result,
+        started: Instant::now(),
     };
     if tokio::time::timeout(limit, case.run_steps()).await.is_err() {
         case.miss(
@@ -130,6 +131,8 @@ struct Case<'a> {
     hooks_logged: std::cell::Cell<usize>,
     suffix: String,
     result: &'a mut CaseResult,
+    /// When the case started: the wire log's time origin.
+    started: Instant,
 }
 
 /// What a step saw, for its expectations.
@@ -160,6 +163,10 @@ struct Observed {
     replay: Option<(bool, String, Vec<String>)>,
     /// Lines for the case's wire log (a replay's, the backend's calls).
     log: Vec<String>,
+    /// Lines for the case's wire log with the time they happened (a raw actor's).
+    timed_log: Vec<(Instant, String)>,
+    /// How long a raw connection stayed open after its bytes without closing.
+    open_after: Option<Duration>,
     /// Every call the backend received, stream names without the run's suffix.
     hook_calls: Option<Vec<HookCall>>,
     /// Room events since the actor's previous step, as `room_events` spells them.
@@ -176,16 +183,25 @@ impl Observed {
         if let Some(error) = &self.error {
             parts.push(format!("error: {error}"));
         }
-        if !self.statuses.is_empty() {
-            let codes: Vec<String> = self
-                .statuses
-                .iter()
-                .map(|s| format!("{} ({})", s.status.code, s.status.level.as_str()))
-                .collect();
+        // What the server sent; the Connect.Closed the client raises
+        // itself (as Flash does) reads as "connection closed" below.
+        let codes: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|s| !(s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED))
+            .map(|s| format!("{} ({})", s.status.code, s.status.level.as_str()))
+            .collect();
+        if !codes.is_empty() {
             parts.push(format!("statuses [{}]", codes.join(", ")));
         }
         if self.closed {
             parts.push("connection closed".into());
+        }
+        if let Some(open) = self.open_after {
+            parts.push(format!(
+                "the connection still open {:.1} s after the bytes",
+                open.as_secs_f64()
+            ));
         }
         if self.audio + self.video > 0 {
             parts.push(format!("{} audio and {} video messages", self.audio, self.video));
@@ -324,17 +340,26 @@ impl Case<'_> {
                 step.action,
                 step.stream.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
             );
-            self.result.log.push(format!("== {label}"));
+            self.log(Instant::now(), format!("== {label}"));
             let candidates = candidates(step);
             let observed = self.act(step, &candidates).await;
             self.copy_wire_log();
-            self.result.log.extend(observed.log.iter().cloned());
+            let now = Instant::now();
+            for (at, line) in &observed.timed_log {
+                self.log(*at, line.clone());
+            }
+            for line in &observed.log {
+                self.log(now, line.clone());
+            }
             if let Some(sdp) = &observed.sdp {
-                self.result.log.push(format!(
-                    "SDP answer: audio {}, video {}",
-                    describe_section(sdp.audio()),
-                    describe_section(sdp.video())
-                ));
+                self.log(
+                    now,
+                    format!(
+                        "SDP answer: audio {}, video {}",
+                        describe_section(sdp.audio()),
+                        describe_section(sdp.video())
+                    ),
+                );
             }
             let verdict = self.conclude(&label, step, &candidates, &observed);
             if verdict == Verdict::Failed {
@@ -397,6 +422,13 @@ impl Case<'_> {
         verdict
     }
 
+    /// Adds a line to the case's wire log, stamped with its time since the case started.
+    fn log(&mut self, at: Instant, line: String) {
+        let offset = at.saturating_duration_since(self.started).as_secs_f64();
+        self.result.log.push(format!("{offset:>8.3} {line}"));
+    }
+
+    /// The RTMP actors' new wire-log lines, in the order they happened.
     fn copy_wire_log(&mut self) {
         let mut names: Vec<&String> = self.actors.keys().collect();
         names.sort();
@@ -404,12 +436,14 @@ impl Case<'_> {
         for name in names {
             if let Some(Actor::Rtmp(actor)) = self.actors.get(name) {
                 if let Some(client) = &actor.client {
-                    for line in &client.wire_log()[actor.logged..] {
-                        lines.push(format!("{name} {line}"));
+                    let times = &client.wire_log_times()[actor.logged..];
+                    for (line, at) in client.wire_log()[actor.logged..].iter().zip(times) {
+                        lines.push((at.into_std(), format!("{name} {line}")));
                     }
                 }
             }
         }
+        lines.sort_by_key(|(at, _)| *at);
         for actor in self.actors.values_mut() {
             if let Actor::Rtmp(actor) = actor {
                 if let Some(client) = &actor.client {
@@ -417,7 +451,9 @@ impl Case<'_> {
                 }
             }
         }
-        self.result.log.extend(lines);
+        for (at, line) in lines {
+            self.log(at, line);
+        }
     }
 
     async fn finish(&mut self) {
@@ -435,7 +471,7 @@ impl Case<'_> {
                 Actor::Webrtc(mut actor) => {
                     if let Some(player) = &mut actor.player {
                         let r = player.report();
-                        self.result.log.push(format!(
+                        self.log(Instant::now(), format!(
                             "{name} WebRTC player: {} RTP audio, {} RTP video packets; {} pictures, {} audio frames decoded",
                             r.audio.rtp_packets, r.video.rtp_packets, r.video.pictures, r.audio.decoded_frames
                         ));
@@ -734,15 +770,20 @@ impl Case<'_> {
                 .statuses
                 .iter()
                 .any(|s| s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED);
-            let holds = join_answered(step, observed) && candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            // The first outcome is the best: a lesser one that already holds
+            // is only concluded when the best cannot hold any more (the
+            // deadline passed, the connection closed).
+            let answered = join_answered(step, observed);
+            let best = answered && check(&candidates[0].1, observed).is_ok();
+            let holds = answered && candidates.iter().any(|(_, e)| check(e, observed).is_ok());
             let now = tokio::time::Instant::now();
-            if holds && (!settle || settled_at.is_some_and(|t| now >= t)) {
+            if best && (!settle || settled_at.is_some_and(|t| now >= t)) {
                 break;
             }
-            if holds && settle && settled_at.is_none() {
+            if best && settle && settled_at.is_none() {
                 settled_at = Some(now + Duration::from_millis(300));
             }
-            if now >= deadline || observed.error.is_some() && !holds && observed.closed {
+            if now >= deadline || observed.closed && (holds || observed.error.is_some()) {
                 break;
             }
             let slice = deadline.saturating_duration_since(now).min(Duration::from_millis(100));
@@ -1149,21 +1190,56 @@ impl Case<'_> {
             }
         }
         let Some(stream) = socket.as_mut() else { return };
-        if stream.write_all(&bytes).await.is_err() {
+        let actor = step.actor.as_deref().unwrap_or("raw");
+        observed
+            .timed_log
+            .push((Instant::now(), format!("{actor} > {}", hex_preview(&bytes))));
+        let sent = tokio::time::Instant::now();
+        if let Err(error) = stream.write_all(&bytes).await {
             // Already closed by the server: that is an answer too.
+            observed.timed_log.push((
+                Instant::now(),
+                format!("{actor} < the connection was closed before the bytes went out: {error}"),
+            ));
             observed.closed = true;
             return;
         }
-        let deadline = tokio::time::Instant::now() + within;
+        let deadline = sent + within;
         let mut buf = vec![0u8; 64 * 1024];
+        let mut received = 0usize;
+        let after = |at: tokio::time::Instant| format!("{:.1} s", at.duration_since(sent).as_secs_f64());
         loop {
             match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => {
+                Ok(Ok(0)) => {
+                    let now = tokio::time::Instant::now();
+                    let line = format!(
+                        "{actor} < {received} bytes, then the connection closed {} after the bytes",
+                        after(now)
+                    );
+                    observed.timed_log.push((now.into_std(), line));
                     observed.closed = true;
                     return;
                 }
-                Ok(Ok(_)) => {}
-                Err(_) => return,
+                Ok(Err(error)) => {
+                    let now = tokio::time::Instant::now();
+                    let line = format!(
+                        "{actor} < {received} bytes, then {error} {} after the bytes",
+                        after(now)
+                    );
+                    observed.timed_log.push((now.into_std(), line));
+                    observed.closed = true;
+                    return;
+                }
+                Ok(Ok(n)) => received += n,
+                Err(_) => {
+                    let line = format!(
+                        "{actor} < {received} bytes; the connection still open {} after the bytes",
+                        after(deadline)
+                    );
+                    observed.timed_log.push((deadline.into_std(), line));
+                    observed.open_after = Some(deadline.duration_since(sent));
+                    return;
+                }
             }
         }
     }
@@ -1191,6 +1267,88 @@ impl Case<'_> {
             Err(format!("publish answered {}", status.code))
         }
     }
+}
+
+/// An SDP expectation in words: "an SDP answer sending audio (opus) and
+/// rejecting video".
+fn describe_sdp_expect(sdp: &SdpExpect) -> String {
+    let side = |kind: &str, media: Option<SdpMedia>, codec: &Option<String>| {
+        let codec = codec.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+        match media {
+            Some(SdpMedia::Sends) => Some(format!("sending {kind}{codec}")),
+            Some(SdpMedia::Receives) => Some(format!("receiving {kind}{codec}")),
+            Some(SdpMedia::Rejected) => Some(format!("rejecting {kind} (port 0 or inactive)")),
+            None if !codec.is_empty() => Some(format!("{kind}{codec}")),
+            None => None,
+        }
+    };
+    let mut parts: Vec<String> = [
+        side("audio", sdp.audio, &sdp.audio_codec),
+        side("video", sdp.video, &sdp.video_codec),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(profile) = &sdp.h264_profile_level_id {
+        parts.push(format!("H.264 profile-level-id {profile}"));
+    }
+    format!("an SDP answer {}", parts.join(" and "))
+}
+
+/// A decoding expectation in words: "at least 25 pictures of 320x240
+/// decoded, the first an IDR; at least 50 audio frames, a 440 Hz tone".
+fn describe_media_expect(m: &MediaExpect) -> String {
+    let mut parts = Vec::new();
+    if m.no_video {
+        parts.push("no video".to_string());
+    }
+    if m.pictures > 0 {
+        let size = match (m.width, m.height) {
+            (Some(w), Some(h)) => format!(" of {w}x{h}"),
+            _ => String::new(),
+        };
+        parts.push(format!("at least {} pictures{size} decoded", m.pictures));
+    }
+    if m.first_frame_idr {
+        parts.push("the first picture an IDR".into());
+    }
+    if m.pictures_in_order {
+        parts.push("pictures in order".into());
+    }
+    if let Some(within) = m.first_picture_within {
+        parts.push(format!("the first picture within {:.1} s", within.as_secs_f64()));
+    }
+    if m.audio_frames > 0 {
+        parts.push(format!("at least {} audio frames decoded", m.audio_frames));
+    }
+    if let Some(hz) = m.tone_hz {
+        parts.push(format!("a {hz:.0} Hz tone"));
+    }
+    if let Some(dbfs) = m.min_dbfs {
+        parts.push(format!("sound louder than {dbfs:.0} dBFS"));
+    }
+    if let Some(within) = m.first_sound_within {
+        parts.push(format!("the first sound within {:.1} s", within.as_secs_f64()));
+    }
+    if m.audio_continuous {
+        parts.push("sound without gaps".into());
+    }
+    if let Some(gap) = m.max_audio_gap {
+        parts.push(format!("no gap in the sound longer than {:.2} s", gap.as_secs_f64()));
+    }
+    if parts.is_empty() {
+        "media decoded".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `n bytes: 02 00 00 …` with at most the first 64 bytes in hex.
+fn hex_preview(bytes: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let hex: Vec<String> = bytes.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
+    let more = if bytes.len() > SHOWN { " …" } else { "" };
+    format!("{} bytes: {}{more}", bytes.len(), hex.join(" "))
 }
 
 /// The replay's differences, stable from run to run (no paths, ports or times).
@@ -1611,10 +1769,10 @@ fn describe_expect(expect: &Expect) -> String {
         ));
     }
     if let Some(sdp) = &expect.sdp {
-        parts.push(format!("SDP {sdp:?}"));
+        parts.push(describe_sdp_expect(sdp));
     }
     if let Some(media) = &expect.media {
-        parts.push(format!("decoded {media:?}"));
+        parts.push(describe_media_expect(media));
     }
     if !expect.replay_answered.is_empty() {
         parts.push(format!("answers to {}", expect.replay_answered.join(", ")));

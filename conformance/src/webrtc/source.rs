@@ -6,7 +6,7 @@ use media::audio::sine;
 use media::codec::opus::{OpusEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode, UsageType};
 use openh264::formats::YUVSource;
-use openh264::{OpenH264API, Timestamp};
+use openh264::Timestamp;
 
 use super::receive::annexb_nal_types;
 use super::WebRtcError;
@@ -168,7 +168,7 @@ impl H264Source {
             .scene_change_detect(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .num_threads(1);
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        let encoder = media::codec::avc::quiet_encoder(config)
             .map_err(|e| WebRtcError::Codec(format!("openh264 encoder: {e}")))?;
         Ok(H264Source {
             encoder,

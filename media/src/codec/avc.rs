@@ -118,11 +118,29 @@ pub fn encoder_config(bitrate: u32) -> EncoderConfig {
         .num_threads(1)
 }
 
+/// An openh264 encoder with `config` that prints nothing: openh264 logs
+/// warnings to stderr while it initializes (at the first frame), before the
+/// wrapper applies `EncoderConfig::debug`, so the trace level is set here,
+/// before that first frame.
+pub fn quiet_encoder(config: EncoderConfig) -> Result<Encoder, openh264::Error> {
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
+    let mut quiet: std::ffi::c_int = openh264_sys2::WELS_LOG_QUIET as std::ffi::c_int;
+    // SAFETY: the trace level is an int option the encoder copies; it is not
+    // one of the parameters the wrapper relies on (`raw_api`'s contract).
+    unsafe {
+        encoder.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+            std::ptr::addr_of_mut!(quiet).cast(),
+        );
+    }
+    Ok(encoder)
+}
+
 impl AvcEncoder {
     /// An encoder aiming at `bitrate` bits per second.
     pub fn new(bitrate: u32) -> Result<AvcEncoder, CodecError> {
         let config = encoder_config(bitrate);
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| CodecError::Libav {
+        let encoder = quiet_encoder(config).map_err(|e| CodecError::Libav {
             codec: "openh264",
             detail: e.to_string(),
         })?;
