@@ -341,7 +341,8 @@ pub struct Expect {
     /// The server refuses the action with an answer: an HTTP 4xx to a
     /// WHEP/WHIP request, a `FAILED` status on the WebSocket channel. A
     /// connection closed without an answer, a timeout or a 5xx is not a
-    /// refusal.
+    /// refusal. `false`: the action was answered and not refused (a
+    /// failure without an answer holds neither).
     #[serde(default)]
     pub refused: Option<bool>,
     /// A call the backend must have received (`hook` steps).

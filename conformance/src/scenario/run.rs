@@ -107,6 +107,7 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         suffix: format!("{:06x}", rand::random::<u32>() & 0xFF_FFFF),
         result: &mut result,
         started: Instant::now(),
+        log: Vec::new(),
     };
     if tokio::time::timeout(limit, case.run_steps()).await.is_err() {
         case.miss(
@@ -133,6 +134,8 @@ struct Case<'a> {
     result: &'a mut CaseResult,
     /// When the case started: the wire log's time origin.
     started: Instant,
+    /// The wire log until the case finishes, when it is put in time order.
+    log: Vec<(Instant, String)>,
 }
 
 /// What a step saw, for its expectations.
@@ -214,12 +217,19 @@ impl Observed {
             ));
         }
         if let Some(r) = &self.report {
+            let first = match r.video.first_frame_was_idr {
+                Some(true) => " (the first an IDR)",
+                Some(false) => " (the first not an IDR)",
+                None => "",
+            };
+            let size = if r.video.pictures > 0 {
+                format!(" of {}x{}", r.video.width, r.video.height)
+            } else {
+                String::new()
+            };
             parts.push(format!(
-                "{} pictures {}x{} (first frame IDR: {:?}), {} video frames, {} audio frames decoded, {} RTP audio / {} RTP video packets",
+                "{} pictures{size}{first}, {} video frames, {} audio frames decoded, {} RTP audio / {} RTP video packets",
                 r.video.pictures,
-                r.video.width,
-                r.video.height,
-                r.video.first_frame_was_idr,
                 r.video.frames,
                 r.audio.decoded_frames,
                 r.audio.rtp_packets,
@@ -422,10 +432,10 @@ impl Case<'_> {
         verdict
     }
 
-    /// Adds a line to the case's wire log, stamped with its time since the case started.
+    /// Adds a line to the case's wire log, which [`finish`](Self::finish)
+    /// puts in time order and stamps with the time since the case started.
     fn log(&mut self, at: Instant, line: String) {
-        let offset = at.saturating_duration_since(self.started).as_secs_f64();
-        self.result.log.push(format!("{offset:>8.3} {line}"));
+        self.log.push((at, line));
     }
 
     /// The RTMP actors' new wire-log lines, in the order they happened.
@@ -485,6 +495,13 @@ impl Case<'_> {
             }
         }
         self.copy_wire_log();
+        // A stable sort: lines logged at one instant keep their order.
+        self.log.sort_by_key(|(at, _)| *at);
+        let started = self.started;
+        self.result.log.extend(self.log.drain(..).map(|(at, line)| {
+            let offset = at.saturating_duration_since(started).as_secs_f64();
+            format!("{offset:>8.3} {line}")
+        }));
     }
 
     /// The run's name for a scenario's stream name: unique per case, query kept.
@@ -815,7 +832,7 @@ impl Case<'_> {
                     }
                 }
             }
-            if media.is_none() && step.action == Action::Play && holds {
+            if media.is_none() && step.action == Action::Play && best {
                 break;
             }
         }
@@ -1520,6 +1537,7 @@ fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
         }
         (Some(true), None) => return Err("the action was not refused".into()),
         (Some(false), _) if observed.refusal.is_some() => return Err("the action was refused".into()),
+        (Some(false), Some(error)) => return Err(format!("neither an answer nor a refusal: {error}")),
         (Some(_), _) => {}
         (None, Some(_)) => return Err("the action failed".into()),
         (None, None) => {}

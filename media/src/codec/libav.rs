@@ -151,8 +151,11 @@ impl Context {
             });
         }
         static QUIET: std::sync::Once = std::sync::Once::new();
+        // libavcodec would print every decoding error on stderr ("non-existing
+        // PPS 0 referenced"); its return codes carry them to our callers,
+        // which count or log them, so only fatal messages are printed.
         // SAFETY: sets one global integer that av_log reads; no preconditions.
-        QUIET.call_once(|| unsafe { ff::av_log_set_level(ff::AV_LOG_ERROR) });
+        QUIET.call_once(|| unsafe { ff::av_log_set_level(ff::AV_LOG_FATAL) });
         // SAFETY: `found` is a codec from libavcodec's table (checked non-null).
         let raw = unsafe { ff::avcodec_alloc_context3(found) };
         let ptr = NonNull::new(raw).ok_or(CodecError::Library("libavcodec (codec context)"))?;
