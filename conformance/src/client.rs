@@ -185,8 +185,8 @@ impl Incoming {
                     payload.len()
                 )
             }
-            Incoming::UserControl(event) => format!("user control {event:?}"),
-            Incoming::Control(message) => format!("control {message:?}"),
+            Incoming::UserControl(event) => crate::replay::log::render_control(&Message::UserControl(event.clone())),
+            Incoming::Control(message) => crate::replay::log::render_control(message),
         }
     }
 }
@@ -827,6 +827,8 @@ fn describe_outgoing(message: &Message) -> String {
             c.args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
         ),
         Message::Data(d) => format!("data {}", d.values.first().map(|v| v.to_string()).unwrap_or_default()),
-        other => format!("{other:?}"),
+        Message::Audio(payload) => format!("audio {} bytes", payload.len()),
+        Message::Video(payload) => format!("video {} bytes", payload.len()),
+        other => crate::replay::log::render_control(other),
     }
 }

@@ -23,6 +23,11 @@
 //!
 //! A case passes when it is OK or INFORMATIONAL, and is ignored (with its
 //! reason) when UNIMPLEMENTED: the target lacks what it needs or excludes it.
+//! A case after which the server stops accepting connections fails with
+//! "the server stopped answering after this case", and cases while it stays
+//! down fail as TARGET-DOWN ([`Watch`]; with several test threads, the case
+//! blamed is one that was running when it went down: `--test-threads=1`
+//! names the exact one).
 //!
 //! A server shipped as an image runs with [`main_container`]: a spec with
 //! a `[container]` table (see [`crate::target::container`]). Where no
@@ -35,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Conclusion, Failed, Trial};
 
 use crate::report::console_details;
-use crate::scenario::{embedded, run_case, RunOptions, Scenario};
+use crate::scenario::{embedded, run_case, RunOptions, Scenario, Watch};
 use crate::target::container::ContainerError;
 use crate::target::{Target, TargetError, TargetSpec};
 use crate::verdict::{CaseResult, Verdict};
@@ -48,17 +53,25 @@ pub fn trials(
     results: &Arc<Mutex<Vec<CaseResult>>>,
 ) -> Vec<Trial> {
     let spec = target.spec();
+    let watch = Arc::new(Watch::new(target));
     scenarios
         .into_iter()
         .map(|scenario| {
             let unable = spec.cannot_run(&scenario).is_some();
-            let (target, options, results) = (target.clone(), options.clone(), results.clone());
+            let (target, options, results, watch) = (target.clone(), options.clone(), results.clone(), watch.clone());
             Trial::test(scenario.id.clone(), move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| Failed::from(e.to_string()))?;
-                let result = runtime.block_on(run_case(&scenario, &target, &options));
+                let result = runtime.block_on(async {
+                    if let Some(not_run) = watch.before(&scenario).await {
+                        return not_run;
+                    }
+                    let mut result = run_case(&scenario, &target, &options).await;
+                    watch.after(&scenario, &mut result).await;
+                    result
+                });
                 results.lock().unwrap_or_else(|p| p.into_inner()).push(result.clone());
                 match result.verdict {
                     Verdict::Ok | Verdict::Informational | Verdict::Unimplemented => Ok(()),

@@ -31,7 +31,7 @@ async fn rtmp_server(statuses: bool) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, statuses, None));
+            tokio::spawn(serve(socket, statuses, None, Duration::ZERO));
         }
     });
     addr
@@ -51,7 +51,7 @@ async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
             loop {
                 tokio::select! {
                     Ok((socket, _)) = listener.accept() => {
-                        tokio::spawn(serve(socket, false, Some(death.clone())));
+                        tokio::spawn(serve(socket, false, Some(death.clone()), Duration::ZERO));
                     }
                     _ = death.notified() => break,
                 }
@@ -65,7 +65,14 @@ async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
     addr
 }
 
-async fn serve(mut socket: TcpStream, statuses: bool, death: Option<Arc<tokio::sync::Notify>>) -> std::io::Result<()> {
+/// Serves one connection as the servers above say; bytes that are not an
+/// RTMP handshake are read on for `linger` before the connection closes.
+async fn serve(
+    mut socket: TcpStream,
+    statuses: bool,
+    death: Option<Arc<tokio::sync::Notify>>,
+    linger: Duration,
+) -> std::io::Result<()> {
     use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
     // rml_rtmp's server handshake: simple, or with the digests Flash checks.
     let mut handshake = Handshake::new(PeerType::Server);
@@ -86,7 +93,14 @@ async fn serve(mut socket: TcpStream, statuses: bool, death: Option<Arc<tokio::s
                 decoder.push(&remaining_bytes);
                 break;
             }
-            Err(_) => return Ok(()),
+            Err(_) => {
+                let _ = tokio::time::timeout(linger, async {
+                    while socket.read(&mut buf).await? > 0 {}
+                    Ok::<_, std::io::Error>(())
+                })
+                .await;
+                return Ok(());
+            }
         }
     }
     let mut encoder = ChunkEncoder::new();
@@ -371,4 +385,35 @@ fn dying_series(
         case("rtmp/connect/amf0"),
     ];
     (series, (spec, options))
+}
+
+/// An HTTP request on the RTMP port may be closed only at the server's
+/// handshake timeout: a server that closes it after 20 s (the case once
+/// allowed 15 s) is OK, and keeps serving RTMP clients meanwhile.
+#[tokio::test]
+async fn a_server_that_closes_non_rtmp_bytes_at_its_handshake_timeout_is_ok() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(socket, true, None, Duration::from_secs(20)));
+        }
+    });
+    let target = Target::External(Box::new(TargetSpec {
+        name: "slow-to-close".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        ..TargetSpec::default()
+    }));
+    let result = run_case(
+        &case("rtmp/robustness/http-on-the-rtmp-port"),
+        &target,
+        &RunOptions::default(),
+    )
+    .await;
+    assert_eq!(result.verdict, Verdict::Ok, "{result:#?}");
+    assert!(
+        result.log.iter().any(|l| l.contains("the connection closed 20.")),
+        "the log says when it closed: {:#?}",
+        result.log
+    );
 }

@@ -397,7 +397,7 @@ fn join_values<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
 }
 
 /// A protocol or user control message as log text.
-fn render_control(control: &Message) -> String {
+pub(crate) fn render_control(control: &Message) -> String {
     match control {
         Message::SetChunkSize(size) => format!("SetChunkSize {size}"),
         Message::Abort(csid) => format!("Abort csid={csid}"),

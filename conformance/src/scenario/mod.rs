@@ -44,7 +44,7 @@ mod series;
 mod timing;
 
 pub use run::{run_case, RunOptions};
-pub use series::run_series;
+pub use series::{run_series, Watch};
 
 use crate::target::Capability;
 

@@ -79,15 +79,27 @@ impl Liveness {
         let Some(command) = &self.restart else {
             return Err("the target names no restart command".into());
         };
-        let status = tokio::process::Command::new("sh")
+        // Its output is kept out of the report unless it fails.
+        let output = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(command)
+            .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
-            .status()
+            .output()
             .await
             .map_err(|e| format!("cannot run the restart command {command:?}: {e}"))?;
-        if !status.success() {
-            return Err(format!("the restart command {command:?} exited with {status}"));
+        if !output.status.success() {
+            let said = String::from_utf8_lossy(&output.stderr);
+            let last = said.lines().last().unwrap_or("").trim();
+            return Err(format!(
+                "the restart command {command:?} exited with {}{}",
+                output.status,
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last}")
+                }
+            ));
         }
         self.check(wait)
             .await
