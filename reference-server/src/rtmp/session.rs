@@ -885,3 +885,7 @@ fn connect_request(command: &Command) -> ConnectRequest {
         extra_args: command.args.clone(),
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
