@@ -1226,28 +1226,13 @@ impl Case<'_> {
         let mut received = 0usize;
         let after = |at: tokio::time::Instant| format!("{:.1} s", at.duration_since(sent).as_secs_f64());
         loop {
-            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-                Ok(Ok(0)) => {
-                    let now = tokio::time::Instant::now();
-                    let line = format!(
-                        "{actor} < {received} bytes, then the connection closed {} after the bytes",
-                        after(now)
-                    );
-                    observed.timed_log.push((now.into_std(), line));
-                    observed.closed = true;
-                    return;
+            let ended = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) => "the connection closed".to_string(),
+                Ok(Err(error)) => error.to_string(),
+                Ok(Ok(n)) => {
+                    received += n;
+                    continue;
                 }
-                Ok(Err(error)) => {
-                    let now = tokio::time::Instant::now();
-                    let line = format!(
-                        "{actor} < {received} bytes, then {error} {} after the bytes",
-                        after(now)
-                    );
-                    observed.timed_log.push((now.into_std(), line));
-                    observed.closed = true;
-                    return;
-                }
-                Ok(Ok(n)) => received += n,
                 Err(_) => {
                     let line = format!(
                         "{actor} < {received} bytes; the connection still open {} after the bytes",
@@ -1257,7 +1242,15 @@ impl Case<'_> {
                     observed.open_after = Some(deadline.duration_since(sent));
                     return;
                 }
-            }
+            };
+            let now = tokio::time::Instant::now();
+            let line = format!(
+                "{actor} < {received} bytes, then {ended} {} after the bytes",
+                after(now)
+            );
+            observed.timed_log.push((now.into_std(), line));
+            observed.closed = true;
+            return;
         }
     }
 
