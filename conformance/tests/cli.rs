@@ -3,7 +3,6 @@
 //! own with `--scenarios` and `--fixtures`, gates on `--expect`, and ends
 //! quietly when its output pipe closes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -131,18 +130,16 @@ fn expected_results_gate_on_changed_verdicts_only() {
 
 #[test]
 fn a_closed_output_pipe_ends_it_quietly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conformance"))
+    // A pipe whose read end is closed before the child starts: its first
+    // line meets a closed pipe, as under `conformance list | head -0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_conformance"))
         .arg("list")
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // The read end closes before the child writes: its first line meets a
-    // closed pipe (as under `conformance list | head -0`).
-    drop(child.stdout.take());
-    let mut stderr = String::new();
-    child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
-    let status = child.wait().unwrap();
-    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
-    assert_eq!(status.code(), Some(141), "the status after SIGPIPE, by convention");
+    assert!(out.stderr.is_empty(), "nothing on stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(141), "the status after SIGPIPE, by convention");
 }
