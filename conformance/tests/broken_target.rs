@@ -417,3 +417,31 @@ async fn a_server_that_closes_non_rtmp_bytes_at_its_handshake_timeout_is_ok() {
         result.log
     );
 }
+
+/// The cargo-test harness a vendor runs (`conformance::harness`) watches
+/// the target the same way: the case that took the server down fails with
+/// what happened, and the case after it is TARGET-DOWN.
+#[test]
+fn the_vendor_harness_blames_the_case_that_killed_the_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = runtime.block_on(mortal_server(None));
+    let (series, (spec, options)) = dying_series(addr, None);
+    let results = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let target = Target::External(Box::new(spec));
+    let trials = conformance::harness::trials(series, &target, &options, &results);
+    let args = libtest_mimic::Arguments {
+        test_threads: Some(1),
+        quiet: true,
+        ..libtest_mimic::Arguments::default()
+    };
+    let conclusion = libtest_mimic::run(&args, trials);
+    assert_eq!(conclusion.num_failed, 2, "the killer and the case after it");
+    let results = results.lock().unwrap();
+    let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Ok, Verdict::Failed, Verdict::TargetDown],
+        "{results:#?}"
+    );
+    assert_eq!(results[1].id, "rtmp/robustness/unknown-message-type");
+}
