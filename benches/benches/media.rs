@@ -13,7 +13,7 @@ use media::codec::transcode::{FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
 use media::codec::{AacDecoder, NellymoserDecoder, OpusEncoder, Resampler, SpeexDecoder};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
-use reference_server::hub::{Frame, Hub, HubLimits};
+use reference_server::hub::{Delivery, Frame, Hub, HubLimits, Subscription, Tracks};
 use reference_server::rtmp::session::MediaKind;
 
 fn fixture(name: &str) -> Vec<Tag> {
@@ -194,17 +194,30 @@ fn fan_out(c: &mut Criterion) {
         Arc::default(),
     );
     let publisher = hub.publish("app", "s", 1).unwrap();
-    let mut players: Vec<_> = (0..100).map(|_| hub.subscribe("app", "s", false).unwrap()).collect();
+    let mut players: Vec<_> = (0..100)
+        .map(|_| hub.subscribe("app", "s", false, Tracks::All).unwrap())
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let receive = |players: &mut Vec<Subscription>| {
+        for player in players.iter_mut() {
+            match runtime.block_on(player.next()) {
+                Some(Delivery::Frame(received)) => assert_eq!(received.payload.len(), 4000),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    // Players start at a keyframe; then every frame is an inter picture.
+    let mut keyframe = vec![0x27; 4000];
+    keyframe[0] = 0x17;
+    publisher.push(Frame::new(MediaKind::Video, 0, Bytes::from(keyframe)));
+    receive(&mut players);
     let frame = Frame::new(MediaKind::Video, 40, Bytes::from(vec![0x27; 4000]));
     let mut group = c.benchmark_group("hub");
     group.throughput(Throughput::Elements(100));
     group.bench_function("fan_out one 4 kB frame to 100 players", |b| {
         b.iter(|| {
             publisher.push(frame.clone());
-            for player in &mut players {
-                let received = player.media.try_recv().unwrap();
-                assert_eq!(received.payload.len(), 4000);
-            }
+            receive(&mut players);
         });
     });
     group.finish();

@@ -20,52 +20,9 @@ use bytes::Bytes;
 use media::flv;
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::metrics::Metrics;
-use crate::rtmp::session::MediaKind;
+pub use crate::frame::{Frame, MediaKind};
+use crate::metrics::{Counter, Metrics};
 use crate::warn::RateLimited;
-
-/// One media message as it travels from a publisher to its players.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// Audio, video or data.
-    pub kind: MediaKind,
-    /// Milliseconds.
-    pub timestamp: u32,
-    /// A video keyframe (where a player may start).
-    pub keyframe: bool,
-    /// A codec sequence header (decoder configuration), kept for late joiners.
-    pub config: bool,
-    /// The FLV tag body.
-    pub payload: Bytes,
-}
-
-impl Frame {
-    /// Classifies an RTMP media message.
-    pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Frame {
-        let (keyframe, config) = match kind {
-            MediaKind::Video => match flv::video_header(&payload) {
-                Some(h) if h.is_sequence_header => (h.is_keyframe, true),
-                // Trust the flag, but also find H.264 random access points that
-                // are not flagged (Flash Player's recovery points).
-                Some(h) if h.codec == flv::VideoCodec::Avc => (
-                    h.is_keyframe || payload.get(5..).is_some_and(media::h264::is_random_access),
-                    false,
-                ),
-                Some(h) => (h.is_keyframe, false),
-                None => (false, false),
-            },
-            MediaKind::Audio => (false, flv::audio_header(&payload).is_some_and(|h| h.is_sequence_header)),
-            MediaKind::Data => (false, false),
-        };
-        Frame {
-            kind,
-            timestamp,
-            keyframe,
-            config,
-            payload,
-        }
-    }
-}
 
 /// Whether a stream has a publisher right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,10 +280,10 @@ impl Hub {
         })
     }
 
-    /// Subscribes to `name` in `app`. With `wait` false, `None` unless it is live;
-    /// with `wait` true the subscription starts idle and media flows once a
-    /// publisher arrives.
-    pub fn subscribe(&self, app: &str, name: &str, wait: bool) -> Option<Subscription> {
+    /// Subscribes to the `tracks` of `name` in `app`. With `wait` false,
+    /// `None` unless it is live; with `wait` true the subscription starts
+    /// idle and media flows once a publisher arrives.
+    pub fn subscribe(&self, app: &str, name: &str, wait: bool, tracks: Tracks) -> Option<Subscription> {
         let stream = self.stream(app, name);
         let mut state = lock(&stream.state);
         if state.publisher.is_none() && !wait {
@@ -335,20 +292,25 @@ impl Hub {
             return None;
         }
         state.players += 1;
-        let mut initial = Vec::with_capacity(3 + state.gop.len());
-        initial.extend(state.metadata.iter().cloned());
-        initial.extend(state.audio_config.iter().cloned());
-        initial.extend(state.video_config.iter().cloned());
-        initial.extend(state.gop.iter().cloned());
+        let mut cached = Vec::with_capacity(3 + state.gop.len());
+        cached.extend(state.metadata.iter().cloned());
+        cached.extend(state.audio_config.iter().cloned());
+        cached.extend(state.video_config.iter().cloned());
+        cached.extend(state.gop.iter().cloned());
         let media = stream.media.subscribe();
-        let publication = stream.publication.subscribe();
+        let mut publication = stream.publication.subscribe();
+        let seen = *publication.borrow_and_update();
         drop(state);
         // A new player starts best at a fresh keyframe.
         stream.keyframe_wanted.notify_one();
         Some(Subscription {
-            initial,
+            cached: cached.into_iter(),
             media,
             publication,
+            seen,
+            pending: None,
+            gate: Gate::new(tracks),
+            lag_warning: RateLimited::default(),
             guard: PlayerGuard {
                 hub: self.clone(),
                 stream,
@@ -397,11 +359,10 @@ impl Publisher {
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;
         match frame.kind {
-            MediaKind::Audio => state.audio_codec = flv::audio_header(&frame.payload).map(|h| h.codec),
+            MediaKind::Audio => state.audio_codec = frame.audio_codec(),
             MediaKind::Video => {
-                state.video_codec = flv::video_header(&frame.payload).map(|h| h.codec);
-                state.video_reorders |=
-                    !frame.config && flv::composition_offset(&frame.payload).is_some_and(|cts| cts != 0);
+                state.video_codec = frame.video_codec();
+                state.video_reorders |= frame.reorders();
             }
             MediaKind::Data => {}
         }
@@ -463,21 +424,172 @@ impl Drop for Publisher {
     }
 }
 
-/// A player's view of a stream.
+/// Which tracks a subscriber takes; it also says whose losses they are
+/// in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracks {
+    /// Everything: a player (`player_frames_dropped_total`).
+    All,
+    /// Sound only: an audio transcoder (`audio_transcode_frames_dropped_total`).
+    Audio,
+    /// Pictures only: a video transcoder (`video_transcode_frames_dropped_total`).
+    Video,
+}
+
+impl Tracks {
+    fn lost(self, metrics: &Metrics) -> &Counter {
+        match self {
+            Tracks::All => &metrics.player_frames_dropped,
+            Tracks::Audio => &metrics.audio_transcode_dropped,
+            Tracks::Video => &metrics.video_transcode_dropped,
+        }
+    }
+}
+
+/// The one policy every consumer of frames follows, sans-IO: which of the
+/// frames that reach it it passes on. It takes its tracks only; pictures
+/// start at a keyframe, and after frames were lost (a subscriber that fell
+/// behind, a codec queue that was full) or a new publisher started, they
+/// resume at the next one. Decoder configurations always pass (a decoder
+/// needs the latest); one flagged as a keyframe is where Flash Player
+/// marks a refresh point, and pictures resume there too. Sound and data
+/// are never held back.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    tracks: Tracks,
+    skipping: bool,
+}
+
+impl Gate {
+    /// A gate that waits for a keyframe first.
+    pub fn new(tracks: Tracks) -> Gate {
+        Gate { tracks, skipping: true }
+    }
+
+    /// Frames were lost: pictures resume at the next keyframe.
+    pub fn resync(&mut self) {
+        self.skipping = true;
+    }
+
+    /// Whether pictures are held back until the next keyframe.
+    pub fn skipping(&self) -> bool {
+        self.skipping
+    }
+
+    /// Whether `frame` goes on.
+    pub fn admit(&mut self, frame: &Frame) -> bool {
+        let wanted = match self.tracks {
+            Tracks::All => true,
+            Tracks::Audio => frame.kind == MediaKind::Audio,
+            Tracks::Video => frame.kind == MediaKind::Video,
+        };
+        if !wanted || frame.kind != MediaKind::Video || !self.skipping {
+            return wanted;
+        }
+        if frame.keyframe {
+            self.skipping = false;
+        }
+        frame.keyframe || frame.config
+    }
+}
+
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A frame, as the subscription's [`Gate`] lets it through.
+    Frame(Frame),
+    /// The stream got (true) or lost (false) its publisher. A new
+    /// publisher that replaced one unseen comes as false, then true.
+    Publication(bool),
+}
+
+/// A subscriber's view of a stream: first what a late joiner needs
+/// (metadata, sequence headers, the cached group of pictures), then live
+/// frames and publication changes, through one [`Gate`]. A subscriber that
+/// falls a whole ring behind loses frames, counted in `/metrics` and
+/// logged, and its pictures resume at the next keyframe.
 pub struct Subscription {
-    /// What to send first: metadata, sequence headers, the current GOP.
-    pub initial: Vec<Frame>,
-    /// Live frames.
-    pub media: broadcast::Receiver<Frame>,
-    /// Publication changes.
-    pub publication: watch::Receiver<Publication>,
+    cached: std::vec::IntoIter<Frame>,
+    media: broadcast::Receiver<Frame>,
+    publication: watch::Receiver<Publication>,
+    /// The publication last delivered (or found when subscribing).
+    seen: Publication,
+    /// A publication change still to deliver.
+    pending: Option<bool>,
+    gate: Gate,
+    lag_warning: RateLimited,
     guard: PlayerGuard,
 }
 
 impl Subscription {
-    /// The hub's metrics, to count what the player drops.
-    pub fn metrics(&self) -> &Metrics {
-        &self.guard.hub.metrics
+    /// Whether the stream had a publisher when the last publication change
+    /// was delivered, or, before any, when it was subscribed to.
+    pub fn is_live(&self) -> bool {
+        matches!(self.seen, Publication::Live { .. })
+    }
+
+    /// The next of the cached frames a late joiner starts with, without
+    /// waiting; `None` once they are all delivered.
+    pub fn next_cached(&mut self) -> Option<Frame> {
+        let gate = &mut self.gate;
+        self.cached.by_ref().find(|frame| gate.admit(frame))
+    }
+
+    /// The next delivery: cached frames first, then publication changes and
+    /// live frames. `None` once the stream's ring is gone (the hub dropped).
+    pub async fn next(&mut self) -> Option<Delivery> {
+        if let Some(frame) = self.next_cached() {
+            return Some(Delivery::Frame(frame));
+        }
+        loop {
+            if let Some(live) = self.pending.take() {
+                return Some(Delivery::Publication(live));
+            }
+            tokio::select! {
+                changed = self.publication.changed() => {
+                    changed.ok()?;
+                    let now = *self.publication.borrow_and_update();
+                    if let Some(delivery) = self.publication_changed(now) {
+                        return Some(delivery);
+                    }
+                }
+                received = self.media.recv() => match received {
+                    Ok(frame) if self.gate.admit(&frame) => return Some(Delivery::Frame(frame)),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(lost)) => self.lagged(lost),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            }
+        }
+    }
+
+    fn publication_changed(&mut self, now: Publication) -> Option<Delivery> {
+        let before = std::mem::replace(&mut self.seen, now);
+        match (before, now) {
+            (Publication::Live { generation: a }, Publication::Live { generation: b }) if a != b => {
+                self.gate.resync();
+                self.pending = Some(true);
+                Some(Delivery::Publication(false))
+            }
+            (Publication::Idle, Publication::Live { .. }) => {
+                // A new publisher's pictures start at its first keyframe.
+                self.gate.resync();
+                Some(Delivery::Publication(true))
+            }
+            (Publication::Live { .. }, Publication::Idle) => Some(Delivery::Publication(false)),
+            _ => None,
+        }
+    }
+
+    fn lagged(&mut self, lost: u64) {
+        self.gate.resync();
+        let metrics = &self.guard.hub.metrics;
+        self.gate.tracks.lost(metrics).add(lost);
+        if let Some(held_back) = self.lag_warning.allow(Instant::now()) {
+            let (app, stream) = &self.guard.stream.key;
+            tracing::warn!(%app, %stream, tracks = ?self.gate.tracks, lost, held_back,
+                "subscriber fell behind: frames lost, pictures resume at the next keyframe");
+        }
     }
 }
 
@@ -516,6 +628,10 @@ mod tests {
         )
     }
 
+    fn cached(sub: &mut Subscription) -> Vec<Frame> {
+        std::iter::from_fn(|| sub.next_cached()).collect()
+    }
+
     #[test]
     fn second_publisher_is_refused_and_first_keeps_the_stream() {
         let hub = hub();
@@ -548,9 +664,7 @@ mod tests {
         publisher.push(video(40, false));
         publisher.push(video(80, true));
         publisher.push(video(120, false));
-        let sub = hub.subscribe("app", "s", false).unwrap();
-        let kinds: Vec<_> = sub
-            .initial
+        let kinds: Vec<_> = cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap())
             .iter()
             .map(|f| (f.kind, f.timestamp, f.config, f.keyframe))
             .collect();
@@ -575,19 +689,19 @@ mod tests {
             publisher.push(video(ts, false));
         }
         assert_eq!(
-            hub.subscribe("app", "s", false).unwrap().initial.len(),
+            cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap()).len(),
             125,
             "5 s are kept"
         );
         publisher.push(video(5040, false));
         assert!(
-            hub.subscribe("app", "s", false).unwrap().initial.is_empty(),
+            cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap()).is_empty(),
             "past 5 s: none"
         );
         assert_eq!(hub.metrics.gop_cache_overflows.get(), 1);
         publisher.push(video(5080, true));
         assert_eq!(
-            hub.subscribe("app", "s", false).unwrap().initial.len(),
+            cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap()).len(),
             1,
             "the next keyframe"
         );
@@ -599,7 +713,7 @@ mod tests {
         let publisher = hub.publish("app", "s", 1).unwrap();
         let wanted = || tokio::time::timeout(std::time::Duration::from_millis(50), publisher.keyframe_wanted());
         assert!(wanted().await.is_err(), "nobody plays yet");
-        let _player = hub.subscribe("app", "s", false).unwrap();
+        let _player = hub.subscribe("app", "s", false, Tracks::All).unwrap();
         assert!(wanted().await.is_ok(), "a player joined");
         assert!(wanted().await.is_err(), "once");
         hub.request_keyframe("app", "s");
@@ -622,19 +736,113 @@ mod tests {
         assert!(!described.has_video);
     }
 
-    #[test]
-    fn players_see_unpublish_and_republish_and_streams_are_forgotten() {
+    /// The next delivery, if one is ready now.
+    async fn ready(sub: &mut Subscription) -> Option<Delivery> {
+        tokio::time::timeout(Duration::from_millis(20), sub.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn frame(delivery: Option<Delivery>) -> Option<(u32, bool)> {
+        match delivery {
+            Some(Delivery::Frame(f)) => Some((f.timestamp, f.keyframe)),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn players_see_unpublish_and_republish_and_streams_are_forgotten() {
         let hub = hub();
-        assert!(hub.subscribe("app", "s", false).is_none());
-        let mut sub = hub.subscribe("app", "s", true).unwrap();
-        assert_eq!(*sub.publication.borrow_and_update(), Publication::Idle);
+        assert!(hub.subscribe("app", "s", false, Tracks::All).is_none());
+        let mut sub = hub.subscribe("app", "s", true, Tracks::All).unwrap();
+        assert!(!sub.is_live());
         let publisher = hub.publish("app", "s", 1).unwrap();
-        assert!(matches!(*sub.publication.borrow_and_update(), Publication::Live { .. }));
+        assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(true)));
+        assert!(sub.is_live());
         publisher.push(video(0, true));
-        assert_eq!(sub.media.try_recv().unwrap().timestamp, 0);
+        assert_eq!(frame(ready(&mut sub).await), Some((0, true)));
         drop(publisher);
-        assert_eq!(*sub.publication.borrow_and_update(), Publication::Idle);
+        assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(false)));
+        assert_eq!(ready(&mut sub).await, None);
         drop(sub);
         assert!(lock(&hub.streams).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_publisher_replaced_unseen_is_told_as_unpublish_then_publish() {
+        let hub = hub();
+        let first = hub.publish("app", "s", 1).unwrap();
+        let mut sub = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        assert!(sub.is_live());
+        drop(first);
+        let second = hub.publish("app", "s", 2).unwrap();
+        assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(false)));
+        assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(true)));
+        // The new publisher's pictures start at its keyframe.
+        second.push(video(0, false));
+        second.push(video(40, true));
+        assert_eq!(frame(ready(&mut sub).await), Some((40, true)));
+    }
+
+    #[tokio::test]
+    async fn pictures_start_at_a_keyframe_and_sound_is_never_held_back() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        publisher.push(video(0, false)); // no keyframe cached: no GOP open
+        let mut sub = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        assert!(sub.next_cached().is_none());
+        let aac = Frame::new(MediaKind::Audio, 10, Bytes::from_static(&[0xAF, 1, 0x21]));
+        publisher.push(video(40, false));
+        publisher.push(aac.clone());
+        publisher.push(video(80, true));
+        publisher.push(video(120, false));
+        assert_eq!(ready(&mut sub).await, Some(Delivery::Frame(aac)));
+        assert_eq!(frame(ready(&mut sub).await), Some((80, true)));
+        assert_eq!(frame(ready(&mut sub).await), Some((120, false)));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_a_ring_behind_resumes_at_a_keyframe_and_is_counted() {
+        let hub = hub(); // a ring of 16 frames
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let mut sub = hub.subscribe("app", "s", false, Tracks::Video).unwrap();
+        publisher.push(video(0, true));
+        for ts in 1..=20 {
+            publisher.push(video(ts * 40, false));
+        }
+        publisher.push(video(840, true));
+        publisher.push(video(880, false));
+        assert_eq!(
+            frame(ready(&mut sub).await),
+            Some((840, true)),
+            "inter pictures after the loss skipped"
+        );
+        assert_eq!(frame(ready(&mut sub).await), Some((880, false)));
+        assert_eq!(hub.metrics.video_transcode_dropped.get(), 7, "23 sent, 16 kept");
+        assert_eq!(
+            hub.metrics.player_frames_dropped.get(),
+            0,
+            "counted as the subscriber's"
+        );
+    }
+
+    #[test]
+    fn the_gate_takes_its_tracks_and_passes_configurations() {
+        let aac = Frame::new(MediaKind::Audio, 0, Bytes::from_static(&[0xAF, 1, 0x21]));
+        let config = Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0]));
+        let mut audio = Gate::new(Tracks::Audio);
+        assert!(audio.admit(&aac));
+        assert!(!audio.admit(&video(0, true)));
+        let mut pictures = Gate::new(Tracks::Video);
+        assert!(!pictures.admit(&aac));
+        assert!(!pictures.admit(&video(0, false)));
+        // An AVC sequence header is flagged as a keyframe: pictures resume there.
+        assert!(pictures.admit(&config));
+        assert!(!pictures.skipping());
+        assert!(pictures.admit(&video(40, false)));
+        pictures.resync();
+        assert!(!pictures.admit(&video(80, false)));
+        assert!(pictures.admit(&video(120, true)));
     }
 }

@@ -12,7 +12,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod config;
+pub mod frame;
 pub mod hooks;
 mod http;
 pub mod hub;

@@ -4,36 +4,24 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use media::rtmp::url::{NameWithParams, Params};
+use media::rtmp::url::NameWithParams;
 
+pub use crate::admission::Requester;
+use crate::admission::{self, Refusal};
 use crate::config::MissingStreamPolicy;
-use crate::hooks::{Hook, HookBody};
+use crate::hub::Tracks;
 use crate::server::Context;
 use crate::webrtc::{play, Direction, OfferSink, SessionError, SessionHandle};
 
 /// Why a session was not started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartFailure {
-    /// The application key is not in the configuration.
-    #[error("Application '{0}' is not defined on this server")]
-    UnknownApp(String),
-    /// The backend hook refused.
-    #[error("Backend refused: {0}")]
-    Refused(String),
+    /// Admission refused (see [`crate::admission`]).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The WebRTC side refused.
     #[error(transparent)]
     Session(#[from] SessionError),
-}
-
-/// Who asks: the connection-level facts a backend hook receives.
-#[derive(Debug, Clone, Default)]
-pub struct Requester {
-    /// The signalling session's id (a WebSocket connection, or one WHEP/WHIP request).
-    pub session_id: String,
-    /// `login`, when the client gave one.
-    pub login: Option<String>,
-    /// The connection's parameters (WebSocket `connect` params).
-    pub params: Option<Params>,
 }
 
 /// Admits and starts a play or publish of `name` in `app` for `offer`.
@@ -48,44 +36,26 @@ pub async fn start(
     offer: &str,
     offers: Option<OfferSink>,
 ) -> Result<(SessionHandle, String), StartFailure> {
-    let Some(app_config) = ctx.config.apps.get(app) else {
-        return Err(StartFailure::UnknownApp(app.to_string()));
-    };
-    if let Some(url) = &app_config.backend_url {
-        let tracks = match direction {
-            Direction::Play => ctx.hub.tracks(app, &name.name),
-            Direction::Publish => None,
-        };
-        let body = HookBody {
-            app_key: app.to_string(),
-            session_id: requester.session_id.clone(),
-            login: requester.login.clone(),
-            name: Some(name.name.clone()),
-            custom: name.params.clone(),
-            connection_custom: requester.params.clone(),
-            connect_args: None,
-            flash_ver: None,
-            has_audio: tracks.map(|(audio, _)| audio),
-            has_video: tracks.map(|(_, video)| video),
-        };
-        let hook = match direction {
-            Direction::Play => Hook::PlayStream,
-            Direction::Publish => Hook::PublishStream,
-        };
-        if let Err(refusal) = ctx.hooks.call(url, hook, &body, &ctx.metrics).await {
-            return Err(StartFailure::Refused(refusal.to_string()));
+    let publisher = match direction {
+        Direction::Play => {
+            admission::play(ctx, app, name, requester).await?;
+            None
         }
-    }
+        Direction::Publish => {
+            let owner = rand::random::<u64>() | 1 << 63;
+            Some(admission::publish(ctx, app, name, requester, owner).await?)
+        }
+    };
     tracing::info!(%app, stream = %name.name, params = ?name.params, ?direction, "WebRTC session requested");
     if direction == Direction::Play && !ctx.config.quirks.answer_only_tracks_sent {
         wait_until_video_is_known(ctx, app, &name.name).await;
     }
-    let started = match direction {
-        Direction::Play => {
-            let wait = app_config.on_missing_stream == MissingStreamPolicy::Wait;
+    let started = match publisher {
+        None => {
+            let wait = admission::app(ctx, app)?.on_missing_stream == MissingStreamPolicy::Wait;
             ctx.webrtc.play(ctx, app, &name.name, &name.params, wait, offer, offers)
         }
-        Direction::Publish => ctx.webrtc.publish(ctx, app, &name.name, offer),
+        Some(publisher) => ctx.webrtc.publish(ctx, app, &name.name, publisher, offer),
     };
     Ok(started?)
 }
@@ -97,7 +67,7 @@ pub async fn start(
 /// camera's first picture.
 async fn wait_until_video_is_known(ctx: &Arc<Context>, app: &str, stream: &str) {
     let wait = ctx.config.webrtc.video_wait;
-    let Some(mut subscription) = ctx.hub.subscribe(app, stream, false) else {
+    let Some(mut subscription) = ctx.hub.subscribe(app, stream, false, Tracks::All) else {
         return;
     };
     let started = Instant::now();
@@ -106,12 +76,10 @@ async fn wait_until_video_is_known(ctx: &Arc<Context>, app: &str, stream: &str) 
         .describe(app, stream)
         .and_then(|description| play::video_undecided(&description, wait, Instant::now()))
     {
-        // Any frame may be the one that decides; a lagged or closed ring too.
-        if tokio::time::timeout_at(deadline.into(), subscription.media.recv())
-            .await
-            .is_err()
-        {
-            break;
+        // Any delivery may be the one that decides.
+        match tokio::time::timeout_at(deadline.into(), subscription.next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
         }
     }
     let waited = started.elapsed();

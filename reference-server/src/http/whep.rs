@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use media::rtmp::url::split_params;
 
 use super::session::{start, Requester, StartFailure};
+use crate::admission::Refusal;
 use crate::server::Context;
 use crate::webrtc::{Direction, SessionError};
 
@@ -76,12 +77,12 @@ async fn post(
             .into_response(),
         Err(failure) => {
             let status = match &failure {
-                StartFailure::UnknownApp(_) | StartFailure::Refused(_) => StatusCode::FORBIDDEN,
+                StartFailure::Refused(Refusal::UnknownApp(_) | Refusal::Backend { .. }) => StatusCode::FORBIDDEN,
+                StartFailure::Refused(Refusal::NameInUse(_)) => StatusCode::CONFLICT,
                 StartFailure::Session(SessionError::BadOffer(_) | SessionError::BadParameter(_)) => {
                     StatusCode::BAD_REQUEST
                 }
                 StartFailure::Session(SessionError::NotFound) => StatusCode::NOT_FOUND,
-                StartFailure::Session(SessionError::NameInUse(_)) => StatusCode::CONFLICT,
                 StartFailure::Session(SessionError::NoUsableMedia(_)) => StatusCode::UNPROCESSABLE_ENTITY,
                 StartFailure::Session(SessionError::TooManySessions(_)) => StatusCode::SERVICE_UNAVAILABLE,
             };

@@ -8,21 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use media::amf::Value;
+use media::flv::AudioCodec;
 use media::netstatus::code;
 use media::rtmp::url::Params;
 use media::rtmp::ChunkLimits;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
 use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, SessionError};
+use crate::admission::{self, Requester};
 use crate::config::{AppConfig, MissingStreamPolicy};
 use crate::hooks::{Hook, HookBody};
-use crate::hub::{Frame, Publication, Publisher, Subscription};
+use crate::hub::{Delivery, Frame, Publisher, Subscription, Tracks};
 use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
 use crate::transcode::{Target, Transcoded};
@@ -366,20 +368,12 @@ impl Connection {
         Err(Closed::Rejected(reason))
     }
 
-    /// The body of publishStream and playStream; `tracks` says whether the
-    /// stream has audio and video, where known (a live stream being played).
-    fn hook_body(&self, app: &App, name: &media::rtmp::url::NameWithParams, tracks: Option<(bool, bool)>) -> HookBody {
-        HookBody {
-            app_key: app.key.clone(),
+    /// What a backend hook is told of this connection.
+    fn requester(&self, app: &App) -> Requester {
+        Requester {
             session_id: self.session.client_id().to_string(),
             login: app.login.clone(),
-            name: Some(name.name.clone()),
-            custom: name.params.clone(),
-            connection_custom: Some(app.params.clone()),
-            connect_args: None,
-            flash_ver: None,
-            has_audio: tracks.map(|(audio, _)| audio),
-            has_video: tracks.map(|(_, video)| video),
+            params: Some(app.params.clone()),
         }
     }
 
@@ -394,28 +388,8 @@ impl Connection {
         }
         let key = app.key.clone();
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "publish");
-        if self.ctx.hub.is_live(&key, &name.name) {
-            let reason = format!("{} is already being published.", name.name);
-            self.session.publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
-            return;
-        }
-        if let Some(url) = app.config.backend_url.clone() {
-            let body = self.hook_body(app, &name, None);
-            if let Err(refusal) = self
-                .ctx
-                .hooks
-                .call(&url, Hook::PublishStream, &body, &self.ctx.metrics)
-                .await
-            {
-                let reason = format!(
-                    "Publishing {} was refused by the application backend ({refusal}).",
-                    name.name
-                );
-                self.session.publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
-                return;
-            }
-        }
-        match self.ctx.hub.publish(&key, &name.name, self.connection_id) {
+        let requester = self.requester(app);
+        match admission::publish(&self.ctx, &key, &name, &requester, self.connection_id).await {
             Ok(publisher) => {
                 self.ctx.metrics.publishes_total.inc();
                 self.publishers.insert(stream_id, publisher);
@@ -424,9 +398,9 @@ impl Connection {
                     rooms.published(&name.name);
                 }
             }
-            Err(error) => {
-                let reason = format!("{error}.");
-                self.session.publish_refused(stream_id, code::PUBLISH_BAD_NAME, &reason);
+            Err(refusal) => {
+                self.session
+                    .publish_refused(stream_id, code::PUBLISH_BAD_NAME, &format!("{refusal}."));
             }
         }
     }
@@ -437,37 +411,23 @@ impl Connection {
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
         let opus_target = Target::from(app.config.opus_to_rtmp);
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "play");
-        if let Some(url) = app.config.backend_url.clone() {
-            let body = self.hook_body(app, &name, self.ctx.hub.tracks(&key, &name.name));
-            if let Err(refusal) = self
-                .ctx
-                .hooks
-                .call(&url, Hook::PlayStream, &body, &self.ctx.metrics)
-                .await
-            {
-                let reason = format!(
-                    "Playing {} was refused by the application backend ({refusal}).",
-                    name.name
-                );
-                self.session.play_refused(stream_id, code::PLAY_FAILED, &reason);
-                return;
-            }
+        let requester = self.requester(app);
+        if let Err(refusal) = admission::play(&self.ctx, &key, &name, &requester).await {
+            self.session
+                .play_refused(stream_id, code::PLAY_FAILED, &format!("{refusal}."));
+            return;
         }
-        let Some(mut subscription) = self.ctx.hub.subscribe(&key, &name.name, wait) else {
+        let Some(mut subscription) = self.ctx.hub.subscribe(&key, &name.name, wait, Tracks::All) else {
             let reason = format!("{} is not published.", name.name);
             self.session
                 .play_refused(stream_id, code::PLAY_STREAM_NOT_FOUND, &reason);
             return;
         };
-        // Whether the stream is live as the player is told Play.Start: the
-        // forwarder reports changes from this state, even if the publisher
-        // leaves before the forwarder first runs.
-        let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
         let mut sent_through = None;
-        for frame in std::mem::take(&mut subscription.initial) {
-            if media::flv::opus_packet(&frame.payload).is_some() && frame.kind == MediaKind::Audio {
+        while let Some(frame) = subscription.next_cached() {
+            if frame.audio_codec() == Some(AudioCodec::Opus) && !frame.config {
                 continue; // Opus: the player gets the transcoder's output instead.
             }
             if frame.kind != MediaKind::Data {
@@ -485,7 +445,7 @@ impl Connection {
             transcoded: None,
             not_before: sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video),
         };
-        let forwarder = forward(play, stream_id, live, subscription, opus, self.player_tx.clone());
+        let forwarder = forward(play, stream_id, subscription, opus, self.player_tx.clone());
         let task = tokio::spawn(forwarder.in_current_span());
         if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
             old.abort();
@@ -544,9 +504,7 @@ struct OpusToRtmp {
 impl OpusToRtmp {
     /// Whether `frame` is Opus that this player does not get as it is.
     fn replaces(&mut self, frame: &Frame) -> bool {
-        if frame.kind != MediaKind::Audio
-            || media::flv::audio_header(&frame.payload).map(|h| h.codec) != Some(media::flv::AudioCodec::Opus)
-        {
+        if frame.audio_codec() != Some(AudioCodec::Opus) {
             return false;
         }
         if self.transcoded.is_none() {
@@ -564,86 +522,48 @@ impl OpusToRtmp {
             if let Some(config) = transcoded.initial.take() {
                 return config;
             }
-            match transcoded.frames.recv().await {
-                Ok(frame) if !frame.config && self.not_before.is_some_and(|t| frame.timestamp < t) => {}
-                Ok(frame) => {
+            match transcoded.recv().await {
+                Some(frame) if !frame.config && self.not_before.is_some_and(|t| frame.timestamp < t) => {}
+                Some(frame) => {
                     // Caught up: from here on the sound is live.
                     if !frame.config {
                         self.not_before = None;
                     }
                     return frame;
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => self.transcoded = None,
+                None => self.transcoded = None,
             }
         }
     }
 }
 
 /// Moves a subscription's frames and publication changes to the player's
-/// connection; `live` is the publication the player was last told of. A
-/// player that lags loses frames and skips video to the next keyframe.
+/// connection. The subscription says what was live when the player was
+/// told Play.Start, and reports every change from there, even one before
+/// this task first runs.
 async fn forward(
     play: u64,
     stream_id: u32,
-    mut live: bool,
     mut sub: Subscription,
     mut opus: OpusToRtmp,
     tx: mpsc::Sender<PlayerEvent>,
 ) {
-    if matches!(*sub.publication.borrow_and_update(), Publication::Live { .. }) != live {
-        // It changed between the answer to play and now.
-        live = !live;
-        if tx
-            .send(PlayerEvent::Publication { play, stream_id, live })
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let mut need_keyframe = false;
     loop {
-        tokio::select! {
-            changed = sub.publication.changed() => {
-                if changed.is_err() {
-                    return;
+        let event = tokio::select! {
+            delivery = sub.next() => match delivery {
+                None => return,
+                Some(Delivery::Publication(live)) => {
+                    // A new publisher's timestamps start anew.
+                    opus.not_before = None;
+                    PlayerEvent::Publication { play, stream_id, live }
                 }
-                let now = matches!(*sub.publication.borrow_and_update(), Publication::Live { .. });
-                // A new publisher's timestamps start anew.
-                opus.not_before = None;
-                if now != live {
-                    live = now;
-                    if tx.send(PlayerEvent::Publication { play, stream_id, live }).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            frame = opus.next() => {
-                if tx.send(PlayerEvent::Frame { play, stream_id, frame }).await.is_err() {
-                    return;
-                }
-            }
-            frame = sub.media.recv() => match frame {
-                Ok(frame) if opus.replaces(&frame) => {}
-                Ok(frame) => {
-                    if need_keyframe && frame.kind == MediaKind::Video {
-                        if !(frame.keyframe || frame.config) {
-                            continue;
-                        }
-                        need_keyframe = false;
-                    }
-                    if tx.send(PlayerEvent::Frame { play, stream_id, frame }).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(lost)) => {
-                    sub.metrics().player_frames_dropped.add(lost);
-                    tracing::warn!(stream_id, lost, "player fell behind: skipping to the next keyframe");
-                    need_keyframe = true;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Some(Delivery::Frame(frame)) if opus.replaces(&frame) => continue,
+                Some(Delivery::Frame(frame)) => PlayerEvent::Frame { play, stream_id, frame },
             },
+            frame = opus.next() => PlayerEvent::Frame { play, stream_id, frame },
+        };
+        if tx.send(event).await.is_err() {
+            return;
         }
     }
 }

@@ -9,13 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use media::codec::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
 use media::flv::{self, AudioCodec};
-use tokio::sync::broadcast;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use super::{send_waiting, Queue, Sink};
 use crate::config::RtmpAudio;
-use crate::hub::Frame;
+use crate::hub::{Delivery, Frame};
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
 use crate::warn::RateLimited;
@@ -77,27 +76,24 @@ pub(super) async fn feed(
         }
         Err(TrySendError::Closed(_)) => false,
     };
-    for frame in std::mem::take(&mut subscription.initial) {
-        if frame.kind == MediaKind::Audio && !send_waiting(&input, frame, &stop).await {
+    while let Some(frame) = subscription.next_cached() {
+        if !send_waiting(&input, frame, &stop).await {
             return;
         }
     }
     loop {
-        let frame = tokio::select! {
+        let delivery = tokio::select! {
             _ = stop.cancelled() => return,
-            frame = subscription.media.recv() => frame,
+            delivery = subscription.next() => delivery,
         };
-        match frame {
-            Ok(frame) if frame.kind == MediaKind::Audio => {
+        match delivery {
+            Some(Delivery::Frame(frame)) => {
                 if !send(frame) {
                     return;
                 }
             }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(lost)) => {
-                metrics.transcode_errors.add(lost);
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Some(Delivery::Publication(_)) => {}
+            None => return,
         }
     }
     // Dropping `input` ends the codec thread.
@@ -112,7 +108,7 @@ fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, outp
     let mut last_error: Option<String> = None;
     while let Some(frame) = work.blocking_recv() {
         let started = Instant::now();
-        let codec = flv::audio_header(&frame.payload).map(|h| h.codec);
+        let codec = frame.audio_codec();
         let result = match (target, codec) {
             // Already the target format: nothing to do (players pass it through).
             (Target::Opus, Some(AudioCodec::Opus)) => Ok(()),
@@ -121,7 +117,7 @@ fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, outp
                 None => ToOpus::new(OPUS_BITRATE).map(|e| to_opus.insert(e)),
             }
             .and_then(|e| e.push(frame.timestamp, &frame.payload, &mut packets)),
-            (Target::Speex | Target::Aac, Some(AudioCodec::Opus)) => match flv::opus_packet(&frame.payload) {
+            (Target::Speex | Target::Aac, Some(AudioCodec::Opus)) => match frame.data().filter(|_| !frame.config) {
                 Some(packet) => {
                     let encoder = match &mut from_opus {
                         Some(encoder) => Ok(encoder),

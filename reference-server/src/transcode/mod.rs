@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::audio::Target;
-use crate::hub::{Frame, Hub};
+use crate::hub::{Frame, Hub, Tracks};
 use crate::metrics::Metrics;
 
 /// Output frames a transcoder may be ahead of its slowest subscriber.
@@ -194,7 +194,11 @@ impl Transcoders {
             Output::Video(settings) => video::start(&name, settings, sink, shared.keyframe_wanted.clone(), metrics),
         };
         // `wait`: a transcoder outlives its stream's publisher, like a player.
-        match (input, self.hub.subscribe(app, stream, true)) {
+        let tracks = match output {
+            Output::Audio(_) => Tracks::Audio,
+            Output::Video(_) => Tracks::Video,
+        };
+        match (input, self.hub.subscribe(app, stream, true, tracks)) {
             (Ok(input), Some(subscription)) => {
                 let (stop, metrics) = (shared.stop.clone(), self.metrics.clone());
                 match output {

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use media::codec::{FlvVideoTag, VideoSettings, VideoTranscoder};
-use tokio::sync::broadcast;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use super::{send_waiting, Queue, Sink};
-use crate::hub::{Frame, Subscription};
+use crate::hub::{Delivery, Frame, Gate, Subscription, Tracks};
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
 
@@ -49,33 +48,30 @@ pub(super) async fn feed(mut subscription: Subscription, input: Queue, stop: Can
     let mut feed = Feed {
         input,
         metrics,
-        dropping: false,
+        gate: Gate::new(Tracks::Video),
         held_config: None,
     };
     // The cached group of pictures goes in whole, however long: the
     // decoder needs all of it, so it waits for room rather than dropping.
-    for frame in std::mem::take(&mut subscription.initial) {
-        if frame.kind == MediaKind::Video && !send_waiting(&feed.input, frame, &stop).await {
+    while let Some(frame) = subscription.next_cached() {
+        // Through the feed's gate too, which opens at the cached keyframe.
+        if feed.gate.admit(&frame) && !send_waiting(&feed.input, frame, &stop).await {
             return;
         }
     }
     loop {
-        let frame = tokio::select! {
+        let delivery = tokio::select! {
             _ = stop.cancelled() => return,
-            frame = subscription.media.recv() => frame,
+            delivery = subscription.next() => delivery,
         };
-        match frame {
-            Ok(frame) => {
+        match delivery {
+            Some(Delivery::Frame(frame)) => {
                 if !feed.send(frame) {
                     return;
                 }
             }
-            Err(broadcast::error::RecvError::Lagged(lost)) => {
-                // Frames the hub could not keep for us: resume at a keyframe too.
-                feed.metrics.video_transcode_dropped.add(lost);
-                feed.dropping = true;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Some(Delivery::Publication(_)) => {}
+            None => return,
         }
     }
     // Dropping `input` ends the codec thread.
@@ -84,8 +80,8 @@ pub(super) async fn feed(mut subscription: Subscription, input: Queue, stop: Can
 struct Feed {
     input: Queue,
     metrics: Arc<Metrics>,
-    /// Frames are being dropped until the next keyframe.
-    dropping: bool,
+    /// Drops pictures to the next keyframe after the queue was full.
+    gate: Gate,
     /// A sequence header that met a full queue: sent before the next keyframe.
     held_config: Option<Frame>,
 }
@@ -93,14 +89,12 @@ struct Feed {
 impl Feed {
     /// Queues a video frame for the codec thread; false once the thread is gone.
     fn send(&mut self, frame: Frame) -> bool {
-        if frame.kind != MediaKind::Video {
-            return true;
-        }
         if frame.config {
             self.held_config = Some(frame);
             return self.flush_config();
         }
-        if self.dropping && !frame.keyframe {
+        let resuming = self.gate.skipping();
+        if !self.gate.admit(&frame) {
             self.metrics.video_transcode_dropped.inc();
             return true;
         }
@@ -109,18 +103,15 @@ impl Feed {
         }
         match self.input.try_send(frame) {
             Ok(()) => {
-                if self.dropping {
+                if resuming {
                     tracing::info!("video transcoder caught up at a keyframe");
                 }
-                self.dropping = false;
                 true
             }
             Err(TrySendError::Full(_)) => {
-                if !self.dropping {
-                    tracing::warn!("video transcoder behind: dropping to the next keyframe");
-                }
+                tracing::warn!("video transcoder behind: dropping to the next keyframe");
                 self.metrics.video_transcode_dropped.inc();
-                self.dropping = true;
+                self.gate.resync();
                 true
             }
             Err(TrySendError::Closed(_)) => false,
@@ -135,7 +126,7 @@ impl Feed {
             Ok(()) => true,
             Err(TrySendError::Full(config)) => {
                 self.held_config = Some(config);
-                self.dropping = true;
+                self.gate.resync();
                 true
             }
             Err(TrySendError::Closed(_)) => false,
@@ -172,13 +163,7 @@ fn run(
         metrics.video_transcoded_frames.inc();
         metrics.video_transcode_micros.add(started.elapsed().as_micros() as u64);
         for tag in tags.drain(..) {
-            sink.send(Frame {
-                kind: MediaKind::Video,
-                timestamp: tag.timestamp_ms,
-                keyframe: tag.keyframe,
-                config: tag.config,
-                payload: tag.data,
-            });
+            sink.send(Frame::new(MediaKind::Video, tag.timestamp_ms, tag.data));
         }
     }
     metrics.video_transcoders.dec();
@@ -192,13 +177,44 @@ mod tests {
     use super::*;
 
     fn video(keyframe: bool, config: bool) -> Frame {
-        Frame {
-            kind: MediaKind::Video,
-            timestamp: 0,
-            keyframe,
-            config,
-            payload: Bytes::from_static(&[0x27, 1, 0, 0, 0]),
+        let body: &'static [u8] = match (keyframe, config) {
+            (true, _) => &[0x17, 1, 0, 0, 0],
+            (false, true) => &[0x27, 0, 0, 0, 0],
+            (false, false) => &[0x27, 1, 0, 0, 0],
+        };
+        Frame::new(MediaKind::Video, 0, Bytes::from_static(body))
+    }
+
+    #[tokio::test]
+    async fn live_pictures_follow_the_cached_group_of_pictures_without_a_gap() {
+        let metrics = Arc::new(Metrics::default());
+        let limits = crate::hub::HubLimits {
+            player_queue_frames: 64,
+            gop_cache_bytes: 1 << 20,
+            gop_cache_duration: std::time::Duration::from_secs(10),
+        };
+        let hub = crate::hub::Hub::new(limits, metrics.clone());
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let at = |ts: u32, frame: Frame| frame.restamped(ts);
+        publisher.push(at(0, video(false, true)));
+        publisher.push(at(0, video(true, false)));
+        publisher.push(at(40, video(false, false)));
+        let (input, mut work) = tokio::sync::mpsc::channel(16);
+        let subscription = hub.subscribe("app", "s", true, Tracks::Video).unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(feed(subscription, input, stop.clone(), metrics.clone()));
+        tokio::task::yield_now().await;
+        publisher.push(at(80, video(false, false)));
+        publisher.push(at(120, video(false, false)));
+        let mut queued = Vec::new();
+        while queued.len() < 5 {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), work.recv()).await;
+            queued.push(frame.unwrap().unwrap().timestamp);
         }
+        assert_eq!(queued, [0, 0, 40, 80, 120], "the sequence header, the GOP, then live");
+        assert_eq!(metrics.video_transcode_dropped.get(), 0);
+        stop.cancel();
+        task.await.unwrap();
     }
 
     #[test]
@@ -208,7 +224,7 @@ mod tests {
         let mut feed = Feed {
             input,
             metrics: metrics.clone(),
-            dropping: false,
+            gate: Gate::new(Tracks::Video),
             held_config: None,
         };
         assert!(feed.send(video(true, false)) && feed.send(video(false, false)));

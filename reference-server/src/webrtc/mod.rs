@@ -10,6 +10,7 @@
 //! Signalling (WHEP/WHIP, WebSocket) lives in `http`; this module starts and
 //! stops sessions and reports their status.
 
+pub mod clock;
 mod peer;
 pub mod play;
 mod publish;
@@ -29,7 +30,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebRtcConfig;
-use crate::hub::PublishError;
+use crate::hub::Publisher;
 use crate::server::Context;
 
 /// Where a session is, in the words of Flashphoner WCS's stream statuses.
@@ -86,9 +87,6 @@ pub enum SessionError {
     /// Nothing publishes the stream and the application does not wait.
     #[error("Stream not found")]
     NotFound,
-    /// The name is already published.
-    #[error("Publish refused: {0}")]
-    NameInUse(#[from] PublishError),
     /// The server has `webrtc.max_sessions` sessions already.
     #[error("too many WebRTC sessions ({0}); try again later")]
     TooManySessions(usize),
@@ -267,18 +265,18 @@ impl WebRtc {
     }
 
     /// Starts a publisher of `stream` in `app` from the peer that sent `offer`
-    /// (H.264 and Opus); returns the session and the SDP answer.
+    /// (H.264 and Opus), pushing to `publisher` (the name admitted and
+    /// reserved, see [`crate::admission`]); returns the session and the SDP answer.
     pub fn publish(
         self: &Arc<Self>,
         ctx: &Arc<Context>,
         app: &str,
         stream: &str,
+        publisher: Publisher,
         offer: &str,
     ) -> Result<(SessionHandle, String), SessionError> {
         let offer = parse_offer(offer)?;
         let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
-        let owner = rand::thread_rng().gen::<u64>() | 1 << 63;
-        let publisher = ctx.hub.publish(app, stream, owner)?;
         let (rtc, ufrag, answer) = self.accept(config, offer)?;
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia("H.264 or Opus".into()));

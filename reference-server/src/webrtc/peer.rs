@@ -114,7 +114,7 @@ pub async fn run(mut peer: Peer, mut role: Role) {
             wake = next(&mut role) => match wake {
                 Wake::Role(input) => {
                     if let Role::Play(player) = &mut role {
-                        if let Some(status) = player.handle(&mut peer.rtc, input) {
+                        if let Some(status) = player.handle(&mut peer.rtc, input, Instant::now()) {
                             peer.set_status(status);
                         }
                     }
@@ -196,7 +196,7 @@ fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut 
             *connected = true;
             tracing::info!("peer connected (ICE and DTLS)");
             match role {
-                Role::Play(player) => player.connected(&mut peer.rtc),
+                Role::Play(player) => player.connected(&mut peer.rtc, Instant::now()),
                 Role::Publish(_) => Some(SessionStatus::Publishing),
             }
         }
@@ -220,7 +220,7 @@ fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut 
         }
         Event::KeyframeRequest(request) => {
             if let Role::Play(player) = role {
-                player.keyframe_request(&mut peer.rtc, request.mid);
+                player.keyframe_request(&mut peer.rtc, request.mid, Instant::now());
             }
             None
         }

@@ -20,20 +20,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use media::codec::VideoSettings;
-use media::flv::{self, AudioCodec, VideoCodec};
+use media::flv::{AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
 use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
 use str0m::{Rtc, RtcConfig};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
+use super::clock::{Clock, Track};
 use super::{OfferSink, SessionStatus};
-use crate::hub::{Frame, Publication, StreamDescription, Subscription};
-use crate::rtmp::session::MediaKind;
+use crate::hub::{Delivery, Frame, MediaKind, StreamDescription, Subscription, Tracks};
 use crate::server::Context;
 use crate::transcode::{Target, Transcoded};
 
@@ -208,8 +207,6 @@ pub enum PlayerInput {
     TranscodedVideo(Frame),
     /// The stream got (true) or lost (false) its publisher.
     Publication(bool),
-    /// The player fell behind by this many frames.
-    Lagged(u64),
     /// The peer's SDP answer to the offer the player sent.
     Answer(String),
 }
@@ -220,47 +217,6 @@ enum AudioOut {
     Opus(Pt),
     Pcma(Pt),
     Pcmu(Pt),
-}
-
-/// One clock for audio and video: RTMP milliseconds, shifted after a new
-/// publisher so RTP time keeps going forward.
-#[derive(Default)]
-struct Clock {
-    offset: i64,
-    last: u64,
-    last_video: Option<u64>,
-    realign: bool,
-    origin: Option<(Instant, u64)>,
-    /// The last wallclock handed to str0m per track: str0m queues frames in
-    /// wallclock order, so a track's wallclocks must never go back (they
-    /// would when the origin moves back for a burst on the other track).
-    last_wallclock: [Option<Instant>; 2],
-}
-
-impl Clock {
-    /// The output time (ms) and the wallclock instant for an RTMP timestamp.
-    fn map(&mut self, timestamp: u32) -> (u64, Instant) {
-        if self.realign {
-            self.offset = self.last as i64 + 20 - i64::from(timestamp);
-            self.realign = false;
-        }
-        let ms = (i64::from(timestamp) + self.offset).max(0) as u64;
-        self.last = self.last.max(ms);
-        let now = Instant::now();
-        let (start, first) = self.origin.get_or_insert((now, ms));
-        let at = *start + Duration::from_millis(ms.saturating_sub(*first));
-        if at <= now {
-            return (ms, at);
-        }
-        // Media ahead of real time (the cached GOP, sent at once): move the
-        // origin back, for both tracks, so that no wallclock lies in the future.
-        // str0m's sender reports map RTP time to the last wallclock written and
-        // cannot use one from the future.
-        if let Some(earlier) = start.checked_sub(at - now) {
-            *start = earlier;
-        }
-        (ms, now)
-    }
 }
 
 /// A WebRTC player.
@@ -366,14 +322,14 @@ impl Player {
     }
 
     /// ICE and DTLS are up: pick the negotiated payload types and start.
-    pub fn connected(&mut self, rtc: &mut Rtc) -> Option<SessionStatus> {
+    pub fn connected(&mut self, rtc: &mut Rtc, now: Instant) -> Option<SessionStatus> {
         self.payload_types(rtc);
         tracing::info!(audio = ?self.audio_out, video_pt = ?self.video_pt, "playing");
-        let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true)?;
+        let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
         self.ctx.metrics.plays_total.inc();
-        let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
-        for frame in std::mem::take(&mut subscription.initial) {
-            self.frame(rtc, frame);
+        let live = subscription.is_live();
+        while let Some(frame) = subscription.next_cached() {
+            self.frame(rtc, frame, now);
         }
         self.subscription = Some(subscription);
         live.then_some(SessionStatus::Playing)
@@ -381,14 +337,14 @@ impl Player {
 
     /// The video m-line an answer added is up: video starts at once from
     /// the cached keyframe, and the publisher is asked for a new one.
-    fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid) {
+    fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         self.media_added(mid, RtcKind::Video);
         self.payload_types(rtc);
         tracing::info!(video_pt = ?self.video_pt, "video added by renegotiation");
         if let Some(mid) = self.video_mid.filter(|_| self.video_pt.is_some()) {
             self.need_keyframe = true;
             self.last_keyframe_request = None;
-            self.keyframe_request(rtc, mid);
+            self.keyframe_request(rtc, mid, now);
         }
     }
 
@@ -433,7 +389,7 @@ impl Player {
     }
 
     /// The peer's answer to [`Player::offer_video`].
-    fn answer(&mut self, rtc: &mut Rtc, sdp: &str) {
+    fn answer(&mut self, rtc: &mut Rtc, sdp: &str, now: Instant) {
         let Some((pending, mid)) = self.pending.take() else {
             tracing::info!("an answer nobody asked for: ignored");
             return;
@@ -443,7 +399,7 @@ impl Player {
             .and_then(|answer| rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string()));
         match accepted {
             // str0m announces no MediaAdded for an m-line of its own offer.
-            Ok(()) => self.renegotiated(rtc, mid),
+            Ok(()) => self.renegotiated(rtc, mid, now),
             Err(error) => tracing::warn!(%error, "the peer's answer to the video offer was refused"),
         }
     }
@@ -454,15 +410,9 @@ impl Player {
             return std::future::pending().await;
         };
         tokio::select! {
-            changed = subscription.publication.changed() => {
-                changed.ok()?;
-                let live = matches!(*subscription.publication.borrow_and_update(), Publication::Live { .. });
-                Some(PlayerInput::Publication(live))
-            }
-            frame = subscription.media.recv() => match frame {
-                Ok(frame) => Some(PlayerInput::Frame(frame)),
-                Err(broadcast::error::RecvError::Lagged(lost)) => Some(PlayerInput::Lagged(lost)),
-                Err(broadcast::error::RecvError::Closed) => None,
+            delivery = subscription.next() => match delivery? {
+                Delivery::Frame(frame) => Some(PlayerInput::Frame(frame)),
+                Delivery::Publication(live) => Some(PlayerInput::Publication(live)),
             },
             frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
             frame = transcoded(&mut self.transcoded_video) => Some(PlayerInput::TranscodedVideo(frame)),
@@ -470,28 +420,25 @@ impl Player {
         }
     }
 
-    /// Acts on what [`Player::next`] returned.
-    pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput) -> Option<SessionStatus> {
+    /// Acts, at `now`, on what [`Player::next`] returned.
+    pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
         match input {
-            PlayerInput::Frame(frame) => self.frame(rtc, frame),
+            PlayerInput::Frame(frame) => self.frame(rtc, frame, now),
             PlayerInput::Transcoded(frame) => {
-                if let (Some(AudioOut::Opus(pt)), Some(packet)) = (self.audio_out, flv::opus_packet(&frame.payload)) {
-                    self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet);
+                if let (Some(AudioOut::Opus(pt)), Some(packet)) = (self.audio_out, frame.data()) {
+                    if frame.audio_codec() == Some(AudioCodec::Opus) && !frame.config {
+                        self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet, now);
+                    }
                 }
             }
-            PlayerInput::TranscodedVideo(frame) => self.video(rtc, frame, false),
+            PlayerInput::TranscodedVideo(frame) => self.video(rtc, frame, now),
             PlayerInput::Publication(true) => {
-                self.need_keyframe = true;
-                self.clock.realign = true;
+                // The subscription resumes pictures at the new publisher's keyframe.
+                self.clock.realign();
                 return Some(SessionStatus::Playing);
             }
             PlayerInput::Publication(false) => return Some(SessionStatus::Unpublished),
-            PlayerInput::Answer(sdp) => self.answer(rtc, &sdp),
-            PlayerInput::Lagged(lost) => {
-                self.ctx.metrics.player_frames_dropped.add(lost);
-                tracing::warn!(lost, "player fell behind: skipping to the next keyframe");
-                self.need_keyframe = true;
-            }
+            PlayerInput::Answer(sdp) => self.answer(rtc, &sdp, now),
         }
         None
     }
@@ -500,7 +447,7 @@ impl Player {
     /// IDR. Otherwise the cached keyframe (and the pictures since) are sent
     /// again at once, and the publisher is asked for a new one (a WebRTC
     /// publisher can make one; an RTMP publisher cannot be asked).
-    pub fn keyframe_request(&mut self, rtc: &mut Rtc, mid: Mid) {
+    pub fn keyframe_request(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         if Some(mid) != self.video_mid {
             return;
         }
@@ -509,7 +456,6 @@ impl Player {
             transcoded.request_keyframe();
             return;
         }
-        let now = Instant::now();
         if self
             .last_keyframe_request
             .is_some_and(|t| now.duration_since(t) < Duration::from_millis(500))
@@ -525,14 +471,14 @@ impl Player {
         self.ctx.metrics.webrtc_keyframe_requests.inc();
         tracing::debug!(frames = snapshot.len(), "keyframe request answered from the cache");
         // Sent at the current time: the decoder catches up to the live picture.
-        let at = self.clock.last_video_timestamp();
+        let ms = self.clock.last_video();
         for frame in snapshot {
-            self.video(rtc, Frame { timestamp: at, ..frame }, true);
+            self.video_at(rtc, frame, Some(ms), now);
         }
         self.skip_video_through = Some(last);
     }
 
-    fn frame(&mut self, rtc: &mut Rtc, frame: Frame) {
+    fn frame(&mut self, rtc: &mut Rtc, frame: Frame, now: Instant) {
         match frame.kind {
             MediaKind::Video => {
                 if self.video_mid.is_none() {
@@ -543,7 +489,7 @@ impl Player {
                     return;
                 }
                 if self.needs_transcoding(&frame) {
-                    self.start_video_transcoder(rtc);
+                    self.start_video_transcoder(rtc, now);
                     return;
                 }
                 if let Some(through) = self.skip_video_through {
@@ -552,23 +498,22 @@ impl Player {
                     }
                     self.skip_video_through = None;
                 }
-                self.video(rtc, frame, false);
+                self.video(rtc, frame, now);
             }
-            MediaKind::Audio => self.audio(rtc, frame),
+            MediaKind::Audio => self.audio(rtc, frame, now),
             MediaKind::Data => {}
         }
     }
 
     /// Whether this frame's stream can only reach this player transcoded.
     fn needs_transcoding(&self, frame: &Frame) -> bool {
-        let Some(header) = flv::video_header(&frame.payload) else {
+        let Some(codec) = frame.video_codec() else {
             return false;
         };
-        let reorders = !frame.config && flv::composition_offset(&frame.payload).is_some_and(|cts| cts != 0);
-        self.always_transcode || header.codec == VideoCodec::SorensonSpark || reorders
+        self.always_transcode || codec == VideoCodec::SorensonSpark || frame.reorders()
     }
 
-    fn start_video_transcoder(&mut self, rtc: &mut Rtc) {
+    fn start_video_transcoder(&mut self, rtc: &mut Rtc, now: Instant) {
         tracing::info!(settings = ?self.video_settings, "video transcoded for this player");
         let mut transcoded = self
             .ctx
@@ -580,31 +525,28 @@ impl Player {
         // Configuration only: the pictures start at the IDR asked for, even
         // though the sequence header is flagged as a keyframe.
         if let Some(config) = transcoded.initial.take() {
-            self.video(
-                rtc,
-                Frame {
-                    keyframe: false,
-                    ..config
-                },
-                false,
-            );
+            self.video(rtc, config, now);
+            self.need_keyframe = true;
         }
         self.transcoded_video = Some(transcoded);
     }
 
-    fn video(&mut self, rtc: &mut Rtc, frame: Frame, replay: bool) {
-        let (Some(mid), Some(pt)) = (self.video_mid, self.video_pt) else {
-            return;
-        };
-        let body = &frame.payload;
-        let Some(header) = flv::video_header(body) else { return };
-        if header.codec != flv::VideoCodec::Avc || body.len() < 5 {
+    /// A picture or a sequence header of the stream (or its transcoder) at `now`.
+    fn video(&mut self, rtc: &mut Rtc, frame: Frame, now: Instant) {
+        self.video_at(rtc, frame, None, now);
+    }
+
+    /// A picture or a sequence header; a picture sent again (`replay`) goes
+    /// out at that output time instead of its own.
+    fn video_at(&mut self, rtc: &mut Rtc, frame: Frame, replay: Option<u64>, now: Instant) {
+        if frame.video_codec() != Some(VideoCodec::Avc) {
             return;
         }
         if frame.config {
-            match AvcConfig::parse(&body[5..]) {
-                Ok(avc) => self.avc = Some(avc),
-                Err(error) => tracing::warn!(%error, "bad AVC sequence header ignored"),
+            match frame.data().map(AvcConfig::parse) {
+                Some(Ok(avc)) => self.avc = Some(avc),
+                Some(Err(error)) => tracing::warn!(%error, "bad AVC sequence header ignored"),
+                None => {}
             }
             // Flash Player marks its refresh points with a keyframe-flagged sequence header.
             if frame.keyframe {
@@ -616,23 +558,20 @@ impl Player {
             return;
         }
         self.need_keyframe = false;
-        let Some(avc) = &self.avc else { return };
-        // Composition time offset: signed 24 bits after the packet type.
-        let cts = i32::from_be_bytes([0, body[2], body[3], body[4]]) << 8 >> 8;
+        let (Some(mid), Some(pt), Some(avc), Some(data)) = (self.video_mid, self.video_pt, &self.avc, frame.data())
+        else {
+            return;
+        };
         self.annexb.clear();
-        avc.avcc_to_annexb(&body[5..], &mut self.annexb);
+        avc.avcc_to_annexb(data, &mut self.annexb);
         if self.annexb.is_empty() {
             return;
         }
-        let (ms, wallclock) = if replay {
-            let ms = u64::from(frame.timestamp);
-            (ms, self.clock.wallclock(ms))
-        } else {
-            self.clock.map(frame.timestamp)
+        let (ms, wallclock) = match replay {
+            Some(ms) => (ms, self.clock.replay(Track::Video, ms, now)),
+            None => self.clock.map(Track::Video, frame.timestamp, now),
         };
-        let wallclock = self.clock.monotonic(VIDEO_TRACK, wallclock);
-        self.clock.last_video = Some(ms);
-        let pts = (ms as i64 + i64::from(cts)).max(0) as u64;
+        let pts = (ms as i64 + i64::from(frame.composition_offset)).max(0) as u64;
         let Some(writer) = rtc.writer(mid) else { return };
         let data: Arc<[u8]> = Arc::from(&self.annexb[..]);
         match writer.write(pt, wallclock, MediaTime::new(pts * 90, Frequency::NINETY_KHZ), data) {
@@ -641,69 +580,43 @@ impl Player {
         }
     }
 
-    fn audio(&mut self, rtc: &mut Rtc, frame: Frame) {
-        let Some(header) = flv::audio_header(&frame.payload) else {
+    fn audio(&mut self, rtc: &mut Rtc, frame: Frame, now: Instant) {
+        let (Some(codec), Some(out)) = (frame.audio_codec(), self.audio_out) else {
             return;
         };
-        let Some(out) = self.audio_out else { return };
-        match (header.codec, out) {
+        match (codec, out) {
             (AudioCodec::Opus, AudioOut::Opus(pt)) => {
                 self.transcoded = None;
-                if let Some(packet) = flv::opus_packet(&frame.payload) {
-                    let packet = Bytes::copy_from_slice(packet);
-                    self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, &packet);
+                if let Some(packet) = frame.data().filter(|_| !frame.config) {
+                    self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet, now);
                 }
             }
             (AudioCodec::G711A, AudioOut::Pcma(pt)) | (AudioCodec::G711U, AudioOut::Pcmu(pt)) => {
-                self.write_audio(rtc, pt, Frequency::EIGHT_KHZ, frame.timestamp, &frame.payload[1..]);
+                if let Some(samples) = frame.data() {
+                    self.write_audio(rtc, pt, Frequency::EIGHT_KHZ, frame.timestamp, samples, now);
+                }
             }
             (_, AudioOut::Opus(_)) if self.transcoded.is_none() => {
                 // Transcoded once per stream; this player listens to the shared output.
-                tracing::info!(codec = header.codec.name(), "audio transcoded to Opus");
+                tracing::info!(codec = codec.name(), "audio transcoded to Opus");
                 self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Opus));
             }
             _ => {}
         }
     }
 
-    fn write_audio(&mut self, rtc: &mut Rtc, pt: Pt, rate: Frequency, timestamp: u32, data: &[u8]) {
+    fn write_audio(&mut self, rtc: &mut Rtc, pt: Pt, rate: Frequency, timestamp: u32, data: &[u8], now: Instant) {
         let Some(mid) = self.audio_mid else { return };
         if self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow()) {
             return;
         }
-        let (ms, wallclock) = self.clock.map(timestamp);
-        let wallclock = self.clock.monotonic(AUDIO_TRACK, wallclock);
+        let (ms, wallclock) = self.clock.map(Track::Audio, timestamp, now);
         let Some(writer) = rtc.writer(mid) else { return };
         let ticks = ms * u64::from(rate.get()) / 1000;
         match writer.write(pt, wallclock, MediaTime::new(ticks, rate), data) {
             Ok(()) => self.ctx.metrics.frames_out.inc(),
             Err(error) => tracing::debug!(%error, "audio write failed"),
         }
-    }
-}
-
-/// Index of the video track in [`Clock::last_wallclock`].
-const VIDEO_TRACK: usize = 0;
-/// Index of the audio track in [`Clock::last_wallclock`].
-const AUDIO_TRACK: usize = 1;
-
-impl Clock {
-    /// `at`, or the track's last wallclock if that is later.
-    fn monotonic(&mut self, track: usize, at: Instant) -> Instant {
-        let at = self.last_wallclock[track].map_or(at, |last| last.max(at));
-        self.last_wallclock[track] = Some(at);
-        at
-    }
-
-    fn wallclock(&self, ms: u64) -> Instant {
-        match self.origin {
-            Some((start, first)) => start + Duration::from_millis(ms.saturating_sub(first)),
-            None => Instant::now(),
-        }
-    }
-
-    fn last_video_timestamp(&self) -> u32 {
-        self.last_video.unwrap_or(self.last) as u32
     }
 }
 
