@@ -39,10 +39,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod expect;
 mod run;
 mod series;
 mod timing;
 
+pub use expect::{Expect, HookExpect, MediaExpect, RtmpMediaExpect, SdpExpect, SdpMedia};
 pub use run::{run_case, RunOptions};
 pub use series::{run_series, Watch};
 
@@ -116,156 +118,317 @@ pub struct Scenario {
     pub path: PathBuf,
 }
 
-/// What a step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// What a step does, with the parameters of that action and no others: a
+/// parameter another action takes is an unknown field here, and one the
+/// action needs is a missing field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action {
     /// RTMP `connect` to the target's application (or `app`), with
     /// `params` in the URL (`c1=v1&c2=v2`) and `args` as extra arguments
-    /// (Flash actors add `{login, appKey}` unless `args` is given).
+    /// (Flash actors add `{login, appKey}` unless `args` is given; tables
+    /// become AMF objects). Other RTMP actions connect this way with no
+    /// parameters when the actor is not connected yet.
     /// Expectations: `statuses` (NetConnection codes), `level`.
-    Connect,
+    Connect {
+        /// The RTMP application, instead of the target's.
+        #[serde(default)]
+        app: Option<String>,
+        /// URL parameters (`c1=v1&c2=v2`).
+        #[serde(default)]
+        params: Option<String>,
+        /// Extra arguments, as AMF values.
+        #[serde(default)]
+        args: Option<Vec<toml::Value>>,
+    },
     /// `createStream` (if the actor has none for `stream`), then `publish
-    /// stream`; connects first if needed. With `media`, the FLV fixture
-    /// (path below `fixtures/`, `tracks` audio/video/both) is sent from then
-    /// on, in real time unless `realtime = false`, for at most `seconds`.
-    Publish,
+    /// stream`. With `media`, the FLV fixture (path below `fixtures/`) is
+    /// sent from then on.
+    Publish {
+        /// The stream name (made unique per run by the runner; a `?query` stays).
+        stream: String,
+        /// An FLV file below `fixtures/` to publish.
+        #[serde(default)]
+        media: Option<String>,
+        /// Which tracks of `media` to send (default both).
+        #[serde(default)]
+        tracks: Tracks,
+        /// Send `media` at its own pace (default) or as fast as possible.
+        #[serde(default = "yes")]
+        realtime: bool,
+        /// Send at most this many seconds of `media`.
+        #[serde(default)]
+        seconds: Option<u32>,
+        /// Send `media`'s script tags (its `onMetaData`); default true.
+        /// Flash Player itself sends no metadata.
+        #[serde(default = "yes")]
+        metadata: bool,
+        /// Send no video of `media` before this many milliseconds (a
+        /// camera that starts after the microphone): video begins at the
+        /// first keyframe from then on, after the sequence header.
+        #[serde(default)]
+        video_after: Option<u32>,
+    },
     /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
     /// `rtmp_media` (messages received within `within`).
-    Play,
+    Play {
+        /// The stream name.
+        stream: String,
+    },
     /// Stops publishing `stream` the way the actor's client does (a WebRTC
-    /// actor stops its publisher, and keeps playing).
-    Unpublish,
+    /// actor stops its publisher, and keeps playing; it names no stream).
+    Unpublish {
+        /// The stream (RTMP actors).
+        #[serde(default)]
+        stream: Option<String>,
+    },
     /// Closes the actor's connection (or ends its WebRTC session).
-    Disconnect,
+    Disconnect {},
     /// Waits for NetStatus events on the actor (`expect.statuses` within
     /// `expect.within`); on a WebRTC actor, checks what its player has got
-    /// so far (`expect.media`).
-    Wait,
+    /// so far (`expect.media`), or waits for room events.
+    Wait {
+        /// The stream waited on, for the report only.
+        #[serde(default)]
+        stream: Option<String>,
+    },
     /// Waits `ms` milliseconds.
-    Sleep,
+    Sleep {
+        /// How long.
+        ms: u64,
+    },
     /// Sends `hex` (or the file `bytes`, below `fixtures/`) on a raw
-    /// connection, after a simple handshake unless `handshake = false`.
-    /// Expectations: `closed`, `survives`.
-    SendRaw,
-    /// Plays `stream` over WebRTC (`signalling` = `whep` or `ws`).
-    /// Expectations: `sdp`, `media`.
-    WebrtcPlay,
-    /// Publishes `stream` over WebRTC (`signalling` = `whip` or `ws`): a
-    /// moving test pattern and a `tone_hz` tone.
-    WebrtcPublish,
+    /// connection. Expectations: `closed`, `survives`.
+    SendRaw {
+        /// Raw bytes in hex (spaces allowed).
+        #[serde(default)]
+        hex: Option<String>,
+        /// Raw bytes from a file below `fixtures/`.
+        #[serde(default)]
+        bytes: Option<String>,
+        /// Do the simple handshake before the bytes (default true).
+        #[serde(default = "yes")]
+        handshake: bool,
+    },
+    /// Plays `stream` over WebRTC. Expectations: `sdp`, `media`.
+    WebrtcPlay {
+        /// The stream name.
+        stream: String,
+        /// `whep` (default) or `ws`.
+        #[serde(default)]
+        signalling: PlaySignalling,
+        /// Offer audio (default true).
+        #[serde(default = "yes")]
+        audio: bool,
+        /// Offer video (default true).
+        #[serde(default = "yes")]
+        video: bool,
+        /// The WebRTC client's shape.
+        #[serde(default)]
+        profile: Profile,
+    },
+    /// Publishes `stream` over WebRTC: a moving test pattern and a tone.
+    WebrtcPublish {
+        /// The stream name.
+        stream: String,
+        /// `whip` (default) or `ws`.
+        #[serde(default)]
+        signalling: PublishSignalling,
+        /// The tone's frequency (default 440 Hz).
+        #[serde(default)]
+        tone_hz: Option<f64>,
+        /// How often the publisher makes a keyframe on its own (default
+        /// 2 s); it always makes one when asked (PLI/FIR). A browser may
+        /// make one in 20 s or more.
+        #[serde(default, with = "humantime_serde")]
+        keyframe_interval: Option<Duration>,
+        /// The WebRTC client's shape.
+        #[serde(default)]
+        profile: Profile,
+    },
     /// Replays the RTMP capture `capture` (a pcap/pcapng below `fixtures/`,
     /// or the client's and the server's raw bytes: two paths separated by a
     /// space) and compares the answers with the captured server's.
-    Replay,
+    Replay {
+        /// The capture.
+        capture: String,
+        /// The RTMP application, instead of the target's.
+        #[serde(default)]
+        app: Option<String>,
+    },
     /// Waits for the backend actor to receive a hook call (since the case
     /// began) that matches `expect.hook`.
-    Hook,
+    Hook {},
     /// Joins `room` as `participant` (RTMP: a `sendData` call; WebRTC
     /// actors: their WebSocket session). Expectations: `room_events`.
-    JoinRoom,
+    JoinRoom {
+        /// The room (made unique per run like stream names).
+        room: String,
+        /// The name to join as.
+        participant: String,
+    },
     /// Leaves `room`.
-    LeaveRoom,
+    LeaveRoom {
+        /// The room.
+        room: String,
+    },
     /// Sends `text` to the others in `room` (or only to `to`).
-    RoomMessage,
-    /// A WebRTC actor's publisher switches to pictures of `size` (`WxH`)
-    /// from its next frame, an IDR with new parameter sets.
-    Resize,
+    RoomMessage {
+        /// The room.
+        room: String,
+        /// The message.
+        text: String,
+        /// Its one addressee.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// A WebRTC actor's publisher switches to pictures of `size` from its
+    /// next frame, an IDR with new parameter sets.
+    Resize {
+        /// `WxH`.
+        size: Size,
+    },
 }
 
-/// One step of a scenario. Which parameters apply depends on the action.
+fn yes() -> bool {
+    true
+}
+
+impl Action {
+    /// The action's name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Connect { .. } => "Connect",
+            Action::Publish { .. } => "Publish",
+            Action::Play { .. } => "Play",
+            Action::Unpublish { .. } => "Unpublish",
+            Action::Disconnect {} => "Disconnect",
+            Action::Wait { .. } => "Wait",
+            Action::Sleep { .. } => "Sleep",
+            Action::SendRaw { .. } => "SendRaw",
+            Action::WebrtcPlay { .. } => "WebrtcPlay",
+            Action::WebrtcPublish { .. } => "WebrtcPublish",
+            Action::Replay { .. } => "Replay",
+            Action::Hook {} => "Hook",
+            Action::JoinRoom { .. } => "JoinRoom",
+            Action::LeaveRoom { .. } => "LeaveRoom",
+            Action::RoomMessage { .. } => "RoomMessage",
+            Action::Resize { .. } => "Resize",
+        }
+    }
+
+    /// The stream the step names, if any.
+    pub fn stream(&self) -> Option<&str> {
+        match self {
+            Action::Publish { stream, .. }
+            | Action::Play { stream }
+            | Action::WebrtcPlay { stream, .. }
+            | Action::WebrtcPublish { stream, .. } => Some(stream),
+            Action::Unpublish { stream } | Action::Wait { stream } => stream.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The actor kinds that can take this action.
+    fn fits(&self, kind: Option<ActorKind>) -> bool {
+        let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
+        let webrtc = kind == Some(ActorKind::Webrtc);
+        match self {
+            Action::Connect { .. } | Action::Publish { .. } | Action::Play { .. } | Action::Replay { .. } => rtmp,
+            Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
+            Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
+                rtmp || webrtc
+            }
+            Action::Disconnect {} => kind.is_some_and(|k| k != ActorKind::Backend),
+            Action::Sleep { .. } => kind.is_none(),
+            Action::SendRaw { hex, bytes, .. } => kind == Some(ActorKind::Raw) && (hex.is_some() || bytes.is_some()),
+            Action::WebrtcPlay { .. } | Action::WebrtcPublish { .. } | Action::Resize { .. } => webrtc,
+            Action::Hook {} => kind == Some(ActorKind::Backend),
+        }
+    }
+}
+
+/// Which tracks of an FLV fixture a `publish` step sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tracks {
+    /// Sound and pictures, and the script tags.
+    #[default]
+    Both,
+    /// Sound only.
+    Audio,
+    /// Pictures only.
+    Video,
+}
+
+/// How a WebRTC player signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlaySignalling {
+    /// WHEP: an HTTP POST of the offer.
+    #[default]
+    Whep,
+    /// The server's WebSocket channel.
+    Ws,
+}
+
+/// How a WebRTC publisher signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishSignalling {
+    /// WHIP: an HTTP POST of the offer.
+    #[default]
+    Whip,
+    /// The server's WebSocket channel.
+    Ws,
+}
+
+/// The shape of a WebRTC client's offer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// The suite's own.
+    #[default]
+    Default,
+    /// Safari's H.264 profiles, High before Constrained Baseline.
+    Safari,
+}
+
+/// A picture size, written `WxH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Size {
+    /// Pixels.
+    pub width: usize,
+    /// Pixels.
+    pub height: usize,
+}
+
+impl TryFrom<String> for Size {
+    type Error = String;
+    fn try_from(text: String) -> Result<Size, String> {
+        parse_size(&text)
+            .map(|(width, height)| Size { width, height })
+            .ok_or_else(|| format!("a size is WxH, not {text:?}"))
+    }
+}
+
+impl From<Size> for String {
+    fn from(size: Size) -> String {
+        format!("{}x{}", size.width, size.height)
+    }
+}
+
+/// One step of a scenario: an actor, an action with its parameters, and
+/// what must follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Step {
     /// The actor acting (every action but `sleep`).
     #[serde(default)]
     pub actor: Option<String>,
-    /// What it does.
+    /// What it does (the `action` key and its parameters).
+    #[serde(flatten)]
     pub action: Action,
-    /// The stream name (made unique per run by the runner; a `?query` stays).
-    #[serde(default)]
-    pub stream: Option<String>,
-    /// The RTMP application, instead of the target's.
-    #[serde(default)]
-    pub app: Option<String>,
-    /// URL parameters of `connect` (`c1=v1&c2=v2`).
-    #[serde(default)]
-    pub params: Option<String>,
-    /// Extra arguments of `connect`, as AMF values (tables become objects).
-    #[serde(default)]
-    pub args: Option<Vec<toml::Value>>,
-    /// An FLV file below `fixtures/` to publish.
-    #[serde(default)]
-    pub media: Option<String>,
-    /// Which tracks of `media` to send: `audio`, `video` or `both` (default).
-    #[serde(default)]
-    pub tracks: Option<String>,
-    /// Send `media` at its own pace (default) or as fast as possible.
-    #[serde(default)]
-    pub realtime: Option<bool>,
-    /// Send at most this many seconds of `media`.
-    #[serde(default)]
-    pub seconds: Option<u32>,
-    /// Send `media`'s script tags (its `onMetaData`); default true. Flash
-    /// Player itself sends no metadata.
-    #[serde(default)]
-    pub metadata: Option<bool>,
-    /// Send no video of `media` before this many milliseconds (a camera
-    /// that starts after the microphone): video begins at the first
-    /// keyframe from then on, after the sequence header.
-    #[serde(default)]
-    pub video_after: Option<u32>,
-    /// WebRTC signalling: `whep`, `whip` or `ws`.
-    #[serde(default)]
-    pub signalling: Option<String>,
-    /// Offer audio (WebRTC players; default true).
-    #[serde(default)]
-    pub audio: Option<bool>,
-    /// Offer video (WebRTC players; default true).
-    #[serde(default)]
-    pub video: Option<bool>,
-    /// A WebRTC publisher's tone.
-    #[serde(default)]
-    pub tone_hz: Option<f64>,
-    /// How often a WebRTC publisher makes a keyframe on its own (default
-    /// 2 s); it always makes one when asked (PLI/FIR). A browser may make
-    /// one in 20 s or more.
-    #[serde(default, with = "humantime_serde")]
-    pub keyframe_interval: Option<Duration>,
-    /// The WebRTC client's shape: `default` or `safari` (Safari's H.264
-    /// profiles, High before Constrained Baseline).
-    #[serde(default)]
-    pub profile: Option<String>,
-    /// Raw bytes in hex (spaces allowed).
-    #[serde(default)]
-    pub hex: Option<String>,
-    /// Raw bytes from a file below `fixtures/`.
-    #[serde(default)]
-    pub bytes: Option<String>,
-    /// Do the simple handshake before raw bytes (default true).
-    #[serde(default)]
-    pub handshake: Option<bool>,
-    /// A picture size, `WxH` (`resize`).
-    #[serde(default)]
-    pub size: Option<String>,
-    /// A room (made unique per run like stream names).
-    #[serde(default)]
-    pub room: Option<String>,
-    /// A participant's name in a room.
-    #[serde(default)]
-    pub participant: Option<String>,
-    /// A room message's text.
-    #[serde(default)]
-    pub text: Option<String>,
-    /// A room message's one addressee.
-    #[serde(default)]
-    pub to: Option<String>,
-    /// A capture below `fixtures/` (or two raw direction files, space-separated).
-    #[serde(default)]
-    pub capture: Option<String>,
-    /// For `sleep`.
-    #[serde(default)]
-    pub ms: Option<u64>,
     /// What must follow.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -289,210 +452,6 @@ pub struct Outcome {
     /// What it looks like.
     #[serde(flatten)]
     pub expect: Expect,
-}
-
-/// What must follow a step. Every field is optional; all given must hold.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// NetStatus codes that must arrive in this order (others may come between).
-    #[serde(default)]
-    pub statuses: Vec<String>,
-    /// The codes must be exactly `statuses`, nothing else, within `within`.
-    #[serde(default)]
-    pub exactly: bool,
-    /// The picture sizes (`WxH`) a Flash player's own
-    /// `NetStream.Video.DimensionChange` events give, exactly these in order.
-    #[serde(default)]
-    pub dimensions: Vec<String>,
-    /// Codes that must not arrive (checked until `within` has passed when
-    /// nothing else is awaited).
-    #[serde(default)]
-    pub forbidden: Vec<String>,
-    /// The level of the last code in `statuses`: `status`, `warning` or `error`.
-    #[serde(default)]
-    pub level: Option<String>,
-    /// How long to wait (default: the run's step timeout).
-    #[serde(default, with = "humantime_serde")]
-    pub within: Option<Duration>,
-    /// The server closes the connection (true) or keeps it open (false).
-    #[serde(default)]
-    pub closed: Option<bool>,
-    /// After the step, a fresh client can still connect and publish.
-    #[serde(default)]
-    pub survives: Option<bool>,
-    /// Media an RTMP player must receive.
-    #[serde(default)]
-    pub rtmp_media: Option<RtmpMediaExpect>,
-    /// The SDP answer of a WebRTC step.
-    #[serde(default)]
-    pub sdp: Option<SdpExpect>,
-    /// What a WebRTC player must decode.
-    #[serde(default)]
-    pub media: Option<MediaExpect>,
-    /// A replay must match the captured server's answers.
-    #[serde(default)]
-    pub replay_matches: Option<bool>,
-    /// Commands of a replay (by name) that must get an answer, the same as
-    /// the captured server's or not: one left unanswered, or not sent
-    /// because the target closed the connection, misses.
-    #[serde(default)]
-    pub replay_answered: Vec<String>,
-    /// The server refuses the action with an answer: an HTTP 4xx to a
-    /// WHEP/WHIP request, a `FAILED` status on the WebSocket channel. A
-    /// connection closed without an answer, a timeout or a 5xx is not a
-    /// refusal. `false`: the action was answered and not refused (a
-    /// failure without an answer holds neither).
-    #[serde(default)]
-    pub refused: Option<bool>,
-    /// A call the backend must have received (`hook` steps).
-    #[serde(default)]
-    pub hook: Option<HookExpect>,
-    /// At least this many keyframe requests (PLI or FIR) received by the
-    /// actor's WebRTC publisher since it started (`wait` steps).
-    #[serde(default)]
-    pub keyframe_requests: Option<u64>,
-    /// Room events the actor must receive, in this order (others may come
-    /// between), since its previous step: `STATE alice,bob` (the others, by
-    /// name), `JOINED bob`, `LEFT bob`, `PUBLISHED bob STREAM`, `MESSAGE
-    /// bob: TEXT`, `FAILED INFO`. Each matches an event whose text starts
-    /// with it.
-    #[serde(default)]
-    pub room_events: Vec<String>,
-}
-
-/// A hook call the backend must receive. Stream names are the scenario's
-/// (the runner's per-run suffix is taken off before comparing); maps must
-/// be equal, not merely include the keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HookExpect {
-    /// `connect`, `publishStream` or `playStream`.
-    pub call: String,
-    /// The `name` field: the stream name without its parameters.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The `appKey` field.
-    #[serde(default)]
-    pub app_key: Option<String>,
-    /// The `custom` map: the connection's parameters for `connect`, the
-    /// stream name's for the others.
-    #[serde(default)]
-    pub custom: Option<BTreeMap<String, String>>,
-    /// The `connectionCustom` map of publishStream and playStream.
-    #[serde(default)]
-    pub connection_custom: Option<BTreeMap<String, String>>,
-}
-
-/// Media messages an RTMP player must receive.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RtmpMediaExpect {
-    /// At least this many audio messages.
-    #[serde(default)]
-    pub audio: u64,
-    /// At least this many video messages.
-    #[serde(default)]
-    pub video: u64,
-    /// The first video message must be a sequence header or a keyframe.
-    #[serde(default)]
-    pub starts_with_keyframe: bool,
-    /// The first video message within this time of the step's start.
-    #[serde(default, with = "humantime_serde")]
-    pub first_video_within: Option<Duration>,
-    /// The first audio message within this time of the step's start.
-    #[serde(default, with = "humantime_serde")]
-    pub first_audio_within: Option<Duration>,
-    /// No audio message older (by timestamp) than the newest video message
-    /// already received by more than this: the tracks arrive interleaved in
-    /// time, as players that probe the first seconds need.
-    #[serde(default, with = "humantime_serde")]
-    pub max_audio_behind_video: Option<Duration>,
-    /// How far the media of the first second after the first message may
-    /// run ahead of real time: a late joiner's backlog, sent at once.
-    #[serde(default, with = "humantime_serde")]
-    pub max_backlog: Option<Duration>,
-}
-
-/// What an SDP answer must say about one kind of media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SdpMedia {
-    /// Answered and the server sends it.
-    Sends,
-    /// Answered and the server receives it.
-    Receives,
-    /// Answered with port 0 (or `inactive`), or absent.
-    Rejected,
-}
-
-/// Expectations on an SDP answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SdpExpect {
-    /// The audio m-line.
-    #[serde(default)]
-    pub audio: Option<SdpMedia>,
-    /// The video m-line.
-    #[serde(default)]
-    pub video: Option<SdpMedia>,
-    /// A codec the audio answer must hold (`opus`, `PCMU`, ...).
-    #[serde(default)]
-    pub audio_codec: Option<String>,
-    /// A codec the video answer must hold (`H264`).
-    #[serde(default)]
-    pub video_codec: Option<String>,
-    /// The H.264 profile-level-id answered, in hex (`42001e`).
-    #[serde(default)]
-    pub h264_profile_level_id: Option<String>,
-}
-
-/// What a WebRTC player must decode, within `Expect::within`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MediaExpect {
-    /// At least this many decoded pictures.
-    #[serde(default)]
-    pub pictures: u64,
-    /// Picture size.
-    #[serde(default)]
-    pub width: Option<u32>,
-    /// Picture size.
-    #[serde(default)]
-    pub height: Option<u32>,
-    /// At least this many decoded audio frames.
-    #[serde(default)]
-    pub audio_frames: u64,
-    /// The dominant frequency of the last 500 ms of sound, ±10 Hz.
-    #[serde(default)]
-    pub tone_hz: Option<f64>,
-    /// The last 500 ms of sound at least this loud (dBFS).
-    #[serde(default)]
-    pub min_dbfs: Option<f64>,
-    /// The first video frame is an IDR.
-    #[serde(default)]
-    pub first_frame_idr: bool,
-    /// No video frame is sent after a frame with a later RTP timestamp (no
-    /// B-frames sent in decode order; retransmissions do not count).
-    #[serde(default)]
-    pub pictures_in_order: bool,
-    /// No video frames may arrive at all.
-    #[serde(default)]
-    pub no_video: bool,
-    /// The first picture within this time of the offer.
-    #[serde(default, with = "humantime_serde")]
-    pub first_picture_within: Option<Duration>,
-    /// No longer than this between two audio frames' arrivals, once sound
-    /// has begun.
-    #[serde(default, with = "humantime_serde")]
-    pub max_audio_gap: Option<Duration>,
-    /// The audio RTP sequence never breaks (no loss, no new SSRC).
-    #[serde(default)]
-    pub audio_continuous: bool,
-    /// The first decoded audio louder than -50 dBFS must come this soon
-    /// after the offer was sent.
-    #[serde(default, with = "humantime_serde")]
-    pub first_sound_within: Option<Duration>,
 }
 
 /// Why scenarios could not be loaded.
@@ -633,66 +592,26 @@ impl Scenario {
         }
         for (index, step) in self.steps.iter().enumerate() {
             let at = |reason: String| format!("step {}: {reason}", index + 1);
-            let kind = match (&step.actor, step.action) {
-                (None, Action::Sleep) => None,
-                (None, _) => return Err(at(format!("{:?} needs an actor", step.action))),
-                (Some(name), _) => Some(
+            let kind = match &step.actor {
+                None => None,
+                Some(name) => Some(
                     *self
                         .actors
                         .get(name)
                         .ok_or_else(|| at(format!("unknown actor {name:?}")))?,
                 ),
             };
-            let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
-            let fits = match step.action {
-                Action::Connect => rtmp,
-                Action::Unpublish | Action::Wait => rtmp || kind == Some(ActorKind::Webrtc),
-                Action::Publish | Action::Play => rtmp && step.stream.is_some(),
-                Action::Disconnect => kind.is_some_and(|k| k != ActorKind::Backend),
-                Action::Sleep => step.ms.is_some(),
-                Action::SendRaw => kind == Some(ActorKind::Raw) && (step.hex.is_some() || step.bytes.is_some()),
-                Action::WebrtcPlay | Action::WebrtcPublish => kind == Some(ActorKind::Webrtc) && step.stream.is_some(),
-                Action::Replay => rtmp && step.capture.is_some(),
-                Action::Resize => {
-                    kind == Some(ActorKind::Webrtc) && step.size.as_deref().and_then(parse_size).is_some()
-                }
-                Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
-                    (rtmp || kind == Some(ActorKind::Webrtc))
-                        && step.room.is_some()
-                        && (step.action != Action::JoinRoom || step.participant.is_some())
-                        && (step.action != Action::RoomMessage || step.text.is_some())
-                }
-                Action::Hook => {
-                    kind == Some(ActorKind::Backend)
-                        && (step.expect.as_ref().is_some_and(|e| e.hook.is_some())
-                            || step.outcomes.iter().any(|o| o.expect.hook.is_some()))
-                }
-            };
-            if !fits {
+            if !step.action.fits(kind) {
+                let who = kind.map_or("no actor".to_string(), |k| format!("a {k:?} actor"));
                 return Err(at(format!(
-                    "{:?} does not fit actor kind {kind:?} or lacks its parameter (stream, ms, hex/bytes, capture, expect.hook, room, participant, text, size WxH)",
-                    step.action
+                    "{} does not fit {who} (or lacks hex/bytes, or an RTMP unpublish its stream)",
+                    step.action.name()
                 )));
             }
-            if let Some(tracks) = &step.tracks {
-                if !matches!(tracks.as_str(), "audio" | "video" | "both") {
-                    return Err(at(format!("tracks must be audio, video or both, not {tracks:?}")));
-                }
-            }
-            if let Some(profile) = &step.profile {
-                if !matches!(profile.as_str(), "default" | "safari") {
-                    return Err(at(format!("profile must be default or safari, not {profile:?}")));
-                }
-            }
-            if let Some(signalling) = &step.signalling {
-                let ok = match step.action {
-                    Action::WebrtcPlay => matches!(signalling.as_str(), "whep" | "ws"),
-                    Action::WebrtcPublish => matches!(signalling.as_str(), "whip" | "ws"),
-                    _ => false,
-                };
-                if !ok {
-                    return Err(at(format!("signalling {signalling:?} does not fit {:?}", step.action)));
-                }
+            let hook = step.expect.as_ref().is_some_and(|e| e.hook.is_some())
+                || step.outcomes.iter().any(|o| o.expect.hook.is_some());
+            if matches!(step.action, Action::Hook {}) && !hook {
+                return Err(at("a hook step needs expect.hook".into()));
             }
         }
         Ok(())
@@ -707,22 +626,29 @@ impl Scenario {
         }
         for step in &self.steps {
             let webrtc = step.actor.as_ref().and_then(|a| self.actors.get(a)) == Some(&ActorKind::Webrtc);
-            if webrtc && matches!(step.action, Action::Wait | Action::Unpublish | Action::Resize) {
-                continue; // what the actor's own play or publish step needs
-            }
-            let implied = match (step.action, step.signalling.as_deref()) {
-                (Action::Connect | Action::Wait | Action::Unpublish | Action::SendRaw | Action::Replay, _) => {
-                    Capability::Rtmp
+            let implied = match &step.action {
+                // What the actor's own play or publish step needs.
+                Action::Wait { .. } | Action::Unpublish { .. } if webrtc => continue,
+                Action::Connect { .. }
+                | Action::Wait { .. }
+                | Action::Unpublish { .. }
+                | Action::SendRaw { .. }
+                | Action::Replay { .. } => Capability::Rtmp,
+                Action::Publish { .. } => Capability::RtmpPublish,
+                Action::Play { .. } => Capability::RtmpPlay,
+                Action::WebrtcPlay {
+                    signalling: PlaySignalling::Ws,
+                    ..
                 }
-                (Action::Publish, _) => Capability::RtmpPublish,
-                (Action::Play, _) => Capability::RtmpPlay,
-                (Action::WebrtcPlay, Some("ws")) | (Action::WebrtcPublish, Some("ws")) => Capability::WebSocket,
-                (Action::WebrtcPlay, _) => Capability::Whep,
-                (Action::WebrtcPublish, _) => Capability::Whip,
-                (Action::Hook, _) => Capability::BackendHooks,
-                (Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage, _) => Capability::Rooms,
-                (Action::Resize, _) => continue,
-                (Action::Disconnect | Action::Sleep, _) => continue,
+                | Action::WebrtcPublish {
+                    signalling: PublishSignalling::Ws,
+                    ..
+                } => Capability::WebSocket,
+                Action::WebrtcPlay { .. } => Capability::Whep,
+                Action::WebrtcPublish { .. } => Capability::Whip,
+                Action::Hook {} => Capability::BackendHooks,
+                Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
+                Action::Resize { .. } | Action::Disconnect {} | Action::Sleep { .. } => continue,
             };
             all.push(implied);
         }
@@ -777,6 +703,19 @@ mod tests {
             "{head}[[step]]\nactor = \"p\"\naction = \"webrtc-play\"\nstream = \"s\"\n"
         ));
         assert!(misfit.unwrap_err().contains("does not fit"));
+        let stray = write(&format!(
+            "{head}[[step]]\nactor = \"p\"\naction = \"connect\"\nstream = \"s\"\n"
+        ));
+        assert!(
+            stray.unwrap_err().contains("unknown field `stream`"),
+            "a parameter of another action is an error"
+        );
+        let missing = write(&format!("{head}[[step]]\nactor = \"p\"\naction = \"publish\"\n"));
+        assert!(missing.unwrap_err().contains("missing field `stream`"));
+        let bad_size = write(&format!(
+            "{head}[[step]]\nactor = \"p\"\naction = \"resize\"\nsize = \"big\"\n"
+        ));
+        assert!(bad_size.unwrap_err().contains("WxH"));
         let outcomes = format!(
             "{head}[[step]]\nactor = \"p\"\naction = \"connect\"\n[[step.outcome]]\nverdict = \"ok\"\nstatuses = [\"NetConnection.Connect.Success\"]\n[[step.outcome]]\nverdict = \"non-strict\"\nnote = \"n\"\nstatuses = [\"NetConnection.Connect.Rejected\"]\n"
         );

@@ -9,7 +9,7 @@
 //! case; misses of recommended and informational scenarios are noted and the
 //! case goes on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use media::amf::Value;
@@ -19,16 +19,16 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Action, ActorKind, Expect, HookExpect, MediaExpect, RtmpMediaExpect, Scenario, SdpExpect, SdpMedia, Step};
+use super::expect::{describe_section, Observed};
+use super::{
+    Action, ActorKind, Expect, HookExpect, PlaySignalling, Profile, PublishSignalling, Scenario, Step, Tracks,
+};
 use crate::backend::{Backend, HookCall};
-use crate::client::{ClientProfile, Incoming, RtmpClient, StatusEvent};
+use crate::client::{ClientProfile, Incoming, RtmpClient};
 use crate::shipped::Fixtures;
 use crate::target::{Running, Target};
 use crate::verdict::{CaseResult, Verdict};
-use crate::webrtc::sdp::MediaSection;
-use crate::webrtc::{
-    PlayerOptions, PlayerReport, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher, WsSession,
-};
+use crate::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher, WsSession};
 
 /// Time limits of a run.
 #[derive(Debug, Clone)]
@@ -138,153 +138,6 @@ struct Case<'a> {
     log: Vec<(Instant, String)>,
 }
 
-/// What a step saw, for its expectations.
-#[derive(Debug, Default)]
-struct Observed {
-    /// The action itself failed (could not connect, signalling refused...).
-    error: Option<String>,
-    /// The server refused the action, in its own words (an HTTP 4xx, a
-    /// `FAILED` status): an answer, unlike a closed socket or a timeout.
-    refusal: Option<String>,
-    statuses: Vec<StatusEvent>,
-    closed: bool,
-    audio: u64,
-    video: u64,
-    first_video_keyframe: Option<bool>,
-    /// When an RTMP player's media arrived, against its timestamps.
-    rtmp_timing: super::timing::RtmpTiming,
-    /// Keyframe requests the actor's WebRTC publisher has received.
-    keyframe_requests: Option<u64>,
-    sdp: Option<crate::webrtc::SdpSummary>,
-    report: Option<PlayerReport>,
-    tone: Option<f64>,
-    dbfs: Option<f64>,
-    survived: Option<Result<(), String>>,
-    /// A replay: whether every answer matched, a summary, and the commands
-    /// the captured server answered that the target left unanswered (or
-    /// could not be sent, the connection being gone).
-    replay: Option<(bool, String, Vec<String>)>,
-    /// Lines for the case's wire log (a replay's, the backend's calls).
-    log: Vec<String>,
-    /// Lines for the case's wire log with the time they happened (a raw actor's).
-    timed_log: Vec<(Instant, String)>,
-    /// How long a raw connection stayed open after its bytes without closing.
-    open_after: Option<Duration>,
-    /// Every call the backend received, stream names without the run's suffix.
-    hook_calls: Option<Vec<HookCall>>,
-    /// Room events since the actor's previous step, as `room_events` spells them.
-    room_events: Vec<String>,
-}
-
-impl Observed {
-    fn codes(&self) -> Vec<&str> {
-        self.statuses.iter().map(|s| s.status.code.as_str()).collect()
-    }
-
-    fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(error) = &self.error {
-            parts.push(format!("error: {error}"));
-        }
-        // What the server sent; the Connect.Closed the client raises
-        // itself (as Flash does) reads as "connection closed" below.
-        let codes: Vec<String> = self
-            .statuses
-            .iter()
-            .filter(|s| !(s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED))
-            .map(|s| format!("{} ({})", s.status.code, s.status.level.as_str()))
-            .collect();
-        if !codes.is_empty() {
-            parts.push(format!("statuses [{}]", codes.join(", ")));
-        }
-        if self.closed {
-            parts.push("connection closed".into());
-        }
-        if let Some(open) = self.open_after {
-            parts.push(format!(
-                "the connection still open {:.1} s after the bytes",
-                open.as_secs_f64()
-            ));
-        }
-        if self.audio + self.video > 0 {
-            parts.push(format!("{} audio and {} video messages", self.audio, self.video));
-        }
-        if let Some(sdp) = &self.sdp {
-            parts.push(format!(
-                "SDP audio: {}, video: {}",
-                describe_section(sdp.audio()),
-                describe_section(sdp.video())
-            ));
-        }
-        if let Some(r) = &self.report {
-            let first = match r.video.first_frame_was_idr {
-                Some(true) => " (the first an IDR)",
-                Some(false) => " (the first not an IDR)",
-                None => "",
-            };
-            let size = if r.video.pictures > 0 {
-                format!(" of {}x{}", r.video.width, r.video.height)
-            } else {
-                String::new()
-            };
-            parts.push(format!(
-                "{} pictures{size}{first}, {} video frames, {} audio frames decoded, {} RTP audio / {} RTP video packets",
-                r.video.pictures,
-                r.video.frames,
-                r.audio.decoded_frames,
-                r.audio.rtp_packets,
-                r.video.rtp_packets
-            ));
-            for (what, errors, last) in [
-                ("video", r.video.decode_errors, &r.video.last_error),
-                ("audio", r.audio.decode_errors, &r.audio.last_error),
-            ] {
-                if errors > 0 {
-                    parts.push(format!(
-                        "{errors} {what} decode errors, the last: {}",
-                        last.as_deref().unwrap_or("-")
-                    ));
-                }
-            }
-        }
-        if let Some(tone) = self.tone {
-            parts.push(format!("tone {tone:.0} Hz"));
-        }
-        if let Some(db) = self.dbfs {
-            parts.push(format!("level {db:.1} dBFS"));
-        }
-        if let Some(survived) = &self.survived {
-            parts.push(match survived {
-                Ok(()) => "the server still serves a new client".into(),
-                Err(e) => format!("a new client is not served: {e}"),
-            });
-        }
-        if let Some((_, summary, _)) = &self.replay {
-            parts.push(summary.clone());
-        }
-        if !self.room_events.is_empty() {
-            parts.push(format!("room events [{}]", self.room_events.join(" | ")));
-        }
-        if let Some(calls) = &self.hook_calls {
-            let calls: Vec<String> = calls.iter().map(|c| format!("{} {}", c.hook, c.body)).collect();
-            parts.push(format!("backend calls [{}]", calls.join(", ")));
-        }
-        if parts.is_empty() {
-            "nothing".into()
-        } else {
-            parts.join("; ")
-        }
-    }
-}
-
-fn describe_section(section: Option<&MediaSection>) -> String {
-    match section {
-        None => "absent".into(),
-        Some(s) if s.rejected => "rejected".into(),
-        Some(s) => format!("{} {}", s.direction.as_str(), s.codec_names().join("/")),
-    }
-}
-
 enum Actor {
     Rtmp(Box<RtmpActor>),
     Webrtc(Box<WebrtcActor>),
@@ -344,11 +197,11 @@ impl Case<'_> {
     async fn run_steps(&mut self) {
         for (index, step) in self.scenario.steps.iter().enumerate() {
             let label = format!(
-                "step {} ({} {:?}{})",
+                "step {} ({} {}{})",
                 index + 1,
                 step.actor.as_deref().unwrap_or("-"),
-                step.action,
-                step.stream.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+                step.action.name(),
+                step.action.stream().map(|s| format!(" {s}")).unwrap_or_default()
             );
             self.log(Instant::now(), format!("== {label}"));
             let candidates = candidates(step);
@@ -385,12 +238,12 @@ impl Case<'_> {
     /// Picks the verdict of the first outcome that holds.
     fn conclude(&mut self, label: &str, step: &Step, candidates: &[(Verdict, Expect)], observed: &Observed) -> Verdict {
         if let Some(error) = &observed.error {
-            let holds = candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            let holds = candidates.iter().any(|(_, e)| e.check(observed).is_ok());
             if !holds {
                 let verdict = Verdict::of_miss(self.scenario.strictness);
                 // The check's own words when they tell the error (a failure
                 // that is not the refusal asked for), else the error.
-                let why = check(&candidates[0].1, observed).err().unwrap_or_default();
+                let why = candidates[0].1.check(observed).err().unwrap_or_default();
                 let actual = if why.contains(error.as_str()) {
                     why
                 } else {
@@ -398,14 +251,14 @@ impl Case<'_> {
                 };
                 self.miss(
                     verdict,
-                    format!("{label}: {}", describe_expect(&candidates[0].1)),
+                    format!("{label}: {}", candidates[0].1.describe()),
                     format!("{label}: {actual}"),
                 );
                 return verdict;
             }
         }
         for (index, (verdict, expect)) in candidates.iter().enumerate() {
-            if check(expect, observed).is_ok() {
+            if expect.check(observed).is_ok() {
                 if !step.outcomes.is_empty() {
                     let note = step.outcomes[index].note.as_deref().unwrap_or("");
                     self.result
@@ -414,7 +267,7 @@ impl Case<'_> {
                     if *verdict != Verdict::Ok {
                         self.miss(
                             *verdict,
-                            format!("{label}: {}", describe_expect(&candidates[0].1)),
+                            format!("{label}: {}", candidates[0].1.describe()),
                             format!("{label}: {}", observed.describe()),
                         );
                     }
@@ -423,10 +276,10 @@ impl Case<'_> {
             }
         }
         let verdict = Verdict::of_miss(self.scenario.strictness);
-        let why = check(&candidates[0].1, observed).err().unwrap_or_default();
+        let why = candidates[0].1.check(observed).err().unwrap_or_default();
         self.miss(
             verdict,
-            format!("{label}: {}", describe_expect(&candidates[0].1)),
+            format!("{label}: {}", candidates[0].1.describe()),
             format!("{label}: {why}; saw {}", observed.describe()),
         );
         verdict
@@ -524,11 +377,11 @@ impl Case<'_> {
         let mut observed = Observed::default();
         let name = step.actor.clone().unwrap_or_default();
         let kind = self.scenario.actors.get(&name).copied();
-        if step.action == Action::Sleep {
-            tokio::time::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
+        if let Action::Sleep { ms } = step.action {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
             return observed;
         }
-        if step.action == Action::Hook {
+        if matches!(step.action, Action::Hook {}) {
             self.hook_step(candidates, &mut observed).await;
             return observed;
         }
@@ -591,7 +444,7 @@ impl Case<'_> {
             .wait_for(
                 |call| {
                     let call = self.without_suffix(call);
-                    wanted.iter().any(|w| hook_matches(w, &call))
+                    wanted.iter().any(|w| w.matches(&call))
                 },
                 self.within(candidates),
             )
@@ -636,12 +489,17 @@ impl Case<'_> {
         actor.client = Some(client);
         let client = actor.client.as_mut().ok_or("no client")?;
         let base = self.running.rtmp_base.clone().unwrap_or_default();
-        let app = step.app.clone().unwrap_or_else(|| self.running.app.clone());
+        // Other actions connect as a bare `connect` step would.
+        let (app, params, args) = match &step.action {
+            Action::Connect { app, params, args } => (app.as_ref(), params.as_ref(), args.as_ref()),
+            _ => (None, None, None),
+        };
+        let app = app.cloned().unwrap_or_else(|| self.running.app.clone());
         let mut tc_url = format!("{base}/{app}");
-        if let Some(params) = &step.params {
+        if let Some(params) = params {
             tc_url = format!("{tc_url}?{params}");
         }
-        let args = match (&step.args, actor.kind) {
+        let args = match (args, actor.kind) {
             (Some(args), _) => args.iter().map(amf_of).collect(),
             (None, ActorKind::Flash) => vec![Value::object([
                 ("login", Value::from("conformance")),
@@ -664,17 +522,17 @@ impl Case<'_> {
     ) {
         let began = Instant::now();
         let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
-        let result: Result<(), String> = match step.action {
-            Action::Connect => {
+        let result: Result<(), String> = match &step.action {
+            Action::Connect { .. } => {
                 if actor.client.is_some() {
                     Err("already connected".into())
                 } else {
                     self.ensure_connected(actor, step).await.map(|b| before = b)
                 }
             }
-            Action::Publish | Action::Play => self.publish_or_play(actor, step, &mut before).await,
-            Action::Unpublish => {
-                let logical = step.stream.clone().unwrap_or_default();
+            Action::Publish { .. } | Action::Play { .. } => self.publish_or_play(actor, step, &mut before).await,
+            Action::Unpublish { stream } => {
+                let logical = stream.clone().unwrap_or_default();
                 let id = actor.streams.get(&logical).copied();
                 let name = self.stream_name(&logical);
                 let _ = actor.client().await;
@@ -687,23 +545,23 @@ impl Case<'_> {
                     (None, _) => Err("not connected".into()),
                 }
             }
-            Action::Disconnect => {
+            Action::Disconnect {} => {
                 let _ = actor.client().await;
                 actor.client = None; // dropping it closes the connection
                 actor.streams.clear();
                 actor.paused = None;
                 return;
             }
-            Action::Wait => {
+            Action::Wait { .. } => {
                 before = actor.matched;
                 Ok(())
             }
-            Action::Replay => {
-                let names: Vec<&str> = step.capture.as_deref().unwrap_or_default().split_whitespace().collect();
+            Action::Replay { capture, app } => {
+                let names: Vec<&str> = capture.split_whitespace().collect();
                 let url = format!(
                     "{}/{}",
                     self.running.rtmp_base.clone().unwrap_or_default(),
-                    step.app.clone().unwrap_or_else(|| self.running.app.clone())
+                    app.clone().unwrap_or_else(|| self.running.app.clone())
                 );
                 let fixtures = &self.options.fixtures;
                 let source = match names.as_slice() {
@@ -750,7 +608,7 @@ impl Case<'_> {
                     Err(error) => Err(error),
                 }
             }
-            Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
+            Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 match self.ensure_connected(actor, step).await {
                     Ok(_) => match actor.client().await {
                         Some(client) => {
@@ -767,7 +625,7 @@ impl Case<'_> {
                     Err(error) => Err(error),
                 }
             }
-            _ => Err(format!("{:?} is not an RTMP action", step.action)),
+            other => Err(format!("{} is not an RTMP action", other.name())),
         };
         if let Err(error) = result {
             observed.error = Some(error);
@@ -791,8 +649,8 @@ impl Case<'_> {
             // is only concluded when the best cannot hold any more (the
             // deadline passed, the connection closed).
             let answered = join_answered(step, observed);
-            let best = answered && check(&candidates[0].1, observed).is_ok();
-            let holds = answered && candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            let best = answered && candidates[0].1.check(observed).is_ok();
+            let holds = answered && candidates.iter().any(|(_, e)| e.check(observed).is_ok());
             let now = tokio::time::Instant::now();
             if best && (!settle || settled_at.is_some_and(|t| now >= t)) {
                 break;
@@ -832,7 +690,7 @@ impl Case<'_> {
                     }
                 }
             }
-            if media.is_none() && step.action == Action::Play && best {
+            if media.is_none() && matches!(step.action, Action::Play { .. }) && best {
                 break;
             }
         }
@@ -861,7 +719,7 @@ impl Case<'_> {
     }
 
     async fn publish_or_play(&self, actor: &mut RtmpActor, step: &Step, before: &mut usize) -> Result<(), String> {
-        let logical = step.stream.clone().unwrap_or_default();
+        let logical = step.action.stream().unwrap_or_default().to_string();
         if actor.client().await.is_none() {
             self.ensure_connected(actor, step).await?;
         }
@@ -876,15 +734,21 @@ impl Case<'_> {
         };
         *before = client.statuses().len();
         let name = self.stream_name(&logical);
-        if step.action == Action::Play {
-            return client.play(id, &name).await.map(|_| ()).map_err(|e| e.to_string());
-        }
-        let status = client.publish(id, &name).await.map_err(|e| e.to_string())?;
-        if let Some(media) = &step.media {
-            if status.code == media::netstatus::code::PUBLISH_START {
-                let tags = load_media(&self.options.fixtures, media, step)?;
-                actor.media = Some((id, tags, step.realtime.unwrap_or(true)));
+        let Action::Publish {
+            media: Some(file),
+            realtime,
+            ..
+        } = &step.action
+        else {
+            if matches!(step.action, Action::Play { .. }) {
+                return client.play(id, &name).await.map(|_| ()).map_err(|e| e.to_string());
             }
+            return client.publish(id, &name).await.map(|_| ()).map_err(|e| e.to_string());
+        };
+        let status = client.publish(id, &name).await.map_err(|e| e.to_string())?;
+        if status.code == media::netstatus::code::PUBLISH_START {
+            let tags = load_media(&self.options.fixtures, file, &step.action)?;
+            actor.media = Some((id, tags, *realtime));
         }
         Ok(())
     }
@@ -897,8 +761,8 @@ impl Case<'_> {
         within: Duration,
         observed: &mut Observed,
     ) {
-        match step.action {
-            Action::Unpublish => {
+        match &step.action {
+            Action::Unpublish { .. } => {
                 match &mut actor.publisher {
                     Some(publisher) => {
                         if let Err(error) = publisher.stop().await {
@@ -909,26 +773,24 @@ impl Case<'_> {
                 }
                 return;
             }
-            Action::Resize => {
-                let size = step.size.as_deref().and_then(super::parse_size);
-                match (&actor.publisher, size) {
-                    (Some(publisher), Some((width, height))) => {
-                        if let Err(error) = publisher.resize(width, height) {
+            Action::Resize { size } => {
+                match &actor.publisher {
+                    Some(publisher) => {
+                        if let Err(error) = publisher.resize(size.width, size.height) {
                             observed.error = Some(error.to_string());
                         }
                     }
-                    (None, _) => observed.error = Some("the actor publishes nothing".into()),
-                    (_, None) => observed.error = Some("size must be WxH".into()),
+                    None => observed.error = Some("the actor publishes nothing".into()),
                 }
                 return;
             }
-            Action::Wait if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => {
+            Action::Wait { .. } if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => {
                 return self.watch_player(actor, candidates, within, observed).await
             }
-            Action::Wait | Action::JoinRoom | Action::LeaveRoom | Action::RoomMessage => {
+            Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 return self.ws_room_step(actor, step, candidates, within, observed).await
             }
-            Action::Disconnect => {
+            Action::Disconnect {} => {
                 if let Some(player) = &mut actor.player {
                     let _ = player.stop().await;
                 }
@@ -942,8 +804,7 @@ impl Case<'_> {
             }
             _ => {}
         }
-        let logical = step.stream.clone().unwrap_or_default();
-        let name = self.stream_name(&logical);
+        let name = self.stream_name(step.action.stream().unwrap_or_default());
         let signalling = match self.signalling(actor, step, &name).await {
             Ok(signalling) => signalling,
             Err(error) => {
@@ -951,15 +812,17 @@ impl Case<'_> {
                 return;
             }
         };
-        match step.action {
-            Action::WebrtcPlay => {
-                let shape = match step.profile.as_deref() {
-                    Some("safari") => PlayerOptions::safari(),
-                    _ => PlayerOptions::default(),
+        match &step.action {
+            Action::WebrtcPlay {
+                audio, video, profile, ..
+            } => {
+                let shape = match profile {
+                    Profile::Safari => PlayerOptions::safari(),
+                    Profile::Default => PlayerOptions::default(),
                 };
                 let options = PlayerOptions {
-                    audio: step.audio.unwrap_or(true),
-                    video: step.video.unwrap_or(true),
+                    audio: *audio,
+                    video: *video,
                     ..shape
                 };
                 match WebRtcPlayer::play(signalling, options).await {
@@ -974,17 +837,22 @@ impl Case<'_> {
                     }
                 }
             }
-            Action::WebrtcPublish => {
-                let shape = match step.profile.as_deref() {
-                    Some("safari") => PublisherOptions::safari(),
-                    _ => PublisherOptions::default(),
+            Action::WebrtcPublish {
+                tone_hz,
+                keyframe_interval,
+                profile,
+                ..
+            } => {
+                let shape = match profile {
+                    Profile::Safari => PublisherOptions::safari(),
+                    Profile::Default => PublisherOptions::default(),
                 };
-                let idr_interval = match step.keyframe_interval {
+                let idr_interval = match keyframe_interval {
                     Some(interval) => ((interval.as_secs_f64() * f64::from(shape.fps)).ceil() as u32).max(1),
                     None => shape.idr_interval,
                 };
                 let options = PublisherOptions {
-                    tone_hz: step.tone_hz.unwrap_or(440.0),
+                    tone_hz: tone_hz.unwrap_or(440.0),
                     idr_interval,
                     ..shape
                 };
@@ -1002,8 +870,8 @@ impl Case<'_> {
                 }
                 return;
             }
-            _ => {
-                observed.error = Some(format!("{:?} is not a WebRTC action", step.action));
+            other => {
+                observed.error = Some(format!("{} is not a WebRTC action", other.name()));
                 return;
             }
         }
@@ -1027,7 +895,7 @@ impl Case<'_> {
                 return;
             }
         };
-        if step.action != Action::Wait {
+        if !matches!(step.action, Action::Wait { .. }) {
             let mut request = self.room_request(step);
             request["type"] = serde_json::Value::String("room".into());
             if let Err(error) = session.send_json(&request) {
@@ -1043,7 +911,7 @@ impl Case<'_> {
                 .filter(|m| m.get("type").and_then(serde_json::Value::as_str) == Some("room"))
                 .collect();
             observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
-            let done = join_answered(step, observed) && candidates.iter().any(|(_, e)| check(e, observed).is_ok());
+            let done = join_answered(step, observed) && candidates.iter().any(|(_, e)| e.check(observed).is_ok());
             if done || tokio::time::Instant::now() >= deadline {
                 actor.rooms_seen = events.len();
                 if !join_answered(step, observed) {
@@ -1057,21 +925,21 @@ impl Case<'_> {
 
     /// The `sendData` object (RTMP) or the body of a `room` message (WebSocket).
     fn room_request(&self, step: &Step) -> serde_json::Value {
-        let room = self.stream_name(step.room.as_deref().unwrap_or_default());
-        match step.action {
-            Action::JoinRoom => serde_json::json!({
-                "method": "joinRoom", "room": room, "name": step.participant.clone().unwrap_or_default()
+        match &step.action {
+            Action::JoinRoom { room, participant } => serde_json::json!({
+                "method": "joinRoom", "room": self.stream_name(room), "name": participant
             }),
-            Action::LeaveRoom => serde_json::json!({"method": "leaveRoom", "room": room}),
-            _ => {
+            Action::LeaveRoom { room } => serde_json::json!({"method": "leaveRoom", "room": self.stream_name(room)}),
+            Action::RoomMessage { room, text, to } => {
                 let mut message = serde_json::json!({
-                    "method": "sendMessage", "room": room, "text": step.text.clone().unwrap_or_default()
+                    "method": "sendMessage", "room": self.stream_name(room), "text": text
                 });
-                if let Some(to) = &step.to {
+                if let Some(to) = to {
                     message["to"] = serde_json::Value::String(to.clone());
                 }
                 message
             }
+            _ => serde_json::Value::Null,
         }
     }
 
@@ -1127,7 +995,7 @@ impl Case<'_> {
                 observed.dbfs = player.audio_dbfs(Duration::from_millis(500));
             }
             observed.keyframe_requests = actor.publisher.as_ref().map(|p| p.report().keyframe_requests_received);
-            if candidates.iter().any(|(_, e)| check(e, observed).is_ok()) || tokio::time::Instant::now() >= deadline {
+            if candidates.iter().any(|(_, e)| e.check(observed).is_ok()) || tokio::time::Instant::now() >= deadline {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1158,10 +1026,18 @@ impl Case<'_> {
     async fn signalling(&self, actor: &mut WebrtcActor, step: &Step, name: &str) -> Result<Signalling, String> {
         let spec = &self.running.spec;
         let fill = |template: &str| crate::target::fill_template(template, &self.running.app_key(), name);
-        let kind = step.signalling.as_deref().unwrap_or(match step.action {
-            Action::WebrtcPublish => "whip",
+        let kind = match &step.action {
+            Action::WebrtcPlay {
+                signalling: PlaySignalling::Ws,
+                ..
+            }
+            | Action::WebrtcPublish {
+                signalling: PublishSignalling::Ws,
+                ..
+            } => "ws",
+            Action::WebrtcPublish { .. } => "whip",
             _ => "whep",
-        });
+        };
         match kind {
             "ws" => {
                 let session = self.ws_session(actor).await?;
@@ -1177,11 +1053,11 @@ impl Case<'_> {
     }
 
     async fn raw_step(&self, socket: &mut Option<TcpStream>, step: &Step, within: Duration, observed: &mut Observed) {
-        if step.action == Action::Disconnect {
-            *socket = None;
+        let Action::SendRaw { hex, bytes, handshake } = &step.action else {
+            *socket = None; // disconnect
             return;
-        }
-        let bytes = match (&step.hex, &step.bytes) {
+        };
+        let bytes = match (hex, bytes) {
             (Some(hex), _) => parse_hex(hex),
             (None, Some(file)) => self.options.fixtures.read(file).map(|b| b.to_vec()),
             (None, None) => Err("no bytes to send".into()),
@@ -1198,7 +1074,7 @@ impl Case<'_> {
                 observed.error = Some("the target has no RTMP URL".into());
                 return;
             };
-            match raw_connect(addr, step.handshake.unwrap_or(true)).await {
+            match raw_connect(addr, *handshake).await {
                 Ok(stream) => *socket = Some(stream),
                 Err(error) => {
                     observed.error = Some(error);
@@ -1279,80 +1155,6 @@ impl Case<'_> {
     }
 }
 
-/// An SDP expectation in words: "an SDP answer sending audio (opus) and
-/// rejecting video".
-fn describe_sdp_expect(sdp: &SdpExpect) -> String {
-    let side = |kind: &str, media: Option<SdpMedia>, codec: &Option<String>| {
-        let codec = codec.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
-        match media {
-            Some(SdpMedia::Sends) => Some(format!("sending {kind}{codec}")),
-            Some(SdpMedia::Receives) => Some(format!("receiving {kind}{codec}")),
-            Some(SdpMedia::Rejected) => Some(format!("rejecting {kind} (port 0 or inactive)")),
-            None if !codec.is_empty() => Some(format!("{kind}{codec}")),
-            None => None,
-        }
-    };
-    let mut parts: Vec<String> = [
-        side("audio", sdp.audio, &sdp.audio_codec),
-        side("video", sdp.video, &sdp.video_codec),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if let Some(profile) = &sdp.h264_profile_level_id {
-        parts.push(format!("H.264 profile-level-id {profile}"));
-    }
-    format!("an SDP answer {}", parts.join(" and "))
-}
-
-/// A decoding expectation in words: "at least 25 pictures of 320x240
-/// decoded, the first an IDR; at least 50 audio frames, a 440 Hz tone".
-fn describe_media_expect(m: &MediaExpect) -> String {
-    let mut parts = Vec::new();
-    if m.no_video {
-        parts.push("no video".to_string());
-    }
-    if m.pictures > 0 {
-        let size = match (m.width, m.height) {
-            (Some(w), Some(h)) => format!(" of {w}x{h}"),
-            _ => String::new(),
-        };
-        parts.push(format!("at least {} pictures{size} decoded", m.pictures));
-    }
-    if m.first_frame_idr {
-        parts.push("the first picture an IDR".into());
-    }
-    if m.pictures_in_order {
-        parts.push("pictures in order".into());
-    }
-    if let Some(within) = m.first_picture_within {
-        parts.push(format!("the first picture within {:.1} s", within.as_secs_f64()));
-    }
-    if m.audio_frames > 0 {
-        parts.push(format!("at least {} audio frames decoded", m.audio_frames));
-    }
-    if let Some(hz) = m.tone_hz {
-        parts.push(format!("a {hz:.0} Hz tone"));
-    }
-    if let Some(dbfs) = m.min_dbfs {
-        parts.push(format!("sound louder than {dbfs:.0} dBFS"));
-    }
-    if let Some(within) = m.first_sound_within {
-        parts.push(format!("the first sound within {:.1} s", within.as_secs_f64()));
-    }
-    if m.audio_continuous {
-        parts.push("sound without gaps".into());
-    }
-    if let Some(gap) = m.max_audio_gap {
-        parts.push(format!("no gap in the sound longer than {:.2} s", gap.as_secs_f64()));
-    }
-    if parts.is_empty() {
-        "media decoded".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
 /// `n bytes: 02 00 00 …` with at most the first 64 bytes in hex.
 fn hex_preview(bytes: &[u8]) -> String {
     const SHOWN: usize = 64;
@@ -1388,7 +1190,7 @@ const UNANSWERED_JOIN: &str = "the server never answered joinRoom (no STATE or F
 /// A `join-room` step is over only once the server answered it (STATE or
 /// FAILED), so the next step never races the join; other steps need nothing.
 fn join_answered(step: &Step, observed: &Observed) -> bool {
-    step.action != Action::JoinRoom
+    !matches!(step.action, Action::JoinRoom { .. })
         || observed
             .room_events
             .iter()
@@ -1403,9 +1205,9 @@ fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
     }
     let expect = step.expect.clone().unwrap_or_else(|| {
         let code = match step.action {
-            Action::Connect => Some("NetConnection.Connect.Success"),
-            Action::Publish => Some("NetStream.Publish.Start"),
-            Action::Play => Some("NetStream.Play.Start"),
+            Action::Connect { .. } => Some("NetConnection.Connect.Success"),
+            Action::Publish { .. } => Some("NetStream.Publish.Start"),
+            Action::Play { .. } => Some("NetStream.Play.Start"),
             _ => None,
         };
         Expect {
@@ -1414,400 +1216,6 @@ fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
         }
     });
     vec![(Verdict::Ok, expect)]
-}
-
-/// Whether `observed` meets `expect`; the first thing missing if not.
-fn check(expect: &Expect, observed: &Observed) -> Result<(), String> {
-    let codes = observed.codes();
-    let mut position = 0;
-    for wanted in &expect.statuses {
-        match codes[position..].iter().position(|c| c == wanted) {
-            Some(found) => position += found + 1,
-            None => return Err(format!("no {wanted} (in order)")),
-        }
-    }
-    if expect.exactly && codes.len() != expect.statuses.len() {
-        return Err(format!("other statuses than exactly {:?}", expect.statuses));
-    }
-    if let Some(code) = expect.forbidden.iter().find(|f| codes.contains(&f.as_str())) {
-        return Err(format!("{code}, which is forbidden"));
-    }
-    if !expect.dimensions.is_empty() {
-        let sizes: Vec<&str> = observed
-            .statuses
-            .iter()
-            .filter(|s| s.status.code == media::netstatus::code::VIDEO_DIMENSION_CHANGE)
-            .map(|s| s.status.description.as_str())
-            .collect();
-        if sizes != expect.dimensions {
-            return Err(format!("picture sizes {sizes:?}, not {:?}", expect.dimensions));
-        }
-    }
-    if let (Some(level), Some(last)) = (&expect.level, expect.statuses.last()) {
-        let event = observed.statuses.iter().find(|s| &s.status.code == last);
-        if event.is_none_or(|e| e.status.level.as_str() != level) {
-            return Err(format!("{last} not at level {level}"));
-        }
-    }
-    if let Some(closed) = expect.closed {
-        if observed.closed != closed {
-            return Err(if closed {
-                "the connection still open"
-            } else {
-                "the connection closed"
-            }
-            .into());
-        }
-    }
-    if let Some(want) = expect.survives {
-        let survived = matches!(observed.survived, Some(Ok(())));
-        if survived != want {
-            return Err("the server's survival not as expected".into());
-        }
-    }
-    if let Some(media) = &expect.rtmp_media {
-        check_rtmp_media(media, observed)?;
-    }
-    // What a WebRTC player got: every miss is told, the answer's and the media's.
-    let misses: Vec<String> = [
-        expect.sdp.as_ref().map(|sdp| check_sdp(sdp, observed)),
-        expect.media.as_ref().map(|media| check_media(media, observed)),
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(Result::err)
-    .collect();
-    if !misses.is_empty() {
-        return Err(misses.join("; "));
-    }
-    if let Some(want) = expect.replay_matches {
-        match &observed.replay {
-            Some((matches, ..)) if *matches == want => {}
-            _ => return Err("the replay did not compare as expected".into()),
-        }
-    }
-    if !expect.replay_answered.is_empty() {
-        let Some((_, summary, unanswered)) = &observed.replay else {
-            return Err("no replay".into());
-        };
-        if let Some(name) = expect.replay_answered.iter().find(|n| unanswered.contains(n)) {
-            return Err(format!("{name} went unanswered ({summary})"));
-        }
-    }
-    let mut position = 0;
-    for wanted in &expect.room_events {
-        match observed.room_events[position..]
-            .iter()
-            .position(|e| e.starts_with(wanted.as_str()))
-        {
-            Some(found) => position += found + 1,
-            None => return Err(format!("no room event {wanted:?} (in order)")),
-        }
-    }
-    if let Some(hook) = &expect.hook {
-        let calls = observed.hook_calls.as_deref().unwrap_or_default();
-        if !calls.iter().any(|call| hook_matches(hook, call)) {
-            return Err(format!("no {} call with {}", hook.call, describe_hook(hook)));
-        }
-    }
-    if let Some(least) = expect.keyframe_requests {
-        match observed.keyframe_requests {
-            Some(received) if received >= least => {}
-            Some(received) => {
-                return Err(format!(
-                    "the publisher received {received} keyframe requests (PLI/FIR), not at least {least}"
-                ))
-            }
-            None => return Err("the actor publishes nothing over WebRTC".into()),
-        }
-    }
-    match (expect.refused, &observed.error) {
-        (Some(true), _) if observed.refusal.is_some() => {}
-        (Some(true), Some(error)) => {
-            return Err(format!(
-                "no refusal (an HTTP 4xx or a FAILED status) but a failure without an answer: {error}"
-            ))
-        }
-        (Some(true), None) => return Err("the action was not refused".into()),
-        (Some(false), _) if observed.refusal.is_some() => return Err("the action was refused".into()),
-        (Some(false), Some(error)) => return Err(format!("neither an answer nor a refusal: {error}")),
-        (Some(_), _) => {}
-        (None, Some(_)) => return Err("the action failed".into()),
-        (None, None) => {}
-    }
-    Ok(())
-}
-
-/// Whether a backend call is the one `hook` describes.
-fn hook_matches(hook: &HookExpect, call: &HookCall) -> bool {
-    let map = |key: &str| -> BTreeMap<String, String> {
-        call.body
-            .get(key)
-            .and_then(serde_json::Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    call.hook == hook.call
-        && hook.name.as_deref().is_none_or(|n| call.field("name") == Some(n))
-        && hook.app_key.as_deref().is_none_or(|k| call.field("appKey") == Some(k))
-        && hook.custom.as_ref().is_none_or(|c| *c == map("custom"))
-        && hook
-            .connection_custom
-            .as_ref()
-            .is_none_or(|c| *c == map("connectionCustom"))
-}
-
-fn describe_hook(hook: &HookExpect) -> String {
-    let mut parts = Vec::new();
-    if let Some(name) = &hook.name {
-        parts.push(format!("name {name:?}"));
-    }
-    if let Some(key) = &hook.app_key {
-        parts.push(format!("appKey {key:?}"));
-    }
-    if let Some(custom) = &hook.custom {
-        parts.push(format!("custom {custom:?}"));
-    }
-    if let Some(custom) = &hook.connection_custom {
-        parts.push(format!("connectionCustom {custom:?}"));
-    }
-    if parts.is_empty() {
-        "any fields".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
-fn check_rtmp_media(media: &RtmpMediaExpect, observed: &Observed) -> Result<(), String> {
-    if observed.audio < media.audio || observed.video < media.video {
-        return Err(format!(
-            "fewer than {} audio and {} video messages",
-            media.audio, media.video
-        ));
-    }
-    if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
-        return Err("the first video message is not a keyframe".into());
-    }
-    observed.rtmp_timing.check(media)
-}
-
-fn check_sdp(sdp: &SdpExpect, observed: &Observed) -> Result<(), String> {
-    let answer = observed.sdp.as_ref().ok_or("no SDP answer")?;
-    for (kind, want, section) in [
-        ("audio", sdp.audio, answer.audio()),
-        ("video", sdp.video, answer.video()),
-    ] {
-        let Some(want) = want else { continue };
-        let live = section.filter(|s| !s.rejected);
-        let holds = match want {
-            SdpMedia::Rejected => live.is_none(),
-            SdpMedia::Sends => live.is_some_and(|s| s.answerer_sends()),
-            SdpMedia::Receives => live.is_some_and(|s| s.answerer_receives()),
-        };
-        if !holds {
-            let want = match want {
-                SdpMedia::Rejected => "rejected",
-                SdpMedia::Sends => "sending",
-                SdpMedia::Receives => "receiving",
-            };
-            return Err(format!(
-                "the {kind} m-line is {}, not {want}",
-                describe_section(section)
-            ));
-        }
-    }
-    if let Some(codec) = &sdp.audio_codec {
-        if !answer.audio().is_some_and(|a| a.has_codec(codec)) {
-            return Err(format!("no {codec} in the audio answer"));
-        }
-    }
-    if let Some(codec) = &sdp.video_codec {
-        if !answer.video().is_some_and(|v| v.has_codec(codec)) {
-            return Err(format!("no {codec} in the video answer"));
-        }
-    }
-    if let Some(profile) = &sdp.h264_profile_level_id {
-        let want = u32::from_str_radix(profile, 16).map_err(|_| format!("bad profile-level-id {profile:?}"))?;
-        let answered = answer
-            .video()
-            .and_then(|v| v.codecs_named("H264").next())
-            .and_then(|c| c.profile_level_id());
-        if answered != Some(want) {
-            return Err(format!("H.264 profile-level-id {answered:06x?}, not {profile}"));
-        }
-    }
-    Ok(())
-}
-
-fn check_media(media: &MediaExpect, observed: &Observed) -> Result<(), String> {
-    let report = observed.report.as_ref().ok_or("no player report")?;
-    if report.video.pictures < media.pictures {
-        return Err(format!("fewer than {} pictures", media.pictures));
-    }
-    if media.width.is_some_and(|w| w != report.video.width) || media.height.is_some_and(|h| h != report.video.height) {
-        return Err(format!(
-            "pictures of {}x{}, not {}x{}",
-            report.video.width,
-            report.video.height,
-            media.width.unwrap_or(0),
-            media.height.unwrap_or(0)
-        ));
-    }
-    if let Some(limit) = media.first_sound_within {
-        if report.audio.first_sound_after.is_none_or(|t| t > limit) {
-            return Err(format!(
-                "no sound within {limit:?}: {} RTP audio packets, {} frames decoded{}",
-                report.audio.rtp_packets,
-                report.audio.decoded_frames,
-                report
-                    .audio
-                    .first_sound_after
-                    .map(|t| format!(", the first sound after {t:?}"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    if let Some(limit) = media.max_audio_gap {
-        if report.audio.longest_gap > limit {
-            return Err(format!(
-                "the sound stopped for {:.2} s, {:.2} s into playing ({limit:?} allowed)",
-                report.audio.longest_gap.as_secs_f64(),
-                report.audio.longest_gap_after.unwrap_or_default().as_secs_f64()
-            ));
-        }
-    }
-    if media.audio_continuous && report.audio.sequence_breaks > 0 {
-        return Err(format!(
-            "the audio RTP sequence broke {} time(s) (lost packets or a new SSRC)",
-            report.audio.sequence_breaks
-        ));
-    }
-    if report.audio.decoded_frames < media.audio_frames {
-        return Err(format!("fewer than {} audio frames", media.audio_frames));
-    }
-    if let Some(hz) = media.tone_hz {
-        if observed.tone.is_none_or(|t| (t - hz).abs() > 10.0) {
-            return Err(format!("no {hz} Hz tone"));
-        }
-    }
-    if let Some(db) = media.min_dbfs {
-        if observed.dbfs.is_none_or(|d| d < db) {
-            return Err(format!("sound quieter than {db} dBFS"));
-        }
-    }
-    if media.first_frame_idr && report.video.first_frame_was_idr != Some(true) {
-        return Err("the first video frame is not an IDR".into());
-    }
-    if media.pictures_in_order && report.video.out_of_order > 0 {
-        return Err(format!(
-            "{} of {} video frames were sent after a frame with a later RTP timestamp (B-frames passed through in decode order)",
-            report.video.out_of_order, report.video.frames
-        ));
-    }
-    if media.no_video && report.video.frames > 0 {
-        return Err("video frames arrived".into());
-    }
-    if let Some(limit) = media.first_picture_within {
-        if report.video.first_picture_after.is_none_or(|t| t > limit) {
-            return Err(format!("no picture within {limit:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// One line saying what `expect` wants.
-fn describe_expect(expect: &Expect) -> String {
-    let mut parts = Vec::new();
-    if !expect.statuses.is_empty() {
-        let mut text = format!("statuses {}", expect.statuses.join(" then "));
-        if let Some(level) = &expect.level {
-            text.push_str(&format!(" (level {level})"));
-        }
-        if expect.exactly {
-            text.push_str(", nothing else");
-        }
-        parts.push(text);
-    }
-    if !expect.forbidden.is_empty() {
-        parts.push(format!("never {}", expect.forbidden.join(" or ")));
-    }
-    if !expect.dimensions.is_empty() {
-        parts.push(format!("picture sizes {}", expect.dimensions.join(" then ")));
-    }
-    if let Some(closed) = expect.closed {
-        parts.push(
-            if closed {
-                "the connection closed"
-            } else {
-                "the connection kept open"
-            }
-            .into(),
-        );
-    }
-    if expect.survives == Some(true) {
-        parts.push("the server still serving new clients".into());
-    }
-    if let Some(m) = &expect.rtmp_media {
-        match (m.audio, m.video) {
-            (0, 0) => {}
-            (0, video) => parts.push(format!("at least {video} video messages")),
-            (audio, 0) => parts.push(format!("at least {audio} audio messages")),
-            (audio, video) => parts.push(format!("at least {audio} audio and {video} video messages")),
-        }
-        if m.starts_with_keyframe {
-            parts.push("video from a keyframe".into());
-        }
-        if let Some(within) = m.first_video_within {
-            parts.push(format!("the first video frame within {within:?}"));
-        }
-        if let Some(within) = m.first_audio_within {
-            parts.push(format!("the first audio frame within {within:?}"));
-        }
-        if let Some(limit) = m.max_audio_behind_video {
-            parts.push(format!("no audio more than {limit:?} behind video already received"));
-        }
-        if let Some(limit) = m.max_backlog {
-            parts.push(format!("a backlog of at most {limit:?}"));
-        }
-    }
-    if let Some(least) = expect.keyframe_requests {
-        parts.push(format!(
-            "at least {least} keyframe requests (PLI/FIR) received by the publisher"
-        ));
-    }
-    if let Some(sdp) = &expect.sdp {
-        parts.push(describe_sdp_expect(sdp));
-    }
-    if let Some(media) = &expect.media {
-        parts.push(describe_media_expect(media));
-    }
-    if !expect.replay_answered.is_empty() {
-        parts.push(format!("answers to {}", expect.replay_answered.join(", ")));
-    }
-    if expect.replay_matches == Some(true) {
-        parts.push("the same answers as the captured server".into());
-    }
-    if expect.refused == Some(true) {
-        parts.push("a refusal".into());
-    }
-    if let Some(hook) = &expect.hook {
-        parts.push(format!("a {} hook call with {}", hook.call, describe_hook(hook)));
-    }
-    if !expect.room_events.is_empty() {
-        parts.push(format!("room events {}", expect.room_events.join(" then ")));
-    }
-    if let Some(within) = expect.within {
-        parts.push(format!("within {within:?}"));
-    }
-    if parts.is_empty() {
-        "the action to succeed".into()
-    } else {
-        parts.join("; ")
-    }
 }
 
 /// A TOML value as AMF: tables become anonymous objects.
@@ -1851,22 +1259,31 @@ async fn raw_connect(addr: std::net::SocketAddr, handshake: bool) -> Result<TcpS
 }
 
 /// The tags of an FLV fixture to publish: `tracks` only, at most `seconds`.
-fn load_media(fixtures: &Fixtures, file: &str, step: &Step) -> Result<Vec<Tag>, String> {
+fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<Tag>, String> {
+    let Action::Publish {
+        tracks,
+        seconds,
+        metadata,
+        video_after,
+        ..
+    } = publish
+    else {
+        return Err("media comes with a publish step".into());
+    };
     let bytes = fixtures.read(file)?;
     let tags = media::flv::read_tags(&bytes).map_err(|e| format!("{file}: {e}"))?;
-    let tracks = step.tracks.as_deref().unwrap_or("both");
-    let limit = step.seconds.map(|s| s.saturating_mul(1000));
+    let limit = seconds.map(|s| s.saturating_mul(1000));
     let tags = tags
         .into_iter()
         .filter(|t| match t.kind {
-            TagKind::Audio => tracks != "video",
-            TagKind::Video => tracks != "audio",
-            TagKind::Script => tracks == "both" && step.metadata.unwrap_or(true),
+            TagKind::Audio => *tracks != Tracks::Video,
+            TagKind::Video => *tracks != Tracks::Audio,
+            TagKind::Script => *tracks == Tracks::Both && *metadata,
         })
         .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
         .collect();
-    Ok(match step.video_after {
-        Some(after) => media::flv::video_from(tags, after),
+    Ok(match video_after {
+        Some(after) => media::flv::video_from(tags, *after),
         None => tags,
     })
 }
@@ -1927,51 +1344,6 @@ async fn send_media(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media::netstatus::{Level, NetStatus};
-
-    fn observed(codes: &[(&str, Level)]) -> Observed {
-        Observed {
-            statuses: codes
-                .iter()
-                .map(|(code, level)| StatusEvent {
-                    stream_id: 1,
-                    via: "onStatus".into(),
-                    status: NetStatus::new(*level, code, ""),
-                    level_valid: true,
-                })
-                .collect(),
-            ..Observed::default()
-        }
-    }
-
-    #[test]
-    fn statuses_are_checked_in_order_with_levels_and_forbidden_codes() {
-        let seen = observed(&[
-            ("NetStream.Play.Reset", Level::Status),
-            ("NetStream.Play.Start", Level::Status),
-        ]);
-        let expect = |statuses: &[&str]| Expect {
-            statuses: statuses.iter().map(|s| s.to_string()).collect(),
-            ..Expect::default()
-        };
-        assert!(check(&expect(&["NetStream.Play.Reset", "NetStream.Play.Start"]), &seen).is_ok());
-        assert!(check(&expect(&["NetStream.Play.Start", "NetStream.Play.Reset"]), &seen).is_err());
-        let exactly = Expect {
-            exactly: true,
-            ..expect(&["NetStream.Play.Start"])
-        };
-        assert!(check(&exactly, &seen).is_err());
-        let forbidden = Expect {
-            forbidden: vec!["NetStream.Play.Reset".into()],
-            ..Expect::default()
-        };
-        assert!(check(&forbidden, &seen).unwrap_err().contains("forbidden"));
-        let level = Expect {
-            level: Some("error".into()),
-            ..expect(&["NetStream.Play.Start"])
-        };
-        assert!(check(&level, &seen).unwrap_err().contains("level error"));
-    }
 
     #[test]
     fn connect_args_become_amf_objects() {

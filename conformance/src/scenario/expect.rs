@@ -1,0 +1,1135 @@
+//! What must follow a step: the expectations a scenario may write, each
+//! owning its check and its description, and what a step observed for them.
+//!
+//! `Expect` keeps the flat shape of a scenario file (`expect = { statuses =
+//! [...], closed = true }`); [`Expect::parts`] turns its fields into the
+//! [`Expectation`]s they make, in the one order they are checked and told.
+//! A new expectation on what a step already observes is a field of
+//! `Expect`, a type with its `check` and `describe` here, and a line in
+//! `parts`: this module only.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::HookCall;
+use crate::client::StatusEvent;
+use crate::webrtc::sdp::MediaSection;
+use crate::webrtc::PlayerReport;
+
+/// What must follow a step. Every field is optional; all given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// NetStatus codes that must arrive in this order (others may come between).
+    #[serde(default)]
+    pub statuses: Vec<String>,
+    /// The codes must be exactly `statuses`, nothing else, within `within`.
+    #[serde(default)]
+    pub exactly: bool,
+    /// The picture sizes (`WxH`) a Flash player's own
+    /// `NetStream.Video.DimensionChange` events give, exactly these in order.
+    #[serde(default)]
+    pub dimensions: Vec<String>,
+    /// Codes that must not arrive (checked until `within` has passed when
+    /// nothing else is awaited).
+    #[serde(default)]
+    pub forbidden: Vec<String>,
+    /// The level of the last code in `statuses`: `status`, `warning` or `error`.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// How long to wait (default: the run's step timeout).
+    #[serde(default, with = "humantime_serde")]
+    pub within: Option<Duration>,
+    /// The server closes the connection (true) or keeps it open (false).
+    #[serde(default)]
+    pub closed: Option<bool>,
+    /// After the step, a fresh client can still connect and publish.
+    #[serde(default)]
+    pub survives: Option<bool>,
+    /// Media an RTMP player must receive.
+    #[serde(default)]
+    pub rtmp_media: Option<RtmpMediaExpect>,
+    /// The SDP answer of a WebRTC step.
+    #[serde(default)]
+    pub sdp: Option<SdpExpect>,
+    /// What a WebRTC player must decode.
+    #[serde(default)]
+    pub media: Option<MediaExpect>,
+    /// A replay must match the captured server's answers.
+    #[serde(default)]
+    pub replay_matches: Option<bool>,
+    /// Commands of a replay (by name) that must get an answer, the same as
+    /// the captured server's or not: one left unanswered, or not sent
+    /// because the target closed the connection, misses.
+    #[serde(default)]
+    pub replay_answered: Vec<String>,
+    /// The server refuses the action with an answer: an HTTP 4xx to a
+    /// WHEP/WHIP request, a `FAILED` status on the WebSocket channel. A
+    /// connection closed without an answer, a timeout or a 5xx is not a
+    /// refusal. `false`: the action was answered and not refused (a
+    /// failure without an answer holds neither).
+    #[serde(default)]
+    pub refused: Option<bool>,
+    /// A call the backend must have received (`hook` steps).
+    #[serde(default)]
+    pub hook: Option<HookExpect>,
+    /// At least this many keyframe requests (PLI or FIR) received by the
+    /// actor's WebRTC publisher since it started (`wait` steps).
+    #[serde(default)]
+    pub keyframe_requests: Option<u64>,
+    /// Room events the actor must receive, in this order (others may come
+    /// between), since its previous step: `STATE alice,bob` (the others, by
+    /// name), `JOINED bob`, `LEFT bob`, `PUBLISHED bob STREAM`, `MESSAGE
+    /// bob: TEXT`, `FAILED INFO`. Each matches an event whose text starts
+    /// with it.
+    #[serde(default)]
+    pub room_events: Vec<String>,
+}
+
+/// A hook call the backend must receive. Stream names are the scenario's
+/// (the runner's per-run suffix is taken off before comparing); maps must
+/// be equal, not merely include the keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookExpect {
+    /// `connect`, `publishStream` or `playStream`.
+    pub call: String,
+    /// The `name` field: the stream name without its parameters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `appKey` field.
+    #[serde(default)]
+    pub app_key: Option<String>,
+    /// The `custom` map: the connection's parameters for `connect`, the
+    /// stream name's for the others.
+    #[serde(default)]
+    pub custom: Option<BTreeMap<String, String>>,
+    /// The `connectionCustom` map of publishStream and playStream.
+    #[serde(default)]
+    pub connection_custom: Option<BTreeMap<String, String>>,
+}
+
+/// Media messages an RTMP player must receive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtmpMediaExpect {
+    /// At least this many audio messages.
+    #[serde(default)]
+    pub audio: u64,
+    /// At least this many video messages.
+    #[serde(default)]
+    pub video: u64,
+    /// The first video message must be a sequence header or a keyframe.
+    #[serde(default)]
+    pub starts_with_keyframe: bool,
+    /// The first video message within this time of the step's start.
+    #[serde(default, with = "humantime_serde")]
+    pub first_video_within: Option<Duration>,
+    /// The first audio message within this time of the step's start.
+    #[serde(default, with = "humantime_serde")]
+    pub first_audio_within: Option<Duration>,
+    /// No audio message older (by timestamp) than the newest video message
+    /// already received by more than this: the tracks arrive interleaved in
+    /// time, as players that probe the first seconds need.
+    #[serde(default, with = "humantime_serde")]
+    pub max_audio_behind_video: Option<Duration>,
+    /// How far the media of the first second after the first message may
+    /// run ahead of real time: a late joiner's backlog, sent at once.
+    #[serde(default, with = "humantime_serde")]
+    pub max_backlog: Option<Duration>,
+}
+
+/// What an SDP answer must say about one kind of media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SdpMedia {
+    /// Answered and the server sends it.
+    Sends,
+    /// Answered and the server receives it.
+    Receives,
+    /// Answered with port 0 (or `inactive`), or absent.
+    Rejected,
+}
+
+/// Expectations on an SDP answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdpExpect {
+    /// The audio m-line.
+    #[serde(default)]
+    pub audio: Option<SdpMedia>,
+    /// The video m-line.
+    #[serde(default)]
+    pub video: Option<SdpMedia>,
+    /// A codec the audio answer must hold (`opus`, `PCMU`, ...).
+    #[serde(default)]
+    pub audio_codec: Option<String>,
+    /// A codec the video answer must hold (`H264`).
+    #[serde(default)]
+    pub video_codec: Option<String>,
+    /// The H.264 profile-level-id answered, in hex (`42001e`).
+    #[serde(default)]
+    pub h264_profile_level_id: Option<String>,
+}
+
+/// What a WebRTC player must decode, within `Expect::within`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaExpect {
+    /// At least this many decoded pictures.
+    #[serde(default)]
+    pub pictures: u64,
+    /// Picture size.
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Picture size.
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// At least this many decoded audio frames.
+    #[serde(default)]
+    pub audio_frames: u64,
+    /// The dominant frequency of the last 500 ms of sound, ±10 Hz.
+    #[serde(default)]
+    pub tone_hz: Option<f64>,
+    /// The last 500 ms of sound at least this loud (dBFS).
+    #[serde(default)]
+    pub min_dbfs: Option<f64>,
+    /// The first video frame is an IDR.
+    #[serde(default)]
+    pub first_frame_idr: bool,
+    /// No video frame is sent after a frame with a later RTP timestamp (no
+    /// B-frames sent in decode order; retransmissions do not count).
+    #[serde(default)]
+    pub pictures_in_order: bool,
+    /// No video frames may arrive at all.
+    #[serde(default)]
+    pub no_video: bool,
+    /// The first picture within this time of the offer.
+    #[serde(default, with = "humantime_serde")]
+    pub first_picture_within: Option<Duration>,
+    /// No longer than this between two audio frames' arrivals, once sound
+    /// has begun.
+    #[serde(default, with = "humantime_serde")]
+    pub max_audio_gap: Option<Duration>,
+    /// The audio RTP sequence never breaks (no loss, no new SSRC).
+    #[serde(default)]
+    pub audio_continuous: bool,
+    /// The first decoded audio louder than -50 dBFS must come this soon
+    /// after the offer was sent.
+    #[serde(default, with = "humantime_serde")]
+    pub first_sound_within: Option<Duration>,
+}
+
+/// What a step saw, for its expectations.
+#[derive(Debug, Default)]
+pub(super) struct Observed {
+    /// The action itself failed (could not connect, signalling refused...).
+    pub(super) error: Option<String>,
+    /// The server refused the action, in its own words (an HTTP 4xx, a
+    /// `FAILED` status): an answer, unlike a closed socket or a timeout.
+    pub(super) refusal: Option<String>,
+    pub(super) statuses: Vec<StatusEvent>,
+    pub(super) closed: bool,
+    pub(super) audio: u64,
+    pub(super) video: u64,
+    pub(super) first_video_keyframe: Option<bool>,
+    /// When an RTMP player's media arrived, against its timestamps.
+    pub(super) rtmp_timing: super::timing::RtmpTiming,
+    /// Keyframe requests the actor's WebRTC publisher has received.
+    pub(super) keyframe_requests: Option<u64>,
+    pub(super) sdp: Option<crate::webrtc::SdpSummary>,
+    pub(super) report: Option<PlayerReport>,
+    pub(super) tone: Option<f64>,
+    pub(super) dbfs: Option<f64>,
+    pub(super) survived: Option<Result<(), String>>,
+    /// A replay: whether every answer matched, a summary, and the commands
+    /// the captured server answered that the target left unanswered (or
+    /// could not be sent, the connection being gone).
+    pub(super) replay: Option<(bool, String, Vec<String>)>,
+    /// Lines for the case's wire log (a replay's, the backend's calls).
+    pub(super) log: Vec<String>,
+    /// Lines for the case's wire log with the time they happened (a raw actor's).
+    pub(super) timed_log: Vec<(Instant, String)>,
+    /// How long a raw connection stayed open after its bytes without closing.
+    pub(super) open_after: Option<Duration>,
+    /// Every call the backend received, stream names without the run's suffix.
+    pub(super) hook_calls: Option<Vec<HookCall>>,
+    /// Room events since the actor's previous step, as `room_events` spells them.
+    pub(super) room_events: Vec<String>,
+}
+
+impl Observed {
+    pub(super) fn codes(&self) -> Vec<&str> {
+        self.statuses.iter().map(|s| s.status.code.as_str()).collect()
+    }
+
+    pub(super) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(error) = &self.error {
+            parts.push(format!("error: {error}"));
+        }
+        // What the server sent; the Connect.Closed the client raises
+        // itself (as Flash does) reads as "connection closed" below.
+        let codes: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|s| !(s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED))
+            .map(|s| format!("{} ({})", s.status.code, s.status.level.as_str()))
+            .collect();
+        if !codes.is_empty() {
+            parts.push(format!("statuses [{}]", codes.join(", ")));
+        }
+        if self.closed {
+            parts.push("connection closed".into());
+        }
+        if let Some(open) = self.open_after {
+            parts.push(format!(
+                "the connection still open {:.1} s after the bytes",
+                open.as_secs_f64()
+            ));
+        }
+        if self.audio + self.video > 0 {
+            parts.push(format!("{} audio and {} video messages", self.audio, self.video));
+        }
+        if let Some(sdp) = &self.sdp {
+            parts.push(format!(
+                "SDP audio: {}, video: {}",
+                describe_section(sdp.audio()),
+                describe_section(sdp.video())
+            ));
+        }
+        if let Some(r) = &self.report {
+            let first = match r.video.first_frame_was_idr {
+                Some(true) => " (the first an IDR)",
+                Some(false) => " (the first not an IDR)",
+                None => "",
+            };
+            let size = if r.video.pictures > 0 {
+                format!(" of {}x{}", r.video.width, r.video.height)
+            } else {
+                String::new()
+            };
+            parts.push(format!(
+                "{} pictures{size}{first}, {} video frames, {} audio frames decoded, {} RTP audio / {} RTP video packets",
+                r.video.pictures,
+                r.video.frames,
+                r.audio.decoded_frames,
+                r.audio.rtp_packets,
+                r.video.rtp_packets
+            ));
+            for (what, errors, last) in [
+                ("video", r.video.decode_errors, &r.video.last_error),
+                ("audio", r.audio.decode_errors, &r.audio.last_error),
+            ] {
+                if errors > 0 {
+                    parts.push(format!(
+                        "{errors} {what} decode errors, the last: {}",
+                        last.as_deref().unwrap_or("-")
+                    ));
+                }
+            }
+        }
+        if let Some(tone) = self.tone {
+            parts.push(format!("tone {tone:.0} Hz"));
+        }
+        if let Some(db) = self.dbfs {
+            parts.push(format!("level {db:.1} dBFS"));
+        }
+        if let Some(survived) = &self.survived {
+            parts.push(match survived {
+                Ok(()) => "the server still serves a new client".into(),
+                Err(e) => format!("a new client is not served: {e}"),
+            });
+        }
+        if let Some((_, summary, _)) = &self.replay {
+            parts.push(summary.clone());
+        }
+        if !self.room_events.is_empty() {
+            parts.push(format!("room events [{}]", self.room_events.join(" | ")));
+        }
+        if let Some(calls) = &self.hook_calls {
+            let calls: Vec<String> = calls.iter().map(|c| format!("{} {}", c.hook, c.body)).collect();
+            parts.push(format!("backend calls [{}]", calls.join(", ")));
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+pub(super) fn describe_section(section: Option<&MediaSection>) -> String {
+    match section {
+        None => "absent".into(),
+        Some(s) if s.rejected => "rejected".into(),
+        Some(s) => format!("{} {}", s.direction.as_str(), s.codec_names().join("/")),
+    }
+}
+
+/// One expectation: what it checks on an observed step, and how it reads.
+pub(super) trait Expectation {
+    /// `Ok` when `observed` meets it; else what is missing, in words.
+    fn check(&self, observed: &Observed) -> Result<(), String>;
+    /// What it wants, in words ("statuses A then B").
+    fn describe(&self) -> String;
+}
+
+impl Expect {
+    /// The expectations its fields make, in the order they are checked
+    /// and told; the action's own success (no error, or the refusal asked
+    /// for) always last.
+    pub(super) fn parts(&self) -> Vec<Box<dyn Expectation + '_>> {
+        let mut parts: Vec<Box<dyn Expectation + '_>> = Vec::new();
+        if !self.statuses.is_empty() || self.exactly {
+            parts.push(Box::new(Statuses {
+                codes: &self.statuses,
+                exactly: self.exactly,
+                level: self.level.as_deref(),
+            }));
+        }
+        if !self.forbidden.is_empty() {
+            parts.push(Box::new(Forbidden(&self.forbidden)));
+        }
+        if !self.dimensions.is_empty() {
+            parts.push(Box::new(Dimensions(&self.dimensions)));
+        }
+        if let Some(closed) = self.closed {
+            parts.push(Box::new(Closed(closed)));
+        }
+        if let Some(survives) = self.survives {
+            parts.push(Box::new(Survives(survives)));
+        }
+        if let Some(media) = &self.rtmp_media {
+            parts.push(Box::new(media));
+        }
+        if self.sdp.is_some() || self.media.is_some() {
+            parts.push(Box::new(WebrtcPlayer {
+                sdp: self.sdp.as_ref(),
+                media: self.media.as_ref(),
+            }));
+        }
+        if let Some(matches) = self.replay_matches {
+            parts.push(Box::new(ReplayMatches(matches)));
+        }
+        if !self.replay_answered.is_empty() {
+            parts.push(Box::new(ReplayAnswered(&self.replay_answered)));
+        }
+        if !self.room_events.is_empty() {
+            parts.push(Box::new(RoomEvents(&self.room_events)));
+        }
+        if let Some(hook) = &self.hook {
+            parts.push(Box::new(hook));
+        }
+        if let Some(least) = self.keyframe_requests {
+            parts.push(Box::new(KeyframeRequests(least)));
+        }
+        parts.push(Box::new(Answer(self.refused)));
+        parts
+    }
+
+    /// Whether `observed` meets every part; the first miss if not.
+    pub(super) fn check(&self, observed: &Observed) -> Result<(), String> {
+        self.parts().iter().try_for_each(|part| part.check(observed))
+    }
+
+    /// One line saying what it wants.
+    pub(super) fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .parts()
+            .iter()
+            .map(|part| part.describe())
+            .filter(|text| !text.is_empty())
+            .collect();
+        if let Some(within) = self.within {
+            parts.push(format!("within {within:?}"));
+        }
+        if parts.is_empty() {
+            "the action to succeed".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// NetStatus codes in this order (others may come between, unless
+/// `exactly`), the last at `level`.
+struct Statuses<'a> {
+    codes: &'a [String],
+    exactly: bool,
+    level: Option<&'a str>,
+}
+
+impl Expectation for Statuses<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let codes = observed.codes();
+        let mut position = 0;
+        for wanted in self.codes {
+            match codes[position..].iter().position(|c| c == wanted) {
+                Some(found) => position += found + 1,
+                None => return Err(format!("no {wanted} (in order)")),
+            }
+        }
+        if self.exactly && codes.len() != self.codes.len() {
+            return Err(format!("other statuses than exactly {:?}", self.codes));
+        }
+        if let (Some(level), Some(last)) = (self.level, self.codes.last()) {
+            let event = observed.statuses.iter().find(|s| &s.status.code == last);
+            if event.is_none_or(|e| e.status.level.as_str() != level) {
+                return Err(format!("{last} not at level {level}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let mut text = match self.codes {
+            [] => "no statuses".to_string(),
+            codes => format!("statuses {}", codes.join(" then ")),
+        };
+        if let Some(level) = self.level {
+            text.push_str(&format!(" (level {level})"));
+        }
+        if self.exactly {
+            text.push_str(", nothing else");
+        }
+        text
+    }
+}
+
+/// Codes that must not arrive.
+struct Forbidden<'a>(&'a [String]);
+
+impl Expectation for Forbidden<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let codes = observed.codes();
+        match self.0.iter().find(|f| codes.contains(&f.as_str())) {
+            Some(code) => Err(format!("{code}, which is forbidden")),
+            None => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("never {}", self.0.join(" or "))
+    }
+}
+
+/// The picture sizes a Flash player's own DimensionChange events give.
+struct Dimensions<'a>(&'a [String]);
+
+impl Expectation for Dimensions<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let sizes: Vec<&str> = observed
+            .statuses
+            .iter()
+            .filter(|s| s.status.code == media::netstatus::code::VIDEO_DIMENSION_CHANGE)
+            .map(|s| s.status.description.as_str())
+            .collect();
+        if sizes != self.0 {
+            return Err(format!("picture sizes {sizes:?}, not {:?}", self.0));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("picture sizes {}", self.0.join(" then "))
+    }
+}
+
+/// The server closes the connection (true) or keeps it open (false).
+struct Closed(bool);
+
+impl Expectation for Closed {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        match (self.0, observed.closed) {
+            (true, false) => Err("the connection still open".into()),
+            (false, true) => Err("the connection closed".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.0 {
+            "the connection closed"
+        } else {
+            "the connection kept open"
+        }
+        .into()
+    }
+}
+
+/// After the step, a fresh client can (true) or cannot (false) still
+/// connect and publish.
+struct Survives(bool);
+
+impl Expectation for Survives {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let survived = matches!(observed.survived, Some(Ok(())));
+        if survived != self.0 {
+            return Err("the server's survival not as expected".into());
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        if self.0 {
+            "the server still serving new clients"
+        } else {
+            "the server no longer serving new clients"
+        }
+        .into()
+    }
+}
+
+impl Expectation for &RtmpMediaExpect {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let media = *self;
+        if observed.audio < media.audio || observed.video < media.video {
+            return Err(format!(
+                "fewer than {} audio and {} video messages",
+                media.audio, media.video
+            ));
+        }
+        if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
+            return Err("the first video message is not a keyframe".into());
+        }
+        observed.rtmp_timing.check(media)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.audio, self.video) {
+            (0, 0) => {}
+            (0, video) => parts.push(format!("at least {video} video messages")),
+            (audio, 0) => parts.push(format!("at least {audio} audio messages")),
+            (audio, video) => parts.push(format!("at least {audio} audio and {video} video messages")),
+        }
+        if self.starts_with_keyframe {
+            parts.push("video from a keyframe".into());
+        }
+        if let Some(within) = self.first_video_within {
+            parts.push(format!("the first video frame within {within:?}"));
+        }
+        if let Some(within) = self.first_audio_within {
+            parts.push(format!("the first audio frame within {within:?}"));
+        }
+        if let Some(limit) = self.max_audio_behind_video {
+            parts.push(format!("no audio more than {limit:?} behind video already received"));
+        }
+        if let Some(limit) = self.max_backlog {
+            parts.push(format!("a backlog of at most {limit:?}"));
+        }
+        parts.join("; ")
+    }
+}
+
+/// What a WebRTC player got: every miss is told, the answer's and the media's.
+struct WebrtcPlayer<'a> {
+    sdp: Option<&'a SdpExpect>,
+    media: Option<&'a MediaExpect>,
+}
+
+impl Expectation for WebrtcPlayer<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let misses: Vec<String> = [
+            self.sdp.map(|sdp| sdp.check(observed)),
+            self.media.map(|media| media.check(observed)),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Result::err)
+        .collect();
+        if misses.is_empty() {
+            Ok(())
+        } else {
+            Err(misses.join("; "))
+        }
+    }
+
+    fn describe(&self) -> String {
+        let parts: Vec<String> = [self.sdp.map(SdpExpect::describe), self.media.map(MediaExpect::describe)]
+            .into_iter()
+            .flatten()
+            .collect();
+        parts.join("; ")
+    }
+}
+
+impl SdpExpect {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let sdp = self;
+        let answer = observed.sdp.as_ref().ok_or("no SDP answer")?;
+        for (kind, want, section) in [
+            ("audio", sdp.audio, answer.audio()),
+            ("video", sdp.video, answer.video()),
+        ] {
+            let Some(want) = want else { continue };
+            let live = section.filter(|s| !s.rejected);
+            let holds = match want {
+                SdpMedia::Rejected => live.is_none(),
+                SdpMedia::Sends => live.is_some_and(|s| s.answerer_sends()),
+                SdpMedia::Receives => live.is_some_and(|s| s.answerer_receives()),
+            };
+            if !holds {
+                let want = match want {
+                    SdpMedia::Rejected => "rejected",
+                    SdpMedia::Sends => "sending",
+                    SdpMedia::Receives => "receiving",
+                };
+                return Err(format!(
+                    "the {kind} m-line is {}, not {want}",
+                    describe_section(section)
+                ));
+            }
+        }
+        if let Some(codec) = &sdp.audio_codec {
+            if !answer.audio().is_some_and(|a| a.has_codec(codec)) {
+                return Err(format!("no {codec} in the audio answer"));
+            }
+        }
+        if let Some(codec) = &sdp.video_codec {
+            if !answer.video().is_some_and(|v| v.has_codec(codec)) {
+                return Err(format!("no {codec} in the video answer"));
+            }
+        }
+        if let Some(profile) = &sdp.h264_profile_level_id {
+            let want = u32::from_str_radix(profile, 16).map_err(|_| format!("bad profile-level-id {profile:?}"))?;
+            let answered = answer
+                .video()
+                .and_then(|v| v.codecs_named("H264").next())
+                .and_then(|c| c.profile_level_id());
+            if answered != Some(want) {
+                return Err(format!("H.264 profile-level-id {answered:06x?}, not {profile}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// In words: "an SDP answer sending audio (opus) and rejecting video".
+    fn describe(&self) -> String {
+        let sdp = self;
+        let side = |kind: &str, media: Option<SdpMedia>, codec: &Option<String>| {
+            let codec = codec.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+            match media {
+                Some(SdpMedia::Sends) => Some(format!("sending {kind}{codec}")),
+                Some(SdpMedia::Receives) => Some(format!("receiving {kind}{codec}")),
+                Some(SdpMedia::Rejected) => Some(format!("rejecting {kind} (port 0 or inactive)")),
+                None if !codec.is_empty() => Some(format!("{kind}{codec}")),
+                None => None,
+            }
+        };
+        let mut parts: Vec<String> = [
+            side("audio", sdp.audio, &sdp.audio_codec),
+            side("video", sdp.video, &sdp.video_codec),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(profile) = &sdp.h264_profile_level_id {
+            parts.push(format!("H.264 profile-level-id {profile}"));
+        }
+        format!("an SDP answer {}", parts.join(" and "))
+    }
+}
+
+impl MediaExpect {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let media = self;
+        let report = observed.report.as_ref().ok_or("no player report")?;
+        if report.video.pictures < media.pictures {
+            return Err(format!("fewer than {} pictures", media.pictures));
+        }
+        if media.width.is_some_and(|w| w != report.video.width)
+            || media.height.is_some_and(|h| h != report.video.height)
+        {
+            return Err(format!(
+                "pictures of {}x{}, not {}x{}",
+                report.video.width,
+                report.video.height,
+                media.width.unwrap_or(0),
+                media.height.unwrap_or(0)
+            ));
+        }
+        if let Some(limit) = media.first_sound_within {
+            if report.audio.first_sound_after.is_none_or(|t| t > limit) {
+                return Err(format!(
+                    "no sound within {limit:?}: {} RTP audio packets, {} frames decoded{}",
+                    report.audio.rtp_packets,
+                    report.audio.decoded_frames,
+                    report
+                        .audio
+                        .first_sound_after
+                        .map(|t| format!(", the first sound after {t:?}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(limit) = media.max_audio_gap {
+            if report.audio.longest_gap > limit {
+                return Err(format!(
+                    "the sound stopped for {:.2} s, {:.2} s into playing ({limit:?} allowed)",
+                    report.audio.longest_gap.as_secs_f64(),
+                    report.audio.longest_gap_after.unwrap_or_default().as_secs_f64()
+                ));
+            }
+        }
+        if media.audio_continuous && report.audio.sequence_breaks > 0 {
+            return Err(format!(
+                "the audio RTP sequence broke {} time(s) (lost packets or a new SSRC)",
+                report.audio.sequence_breaks
+            ));
+        }
+        if report.audio.decoded_frames < media.audio_frames {
+            return Err(format!("fewer than {} audio frames", media.audio_frames));
+        }
+        if let Some(hz) = media.tone_hz {
+            if observed.tone.is_none_or(|t| (t - hz).abs() > 10.0) {
+                return Err(format!("no {hz} Hz tone"));
+            }
+        }
+        if let Some(db) = media.min_dbfs {
+            if observed.dbfs.is_none_or(|d| d < db) {
+                return Err(format!("sound quieter than {db} dBFS"));
+            }
+        }
+        if media.first_frame_idr && report.video.first_frame_was_idr != Some(true) {
+            return Err("the first video frame is not an IDR".into());
+        }
+        if media.pictures_in_order && report.video.out_of_order > 0 {
+            return Err(format!(
+                "{} of {} video frames were sent after a frame with a later RTP timestamp (B-frames passed through in decode order)",
+                report.video.out_of_order, report.video.frames
+            ));
+        }
+        if media.no_video && report.video.frames > 0 {
+            return Err("video frames arrived".into());
+        }
+        if let Some(limit) = media.first_picture_within {
+            if report.video.first_picture_after.is_none_or(|t| t > limit) {
+                return Err(format!("no picture within {limit:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// In words: "at least 25 pictures of 320x240 decoded, the first an
+    /// IDR, at least 50 audio frames, a 440 Hz tone".
+    fn describe(&self) -> String {
+        let m = self;
+        let mut parts = Vec::new();
+        if m.no_video {
+            parts.push("no video".to_string());
+        }
+        if m.pictures > 0 {
+            let size = match (m.width, m.height) {
+                (Some(w), Some(h)) => format!(" of {w}x{h}"),
+                _ => String::new(),
+            };
+            parts.push(format!("at least {} pictures{size} decoded", m.pictures));
+        }
+        if m.first_frame_idr {
+            parts.push("the first picture an IDR".into());
+        }
+        if m.pictures_in_order {
+            parts.push("pictures in order".into());
+        }
+        if let Some(within) = m.first_picture_within {
+            parts.push(format!("the first picture within {:.1} s", within.as_secs_f64()));
+        }
+        if m.audio_frames > 0 {
+            parts.push(format!("at least {} audio frames decoded", m.audio_frames));
+        }
+        if let Some(hz) = m.tone_hz {
+            parts.push(format!("a {hz:.0} Hz tone"));
+        }
+        if let Some(dbfs) = m.min_dbfs {
+            parts.push(format!("sound louder than {dbfs:.0} dBFS"));
+        }
+        if let Some(within) = m.first_sound_within {
+            parts.push(format!("the first sound within {:.1} s", within.as_secs_f64()));
+        }
+        if m.audio_continuous {
+            parts.push("sound without gaps".into());
+        }
+        if let Some(gap) = m.max_audio_gap {
+            parts.push(format!("no gap in the sound longer than {:.2} s", gap.as_secs_f64()));
+        }
+        if parts.is_empty() {
+            "media decoded".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// A replay compares (true) or does not compare (false) with the captured server.
+struct ReplayMatches(bool);
+
+impl Expectation for ReplayMatches {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        match &observed.replay {
+            Some((matches, ..)) if *matches == self.0 => Ok(()),
+            _ => Err("the replay did not compare as expected".into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.0 {
+            "the same answers as the captured server"
+        } else {
+            "answers that differ from the captured server's"
+        }
+        .into()
+    }
+}
+
+/// Commands of a replay that must get an answer.
+struct ReplayAnswered<'a>(&'a [String]);
+
+impl Expectation for ReplayAnswered<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let Some((_, summary, unanswered)) = &observed.replay else {
+            return Err("no replay".into());
+        };
+        match self.0.iter().find(|n| unanswered.contains(n)) {
+            Some(name) => Err(format!("{name} went unanswered ({summary})")),
+            None => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("answers to {}", self.0.join(", "))
+    }
+}
+
+/// Room events in this order, each matching an event whose text starts with it.
+struct RoomEvents<'a>(&'a [String]);
+
+impl Expectation for RoomEvents<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let mut position = 0;
+        for wanted in self.0 {
+            match observed.room_events[position..]
+                .iter()
+                .position(|e| e.starts_with(wanted.as_str()))
+            {
+                Some(found) => position += found + 1,
+                None => return Err(format!("no room event {wanted:?} (in order)")),
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("room events {}", self.0.join(" then "))
+    }
+}
+
+impl HookExpect {
+    /// Whether a backend call is the one this describes.
+    pub(super) fn matches(&self, call: &HookCall) -> bool {
+        let hook = self;
+        let map = |key: &str| -> BTreeMap<String, String> {
+            call.body
+                .get(key)
+                .and_then(serde_json::Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        call.hook == hook.call
+            && hook.name.as_deref().is_none_or(|n| call.field("name") == Some(n))
+            && hook.app_key.as_deref().is_none_or(|k| call.field("appKey") == Some(k))
+            && hook.custom.as_ref().is_none_or(|c| *c == map("custom"))
+            && hook
+                .connection_custom
+                .as_ref()
+                .is_none_or(|c| *c == map("connectionCustom"))
+    }
+
+    fn fields(&self) -> String {
+        let hook = self;
+        let mut parts = Vec::new();
+        if let Some(name) = &hook.name {
+            parts.push(format!("name {name:?}"));
+        }
+        if let Some(key) = &hook.app_key {
+            parts.push(format!("appKey {key:?}"));
+        }
+        if let Some(custom) = &hook.custom {
+            parts.push(format!("custom {custom:?}"));
+        }
+        if let Some(custom) = &hook.connection_custom {
+            parts.push(format!("connectionCustom {custom:?}"));
+        }
+        if parts.is_empty() {
+            "any fields".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+impl Expectation for &HookExpect {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let calls = observed.hook_calls.as_deref().unwrap_or_default();
+        if calls.iter().any(|call| self.matches(call)) {
+            Ok(())
+        } else {
+            Err(format!("no {} call with {}", self.call, self.fields()))
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("a {} hook call with {}", self.call, self.fields())
+    }
+}
+
+/// At least this many keyframe requests received by the actor's WebRTC publisher.
+struct KeyframeRequests(u64);
+
+impl Expectation for KeyframeRequests {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let least = self.0;
+        match observed.keyframe_requests {
+            Some(received) if received >= least => Ok(()),
+            Some(received) => Err(format!(
+                "the publisher received {received} keyframe requests (PLI/FIR), not at least {least}"
+            )),
+            None => Err("the actor publishes nothing over WebRTC".into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "at least {} keyframe requests (PLI/FIR) received by the publisher",
+            self.0
+        )
+    }
+}
+
+/// How the action itself ended: refused with an answer (`refused = true`),
+/// answered and not refused (`false`), or, unasked, without an error.
+struct Answer(Option<bool>);
+
+impl Expectation for Answer {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        match (self.0, &observed.error) {
+            (Some(true), _) if observed.refusal.is_some() => Ok(()),
+            (Some(true), Some(error)) => Err(format!(
+                "no refusal (an HTTP 4xx or a FAILED status) but a failure without an answer: {error}"
+            )),
+            (Some(true), None) => Err("the action was not refused".into()),
+            (Some(false), _) if observed.refusal.is_some() => Err("the action was refused".into()),
+            (Some(false), Some(error)) => Err(format!("neither an answer nor a refusal: {error}")),
+            (Some(_), _) => Ok(()),
+            (None, Some(_)) => Err("the action failed".into()),
+            (None, None) => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.0 {
+            Some(true) => "a refusal".into(),
+            Some(false) => "an answer that is not a refusal".into(),
+            None => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use media::netstatus::{Level, NetStatus};
+
+    use super::*;
+
+    fn observed(codes: &[(&str, Level)]) -> Observed {
+        Observed {
+            statuses: codes
+                .iter()
+                .map(|(code, level)| StatusEvent {
+                    stream_id: 1,
+                    via: "onStatus".into(),
+                    status: NetStatus::new(*level, code, ""),
+                    level_valid: true,
+                })
+                .collect(),
+            ..Observed::default()
+        }
+    }
+
+    fn expect(statuses: &[&str]) -> Expect {
+        Expect {
+            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            ..Expect::default()
+        }
+    }
+
+    #[test]
+    fn statuses_are_checked_in_order_with_levels_and_forbidden_codes() {
+        let seen = observed(&[
+            ("NetStream.Play.Reset", Level::Status),
+            ("NetStream.Play.Start", Level::Status),
+        ]);
+        assert!(expect(&["NetStream.Play.Reset", "NetStream.Play.Start"])
+            .check(&seen)
+            .is_ok());
+        assert!(expect(&["NetStream.Play.Start", "NetStream.Play.Reset"])
+            .check(&seen)
+            .is_err());
+        let exactly = Expect {
+            exactly: true,
+            ..expect(&["NetStream.Play.Start"])
+        };
+        assert!(exactly.check(&seen).is_err());
+        let forbidden = Expect {
+            forbidden: vec!["NetStream.Play.Reset".into()],
+            ..Expect::default()
+        };
+        assert!(forbidden.check(&seen).unwrap_err().contains("forbidden"));
+        let level = Expect {
+            level: Some("error".into()),
+            ..expect(&["NetStream.Play.Start"])
+        };
+        assert_eq!(
+            level.check(&seen).unwrap_err(),
+            "NetStream.Play.Start not at level error"
+        );
+    }
+
+    #[test]
+    fn an_expectation_reads_as_its_parts_in_order() {
+        let expect = Expect {
+            closed: Some(true),
+            survives: Some(true),
+            within: Some(Duration::from_secs(65)),
+            ..expect(&["NetConnection.Connect.Success"])
+        };
+        assert_eq!(
+            expect.describe(),
+            "statuses NetConnection.Connect.Success; the connection closed; \
+             the server still serving new clients; within 65s"
+        );
+        assert_eq!(Expect::default().describe(), "the action to succeed");
+        let refused = Expect {
+            refused: Some(true),
+            ..Expect::default()
+        };
+        assert_eq!(refused.describe(), "a refusal");
+        let failed = Observed {
+            error: Some("connection refused".into()),
+            ..Observed::default()
+        };
+        assert_eq!(
+            refused.check(&failed).unwrap_err(),
+            "no refusal (an HTTP 4xx or a FAILED status) but a failure without an answer: connection refused",
+            "a closed socket is not a refusal"
+        );
+        assert_eq!(Expect::default().check(&failed).unwrap_err(), "the action failed");
+    }
+}
