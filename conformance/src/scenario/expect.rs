@@ -86,6 +86,11 @@ pub struct Expect {
     /// with it.
     #[serde(default)]
     pub room_events: Vec<String>,
+    /// Every NetStatus info object the server sent in the step carries a
+    /// `level` of `status`, `warning` or `error`, as ActionScript's
+    /// NetStatusEvent.info always does and players branch on.
+    #[serde(default)]
+    pub levels_valid: bool,
 }
 
 /// A hook call the backend must receive. Stream names are the scenario's
@@ -425,6 +430,9 @@ impl Expect {
         }
         if let Some(least) = self.keyframe_requests {
             parts.push(Box::new(KeyframeRequests(least)));
+        }
+        if self.levels_valid {
+            parts.push(Box::new(LevelsValid));
         }
         parts.push(Box::new(Answer(self.refused)));
         parts
@@ -1013,6 +1021,32 @@ impl Expectation for KeyframeRequests {
     }
 }
 
+/// Every info object the server sent has a valid `level`.
+struct LevelsValid;
+
+impl Expectation for LevelsValid {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let bad: Vec<&str> = observed
+            .statuses
+            .iter()
+            .filter(|s| s.via != "local" && !s.level_valid)
+            .map(|s| s.status.code.as_str())
+            .collect();
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} without a level of status, warning or error",
+                bad.join(", ")
+            ))
+        }
+    }
+
+    fn describe(&self) -> String {
+        "every info object with a level of status, warning or error".into()
+    }
+}
+
 /// How the action itself ended: refused with an answer (`refused = true`),
 /// answered and not refused (`false`), or, unasked, without an error.
 struct Answer(Option<bool>);
@@ -1099,6 +1133,28 @@ mod tests {
         assert_eq!(
             level.check(&seen).unwrap_err(),
             "NetStream.Play.Start not at level error"
+        );
+    }
+
+    #[test]
+    fn info_objects_without_a_valid_level_are_named() {
+        let mut seen = observed(&[
+            ("NetStream.Publish.Start", Level::Status),
+            ("NetStream.Play.Start", Level::Status),
+        ]);
+        let expect = Expect {
+            levels_valid: true,
+            ..Expect::default()
+        };
+        assert!(expect.check(&seen).is_ok());
+        seen.statuses[1].level_valid = false;
+        assert_eq!(
+            expect.check(&seen).unwrap_err(),
+            "NetStream.Play.Start without a level of status, warning or error"
+        );
+        assert_eq!(
+            expect.describe(),
+            "every info object with a level of status, warning or error"
         );
     }
 
