@@ -18,7 +18,8 @@ use bytes::{Bytes, BytesMut};
 use media::amf::Value;
 use media::netstatus::{code, Level, NetStatus};
 use media::rtmp::{
-    csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Data, Message, ObjectEncoding, RawMessage, UserControl,
+    csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Control, Data, Message, ObjectEncoding, RawMessage,
+    UserControl,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -201,8 +202,8 @@ pub struct RtmpClient {
     out: BytesMut,
     encoding_after_connect: ObjectEncoding,
     next_transaction: f64,
-    window: u32,
-    acked: u64,
+    /// Acknowledgements and ping answers.
+    control: Control,
     inbox: VecDeque<Incoming>,
     statuses: Vec<StatusEvent>,
     /// Room events the server called `onRoomEvent` with, as JSON.
@@ -247,8 +248,7 @@ impl RtmpClient {
             out: BytesMut::new(),
             encoding_after_connect: ObjectEncoding::Amf0,
             next_transaction: 1.0,
-            window: 0,
-            acked: 0,
+            control: Control::default(),
             inbox: VecDeque::new(),
             statuses: Vec::new(),
             room_events: Vec::new(),
@@ -639,6 +639,9 @@ impl RtmpClient {
             let (type_id, timestamp) = (raw.type_id, raw.timestamp);
             let message =
                 Message::decode(raw.type_id, raw.payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(answer) = self.control.on_message(&message) {
+                self.send_message(csid::CONTROL, 0, &answer).await?;
+            }
             let incoming = match message {
                 Message::Command(command) => {
                     if command.name == "onRoomEvent" {
@@ -674,17 +677,7 @@ impl RtmpClient {
                     timestamp,
                     payload,
                 },
-                Message::UserControl(event) => {
-                    if let UserControl::PingRequest(t) = event {
-                        self.send_message(csid::CONTROL, 0, &Message::UserControl(UserControl::PingResponse(t)))
-                            .await?;
-                    }
-                    Incoming::UserControl(event)
-                }
-                Message::WindowAckSize(size) => {
-                    self.window = size;
-                    Incoming::Control(Message::WindowAckSize(size))
-                }
+                Message::UserControl(event) => Incoming::UserControl(event),
                 other => Incoming::Control(other),
             };
             if !matches!(incoming, Incoming::Media { .. }) {
@@ -692,11 +685,8 @@ impl RtmpClient {
             }
             self.inbox.push_back(incoming);
         }
-        let received = self.decoder.bytes_received();
-        if self.window > 0 && received - self.acked >= u64::from(self.window) {
-            self.acked = received;
-            self.send_message(csid::CONTROL, 0, &Message::Acknowledgement(received as u32))
-                .await?;
+        if let Some(ack) = self.control.acknowledgement(self.decoder.bytes_received()) {
+            self.send_message(csid::CONTROL, 0, &ack).await?;
         }
         Ok(())
     }

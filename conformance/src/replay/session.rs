@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use media::amf::Value;
-use media::rtmp::{csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Message, RawMessage, UserControl};
+use media::rtmp::{csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Control, Message, RawMessage, UserControl};
 
 use super::log::{Direction, LogOrder, LoggedMessage, MessageKind, MessageLog};
 use super::report::{Answer, CommandReport, ReplayReport, ResultAnswer, SentCounts, Status, Verdict};
@@ -305,8 +305,8 @@ pub struct Replayer {
     /// When the first media message was sent and its timestamp (pacing by
     /// timestamps).
     media_anchor: Option<(Duration, u32)>,
-    window: u32,
-    acked: u64,
+    /// Acknowledgements and ping answers.
+    control: Control,
     closed: Option<String>,
     closed_by_target: bool,
     done: bool,
@@ -352,8 +352,7 @@ impl Replayer {
             current_group: None,
             started: None,
             media_anchor: None,
-            window: 0,
-            acked: 0,
+            control: Control::default(),
             closed: None,
             closed_by_target: false,
             done: false,
@@ -379,11 +378,8 @@ impl Replayer {
                 }
             }
         }
-        let received = self.decoder.bytes_received();
-        if self.window > 0 && received - self.acked >= u64::from(self.window) {
-            self.acked = received;
-            // The sequence number is the byte count modulo 2^32 (it wraps).
-            self.emit_control(Message::Acknowledgement(received as u32));
+        if let Some(ack) = self.control.acknowledgement(self.decoder.bytes_received()) {
+            self.emit_control(ack);
         }
     }
 
@@ -651,9 +647,10 @@ impl Replayer {
                     self.statuses[group].extend(message.statuses().iter().map(Status::from));
                 }
             }
-            MessageKind::Control(Message::WindowAckSize(size)) => self.window = *size,
-            MessageKind::Control(Message::UserControl(UserControl::PingRequest(t))) => {
-                self.emit_control(Message::UserControl(UserControl::PingResponse(*t)));
+            MessageKind::Control(control) => {
+                if let Some(answer) = self.control.on_message(control) {
+                    self.emit_control(answer);
+                }
             }
             _ => {}
         }

@@ -5,10 +5,12 @@
 //! own independent client implementation to check servers with.
 
 pub mod chunk;
+pub mod control;
 pub mod message;
 pub mod url;
 
 pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RawMessage};
+pub use control::Control;
 pub use message::{Command, Data, Message, MessageError, ObjectEncoding, UserControl};
 
 /// Conventional chunk stream ids.

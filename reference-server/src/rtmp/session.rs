@@ -15,8 +15,8 @@ use media::netstatus::{code, Level, NetStatus};
 use media::rtmp::message::split_aggregate;
 use media::rtmp::url::{self, NameWithParams};
 use media::rtmp::{
-    csid, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, Command, Data, Message, MessageError, ObjectEncoding,
-    RawMessage, UserControl,
+    csid, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, Command, Control, Data, Message, MessageError,
+    ObjectEncoding, RawMessage, UserControl,
 };
 
 /// Settings the session needs from the server configuration.
@@ -171,9 +171,8 @@ pub struct Session {
     output: BytesMut,
     encoding: ObjectEncoding,
     connect_transaction: f64,
-    /// The peer's Window Acknowledgement Size, and the byte count we last acknowledged.
-    peer_window: u32,
-    acked: u64,
+    /// Acknowledgements and ping answers.
+    control: Control,
     streams: HashMap<u32, StreamRole>,
     next_stream_id: u32,
 }
@@ -190,8 +189,7 @@ impl Session {
             output: BytesMut::with_capacity(16 * 1024),
             encoding: ObjectEncoding::Amf0,
             connect_transaction: 1.0,
-            peer_window: 0,
-            acked: 0,
+            control: Control::default(),
             streams: HashMap::new(),
             next_stream_id: 1,
         }
@@ -220,7 +218,7 @@ impl Session {
     pub fn handle_input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), SessionError> {
         // Feed at most a window at a time so each Acknowledgement goes out when
         // its window fills, with the exact running total.
-        let step = match self.peer_window {
+        let step = match self.control.window() {
             0 => bytes.len().max(1),
             window => window as usize,
         };
@@ -244,11 +242,8 @@ impl Session {
     }
 
     fn maybe_acknowledge(&mut self) {
-        let received = self.decoder.bytes_received();
-        if self.peer_window > 0 && received - self.acked >= u64::from(self.peer_window) {
-            self.acked = received;
-            // The sequence number is the running total, modulo 2^32.
-            self.send(csid::CONTROL, 0, 0, &Message::Acknowledgement(received as u32));
+        if let Some(ack) = self.control.acknowledgement(self.decoder.bytes_received()) {
+            self.send(csid::CONTROL, 0, 0, &ack);
         }
     }
 
@@ -256,11 +251,10 @@ impl Session {
         let stream_id = raw.stream_id;
         let message =
             Message::decode(raw.type_id, raw.payload).map_err(|source| SessionError::Message { stream_id, source })?;
+        if let Some(answer) = self.control.on_message(&message) {
+            self.send(csid::CONTROL, 0, 0, &answer);
+        }
         match message {
-            Message::WindowAckSize(size) => self.peer_window = size,
-            Message::UserControl(UserControl::PingRequest(t)) => {
-                self.send(csid::CONTROL, 0, 0, &Message::UserControl(UserControl::PingResponse(t)))
-            }
             Message::Command(command) => self.handle_command(stream_id, command, events)?,
             Message::Audio(payload) => self.media(stream_id, MediaKind::Audio, raw.timestamp, payload, events),
             Message::Video(payload) => self.media(stream_id, MediaKind::Video, raw.timestamp, payload, events),
