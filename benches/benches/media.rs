@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use codecs::spark::{Picture, SparkDecoder};
+use codecs::transcode::{FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+use codecs::{AacDecoder, NellymoserDecoder, OpusEncoder, Resampler, SpeexDecoder};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use media::codec::spark::{Picture, SparkDecoder};
-use media::codec::transcode::{FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
-use media::codec::{AacDecoder, NellymoserDecoder, OpusEncoder, Resampler, SpeexDecoder};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
 use reference_server::hub::{Delivery, Frame, Hub, HubLimits, Subscription, Tracks};

@@ -16,11 +16,11 @@
 use std::ptr;
 
 use bytes::Bytes;
+use codecs::avc::encoder_config;
+use codecs::picture::{scale, Picture};
+use codecs::video::{default_bitrate, VideoSettings, VideoTranscoder};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ffmpeg_sys_next as ff;
-use media::codec::avc::encoder_config;
-use media::codec::picture::{scale, Picture};
-use media::codec::video::{default_bitrate, VideoSettings, VideoTranscoder};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
 use openh264::formats::YUVSource;
@@ -146,7 +146,7 @@ fn h264_same_size(c: &mut Criterion, name: &str, file: &str) {
         let mut out = Vec::with_capacity(256 * 1024);
         b.iter(|| {
             let mut decoder = BareDecoder::new();
-            let mut encoder = media::codec::avc::quiet_encoder(encoder_config(bitrate)).unwrap();
+            let mut encoder = codecs::avc::quiet_encoder(encoder_config(bitrate)).unwrap();
             for (index, unit) in units.iter().enumerate() {
                 if let Some(frame) = decoder.decode(unit) {
                     out.clear();

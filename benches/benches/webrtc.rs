@@ -30,7 +30,7 @@ const FRAMES: usize = 30;
 /// gradient) as FLV AVCC bodies, and the stream's configuration.
 fn frames() -> (AvcConfig, Vec<Vec<u8>>) {
     let config = EncoderConfig::new().bitrate(openh264::encoder::BitRate::from_bps(2_500_000));
-    let mut encoder = media::codec::avc::quiet_encoder(config).unwrap();
+    let mut encoder = codecs::avc::quiet_encoder(config).unwrap();
     let mut avc = None;
     let mut bodies = Vec::new();
     for index in 0..FRAMES {

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, post};
 use axum::Router;
+use codecs::opus::SAMPLE_RATE;
 use conformance::webrtc::http::{self as whip, Endpoint};
 use conformance::webrtc::receive::annexb_nal_types;
 use conformance::webrtc::ws::ws_url;
@@ -28,7 +29,6 @@ use conformance::webrtc::{
     install_crypto, H264Source, MediaReceiver, PlayerOptions, PublisherOptions, SdpDirection, SdpSummary, Signalling,
     StreamStatus, ToneSource, WebRtcError, WebRtcPlayer, WebRtcPublisher, WsSession,
 };
-use media::codec::opus::SAMPLE_RATE;
 use serde_json::{json, Value};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;

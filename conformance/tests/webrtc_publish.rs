@@ -125,12 +125,12 @@ async fn ffmpeg_plays_a_whip_publisher(audio: RtmpAudio, codec: &str, tone_hz: f
         .collect();
     assert!(samples.len() >= 16_000, "{} samples decoded", samples.len());
     let middle = &samples[samples.len() / 2..];
-    let heard = media::audio::dominant_frequency(middle, 16_000).expect("a tone");
+    let heard = codecs::audio::dominant_frequency(middle, 16_000).expect("a tone");
     assert!((heard - tone_hz).abs() < 10.0, "ffmpeg heard {heard} Hz");
     assert!(
-        media::audio::dbfs(middle) > -20.0,
+        codecs::audio::dbfs(middle) > -20.0,
         "level {}",
-        media::audio::dbfs(middle)
+        codecs::audio::dbfs(middle)
     );
     publisher.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);

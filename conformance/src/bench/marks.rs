@@ -76,7 +76,7 @@ pub fn read(y: &[u8], stride: usize, width: usize, height: usize) -> Option<u16>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media::codec::picture::{scale, Picture};
+    use codecs::picture::{scale, Picture};
 
     #[test]
     fn a_mark_reads_back_at_full_size_and_scaled_down() {

@@ -5,7 +5,7 @@
 //! nothing while it is measured.
 
 use bytes::Bytes;
-use media::codec::transcode::{FlvAudioTarget, FromOpus};
+use codecs::transcode::{FlvAudioTarget, FromOpus};
 use media::flv::{Tag, TagKind};
 use media::h264::{annexb_nal_units, nal_type, nal_unit_type, to_avcc, AvcConfig};
 
@@ -82,8 +82,8 @@ fn tag(kind: TagKind, timestamp: u32, data: Bytes) -> Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media::codec::avc::AvcDecoder;
-    use media::codec::picture::Picture;
+    use codecs::avc::AvcDecoder;
+    use codecs::picture::Picture;
 
     #[test]
     fn every_frame_carries_its_number_through_an_h264_decoder() {
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn marks_survive_the_reference_servers_transcoder_at_a_quarter_of_the_size() {
-        use media::codec::video::{VideoSettings, VideoTranscoder};
+        use codecs::video::{VideoSettings, VideoTranscoder};
         let spec = MediaSpec {
             width: 320,
             height: 240,

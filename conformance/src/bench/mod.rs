@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::media::codec::avc::AvcDecoder;
-use ::media::codec::picture::Picture;
+use ::codecs::avc::AvcDecoder;
+use ::codecs::picture::Picture;
 use ::media::flv::{Tag, TagKind};
 use serde::Serialize;
 

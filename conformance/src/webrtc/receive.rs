@@ -12,10 +12,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use media::audio::{dbfs, dominant_frequency};
-use media::codec::avc::AvcDecoder;
-use media::codec::opus::OpusDecoder;
-use media::codec::picture::Picture;
+use codecs::audio::{dbfs, dominant_frequency};
+use codecs::avc::AvcDecoder;
+use codecs::opus::OpusDecoder;
+use codecs::picture::Picture;
 use str0m::format::Codec;
 use str0m::media::MediaTime;
 use str0m::rtp::rtcp::SenderInfo;
@@ -120,7 +120,7 @@ impl Pcm {
         (!self.samples.is_empty()).then(|| dbfs(&self.samples))
     }
 
-    /// The dominant frequency (see [`media::audio::dominant_frequency`]).
+    /// The dominant frequency (see [`codecs::audio::dominant_frequency`]).
     pub fn dominant_frequency(&self) -> Option<f64> {
         if self.rate == 0 {
             return None;
@@ -379,7 +379,7 @@ impl MediaReceiver {
                     a.last_error = Some(format!("opus: {e}"));
                     return;
                 }
-                media::codec::opus::SAMPLE_RATE
+                codecs::opus::SAMPLE_RATE
             }
             Codec::PCMU => {
                 self.scratch.extend(data.iter().map(|&b| ulaw_to_linear(b)));
@@ -488,16 +488,8 @@ mod tests {
         assert_eq!(alaw_to_linear(0xaa), 32256);
         assert_eq!(alaw_to_linear(0x2a), -32256);
         for b in 0..=255u8 {
-            assert_eq!(
-                ulaw_to_linear(b),
-                media::codec::g711::ulaw_to_linear(b),
-                "µ-law {b:#04x}"
-            );
-            assert_eq!(
-                alaw_to_linear(b),
-                media::codec::g711::alaw_to_linear(b),
-                "A-law {b:#04x}"
-            );
+            assert_eq!(ulaw_to_linear(b), codecs::g711::ulaw_to_linear(b), "µ-law {b:#04x}");
+            assert_eq!(alaw_to_linear(b), codecs::g711::alaw_to_linear(b), "A-law {b:#04x}");
         }
     }
 

@@ -2,8 +2,8 @@
 //! with openh264 and a sine tone encoded with Opus. Each call gives the next
 //! frame with its RTP timestamp; the caller decides when to send it.
 
-use media::audio::sine;
-use media::codec::opus::{OpusEncoder, FRAME_SAMPLES, SAMPLE_RATE};
+use codecs::audio::sine;
+use codecs::opus::{OpusEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode, UsageType};
 use openh264::formats::YUVSource;
 use openh264::Timestamp;
@@ -168,8 +168,8 @@ impl H264Source {
             .scene_change_detect(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .num_threads(1);
-        let encoder = media::codec::avc::quiet_encoder(config)
-            .map_err(|e| WebRtcError::Codec(format!("openh264 encoder: {e}")))?;
+        let encoder =
+            codecs::avc::quiet_encoder(config).map_err(|e| WebRtcError::Codec(format!("openh264 encoder: {e}")))?;
         Ok(H264Source {
             encoder,
             pattern,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use media::codec::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+use codecs::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
 use media::flv::{self, AudioCodec};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use media::codec::VideoSettings;
+use codecs::VideoSettings;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 

@@ -1,6 +1,6 @@
 //! Video transcoders: one stream's pictures, decoded (H.264 or Sorenson
 //! Spark), scaled to fit what the players asked for and encoded as
-//! Constrained Baseline H.264 ([`media::codec::VideoTranscoder`]).
+//! Constrained Baseline H.264 ([`codecs::VideoTranscoder`]).
 //!
 //! A codec thread that cannot keep up never makes its queue grow: the
 //! cached group of pictures a new transcoder starts from waits for room in
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use media::codec::{FlvVideoTag, VideoSettings, VideoTranscoder};
+use codecs::{FlvVideoTag, VideoSettings, VideoTranscoder};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 

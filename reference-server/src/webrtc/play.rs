@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media::codec::VideoSettings;
+use codecs::VideoSettings;
 use media::flv::{AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
 use media::rtmp::url::Params;

@@ -406,8 +406,8 @@ impl AacEncoder {
 mod tests {
     use super::*;
     use crate::audio::{dbfs, dominant_frequency, mono, sine};
-    use crate::flv::{read_tags, TagKind};
     use bytes::Bytes;
+    use media::flv::{read_tags, TagKind};
 
     fn fixture_bodies(name: &str) -> Vec<Bytes> {
         let path = format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -1,5 +1,9 @@
 //! Audio and video codecs on both sides of the gateway and the pipelines
-//! between them.
+//! between them: the C libraries (libopus, libspeex, libavcodec, openh264)
+//! each behind one safe wrapper, and the pure-Rust codecs and signal
+//! helpers around them. The wire formats they read and write (FLV tag
+//! bodies, H.264 framing) come from the `media` crate, which has no C and
+//! no `unsafe`.
 //!
 //! RTMP publishers send Speex or Nellymoser (Flash Player), AAC (OBS, FFmpeg,
 //! encoders), MP3 or G.711 inside FLV audio tag bodies; WebRTC peers speak
@@ -20,6 +24,7 @@
 //! working on the data that follows.
 
 pub mod aac;
+pub mod audio;
 pub mod avc;
 pub mod g711;
 mod libav;

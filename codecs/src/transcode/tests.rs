@@ -1,9 +1,9 @@
 use super::*;
 use crate::audio::{dbfs, dominant_frequency, sine};
-use crate::codec::g711::{linear_to_alaw, linear_to_ulaw};
-use crate::codec::mp3::FrameHeader;
-use crate::codec::nellymoser::FRAME_SAMPLES as NELLY_FRAME;
-use crate::flv::{read_tags, TagKind};
+use crate::g711::{linear_to_alaw, linear_to_ulaw};
+use crate::mp3::FrameHeader;
+use crate::nellymoser::FRAME_SAMPLES as NELLY_FRAME;
+use media::flv::{read_tags, TagKind};
 
 const RATE: u32 = 48_000;
 

@@ -237,8 +237,8 @@ impl Mp3Decoder {
 mod tests {
     use super::*;
     use crate::audio::{dbfs, dominant_frequency};
-    use crate::flv::{read_tags, TagKind};
     use bytes::Bytes;
+    use media::flv::{read_tags, TagKind};
 
     fn fixture(name: &str) -> Bytes {
         Bytes::from(std::fs::read(format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap())

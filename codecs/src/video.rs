@@ -21,8 +21,8 @@ use super::avc::{AvcDecoder, AvcEncoder};
 use super::picture::{fit_within, scale, Picture};
 use super::spark::SparkDecoder;
 use super::CodecError;
-use crate::flv::{composition_offset, video_header, VideoCodec};
-use crate::h264::{annexb_nal_units, nal_type, nal_unit_type, to_avcc, AvcConfig};
+use media::flv::{composition_offset, video_header, VideoCodec};
+use media::h264::{annexb_nal_units, nal_type, nal_unit_type, to_avcc, AvcConfig};
 
 /// What a [`VideoTranscoder`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,7 +255,7 @@ fn open<T>(slot: &mut Option<T>, new: impl FnOnce() -> Result<T, CodecError>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flv::{read_tags, Tag, TagKind};
+    use media::flv::{read_tags, Tag, TagKind};
 
     fn video_tags(name: &str) -> Vec<Tag> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/flv");

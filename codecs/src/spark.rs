@@ -41,8 +41,8 @@ impl SparkDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::avc::tests::{adler32, framecrc};
-    use crate::flv::{read_tags, TagKind};
+    use crate::avc::tests::{adler32, framecrc};
+    use media::flv::{read_tags, TagKind};
 
     /// Every picture of the fixture is bit-identical to Debian's ffmpeg's
     /// decode of it (`ffmpeg -i FILE -map 0:v -f framecrc -`, checked in).

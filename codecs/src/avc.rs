@@ -15,7 +15,7 @@ use openh264::{OpenH264API, Timestamp};
 use super::libav::PictureDecoder;
 use super::picture::Picture;
 use super::CodecError;
-use crate::h264::AvcConfig;
+use media::h264::AvcConfig;
 
 const DECODER: &str = "h264";
 
@@ -213,8 +213,8 @@ impl YUVSource for Planes<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::flv::{read_tags, TagKind};
-    use crate::h264::{annexb_nal_units, nal_type, nal_unit_type};
+    use media::flv::{read_tags, TagKind};
+    use media::h264::{annexb_nal_units, nal_type, nal_unit_type};
 
     /// The per-frame checksums of an `ffmpeg -f framecrc` file in fixtures/flv.
     pub(crate) fn framecrc(name: &str) -> Vec<u32> {

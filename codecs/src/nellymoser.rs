@@ -132,8 +132,8 @@ impl NellymoserDecoder {
 mod tests {
     use super::*;
     use crate::audio::{dbfs, dominant_frequency};
-    use crate::flv::{read_tags, TagKind};
     use bytes::Bytes;
+    use media::flv::{read_tags, TagKind};
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

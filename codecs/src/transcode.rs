@@ -23,7 +23,7 @@ use super::nellymoser::{self, NellymoserDecoder};
 use super::opus::{OpusDecoder, OpusEncoder, FRAME_SAMPLES as OPUS_FRAME, SAMPLE_RATE as OPUS_RATE};
 use super::speex::{SpeexDecoder, SpeexEncoder, FRAME_SAMPLES as SPEEX_FRAME, SAMPLE_RATE as SPEEX_RATE};
 use super::{mix_to_mono, AacDecoder, AacEncoder, CodecError, Mp3Decoder, Resampler};
-use crate::flv::{audio_header, AudioCodec, ENHANCED_AUDIO_HEADER_LEN};
+use media::flv::{audio_header, AudioCodec, ENHANCED_AUDIO_HEADER_LEN};
 
 /// How far (in ms) an input's timestamp may be from where the pipeline expects
 /// it before the output clock re-anchors on it.
