@@ -7,7 +7,6 @@
 
 pub mod backend;
 pub mod bench;
-pub mod browser;
 pub mod capture;
 pub mod client;
 pub mod handshake;
@@ -18,6 +17,5 @@ pub mod report;
 pub mod scenario;
 pub mod shipped;
 pub mod target;
-pub mod tools;
 pub mod verdict;
 pub mod webrtc;

@@ -2,6 +2,9 @@
 //! Player handshakes and connects, a whole OBS publish session replayed from a
 //! capture, and Debian's ffmpeg publishing and playing.
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -221,7 +224,7 @@ async fn real_obs_publish_session_replays_completely() {
 }
 
 fn ffmpeg(program: &str) -> Command {
-    conformance::tools::program(program)
+    tools::program(program)
 }
 
 async fn wait_live(server: &ServerHandle, app: &str, name: &str) {
@@ -292,7 +295,7 @@ async fn ffmpeg_publishes_h264_aac_and_ffmpeg_plays_it_back_until_unpublish() {
         String::from_utf8_lossy(&played.stderr)
     );
 
-    let probed = conformance::tools::probe(&recording).await;
+    let probed = tools::probe(&recording).await;
     assert!(
         probed.codecs.contains(&"h264".to_string()) && probed.codecs.contains(&"aac".to_string()),
         "{probed:?}"
@@ -344,7 +347,7 @@ async fn ffmpeg_plays_a_flash_h264_speex_stream() {
         "ffmpeg player failed: {}",
         String::from_utf8_lossy(&played.stderr)
     );
-    let probed = conformance::tools::probe(&recording).await;
+    let probed = tools::probe(&recording).await;
     assert!(
         probed.codecs.contains(&"h264".to_string()) && probed.codecs.contains(&"speex".to_string()),
         "{probed:?}"

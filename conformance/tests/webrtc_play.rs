@@ -2,16 +2,19 @@
 //! on 127.0.0.1: the suite's str0m peer decodes what it receives (openh264
 //! pictures, Opus sound) and checks the SDP answer.
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use conformance::client::{ClientProfile, RtmpClient};
 use conformance::target::embedded;
-use conformance::tools::{ffmpeg_publish, program};
 use conformance::webrtc::{PlayerOptions, PlayerReport, Signalling, StreamStatus, WebRtcPlayer, WsSession};
 use media::amf::Value;
 use media::flv::{Tag, TagKind};
 use reference_server::ServerHandle;
+use tools::{ffmpeg_publish, program};
 
 const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);

@@ -3,13 +3,16 @@
 //! with an AVC sequence header built from the SPS/PPS, and Opus transcoded to
 //! Speex, or to AAC where the app's `opus_to_rtmp` says so.
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::time::Duration;
 
 use conformance::target::embedded;
-use conformance::tools::program;
 use conformance::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
 use reference_server::config::RtmpAudio;
 use reference_server::ServerHandle;
+use tools::program;
 
 const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);
@@ -107,7 +110,7 @@ async fn ffmpeg_plays_a_whip_publisher(audio: RtmpAudio, codec: &str, tone_hz: f
         String::from_utf8_lossy(&played.stderr)
     );
     // Decode what ffmpeg recorded: the picture size, and the tone's pitch.
-    let probed = conformance::tools::probe(&recording).await;
+    let probed = tools::probe(&recording).await;
     assert!(probed.codecs.contains(&"h264".to_string()), "{probed:?}");
     assert!(probed.codecs.contains(&codec.to_string()), "{probed:?}");
     assert_eq!((probed.width, probed.height), (320, 240), "{probed:?}");

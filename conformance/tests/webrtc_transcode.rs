@@ -3,12 +3,15 @@
 //! what they get (openh264); the server's /metrics counters say how many
 //! transcoders run.
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::time::Duration;
 
 use conformance::target::embedded;
-use conformance::tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs, program};
 use conformance::webrtc::{PlayerOptions, PlayerReport, Signalling, WebRtcPlayer};
 use reference_server::ServerHandle;
+use tools::{ffmpeg_publish, ffmpeg_publish_flash_codecs, program};
 
 const APP: &str = "live";
 const WAIT: Duration = Duration::from_secs(20);

@@ -1,5 +1,8 @@
 //! Real programs the suite drives as peers (Debian's ffmpeg and ffprobe).
 
+// Each test binary that includes this file uses a part of it.
+#![allow(dead_code)]
+
 use std::process::Stdio;
 
 use tokio::process::Command;

@@ -2,6 +2,9 @@
 //! Chrome DevTools Protocol (a WebSocket) to open a page and read values the
 //! page exposes (`Runtime.evaluate`).
 
+// Each test binary that includes this file uses a part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
