@@ -10,11 +10,10 @@ use bytes::Bytes;
 use codecs::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
 use media::flv::{self, AudioCodec};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_util::sync::CancellationToken;
 
-use super::{send_waiting, Queue, Sink};
+use super::{Queue, Sink};
 use crate::config::RtmpAudio;
-use crate::hub::{Delivery, Frame};
+use crate::hub::Frame;
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
 use crate::warn::RateLimited;
@@ -54,49 +53,43 @@ pub(super) fn start(name: &str, target: Target, sink: Sink, metrics: Arc<Metrics
     Ok(input)
 }
 
-/// Moves a stream's audio to the codec thread until stopped. The cached
-/// burst a new transcoder starts from waits for room; a live frame that
-/// finds the codec thread a full queue behind is dropped (a gap in the
-/// sound), counted in `audio_transcode_frames_dropped_total`.
-pub(super) async fn feed(
-    mut subscription: crate::hub::Subscription,
+/// Feeds a stream's audio to the codec thread. A live frame that finds
+/// the codec thread a full queue behind is dropped (a gap in the sound),
+/// counted in `audio_transcode_frames_dropped_total`.
+pub(super) struct Feed {
     input: Queue,
-    stop: CancellationToken,
     metrics: Arc<Metrics>,
-) {
-    let mut behind = RateLimited::default();
-    let mut send = |frame: Frame| match input.try_send(frame) {
-        Ok(()) => true,
-        Err(TrySendError::Full(_)) => {
-            metrics.audio_transcode_dropped.inc();
-            if let Some(held_back) = behind.allow(Instant::now()) {
-                tracing::warn!(held_back, "audio transcoder behind: live audio frame dropped");
-            }
-            true
-        }
-        Err(TrySendError::Closed(_)) => false,
-    };
-    while let Some(frame) = subscription.next_cached() {
-        if !send_waiting(&input, frame, &stop).await {
-            return;
+    behind: RateLimited,
+}
+
+impl Feed {
+    pub(super) fn new(input: Queue, metrics: Arc<Metrics>) -> Feed {
+        Feed {
+            input,
+            metrics,
+            behind: RateLimited::default(),
         }
     }
-    loop {
-        let delivery = tokio::select! {
-            _ = stop.cancelled() => return,
-            delivery = subscription.next() => delivery,
-        };
-        match delivery {
-            Some(Delivery::Frame(frame)) => {
-                if !send(frame) {
-                    return;
+}
+
+impl super::Feed for Feed {
+    fn queue(&self) -> &Queue {
+        &self.input
+    }
+
+    fn send_live(&mut self, frame: Frame) -> bool {
+        match self.input.try_send(frame) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.metrics.audio_transcode_dropped.inc();
+                if let Some(held_back) = self.behind.allow(Instant::now()) {
+                    tracing::warn!(held_back, "audio transcoder behind: live audio frame dropped");
                 }
+                true
             }
-            Some(Delivery::Publication(_)) => {}
-            None => return,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
-    // Dropping `input` ends the codec thread.
 }
 
 /// The codec thread: decodes, resamples, encodes, until its input closes.

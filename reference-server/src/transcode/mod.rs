@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::audio::Target;
-use crate::hub::{Frame, Hub, Tracks};
+use crate::hub::{Delivery, Frame, Hub, Subscription, Tracks};
 use crate::metrics::Metrics;
 
 /// Output frames a transcoder may be ahead of its slowest subscriber.
@@ -33,14 +33,51 @@ const OUTPUT_RING: usize = 256;
 /// which takes from it with `blocking_recv`.
 type Queue = tokio::sync::mpsc::Sender<Frame>;
 
-/// Queues a frame of the cached burst a new transcoder starts from, waiting
-/// for room: the codecs need all of it, and it is bounded (one group of
-/// pictures). Only live frames that outrun the codec thread are dropped,
-/// by the feeds. False once the thread is gone or the transcoder stopped.
-async fn send_waiting(input: &Queue, frame: Frame, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        sent = input.send(frame) => sent.is_ok(),
+/// How a transcoder's feed hands frames to its codec thread.
+trait Feed {
+    /// The codec thread's queue.
+    fn queue(&self) -> &Queue;
+    /// Whether a frame of the cached burst goes to the codecs.
+    fn takes_cached(&mut self, _frame: &Frame) -> bool {
+        true
+    }
+    /// Queues a live frame, or drops it when the thread is a full queue
+    /// behind; false once the thread is gone.
+    fn send_live(&mut self, frame: Frame) -> bool;
+}
+
+/// Moves a subscription's frames to a codec thread until stopped. The
+/// cached burst a new transcoder starts from waits for room: the codecs
+/// need all of it, and it is bounded (one group of pictures). Live frames
+/// that outrun the codec thread are dropped by the feed. Dropping the
+/// queue at the end ends the codec thread.
+async fn feed(mut subscription: Subscription, mut feed: impl Feed, stop: CancellationToken) {
+    while let Some(frame) = subscription.next_cached() {
+        if !feed.takes_cached(&frame) {
+            continue;
+        }
+        let sent = tokio::select! {
+            _ = stop.cancelled() => false,
+            sent = feed.queue().send(frame) => sent.is_ok(),
+        };
+        if !sent {
+            return;
+        }
+    }
+    loop {
+        let delivery = tokio::select! {
+            _ = stop.cancelled() => return,
+            delivery = subscription.next() => delivery,
+        };
+        match delivery {
+            Some(Delivery::Frame(frame)) => {
+                if !feed.send_live(frame) {
+                    return;
+                }
+            }
+            Some(Delivery::Publication(_)) => {}
+            None => return,
+        }
     }
 }
 
@@ -202,8 +239,8 @@ impl Transcoders {
             (Ok(input), Some(subscription)) => {
                 let (stop, metrics) = (shared.stop.clone(), self.metrics.clone());
                 match output {
-                    Output::Audio(_) => tokio::spawn(audio::feed(subscription, input, stop, metrics)),
-                    Output::Video(_) => tokio::spawn(video::feed(subscription, input, stop, metrics)),
+                    Output::Audio(_) => tokio::spawn(feed(subscription, audio::Feed::new(input, metrics), stop)),
+                    Output::Video(_) => tokio::spawn(feed(subscription, video::Feed::new(input, metrics), stop)),
                 };
             }
             (Err(error), _) => tracing::error!(%error, "cannot start a transcoder thread"),

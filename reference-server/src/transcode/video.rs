@@ -15,10 +15,9 @@ use std::time::Instant;
 
 use codecs::{FlvVideoTag, VideoSettings, VideoTranscoder};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_util::sync::CancellationToken;
 
-use super::{send_waiting, Queue, Sink};
-use crate::hub::{Delivery, Frame, Gate, Subscription, Tracks};
+use super::{Queue, Sink};
+use crate::hub::{Frame, Gate, Tracks};
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
 
@@ -42,42 +41,9 @@ pub(super) fn start(
     Ok(input)
 }
 
-/// Moves a stream's video to the codec thread until stopped, dropping to
-/// the next keyframe whenever the thread is a full queue behind.
-pub(super) async fn feed(mut subscription: Subscription, input: Queue, stop: CancellationToken, metrics: Arc<Metrics>) {
-    let mut feed = Feed {
-        input,
-        metrics,
-        gate: Gate::new(Tracks::Video),
-        held_config: None,
-    };
-    // The cached group of pictures goes in whole, however long: the
-    // decoder needs all of it, so it waits for room rather than dropping.
-    while let Some(frame) = subscription.next_cached() {
-        // Through the feed's gate too, which opens at the cached keyframe.
-        if feed.gate.admit(&frame) && !send_waiting(&feed.input, frame, &stop).await {
-            return;
-        }
-    }
-    loop {
-        let delivery = tokio::select! {
-            _ = stop.cancelled() => return,
-            delivery = subscription.next() => delivery,
-        };
-        match delivery {
-            Some(Delivery::Frame(frame)) => {
-                if !feed.send(frame) {
-                    return;
-                }
-            }
-            Some(Delivery::Publication(_)) => {}
-            None => return,
-        }
-    }
-    // Dropping `input` ends the codec thread.
-}
-
-struct Feed {
+/// Feeds a stream's video to the codec thread, dropping to the next
+/// keyframe whenever the thread is a full queue behind.
+pub(super) struct Feed {
     input: Queue,
     metrics: Arc<Metrics>,
     /// Drops pictures to the next keyframe after the queue was full.
@@ -87,8 +53,43 @@ struct Feed {
 }
 
 impl Feed {
-    /// Queues a video frame for the codec thread; false once the thread is gone.
-    fn send(&mut self, frame: Frame) -> bool {
+    pub(super) fn new(input: Queue, metrics: Arc<Metrics>) -> Feed {
+        Feed {
+            input,
+            metrics,
+            gate: Gate::new(Tracks::Video),
+            held_config: None,
+        }
+    }
+
+    fn flush_config(&mut self) -> bool {
+        let Some(config) = self.held_config.take() else {
+            return true;
+        };
+        match self.input.try_send(config) {
+            Ok(()) => true,
+            Err(TrySendError::Full(config)) => {
+                self.held_config = Some(config);
+                self.gate.resync();
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+impl super::Feed for Feed {
+    fn queue(&self) -> &Queue {
+        &self.input
+    }
+
+    /// The cached group of pictures goes in whole, however long, through
+    /// the feed's gate, which opens at its keyframe.
+    fn takes_cached(&mut self, frame: &Frame) -> bool {
+        self.gate.admit(frame)
+    }
+
+    fn send_live(&mut self, frame: Frame) -> bool {
         if frame.config {
             self.held_config = Some(frame);
             return self.flush_config();
@@ -111,21 +112,6 @@ impl Feed {
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("video transcoder behind: dropping to the next keyframe");
                 self.metrics.video_transcode_dropped.inc();
-                self.gate.resync();
-                true
-            }
-            Err(TrySendError::Closed(_)) => false,
-        }
-    }
-
-    fn flush_config(&mut self) -> bool {
-        let Some(config) = self.held_config.take() else {
-            return true;
-        };
-        match self.input.try_send(config) {
-            Ok(()) => true,
-            Err(TrySendError::Full(config)) => {
-                self.held_config = Some(config);
                 self.gate.resync();
                 true
             }
@@ -174,6 +160,7 @@ fn run(
 mod tests {
     use bytes::Bytes;
 
+    use super::super::Feed as _;
     use super::*;
 
     fn video(keyframe: bool, config: bool) -> Frame {
@@ -201,8 +188,12 @@ mod tests {
         publisher.push(at(40, video(false, false)));
         let (input, mut work) = tokio::sync::mpsc::channel(16);
         let subscription = hub.subscribe("app", "s", true, Tracks::Video).unwrap();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(feed(subscription, input, stop.clone(), metrics.clone()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(super::super::feed(
+            subscription,
+            Feed::new(input, metrics.clone()),
+            stop.clone(),
+        ));
         tokio::task::yield_now().await;
         publisher.push(at(80, video(false, false)));
         publisher.push(at(120, video(false, false)));
@@ -221,30 +212,25 @@ mod tests {
     fn a_full_queue_drops_to_the_next_keyframe_and_counts_the_drops() {
         let (input, mut work) = tokio::sync::mpsc::channel(2);
         let metrics = Arc::new(Metrics::default());
-        let mut feed = Feed {
-            input,
-            metrics: metrics.clone(),
-            gate: Gate::new(Tracks::Video),
-            held_config: None,
-        };
-        assert!(feed.send(video(true, false)) && feed.send(video(false, false)));
+        let mut feed = Feed::new(input, metrics.clone());
+        assert!(feed.send_live(video(true, false)) && feed.send_live(video(false, false)));
         // Full: this frame and every one up to the next keyframe are dropped,
         // even after the thread has made room.
-        assert!(feed.send(video(false, false)));
+        assert!(feed.send_live(video(false, false)));
         let _ = work.try_recv();
         let _ = work.try_recv();
-        assert!(feed.send(video(false, false)));
+        assert!(feed.send_live(video(false, false)));
         // A sequence header is never lost: it waits for the keyframe's turn.
-        assert!(feed.send(video(false, true)));
-        assert!(feed.send(video(true, false)));
+        assert!(feed.send_live(video(false, true)));
+        assert!(feed.send_live(video(true, false)));
         assert_eq!(metrics.video_transcode_dropped.get(), 2);
         let queued: Vec<(bool, bool)> = std::iter::from_fn(|| work.try_recv().ok())
             .map(|f| (f.keyframe, f.config))
             .collect();
         assert_eq!(queued, [(false, true), (true, false)]);
-        assert!(feed.send(video(false, false)), "back to normal after the keyframe");
+        assert!(feed.send_live(video(false, false)), "back to normal after the keyframe");
         assert_eq!(std::iter::from_fn(|| work.try_recv().ok()).count(), 1);
         drop(work);
-        assert!(!feed.send(video(true, false)), "the thread is gone");
+        assert!(!feed.send_live(video(true, false)), "the thread is gone");
     }
 }
