@@ -13,6 +13,7 @@
 pub mod clock;
 mod peer;
 pub mod play;
+pub mod play_core;
 mod publish;
 pub mod udp;
 
@@ -284,7 +285,7 @@ impl WebRtc {
         ctx.metrics.publishes_total.inc();
         let interval = ctx.config.webrtc.publisher_keyframe_interval;
         let schedule = (!ctx.config.quirks.no_publisher_keyframe_requests).then_some(interval);
-        let mut ingest = publish::Ingest::new(publisher, schedule, ctx.metrics.clone());
+        let mut ingest = publish::Ingest::new(publisher, schedule, ctx.metrics.clone(), Instant::now());
         for (kind, mid) in accepted_mids(&answer) {
             ingest.media_added(mid, kind);
         }

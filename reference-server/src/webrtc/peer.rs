@@ -214,7 +214,7 @@ fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut 
         }
         Event::MediaData(data) => {
             if let Role::Publish(ingest) = role {
-                ingest.media(&mut peer.rtc, data);
+                ingest.media(&mut peer.rtc, data, Instant::now());
             }
             None
         }

@@ -26,13 +26,13 @@ use media::h264::AvcConfig;
 use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
+use str0m::media::{MediaKind as RtcKind, Mid, Pt};
 use str0m::{Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
-use super::clock::{Clock, Track};
+use super::play_core::{AudioOut, Output, PlayCore, Write};
 use super::{OfferSink, SessionStatus};
-use crate::hub::{Delivery, Frame, MediaKind, StreamDescription, Subscription, Tracks};
+use crate::hub::{Delivery, Frame, StreamDescription, Subscription, Tracks};
 use crate::server::Context;
 use crate::transcode::{Target, Transcoded};
 
@@ -211,14 +211,6 @@ pub enum PlayerInput {
     Answer(String),
 }
 
-/// How audio reaches the peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AudioOut {
-    Opus(Pt),
-    Pcma(Pt),
-    Pcmu(Pt),
-}
-
 /// A WebRTC player.
 pub struct Player {
     ctx: Arc<Context>,
@@ -226,24 +218,18 @@ pub struct Player {
     stream: String,
     audio_mid: Option<Mid>,
     video_mid: Option<Mid>,
-    audio_out: Option<AudioOut>,
-    video_pt: Option<Pt>,
+    /// The media decisions.
+    core: PlayCore,
+    /// What the core asks for, and what is being carried out (reused).
+    out: Vec<Output>,
+    carrying: Vec<Output>,
     subscription: Option<Subscription>,
     transcoded: Option<Transcoded>,
     /// The video transcoder's output this player plays, once it needs one.
     transcoded_video: Option<Transcoded>,
     /// What that transcoder makes.
     video_settings: VideoSettings,
-    /// Transcode the video even when it could pass through.
-    always_transcode: bool,
-    avc: Option<AvcConfig>,
-    need_keyframe: bool,
-    clock: Clock,
-    annexb: Vec<u8>,
     last_keyframe_request: Option<Instant>,
-    /// After a keyframe request answered from the cache: video frames up to
-    /// this timestamp were in the answer.
-    skip_video_through: Option<u32>,
     /// While true, no audio is sent (see [`SessionHandle::mute_audio`](super::SessionHandle::mute_audio)).
     audio_muted: Option<tokio::sync::watch::Receiver<bool>>,
     /// Where an offer adding video goes, when the signalling can renegotiate
@@ -273,8 +259,9 @@ impl Player {
             stream: stream.to_string(),
             audio_mid: None,
             video_mid: None,
-            audio_out: None,
-            video_pt: None,
+            core: PlayCore::new(always_transcode || video.is_some()),
+            out: Vec::new(),
+            carrying: Vec::new(),
             subscription: None,
             transcoded: None,
             transcoded_video: None,
@@ -283,13 +270,7 @@ impl Player {
                 max_height: None,
                 bitrate: None,
             }),
-            always_transcode: always_transcode || video.is_some(),
-            avc: None,
-            need_keyframe: true,
-            clock: Clock::default(),
-            annexb: Vec::with_capacity(64 * 1024),
             last_keyframe_request: None,
-            skip_video_through: None,
             audio_muted: None,
             offers: None,
             answers: None,
@@ -324,12 +305,12 @@ impl Player {
     /// ICE and DTLS are up: pick the negotiated payload types and start.
     pub fn connected(&mut self, rtc: &mut Rtc, now: Instant) -> Option<SessionStatus> {
         self.payload_types(rtc);
-        tracing::info!(audio = ?self.audio_out, video_pt = ?self.video_pt, "playing");
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
         self.ctx.metrics.plays_total.inc();
         let live = subscription.is_live();
         while let Some(frame) = subscription.next_cached() {
-            self.frame(rtc, frame, now);
+            self.core.frame(&frame, now, &mut self.out);
+            self.carry_out(rtc, now);
         }
         self.subscription = Some(subscription);
         live.then_some(SessionStatus::Playing)
@@ -339,18 +320,17 @@ impl Player {
     /// the cached keyframe, and the publisher is asked for a new one.
     fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         self.media_added(mid, RtcKind::Video);
-        self.payload_types(rtc);
-        tracing::info!(video_pt = ?self.video_pt, "video added by renegotiation");
-        if let Some(mid) = self.video_mid.filter(|_| self.video_pt.is_some()) {
-            self.need_keyframe = true;
+        if self.payload_types(rtc).1.is_some() {
+            tracing::info!("video added by renegotiation");
             self.last_keyframe_request = None;
             self.keyframe_request(rtc, mid, now);
         }
     }
 
-    /// Picks the payload types the answer gave each kind of media.
-    fn payload_types(&mut self, rtc: &mut Rtc) {
-        self.audio_out = self.audio_mid.and_then(|mid| {
+    /// Picks the payload types the answer gave each kind of media, for
+    /// the core; returns them.
+    fn payload_types(&mut self, rtc: &mut Rtc) -> (Option<AudioOut>, Option<Pt>) {
+        let audio = self.audio_mid.and_then(|mid| {
             let writer = rtc.writer(mid)?;
             let params: Vec<_> = writer.payload_params().map(|p| (p.spec().codec, p.pt())).collect();
             params.into_iter().find_map(|(codec, pt)| match codec {
@@ -360,7 +340,7 @@ impl Player {
                 _ => None,
             })
         });
-        self.video_pt = self.video_mid.and_then(|mid| {
+        let video = self.video_mid.and_then(|mid| {
             let writer = rtc.writer(mid)?;
             let pt = writer
                 .payload_params()
@@ -368,13 +348,16 @@ impl Player {
                 .map(|p| p.pt());
             pt
         });
-        if let (Some(mid), None) = (self.video_mid, self.video_pt) {
+        if let (Some(mid), None) = (self.video_mid, video) {
             let offered: Vec<String> = rtc
                 .writer(mid)
                 .map(|w| w.payload_params().map(|p| format!("{:?}", p.spec())).collect())
                 .unwrap_or_default();
             tracing::warn!(%mid, ?offered, "no H.264 payload type to send video with");
         }
+        tracing::info!(?audio, video_pt = ?video, "payload types");
+        self.core.negotiated(audio, self.video_mid.is_some(), video);
+        (audio, video)
     }
 
     /// Sends the peer an offer that adds a video m-line (once).
@@ -422,25 +405,82 @@ impl Player {
 
     /// Acts, at `now`, on what [`Player::next`] returned.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
-        match input {
-            PlayerInput::Frame(frame) => self.frame(rtc, frame, now),
+        self.core.audio_muted = self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow());
+        let status = match input {
+            PlayerInput::Frame(frame) => {
+                self.core.frame(&frame, now, &mut self.out);
+                None
+            }
             PlayerInput::Transcoded(frame) => {
-                if let (Some(AudioOut::Opus(pt)), Some(packet)) = (self.audio_out, frame.data()) {
-                    if frame.audio_codec() == Some(AudioCodec::Opus) && !frame.config {
-                        self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet, now);
+                self.core.transcoded_audio(&frame, now, &mut self.out);
+                None
+            }
+            PlayerInput::TranscodedVideo(frame) => {
+                self.core.transcoded_video(&frame, now, &mut self.out);
+                None
+            }
+            PlayerInput::Publication(live) => {
+                // The subscription resumes pictures at the new publisher's keyframe.
+                self.core.publication(live);
+                Some(if live {
+                    SessionStatus::Playing
+                } else {
+                    SessionStatus::Unpublished
+                })
+            }
+            PlayerInput::Answer(sdp) => {
+                self.answer(rtc, &sdp, now);
+                None
+            }
+        };
+        self.carry_out(rtc, now);
+        status
+    }
+
+    /// Does what the core asked for: writes to the peer, transcoders
+    /// started or stopped, an offer of video.
+    fn carry_out(&mut self, rtc: &mut Rtc, now: Instant) {
+        // Two buffers, swapped: what the core asks for while these are
+        // carried out goes round again, and nothing is allocated per frame.
+        while !self.out.is_empty() {
+            std::mem::swap(&mut self.out, &mut self.carrying);
+            let mut outputs = std::mem::take(&mut self.carrying);
+            for output in outputs.drain(..) {
+                match output {
+                    Output::Write(write) => self.write(rtc, write),
+                    Output::TranscodeVideo => {
+                        tracing::info!(settings = ?self.video_settings, "video transcoded for this player");
+                        let mut transcoded =
+                            self.ctx
+                                .transcoders
+                                .subscribe_video(&self.app, &self.stream, self.video_settings);
+                        let config = transcoded.initial.take();
+                        self.core.video_transcoder(config.as_ref(), now, &mut self.out);
+                        self.transcoded_video = Some(transcoded);
                     }
+                    Output::TranscodeAudio => {
+                        self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Opus));
+                    }
+                    Output::StopAudioTranscoder => self.transcoded = None,
+                    Output::OfferVideo => self.offer_video(rtc),
                 }
             }
-            PlayerInput::TranscodedVideo(frame) => self.video(rtc, frame, now),
-            PlayerInput::Publication(true) => {
-                // The subscription resumes pictures at the new publisher's keyframe.
-                self.clock.realign();
-                return Some(SessionStatus::Playing);
-            }
-            PlayerInput::Publication(false) => return Some(SessionStatus::Unpublished),
-            PlayerInput::Answer(sdp) => self.answer(rtc, &sdp, now),
+            self.carrying = outputs;
         }
-        None
+    }
+
+    fn write(&mut self, rtc: &mut Rtc, write: Write) {
+        let mid = match write.kind {
+            RtcKind::Audio => self.audio_mid,
+            RtcKind::Video => self.video_mid,
+        };
+        let Some(writer) = mid.and_then(|mid| rtc.writer(mid)) else {
+            return;
+        };
+        match writer.write(write.pt, write.wallclock, write.time, write.data) {
+            Ok(()) => self.ctx.metrics.frames_out.inc(),
+            Err(error) => tracing::debug!(%error, kind = ?write.kind, "write failed"),
+        }
     }
 
     /// A PLI or FIR from the peer. A transcoder makes its next picture an
@@ -451,7 +491,7 @@ impl Player {
         if Some(mid) != self.video_mid {
             return;
         }
-        if let Some(transcoded) = &self.transcoded_video {
+        if let Some(transcoded) = self.transcoded_video.as_ref().filter(|_| self.core.video_transcoded()) {
             self.ctx.metrics.webrtc_keyframe_requests.inc();
             transcoded.request_keyframe();
             return;
@@ -465,158 +505,11 @@ impl Player {
         self.last_keyframe_request = Some(now);
         self.ctx.hub.request_keyframe(&self.app, &self.stream);
         let snapshot = self.ctx.hub.keyframe_snapshot(&self.app, &self.stream);
-        let Some(last) = snapshot.last().map(|f| f.timestamp) else {
-            return;
-        };
-        self.ctx.metrics.webrtc_keyframe_requests.inc();
-        tracing::debug!(frames = snapshot.len(), "keyframe request answered from the cache");
-        // Sent at the current time: the decoder catches up to the live picture.
-        let ms = self.clock.last_video();
-        for frame in snapshot {
-            self.video_at(rtc, frame, Some(ms), now);
+        if self.core.replay(&snapshot, now, &mut self.out) {
+            self.ctx.metrics.webrtc_keyframe_requests.inc();
+            tracing::debug!(frames = snapshot.len(), "keyframe request answered from the cache");
         }
-        self.skip_video_through = Some(last);
-    }
-
-    fn frame(&mut self, rtc: &mut Rtc, frame: Frame, now: Instant) {
-        match frame.kind {
-            MediaKind::Video => {
-                if self.video_mid.is_none() {
-                    self.offer_video(rtc);
-                    return;
-                }
-                if self.transcoded_video.is_some() || self.video_pt.is_none() {
-                    return;
-                }
-                if self.needs_transcoding(&frame) {
-                    self.start_video_transcoder(rtc, now);
-                    return;
-                }
-                if let Some(through) = self.skip_video_through {
-                    if frame.timestamp <= through && !frame.config {
-                        return;
-                    }
-                    self.skip_video_through = None;
-                }
-                self.video(rtc, frame, now);
-            }
-            MediaKind::Audio => self.audio(rtc, frame, now),
-            MediaKind::Data => {}
-        }
-    }
-
-    /// Whether this frame's stream can only reach this player transcoded.
-    fn needs_transcoding(&self, frame: &Frame) -> bool {
-        let Some(codec) = frame.video_codec() else {
-            return false;
-        };
-        self.always_transcode || codec == VideoCodec::SorensonSpark || frame.reorders()
-    }
-
-    fn start_video_transcoder(&mut self, rtc: &mut Rtc, now: Instant) {
-        tracing::info!(settings = ?self.video_settings, "video transcoded for this player");
-        let mut transcoded = self
-            .ctx
-            .transcoders
-            .subscribe_video(&self.app, &self.stream, self.video_settings);
-        self.avc = None;
-        self.need_keyframe = true;
-        self.skip_video_through = None;
-        // Configuration only: the pictures start at the IDR asked for, even
-        // though the sequence header is flagged as a keyframe.
-        if let Some(config) = transcoded.initial.take() {
-            self.video(rtc, config, now);
-            self.need_keyframe = true;
-        }
-        self.transcoded_video = Some(transcoded);
-    }
-
-    /// A picture or a sequence header of the stream (or its transcoder) at `now`.
-    fn video(&mut self, rtc: &mut Rtc, frame: Frame, now: Instant) {
-        self.video_at(rtc, frame, None, now);
-    }
-
-    /// A picture or a sequence header; a picture sent again (`replay`) goes
-    /// out at that output time instead of its own.
-    fn video_at(&mut self, rtc: &mut Rtc, frame: Frame, replay: Option<u64>, now: Instant) {
-        if frame.video_codec() != Some(VideoCodec::Avc) {
-            return;
-        }
-        if frame.config {
-            match frame.data().map(AvcConfig::parse) {
-                Some(Ok(avc)) => self.avc = Some(avc),
-                Some(Err(error)) => tracing::warn!(%error, "bad AVC sequence header ignored"),
-                None => {}
-            }
-            // Flash Player marks its refresh points with a keyframe-flagged sequence header.
-            if frame.keyframe {
-                self.need_keyframe = false;
-            }
-            return;
-        }
-        if self.need_keyframe && !frame.keyframe {
-            return;
-        }
-        self.need_keyframe = false;
-        let (Some(mid), Some(pt), Some(avc), Some(data)) = (self.video_mid, self.video_pt, &self.avc, frame.data())
-        else {
-            return;
-        };
-        self.annexb.clear();
-        avc.avcc_to_annexb(data, &mut self.annexb);
-        if self.annexb.is_empty() {
-            return;
-        }
-        let (ms, wallclock) = match replay {
-            Some(ms) => (ms, self.clock.replay(Track::Video, ms, now)),
-            None => self.clock.map(Track::Video, frame.timestamp, now),
-        };
-        let pts = (ms as i64 + i64::from(frame.composition_offset)).max(0) as u64;
-        let Some(writer) = rtc.writer(mid) else { return };
-        let data: Arc<[u8]> = Arc::from(&self.annexb[..]);
-        match writer.write(pt, wallclock, MediaTime::new(pts * 90, Frequency::NINETY_KHZ), data) {
-            Ok(()) => self.ctx.metrics.frames_out.inc(),
-            Err(error) => tracing::warn!(%error, "video write failed"),
-        }
-    }
-
-    fn audio(&mut self, rtc: &mut Rtc, frame: Frame, now: Instant) {
-        let (Some(codec), Some(out)) = (frame.audio_codec(), self.audio_out) else {
-            return;
-        };
-        match (codec, out) {
-            (AudioCodec::Opus, AudioOut::Opus(pt)) => {
-                self.transcoded = None;
-                if let Some(packet) = frame.data().filter(|_| !frame.config) {
-                    self.write_audio(rtc, pt, Frequency::FORTY_EIGHT_KHZ, frame.timestamp, packet, now);
-                }
-            }
-            (AudioCodec::G711A, AudioOut::Pcma(pt)) | (AudioCodec::G711U, AudioOut::Pcmu(pt)) => {
-                if let Some(samples) = frame.data() {
-                    self.write_audio(rtc, pt, Frequency::EIGHT_KHZ, frame.timestamp, samples, now);
-                }
-            }
-            (_, AudioOut::Opus(_)) if self.transcoded.is_none() => {
-                // Transcoded once per stream; this player listens to the shared output.
-                tracing::info!(codec = codec.name(), "audio transcoded to Opus");
-                self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Opus));
-            }
-            _ => {}
-        }
-    }
-
-    fn write_audio(&mut self, rtc: &mut Rtc, pt: Pt, rate: Frequency, timestamp: u32, data: &[u8], now: Instant) {
-        let Some(mid) = self.audio_mid else { return };
-        if self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow()) {
-            return;
-        }
-        let (ms, wallclock) = self.clock.map(Track::Audio, timestamp, now);
-        let Some(writer) = rtc.writer(mid) else { return };
-        let ticks = ms * u64::from(rate.get()) / 1000;
-        match writer.write(pt, wallclock, MediaTime::new(ticks, rate), data) {
-            Ok(()) => self.ctx.metrics.frames_out.inc(),
-            Err(error) => tracing::debug!(%error, "audio write failed"),
-        }
+        self.carry_out(rtc, now);
     }
 }
 

@@ -62,9 +62,14 @@ pub struct Ingest {
 impl Ingest {
     /// An ingest into the stream `publisher` holds, asking the peer for a
     /// keyframe whenever its last one is older than `keyframe_interval`
-    /// (and never when `None`).
-    pub fn new(publisher: Publisher, keyframe_interval: Option<Duration>, metrics: Arc<Metrics>) -> Ingest {
-        let start = Instant::now();
+    /// (and never when `None`). `now` starts its millisecond timeline.
+    pub fn new(
+        publisher: Publisher,
+        keyframe_interval: Option<Duration>,
+        metrics: Arc<Metrics>,
+        now: Instant,
+    ) -> Ingest {
+        let start = now;
         Ingest {
             publisher,
             video_mid: None,
@@ -119,8 +124,8 @@ impl Ingest {
         }
     }
 
-    /// One depacketized frame from the peer.
-    pub fn media(&mut self, rtc: &mut Rtc, data: MediaData) {
+    /// One depacketized frame from the peer, at `now`.
+    pub fn media(&mut self, rtc: &mut Rtc, data: MediaData, now: Instant) {
         let codec = data.params.spec().codec;
         match codec {
             Codec::Opus => {
@@ -130,8 +135,8 @@ impl Ingest {
             }
             Codec::H264 => {
                 let ms = timestamp(&mut self.video_anchor, self.start, &data);
-                if !self.video(ms, &data.data) || !data.contiguous {
-                    self.request_keyframe(rtc, Instant::now(), "a frame could not be used");
+                if !self.video(ms, &data.data, now) || !data.contiguous {
+                    self.request_keyframe(rtc, now, "a frame could not be used");
                 }
             }
             other => tracing::debug!(?other, "media in a codec this server does not publish: ignored"),
@@ -139,7 +144,7 @@ impl Ingest {
     }
 
     /// Pushes an access unit; false when it cannot be used (no SPS/PPS yet).
-    fn video(&mut self, ms: u32, annexb: &[u8]) -> bool {
+    fn video(&mut self, ms: u32, annexb: &[u8], now: Instant) -> bool {
         let (mut sps, mut pps) = (None, None);
         for unit in h264::annexb_nal_units(annexb) {
             match h264::nal_unit_type(unit) {
@@ -171,7 +176,7 @@ impl Ingest {
             .filter(|u| !matches!(h264::nal_unit_type(u), nal_type::SPS | nal_type::PPS | nal_type::AUD));
         let keyframe = h264::annexb_nal_units(annexb).any(|u| h264::nal_unit_type(u) == nal_type::IDR);
         if keyframe {
-            self.last_keyframe = Some(Instant::now());
+            self.last_keyframe = Some(now);
         }
         self.body.clear();
         self.body
