@@ -903,23 +903,26 @@ impl Case<'_> {
                 return;
             }
         }
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let events: Vec<serde_json::Value> = session
-                .messages()
-                .into_iter()
+        // Re-checked whenever the server sends a message, until `within`.
+        let room_events = |messages: &[serde_json::Value]| -> Vec<serde_json::Value> {
+            messages
+                .iter()
                 .filter(|m| m.get("type").and_then(serde_json::Value::as_str) == Some("room"))
-                .collect();
-            observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
-            let done = join_answered(step, observed) && candidates.iter().any(|(_, e)| e.check(observed).is_ok());
-            if done || tokio::time::Instant::now() >= deadline {
-                actor.rooms_seen = events.len();
-                if !join_answered(step, observed) {
-                    observed.error = Some(UNANSWERED_JOIN.into());
-                }
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+                .cloned()
+                .collect()
+        };
+        let (messages, _) = session
+            .wait_messages(within, |messages| {
+                let events = room_events(messages);
+                observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
+                join_answered(step, observed) && candidates.iter().any(|(_, e)| e.check(observed).is_ok())
+            })
+            .await;
+        let events = room_events(&messages);
+        observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
+        actor.rooms_seen = events.len();
+        if !join_answered(step, observed) {
+            observed.error = Some(UNANSWERED_JOIN.into());
         }
     }
 

@@ -473,6 +473,31 @@ impl WsSession {
         self.inner.shared.lock().messages.clone()
     }
 
+    /// Waits, at most `timeout`, until `check` holds for the messages the
+    /// server has sent so far; re-checks whenever one arrives. Returns the
+    /// messages, and whether `check` held.
+    pub async fn wait_messages(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&[Value]) -> bool,
+    ) -> (Vec<Value>, bool) {
+        let shared = &self.inner.shared;
+        let held = wait_for(
+            &shared.changed,
+            timeout,
+            || {
+                let messages = shared.lock().messages.clone();
+                Ok(check(&messages).then_some(messages))
+            },
+            || (String::new(), String::new()),
+        )
+        .await;
+        match held {
+            Ok(messages) => (messages, true),
+            Err(_) => (self.messages(), false),
+        }
+    }
+
     /// Why the connection closed, once it has.
     pub fn closed(&self) -> Option<String> {
         self.inner.shared.lock().closed.clone()
