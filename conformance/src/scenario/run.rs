@@ -656,7 +656,7 @@ impl Case<'_> {
                 break;
             }
             if best && settle && settled_at.is_none() {
-                settled_at = Some(now + Duration::from_millis(300));
+                settled_at = Some(now + QUIET);
             }
             if now >= deadline || observed.closed && (holds || observed.error.is_some()) {
                 break;
@@ -708,11 +708,12 @@ impl Case<'_> {
         if let Some(sending) = fresh.or_else(|| actor.paused.take()) {
             if let Some(client) = actor.client.take() {
                 let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(send_media(client, sending, stopped));
+                let (begun, begins) = oneshot::channel();
+                let task = tokio::spawn(send_media(client, sending, stopped, begun));
                 actor.sending = Some((task, stop));
                 if starting {
-                    // Let the first media reach the server before the next step.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    // The next step starts once the first media is written.
+                    let _ = tokio::time::timeout(within, begins).await;
                 }
             }
         }
@@ -859,9 +860,13 @@ impl Case<'_> {
                 match WebRtcPublisher::publish(signalling, options).await {
                     Ok(publisher) => {
                         observed.sdp = Some(publisher.answer().clone());
+                        // The next step starts once the first picture is on its
+                        // way (ICE and DTLS up); a publisher that never gets
+                        // there is seen by the steps that look for its media.
+                        let _ = publisher
+                            .wait_until("the first keyframe to be sent", |r| r.video_keyframes_sent > 0, within)
+                            .await;
                         actor.publisher = Some(publisher);
-                        // Let media reach the server before the next step.
-                        tokio::time::sleep(Duration::from_millis(1000)).await;
                     }
                     Err(error) => {
                         observed.refusal = error.refusal();
@@ -990,18 +995,40 @@ impl Case<'_> {
             observed.error = Some("the actor plays nothing".into());
             return;
         }
+        // Measuring the sound costs more than reading counters: it is done
+        // when an expectation asks for it and 100 ms more of sound has been
+        // decoded since the last time, and once at the end.
+        let hears = candidates.iter().any(|(_, e)| {
+            e.media
+                .as_ref()
+                .is_some_and(|m| m.tone_hz.is_some() || m.min_dbfs.is_some())
+        });
+        let mut heard_at: Option<u64> = None;
+        let mut player_changes = player.map(WebRtcPlayer::changes);
+        let mut publisher_changes = actor.publisher.as_ref().map(WebRtcPublisher::changes);
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Some(player) = player {
-                observed.report = Some(player.report());
-                observed.tone = player.audio_frequency(Duration::from_millis(500));
-                observed.dbfs = player.audio_dbfs(Duration::from_millis(500));
+            let timed_out = tokio::time::Instant::now() >= deadline;
+            observe_player(actor, player, false, observed);
+            let decoded = observed.report.as_ref().map_or(0, |r| r.audio.decoded_frames);
+            if hears && heard_at.is_none_or(|at| decoded >= at + 5) {
+                heard_at = Some(decoded);
+                observe_player(actor, player, true, observed);
             }
-            observed.keyframe_requests = actor.publisher.as_ref().map(|p| p.report().keyframe_requests_received);
-            if candidates.iter().any(|(_, e)| e.check(observed).is_ok()) || tokio::time::Instant::now() >= deadline {
+            let holds = candidates.iter().any(|(_, e)| e.check(observed).is_ok());
+            if holds || timed_out {
+                // For the report; a verdict that holds stays on what it saw.
+                if !holds && heard_at != Some(decoded) || !hears {
+                    observe_player(actor, player, true, observed);
+                }
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Wake on what the player or the publisher does, or at the deadline.
+            tokio::select! {
+                () = next_change(&mut player_changes) => {}
+                () = next_change(&mut publisher_changes) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
         }
     }
 
@@ -1159,6 +1186,35 @@ impl Case<'_> {
 }
 
 /// `n bytes: 02 00 00 …` with at most the first 64 bytes in hex.
+/// Reads what the actor's player (and publisher) report into `observed`;
+/// with `sound`, measures the player's tone and level too.
+fn observe_player(actor: &WebrtcActor, player: Option<&WebRtcPlayer>, sound: bool, observed: &mut Observed) {
+    if let Some(player) = player {
+        observed.report = Some(player.report());
+        if sound {
+            observed.tone = player.audio_frequency(Duration::from_millis(500));
+            observed.dbfs = player.audio_dbfs(Duration::from_millis(500));
+        }
+    }
+    observed.keyframe_requests = actor.publisher.as_ref().map(|p| p.report().keyframe_requests_received);
+}
+
+/// How long an `exactly` or `forbidden` expectation watches for more
+/// NetStatus events after the expected ones arrived: a server sends a
+/// command's answers back to back, so a later one would be another answer.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Waits for the next change on `changes`; never, once there are none to wait for.
+async fn next_change(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(receiver) = changes {
+        if receiver.changed().await.is_ok() {
+            return;
+        }
+    }
+    *changes = None;
+    std::future::pending::<()>().await;
+}
+
 fn hex_preview(bytes: &[u8]) -> String {
     const SHOWN: usize = 64;
     let hex: Vec<String> = bytes.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
@@ -1318,14 +1374,23 @@ impl Sending {
 }
 
 /// Sends the tags, at their own pace unless not `realtime`, until done or
-/// told to stop; hands back the client and where it got to.
+/// told to stop; hands back the client and where it got to. `begun` fires
+/// once every tag of the first timestamp (the headers and the first frames)
+/// has been written, or sending ends.
 async fn send_media(
     mut client: RtmpClient,
     mut sending: Sending,
     mut stop: oneshot::Receiver<()>,
+    begun: oneshot::Sender<()>,
 ) -> (RtmpClient, Sending) {
     let first = sending.tags.first().map_or(0, |t| t.timestamp);
+    let mut begun = Some(begun);
     while let Some(tag) = sending.tags.get(sending.next) {
+        if tag.timestamp > first {
+            if let Some(begun) = begun.take() {
+                let _ = begun.send(());
+            }
+        }
         if sending.realtime {
             let due = sending.start + Duration::from_millis(u64::from(tag.timestamp.saturating_sub(first)));
             tokio::select! {

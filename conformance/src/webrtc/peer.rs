@@ -325,6 +325,12 @@ impl<A> PeerHandle<A> {
         lock(&self.shared)
     }
 
+    /// A receiver that wakes whenever the peer's state may have changed
+    /// (a packet in or out, a timer, the end).
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// Sends a command to the task.
     pub(crate) fn command(&self, command: PeerCommand) -> Result<(), WebRtcError> {
         self.commands.send(command).map_err(|_| self.ended_error())

@@ -330,6 +330,12 @@ impl WebRtcPlayer {
         report_of(&self.peer.lock())
     }
 
+    /// Wakes whenever the player's report may have changed; for callers
+    /// that wait on several things at once (see `wait_until` otherwise).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.peer.changes()
+    }
+
     /// Waits until `check` holds for the report and returns that report. A
     /// timeout, or the peer ending first, is an error that shows the last report.
     pub async fn wait_until(
