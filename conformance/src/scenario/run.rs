@@ -13,22 +13,20 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use media::amf::Value;
-use media::flv::{Tag, TagKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use media::flv::Tag;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::action::Then;
 use super::expect::{describe_section, Observed};
-use super::{
-    Action, ActorKind, Expect, HookExpect, PlaySignalling, Profile, PublishSignalling, Scenario, Step, Tracks,
-};
-use crate::backend::{Backend, HookCall};
+use super::{ActorKind, Expect, Scenario, Step};
+use crate::backend::Backend;
 use crate::client::{ClientProfile, Incoming, RtmpClient};
 use crate::shipped::Fixtures;
 use crate::target::{Running, Target};
 use crate::verdict::{CaseResult, Verdict};
-use crate::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher, WsSession};
+use crate::webrtc::{WebRtcPlayer, WebRtcPublisher, WsSession};
 
 /// Time limits of a run.
 #[derive(Debug, Clone)]
@@ -122,58 +120,86 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
     result
 }
 
-struct Case<'a> {
-    running: &'a Running,
-    scenario: &'a Scenario,
-    options: &'a RunOptions,
-    actors: HashMap<String, Actor>,
-    backend: Option<&'a Backend>,
+/// One case being run: the target, the actors, the wire log.
+pub(super) struct Case<'a> {
+    pub(super) running: &'a Running,
+    pub(super) scenario: &'a Scenario,
+    pub(super) options: &'a RunOptions,
+    pub(super) actors: HashMap<String, Actor>,
+    pub(super) backend: Option<&'a Backend>,
     /// Backend calls already in the case's log.
-    hooks_logged: std::cell::Cell<usize>,
-    suffix: String,
-    result: &'a mut CaseResult,
+    pub(super) hooks_logged: std::cell::Cell<usize>,
+    pub(super) suffix: String,
+    pub(super) result: &'a mut CaseResult,
     /// When the case started: the wire log's time origin.
-    started: Instant,
+    pub(super) started: Instant,
     /// The wire log until the case finishes, when it is put in time order.
-    log: Vec<(Instant, String)>,
+    pub(super) log: Vec<(Instant, String)>,
 }
 
-enum Actor {
+/// One actor's state across the steps of a case.
+pub(super) enum Actor {
+    /// A Flash or encoder actor.
     Rtmp(Box<RtmpActor>),
+    /// A WebRTC actor.
     Webrtc(Box<WebrtcActor>),
+    /// A raw TCP connection, once opened.
     Raw(Option<TcpStream>),
 }
 
-struct RtmpActor {
-    kind: ActorKind,
-    client: Option<RtmpClient>,
-    streams: HashMap<String, u32>,
-    sending: Option<MediaTask>,
+/// An RTMP client and what it has done so far.
+pub(super) struct RtmpActor {
+    pub(super) kind: ActorKind,
+    pub(super) client: Option<RtmpClient>,
+    pub(super) streams: HashMap<String, u32>,
+    pub(super) sending: Option<MediaTask>,
     /// Media whose sending a step interrupted, resumed after it.
-    paused: Option<Sending>,
+    pub(super) paused: Option<Sending>,
     /// Media to send once the step's expectations are checked: stream id, tags, real time.
-    media: Option<(u32, Vec<Tag>, bool)>,
+    pub(super) media: Option<(u32, Vec<Tag>, bool)>,
     /// Statuses already matched by earlier expectations.
-    matched: usize,
+    pub(super) matched: usize,
     /// Wire log lines already copied to the case log.
-    logged: usize,
+    pub(super) logged: usize,
     /// Room events already shown to earlier steps.
-    rooms_seen: usize,
+    pub(super) rooms_seen: usize,
 }
 
+/// A WebRTC actor's player, publisher and WebSocket session.
 #[derive(Default)]
-struct WebrtcActor {
+pub(super) struct WebrtcActor {
     /// Room events already shown to earlier steps.
-    rooms_seen: usize,
-    player: Option<WebRtcPlayer>,
-    publisher: Option<WebRtcPublisher>,
-    ws: Option<WsSession>,
+    pub(super) rooms_seen: usize,
+    pub(super) player: Option<WebRtcPlayer>,
+    pub(super) publisher: Option<WebRtcPublisher>,
+    pub(super) ws: Option<WsSession>,
+}
+
+impl Actor {
+    /// A new actor of `kind`, not connected yet.
+    fn new(kind: ActorKind) -> Actor {
+        match kind {
+            ActorKind::Webrtc => Actor::Webrtc(Box::default()),
+            ActorKind::Raw => Actor::Raw(None),
+            kind => Actor::Rtmp(Box::new(RtmpActor {
+                kind,
+                client: None,
+                streams: HashMap::new(),
+                sending: None,
+                paused: None,
+                media: None,
+                matched: 0,
+                logged: 0,
+                rooms_seen: 0,
+            })),
+        }
+    }
 }
 
 impl RtmpActor {
     /// The client, back from the media task if one is sending (the media
     /// goes on after the step, from where it stopped).
-    async fn client(&mut self) -> Option<&mut RtmpClient> {
+    pub(super) async fn client(&mut self) -> Option<&mut RtmpClient> {
         if let Some((task, stop)) = self.sending.take() {
             let _ = stop.send(());
             if let Ok((client, sending)) = task.await {
@@ -358,7 +384,7 @@ impl Case<'_> {
     }
 
     /// The run's name for a scenario's stream name: unique per case, query kept.
-    fn stream_name(&self, logical: &str) -> String {
+    pub(super) fn stream_name(&self, logical: &str) -> String {
         match logical.split_once('?') {
             Some((name, query)) => format!("{name}-{}?{query}", self.suffix),
             None => format!("{logical}-{}", self.suffix),
@@ -375,108 +401,49 @@ impl Case<'_> {
 
     async fn act(&mut self, step: &Step, candidates: &[(Verdict, Expect)]) -> Observed {
         let mut observed = Observed::default();
-        let name = step.actor.clone().unwrap_or_default();
-        let kind = self.scenario.actors.get(&name).copied();
-        if let Action::Sleep { ms } = step.action {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            return observed;
-        }
-        if matches!(step.action, Action::Hook {}) {
-            self.hook_step(candidates, &mut observed).await;
-            return observed;
-        }
-        if !self.actors.contains_key(&name) {
-            let actor = match kind {
-                Some(ActorKind::Webrtc) => Actor::Webrtc(Box::default()),
-                Some(ActorKind::Raw) => Actor::Raw(None),
-                Some(kind) => Actor::Rtmp(Box::new(RtmpActor {
-                    kind,
-                    client: None,
-                    streams: HashMap::new(),
-                    sending: None,
-                    paused: None,
-                    media: None,
-                    matched: 0,
-                    logged: 0,
-                    rooms_seen: 0,
-                })),
-                None => {
-                    observed.error = Some(format!("no actor {name}"));
-                    return observed;
-                }
-            };
-            self.actors.insert(name.clone(), actor);
-        }
+        let began = Instant::now();
         let within = self.within(candidates);
-        let Some(actor) = self.actors.remove(&name) else {
-            return observed;
+        let name = step.actor.clone().unwrap_or_default();
+        let mut actor = match self.scenario.actors.get(&name).copied() {
+            None | Some(ActorKind::Backend) => None,
+            Some(kind) => Some(self.actors.remove(&name).unwrap_or_else(|| Actor::new(kind))),
         };
-        let actor = match actor {
-            Actor::Rtmp(mut rtmp) => {
-                self.rtmp_step(&mut rtmp, step, candidates, within, &mut observed).await;
-                Actor::Rtmp(rtmp)
-            }
-            Actor::Webrtc(mut webrtc) => {
-                self.webrtc_step(&mut webrtc, step, candidates, within, &mut observed)
+        let then = self
+            .perform(actor.as_mut(), step, candidates, within, &mut observed)
+            .await;
+        match (then, actor.as_mut()) {
+            (Then::Statuses { before }, Some(Actor::Rtmp(rtmp))) => {
+                self.watch_statuses(rtmp, step, candidates, within, began, before, &mut observed)
                     .await;
-                Actor::Webrtc(webrtc)
             }
-            Actor::Raw(mut socket) => {
-                self.raw_step(&mut socket, step, within, &mut observed).await;
-                Actor::Raw(socket)
+            (Then::Player, Some(Actor::Webrtc(webrtc))) => {
+                self.watch_player(webrtc, candidates, within, &mut observed).await;
             }
-        };
-        self.actors.insert(name, actor);
+            (Then::RoomEvents, Some(Actor::Webrtc(webrtc))) => {
+                self.watch_rooms(webrtc, step, candidates, within, &mut observed).await;
+            }
+            _ => {}
+        }
+        if let Some(actor) = actor {
+            self.actors.insert(name, actor);
+        }
         if candidates.iter().any(|(_, e)| e.survives.is_some()) {
             observed.survived = Some(self.survives().await);
         }
         observed
     }
 
-    /// Waits until the backend has a call some candidate's `hook` matches.
-    async fn hook_step(&self, candidates: &[(Verdict, Expect)], observed: &mut Observed) {
-        let Some(backend) = self.backend else {
-            observed.error = Some("the case has no backend".into());
-            return;
-        };
-        let wanted: Vec<&HookExpect> = candidates.iter().filter_map(|(_, e)| e.hook.as_ref()).collect();
-        let found = backend
-            .wait_for(
-                |call| {
-                    let call = self.without_suffix(call);
-                    wanted.iter().any(|w| w.matches(&call))
-                },
-                self.within(candidates),
-            )
-            .await;
-        let calls = match found {
-            Ok(_) => backend.calls(),
-            Err(calls) => calls,
-        };
-        let logged = self.hooks_logged.replace(calls.len());
-        observed.log.extend(
-            calls
-                .iter()
-                .skip(logged)
-                .map(|c| format!("backend < POST {} {}", c.path, c.body)),
-        );
-        observed.hook_calls = Some(calls.iter().map(|c| self.without_suffix(c)).collect());
-    }
-
-    /// The call as the scenario names things: the run's suffix taken off `name`.
-    fn without_suffix(&self, call: &HookCall) -> HookCall {
-        let mut call = call.clone();
-        if let Some(name) = call.body.get_mut("name") {
-            if let Some(text) = name.as_str() {
-                let suffix = format!("-{}", self.suffix);
-                *name = serde_json::Value::String(text.replacen(&suffix, "", 1));
-            }
-        }
-        call
-    }
-
-    /// Opens the actor's connection and sends `connect`, unless done.
-    async fn ensure_connected(&self, actor: &mut RtmpActor, step: &Step) -> Result<usize, String> {
+    /// Opens the actor's connection and sends `connect` to `app` (the
+    /// target's by default) with `params` in the URL and `args` as extra
+    /// arguments (a Flash actor's `{login, appKey}` by default), unless it
+    /// is connected; returns how many statuses came before.
+    pub(super) async fn connect(
+        &self,
+        actor: &mut RtmpActor,
+        app: Option<&str>,
+        params: Option<&str>,
+        args: Option<Vec<Value>>,
+    ) -> Result<usize, String> {
         if actor.client().await.is_some() {
             return Ok(0);
         }
@@ -486,21 +453,15 @@ impl Case<'_> {
             _ => ClientProfile::encoder(),
         };
         let client = RtmpClient::open(addr, profile).await.map_err(|e| e.to_string())?;
-        actor.client = Some(client);
-        let client = actor.client.as_mut().ok_or("no client")?;
+        let client = actor.client.insert(client);
         let base = self.running.rtmp_base.clone().unwrap_or_default();
-        // Other actions connect as a bare `connect` step would.
-        let (app, params, args) = match &step.action {
-            Action::Connect { app, params, args } => (app.as_ref(), params.as_ref(), args.as_ref()),
-            _ => (None, None, None),
-        };
-        let app = app.cloned().unwrap_or_else(|| self.running.app.clone());
+        let app = app.unwrap_or(&self.running.app);
         let mut tc_url = format!("{base}/{app}");
         if let Some(params) = params {
             tc_url = format!("{tc_url}?{params}");
         }
         let args = match (args, actor.kind) {
-            (Some(args), _) => args.iter().map(amf_of).collect(),
+            (Some(args), _) => args,
             (None, ActorKind::Flash) => vec![Value::object([
                 ("login", Value::from("conformance")),
                 ("appKey", Value::from(self.running.app_key())),
@@ -512,124 +473,48 @@ impl Case<'_> {
         Ok(before)
     }
 
-    async fn rtmp_step(
+    /// Room events as `room_events` spells them, without the run's suffix.
+    fn room_texts(&self, events: &[serde_json::Value]) -> Vec<String> {
+        let suffix = format!("-{}", self.suffix);
+        events
+            .iter()
+            .map(|event| {
+                let field = |key: &str| event.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
+                let text = match field("event") {
+                    "STATE" => {
+                        let names: Vec<&str> = event
+                            .get("participants")
+                            .and_then(serde_json::Value::as_array)
+                            .map(|list| list.iter().filter_map(|p| p.get("name")?.as_str()).collect())
+                            .unwrap_or_default();
+                        format!("STATE {}", names.join(","))
+                    }
+                    kind @ ("JOINED" | "LEFT") => format!("{kind} {}", field("participant")),
+                    "PUBLISHED" => format!("PUBLISHED {} {}", field("participant"), field("stream")),
+                    "MESSAGE" => format!("MESSAGE {}: {}", field("from"), field("text")),
+                    "FAILED" => format!("FAILED {}", field("info")),
+                    other => other.to_string(),
+                };
+                text.trim_end().replace(&suffix, "")
+            })
+            .collect()
+    }
+
+    /// Watches the RTMP actor's statuses (from `before`), media and room
+    /// events until the best outcome holds, or a lesser one once the best
+    /// cannot (the deadline passed, the connection closed); then starts
+    /// sending the media its `publish` brought, if any.
+    #[allow(clippy::too_many_arguments)]
+    async fn watch_statuses(
         &self,
         actor: &mut RtmpActor,
         step: &Step,
         candidates: &[(Verdict, Expect)],
         within: Duration,
+        began: Instant,
+        before: usize,
         observed: &mut Observed,
     ) {
-        let began = Instant::now();
-        let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
-        let result: Result<(), String> = match &step.action {
-            Action::Connect { .. } => {
-                if actor.client.is_some() {
-                    Err("already connected".into())
-                } else {
-                    self.ensure_connected(actor, step).await.map(|b| before = b)
-                }
-            }
-            Action::Publish { .. } | Action::Play { .. } => self.publish_or_play(actor, step, &mut before).await,
-            Action::Unpublish { stream } => {
-                let logical = stream.clone().unwrap_or_default();
-                let id = actor.streams.get(&logical).copied();
-                let name = self.stream_name(&logical);
-                let _ = actor.client().await;
-                if let Some(id) = id {
-                    actor.paused = actor.paused.take().filter(|p| p.stream_id != id);
-                }
-                match (actor.client.as_mut(), id) {
-                    (Some(client), Some(id)) => client.unpublish(id, &name).await.map_err(|e| e.to_string()),
-                    (Some(_), None) => Err(format!("the actor publishes no stream {logical:?}")),
-                    (None, _) => Err("not connected".into()),
-                }
-            }
-            Action::Disconnect {} => {
-                let _ = actor.client().await;
-                actor.client = None; // dropping it closes the connection
-                actor.streams.clear();
-                actor.paused = None;
-                return;
-            }
-            Action::Wait { .. } => {
-                before = actor.matched;
-                Ok(())
-            }
-            Action::Replay { capture, app } => {
-                let names: Vec<&str> = capture.split_whitespace().collect();
-                let url = format!(
-                    "{}/{}",
-                    self.running.rtmp_base.clone().unwrap_or_default(),
-                    app.clone().unwrap_or_else(|| self.running.app.clone())
-                );
-                let fixtures = &self.options.fixtures;
-                let source = match names.as_slice() {
-                    [file] => fixtures.read(file).map(|bytes| crate::replay::CaptureSource::Bytes {
-                        name: file.to_string(),
-                        bytes,
-                    }),
-                    [client, server] => fixtures.read(client).and_then(|c| {
-                        fixtures
-                            .read(server)
-                            .map(|s| crate::replay::CaptureSource::DirectionBytes {
-                                name: format!("{client} + {server}"),
-                                client: c,
-                                server: s,
-                            })
-                    }),
-                    _ => Err("capture: one file, or the client's and the server's bytes".to_string()),
-                };
-                let replayed = match source {
-                    Ok(source) => crate::replay::replay_source(&source, &url, crate::replay::ReplayOptions::default())
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                };
-                match replayed {
-                    Ok(report) => {
-                        let unanswered = report
-                            .commands
-                            .iter()
-                            .filter(|c| {
-                                matches!(
-                                    c.verdict,
-                                    crate::replay::report::Verdict::Missing { .. }
-                                        | crate::replay::report::Verdict::NotSent { .. }
-                                )
-                            })
-                            .map(|c| c.name.clone())
-                            .collect();
-                        observed.replay = Some((report.is_match(), replay_summary(&report), unanswered));
-                        observed.log = report.wire_log.clone();
-                        observed.log.push(report.to_string());
-                        Ok(())
-                    }
-                    Err(error) => Err(error),
-                }
-            }
-            Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
-                match self.ensure_connected(actor, step).await {
-                    Ok(_) => match actor.client().await {
-                        Some(client) => {
-                            let request = Value::from_json(&self.room_request(step));
-                            // The answer (_result or _error) matters less than the events.
-                            client
-                                .call("sendData", vec![request])
-                                .await
-                                .map(drop)
-                                .map_err(|e| e.to_string())
-                        }
-                        None => Err("not connected".into()),
-                    },
-                    Err(error) => Err(error),
-                }
-            }
-            other => Err(format!("{} is not an RTMP action", other.name())),
-        };
-        if let Err(error) = result {
-            observed.error = Some(error);
-        }
         let Some(client) = actor.client.as_mut() else {
             return;
         };
@@ -648,7 +533,7 @@ impl Case<'_> {
             // The first outcome is the best: a lesser one that already holds
             // is only concluded when the best cannot hold any more (the
             // deadline passed, the connection closed).
-            let answered = join_answered(step, observed);
+            let answered = step.action.answered(observed);
             let best = answered && candidates[0].1.check(observed).is_ok();
             let holds = answered && candidates.iter().any(|(_, e)| e.check(observed).is_ok());
             let now = tokio::time::Instant::now();
@@ -690,11 +575,11 @@ impl Case<'_> {
                     }
                 }
             }
-            if media.is_none() && matches!(step.action, Action::Play { .. }) && best {
+            if media.is_none() && step.action.streams_media() && best {
                 break;
             }
         }
-        if !join_answered(step, observed) && observed.error.is_none() {
+        if !step.action.answered(observed) && observed.error.is_none() {
             observed.error = Some(UNANSWERED_JOIN.into());
         }
         actor.matched = client.statuses().len();
@@ -719,172 +604,8 @@ impl Case<'_> {
         }
     }
 
-    async fn publish_or_play(&self, actor: &mut RtmpActor, step: &Step, before: &mut usize) -> Result<(), String> {
-        let logical = step.action.stream().unwrap_or_default().to_string();
-        if actor.client().await.is_none() {
-            self.ensure_connected(actor, step).await?;
-        }
-        let client = actor.client.as_mut().ok_or("not connected")?;
-        let id = match actor.streams.get(&logical) {
-            Some(id) => *id,
-            None => {
-                let id = client.create_stream().await.map_err(|e| e.to_string())?;
-                actor.streams.insert(logical.clone(), id);
-                id
-            }
-        };
-        *before = client.statuses().len();
-        let name = self.stream_name(&logical);
-        let Action::Publish {
-            media: Some(file),
-            realtime,
-            ..
-        } = &step.action
-        else {
-            if matches!(step.action, Action::Play { .. }) {
-                return client.play(id, &name).await.map(|_| ()).map_err(|e| e.to_string());
-            }
-            return client.publish(id, &name).await.map(|_| ()).map_err(|e| e.to_string());
-        };
-        let status = client.publish(id, &name).await.map_err(|e| e.to_string())?;
-        if status.code == media::netstatus::code::PUBLISH_START {
-            let tags = load_media(&self.options.fixtures, file, &step.action)?;
-            actor.media = Some((id, tags, *realtime));
-        }
-        Ok(())
-    }
-
-    async fn webrtc_step(
-        &self,
-        actor: &mut WebrtcActor,
-        step: &Step,
-        candidates: &[(Verdict, Expect)],
-        within: Duration,
-        observed: &mut Observed,
-    ) {
-        match &step.action {
-            Action::Unpublish { .. } => {
-                match &mut actor.publisher {
-                    Some(publisher) => {
-                        if let Err(error) = publisher.stop().await {
-                            observed.error = Some(error.to_string());
-                        }
-                    }
-                    None => observed.error = Some("the actor publishes nothing".into()),
-                }
-                return;
-            }
-            Action::Resize { size } => {
-                match &actor.publisher {
-                    Some(publisher) => {
-                        if let Err(error) = publisher.resize(size.width, size.height) {
-                            observed.error = Some(error.to_string());
-                        }
-                    }
-                    None => observed.error = Some("the actor publishes nothing".into()),
-                }
-                return;
-            }
-            Action::Wait { .. } if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => {
-                return self.watch_player(actor, candidates, within, observed).await
-            }
-            Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
-                return self.ws_room_step(actor, step, candidates, within, observed).await
-            }
-            Action::Disconnect {} => {
-                if let Some(player) = &mut actor.player {
-                    let _ = player.stop().await;
-                }
-                if let Some(publisher) = &mut actor.publisher {
-                    let _ = publisher.stop().await;
-                }
-                if let Some(session) = actor.ws.take() {
-                    session.close();
-                }
-                return;
-            }
-            _ => {}
-        }
-        let name = self.stream_name(step.action.stream().unwrap_or_default());
-        let signalling = match self.signalling(actor, step, &name).await {
-            Ok(signalling) => signalling,
-            Err(error) => {
-                observed.error = Some(error);
-                return;
-            }
-        };
-        match &step.action {
-            Action::WebrtcPlay {
-                audio, video, profile, ..
-            } => {
-                let shape = match profile {
-                    Profile::Safari => PlayerOptions::safari(),
-                    Profile::Default => PlayerOptions::default(),
-                };
-                let options = PlayerOptions {
-                    audio: *audio,
-                    video: *video,
-                    ..shape
-                };
-                match WebRtcPlayer::play(signalling, options).await {
-                    Ok(player) => {
-                        observed.sdp = Some(player.answer().clone());
-                        actor.player = Some(player);
-                    }
-                    Err(error) => {
-                        observed.refusal = error.refusal();
-                        observed.error = Some(error.to_string());
-                        return;
-                    }
-                }
-            }
-            Action::WebrtcPublish {
-                tone_hz,
-                keyframe_interval,
-                profile,
-                ..
-            } => {
-                let shape = match profile {
-                    Profile::Safari => PublisherOptions::safari(),
-                    Profile::Default => PublisherOptions::default(),
-                };
-                let idr_interval = match keyframe_interval {
-                    Some(interval) => ((interval.as_secs_f64() * f64::from(shape.fps)).ceil() as u32).max(1),
-                    None => shape.idr_interval,
-                };
-                let options = PublisherOptions {
-                    tone_hz: tone_hz.unwrap_or(440.0),
-                    idr_interval,
-                    ..shape
-                };
-                match WebRtcPublisher::publish(signalling, options).await {
-                    Ok(publisher) => {
-                        observed.sdp = Some(publisher.answer().clone());
-                        // The next step starts once the first picture is on its
-                        // way (ICE and DTLS up); a publisher that never gets
-                        // there is seen by the steps that look for its media.
-                        let _ = publisher
-                            .wait_until("the first keyframe to be sent", |r| r.video_keyframes_sent > 0, within)
-                            .await;
-                        actor.publisher = Some(publisher);
-                    }
-                    Err(error) => {
-                        observed.refusal = error.refusal();
-                        observed.error = Some(error.to_string());
-                    }
-                }
-                return;
-            }
-            other => {
-                observed.error = Some(format!("{} is not a WebRTC action", other.name()));
-                return;
-            }
-        }
-        self.watch_player(actor, candidates, within, observed).await;
-    }
-
-    /// A room request or a wait for room events on the actor's WebSocket session.
-    async fn ws_room_step(
+    /// Waits for room events on the WebRTC actor's WebSocket session.
+    async fn watch_rooms(
         &self,
         actor: &mut WebrtcActor,
         step: &Step,
@@ -900,14 +621,6 @@ impl Case<'_> {
                 return;
             }
         };
-        if !matches!(step.action, Action::Wait { .. }) {
-            let mut request = self.room_request(step);
-            request["type"] = serde_json::Value::String("room".into());
-            if let Err(error) = session.send_json(&request) {
-                observed.error = Some(error.to_string());
-                return;
-            }
-        }
         // Re-checked whenever the server sends a message, until `within`.
         let room_events = |messages: &[serde_json::Value]| -> Vec<serde_json::Value> {
             messages
@@ -920,62 +633,15 @@ impl Case<'_> {
             .wait_messages(within, |messages| {
                 let events = room_events(messages);
                 observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
-                join_answered(step, observed) && candidates.iter().any(|(_, e)| e.check(observed).is_ok())
+                step.action.answered(observed) && candidates.iter().any(|(_, e)| e.check(observed).is_ok())
             })
             .await;
         let events = room_events(&messages);
         observed.room_events = self.room_texts(&events[seen.min(events.len())..]);
         actor.rooms_seen = events.len();
-        if !join_answered(step, observed) {
+        if !step.action.answered(observed) {
             observed.error = Some(UNANSWERED_JOIN.into());
         }
-    }
-
-    /// The `sendData` object (RTMP) or the body of a `room` message (WebSocket).
-    fn room_request(&self, step: &Step) -> serde_json::Value {
-        match &step.action {
-            Action::JoinRoom { room, participant } => serde_json::json!({
-                "method": "joinRoom", "room": self.stream_name(room), "name": participant
-            }),
-            Action::LeaveRoom { room } => serde_json::json!({"method": "leaveRoom", "room": self.stream_name(room)}),
-            Action::RoomMessage { room, text, to } => {
-                let mut message = serde_json::json!({
-                    "method": "sendMessage", "room": self.stream_name(room), "text": text
-                });
-                if let Some(to) = to {
-                    message["to"] = serde_json::Value::String(to.clone());
-                }
-                message
-            }
-            _ => serde_json::Value::Null,
-        }
-    }
-
-    /// Room events as `room_events` spells them, without the run's suffix.
-    fn room_texts(&self, events: &[serde_json::Value]) -> Vec<String> {
-        let suffix = format!("-{}", self.suffix);
-        events
-            .iter()
-            .map(|event| {
-                let field = |key: &str| event.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
-                let text = match field("event") {
-                    "STATE" => {
-                        let names: Vec<&str> = event
-                            .get("participants")
-                            .and_then(serde_json::Value::as_array)
-                            .map(|list| list.iter().filter_map(|p| p.get("name")?.as_str()).collect())
-                            .unwrap_or_default();
-                        format!("STATE {}", names.join(","))
-                    }
-                    kind @ ("JOINED" | "LEFT") => format!("{kind} {}", field("participant")),
-                    "PUBLISHED" => format!("PUBLISHED {} {}", field("participant"), field("stream")),
-                    "MESSAGE" => format!("MESSAGE {}: {}", field("from"), field("text")),
-                    "FAILED" => format!("FAILED {}", field("info")),
-                    other => other.to_string(),
-                };
-                text.trim_end().replace(&suffix, "")
-            })
-            .collect()
     }
 
     /// Checks the actor's player until an expectation holds or `within` ends.
@@ -1033,7 +699,7 @@ impl Case<'_> {
     }
 
     /// The actor's WebSocket session, connected on first use.
-    async fn ws_session<'b>(&self, actor: &'b mut WebrtcActor) -> Result<&'b WsSession, String> {
+    pub(super) async fn ws_session<'b>(&self, actor: &'b mut WebrtcActor) -> Result<&'b WsSession, String> {
         if actor.ws.is_none() {
             let url = self
                 .running
@@ -1051,113 +717,6 @@ impl Case<'_> {
             actor.ws = Some(session);
         }
         actor.ws.as_ref().ok_or_else(|| "no WebSocket session".to_string())
-    }
-
-    async fn signalling(&self, actor: &mut WebrtcActor, step: &Step, name: &str) -> Result<Signalling, String> {
-        let spec = &self.running.spec;
-        let fill = |template: &str| crate::target::fill_template(template, &self.running.app_key(), name);
-        let kind = match &step.action {
-            Action::WebrtcPlay {
-                signalling: PlaySignalling::Ws,
-                ..
-            }
-            | Action::WebrtcPublish {
-                signalling: PublishSignalling::Ws,
-                ..
-            } => "ws",
-            Action::WebrtcPublish { .. } => "whip",
-            _ => "whep",
-        };
-        match kind {
-            "ws" => {
-                let session = self.ws_session(actor).await?;
-                Ok(Signalling::ws(session, &format!("{kind}-{name}"), name))
-            }
-            "whip" => Ok(Signalling::url(&fill(
-                spec.whip.as_deref().ok_or("the target has no WHIP URL")?,
-            ))),
-            _ => Ok(Signalling::url(&fill(
-                spec.whep.as_deref().ok_or("the target has no WHEP URL")?,
-            ))),
-        }
-    }
-
-    async fn raw_step(&self, socket: &mut Option<TcpStream>, step: &Step, within: Duration, observed: &mut Observed) {
-        let Action::SendRaw { hex, bytes, handshake } = &step.action else {
-            *socket = None; // disconnect
-            return;
-        };
-        let bytes = match (hex, bytes) {
-            (Some(hex), _) => parse_hex(hex),
-            (None, Some(file)) => self.options.fixtures.read(file).map(|b| b.to_vec()),
-            (None, None) => Err("no bytes to send".into()),
-        };
-        let bytes = match bytes {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                observed.error = Some(error);
-                return;
-            }
-        };
-        if socket.is_none() {
-            let Some(addr) = self.running.rtmp_addr else {
-                observed.error = Some("the target has no RTMP URL".into());
-                return;
-            };
-            match raw_connect(addr, *handshake).await {
-                Ok(stream) => *socket = Some(stream),
-                Err(error) => {
-                    observed.error = Some(error);
-                    return;
-                }
-            }
-        }
-        let Some(stream) = socket.as_mut() else { return };
-        let actor = step.actor.as_deref().unwrap_or("raw");
-        observed
-            .timed_log
-            .push((Instant::now(), format!("{actor} > {}", hex_preview(&bytes))));
-        let sent = tokio::time::Instant::now();
-        if let Err(error) = stream.write_all(&bytes).await {
-            // Already closed by the server: that is an answer too.
-            observed.timed_log.push((
-                Instant::now(),
-                format!("{actor} < the connection was closed before the bytes went out: {error}"),
-            ));
-            observed.closed = true;
-            return;
-        }
-        let deadline = sent + within;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut received = 0usize;
-        let after = |at: tokio::time::Instant| format!("{:.1} s", at.duration_since(sent).as_secs_f64());
-        loop {
-            let ended = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-                Ok(Ok(0)) => "the connection closed".to_string(),
-                Ok(Err(error)) => error.to_string(),
-                Ok(Ok(n)) => {
-                    received += n;
-                    continue;
-                }
-                Err(_) => {
-                    let line = format!(
-                        "{actor} < {received} bytes; the connection still open {} after the bytes",
-                        after(deadline)
-                    );
-                    observed.timed_log.push((deadline.into_std(), line));
-                    observed.open_after = Some(deadline.duration_since(sent));
-                    return;
-                }
-            };
-            let now = tokio::time::Instant::now();
-            let line = format!(
-                "{actor} < {received} bytes, then {ended} {} after the bytes",
-                after(now)
-            );
-            observed.timed_log.push((now.into_std(), line));
-            observed.closed = true;
-            return;
-        }
     }
 
     /// Whether a fresh encoder can still connect and publish.
@@ -1185,7 +744,6 @@ impl Case<'_> {
     }
 }
 
-/// `n bytes: 02 00 00 …` with at most the first 64 bytes in hex.
 /// Reads what the actor's player (and publisher) report into `observed`;
 /// with `sound`, measures the player's tone and level too.
 fn observe_player(actor: &WebrtcActor, player: Option<&WebRtcPlayer>, sound: bool, observed: &mut Observed) {
@@ -1197,6 +755,22 @@ fn observe_player(actor: &WebrtcActor, player: Option<&WebRtcPlayer>, sound: boo
         }
     }
     observed.keyframe_requests = actor.publisher.as_ref().map(|p| p.report().keyframe_requests_received);
+}
+
+/// What a join that the server never answered is told.
+const UNANSWERED_JOIN: &str = "the server never answered joinRoom (no STATE or FAILED room event)";
+
+/// What a step accepts: its outcomes with their verdicts, or its `expect`
+/// (or the action's implied success) as OK.
+fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
+    if !step.outcomes.is_empty() {
+        return step.outcomes.iter().map(|o| (o.verdict, o.expect.clone())).collect();
+    }
+    let expect = step.expect.clone().unwrap_or_else(|| Expect {
+        statuses: step.action.success().map(str::to_string).into_iter().collect(),
+        ..Expect::default()
+    });
+    vec![(Verdict::Ok, expect)]
 }
 
 /// How long an `exactly` or `forbidden` expectation watches for more
@@ -1215,150 +789,18 @@ async fn next_change(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
     std::future::pending::<()>().await;
 }
 
-fn hex_preview(bytes: &[u8]) -> String {
-    const SHOWN: usize = 64;
-    let hex: Vec<String> = bytes.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
-    let more = if bytes.len() > SHOWN { " …" } else { "" };
-    format!("{} bytes: {}{more}", bytes.len(), hex.join(" "))
-}
-
-/// The replay's differences, stable from run to run (no paths, ports or times).
-fn replay_summary(report: &crate::replay::ReplayReport) -> String {
-    use crate::replay::report::Verdict as Compared;
-    let differences: Vec<String> = report
-        .mismatches()
-        .map(|c| match &c.verdict {
-            Compared::Differs { expected, actual } => {
-                format!("{}: expected {expected}, actual {actual}", c.name)
-            }
-            Compared::Missing { expected } => format!("{}: expected {expected}, no answer", c.name),
-            Compared::NotSent { reason } => format!("{}: not sent ({reason})", c.name),
-            Compared::Match => String::new(),
-        })
-        .collect();
-    if differences.is_empty() {
-        format!("replay: all {} commands answered as captured", report.commands.len())
-    } else {
-        format!("replay differs: {}", differences.join("; "))
-    }
-}
-
-/// What a join that the server never answered is told.
-const UNANSWERED_JOIN: &str = "the server never answered joinRoom (no STATE or FAILED room event)";
-
-/// A `join-room` step is over only once the server answered it (STATE or
-/// FAILED), so the next step never races the join; other steps need nothing.
-fn join_answered(step: &Step, observed: &Observed) -> bool {
-    !matches!(step.action, Action::JoinRoom { .. })
-        || observed
-            .room_events
-            .iter()
-            .any(|e| e.starts_with("STATE") || e.starts_with("FAILED"))
-}
-
-/// What a step accepts: its outcomes with their verdicts, or its `expect`
-/// (or the action's implicit success) as OK.
-fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
-    if !step.outcomes.is_empty() {
-        return step.outcomes.iter().map(|o| (o.verdict, o.expect.clone())).collect();
-    }
-    let expect = step.expect.clone().unwrap_or_else(|| {
-        let code = match step.action {
-            Action::Connect { .. } => Some("NetConnection.Connect.Success"),
-            Action::Publish { .. } => Some("NetStream.Publish.Start"),
-            Action::Play { .. } => Some("NetStream.Play.Start"),
-            _ => None,
-        };
-        Expect {
-            statuses: code.map(str::to_string).into_iter().collect(),
-            ..Expect::default()
-        }
-    });
-    vec![(Verdict::Ok, expect)]
-}
-
-/// A TOML value as AMF: tables become anonymous objects.
-fn amf_of(value: &toml::Value) -> Value {
-    match value {
-        toml::Value::String(s) => Value::from(s.as_str()),
-        toml::Value::Integer(i) => Value::Number(*i as f64),
-        toml::Value::Float(f) => Value::Number(*f),
-        toml::Value::Boolean(b) => Value::Boolean(*b),
-        toml::Value::Datetime(d) => Value::from(d.to_string().as_str()),
-        toml::Value::Array(items) => Value::StrictArray(items.iter().map(amf_of).collect()),
-        toml::Value::Table(table) => Value::object(table.iter().map(|(k, v)| (k.clone(), amf_of(v)))),
-    }
-}
-
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits in {text:?}"));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| format!("not hex: {text:?}")))
-        .collect()
-}
-
-/// A TCP connection, after a simple RTMP handshake if `handshake`.
-async fn raw_connect(addr: std::net::SocketAddr, handshake: bool) -> Result<TcpStream, String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    if handshake {
-        let c0c1 = crate::handshake::client_c0c1(crate::handshake::ClientHandshake::Simple, 0);
-        stream.write_all(&c0c1).await.map_err(|e| e.to_string())?;
-        let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut s0s1s2))
-            .await
-            .map_err(|_| "no S0S1S2 within 5 s".to_string())?
-            .map_err(|e| e.to_string())?;
-        stream.write_all(&s0s1s2[1..1537]).await.map_err(|e| e.to_string())?;
-    }
-    Ok(stream)
-}
-
-/// The tags of an FLV fixture to publish: `tracks` only, at most `seconds`.
-fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<Tag>, String> {
-    let Action::Publish {
-        tracks,
-        seconds,
-        metadata,
-        video_after,
-        ..
-    } = publish
-    else {
-        return Err("media comes with a publish step".into());
-    };
-    let bytes = fixtures.read(file)?;
-    let tags = media::flv::read_tags(&bytes).map_err(|e| format!("{file}: {e}"))?;
-    let limit = seconds.map(|s| s.saturating_mul(1000));
-    let tags = tags
-        .into_iter()
-        .filter(|t| match t.kind {
-            TagKind::Audio => *tracks != Tracks::Video,
-            TagKind::Video => *tracks != Tracks::Audio,
-            TagKind::Script => *tracks == Tracks::Both && *metadata,
-        })
-        .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
-        .collect();
-    Ok(match video_after {
-        Some(after) => media::flv::video_from(tags, *after),
-        None => tags,
-    })
-}
-
 /// Sends `tags` until they end or `stop` fires; returns the client.
 /// A task sending media, and how to stop it.
 type MediaTask = (JoinHandle<(RtmpClient, Sending)>, oneshot::Sender<()>);
 
 /// An FLV fixture being published: where it is, and its clock.
-struct Sending {
-    stream_id: u32,
-    tags: Vec<Tag>,
+pub(super) struct Sending {
+    pub(super) stream_id: u32,
+    pub(super) tags: Vec<Tag>,
     /// The next tag to send.
-    next: usize,
-    realtime: bool,
-    start: tokio::time::Instant,
+    pub(super) next: usize,
+    pub(super) realtime: bool,
+    pub(super) start: tokio::time::Instant,
 }
 
 impl Sending {
@@ -1407,23 +849,4 @@ async fn send_media(
         sending.next += 1;
     }
     (client, sending)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_args_become_amf_objects() {
-        let value: toml::Value = toml::from_str::<toml::Table>("a = { login = \"u\", n = 2 }")
-            .unwrap()
-            .remove("a")
-            .unwrap();
-        assert_eq!(
-            amf_of(&value),
-            Value::object([("login", Value::from("u")), ("n", Value::Number(2.0))])
-        );
-        assert_eq!(parse_hex("03 ff").unwrap(), vec![3, 255]);
-        assert!(parse_hex("0").is_err());
-    }
 }

@@ -1,0 +1,1028 @@
+//! The actions a step can take, and what each one does.
+//!
+//! Everything that is particular to one action is here: its parameters
+//! (a variant of [`Action`]), the actors that can take it, what it needs of
+//! the target, the success it implies, and the code that performs it
+//! ([`Case::perform`]). Adding an action touches this module only. What
+//! follows an action, the watching of NetStatus events, media, players and
+//! room events until an expectation holds, is the runner's (`run.rs`): the
+//! action says which with the [`Then`] it returns.
+
+use std::time::{Duration, Instant};
+
+use media::amf::Value;
+use media::flv::{Tag, TagKind};
+use media::netstatus::code;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::expect::Observed;
+use super::run::{Actor, Case, RtmpActor, WebrtcActor};
+use super::{parse_size, ActorKind, Expect, HookExpect, Step};
+use crate::backend::HookCall;
+use crate::shipped::Fixtures;
+use crate::target::Capability;
+use crate::verdict::Verdict;
+use crate::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
+
+/// What a step does, with the parameters of that action and no others: a
+/// parameter another action takes is an unknown field here, and one the
+/// action needs is a missing field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Action {
+    /// RTMP `connect` to the target's application (or `app`), with
+    /// `params` in the URL (`c1=v1&c2=v2`) and `args` as extra arguments
+    /// (Flash actors add `{login, appKey}` unless `args` is given; tables
+    /// become AMF objects). Other RTMP actions connect this way with no
+    /// parameters when the actor is not connected yet.
+    /// Expectations: `statuses` (NetConnection codes), `level`.
+    Connect {
+        /// The RTMP application, instead of the target's.
+        #[serde(default)]
+        app: Option<String>,
+        /// URL parameters (`c1=v1&c2=v2`).
+        #[serde(default)]
+        params: Option<String>,
+        /// Extra arguments, as AMF values.
+        #[serde(default)]
+        args: Option<Vec<toml::Value>>,
+    },
+    /// `createStream` (if the actor has none for `stream`), then `publish
+    /// stream`. With `media`, the FLV fixture (path below `fixtures/`) is
+    /// sent from then on.
+    Publish {
+        /// The stream name (made unique per run by the runner; a `?query` stays).
+        stream: String,
+        /// An FLV file below `fixtures/` to publish.
+        #[serde(default)]
+        media: Option<String>,
+        /// Which tracks of `media` to send (default both).
+        #[serde(default)]
+        tracks: Tracks,
+        /// Send `media` at its own pace (default) or as fast as possible.
+        #[serde(default = "yes")]
+        realtime: bool,
+        /// Send at most this many seconds of `media`.
+        #[serde(default)]
+        seconds: Option<u32>,
+        /// Send `media`'s script tags (its `onMetaData`); default true.
+        /// Flash Player itself sends no metadata.
+        #[serde(default = "yes")]
+        metadata: bool,
+        /// Send no video of `media` before this many milliseconds (a
+        /// camera that starts after the microphone): video begins at the
+        /// first keyframe from then on, after the sequence header.
+        #[serde(default)]
+        video_after: Option<u32>,
+    },
+    /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
+    /// `rtmp_media` (messages received within `within`).
+    Play {
+        /// The stream name.
+        stream: String,
+    },
+    /// Stops publishing `stream` the way the actor's client does (a WebRTC
+    /// actor stops its publisher, and keeps playing; it names no stream).
+    Unpublish {
+        /// The stream (RTMP actors).
+        #[serde(default)]
+        stream: Option<String>,
+    },
+    /// Closes the actor's connection (or ends its WebRTC session).
+    Disconnect {},
+    /// Waits for NetStatus events on the actor (`expect.statuses` within
+    /// `expect.within`); on a WebRTC actor, checks what its player has got
+    /// so far (`expect.media`), or waits for room events.
+    Wait {
+        /// The stream waited on, for the report only.
+        #[serde(default)]
+        stream: Option<String>,
+    },
+    /// Waits `ms` milliseconds.
+    Sleep {
+        /// How long.
+        ms: u64,
+    },
+    /// Sends `hex` (or the file `bytes`, below `fixtures/`) on a raw
+    /// connection. Expectations: `closed`, `survives`.
+    SendRaw {
+        /// Raw bytes in hex (spaces allowed).
+        #[serde(default)]
+        hex: Option<String>,
+        /// Raw bytes from a file below `fixtures/`.
+        #[serde(default)]
+        bytes: Option<String>,
+        /// Do the simple handshake before the bytes (default true).
+        #[serde(default = "yes")]
+        handshake: bool,
+    },
+    /// Plays `stream` over WebRTC. Expectations: `sdp`, `media`.
+    WebrtcPlay {
+        /// The stream name.
+        stream: String,
+        /// `whep` (default) or `ws`.
+        #[serde(default)]
+        signalling: PlaySignalling,
+        /// Offer audio (default true).
+        #[serde(default = "yes")]
+        audio: bool,
+        /// Offer video (default true).
+        #[serde(default = "yes")]
+        video: bool,
+        /// The WebRTC client's shape.
+        #[serde(default)]
+        profile: Profile,
+    },
+    /// Publishes `stream` over WebRTC: a moving test pattern and a tone.
+    WebrtcPublish {
+        /// The stream name.
+        stream: String,
+        /// `whip` (default) or `ws`.
+        #[serde(default)]
+        signalling: PublishSignalling,
+        /// The tone's frequency (default 440 Hz).
+        #[serde(default)]
+        tone_hz: Option<f64>,
+        /// How often the publisher makes a keyframe on its own (default
+        /// 2 s); it always makes one when asked (PLI/FIR). A browser may
+        /// make one in 20 s or more.
+        #[serde(default, with = "humantime_serde")]
+        keyframe_interval: Option<Duration>,
+        /// The WebRTC client's shape.
+        #[serde(default)]
+        profile: Profile,
+    },
+    /// Replays the RTMP capture `capture` (a pcap/pcapng below `fixtures/`,
+    /// or the client's and the server's raw bytes: two paths separated by a
+    /// space) and compares the answers with the captured server's.
+    Replay {
+        /// The capture.
+        capture: String,
+        /// The RTMP application, instead of the target's.
+        #[serde(default)]
+        app: Option<String>,
+    },
+    /// Waits for the backend actor to receive a hook call (since the case
+    /// began) that matches `expect.hook`.
+    Hook {},
+    /// Joins `room` as `participant` (RTMP: a `sendData` call; WebRTC
+    /// actors: their WebSocket session). Expectations: `room_events`.
+    JoinRoom {
+        /// The room (made unique per run like stream names).
+        room: String,
+        /// The name to join as.
+        participant: String,
+    },
+    /// Leaves `room`.
+    LeaveRoom {
+        /// The room.
+        room: String,
+    },
+    /// Sends `text` to the others in `room` (or only to `to`).
+    RoomMessage {
+        /// The room.
+        room: String,
+        /// The message.
+        text: String,
+        /// Its one addressee.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// A WebRTC actor's publisher switches to pictures of `size` from its
+    /// next frame, an IDR with new parameter sets.
+    Resize {
+        /// `WxH`.
+        size: Size,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Action {
+    /// The action's name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Connect { .. } => "Connect",
+            Action::Publish { .. } => "Publish",
+            Action::Play { .. } => "Play",
+            Action::Unpublish { .. } => "Unpublish",
+            Action::Disconnect {} => "Disconnect",
+            Action::Wait { .. } => "Wait",
+            Action::Sleep { .. } => "Sleep",
+            Action::SendRaw { .. } => "SendRaw",
+            Action::WebrtcPlay { .. } => "WebrtcPlay",
+            Action::WebrtcPublish { .. } => "WebrtcPublish",
+            Action::Replay { .. } => "Replay",
+            Action::Hook {} => "Hook",
+            Action::JoinRoom { .. } => "JoinRoom",
+            Action::LeaveRoom { .. } => "LeaveRoom",
+            Action::RoomMessage { .. } => "RoomMessage",
+            Action::Resize { .. } => "Resize",
+        }
+    }
+
+    /// The stream the step names, if any.
+    pub fn stream(&self) -> Option<&str> {
+        match self {
+            Action::Publish { stream, .. }
+            | Action::Play { stream }
+            | Action::WebrtcPlay { stream, .. }
+            | Action::WebrtcPublish { stream, .. } => Some(stream),
+            Action::Unpublish { stream } | Action::Wait { stream } => stream.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What the action needs of the target, played by an actor of `kind`.
+    pub(super) fn capability(&self, kind: Option<ActorKind>) -> Option<Capability> {
+        let webrtc = kind == Some(ActorKind::Webrtc);
+        Some(match self {
+            // What the actor's own play or publish step needs.
+            Action::Wait { .. } | Action::Unpublish { .. } if webrtc => return None,
+            Action::Connect { .. }
+            | Action::Wait { .. }
+            | Action::Unpublish { .. }
+            | Action::SendRaw { .. }
+            | Action::Replay { .. } => Capability::Rtmp,
+            Action::Publish { .. } => Capability::RtmpPublish,
+            Action::Play { .. } => Capability::RtmpPlay,
+            Action::WebrtcPlay {
+                signalling: PlaySignalling::Ws,
+                ..
+            }
+            | Action::WebrtcPublish {
+                signalling: PublishSignalling::Ws,
+                ..
+            } => Capability::WebSocket,
+            Action::WebrtcPlay { .. } => Capability::Whep,
+            Action::WebrtcPublish { .. } => Capability::Whip,
+            Action::Hook {} => Capability::BackendHooks,
+            Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
+            Action::Resize { .. } | Action::Disconnect {} | Action::Sleep { .. } => return None,
+        })
+    }
+
+    /// The NetStatus code that means success, expected when a step says
+    /// nothing else.
+    pub(super) fn success(&self) -> Option<&'static str> {
+        match self {
+            Action::Connect { .. } => Some(code::CONNECT_SUCCESS),
+            Action::Publish { .. } => Some(code::PUBLISH_START),
+            Action::Play { .. } => Some(code::PLAY_START),
+            _ => None,
+        }
+    }
+
+    /// Whether the server has answered the action, so the step may end: a
+    /// `join-room` only once a STATE or FAILED room event came (the next
+    /// step never races the join); other actions need nothing.
+    pub(super) fn answered(&self, observed: &Observed) -> bool {
+        !matches!(self, Action::JoinRoom { .. })
+            || observed
+                .room_events
+                .iter()
+                .any(|e| e.starts_with("STATE") || e.starts_with("FAILED"))
+    }
+
+    /// Whether media follows the action's answer with no end (`play`): its
+    /// step ends as soon as the expected statuses came, without the quiet
+    /// period of `exactly` or `forbidden`, unless it expects media.
+    pub(super) fn streams_media(&self) -> bool {
+        matches!(self, Action::Play { .. })
+    }
+
+    /// The actor kinds that can take this action.
+    pub(super) fn fits(&self, kind: Option<ActorKind>) -> bool {
+        let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
+        let webrtc = kind == Some(ActorKind::Webrtc);
+        match self {
+            Action::Connect { .. } | Action::Publish { .. } | Action::Play { .. } | Action::Replay { .. } => rtmp,
+            Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
+            Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
+                rtmp || webrtc
+            }
+            Action::Disconnect {} => kind.is_some_and(|k| k != ActorKind::Backend),
+            Action::Sleep { .. } => kind.is_none(),
+            Action::SendRaw { hex, bytes, .. } => kind == Some(ActorKind::Raw) && (hex.is_some() || bytes.is_some()),
+            Action::WebrtcPlay { .. } | Action::WebrtcPublish { .. } | Action::Resize { .. } => webrtc,
+            Action::Hook {} => kind == Some(ActorKind::Backend),
+        }
+    }
+}
+
+/// Which tracks of an FLV fixture a `publish` step sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tracks {
+    /// Sound and pictures, and the script tags.
+    #[default]
+    Both,
+    /// Sound only.
+    Audio,
+    /// Pictures only.
+    Video,
+}
+
+/// How a WebRTC player signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlaySignalling {
+    /// WHEP: an HTTP POST of the offer.
+    #[default]
+    Whep,
+    /// The server's WebSocket channel.
+    Ws,
+}
+
+/// How a WebRTC publisher signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishSignalling {
+    /// WHIP: an HTTP POST of the offer.
+    #[default]
+    Whip,
+    /// The server's WebSocket channel.
+    Ws,
+}
+
+/// The shape of a WebRTC client's offer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// The suite's own.
+    #[default]
+    Default,
+    /// Safari's H.264 profiles, High before Constrained Baseline.
+    Safari,
+}
+
+/// A picture size, written `WxH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Size {
+    /// Pixels.
+    pub width: usize,
+    /// Pixels.
+    pub height: usize,
+}
+
+impl TryFrom<String> for Size {
+    type Error = String;
+    fn try_from(text: String) -> Result<Size, String> {
+        parse_size(&text)
+            .map(|(width, height)| Size { width, height })
+            .ok_or_else(|| format!("a size is WxH, not {text:?}"))
+    }
+}
+
+impl From<Size> for String {
+    fn from(size: Size) -> String {
+        format!("{}x{}", size.width, size.height)
+    }
+}
+
+/// What the runner watches once an action is done, until an expectation
+/// holds or the step's time runs out.
+pub(super) enum Then {
+    /// Nothing: the action's own observations are the step's.
+    Done,
+    /// The RTMP actor's NetStatus events, media and room events, the
+    /// statuses counted from `before`.
+    Statuses {
+        /// How many of the actor's statuses came before the action.
+        before: usize,
+    },
+    /// The WebRTC actor's player, and its publisher's keyframe requests.
+    Player,
+    /// Room events on the WebRTC actor's WebSocket session.
+    RoomEvents,
+}
+
+impl Case<'_> {
+    /// Performs `step`'s action with `actor` (none for `sleep` and `hook`),
+    /// noting in `observed` what it saw, and says what to watch next.
+    pub(super) async fn perform(
+        &self,
+        actor: Option<&mut Actor>,
+        step: &Step,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) -> Then {
+        match (&step.action, actor) {
+            (Action::Sleep { ms }, _) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            (Action::Hook {}, _) => self.hook(candidates, within, observed).await,
+            (action, Some(Actor::Rtmp(actor))) => return self.rtmp(action, actor, observed).await,
+            (action, Some(Actor::Webrtc(actor))) => {
+                return self.webrtc(action, actor, candidates, within, observed).await
+            }
+            (Action::SendRaw { hex, bytes, handshake }, Some(Actor::Raw(socket))) => {
+                let actor = step.actor.as_deref().unwrap_or("raw");
+                self.send_raw(socket, actor, hex, bytes, *handshake, within, observed)
+                    .await;
+            }
+            (Action::Disconnect {}, Some(Actor::Raw(socket))) => *socket = None,
+            (action, _) => observed.error = Some(format!("{} does not fit the actor", action.name())),
+        }
+        Then::Done
+    }
+
+    /// An RTMP actor's action.
+    async fn rtmp(&self, action: &Action, actor: &mut RtmpActor, observed: &mut Observed) -> Then {
+        let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
+        let result: Result<(), String> = match action {
+            Action::Connect { app, params, args } => {
+                if actor.client.is_some() {
+                    Err("already connected".into())
+                } else {
+                    let args = args.as_ref().map(|args| args.iter().map(amf_of).collect());
+                    self.connect(actor, app.as_deref(), params.as_deref(), args)
+                        .await
+                        .map(|b| before = b)
+                }
+            }
+            Action::Publish {
+                stream,
+                media,
+                realtime,
+                ..
+            } => {
+                self.publish(
+                    actor,
+                    stream,
+                    media.as_deref().map(|file| (file, action, *realtime)),
+                    &mut before,
+                )
+                .await
+            }
+            Action::Play { stream } => self.play(actor, stream, &mut before).await,
+            Action::Unpublish { stream } => {
+                let logical = stream.clone().unwrap_or_default();
+                let id = actor.streams.get(&logical).copied();
+                let name = self.stream_name(&logical);
+                let _ = actor.client().await;
+                if let Some(id) = id {
+                    actor.paused = actor.paused.take().filter(|p| p.stream_id != id);
+                }
+                match (actor.client.as_mut(), id) {
+                    (Some(client), Some(id)) => client.unpublish(id, &name).await.map_err(|e| e.to_string()),
+                    (Some(_), None) => Err(format!("the actor publishes no stream {logical:?}")),
+                    (None, _) => Err("not connected".into()),
+                }
+            }
+            Action::Disconnect {} => {
+                let _ = actor.client().await;
+                actor.client = None; // dropping it closes the connection
+                actor.streams.clear();
+                actor.paused = None;
+                return Then::Done;
+            }
+            Action::Wait { .. } => {
+                before = actor.matched;
+                Ok(())
+            }
+            Action::Replay { capture, app } => self.replay(capture, app.as_deref(), observed).await,
+            Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
+                match self.connect(actor, None, None, None).await {
+                    Ok(_) => match actor.client().await {
+                        Some(client) => {
+                            let request = Value::from_json(&self.room_request(action));
+                            // The answer (_result or _error) matters less than the events.
+                            client
+                                .call("sendData", vec![request])
+                                .await
+                                .map(drop)
+                                .map_err(|e| e.to_string())
+                        }
+                        None => Err("not connected".into()),
+                    },
+                    Err(error) => Err(error),
+                }
+            }
+            other => Err(format!("{} is not an RTMP action", other.name())),
+        };
+        if let Err(error) = result {
+            observed.error = Some(error);
+        }
+        Then::Statuses { before }
+    }
+
+    /// The actor's stream id for `logical`, connecting and sending
+    /// `createStream` as needed; `before` counts the statuses until then.
+    async fn stream_id(&self, actor: &mut RtmpActor, logical: &str, before: &mut usize) -> Result<u32, String> {
+        if actor.client().await.is_none() {
+            self.connect(actor, None, None, None).await?;
+        }
+        let client = actor.client.as_mut().ok_or("not connected")?;
+        let id = match actor.streams.get(logical) {
+            Some(id) => *id,
+            None => {
+                let id = client.create_stream().await.map_err(|e| e.to_string())?;
+                actor.streams.insert(logical.to_string(), id);
+                id
+            }
+        };
+        *before = client.statuses().len();
+        Ok(id)
+    }
+
+    /// `publish`; with `media` (the fixture, the step, real time) the
+    /// fixture's tags go out once the step's expectations are checked.
+    async fn publish(
+        &self,
+        actor: &mut RtmpActor,
+        logical: &str,
+        media: Option<(&str, &Action, bool)>,
+        before: &mut usize,
+    ) -> Result<(), String> {
+        let id = self.stream_id(actor, logical, before).await?;
+        let client = actor.client.as_mut().ok_or("not connected")?;
+        let status = client
+            .publish(id, &self.stream_name(logical))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((file, step, realtime)) = media {
+            if status.code == code::PUBLISH_START {
+                let tags = load_media(&self.options.fixtures, file, step)?;
+                actor.media = Some((id, tags, realtime));
+            }
+        }
+        Ok(())
+    }
+
+    /// `play`.
+    async fn play(&self, actor: &mut RtmpActor, logical: &str, before: &mut usize) -> Result<(), String> {
+        let id = self.stream_id(actor, logical, before).await?;
+        let client = actor.client.as_mut().ok_or("not connected")?;
+        client
+            .play(id, &self.stream_name(logical))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Replays a capture against the target; the report goes in `observed`.
+    async fn replay(&self, capture: &str, app: Option<&str>, observed: &mut Observed) -> Result<(), String> {
+        let names: Vec<&str> = capture.split_whitespace().collect();
+        let url = format!(
+            "{}/{}",
+            self.running.rtmp_base.clone().unwrap_or_default(),
+            app.unwrap_or(&self.running.app)
+        );
+        let fixtures = &self.options.fixtures;
+        let source = match names.as_slice() {
+            [file] => fixtures.read(file).map(|bytes| crate::replay::CaptureSource::Bytes {
+                name: file.to_string(),
+                bytes,
+            }),
+            [client, server] => fixtures.read(client).and_then(|c| {
+                fixtures
+                    .read(server)
+                    .map(|s| crate::replay::CaptureSource::DirectionBytes {
+                        name: format!("{client} + {server}"),
+                        client: c,
+                        server: s,
+                    })
+            }),
+            _ => Err("capture: one file, or the client's and the server's bytes".to_string()),
+        }?;
+        let report = crate::replay::replay_source(&source, &url, crate::replay::ReplayOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let unanswered = report
+            .commands
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.verdict,
+                    crate::replay::report::Verdict::Missing { .. } | crate::replay::report::Verdict::NotSent { .. }
+                )
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        observed.replay = Some((report.is_match(), replay_summary(&report), unanswered));
+        observed.log = report.wire_log.clone();
+        observed.log.push(report.to_string());
+        Ok(())
+    }
+
+    /// A WebRTC actor's action.
+    async fn webrtc(
+        &self,
+        action: &Action,
+        actor: &mut WebrtcActor,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) -> Then {
+        let result = match action {
+            Action::Unpublish { .. } => match &mut actor.publisher {
+                Some(publisher) => publisher.stop().await.map_err(|e| e.to_string()),
+                None => Err("the actor publishes nothing".to_string()),
+            },
+            Action::Resize { size } => match &actor.publisher {
+                Some(publisher) => publisher.resize(size.width, size.height).map_err(|e| e.to_string()),
+                None => Err("the actor publishes nothing".to_string()),
+            },
+            Action::Wait { .. } if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => return Then::Player,
+            Action::Wait { .. } => return Then::RoomEvents,
+            Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
+                let mut request = self.room_request(action);
+                request["type"] = serde_json::Value::String("room".into());
+                match self.ws_session(actor).await {
+                    Ok(session) => match session.send_json(&request) {
+                        Ok(()) => return Then::RoomEvents,
+                        Err(error) => Err(error.to_string()),
+                    },
+                    Err(error) => Err(error),
+                }
+            }
+            Action::Disconnect {} => {
+                if let Some(player) = &mut actor.player {
+                    let _ = player.stop().await;
+                }
+                if let Some(publisher) = &mut actor.publisher {
+                    let _ = publisher.stop().await;
+                }
+                if let Some(session) = actor.ws.take() {
+                    session.close();
+                }
+                Ok(())
+            }
+            Action::WebrtcPlay {
+                stream,
+                signalling,
+                audio,
+                video,
+                profile,
+            } => {
+                let shape = match profile {
+                    Profile::Safari => PlayerOptions::safari(),
+                    Profile::Default => PlayerOptions::default(),
+                };
+                let options = PlayerOptions {
+                    audio: *audio,
+                    video: *video,
+                    ..shape
+                };
+                let ws = *signalling == PlaySignalling::Ws;
+                match self.signalling(actor, stream, ws, "whep").await {
+                    Ok(signalling) => match WebRtcPlayer::play(signalling, options).await {
+                        Ok(player) => {
+                            observed.sdp = Some(player.answer().clone());
+                            actor.player = Some(player);
+                            return Then::Player;
+                        }
+                        Err(error) => {
+                            observed.refusal = error.refusal();
+                            Err(error.to_string())
+                        }
+                    },
+                    Err(error) => Err(error),
+                }
+            }
+            Action::WebrtcPublish {
+                stream,
+                signalling,
+                tone_hz,
+                keyframe_interval,
+                profile,
+            } => {
+                let shape = match profile {
+                    Profile::Safari => PublisherOptions::safari(),
+                    Profile::Default => PublisherOptions::default(),
+                };
+                let idr_interval = match keyframe_interval {
+                    Some(interval) => ((interval.as_secs_f64() * f64::from(shape.fps)).ceil() as u32).max(1),
+                    None => shape.idr_interval,
+                };
+                let options = PublisherOptions {
+                    tone_hz: tone_hz.unwrap_or(440.0),
+                    idr_interval,
+                    ..shape
+                };
+                let ws = *signalling == PublishSignalling::Ws;
+                match self.signalling(actor, stream, ws, "whip").await {
+                    Ok(signalling) => match WebRtcPublisher::publish(signalling, options).await {
+                        Ok(publisher) => {
+                            observed.sdp = Some(publisher.answer().clone());
+                            // The next step starts once the first picture is on its
+                            // way (ICE and DTLS up); a publisher that never gets
+                            // there is seen by the steps that look for its media.
+                            let _ = publisher
+                                .wait_until("the first keyframe to be sent", |r| r.video_keyframes_sent > 0, within)
+                                .await;
+                            actor.publisher = Some(publisher);
+                            Ok(())
+                        }
+                        Err(error) => {
+                            observed.refusal = error.refusal();
+                            Err(error.to_string())
+                        }
+                    },
+                    Err(error) => Err(error),
+                }
+            }
+            other => Err(format!("{} is not a WebRTC action", other.name())),
+        };
+        if let Err(error) = result {
+            observed.error = Some(error);
+        }
+        Then::Done
+    }
+
+    /// How a WebRTC actor signals for `stream`: the target's WebSocket
+    /// channel with `ws`, else its `whip` or `whep` URL.
+    async fn signalling(
+        &self,
+        actor: &mut WebrtcActor,
+        stream: &str,
+        ws: bool,
+        http: &str,
+    ) -> Result<Signalling, String> {
+        let name = self.stream_name(stream);
+        if ws {
+            let session = self.ws_session(actor).await?;
+            return Ok(Signalling::ws(session, &format!("ws-{name}"), &name));
+        }
+        let spec = &self.running.spec;
+        let template = if http == "whip" { &spec.whip } else { &spec.whep };
+        let template = template
+            .as_deref()
+            .ok_or_else(|| format!("the target has no {} URL", http.to_uppercase()))?;
+        Ok(Signalling::url(&crate::target::fill_template(
+            template,
+            &self.running.app_key(),
+            &name,
+        )))
+    }
+
+    /// Waits until the backend has a call some candidate's `hook` matches.
+    async fn hook(&self, candidates: &[(Verdict, Expect)], within: Duration, observed: &mut Observed) {
+        let Some(backend) = self.backend else {
+            observed.error = Some("the case has no backend".into());
+            return;
+        };
+        let wanted: Vec<&HookExpect> = candidates.iter().filter_map(|(_, e)| e.hook.as_ref()).collect();
+        let found = backend
+            .wait_for(
+                |call| {
+                    let call = self.without_suffix(call);
+                    wanted.iter().any(|w| w.matches(&call))
+                },
+                within,
+            )
+            .await;
+        let calls = match found {
+            Ok(_) => backend.calls(),
+            Err(calls) => calls,
+        };
+        let logged = self.hooks_logged.replace(calls.len());
+        observed.log.extend(
+            calls
+                .iter()
+                .skip(logged)
+                .map(|c| format!("backend < POST {} {}", c.path, c.body)),
+        );
+        observed.hook_calls = Some(calls.iter().map(|c| self.without_suffix(c)).collect());
+    }
+
+    /// The call as the scenario names things: the run's suffix taken off `name`.
+    fn without_suffix(&self, call: &HookCall) -> HookCall {
+        let mut call = call.clone();
+        if let Some(name) = call.body.get_mut("name") {
+            if let Some(text) = name.as_str() {
+                let suffix = format!("-{}", self.suffix);
+                *name = serde_json::Value::String(text.replacen(&suffix, "", 1));
+            }
+        }
+        call
+    }
+
+    /// The `sendData` object (RTMP) or the body of a `room` message (WebSocket).
+    fn room_request(&self, action: &Action) -> serde_json::Value {
+        match action {
+            Action::JoinRoom { room, participant } => serde_json::json!({
+                "method": "joinRoom", "room": self.stream_name(room), "name": participant
+            }),
+            Action::LeaveRoom { room } => serde_json::json!({"method": "leaveRoom", "room": self.stream_name(room)}),
+            Action::RoomMessage { room, text, to } => {
+                let mut message = serde_json::json!({
+                    "method": "sendMessage", "room": self.stream_name(room), "text": text
+                });
+                if let Some(to) = to {
+                    message["to"] = serde_json::Value::String(to.clone());
+                }
+                message
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Sends raw bytes on the actor's connection (opened first if need be)
+    /// and notes what the server did next: close it, or keep it open.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_raw(
+        &self,
+        socket: &mut Option<TcpStream>,
+        actor: &str,
+        hex: &Option<String>,
+        bytes: &Option<String>,
+        handshake: bool,
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        let bytes = match (hex, bytes) {
+            (Some(hex), _) => parse_hex(hex),
+            (None, Some(file)) => self.options.fixtures.read(file).map(|b| b.to_vec()),
+            (None, None) => Err("no bytes to send".into()),
+        };
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                observed.error = Some(error);
+                return;
+            }
+        };
+        if socket.is_none() {
+            let Some(addr) = self.running.rtmp_addr else {
+                observed.error = Some("the target has no RTMP URL".into());
+                return;
+            };
+            match raw_connect(addr, handshake).await {
+                Ok(stream) => *socket = Some(stream),
+                Err(error) => {
+                    observed.error = Some(error);
+                    return;
+                }
+            }
+        }
+        let Some(stream) = socket.as_mut() else { return };
+        observed
+            .timed_log
+            .push((Instant::now(), format!("{actor} > {}", hex_preview(&bytes))));
+        let sent = tokio::time::Instant::now();
+        if let Err(error) = stream.write_all(&bytes).await {
+            // Already closed by the server: that is an answer too.
+            observed.timed_log.push((
+                Instant::now(),
+                format!("{actor} < the connection was closed before the bytes went out: {error}"),
+            ));
+            observed.closed = true;
+            return;
+        }
+        let deadline = sent + within;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut received = 0usize;
+        let after = |at: tokio::time::Instant| format!("{:.1} s", at.duration_since(sent).as_secs_f64());
+        loop {
+            let ended = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) => "the connection closed".to_string(),
+                Ok(Err(error)) => error.to_string(),
+                Ok(Ok(n)) => {
+                    received += n;
+                    continue;
+                }
+                Err(_) => {
+                    let line = format!(
+                        "{actor} < {received} bytes; the connection still open {} after the bytes",
+                        after(deadline)
+                    );
+                    observed.timed_log.push((deadline.into_std(), line));
+                    observed.open_after = Some(deadline.duration_since(sent));
+                    return;
+                }
+            };
+            let now = tokio::time::Instant::now();
+            let line = format!(
+                "{actor} < {received} bytes, then {ended} {} after the bytes",
+                after(now)
+            );
+            observed.timed_log.push((now.into_std(), line));
+            observed.closed = true;
+            return;
+        }
+    }
+}
+
+/// A TOML value as AMF: tables become anonymous objects.
+fn amf_of(value: &toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::from(s.as_str()),
+        toml::Value::Integer(i) => Value::Number(*i as f64),
+        toml::Value::Float(f) => Value::Number(*f),
+        toml::Value::Boolean(b) => Value::Boolean(*b),
+        toml::Value::Datetime(d) => Value::from(d.to_string().as_str()),
+        toml::Value::Array(items) => Value::StrictArray(items.iter().map(amf_of).collect()),
+        toml::Value::Table(table) => Value::object(table.iter().map(|(k, v)| (k.clone(), amf_of(v)))),
+    }
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("odd number of hex digits in {text:?}"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| format!("not hex: {text:?}")))
+        .collect()
+}
+
+/// A TCP connection, after a simple RTMP handshake if `handshake`.
+async fn raw_connect(addr: std::net::SocketAddr, handshake: bool) -> Result<TcpStream, String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    if handshake {
+        let c0c1 = crate::handshake::client_c0c1(crate::handshake::ClientHandshake::Simple, 0);
+        stream.write_all(&c0c1).await.map_err(|e| e.to_string())?;
+        let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut s0s1s2))
+            .await
+            .map_err(|_| "no S0S1S2 within 5 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        stream.write_all(&s0s1s2[1..1537]).await.map_err(|e| e.to_string())?;
+    }
+    Ok(stream)
+}
+
+/// `n bytes: 02 00 00 …` with at most the first 64 bytes in hex.
+fn hex_preview(bytes: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let hex: Vec<String> = bytes.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
+    let more = if bytes.len() > SHOWN { " …" } else { "" };
+    format!("{} bytes: {}{more}", bytes.len(), hex.join(" "))
+}
+
+/// The replay's differences, stable from run to run (no paths, ports or times).
+fn replay_summary(report: &crate::replay::ReplayReport) -> String {
+    use crate::replay::report::Verdict as Compared;
+    let differences: Vec<String> = report
+        .mismatches()
+        .map(|c| match &c.verdict {
+            Compared::Differs { expected, actual } => {
+                format!("{}: expected {expected}, actual {actual}", c.name)
+            }
+            Compared::Missing { expected } => format!("{}: expected {expected}, no answer", c.name),
+            Compared::NotSent { reason } => format!("{}: not sent ({reason})", c.name),
+            Compared::Match => String::new(),
+        })
+        .collect();
+    if differences.is_empty() {
+        format!("replay: all {} commands answered as captured", report.commands.len())
+    } else {
+        format!("replay differs: {}", differences.join("; "))
+    }
+}
+
+/// The tags of an FLV fixture to publish: `tracks` only, at most `seconds`.
+fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<Tag>, String> {
+    let Action::Publish {
+        tracks,
+        seconds,
+        metadata,
+        video_after,
+        ..
+    } = publish
+    else {
+        return Err("media comes with a publish step".into());
+    };
+    let bytes = fixtures.read(file)?;
+    let tags = media::flv::read_tags(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    let limit = seconds.map(|s| s.saturating_mul(1000));
+    let tags = tags
+        .into_iter()
+        .filter(|t| match t.kind {
+            TagKind::Audio => *tracks != Tracks::Video,
+            TagKind::Video => *tracks != Tracks::Audio,
+            TagKind::Script => *tracks == Tracks::Both && *metadata,
+        })
+        .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
+        .collect();
+    Ok(match video_after {
+        Some(after) => media::flv::video_from(tags, *after),
+        None => tags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_args_become_amf_objects() {
+        let value: toml::Value = toml::from_str::<toml::Table>("a = { login = \"u\", n = 2 }")
+            .unwrap()
+            .remove("a")
+            .unwrap();
+        assert_eq!(
+            amf_of(&value),
+            Value::object([("login", Value::from("u")), ("n", Value::Number(2.0))])
+        );
+        assert_eq!(parse_hex("03 ff").unwrap(), vec![3, 255]);
+        assert!(parse_hex("0").is_err());
+    }
+}
