@@ -295,8 +295,24 @@ impl Action {
         matches!(self, Action::Play { .. })
     }
 
+    /// Whether a step may take this action with an actor of `kind`;
+    /// `hook` tells whether the step expects a hook call.
+    pub(super) fn check(&self, kind: Option<ActorKind>, hook: bool) -> Result<(), String> {
+        if !self.fits(kind) {
+            let who = kind.map_or("no actor".to_string(), |k| format!("a {k:?} actor"));
+            return Err(format!(
+                "{} does not fit {who} (or lacks hex/bytes, or an RTMP unpublish its stream)",
+                self.name()
+            ));
+        }
+        if matches!(self, Action::Hook {}) && !hook {
+            return Err("a hook step needs expect.hook".into());
+        }
+        Ok(())
+    }
+
     /// The actor kinds that can take this action.
-    pub(super) fn fits(&self, kind: Option<ActorKind>) -> bool {
+    fn fits(&self, kind: Option<ActorKind>) -> bool {
         let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
         let webrtc = kind == Some(ActorKind::Webrtc);
         match self {
@@ -416,7 +432,7 @@ impl Case<'_> {
         match (&step.action, actor) {
             (Action::Sleep { ms }, _) => tokio::time::sleep(Duration::from_millis(*ms)).await,
             (Action::Hook {}, _) => self.hook(candidates, within, observed).await,
-            (action, Some(Actor::Rtmp(actor))) => return self.rtmp(action, actor, observed).await,
+            (action, Some(Actor::Rtmp(actor))) => return self.rtmp(action, actor, within, observed).await,
             (action, Some(Actor::Webrtc(actor))) => {
                 return self.webrtc(action, actor, candidates, within, observed).await
             }
@@ -432,7 +448,7 @@ impl Case<'_> {
     }
 
     /// An RTMP actor's action.
-    async fn rtmp(&self, action: &Action, actor: &mut RtmpActor, observed: &mut Observed) -> Then {
+    async fn rtmp(&self, action: &Action, actor: &mut RtmpActor, within: Duration, observed: &mut Observed) -> Then {
         let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
         let result: Result<(), String> = match action {
             Action::Connect { app, params, args } => {

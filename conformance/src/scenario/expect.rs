@@ -451,14 +451,13 @@ impl Expect {
             .map(|part| part.describe())
             .filter(|text| !text.is_empty())
             .collect();
+        if parts.is_empty() {
+            parts.push("the action to succeed".into());
+        }
         if let Some(within) = self.within {
             parts.push(format!("within {within:?}"));
         }
-        if parts.is_empty() {
-            "the action to succeed".into()
-        } else {
-            parts.join("; ")
-        }
+        parts.join("; ")
     }
 }
 

@@ -302,18 +302,9 @@ impl Scenario {
                         .ok_or_else(|| at(format!("unknown actor {name:?}")))?,
                 ),
             };
-            if !step.action.fits(kind) {
-                let who = kind.map_or("no actor".to_string(), |k| format!("a {k:?} actor"));
-                return Err(at(format!(
-                    "{} does not fit {who} (or lacks hex/bytes, or an RTMP unpublish its stream)",
-                    step.action.name()
-                )));
-            }
             let hook = step.expect.as_ref().is_some_and(|e| e.hook.is_some())
                 || step.outcomes.iter().any(|o| o.expect.hook.is_some());
-            if matches!(step.action, Action::Hook {}) && !hook {
-                return Err(at("a hook step needs expect.hook".into()));
-            }
+            step.action.check(kind, hook).map_err(at)?;
         }
         Ok(())
     }
