@@ -190,6 +190,18 @@ pub enum Action {
         #[serde(default)]
         to: Option<String>,
     },
+    /// Calls the NetConnection method `method` with `args` (AMF values,
+    /// tables as objects) and a transaction id, as Flash's
+    /// `NetConnection.call` with a responder does, connecting first if need
+    /// be. The server must answer `_result` or `_error` within `within`; the
+    /// info object of an `_error` counts among the statuses.
+    Call {
+        /// The method.
+        method: String,
+        /// Its arguments, after the null command object.
+        #[serde(default)]
+        args: Vec<toml::Value>,
+    },
     /// A WebRTC actor's publisher switches to pictures of `size` from its
     /// next frame, an IDR with new parameter sets.
     Resize {
@@ -222,6 +234,7 @@ impl Action {
             Action::LeaveRoom { .. } => "LeaveRoom",
             Action::RoomMessage { .. } => "RoomMessage",
             Action::Resize { .. } => "Resize",
+            Action::Call { .. } => "Call",
         }
     }
 
@@ -247,7 +260,8 @@ impl Action {
             | Action::Wait { .. }
             | Action::Unpublish { .. }
             | Action::SendRaw { .. }
-            | Action::Replay { .. } => Capability::Rtmp,
+            | Action::Replay { .. }
+            | Action::Call { .. } => Capability::Rtmp,
             Action::Publish { .. } => Capability::RtmpPublish,
             Action::Play { .. } => Capability::RtmpPlay,
             Action::WebrtcPlay {
@@ -316,7 +330,11 @@ impl Action {
         let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
         let webrtc = kind == Some(ActorKind::Webrtc);
         match self {
-            Action::Connect { .. } | Action::Publish { .. } | Action::Play { .. } | Action::Replay { .. } => rtmp,
+            Action::Connect { .. }
+            | Action::Publish { .. }
+            | Action::Play { .. }
+            | Action::Replay { .. }
+            | Action::Call { .. } => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
             Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 rtmp || webrtc
@@ -502,6 +520,26 @@ impl Case<'_> {
                 Ok(())
             }
             Action::Replay { capture, app } => self.replay(capture, app.as_deref(), observed).await,
+            Action::Call { method, args } => match self.connect(actor, None, None, None).await {
+                Ok(_) => match actor.client().await {
+                    Some(client) => {
+                        before = client.statuses().len();
+                        let args = args.iter().map(amf_of).collect();
+                        let answer = match tokio::time::timeout(within, client.call(method, args)).await {
+                            Ok(answer) => answer.map(drop).map_err(|e| format!("{method}: {e}")),
+                            Err(_) => Err(format!("no _result or _error to {method} within {within:?}")),
+                        };
+                        if let Err(error) = answer {
+                            // Nothing more to watch for: the answer was the point.
+                            observed.error = Some(error);
+                            return Then::Done;
+                        }
+                        Ok(())
+                    }
+                    None => Err("not connected".into()),
+                },
+                Err(error) => Err(error),
+            },
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 match self.connect(actor, None, None, None).await {
                     Ok(_) => match actor.client().await {
