@@ -546,7 +546,10 @@ impl Case<'_> {
             if now >= deadline || observed.closed && (holds || observed.error.is_some()) {
                 break;
             }
-            let slice = deadline.saturating_duration_since(now).min(Duration::from_millis(100));
+            // Until the next message, or the next moment the verdict could
+            // change without one (the quiet period ends, the deadline).
+            let wake = settled_at.map_or(deadline, |t| t.min(deadline));
+            let slice = wake.saturating_duration_since(now);
             match client.next(slice).await {
                 Ok(Incoming::Media {
                     type_id,
