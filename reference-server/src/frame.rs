@@ -68,6 +68,23 @@ impl Frame {
         frame
     }
 
+    /// An Opus packet the server made or received over WebRTC (a WHIP
+    /// publisher's, the Opus transcoder's): an enhanced-RTMP Opus tag body,
+    /// as an RTMP player that speaks Enhanced RTMP v2 takes it, classified
+    /// as it is written rather than parsed back.
+    pub fn opus(timestamp: u32, packet: &[u8]) -> Frame {
+        Frame {
+            kind: MediaKind::Audio,
+            timestamp,
+            codec: Codec::Audio(AudioCodec::Opus),
+            keyframe: false,
+            config: false,
+            composition_offset: 0,
+            header_len: flv::ENHANCED_AUDIO_HEADER_LEN as u8,
+            payload: Bytes::from(flv::opus_audio_body(packet)),
+        }
+    }
+
     fn classify_video(&mut self) {
         let body = &self.payload;
         let Some(header) = flv::video_header(body) else { return };
@@ -162,6 +179,13 @@ mod tests {
 
     fn audio(body: &'static [u8]) -> Frame {
         Frame::new(MediaKind::Audio, 0, Bytes::from_static(body))
+    }
+
+    #[test]
+    fn an_opus_frame_made_here_reads_as_one_parsed() {
+        let made = Frame::opus(40, &[0xFC, 1, 2]);
+        assert_eq!(made.data(), Some(&[0xFC, 1, 2][..]));
+        assert_eq!(made, Frame::new(MediaKind::Audio, 40, made.payload.clone()));
     }
 
     #[test]

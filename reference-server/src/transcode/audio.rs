@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use codecs::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
-use media::flv::{self, AudioCodec};
+use media::flv::AudioCodec;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::{Queue, Sink};
@@ -139,8 +138,7 @@ fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, outp
             }
         }
         for packet in packets.drain(..) {
-            let body = Bytes::from(flv::opus_audio_body(&packet.data));
-            output.send(Frame::new(MediaKind::Audio, (packet.rtp_timestamp / 48) as u32, body));
+            output.send(Frame::opus((packet.rtp_timestamp / 48) as u32, &packet.data));
         }
         for tag in tags.drain(..) {
             output.send(Frame::new(MediaKind::Audio, tag.timestamp_ms, tag.data));

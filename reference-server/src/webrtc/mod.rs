@@ -12,6 +12,7 @@
 
 pub mod clock;
 mod peer;
+pub mod plan;
 pub mod play;
 pub mod play_core;
 mod publish;

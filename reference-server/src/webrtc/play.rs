@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codecs::VideoSettings;
-use media::flv::{AudioCodec, VideoCodec};
+use media::flv::AudioCodec;
 use media::h264::AvcConfig;
 use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
@@ -30,7 +30,8 @@ use str0m::media::{MediaKind as RtcKind, Mid, Pt};
 use str0m::{Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
-use super::play_core::{AudioOut, Output, PlayCore, Write};
+use super::plan::{AudioOut, VideoPlan};
+use super::play_core::{Output, PlayCore, Write};
 use super::{OfferSink, SessionStatus};
 use crate::hub::{Delivery, Frame, StreamDescription, Subscription, Tracks};
 use crate::server::Context;
@@ -125,10 +126,10 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_to
         let avc = stream
             .and_then(|s| s.video_config.as_ref())
             .and_then(|body| AvcConfig::parse(body.get(5..)?).ok());
-        let transcoded =
-            transcoded || stream.is_some_and(|s| s.video_reorders || s.video_codec == Some(VideoCodec::SorensonSpark));
-        match avc {
-            _ if transcoded => {
+        let known = stream.and_then(|s| Some(VideoPlan::decide(s.video_codec?, s.video_reorders, transcoded)));
+        let transcode = known == Some(VideoPlan::Transcode) || (known.is_none() && transcoded);
+        match (known, avc) {
+            _ if transcode => {
                 config.codec_config().add_h264(
                     H264_PT.into(),
                     Some(H264_RTX_PT.into()),
@@ -139,19 +140,22 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_to
                     "H.264 profile-level-id {TRANSCODED_PROFILE_LEVEL_ID:06x} (transcoded)"
                 ));
             }
-            Some(avc) => {
+            // Video neither H.264 nor Spark (VP6, screen video) cannot be played.
+            (Some(VideoPlan::Unplayable), _) => {
+                plan.push("no video (the stream's codec is neither H.264 nor Sorenson Spark)".to_string())
+            }
+            (_, Some(avc)) => {
                 config
                     .codec_config()
                     .add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, avc.profile_level_id());
                 plan.push(format!("H.264 profile-level-id {:06x}", avc.profile_level_id()));
             }
             // Not known yet: any H.264 the peer offers; the stream is expected to fit.
-            None if stream.is_none_or(|s| !s.has_video) => {
+            (_, None) if stream.is_none_or(|s| !s.has_video) => {
                 config = config.enable_h264(true);
                 plan.push("H.264 video".to_string());
             }
-            // Video neither H.264 nor Spark (VP6, screen video) cannot be played.
-            None => plan.push("no video (the stream's codec is neither H.264 nor Sorenson Spark)".to_string()),
+            (_, None) => plan.push("no video (the stream's H.264 has no sequence header yet)".to_string()),
         }
     }
     let video = plan.iter().any(|p| p.starts_with("H.264"));

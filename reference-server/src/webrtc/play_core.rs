@@ -26,18 +26,9 @@ use media::h264::AvcConfig;
 use str0m::media::{Frequency, MediaKind as Kind, MediaTime, Pt};
 
 use super::clock::{Clock, Track};
+pub use super::plan::AudioOut;
+use super::plan::{AudioPlan, VideoPlan};
 use crate::hub::{Frame, MediaKind};
-
-/// How audio reaches the peer: the payload type the answer gave the codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioOut {
-    /// Opus, 48 kHz.
-    Opus(Pt),
-    /// G.711 A-law, 8 kHz.
-    Pcma(Pt),
-    /// G.711 µ-law, 8 kHz.
-    Pcmu(Pt),
-}
 
 /// Media for the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +133,7 @@ impl PlayCore {
         match frame.kind {
             MediaKind::Video if !self.video_line => out.push(Output::OfferVideo),
             MediaKind::Video if self.video_transcoded || self.video.is_none() => {}
-            MediaKind::Video if self.needs_transcoding(frame) => {
+            MediaKind::Video if self.plan(frame) == Some(VideoPlan::Transcode) => {
                 self.video_transcoded = true;
                 self.avc = None;
                 self.need_keyframe = true;
@@ -203,12 +194,10 @@ impl PlayCore {
         true
     }
 
-    /// Whether this frame's stream can only reach this player transcoded.
-    fn needs_transcoding(&self, frame: &Frame) -> bool {
-        let Some(codec) = frame.video_codec() else {
-            return false;
-        };
-        self.always_transcode || codec == VideoCodec::SorensonSpark || frame.reorders()
+    /// What this picture says of how the stream's pictures reach the player.
+    fn plan(&self, frame: &Frame) -> Option<VideoPlan> {
+        let codec = frame.video_codec()?;
+        Some(VideoPlan::decide(codec, frame.reorders(), self.always_transcode))
     }
 
     /// A picture or a sequence header; a picture sent again (`replay`)
@@ -259,25 +248,22 @@ impl PlayCore {
         let (Some(codec), Some(audio)) = (frame.audio_codec(), self.audio) else {
             return;
         };
-        match (codec, audio) {
-            (AudioCodec::Opus, AudioOut::Opus(pt)) => {
+        match AudioPlan::decide(codec, audio) {
+            AudioPlan::Pass(pt, rate) => {
                 if std::mem::take(&mut self.audio_transcoded) {
                     out.push(Output::StopAudioTranscoder);
                 }
                 if !frame.config {
-                    self.write_audio(pt, Frequency::FORTY_EIGHT_KHZ, frame, now, out);
+                    self.write_audio(pt, rate, frame, now, out);
                 }
             }
-            (AudioCodec::G711A, AudioOut::Pcma(pt)) | (AudioCodec::G711U, AudioOut::Pcmu(pt)) => {
-                self.write_audio(pt, Frequency::EIGHT_KHZ, frame, now, out);
-            }
-            (_, AudioOut::Opus(_)) if !self.audio_transcoded => {
+            AudioPlan::Transcode if !self.audio_transcoded => {
                 // Transcoded once per stream; this player listens to the shared output.
                 tracing::info!(codec = codec.name(), "audio transcoded to Opus");
                 self.audio_transcoded = true;
                 out.push(Output::TranscodeAudio);
             }
-            _ => {}
+            AudioPlan::Transcode | AudioPlan::Drop => {}
         }
     }
 

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media::flv;
 use media::h264::{self, nal_type, AvcConfig};
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind as RtcKind, MediaTime, Mid};
@@ -130,8 +129,7 @@ impl Ingest {
         match codec {
             Codec::Opus => {
                 let ms = timestamp(&mut self.audio_anchor, self.start, &data);
-                let body = flv::opus_audio_body(&data.data);
-                self.publisher.push(Frame::new(MediaKind::Audio, ms, Bytes::from(body)));
+                self.publisher.push(Frame::opus(ms, &data.data));
             }
             Codec::H264 => {
                 let ms = timestamp(&mut self.video_anchor, self.start, &data);
