@@ -14,13 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use media::amf::Value;
 use media::netstatus::{code, Level, NetStatus};
-use media::rtmp::{
-    csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Control, Data, Message, ObjectEncoding, RawMessage,
-    UserControl,
-};
+use media::rtmp::{csid, ChunkLimits, Command, Data, Endpoint, Message, ObjectEncoding, RawMessage, UserControl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -197,13 +194,10 @@ pub struct RtmpClient {
     socket: TcpStream,
     profile: ClientProfile,
     handshake: HandshakeReport,
-    decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
-    out: BytesMut,
+    /// The chunk stream both ways, acknowledgements and ping answers.
+    endpoint: Endpoint,
     encoding_after_connect: ObjectEncoding,
     next_transaction: f64,
-    /// Acknowledgements and ping answers.
-    control: Control,
     inbox: VecDeque<Incoming>,
     statuses: Vec<StatusEvent>,
     /// Room events the server called `onRoomEvent` with, as JSON.
@@ -237,18 +231,15 @@ impl RtmpClient {
                 what: "handshake".into(),
                 after: DEFAULT_TIMEOUT,
             })??;
-        let mut decoder = ChunkDecoder::new(ChunkLimits::default());
-        decoder.push(&leftover);
+        let mut endpoint = Endpoint::new(ChunkLimits::default());
+        endpoint.receive(&leftover);
         Ok(RtmpClient {
             socket,
             profile,
             handshake,
-            decoder,
-            encoder: ChunkEncoder::new(),
-            out: BytesMut::new(),
+            endpoint,
             encoding_after_connect: ObjectEncoding::Amf0,
             next_transaction: 1.0,
-            control: Control::default(),
             inbox: VecDeque::new(),
             statuses: Vec::new(),
             room_events: Vec::new(),
@@ -349,11 +340,10 @@ impl RtmpClient {
         self.connect_answer = Some(answer.clone());
         if answer.name == "_result" {
             self.encoding_after_connect = self.profile.object_encoding;
-            if self.profile.chunk_size != self.encoder.chunk_size() {
+            if self.profile.chunk_size != self.endpoint.chunk_size() {
                 let size = self.profile.chunk_size;
                 self.send_message(csid::CONTROL, 0, &Message::SetChunkSize(size))
                     .await?;
-                self.encoder.set_chunk_size(size);
             }
         }
         Ok(status)
@@ -459,16 +449,13 @@ impl RtmpClient {
             9 => csid::VIDEO,
             _ => csid::STREAM_COMMAND,
         };
-        self.encoder.encode(
-            &RawMessage {
-                csid: chunk_stream,
-                timestamp,
-                type_id,
-                stream_id,
-                payload,
-            },
-            &mut self.out,
-        );
+        self.endpoint.send_raw(&RawMessage {
+            csid: chunk_stream,
+            timestamp,
+            type_id,
+            stream_id,
+            payload,
+        });
         self.flush().await
     }
 
@@ -530,25 +517,16 @@ impl RtmpClient {
         stream_id: u32,
         message: &Message,
     ) -> Result<(), ClientError> {
-        let (type_id, payload) = message.encode();
         self.note(format!("> [{stream_id}] {}", describe_outgoing(message)));
-        self.encoder.encode(
-            &RawMessage {
-                csid: chunk_stream,
-                timestamp: 0,
-                type_id,
-                stream_id,
-                payload,
-            },
-            &mut self.out,
-        );
+        self.endpoint.send(chunk_stream, stream_id, 0, message);
         self.flush().await
     }
 
     async fn flush(&mut self) -> Result<(), ClientError> {
-        if !self.out.is_empty() {
-            self.socket.write_all(&self.out).await?;
-            self.out.clear();
+        let out = self.endpoint.output();
+        if !out.is_empty() {
+            self.socket.write_all(out).await?;
+            out.clear();
         }
         Ok(())
     }
@@ -629,19 +607,21 @@ impl RtmpClient {
             });
             return Ok(());
         }
-        self.decoder.push(&buf[..n]);
-        while let Some(raw) = self
-            .decoder
-            .next_message()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-        {
+        self.endpoint.receive(&buf[..n]);
+        loop {
+            let next = self
+                .endpoint
+                .next_message()
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            // Ping answers and acknowledgements the endpoint sent, for the log.
+            for answer in self.endpoint.answered().to_vec() {
+                self.note(format!("> [0] {}", describe_outgoing(&answer)));
+            }
+            let Some(raw) = next else { break };
             let stream_id = raw.stream_id;
             let (type_id, timestamp) = (raw.type_id, raw.timestamp);
             let message =
                 Message::decode(raw.type_id, raw.payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            if let Some(answer) = self.control.on_message(&message) {
-                self.send_message(csid::CONTROL, 0, &answer).await?;
-            }
             let incoming = match message {
                 Message::Command(command) => {
                     if command.name == "onRoomEvent" {
@@ -685,10 +665,8 @@ impl RtmpClient {
             }
             self.inbox.push_back(incoming);
         }
-        if let Some(ack) = self.control.acknowledgement(self.decoder.bytes_received()) {
-            self.send_message(csid::CONTROL, 0, &ack).await?;
-        }
-        Ok(())
+        // Ping answers and acknowledgements.
+        self.flush().await
     }
 
     /// Waits for `_result`/`_error` with transaction id `tid`, keeping other messages queued.

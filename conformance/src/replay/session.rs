@@ -51,9 +51,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use media::amf::Value;
-use media::rtmp::{csid, ChunkDecoder, ChunkEncoder, ChunkLimits, Control, Message, RawMessage, UserControl};
+use media::rtmp::{csid, ChunkLimits, Endpoint, Message, RawMessage, UserControl};
 
 use super::log::{Direction, LogOrder, LoggedMessage, MessageKind, MessageLog};
 use super::report::{Answer, CommandReport, ReplayReport, ResultAnswer, SentCounts, Status, Verdict};
@@ -287,8 +287,8 @@ pub struct Replayer {
     wait_deadline: Option<Duration>,
     /// The item the settle time was scheduled for, and until when.
     settle: Option<(usize, Duration)>,
-    encoder: ChunkEncoder,
-    decoder: ChunkDecoder,
+    /// The chunk stream both ways, acknowledgements and ping answers.
+    endpoint: Endpoint,
     out: VecDeque<Bytes>,
     wire: Vec<String>,
     stream_map: BTreeMap<u32, u32>,
@@ -305,8 +305,6 @@ pub struct Replayer {
     /// When the first media message was sent and its timestamp (pacing by
     /// timestamps).
     media_anchor: Option<(Duration, u32)>,
-    /// Acknowledgements and ping answers.
-    control: Control,
     closed: Option<String>,
     closed_by_target: bool,
     done: bool,
@@ -343,8 +341,7 @@ impl Replayer {
             next_event: 0,
             wait_deadline: None,
             settle: None,
-            encoder: ChunkEncoder::new(),
-            decoder: ChunkDecoder::new(ChunkLimits::default()),
+            endpoint: Endpoint::new(ChunkLimits::default()),
             out: VecDeque::new(),
             wire: Vec::new(),
             stream_map: BTreeMap::new(),
@@ -352,7 +349,6 @@ impl Replayer {
             current_group: None,
             started: None,
             media_anchor: None,
-            control: Control::default(),
             closed: None,
             closed_by_target: false,
             done: false,
@@ -366,9 +362,24 @@ impl Replayer {
         if self.closed.is_some() {
             return;
         }
-        self.decoder.push(bytes);
+        self.endpoint.receive(bytes);
         loop {
-            match self.decoder.next_message() {
+            let next = self.endpoint.next_message();
+            // What the endpoint answered on its own (pings, acknowledgements).
+            for answer in self.endpoint.answered() {
+                let (type_id, payload) = answer.encode();
+                let raw = RawMessage {
+                    csid: csid::CONTROL,
+                    timestamp: 0,
+                    type_id,
+                    stream_id: 0,
+                    payload,
+                };
+                self.wire
+                    .push(LoggedMessage::decode(Direction::ClientToServer, raw, 0).render());
+                self.sent.control += 1;
+            }
+            match next {
                 Ok(Some(raw)) => self.on_message(raw),
                 Ok(None) => break,
                 Err(e) => {
@@ -378,9 +389,7 @@ impl Replayer {
                 }
             }
         }
-        if let Some(ack) = self.control.acknowledgement(self.decoder.bytes_received()) {
-            self.emit_control(ack);
-        }
+        self.flush();
     }
 
     /// The connection ended (the target closed it, or writing failed).
@@ -563,9 +572,6 @@ impl Replayer {
             stream_id,
             payload,
         });
-        if let MessageKind::Control(Message::SetChunkSize(size)) = message.kind {
-            self.encoder.set_chunk_size(size);
-        }
     }
 
     /// Puts the target's tcUrl and app into a connect command object;
@@ -592,24 +598,20 @@ impl Replayer {
     }
 
     /// Encodes a message of the replay's own (acknowledgement, ping response).
-    fn emit_control(&mut self, message: Message) {
-        let (type_id, payload) = message.encode();
-        self.sent.control += 1;
-        self.emit(RawMessage {
-            csid: csid::CONTROL,
-            timestamp: 0,
-            type_id,
-            stream_id: 0,
-            payload,
-        });
-    }
-
     fn emit(&mut self, raw: RawMessage) {
-        let mut out = BytesMut::new();
-        self.encoder.encode(&raw, &mut out);
+        // A Set Chunk Size applies to the messages after it (the endpoint's rule).
+        self.endpoint.send_raw(&raw);
         self.wire
             .push(LoggedMessage::decode(Direction::ClientToServer, raw, 0).render());
-        self.out.push_back(out.freeze());
+        self.flush();
+    }
+
+    /// Moves what the endpoint has for the target to the transmit queue.
+    fn flush(&mut self) {
+        let out = self.endpoint.output();
+        if !out.is_empty() {
+            self.out.push_back(out.split().freeze());
+        }
     }
 
     /// Takes one message from the target.
@@ -645,11 +647,6 @@ impl Replayer {
             MessageKind::Command(c) if c.name == "onStatus" => {
                 if let Some(group) = self.current_group {
                     self.statuses[group].extend(message.statuses().iter().map(Status::from));
-                }
-            }
-            MessageKind::Control(control) => {
-                if let Some(answer) = self.control.on_message(control) {
-                    self.emit_control(answer);
                 }
             }
             _ => {}
@@ -861,41 +858,29 @@ mod tests {
     /// The target's side of the test: decodes what the replayer sent and
     /// encodes answers.
     struct FakeTarget {
-        decoder: ChunkDecoder,
-        encoder: ChunkEncoder,
+        endpoint: Endpoint,
         received: Vec<RawMessage>,
     }
 
     impl FakeTarget {
         fn new() -> Self {
             FakeTarget {
-                decoder: ChunkDecoder::new(ChunkLimits::default()),
-                encoder: ChunkEncoder::new(),
+                endpoint: Endpoint::new(ChunkLimits::default()),
                 received: Vec::new(),
             }
         }
 
         fn take(&mut self, bytes: &[u8]) {
-            self.decoder.push(bytes);
-            while let Some(raw) = self.decoder.next_message().unwrap() {
+            self.endpoint.receive(bytes);
+            while let Some(raw) = self.endpoint.next_message().unwrap() {
                 self.received.push(raw);
             }
         }
 
+        /// `message`, after anything the target's endpoint owed the replayer.
         fn answer(&mut self, stream_id: u32, message: Message) -> Bytes {
-            let (type_id, payload) = message.encode();
-            let mut out = BytesMut::new();
-            self.encoder.encode(
-                &RawMessage {
-                    csid: 3,
-                    timestamp: 0,
-                    type_id,
-                    stream_id,
-                    payload,
-                },
-                &mut out,
-            );
-            out.freeze()
+            self.endpoint.send(3, stream_id, 0, &message);
+            self.endpoint.output().split().freeze()
         }
     }
 

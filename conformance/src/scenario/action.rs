@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use media::amf::Value;
 use media::flv::{Tag, TagKind};
-use media::netstatus::code;
+use media::netstatus::{code, NetStatus};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -526,7 +526,15 @@ impl Case<'_> {
                         before = client.statuses().len();
                         let args = args.iter().map(amf_of).collect();
                         let answer = match tokio::time::timeout(within, client.call(method, args)).await {
-                            Ok(answer) => answer.map(drop).map_err(|e| format!("{method}: {e}")),
+                            Ok(answer) => answer
+                                .map(|command| {
+                                    let status = command.args.first().and_then(NetStatus::from_value);
+                                    observed.answer = Some(match status {
+                                        Some(status) => format!("{} {}", command.name, status.code),
+                                        None => command.name,
+                                    });
+                                })
+                                .map_err(|e| format!("{method}: {e}")),
                             Err(_) => Err(format!("no _result or _error to {method} within {within:?}")),
                         };
                         if let Err(error) = answer {

@@ -236,6 +236,9 @@ pub(super) struct Observed {
     /// `FAILED` status): an answer, unlike a closed socket or a timeout.
     pub(super) refusal: Option<String>,
     pub(super) statuses: Vec<StatusEvent>,
+    /// The answer to a call: `_result` or `_error`, with its info object's
+    /// code if it has one.
+    pub(super) answer: Option<String>,
     pub(super) closed: bool,
     pub(super) audio: u64,
     pub(super) video: u64,
@@ -285,6 +288,9 @@ impl Observed {
             .collect();
         if !codes.is_empty() {
             parts.push(format!("statuses [{}]", codes.join(", ")));
+        }
+        if let Some(answer) = &self.answer {
+            parts.push(format!("the answer {answer}"));
         }
         if self.closed {
             parts.push("connection closed".into());

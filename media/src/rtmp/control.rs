@@ -49,6 +49,12 @@ impl Control {
         Some(Message::Acknowledgement(received as u32))
     }
 
+    /// How many more bytes may come in before the next Acknowledgement is
+    /// due, given `received` so far; `None` before the peer announced a window.
+    pub fn until_acknowledgement(&self, received: u64) -> Option<u64> {
+        (self.window != 0).then(|| u64::from(self.window).saturating_sub(received - self.acked))
+    }
+
     /// The peer's window, 0 before it announced one.
     pub fn window(&self) -> u32 {
         self.window

@@ -6,11 +6,13 @@
 
 pub mod chunk;
 pub mod control;
+pub mod endpoint;
 pub mod message;
 pub mod url;
 
 pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RawMessage};
 pub use control::Control;
+pub use endpoint::Endpoint;
 pub use message::{Command, Data, Message, MessageError, ObjectEncoding, UserControl};
 
 /// Conventional chunk stream ids.

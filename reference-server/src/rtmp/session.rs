@@ -15,8 +15,8 @@ use media::netstatus::{code, Level, NetStatus};
 use media::rtmp::message::split_aggregate;
 use media::rtmp::url::{self, NameWithParams};
 use media::rtmp::{
-    csid, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, Command, Control, Data, Message, MessageError,
-    ObjectEncoding, RawMessage, UserControl,
+    csid, ChunkError, ChunkLimits, Command, Data, Endpoint, Message, MessageError, ObjectEncoding, RawMessage,
+    UserControl,
 };
 
 /// Settings the session needs from the server configuration.
@@ -166,13 +166,10 @@ pub struct Session {
     config: SessionConfig,
     client_id: String,
     state: State,
-    decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
-    output: BytesMut,
+    /// The chunk stream both ways, acknowledgements and ping answers.
+    endpoint: Endpoint,
     encoding: ObjectEncoding,
     connect_transaction: f64,
-    /// Acknowledgements and ping answers.
-    control: Control,
     streams: HashMap<u32, StreamRole>,
     next_stream_id: u32,
 }
@@ -181,15 +178,12 @@ impl Session {
     /// A session for a connection whose handshake just completed.
     pub fn new(config: SessionConfig, client_id: String) -> Self {
         Session {
-            decoder: ChunkDecoder::new(config.limits),
+            endpoint: Endpoint::new(config.limits),
             config,
             client_id,
             state: State::AwaitingConnect,
-            encoder: ChunkEncoder::new(),
-            output: BytesMut::with_capacity(16 * 1024),
             encoding: ObjectEncoding::Amf0,
             connect_transaction: 1.0,
-            control: Control::default(),
             streams: HashMap::new(),
             next_stream_id: 1,
         }
@@ -202,12 +196,12 @@ impl Session {
 
     /// The bytes to send to the peer; the caller drains them.
     pub fn output(&mut self) -> &mut BytesMut {
-        &mut self.output
+        self.endpoint.output()
     }
 
     /// Total bytes received, as acknowledged to the peer.
     pub fn bytes_received(&self) -> u64 {
-        self.decoder.bytes_received()
+        self.endpoint.bytes_received()
     }
 
     /// Feeds bytes from the peer and collects the events they cause into `events`.
@@ -216,24 +210,14 @@ impl Session {
     /// it (clients may send their next commands without waiting for the
     /// answer); call [`resume`](Self::resume) after answering.
     pub fn handle_input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), SessionError> {
-        // Feed at most a window at a time so each Acknowledgement goes out when
-        // its window fills, with the exact running total.
-        let step = match self.control.window() {
-            0 => bytes.len().max(1),
-            window => window as usize,
-        };
-        for piece in bytes.chunks(step) {
-            self.decoder.push(piece);
-            self.resume(events)?;
-            self.maybe_acknowledge();
-        }
-        Ok(())
+        self.endpoint.receive(bytes);
+        self.resume(events)
     }
 
     /// Decodes messages already received, unless a connect request awaits its answer.
     pub fn resume(&mut self, events: &mut Vec<Event>) -> Result<(), SessionError> {
         while self.state != State::Connecting {
-            let Some(raw) = self.decoder.next_message()? else {
+            let Some(raw) = self.endpoint.next_message()? else {
                 break;
             };
             self.handle_message(raw, events)?;
@@ -241,19 +225,10 @@ impl Session {
         Ok(())
     }
 
-    fn maybe_acknowledge(&mut self) {
-        if let Some(ack) = self.control.acknowledgement(self.decoder.bytes_received()) {
-            self.send(csid::CONTROL, 0, 0, &ack);
-        }
-    }
-
     fn handle_message(&mut self, raw: RawMessage, events: &mut Vec<Event>) -> Result<(), SessionError> {
         let stream_id = raw.stream_id;
         let message =
             Message::decode(raw.type_id, raw.payload).map_err(|source| SessionError::Message { stream_id, source })?;
-        if let Some(answer) = self.control.on_message(&message) {
-            self.send(csid::CONTROL, 0, 0, &answer);
-        }
         match message {
             Message::Command(command) => self.handle_command(stream_id, command, events)?,
             Message::Audio(payload) => self.media(stream_id, MediaKind::Audio, raw.timestamp, payload, events),
@@ -547,8 +522,7 @@ impl Session {
             },
         );
         self.send(csid::CONTROL, 0, 0, &Message::UserControl(UserControl::StreamBegin(0)));
-        self.send(csid::CONTROL, 0, 0, &Message::SetChunkSize(self.config.chunk_size));
-        self.encoder.set_chunk_size(self.config.chunk_size);
+        self.endpoint.set_chunk_size(self.config.chunk_size);
         let properties = Value::object([
             ("fmsVer", Value::from("FMS/3,5,7,7009")),
             ("capabilities", Value::Number(31.0)),
@@ -748,16 +722,13 @@ impl Session {
                 MediaKind::Video => (csid::VIDEO, 9),
                 MediaKind::Data => (csid::STREAM_COMMAND, 18),
             };
-            self.encoder.encode(
-                &RawMessage {
-                    csid,
-                    timestamp,
-                    type_id,
-                    stream_id,
-                    payload: payload.clone(),
-                },
-                &mut self.output,
-            );
+            self.endpoint.send_raw(&RawMessage {
+                csid,
+                timestamp,
+                type_id,
+                stream_id,
+                payload: payload.clone(),
+            });
         }
         send
     }
@@ -782,17 +753,7 @@ impl Session {
     // ---- Encoding helpers ----
 
     fn send(&mut self, csid: u32, stream_id: u32, timestamp: u32, message: &Message) {
-        let (type_id, payload) = message.encode();
-        self.encoder.encode(
-            &RawMessage {
-                csid,
-                timestamp,
-                type_id,
-                stream_id,
-                payload,
-            },
-            &mut self.output,
-        );
+        self.endpoint.send(csid, stream_id, timestamp, message);
     }
 
     #[allow(clippy::too_many_arguments)]
