@@ -73,9 +73,9 @@ pub enum CodecError {
     /// a frame of the wrong length). A bug in the caller, not in the stream.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
-    /// libopus refused a packet or a setting.
+    /// libopus refused a packet or a setting, in its words.
     #[error("opus: {0}")]
-    Opus(#[from] ::opus::Error),
+    Opus(String),
     /// A native codec library could not create its state (out of memory or
     /// a library built without the mode we need).
     #[error("{0} could not create its state")]

@@ -1,4 +1,7 @@
-//! Opus at 48 kHz, the audio codec of the WebRTC side, through libopus.
+//! Opus at 48 kHz, the audio codec of the WebRTC side, through the system
+//! libopus (Debian's libopus-dev).
+
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 use bytes::Bytes;
 
@@ -13,10 +16,39 @@ pub const MAX_PACKET_SAMPLES: usize = 5760;
 /// The largest packet the encoder writes (RFC 6716: 1275 bytes a frame).
 const MAX_PACKET_BYTES: usize = 1500;
 
-fn channels_of(channels: usize) -> Result<::opus::Channels, CodecError> {
+const OPUS_APPLICATION_AUDIO: c_int = 2049;
+const OPUS_SET_BITRATE_REQUEST: c_int = 4002;
+
+#[link(name = "opus")]
+extern "C" {
+    fn opus_encoder_create(fs: i32, channels: c_int, application: c_int, error: *mut c_int) -> *mut c_void;
+    fn opus_encoder_destroy(st: *mut c_void);
+    fn opus_encoder_ctl(st: *mut c_void, request: c_int, ...) -> c_int;
+    fn opus_encode(st: *mut c_void, pcm: *const i16, frame_size: c_int, data: *mut u8, max_data_bytes: i32) -> i32;
+    fn opus_decoder_create(fs: i32, channels: c_int, error: *mut c_int) -> *mut c_void;
+    fn opus_decoder_destroy(st: *mut c_void);
+    fn opus_decode(
+        st: *mut c_void,
+        data: *const u8,
+        len: i32,
+        pcm: *mut i16,
+        frame_size: c_int,
+        decode_fec: c_int,
+    ) -> c_int;
+    fn opus_strerror(error: c_int) -> *const c_char;
+}
+
+/// libopus's words for a negative return code.
+fn opus_error(code: c_int) -> CodecError {
+    // SAFETY: opus_strerror returns a pointer to a static NUL-terminated
+    // string for every code, known or not.
+    let text = unsafe { CStr::from_ptr(opus_strerror(code)) };
+    CodecError::Opus(format!("{} ({code})", text.to_string_lossy()))
+}
+
+fn channels_of(channels: usize) -> Result<c_int, CodecError> {
     match channels {
-        1 => Ok(::opus::Channels::Mono),
-        2 => Ok(::opus::Channels::Stereo),
+        1 | 2 => Ok(channels as c_int),
         n => Err(CodecError::InvalidParameter(format!(
             "opus takes 1 or 2 channels, not {n}"
         ))),
@@ -26,10 +58,15 @@ fn channels_of(channels: usize) -> Result<::opus::Channels, CodecError> {
 /// Encodes 20 ms of 48 kHz PCM (1 or 2 channels) per call into one Opus packet.
 #[derive(Debug)]
 pub struct OpusEncoder {
-    inner: ::opus::Encoder,
+    /// The libopus encoder state, owned: destroyed on drop.
+    state: *mut c_void,
     channels: usize,
     buf: Vec<u8>,
 }
+
+// SAFETY: the state is only touched through &mut self, and libopus states
+// hold no thread-local data.
+unsafe impl Send for OpusEncoder {}
 
 impl OpusEncoder {
     /// An encoder for general audio at `bitrate` bits per second (6000 to 510000).
@@ -39,14 +76,25 @@ impl OpusEncoder {
                 "opus bitrate {bitrate} is not in 6000..=510000"
             )));
         }
-        let mut inner = ::opus::Encoder::new(SAMPLE_RATE, channels_of(channels)?, ::opus::Application::Audio)?;
-        // The range check above keeps this in i32.
-        inner.set_bitrate(::opus::Bitrate::Bits(bitrate as i32))?;
-        Ok(OpusEncoder {
-            inner,
+        let count = channels_of(channels)?;
+        let mut error = 0;
+        // SAFETY: valid rate, channel count and application; `error` outlives the call.
+        let state = unsafe { opus_encoder_create(SAMPLE_RATE as i32, count, OPUS_APPLICATION_AUDIO, &mut error) };
+        if state.is_null() || error < 0 {
+            return Err(opus_error(error));
+        }
+        let encoder = OpusEncoder {
+            state,
             channels,
             buf: vec![0; MAX_PACKET_BYTES],
-        })
+        };
+        // SAFETY: a live encoder state; the request takes one opus_int32.
+        // The range check above keeps the bitrate in i32.
+        let done = unsafe { opus_encoder_ctl(encoder.state, OPUS_SET_BITRATE_REQUEST, bitrate as i32) };
+        if done < 0 {
+            return Err(opus_error(done));
+        }
+        Ok(encoder)
     }
 
     /// The channel count this encoder takes.
@@ -64,8 +112,28 @@ impl OpusEncoder {
                 pcm.len()
             )));
         }
-        let len = self.inner.encode(pcm, &mut self.buf)?;
-        Ok(Bytes::copy_from_slice(&self.buf[..len]))
+        // SAFETY: a live state; `pcm` holds FRAME_SAMPLES samples per channel
+        // (checked above) and `buf` has room for the length passed.
+        let len = unsafe {
+            opus_encode(
+                self.state,
+                pcm.as_ptr(),
+                FRAME_SAMPLES as c_int,
+                self.buf.as_mut_ptr(),
+                self.buf.len() as i32,
+            )
+        };
+        if len < 0 {
+            return Err(opus_error(len));
+        }
+        Ok(Bytes::copy_from_slice(&self.buf[..len as usize]))
+    }
+}
+
+impl Drop for OpusEncoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_encoder_create, destroyed once.
+        unsafe { opus_encoder_destroy(self.state) }
     }
 }
 
@@ -73,16 +141,34 @@ impl OpusEncoder {
 /// mixes or duplicates channels as needed), and conceals lost packets.
 #[derive(Debug)]
 pub struct OpusDecoder {
-    inner: ::opus::Decoder,
+    /// The libopus decoder state, owned: destroyed on drop.
+    state: *mut c_void,
     channels: usize,
     last_samples: usize,
+}
+
+// SAFETY: as for the encoder.
+unsafe impl Send for OpusDecoder {}
+
+impl Drop for OpusDecoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_decoder_create, destroyed once.
+        unsafe { opus_decoder_destroy(self.state) }
+    }
 }
 
 impl OpusDecoder {
     /// A decoder producing `channels` (1 or 2) interleaved channels.
     pub fn new(channels: usize) -> Result<Self, CodecError> {
+        let count = channels_of(channels)?;
+        let mut error = 0;
+        // SAFETY: valid rate and channel count; `error` outlives the call.
+        let state = unsafe { opus_decoder_create(SAMPLE_RATE as i32, count, &mut error) };
+        if state.is_null() || error < 0 {
+            return Err(opus_error(error));
+        }
         Ok(OpusDecoder {
-            inner: ::opus::Decoder::new(SAMPLE_RATE, channels_of(channels)?)?,
+            state,
             channels,
             last_samples: FRAME_SAMPLES,
         })
@@ -100,21 +186,11 @@ impl OpusDecoder {
         if packet.is_empty() {
             return self.conceal(self.last_samples, out);
         }
-        let start = out.len();
-        out.resize(start + MAX_PACKET_SAMPLES * self.channels, 0);
-        match self.inner.decode(packet, &mut out[start..], false) {
-            Ok(samples) => {
-                out.truncate(start + samples * self.channels);
-                if samples > 0 {
-                    self.last_samples = samples;
-                }
-                Ok(samples)
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(e.into())
-            }
+        let samples = self.decode_into(packet, MAX_PACKET_SAMPLES, out)?;
+        if samples > 0 {
+            self.last_samples = samples;
         }
+        Ok(samples)
     }
 
     /// Appends `samples_per_channel` samples of packet-loss concealment (rounded
@@ -125,18 +201,31 @@ impl OpusDecoder {
         if samples == 0 {
             return Ok(0);
         }
+        self.decode_into(&[], samples, out)
+    }
+
+    /// Decodes `packet` (concealment when empty) into at most `room`
+    /// samples per channel appended to `out`; returns how many came.
+    fn decode_into(&mut self, packet: &[u8], room: usize, out: &mut Vec<i16>) -> Result<usize, CodecError> {
+        let Ok(len) = i32::try_from(packet.len()) else {
+            return Err(CodecError::corrupt("opus", "a packet over 2 GiB"));
+        };
         let start = out.len();
-        out.resize(start + samples * self.channels, 0);
-        match self.inner.decode(&[], &mut out[start..], false) {
-            Ok(n) => {
-                out.truncate(start + n * self.channels);
-                Ok(n)
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(e.into())
-            }
+        out.resize(start + room * self.channels, 0);
+        let data = if packet.is_empty() {
+            std::ptr::null()
+        } else {
+            packet.as_ptr()
+        };
+        // SAFETY: a live state; `data` is `len` readable bytes (or null for
+        // concealment) and `out[start..]` has room for `room` samples per channel.
+        let samples = unsafe { opus_decode(self.state, data, len, out[start..].as_mut_ptr(), room as c_int, 0) };
+        if samples < 0 {
+            out.truncate(start);
+            return Err(opus_error(samples));
         }
+        out.truncate(start + samples as usize * self.channels);
+        Ok(samples as usize)
     }
 }
 
