@@ -147,14 +147,16 @@ pub fn read_expected(paths: &[std::path::PathBuf]) -> Result<Index, String> {
 /// scenarios/README.md holds it between [`CATALOGUE_BEGIN`] and [`CATALOGUE_END`]).
 pub fn catalogue(scenarios: &[crate::scenario::Scenario]) -> String {
     let cell = |text: &str| text.replace('|', "\\|").replace('\n', " ");
-    let mut out = String::from("| id | strictness | requirement | reference |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| id | strictness | requirement | reference | seen failing on |\n|---|---|---|---|---|\n");
     for s in scenarios {
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} |\n",
             s.id,
             format!("{:?}", s.strictness).to_lowercase(),
             cell(&s.requirement),
-            cell(s.reference.as_deref().unwrap_or(""))
+            cell(s.reference.as_deref().unwrap_or("")),
+            cell(&s.seen_failing_on.join(", "))
         ));
     }
     out

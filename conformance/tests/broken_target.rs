@@ -18,20 +18,56 @@ use media::rtmp::{ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Message, Obj
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A server that answers connect and createStream, and ignores everything else.
-async fn broken_server() -> SocketAddr {
-    rtmp_server(false).await
+#[path = "support/caught.rs"]
+mod caught;
+
+/// How a broken server behaves: it answers connect and createStream, and
+/// ignores everything it is not told to answer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Behaviour {
+    /// Also answers publish (Publish.Start) and play (Play.Start, without
+    /// the Play.Reset FMS sends first), and forwards no media.
+    statuses: bool,
+    /// Its Connect.Success has no `level`.
+    no_level: bool,
+    /// It refuses a connect with arguments after the command object.
+    refuses_connect_arguments: bool,
 }
 
-/// A server that answers connect and createStream, and with `statuses`
-/// also publish (Publish.Start) and play (Play.Start, without the
-/// Play.Reset FMS sends first); it ignores everything else.
-async fn rtmp_server(statuses: bool) -> SocketAddr {
+impl Behaviour {
+    /// The behaviour [`caught::BROKEN`] names.
+    fn named(name: &str) -> Behaviour {
+        match name {
+            "never answers publish" => Behaviour::default(),
+            "forwards no media" => Behaviour {
+                statuses: true,
+                ..Behaviour::default()
+            },
+            "connect without level" => Behaviour {
+                no_level: true,
+                ..Behaviour::default()
+            },
+            "refuses connect arguments" => Behaviour {
+                refuses_connect_arguments: true,
+                ..Behaviour::default()
+            },
+            other => panic!("no broken server {other:?}"),
+        }
+    }
+}
+
+/// A server that answers connect and createStream, and ignores everything else.
+async fn broken_server() -> SocketAddr {
+    rtmp_server(Behaviour::default()).await
+}
+
+/// A server that behaves as `behaviour` says.
+async fn rtmp_server(behaviour: Behaviour) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, statuses, None, Duration::ZERO));
+            tokio::spawn(serve(socket, behaviour, None, Duration::ZERO));
         }
     });
     addr
@@ -51,7 +87,7 @@ async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
             loop {
                 tokio::select! {
                     Ok((socket, _)) = listener.accept() => {
-                        tokio::spawn(serve(socket, false, Some(death.clone()), Duration::ZERO));
+                        tokio::spawn(serve(socket, Behaviour::default(), Some(death.clone()), Duration::ZERO));
                     }
                     _ = death.notified() => break,
                 }
@@ -69,7 +105,7 @@ async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
 /// RTMP handshake are read on for `linger` before the connection closes.
 async fn serve(
     mut socket: TcpStream,
-    statuses: bool,
+    behaviour: Behaviour,
     death: Option<Arc<tokio::sync::Notify>>,
     linger: Duration,
 ) -> std::io::Result<()> {
@@ -110,7 +146,7 @@ async fn serve(
                 death.notify_one();
                 return Ok(());
             }
-            answer(&mut socket, &mut encoder, raw, statuses).await?;
+            answer(&mut socket, &mut encoder, raw, behaviour).await?;
         }
         let n = socket.read(&mut buf).await?;
         if n == 0 {
@@ -125,7 +161,7 @@ async fn answer(
     socket: &mut TcpStream,
     encoder: &mut ChunkEncoder,
     raw: RawMessage,
-    statuses: bool,
+    behaviour: Behaviour,
 ) -> std::io::Result<()> {
     let Ok(Message::Command(command)) = Message::decode(raw.type_id, raw.payload) else {
         return Ok(());
@@ -138,14 +174,21 @@ async fn answer(
         )
     };
     let (name, transaction_id, args) = match command.name.as_str() {
-        "connect" => (
-            "_result",
+        "connect" if behaviour.refuses_connect_arguments && !command.args.is_empty() => (
+            "_error",
             command.transaction_id,
-            vec![NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "ok").to_value()],
+            vec![NetStatus::new(Level::Error, code::CONNECT_REJECTED, "no arguments").to_value()],
         ),
+        "connect" => {
+            let mut info = NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "ok").to_value();
+            if let (true, Value::Object { properties, .. }) = (behaviour.no_level, &mut info) {
+                properties.retain(|(key, _)| key != "level");
+            }
+            ("_result", command.transaction_id, vec![info])
+        }
         "createStream" => ("_result", command.transaction_id, vec![Value::Number(1.0)]),
-        "publish" if statuses => status(code::PUBLISH_START),
-        "play" if statuses => status(code::PLAY_START),
+        "publish" if behaviour.statuses => status(code::PUBLISH_START),
+        "play" if behaviour.statuses => status(code::PLAY_START),
         _ => return Ok(()), // never answered
     };
     let reply = Message::Command(Command {
@@ -189,6 +232,35 @@ async fn broken_target() -> (Target, RunOptions) {
 fn case(id: &str) -> conformance::scenario::Scenario {
     let scenarios = embedded().unwrap();
     scenarios.into_iter().find(|s| s.id == id).unwrap()
+}
+
+/// Every case [`caught::BROKEN`] lists misses against its broken server:
+/// the claims of the scenarios' `seen_failing_on = ["broken target"]`.
+#[tokio::test]
+async fn each_listed_case_misses_against_its_broken_server() {
+    for (id, name) in caught::BROKEN {
+        let addr = match *name {
+            "dies on an unknown message type" => mortal_server(None).await,
+            name => rtmp_server(Behaviour::named(name)).await,
+        };
+        // It claims app keys (it takes any), so the cases that need them run.
+        let target = Target::External(Box::new(TargetSpec {
+            name: "broken".into(),
+            rtmp: Some(format!("rtmp://{addr}/live")),
+            capabilities: vec![conformance::target::Capability::AppKeys],
+            ..TargetSpec::default()
+        }));
+        let options = RunOptions {
+            step_timeout: Duration::from_secs(2),
+            case_timeout: Duration::from_secs(30),
+            ..RunOptions::default()
+        };
+        let result = run_case(&case(id), &target, &options).await;
+        assert!(
+            !matches!(result.verdict, Verdict::Ok | Verdict::Unimplemented),
+            "{id} against the server that {name}: {result:#?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -311,7 +383,7 @@ async fn an_unanswered_replayed_command_fails() {
 /// FAILED: Flash Player plays without it.
 #[tokio::test]
 async fn play_start_without_reset_is_only_non_strict() {
-    let addr = rtmp_server(true).await;
+    let addr = rtmp_server(Behaviour::named("forwards no media")).await;
     let target = Target::External(Box::new(TargetSpec {
         name: "no-reset".into(),
         rtmp: Some(format!("rtmp://{addr}/live")),
@@ -396,7 +468,12 @@ async fn a_server_that_closes_non_rtmp_bytes_at_its_handshake_timeout_is_ok() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, true, None, Duration::from_secs(20)));
+            tokio::spawn(serve(
+                socket,
+                Behaviour::named("forwards no media"),
+                None,
+                Duration::from_secs(20),
+            ));
         }
     });
     let target = Target::External(Box::new(TargetSpec {

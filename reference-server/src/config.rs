@@ -202,6 +202,18 @@ pub struct Quirks {
     /// The RTMP application name does not choose the application: without an
     /// `appKey`, `rtmp://host/live/cam` lands in `default_app`, not in `live`.
     pub rtmp_app_name_ignored: bool,
+    /// Joining a room is not announced to those already in it (no `JOINED`).
+    pub silent_joins: bool,
+    /// A participant name already in a room is taken again: the newcomer
+    /// replaces the first, whose events stop.
+    pub duplicate_participants: bool,
+    /// A WebRTC player's `width`, `height` and `bitrate` are ignored.
+    pub size_ignored: bool,
+    /// Speex sound is not transcoded for WebRTC players: they hear nothing.
+    pub speex_dropped: bool,
+    /// The Opus a WebRTC publisher sends reaches RTMP players (transcoded)
+    /// but not WebRTC players.
+    pub webrtc_opus_not_forwarded: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -227,6 +239,13 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     }),
     ("no_renegotiation", "no-reoffer", |q| &mut q.no_renegotiation),
     ("rtmp_app_name_ignored", "app-name", |q| &mut q.rtmp_app_name_ignored),
+    ("silent_joins", "no-joined", |q| &mut q.silent_joins),
+    ("duplicate_participants", "dup-names", |q| &mut q.duplicate_participants),
+    ("size_ignored", "no-size", |q| &mut q.size_ignored),
+    ("speex_dropped", "no-speex", |q| &mut q.speex_dropped),
+    ("webrtc_opus_not_forwarded", "no-opus-relay", |q| {
+        &mut q.webrtc_opus_not_forwarded
+    }),
 ];
 
 impl Quirks {

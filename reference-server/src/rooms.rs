@@ -277,9 +277,19 @@ struct Member {
 #[derive(Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<Key, BTreeMap<String, Member>>>,
+    /// The room bugs switched back on (see [`crate::config::Quirks`]).
+    quirks: crate::config::Quirks,
 }
 
 impl Rooms {
+    /// No rooms yet; `quirks` switches known bugs back on.
+    pub fn new(quirks: crate::config::Quirks) -> Rooms {
+        Rooms {
+            rooms: Mutex::default(),
+            quirks,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, BTreeMap<String, Member>>> {
         self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -301,7 +311,7 @@ impl Rooms {
         let key = (app.to_string(), room.to_string());
         let mut rooms = self.lock();
         let members = rooms.entry(key.clone()).or_default();
-        if members.contains_key(name) {
+        if members.contains_key(name) && !self.quirks.duplicate_participants {
             return Err(RoomError::NameTaken {
                 room: room.into(),
                 name: name.into(),
@@ -324,7 +334,9 @@ impl Rooms {
             participant: Some(name.to_string()),
             ..RoomEvent::new(room, EventKind::Joined)
         };
-        broadcast(members, None, &joined);
+        if !self.quirks.silent_joins {
+            broadcast(members, None, &joined);
+        }
         members.insert(
             name.to_string(),
             Member {

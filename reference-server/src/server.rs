@@ -90,13 +90,13 @@ impl Server {
         );
         let ctx = Arc::new(Context {
             hooks: Hooks::new(config.hooks.timeout),
+            rooms: Arc::new(crate::rooms::Rooms::new(config.quirks)),
             config,
             hub: hub.clone(),
             transcoders: Transcoders::new(hub.clone(), metrics.clone()),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
             webrtc: Arc::new(webrtc),
-            rooms: Arc::default(),
         });
         let tracker = TaskTracker::new();
         tracker.spawn(accept_rtmp(rtmp_listener, ctx.clone(), tracker.clone()));

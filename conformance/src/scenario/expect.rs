@@ -489,9 +489,12 @@ impl Expectation for Statuses<'_> {
             return Err(format!("other statuses than exactly {:?}", self.codes));
         }
         if let (Some(level), Some(last)) = (self.level, self.codes.last()) {
-            let event = observed.statuses.iter().find(|s| &s.status.code == last);
-            if event.is_none_or(|e| e.status.level.as_str() != level) {
-                return Err(format!("{last} not at level {level}"));
+            // A missing or unknown level is not the one asked for, whatever
+            // the parser defaulted it to.
+            match observed.statuses.iter().find(|s| &s.status.code == last) {
+                Some(e) if !e.level_valid => return Err(format!("{last} without a valid level")),
+                Some(e) if e.status.level.as_str() == level => {}
+                _ => return Err(format!("{last} not at level {level}")),
             }
         }
         Ok(())
@@ -1160,6 +1163,16 @@ mod tests {
         assert_eq!(
             expect.describe(),
             "every info object with a level of status, warning or error"
+        );
+        // A level the parser defaulted (none was sent) is not the level asked for.
+        let at_status = Expect {
+            statuses: vec!["NetStream.Play.Start".into()],
+            level: Some("status".into()),
+            ..Expect::default()
+        };
+        assert_eq!(
+            at_status.check(&seen).unwrap_err(),
+            "NetStream.Play.Start without a valid level"
         );
     }
 

@@ -103,6 +103,16 @@ pub struct Scenario {
     pub reference: Option<String>,
     /// What a miss means.
     pub strictness: Strictness,
+    /// Where this case has been seen to miss, the proof that it can fail:
+    /// `nginx-rtmp`, `node-media-server` (their expected results, which CI
+    /// checks against fresh runs), `srs` (docs/RESULTS.md, run by hand),
+    /// `quirk NAMES` (the reference server with those quirks on,
+    /// `conformance/tests/quirks_caught.rs`) or `broken target` (a small
+    /// broken server of `conformance/tests/broken_target.rs`). A test
+    /// (`conformance/tests/seen_failing.rs`) checks every claim against
+    /// that evidence and refuses a case with none.
+    #[serde(default)]
+    pub seen_failing_on: Vec<String>,
     /// What the target must offer beyond what the actors imply; a target
     /// without it makes the case UNIMPLEMENTED.
     #[serde(default)]

@@ -218,7 +218,9 @@ impl WebRtc {
         offer: &str,
         offers: Option<OfferSink>,
     ) -> Result<(SessionHandle, String), SessionError> {
-        let video = play::video_request(params).map_err(SessionError::BadParameter)?;
+        let video = play::video_request(params)
+            .map_err(SessionError::BadParameter)?
+            .filter(|_| !ctx.config.quirks.size_ignored);
         let parsed = parse_offer(offer)?;
         let description = ctx.hub.describe(app, stream);
         if description.is_none() && !wait {

@@ -282,6 +282,17 @@ impl Player {
         }
     }
 
+    /// Whether a known bug switched back on drops this frame (Speex, or a
+    /// WebRTC publisher's Opus, never reaching the player).
+    fn quirk_drops(&self, frame: &Frame) -> bool {
+        let quirks = &self.ctx.config.quirks;
+        match frame.audio_codec() {
+            Some(AudioCodec::Speex) => quirks.speex_dropped,
+            Some(AudioCodec::Opus) => quirks.webrtc_opus_not_forwarded,
+            _ => false,
+        }
+    }
+
     /// Offers video by renegotiation through `offers` when it appears, the
     /// answer having had none.
     pub fn renegotiate_with(&mut self, offers: OfferSink) {
@@ -313,7 +324,9 @@ impl Player {
         self.ctx.metrics.plays_total.inc();
         let live = subscription.is_live();
         while let Some(frame) = subscription.next_cached() {
-            self.core.frame(&frame, now, &mut self.out);
+            if !self.quirk_drops(&frame) {
+                self.core.frame(&frame, now, &mut self.out);
+            }
             self.carry_out(rtc, now);
         }
         self.subscription = Some(subscription);
@@ -412,7 +425,9 @@ impl Player {
         self.core.audio_muted = self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow());
         let status = match input {
             PlayerInput::Frame(frame) => {
-                self.core.frame(&frame, now, &mut self.out);
+                if !self.quirk_drops(&frame) {
+                    self.core.frame(&frame, now, &mut self.out);
+                }
                 None
             }
             PlayerInput::Transcoded(frame) => {

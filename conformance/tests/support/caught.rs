@@ -1,0 +1,111 @@
+//! What the suite's own tests prove each scenario catches: the evidence
+//! behind the scenarios' `seen_failing_on = ["quirk …"]` and
+//! `["broken target"]` claims (checked by `seen_failing.rs`), run by
+//! `quirks_caught.rs` and `broken_target.rs`.
+#![allow(dead_code)]
+
+/// Each scenario, the quirks (comma-separated) that bring its bug back, and
+/// what the suite must say it saw.
+pub const CAUGHT: &[(&str, &str, &str)] = &[
+    (
+        "known-issues/ki-1-audio-only-sound",
+        "ki-1",
+        "the video m-line is sendonly H264, not rejected; no sound within 4s: 0 RTP audio packets",
+    ),
+    (
+        "known-issues/ki-1-audio-only-sound-ws",
+        "ki-1",
+        "no sound within 4s: 0 RTP audio packets",
+    ),
+    (
+        "known-issues/ki-1-audio-only-sound-nellymoser",
+        "ki-1",
+        "no sound within 4s: 0 RTP audio packets",
+    ),
+    (
+        "known-issues/ki-1-audio-only-sound-aac",
+        "ki-1",
+        "no sound within 4s: 0 RTP audio packets",
+    ),
+    (
+        "known-issues/ki-2-second-stream-keeps-sound",
+        "ki-2",
+        "step 7 (phone Wait stream1): the sound stopped for",
+    ),
+    ("known-issues/ki-3-url-params", "ki-3", r#""name":"stream1?s1=v1""#),
+    (
+        "webrtc/whep/video-starts-late",
+        "answer_only_tracks_sent",
+        "the video m-line is rejected, not sending; fewer than 25 pictures",
+    ),
+    (
+        "webrtc/ws/video-starts-late",
+        // Over the WebSocket channel a renegotiation would still bring the
+        // pictures: both must be off for the player to stay without them.
+        "answer_only_tracks_sent,no_renegotiation",
+        "fewer than 25 pictures",
+    ),
+    (
+        "webrtc/whip/late-rtmp-player-hears",
+        "no_publisher_keyframe_requests,rtmp_audio_behind_video",
+        "arrived after video",
+    ),
+    (
+        "webrtc/whip/publisher-asked-for-keyframes",
+        "no_publisher_keyframe_requests",
+        "ahead of real time (a backlog sent at once)",
+    ),
+    (
+        "webrtc/ws/video-added-later",
+        "no_renegotiation",
+        "fewer than 25 pictures; saw SDP audio: sendonly opus, video: rejected",
+    ),
+    ("rtmp/connect/app-name-is-the-namespace", "rtmp_app_name_ignored", "404"),
+    (
+        "webrtc/ws/audio-only",
+        "ki-1",
+        "the video m-line is sendonly H264, not rejected",
+    ),
+    ("rtmp/hooks/url-params", "ki-3", r#""name":"stream1?s1=v1""#),
+    (
+        "webrtc/whip/played-over-rtmp",
+        "rtmp_app_name_ignored",
+        "NetStream.Play.StreamNotFound",
+    ),
+    ("webrtc/ws/h264-aac", "rtmp_app_name_ignored", "Stream not found"),
+    ("rooms/drop-is-left", "silent_joins", "JOINED bob"),
+    ("rooms/flash-webrtc-video-chat", "silent_joins", "JOINED browser-user"),
+    ("rooms/published", "silent_joins", "JOINED alice"),
+    ("rooms/three-participants", "silent_joins", "JOINED"),
+    ("rooms/two-participants", "silent_joins", "JOINED bob"),
+    ("rooms/duplicate-name", "duplicate_participants", "already taken"),
+    (
+        "webrtc/ws/smaller-picture",
+        "size_ignored",
+        "pictures of 320x240, not 160x120",
+    ),
+    ("webrtc/ws/h264-speex", "speex_dropped", "0 RTP audio"),
+    (
+        "webrtc/whip/played-over-whep",
+        "webrtc_opus_not_forwarded",
+        "0 RTP audio",
+    ),
+];
+
+/// Each scenario a small broken RTMP server of `broken_target.rs` makes
+/// miss, and that server, by what it does wrong.
+pub const BROKEN: &[(&str, &str)] = &[
+    ("rtmp/netstatus/publish-start", "never answers publish"),
+    ("rtmp/connect/url-params", "never answers publish"),
+    ("rtmp/connect/unknown-app-key", "never answers publish"),
+    ("rtmp/play/dimension-change", "forwards no media"),
+    ("rtmp/connect/amf0", "connect without level"),
+    ("rtmp/connect/amf3", "connect without level"),
+    ("rtmp/handshake/digest", "connect without level"),
+    ("rtmp/handshake/simple", "connect without level"),
+    ("rtmp/connect/extra-args", "refuses connect arguments"),
+    (
+        "rtmp/robustness/unknown-message-type",
+        "dies on an unknown message type",
+    ),
+];
