@@ -223,7 +223,10 @@ struct TargetArgs {
     /// (stream_name_keeps_query), video-late (answer_only_tracks_sent),
     /// no-pli (no_publisher_keyframe_requests), audio-behind
     /// (rtmp_audio_behind_video), no-reoffer (no_renegotiation), app-name
-    /// (rtmp_app_name_ignored). Needs the feature `embedded`.
+    /// (rtmp_app_name_ignored), no-joined (silent_joins), dup-names
+    /// (duplicate_participants), no-size (size_ignored), no-speex
+    /// (speex_dropped), no-opus-relay (webrtc_opus_not_forwarded). Needs the
+    /// feature `embedded`.
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
     /// The name reports give an external target.
