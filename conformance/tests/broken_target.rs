@@ -239,14 +239,22 @@ fn case(id: &str) -> conformance::scenario::Scenario {
 #[tokio::test]
 async fn each_listed_case_misses_against_its_broken_server() {
     for (id, name) in caught::BROKEN {
-        let addr = match *name {
-            "dies on an unknown message type" => mortal_server(None).await,
-            name => rtmp_server(Behaviour::named(name)).await,
+        // A broken WHIP/WHEP server comes with an RTMP server that takes
+        // publishers, for the WHEP cases that publish first.
+        let (addr, http) = match (*name, WhipBehaviour::named(name)) {
+            (_, Some(whip)) => (
+                rtmp_server(Behaviour::named("forwards no media")).await,
+                Some(whip_server(whip).await),
+            ),
+            ("dies on an unknown message type", None) => (mortal_server(None).await, None),
+            (name, None) => (rtmp_server(Behaviour::named(name)).await, None),
         };
         // It claims app keys (it takes any), so the cases that need them run.
         let target = Target::External(Box::new(TargetSpec {
             name: "broken".into(),
             rtmp: Some(format!("rtmp://{addr}/live")),
+            whip: http.map(|http| format!("http://{http}/whip/{{app}}/{{stream}}")),
+            whep: http.map(|http| format!("http://{http}/whep/{{app}}/{{stream}}")),
             capabilities: vec![conformance::target::Capability::AppKeys],
             ..TargetSpec::default()
         }));
@@ -288,6 +296,128 @@ async fn a_server_that_never_answers_publish_fails_the_publish_cases() {
     let whep = run_case(&case("webrtc/whep/h264-aac"), &target, &options).await;
     assert_eq!(whep.verdict, Verdict::Unimplemented, "{whep:#?}");
     assert!(whep.notes.iter().any(|n| n.contains("lacks whep")), "{:?}", whep.notes);
+}
+
+/// How a broken WHIP/WHEP server goes wrong; by default it answers an
+/// offer `201` with a `Location`, an `ETag` and the offer with its
+/// directions turned round, `DELETE` with `200`, and `OPTIONS` with CORS.
+#[derive(Debug, Clone, Copy, Default)]
+struct WhipBehaviour {
+    /// Offers are answered `200` with the offer itself, and no `Location`.
+    echoes_offers: bool,
+    /// Its answers lose the offer's `a=group:BUNDLE` and `a=rtcp-mux`.
+    no_bundle: bool,
+    /// `OPTIONS` is `405`, and no answer has CORS header fields.
+    no_cors: bool,
+    /// `DELETE` is `405`.
+    no_delete: bool,
+    /// `DELETE` with an `If-Match` other than its `ETag` is `412`.
+    delete_checks_if_match: bool,
+}
+
+impl WhipBehaviour {
+    /// The behaviour [`caught::BROKEN`] names, if it names a WHIP/WHEP server.
+    fn named(name: &str) -> Option<WhipBehaviour> {
+        let normal = WhipBehaviour::default();
+        Some(match name {
+            "answers offers 200 with the offer echoed" => WhipBehaviour {
+                echoes_offers: true,
+                ..normal
+            },
+            "answers without BUNDLE or rtcp-mux" => WhipBehaviour {
+                no_bundle: true,
+                ..normal
+            },
+            "has no CORS and refuses OPTIONS" => WhipBehaviour {
+                no_cors: true,
+                ..normal
+            },
+            "refuses DELETE" => WhipBehaviour {
+                no_delete: true,
+                ..normal
+            },
+            "checks If-Match on DELETE" => WhipBehaviour {
+                delete_checks_if_match: true,
+                ..normal
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// A WHIP and WHEP server that behaves as `behaviour` says (any path,
+/// any stream); it sets up no media.
+async fn whip_server(behaviour: WhipBehaviour) -> SocketAddr {
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let handler = move |method: Method, headers: HeaderMap, offer: String| async move {
+        const ETAG: &str = "\"e1\"";
+        let cors = [
+            ("access-control-allow-origin", "*"),
+            ("access-control-expose-headers", "Location, ETag"),
+        ];
+        let answer = match method {
+            Method::POST if behaviour.echoes_offers => {
+                (StatusCode::OK, vec![("content-type", "application/sdp")], offer)
+            }
+            Method::POST => {
+                let turned = offer
+                    .replace("a=sendonly", "a=SWAP")
+                    .replace("a=recvonly", "a=sendonly")
+                    .replace("a=SWAP", "a=recvonly");
+                let answer: String = turned
+                    .split_inclusive('\n')
+                    .filter(|line| {
+                        !(behaviour.no_bundle && (line.starts_with("a=group:BUNDLE") || line.starts_with("a=rtcp-mux")))
+                    })
+                    .collect();
+                let fields = vec![
+                    ("content-type", "application/sdp"),
+                    ("location", "/session/1"),
+                    ("etag", ETAG),
+                ];
+                (StatusCode::CREATED, fields, answer)
+            }
+            Method::OPTIONS if !behaviour.no_cors => (
+                StatusCode::OK,
+                vec![
+                    ("access-control-allow-methods", "POST, DELETE, OPTIONS"),
+                    ("access-control-allow-headers", "Content-Type"),
+                ],
+                String::new(),
+            ),
+            Method::DELETE if behaviour.no_delete => {
+                (StatusCode::METHOD_NOT_ALLOWED, vec![("allow", "POST")], String::new())
+            }
+            Method::DELETE
+                if behaviour.delete_checks_if_match
+                    && headers
+                        .get("if-match")
+                        .is_some_and(|tag| tag.as_bytes() != ETAG.as_bytes()) =>
+            {
+                (StatusCode::PRECONDITION_FAILED, vec![], String::new())
+            }
+            Method::DELETE => (StatusCode::OK, vec![], String::new()),
+            _ => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                vec![("allow", "POST, DELETE")],
+                String::new(),
+            ),
+        };
+        let (status, mut fields, body) = answer;
+        if !behaviour.no_cors {
+            fields.extend(cors);
+        }
+        let mut response = (status, body).into_response();
+        for (name, value) in fields {
+            response.headers_mut().insert(name, value.parse().unwrap());
+        }
+        response
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(handler)).await });
+    addr
 }
 
 /// An HTTP server that reads each request and then closes the connection

@@ -280,8 +280,9 @@ async fn whep_answers_errors_and_deletes_sessions() {
     assert_eq!(post("v=0\r\n", "application/sdp").await.unwrap().status(), 400);
     assert_eq!(post("hello", "text/plain").await.unwrap().status(), 415);
     let preflight = http.request(reqwest::Method::OPTIONS, &url).send().await.unwrap();
-    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.status(), 200);
     assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(preflight.headers()["accept-post"], "application/sdp");
     let unknown_app = format!("{}/whep/nosuchapp/s", server.http_url());
     let refused = WebRtcPlayer::play(
         Signalling::http(&server.http_url(), "nosuchapp", "s"),
@@ -295,7 +296,7 @@ async fn whep_answers_errors_and_deletes_sessions() {
     let Err(missing) = WebRtcPlayer::play(whep(&server, "nobody"), PlayerOptions::default()).await else {
         panic!("missing stream accepted");
     };
-    assert!(missing.to_string().contains("404"), "{missing}");
+    assert!(missing.to_string().contains("409"), "{missing}");
 
     // A real session: DELETE ends it, a second DELETE finds nothing.
     let mut publisher = ffmpeg_publish(&format!("{}/del", server.rtmp_url("live")), true, Some(440), 30)

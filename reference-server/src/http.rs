@@ -3,6 +3,7 @@
 //! `/metrics` (Prometheus text) and `/healthz`. Every answer allows any origin,
 //! so browser pages served elsewhere can signal here.
 
+mod patch;
 mod session;
 mod whep;
 mod ws;
@@ -10,9 +11,9 @@ mod ws;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -26,15 +27,15 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     let shutdown = ctx.shutdown.clone();
     let app = Router::new()
         .route("/", get(|| async { Html(DEMO_PAGE) }))
-        .route("/whep/{app}/{stream}", post(whep::play).patch(whep::patch))
-        .route("/whip/{app}/{stream}", post(whep::publish).patch(whep::patch))
+        .route("/whep/{app}/{stream}", post(whep::play).get(whep::describe_endpoint))
+        .route("/whip/{app}/{stream}", post(whep::publish).get(whep::describe_endpoint))
         .route(
             "/whep/{app}/{stream}/{session}",
-            delete(whep::delete).patch(whep::patch),
+            get(whep::describe_session).delete(whep::delete).patch(whep::trickle),
         )
         .route(
             "/whip/{app}/{stream}/{session}",
-            delete(whep::delete).patch(whep::patch),
+            get(whep::describe_session).delete(whep::delete).patch(whep::trickle),
         )
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
@@ -50,18 +51,23 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     }
 }
 
-/// Answers every `OPTIONS` (CORS preflight) before routing.
+/// Answers every `OPTIONS` (CORS preflight, and WHIP/WHEP's `Accept-Post`
+/// of RFC 9725 section 4.2) before routing.
 async fn preflight(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     if request.method() == Method::OPTIONS {
         return (
-            StatusCode::NO_CONTENT,
+            StatusCode::OK,
             [
                 (
                     header::ACCESS_CONTROL_ALLOW_METHODS,
-                    "GET, POST, DELETE, PATCH, OPTIONS",
+                    "GET, HEAD, POST, DELETE, PATCH, OPTIONS",
                 ),
-                (header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type, Authorization"),
+                (
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    "Content-Type, Authorization, If-Match",
+                ),
                 (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+                (HeaderName::from_static("accept-post"), "application/sdp"),
             ],
         )
             .into_response();
@@ -74,7 +80,7 @@ async fn cors(mut response: Response) -> Response {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location"),
+        HeaderValue::from_static("Location, ETag, Retry-After"),
     );
     response
 }

@@ -8,6 +8,7 @@
 //! room events until an expectation holds, is the runner's (`run.rs`): the
 //! action says which with the [`Then`] it returns.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use media::amf::Value;
@@ -24,6 +25,7 @@ use crate::backend::HookCall;
 use crate::shipped::Fixtures;
 use crate::target::Capability;
 use crate::verdict::Verdict;
+use crate::webrtc::http::{Endpoint, Method, Offer};
 use crate::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
 
 /// What a step does, with the parameters of that action and no others: a
@@ -202,6 +204,41 @@ pub enum Action {
         #[serde(default)]
         args: Vec<toml::Value>,
     },
+    /// One WHIP or WHEP request made by hand, and whatever the server
+    /// answers: every status is observed, none is an error. `method` goes
+    /// to the `whip` or `whep` URL of `stream`, or to `session`, the
+    /// `Location` of this actor's last `201`. `body`: a fresh SDP `offer`
+    /// (`sendonly` to WHIP, `recvonly` to WHEP, with the m-lines `audio` and
+    /// `video` ask for), a `trickle` or `ice-restart` fragment for the last
+    /// offer's ICE session, `garbage`, or `none`. In `headers`, `{etag}`
+    /// stands for the last `ETag` the server gave (a header naming it is
+    /// left out when there was none). Expectations: `http`, `sdp` (of an
+    /// SDP answer).
+    Http {
+        /// `POST` (default), `GET`, `HEAD`, `OPTIONS`, `PATCH`, `DELETE`, `PUT`.
+        #[serde(default)]
+        method: Method,
+        /// `whip`, `whep` or `session`.
+        to: HttpTarget,
+        /// The stream (`whip` and `whep`).
+        #[serde(default)]
+        stream: Option<String>,
+        /// What the request carries.
+        #[serde(default)]
+        body: HttpBody,
+        /// The `Content-Type`, instead of the body's own.
+        #[serde(default)]
+        content_type: Option<String>,
+        /// More request header fields.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// An offer's audio m-line (default true).
+        #[serde(default = "yes")]
+        audio: bool,
+        /// An offer's video m-line (default true).
+        #[serde(default = "yes")]
+        video: bool,
+    },
     /// A WebRTC actor's publisher switches to pictures of `size` from its
     /// next frame, an IDR with new parameter sets.
     Resize {
@@ -235,6 +272,7 @@ impl Action {
             Action::RoomMessage { .. } => "RoomMessage",
             Action::Resize { .. } => "Resize",
             Action::Call { .. } => "Call",
+            Action::Http { .. } => "Http",
         }
     }
 
@@ -245,7 +283,7 @@ impl Action {
             | Action::Play { stream }
             | Action::WebrtcPlay { stream, .. }
             | Action::WebrtcPublish { stream, .. } => Some(stream),
-            Action::Unpublish { stream } | Action::Wait { stream } => stream.as_deref(),
+            Action::Unpublish { stream } | Action::Wait { stream } | Action::Http { stream, .. } => stream.as_deref(),
             _ => None,
         }
     }
@@ -272,7 +310,14 @@ impl Action {
                 signalling: PublishSignalling::Ws,
                 ..
             } => Capability::WebSocket,
-            Action::WebrtcPlay { .. } => Capability::Whep,
+            Action::WebrtcPlay { .. }
+            | Action::Http {
+                to: HttpTarget::Whep, ..
+            } => Capability::Whep,
+            Action::Http {
+                to: HttpTarget::Whip, ..
+            } => Capability::Whip,
+            Action::Http { .. } => return None,
             Action::WebrtcPublish { .. } => Capability::Whip,
             Action::Hook {} => Capability::BackendHooks,
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
@@ -315,7 +360,7 @@ impl Action {
         if !self.fits(kind) {
             let who = kind.map_or("no actor".to_string(), |k| format!("a {k:?} actor"));
             return Err(format!(
-                "{} does not fit {who} (or lacks hex/bytes, or an RTMP unpublish its stream)",
+                "{} does not fit {who} (or lacks hex/bytes, an RTMP unpublish its stream, or an http step the stream of its whip or whep)",
                 self.name()
             ));
         }
@@ -343,9 +388,51 @@ impl Action {
             Action::Sleep { .. } => kind.is_none(),
             Action::SendRaw { hex, bytes, .. } => kind == Some(ActorKind::Raw) && (hex.is_some() || bytes.is_some()),
             Action::WebrtcPlay { .. } | Action::WebrtcPublish { .. } | Action::Resize { .. } => webrtc,
+            Action::Http { to, stream, .. } => webrtc && stream.is_some() == (*to != HttpTarget::Session),
             Action::Hook {} => kind == Some(ActorKind::Backend),
         }
     }
+}
+
+/// Where an `http` step's request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpTarget {
+    /// The target's WHIP endpoint for the step's stream.
+    Whip,
+    /// The target's WHEP endpoint for the step's stream.
+    Whep,
+    /// The session URL (`Location`) of the actor's last `201`.
+    Session,
+}
+
+/// What an `http` step's request carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpBody {
+    /// No body.
+    #[default]
+    None,
+    /// A fresh SDP offer (`application/sdp`).
+    Offer,
+    /// A trickle-ICE fragment with one more candidate for the last offer's
+    /// ICE session (`application/trickle-ice-sdpfrag`).
+    Trickle,
+    /// A fragment with new ICE credentials: an ICE restart.
+    IceRestart,
+    /// Text that is no SDP, sent as `application/sdp`.
+    Garbage,
+}
+
+/// What an actor's `http` steps keep between requests.
+#[derive(Default)]
+pub(super) struct HandMade {
+    /// The last offer made, and where it went.
+    offer: Option<(Offer, Endpoint)>,
+    /// The `Location` of the last `201`.
+    session: Option<String>,
+    /// The last `ETag` of a 2xx answer.
+    etag: Option<String>,
 }
 
 /// Which tracks of an FLV fixture a `publish` step sends.
@@ -690,6 +777,7 @@ impl Case<'_> {
                 Some(publisher) => publisher.resize(size.width, size.height).map_err(|e| e.to_string()),
                 None => Err("the actor publishes nothing".to_string()),
             },
+            Action::Http { .. } => self.http(action, &mut actor.http, observed).await,
             Action::Wait { .. } if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => return Then::Player,
             Action::Wait { .. } => return Then::RoomEvents,
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
@@ -797,6 +885,110 @@ impl Case<'_> {
         Then::Done
     }
 
+    /// An `http` step: builds the request, sends it, keeps the session URL
+    /// and `ETag` of the answer and notes it in `observed`.
+    async fn http(&self, action: &Action, state: &mut HandMade, observed: &mut Observed) -> Result<(), String> {
+        let Action::Http {
+            method,
+            to,
+            stream,
+            body,
+            content_type,
+            headers,
+            audio,
+            video,
+        } = action
+        else {
+            return Err(format!("{} is not an http step", action.name()));
+        };
+        let (url, endpoint) = match (to, stream) {
+            (HttpTarget::Session, _) => (
+                state
+                    .session
+                    .clone()
+                    .ok_or("no session URL: no earlier POST of this actor was answered 201 with a Location")?,
+                state.offer.as_ref().map_or(Endpoint::Whip, |(_, e)| *e),
+            ),
+            (to, Some(stream)) => {
+                let (endpoint, http) = match to {
+                    HttpTarget::Whep => (Endpoint::Whep, "whep"),
+                    _ => (Endpoint::Whip, "whip"),
+                };
+                match self.signalling_url(stream, http)? {
+                    Signalling::Url { url } => (url, endpoint),
+                    _ => return Err("no HTTP URL".into()),
+                }
+            }
+            (_, None) => return Err("no stream".into()),
+        };
+        let text = match body {
+            HttpBody::None => None,
+            HttpBody::Offer => {
+                let offer = Offer::new(endpoint, *audio, *video).await.map_err(|e| e.to_string())?;
+                let sdp = offer.sdp().to_string();
+                state.offer = Some((offer, endpoint));
+                Some(("application/sdp", sdp))
+            }
+            HttpBody::Trickle | HttpBody::IceRestart => {
+                let (offer, _) = state.offer.as_ref().ok_or("no offer made yet, to trickle for")?;
+                let fragment = offer
+                    .fragment(*body == HttpBody::IceRestart)
+                    .ok_or("the offer has no ICE credentials or m-line")?;
+                Some(("application/trickle-ice-sdpfrag", fragment))
+            }
+            HttpBody::Garbage => Some(("application/sdp", "this is not an SDP offer\r\n".to_string())),
+        };
+        let mut fields = Vec::new();
+        for (name, value) in headers {
+            match (value.contains("{etag}"), &state.etag) {
+                (false, _) => fields.push((name.clone(), value.clone())),
+                (true, Some(etag)) => fields.push((name.clone(), value.replace("{etag}", etag))),
+                (true, None) => observed
+                    .log
+                    .push(format!("{name} left out: the server gave no ETag to send")),
+            }
+        }
+        let body = match (&text, content_type) {
+            (Some((kind, text)), given) => Some((given.as_deref().unwrap_or(kind), text.as_str())),
+            (None, Some(given)) => Some((given.as_str(), "")),
+            (None, None) => None,
+        };
+        let answer = crate::webrtc::http::exchange(*method, &url, &fields, body)
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.status == 201 {
+            state.session = answer.location();
+        }
+        if (200..300).contains(&answer.status) {
+            if let Some(etag) = answer.header("etag") {
+                state.etag = Some(etag.to_string());
+            }
+        }
+        if answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/sdp"))
+            && !answer.body.is_empty()
+        {
+            observed.sdp = crate::webrtc::SdpSummary::parse(&answer.body).ok();
+        }
+        if (400..500).contains(&answer.status) {
+            observed.refusal = Some(format!("HTTP {}", answer.status));
+        }
+        let sent: Vec<String> = fields.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        observed.log.push(format!(
+            "{} {url} [{}{}] -> {}",
+            method.as_str(),
+            body.map_or("no body".to_string(), |(kind, text)| format!(
+                "{kind}, {} bytes",
+                text.len()
+            )),
+            sent.iter().map(|h| format!("; {h}")).collect::<String>(),
+            super::expect::describe_exchange(&answer)
+        ));
+        observed.http = Some(answer);
+        Ok(())
+    }
+
     /// How a WebRTC actor signals for `stream`: the target's WebSocket
     /// channel with `ws`, else its `whip` or `whep` URL.
     async fn signalling(
@@ -811,6 +1003,11 @@ impl Case<'_> {
             let session = self.ws_session(actor).await?;
             return Ok(Signalling::ws(session, &format!("ws-{name}"), &name));
         }
+        self.signalling_url(stream, http)
+    }
+
+    /// The target's `whip` or `whep` URL for `stream`.
+    fn signalling_url(&self, stream: &str, http: &str) -> Result<Signalling, String> {
         let spec = &self.running.spec;
         let template = if http == "whip" { &spec.whip } else { &spec.whep };
         let template = template
@@ -819,7 +1016,7 @@ impl Case<'_> {
         Ok(Signalling::url(&crate::target::fill_template(
             template,
             &self.running.app_key(),
-            &name,
+            &self.stream_name(stream),
         )))
     }
 

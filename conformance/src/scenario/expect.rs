@@ -91,6 +91,126 @@ pub struct Expect {
     /// NetStatusEvent.info always does and players branch on.
     #[serde(default)]
     pub levels_valid: bool,
+    /// The answer to an `http` step.
+    #[serde(default)]
+    pub http: Option<HttpExpect>,
+}
+
+/// What the answer to an `http` step must be.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    /// Its status: any of these codes (`201`) or classes (`"4xx"`).
+    #[serde(default)]
+    pub status: Vec<StatusPattern>,
+    /// Header fields it must have, each holding one of the `|`-separated
+    /// texts given (any case; `""` for any value).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Header fields it must not have.
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Texts its body must hold.
+    #[serde(default)]
+    pub body: Vec<String>,
+    /// Its body must be empty.
+    #[serde(default)]
+    pub empty_body: bool,
+}
+
+/// An HTTP status code, or a class of them (`"4xx"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StatusPattern {
+    /// Exactly this code.
+    Code(u16),
+    /// `"2xx"`, `"4xx"`...
+    Class(String),
+}
+
+impl StatusPattern {
+    fn matches(&self, status: u16) -> bool {
+        match self {
+            StatusPattern::Code(code) => *code == status,
+            StatusPattern::Class(class) => class
+                .strip_suffix("xx")
+                .and_then(|digit| digit.parse::<u16>().ok())
+                .is_some_and(|digit| status / 100 == digit),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            StatusPattern::Code(code) => code.to_string(),
+            StatusPattern::Class(class) => class.clone(),
+        }
+    }
+}
+
+impl Expectation for &HttpExpect {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let answer = observed.http.as_ref().ok_or("no HTTP answer")?;
+        let mut misses = Vec::new();
+        if !self.status.is_empty() && !self.status.iter().any(|s| s.matches(answer.status)) {
+            misses.push(format!("status {}", answer.status));
+        }
+        for (name, texts) in &self.headers {
+            match answer.header(name) {
+                None => misses.push(format!("no {name}")),
+                Some(value) => {
+                    let value_lower = value.to_ascii_lowercase();
+                    if !texts
+                        .split('|')
+                        .any(|text| value_lower.contains(&text.trim().to_ascii_lowercase()))
+                    {
+                        misses.push(format!("{name}: {value}"));
+                    }
+                }
+            }
+        }
+        for name in &self.absent {
+            if let Some(value) = answer.header(name) {
+                misses.push(format!("{name}: {value}"));
+            }
+        }
+        for text in &self.body {
+            if !answer.body.contains(text.as_str()) {
+                misses.push(format!("no {text:?} in the body"));
+            }
+        }
+        if self.empty_body && !answer.body.is_empty() {
+            misses.push(format!("a body of {} bytes", answer.body.len()));
+        }
+        if misses.is_empty() {
+            Ok(())
+        } else {
+            Err(misses.join(", "))
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.status.is_empty() {
+            let codes: Vec<String> = self.status.iter().map(StatusPattern::text).collect();
+            parts.push(format!("HTTP {}", codes.join(" or ")));
+        }
+        for (name, texts) in &self.headers {
+            parts.push(match texts.as_str() {
+                "" => format!("{name} present"),
+                texts => format!("{name}: {}", texts.replace('|', " or ")),
+            });
+        }
+        for name in &self.absent {
+            parts.push(format!("no {name}"));
+        }
+        for text in &self.body {
+            parts.push(format!("{text:?} in the body"));
+        }
+        if self.empty_body {
+            parts.push("no body".into());
+        }
+        parts.join(", ")
+    }
 }
 
 /// A hook call the backend must receive. Stream names are the scenario's
@@ -266,6 +386,8 @@ pub(super) struct Observed {
     pub(super) hook_calls: Option<Vec<HookCall>>,
     /// Room events since the actor's previous step, as `room_events` spells them.
     pub(super) room_events: Vec<String>,
+    /// The answer to an `http` step.
+    pub(super) http: Option<crate::webrtc::http::Exchange>,
 }
 
 impl Observed {
@@ -360,6 +482,9 @@ impl Observed {
         if !self.room_events.is_empty() {
             parts.push(format!("room events [{}]", self.room_events.join(" | ")));
         }
+        if let Some(answer) = &self.http {
+            parts.push(describe_exchange(answer));
+        }
         if let Some(calls) = &self.hook_calls {
             let calls: Vec<String> = calls.iter().map(|c| format!("{} {}", c.hook, c.body)).collect();
             parts.push(format!("backend calls [{}]", calls.join(", ")));
@@ -370,6 +495,29 @@ impl Observed {
             parts.join("; ")
         }
     }
+}
+
+/// An HTTP answer in a line: status, the header fields that matter to
+/// WHIP and WHEP, and the body's size (its start, when it is not SDP).
+pub(super) fn describe_exchange(answer: &crate::webrtc::http::Exchange) -> String {
+    const DULL: [&str; 5] = ["date", "content-length", "vary", "connection", "server"];
+    let headers: Vec<String> = answer
+        .headers
+        .iter()
+        .filter(|(name, _)| !DULL.contains(&name.as_str()))
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    let body = match answer.body.trim() {
+        "" => "no body".to_string(),
+        text if text.starts_with("v=0") => format!("an SDP body of {} bytes", answer.body.len()),
+        text => format!("body {:?}", text.chars().take(80).collect::<String>()),
+    };
+    format!(
+        "HTTP {} to {} ({}); {body}",
+        answer.status,
+        answer.method.as_str(),
+        headers.join("; ")
+    )
 }
 
 pub(super) fn describe_section(section: Option<&MediaSection>) -> String {
@@ -439,6 +587,9 @@ impl Expect {
         }
         if self.levels_valid {
             parts.push(Box::new(LevelsValid));
+        }
+        if let Some(http) = &self.http {
+            parts.push(Box::new(http));
         }
         parts.push(Box::new(Answer(self.refused)));
         parts
@@ -1089,6 +1240,38 @@ mod tests {
     use media::netstatus::{Level, NetStatus};
 
     use super::*;
+
+    #[test]
+    fn an_http_answer_is_checked_by_status_class_header_and_body() {
+        let answer = crate::webrtc::http::Exchange {
+            method: crate::webrtc::http::Method::Post,
+            url: "http://h/whip/live/s".into(),
+            status: 201,
+            headers: vec![
+                ("location".into(), "/whip/live/s/1".into()),
+                ("access-control-allow-headers".into(), "Content-Type, If-Match".into()),
+            ],
+            body: "v=0\r\n".into(),
+        };
+        let observed = Observed {
+            http: Some(answer),
+            ..Observed::default()
+        };
+        let expect: Expect = toml::from_str(
+            r#"http = { status = ["2xx"], headers = { Location = "", "Access-Control-Allow-Headers" = "content-type|*" }, absent = ["ETag"], body = ["v=0"] }"#,
+        )
+        .unwrap();
+        assert_eq!(expect.check(&observed), Ok(()));
+        let wrong: Expect = toml::from_str(
+            r#"http = { status = [204, "4xx"], headers = { ETag = "" }, absent = ["Location"], empty_body = true }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            wrong.check(&observed),
+            Err("status 201, no ETag, Location: /whip/live/s/1, a body of 5 bytes".into())
+        );
+        assert_eq!(wrong.describe(), "HTTP 204 or 4xx, ETag present, no Location, no body");
+    }
 
     fn observed(codes: &[(&str, Level)]) -> Observed {
         Observed {

@@ -45,8 +45,8 @@ mod run;
 mod series;
 mod timing;
 
-pub use action::{Action, PlaySignalling, Profile, PublishSignalling, Size, Tracks};
-pub use expect::{Expect, HookExpect, MediaExpect, RtmpMediaExpect, SdpExpect, SdpMedia};
+pub use action::{Action, HttpBody, HttpTarget, PlaySignalling, Profile, PublishSignalling, Size, Tracks};
+pub use expect::{Expect, HookExpect, HttpExpect, MediaExpect, RtmpMediaExpect, SdpExpect, SdpMedia, StatusPattern};
 pub use run::{run_case, RunOptions};
 pub use series::{run_series, Watch};
 

@@ -173,6 +173,8 @@ pub(super) struct WebrtcActor {
     pub(super) player: Option<WebRtcPlayer>,
     pub(super) publisher: Option<WebRtcPublisher>,
     pub(super) ws: Option<WsSession>,
+    /// What its `http` steps keep between requests.
+    pub(super) http: super::action::HandMade,
 }
 
 impl Actor {

@@ -192,3 +192,182 @@ mod tests {
         );
     }
 }
+
+/// An HTTP method a scenario can send to a WHIP or WHEP URL by hand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// Creates a session from an offer.
+    #[default]
+    Post,
+    /// Must be answered 2xx without content (RFC 9725 section 4.1).
+    Get,
+    /// WHEP discovery (draft 03, section 4.2).
+    Head,
+    /// CORS preflight and `Accept-Post`.
+    Options,
+    /// Trickle ICE and ICE restarts.
+    Patch,
+    /// Ends a session.
+    Delete,
+    /// Not part of either protocol.
+    Put,
+}
+
+impl Method {
+    /// As written on the request line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+/// One request and the server's answer to it, whatever the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// The request's method.
+    pub method: Method,
+    /// The request's URL.
+    pub url: String,
+    /// The answer's status code.
+    pub status: u16,
+    /// The answer's header fields, names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// The answer's body (lossy UTF-8).
+    pub body: String,
+}
+
+impl Exchange {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `Location`, resolved against the request's URL.
+    pub fn location(&self) -> Option<String> {
+        let location = self.header("location")?;
+        Url::parse(&self.url).ok()?.join(location).ok().map(String::from)
+    }
+}
+
+/// Sends `method` to `url` with `headers` and, if given, a body of
+/// `(content type, text)`; returns the answer as it is. Errors only when
+/// there is no HTTP answer at all.
+pub async fn exchange(
+    method: Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<(&str, &str)>,
+) -> Result<Exchange, WebRtcError> {
+    let http_error = |source| WebRtcError::Http {
+        method: method.as_str(),
+        url: url.to_string(),
+        source,
+    };
+    let verb = reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("a standard method");
+    let mut request = client()?.request(verb, url);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some((content_type, text)) = body {
+        request = request.header(CONTENT_TYPE, content_type).body(text.to_string());
+    }
+    let response = request.send().await.map_err(http_error)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let bytes = response.bytes().await.map_err(http_error)?;
+    Ok(Exchange {
+        method,
+        url: url.to_string(),
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// A trickle-ICE SDP fragment (RFC 8840, `application/trickle-ice-sdpfrag`)
+/// for the ICE session of `offer`: its credentials, its first m-line and
+/// mid, and one host candidate at `candidate`. With `restart`, new
+/// credentials instead, as an ICE restart sends (RFC 9725 section 4.3.3).
+/// `None` when the offer lacks credentials or an m-line.
+pub fn trickle_fragment(offer: &str, candidate: std::net::SocketAddr, restart: bool) -> Option<String> {
+    let attribute = |name: &str| {
+        offer
+            .lines()
+            .find_map(|line| line.trim_end().strip_prefix(&format!("a={name}:")))
+            .map(str::to_string)
+    };
+    let (ufrag, pwd) = if restart {
+        (
+            format!("r{:07x}", rand::random::<u32>() >> 4),
+            format!("{:032x}", rand::random::<u128>()),
+        )
+    } else {
+        (attribute("ice-ufrag")?, attribute("ice-pwd")?)
+    };
+    let mline = offer.lines().find(|line| line.starts_with("m="))?.trim_end();
+    let mid = attribute("mid")?;
+    Some(format!(
+        "a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n{mline}\r\na=mid:{mid}\r\n\
+         a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+        candidate.ip(),
+        candidate.port()
+    ))
+}
+
+/// An SDP offer as a WHIP publisher (`sendonly`) or a WHEP player
+/// (`recvonly`) makes it, for requests made by hand; the UDP socket its
+/// candidate names stays open while it lives.
+pub struct Offer {
+    prepared: super::peer::Prepared,
+}
+
+impl Offer {
+    /// A fresh offer to `endpoint` with an audio and/or a video m-line.
+    pub async fn new(endpoint: Endpoint, audio: bool, video: bool) -> Result<Offer, WebRtcError> {
+        use str0m::media::{Direction, MediaKind};
+        let options = super::PlayerOptions {
+            audio,
+            video,
+            ..super::PlayerOptions::default()
+        };
+        let direction = match endpoint {
+            Endpoint::Whip => Direction::SendOnly,
+            Endpoint::Whep => Direction::RecvOnly,
+        };
+        let media: Vec<(MediaKind, Direction)> = [(audio, MediaKind::Audio), (video, MediaKind::Video)]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, kind)| (kind, direction))
+            .collect();
+        let prepared = super::peer::Prepared::new(options.rtc_config()?, &media, options.bind).await?;
+        Ok(Offer { prepared })
+    }
+
+    /// The SDP.
+    pub fn sdp(&self) -> &str {
+        self.prepared.offer()
+    }
+
+    /// A trickle-ICE fragment for its ICE session ([`trickle_fragment`]).
+    pub fn fragment(&self, restart: bool) -> Option<String> {
+        trickle_fragment(self.sdp(), self.prepared.local(), restart)
+    }
+}

@@ -193,6 +193,11 @@ impl Prepared {
         }
     }
 
+    /// The address of the socket the offer's candidate names.
+    pub(crate) fn local(&self) -> SocketAddr {
+        self.local
+    }
+
     /// The SDP offer.
     pub(crate) fn offer(&self) -> &str {
         &self.offer

@@ -110,7 +110,7 @@ impl PlayerOptions {
         }
     }
 
-    fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
+    pub(super) fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
         let mut config = Rtc::builder().clear_codecs();
         let codecs = config.codec_config();
         if self.audio {

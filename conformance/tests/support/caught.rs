@@ -60,7 +60,7 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "no_renegotiation",
         "fewer than 25 pictures; saw SDP audio: sendonly opus, video: rejected",
     ),
-    ("rtmp/connect/app-name-is-the-namespace", "rtmp_app_name_ignored", "404"),
+    ("rtmp/connect/app-name-is-the-namespace", "rtmp_app_name_ignored", "409"),
     (
         "webrtc/ws/audio-only",
         "ki-1",
@@ -108,4 +108,42 @@ pub const BROKEN: &[(&str, &str)] = &[
         "rtmp/robustness/unknown-message-type",
         "dies on an unknown message type",
     ),
+    ("webrtc/whip/created", "answers offers 200 with the offer echoed"),
+    (
+        "webrtc/whip/answer-direction",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/whip/audio-only-offer",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/whip/video-only-offer",
+        "answers offers 200 with the offer echoed",
+    ),
+    ("webrtc/whip/bundle-rtcp-mux", "answers without BUNDLE or rtcp-mux"),
+    ("webrtc/whip/options", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whip/cors-preflight", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whip/cors-location", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whip/delete", "refuses DELETE"),
+    ("webrtc/whip/delete-ignores-if-match", "checks If-Match on DELETE"),
+    ("webrtc/whep/created", "answers offers 200 with the offer echoed"),
+    (
+        "webrtc/whep/answer-direction",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/whep/audio-only-offer",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/whep/video-only-offer",
+        "answers offers 200 with the offer echoed",
+    ),
+    ("webrtc/whep/bundle-rtcp-mux", "answers without BUNDLE or rtcp-mux"),
+    ("webrtc/whep/options", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whep/cors-preflight", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whep/cors-location", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whep/delete", "refuses DELETE"),
+    ("webrtc/whep/delete-ignores-if-match", "checks If-Match on DELETE"),
 ];

@@ -1,5 +1,6 @@
 //! WHEP (play) and WHIP (publish, RFC 9725): one HTTP request sets up a
-//! session, `DELETE` on its `Location` ends it. See docs/signalling.md.
+//! session, `PATCH` on its `Location` trickles ICE candidates (see
+//! [`super::patch`]), `DELETE` ends it. See docs/signalling.md.
 
 use std::sync::Arc;
 
@@ -8,10 +9,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use media::rtmp::url::split_params;
 
+use super::patch;
 use super::session::{start, Requester, StartFailure};
 use crate::admission::Refusal;
 use crate::server::Context;
-use crate::webrtc::{Direction, SessionError};
+use crate::webrtc::{Direction, SessionError, SessionHandle};
 
 /// `POST /whep/{app}/{stream}`.
 pub async fn play(
@@ -71,10 +73,22 @@ async fn post(
             [
                 (header::CONTENT_TYPE, "application/sdp".to_string()),
                 (header::LOCATION, format!("/{kind}/{app}/{stream}/{}", session.id)),
+                (header::ETAG, patch::etag(&session.id)),
             ],
             answer,
         )
             .into_response(),
+        // Playing waits for nobody here: the player may come back (WHEP
+        // draft 03, section 4.3.8, asks for 409 with Retry-After).
+        Err(StartFailure::Session(SessionError::NotFound)) => {
+            tracing::info!(%app, %stream, "{kind} refused: nothing published");
+            (
+                StatusCode::CONFLICT,
+                [(header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
+                "nothing is published under this name yet\n",
+            )
+                .into_response()
+        }
         Err(failure) => {
             let status = match &failure {
                 StartFailure::Refused(Refusal::UnknownApp(_) | Refusal::Backend { .. }) => StatusCode::FORBIDDEN,
@@ -92,26 +106,69 @@ async fn post(
     }
 }
 
-/// `DELETE /whep/{app}/{stream}/{session}` (and `/whip/...`).
-pub async fn delete(
-    State(ctx): State<Arc<Context>>,
-    Path((app, stream, id)): Path<(String, String, String)>,
-) -> Response {
-    match ctx.webrtc.session(&id) {
-        Some(session) if session.app == app && session.stream == stream => {
-            session.stop();
-            (StatusCode::OK, "session ended\n").into_response()
-        }
-        _ => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+/// The seconds a WHEP player is told to wait before it tries a stream
+/// nobody publishes again.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// `GET` (and `HEAD`) of `/whep/{app}/{stream}` or `/whip/...`: these
+/// resources have no representation, so 200 without content (RFC 9725,
+/// section 4.1), typed `application/sdp` so that a `HEAD` tells players
+/// the URL takes SDP offers (WHEP draft 03, section 4.2).
+pub async fn describe_endpoint() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/sdp")]).into_response()
+}
+
+/// The session at `/whep/{app}/{stream}/{session}` (or `/whip/...`), if it is there.
+fn session_at(ctx: &Context, (app, stream, id): &(String, String, String)) -> Option<SessionHandle> {
+    ctx.webrtc
+        .session(id)
+        .filter(|session| session.app == *app && session.stream == *stream)
+}
+
+fn no_such_session() -> Response {
+    (StatusCode::NOT_FOUND, "no such session\n").into_response()
+}
+
+/// `GET` of a session: 204, no representation (RFC 9725, section 4.1).
+pub async fn describe_session(State(ctx): State<Arc<Context>>, Path(path): Path<(String, String, String)>) -> Response {
+    match session_at(&ctx, &path) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => no_such_session(),
     }
 }
 
-/// `PATCH` (trickle ICE): not needed with an ICE-lite server whose answer holds its candidates.
-pub async fn patch() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST, DELETE, OPTIONS")],
-        "trickle ICE is not supported: the answer holds all candidates\n",
-    )
-        .into_response()
+/// `DELETE /whep/{app}/{stream}/{session}` (and `/whip/...`); any `If-Match`
+/// is ignored, as RFC 9725 section 4.3.1 asks.
+pub async fn delete(State(ctx): State<Arc<Context>>, Path(path): Path<(String, String, String)>) -> Response {
+    match session_at(&ctx, &path) {
+        Some(session) => {
+            session.stop();
+            (StatusCode::OK, "session ended\n").into_response()
+        }
+        None => no_such_session(),
+    }
+}
+
+/// `PATCH` of a session: trickle ICE, answered by [`patch::answer`].
+pub async fn trickle(
+    State(ctx): State<Arc<Context>>,
+    Path(path): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Some(session) = session_at(&ctx, &path) else {
+        return no_such_session();
+    };
+    let field = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let request = patch::Patch {
+        content_type: field(header::CONTENT_TYPE),
+        if_match: field(header::IF_MATCH),
+        body: &body,
+    };
+    let answer = patch::answer(request, &session.id, &session.peer_ufrag);
+    if answer == patch::Answer::Trickled {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    tracing::info!(session = %session.id, status = %answer.status(), reason = answer.reason(), "PATCH refused");
+    (answer.status(), format!("{}\n", answer.reason())).into_response()
 }

@@ -115,6 +115,9 @@ pub struct SessionHandle {
     pub stream: String,
     /// Play or publish.
     pub direction: Direction,
+    /// The peer's ICE username fragment, from its offer: a trickle-ICE
+    /// `PATCH` with another one is an ICE restart (RFC 9725, section 4.3.3).
+    pub peer_ufrag: String,
     /// Status changes.
     pub status: watch::Receiver<SessionStatus>,
     cancel: CancellationToken,
@@ -222,6 +225,7 @@ impl WebRtc {
             .map_err(SessionError::BadParameter)?
             .filter(|_| !ctx.config.quirks.size_ignored);
         let parsed = parse_offer(offer)?;
+        let peer_ufrag = ice_ufrag(offer);
         let description = ctx.hub.describe(app, stream);
         if description.is_none() && !wait {
             return Err(SessionError::NotFound);
@@ -263,7 +267,15 @@ impl WebRtc {
             }
         }
         Ok((
-            self.spawn(ctx, rtc, ufrag, app, stream, peer::Role::Play(Box::new(player))),
+            self.spawn(
+                ctx,
+                rtc,
+                ufrag,
+                peer_ufrag,
+                app,
+                stream,
+                peer::Role::Play(Box::new(player)),
+            ),
             answer,
         ))
     }
@@ -279,6 +291,7 @@ impl WebRtc {
         publisher: Publisher,
         offer: &str,
     ) -> Result<(SessionHandle, String), SessionError> {
+        let peer_ufrag = ice_ufrag(offer);
         let offer = parse_offer(offer)?;
         let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
         let (rtc, ufrag, answer) = self.accept(config, offer)?;
@@ -293,7 +306,7 @@ impl WebRtc {
             ingest.media_added(mid, kind);
         }
         let role = peer::Role::Publish(Box::new(ingest));
-        Ok((self.spawn(ctx, rtc, ufrag, app, stream, role), answer))
+        Ok((self.spawn(ctx, rtc, ufrag, peer_ufrag, app, stream, role), answer))
     }
 
     fn accept(&self, config: RtcConfig, offer: SdpOffer) -> Result<(Rtc, String, String), SessionError> {
@@ -318,11 +331,13 @@ impl WebRtc {
         Ok((rtc, ufrag, answer.to_sdp_string()))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         self: &Arc<Self>,
         ctx: &Arc<Context>,
         rtc: Rtc,
         ufrag: String,
+        peer_ufrag: String,
         app: &str,
         stream: &str,
         role: peer::Role,
@@ -344,6 +359,7 @@ impl WebRtc {
             app: app.to_string(),
             stream: stream.to_string(),
             direction,
+            peer_ufrag,
             status,
             cancel: ctx.shutdown.child_token(),
             audio_muted: Arc::new(audio_muted),
@@ -389,6 +405,14 @@ fn answer_has_media(answer: &str) -> bool {
 }
 
 /// The accepted (port not 0) audio and video m-lines of an answer, with their mids.
+/// The first `a=ice-ufrag` of an SDP (empty if it has none).
+pub fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=ice-ufrag:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn accepted_mids(answer: &str) -> Vec<(str0m::media::MediaKind, str0m::media::Mid)> {
     let mut accepted = Vec::new();
     let mut current = None;
