@@ -400,6 +400,12 @@ impl RtmpClient {
     /// Publishes `name` on `stream_id` (with releaseStream/FCPublish for
     /// encoder profiles) and waits for the first onStatus on that stream.
     pub async fn publish(&mut self, stream_id: u32, name: &str) -> Result<NetStatus, ClientError> {
+        self.publish_as(stream_id, name, "live").await
+    }
+
+    /// [`RtmpClient::publish`] with the publishing type `kind` (`live`,
+    /// `record`, `append`).
+    pub async fn publish_as(&mut self, stream_id: u32, name: &str, kind: &str) -> Result<NetStatus, ClientError> {
         if self.profile.fmle_commands {
             let tid = self.take_transaction();
             self.send_command(0, "releaseStream", tid, vec![Value::from(name)])
@@ -408,7 +414,7 @@ impl RtmpClient {
             self.send_command(0, "FCPublish", tid, vec![Value::from(name)]).await?;
         }
         let before = self.statuses.len();
-        self.send_command(stream_id, "publish", 0.0, vec![Value::from(name), Value::from("live")])
+        self.send_command(stream_id, "publish", 0.0, vec![Value::from(name), Value::from(kind)])
             .await?;
         self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT).await
     }

@@ -45,6 +45,8 @@ pub mod code {
     pub const PAUSE_NOTIFY: &str = "NetStream.Pause.Notify";
     /// pause(false) accepted.
     pub const UNPAUSE_NOTIFY: &str = "NetStream.Unpause.Notify";
+    /// A seek the server cannot do (a live stream has nothing to seek in).
+    pub const SEEK_FAILED: &str = "NetStream.Seek.Failed";
     /// Raised by the player when the decoded picture size changes.
     pub const VIDEO_DIMENSION_CHANGE: &str = "NetStream.Video.DimensionChange";
 }

@@ -183,8 +183,9 @@ pub struct Quirks {
     /// one, a shared "avoid transcoding" path takes the played stream's
     /// audio until the publish stops (sound stops on iOS Safari).
     pub publish_takes_played_audio: bool,
-    /// KI-3: an RTMP publisher's stream name keeps its `?query`, so WebRTC
-    /// players of the bare name find nothing.
+    /// KI-3: an RTMP stream name keeps its `?query` (publish and play), so
+    /// players of the bare name find nothing, and a player whose name
+    /// carries a token finds nothing either.
     pub stream_name_keeps_query: bool,
     /// A WebRTC player answered before the stream's first video frame gets
     /// no video line, although the metadata announced video: it never sees

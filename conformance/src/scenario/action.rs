@@ -78,6 +78,9 @@ pub enum Action {
         /// first keyframe from then on, after the sequence header.
         #[serde(default)]
         video_after: Option<u32>,
+        /// The publishing type: `live` (default), `record` or `append`.
+        #[serde(default = "live")]
+        kind: String,
     },
     /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
     /// `rtmp_media` (messages received within `within`).
@@ -239,6 +242,20 @@ pub enum Action {
         #[serde(default = "yes")]
         video: bool,
     },
+    /// Sends the NetStream command `method` with `args` (after the null
+    /// command object; `{stream}` in a string is the stream's name) on the
+    /// actor's stream `stream` (created first if need be), transaction id
+    /// 0, as Flash's `NetStream` methods do (`pause`, `seek`,
+    /// `receiveVideo`, `play2`...). Expectations: `statuses`, `rtmp_media`.
+    StreamCommand {
+        /// The stream.
+        stream: String,
+        /// The command.
+        method: String,
+        /// Its arguments.
+        #[serde(default)]
+        args: Vec<toml::Value>,
+    },
     /// A WebRTC actor's publisher switches to pictures of `size` from its
     /// next frame, an IDR with new parameter sets.
     Resize {
@@ -249,6 +266,10 @@ pub enum Action {
 
 fn yes() -> bool {
     true
+}
+
+fn live() -> String {
+    "live".into()
 }
 
 impl Action {
@@ -273,6 +294,7 @@ impl Action {
             Action::Resize { .. } => "Resize",
             Action::Call { .. } => "Call",
             Action::Http { .. } => "Http",
+            Action::StreamCommand { .. } => "StreamCommand",
         }
     }
 
@@ -281,6 +303,7 @@ impl Action {
         match self {
             Action::Publish { stream, .. }
             | Action::Play { stream }
+            | Action::StreamCommand { stream, .. }
             | Action::WebrtcPlay { stream, .. }
             | Action::WebrtcPublish { stream, .. } => Some(stream),
             Action::Unpublish { stream } | Action::Wait { stream } | Action::Http { stream, .. } => stream.as_deref(),
@@ -299,7 +322,8 @@ impl Action {
             | Action::Unpublish { .. }
             | Action::SendRaw { .. }
             | Action::Replay { .. }
-            | Action::Call { .. } => Capability::Rtmp,
+            | Action::Call { .. }
+            | Action::StreamCommand { .. } => Capability::Rtmp,
             Action::Publish { .. } => Capability::RtmpPublish,
             Action::Play { .. } => Capability::RtmpPlay,
             Action::WebrtcPlay {
@@ -379,7 +403,8 @@ impl Action {
             | Action::Publish { .. }
             | Action::Play { .. }
             | Action::Replay { .. }
-            | Action::Call { .. } => rtmp,
+            | Action::Call { .. }
+            | Action::StreamCommand { .. } => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
             Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 rtmp || webrtc
@@ -570,16 +595,38 @@ impl Case<'_> {
                 stream,
                 media,
                 realtime,
+                kind,
                 ..
             } => {
                 self.publish(
                     actor,
                     stream,
+                    kind,
                     media.as_deref().map(|file| (file, action, *realtime)),
                     &mut before,
                 )
                 .await
             }
+            Action::StreamCommand { stream, method, args } => match self.stream_id(actor, stream, &mut before).await {
+                Ok(id) => {
+                    let name = self.stream_name(stream);
+                    let args = args
+                        .iter()
+                        .map(|arg| match arg {
+                            toml::Value::String(text) => Value::from(text.replace("{stream}", &name).as_str()),
+                            other => amf_of(other),
+                        })
+                        .collect();
+                    match actor.client.as_mut() {
+                        Some(client) => client
+                            .send_command(id, method, 0.0, args)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err("not connected".into()),
+                    }
+                }
+                Err(error) => Err(error),
+            },
             Action::Play { stream } => self.play(actor, stream, &mut before).await,
             Action::Unpublish { stream } => {
                 let logical = stream.clone().unwrap_or_default();
@@ -685,13 +732,14 @@ impl Case<'_> {
         &self,
         actor: &mut RtmpActor,
         logical: &str,
+        kind: &str,
         media: Option<(&str, &Action, bool)>,
         before: &mut usize,
     ) -> Result<(), String> {
         let id = self.stream_id(actor, logical, before).await?;
         let client = actor.client.as_mut().ok_or("not connected")?;
         let status = client
-            .publish(id, &self.stream_name(logical))
+            .publish_as(id, &self.stream_name(logical), kind)
             .await
             .map_err(|e| e.to_string())?;
         if let Some((file, step, realtime)) = media {

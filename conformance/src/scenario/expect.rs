@@ -94,6 +94,11 @@ pub struct Expect {
     /// The answer to an `http` step.
     #[serde(default)]
     pub http: Option<HttpExpect>,
+    /// The answer to a `call`: its name (`_result` or `_error`), and the
+    /// info object's code after a space if it must have one
+    /// (`"_error NetConnection.Call.Failed"`).
+    #[serde(default)]
+    pub answer: Option<String>,
 }
 
 /// What the answer to an `http` step must be.
@@ -590,6 +595,9 @@ impl Expect {
         }
         if let Some(http) = &self.http {
             parts.push(Box::new(http));
+        }
+        if let Some(answer) = &self.answer {
+            parts.push(Box::new(CallAnswer(answer)));
         }
         parts.push(Box::new(Answer(self.refused)));
         parts
@@ -1208,6 +1216,23 @@ impl Expectation for LevelsValid {
 
 /// How the action itself ended: refused with an answer (`refused = true`),
 /// answered and not refused (`false`), or, unasked, without an error.
+/// The answer to a call starts with this.
+struct CallAnswer<'a>(&'a str);
+
+impl Expectation for CallAnswer<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        match &observed.answer {
+            Some(answer) if answer.starts_with(self.0) => Ok(()),
+            Some(answer) => Err(format!("the answer {answer}")),
+            None => Err("no answer".into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("the answer {}", self.0)
+    }
+}
+
 struct Answer(Option<bool>);
 
 impl Expectation for Answer {

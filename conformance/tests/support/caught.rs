@@ -67,6 +67,7 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "the video m-line is sendonly H264, not rejected",
     ),
     ("rtmp/hooks/url-params", "ki-3", r#""name":"stream1?s1=v1""#),
+    ("rtmp/names/play-query", "ki-3", "NetStream.Play.StreamNotFound"),
     (
         "webrtc/whip/played-over-rtmp",
         "rtmp_app_name_ignored",
@@ -96,6 +97,8 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
 /// miss, and that server, by what it does wrong.
 pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/netstatus/publish-start", "never answers publish"),
+    ("rtmp/names/long", "never answers publish"),
+    ("rtmp/commands/publish-record", "never answers publish"),
     ("rtmp/connect/url-params", "never answers publish"),
     ("rtmp/connect/unknown-app-key", "never answers publish"),
     ("rtmp/play/dimension-change", "forwards no media"),

@@ -377,15 +377,19 @@ impl Connection {
         }
     }
 
-    async fn publish(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
-        let Some(app) = &self.app else { return };
+    /// KI-3 switched back on: the query stays part of the stream's name.
+    fn keep_query_if_quirky(&self, name: &mut media::rtmp::url::NameWithParams) {
         if self.ctx.config.quirks.stream_name_keeps_query && !name.params.is_empty() {
-            // KI-3 switched back on: the query stays part of the stream's name.
             let query = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&name.params)
                 .finish();
             name.name = format!("{}?{query}", name.name);
         }
+    }
+
+    async fn publish(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
+        self.keep_query_if_quirky(&mut name);
+        let Some(app) = &self.app else { return };
         let key = app.key.clone();
         tracing::info!(stream_id, stream = %name.name, params = ?name.params, "publish");
         let requester = self.requester(app);
@@ -405,7 +409,8 @@ impl Connection {
         }
     }
 
-    async fn play(&mut self, stream_id: u32, name: media::rtmp::url::NameWithParams) {
+    async fn play(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
+        self.keep_query_if_quirky(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;

@@ -438,6 +438,21 @@ impl Session {
                     self.on_status(stream_id, status);
                 }
             }
+            // A live stream has no position to seek to: the player gets an
+            // answer instead of waiting (RTMP 1.0, section 7.2.2.7).
+            "seek" => {
+                if let Some(StreamRole::Playing(player)) = self.streams.get(&stream_id) {
+                    let name = player.name.clone();
+                    let status = NetStatus::new(
+                        Level::Error,
+                        code::SEEK_FAILED,
+                        format!("Seeking is not possible in the live stream {name}."),
+                    )
+                    .details(name)
+                    .clientid(self.client_id.as_str());
+                    self.on_status(stream_id, status);
+                }
+            }
             "sendData" if stream_id == 0 => events.push(Event::SendData {
                 transaction_id: tid,
                 data: command.args.first().cloned().unwrap_or(Value::Null),
