@@ -209,6 +209,30 @@ pub struct RtmpClient {
     log_times: Vec<tokio::time::Instant>,
     closed: bool,
     connect_answer: Option<Command>,
+    /// How media goes out: chunk streams and a timestamp offset.
+    layout: MediaLayout,
+}
+
+/// The chunk streams audio and video go out on, and what is added to their
+/// timestamps (modulo 2^32: a publisher that started long ago).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaLayout {
+    /// Audio's chunk stream id (default 6).
+    pub audio_csid: u32,
+    /// Video's chunk stream id (default 7).
+    pub video_csid: u32,
+    /// Added to every media timestamp, wrapping at 2^32.
+    pub timestamp_offset: u32,
+}
+
+impl Default for MediaLayout {
+    fn default() -> Self {
+        MediaLayout {
+            audio_csid: csid::AUDIO,
+            video_csid: csid::VIDEO,
+            timestamp_offset: 0,
+        }
+    }
 }
 
 /// Default time to wait for an answer.
@@ -248,6 +272,7 @@ impl RtmpClient {
             log_times: Vec::new(),
             closed: false,
             connect_answer: None,
+            layout: MediaLayout::default(),
         })
     }
 
@@ -442,6 +467,22 @@ impl RtmpClient {
         }
     }
 
+    /// Sends media on the chunk streams and with the timestamp offset of
+    /// `layout` from now on.
+    pub fn set_media_layout(&mut self, layout: MediaLayout) {
+        self.layout = layout;
+    }
+
+    /// Writes chunk headers in `style` from the next message on.
+    pub fn set_chunk_style(&mut self, style: media::rtmp::ChunkStyle) {
+        self.endpoint.set_chunk_style(style);
+    }
+
+    /// Sends Set Chunk Size and chunks by `size` from then on.
+    pub async fn set_chunk_size(&mut self, size: u32) -> Result<(), ClientError> {
+        self.send_message(csid::CONTROL, 0, &Message::SetChunkSize(size)).await
+    }
+
     /// Sends one audio (8), video (9) or data (18) message on a stream.
     pub async fn send_media(
         &mut self,
@@ -451,13 +492,13 @@ impl RtmpClient {
         payload: Bytes,
     ) -> Result<(), ClientError> {
         let chunk_stream = match type_id {
-            8 => csid::AUDIO,
-            9 => csid::VIDEO,
+            8 => self.layout.audio_csid,
+            9 => self.layout.video_csid,
             _ => csid::STREAM_COMMAND,
         };
         self.endpoint.send_raw(&RawMessage {
             csid: chunk_stream,
-            timestamp,
+            timestamp: timestamp.wrapping_add(self.layout.timestamp_offset),
             type_id,
             stream_id,
             payload,

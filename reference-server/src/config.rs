@@ -71,7 +71,8 @@ pub struct RtmpConfig {
     pub window_ack_size: u32,
     /// Largest message a client may send, in bytes.
     pub max_message_size: u32,
-    /// Largest chunk size a client may set.
+    /// Largest chunk size used for a client's chunks: a larger Set Chunk
+    /// Size (all up to 2147483647 are legal) is taken as this one.
     pub max_chunk_size: u32,
     /// Time allowed for the handshake.
     #[serde(with = "humantime_serde")]

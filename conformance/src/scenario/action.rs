@@ -81,6 +81,15 @@ pub enum Action {
         /// The publishing type: `live` (default), `record` or `append`.
         #[serde(default = "live")]
         kind: String,
+        /// How the media is chunked (default: as the actor's client does).
+        #[serde(default)]
+        chunking: Option<Chunking>,
+    },
+    /// Sends Set Chunk Size (`size`) and chunks by it from then on, while
+    /// any media the actor sends goes on.
+    SetChunkSize {
+        /// Bytes (1 to 2147483647 are legal).
+        size: u32,
     },
     /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
     /// `rtmp_media` (messages received within `within`).
@@ -264,6 +273,24 @@ pub enum Action {
     },
 }
 
+/// Sets up `client` to send media as `chunking` says.
+async fn chunk_as(client: &mut crate::client::RtmpClient, chunking: &Chunking) -> Result<(), String> {
+    let defaults = crate::client::MediaLayout::default();
+    client.set_media_layout(crate::client::MediaLayout {
+        audio_csid: chunking.audio_csid.unwrap_or(defaults.audio_csid),
+        video_csid: chunking.video_csid.unwrap_or(defaults.video_csid),
+        timestamp_offset: chunking.timestamp_offset,
+    });
+    client.set_chunk_style(media::rtmp::ChunkStyle {
+        full_headers: chunking.full_headers,
+        bare_continuations: chunking.bare_continuations,
+    });
+    match chunking.size {
+        Some(size) => client.set_chunk_size(size).await.map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -295,6 +322,7 @@ impl Action {
             Action::Call { .. } => "Call",
             Action::Http { .. } => "Http",
             Action::StreamCommand { .. } => "StreamCommand",
+            Action::SetChunkSize { .. } => "SetChunkSize",
         }
     }
 
@@ -323,7 +351,8 @@ impl Action {
             | Action::SendRaw { .. }
             | Action::Replay { .. }
             | Action::Call { .. }
-            | Action::StreamCommand { .. } => Capability::Rtmp,
+            | Action::StreamCommand { .. }
+            | Action::SetChunkSize { .. } => Capability::Rtmp,
             Action::Publish { .. } => Capability::RtmpPublish,
             Action::Play { .. } => Capability::RtmpPlay,
             Action::WebrtcPlay {
@@ -404,7 +433,8 @@ impl Action {
             | Action::Play { .. }
             | Action::Replay { .. }
             | Action::Call { .. }
-            | Action::StreamCommand { .. } => rtmp,
+            | Action::StreamCommand { .. }
+            | Action::SetChunkSize { .. } => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
             Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 rtmp || webrtc
@@ -417,6 +447,33 @@ impl Action {
             Action::Hook {} => kind == Some(ActorKind::Backend),
         }
     }
+}
+
+/// How a `publish` step chunks its media: the chunk size, the chunk
+/// streams, the header style and a timestamp offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chunking {
+    /// Set Chunk Size to this before the media.
+    #[serde(default)]
+    pub size: Option<u32>,
+    /// Audio's chunk stream id (2 to 65599; 64 and up take two bytes, 320
+    /// and up three).
+    #[serde(default)]
+    pub audio_csid: Option<u32>,
+    /// Video's chunk stream id.
+    #[serde(default)]
+    pub video_csid: Option<u32>,
+    /// Added to every media timestamp, wrapping at 2^32 (16777215 and up
+    /// need extended timestamps; near 4294967295 they wrap).
+    #[serde(default)]
+    pub timestamp_offset: u32,
+    /// Every message with a full (type 0) header.
+    #[serde(default)]
+    pub full_headers: bool,
+    /// Continuation chunks without the extended timestamp.
+    #[serde(default)]
+    pub bare_continuations: bool,
 }
 
 /// Where an `http` step's request goes.
@@ -596,17 +653,39 @@ impl Case<'_> {
                 media,
                 realtime,
                 kind,
+                chunking,
                 ..
             } => {
-                self.publish(
-                    actor,
-                    stream,
-                    kind,
-                    media.as_deref().map(|file| (file, action, *realtime)),
-                    &mut before,
-                )
-                .await
+                let mut ready = Ok(());
+                if let Some(chunking) = chunking {
+                    if actor.client().await.is_none() {
+                        ready = self.connect(actor, None, None, None).await.map(drop);
+                    }
+                    if ready.is_ok() {
+                        ready = match actor.client.as_mut() {
+                            Some(client) => chunk_as(client, chunking).await,
+                            None => Err("not connected".into()),
+                        };
+                    }
+                }
+                match ready {
+                    Ok(()) => {
+                        self.publish(
+                            actor,
+                            stream,
+                            kind,
+                            media.as_deref().map(|file| (file, action, *realtime)),
+                            &mut before,
+                        )
+                        .await
+                    }
+                    Err(error) => Err(error),
+                }
             }
+            Action::SetChunkSize { size } => match actor.client().await {
+                Some(client) => client.set_chunk_size(*size).await.map_err(|e| e.to_string()),
+                None => Err("not connected".into()),
+            },
             Action::StreamCommand { stream, method, args } => match self.stream_id(actor, stream, &mut before).await {
                 Ok(id) => {
                     let name = self.stream_name(stream);

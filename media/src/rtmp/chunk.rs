@@ -46,7 +46,10 @@ pub struct RawMessage {
 pub struct ChunkLimits {
     /// Largest message length accepted in a chunk message header.
     pub max_message_size: u32,
-    /// Largest chunk size a peer may set with Set Chunk Size.
+    /// Largest chunk size used: a Set Chunk Size above it is taken as it.
+    /// Every size from 1 to 2147483647 is legal (RTMP 1.0, section 5.4.1),
+    /// and those larger than the largest message all mean the same (no
+    /// chunk is longer than its message), so none is refused.
     pub max_chunk_size: u32,
     /// Largest number of bytes held in partly received messages over all chunk streams.
     pub max_pending_bytes: usize,
@@ -97,7 +100,7 @@ pub enum ChunkError {
         /// The configured limit.
         limit: u32,
     },
-    /// Set Chunk Size with 0, the reserved top bit, or above the configured limit.
+    /// Set Chunk Size 0 (or only the reserved top bit).
     #[error("Set Chunk Size {size} is invalid (allowed 1..={limit})")]
     InvalidChunkSize {
         /// The requested size.
@@ -218,13 +221,13 @@ impl ChunkDecoder {
         match message.type_id {
             type_id::SET_CHUNK_SIZE => {
                 let size = control_u32(message)? & 0x7FFF_FFFF;
-                if size == 0 || size > self.limits.max_chunk_size {
+                if size == 0 {
                     return Err(ChunkError::InvalidChunkSize {
                         size,
                         limit: self.limits.max_chunk_size,
                     });
                 }
-                self.chunk_size = size;
+                self.chunk_size = size.min(self.limits.max_chunk_size);
             }
             type_id::ABORT => {
                 let csid = control_u32(message)?;
@@ -437,11 +440,24 @@ struct Sent {
     stream_id: u32,
 }
 
+/// How an encoder writes its chunk headers, where writers differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkStyle {
+    /// Every message starts with a type 0 header, never compressed (as some
+    /// hardware encoders send).
+    pub full_headers: bool,
+    /// The type 3 continuation chunks of a message with an extended
+    /// timestamp do not repeat it (as some encoders send; Adobe's
+    /// specification, section 5.3.1.3, and Flash Player repeat it).
+    pub bare_continuations: bool,
+}
+
 /// Splits messages into chunks, compressing headers where the previous message
 /// on the same chunk stream allows it.
 #[derive(Debug)]
 pub struct ChunkEncoder {
     chunk_size: u32,
+    style: ChunkStyle,
     sent: HashMap<u32, Sent>,
 }
 
@@ -456,8 +472,14 @@ impl ChunkEncoder {
     pub fn new() -> Self {
         ChunkEncoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
+            style: ChunkStyle::default(),
             sent: HashMap::new(),
         }
+    }
+
+    /// Writes headers in `style` from the next message on.
+    pub fn set_style(&mut self, style: ChunkStyle) {
+        self.style = style;
     }
 
     /// The chunk size used for outgoing chunks.
@@ -476,7 +498,9 @@ impl ChunkEncoder {
         let length = message.payload.len() as u32;
         let previous = self.sent.get(&message.csid).copied();
         let (fmt, ts_field) = match previous {
-            Some(p) if p.stream_id == message.stream_id && message.timestamp >= p.timestamp => {
+            Some(p)
+                if !self.style.full_headers && p.stream_id == message.stream_id && message.timestamp >= p.timestamp =>
+            {
                 let delta = message.timestamp - p.timestamp;
                 if p.length == length && p.type_id == message.type_id {
                     (2u8, delta)
@@ -508,7 +532,7 @@ impl ChunkEncoder {
         }
         for chunk in chunks {
             put_basic_header(out, 3, message.csid);
-            if extended {
+            if extended && !self.style.bare_continuations {
                 out.put_u32(ts_field);
             }
             out.put_slice(chunk);
@@ -590,6 +614,43 @@ mod tests {
             encoder.encode(m, &mut out);
         }
         assert_eq!(decode_all(&out, 128).unwrap(), messages);
+    }
+
+    #[test]
+    fn both_continuation_conventions_and_full_headers_decode_the_same() {
+        for style in [
+            ChunkStyle::default(),
+            ChunkStyle {
+                bare_continuations: true,
+                ..ChunkStyle::default()
+            },
+            ChunkStyle {
+                full_headers: true,
+                ..ChunkStyle::default()
+            },
+        ] {
+            let mut encoder = ChunkEncoder::new();
+            encoder.set_style(style);
+            let mut out = BytesMut::new();
+            let sent = [
+                msg(6, 0x00FF_FFF0, 8, 1, 300, 1),
+                msg(6, 0x0100_0010, 8, 1, 300, 2),
+                msg(6, 0x0100_0030, 8, 1, 300, 3),
+            ];
+            for m in &sent {
+                encoder.encode(m, &mut out);
+            }
+            let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+            decoder.push(&out);
+            for m in &sent {
+                let got = decoder.next_message().unwrap().unwrap();
+                assert_eq!(
+                    (got.timestamp, got.payload.clone()),
+                    (m.timestamp, m.payload.clone()),
+                    "{style:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -680,6 +741,21 @@ mod tests {
         let decoded = decode_all(&wire, 128).unwrap();
         assert_eq!(decoded.len(), 2);
         assert_eq!(decoded[1].payload, Bytes::from(vec![2; 10]));
+    }
+
+    #[test]
+    fn the_largest_legal_chunk_size_is_taken() {
+        let mut bytes = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF];
+        // A 300-byte message in one chunk.
+        bytes.extend([0x04, 0, 0, 0, 0, 0x01, 0x2C, 9, 1, 0, 0, 0]);
+        bytes.extend([7; 300]);
+        let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+        decoder.push(&bytes);
+        let set = decoder.next_message().unwrap().unwrap();
+        assert_eq!(set.type_id, type_id::SET_CHUNK_SIZE);
+        let message = decoder.next_message().unwrap().unwrap();
+        assert_eq!(message.payload.len(), 300);
+        assert_eq!(decoder.chunk_size(), ChunkLimits::default().max_chunk_size);
     }
 
     #[test]

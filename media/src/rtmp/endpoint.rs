@@ -138,6 +138,11 @@ impl Endpoint {
         self.send(csid::CONTROL, 0, 0, &Message::SetChunkSize(size));
     }
 
+    /// Writes chunk headers in `style` from the next message on.
+    pub fn set_chunk_style(&mut self, style: super::ChunkStyle) {
+        self.encoder.set_style(style);
+    }
+
     /// The chunk size of the messages this side sends.
     pub fn chunk_size(&self) -> u32 {
         self.encoder.chunk_size()
