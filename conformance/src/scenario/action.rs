@@ -91,6 +91,12 @@ pub enum Action {
         /// Bytes (1 to 2147483647 are legal).
         size: u32,
     },
+    /// Sends Window Acknowledgement Size: the server is to acknowledge
+    /// every `size` bytes it receives from then on.
+    WindowAckSize {
+        /// Bytes.
+        size: u32,
+    },
     /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
     /// `rtmp_media` (messages received within `within`).
     Play {
@@ -323,6 +329,7 @@ impl Action {
             Action::Http { .. } => "Http",
             Action::StreamCommand { .. } => "StreamCommand",
             Action::SetChunkSize { .. } => "SetChunkSize",
+            Action::WindowAckSize { .. } => "WindowAckSize",
         }
     }
 
@@ -352,7 +359,8 @@ impl Action {
             | Action::Replay { .. }
             | Action::Call { .. }
             | Action::StreamCommand { .. }
-            | Action::SetChunkSize { .. } => Capability::Rtmp,
+            | Action::SetChunkSize { .. }
+            | Action::WindowAckSize { .. } => Capability::Rtmp,
             Action::Publish { .. } => Capability::RtmpPublish,
             Action::Play { .. } => Capability::RtmpPlay,
             Action::WebrtcPlay {
@@ -434,7 +442,8 @@ impl Action {
             | Action::Replay { .. }
             | Action::Call { .. }
             | Action::StreamCommand { .. }
-            | Action::SetChunkSize { .. } => rtmp,
+            | Action::SetChunkSize { .. }
+            | Action::WindowAckSize { .. } => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
             Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 rtmp || webrtc
@@ -686,6 +695,17 @@ impl Case<'_> {
                 Some(client) => client.set_chunk_size(*size).await.map_err(|e| e.to_string()),
                 None => Err("not connected".into()),
             },
+            Action::WindowAckSize { size } => match self.connect_if_needed(actor).await {
+                Ok(client) => client
+                    .send_message(
+                        media::rtmp::csid::CONTROL,
+                        0,
+                        &media::rtmp::Message::WindowAckSize(*size),
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error),
+            },
             Action::StreamCommand { stream, method, args } => match self.stream_id(actor, stream, &mut before).await {
                 Ok(id) => {
                     let name = self.stream_name(stream);
@@ -709,7 +729,12 @@ impl Case<'_> {
             Action::Play { stream } => self.play(actor, stream, &mut before).await,
             Action::Unpublish { stream } => {
                 let logical = stream.clone().unwrap_or_default();
-                let id = actor.streams.get(&logical).copied();
+                // An encoder's unpublish deletes the stream (deleteStream):
+                // its next publish creates another, as OBS does.
+                let id = match actor.kind {
+                    ActorKind::Encoder => actor.streams.remove(&logical),
+                    _ => actor.streams.get(&logical).copied(),
+                };
                 let name = self.stream_name(&logical);
                 let _ = actor.client().await;
                 if let Some(id) = id {
@@ -784,6 +809,17 @@ impl Case<'_> {
             observed.error = Some(error);
         }
         Then::Statuses { before }
+    }
+
+    /// The actor's client, connected first if it is not.
+    async fn connect_if_needed<'a>(
+        &self,
+        actor: &'a mut RtmpActor,
+    ) -> Result<&'a mut crate::client::RtmpClient, String> {
+        if actor.client().await.is_none() {
+            self.connect(actor, None, None, None).await?;
+        }
+        actor.client.as_mut().ok_or_else(|| "not connected".to_string())
     }
 
     /// The actor's stream id for `logical`, connecting and sending

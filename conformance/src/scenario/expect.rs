@@ -94,6 +94,12 @@ pub struct Expect {
     /// The answer to an `http` step.
     #[serde(default)]
     pub http: Option<HttpExpect>,
+    /// Messages the server sent on the actor's RTMP connection since it
+    /// opened, each matched by a text its wire-log line holds
+    /// (`WindowAckSize`, `SetPeerBandwidth`, `UserControl StreamBegin 1`,
+    /// `data onMetaData`, `Acknowledgement`), in any order.
+    #[serde(default)]
+    pub received: Vec<String>,
     /// The answer to a `call`: its name (`_result` or `_error`), and the
     /// info object's code after a space if it must have one
     /// (`"_error NetConnection.Call.Failed"`).
@@ -393,6 +399,9 @@ pub(super) struct Observed {
     pub(super) room_events: Vec<String>,
     /// The answer to an `http` step.
     pub(super) http: Option<crate::webrtc::http::Exchange>,
+    /// The wire-log lines of what the server sent on an RTMP actor's
+    /// connection since it opened.
+    pub(super) received: Vec<String>,
 }
 
 impl Observed {
@@ -599,6 +608,9 @@ impl Expect {
         if let Some(answer) = &self.answer {
             parts.push(Box::new(CallAnswer(answer)));
         }
+        if !self.received.is_empty() {
+            parts.push(Box::new(Received(&self.received)));
+        }
         parts.push(Box::new(Answer(self.refused)));
         parts
     }
@@ -762,10 +774,12 @@ impl Expectation for &RtmpMediaExpect {
     fn check(&self, observed: &Observed) -> Result<(), String> {
         let media = *self;
         if observed.audio < media.audio || observed.video < media.video {
-            return Err(format!(
-                "fewer than {} audio and {} video messages",
-                media.audio, media.video
-            ));
+            let wanted: Vec<String> = [(media.audio, "audio"), (media.video, "video")]
+                .into_iter()
+                .filter(|(count, _)| *count > 0)
+                .map(|(count, kind)| format!("{count} {kind}"))
+                .collect();
+            return Err(format!("fewer than {} messages", wanted.join(" and ")));
         }
         if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
             return Err("the first video message is not a keyframe".into());
@@ -1216,6 +1230,39 @@ impl Expectation for LevelsValid {
 
 /// How the action itself ended: refused with an answer (`refused = true`),
 /// answered and not refused (`false`), or, unasked, without an error.
+/// Messages the server sent, by a text of their wire-log lines.
+struct Received<'a>(&'a [String]);
+
+impl Expectation for Received<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let missing: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|text| !observed.received.iter().any(|line| line.contains(text.as_str())))
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let controls: Vec<&str> = observed
+            .received
+            .iter()
+            .filter(|l| !l.contains(" audio ts=") && !l.contains(" video ts="))
+            .map(|l| l.trim_start_matches("< "))
+            .take(12)
+            .collect();
+        Err(format!(
+            "no {} from the server (it sent: {})",
+            missing.join(", no "),
+            controls.join(" | ")
+        ))
+    }
+
+    fn describe(&self) -> String {
+        format!("the server sends {}", self.0.join(", "))
+    }
+}
+
 /// The answer to a call starts with this.
 struct CallAnswer<'a>(&'a str);
 

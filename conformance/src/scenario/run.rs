@@ -524,7 +524,17 @@ impl Case<'_> {
         let media = candidates.iter().filter_map(|(_, e)| e.rtmp_media.clone()).next();
         let settle = candidates.iter().any(|(_, e)| e.exactly || !e.forbidden.is_empty());
         let mut settled_at: Option<tokio::time::Instant> = None;
+        let mut read = 0;
         loop {
+            // What the server sent on this connection so far, as the wire log has it.
+            let log = client.wire_log();
+            observed.received.extend(
+                log[read.min(log.len())..]
+                    .iter()
+                    .filter(|l| l.starts_with("< "))
+                    .cloned(),
+            );
+            read = log.len();
             observed.room_events =
                 self.room_texts(&client.room_events()[actor.rooms_seen.min(client.room_events().len())..]);
             observed.statuses = client.statuses()[before.min(client.statuses().len())..].to_vec();

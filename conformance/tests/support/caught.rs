@@ -98,6 +98,10 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
 pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/netstatus/publish-start", "never answers publish"),
     ("rtmp/names/long", "never answers publish"),
+    ("rtmp/control/window-ack-size-on-connect", "never answers publish"),
+    ("rtmp/control/peer-bandwidth-on-connect", "never answers publish"),
+    ("rtmp/lifecycle/republish-same-connection", "never answers publish"),
+    ("rtmp/lifecycle/play-before-publish", "never answers publish"),
     ("rtmp/commands/publish-record", "never answers publish"),
     ("rtmp/connect/url-params", "never answers publish"),
     ("rtmp/connect/unknown-app-key", "never answers publish"),
