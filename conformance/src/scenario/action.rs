@@ -25,7 +25,7 @@ use crate::backend::HookCall;
 use crate::shipped::Fixtures;
 use crate::target::Capability;
 use crate::verdict::Verdict;
-use crate::webrtc::http::{Endpoint, Method, Offer};
+use crate::webrtc::http::{Endpoint, Method, Offer, OfferShape};
 use crate::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
 
 /// What a step does, with the parameters of that action and no others: a
@@ -256,6 +256,13 @@ pub enum Action {
         /// An offer's video m-line (default true).
         #[serde(default = "yes")]
         video: bool,
+        /// An offer in `sendrecv`, instead of the endpoint's direction.
+        #[serde(default)]
+        sendrecv: bool,
+        /// The codecs an offer holds (default `opus` and `H264`; also
+        /// `PCMU`, `PCMA`, `VP8`, `VP9`, `AV1`).
+        #[serde(default)]
+        codecs: Vec<String>,
     },
     /// Sends the NetStream command `method` with `args` (after the null
     /// command object; `{stream}` in a string is the stream's name) on the
@@ -1060,6 +1067,8 @@ impl Case<'_> {
             headers,
             audio,
             video,
+            sendrecv,
+            codecs,
         } = action
         else {
             return Err(format!("{} is not an http step", action.name()));
@@ -1087,7 +1096,18 @@ impl Case<'_> {
         let text = match body {
             HttpBody::None => None,
             HttpBody::Offer => {
-                let offer = Offer::new(endpoint, *audio, *video).await.map_err(|e| e.to_string())?;
+                let defaults = OfferShape::default();
+                let shape = OfferShape {
+                    audio: *audio,
+                    video: *video,
+                    sendrecv: *sendrecv,
+                    codecs: if codecs.is_empty() {
+                        defaults.codecs
+                    } else {
+                        codecs.clone()
+                    },
+                };
+                let offer = Offer::new(endpoint, &shape).await.map_err(|e| e.to_string())?;
                 let sdp = offer.sdp().to_string();
                 state.offer = Some((offer, endpoint));
                 Some(("application/sdp", sdp))

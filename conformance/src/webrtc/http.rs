@@ -339,25 +339,61 @@ pub struct Offer {
     prepared: super::peer::Prepared,
 }
 
+/// What an [`Offer`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferShape {
+    /// An audio m-line.
+    pub audio: bool,
+    /// A video m-line.
+    pub video: bool,
+    /// `sendrecv` instead of the endpoint's one direction (which WHIP and
+    /// WHEP clients MAY use).
+    pub sendrecv: bool,
+    /// The codecs offered, by name: `opus`, `PCMU`, `PCMA`, `H264`, `VP8`,
+    /// `VP9`, `AV1` (default `opus` and `H264`).
+    pub codecs: Vec<String>,
+}
+
+impl Default for OfferShape {
+    fn default() -> Self {
+        OfferShape {
+            audio: true,
+            video: true,
+            sendrecv: false,
+            codecs: vec!["opus".into(), "H264".into()],
+        }
+    }
+}
+
 impl Offer {
-    /// A fresh offer to `endpoint` with an audio and/or a video m-line.
-    pub async fn new(endpoint: Endpoint, audio: bool, video: bool) -> Result<Offer, WebRtcError> {
+    /// A fresh offer of `shape` to `endpoint`.
+    pub async fn new(endpoint: Endpoint, shape: &OfferShape) -> Result<Offer, WebRtcError> {
         use str0m::media::{Direction, MediaKind};
-        let options = super::PlayerOptions {
-            audio,
-            video,
-            ..super::PlayerOptions::default()
+        let direction = match (shape.sendrecv, endpoint) {
+            (true, _) => Direction::SendRecv,
+            (false, Endpoint::Whip) => Direction::SendOnly,
+            (false, Endpoint::Whep) => Direction::RecvOnly,
         };
-        let direction = match endpoint {
-            Endpoint::Whip => Direction::SendOnly,
-            Endpoint::Whep => Direction::RecvOnly,
-        };
-        let media: Vec<(MediaKind, Direction)> = [(audio, MediaKind::Audio), (video, MediaKind::Video)]
+        let mut config = str0m::Rtc::builder().clear_codecs();
+        for codec in &shape.codecs {
+            config = match codec.as_str() {
+                "opus" => config.enable_opus(true, false),
+                "PCMU" => config.enable_pcmu(true, false),
+                "PCMA" => config.enable_pcma(true, false),
+                "H264" => config.enable_h264(true),
+                "VP8" => config.enable_vp8(true),
+                "VP9" => config.enable_vp9(true),
+                "AV1" => config.enable_av1(true),
+                other => return Err(WebRtcError::Options(format!("no codec {other:?} to offer"))),
+            };
+        }
+        let media: Vec<(MediaKind, Direction)> = [(shape.audio, MediaKind::Audio), (shape.video, MediaKind::Video)]
             .into_iter()
             .filter(|(on, _)| *on)
             .map(|(_, kind)| (kind, direction))
             .collect();
-        let prepared = super::peer::Prepared::new(options.rtc_config()?, &media, options.bind).await?;
+        let bind = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let prepared = super::peer::Prepared::new(config, &media, bind).await?;
         Ok(Offer { prepared })
     }
 

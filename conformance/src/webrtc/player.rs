@@ -110,7 +110,7 @@ impl PlayerOptions {
         }
     }
 
-    pub(super) fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
+    fn rtc_config(&self) -> Result<RtcConfig, WebRtcError> {
         let mut config = Rtc::builder().clear_codecs();
         let codecs = config.codec_config();
         if self.audio {

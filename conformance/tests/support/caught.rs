@@ -98,6 +98,8 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
 pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/netstatus/publish-start", "never answers publish"),
     ("rtmp/names/long", "never answers publish"),
+    ("webrtc/whip/sendrecv-offer", "answers offers 200 with the offer echoed"),
+    ("webrtc/whep/sendrecv-offer", "answers offers 200 with the offer echoed"),
     ("rtmp/control/window-ack-size-on-connect", "never answers publish"),
     ("rtmp/control/peer-bandwidth-on-connect", "never answers publish"),
     ("rtmp/lifecycle/republish-same-connection", "never answers publish"),

@@ -224,6 +224,7 @@ impl WebRtc {
         let video = play::video_request(params)
             .map_err(SessionError::BadParameter)?
             .filter(|_| !ctx.config.quirks.size_ignored);
+        let offer = &one_way(offer, "a=recvonly");
         let parsed = parse_offer(offer)?;
         let peer_ufrag = ice_ufrag(offer);
         let description = ctx.hub.describe(app, stream);
@@ -292,11 +293,20 @@ impl WebRtc {
         offer: &str,
     ) -> Result<(SessionHandle, String), SessionError> {
         let peer_ufrag = ice_ufrag(offer);
-        let offer = parse_offer(offer)?;
+        let offered = offer
+            .lines()
+            .filter(|line| line.starts_with("m=audio ") || line.starts_with("m=video "))
+            .count();
+        let offer = parse_offer(&one_way(offer, "a=sendonly"))?;
         let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
         let (rtc, ufrag, answer) = self.accept(config, offer)?;
-        if !answer_has_media(&answer) {
-            return Err(SessionError::NoUsableMedia("H.264 or Opus".into()));
+        // A publisher whose tracks are not all taken is refused rather than
+        // half-accepted (RFC 9725, section 4.4.3): it would go live
+        // without them, unaware.
+        if !answer_has_media(&answer) || accepted_mids(&answer).len() < offered {
+            return Err(SessionError::NoUsableMedia(
+                "H.264 video and Opus audio, every track offered".into(),
+            ));
         }
         ctx.metrics.publishes_total.inc();
         let interval = ctx.config.webrtc.publisher_keyframe_interval;
@@ -404,7 +414,6 @@ fn answer_has_media(answer: &str) -> bool {
     !accepted_mids(answer).is_empty()
 }
 
-/// The accepted (port not 0) audio and video m-lines of an answer, with their mids.
 /// The first `a=ice-ufrag` of an SDP (empty if it has none).
 pub fn ice_ufrag(sdp: &str) -> String {
     sdp.lines()
@@ -413,6 +422,21 @@ pub fn ice_ufrag(sdp: &str) -> String {
         .to_string()
 }
 
+/// `offer` with its `sendrecv` m-lines made `direction` (`a=sendonly` for
+/// a publisher, `a=recvonly` for a player): media goes one way here, and
+/// the answer must say so (RFC 9725 section 4.2, WHEP draft 03 section
+/// 4.3.5) whatever the client offered.
+fn one_way(offer: &str, direction: &str) -> String {
+    offer
+        .split_inclusive('\n')
+        .map(|line| match line.trim_end() {
+            "a=sendrecv" => format!("{direction}{}", &line["a=sendrecv".len()..]),
+            _ => line.to_string(),
+        })
+        .collect()
+}
+
+/// The accepted (port not 0) audio and video m-lines of an answer, with their mids.
 fn accepted_mids(answer: &str) -> Vec<(str0m::media::MediaKind, str0m::media::Mid)> {
     let mut accepted = Vec::new();
     let mut current = None;
