@@ -225,8 +225,9 @@ struct TargetArgs {
     /// (rtmp_audio_behind_video), no-reoffer (no_renegotiation), app-name
     /// (rtmp_app_name_ignored), no-joined (silent_joins), dup-names
     /// (duplicate_participants), no-size (size_ignored), no-speex
-    /// (speex_dropped), no-opus-relay (webrtc_opus_not_forwarded). Needs the
-    /// feature `embedded`.
+    /// (speex_dropped), no-opus-relay (webrtc_opus_not_forwarded),
+    /// ext-ts-always (extended_timestamps_always_repeated), ext-ts-never
+    /// (extended_timestamps_never_repeated). Needs the feature `embedded`.
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
     /// The name reports give an external target.

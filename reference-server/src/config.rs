@@ -216,6 +216,13 @@ pub struct Quirks {
     /// The Opus a WebRTC publisher sends reaches RTMP players (transcoded)
     /// but not WebRTC players.
     pub webrtc_opus_not_forwarded: bool,
+    /// RTMP continuation chunks are read as if they always repeated an
+    /// extended timestamp: a publisher that omits it is misread.
+    pub extended_timestamps_always_repeated: bool,
+    /// RTMP continuation chunks are read as if they never repeated an
+    /// extended timestamp: a publisher that repeats it (as the
+    /// specification asks) is misread.
+    pub extended_timestamps_never_repeated: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -245,6 +252,12 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("duplicate_participants", "dup-names", |q| &mut q.duplicate_participants),
     ("size_ignored", "no-size", |q| &mut q.size_ignored),
     ("speex_dropped", "no-speex", |q| &mut q.speex_dropped),
+    ("extended_timestamps_always_repeated", "ext-ts-always", |q| {
+        &mut q.extended_timestamps_always_repeated
+    }),
+    ("extended_timestamps_never_repeated", "ext-ts-never", |q| {
+        &mut q.extended_timestamps_never_repeated
+    }),
     ("webrtc_opus_not_forwarded", "no-opus-relay", |q| {
         &mut q.webrtc_opus_not_forwarded
     }),

@@ -75,6 +75,16 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
     ),
     ("webrtc/ws/h264-aac", "rtmp_app_name_ignored", "Stream not found"),
     ("rooms/drop-is-left", "silent_joins", "JOINED bob"),
+    (
+        "rtmp/chunk/extended-timestamp",
+        "extended_timestamps_never_repeated",
+        "fewer than 200 audio and 150 video messages",
+    ),
+    (
+        "rtmp/chunk/extended-timestamp-bare-continuations",
+        "extended_timestamps_always_repeated",
+        "fewer than 200 audio and 150 video messages",
+    ),
     ("rooms/flash-webrtc-video-chat", "silent_joins", "JOINED browser-user"),
     ("rooms/published", "silent_joins", "JOINED alice"),
     ("rooms/three-participants", "silent_joins", "JOINED"),

@@ -156,10 +156,26 @@ struct Header {
     extended_value: u32,
 }
 
+/// How a decoder reads the type 3 continuation chunks of a message with an
+/// extended timestamp, which writers send two ways.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Continuations {
+    /// Either way: the 4 bytes are the repeated timestamp when they equal
+    /// it (what FFmpeg and this crate do).
+    #[default]
+    Recognised,
+    /// Always repeated, as Adobe's specification (section 5.3.1.3) and
+    /// Flash Player write them: a writer that omits them is misread.
+    AlwaysRepeated,
+    /// Never repeated: a writer that repeats them is misread.
+    NeverRepeated,
+}
+
 /// Reassembles RTMP messages from the chunk stream. See the module docs.
 #[derive(Debug)]
 pub struct ChunkDecoder {
     limits: ChunkLimits,
+    continuations: Continuations,
     chunk_size: u32,
     buffer: BytesMut,
     streams: HashMap<u32, ChunkStream>,
@@ -172,12 +188,18 @@ impl ChunkDecoder {
     pub fn new(limits: ChunkLimits) -> Self {
         ChunkDecoder {
             limits,
+            continuations: Continuations::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             buffer: BytesMut::with_capacity(64 * 1024),
             streams: HashMap::new(),
             pending_bytes: 0,
             bytes_received: 0,
         }
+    }
+
+    /// Reads continuation chunks as `continuations` says from now on.
+    pub fn set_continuations(&mut self, continuations: Continuations) {
+        self.continuations = continuations;
     }
 
     /// Appends bytes read from the peer.
@@ -288,7 +310,12 @@ impl ChunkDecoder {
             // Type 3 continuation chunks repeat the extended timestamp, but some
             // encoders omit it: only consume the 4 bytes when they match.
             let expected = previous.map(|p| p.extended_value);
-            if !continuing || Some(value) == expected {
+            let repeated = match self.continuations {
+                Continuations::Recognised => Some(value) == expected,
+                Continuations::AlwaysRepeated => true,
+                Continuations::NeverRepeated => false,
+            };
+            if !continuing || repeated {
                 extended_value = Some(value);
                 cursor += 4;
             }

@@ -138,6 +138,11 @@ impl Endpoint {
         self.send(csid::CONTROL, 0, 0, &Message::SetChunkSize(size));
     }
 
+    /// Reads the peer's continuation chunks as `continuations` says.
+    pub fn set_continuations(&mut self, continuations: super::Continuations) {
+        self.decoder.set_continuations(continuations);
+    }
+
     /// Writes chunk headers in `style` from the next message on.
     pub fn set_chunk_style(&mut self, style: super::ChunkStyle) {
         self.encoder.set_style(style);

@@ -10,7 +10,7 @@ pub mod endpoint;
 pub mod message;
 pub mod url;
 
-pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStyle, RawMessage};
+pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStyle, Continuations, RawMessage};
 pub use control::Control;
 pub use endpoint::Endpoint;
 pub use message::{Command, Data, Message, MessageError, ObjectEncoding, UserControl};

@@ -93,6 +93,14 @@ async fn run(
                 ..ChunkLimits::default()
             },
             max_streams: rtmp.max_streams_per_connection,
+            continuations: match (
+                ctx.config.quirks.extended_timestamps_always_repeated,
+                ctx.config.quirks.extended_timestamps_never_repeated,
+            ) {
+                (true, _) => media::rtmp::Continuations::AlwaysRepeated,
+                (_, true) => media::rtmp::Continuations::NeverRepeated,
+                _ => media::rtmp::Continuations::Recognised,
+            },
         },
         client_id,
     );

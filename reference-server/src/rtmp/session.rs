@@ -30,6 +30,9 @@ pub struct SessionConfig {
     pub limits: ChunkLimits,
     /// Most NetStreams one connection may create.
     pub max_streams: u32,
+    /// How the peer's continuation chunks are read (both ways, unless a
+    /// quirk says otherwise).
+    pub continuations: media::rtmp::Continuations,
 }
 
 /// What the peer asked for in `connect`.
@@ -178,7 +181,11 @@ impl Session {
     /// A session for a connection whose handshake just completed.
     pub fn new(config: SessionConfig, client_id: String) -> Self {
         Session {
-            endpoint: Endpoint::new(config.limits),
+            endpoint: {
+                let mut endpoint = Endpoint::new(config.limits);
+                endpoint.set_continuations(config.continuations);
+                endpoint
+            },
             config,
             client_id,
             state: State::AwaitingConnect,
