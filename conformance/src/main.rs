@@ -530,10 +530,16 @@ async fn run(args: RunArgs) -> ExitCode {
         case_timeout: args.case_timeout,
         fixtures: Fixtures::with_dirs(args.fixtures.clone()),
     };
-    let mut results = Vec::with_capacity(targets.len());
-    for target in targets {
-        results.push(run_target(&scenarios, target, &options).await);
-    }
+    // Targets run at once (each its cases one after another, so that a
+    // crash is blamed on the case that caused it); with several, each
+    // line names its target.
+    let several = targets.len() > 1;
+    let results = futures_util::future::join_all(
+        targets
+            .into_iter()
+            .map(|target| run_target(&scenarios, target, &options, several)),
+    )
+    .await;
     for target in &results {
         for case in &target.cases {
             if !matches!(case.verdict, Verdict::Ok | Verdict::Unimplemented) {
@@ -592,10 +598,16 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Runs the cases against one target, printing a line per case, and
-/// releases the target (a container is removed).
-async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions) -> TargetResults {
+/// Runs the cases against one target, printing a line per case (with the
+/// target's name first when `named`), and releases the target (a container
+/// is removed).
+async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions, named: bool) -> TargetResults {
     let spec = target.spec();
+    let name = if named {
+        format!("{} ", spec.name)
+    } else {
+        String::new()
+    };
     say!(
         "target {}: rtmp {}, whep {}, whip {}, ws {}",
         spec.name,
@@ -609,7 +621,7 @@ async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions
     // Exclusions and what cannot run, with reasons, before anything runs.
     for s in scenarios {
         if let Some(reason) = spec.cannot_run(s) {
-            say!("not run: {} ({reason})", s.id);
+            say!("{name}not run: {} ({reason})", s.id);
         }
     }
     say!("running {} cases", scenarios.len());
@@ -617,7 +629,7 @@ async fn run_target(scenarios: &[Scenario], target: Target, options: &RunOptions
     let mut count = 0;
     let cases = run_series(scenarios, &target, options, |result| {
         count += 1;
-        say!("[{count:>3}/{total}] {}", report::console_line(result));
+        say!("{name}[{count:>3}/{total}] {}", report::console_line(result));
     })
     .await;
     // A container target's container is removed here (it blocks until gone).

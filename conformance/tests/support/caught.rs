@@ -108,6 +108,8 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
 pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/netstatus/publish-start", "never answers publish"),
     ("rtmp/names/long", "never answers publish"),
+    ("webrtc/whip/options-session", "has no CORS and refuses OPTIONS"),
+    ("webrtc/whep/options-session", "has no CORS and refuses OPTIONS"),
     ("webrtc/whip/sendrecv-offer", "answers offers 200 with the offer echoed"),
     ("webrtc/whep/sendrecv-offer", "answers offers 200 with the offer echoed"),
     ("rtmp/control/window-ack-size-on-connect", "never answers publish"),
