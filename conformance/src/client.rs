@@ -22,13 +22,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::handshake::{client_handshake, ClientHandshake, DigestScheme, HandshakeReport};
+use crate::handshake::{client_handshake_in_pieces, ClientHandshake, DigestScheme, HandshakeReport};
 
 /// How the emulated client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientProfile {
     /// Simple or Flash digest handshake.
     pub handshake: ClientHandshake,
+    /// Bytes per write of C0C1 and C2 (`usize::MAX`: each at once).
+    pub handshake_piece: usize,
     /// The `objectEncoding` in connect; with AMF3, commands after connect go as type 17.
     pub object_encoding: ObjectEncoding,
     /// `flashVer` in connect.
@@ -50,6 +52,7 @@ impl ClientProfile {
     pub fn flash_player() -> Self {
         ClientProfile {
             handshake: ClientHandshake::FlashDigest(DigestScheme::Scheme1),
+            handshake_piece: usize::MAX,
             object_encoding: ObjectEncoding::Amf3,
             flash_ver: "WIN 11,2,202,235".into(),
             flash_fields: true,
@@ -63,6 +66,7 @@ impl ClientProfile {
     pub fn encoder() -> Self {
         ClientProfile {
             handshake: ClientHandshake::Simple,
+            handshake_piece: usize::MAX,
             object_encoding: ObjectEncoding::Amf0,
             flash_ver: "FMLE/3.0 (compatible; FMSc/1.0)".into(),
             flash_fields: false,
@@ -249,7 +253,8 @@ impl RtmpClient {
                     after: DEFAULT_TIMEOUT,
                 })??;
         socket.set_nodelay(true)?;
-        let (handshake, leftover) = timeout(DEFAULT_TIMEOUT, client_handshake(&mut socket, profile.handshake))
+        let handshake = client_handshake_in_pieces(&mut socket, profile.handshake, profile.handshake_piece);
+        let (handshake, leftover) = timeout(DEFAULT_TIMEOUT, handshake)
             .await
             .map_err(|_| ClientError::Timeout {
                 what: "handshake".into(),
@@ -446,9 +451,16 @@ impl RtmpClient {
 
     /// Sends `play` and waits for the first onStatus on that stream.
     pub async fn play(&mut self, stream_id: u32, name: &str) -> Result<NetStatus, ClientError> {
+        self.play_with(stream_id, name, vec![Value::Number(-2.0)]).await
+    }
+
+    /// Sends `play` with `args` after the name (start, duration, reset) and
+    /// waits for the first onStatus on that stream.
+    pub async fn play_with(&mut self, stream_id: u32, name: &str, args: Vec<Value>) -> Result<NetStatus, ClientError> {
         let before = self.statuses.len();
-        self.send_command(stream_id, "play", 0.0, vec![Value::from(name), Value::Number(-2.0)])
-            .await?;
+        let mut all = vec![Value::from(name)];
+        all.extend(args);
+        self.send_command(stream_id, "play", 0.0, all).await?;
         self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT).await
     }
 
@@ -547,6 +559,15 @@ impl RtmpClient {
         let data = Message::Data(Data {
             encoding: ObjectEncoding::Amf0,
             values: vec![Value::from("@setDataFrame"), Value::from("onMetaData"), metadata],
+        });
+        self.send_message(csid::STREAM_COMMAND, stream_id, &data).await
+    }
+
+    /// Sends a data message (AMF0) of `values` on a stream.
+    pub async fn send_data(&mut self, stream_id: u32, values: Vec<Value>) -> Result<(), ClientError> {
+        let data = Message::Data(Data {
+            encoding: ObjectEncoding::Amf0,
+            values,
         });
         self.send_message(csid::STREAM_COMMAND, stream_id, &data).await
     }

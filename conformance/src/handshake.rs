@@ -360,12 +360,24 @@ pub async fn client_handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    client_handshake_in_pieces(io, kind, usize::MAX).await
+}
+
+/// [`client_handshake`], writing C0C1 and C2 `piece` bytes at a time, each
+/// piece flushed on its own (1: byte by byte, as a slow link delivers them).
+pub async fn client_handshake_in_pieces<S>(
+    io: &mut S,
+    kind: ClientHandshake,
+    piece: usize,
+) -> Result<(HandshakeReport, Vec<u8>), HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (c1, c1_digest) = build_c1(kind, now_ms());
     let mut c0c1 = Vec::with_capacity(1 + HANDSHAKE_SIZE);
     c0c1.push(RTMP_VERSION);
     c0c1.extend_from_slice(&c1);
-    io.write_all(&c0c1).await?;
-    io.flush().await?;
+    write_in_pieces(io, &c0c1, piece).await?;
 
     let mut reply = Vec::with_capacity(SERVER_REPLY_SIZE + 4096);
     let mut buf = [0u8; 8192];
@@ -419,9 +431,25 @@ where
             client_c2(&s1, Some(&s1_digest))
         }
     };
-    io.write_all(&c2).await?;
-    io.flush().await?;
+    write_in_pieces(io, &c2, piece).await?;
     Ok((report, leftover))
+}
+
+/// Writes `bytes` in pieces of at most `piece` bytes, flushing each and
+/// letting the runtime run between them, so that each can leave as its own
+/// TCP segment.
+async fn write_in_pieces<S>(io: &mut S, bytes: &[u8], piece: usize) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    for chunk in bytes.chunks(piece.max(1)) {
+        io.write_all(chunk).await?;
+        io.flush().await?;
+        if chunk.len() < bytes.len() {
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(())
 }
 
 /// [`client_handshake`] bounded by `limit`; past it the result is

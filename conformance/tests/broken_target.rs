@@ -32,6 +32,24 @@ struct Behaviour {
     no_level: bool,
     /// It refuses a connect with arguments after the command object.
     refuses_connect_arguments: bool,
+    /// Its handshake goes wrong this way.
+    handshake: Option<HandshakeFault>,
+    /// It reads play's start in seconds only: a start other than -2 or -1
+    /// asks for a recording, which it does not have (StreamNotFound).
+    start_in_seconds: bool,
+}
+
+/// How a broken server's handshake goes wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandshakeFault {
+    /// It looks for a client's digest where Flash Player puts it (offset
+    /// bytes at 772) only, and answers any other C1 with the simple handshake.
+    DigestAt772Only,
+    /// Its simple handshake's S2 is random bytes, not an echo of C1.
+    RandomS2,
+    /// It takes C0C1 from one read, and closes the connection when that
+    /// read brought fewer than 1537 bytes.
+    OneRead,
 }
 
 impl Behaviour {
@@ -49,6 +67,23 @@ impl Behaviour {
             },
             "refuses connect arguments" => Behaviour {
                 refuses_connect_arguments: true,
+                ..Behaviour::default()
+            },
+            "finds digests at 772 only" => Behaviour {
+                handshake: Some(HandshakeFault::DigestAt772Only),
+                ..Behaviour::default()
+            },
+            "answers with a random S2" => Behaviour {
+                handshake: Some(HandshakeFault::RandomS2),
+                ..Behaviour::default()
+            },
+            "takes start -1000 for a recording" => Behaviour {
+                statuses: true,
+                start_in_seconds: true,
+                ..Behaviour::default()
+            },
+            "reads C0C1 in one read" => Behaviour {
+                handshake: Some(HandshakeFault::OneRead),
                 ..Behaviour::default()
             },
             other => panic!("no broken server {other:?}"),
@@ -114,12 +149,27 @@ async fn serve(
     let mut handshake = Handshake::new(PeerType::Server);
     let mut decoder = ChunkDecoder::new(ChunkLimits::default());
     let mut buf = vec![0u8; 64 * 1024];
+    let mut first = match behaviour.handshake {
+        None => None,
+        Some(fault) => match faulty_handshake(&mut socket, fault).await? {
+            Shaken::Closed => return Ok(()),
+            Shaken::Done => Some(None),
+            Shaken::Go(c0c1) => Some(Some(c0c1)),
+        },
+    };
     loop {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        match handshake.process_bytes(&buf[..n]) {
+        let bytes = match first.take() {
+            Some(None) => break,
+            Some(Some(c0c1)) => c0c1,
+            None => {
+                let n = socket.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf[..n].to_vec()
+            }
+        };
+        match handshake.process_bytes(&bytes) {
             Ok(HandshakeProcessResult::InProgress { response_bytes }) => socket.write_all(&response_bytes).await?,
             Ok(HandshakeProcessResult::Completed {
                 response_bytes,
@@ -156,6 +206,57 @@ async fn serve(
     }
 }
 
+/// Where a [`faulty_handshake`] left the connection.
+enum Shaken {
+    /// The server closed it.
+    Closed,
+    /// The handshake is over.
+    Done,
+    /// C0C1, to be answered by the usual handshake.
+    Go(Vec<u8>),
+}
+
+/// Reads C0C1 and goes wrong as `fault` says.
+async fn faulty_handshake(socket: &mut TcpStream, fault: HandshakeFault) -> std::io::Result<Shaken> {
+    use conformance::handshake::{verify_client_c1, DigestScheme, HANDSHAKE_SIZE};
+    let mut c0c1 = vec![0u8; 1 + HANDSHAKE_SIZE];
+    if fault == HandshakeFault::OneRead {
+        let n = socket.read(&mut c0c1).await?;
+        return Ok(if n < c0c1.len() {
+            Shaken::Closed
+        } else {
+            Shaken::Go(c0c1)
+        });
+    }
+    socket.read_exact(&mut c0c1).await?;
+    let c1: [u8; HANDSHAKE_SIZE] = c0c1[1..].try_into().unwrap();
+    let scheme = verify_client_c1(&c1).map(|(scheme, _)| scheme);
+    let simple = match fault {
+        HandshakeFault::DigestAt772Only => scheme != Some(DigestScheme::Scheme1),
+        _ => scheme.is_none(),
+    };
+    if !simple {
+        return Ok(Shaken::Go(c0c1));
+    }
+    // S0, then an S1 of time 0, version 0 and random bytes, then S2.
+    let mut reply = vec![3u8];
+    let mut s1 = [0u8; HANDSHAKE_SIZE];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut s1[8..]);
+    reply.extend_from_slice(&s1);
+    match fault {
+        HandshakeFault::RandomS2 => {
+            let mut s2 = [0u8; HANDSHAKE_SIZE];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut s2[..]);
+            reply.extend_from_slice(&s2);
+        }
+        _ => reply.extend_from_slice(&c1),
+    }
+    socket.write_all(&reply).await?;
+    let mut c2 = [0u8; HANDSHAKE_SIZE];
+    socket.read_exact(&mut c2).await?;
+    Ok(Shaken::Done)
+}
+
 /// Answers one message as [`rtmp_server`] says.
 async fn answer(
     socket: &mut TcpStream,
@@ -188,6 +289,13 @@ async fn answer(
         }
         "createStream" => ("_result", command.transaction_id, vec![Value::Number(1.0)]),
         "publish" if behaviour.statuses => status(code::PUBLISH_START),
+        "play"
+            if behaviour.start_in_seconds
+                && !matches!(command.args.get(1).and_then(Value::as_f64), None | Some(-2.0 | -1.0)) =>
+        {
+            let info = NetStatus::new(Level::Error, code::PLAY_STREAM_NOT_FOUND, "no such recording");
+            ("onStatus", 0.0, vec![info.to_value()])
+        }
         "play" if behaviour.statuses => status(code::PLAY_START),
         _ => return Ok(()), // never answered
     };

@@ -19,9 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::expect::Observed;
-use super::run::{Actor, Case, RtmpActor, WebrtcActor};
+use super::run::{Actor, Case, RtmpActor, Sending, WebrtcActor};
 use super::{parse_size, ActorKind, Expect, HookExpect, Step};
 use crate::backend::HookCall;
+use crate::handshake::{ClientHandshake, DigestScheme};
 use crate::shipped::Fixtures;
 use crate::target::Capability;
 use crate::verdict::Verdict;
@@ -50,6 +51,10 @@ pub enum Action {
         /// Extra arguments, as AMF values.
         #[serde(default)]
         args: Option<Vec<toml::Value>>,
+        /// The handshake before it, instead of the actor's own.
+        /// Expectations: `s2_echoes_c1`.
+        #[serde(default)]
+        handshake: Option<HandshakeShape>,
     },
     /// `createStream` (if the actor has none for `stream`), then `publish
     /// stream`. With `media`, the FLV fixture (path below `fixtures/`) is
@@ -84,6 +89,10 @@ pub enum Action {
         /// How the media is chunked (default: as the actor's client does).
         #[serde(default)]
         chunking: Option<Chunking>,
+        /// Send audio and video in aggregate messages (type 22, as FMS
+        /// edges relay them) of up to this many tags each.
+        #[serde(default)]
+        aggregate: Option<usize>,
     },
     /// Sends Set Chunk Size (`size`) and chunks by it from then on, while
     /// any media the actor sends goes on.
@@ -102,6 +111,20 @@ pub enum Action {
     Play {
         /// The stream name.
         stream: String,
+        /// The arguments after the name: start (-2 live or recorded, -1
+        /// live only, 0 or more recorded from there; FFmpeg sends these
+        /// times 1000), duration, reset. Default `[-2]`.
+        #[serde(default)]
+        args: Option<Vec<toml::Value>>,
+    },
+    /// Sends a data message (AMF0, type 18) on the actor's publishing
+    /// `stream`, while any media it sends goes on: `values`, as
+    /// `["onCuePoint", {name = "cue1", time = 1.5, type = "event"}]`.
+    SendData {
+        /// The stream.
+        stream: String,
+        /// The message's values.
+        values: Vec<toml::Value>,
     },
     /// Stops publishing `stream` the way the actor's client does (a WebRTC
     /// actor stops its publisher, and keeps playing; it names no stream).
@@ -335,6 +358,7 @@ impl Action {
             Action::Call { .. } => "Call",
             Action::Http { .. } => "Http",
             Action::StreamCommand { .. } => "StreamCommand",
+            Action::SendData { .. } => "SendData",
             Action::SetChunkSize { .. } => "SetChunkSize",
             Action::WindowAckSize { .. } => "WindowAckSize",
         }
@@ -344,7 +368,8 @@ impl Action {
     pub fn stream(&self) -> Option<&str> {
         match self {
             Action::Publish { stream, .. }
-            | Action::Play { stream }
+            | Action::Play { stream, .. }
+            | Action::SendData { stream, .. }
             | Action::StreamCommand { stream, .. }
             | Action::WebrtcPlay { stream, .. }
             | Action::WebrtcPublish { stream, .. } => Some(stream),
@@ -368,6 +393,7 @@ impl Action {
             | Action::StreamCommand { .. }
             | Action::SetChunkSize { .. }
             | Action::WindowAckSize { .. } => Capability::Rtmp,
+            Action::SendData { .. } => Capability::RtmpPublish,
             Action::Publish { .. } => Capability::RtmpPublish,
             Action::Play { .. } => Capability::RtmpPlay,
             Action::WebrtcPlay {
@@ -449,6 +475,7 @@ impl Action {
             | Action::Replay { .. }
             | Action::Call { .. }
             | Action::StreamCommand { .. }
+            | Action::SendData { .. }
             | Action::SetChunkSize { .. }
             | Action::WindowAckSize { .. } => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
@@ -463,6 +490,67 @@ impl Action {
             Action::Hook {} => kind == Some(ActorKind::Backend),
         }
     }
+}
+
+/// How a `connect` step's handshake goes, where it is not the actor's own
+/// (a Flash actor sends Flash Player's digest C1, others a simple one, each
+/// at once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandshakeShape {
+    /// The C1 to send.
+    #[serde(default)]
+    pub c1: Option<C1Shape>,
+    /// Bytes per write of C0C1 and of C2, each write flushed on its own
+    /// (1: byte by byte).
+    #[serde(default)]
+    pub piece: Option<usize>,
+}
+
+impl HandshakeShape {
+    /// Makes `profile` shake hands this way.
+    pub(super) fn apply(self, profile: &mut crate::client::ClientProfile) {
+        if let Some(c1) = self.c1 {
+            profile.handshake = match c1 {
+                C1Shape::Simple => ClientHandshake::Simple,
+                C1Shape::Digest8 => ClientHandshake::FlashDigest(DigestScheme::Scheme0),
+                C1Shape::Digest772 => ClientHandshake::FlashDigest(DigestScheme::Scheme1),
+            };
+        }
+        if let Some(piece) = self.piece {
+            profile.handshake_piece = piece;
+        }
+    }
+}
+
+/// A client's C1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum C1Shape {
+    /// Version 0 and random bytes, no digest (Adobe's specification, §5.2.3;
+    /// FFmpeg's, OBS's and librtmp's default).
+    #[serde(rename = "simple")]
+    Simple,
+    /// A Flash Player digest whose offset bytes are at 8 (FFmpeg's and
+    /// Red5's digest C1).
+    #[serde(rename = "digest-8")]
+    Digest8,
+    /// A Flash Player digest whose offset bytes are at 772 (Flash Player's
+    /// own C1).
+    #[serde(rename = "digest-772")]
+    Digest772,
+}
+
+/// What a `connect` (or the connection an action opens first) is to be.
+#[derive(Debug, Default)]
+pub(super) struct ConnectHow<'a> {
+    /// The RTMP application, instead of the target's.
+    pub(super) app: Option<&'a str>,
+    /// URL parameters.
+    pub(super) params: Option<&'a str>,
+    /// Extra arguments, instead of the actor's own.
+    pub(super) args: Option<Vec<Value>>,
+    /// The handshake, instead of the actor's own.
+    pub(super) handshake: Option<HandshakeShape>,
 }
 
 /// How a `publish` step chunks its media: the chunk size, the chunk
@@ -654,14 +742,24 @@ impl Case<'_> {
     async fn rtmp(&self, action: &Action, actor: &mut RtmpActor, within: Duration, observed: &mut Observed) -> Then {
         let mut before = actor.client().await.map_or(0, |c| c.statuses().len());
         let result: Result<(), String> = match action {
-            Action::Connect { app, params, args } => {
+            Action::Connect {
+                app,
+                params,
+                args,
+                handshake,
+            } => {
                 if actor.client.is_some() {
                     Err("already connected".into())
                 } else {
-                    let args = args.as_ref().map(|args| args.iter().map(amf_of).collect());
-                    self.connect(actor, app.as_deref(), params.as_deref(), args)
-                        .await
-                        .map(|b| before = b)
+                    let how = ConnectHow {
+                        app: app.as_deref(),
+                        params: params.as_deref(),
+                        args: args.as_ref().map(|args| args.iter().map(amf_of).collect()),
+                        handshake: *handshake,
+                    };
+                    let connected = self.connect(actor, how).await.map(|b| before = b);
+                    observed.handshake = actor.client.as_ref().map(|c| c.handshake_report().clone());
+                    connected
                 }
             }
             Action::Publish {
@@ -675,7 +773,7 @@ impl Case<'_> {
                 let mut ready = Ok(());
                 if let Some(chunking) = chunking {
                     if actor.client().await.is_none() {
-                        ready = self.connect(actor, None, None, None).await.map(drop);
+                        ready = self.connect(actor, ConnectHow::default()).await.map(drop);
                     }
                     if ready.is_ok() {
                         ready = match actor.client.as_mut() {
@@ -733,7 +831,20 @@ impl Case<'_> {
                 }
                 Err(error) => Err(error),
             },
-            Action::Play { stream } => self.play(actor, stream, &mut before).await,
+            Action::Play { stream, args } => {
+                let args = args.as_ref().map(|args| args.iter().map(amf_of).collect());
+                self.play(actor, stream, args, &mut before).await
+            }
+            Action::SendData { stream, values } => match self.stream_id(actor, stream, &mut before).await {
+                Ok(id) => match actor.client.as_mut() {
+                    Some(client) => client
+                        .send_data(id, values.iter().map(amf_of).collect())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err("not connected".into()),
+                },
+                Err(error) => Err(error),
+            },
             Action::Unpublish { stream } => {
                 let logical = stream.clone().unwrap_or_default();
                 // An encoder's unpublish deletes the stream (deleteStream):
@@ -765,7 +876,7 @@ impl Case<'_> {
                 Ok(())
             }
             Action::Replay { capture, app } => self.replay(capture, app.as_deref(), observed).await,
-            Action::Call { method, args } => match self.connect(actor, None, None, None).await {
+            Action::Call { method, args } => match self.connect(actor, ConnectHow::default()).await {
                 Ok(_) => match actor.client().await {
                     Some(client) => {
                         before = client.statuses().len();
@@ -794,7 +905,7 @@ impl Case<'_> {
                 Err(error) => Err(error),
             },
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
-                match self.connect(actor, None, None, None).await {
+                match self.connect(actor, ConnectHow::default()).await {
                     Ok(_) => match actor.client().await {
                         Some(client) => {
                             let request = Value::from_json(&self.room_request(action));
@@ -824,7 +935,7 @@ impl Case<'_> {
         actor: &'a mut RtmpActor,
     ) -> Result<&'a mut crate::client::RtmpClient, String> {
         if actor.client().await.is_none() {
-            self.connect(actor, None, None, None).await?;
+            self.connect(actor, ConnectHow::default()).await?;
         }
         actor.client.as_mut().ok_or_else(|| "not connected".to_string())
     }
@@ -833,7 +944,7 @@ impl Case<'_> {
     /// `createStream` as needed; `before` counts the statuses until then.
     async fn stream_id(&self, actor: &mut RtmpActor, logical: &str, before: &mut usize) -> Result<u32, String> {
         if actor.client().await.is_none() {
-            self.connect(actor, None, None, None).await?;
+            self.connect(actor, ConnectHow::default()).await?;
         }
         let client = actor.client.as_mut().ok_or("not connected")?;
         let id = match actor.streams.get(logical) {
@@ -867,18 +978,29 @@ impl Case<'_> {
         if let Some((file, step, realtime)) = media {
             if status.code == code::PUBLISH_START {
                 let tags = load_media(&self.options.fixtures, file, step)?;
-                actor.media = Some((id, tags, realtime));
+                let aggregate = match step {
+                    Action::Publish { aggregate, .. } => *aggregate,
+                    _ => None,
+                };
+                actor.media = Some(Sending::new(id, tags, realtime, aggregate));
             }
         }
         Ok(())
     }
 
     /// `play`.
-    async fn play(&self, actor: &mut RtmpActor, logical: &str, before: &mut usize) -> Result<(), String> {
+    async fn play(
+        &self,
+        actor: &mut RtmpActor,
+        logical: &str,
+        args: Option<Vec<Value>>,
+        before: &mut usize,
+    ) -> Result<(), String> {
         let id = self.stream_id(actor, logical, before).await?;
         let client = actor.client.as_mut().ok_or("not connected")?;
+        let args = args.unwrap_or_else(|| vec![Value::Number(-2.0)]);
         client
-            .play(id, &self.stream_name(logical))
+            .play_with(id, &self.stream_name(logical), args)
             .await
             .map(drop)
             .map_err(|e| e.to_string())

@@ -100,6 +100,10 @@ pub struct Expect {
     /// `data onMetaData`, `Acknowledgement`), in any order.
     #[serde(default)]
     pub received: Vec<String>,
+    /// The server's S2 echoes the C1 the actor sent: its time and random
+    /// bytes (a `connect` step's handshake).
+    #[serde(default)]
+    pub s2_echoes_c1: Option<bool>,
     /// The answer to a `call`: its name (`_result` or `_error`), and the
     /// info object's code after a space if it must have one
     /// (`"_error NetConnection.Call.Failed"`).
@@ -275,6 +279,13 @@ pub struct RtmpMediaExpect {
     /// run ahead of real time: a late joiner's backlog, sent at once.
     #[serde(default, with = "humantime_serde")]
     pub max_backlog: Option<Duration>,
+    /// No audio frame arrives later than this after the step began (the
+    /// player asked for none: `receiveAudio false`).
+    #[serde(default, with = "humantime_serde")]
+    pub no_audio_after: Option<Duration>,
+    /// No video frame arrives later than this after the step began.
+    #[serde(default, with = "humantime_serde")]
+    pub no_video_after: Option<Duration>,
 }
 
 /// What an SDP answer must say about one kind of media.
@@ -402,6 +413,8 @@ pub(super) struct Observed {
     /// The wire-log lines of what the server sent on an RTMP actor's
     /// connection since it opened.
     pub(super) received: Vec<String>,
+    /// What a `connect` step's handshake showed of the server.
+    pub(super) handshake: Option<crate::handshake::HandshakeReport>,
 }
 
 impl Observed {
@@ -611,6 +624,9 @@ impl Expect {
         if !self.received.is_empty() {
             parts.push(Box::new(Received(&self.received)));
         }
+        if let Some(echoes) = self.s2_echoes_c1 {
+            parts.push(Box::new(S2EchoesC1(echoes)));
+        }
         parts.push(Box::new(Answer(self.refused)));
         parts
     }
@@ -725,6 +741,29 @@ impl Expectation for Dimensions<'_> {
     }
 }
 
+/// The server's S2 echoes (true) or does not echo (false) the actor's C1.
+struct S2EchoesC1(bool);
+
+impl Expectation for S2EchoesC1 {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        match &observed.handshake {
+            None => Err("no handshake completed".into()),
+            Some(report) if report.s2_echoes_c1 == self.0 => Ok(()),
+            Some(_) if self.0 => Err("S2 is not an echo of C1 (its time or random bytes differ)".into()),
+            Some(_) => Err("S2 is an echo of C1".into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.0 {
+            "S2 echoing C1's time and random bytes"
+        } else {
+            "S2 not echoing C1"
+        }
+        .into()
+    }
+}
+
 /// The server closes the connection (true) or keeps it open (false).
 struct Closed(bool);
 
@@ -809,6 +848,12 @@ impl Expectation for &RtmpMediaExpect {
         }
         if let Some(limit) = self.max_backlog {
             parts.push(format!("a backlog of at most {limit:?}"));
+        }
+        if let Some(after) = self.no_audio_after {
+            parts.push(format!("no audio frame later than {after:?}"));
+        }
+        if let Some(after) = self.no_video_after {
+            parts.push(format!("no video frame later than {after:?}"));
         }
         parts.join("; ")
     }

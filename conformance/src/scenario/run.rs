@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use media::amf::Value;
 use media::flv::Tag;
+use media::rtmp::message::{join_aggregate, type_id, AggregatePart};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::action::Then;
+use super::action::{ConnectHow, Then};
 use super::expect::{describe_section, Observed};
 use super::{ActorKind, Expect, Scenario, Step};
 use crate::backend::Backend;
@@ -155,8 +156,8 @@ pub(super) struct RtmpActor {
     pub(super) sending: Option<MediaTask>,
     /// Media whose sending a step interrupted, resumed after it.
     pub(super) paused: Option<Sending>,
-    /// Media to send once the step's expectations are checked: stream id, tags, real time.
-    pub(super) media: Option<(u32, Vec<Tag>, bool)>,
+    /// Media to send once the step's expectations are checked.
+    pub(super) media: Option<Sending>,
     /// Statuses already matched by earlier expectations.
     pub(super) matched: usize,
     /// Wire log lines already copied to the case log.
@@ -435,34 +436,32 @@ impl Case<'_> {
         observed
     }
 
-    /// Opens the actor's connection and sends `connect` to `app` (the
-    /// target's by default) with `params` in the URL and `args` as extra
+    /// Opens the actor's connection (with the handshake `how` asks for, or
+    /// the actor's own) and sends `connect` to `how.app` (the target's by
+    /// default) with `how.params` in the URL and `how.args` as extra
     /// arguments (a Flash actor's `{login, appKey}` by default), unless it
     /// is connected; returns how many statuses came before.
-    pub(super) async fn connect(
-        &self,
-        actor: &mut RtmpActor,
-        app: Option<&str>,
-        params: Option<&str>,
-        args: Option<Vec<Value>>,
-    ) -> Result<usize, String> {
+    pub(super) async fn connect(&self, actor: &mut RtmpActor, how: ConnectHow<'_>) -> Result<usize, String> {
         if actor.client().await.is_some() {
             return Ok(0);
         }
         let addr = self.running.rtmp_addr.ok_or("the target has no RTMP URL")?;
-        let profile = match actor.kind {
+        let mut profile = match actor.kind {
             ActorKind::Flash => ClientProfile::flash_player(),
             _ => ClientProfile::encoder(),
         };
+        if let Some(shape) = how.handshake {
+            shape.apply(&mut profile);
+        }
         let client = RtmpClient::open(addr, profile).await.map_err(|e| e.to_string())?;
         let client = actor.client.insert(client);
         let base = self.running.rtmp_base.clone().unwrap_or_default();
-        let app = app.unwrap_or(&self.running.app);
+        let app = how.app.unwrap_or(&self.running.app);
         let mut tc_url = format!("{base}/{app}");
-        if let Some(params) = params {
+        if let Some(params) = how.params {
             tc_url = format!("{tc_url}?{params}");
         }
-        let args = match (args, actor.kind) {
+        let args = match (how.args, actor.kind) {
             (Some(args), _) => args,
             (None, ActorKind::Flash) => vec![Value::object([
                 ("login", Value::from("conformance")),
@@ -600,10 +599,10 @@ impl Case<'_> {
         actor.matched = client.statuses().len();
         actor.rooms_seen = client.room_events().len();
         // Media to publish goes out from a task of its own from now on.
-        let fresh = actor
-            .media
-            .take()
-            .map(|(id, tags, realtime)| Sending::new(id, tags, realtime));
+        let fresh = actor.media.take().map(|sending| Sending {
+            start: tokio::time::Instant::now(),
+            ..sending
+        });
         let starting = fresh.is_some();
         if let Some(sending) = fresh.or_else(|| actor.paused.take()) {
             if let Some(client) = actor.client.take() {
@@ -815,18 +814,33 @@ pub(super) struct Sending {
     /// The next tag to send.
     pub(super) next: usize,
     pub(super) realtime: bool,
+    /// Audio and video go in aggregate messages of up to this many tags.
+    pub(super) aggregate: Option<usize>,
     pub(super) start: tokio::time::Instant,
 }
 
 impl Sending {
-    fn new(stream_id: u32, tags: Vec<Tag>, realtime: bool) -> Sending {
+    pub(super) fn new(stream_id: u32, tags: Vec<Tag>, realtime: bool, aggregate: Option<usize>) -> Sending {
         Sending {
             stream_id,
             tags,
             next: 0,
             realtime,
+            aggregate,
             start: tokio::time::Instant::now(),
         }
+    }
+
+    /// How many tags from the next go in its next message: one, or as
+    /// many audio and video tags in a row as an aggregate takes.
+    fn batch(&self) -> usize {
+        let most = self.aggregate.unwrap_or(1).max(1);
+        let media = self.tags[self.next..]
+            .iter()
+            .take(most)
+            .take_while(|t| t.kind != media::flv::TagKind::Script)
+            .count();
+        media.max(1)
     }
 }
 
@@ -857,11 +871,29 @@ async fn send_media(
         } else if stop.try_recv().is_ok() {
             break;
         }
-        if client.send_tag(sending.stream_id, tag).await.is_err() {
+        let batch = sending.batch();
+        let sent = match (&sending.aggregate, batch) {
+            (Some(_), 2..) => {
+                let parts: Vec<AggregatePart> = sending.tags[sending.next..sending.next + batch]
+                    .iter()
+                    .map(|t| AggregatePart {
+                        type_id: t.kind.type_id(),
+                        timestamp: t.timestamp,
+                        payload: t.data.clone(),
+                    })
+                    .collect();
+                let body = join_aggregate(&parts);
+                client
+                    .send_media(sending.stream_id, type_id::AGGREGATE, tag.timestamp, body)
+                    .await
+            }
+            _ => client.send_tag(sending.stream_id, tag).await,
+        };
+        if sent.is_err() {
             sending.next = sending.tags.len();
             break;
         }
-        sending.next += 1;
+        sending.next += batch;
     }
     (client, sending)
 }

@@ -17,6 +17,10 @@ pub struct RtmpTiming {
     pub first_audio: Option<Duration>,
     /// The first video frame (not a sequence header), after the step began.
     pub first_video: Option<Duration>,
+    /// The last audio frame, after the step began.
+    pub last_audio: Option<Duration>,
+    /// The last video frame, after the step began.
+    pub last_video: Option<Duration>,
     /// The newest video timestamp received (ms).
     newest_video: Option<u32>,
     /// The most an audio message's timestamp was behind the newest video
@@ -42,6 +46,7 @@ impl RtmpTiming {
         }
         if type_id == 8 {
             self.first_audio.get_or_insert(at);
+            self.last_audio = Some(at);
             if let Some(video) = self.newest_video.filter(|v| *v > timestamp) {
                 let behind = video - timestamp;
                 if self.audio_behind_video.is_none_or(|(most, _)| behind > most) {
@@ -50,6 +55,7 @@ impl RtmpTiming {
             }
         } else {
             self.first_video.get_or_insert(at);
+            self.last_video = Some(at);
             self.newest_video = self.newest_video.max(Some(timestamp));
         }
         let (first_at, first_ts) = *self.first_media.get_or_insert((at, timestamp));
@@ -75,6 +81,16 @@ impl RtmpTiming {
         };
         late(self.first_video, expect.first_video_within, "video")?;
         late(self.first_audio, expect.first_audio_within, "audio")?;
+        let going_on = |last: Option<Duration>, after: Option<Duration>, what: &str| match (last, after) {
+            (Some(at), Some(after)) if at > after => Err(format!(
+                "{what} kept coming: one {what} frame arrived {} after the step began, later than {}",
+                seconds(at),
+                seconds(after)
+            )),
+            _ => Ok(()),
+        };
+        going_on(self.last_audio, expect.no_audio_after, "audio")?;
+        going_on(self.last_video, expect.no_video_after, "video")?;
         if let (Some(limit), Some((behind, timestamp))) = (expect.max_audio_behind_video, self.audio_behind_video) {
             if u128::from(behind) > limit.as_millis() {
                 return Err(format!(
@@ -178,5 +194,22 @@ mod tests {
         );
         timing.first_video = Some(ms(100));
         assert_eq!(timing.check(&expect()).unwrap_err(), "no audio frame within 1.0 s");
+    }
+
+    #[test]
+    fn a_track_that_goes_on_after_it_should_stop_is_told() {
+        let stops = RtmpMediaExpect {
+            no_audio_after: Some(ms(500)),
+            ..RtmpMediaExpect::default()
+        };
+        let mut timing = RtmpTiming::default();
+        timing.media(ms(100), 8, 0, AUDIO);
+        timing.media(ms(2000), 9, 1900, VIDEO);
+        assert_eq!(timing.check(&stops), Ok(()));
+        timing.media(ms(2100), 8, 2000, AUDIO);
+        assert_eq!(
+            timing.check(&stops).unwrap_err(),
+            "audio kept coming: one audio frame arrived 2.1 s after the step began, later than 0.5 s"
+        );
     }
 }

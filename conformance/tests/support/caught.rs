@@ -124,6 +124,11 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/connect/amf3", "connect without level"),
     ("rtmp/handshake/digest", "connect without level"),
     ("rtmp/handshake/simple", "connect without level"),
+    ("rtmp/handshake/digest-8", "finds digests at 772 only"),
+    ("rtmp/handshake/s2-echoes-c1", "answers with a random S2"),
+    ("rtmp/handshake/byte-by-byte", "reads C0C1 in one read"),
+    ("rtmp/handshake/stalled-c1-closed", "never answers publish"),
+    ("rtmp/commands/play-live-only", "takes start -1000 for a recording"),
     ("rtmp/connect/extra-args", "refuses connect arguments"),
     (
         "rtmp/robustness/unknown-message-type",
