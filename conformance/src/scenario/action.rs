@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::expect::Observed;
+use super::ffmpeg::{FfmpegActor, Process as FfmpegProcess};
 use super::run::{Actor, Case, RtmpActor, Sending, WebrtcActor};
 use super::{parse_size, ActorKind, Expect, HookExpect, Step};
 use crate::backend::HookCall;
@@ -419,9 +420,12 @@ impl Action {
         })
     }
 
-    /// The NetStatus code that means success, expected when a step says
-    /// nothing else.
-    pub(super) fn success(&self) -> Option<&'static str> {
+    /// The NetStatus code that means success, expected when a step of an
+    /// actor of `kind` says nothing else (an `ffmpeg` actor shows none).
+    pub(super) fn success(&self, kind: Option<ActorKind>) -> Option<&'static str> {
+        if kind == Some(ActorKind::Ffmpeg) {
+            return None;
+        }
         match self {
             Action::Connect { .. } => Some(code::CONNECT_SUCCESS),
             Action::Publish { .. } => Some(code::PUBLISH_START),
@@ -469,6 +473,14 @@ impl Action {
         let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
         let webrtc = kind == Some(ActorKind::Webrtc);
         match self {
+            Action::Publish { media: Some(_), .. }
+            | Action::Play { .. }
+            | Action::Wait { stream: Some(_) }
+            | Action::Unpublish { .. }
+                if kind == Some(ActorKind::Ffmpeg) =>
+            {
+                true
+            }
             Action::Connect { .. }
             | Action::Publish { .. }
             | Action::Play { .. }
@@ -733,9 +745,105 @@ impl Case<'_> {
                     .await;
             }
             (Action::Disconnect {}, Some(Actor::Raw(socket))) => *socket = None,
+            (action, Some(Actor::Ffmpeg(ffmpeg))) => self.ffmpeg(action, ffmpeg, candidates, within, observed).await,
             (action, _) => observed.error = Some(format!("{} does not fit the actor", action.name())),
         }
         Then::Done
+    }
+
+    /// An `ffmpeg` actor's action: a publish waits until FFmpeg writes
+    /// media (the server answered Publish.Start), a play or wait watches
+    /// what its player decodes until the step's expectations hold.
+    async fn ffmpeg(
+        &self,
+        action: &Action,
+        actor: &mut FfmpegActor,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        let base = self.running.rtmp_base.clone().unwrap_or_default();
+        let url = |stream: &str| format!("{base}/{}/{}", self.running.app, self.stream_name(stream));
+        let deadline = tokio::time::Instant::now() + within;
+        let tick = Duration::from_millis(50);
+        match action {
+            Action::Publish {
+                stream,
+                media: Some(file),
+                ..
+            } => {
+                let started = self
+                    .options
+                    .fixtures
+                    .read(file)
+                    .and_then(|media| FfmpegProcess::publish(&url(stream), media));
+                let publisher = match started {
+                    Ok(publisher) => actor.publisher.insert(publisher),
+                    Err(error) => {
+                        observed.error = Some(error);
+                        return;
+                    }
+                };
+                observed
+                    .log
+                    .push(format!("ffmpeg -re -i {file} -c copy -f flv {}", url(stream)));
+                while publisher.counts().written_us == 0 {
+                    if let Some(ended) = publisher.ended() {
+                        observed.error = Some(format!("{ended}; it never began publishing"));
+                        return;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        observed.error = Some(format!(
+                            "ffmpeg wrote no media within {within:?}: its publish was never answered \
+                             NetStream.Publish.Start (FFmpeg waits for it)"
+                        ));
+                        return;
+                    }
+                    tokio::time::sleep(tick).await;
+                }
+            }
+            Action::Play { stream, .. } | Action::Wait { stream: Some(stream) } => {
+                if matches!(action, Action::Play { .. }) {
+                    match FfmpegProcess::play(&url(stream)) {
+                        Ok(player) => actor.player = Some(player),
+                        Err(error) => {
+                            observed.error = Some(error);
+                            return;
+                        }
+                    }
+                    observed.log.push(format!("ffmpeg -i {} -f framecrc -", url(stream)));
+                }
+                let Some(player) = actor.player.as_mut() else {
+                    observed.error = Some("the ffmpeg actor plays nothing".into());
+                    return;
+                };
+                let baseline = player.counts();
+                loop {
+                    let counts = player.counts();
+                    observed.audio = counts.audio - baseline.audio;
+                    observed.video = counts.video - baseline.video;
+                    if candidates[0].1.check(observed).is_ok() || tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    if let Some(ended) = player.ended() {
+                        observed.error = Some(ended);
+                        break;
+                    }
+                    tokio::time::sleep(tick).await;
+                }
+            }
+            Action::Unpublish { .. } => {
+                if let Some(publisher) = actor.publisher.take() {
+                    publisher.stop().await;
+                }
+            }
+            Action::Disconnect {} => {
+                for process in [actor.publisher.take(), actor.player.take()].into_iter().flatten() {
+                    process.stop().await;
+                }
+            }
+            other => observed.error = Some(format!("{} does not fit an ffmpeg actor", other.name())),
+        }
     }
 
     /// An RTMP actor's action.

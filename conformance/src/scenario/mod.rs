@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 mod action;
 mod expect;
+mod ffmpeg;
 mod run;
 mod series;
 mod timing;
@@ -81,6 +82,11 @@ pub enum ActorKind {
     Webrtc,
     /// A bare TCP connection for raw bytes.
     Raw,
+    /// FFmpeg's own RTMP client, the `ffmpeg` program: `publish` sends an
+    /// FLV fixture with `-re -c copy -f flv`, `play` decodes every frame
+    /// (`-f framecrc`), counted as `rtmp_media`. A case with one is
+    /// UNIMPLEMENTED on a machine without `ffmpeg`.
+    Ffmpeg,
     /// The application backend: an HTTP server inside the suite that the
     /// target's hooks call (docs/backend-hooks.md) and that allows every
     /// call. The embedded target is pointed at it (the `backend-hooks`

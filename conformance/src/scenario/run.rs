@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::action::{ConnectHow, Then};
 use super::expect::{describe_section, Observed};
+use super::ffmpeg::FfmpegActor;
 use super::{ActorKind, Expect, Scenario, Step};
 use crate::backend::Backend;
 use crate::client::{ClientProfile, Incoming, RtmpClient};
@@ -66,7 +67,11 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         duration: Duration::ZERO,
     };
     let spec = target.spec();
-    if let Some(reason) = spec.cannot_run(scenario) {
+    let ffmpeg = scenario.actors.values().any(|kind| *kind == ActorKind::Ffmpeg);
+    let unable = spec
+        .cannot_run(scenario)
+        .or_else(|| ffmpeg.then(super::ffmpeg::available).and_then(Result::err));
+    if let Some(reason) = unable {
         result.verdict = Verdict::Unimplemented;
         result.notes.push(reason);
         return result;
@@ -146,6 +151,8 @@ pub(super) enum Actor {
     Webrtc(Box<WebrtcActor>),
     /// A raw TCP connection, once opened.
     Raw(Option<TcpStream>),
+    /// The `ffmpeg` program's processes.
+    Ffmpeg(Box<FfmpegActor>),
 }
 
 /// An RTMP client and what it has done so far.
@@ -184,6 +191,7 @@ impl Actor {
         match kind {
             ActorKind::Webrtc => Actor::Webrtc(Box::default()),
             ActorKind::Raw => Actor::Raw(None),
+            ActorKind::Ffmpeg => Actor::Ffmpeg(Box::default()),
             kind => Actor::Rtmp(Box::new(RtmpActor {
                 kind,
                 client: None,
@@ -233,7 +241,12 @@ impl Case<'_> {
                 step.action.stream().map(|s| format!(" {s}")).unwrap_or_default()
             );
             self.log(Instant::now(), format!("== {label}"));
-            let candidates = candidates(step);
+            let kind = step
+                .actor
+                .as_ref()
+                .and_then(|name| self.scenario.actors.get(name))
+                .copied();
+            let candidates = candidates(step, kind);
             let observed = self.act(step, &candidates).await;
             self.copy_wire_log();
             let now = Instant::now();
@@ -374,6 +387,22 @@ impl Case<'_> {
                     }
                 }
                 Actor::Raw(_) => {}
+                Actor::Ffmpeg(mut actor) => {
+                    if let Some(player) = actor.player.take() {
+                        let counts = player.counts();
+                        self.log(
+                            Instant::now(),
+                            format!(
+                                "{name} ffmpeg player: {} audio, {} video frames decoded",
+                                counts.audio, counts.video
+                            ),
+                        );
+                        player.stop().await;
+                    }
+                    if let Some(publisher) = actor.publisher.take() {
+                        publisher.stop().await;
+                    }
+                }
             }
         }
         self.copy_wire_log();
@@ -776,12 +805,12 @@ const UNANSWERED_JOIN: &str = "the server never answered joinRoom (no STATE or F
 
 /// What a step accepts: its outcomes with their verdicts, or its `expect`
 /// (or the action's implied success) as OK.
-fn candidates(step: &Step) -> Vec<(Verdict, Expect)> {
+fn candidates(step: &Step, kind: Option<ActorKind>) -> Vec<(Verdict, Expect)> {
     if !step.outcomes.is_empty() {
         return step.outcomes.iter().map(|o| (o.verdict, o.expect.clone())).collect();
     }
     let expect = step.expect.clone().unwrap_or_else(|| Expect {
-        statuses: step.action.success().map(str::to_string).into_iter().collect(),
+        statuses: step.action.success(kind).map(str::to_string).into_iter().collect(),
         ..Expect::default()
     });
     vec![(Verdict::Ok, expect)]

@@ -129,6 +129,13 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/handshake/byte-by-byte", "reads C0C1 in one read"),
     ("rtmp/handshake/stalled-c1-closed", "never answers publish"),
     ("rtmp/commands/play-live-only", "takes start -1000 for a recording"),
+    ("clients/ffmpeg/publish-and-play", "never answers publish"),
+    ("clients/ffmpeg/publishes-to-flash", "never answers publish"),
+    ("clients/ffmpeg/plays-flash", "forwards no media"),
+    (
+        "clients/ffmpeg/publishes-to-whep",
+        "answers offers 200 with the offer echoed",
+    ),
     ("rtmp/connect/extra-args", "refuses connect arguments"),
     (
         "rtmp/robustness/unknown-message-type",
