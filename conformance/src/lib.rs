@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod browser;
 pub mod capture;
 pub mod client;
 pub mod handshake;

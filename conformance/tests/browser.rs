@@ -9,15 +9,13 @@
 //! a stream whose picture starts 6 s after its sound, with no metadata, is
 //! answered without video and then offered it over the WebSocket channel.
 
-#[path = "support/browser.rs"]
-mod browser;
 #[path = "support/tools.rs"]
 mod tools;
 
 use std::time::Duration;
 
-use browser::Browser;
 use bytes::Bytes;
+use conformance::browser::Browser;
 use conformance::client::{ClientProfile, RtmpClient};
 use conformance::target::embedded;
 use reference_server::ServerHandle;

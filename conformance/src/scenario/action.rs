@@ -18,11 +18,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::browser::BrowserActor;
 use super::expect::Observed;
 use super::ffmpeg::{FfmpegActor, Process as FfmpegProcess};
 use super::run::{Actor, Case, RtmpActor, Sending, WebrtcActor};
 use super::{parse_size, ActorKind, Expect, HookExpect, Step};
 use crate::backend::HookCall;
+use crate::browser::page::PageBrowser;
 use crate::handshake::{ClientHandshake, DigestScheme};
 use crate::shipped::Fixtures;
 use crate::target::Capability;
@@ -381,7 +383,7 @@ impl Action {
 
     /// What the action needs of the target, played by an actor of `kind`.
     pub(super) fn capability(&self, kind: Option<ActorKind>) -> Option<Capability> {
-        let webrtc = kind == Some(ActorKind::Webrtc);
+        let webrtc = matches!(kind, Some(ActorKind::Webrtc | ActorKind::Browser));
         Some(match self {
             // What the actor's own play or publish step needs.
             Action::Wait { .. } | Action::Unpublish { .. } if webrtc => return None,
@@ -478,6 +480,22 @@ impl Action {
             | Action::Wait { stream: Some(_) }
             | Action::Unpublish { .. }
                 if kind == Some(ActorKind::Ffmpeg) =>
+            {
+                true
+            }
+            Action::WebrtcPlay {
+                signalling: PlaySignalling::Whep,
+                profile: Profile::Default,
+                ..
+            }
+            | Action::WebrtcPublish {
+                signalling: PublishSignalling::Whip,
+                profile: Profile::Default,
+                ..
+            }
+            | Action::Wait { .. }
+            | Action::Unpublish { stream: None }
+                if kind == Some(ActorKind::Browser) =>
             {
                 true
             }
@@ -746,9 +764,101 @@ impl Case<'_> {
             }
             (Action::Disconnect {}, Some(Actor::Raw(socket))) => *socket = None,
             (action, Some(Actor::Ffmpeg(ffmpeg))) => self.ffmpeg(action, ffmpeg, candidates, within, observed).await,
+            (action, Some(Actor::Browser(browser))) => {
+                self.browser(action, browser, candidates, within, observed).await
+            }
             (action, _) => observed.error = Some(format!("{} does not fit the actor", action.name())),
         }
         Then::Done
+    }
+
+    /// A `browser` actor's action: its page plays over WHEP or publishes
+    /// over WHIP, and what it decodes is watched until the step's
+    /// expectations hold (a publish: until its media flows).
+    async fn browser(
+        &self,
+        action: &Action,
+        actor: &mut BrowserActor,
+        candidates: &[(Verdict, Expect)],
+        within: Duration,
+        observed: &mut Observed,
+    ) {
+        if let Some(name) = candidates
+            .iter()
+            .find_map(|(_, e)| e.media.as_ref().and_then(super::browser::unobservable))
+        {
+            observed.error = Some(format!("a browser actor cannot observe `{name}`"));
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        if actor.page.is_none() {
+            match PageBrowser::open().await {
+                Ok(page) => actor.page = Some(page),
+                Err(error) => {
+                    observed.error = Some(error.to_string());
+                    return;
+                }
+            }
+        }
+        let Some(page) = actor.page.as_mut() else { return };
+        let publishing = matches!(action, Action::WebrtcPublish { .. });
+        let started = match action {
+            Action::WebrtcPlay {
+                stream, audio, video, ..
+            } => match self.endpoint_url(stream, "whep") {
+                Ok(url) => {
+                    observed.log.push(format!("browser plays {url} over WHEP"));
+                    page.play(&url, *audio, *video).await.map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error),
+            },
+            Action::WebrtcPublish { stream, .. } => match self.endpoint_url(stream, "whip") {
+                Ok(url) => {
+                    observed
+                        .log
+                        .push(format!("browser publishes its camera to {url} over WHIP"));
+                    page.publish(&url, true, true).await.map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error),
+            },
+            Action::Unpublish { .. } | Action::Disconnect {} => {
+                if let Err(error) = page.stop().await {
+                    observed.error = Some(error.to_string());
+                }
+                return;
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = started {
+            observed.error = Some(error);
+            return;
+        }
+        loop {
+            let state = match page.state().await {
+                Ok(state) => state,
+                Err(error) => {
+                    observed.error = Some(error.to_string());
+                    return;
+                }
+            };
+            super::browser::observe(&state, observed);
+            let settled = observed.error.is_some() || observed.refusal.is_some();
+            let done = if publishing {
+                super::browser::publishing(&state)
+            } else {
+                candidates[0].1.check(observed)
+            };
+            if settled || done.is_ok() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                if publishing {
+                    observed.error = done.err();
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// An `ffmpeg` actor's action: a publish waits until FFmpeg writes
@@ -1419,18 +1529,23 @@ impl Case<'_> {
         self.signalling_url(stream, http)
     }
 
-    /// The target's `whip` or `whep` URL for `stream`.
+    /// The target's `whip` or `whep` signalling for `stream`.
     fn signalling_url(&self, stream: &str, http: &str) -> Result<Signalling, String> {
+        self.endpoint_url(stream, http).map(|url| Signalling::url(&url))
+    }
+
+    /// The target's `whip` or `whep` URL for `stream`.
+    fn endpoint_url(&self, stream: &str, http: &str) -> Result<String, String> {
         let spec = &self.running.spec;
         let template = if http == "whip" { &spec.whip } else { &spec.whep };
         let template = template
             .as_deref()
             .ok_or_else(|| format!("the target has no {} URL", http.to_uppercase()))?;
-        Ok(Signalling::url(&crate::target::fill_template(
+        Ok(crate::target::fill_template(
             template,
             &self.running.app_key(),
             &self.stream_name(stream),
-        )))
+        ))
     }
 
     /// Waits until the backend has a call some candidate's `hook` matches.

@@ -23,16 +23,7 @@ const STDERR_LINES: usize = 6;
 
 /// Whether this machine has an `ffmpeg` program; why not if it has none.
 pub(super) fn available() -> Result<(), String> {
-    match std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("`ffmpeg -version` exited with {status}")),
-        Err(error) => Err(format!("this machine has no `ffmpeg` program ({error})")),
-    }
+    super::runs("ffmpeg", "-version")
 }
 
 /// An `ffmpeg` actor's processes.

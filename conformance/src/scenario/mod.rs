@@ -40,6 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod action;
+mod browser;
 mod expect;
 mod ffmpeg;
 mod run;
@@ -82,6 +83,11 @@ pub enum ActorKind {
     Webrtc,
     /// A bare TCP connection for raw bytes.
     Raw,
+    /// Debian's Chromium, headless, on the suite's own page: `webrtc-play`
+    /// over WHEP and `webrtc-publish` over WHIP (its fake camera and
+    /// microphone), `wait` reads what it decoded (`getStats`, WebAudio).
+    /// A case with one is UNIMPLEMENTED on a machine without `chromium`.
+    Browser,
     /// FFmpeg's own RTMP client, the `ffmpeg` program: `publish` sends an
     /// FLV fixture with `-re -c copy -f flv`, `play` decodes every frame
     /// (`-f framecrc`), counted as `rtmp_media`. A case with one is
@@ -346,6 +352,21 @@ impl Scenario {
 pub fn parse_size(text: &str) -> Option<(usize, usize)> {
     let (w, h) = text.split_once('x')?;
     Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
+}
+
+/// Whether `program` is installed: `program flag` (its version) succeeds;
+/// why not, for an UNIMPLEMENTED verdict, if it does not.
+fn runs(program: &str, flag: &str) -> Result<(), String> {
+    let status = std::process::Command::new(program)
+        .arg(flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("`{program} {flag}` exited with {status}")),
+        Err(error) => Err(format!("this machine has no `{program}` program ({error})")),
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::action::{ConnectHow, Then};
+use super::browser::BrowserActor;
 use super::expect::{describe_section, Observed};
 use super::ffmpeg::FfmpegActor;
 use super::{ActorKind, Expect, Scenario, Step};
@@ -67,10 +68,19 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         duration: Duration::ZERO,
     };
     let spec = target.spec();
-    let ffmpeg = scenario.actors.values().any(|kind| *kind == ActorKind::Ffmpeg);
+    let uses = |kind| scenario.actors.values().any(|k| *k == kind);
     let unable = spec
         .cannot_run(scenario)
-        .or_else(|| ffmpeg.then(super::ffmpeg::available).and_then(Result::err));
+        .or_else(|| {
+            uses(ActorKind::Ffmpeg)
+                .then(super::ffmpeg::available)
+                .and_then(Result::err)
+        })
+        .or_else(|| {
+            uses(ActorKind::Browser)
+                .then(super::browser::available)
+                .and_then(Result::err)
+        });
     if let Some(reason) = unable {
         result.verdict = Verdict::Unimplemented;
         result.notes.push(reason);
@@ -153,6 +163,8 @@ pub(super) enum Actor {
     Raw(Option<TcpStream>),
     /// The `ffmpeg` program's processes.
     Ffmpeg(Box<FfmpegActor>),
+    /// Chromium with the suite's page.
+    Browser(Box<BrowserActor>),
 }
 
 /// An RTMP client and what it has done so far.
@@ -192,6 +204,7 @@ impl Actor {
             ActorKind::Webrtc => Actor::Webrtc(Box::default()),
             ActorKind::Raw => Actor::Raw(None),
             ActorKind::Ffmpeg => Actor::Ffmpeg(Box::default()),
+            ActorKind::Browser => Actor::Browser(Box::default()),
             kind => Actor::Rtmp(Box::new(RtmpActor {
                 kind,
                 client: None,
@@ -387,6 +400,26 @@ impl Case<'_> {
                     }
                 }
                 Actor::Raw(_) => {}
+                Actor::Browser(mut actor) => {
+                    if let Some(mut page) = actor.page.take() {
+                        if let Ok(state) = page.state().await {
+                            self.log(
+                                Instant::now(),
+                                format!(
+                                    "{name} browser: {}, ICE {}, {} pictures of {}x{} decoded, {} audio samples, {} frames encoded",
+                                    state.status,
+                                    state.ice_state,
+                                    state.frames_decoded,
+                                    state.frame_width,
+                                    state.frame_height,
+                                    state.audio_samples,
+                                    state.frames_encoded
+                                ),
+                            );
+                        }
+                        let _ = page.stop().await;
+                    }
+                }
                 Actor::Ffmpeg(mut actor) => {
                     if let Some(player) = actor.player.take() {
                         let counts = player.counts();

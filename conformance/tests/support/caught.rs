@@ -136,6 +136,14 @@ pub const BROKEN: &[(&str, &str)] = &[
         "clients/ffmpeg/publishes-to-whep",
         "answers offers 200 with the offer echoed",
     ),
+    (
+        "clients/browser/plays-encoder",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "clients/browser/publishes-to-browser",
+        "answers offers 200 with the offer echoed",
+    ),
     ("rtmp/connect/extra-args", "refuses connect arguments"),
     (
         "rtmp/robustness/unknown-message-type",

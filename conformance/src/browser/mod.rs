@@ -1,9 +1,9 @@
 //! A real browser as a test peer: Debian's Chromium, headless, driven over the
 //! Chrome DevTools Protocol (a WebSocket) to open a page and read values the
-//! page exposes (`Runtime.evaluate`).
+//! page exposes (`Runtime.evaluate`). [`page`] is the suite's own page, from
+//! which the `browser` actor plays over WHEP and publishes over WHIP.
 
-// Each test binary that includes this file uses a part of it.
-#![allow(dead_code)]
+pub mod page;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -26,6 +26,9 @@ pub enum BrowserError {
     #[error("page script failed: {0}")]
     Script(String),
 }
+
+/// Chromium's fake camera and microphone, granted without asking.
+const FAKE_CAMERA: &[&str] = &["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
 
 /// A headless Chromium with one page.
 pub struct Browser {
@@ -54,11 +57,17 @@ impl Browser {
     /// picture) and microphone (a beep every second), granted to the page
     /// without asking.
     pub async fn open_with_fake_camera(url: &str) -> Result<Browser, BrowserError> {
-        Browser::start(
-            url,
-            &["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
-        )
-        .await
+        Browser::start(url, FAKE_CAMERA).await
+    }
+
+    /// As [`Browser::open_with_fake_camera`], with the page's requests to
+    /// other origins not subject to CORS: a page of the suite's own talks
+    /// to the target's WHIP and WHEP endpoints as the target's own page
+    /// would (CORS has cases of its own).
+    pub async fn open_as_the_targets_page(url: &str) -> Result<Browser, BrowserError> {
+        let mut flags = FAKE_CAMERA.to_vec();
+        flags.push("--disable-web-security");
+        Browser::start(url, &flags).await
     }
 
     async fn start(url: &str, extra: &[&str]) -> Result<Browser, BrowserError> {
