@@ -353,6 +353,75 @@ async fn a_keyframe_request_is_answered_from_the_gop_cache() {
     server.shutdown().await;
 }
 
+/// Offers that arrive together never make more sessions than the limit:
+/// each takes its slot before it is answered (on a multi-threaded
+/// runtime, where a count checked before the session is stored let 1100
+/// concurrent offers make 1001 sessions of 1000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_offers_never_exceed_the_session_limit() {
+    let server = embedded(|config| config.webrtc.max_sessions = 4).await.unwrap();
+    let mut publisher = ffmpeg_publish(&format!("{}/crowd", server.rtmp_url("live")), false, Some(440), 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, "crowd", true, false).await;
+    let players = (0..40).map(|_| {
+        let signalling = whep(&server, "crowd");
+        tokio::spawn(async move { WebRtcPlayer::play(signalling, PlayerOptions::default()).await })
+    });
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for player in futures_util::future::join_all(players).await {
+        match player.unwrap() {
+            Ok(player) => accepted.push(player),
+            Err(error) => {
+                assert!(error.to_string().contains("503"), "{error}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((accepted.len(), refused), (4, 36));
+    assert_eq!(server.metrics().webrtc_sessions.get(), 4);
+    for mut player in accepted {
+        let _ = player.stop().await;
+    }
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+/// A malformed offer is refused in the server's own words: no parser
+/// internals (addresses, offsets), and none of the peer's bytes echoed.
+#[tokio::test]
+async fn a_malformed_offer_is_refused_in_the_servers_own_words() {
+    let server = embedded(|_| {}).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/whip/{APP}/garbled", server.http_url());
+    for (offer, words) in [
+        ("", "the offer is empty"),
+        ("<script>alert(1)</script>", "does not begin with v=0"),
+        (
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nPointerOffset<script>\r\n",
+            "line 3 of the offer is not an SDP line",
+        ),
+        ("v=0\r\ns=-\r\nt=0 0\r\n", "no media section"),
+    ] {
+        let answer = http
+            .post(&url)
+            .header("Content-Type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{offer:?}");
+        let body = answer.text().await.unwrap();
+        assert!(body.contains(words), "{offer:?}: {body}");
+        assert!(
+            !body.contains("script") && !body.contains("Pointer") && !body.contains("0x"),
+            "{body}"
+        );
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_with_503() {
     let server = embedded(|config| config.webrtc.max_sessions = 0).await.unwrap();

@@ -28,7 +28,7 @@ use rand::Rng;
 use str0m::change::SdpOffer;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebRtcConfig;
@@ -83,7 +83,8 @@ pub enum Direction {
 /// Why a session could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    /// The offer is not SDP, or str0m cannot accept it.
+    /// The offer is not SDP, or not one the server can answer; the text
+    /// says which in the server's own words (never the parser's).
     #[error("bad SDP offer: {0}")]
     BadOffer(String),
     /// Nothing publishes the stream and the application does not wait.
@@ -150,6 +151,10 @@ pub struct WebRtc {
     candidate: SocketAddr,
     router: udp::Router,
     sessions: Mutex<HashMap<String, SessionHandle>>,
+    /// One permit per session that may still start (`max_sessions`): a
+    /// session takes one before it is answered and holds it to its end, so
+    /// concurrent offers never make more.
+    slots: Arc<tokio::sync::Semaphore>,
     config: WebRtcConfig,
 }
 
@@ -168,6 +173,7 @@ impl WebRtc {
             candidate,
             router: udp::Router::default(),
             sessions: Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
             config: config.clone(),
         })
     }
@@ -254,7 +260,7 @@ impl WebRtc {
         if silent || offers.is_some() {
             config = config.enable_h264(true);
         }
-        let (rtc, ufrag, answer) = self.accept(config, offer)?;
+        let (rtc, ufrag, answer, slot) = self.accept(config, offer)?;
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
@@ -270,8 +276,7 @@ impl WebRtc {
         Ok((
             self.spawn(
                 ctx,
-                rtc,
-                ufrag,
+                (rtc, ufrag, slot),
                 peer_ufrag,
                 app,
                 stream,
@@ -299,7 +304,7 @@ impl WebRtc {
             .count();
         let offer = parse_offer(&one_way(offer, "a=sendonly"))?;
         let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
-        let (rtc, ufrag, answer) = self.accept(config, offer)?;
+        let (rtc, ufrag, answer, slot) = self.accept(config, offer)?;
         // A publisher whose tracks are not all taken is refused rather than
         // half-accepted (RFC 9725, section 4.4.3): it would go live
         // without them, unaware.
@@ -316,13 +321,21 @@ impl WebRtc {
             ingest.media_added(mid, kind);
         }
         let role = peer::Role::Publish(Box::new(ingest));
-        Ok((self.spawn(ctx, rtc, ufrag, peer_ufrag, app, stream, role), answer))
+        Ok((
+            self.spawn(ctx, (rtc, ufrag, slot), peer_ufrag, app, stream, role),
+            answer,
+        ))
     }
 
-    fn accept(&self, config: RtcConfig, offer: SdpOffer) -> Result<(Rtc, String, String), SessionError> {
-        if self.session_count() >= self.config.max_sessions {
-            return Err(SessionError::TooManySessions(self.config.max_sessions));
-        }
+    /// Answers `offer` with a new `Rtc` (ICE lite, one host candidate):
+    /// the `Rtc`, its ICE ufrag (the session id), the answer, and the
+    /// session's slot.
+    fn accept(&self, config: RtcConfig, offer: SdpOffer) -> Result<Accepted, SessionError> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SessionError::TooManySessions(self.config.max_sessions))?;
         let ufrag = random_token(16);
         let creds = IceCreds {
             ufrag: ufrag.clone(),
@@ -332,21 +345,23 @@ impl WebRtc {
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
             .build(Instant::now());
-        let candidate = Candidate::host(self.candidate, "udp").map_err(|e| SessionError::BadOffer(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| SessionError::BadOffer(e.to_string()))?;
-        Ok((rtc, ufrag, answer.to_sdp_string()))
+        match Candidate::host(self.candidate, "udp") {
+            Ok(candidate) => {
+                rtc.add_local_candidate(candidate);
+            }
+            Err(error) => tracing::warn!(%error, address = %self.candidate, "no ICE candidate for the answer"),
+        }
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
+            tracing::debug!(%error, "offer not accepted");
+            SessionError::BadOffer("its media sections cannot be negotiated (directions, codecs or BUNDLE)".into())
+        })?;
+        Ok((rtc, ufrag, answer.to_sdp_string(), slot))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn spawn(
         self: &Arc<Self>,
         ctx: &Arc<Context>,
-        rtc: Rtc,
-        ufrag: String,
+        (rtc, ufrag, slot): (Rtc, String, OwnedSemaphorePermit),
         peer_ufrag: String,
         app: &str,
         stream: &str,
@@ -398,6 +413,7 @@ impl WebRtc {
                 this.router.remove(&ufrag);
                 this.lock().remove(&ufrag);
                 metrics.webrtc_sessions.dec();
+                drop(slot);
             },
             span,
         ));
@@ -405,8 +421,43 @@ impl WebRtc {
     }
 }
 
+/// What [`WebRtc::accept`] gives: the `Rtc`, its ICE ufrag, the answer,
+/// and the session's slot.
+type Accepted = (Rtc, String, String, OwnedSemaphorePermit);
+
 fn parse_offer(offer: &str) -> Result<SdpOffer, SessionError> {
-    SdpOffer::from_sdp_string(offer).map_err(|e| SessionError::BadOffer(e.to_string()))
+    SdpOffer::from_sdp_string(offer).map_err(|error| {
+        tracing::debug!(%error, "offer not parsed");
+        SessionError::BadOffer(offer_problem(offer))
+    })
+}
+
+/// Why an offer the SDP parser refused is not SDP, in the server's words:
+/// the parser's own text names its internals, and a peer's bytes are never
+/// echoed.
+fn offer_problem(offer: &str) -> String {
+    let mut lines = offer.lines().map(str::trim_end).enumerate();
+    match lines.next() {
+        None => return "the offer is empty".into(),
+        Some((_, first)) if !first.starts_with("v=") => {
+            return "the offer does not begin with v=0: it is not SDP".into()
+        }
+        _ => {}
+    }
+    let is_line = |line: &str| {
+        let bytes = line.as_bytes();
+        line.is_empty() || (bytes.len() >= 2 && bytes[0].is_ascii_lowercase() && bytes[1] == b'=')
+    };
+    if let Some((index, _)) = lines.clone().find(|(_, line)| !is_line(line)) {
+        return format!(
+            "line {} of the offer is not an SDP line (a letter, '=', a value)",
+            index + 1
+        );
+    }
+    if !lines.any(|(_, line)| line.starts_with("m=")) {
+        return "the offer has no media section (m=)".into();
+    }
+    "the offer is not SDP this server can read (a field out of place or malformed)".into()
 }
 
 /// Whether an answer accepts at least one audio or video m-line (port not 0).
