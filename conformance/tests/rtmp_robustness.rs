@@ -785,3 +785,34 @@ async fn random_bytes_after_connect_never_break_the_server() {
     assert_still_serving(&server).await;
     server.shutdown().await;
 }
+
+/// A megabyte of stream name is refused (Publish.BadName, Play.Failed)
+/// with an answer of a few hundred bytes, not echoed back (it used to come
+/// back twice, in the description and the details); names up to
+/// `max_name_bytes` still publish and play.
+#[tokio::test]
+async fn a_megabyte_stream_name_is_refused_without_being_echoed() {
+    let server = server_with(|config| config.max_name_bytes = 1024).await;
+    let huge = "n".repeat(1 << 20);
+    let mut publisher = encoder_connected(&server).await;
+    let s = publisher.create_stream().await.unwrap();
+    let refused = publisher.publish(s, &huge).await.unwrap();
+    assert_eq!(refused.code, code::PUBLISH_BAD_NAME, "{}", refused.description);
+    assert_eq!(refused.description, "The stream name is longer than 1024 bytes.");
+    assert!(
+        refused.details.as_ref().is_some_and(|d| d.len() <= 128),
+        "{:?}",
+        refused.details.map(|d| d.len())
+    );
+    let mut player = encoder_connected(&server).await;
+    let p = player.create_stream().await.unwrap();
+    let refused = player.play(p, &huge).await.unwrap();
+    assert_eq!(refused.code, code::PLAY_FAILED, "{}", refused.description);
+    assert!(refused.description.len() < 100, "{}", refused.description);
+    // At the limit, a name is a name.
+    let longest = "l".repeat(1024);
+    let (_publisher, _) = publisher_on(&server, &longest).await;
+    let (_player, _) = player_on(&server, &longest).await;
+    assert_still_serving(&server).await;
+    server.shutdown().await;
+}

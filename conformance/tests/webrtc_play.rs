@@ -422,6 +422,28 @@ async fn a_malformed_offer_is_refused_in_the_servers_own_words() {
     server.shutdown().await;
 }
 
+/// A stream name longer than `max_name_bytes` is refused 400 over WHIP
+/// and WHEP, in a short body that does not repeat it.
+#[tokio::test]
+async fn an_overlong_stream_name_is_refused_400_without_being_echoed() {
+    let server = embedded(|config| config.max_name_bytes = 64).await.unwrap();
+    let http = reqwest::Client::new();
+    let name = "x".repeat(65);
+    for endpoint in ["whip", "whep"] {
+        let answer = http
+            .post(format!("{}/{endpoint}/{APP}/{name}", server.http_url()))
+            .header("Content-Type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{endpoint}");
+        let body = answer.text().await.unwrap();
+        assert_eq!(body, "The stream name is longer than 64 bytes\n", "{endpoint}");
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_with_503() {
     let server = embedded(|config| config.webrtc.max_sessions = 0).await.unwrap();

@@ -5,6 +5,7 @@
 //! channel message).
 //!
 //! The order, the same for all of them:
+//! 0. the name: at most `max_name_bytes` long ([`Refusal::NameTooLong`]);
 //! 1. the application: it must be configured ([`Refusal::UnknownApp`]);
 //!    RTMP resolves it once, at connect;
 //! 2. publishing only: a name that is live already is refused
@@ -24,6 +25,7 @@ use crate::config::AppConfig;
 use crate::hooks::{Hook, HookBody};
 use crate::hub::{PublishError, Publisher};
 use crate::server::Context;
+use crate::text::Clipped;
 
 /// Who asks: what a backend hook is told of the client.
 #[derive(Debug, Clone, Default)]
@@ -40,8 +42,11 @@ pub struct Requester {
 /// Why a publish or a play was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The stream name is longer than `max_name_bytes` (the limit).
+    #[error("The stream name is longer than {0} bytes")]
+    NameTooLong(usize),
     /// The application key is not in the configuration.
-    #[error("Application '{0}' is not defined on this server")]
+    #[error("Application '{}' is not defined on this server", Clipped(.0))]
     UnknownApp(String),
     /// Somebody publishes this name already.
     #[error("{0} is already being published")]
@@ -66,6 +71,15 @@ pub fn app<'a>(ctx: &'a Context, app: &str) -> Result<&'a AppConfig, Refusal> {
         .ok_or_else(|| Refusal::UnknownApp(app.to_string()))
 }
 
+/// [`Refusal::NameTooLong`] for a name longer than `max_name_bytes`.
+fn name_fits(ctx: &Context, name: &NameWithParams) -> Result<(), Refusal> {
+    let limit = ctx.config.max_name_bytes;
+    if name.name.len() > limit {
+        return Err(Refusal::NameTooLong(limit));
+    }
+    Ok(())
+}
+
 /// Admits a publisher of `name` in `app` and reserves the name for `owner`.
 pub async fn publish(
     ctx: &Context,
@@ -74,6 +88,7 @@ pub async fn publish(
     requester: &Requester,
     owner: u64,
 ) -> Result<Publisher, Refusal> {
+    name_fits(ctx, name)?;
     let config = app(ctx, app_key)?;
     if ctx.hub.is_live(app_key, &name.name) {
         return Err(Refusal::NameInUse(name.name.clone()));
@@ -100,6 +115,7 @@ pub async fn play<'a>(
     name: &NameWithParams,
     requester: &Requester,
 ) -> Result<&'a AppConfig, Refusal> {
+    name_fits(ctx, name)?;
     let config = app(ctx, app_key)?;
     if let Some(url) = &config.backend_url {
         let body = hook_body(app_key, name, requester, ctx.hub.tracks(app_key, &name.name));

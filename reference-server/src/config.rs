@@ -32,6 +32,10 @@ pub struct Config {
     pub application_from_url: bool,
     /// The application used when a client names none.
     pub default_app: String,
+    /// Longest stream name a client may publish or play, in bytes: a longer
+    /// one is refused (NetStream.Publish.BadName or Play.Failed, HTTP 400,
+    /// FAILED on the WebSocket channel), and never echoed in full.
+    pub max_name_bytes: usize,
     /// The defined applications, by key. The defaults define `flashStreamingApp`
     /// and `live`; a file or `--set` adds applications or changes these.
     pub apps: BTreeMap<String, AppConfig>,
@@ -50,6 +54,7 @@ impl Default for Config {
             quirks: Quirks::default(),
             application_from_url: false,
             default_app: "flashStreamingApp".to_string(),
+            max_name_bytes: 1024,
             apps: [
                 ("flashStreamingApp".to_string(), AppConfig::default()),
                 ("live".to_string(), AppConfig::default()),

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod rooms;
 pub mod rtmp;
 mod server;
+pub mod text;
 pub mod transcode;
 pub mod warn;
 pub mod webrtc;

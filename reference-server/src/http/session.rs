@@ -11,6 +11,7 @@ use crate::admission::{self, Refusal};
 use crate::config::MissingStreamPolicy;
 use crate::hub::Tracks;
 use crate::server::Context;
+use crate::text::Clipped;
 use crate::webrtc::{play, Direction, OfferSink, SessionError, SessionHandle};
 
 /// Why a session was not started.
@@ -46,7 +47,13 @@ pub async fn start(
             Some(admission::publish(ctx, app, name, requester, owner).await?)
         }
     };
-    tracing::info!(%app, stream = %name.name, params = ?name.params, ?direction, "WebRTC session requested");
+    tracing::info!(
+        app = %Clipped(app),
+        stream = %Clipped(&name.name),
+        params = %Clipped(&format!("{:?}", name.params)),
+        ?direction,
+        "WebRTC session requested"
+    );
     if direction == Direction::Play && !ctx.config.quirks.answer_only_tracks_sent {
         wait_until_video_is_known(ctx, app, &name.name).await;
     }

@@ -13,6 +13,7 @@ use super::patch;
 use super::session::{start, Requester, StartFailure};
 use crate::admission::Refusal;
 use crate::server::Context;
+use crate::text::Clipped;
 use crate::webrtc::{Direction, SessionError, SessionHandle};
 
 /// `POST /whep/{app}/{stream}`.
@@ -81,7 +82,7 @@ async fn post(
         // Playing waits for nobody here: the player may come back (WHEP
         // draft 03, section 4.3.8, asks for 409 with Retry-After).
         Err(StartFailure::Session(SessionError::NotFound)) => {
-            tracing::info!(%app, %stream, "{kind} refused: nothing published");
+            tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), "{kind} refused: nothing published");
             (
                 StatusCode::CONFLICT,
                 [(header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
@@ -93,6 +94,7 @@ async fn post(
             let status = match &failure {
                 StartFailure::Refused(Refusal::UnknownApp(_) | Refusal::Backend { .. }) => StatusCode::FORBIDDEN,
                 StartFailure::Refused(Refusal::NameInUse(_)) => StatusCode::CONFLICT,
+                StartFailure::Refused(Refusal::NameTooLong(_)) => StatusCode::BAD_REQUEST,
                 StartFailure::Session(SessionError::BadOffer(_) | SessionError::BadParameter(_)) => {
                     StatusCode::BAD_REQUEST
                 }
@@ -100,7 +102,7 @@ async fn post(
                 StartFailure::Session(SessionError::NoUsableMedia(_)) => StatusCode::UNPROCESSABLE_ENTITY,
                 StartFailure::Session(SessionError::TooManySessions(_)) => StatusCode::SERVICE_UNAVAILABLE,
             };
-            tracing::info!(%app, %stream, %status, reason = %failure, "{kind} refused");
+            tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), %status, reason = %failure, "{kind} refused");
             (status, format!("{failure}\n")).into_response()
         }
     }

@@ -27,6 +27,7 @@ use crate::hooks::{Hook, HookBody};
 use crate::hub::{Delivery, Frame, Publisher, Subscription, Tracks};
 use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
+use crate::text::Clipped;
 use crate::transcode::{Target, Transcoded};
 
 /// Why a connection ended.
@@ -399,7 +400,7 @@ impl Connection {
         self.keep_query_if_quirky(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
-        tracing::info!(stream_id, stream = %name.name, params = ?name.params, "publish");
+        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %Clipped(&format!("{:?}", name.params)), "publish");
         let requester = self.requester(app);
         match admission::publish(&self.ctx, &key, &name, &requester, self.connection_id).await {
             Ok(publisher) => {
@@ -423,7 +424,7 @@ impl Connection {
         let key = app.key.clone();
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
         let opus_target = Target::from(app.config.opus_to_rtmp);
-        tracing::info!(stream_id, stream = %name.name, params = ?name.params, "play");
+        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %Clipped(&format!("{:?}", name.params)), "play");
         let requester = self.requester(app);
         if let Err(refusal) = admission::play(&self.ctx, &key, &name, &requester).await {
             self.session

@@ -613,8 +613,9 @@ impl Session {
         let Some(StreamRole::Publishing { name }) = self.streams.insert(stream_id, StreamRole::Idle) else {
             return;
         };
+        // A refused name may be any length: its start is enough.
         let status = NetStatus::new(Level::Error, code, description)
-            .details(name)
+            .details(crate::text::prefix(&name, crate::text::SHOWN))
             .clientid(self.client_id.as_str());
         self.on_status(stream_id, status);
     }
@@ -663,8 +664,9 @@ impl Session {
             return;
         };
         self.streams.insert(stream_id, StreamRole::Idle);
+        // A refused name may be any length: its start is enough.
         let status = NetStatus::new(Level::Error, code, description)
-            .details(name)
+            .details(crate::text::prefix(&name, crate::text::SHOWN))
             .clientid(self.client_id.as_str());
         self.on_status(stream_id, status);
     }

@@ -54,7 +54,10 @@ pub fn video_request(params: &Params) -> Result<Option<VideoSettings>, String> {
             None => Ok(None),
             Some(value) => match value.parse::<u32>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(format!("parameter {key}={value}: a number from 1 to {max} expected")),
+                _ => Err(format!(
+                    "parameter {key}={}: a number from 1 to {max} expected",
+                    crate::text::Clipped(value)
+                )),
             },
         }
     };
