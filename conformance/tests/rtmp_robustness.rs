@@ -743,6 +743,37 @@ async fn connections_above_the_limit_are_refused_and_capacity_returns() {
     server.shutdown().await;
 }
 
+/// One address that opens idle connections up to its cap cannot take more,
+/// while another address is still served: a thousand handshaked idle
+/// connections from one client no longer hold every slot.
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let server = server_with(|c| c.rtmp.max_connections_per_address = 3).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut socket = TcpStream::connect(server.rtmp_addr()).await.unwrap();
+        client_handshake(&mut socket, ClientHandshake::Simple).await.unwrap();
+        idle.push(socket);
+    }
+    let mut fourth = TcpStream::connect(server.rtmp_addr()).await.unwrap();
+    assert!(
+        raw_closed(&mut fourth, Duration::from_secs(1)).await,
+        "a fourth connection from the same address was not closed"
+    );
+    assert_eq!(server.metrics().rtmp_connections_refused.get(), 1);
+    // 127.0.0.2 is another address on the loopback interface.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind(([127, 0, 0, 2], 0).into()).unwrap();
+    let mut other = other.connect(server.rtmp_addr()).await.unwrap();
+    let served = client_handshake(&mut other, ClientHandshake::Simple).await;
+    assert!(served.is_ok(), "another address was refused: {served:?}");
+    drop(idle.pop());
+    wait_connections_at_most(&server, 3, "after one of the first address's closed").await;
+    let mut again = encoder_connected(&server).await;
+    assert!(again.create_stream().await.is_ok(), "the address got its place back");
+    server.shutdown().await;
+}
+
 // ---- (n) random bytes after a valid connect ----
 
 #[tokio::test]

@@ -87,6 +87,11 @@ pub struct RtmpConfig {
     pub idle_timeout: Duration,
     /// Most simultaneous RTMP connections; more are closed at once.
     pub max_connections: usize,
+    /// Most simultaneous RTMP connections from one IP address (0: no
+    /// limit); more from it are closed at once, so that one client cannot
+    /// hold every slot of `max_connections`. Raise it for load tests from
+    /// one machine.
+    pub max_connections_per_address: usize,
     /// Most NetStreams one connection may create.
     pub max_streams_per_connection: u32,
     /// Frames a player may fall behind before it skips to the next keyframe.
@@ -110,6 +115,7 @@ impl Default for RtmpConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1000,
+            max_connections_per_address: 100,
             max_streams_per_connection: 64,
             player_queue_frames: 1024,
             gop_cache_bytes: 32 * 1024 * 1024,

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod hooks;
 mod http;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod rooms;
 pub mod rtmp;

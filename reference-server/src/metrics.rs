@@ -33,7 +33,8 @@ pub struct Metrics {
     pub rtmp_connections_total: Counter,
     /// RTMP connections open now (gauge).
     pub rtmp_connections: Counter,
-    /// Connections refused because `max_connections` was reached.
+    /// Connections refused because `max_connections` or
+    /// `max_connections_per_address` was reached.
     pub rtmp_connections_refused: Counter,
     /// Connections closed because of malformed or hostile input.
     pub rtmp_protocol_errors: Counter,
@@ -109,7 +110,7 @@ impl Metrics {
         metric(
             "rtmp_connections_refused_total",
             "counter",
-            "RTMP connections refused at the connection limit.",
+            "RTMP connections refused at the connection limit or the per-address limit.",
             self.rtmp_connections_refused.get(),
         );
         metric(

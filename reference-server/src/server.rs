@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::hub::{Hub, HubLimits};
+use crate::limits::PerAddress;
 use crate::metrics::Metrics;
 use crate::transcode::Transcoders;
 use crate::webrtc::WebRtc;
@@ -35,6 +36,8 @@ pub struct Context {
     pub transcoders: Transcoders,
     /// The rooms of every application.
     pub rooms: Arc<crate::rooms::Rooms>,
+    /// RTMP connections per client address.
+    pub rtmp_addresses: Arc<PerAddress>,
 }
 
 /// Why the server could not start.
@@ -91,6 +94,7 @@ impl Server {
         let ctx = Arc::new(Context {
             hooks: Hooks::new(config.hooks.timeout),
             rooms: Arc::new(crate::rooms::Rooms::new(config.quirks)),
+            rtmp_addresses: PerAddress::new(config.rtmp.max_connections_per_address),
             config,
             hub: hub.clone(),
             transcoders: Transcoders::new(hub.clone(), metrics.clone()),
@@ -147,6 +151,15 @@ async fn accept_rtmp(listener: TcpListener, ctx: Arc<Context>, tracker: TaskTrac
             tracing::warn!(%peer, limit = ctx.config.rtmp.max_connections, "connection refused: too many connections");
             continue;
         }
+        let Some(slot) = ctx.rtmp_addresses.admit(peer.ip()) else {
+            metrics.rtmp_connections_refused.inc();
+            tracing::warn!(
+                %peer,
+                limit = ctx.rtmp_addresses.limit(),
+                "connection refused: too many connections from this address"
+            );
+            continue;
+        };
         metrics.rtmp_connections_total.inc();
         metrics.rtmp_connections.inc();
         let id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +167,7 @@ async fn accept_rtmp(listener: TcpListener, ctx: Arc<Context>, tracker: TaskTrac
         tracker.spawn(async move {
             rtmp::connection::serve(socket, peer, ctx, id).await;
             metrics.rtmp_connections.dec();
+            drop(slot);
         });
     }
 }

@@ -301,6 +301,10 @@ impl Target {
                         app.backend_url = hooks.map(str::to_string);
                     }
                     config.quirks = quirks;
+                    // Every client of the suite and of the bench comes from
+                    // 127.0.0.1: the per-address cap would take a load test
+                    // for one hostile client.
+                    config.rtmp.max_connections_per_address = 0;
                 })
                 .await?;
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());
