@@ -444,6 +444,53 @@ async fn an_overlong_stream_name_is_refused_400_without_being_echoed() {
     server.shutdown().await;
 }
 
+/// One address holds at most `webrtc.max_sessions_per_address` sessions
+/// (429 beyond), and at most `http.max_websockets_per_address` WebSocket
+/// connections; places come back when sessions end.
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_sessions_and_websockets() {
+    let server = embedded(|config| {
+        config.webrtc.max_sessions_per_address = 2;
+        config.http.max_websockets_per_address = 1;
+    })
+    .await
+    .unwrap();
+    let mut publisher = ffmpeg_publish(&format!("{}/shared", server.rtmp_url("live")), false, Some(440), 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, "shared", true, false).await;
+    let first = WebRtcPlayer::play(whep(&server, "shared"), PlayerOptions::default())
+        .await
+        .unwrap();
+    let _second = WebRtcPlayer::play(whep(&server, "shared"), PlayerOptions::default())
+        .await
+        .unwrap();
+    let Err(third) = WebRtcPlayer::play(whep(&server, "shared"), PlayerOptions::default()).await else {
+        panic!("a third session from one address with a cap of 2");
+    };
+    assert!(third.to_string().contains("429"), "{third}");
+    let mut first = first;
+    let _ = first.stop().await;
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(player) = WebRtcPlayer::play(whep(&server, "shared"), PlayerOptions::default()).await {
+            again = Some(player);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the address never got its place back");
+    let ws = format!("ws://{}/ws", server.http_addr());
+    let open = tokio_tungstenite::connect_async(ws.as_str()).await;
+    assert!(open.is_ok(), "the first WebSocket: {:?}", open.err());
+    let Err(second) = tokio_tungstenite::connect_async(ws.as_str()).await else {
+        panic!("a second WebSocket from one address with a cap of 1");
+    };
+    assert!(second.to_string().contains("429"), "{second}");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_with_503() {
     let server = embedded(|config| config.webrtc.max_sessions = 0).await.unwrap();

@@ -37,6 +37,8 @@ pub struct Requester {
     pub login: Option<String>,
     /// The connection's parameters (an RTMP tcUrl's or WebSocket `connect`'s).
     pub params: Option<Params>,
+    /// The client's IP address, when known.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Why a publish or a play was refused.

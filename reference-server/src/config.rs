@@ -130,12 +130,16 @@ impl Default for RtmpConfig {
 pub struct HttpConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Most simultaneous WebSocket signalling connections from one IP
+    /// address (0: no limit); more are refused (429).
+    pub max_websockets_per_address: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_websockets_per_address: 100,
         }
     }
 }
@@ -154,6 +158,9 @@ pub struct WebRtcConfig {
     pub connect_timeout: Duration,
     /// Most WebRTC sessions (players and publishers) at once; more are refused (HTTP 503).
     pub max_sessions: usize,
+    /// Most simultaneous WebRTC sessions for one IP address (0: no limit);
+    /// more are refused (HTTP 429, FAILED on the WebSocket channel).
+    pub max_sessions_per_address: usize,
     /// How long after its publish started a stream that has sent no video,
     /// and whose metadata does not say whether it has video, may still be
     /// waited for: a player arriving earlier is answered when video comes
@@ -176,6 +183,7 @@ impl Default for WebRtcConfig {
             public_ip: None,
             connect_timeout: Duration::from_secs(15),
             max_sessions: 1000,
+            max_sessions_per_address: 100,
             video_wait: Duration::from_secs(3),
             publisher_keyframe_interval: Duration::from_secs(2),
         }

@@ -43,6 +43,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         .layer(axum::middleware::from_fn(preflight))
         .layer(axum::middleware::map_response(cors))
         .with_state(ctx);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

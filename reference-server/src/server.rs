@@ -38,6 +38,8 @@ pub struct Context {
     pub rooms: Arc<crate::rooms::Rooms>,
     /// RTMP connections per client address.
     pub rtmp_addresses: Arc<PerAddress>,
+    /// WebSocket signalling connections per client address.
+    pub websocket_addresses: Arc<PerAddress>,
 }
 
 /// Why the server could not start.
@@ -95,6 +97,7 @@ impl Server {
             hooks: Hooks::new(config.hooks.timeout),
             rooms: Arc::new(crate::rooms::Rooms::new(config.quirks)),
             rtmp_addresses: PerAddress::new(config.rtmp.max_connections_per_address),
+            websocket_addresses: PerAddress::new(config.http.max_websockets_per_address),
             config,
             hub: hub.clone(),
             transcoders: Transcoders::new(hub.clone(), metrics.clone()),

@@ -302,9 +302,11 @@ impl Target {
                     }
                     config.quirks = quirks;
                     // Every client of the suite and of the bench comes from
-                    // 127.0.0.1: the per-address cap would take a load test
+                    // 127.0.0.1: the per-address caps would take a load test
                     // for one hostile client.
                     config.rtmp.max_connections_per_address = 0;
+                    config.webrtc.max_sessions_per_address = 0;
+                    config.http.max_websockets_per_address = 0;
                 })
                 .await?;
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());

@@ -60,9 +60,13 @@ pub async fn start(
     let started = match publisher {
         None => {
             let wait = admission::app(ctx, app)?.on_missing_stream == MissingStreamPolicy::Wait;
-            ctx.webrtc.play(ctx, app, &name.name, &name.params, wait, offer, offers)
+            let from = requester.address;
+            ctx.webrtc
+                .play(ctx, app, &name.name, &name.params, wait, offer, offers, from)
         }
-        Some(publisher) => ctx.webrtc.publish(ctx, app, &name.name, publisher, offer),
+        Some(publisher) => ctx
+            .webrtc
+            .publish(ctx, app, &name.name, publisher, offer, requester.address),
     };
     Ok(started?)
 }

@@ -2,9 +2,10 @@
 //! session, `PATCH` on its `Location` trickles ICE candidates (see
 //! [`super::patch`]), `DELETE` ends it. See docs/signalling.md.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use media::rtmp::url::split_params;
@@ -19,34 +20,58 @@ use crate::webrtc::{Direction, SessionError, SessionHandle};
 /// `POST /whep/{app}/{stream}`.
 pub async fn play(
     State(ctx): State<Arc<Context>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((app, stream)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     offer: String,
 ) -> Response {
-    post(ctx, Direction::Play, app, stream, query, headers, offer).await
+    let request = Request {
+        app,
+        stream,
+        query,
+        headers,
+        peer,
+    };
+    post(ctx, Direction::Play, request, offer).await
 }
 
 /// `POST /whip/{app}/{stream}`.
 pub async fn publish(
     State(ctx): State<Arc<Context>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((app, stream)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     offer: String,
 ) -> Response {
-    post(ctx, Direction::Publish, app, stream, query, headers, offer).await
+    let request = Request {
+        app,
+        stream,
+        query,
+        headers,
+        peer,
+    };
+    post(ctx, Direction::Publish, request, offer).await
 }
 
-async fn post(
-    ctx: Arc<Context>,
-    direction: Direction,
+/// What a WHEP or WHIP `POST` came with, besides its offer.
+struct Request {
     app: String,
     stream: String,
     query: Option<String>,
     headers: HeaderMap,
-    offer: String,
-) -> Response {
+    peer: SocketAddr,
+}
+
+async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: String) -> Response {
+    let Request {
+        app,
+        stream,
+        query,
+        headers,
+        peer,
+    } = request;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -61,6 +86,7 @@ async fn post(
     let name = split_params(&format!("{stream}?{}", query.unwrap_or_default()));
     let requester = Requester {
         session_id: format!("http-{:016x}", rand::random::<u64>()),
+        address: Some(peer.ip()),
         ..Requester::default()
     };
     let kind = match direction {
@@ -101,6 +127,7 @@ async fn post(
                 StartFailure::Session(SessionError::NotFound) => StatusCode::NOT_FOUND,
                 StartFailure::Session(SessionError::NoUsableMedia(_)) => StatusCode::UNPROCESSABLE_ENTITY,
                 StartFailure::Session(SessionError::TooManySessions(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                StartFailure::Session(SessionError::TooManyFromAddress(_)) => StatusCode::TOO_MANY_REQUESTS,
             };
             tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), %status, reason = %failure, "{kind} refused");
             (status, format!("{failure}\n")).into_response()

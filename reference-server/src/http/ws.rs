@@ -3,11 +3,13 @@
 //! stream status events in WCS's vocabulary. See docs/signalling.md.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use media::rtmp::url::{split_params, Params};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,9 +36,24 @@ fn to_params(values: serde_json::Map<String, Value>) -> Params {
 }
 
 /// `GET /ws`: upgrades to the signalling channel.
-pub async fn upgrade(State(ctx): State<Arc<Context>>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, ctx))
+pub async fn upgrade(
+    State(ctx): State<Arc<Context>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(slot) = ctx.websocket_addresses.admit(peer.ip()) else {
+        tracing::info!(%peer, "WebSocket refused: too many from this address");
+        let limit = ctx.websocket_addresses.limit();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many WebSocket connections from this address ({limit})\n"),
+        )
+            .into_response();
+    };
+    ws.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| async move {
+        serve(socket, ctx, peer).await;
+        drop(slot);
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,11 +101,12 @@ struct Connection {
     rooms: Option<RoomClient>,
 }
 
-async fn serve(mut socket: WebSocket, ctx: Arc<Context>) {
+async fn serve(mut socket: WebSocket, ctx: Arc<Context>, peer: SocketAddr) {
     let (out, mut outgoing) = mpsc::channel::<String>(64);
     let mut connection = Connection {
         requester: Requester {
             session_id: format!("ws-{:016x}", rand::random::<u64>()),
+            address: Some(peer.ip()),
             ..Requester::default()
         },
         ctx: ctx.clone(),

@@ -383,6 +383,7 @@ impl Connection {
             session_id: self.session.client_id().to_string(),
             login: app.login.clone(),
             params: Some(app.params.clone()),
+            address: self.socket.peer_addr().ok().map(|peer| peer.ip()),
         }
     }
 

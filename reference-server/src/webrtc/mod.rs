@@ -19,7 +19,7 @@ mod publish;
 pub mod udp;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -29,6 +29,8 @@ use str0m::change::SdpOffer;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use crate::limits::{AddressSlot, PerAddress};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebRtcConfig;
@@ -93,6 +95,9 @@ pub enum SessionError {
     /// The server has `webrtc.max_sessions` sessions already.
     #[error("too many WebRTC sessions ({0}); try again later")]
     TooManySessions(usize),
+    /// The client's address has `webrtc.max_sessions_per_address` already.
+    #[error("too many WebRTC sessions from this address ({0})")]
+    TooManyFromAddress(usize),
     /// No m-line of the offer carries a codec the stream can use.
     #[error("the offer has no media this stream can use ({0})")]
     NoUsableMedia(String),
@@ -155,6 +160,8 @@ pub struct WebRtc {
     /// session takes one before it is answered and holds it to its end, so
     /// concurrent offers never make more.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Sessions per client address.
+    addresses: Arc<PerAddress>,
     config: WebRtcConfig,
 }
 
@@ -174,6 +181,7 @@ impl WebRtc {
             router: udp::Router::default(),
             sessions: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
+            addresses: PerAddress::new(config.max_sessions_per_address),
             config: config.clone(),
         })
     }
@@ -226,6 +234,7 @@ impl WebRtc {
         wait: bool,
         offer: &str,
         offers: Option<OfferSink>,
+        from: Option<IpAddr>,
     ) -> Result<(SessionHandle, String), SessionError> {
         let video = play::video_request(params)
             .map_err(SessionError::BadParameter)?
@@ -260,7 +269,7 @@ impl WebRtc {
         if silent || offers.is_some() {
             config = config.enable_h264(true);
         }
-        let (rtc, ufrag, answer, slot) = self.accept(config, offer)?;
+        let (rtc, ufrag, answer, slot) = self.accept(config, offer, from)?;
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
@@ -296,6 +305,7 @@ impl WebRtc {
         stream: &str,
         publisher: Publisher,
         offer: &str,
+        from: Option<IpAddr>,
     ) -> Result<(SessionHandle, String), SessionError> {
         let peer_ufrag = ice_ufrag(offer);
         let offered = offer
@@ -304,7 +314,7 @@ impl WebRtc {
             .count();
         let offer = parse_offer(&one_way(offer, "a=sendonly"))?;
         let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
-        let (rtc, ufrag, answer, slot) = self.accept(config, offer)?;
+        let (rtc, ufrag, answer, slot) = self.accept(config, offer, from)?;
         // A publisher whose tracks are not all taken is refused rather than
         // half-accepted (RFC 9725, section 4.4.3): it would go live
         // without them, unaware.
@@ -327,15 +337,27 @@ impl WebRtc {
         ))
     }
 
-    /// Answers `offer` with a new `Rtc` (ICE lite, one host candidate):
-    /// the `Rtc`, its ICE ufrag (the session id), the answer, and the
-    /// session's slot.
-    fn accept(&self, config: RtcConfig, offer: SdpOffer) -> Result<Accepted, SessionError> {
+    /// Answers `offer` of a client at `from` with a new `Rtc` (ICE lite,
+    /// one host candidate): the `Rtc`, its ICE ufrag (the session id), the
+    /// answer, and the session's slots.
+    fn accept(&self, config: RtcConfig, offer: SdpOffer, from: Option<IpAddr>) -> Result<Accepted, SessionError> {
+        let address = match from {
+            Some(ip) => Some(
+                self.addresses
+                    .admit(ip)
+                    .ok_or(SessionError::TooManyFromAddress(self.addresses.limit()))?,
+            ),
+            None => None,
+        };
         let slot = self
             .slots
             .clone()
             .try_acquire_owned()
             .map_err(|_| SessionError::TooManySessions(self.config.max_sessions))?;
+        let slot = Slot {
+            _server: slot,
+            _address: address,
+        };
         let ufrag = random_token(16);
         let creds = IceCreds {
             ufrag: ufrag.clone(),
@@ -361,7 +383,7 @@ impl WebRtc {
     fn spawn(
         self: &Arc<Self>,
         ctx: &Arc<Context>,
-        (rtc, ufrag, slot): (Rtc, String, OwnedSemaphorePermit),
+        (rtc, ufrag, slot): (Rtc, String, Slot),
         peer_ufrag: String,
         app: &str,
         stream: &str,
@@ -422,8 +444,15 @@ impl WebRtc {
 }
 
 /// What [`WebRtc::accept`] gives: the `Rtc`, its ICE ufrag, the answer,
-/// and the session's slot.
-type Accepted = (Rtc, String, String, OwnedSemaphorePermit);
+/// and the session's slots.
+type Accepted = (Rtc, String, String, Slot);
+
+/// A session's places: one of the server's `max_sessions`, and one of its
+/// client address's; both are given back when the session ends.
+struct Slot {
+    _server: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
+}
 
 fn parse_offer(offer: &str) -> Result<SdpOffer, SessionError> {
     SdpOffer::from_sdp_string(offer).map_err(|error| {
