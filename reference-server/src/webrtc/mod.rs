@@ -205,9 +205,13 @@ impl WebRtc {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A session by id.
+    /// A session by id; none once it was told to stop, although its task
+    /// may still be winding down (a second DELETE finds nothing at once).
     pub fn session(&self, id: &str) -> Option<SessionHandle> {
-        self.lock().get(id).cloned()
+        self.lock()
+            .get(id)
+            .filter(|session| !session.cancel.is_cancelled())
+            .cloned()
     }
 
     /// Sessions open now.
