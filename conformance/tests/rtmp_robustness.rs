@@ -774,6 +774,28 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
     server.shutdown().await;
 }
 
+/// A client that completes the handshake and then sends no connect is
+/// closed at `rtmp.connect_timeout`; one that connected stays.
+#[tokio::test]
+async fn a_handshake_without_connect_is_closed_at_the_connect_timeout() {
+    let server = server_with(|c| c.rtmp.connect_timeout = Duration::from_secs(1)).await;
+    let mut silent = TcpStream::connect(server.rtmp_addr()).await.unwrap();
+    client_handshake(&mut silent, ClientHandshake::Simple).await.unwrap();
+    let mut connected = encoder_connected(&server).await;
+    let started = Instant::now();
+    assert!(
+        raw_closed(&mut silent, Duration::from_secs(3)).await,
+        "a connection without connect was still open 3 s after its handshake"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(800), "closed too early");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        connected.create_stream().await.is_ok(),
+        "a connected client was closed too"
+    );
+    server.shutdown().await;
+}
+
 // ---- (n) random bytes after a valid connect ----
 
 #[tokio::test]

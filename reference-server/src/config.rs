@@ -82,6 +82,11 @@ pub struct RtmpConfig {
     /// Time allowed for the handshake.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// A connection whose connect has not been accepted this long after its
+    /// handshake is closed: a client that shakes hands and then waits holds
+    /// a slot for nothing.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// A connection that sends nothing for this long is closed (the server pings at half of it).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -113,6 +118,7 @@ impl Default for RtmpConfig {
             max_message_size: 8 * 1024 * 1024,
             max_chunk_size: 16 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1000,
             max_connections_per_address: 100,

@@ -37,6 +37,8 @@ enum Closed {
     Handshake(String),
     #[error("handshake not completed within {0:?}")]
     HandshakeTimeout(Duration),
+    #[error("no connect within {0:?} of the handshake")]
+    ConnectTimeout(Duration),
     #[error("{0}")]
     Protocol(#[from] SessionError),
     #[error("no data from the client for {0:?}")]
@@ -196,9 +198,14 @@ impl Connection {
         // backend hook is the server's, not the client's.
         let mut last_input = Instant::now();
         let mut next_ping = last_input + idle / 2;
+        let connect_timeout = self.ctx.config.rtmp.connect_timeout;
+        let connect_deadline = last_input + connect_timeout;
         loop {
             tokio::select! {
                 _ = self.ctx.shutdown.cancelled() => return Ok("server shutting down"),
+                _ = tokio::time::sleep_until(connect_deadline), if self.app.is_none() => {
+                    return Err(Closed::ConnectTimeout(connect_timeout));
+                }
                 read = self.socket.read(&mut buf) => {
                     let n = read?;
                     if n == 0 {
