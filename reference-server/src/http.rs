@@ -3,10 +3,10 @@
 //! `/metrics` (Prometheus text) and `/healthz`. Every answer allows any origin,
 //! so browser pages served elsewhere can signal here.
 
-mod patch;
+pub(crate) mod patch;
 mod session;
 mod whep;
-mod ws;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 

@@ -15,6 +15,8 @@
 pub mod admission;
 pub mod config;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 mod http;
 pub mod hub;

@@ -89,7 +89,7 @@ pub fn answer(patch: Patch<'_>, session_id: &str, peer_ufrag: &str) -> Answer {
     if lines.is_empty() {
         return Answer::Malformed("an empty fragment");
     }
-    if !lines.iter().all(|line| is_sdp_line(line)) {
+    if !lines.iter().all(|line| crate::webrtc::is_sdp_line(line)) {
         return Answer::Malformed("a fragment line is not SDP (type=value)");
     }
     let ufrag = lines.iter().find_map(|line| line.strip_prefix("a=ice-ufrag:"));
@@ -102,11 +102,6 @@ pub fn answer(patch: Patch<'_>, session_id: &str, peer_ufrag: &str) -> Answer {
         Some(tags) if tags.split(',').any(|tag| tag.trim() == etag(session_id)) => Answer::Trickled,
         Some(_) => Answer::PreconditionFailed,
     }
-}
-
-fn is_sdp_line(line: &str) -> bool {
-    let bytes = line.as_bytes();
-    bytes.len() >= 2 && bytes[0].is_ascii_lowercase() && bytes[1] == b'='
 }
 
 #[cfg(test)]

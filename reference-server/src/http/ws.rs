@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::session::{start, Requester};
 use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
+use crate::text::Clipped;
 use crate::webrtc::{Direction, SessionHandle, SessionStatus};
 
 /// Largest message a client may send (an SDP offer is a few kB).
@@ -56,9 +57,14 @@ pub async fn upgrade(
     })
 }
 
+/// A client's message, from its JSON text.
+pub(crate) fn read_message(text: &str) -> Result<ClientMessage, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-enum ClientMessage {
+pub(crate) enum ClientMessage {
     Connect {
         #[serde(rename = "appKey")]
         app_key: String,
@@ -163,9 +169,14 @@ impl Connection {
     }
 
     async fn message(&mut self, text: &str) {
-        let message: ClientMessage = match serde_json::from_str(text) {
+        let message = match read_message(text) {
             Ok(message) => message,
-            Err(error) => return self.error(&format!("bad message: {error}")).await,
+            // serde's words may quote the peer's text: clipped.
+            Err(error) => {
+                return self
+                    .error(&format!("bad message: {}", Clipped(&error.to_string())))
+                    .await
+            }
         };
         match message {
             ClientMessage::Connect { app_key, params } => self.connect(app_key, params).await,

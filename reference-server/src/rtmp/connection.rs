@@ -11,7 +11,6 @@ use media::amf::Value;
 use media::flv::AudioCodec;
 use media::netstatus::code;
 use media::rtmp::url::Params;
-use media::rtmp::ChunkLimits;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -85,28 +84,7 @@ async fn run(
     let leftover = timeout(rtmp.handshake_timeout, handshake(&mut socket))
         .await
         .map_err(|_| Closed::HandshakeTimeout(rtmp.handshake_timeout))??;
-    let session = Session::new(
-        SessionConfig {
-            chunk_size: rtmp.chunk_size,
-            window_ack_size: rtmp.window_ack_size,
-            limits: ChunkLimits {
-                max_message_size: rtmp.max_message_size,
-                max_chunk_size: rtmp.max_chunk_size,
-                max_pending_bytes: rtmp.max_message_size as usize * 2,
-                ..ChunkLimits::default()
-            },
-            max_streams: rtmp.max_streams_per_connection,
-            continuations: match (
-                ctx.config.quirks.extended_timestamps_always_repeated,
-                ctx.config.quirks.extended_timestamps_never_repeated,
-            ) {
-                (true, _) => media::rtmp::Continuations::AlwaysRepeated,
-                (_, true) => media::rtmp::Continuations::NeverRepeated,
-                _ => media::rtmp::Continuations::Recognised,
-            },
-        },
-        client_id,
-    );
+    let session = Session::new(SessionConfig::from_config(&ctx.config), client_id);
     let (player_tx, player_rx) = mpsc::channel(256);
     let mut connection = Connection {
         socket,

@@ -35,6 +35,33 @@ pub struct SessionConfig {
     pub continuations: media::rtmp::Continuations,
 }
 
+impl SessionConfig {
+    /// The settings of `config`: its RTMP limits, and the quirks that
+    /// change how chunks are read.
+    pub fn from_config(config: &crate::config::Config) -> SessionConfig {
+        let rtmp = &config.rtmp;
+        SessionConfig {
+            chunk_size: rtmp.chunk_size,
+            window_ack_size: rtmp.window_ack_size,
+            limits: ChunkLimits {
+                max_message_size: rtmp.max_message_size,
+                max_chunk_size: rtmp.max_chunk_size,
+                max_pending_bytes: rtmp.max_message_size as usize * 2,
+                ..ChunkLimits::default()
+            },
+            max_streams: rtmp.max_streams_per_connection,
+            continuations: match (
+                config.quirks.extended_timestamps_always_repeated,
+                config.quirks.extended_timestamps_never_repeated,
+            ) {
+                (true, _) => media::rtmp::Continuations::AlwaysRepeated,
+                (_, true) => media::rtmp::Continuations::NeverRepeated,
+                _ => media::rtmp::Continuations::Recognised,
+            },
+        }
+    }
+}
+
 /// What the peer asked for in `connect`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectRequest {

@@ -26,6 +26,7 @@ use std::time::Instant;
 use media::rtmp::url::Params;
 use rand::Rng;
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -162,6 +163,9 @@ pub struct WebRtc {
     slots: Arc<tokio::sync::Semaphore>,
     /// Sessions per client address.
     addresses: Arc<PerAddress>,
+    /// The DTLS certificate of every session, made once: a key pair per
+    /// session would cost every offer a key generation.
+    certificate: Option<DtlsCert>,
     config: WebRtcConfig,
 }
 
@@ -170,8 +174,7 @@ impl WebRtc {
     /// [`WebRtc::receive_loop`] must run for any of them to connect.
     pub async fn bind(config: &WebRtcConfig) -> std::io::Result<WebRtc> {
         // Once per process; later calls are no-ops.
-        static CRYPTO: std::sync::Once = std::sync::Once::new();
-        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+        install_crypto();
         let socket = UdpSocket::bind(config.listen).await?;
         let local = socket.local_addr()?;
         let candidate = SocketAddr::new(config.public_ip.unwrap_or(local.ip()), local.port());
@@ -182,6 +185,7 @@ impl WebRtc {
             sessions: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
             addresses: PerAddress::new(config.max_sessions_per_address),
+            certificate: dtls_certificate(),
             config: config.clone(),
         })
     }
@@ -362,26 +366,12 @@ impl WebRtc {
             _server: slot,
             _address: address,
         };
-        let ufrag = random_token(16);
-        let creds = IceCreds {
-            ufrag: ufrag.clone(),
-            pass: random_token(24),
+        let config = match &self.certificate {
+            Some(certificate) => config.set_dtls_cert(certificate.clone()),
+            None => config,
         };
-        let mut rtc = config
-            .set_ice_lite(true)
-            .set_local_ice_credentials(creds)
-            .build(Instant::now());
-        match Candidate::host(self.candidate, "udp") {
-            Ok(candidate) => {
-                rtc.add_local_candidate(candidate);
-            }
-            Err(error) => tracing::warn!(%error, address = %self.candidate, "no ICE candidate for the answer"),
-        }
-        let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
-            tracing::debug!(%error, "offer not accepted");
-            SessionError::BadOffer("its media sections cannot be negotiated (directions, codecs or BUNDLE)".into())
-        })?;
-        Ok((rtc, ufrag, answer.to_sdp_string(), slot))
+        let (rtc, ufrag, answer) = answer_offer(config, offer, self.candidate)?;
+        Ok((rtc, ufrag, answer, slot))
     }
 
     fn spawn(
@@ -447,6 +437,48 @@ impl WebRtc {
     }
 }
 
+/// Installs str0m's crypto provider for the process, once.
+pub(crate) fn install_crypto() {
+    static CRYPTO: std::sync::Once = std::sync::Once::new();
+    CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+/// A DTLS certificate for sessions, if the crypto provider makes one (each
+/// `Rtc` makes its own otherwise).
+pub(crate) fn dtls_certificate() -> Option<DtlsCert> {
+    install_crypto();
+    str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()
+}
+
+/// Answers `offer` with a new `Rtc` of `config` (ICE lite, the host
+/// candidate `candidate`): the `Rtc`, its ICE ufrag, and the answer.
+pub(crate) fn answer_offer(
+    config: RtcConfig,
+    offer: SdpOffer,
+    candidate: SocketAddr,
+) -> Result<(Rtc, String, String), SessionError> {
+    let ufrag = random_token(16);
+    let creds = IceCreds {
+        ufrag: ufrag.clone(),
+        pass: random_token(24),
+    };
+    let mut rtc = config
+        .set_ice_lite(true)
+        .set_local_ice_credentials(creds)
+        .build(Instant::now());
+    match Candidate::host(candidate, "udp") {
+        Ok(candidate) => {
+            rtc.add_local_candidate(candidate);
+        }
+        Err(error) => tracing::warn!(%error, address = %candidate, "no ICE candidate for the answer"),
+    }
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
+        tracing::debug!(%error, "offer not accepted");
+        SessionError::BadOffer("its media sections cannot be negotiated (directions, codecs or BUNDLE)".into())
+    })?;
+    Ok((rtc, ufrag, answer.to_sdp_string()))
+}
+
 /// What [`WebRtc::accept`] gives: the `Rtc`, its ICE ufrag, the answer,
 /// and the session's slots.
 type Accepted = (Rtc, String, String, Slot);
@@ -458,7 +490,7 @@ struct Slot {
     _address: Option<AddressSlot>,
 }
 
-fn parse_offer(offer: &str) -> Result<SdpOffer, SessionError> {
+pub(crate) fn parse_offer(offer: &str) -> Result<SdpOffer, SessionError> {
     SdpOffer::from_sdp_string(offer).map_err(|error| {
         tracing::debug!(%error, "offer not parsed");
         SessionError::BadOffer(offer_problem(offer))
@@ -477,11 +509,7 @@ fn offer_problem(offer: &str) -> String {
         }
         _ => {}
     }
-    let is_line = |line: &str| {
-        let bytes = line.as_bytes();
-        line.is_empty() || (bytes.len() >= 2 && bytes[0].is_ascii_lowercase() && bytes[1] == b'=')
-    };
-    if let Some((index, _)) = lines.clone().find(|(_, line)| !is_line(line)) {
+    if let Some((index, _)) = lines.clone().find(|(_, line)| !line.is_empty() && !is_sdp_line(line)) {
         return format!(
             "line {} of the offer is not an SDP line (a letter, '=', a value)",
             index + 1
@@ -491,6 +519,12 @@ fn offer_problem(offer: &str) -> String {
         return "the offer has no media section (m=)".into();
     }
     "the offer is not SDP this server can read (a field out of place or malformed)".into()
+}
+
+/// Whether `line` has the form of an SDP line: a lowercase letter, `=`, a value.
+pub fn is_sdp_line(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_lowercase() && bytes[1] == b'='
 }
 
 /// Whether an answer accepts at least one audio or video m-line (port not 0).
@@ -510,7 +544,7 @@ pub fn ice_ufrag(sdp: &str) -> String {
 /// a publisher, `a=recvonly` for a player): media goes one way here, and
 /// the answer must say so (RFC 9725 section 4.2, WHEP draft 03 section
 /// 4.3.5) whatever the client offered.
-fn one_way(offer: &str, direction: &str) -> String {
+pub(crate) fn one_way(offer: &str, direction: &str) -> String {
     offer
         .split_inclusive('\n')
         .map(|line| match line.trim_end() {
@@ -521,7 +555,7 @@ fn one_way(offer: &str, direction: &str) -> String {
 }
 
 /// The accepted (port not 0) audio and video m-lines of an answer, with their mids.
-fn accepted_mids(answer: &str) -> Vec<(str0m::media::MediaKind, str0m::media::Mid)> {
+pub(crate) fn accepted_mids(answer: &str) -> Vec<(str0m::media::MediaKind, str0m::media::Mid)> {
     let mut accepted = Vec::new();
     let mut current = None;
     for line in answer.lines() {

@@ -68,7 +68,7 @@ impl Router {
         self.len() == 0
     }
 
-    fn route(&self, source: SocketAddr, data: &[u8]) -> Option<mpsc::Sender<Datagram>> {
+    pub(crate) fn route(&self, source: SocketAddr, data: &[u8]) -> Option<mpsc::Sender<Datagram>> {
         let mut routes = self.lock();
         if let Some(ufrag) = stun_local_ufrag(data) {
             let tx = routes.by_ufrag.get(ufrag)?.clone();

@@ -1,0 +1,59 @@
+//! Entry points for the fuzz targets of `fuzz/`: the parsers that read what
+//! peers send and that are not public on their own, reachable without a
+//! socket. Not an API: for `fuzz/` only, hidden from the documentation.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use crate::http::{patch, ws};
+use crate::webrtc::{self, udp};
+
+/// The server's reading of a WebRTC offer, for playing and for publishing:
+/// made one-way, parsed, answered by an `Rtc` with the server's codecs, the
+/// answer's m-lines read back; and the ufrag and the video-declining
+/// rewrite the server applies to offers.
+pub fn sdp_offer(offer: &str) {
+    let candidate = SocketAddr::from(([127, 0, 0, 1], 9));
+    for direction in ["a=recvonly", "a=sendonly"] {
+        let offer = webrtc::one_way(offer, direction);
+        let _ = webrtc::ice_ufrag(&offer);
+        let _ = webrtc::play::decline_video(&offer);
+        if let Ok(parsed) = webrtc::parse_offer(&offer) {
+            // One certificate for every run, as the server has one.
+            static CERTIFICATE: OnceLock<Option<str0m::config::DtlsCert>> = OnceLock::new();
+            let mut config = str0m::Rtc::builder()
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_h264(true);
+            if let Some(certificate) = CERTIFICATE.get_or_init(webrtc::dtls_certificate) {
+                config = config.set_dtls_cert(certificate.clone());
+            }
+            if let Ok((_, _, answer)) = webrtc::answer_offer(config, parsed, candidate) {
+                let _ = webrtc::accepted_mids(&answer);
+            }
+        }
+    }
+}
+
+/// A message on the WebSocket signalling channel, as the server reads it.
+pub fn websocket_message(text: &str) {
+    let _ = ws::read_message(text);
+}
+
+/// A trickle-ICE `PATCH` of a WHIP/WHEP session.
+pub fn trickle_patch(content_type: Option<&str>, if_match: Option<&str>, body: &str) {
+    let request = patch::Patch {
+        content_type,
+        if_match,
+        body,
+    };
+    let _ = patch::answer(request, "fuzzsession", "peerufrag");
+}
+
+/// A UDP datagram on the WebRTC port: which peer it goes to (STUN's
+/// USERNAME, else the source address).
+pub fn udp_datagram(data: &[u8]) {
+    let router = udp::Router::default();
+    let _queue = router.add("fuzzsession");
+    let _ = router.route(SocketAddr::from(([127, 0, 0, 1], 5000)), data);
+}
