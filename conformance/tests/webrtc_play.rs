@@ -410,6 +410,11 @@ async fn a_malformed_offer_is_refused_in_the_servers_own_words() {
             "line 3 of the offer is not an SDP line",
         ),
         ("v=0\r\ns=-\r\nt=0 0\r\n", "no media section"),
+        // Found by fuzz/'s sdp_offer: str0m panicked on it.
+        (
+            include_str!("../../fuzz/seeds/sdp_offer/payload-type-in-two-kinds.sdp"),
+            "payload type 102 names different codecs or media kinds",
+        ),
     ] {
         let answer = http
             .post(&url)

@@ -57,3 +57,12 @@ pub fn udp_datagram(data: &[u8]) {
     let _queue = router.add("fuzzsession");
     let _ = router.route(SocketAddr::from(([127, 0, 0, 1], 5000)), data);
 }
+
+#[cfg(test)]
+mod tests {
+    /// The inputs that once crashed a target run again here, on stable.
+    #[test]
+    fn inputs_that_crashed_a_target_do_not_any_more() {
+        super::sdp_offer(include_str!("../../fuzz/seeds/sdp_offer/payload-type-in-two-kinds.sdp"));
+    }
+}

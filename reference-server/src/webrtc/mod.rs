@@ -491,10 +491,41 @@ struct Slot {
 }
 
 pub(crate) fn parse_offer(offer: &str) -> Result<SdpOffer, SessionError> {
+    if let Some(pt) = payload_type_reused(offer) {
+        return Err(SessionError::BadOffer(format!(
+            "payload type {pt} names different codecs or media kinds in one offer (BUNDLE, RFC 8843)"
+        )));
+    }
     SdpOffer::from_sdp_string(offer).map_err(|error| {
         tracing::debug!(%error, "offer not parsed");
         SessionError::BadOffer(offer_problem(offer))
     })
+}
+
+/// A payload type that an offer's `a=rtpmap` lines give to two codecs, or
+/// to m-lines of two kinds (audio and video): in a BUNDLE group one payload
+/// type names one codec configuration, and str0m asserts it does (a panic,
+/// found by `fuzz/`'s `sdp_offer`), so such an offer is refused first.
+fn payload_type_reused(offer: &str) -> Option<u8> {
+    let mut kind = "";
+    let mut seen: HashMap<u8, (&str, String)> = HashMap::new();
+    for line in offer.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            kind = media.split(' ').next().unwrap_or_default();
+        } else if let Some(map) = line.strip_prefix("a=rtpmap:") {
+            let (pt, codec) = map.split_once(' ').unwrap_or((map, ""));
+            let Ok(pt) = pt.trim().parse::<u8>() else { continue };
+            let codec = codec.trim().to_ascii_lowercase();
+            match seen.get(&pt) {
+                Some((k, c)) if *k != kind || *c != codec => return Some(pt),
+                Some(_) => {}
+                None => {
+                    seen.insert(pt, (kind, codec));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Why an offer the SDP parser refused is not SDP, in the server's words:
