@@ -8,12 +8,15 @@
 //! 0. the name: at most `max_name_bytes` long ([`Refusal::NameTooLong`]);
 //! 1. the application: it must be configured ([`Refusal::UnknownApp`]);
 //!    RTMP resolves it once, at connect;
-//! 2. publishing only: a name that is live already is refused
+//! 2. the token, when the application has tokens for the action: one of
+//!    them must be presented ([`Refusal::Unauthorized`], see [`presented`]),
+//!    before anything else is revealed about the name (whether it is live);
+//! 3. publishing only: a name that is live already is refused
 //!    ([`Refusal::NameInUse`]) without asking the backend, which could not
 //!    make it succeed;
-//! 3. the application's backend hook (`publishStream`, `playStream`), when
+//! 4. the application's backend hook (`publishStream`, `playStream`), when
 //!    it has one ([`Refusal::Backend`]);
-//! 4. publishing only: the hub's reservation of the name, which is the
+//! 5. publishing only: the hub's reservation of the name, which is the
 //!    only step that decides between two publishers racing for it.
 //!
 //! A player is then subscribed by its adapter, with the application's
@@ -39,6 +42,27 @@ pub struct Requester {
     pub params: Option<Params>,
     /// The client's IP address, when known.
     pub address: Option<std::net::IpAddr>,
+    /// The token of an HTTP `Authorization: Bearer` header (WHIP, WHEP).
+    pub bearer: Option<String>,
+}
+
+/// What a token is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// Publishing.
+    Publish,
+    /// Playing.
+    Play,
+}
+
+impl Verb {
+    /// "Publishing" or "Playing", for refusals.
+    pub fn gerund(self) -> &'static str {
+        match self {
+            Verb::Publish => "Publishing",
+            Verb::Play => "Playing",
+        }
+    }
 }
 
 /// Why a publish or a play was refused.
@@ -53,6 +77,17 @@ pub enum Refusal {
     /// Somebody publishes this name already.
     #[error("{0} is already being published")]
     NameInUse(String),
+    /// The application wants a token for this and none, or a wrong one,
+    /// was presented.
+    #[error("{} {} {}", .verb.gerund(), Clipped(.name), if *.presented { "was refused: the token is not accepted" } else { "needs a token" })]
+    Unauthorized {
+        /// What was asked.
+        verb: Verb,
+        /// The stream name.
+        name: String,
+        /// Whether a token was presented at all.
+        presented: bool,
+    },
     /// The application's backend said no.
     #[error("{verb} {name} was refused by the application backend ({reason})")]
     Backend {
@@ -92,6 +127,7 @@ pub async fn publish(
 ) -> Result<Publisher, Refusal> {
     name_fits(ctx, name)?;
     let config = app(ctx, app_key)?;
+    authorize(config, Verb::Publish, presented(name, requester), &name.name)?;
     if ctx.hub.is_live(app_key, &name.name) {
         return Err(Refusal::NameInUse(name.name.clone()));
     }
@@ -119,6 +155,7 @@ pub async fn play<'a>(
 ) -> Result<&'a AppConfig, Refusal> {
     name_fits(ctx, name)?;
     let config = app(ctx, app_key)?;
+    authorize(config, Verb::Play, presented(name, requester), &name.name)?;
     if let Some(url) = &config.backend_url {
         let body = hook_body(app_key, name, requester, ctx.hub.tracks(app_key, &name.name));
         if let Err(refusal) = ctx.hooks.call(url, Hook::PlayStream, &body, &ctx.metrics).await {
@@ -130,6 +167,54 @@ pub async fn play<'a>(
         }
     }
     Ok(config)
+}
+
+/// The token a client presents: an HTTP bearer token, else the `token`
+/// parameter of the stream name (`cam?token=…`), else that of the
+/// connection (an RTMP tcUrl's `?token=…`, a WebSocket `connect`'s).
+pub fn presented<'a>(name: &'a NameWithParams, requester: &'a Requester) -> Option<&'a str> {
+    requester
+        .bearer
+        .as_deref()
+        .or_else(|| name.params.get(TOKEN).map(String::as_str))
+        .or_else(|| requester.params.as_ref()?.get(TOKEN).map(String::as_str))
+}
+
+/// The parameter that carries a token in stream names and URLs.
+pub const TOKEN: &str = "token";
+
+/// [`Refusal::Unauthorized`] unless `token` is one of `config`'s tokens for
+/// `verb`, or the application has none for it. Used for a WHIP or WHEP
+/// session's own requests too.
+pub fn authorize(config: &AppConfig, verb: Verb, token: Option<&str>, name: &str) -> Result<(), Refusal> {
+    let tokens = match verb {
+        Verb::Publish => &config.publish_tokens,
+        Verb::Play => &config.play_tokens,
+    };
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let accepted = token.is_some_and(|token| {
+        // Every token is compared in full: the time taken tells nothing of
+        // which one, or how much of one, matched.
+        tokens.iter().fold(false, |found, known| {
+            same_secret(known.as_bytes(), token.as_bytes()) | found
+        })
+    });
+    if accepted {
+        return Ok(());
+    }
+    Err(Refusal::Unauthorized {
+        verb,
+        name: name.to_string(),
+        presented: token.is_some(),
+    })
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let differ = a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y));
+    a.len() == b.len() && differ == 0
 }
 
 /// The body of publishStream and playStream; `tracks` says whether the
@@ -146,5 +231,53 @@ fn hook_body(app_key: &str, name: &NameWithParams, requester: &Requester, tracks
         flash_ver: None,
         has_audio: tracks.map(|(audio, _)| audio),
         has_video: tracks.map(|(_, video)| video),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use media::rtmp::url::split_params;
+
+    use super::*;
+
+    fn guarded() -> AppConfig {
+        AppConfig {
+            publish_tokens: vec!["pub-1".into(), "pub-2".into()],
+            ..AppConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_application_without_tokens_lets_anyone_in() {
+        assert_eq!(authorize(&AppConfig::default(), Verb::Publish, None, "cam"), Ok(()));
+        assert_eq!(authorize(&guarded(), Verb::Play, None, "cam"), Ok(()), "no play tokens");
+    }
+
+    #[test]
+    fn only_a_listed_token_is_accepted() {
+        assert_eq!(authorize(&guarded(), Verb::Publish, Some("pub-2"), "cam"), Ok(()));
+        let missing = authorize(&guarded(), Verb::Publish, None, "cam").unwrap_err();
+        assert_eq!(missing.to_string(), "Publishing cam needs a token");
+        for wrong in ["pub-", "pub-22", "PUB-1", ""] {
+            let refusal = authorize(&guarded(), Verb::Publish, Some(wrong), "cam").unwrap_err();
+            assert_eq!(
+                refusal.to_string(),
+                "Publishing cam was refused: the token is not accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bearer_token_comes_first_then_the_names_then_the_connections() {
+        let name = split_params("cam?token=from-name");
+        let mut requester = Requester {
+            params: Some(split_params("x?token=from-connection").params),
+            ..Requester::default()
+        };
+        assert_eq!(presented(&name, &requester), Some("from-name"));
+        assert_eq!(presented(&split_params("cam"), &requester), Some("from-connection"));
+        requester.bearer = Some("from-header".into());
+        assert_eq!(presented(&name, &requester), Some("from-header"));
+        assert_eq!(presented(&split_params("cam"), &Requester::default()), None);
     }
 }

@@ -353,6 +353,12 @@ pub struct AppConfig {
     /// pass through (Sorenson Spark, B-frames, a size or bitrate the player
     /// asked for) are transcoded either way.
     pub avoid_transcoding: bool,
+    /// Tokens that let a client publish here: with any, a publisher must
+    /// present one of them (docs/tokens.md); none (the default) lets anyone
+    /// publish.
+    pub publish_tokens: Vec<String>,
+    /// Tokens that let a client play here, likewise.
+    pub play_tokens: Vec<String>,
 }
 
 impl Default for AppConfig {
@@ -363,6 +369,8 @@ impl Default for AppConfig {
             opus_to_rtmp: RtmpAudio::default(),
             rooms: RoomPolicy::default(),
             avoid_transcoding: true,
+            publish_tokens: Vec::new(),
+            play_tokens: Vec::new(),
         }
     }
 }

@@ -23,6 +23,30 @@ impl fmt::Display for Clipped<'_> {
     }
 }
 
+/// A client's parameters (a stream name's or a connection's query) for a
+/// log line: `{k: "v", token: "…"}`, clipped like [`Clipped`], with the
+/// value of every `token` hidden so that logs never hold a credential.
+#[derive(Debug, Clone, Copy)]
+pub struct Params<'a>(pub &'a media::rtmp::url::Params);
+
+impl fmt::Display for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: std::collections::BTreeMap<&str, &str> = self
+            .0
+            .iter()
+            .map(|(key, value)| {
+                let value = if key == crate::admission::TOKEN {
+                    "…"
+                } else {
+                    value.as_str()
+                };
+                (key.as_str(), value)
+            })
+            .collect();
+        Clipped(&format!("{shown:?}")).fmt(f)
+    }
+}
+
 /// The longest prefix of `text` of at most `max` bytes that ends at a
 /// character boundary.
 pub fn prefix(text: &str, max: usize) -> &str {
@@ -47,5 +71,11 @@ mod tests {
         let shown = Clipped(&long).to_string();
         assert_eq!(shown, format!("{}…(200 bytes)", "é".repeat(64)));
         assert_eq!(prefix("aé", 2), "a");
+    }
+
+    #[test]
+    fn logged_parameters_hide_tokens() {
+        let params = media::rtmp::url::split_params("cam?token=s3cret&width=160").params;
+        assert_eq!(Params(&params).to_string(), r#"{"token": "…", "width": "160"}"#);
     }
 }

@@ -50,7 +50,7 @@ pub async fn start(
     tracing::info!(
         app = %Clipped(app),
         stream = %Clipped(&name.name),
-        params = %Clipped(&format!("{:?}", name.params)),
+        params = %crate::text::Params(&name.params),
         ?direction,
         "WebRTC session requested"
     );

@@ -12,7 +12,7 @@ use media::rtmp::url::split_params;
 
 use super::patch;
 use super::session::{start, Requester, StartFailure};
-use crate::admission::Refusal;
+use crate::admission::{self, Refusal, Verb};
 use crate::server::Context;
 use crate::text::Clipped;
 use crate::webrtc::{Direction, SessionError, SessionHandle};
@@ -87,6 +87,7 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
     let requester = Requester {
         session_id: format!("http-{:016x}", rand::random::<u64>()),
         address: Some(peer.ip()),
+        bearer: bearer(&headers).map(str::to_string),
         ..Requester::default()
     };
     let kind = match direction {
@@ -116,11 +117,16 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
             )
                 .into_response()
         }
+        Err(StartFailure::Refused(refusal @ Refusal::Unauthorized { .. })) => {
+            tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), reason = %refusal, "{kind} refused");
+            unauthorized(&refusal)
+        }
         Err(failure) => {
             let status = match &failure {
                 StartFailure::Refused(Refusal::UnknownApp(_) | Refusal::Backend { .. }) => StatusCode::FORBIDDEN,
                 StartFailure::Refused(Refusal::NameInUse(_)) => StatusCode::CONFLICT,
                 StartFailure::Refused(Refusal::NameTooLong(_)) => StatusCode::BAD_REQUEST,
+                StartFailure::Refused(Refusal::Unauthorized { .. }) => StatusCode::UNAUTHORIZED,
                 StartFailure::Session(SessionError::BadOffer(_) | SessionError::BadParameter(_)) => {
                     StatusCode::BAD_REQUEST
                 }
@@ -135,6 +141,29 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
     }
 }
 
+/// The token of an `Authorization: Bearer` header (RFC 6750, section 2.1;
+/// the scheme's name is case-insensitive, RFC 9110 section 11.1).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// 401 with the challenge RFC 9110 section 15.5.2 requires: `Bearer`, and
+/// `error="invalid_token"` when a token was presented (RFC 6750, section 3).
+fn unauthorized(refusal: &Refusal) -> Response {
+    let challenge = match refusal {
+        Refusal::Unauthorized { presented: true, .. } => r#"Bearer realm="media", error="invalid_token""#,
+        _ => r#"Bearer realm="media""#,
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        format!("{refusal}\n"),
+    )
+        .into_response()
+}
+
 /// The seconds a WHEP player is told to wait before it tries a stream
 /// nobody publishes again.
 const RETRY_AFTER_SECONDS: &str = "2";
@@ -147,34 +176,79 @@ pub async fn describe_endpoint() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/sdp")]).into_response()
 }
 
-/// The session at `/whep/{app}/{stream}/{session}` (or `/whip/...`), if it is there.
-fn session_at(ctx: &Context, (app, stream, id): &(String, String, String)) -> Option<SessionHandle> {
-    ctx.webrtc
+/// The session at `/whep/{app}/{stream}/{session}` (or `/whip/...`), if it
+/// is there and the request may touch it: in an application with tokens for
+/// the session's direction, a session's own requests need one of them too
+/// (RFC 9725, section 4.5), as a bearer token or the URL's `token`.
+fn session_at(
+    ctx: &Context,
+    (app, stream, id): &(String, String, String),
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<SessionHandle, SessionRefused> {
+    let session = ctx
+        .webrtc
         .session(id)
         .filter(|session| session.app == *app && session.stream == *stream)
+        .ok_or(SessionRefused::NotFound)?;
+    let config = admission::app(ctx, app).map_err(|_| SessionRefused::NotFound)?;
+    let verb = match session.direction {
+        Direction::Play => Verb::Play,
+        Direction::Publish => Verb::Publish,
+    };
+    let in_url = query.map(|query| split_params(&format!("?{query}")).params);
+    let token = bearer(headers).or_else(|| in_url.as_ref()?.get(admission::TOKEN).map(String::as_str));
+    admission::authorize(config, verb, token, stream).map_err(|refusal| {
+        tracing::info!(session = %session.id, reason = %refusal, "session request refused");
+        SessionRefused::Unauthorized(refusal)
+    })?;
+    Ok(session)
 }
 
-fn no_such_session() -> Response {
-    (StatusCode::NOT_FOUND, "no such session\n").into_response()
+/// Why a session's own request was refused.
+enum SessionRefused {
+    /// 404: no such session (or not under this URL).
+    NotFound,
+    /// 401: the session's application wants a token.
+    Unauthorized(Refusal),
+}
+
+impl IntoResponse for SessionRefused {
+    fn into_response(self) -> Response {
+        match self {
+            SessionRefused::NotFound => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+            SessionRefused::Unauthorized(refusal) => unauthorized(&refusal),
+        }
+    }
 }
 
 /// `GET` of a session: 204, no representation (RFC 9725, section 4.1).
-pub async fn describe_session(State(ctx): State<Arc<Context>>, Path(path): Path<(String, String, String)>) -> Response {
-    match session_at(&ctx, &path) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => no_such_session(),
+pub async fn describe_session(
+    State(ctx): State<Arc<Context>>,
+    Path(path): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match session_at(&ctx, &path, &headers, query.as_deref()) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
 /// `DELETE /whep/{app}/{stream}/{session}` (and `/whip/...`); any `If-Match`
 /// is ignored, as RFC 9725 section 4.3.1 asks.
-pub async fn delete(State(ctx): State<Arc<Context>>, Path(path): Path<(String, String, String)>) -> Response {
-    match session_at(&ctx, &path) {
-        Some(session) => {
+pub async fn delete(
+    State(ctx): State<Arc<Context>>,
+    Path(path): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match session_at(&ctx, &path, &headers, query.as_deref()) {
+        Ok(session) => {
             session.stop();
             (StatusCode::OK, "session ended\n").into_response()
         }
-        None => no_such_session(),
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -182,11 +256,13 @@ pub async fn delete(State(ctx): State<Arc<Context>>, Path(path): Path<(String, S
 pub async fn trickle(
     State(ctx): State<Arc<Context>>,
     Path(path): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let Some(session) = session_at(&ctx, &path) else {
-        return no_such_session();
+    let session = match session_at(&ctx, &path, &headers, query.as_deref()) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
     };
     let field = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let request = patch::Patch {

@@ -220,7 +220,7 @@ impl Connection {
 
     async fn connect(&mut self, app_key: String, params: serde_json::Map<String, Value>) {
         if !self.ctx.config.apps.contains_key(&app_key) {
-            let info = format!("Application '{app_key}' is not defined on this server");
+            let info = format!("Application '{}' is not defined on this server", Clipped(&app_key));
             return self
                 .send(json!({"type": "connection", "status": "FAILED", "info": info}))
                 .await;

@@ -290,14 +290,14 @@ impl Connection {
             arg("appKey").or_else(|| request.app.params.get("appKey").cloned()),
         );
         tracing::info!(
-            app = %request.app.name,
-            app_key = %app_key,
-            flash_ver = request.flash_ver.as_deref().unwrap_or("-"),
+            app = %Clipped(&request.app.name),
+            app_key = %Clipped(&app_key),
+            flash_ver = %Clipped(request.flash_ver.as_deref().unwrap_or("-")),
             object_encoding = request.object_encoding.number(),
             "connect"
         );
         let Some(app_config) = config.apps.get(&app_key).cloned() else {
-            let reason = format!("Application '{app_key}' is not defined on this server.");
+            let reason = format!("Application '{}' is not defined on this server.", Clipped(&app_key));
             return self.reject(reason).await;
         };
         let app = App {
@@ -369,6 +369,7 @@ impl Connection {
             login: app.login.clone(),
             params: Some(app.params.clone()),
             address: self.socket.peer_addr().ok().map(|peer| peer.ip()),
+            bearer: None,
         }
     }
 
@@ -386,7 +387,7 @@ impl Connection {
         self.keep_query_if_quirky(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
-        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %Clipped(&format!("{:?}", name.params)), "publish");
+        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "publish");
         let requester = self.requester(app);
         match admission::publish(&self.ctx, &key, &name, &requester, self.connection_id).await {
             Ok(publisher) => {
@@ -410,7 +411,7 @@ impl Connection {
         let key = app.key.clone();
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
         let opus_target = Target::from(app.config.opus_to_rtmp);
-        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %Clipped(&format!("{:?}", name.params)), "play");
+        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "play");
         let requester = self.requester(app);
         if let Err(refusal) = admission::play(&self.ctx, &key, &name, &requester).await {
             self.session
