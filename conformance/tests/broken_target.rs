@@ -348,6 +348,9 @@ fn case(id: &str) -> conformance::scenario::Scenario {
 async fn each_listed_case_misses_against_its_broken_server() {
     // Each case has servers of its own, so they all run at once.
     let runs = caught::BROKEN.iter().map(|(id, name)| async move {
+        if let Some(result) = against_token_server(id, name).await {
+            return (id, name, result);
+        }
         // A broken WHIP/WHEP server comes with an RTMP server that takes
         // publishers, for the WHEP cases that publish first.
         let (addr, http) = match (*name, WhipBehaviour::named(name)) {
@@ -365,6 +368,8 @@ async fn each_listed_case_misses_against_its_broken_server() {
             whip: http.map(|http| format!("http://{http}/whip/{{app}}/{{stream}}")),
             whep: http.map(|http| format!("http://{http}/whep/{{app}}/{{stream}}")),
             capabilities: vec![conformance::target::Capability::AppKeys],
+            // And tokens, which it never asks for.
+            tokens: Some(declared_tokens()),
             ..TargetSpec::default()
         }));
         let options = RunOptions {
@@ -381,6 +386,50 @@ async fn each_listed_case_misses_against_its_broken_server() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The tokens the broken servers claim to want.
+fn declared_tokens() -> conformance::target::Tokens {
+    conformance::target::Tokens {
+        app: None,
+        publish: "publish-token-1".into(),
+        play: "play-token-1".into(),
+    }
+}
+
+/// The reference server as a target that declares tokens it does not
+/// keep: one `ignores tokens` (its applications want none) and one that
+/// `refuses every token` (it knows others than it declares). `None` for
+/// another broken server's name.
+async fn against_token_server(id: &str, name: &str) -> Option<conformance::verdict::CaseResult> {
+    let declared = declared_tokens();
+    let other = match name {
+        "ignores tokens" => None,
+        "refuses every token" => Some(vec!["another-token".to_string()]),
+        _ => return None,
+    };
+    let server = conformance::target::embedded(|config| {
+        config.rtmp.max_connections_per_address = 0;
+        config.webrtc.max_sessions_per_address = 0;
+        for app in config.apps.values_mut() {
+            if let Some(other) = &other {
+                app.publish_tokens = other.clone();
+                app.play_tokens = other.clone();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let mut spec = conformance::target::reference_server_spec("broken", server.rtmp_addr(), server.http_addr());
+    spec.tokens = Some(declared);
+    let options = RunOptions {
+        step_timeout: Duration::from_secs(2),
+        case_timeout: Duration::from_secs(30),
+        ..RunOptions::default()
+    };
+    let result = run_case(&case(id), &Target::External(Box::new(spec)), &options).await;
+    server.shutdown().await;
+    Some(result)
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Publish and play tokens (docs/tokens.md), over the wire: RTMP with the
 //! token in the stream name or the tcUrl, WHIP and WHEP with a bearer token
-//! (RFC 9725, section 4.5), and the WebSocket channel.
+//! (RFC 9725, section 4.7), and the WebSocket channel.
 
 use std::time::Duration;
 
@@ -126,7 +126,7 @@ async fn whip_and_whep_want_a_bearer_token_and_say_so() {
         server.http_url(),
         created.headers()["location"].to_str().unwrap()
     );
-    // The session's own requests need the token too (RFC 9725, section 4.5).
+    // The session's own requests need the token too (RFC 9725, section 4.7).
     let delete = http.delete(&session).send().await.unwrap();
     assert_eq!(delete.status(), 401, "DELETE without the token");
     let delete = http
@@ -137,7 +137,7 @@ async fn whip_and_whep_want_a_bearer_token_and_say_so() {
         .unwrap();
     assert_eq!(delete.status(), 200, "DELETE with it");
     // WHEP: the play token; the scheme's name is case-insensitive; the
-    // token may be in the URL instead (RFC 9725, section 4.5).
+    // token may be in the URL instead (RFC 9725, section 4.7).
     let whep = format!("{}/whep/live/cam", server.http_url());
     let player_offer = Offer::new(Endpoint::Whep, &OfferShape::default()).await.unwrap();
     let refused = http

@@ -256,7 +256,8 @@ pub enum Action {
     /// `video` ask for), a `trickle` or `ice-restart` fragment for the last
     /// offer's ICE session, `garbage`, or `none`. In `headers`, `{etag}`
     /// stands for the last `ETag` the server gave (a header naming it is
-    /// left out when there was none). Expectations: `http`, `sdp` (of an
+    /// left out when there was none), `{publish_token}` and `{play_token}`
+    /// for the target's tokens. Expectations: `http`, `sdp` (of an
     /// SDP answer).
     Http {
         /// `POST` (default), `GET`, `HEAD`, `OPTIONS`, `PATCH`, `DELETE`, `PUT`.
@@ -1463,6 +1464,7 @@ impl Case<'_> {
         };
         let mut fields = Vec::new();
         for (name, value) in headers {
+            let value = &self.with_tokens(value);
             match (value.contains("{etag}"), &state.etag) {
                 (false, _) => fields.push((name.clone(), value.clone())),
                 (true, Some(etag)) => fields.push((name.clone(), value.replace("{etag}", etag))),

@@ -27,7 +27,7 @@ use super::{ActorKind, Expect, Scenario, Step};
 use crate::backend::Backend;
 use crate::client::{ClientProfile, Incoming, RtmpClient};
 use crate::shipped::Fixtures;
-use crate::target::{Running, Target};
+use crate::target::{Capability, Running, Target};
 use crate::verdict::{CaseResult, Verdict};
 use crate::webrtc::{WebRtcPlayer, WebRtcPublisher, WsSession};
 
@@ -101,7 +101,7 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         None
     };
     let hooks = backend.as_ref().map(Backend::url);
-    let running = match target.start(hooks.as_deref()).await {
+    let mut running = match target.start(hooks.as_deref()).await {
         Ok(running) => running,
         Err(error) => {
             result.verdict = Verdict::Failed;
@@ -110,6 +110,11 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
             return result;
         }
     };
+    if scenario.needs.contains(&Capability::Tokens) {
+        if let Some(app) = running.spec.tokens.as_ref().and_then(|tokens| tokens.app.clone()) {
+            running.app = app;
+        }
+    }
     let limit = scenario.timeout.unwrap_or(options.case_timeout);
     let mut case = Case {
         running: &running,
@@ -451,8 +456,19 @@ impl Case<'_> {
     /// The run's name for a scenario's stream name: unique per case, query kept.
     pub(super) fn stream_name(&self, logical: &str) -> String {
         match logical.split_once('?') {
-            Some((name, query)) => format!("{name}-{}?{query}", self.suffix),
+            Some((name, query)) => format!("{name}-{}?{}", self.suffix, self.with_tokens(query)),
             None => format!("{logical}-{}", self.suffix),
+        }
+    }
+
+    /// `text` with `{publish_token}` and `{play_token}` replaced by the
+    /// target's tokens (left as they are when it declares none).
+    pub(super) fn with_tokens(&self, text: &str) -> String {
+        match &self.running.spec.tokens {
+            Some(tokens) => text
+                .replace("{publish_token}", &tokens.publish)
+                .replace("{play_token}", &tokens.play),
+            None => text.to_string(),
         }
     }
 
@@ -521,7 +537,7 @@ impl Case<'_> {
         let app = how.app.unwrap_or(&self.running.app);
         let mut tc_url = format!("{base}/{app}");
         if let Some(params) = how.params {
-            tc_url = format!("{tc_url}?{params}");
+            tc_url = format!("{tc_url}?{}", self.with_tokens(params));
         }
         let args = match (how.args, actor.kind) {
             (Some(args), _) => args,

@@ -14,6 +14,10 @@
 //! capabilities = []                              # extra: "app-keys", "rooms", "backend-hooks"
 //! lacks = ["rtmp-play"]                          # what it does not do, though it has the URL
 //! restart = "systemctl restart mediamtx"         # run when it stops answering
+//! [tokens]                                       # an application that wants tokens (the `tokens` cases)
+//! app = "secured"                                # (default: the RTMP URL's)
+//! publish = "a publish token"
+//! play = "a play token"
 //! [exclude]
 //! "rtmp/handshake/digest" = "answers the digest handshake with a simple one; known"
 //! ```
@@ -77,6 +81,9 @@ pub enum Capability {
     Rooms,
     /// Hooks the suite can point at its own backend, per case (the embedded target).
     BackendHooks,
+    /// An application that wants publish and play tokens: the target's
+    /// `[tokens]`.
+    Tokens,
 }
 
 impl Capability {
@@ -92,6 +99,7 @@ impl Capability {
             Capability::AppKeys => "app-keys",
             Capability::BackendHooks => "backend-hooks",
             Capability::Rooms => "rooms",
+            Capability::Tokens => "tokens",
         }
     }
 }
@@ -134,7 +142,30 @@ pub struct TargetSpec {
     /// An image to start for the run (the container target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
+    /// An application that wants tokens, and two of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
 }
+
+/// A target's application that lets a client publish or play only with a
+/// token (as a WHIP/WHEP bearer token or `?token=` in an RTMP stream name):
+/// the cases that need `tokens` run in it, and `{publish_token}` and
+/// `{play_token}` in their stream names, connect parameters and HTTP
+/// headers stand for these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    /// The application (default: the RTMP URL's).
+    #[serde(default)]
+    pub app: Option<String>,
+    /// A token that lets a client publish there.
+    pub publish: String,
+    /// A token that lets a client play there.
+    pub play: String,
+}
+
+/// The embedded server's application with tokens.
+pub const EMBEDDED_TOKENS: (&str, &str, &str) = ("secured", "publish-token-1", "play-token-1");
 
 /// Why a target could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +231,9 @@ impl TargetSpec {
         }
         if self.ws.is_some() {
             all.push(Capability::WebSocket);
+        }
+        if self.tokens.is_some() {
+            all.push(Capability::Tokens);
         }
         all.retain(|c| !self.lacks.contains(c));
         all.sort();
@@ -301,6 +335,11 @@ impl Target {
                         app.backend_url = hooks.map(str::to_string);
                     }
                     config.quirks = quirks;
+                    let (app, publish, play) = EMBEDDED_TOKENS;
+                    let mut secured = config.apps["live"].clone();
+                    secured.publish_tokens = vec![publish.into()];
+                    secured.play_tokens = vec![play.into()];
+                    config.apps.insert(app.into(), secured);
                     // Every client of the suite and of the bench comes from
                     // 127.0.0.1: the per-address caps would take a load test
                     // for one hostile client.
@@ -376,6 +415,12 @@ fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
         ([127, 0, 0, 1], http_port).into(),
     );
     spec.capabilities.push(Capability::BackendHooks);
+    let (app, publish, play) = EMBEDDED_TOKENS;
+    spec.tokens = Some(Tokens {
+        app: Some(app.into()),
+        publish: publish.into(),
+        play: play.into(),
+    });
     spec
 }
 

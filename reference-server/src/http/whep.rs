@@ -179,7 +179,7 @@ pub async fn describe_endpoint() -> Response {
 /// The session at `/whep/{app}/{stream}/{session}` (or `/whip/...`), if it
 /// is there and the request may touch it: in an application with tokens for
 /// the session's direction, a session's own requests need one of them too
-/// (RFC 9725, section 4.5), as a bearer token or the URL's `token`.
+/// (RFC 9725, section 4.7), as a bearer token or the URL's `token`.
 fn session_at(
     ctx: &Context,
     (app, stream, id): &(String, String, String),
