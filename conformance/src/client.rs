@@ -245,13 +245,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 impl RtmpClient {
     /// Opens a TCP connection and performs the profile's handshake.
     pub async fn open(addr: SocketAddr, profile: ClientProfile) -> Result<RtmpClient, ClientError> {
-        let mut socket =
-            timeout(DEFAULT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| ClientError::Timeout {
-                    what: format!("TCP connect to {addr}"),
-                    after: DEFAULT_TIMEOUT,
-                })??;
+        let socket = timeout(DEFAULT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: format!("TCP connect to {addr}"),
+                after: DEFAULT_TIMEOUT,
+            })??;
+        RtmpClient::over(socket, profile).await
+    }
+
+    /// Performs the profile's handshake on a connected socket.
+    pub async fn over(mut socket: TcpStream, profile: ClientProfile) -> Result<RtmpClient, ClientError> {
         socket.set_nodelay(true)?;
         let handshake = client_handshake_in_pieces(&mut socket, profile.handshake, profile.handshake_piece);
         let (handshake, leftover) = timeout(DEFAULT_TIMEOUT, handshake)

@@ -434,7 +434,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
     };
     let mut results = Vec::new();
     for (target, pid) in targets {
-        let running = match target.start(None).await {
+        let running = match target.start_for_load().await {
             Ok(running) => running,
             Err(error) => {
                 eprintln!("error: {error}");

@@ -353,12 +353,17 @@ async fn each_listed_case_misses_against_its_broken_server() {
         }
         // A broken WHIP/WHEP server comes with an RTMP server that takes
         // publishers, for the WHEP cases that publish first.
+        let mut ws = None;
         let (addr, http) = match (*name, WhipBehaviour::named(name)) {
             (_, Some(whip)) => (
                 rtmp_server(Behaviour::named("forwards no media")).await,
                 Some(whip_server(whip).await),
             ),
             ("dies on an unknown message type", None) => (mortal_server(None).await, None),
+            ("never reads its WebSocket", None) => {
+                ws = Some(deaf_websocket_server().await);
+                (rtmp_server(Behaviour::named("forwards no media")).await, None)
+            }
             (name, None) => (rtmp_server(Behaviour::named(name)).await, None),
         };
         // It claims app keys (it takes any), so the cases that need them run.
@@ -367,6 +372,7 @@ async fn each_listed_case_misses_against_its_broken_server() {
             rtmp: Some(format!("rtmp://{addr}/live")),
             whip: http.map(|http| format!("http://{http}/whip/{{app}}/{{stream}}")),
             whep: http.map(|http| format!("http://{http}/whep/{{app}}/{{stream}}")),
+            ws: ws.map(|ws| format!("ws://{ws}/ws")),
             capabilities: vec![conformance::target::Capability::AppKeys],
             // And tokens, which it never asks for.
             tokens: Some(declared_tokens()),
@@ -386,6 +392,21 @@ async fn each_listed_case_misses_against_its_broken_server() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A WebSocket server that completes the upgrade and then reads nothing.
+async fn deaf_websocket_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(socket).await {
+                held.push(ws);
+            }
+        }
+    });
+    addr
 }
 
 /// The tokens the broken servers claim to want.

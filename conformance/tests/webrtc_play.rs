@@ -517,3 +517,37 @@ async fn sessions_beyond_the_limit_are_refused_with_503() {
     let _ = publisher.kill().await;
     server.shutdown().await;
 }
+
+/// A client that sends more bad messages in a row than the channel's
+/// queue holds gets an error for each and is still answered after: the
+/// connection once waited on itself for ever after 64 unanswered errors.
+#[tokio::test]
+async fn a_burst_of_bad_websocket_messages_gets_every_error_and_the_channel_goes_on() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = embedded(|_| {}).await.unwrap();
+    let url = format!("ws://{}/ws", server.http_addr());
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    for _ in 0..500 {
+        socket.send(Message::text("{")).await.unwrap();
+    }
+    let connect = r#"{"type":"connect","appKey":"live"}"#;
+    socket.send(Message::text(connect)).await.unwrap();
+    let mut errors = 0;
+    let established = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.into_text() else { continue };
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            match event["type"].as_str() {
+                Some("error") => errors += 1,
+                Some("connection") => return event["status"] == "ESTABLISHED",
+                _ => {}
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(established, Ok(true), "connect answered after {errors} errors");
+    assert_eq!(errors, 500);
+    server.shutdown().await;
+}

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::attack::Attack;
 use super::browser::BrowserActor;
 use super::expect::Observed;
 use super::ffmpeg::{FfmpegActor, Process as FfmpegProcess};
@@ -163,6 +164,21 @@ pub enum Action {
         /// Do the simple handshake before the bytes (default true).
         #[serde(default = "yes")]
         handshake: bool,
+    },
+    /// A hostile client's attack (see [`Attack`]) from a `raw` actor,
+    /// sized by `count`; `stream` is the stream it aims at where it needs
+    /// one (a slow viewer's, a WHEP flood's). What it opens stays open until
+    /// the actor disconnects or the case ends. Expectations: `closed` (the
+    /// server closed the attacking connections), `survives`.
+    Attack {
+        /// Which attack.
+        kind: Attack,
+        /// Its size (connections, messages, datagrams), instead of its own.
+        #[serde(default)]
+        count: Option<usize>,
+        /// The stream it aims at.
+        #[serde(default)]
+        stream: Option<String>,
     },
     /// Plays `stream` over WebRTC. Expectations: `sdp`, `media`.
     WebrtcPlay {
@@ -351,6 +367,7 @@ impl Action {
             Action::Wait { .. } => "Wait",
             Action::Sleep { .. } => "Sleep",
             Action::SendRaw { .. } => "SendRaw",
+            Action::Attack { .. } => "Attack",
             Action::WebrtcPlay { .. } => "WebrtcPlay",
             Action::WebrtcPublish { .. } => "WebrtcPublish",
             Action::Replay { .. } => "Replay",
@@ -377,7 +394,10 @@ impl Action {
             | Action::StreamCommand { stream, .. }
             | Action::WebrtcPlay { stream, .. }
             | Action::WebrtcPublish { stream, .. } => Some(stream),
-            Action::Unpublish { stream } | Action::Wait { stream } | Action::Http { stream, .. } => stream.as_deref(),
+            Action::Unpublish { stream }
+            | Action::Wait { stream }
+            | Action::Http { stream, .. }
+            | Action::Attack { stream, .. } => stream.as_deref(),
             _ => None,
         }
     }
@@ -418,6 +438,7 @@ impl Action {
             Action::Http { .. } => return None,
             Action::WebrtcPublish { .. } => Capability::Whip,
             Action::Hook {} => Capability::BackendHooks,
+            Action::Attack { kind, .. } => kind.capability(),
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
             Action::Resize { .. } | Action::Disconnect {} | Action::Sleep { .. } => return None,
         })
@@ -516,6 +537,9 @@ impl Action {
             Action::Disconnect {} => kind.is_some_and(|k| k != ActorKind::Backend),
             Action::Sleep { .. } => kind.is_none(),
             Action::SendRaw { hex, bytes, .. } => kind == Some(ActorKind::Raw) && (hex.is_some() || bytes.is_some()),
+            Action::Attack {
+                kind: attack, stream, ..
+            } => kind == Some(ActorKind::Raw) && (stream.is_some() || !attack.needs_stream()),
             Action::WebrtcPlay { .. } | Action::WebrtcPublish { .. } | Action::Resize { .. } => webrtc,
             Action::Http { to, stream, .. } => webrtc && stream.is_some() == (*to != HttpTarget::Session),
             Action::Hook {} => kind == Some(ActorKind::Backend),
@@ -758,12 +782,31 @@ impl Case<'_> {
             (action, Some(Actor::Webrtc(actor))) => {
                 return self.webrtc(action, actor, candidates, within, observed).await
             }
-            (Action::SendRaw { hex, bytes, handshake }, Some(Actor::Raw(socket))) => {
+            (Action::SendRaw { hex, bytes, handshake }, Some(Actor::Raw(raw))) => {
                 let actor = step.actor.as_deref().unwrap_or("raw");
-                self.send_raw(socket, actor, hex, bytes, *handshake, within, observed)
+                self.send_raw(&mut raw.socket, actor, hex, bytes, *handshake, within, observed)
                     .await;
             }
-            (Action::Disconnect {}, Some(Actor::Raw(socket))) => *socket = None,
+            (Action::Attack { kind, count, stream }, Some(Actor::Raw(raw))) => {
+                let actor = step.actor.as_deref().unwrap_or("raw");
+                let aim = self.aim(stream.as_deref());
+                observed
+                    .timed_log
+                    .push((Instant::now(), format!("{actor} > attack {kind:?}")));
+                let report = super::attack::launch(*kind, *count, &aim, within).await;
+                observed.error = report.error;
+                observed.closed = report.closed;
+                if !report.summary.is_empty() {
+                    observed
+                        .timed_log
+                        .push((Instant::now(), format!("{actor} < {}", report.summary)));
+                }
+                raw.held.push(report.held);
+            }
+            (Action::Disconnect {}, Some(Actor::Raw(raw))) => {
+                raw.socket = None;
+                raw.held.clear();
+            }
             (action, Some(Actor::Ffmpeg(ffmpeg))) => self.ffmpeg(action, ffmpeg, candidates, within, observed).await,
             (action, Some(Actor::Browser(browser))) => {
                 self.browser(action, browser, candidates, within, observed).await
@@ -1612,6 +1655,27 @@ impl Case<'_> {
         }
     }
 
+    /// Where an attack of this case goes; `stream` is the step's.
+    fn aim(&self, stream: Option<&str>) -> super::attack::Aim {
+        let base = self.running.rtmp_base.clone().unwrap_or_default();
+        let own_stream = self.stream_name("attacker");
+        let stream = stream.map_or_else(|| own_stream.clone(), |s| self.stream_name(s));
+        super::attack::Aim {
+            rtmp: self.running.rtmp_addr,
+            tc_url: format!("{base}/{}", self.running.app),
+            app: self.running.app.clone(),
+            whep: self
+                .running
+                .spec
+                .whep
+                .as_deref()
+                .map(|template| crate::target::fill_template(template, &self.running.app, &stream)),
+            ws: self.running.spec.ws.clone(),
+            stream,
+            own_stream,
+        }
+    }
+
     /// Sends raw bytes on the actor's connection (opened first if need be)
     /// and notes what the server did next: close it, or keep it open.
     #[allow(clippy::too_many_arguments)]
@@ -1726,14 +1790,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 async fn raw_connect(addr: std::net::SocketAddr, handshake: bool) -> Result<TcpStream, String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     if handshake {
-        let c0c1 = crate::handshake::client_c0c1(crate::handshake::ClientHandshake::Simple, 0);
-        stream.write_all(&c0c1).await.map_err(|e| e.to_string())?;
-        let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut s0s1s2))
-            .await
-            .map_err(|_| "no S0S1S2 within 5 s".to_string())?
-            .map_err(|e| e.to_string())?;
-        stream.write_all(&s0s1s2[1..1537]).await.map_err(|e| e.to_string())?;
+        super::attack::shake(&mut stream).await?;
     }
     Ok(stream)
 }

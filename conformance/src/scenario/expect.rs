@@ -286,6 +286,11 @@ pub struct RtmpMediaExpect {
     /// No video frame arrives later than this after the step began.
     #[serde(default, with = "humantime_serde")]
     pub no_video_after: Option<Duration>,
+    /// No two video frames received one after the other are further apart
+    /// in timestamp than this: none was lost between them (a 25 fps
+    /// stream steps 40 ms).
+    #[serde(default, with = "humantime_serde")]
+    pub max_video_step: Option<Duration>,
 }
 
 /// What an SDP answer must say about one kind of media.
@@ -854,6 +859,9 @@ impl Expectation for &RtmpMediaExpect {
         }
         if let Some(after) = self.no_video_after {
             parts.push(format!("no video frame later than {after:?}"));
+        }
+        if let Some(step) = self.max_video_step {
+            parts.push(format!("no video frame lost (timestamps at most {step:?} apart)"));
         }
         parts.join("; ")
     }

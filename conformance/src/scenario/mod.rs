@@ -40,6 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod action;
+mod attack;
 mod browser;
 mod expect;
 mod ffmpeg;
@@ -48,6 +49,7 @@ mod series;
 mod timing;
 
 pub use action::{Action, HttpBody, HttpTarget, PlaySignalling, Profile, PublishSignalling, Size, Tracks};
+pub use attack::Attack;
 pub use expect::{Expect, HookExpect, HttpExpect, MediaExpect, RtmpMediaExpect, SdpExpect, SdpMedia, StatusPattern};
 pub use run::{run_case, RunOptions};
 pub use series::{run_series, Watch};

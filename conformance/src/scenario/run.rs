@@ -164,12 +164,19 @@ pub(super) enum Actor {
     Rtmp(Box<RtmpActor>),
     /// A WebRTC actor.
     Webrtc(Box<WebrtcActor>),
-    /// A raw TCP connection, once opened.
-    Raw(Option<TcpStream>),
+    /// A raw TCP connection, once opened, and what its attacks hold.
+    Raw(Box<RawActor>),
     /// The `ffmpeg` program's processes.
     Ffmpeg(Box<FfmpegActor>),
     /// Chromium with the suite's page.
     Browser(Box<BrowserActor>),
+}
+
+/// A `raw` actor: its connection, once opened, and what its attacks keep open.
+#[derive(Default)]
+pub(super) struct RawActor {
+    pub(super) socket: Option<TcpStream>,
+    pub(super) held: Vec<super::attack::Held>,
 }
 
 /// An RTMP client and what it has done so far.
@@ -207,7 +214,7 @@ impl Actor {
     fn new(kind: ActorKind) -> Actor {
         match kind {
             ActorKind::Webrtc => Actor::Webrtc(Box::default()),
-            ActorKind::Raw => Actor::Raw(None),
+            ActorKind::Raw => Actor::Raw(Box::default()),
             ActorKind::Ffmpeg => Actor::Ffmpeg(Box::default()),
             ActorKind::Browser => Actor::Browser(Box::default()),
             kind => Actor::Rtmp(Box::new(RtmpActor {

@@ -23,6 +23,11 @@ pub struct RtmpTiming {
     pub last_video: Option<Duration>,
     /// The newest video timestamp received (ms).
     newest_video: Option<u32>,
+    /// The last video timestamp received (ms).
+    last_video_timestamp: Option<u32>,
+    /// The widest step between the timestamps of two video frames received
+    /// one after the other (ms), and the timestamp it stepped from.
+    pub widest_video_step: Option<(u32, u32)>,
     /// The most an audio message's timestamp was behind the newest video
     /// timestamp received before it (ms), and that audio's timestamp.
     pub audio_behind_video: Option<(u32, u32)>,
@@ -57,6 +62,13 @@ impl RtmpTiming {
             self.first_video.get_or_insert(at);
             self.last_video = Some(at);
             self.newest_video = self.newest_video.max(Some(timestamp));
+            if let Some(last) = self.last_video_timestamp {
+                let step = timestamp.wrapping_sub(last);
+                if self.widest_video_step.is_none_or(|(widest, _)| step > widest) {
+                    self.widest_video_step = Some((step, last));
+                }
+            }
+            self.last_video_timestamp = Some(timestamp);
         }
         let (first_at, first_ts) = *self.first_media.get_or_insert((at, timestamp));
         let arrived = at.saturating_sub(first_at);
@@ -96,6 +108,15 @@ impl RtmpTiming {
                 return Err(format!(
                     "audio at {timestamp} ms arrived after video {behind} ms newer (more than {} behind)",
                     seconds(limit)
+                ));
+            }
+        }
+        if let (Some(limit), Some((step, from))) = (expect.max_video_step, self.widest_video_step) {
+            if u128::from(step) > limit.as_millis() {
+                return Err(format!(
+                    "video stepped from {from} ms to {} ms, more than {} ms: the frames between were lost",
+                    from.wrapping_add(step),
+                    limit.as_millis()
                 ));
             }
         }
@@ -210,6 +231,25 @@ mod tests {
         assert_eq!(
             timing.check(&stops).unwrap_err(),
             "audio kept coming: one audio frame arrived 2.1 s after the step began, later than 0.5 s"
+        );
+    }
+
+    #[test]
+    fn a_lost_frame_widens_the_step_between_video_timestamps() {
+        let mut timing = RtmpTiming::default();
+        let expect = RtmpMediaExpect {
+            max_video_step: Some(Duration::from_millis(60)),
+            ..RtmpMediaExpect::default()
+        };
+        timing.media(Duration::ZERO, 9, 0, AVC_CONFIG);
+        for (i, timestamp) in [0, 40, 80, 120].into_iter().enumerate() {
+            timing.media(Duration::from_millis(i as u64 * 40), 9, timestamp, VIDEO);
+        }
+        assert_eq!(timing.check(&expect), Ok(()));
+        timing.media(Duration::from_millis(200), 9, 200, VIDEO);
+        assert_eq!(
+            timing.check(&expect).unwrap_err(),
+            "video stepped from 120 ms to 200 ms, more than 60 ms: the frames between were lost"
         );
     }
 }

@@ -321,8 +321,19 @@ impl Target {
     /// call it. (Other targets cannot be pointed at it per case, so they do
     /// not offer `backend-hooks`.)
     pub async fn start(&self, hooks: Option<&str>) -> Result<Running, TargetError> {
+        self.start_as(hooks, false).await
+    }
+
+    /// Makes the target ready for a load test from this one host (`conformance
+    /// bench`): the embedded server's per-address limits, which would take
+    /// the load generator for one hostile client, are lifted.
+    pub async fn start_for_load(&self) -> Result<Running, TargetError> {
+        self.start_as(None, true).await
+    }
+
+    async fn start_as(&self, hooks: Option<&str>, load: bool) -> Result<Running, TargetError> {
         #[cfg(not(feature = "embedded"))]
-        let _ = hooks;
+        let _ = (hooks, load);
         match self {
             #[cfg(feature = "embedded")]
             Target::Embedded | Target::EmbeddedWithQuirks(_) => {
@@ -340,12 +351,14 @@ impl Target {
                     secured.publish_tokens = vec![publish.into()];
                     secured.play_tokens = vec![play.into()];
                     config.apps.insert(app.into(), secured);
-                    // Every client of the suite and of the bench comes from
-                    // 127.0.0.1: the per-address caps would take a load test
-                    // for one hostile client.
-                    config.rtmp.max_connections_per_address = 0;
-                    config.webrtc.max_sessions_per_address = 0;
-                    config.http.max_websockets_per_address = 0;
+                    // The suite's attacks come from 127.0.0.2 and its healthy
+                    // clients from 127.0.0.1, so the per-address caps stay on
+                    // for cases; a load test comes from one address.
+                    if load {
+                        config.rtmp.max_connections_per_address = 0;
+                        config.webrtc.max_sessions_per_address = 0;
+                        config.http.max_websockets_per_address = 0;
+                    }
                 })
                 .await?;
                 let spec = embedded_spec(server.rtmp_addr().port(), server.http_addr().port());

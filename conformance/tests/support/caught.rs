@@ -201,4 +201,38 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("webrtc/tokens/ws-publish-without-token", "ignores tokens"),
     ("webrtc/tokens/whip-bearer-accepted", "refuses every token"),
     ("webrtc/tokens/whep-bearer-accepted", "refuses every token"),
+    ("rtmp/robustness/half-messages", "forwards no media"),
+    ("rtmp/robustness/bad-sequence-headers", "forwards no media"),
+    ("rtmp/robustness/wrong-stream-ids", "forwards no media"),
+    ("rtmp/robustness/slow-viewer", "forwards no media"),
+    ("rtmp/robustness/command-flood", "forwards no media"),
+    ("rtmp/robustness/timestamp-chaos", "forwards no media"),
+    ("rtmp/robustness/create-stream-flood", "forwards no media"),
+    ("rtmp/robustness/publish-cycles", "forwards no media"),
+    ("rtmp/robustness/metadata-flood", "forwards no media"),
+    ("rtmp/robustness/user-control-garbage", "forwards no media"),
+    ("rtmp/robustness/slowloris", "forwards no media"),
+    ("rtmp/robustness/ack-flood", "forwards no media"),
+    (
+        "webrtc/robustness/header-bomb",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/robustness/udp-garbage",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/robustness/whep-many-mlines",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/robustness/whep-huge-body",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/robustness/whep-flood",
+        "answers offers 200 with the offer echoed",
+    ),
+    ("webrtc/robustness/ws-huge-message", "never reads its WebSocket"),
+    ("webrtc/robustness/ws-garbage", "never reads its WebSocket"),
 ];

@@ -100,7 +100,8 @@ pub enum ChunkError {
         /// The configured limit.
         limit: u32,
     },
-    /// Set Chunk Size 0 (or only the reserved top bit).
+    /// Set Chunk Size 0, or with its top bit set, which RTMP 1.0 section
+    /// 5.4.1 says MUST be zero.
     #[error("Set Chunk Size {size} is invalid (allowed 1..={limit})")]
     InvalidChunkSize {
         /// The requested size.
@@ -242,8 +243,8 @@ impl ChunkDecoder {
     fn apply_control(&mut self, message: &RawMessage) -> Result<(), ChunkError> {
         match message.type_id {
             type_id::SET_CHUNK_SIZE => {
-                let size = control_u32(message)? & 0x7FFF_FFFF;
-                if size == 0 {
+                let size = control_u32(message)?;
+                if size == 0 || size > MAX_CHUNK_SIZE {
                     return Err(ChunkError::InvalidChunkSize {
                         size,
                         limit: self.limits.max_chunk_size,
@@ -801,6 +802,11 @@ mod tests {
         assert!(matches!(
             decode_all(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0], 128),
             Err(ChunkError::InvalidChunkSize { size: 0, .. })
+        ));
+        // Set Chunk Size with the top bit set (section 5.4.1: it MUST be zero).
+        assert!(matches!(
+            decode_all(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x80, 0, 0x04, 0], 128),
+            Err(ChunkError::InvalidChunkSize { size: 0x8000_0400, .. })
         ));
         // New type 0 message while one is incomplete on the same chunk stream.
         let mut bytes = vec![0x04, 0, 0, 0, 0, 1, 0, 9, 1, 0, 0, 0];

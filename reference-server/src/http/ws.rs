@@ -103,8 +103,31 @@ struct Connection {
     app: Option<String>,
     requester: Requester,
     streams: HashMap<String, SessionHandle>,
+    /// Where the tasks a connection starts (stream statuses, later offers)
+    /// send their messages.
     out: mpsc::Sender<String>,
+    /// The connection's own answers to the message being handled, written
+    /// by the loop once it is handled. (Not through `out`: the loop is that
+    /// channel's only reader, so a message with more answers than it holds
+    /// would wait on itself for ever.)
+    replies: Vec<String>,
     rooms: Option<RoomClient>,
+}
+
+/// How long a message to the client may wait on a client that does not
+/// read; then the connection is closed.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends `text`; false when the client is gone or has not read for [`SEND_TIMEOUT`].
+async fn deliver(socket: &mut WebSocket, text: String) -> bool {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::info!("WebSocket signalling closed: the client read nothing for {SEND_TIMEOUT:?}");
+            false
+        }
+    }
 }
 
 async fn serve(mut socket: WebSocket, ctx: Arc<Context>, peer: SocketAddr) {
@@ -119,6 +142,7 @@ async fn serve(mut socket: WebSocket, ctx: Arc<Context>, peer: SocketAddr) {
         app: None,
         streams: HashMap::new(),
         out,
+        replies: Vec::new(),
         rooms: None,
     };
     tracing::info!(session = %connection.requester.session_id, "WebSocket signalling opened");
@@ -132,13 +156,27 @@ async fn serve(mut socket: WebSocket, ctx: Arc<Context>, peer: SocketAddr) {
             Some(event) = next_event(&mut connection.rooms) => {
                 let mut message = event.to_json();
                 message["type"] = Value::String("room".into());
-                if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                if !deliver(&mut socket, message.to_string()).await {
                     break;
                 }
             }
             message = socket.recv() => match message {
-                Some(Ok(Message::Text(text))) => connection.message(text.as_str()).await,
-                Some(Ok(Message::Binary(_))) => connection.error("binary messages are not part of this protocol").await,
+                Some(Ok(Message::Text(text))) => {
+                    connection.message(text.as_str()).await;
+                    let mut delivered = true;
+                    for reply in std::mem::take(&mut connection.replies) {
+                        delivered = delivered && deliver(&mut socket, reply).await;
+                    }
+                    if !delivered {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let refusal = json!({"type": "error", "info": "binary messages are not part of this protocol"});
+                    if !deliver(&mut socket, refusal.to_string()).await {
+                        break;
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
                     tracing::info!(%error, "WebSocket signalling failed");
@@ -147,7 +185,7 @@ async fn serve(mut socket: WebSocket, ctx: Arc<Context>, peer: SocketAddr) {
                 None => break,
             },
             Some(text) = outgoing.recv() => {
-                if socket.send(Message::Text(text.into())).await.is_err() {
+                if !deliver(&mut socket, text).await {
                     break;
                 }
             }
@@ -160,11 +198,11 @@ async fn serve(mut socket: WebSocket, ctx: Arc<Context>, peer: SocketAddr) {
 }
 
 impl Connection {
-    async fn send(&self, message: Value) {
-        let _ = self.out.send(message.to_string()).await;
+    async fn send(&mut self, message: Value) {
+        self.replies.push(message.to_string());
     }
 
-    async fn error(&self, info: &str) {
+    async fn error(&mut self, info: &str) {
         self.send(json!({"type": "error", "info": info})).await;
     }
 
@@ -194,12 +232,12 @@ impl Connection {
             }
             ClientMessage::Stop { id } => match self.streams.get(&id) {
                 Some(session) => session.stop(),
-                None => self.error(&format!("no stream with id '{id}'")).await,
+                None => self.error(&format!("no stream with id '{}'", Clipped(&id))).await,
             },
             ClientMessage::Answer { id, sdp } => {
                 let taken = self.streams.get(&id).is_some_and(|session| session.remote_answer(sdp));
                 if !taken {
-                    self.error(&format!("no stream with id '{id}' waits for an answer"))
+                    self.error(&format!("no stream with id '{}' waits for an answer", Clipped(&id)))
                         .await;
                 }
             }
@@ -243,7 +281,7 @@ impl Connection {
             return self.error("send connect first").await;
         };
         if self.streams.get(&id).is_some_and(|s| !s.status.borrow().is_final()) {
-            return self.error(&format!("id '{id}' is already in use")).await;
+            return self.error(&format!("id '{}' is already in use", Clipped(&id))).await;
         }
         let mut name = split_params(&stream);
         name.params.extend(extra);
