@@ -17,6 +17,7 @@ pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod shipped;
+pub mod soak;
 pub mod target;
 pub mod verdict;
 pub mod webrtc;

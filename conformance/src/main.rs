@@ -112,6 +112,12 @@ enum Command {
     /// from frame numbers drawn into the published pictures, first picture
     /// and sound, frames lost, audio gaps, and the server's CPU and memory.
     Bench(Box<BenchArgs>),
+    /// Soak a server: a healthy stream for the whole time while publishers
+    /// come and go, RTMP, WHEP and WebSocket players join and leave, and
+    /// hostile clients attack; then check that the healthy player lost no
+    /// frame, every gauge of /metrics is back to 0, and the server's memory
+    /// is back near where it began. Exits 1 when one of those fails.
+    Soak(Box<SoakArgs>),
     /// Proxy RTMP clients to a server and write their sessions to a pcapng.
     Record {
         /// Where clients connect.
@@ -124,6 +130,32 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// How long the load lasts (minutes).
+    #[arg(long, default_value_t = 1.0)]
+    minutes: f64,
+    /// Events (a publisher, a player, an attack) started per second.
+    #[arg(long, default_value_t = 4.0)]
+    rate: f64,
+    /// The server's Prometheus metrics URL (the embedded server's own when
+    /// no target is named): every gauge must be 0 after the soak.
+    #[arg(long)]
+    metrics: Option<String>,
+    /// The server's process id, for its memory (the embedded server's is
+    /// this process, load generator included).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// How far the server's memory may end above where it began (MiB).
+    #[arg(long, default_value_t = 128)]
+    rss_growth_mib: u64,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -307,6 +339,7 @@ async fn main() -> ExitCode {
         },
         Command::Run(args) => run(*args).await,
         Command::Bench(args) => bench(*args).await,
+        Command::Soak(args) => soak(*args).await,
         Command::Replay { capture, rtmp, json } => replay(capture, rtmp, json).await,
         Command::Record { listen, upstream, out } => record(listen, upstream, out).await,
     }
@@ -387,6 +420,65 @@ fn embedded_target(_quirks: &[String]) -> Result<Target, String> {
          (--target FILE, or --rtmp URL with --whep, --whip, --ws), or build with --features embedded"
             .into(),
     )
+}
+
+async fn soak(args: SoakArgs) -> ExitCode {
+    let target = match make_targets(&args.target).await {
+        Ok(list) if list.len() == 1 => list.into_iter().next().expect("one target"),
+        Ok(_) => {
+            eprintln!("error: soak one target at a time");
+            return ExitCode::from(2);
+        }
+        Err(code) => return code,
+    };
+    let running = match target.start(None).await {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (metrics, pid) = match running.in_process() {
+        true => (
+            args.metrics.clone().or_else(|| embedded_metrics(&running)),
+            args.pid.or(Some(std::process::id())),
+        ),
+        false => (args.metrics.clone(), args.pid),
+    };
+    let options = conformance::soak::SoakOptions {
+        duration: Duration::from_secs_f64(args.minutes * 60.0),
+        rate: args.rate,
+        metrics,
+        pid,
+        rss_growth_mib: args.rss_growth_mib,
+    };
+    let fixtures = Fixtures::with_dirs(Vec::new());
+    eprintln!("soaking {} for {:.1} min", running.spec.name, args.minutes);
+    let report = conformance::soak::run(&running, &fixtures, &options).await;
+    running.stop().await;
+    print!("{}", report.text());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a report serializes");
+        if let Err(error) = std::fs::write(path, json) {
+            eprintln!("error: {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    match report.passed() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    }
+}
+
+/// The embedded server's metrics URL.
+#[cfg(feature = "embedded")]
+fn embedded_metrics(running: &conformance::target::Running) -> Option<String> {
+    running.server().map(|server| format!("{}/metrics", server.http_url()))
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded_metrics(_running: &conformance::target::Running) -> Option<String> {
+    None
 }
 
 async fn bench(args: BenchArgs) -> ExitCode {

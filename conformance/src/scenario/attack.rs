@@ -370,7 +370,7 @@ async fn rtmp_attack(
     aim: &Aim,
     within: Duration,
 ) -> Result<Report, String> {
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rngs::StdRng::from_entropy();
     let one = |conn: Conn, what: String| conclude(vec![conn], what, within);
     Ok(match attack {
         Attack::Noise => {
@@ -803,7 +803,7 @@ async fn http_attack(attack: Attack, count: usize, aim: &Aim) -> Result<Report, 
             ))
             .await
             .map_err(|e| e.to_string())?;
-            let mut rng = rand::thread_rng();
+            let mut rng = rand::rngs::StdRng::from_entropy();
             let mut sent = 0;
             for i in 0..count {
                 let datagram = payload::datagram(&mut rng, i);

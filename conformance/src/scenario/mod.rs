@@ -40,7 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod action;
-mod attack;
+pub mod attack;
 mod browser;
 mod expect;
 mod ffmpeg;
