@@ -20,6 +20,12 @@
 //!     --pid 4242 --compare nginx.toml --compare-pid 4343 --via rtmp --json bench.json
 //! ```
 
+/// jemalloc, whose background thread gives freed memory back to the system
+/// about 10 s after a load (glibc's malloc keeps what its per-thread arenas
+/// once held): docs/RELIABILITY.md, "Memory after a load".
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -31,8 +31,9 @@ use crate::webrtc::{PlayerOptions, Signalling, WebRtcPlayer, WsSession};
 const FIXTURE: &str = "flv/ffmpeg_h264_aac_320x240_440hz.flv";
 /// Its video frame interval.
 const FRAME: Duration = Duration::from_millis(40);
-/// How long the server is left alone before it is measured.
-const SETTLE: Duration = Duration::from_secs(5);
+/// How long the server is left alone before it is measured: allocators
+/// give freed memory back after a delay (jemalloc's is 10 s).
+const SETTLE: Duration = Duration::from_secs(12);
 
 /// How a soak runs.
 #[derive(Debug, Clone)]

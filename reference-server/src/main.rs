@@ -1,5 +1,11 @@
 //! `reference-server`: runs the reference RTMP/WebRTC gateway.
 
+/// jemalloc, whose background thread gives freed memory back to the system
+/// about 10 s after a load (glibc's malloc keeps what its per-thread arenas
+/// once held): docs/RELIABILITY.md, "Memory after a load".
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;
