@@ -103,6 +103,15 @@ pub enum Attack {
     /// `count` (3,000) datagrams of noise, STUN, DTLS and RTP look-alikes
     /// to the UDP port of a WHEP session of `stream`.
     UdpGarbage,
+    /// A WHEP player of `stream` behind a relay that loses every second RTP
+    /// packet (retransmissions too): it asks for every packet again (its
+    /// WebRTC stack's NACKs) and for a keyframe every 100 ms (PLI), for as
+    /// long as the step lasts.
+    NackStorm,
+    /// A WHEP player of `stream` that completes ICE and DTLS and then
+    /// receives nothing more (a relay in front of it loses every RTP
+    /// packet), for as long as the step lasts.
+    DeafWebrtcViewer,
 }
 
 impl Attack {
@@ -132,7 +141,9 @@ impl Attack {
             | Attack::WhepManyMlines
             | Attack::WhepFlood
             | Attack::HeaderBomb
-            | Attack::UdpGarbage => Capability::Whep,
+            | Attack::UdpGarbage
+            | Attack::NackStorm
+            | Attack::DeafWebrtcViewer => Capability::Whep,
             Attack::WsHugeMessage | Attack::WsGarbage => Capability::WebSocket,
             Attack::PublishCycles | Attack::MetadataFlood | Attack::BadSequenceHeaders | Attack::TimestampChaos => {
                 Capability::RtmpPublish
@@ -144,7 +155,10 @@ impl Attack {
 
     /// Whether it needs a `stream` (the healthy stream it aims at).
     pub fn needs_stream(self) -> bool {
-        matches!(self, Attack::SlowViewer | Attack::WhepFlood | Attack::UdpGarbage)
+        matches!(
+            self,
+            Attack::SlowViewer | Attack::WhepFlood | Attack::UdpGarbage | Attack::NackStorm | Attack::DeafWebrtcViewer
+        )
     }
 }
 
@@ -209,6 +223,13 @@ impl Report {
 pub async fn launch(attack: Attack, count: Option<usize>, aim: &Aim, within: Duration) -> Report {
     let count = count.unwrap_or_else(|| attack.default_count());
     let result = match attack.capability() {
+        Capability::Whep if matches!(attack, Attack::NackStorm | Attack::DeafWebrtcViewer) => match aim.whep.clone() {
+            Some(url) => match http_client(&url) {
+                Ok(http) => lossy_viewer(attack, &url, &http, within).await,
+                Err(error) => Err(error),
+            },
+            None => Err("the target has no WHEP URL".into()),
+        },
         Capability::Whep => http_attack(attack, count, aim).await,
         Capability::WebSocket => ws_attack(attack, count, aim, within).await,
         _ => match aim.rtmp {
@@ -716,6 +737,81 @@ fn outcome(result: Result<reqwest::Response, reqwest::Error>) -> String {
         Err(error) if error.is_connect() => "connection refused".into(),
         Err(_) => "connection closed without an answer".into(),
     }
+}
+
+/// A WHEP player behind a relay that loses RTP on its way to the player:
+/// every second packet ([`Attack::NackStorm`]) or all of them
+/// ([`Attack::DeafWebrtcViewer`]). The relay goes to the server's UDP
+/// address, learnt from the answer to an offer made first.
+async fn lossy_viewer(attack: Attack, url: &str, http: &reqwest::Client, within: Duration) -> Result<Report, String> {
+    use crate::webrtc::relay::{Loss, UdpRelay};
+    use crate::webrtc::{PlayerOptions, Signalling, WebRtcPlayer};
+    let probe = Offer::new(Endpoint::Whep, &OfferShape::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = http
+        .post(url)
+        .header("Content-Type", "application/sdp")
+        .body(probe.sdp().to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let location = answer
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let server = payload::candidate(&answer.text().await.map_err(|e| e.to_string())?)
+        .ok_or("the WHEP answer names no UDP candidate")?;
+    if let Some(session) = location.and_then(|l| reqwest::Url::parse(url).and_then(|u| u.join(&l)).ok()) {
+        let _ = http.delete(session).send().await;
+    }
+    let every = match attack {
+        Attack::NackStorm => 2,
+        _ => 1,
+    };
+    let relay = UdpRelay::start(server, Loss::NONE).await.map_err(|e| e.to_string())?;
+    let options = PlayerOptions {
+        via: Some(relay.addr()),
+        ..PlayerOptions::default()
+    };
+    let player = WebRtcPlayer::play(Signalling::url(url), options)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Connected first (ICE, DTLS), then the loss.
+    let deadline = Instant::now() + within;
+    while player.report().video.rtp_packets == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.set_loss(Loss {
+        every,
+        payload_type: None,
+        all_of: None,
+    });
+    // A storm asks for a keyframe every 100 ms besides its NACKs.
+    while Instant::now() < deadline {
+        if attack == Attack::NackStorm {
+            let _ = player.request_keyframe().await;
+        }
+        tokio::time::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+    let report = player.report();
+    let summary = format!(
+        "a WHEP player behind a relay losing {} of the RTP sent to it, for {:.1} s: {} video packets got through, {} keyframe requests sent",
+        if every == 2 { "every second packet" } else { "all" },
+        within.as_secs_f64(),
+        report.video.rtp_packets,
+        report.keyframe_requests_sent
+    );
+    let mut player = player;
+    let _ = player.stop().await;
+    drop(relay);
+    Ok(Report {
+        closed: false,
+        summary,
+        error: None,
+        held: Held::default(),
+    })
 }
 
 async fn http_attack(attack: Attack, count: usize, aim: &Aim) -> Result<Report, String> {

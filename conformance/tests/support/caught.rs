@@ -234,5 +234,13 @@ pub const BROKEN: &[(&str, &str)] = &[
         "answers offers 200 with the offer echoed",
     ),
     ("webrtc/robustness/ws-huge-message", "never reads its WebSocket"),
+    (
+        "webrtc/robustness/nack-storm",
+        "answers offers 200 with the offer echoed",
+    ),
+    (
+        "webrtc/robustness/deaf-webrtc-viewer",
+        "answers offers 200 with the offer echoed",
+    ),
     ("webrtc/robustness/ws-garbage", "never reads its WebSocket"),
 ];
