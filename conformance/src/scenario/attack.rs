@@ -281,6 +281,17 @@ impl Conn {
         self.writer.write_all(bytes).await.is_ok()
     }
 
+    /// Sends `messages` chunked by `encoder`, `batch` at a time; false
+    /// when the server closed the connection before all went out.
+    async fn send_messages(&mut self, encoder: &mut ChunkEncoder, messages: &[RawMessage], batch: usize) -> bool {
+        for part in messages.chunks(batch) {
+            if !self.send(&payload::chunks(encoder, part)).await {
+                return false;
+            }
+        }
+        true
+    }
+
     fn closed(&self) -> bool {
         self.drained.closed.load(Ordering::Relaxed)
     }
@@ -470,10 +481,7 @@ async fn rtmp_attack(
             let acks: Vec<RawMessage> = (0..count as u32)
                 .map(|i| payload::control(3, &i.wrapping_mul(4096).to_be_bytes()))
                 .collect();
-            let mut sent = true;
-            for batch in acks.chunks(1000) {
-                sent &= conn.send(&payload::chunks(&mut encoder, batch)).await;
-            }
+            let sent = conn.send_messages(&mut encoder, &acks, 1000).await;
             let what = format!("connect, then {count} Acknowledgements{}", cut_short(sent));
             one(conn, what).await
         }
@@ -489,10 +497,7 @@ async fn rtmp_attack(
                     payload: Bytes::new(),
                 })
                 .collect();
-            let mut sent = true;
-            for batch in messages.chunks(1000) {
-                sent &= conn.send(&payload::chunks(&mut encoder, batch)).await;
-            }
+            let sent = conn.send_messages(&mut encoder, &messages, 1000).await;
             let what = format!(
                 "connect, then {count} zero-length messages of 11 types{}",
                 cut_short(sent)
@@ -524,10 +529,7 @@ async fn rtmp_attack(
                 _ => "createStream",
             };
             let commands: Vec<RawMessage> = (0..count).map(|i| payload::command(name, 2.0 + i as f64, 0)).collect();
-            let mut sent = true;
-            for batch in commands.chunks(500) {
-                sent &= conn.send(&payload::chunks(&mut encoder, batch)).await;
-            }
+            let sent = conn.send_messages(&mut encoder, &commands, 500).await;
             let what = format!("connect, then {count} {name} commands{}", cut_short(sent));
             one(conn, what).await
         }
