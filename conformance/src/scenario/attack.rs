@@ -202,21 +202,8 @@ pub struct Report {
     pub closed: bool,
     /// What was sent and what came back, in a line for the log.
     pub summary: String,
-    /// Why the attack could not be made (not a verdict on the server).
-    pub error: Option<String>,
     /// What stays open.
     pub held: Held,
-}
-
-impl Report {
-    fn failed(error: String) -> Report {
-        Report {
-            closed: false,
-            summary: String::new(),
-            error: Some(error),
-            held: Held::default(),
-        }
-    }
 }
 
 /// Makes the attack, watches its connections for `within`, and reports.
@@ -237,7 +224,15 @@ pub async fn launch(attack: Attack, count: Option<usize>, aim: &Aim, within: Dur
             None => Err("the target has no RTMP URL".into()),
         },
     };
-    result.unwrap_or_else(Report::failed)
+    // An attack the server refused before it was made (its connection
+    // refused, reset or closed at a per-address limit, or a server that is
+    // down) is an answer: the connection was closed. `survives` tells the
+    // two apart.
+    result.unwrap_or_else(|error| Report {
+        closed: true,
+        summary: format!("the attacker was refused or dropped before the attack was made: {error}"),
+        held: Held::default(),
+    })
 }
 
 // ---------------------------------------------------------------- RTMP
@@ -390,7 +385,6 @@ async fn conclude(conns: Vec<Conn>, what: String, within: Duration) -> Report {
     Report {
         closed: closed == total && total > 0,
         summary,
-        error: None,
         held,
     }
 }
@@ -619,7 +613,6 @@ async fn rtmp_attack(
             Report {
                 closed: false,
                 summary,
-                error: None,
                 held: Held::default(),
             }
         }
@@ -651,7 +644,6 @@ async fn rtmp_attack(
                     status.code,
                     within.as_secs_f64()
                 ),
-                error: None,
                 held,
             }
         }
@@ -697,7 +689,6 @@ async fn rtmp_attack(
                     status.code,
                     messages.len()
                 ),
-                error: None,
                 held,
             }
         }
@@ -811,7 +802,6 @@ async fn lossy_viewer(attack: Attack, url: &str, http: &reqwest::Client, within:
     Ok(Report {
         closed: false,
         summary,
-        error: None,
         held: Held::default(),
     })
 }
@@ -926,7 +916,6 @@ async fn http_attack(attack: Attack, count: usize, aim: &Aim) -> Result<Report, 
     Ok(Report {
         closed: false,
         summary,
-        error: None,
         held: Held::default(),
     })
 }
@@ -994,7 +983,6 @@ async fn ws_attack(attack: Attack, count: usize, aim: &Aim, within: Duration) ->
             answers.load(Ordering::Relaxed),
             if closed { "closed" } else { "kept" }
         ),
-        error: None,
         held,
     })
 }
