@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod amf;
+pub mod eflv;
 pub mod flv;
 pub mod h264;
 pub mod netstatus;

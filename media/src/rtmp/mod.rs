@@ -6,6 +6,7 @@
 
 pub mod chunk;
 pub mod control;
+pub mod enhanced;
 pub mod endpoint;
 pub mod message;
 pub mod url;
