@@ -453,7 +453,8 @@ impl<'a> Packets<'a> {
                 } else {
                     let size = r.u24("track size")? as usize;
                     let left = r.bytes.len();
-                    r.take(size, "track").map_err(|_| EflvError::TrackOverrun { track, size, left })?
+                    r.take(size, "track")
+                        .map_err(|_| EflvError::TrackOverrun { track, size, left })?
                 };
                 (track, fourcc, data)
             }
@@ -546,7 +547,9 @@ pub fn write(out: &mut Vec<u8>, header: &Header, packets: &[Packet<'_>]) -> Resu
     match header.multitrack {
         None => {
             if packets.len() != 1 {
-                return Err(EflvError::Unwritable("several packets in a message that is not multitrack"));
+                return Err(EflvError::Unwritable(
+                    "several packets in a message that is not multitrack",
+                ));
             }
             out.extend_from_slice(&first.fourcc.0);
             body(out, first);

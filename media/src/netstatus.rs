@@ -39,6 +39,11 @@ pub mod code {
     pub const PLAY_PUBLISH_NOTIFY: &str = "NetStream.Play.PublishNotify";
     /// play: the publisher of the stream being played stopped publishing.
     pub const PLAY_UNPUBLISH_NOTIFY: &str = "NetStream.Play.UnpublishNotify";
+    /// play: a track of the stream is in a codec the player cannot take
+    /// (Flash Player's code for a file with no track it supports; this
+    /// server sends it at level warning, once per codec, when it withholds
+    /// an Enhanced RTMP track from a player that did not announce its codec).
+    pub const PLAY_NO_SUPPORTED_TRACK: &str = "NetStream.Play.NoSupportedTrackFound";
     /// Data messages start (sent as an onStatus data message after Play.Start).
     pub const DATA_START: &str = "NetStream.Data.Start";
     /// pause(true) accepted.

@@ -10,7 +10,8 @@
 //! players get it as it came.
 
 use bytes::Bytes;
-use media::flv::{self, AudioCodec, VideoCodec};
+use media::eflv::{self, EflvError, FourCc, PacketType};
+use media::flv::{self, AudioCodec, TagKind, VideoCodec};
 
 pub use crate::rtmp::session::MediaKind;
 
@@ -42,9 +43,44 @@ pub struct Frame {
     /// pictures of a stream with B-frames.
     pub composition_offset: i32,
     /// Bytes of tag header before the codec's data in `payload`.
-    header_len: u8,
+    header_len: u32,
+    /// What an enhanced-RTMP tag says beyond the legacy fields; `None` for
+    /// a legacy tag.
+    pub enhanced: Option<Enhanced>,
     /// The FLV tag body.
     pub payload: Bytes,
+}
+
+/// What an enhanced tag (Enhanced RTMP v2's ExAudioTagHeader or
+/// ExVideoTagHeader) says, read once where the frame enters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enhanced {
+    /// The codec of the frame's main packet (for a multitrack message, its
+    /// track 0, or its first track without one).
+    pub fourcc: FourCc,
+    /// What the main packet holds.
+    pub packet_type: PacketType,
+    /// A multitrack message.
+    pub multitrack: bool,
+    /// For a multitrack message, its main packet alone, as the tag body of
+    /// a message that is not multitrack: what a player that did not
+    /// announce multitrack gets. Made once per frame, shared by players.
+    pub main_track: Option<Bytes>,
+    /// The tag could not be read: the frame names no codec and goes to no
+    /// player (the specification's "fail in a controlled manner").
+    pub error: Option<EflvError>,
+}
+
+impl Enhanced {
+    fn unreadable(error: EflvError) -> Enhanced {
+        Enhanced {
+            fourcc: FourCc([0; 4]),
+            packet_type: PacketType::SequenceEnd,
+            multitrack: false,
+            main_track: None,
+            error: Some(error),
+        }
+    }
 }
 
 impl Frame {
@@ -58,9 +94,11 @@ impl Frame {
             config: false,
             composition_offset: 0,
             header_len: 0,
+            enhanced: None,
             payload,
         };
         match kind {
+            MediaKind::Audio | MediaKind::Video if frame.classify_enhanced() => {}
             MediaKind::Video => frame.classify_video(),
             MediaKind::Audio => frame.classify_audio(),
             MediaKind::Data => {}
@@ -80,63 +118,166 @@ impl Frame {
             keyframe: false,
             config: false,
             composition_offset: 0,
-            header_len: flv::ENHANCED_AUDIO_HEADER_LEN as u8,
+            header_len: flv::ENHANCED_AUDIO_HEADER_LEN as u32,
+            enhanced: Some(Enhanced {
+                fourcc: FourCc::OPUS,
+                packet_type: PacketType::CodedFrames,
+                multitrack: false,
+                main_track: None,
+                error: None,
+            }),
             payload: Bytes::from(flv::opus_audio_body(packet)),
         }
     }
 
+    /// Classifies an enhanced tag; false for a legacy one.
+    fn classify_enhanced(&mut self) -> bool {
+        let kind = if self.kind == MediaKind::Audio {
+            TagKind::Audio
+        } else {
+            TagKind::Video
+        };
+        let payload = self.payload.clone();
+        let tag = match eflv::parse(kind, &payload) {
+            Ok(None) => return false,
+            Ok(Some(tag)) => tag,
+            Err(error) => {
+                self.enhanced = Some(Enhanced::unreadable(error));
+                return true;
+            }
+        };
+        let header = tag.header;
+        let mut main = None;
+        for packet in tag.packets() {
+            match packet {
+                Ok(packet) => {
+                    if main.is_none_or(|m: eflv::Packet| m.track != 0 && packet.track == 0) {
+                        main = Some(packet);
+                    }
+                }
+                Err(error) => {
+                    self.enhanced = Some(Enhanced::unreadable(error));
+                    return true;
+                }
+            }
+        }
+        let Some(packet) = main else {
+            // A video command frame: no codec, nothing to decode.
+            self.enhanced = Some(Enhanced {
+                fourcc: FourCc([0; 4]),
+                packet_type: header.packet_type,
+                multitrack: false,
+                main_track: None,
+                error: None,
+            });
+            return true;
+        };
+        self.codec = match kind {
+            TagKind::Audio => Codec::Audio(match packet.fourcc {
+                FourCc::OPUS => AudioCodec::Opus,
+                FourCc::AAC => AudioCodec::Aac,
+                FourCc::MP3 => AudioCodec::Mp3,
+                _ => AudioCodec::Other(9),
+            }),
+            _ => Codec::Video(match packet.fourcc {
+                FourCc::AVC => VideoCodec::Avc,
+                FourCc::HEVC => VideoCodec::Hevc,
+                FourCc::AV1 => VideoCodec::Av1,
+                FourCc::VP9 => VideoCodec::Vp9,
+                other => VideoCodec::Other(u32::from_be_bytes(other.0)),
+            }),
+        };
+        self.config = matches!(
+            packet.packet_type,
+            PacketType::SequenceStart | PacketType::Mpeg2TsSequenceStart
+        );
+        self.keyframe = header.is_keyframe();
+        self.composition_offset = packet.composition_offset;
+        // The packet's bytes lie inside the payload.
+        self.header_len = (packet.data.as_ptr() as usize - payload.as_ptr() as usize) as u32;
+        if packet.packet_type.is_coded() {
+            self.find_unflagged_keyframe();
+        }
+        let main_track = header.multitrack.map(|_| {
+            let single = eflv::Header {
+                multitrack: None,
+                ..header
+            };
+            let mut body = Vec::with_capacity(packet.data.len() + 16);
+            let packet = eflv::Packet { track: 0, ..packet };
+            // One packet of the message's own packet type: always writable.
+            let _ = eflv::write(&mut body, &single, &[packet]);
+            Bytes::from(body)
+        });
+        self.enhanced = Some(Enhanced {
+            fourcc: packet.fourcc,
+            packet_type: packet.packet_type,
+            multitrack: header.multitrack.is_some(),
+            main_track,
+            error: None,
+        });
+        true
+    }
+
+    /// Classifies a legacy video tag.
     fn classify_video(&mut self) {
         let body = &self.payload;
         let Some(header) = flv::video_header(body) else { return };
         self.codec = Codec::Video(header.codec);
         self.config = header.is_sequence_header;
         self.keyframe = header.is_keyframe;
-        let enhanced = body[0] & 0x80 != 0;
-        self.header_len = match (enhanced, header.codec) {
-            // Enhanced: packet type in the first byte, then the FourCC;
-            // AVC and HEVC coded frames (packet type 1) add a composition offset.
-            (true, VideoCodec::Avc | VideoCodec::Hevc) if body[0] & 0x0F == 1 => 8,
-            (true, _) => 5,
-            // Legacy AVC and HEVC: packet type and composition offset.
-            (false, VideoCodec::Avc | VideoCodec::Hevc) => 5,
-            (false, _) => 1,
-        };
-        if self.header_len == 8 || (!enhanced && self.header_len == 5) {
-            let offset = usize::from(self.header_len) - 3;
-            if let Some(b) = body.get(offset..offset + 3) {
+        // AVC and HEVC: packet type and composition offset after the first byte.
+        let nal_units = matches!(header.codec, VideoCodec::Avc | VideoCodec::Hevc);
+        self.header_len = if nal_units { 5 } else { 1 };
+        if nal_units && !self.config {
+            if let Some(b) = body.get(2..5) {
                 self.composition_offset = i32::from_be_bytes([0, b[0], b[1], b[2]]) << 8 >> 8;
             }
         }
-        // Trust the flag, but also find H.264 random access points that are
-        // not flagged (Flash Player's recovery points).
-        if header.codec == VideoCodec::Avc && !self.config && !self.keyframe {
+        self.find_unflagged_keyframe();
+    }
+
+    /// Trusts the keyframe flag, but also finds H.264 random access points
+    /// that are not flagged (Flash Player's recovery points).
+    fn find_unflagged_keyframe(&mut self) {
+        if self.codec == Codec::Video(VideoCodec::Avc) && !self.config && !self.keyframe {
             self.keyframe = self.data().is_some_and(media::h264::is_random_access);
-        }
-        if self.config {
-            self.composition_offset = 0;
         }
     }
 
+    /// Classifies a legacy audio tag.
     fn classify_audio(&mut self) {
         let Some(header) = flv::audio_header(&self.payload) else {
             return;
         };
         self.codec = Codec::Audio(header.codec);
         self.config = header.is_sequence_header;
-        self.header_len = match header.codec {
-            AudioCodec::Opus | AudioCodec::Other(_) if self.payload[0] >> 4 == 9 => {
-                flv::ENHANCED_AUDIO_HEADER_LEN as u8
+        self.header_len = if header.codec == AudioCodec::Aac { 2 } else { 1 };
+    }
+
+    /// Whether decoders and packetizers take it: every legacy frame, and
+    /// an enhanced tag's configuration and coded frames, but not its
+    /// SequenceEnd, Metadata, MultichannelConfig or command, nor one that
+    /// could not be read (RTMP players that announced the codec get those).
+    pub fn for_decoders(&self) -> bool {
+        match &self.enhanced {
+            None => true,
+            Some(e) => {
+                e.error.is_none()
+                    && self.codec != Codec::None
+                    && matches!(
+                        e.packet_type,
+                        PacketType::SequenceStart | PacketType::CodedFrames | PacketType::CodedFramesX
+                    )
             }
-            AudioCodec::Aac => 2,
-            _ => 1,
-        };
+        }
     }
 
     /// The codec's bytes (the tag body after its header): an AVCC access
     /// unit, an AAC frame, an Opus packet, G.711 samples, a configuration
     /// record. `None` when the body is shorter than its header.
     pub fn data(&self) -> Option<&[u8]> {
-        self.payload.get(usize::from(self.header_len)..)
+        self.payload.get(self.header_len as usize..)
     }
 
     /// The audio codec, for an audio frame.
@@ -229,6 +370,48 @@ mod tests {
         let av1 = video(&[0x90, b'a', b'v', b'0', b'1', 0x81]);
         assert!(av1.config);
         assert_eq!(av1.data(), Some(&[0x81][..]));
+    }
+
+    #[test]
+    fn a_multitrack_message_is_its_main_track_and_carries_it_alone() {
+        // ManyTracksManyCodecs: track 1 of AV1 first, then track 0 of HEVC (offset 33).
+        let body = b"\x96\x21av01\x01\x00\x00\x01\xCChvc1\x00\x00\x00\x05\x00\x00\x21\xAA\xBB";
+        let frame = video(body);
+        assert_eq!(frame.codec, Codec::Video(VideoCodec::Hevc), "track 0 is the main one");
+        assert!(frame.keyframe && frame.for_decoders());
+        assert_eq!(frame.composition_offset, 33);
+        assert_eq!(frame.data(), Some(&b"\xAA\xBB"[..]));
+        let enhanced = frame.enhanced.as_ref().unwrap();
+        assert!(enhanced.multitrack);
+        // Alone: a keyframe of coded HEVC frames, not multitrack.
+        let alone = enhanced.main_track.as_ref().unwrap();
+        assert_eq!(&alone[..], b"\x91hvc1\x00\x00\x21\xAA\xBB");
+    }
+
+    #[test]
+    fn enhanced_signals_and_unreadable_tags_are_not_media() {
+        // The Enhanced RTMP lab's colorInfo: Metadata in a command frame.
+        let metadata = video(b"\xD4av01\x02\x00\x09colorInfo");
+        assert_eq!(metadata.codec, Codec::Video(VideoCodec::Av1));
+        assert!(!metadata.for_decoders() && !metadata.config);
+        // Opus MultichannelConfig, and a sequence end.
+        assert!(!audio(b"\x94Opus\x00\x02").for_decoders());
+        assert!(!video(b"\x92vp09").for_decoders());
+        // A reserved packet type: no codec, an error kept for the log.
+        let reserved = video(b"\x98av01\x00");
+        assert_eq!(reserved.codec, Codec::None);
+        assert!(reserved.enhanced.as_ref().unwrap().error.is_some() && !reserved.for_decoders());
+        // An unknown FourCC is read, and named as such.
+        let unknown = video(b"\x91zzzz\x01");
+        assert_eq!(
+            unknown.codec,
+            Codec::Video(VideoCodec::Other(u32::from_be_bytes(*b"zzzz")))
+        );
+        assert!(unknown.enhanced.as_ref().unwrap().error.is_none());
+        // Enhanced AAC is AAC: its data is the AudioSpecificConfig or a raw frame.
+        let aac = audio(b"\x90mp4a\x12\x10");
+        assert!(aac.config && aac.audio_codec() == Some(AudioCodec::Aac));
+        assert_eq!(aac.data(), Some(&b"\x12\x10"[..]));
     }
 
     #[test]

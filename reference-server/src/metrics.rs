@@ -48,6 +48,8 @@ pub struct Metrics {
     pub frames_out: Counter,
     /// Frames players lost because they fell behind (then skipped to a keyframe).
     pub player_frames_dropped: Counter,
+    /// Enhanced RTMP tags from publishers that could not be read (dropped).
+    pub media_unreadable: Counter,
     /// Backend hook calls made.
     pub hook_calls: Counter,
     /// Backend hook calls that refused the action or failed.
@@ -149,6 +151,12 @@ impl Metrics {
             "counter",
             "Frames dropped for players that fell behind.",
             self.player_frames_dropped.get(),
+        );
+        metric(
+            "media_unreadable_total",
+            "counter",
+            "Enhanced RTMP tags from publishers that could not be read, dropped.",
+            self.media_unreadable.get(),
         );
         metric(
             "hook_calls_total",

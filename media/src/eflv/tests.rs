@@ -113,9 +113,12 @@ fn the_three_multitrack_layouts() {
     assert_eq!((p.track, p.fourcc, p.data), (2, FourCc::AV1, &b"\xAB\xCD"[..]));
 
     // ManyTracks: two Opus tracks, sizes 1 and 2.
-    let many = parse(TagKind::Audio, b"\x95\x11Opus\x00\x00\x00\x01\xF8\x01\x00\x00\x02\xF8\xF9")
-        .unwrap()
-        .unwrap();
+    let many = parse(
+        TagKind::Audio,
+        b"\x95\x11Opus\x00\x00\x00\x01\xF8\x01\x00\x00\x02\xF8\xF9",
+    )
+    .unwrap()
+    .unwrap();
     let got: Vec<_> = packets(&many).iter().map(|p| (p.track, p.data.to_vec())).collect();
     assert_eq!(got, [(0, vec![0xF8]), (1, vec![0xF8, 0xF9])]);
 
@@ -123,8 +126,14 @@ fn the_three_multitrack_layouts() {
     let mixed = video(b"\x96\x21hvc1\x00\x00\x00\x05\x00\x00\x21\xAA\xBBav01\x01\x00\x00\x01\xCC");
     let got = packets(&mixed);
     assert_eq!(got.len(), 2);
-    assert_eq!((got[0].fourcc, got[0].composition_offset, got[0].data), (FourCc::HEVC, 33, &b"\xAA\xBB"[..]));
-    assert_eq!((got[1].fourcc, got[1].track, got[1].data), (FourCc::AV1, 1, &b"\xCC"[..]));
+    assert_eq!(
+        (got[0].fourcc, got[0].composition_offset, got[0].data),
+        (FourCc::HEVC, 33, &b"\xAA\xBB"[..])
+    );
+    assert_eq!(
+        (got[1].fourcc, got[1].track, got[1].data),
+        (FourCc::AV1, 1, &b"\xCC"[..])
+    );
 }
 
 #[test]
@@ -141,9 +150,18 @@ fn malformed_and_reserved_fields_are_errors() {
         Err(EflvError::ReservedPacketType { value: 3, .. })
     ));
     assert_eq!(parse(TagKind::Video, b"\x90av0"), Err(EflvError::Truncated("FourCC")));
-    assert_eq!(parse(TagKind::Video, b"\x96\x31av01"), Err(EflvError::ReservedMultitrack(3)));
-    assert_eq!(parse(TagKind::Video, b"\x96\x06av01"), Err(EflvError::NestedMultitrack(6)));
-    assert_eq!(parse(TagKind::Video, b"\x97\x05\x00"), Err(EflvError::Truncated("ModEx data")));
+    assert_eq!(
+        parse(TagKind::Video, b"\x96\x31av01"),
+        Err(EflvError::ReservedMultitrack(3))
+    );
+    assert_eq!(
+        parse(TagKind::Video, b"\x96\x06av01"),
+        Err(EflvError::NestedMultitrack(6))
+    );
+    assert_eq!(
+        parse(TagKind::Video, b"\x97\x05\x00"),
+        Err(EflvError::Truncated("ModEx data"))
+    );
     let overrun = video(b"\x96\x11av01\x00\x00\x00\x09\xAA");
     assert_eq!(
         overrun.packets().collect::<Vec<_>>(),

@@ -106,7 +106,10 @@ impl Capabilities {
         }
         let map = |map: &BTreeMap<String, u32>| Value::Object {
             class_name: None,
-            properties: map.iter().map(|(k, v)| (k.clone(), Value::Number(f64::from(*v)))).collect(),
+            properties: map
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Number(f64::from(*v))))
+                .collect(),
         };
         if !self.video.is_empty() {
             properties.push(("videoFourCcInfoMap".to_string(), map(&self.video)));
@@ -174,7 +177,10 @@ mod tests {
         caps.caps_ex = caps_ex::RECONNECT | caps_ex::MULTITRACK;
         let back = Capabilities::from_object(&object(caps.to_properties())).unwrap();
         assert_eq!(back, caps);
-        assert!(back.takes(TagKind::Video, FourCc::HEVC), "the wildcard forwards any video");
+        assert!(
+            back.takes(TagKind::Video, FourCc::HEVC),
+            "the wildcard forwards any video"
+        );
         assert_eq!(back.flags(TagKind::Video, FourCc::VP9), 0x07);
         assert!(back.takes(TagKind::Audio, FourCc::OPUS));
         assert!(!back.takes(TagKind::Audio, FourCc::FLAC));

@@ -6,8 +6,8 @@
 
 pub mod chunk;
 pub mod control;
-pub mod enhanced;
 pub mod endpoint;
+pub mod enhanced;
 pub mod message;
 pub mod url;
 

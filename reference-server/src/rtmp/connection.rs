@@ -2,14 +2,16 @@
 //! moves bytes between the socket and the [`Session`], acts on its events
 //! (applications, hooks, the hub) and feeds played streams back to it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use media::amf::Value;
-use media::flv::AudioCodec;
+use media::eflv::FourCc;
+use media::flv::{AudioCodec, TagKind};
 use media::netstatus::code;
+use media::rtmp::enhanced::Capabilities;
 use media::rtmp::url::Params;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
+use super::enhanced::{self, Form};
 use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, SessionError};
 use crate::admission::{self, Requester};
 use crate::config::{AppConfig, MissingStreamPolicy};
@@ -97,6 +100,8 @@ async fn run(
         next_play: 0,
         player_tx,
         rooms: None,
+        enhanced: None,
+        withheld: HashSet::new(),
     };
     connection.run(leftover, player_rx).await
 }
@@ -150,6 +155,10 @@ struct Connection {
     player_tx: mpsc::Sender<PlayerEvent>,
     /// The rooms this connection joined (after connect).
     rooms: Option<RoomClient>,
+    /// The Enhanced RTMP codecs and capabilities its connect announced.
+    enhanced: Option<Capabilities>,
+    /// The codecs withheld from each of its players, told once each.
+    withheld: HashSet<(u32, FourCc)>,
 }
 
 impl Drop for Connection {
@@ -259,7 +268,14 @@ impl Connection {
                 payload,
             } => {
                 if let Some(publisher) = self.publishers.get(&stream_id) {
-                    publisher.push(Frame::new(kind, timestamp, payload));
+                    let frame = Frame::new(kind, timestamp, payload);
+                    if let Some(error) = frame.enhanced.as_ref().and_then(|e| e.error.as_ref()) {
+                        // Enhanced RTMP: "fail in a controlled and predictable manner".
+                        self.ctx.metrics.media_unreadable.inc();
+                        tracing::debug!(stream_id, ?kind, timestamp, %error, "enhanced tag dropped");
+                        return Ok(());
+                    }
+                    publisher.push(frame);
                 }
             }
             Event::PublishStopped { stream_id } => {
@@ -330,6 +346,7 @@ impl Connection {
         }
         self.rooms = Some(RoomClient::new(self.ctx.rooms.clone(), &app.key, app.config.rooms));
         self.app = Some(app);
+        self.enhanced = request.enhanced;
         self.session.accept_connect(request.object_encoding);
         Ok(())
     }
@@ -427,8 +444,13 @@ impl Connection {
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
         let mut sent_through = None;
+        // A player that announced Opus (Enhanced RTMP) gets it as it is.
+        let opus_as_is = self
+            .enhanced
+            .as_ref()
+            .is_some_and(|c| c.takes(TagKind::Audio, FourCc::OPUS));
         while let Some(frame) = subscription.next_cached() {
-            if frame.audio_codec() == Some(AudioCodec::Opus) && !frame.config {
+            if frame.audio_codec() == Some(AudioCodec::Opus) && !frame.config && !opus_as_is {
                 continue; // Opus: the player gets the transcoder's output instead.
             }
             if frame.kind != MediaKind::Data {
@@ -443,6 +465,7 @@ impl Connection {
             app: key.clone(),
             stream: name.name.clone(),
             target: opus_target,
+            as_is: opus_as_is,
             transcoded: None,
             not_before: sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video),
         };
@@ -454,11 +477,31 @@ impl Connection {
     }
 
     fn send_frame(&mut self, stream_id: u32, frame: &Frame) {
+        let payload = match enhanced::form(frame, self.enhanced.as_ref()) {
+            Form::AsIs => &frame.payload,
+            Form::MainTrack(alone) => alone,
+            Form::Withheld(fourcc) => {
+                if self.withheld.insert((stream_id, fourcc)) {
+                    let what = if frame.kind == MediaKind::Audio {
+                        "sound"
+                    } else {
+                        "pictures"
+                    };
+                    let description = format!(
+                        "The stream's {what} are in {fourcc}, which this player did not announce in connect \
+                         (fourCcList, or audioFourCcInfoMap and videoFourCcInfoMap); they are not sent."
+                    );
+                    tracing::info!(stream_id, %fourcc, "enhanced track withheld from an RTMP player");
+                    self.session.track_withheld(stream_id, &description);
+                }
+                return;
+            }
+        };
         if self.session.send_media(
             stream_id,
             frame.kind,
             frame.timestamp,
-            &frame.payload,
+            payload,
             frame.keyframe || frame.config,
         ) {
             self.ctx.metrics.frames_out.inc();
@@ -485,7 +528,8 @@ impl Connection {
 /// Opus sound (from a WebRTC publisher) for an RTMP player: Flash Player and
 /// most RTMP clients do not know Opus, so it is replaced by the output of the
 /// shared transcoder to the app's `opus_to_rtmp` codec, started on the first
-/// Opus frame.
+/// Opus frame. A player whose connect announced Opus (Enhanced RTMP) gets
+/// the Opus packets as they are.
 ///
 /// A transcoder started for this player begins with the stream's cached
 /// backlog, whose sound is older than the cached video this player was
@@ -497,6 +541,8 @@ struct OpusToRtmp {
     app: String,
     stream: String,
     target: Target,
+    /// The player announced Opus (Enhanced RTMP): nothing is replaced.
+    as_is: bool,
     transcoded: Option<Transcoded>,
     /// Sound older than this timestamp (ms) is not sent.
     not_before: Option<u32>,
@@ -505,7 +551,7 @@ struct OpusToRtmp {
 impl OpusToRtmp {
     /// Whether `frame` is Opus that this player does not get as it is.
     fn replaces(&mut self, frame: &Frame) -> bool {
-        if frame.audio_codec() != Some(AudioCodec::Opus) {
+        if self.as_is || frame.audio_codec() != Some(AudioCodec::Opus) {
             return false;
         }
         if self.transcoded.is_none() {

@@ -2,4 +2,5 @@
 //! that drives it.
 
 pub mod connection;
+pub mod enhanced;
 pub mod session;

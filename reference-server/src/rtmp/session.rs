@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use bytes::{Bytes, BytesMut};
 use media::amf::Value;
 use media::netstatus::{code, Level, NetStatus};
+use media::rtmp::enhanced::Capabilities;
 use media::rtmp::message::split_aggregate;
 use media::rtmp::url::{self, NameWithParams};
 use media::rtmp::{
@@ -77,6 +78,9 @@ pub struct ConnectRequest {
     pub connect_object: Value,
     /// The arguments after the connect object (Flash apps pass e.g. `{login, appKey}`).
     pub extra_args: Vec<Value>,
+    /// The Enhanced RTMP codecs and capabilities it announced; `None` for a
+    /// legacy client.
+    pub enhanced: Option<Capabilities>,
 }
 
 /// Something the application must act on.
@@ -572,11 +576,14 @@ impl Session {
         );
         self.send(csid::CONTROL, 0, 0, &Message::UserControl(UserControl::StreamBegin(0)));
         self.endpoint.set_chunk_size(self.config.chunk_size);
-        let properties = Value::object([
+        let mut properties = Value::object([
             ("fmsVer", Value::from("FMS/3,5,7,7009")),
             ("capabilities", Value::Number(31.0)),
             ("mode", Value::Number(1.0)),
         ]);
+        if let Value::Object { properties, .. } = &mut properties {
+            properties.extend(super::enhanced::announced().to_properties());
+        }
         let mut info = NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "Connection succeeded.")
             .clientid(self.client_id.as_str())
             .to_value();
@@ -784,6 +791,14 @@ impl Session {
         send
     }
 
+    /// Tells a player that a track of its stream is withheld (see
+    /// `rtmp::enhanced`): NetStream.Play.NoSupportedTrackFound, level warning.
+    pub fn track_withheld(&mut self, stream_id: u32, description: &str) {
+        let status = NetStatus::new(Level::Warning, code::PLAY_NO_SUPPORTED_TRACK, description)
+            .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
+    }
+
     /// Asks the client to answer with a PingResponse (keeps idle players alive).
     pub fn ping(&mut self, timestamp: u32) {
         self.send(
@@ -889,6 +904,7 @@ fn connect_request(command: &Command) -> ConnectRequest {
         object_encoding,
         connect_object: object.clone(),
         extra_args: command.args.clone(),
+        enhanced: Capabilities::from_object(object),
     }
 }
 

@@ -321,3 +321,40 @@ fn commands_before_connect_and_a_second_connect_are_errors() {
         Err(SessionError::SecondConnect)
     ));
 }
+
+#[test]
+fn an_enhanced_rtmp_client_is_told_what_the_server_takes() {
+    let mut session = Session::new(config(), "c1".into());
+    let mut client = Client::new(ObjectEncoding::Amf0);
+    let mut events = Vec::new();
+    // A connect with a v1 fourCcList.
+    let connect = Message::Command(Command {
+        encoding: ObjectEncoding::Amf0,
+        name: "connect".into(),
+        transaction_id: 1.0,
+        command_object: Value::object([
+            ("app", Value::from("live")),
+            (
+                "fourCcList",
+                Value::StrictArray(vec![Value::from("av01"), Value::from("Opus")]),
+            ),
+        ]),
+        args: Vec::new(),
+    });
+    session.handle_input(&client.bytes(0, &connect), &mut events).unwrap();
+    let Some(Event::Connect(request)) = events.first() else {
+        panic!("{events:?}")
+    };
+    let announced = request.enhanced.as_ref().expect("a fourCcList is Enhanced RTMP");
+    assert!(announced.takes(media::flv::TagKind::Video, media::eflv::FourCc::AV1));
+
+    session.accept_connect(ObjectEncoding::Amf0);
+    let answer = client.received(&mut session);
+    let Some((_, Message::Command(result))) = answer.iter().find(|(_, m)| matches!(m, Message::Command(_))) else {
+        panic!("no _result")
+    };
+    let server = media::rtmp::enhanced::Capabilities::from_object(&result.command_object)
+        .expect("the server states its support");
+    assert!(server.video.contains_key("*") && server.audio.contains_key("Opus"));
+    assert!(server.has(media::rtmp::enhanced::caps_ex::MULTITRACK | media::rtmp::enhanced::caps_ex::MOD_EX));
+}

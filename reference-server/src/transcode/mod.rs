@@ -53,7 +53,7 @@ trait Feed {
 /// queue at the end ends the codec thread.
 async fn feed(mut subscription: Subscription, mut feed: impl Feed, stop: CancellationToken) {
     while let Some(frame) = subscription.next_cached() {
-        if !feed.takes_cached(&frame) {
+        if !frame.for_decoders() || !feed.takes_cached(&frame) {
             continue;
         }
         let sent = tokio::select! {
@@ -70,6 +70,7 @@ async fn feed(mut subscription: Subscription, mut feed: impl Feed, stop: Cancell
             delivery = subscription.next() => delivery,
         };
         match delivery {
+            Some(Delivery::Frame(frame)) if !frame.for_decoders() => {}
             Some(Delivery::Frame(frame)) => {
                 if !feed.send_live(frame) {
                     return;

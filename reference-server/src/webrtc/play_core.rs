@@ -130,6 +130,9 @@ impl PlayCore {
 
     /// A frame of the stream.
     pub fn frame(&mut self, frame: &Frame, now: Instant, out: &mut Vec<Output>) {
+        if !frame.for_decoders() {
+            return; // an enhanced tag's metadata or sequence end: nothing to packetize
+        }
         match frame.kind {
             MediaKind::Video if !self.video_line => out.push(Output::OfferVideo),
             MediaKind::Video if self.video_transcoded || self.video.is_none() => {}
