@@ -45,6 +45,9 @@ pub struct ClientProfile {
     /// `NetStream.Video.DimensionChange` when the size in the SPS it
     /// receives is first known or changes.
     pub player_events: bool,
+    /// The Enhanced RTMP codecs and capabilities connect announces
+    /// (`fourCcList`, the FourCC info maps, `capsEx`); `None`: a legacy client.
+    pub enhanced: Option<media::rtmp::enhanced::Capabilities>,
 }
 
 impl ClientProfile {
@@ -59,6 +62,7 @@ impl ClientProfile {
             fmle_commands: false,
             chunk_size: 128,
             player_events: true,
+            enhanced: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl ClientProfile {
             fmle_commands: true,
             chunk_size: 4096,
             player_events: false,
+            enhanced: None,
         }
     }
 }
@@ -357,12 +362,16 @@ impl RtmpClient {
             object.push(("type", Value::from("nonprivate")));
         }
         object.push(("objectEncoding", Value::Number(self.profile.object_encoding.number())));
+        let mut command_object = Value::object(object);
+        if let (Some(caps), Value::Object { properties, .. }) = (&self.profile.enhanced, &mut command_object) {
+            properties.extend(caps.to_properties());
+        }
         let tid = self.take_transaction();
         let command = Command {
             encoding: ObjectEncoding::Amf0,
             name: "connect".into(),
             transaction_id: tid,
-            command_object: Value::object(object),
+            command_object,
             args: extra_args,
         };
         self.send_message(csid::COMMAND, 0, &Message::Command(command)).await?;

@@ -265,7 +265,8 @@ struct TargetArgs {
     /// (duplicate_participants), no-size (size_ignored), no-speex
     /// (speex_dropped), no-opus-relay (webrtc_opus_not_forwarded),
     /// ext-ts-always (extended_timestamps_always_repeated), ext-ts-never
-    /// (extended_timestamps_never_repeated). Needs the feature `embedded`.
+    /// (extended_timestamps_never_repeated), no-ertmp (ertmp_ignored),
+    /// no-fourcclist (ertmp_fourcc_list_ignored). Needs the feature `embedded`.
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
     /// The name reports give an external target.

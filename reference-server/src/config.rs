@@ -248,6 +248,14 @@ pub struct Quirks {
     /// extended timestamp: a publisher that repeats it (as the
     /// specification asks) is misread.
     pub extended_timestamps_never_repeated: bool,
+    /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
+    /// maps and `capsEx` are not read nor stated in `_result`, and every
+    /// tag goes to every RTMP player as it came (a codec-blind relay:
+    /// legacy players get tags they cannot parse).
+    pub ertmp_ignored: bool,
+    /// Only Enhanced RTMP v2's FourCC info maps are read: a v1 client's
+    /// `fourCcList` announces nothing, so it is treated as a legacy player.
+    pub ertmp_fourcc_list_ignored: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -285,6 +293,10 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     }),
     ("webrtc_opus_not_forwarded", "no-opus-relay", |q| {
         &mut q.webrtc_opus_not_forwarded
+    }),
+    ("ertmp_ignored", "no-ertmp", |q| &mut q.ertmp_ignored),
+    ("ertmp_fourcc_list_ignored", "no-fourcclist", |q| {
+        &mut q.ertmp_fourcc_list_ignored
     }),
 ];
 

@@ -35,6 +35,24 @@ pub fn sdp_offer(offer: &str) {
     }
 }
 
+/// An audio (`video` false) or video message body from an RTMP publisher,
+/// as the server classifies it where it enters, and the form each kind of
+/// RTMP player gets it in (legacy; announcing every codec but not
+/// multitrack; the server's own capabilities).
+pub fn media_frame(video: bool, body: &[u8]) {
+    use crate::frame::{Frame, MediaKind};
+    use crate::rtmp::enhanced;
+    let kind = if video { MediaKind::Video } else { MediaKind::Audio };
+    let frame = Frame::new(kind, 0, bytes::Bytes::copy_from_slice(body));
+    let _ = frame.data();
+    let _ = frame.for_decoders();
+    let mut no_multitrack = enhanced::announced();
+    no_multitrack.caps_ex = 0;
+    for caps in [None, Some(&no_multitrack), Some(&enhanced::announced())] {
+        let _ = enhanced::form(&frame, caps);
+    }
+}
+
 /// A message on the WebSocket signalling channel, as the server reads it.
 pub fn websocket_message(text: &str) {
     let _ = ws::read_message(text);

@@ -59,6 +59,11 @@ pub enum Action {
         /// Expectations: `s2_echoes_c1`.
         #[serde(default)]
         handshake: Option<HandshakeShape>,
+        /// What connect announces of Enhanced RTMP, instead of the actor's
+        /// own (an `ertmp` actor announces every codec). Expectations:
+        /// `server_announces`.
+        #[serde(default)]
+        announce: Option<super::ertmp::Announce>,
     },
     /// `createStream` (if the actor has none for `stream`), then `publish
     /// stream`. With `media`, the FLV fixture (path below `fixtures/`) is
@@ -97,6 +102,10 @@ pub enum Action {
         /// edges relay them) of up to this many tags each.
         #[serde(default)]
         aggregate: Option<usize>,
+        /// Reshape `media`'s Enhanced RTMP tags (multitrack layouts, ModEx
+        /// nanosecond offsets, tags of unknown codecs in between).
+        #[serde(default)]
+        eflv: Option<super::ertmp::EflvShape>,
     },
     /// Sends Set Chunk Size (`size`) and chunks by it from then on, while
     /// any media the actor sends goes on.
@@ -494,7 +503,7 @@ impl Action {
 
     /// The actor kinds that can take this action.
     fn fits(&self, kind: Option<ActorKind>) -> bool {
-        let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder));
+        let rtmp = matches!(kind, Some(ActorKind::Flash | ActorKind::Encoder | ActorKind::Ertmp));
         let webrtc = kind == Some(ActorKind::Webrtc);
         match self {
             Action::Publish { media: Some(_), .. }
@@ -606,6 +615,8 @@ pub(super) struct ConnectHow<'a> {
     pub(super) args: Option<Vec<Value>>,
     /// The handshake, instead of the actor's own.
     pub(super) handshake: Option<HandshakeShape>,
+    /// What connect announces of Enhanced RTMP, instead of the actor's own.
+    pub(super) announce: Option<&'a super::ertmp::Announce>,
 }
 
 /// How a `publish` step chunks its media: the chunk size, the chunk
@@ -1008,6 +1019,7 @@ impl Case<'_> {
                 params,
                 args,
                 handshake,
+                announce,
             } => {
                 if actor.client.is_some() {
                     Err("already connected".into())
@@ -1017,6 +1029,7 @@ impl Case<'_> {
                         params: params.as_deref(),
                         args: args.as_ref().map(|args| args.iter().map(amf_of).collect()),
                         handshake: *handshake,
+                        announce: announce.as_ref(),
                     };
                     let connected = self.connect(actor, how).await.map(|b| before = b);
                     observed.handshake = actor.client.as_ref().map(|c| c.handshake_report().clone());
@@ -1111,7 +1124,7 @@ impl Case<'_> {
                 // An encoder's unpublish deletes the stream (deleteStream):
                 // its next publish creates another, as OBS does.
                 let id = match actor.kind {
-                    ActorKind::Encoder => actor.streams.remove(&logical),
+                    ActorKind::Encoder | ActorKind::Ertmp => actor.streams.remove(&logical),
                     _ => actor.streams.get(&logical).copied(),
                 };
                 let name = self.stream_name(&logical);
@@ -1239,6 +1252,11 @@ impl Case<'_> {
         if let Some((file, step, realtime)) = media {
             if status.code == code::PUBLISH_START {
                 let tags = load_media(&self.options.fixtures, file, step)?;
+                let bodies = super::ertmp::published_bodies(&tags);
+                self.published.borrow_mut().insert(
+                    logical.split('?').next().unwrap_or(logical).to_string(),
+                    std::rc::Rc::new(bodies),
+                );
                 let aggregate = match step {
                     Action::Publish { aggregate, .. } => *aggregate,
                     _ => None,
@@ -1830,6 +1848,7 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         seconds,
         metadata,
         video_after,
+        eflv,
         ..
     } = publish
     else {
@@ -1847,10 +1866,14 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         })
         .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
         .collect();
-    Ok(match video_after {
+    let tags = match video_after {
         Some(after) => media::flv::video_from(tags, *after),
         None => tags,
-    })
+    };
+    match eflv {
+        Some(shape) => shape.apply(tags).map_err(|e| format!("{file}: {e}")),
+        None => Ok(tags),
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,10 @@ pub struct Expect {
     /// actor's WebRTC publisher since it started (`wait` steps).
     #[serde(default)]
     pub keyframe_requests: Option<u64>,
+    /// What the server's `_result` to connect states of Enhanced RTMP
+    /// (`connect` steps).
+    #[serde(default)]
+    pub server_announces: Option<super::ertmp::ServerAnnounces>,
     /// Room events the actor must receive, in this order (others may come
     /// between), since its previous step: `STATE alice,bob` (the others, by
     /// name), `JOINED bob`, `LEFT bob`, `PUBLISHED bob STREAM`, `MESSAGE
@@ -291,6 +295,21 @@ pub struct RtmpMediaExpect {
     /// stream steps 40 ms).
     #[serde(default, with = "humantime_serde")]
     pub max_video_step: Option<Duration>,
+    /// Enhanced RTMP tags (ExAudioTagHeader, ExVideoTagHeader) received
+    /// (true: at least one; false: none, as a legacy player must get).
+    #[serde(default)]
+    pub enhanced: Option<bool>,
+    /// FourCCs the enhanced tags received must include.
+    #[serde(default)]
+    pub codecs: Vec<String>,
+    /// Multitrack messages received (true: at least one; false: none).
+    #[serde(default)]
+    pub multitrack: Option<bool>,
+    /// Every audio and video body received is one the case's publisher of
+    /// the stream sent (or, for a multitrack message, one of its tracks
+    /// alone): the server passed them on unchanged.
+    #[serde(default)]
+    pub as_published: bool,
 }
 
 /// What an SDP answer must say about one kind of media.
@@ -392,6 +411,10 @@ pub(super) struct Observed {
     pub(super) first_video_keyframe: Option<bool>,
     /// When an RTMP player's media arrived, against its timestamps.
     pub(super) rtmp_timing: super::timing::RtmpTiming,
+    /// What an RTMP player saw of Enhanced RTMP in its media.
+    pub(super) ertmp: super::ertmp::Seen,
+    /// The properties object of the server's answer to connect.
+    pub(super) connect_properties: Option<media::amf::Value>,
     /// Keyframe requests the actor's WebRTC publisher has received.
     pub(super) keyframe_requests: Option<u64>,
     pub(super) sdp: Option<crate::webrtc::SdpSummary>,
@@ -617,6 +640,9 @@ impl Expect {
         if let Some(least) = self.keyframe_requests {
             parts.push(Box::new(KeyframeRequests(least)));
         }
+        if let Some(announces) = &self.server_announces {
+            parts.push(Box::new(announces));
+        }
         if self.levels_valid {
             parts.push(Box::new(LevelsValid));
         }
@@ -823,10 +849,54 @@ impl Expectation for &RtmpMediaExpect {
                 .filter(|(count, _)| *count > 0)
                 .map(|(count, kind)| format!("{count} {kind}"))
                 .collect();
-            return Err(format!("fewer than {} messages", wanted.join(" and ")));
+            // The step's summary counts the messages unless there were none.
+            let none = if observed.audio + observed.video == 0 {
+                " (none came)"
+            } else {
+                ""
+            };
+            return Err(format!("fewer than {} messages{none}", wanted.join(" and ")));
         }
         if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
             return Err("the first video message is not a keyframe".into());
+        }
+        let seen = &observed.ertmp;
+        match media.enhanced {
+            Some(true) if seen.enhanced == 0 => return Err("no Enhanced RTMP tag".into()),
+            Some(false) if seen.enhanced > 0 => {
+                return Err(format!(
+                    "{} Enhanced RTMP tags ({})",
+                    seen.enhanced,
+                    seen.fourccs.iter().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            }
+            _ => {}
+        }
+        let missing: Vec<&str> = media
+            .codecs
+            .iter()
+            .filter(|c| !seen.fourccs.contains(*c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            let got = match seen.fourccs.is_empty() {
+                true => "none".to_string(),
+                false => seen.fourccs.iter().cloned().collect::<Vec<_>>().join(", "),
+            };
+            return Err(format!("no enhanced tag of {} (got: {got})", missing.join(", ")));
+        }
+        match media.multitrack {
+            Some(true) if seen.multitrack == 0 => return Err("no multitrack message".into()),
+            Some(false) if seen.multitrack > 0 => return Err(format!("{} multitrack messages", seen.multitrack)),
+            _ => {}
+        }
+        if media.as_published {
+            if let Some(foreign) = &seen.foreign {
+                return Err(foreign.clone());
+            }
+            if seen.compared == 0 {
+                return Err("nothing to compare: no publisher of this stream in the case".into());
+            }
         }
         observed.rtmp_timing.check(media)
     }
@@ -863,7 +933,33 @@ impl Expectation for &RtmpMediaExpect {
         if let Some(step) = self.max_video_step {
             parts.push(format!("no video frame lost (timestamps at most {step:?} apart)"));
         }
+        match self.enhanced {
+            Some(true) => parts.push("Enhanced RTMP tags".into()),
+            Some(false) => parts.push("no Enhanced RTMP tag".into()),
+            None => {}
+        }
+        if !self.codecs.is_empty() {
+            parts.push(format!("tags of {}", self.codecs.join(", ")));
+        }
+        match self.multitrack {
+            Some(true) => parts.push("multitrack messages".into()),
+            Some(false) => parts.push("no multitrack message".into()),
+            None => {}
+        }
+        if self.as_published {
+            parts.push("every body as the publisher sent it".into());
+        }
         parts.join("; ")
+    }
+}
+
+impl Expectation for &super::ertmp::ServerAnnounces {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        super::ertmp::ServerAnnounces::check(self, observed.connect_properties.as_ref())
+    }
+
+    fn describe(&self) -> String {
+        super::ertmp::ServerAnnounces::describe(self)
     }
 }
 

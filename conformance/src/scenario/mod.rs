@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 mod action;
 pub mod attack;
 mod browser;
+pub mod ertmp;
 mod expect;
 mod ffmpeg;
 mod run;
@@ -81,6 +82,12 @@ pub enum ActorKind {
     /// An encoder (OBS, ffmpeg, FMLE): simple handshake, AMF0,
     /// releaseStream/FCPublish/FCUnpublish/deleteStream.
     Encoder,
+    /// An Enhanced RTMP client (OBS 30, FFmpeg 7): an encoder whose
+    /// connect announces the codecs it takes by FourCC and its extended
+    /// capabilities (by default every FourCC the specification defines, in
+    /// the v2 info maps, and capsEx multitrack, ModEx and nanosecond
+    /// offsets; a `connect` step's `announce` says otherwise).
+    Ertmp,
     /// A WebRTC player or publisher (str0m) that decodes what it receives.
     Webrtc,
     /// A bare TCP connection for raw bytes.

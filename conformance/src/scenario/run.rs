@@ -123,6 +123,7 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
         actors: HashMap::new(),
         backend: backend.as_ref(),
         hooks_logged: std::cell::Cell::new(0),
+        published: std::cell::RefCell::new(HashMap::new()),
         suffix: format!("{:06x}", rand::random::<u32>() & 0xFF_FFFF),
         result: &mut result,
         started: Instant::now(),
@@ -150,6 +151,9 @@ pub(super) struct Case<'a> {
     pub(super) backend: Option<&'a Backend>,
     /// Backend calls already in the case's log.
     pub(super) hooks_logged: std::cell::Cell<usize>,
+    /// The audio and video bodies each RTMP publisher of the case sent, by
+    /// the stream's name in the scenario (for `rtmp_media.as_published`).
+    pub(super) published: std::cell::RefCell<HashMap<String, std::rc::Rc<std::collections::HashSet<u64>>>>,
     pub(super) suffix: String,
     pub(super) result: &'a mut CaseResult,
     /// When the case started: the wire log's time origin.
@@ -535,6 +539,11 @@ impl Case<'_> {
             ActorKind::Flash => ClientProfile::flash_player(),
             _ => ClientProfile::encoder(),
         };
+        profile.enhanced = match (how.announce, actor.kind) {
+            (Some(announce), _) => Some(announce.capabilities()),
+            (None, ActorKind::Ertmp) => Some(super::ertmp::Announce::default().capabilities()),
+            (None, _) => None,
+        };
         if let Some(shape) = how.handshake {
             shape.apply(&mut profile);
         }
@@ -606,7 +615,17 @@ impl Case<'_> {
         };
         let deadline = tokio::time::Instant::now() + within;
         let media = candidates.iter().filter_map(|(_, e)| e.rtmp_media.clone()).next();
+        // What the case's publisher of this stream sent, if an actor of the case publishes it.
+        let published = step
+            .action
+            .stream()
+            .and_then(|s| self.published.borrow().get(s.split('?').next().unwrap_or(s)).cloned());
         let settle = candidates.iter().any(|(_, e)| e.exactly || !e.forbidden.is_empty());
+        // "No enhanced tag" and "no multitrack message" hold only if none
+        // came in the whole of `within`.
+        let watch_all = media
+            .as_ref()
+            .is_some_and(|m| m.enhanced == Some(false) || m.multitrack == Some(false));
         let mut settled_at: Option<tokio::time::Instant> = None;
         let mut read = 0;
         loop {
@@ -622,6 +641,9 @@ impl Case<'_> {
             observed.room_events =
                 self.room_texts(&client.room_events()[actor.rooms_seen.min(client.room_events().len())..]);
             observed.statuses = client.statuses()[before.min(client.statuses().len())..].to_vec();
+            if observed.connect_properties.is_none() {
+                observed.connect_properties = client.connect_answer().map(|answer| answer.command_object.clone());
+            }
             observed.closed = observed
                 .statuses
                 .iter()
@@ -633,7 +655,7 @@ impl Case<'_> {
             let best = answered && candidates[0].1.check(observed).is_ok();
             let holds = answered && candidates.iter().any(|(_, e)| e.check(observed).is_ok());
             let now = tokio::time::Instant::now();
-            if best && (!settle || settled_at.is_some_and(|t| now >= t)) {
+            if best && !watch_all && (!settle || settled_at.is_some_and(|t| now >= t)) {
                 break;
             }
             if best && settle && settled_at.is_none() {
@@ -656,12 +678,14 @@ impl Case<'_> {
                     observed
                         .rtmp_timing
                         .media(began.elapsed(), type_id, timestamp, &payload);
+                    observed.ertmp.media(type_id, timestamp, &payload, published.as_deref());
                     if type_id == 8 {
                         observed.audio += 1;
                     } else {
                         observed.video += 1;
                         if observed.first_video_keyframe.is_none() {
-                            observed.first_video_keyframe = Some(payload.first().is_some_and(|b| b >> 4 == 1));
+                            // Frame type 1 in bits 4-6, legacy or enhanced.
+                            observed.first_video_keyframe = Some(payload.first().is_some_and(|b| b >> 4 & 7 == 1));
                         }
                     }
                 }

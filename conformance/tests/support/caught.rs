@@ -101,6 +101,27 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "webrtc_opus_not_forwarded",
         "0 RTP audio",
     ),
+    (
+        "ertmp/connect/server-states-support",
+        "ertmp_ignored",
+        "a legacy answer",
+    ),
+    ("ertmp/webrtc/opus-to-whep", "webrtc_opus_not_forwarded", "0 RTP audio"),
+    (
+        "ertmp/connect/fourcc-list-v1",
+        "ertmp_fourcc_list_ignored",
+        "fewer than 50 audio and 30 video messages",
+    ),
+    (
+        "ertmp/play/legacy-player-no-enhanced-tag",
+        "ertmp_ignored",
+        "Enhanced RTMP tags (av01)",
+    ),
+    (
+        "ertmp/play/opus-as-is-from-webrtc",
+        "ertmp_ignored",
+        "no enhanced tag of Opus (got: none)",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes

@@ -346,7 +346,15 @@ impl Connection {
         }
         self.rooms = Some(RoomClient::new(self.ctx.rooms.clone(), &app.key, app.config.rooms));
         self.app = Some(app);
-        self.enhanced = request.enhanced;
+        let quirks = &self.ctx.config.quirks;
+        self.enhanced = request.enhanced.filter(|_| !quirks.ertmp_ignored).and_then(|mut caps| {
+            if quirks.ertmp_fourcc_list_ignored {
+                caps.list.clear();
+            }
+            // Only the list announced anything: a legacy client after all.
+            (!caps.list.is_empty() || !caps.video.is_empty() || !caps.audio.is_empty() || caps.caps_ex != 0)
+                .then_some(caps)
+        });
         self.session.accept_connect(request.object_encoding);
         Ok(())
     }
@@ -450,7 +458,7 @@ impl Connection {
             .as_ref()
             .is_some_and(|c| c.takes(TagKind::Audio, FourCc::OPUS));
         while let Some(frame) = subscription.next_cached() {
-            if frame.audio_codec() == Some(AudioCodec::Opus) && !frame.config && !opus_as_is {
+            if frame.audio_codec() == Some(AudioCodec::Opus) && !opus_as_is {
                 continue; // Opus: the player gets the transcoder's output instead.
             }
             if frame.kind != MediaKind::Data {
@@ -477,7 +485,11 @@ impl Connection {
     }
 
     fn send_frame(&mut self, stream_id: u32, frame: &Frame) {
-        let payload = match enhanced::form(frame, self.enhanced.as_ref()) {
+        let form = match self.ctx.config.quirks.ertmp_ignored {
+            true => Form::AsIs,
+            false => enhanced::form(frame, self.enhanced.as_ref()),
+        };
+        let payload = match form {
             Form::AsIs => &frame.payload,
             Form::MainTrack(alone) => alone,
             Form::Withheld(fourcc) => {

@@ -34,6 +34,9 @@ pub struct SessionConfig {
     /// How the peer's continuation chunks are read (both ways, unless a
     /// quirk says otherwise).
     pub continuations: media::rtmp::Continuations,
+    /// Whether `_result` states the server's Enhanced RTMP support (unless
+    /// the quirk `ertmp_ignored` is on).
+    pub states_enhanced: bool,
 }
 
 impl SessionConfig {
@@ -59,6 +62,7 @@ impl SessionConfig {
                 (_, true) => media::rtmp::Continuations::NeverRepeated,
                 _ => media::rtmp::Continuations::Recognised,
             },
+            states_enhanced: !config.quirks.ertmp_ignored,
         }
     }
 }
@@ -581,7 +585,7 @@ impl Session {
             ("capabilities", Value::Number(31.0)),
             ("mode", Value::Number(1.0)),
         ]);
-        if let Value::Object { properties, .. } = &mut properties {
+        if let (true, Value::Object { properties, .. }) = (self.config.states_enhanced, &mut properties) {
             properties.extend(super::enhanced::announced().to_properties());
         }
         let mut info = NetStatus::new(Level::Status, code::CONNECT_SUCCESS, "Connection succeeded.")

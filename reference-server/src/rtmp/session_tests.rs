@@ -92,6 +92,7 @@ fn config() -> SessionConfig {
         window_ack_size: 2_500_000,
         limits: ChunkLimits::default(),
         max_streams: 4,
+        states_enhanced: true,
     }
 }
 

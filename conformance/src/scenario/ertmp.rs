@@ -1,0 +1,422 @@
+//! Enhanced RTMP in scenarios: what an `ertmp` actor announces in its
+//! connect, how a `publish` step reshapes an E-FLV fixture (the suite's
+//! own muxer: multitrack layouts, ModEx nanosecond offsets, tags the
+//! specification does not define), and what a player saw of the enhanced
+//! tags it received.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
+
+use bytes::Bytes;
+use media::amf::Value;
+use media::eflv::{self, FourCc, Header, Multitrack, Packet};
+use media::flv::{Tag, TagKind};
+use media::rtmp::enhanced::{caps_ex, info, Capabilities};
+use serde::{Deserialize, Serialize};
+
+/// An extended capability by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapsEx {
+    /// `NetConnection.Connect.ReconnectRequest`.
+    Reconnect,
+    /// Multitrack messages.
+    Multitrack,
+    /// The ModEx signal.
+    ModEx,
+    /// The nanosecond timestamp offset.
+    NanoOffset,
+}
+
+impl CapsEx {
+    fn bit(self) -> u32 {
+        match self {
+            CapsEx::Reconnect => caps_ex::RECONNECT,
+            CapsEx::Multitrack => caps_ex::MULTITRACK,
+            CapsEx::ModEx => caps_ex::MOD_EX,
+            CapsEx::NanoOffset => caps_ex::TIMESTAMP_NANO_OFFSET,
+        }
+    }
+}
+
+/// Where the codecs are announced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnnounceForm {
+    /// v2's `videoFourCcInfoMap` and `audioFourCcInfoMap` (decode and forward).
+    #[default]
+    Maps,
+    /// v1's `fourCcList` only.
+    List,
+    /// Both.
+    Both,
+}
+
+/// What an Enhanced RTMP client announces in its connect object (a
+/// `connect` step's `announce`; an `ertmp` actor's default is
+/// [`Announce::default`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    /// The FourCCs (or `"*"`) it can decode and forward; default every
+    /// one the specification defines.
+    #[serde(default)]
+    pub codecs: Option<Vec<String>>,
+    /// Where it says so.
+    #[serde(default)]
+    pub form: AnnounceForm,
+    /// Its `capsEx`; default multitrack, ModEx and the nanosecond offset.
+    #[serde(default)]
+    pub caps_ex: Option<Vec<CapsEx>>,
+}
+
+impl Announce {
+    /// The connect object's properties.
+    pub fn capabilities(&self) -> Capabilities {
+        let codecs: Vec<String> = match &self.codecs {
+            Some(codecs) => codecs.clone(),
+            None => FourCc::VIDEO
+                .iter()
+                .chain(&FourCc::AUDIO)
+                .map(FourCc::to_string)
+                .collect(),
+        };
+        let mut caps = Capabilities::default();
+        if self.form != AnnounceForm::Maps {
+            caps.list = codecs.clone();
+        }
+        if self.form != AnnounceForm::List {
+            let flags = info::CAN_DECODE | info::CAN_FORWARD;
+            for codec in &codecs {
+                let audio = FourCc::parse(codec).is_some_and(|f| FourCc::AUDIO.contains(&f));
+                let video = FourCc::parse(codec).is_some_and(|f| FourCc::VIDEO.contains(&f));
+                if audio || !video {
+                    caps.audio.insert(codec.clone(), flags);
+                }
+                if video || !audio {
+                    caps.video.insert(codec.clone(), flags);
+                }
+            }
+        }
+        let default = [CapsEx::Multitrack, CapsEx::ModEx, CapsEx::NanoOffset];
+        caps.caps_ex = self
+            .caps_ex
+            .as_deref()
+            .unwrap_or(&default)
+            .iter()
+            .map(|c| c.bit())
+            .sum();
+        caps
+    }
+}
+
+/// A multitrack layout a publish step re-muxes its tags into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// OneTrack: each packet as track 0.
+    OneTrack,
+    /// ManyTracks: each packet twice, as tracks 0 and 1 (a two-rung
+    /// ladder of one picture).
+    ManyTracks,
+    /// ManyTracksManyCodecs: the same two tracks, each naming its codec.
+    ManyCodecs,
+}
+
+/// How a `publish` step reshapes an E-FLV fixture's enhanced tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EflvShape {
+    /// Re-mux every enhanced audio and video tag in this layout.
+    #[serde(default)]
+    pub multitrack: Option<Layout>,
+    /// Put a TimestampOffsetNano ModEx (this many ns) in every enhanced tag.
+    #[serde(default)]
+    pub nano_offset: Option<u32>,
+    /// After every this many enhanced video tags, send one the
+    /// specification does not define, alternately a coded frame of an
+    /// unknown FourCC (`zzzz`) and a reserved packet type (8).
+    #[serde(default)]
+    pub unknown_every: Option<u32>,
+}
+
+impl EflvShape {
+    /// `tags` reshaped; a legacy tag goes as it is.
+    pub fn apply(&self, tags: Vec<Tag>) -> Result<Vec<Tag>, String> {
+        let mut out = Vec::with_capacity(tags.len());
+        let mut video_tags = 0u32;
+        for tag in tags {
+            let (kind, timestamp) = (tag.kind, tag.timestamp);
+            let reshaped = match eflv::parse(kind, &tag.data).map_err(|e| format!("a fixture tag: {e}"))? {
+                Some(parsed) => {
+                    let packets: Vec<Packet> = parsed.packets().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+                    let mut header = parsed.header;
+                    if self.nano_offset.is_some() {
+                        header.nano_offset = self.nano_offset;
+                    }
+                    let packets = match (self.multitrack, header.command) {
+                        (Some(layout), None) => {
+                            header.multitrack = Some(match layout {
+                                Layout::OneTrack => Multitrack::OneTrack,
+                                Layout::ManyTracks => Multitrack::ManyTracks,
+                                Layout::ManyCodecs => Multitrack::ManyTracksManyCodecs,
+                            });
+                            match layout {
+                                Layout::OneTrack => packets,
+                                _ => packets.iter().flat_map(|p| [*p, Packet { track: 1, ..*p }]).collect(),
+                            }
+                        }
+                        _ => packets,
+                    };
+                    let mut body = Vec::new();
+                    eflv::write(&mut body, &header, &packets).map_err(|e| e.to_string())?;
+                    Tag {
+                        data: Bytes::from(body),
+                        ..tag
+                    }
+                }
+                None => tag,
+            };
+            out.push(reshaped);
+            if kind == TagKind::Video && eflv::is_enhanced(kind, &out[out.len() - 1].data) {
+                video_tags += 1;
+                if let Some(every) = self.unknown_every.filter(|n| video_tags.checked_rem(*n) == Some(0)) {
+                    let body: &[u8] = if (video_tags / every) % 2 == 1 {
+                        b"\xA1zzzz\x00\x01\x02\x03"
+                    } else {
+                        b"\xA8av01\x00\x01\x02\x03"
+                    };
+                    out.push(Tag {
+                        kind,
+                        timestamp,
+                        data: Bytes::from_static(body),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn digest(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The audio and video bodies a publisher sends, by digest: each as it
+/// is, and each track of a multitrack message alone (as a server gives a
+/// player that did not announce multitrack).
+pub fn published_bodies(tags: &[Tag]) -> HashSet<u64> {
+    let mut bodies = HashSet::new();
+    for tag in tags.iter().filter(|t| t.kind != TagKind::Script) {
+        bodies.insert(digest(&tag.data));
+        let Ok(Some(parsed)) = eflv::parse(tag.kind, &tag.data) else {
+            continue;
+        };
+        if parsed.header.multitrack.is_none() {
+            continue;
+        }
+        let single = Header {
+            multitrack: None,
+            ..parsed.header
+        };
+        for packet in parsed.packets().flatten() {
+            let mut body = Vec::new();
+            if eflv::write(&mut body, &single, &[Packet { track: 0, ..packet }]).is_ok() {
+                bodies.insert(digest(&body));
+            }
+        }
+    }
+    bodies
+}
+
+/// What an RTMP player saw of Enhanced RTMP in the media it received.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// Enhanced audio and video tags.
+    pub enhanced: u64,
+    /// Multitrack ones among them.
+    pub multitrack: u64,
+    /// The FourCCs they named.
+    pub fourccs: BTreeSet<String>,
+    /// The first body that is not one the publisher sent (when the
+    /// publisher is an actor of the case): what it was.
+    pub foreign: Option<String>,
+    /// Bodies compared with the publisher's.
+    pub compared: u64,
+}
+
+impl Seen {
+    /// Notes one media message (type 8 or 9).
+    pub fn media(&mut self, type_id: u8, timestamp: u32, payload: &[u8], published: Option<&HashSet<u64>>) {
+        let kind = if type_id == 8 { TagKind::Audio } else { TagKind::Video };
+        if let Ok(Some(tag)) = eflv::parse(kind, payload) {
+            self.enhanced += 1;
+            self.multitrack += u64::from(tag.header.multitrack.is_some());
+            for packet in tag.packets().flatten() {
+                if self.fourccs.len() < 32 {
+                    self.fourccs.insert(packet.fourcc.to_string());
+                }
+            }
+        }
+        if let Some(published) = published {
+            self.compared += 1;
+            if self.foreign.is_none() && !published.contains(&digest(payload)) {
+                let head: Vec<String> = payload.iter().take(12).map(|b| format!("{b:02x}")).collect();
+                self.foreign = Some(format!(
+                    "{} message at {timestamp} ms of {} bytes that the publisher did not send ({}…)",
+                    if type_id == 8 { "an audio" } else { "a video" },
+                    payload.len(),
+                    head.join(" ")
+                ));
+            }
+        }
+    }
+}
+
+/// What the server's `_result` to connect must state (Enhanced RTMP v2:
+/// "The server SHOULD state its support via attributes such as
+/// videoFourCcInfoMap, capsEx, and similar properties").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerAnnounces {
+    /// FourCCs it must say it can decode or forward.
+    #[serde(default)]
+    pub takes: Vec<String>,
+    /// Extended capabilities it must state.
+    #[serde(default)]
+    pub caps_ex: Vec<CapsEx>,
+}
+
+impl ServerAnnounces {
+    /// Checks the `_result`'s properties object.
+    pub fn check(&self, properties: Option<&Value>) -> Result<(), String> {
+        let Some(properties) = properties else {
+            return Err("no answer to connect".into());
+        };
+        let Some(caps) = Capabilities::from_object(properties) else {
+            return Err(
+                "a _result whose properties name none of fourCcList, videoFourCcInfoMap, audioFourCcInfoMap \
+                 and capsEx: a legacy answer"
+                    .into(),
+            );
+        };
+        let missing: Vec<&str> = self
+            .takes
+            .iter()
+            .filter(|codec| {
+                let Some(fourcc) = FourCc::parse(codec) else {
+                    return true;
+                };
+                let kind = if FourCc::AUDIO.contains(&fourcc) {
+                    TagKind::Audio
+                } else {
+                    TagKind::Video
+                };
+                !caps.takes(kind, fourcc)
+            })
+            .map(String::as_str)
+            .collect();
+        let caps_missing: Vec<String> = self
+            .caps_ex
+            .iter()
+            .filter(|c| !caps.has(c.bit()))
+            .map(|c| format!("{c:?}"))
+            .collect();
+        match (missing.is_empty(), caps_missing.is_empty()) {
+            (true, true) => Ok(()),
+            _ => Err(format!(
+                "a _result stating {} (capsEx {}), without {}{}",
+                describe(&caps),
+                caps.caps_ex,
+                missing.join(", "),
+                if caps_missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" capsEx {}", caps_missing.join(", "))
+                }
+            )),
+        }
+    }
+
+    /// In words.
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["a _result stating the server's Enhanced RTMP support".to_string()];
+        if !self.takes.is_empty() {
+            parts.push(format!("taking {}", self.takes.join(", ")));
+        }
+        if !self.caps_ex.is_empty() {
+            let names: Vec<String> = self.caps_ex.iter().map(|c| format!("{c:?}")).collect();
+            parts.push(format!("with capsEx {}", names.join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
+fn describe(caps: &Capabilities) -> String {
+    let map = |m: &std::collections::BTreeMap<String, u32>| {
+        m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" ")
+    };
+    format!(
+        "fourCcList [{}], videoFourCcInfoMap {{{}}}, audioFourCcInfoMap {{{}}}",
+        caps.list.join(" "),
+        map(&caps.video),
+        map(&caps.audio)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn av1(data: &'static [u8]) -> Tag {
+        Tag {
+            kind: TagKind::Video,
+            timestamp: 40,
+            data: Bytes::from_static(data),
+        }
+    }
+
+    #[test]
+    fn the_default_announce_covers_every_codec_in_the_maps() {
+        let caps = Announce::default().capabilities();
+        assert!(caps.list.is_empty());
+        assert_eq!(caps.video.len(), 6);
+        assert_eq!(caps.audio.len(), 6);
+        assert!(caps.has(caps_ex::MULTITRACK | caps_ex::MOD_EX) && !caps.has(caps_ex::RECONNECT));
+        let v1 = Announce {
+            codecs: Some(vec!["av01".into()]),
+            form: AnnounceForm::List,
+            caps_ex: Some(vec![]),
+        };
+        assert_eq!(v1.capabilities().to_properties().len(), 1, "fourCcList alone");
+    }
+
+    #[test]
+    fn a_many_tracks_reshape_is_published_whole_and_track_by_track() {
+        let shape = EflvShape {
+            multitrack: Some(Layout::ManyTracks),
+            nano_offset: Some(500),
+            unknown_every: Some(1),
+        };
+        let tags = shape.apply(vec![av1(b"\xA1av01\x12\x00")]).unwrap();
+        assert_eq!(tags.len(), 2, "the tag, then one of an unknown codec");
+        let parsed = eflv::parse(TagKind::Video, &tags[0].data).unwrap().unwrap();
+        assert_eq!(parsed.header.multitrack, Some(Multitrack::ManyTracks));
+        assert_eq!(parsed.header.nano_offset, Some(500));
+        assert_eq!(parsed.packets().count(), 2);
+        let bodies = published_bodies(&tags);
+        // Whole, the unknown one, and track 0 alone (track 1 alone is the same body).
+        assert_eq!(bodies.len(), 3);
+        let mut seen = Seen::default();
+        seen.media(9, 40, &tags[0].data, Some(&bodies));
+        seen.media(9, 40, b"\xA1av01\x12\x00", Some(&bodies));
+        assert_eq!((seen.enhanced, seen.multitrack), (2, 1));
+        assert!(
+            seen.foreign.as_deref().unwrap().contains("did not send"),
+            "without the ModEx, not published"
+        );
+    }
+}
