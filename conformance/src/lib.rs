@@ -10,6 +10,7 @@ pub mod bench;
 pub mod browser;
 pub mod capture;
 pub mod client;
+pub mod elementary;
 pub mod handshake;
 pub mod harness;
 pub mod record;

@@ -56,6 +56,14 @@ pub enum FlvError {
         /// Byte offset of the tag.
         at: usize,
     },
+    /// A tag body longer than the 24-bit DataSize field can give.
+    #[error("tag {index} is {size} bytes, more than a tag can hold (16 MiB - 1)")]
+    TooLarge {
+        /// Its place in the list given to [`write_file`].
+        index: usize,
+        /// Its body's length.
+        size: usize,
+    },
 }
 
 /// Reads the tags of an FLV file held in memory. Unknown tag types are skipped.
@@ -93,6 +101,37 @@ pub fn read_tags(file: &Bytes) -> Result<Vec<Tag>, FlvError> {
         at = end + 4;
     }
     Ok(tags)
+}
+
+/// The largest tag body an FLV tag header can describe (DataSize is UI24).
+const MAX_TAG_SIZE: usize = 0xFF_FFFF;
+
+/// An FLV file holding `tags` in order: the 9-byte header (version 1, the
+/// audio and video flags as given), PreviousTagSize0, then each tag (its
+/// 11-byte header with the timestamp's low 24 bits and its extension byte,
+/// stream id 0, the body, and the PreviousTagSize after it). [`read_tags`]
+/// reads it back to the same tags. A body too long for a tag is an error.
+pub fn write_file(tags: &[Tag], has_audio: bool, has_video: bool) -> Result<Vec<u8>, FlvError> {
+    let body_bytes: usize = tags.iter().map(|t| t.data.len() + 15).sum();
+    let mut file = Vec::with_capacity(13 + body_bytes);
+    file.extend_from_slice(b"FLV\x01");
+    file.push(u8::from(has_audio) << 2 | u8::from(has_video));
+    file.extend_from_slice(&9u32.to_be_bytes());
+    file.extend_from_slice(&0u32.to_be_bytes());
+    for (index, tag) in tags.iter().enumerate() {
+        let size = tag.data.len();
+        if size > MAX_TAG_SIZE {
+            return Err(FlvError::TooLarge { index, size });
+        }
+        let [extended, high, middle, low] = tag.timestamp.to_be_bytes();
+        file.push(tag.kind.type_id());
+        file.extend_from_slice(&(size as u32).to_be_bytes()[1..]);
+        file.extend_from_slice(&[high, middle, low, extended]);
+        file.extend_from_slice(&[0, 0, 0]);
+        file.extend_from_slice(&tag.data);
+        file.extend_from_slice(&(size as u32 + 11).to_be_bytes());
+    }
+    Ok(file)
 }
 
 /// FLV audio codec ids (SoundFormat).
@@ -528,6 +567,47 @@ mod tests {
         assert_eq!(video_header(&[0x12]).unwrap().codec, VideoCodec::SorensonSpark);
         let enhanced = video_header(b"\x90hvc1").unwrap();
         assert!(enhanced.is_keyframe && enhanced.is_sequence_header && enhanced.codec == VideoCodec::Hevc);
+    }
+
+    #[test]
+    fn a_written_file_reads_back_to_its_tags() {
+        let tag = |kind, timestamp, data: &'static [u8]| Tag {
+            kind,
+            timestamp,
+            data: Bytes::from_static(data),
+        };
+        let tags = vec![
+            tag(TagKind::Script, 0, b"\x02\x00\x0aonMetaData"),
+            tag(TagKind::Video, 0, b"\x90hvc1\x01"),
+            tag(TagKind::Audio, 20, &[0xB2, 0x01]),
+            tag(TagKind::Video, 0x0123_4567, &[]),
+            tag(TagKind::Audio, u32::MAX, &[0xAF, 0x01, 0x21]),
+        ];
+        let file = write_file(&tags, true, true).unwrap();
+        assert_eq!(&file[..13], b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
+        assert_eq!(read_tags(&Bytes::from(file.clone())).unwrap(), tags);
+        // The 24-bit timestamp, then its extension byte (the top 8 bits).
+        let fourth = 13 + (11 + 13 + 4) + (11 + 6 + 4) + (11 + 2 + 4);
+        assert_eq!(&file[fourth + 4..fourth + 8], &[0x23, 0x45, 0x67, 0x01]);
+        // Every PreviousTagSize is the tag's 11-byte header plus its body.
+        assert_eq!(&file[file.len() - 4..], &(11u32 + 3).to_be_bytes());
+        assert_eq!(write_file(&[], false, true).unwrap()[4], 0x01);
+        assert_eq!(
+            write_file(&[tag(TagKind::Audio, 0, &[]), tag(TagKind::Audio, 0, &[])], true, false).unwrap()[4],
+            0x04
+        );
+        let huge = Tag {
+            kind: TagKind::Video,
+            timestamp: 0,
+            data: Bytes::from(vec![0; MAX_TAG_SIZE + 1]),
+        };
+        assert_eq!(
+            write_file(&[tags[0].clone(), huge], false, true),
+            Err(FlvError::TooLarge {
+                index: 1,
+                size: MAX_TAG_SIZE + 1
+            })
+        );
     }
 
     #[test]
