@@ -457,22 +457,6 @@ fn hevc_access_units(nals: Vec<&[u8]>) -> Result<Vec<Vec<&[u8]>>> {
     Ok(units)
 }
 
-/// A NAL unit's payload with the emulation prevention bytes (0x03 after two
-/// zero bytes) taken out.
-fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &byte in nal {
-        if zeros >= 2 && byte == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if byte == 0 { zeros + 1 } else { 0 };
-        out.push(byte);
-    }
-    out
-}
-
 /// What the decoder configuration record takes from a sequence parameter set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HevcSps {
@@ -495,7 +479,7 @@ impl HevcSps {
     /// Reads an SPS NAL unit (H.265 7.3.2.2) as far as its sub-layer
     /// ordering info.
     fn parse(nal: &[u8]) -> Result<HevcSps> {
-        let rbsp = unescape(nal);
+        let rbsp = media::h264::without_emulation_prevention(nal);
         let mut b = Bits::new(rbsp.get(2..).unwrap_or_default(), HEVC, "SPS");
         b.skip(4)?; // sps_video_parameter_set_id
         let max_sub_layers_minus1 = b.bits(3)? as u8;
@@ -1250,7 +1234,7 @@ fn opus_samples(packet: &[u8]) -> Result<u32> {
 
 /// The Ogg CRC-32 (polynomial 0x04C11DB7, no reflection, initial value and
 /// final XOR 0) of `bytes`, continuing from `crc`.
-fn ogg_crc(mut crc: u32, bytes: &[u8]) -> u32 {
+pub fn ogg_crc(mut crc: u32, bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte) << 24;
         for _ in 0..8 {
@@ -1799,7 +1783,6 @@ mod tests {
                 max_num_reorder_pics: 2,
             }
         );
-        assert_eq!(unescape(&[1, 0, 0, 3, 1, 0, 0, 3, 0, 3]), [1, 0, 0, 1, 0, 0, 0, 3]);
         let record = hevc_record(&parsed, &[vec![&[0x40, 1]], vec![&sps], vec![&[0x44, 1]]]).unwrap();
         assert_eq!(&record[..2], [1, 0x22]);
         assert_eq!(record[12], 93);

@@ -255,22 +255,6 @@ fn av1(fixture: &Fixture) -> Vec<u8> {
     stream
 }
 
-/// The Ogg CRC-32 of a page.
-fn ogg_crc(bytes: &[u8]) -> u32 {
-    let mut crc = 0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                crc << 1 ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
 /// An Ogg page holding one whole packet.
 fn ogg_page(flags: u8, granule: u64, sequence: u32, packet: &[u8]) -> Vec<u8> {
     let mut page = b"OggS\x00".to_vec();
@@ -284,7 +268,7 @@ fn ogg_page(flags: u8, granule: u64, sequence: u32, packet: &[u8]) -> Vec<u8> {
     page.push(lacing.len() as u8);
     page.extend_from_slice(&lacing);
     page.extend_from_slice(packet);
-    let crc = ogg_crc(&page);
+    let crc = conformance::elementary::ogg_crc(0, &page);
     page[22..26].copy_from_slice(&crc.to_le_bytes());
     page
 }

@@ -378,8 +378,9 @@ impl SpsInfo {
     }
 }
 
-/// An RBSP from NAL unit payload bytes: every `00 00 03` loses its `03`.
-fn without_emulation_prevention(data: &[u8]) -> Vec<u8> {
+/// An RBSP from NAL unit payload bytes: every `00 00 03` loses its `03`
+/// (H.264 and HEVC alike).
+pub fn without_emulation_prevention(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut zeros = 0;
     for &byte in data {
