@@ -26,6 +26,7 @@
 pub mod aac;
 pub mod audio;
 pub mod avc;
+pub mod enhanced_video;
 pub mod g711;
 mod libav;
 pub mod mp3;
@@ -39,6 +40,7 @@ pub mod transcode;
 pub mod video;
 
 pub use self::aac::{AacDecoder, AacEncoder, AacPacket};
+pub use self::enhanced_video::EnhancedDecoder;
 pub use self::mp3::Mp3Decoder;
 pub use self::nellymoser::NellymoserDecoder;
 pub use self::opus::{OpusDecoder, OpusEncoder};

@@ -109,10 +109,24 @@ impl Context {
     }
 
     /// Opens libavcodec's decoder for the video codec `id` (named `codec` in
-    /// errors); the picture size comes from the stream.
-    pub(crate) fn open_video_decoder(id: ff::AVCodecID, codec: &'static str) -> Result<Self, CodecError> {
-        // SAFETY: a lookup in libavcodec's static codec table; no preconditions.
-        let found = unsafe { ff::avcodec_find_decoder(id) };
+    /// errors), or the one named `prefer` when this libavcodec has it; the
+    /// picture size comes from the stream.
+    pub(crate) fn open_video_decoder(
+        id: ff::AVCodecID,
+        codec: &'static str,
+        prefer: Option<&std::ffi::CStr>,
+    ) -> Result<Self, CodecError> {
+        // SAFETY: lookups in libavcodec's static codec table; the name is a
+        // NUL-terminated string that outlives the call.
+        let preferred = prefer.map_or(std::ptr::null(), |name| unsafe {
+            ff::avcodec_find_decoder_by_name(name.as_ptr())
+        });
+        // SAFETY: as above.
+        let found = if preferred.is_null() {
+            unsafe { ff::avcodec_find_decoder(id) }
+        } else {
+            preferred
+        };
         Self::open(found, codec, "decoder", |_| {})
     }
 
@@ -289,8 +303,9 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// A picture's width, height, and its Y, U and V planes with their strides.
-pub(crate) type YuvPlanes<'a> = (usize, usize, [(&'a [u8], usize); 3]);
+/// A picture's width, height, its chroma subsampling, and its Y, U and V
+/// planes with their strides.
+pub(crate) type YuvPlanes<'a> = (usize, usize, (u8, u8), [(&'a [u8], usize); 3]);
 
 /// An AVFrame: PCM going into an encoder or coming out of a decoder, or a
 /// decoded picture.
@@ -344,19 +359,28 @@ impl Frame {
         Some(unsafe { std::slice::from_raw_parts(plane.cast::<f32>(), len) })
     }
 
-    /// The planes of a decoded YUV 4:2:0 picture (`AV_PIX_FMT_YUV420P`):
-    /// width, height, and Y, U, V each with its line stride; `None` for a
-    /// frame in any other format.
-    pub(crate) fn yuv420p(&self) -> Option<YuvPlanes<'_>> {
+    /// The planes of a decoded 8-bit planar YUV picture (4:2:0, 4:2:2 or
+    /// 4:4:4): width, height, the chroma planes' subsampling (horizontal,
+    /// vertical: 1 halved, 0 full) and Y, U, V each with its line stride;
+    /// or of planar RGB, subsampling (2, 2) and the G, B and R planes;
+    /// `None` for a frame in any other format.
+    pub(crate) fn yuv_planes(&self) -> Option<YuvPlanes<'_>> {
         let f = self.raw();
-        // YUVJ420P is 4:2:0 in full range (cameras, JPEG-born streams): the same planes.
-        let formats = [
-            ff::AVPixelFormat::AV_PIX_FMT_YUV420P,
-            ff::AVPixelFormat::AV_PIX_FMT_YUVJ420P,
-        ];
-        if !formats.iter().any(|&format| f.format == format as c_int) {
-            return None;
-        }
+        // YUVJ420P is 4:2:0 in full range (cameras, JPEG-born streams): the
+        // same planes; 4:2:2 and 4:4:4 have chroma planes twice as tall, or
+        // wide and tall, which the caller subsamples.
+        let subsampling = match f.format {
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_YUV420P as c_int => (1, 1),
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_YUVJ420P as c_int => (1, 1),
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_YUV422P as c_int => (1, 0),
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_YUVJ422P as c_int => (1, 0),
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_YUV444P as c_int => (0, 0),
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_YUVJ444P as c_int => (0, 0),
+            // Planar RGB (G, B, R), as AV1 and HEVC may carry: 2 in both,
+            // which the caller converts.
+            x if x == ff::AVPixelFormat::AV_PIX_FMT_GBRP as c_int => (2, 2),
+            _ => return None,
+        };
         let (width, height) = (usize::try_from(f.width).ok()?, usize::try_from(f.height).ok()?);
         let plane = |index: usize, rows: usize| -> Option<(&[u8], usize)> {
             let stride = usize::try_from(f.linesize[index]).ok()?;
@@ -364,16 +388,18 @@ impl Frame {
             if data.is_null() || stride == 0 {
                 return None;
             }
-            // SAFETY: a decoded YUV420P frame's plane `index` holds `rows`
+            // SAFETY: a decoded planar YUV frame's plane `index` holds `rows`
             // lines of `stride` bytes (stride is positive: checked), in a
             // buffer the frame references until it is unref'd, which `&self`
             // prevents meanwhile.
             Some((unsafe { std::slice::from_raw_parts(data, stride * rows) }, stride))
         };
-        let chroma_rows = height.div_ceil(2);
+        let chroma_rows = if subsampling.1 == 1 { height.div_ceil(2) } else { height };
+        // (RGB planes are full size, like 4:4:4 chroma.)
         Some((
             width,
             height,
+            subsampling,
             [plane(0, height)?, plane(1, chroma_rows)?, plane(2, chroma_rows)?],
         ))
     }
@@ -515,8 +541,17 @@ pub(crate) struct PictureDecoder {
 impl PictureDecoder {
     /// libavcodec's decoder for `id`, named `codec` in errors.
     pub(crate) fn new(id: ff::AVCodecID, codec: &'static str) -> Result<Self, CodecError> {
+        Self::preferring(id, codec, None)
+    }
+
+    /// libavcodec's decoder named `prefer` if it has one, else its decoder for `id`.
+    pub(crate) fn preferring(
+        id: ff::AVCodecID,
+        codec: &'static str,
+        prefer: Option<&std::ffi::CStr>,
+    ) -> Result<Self, CodecError> {
         Ok(PictureDecoder {
-            context: Context::open_video_decoder(id, codec)?,
+            context: Context::open_video_decoder(id, codec, prefer)?,
             frame: Frame::new()?,
             packet: Packet::new()?,
             codec,
@@ -536,11 +571,11 @@ impl PictureDecoder {
         {
             return Ok(false);
         }
-        let (width, height, planes) = self
+        let (width, height, subsampling, planes) = self
             .frame
-            .yuv420p()
-            .ok_or_else(|| CodecError::Unsupported(format!("{} pictures other than 8-bit YUV 4:2:0", self.codec)))?;
-        out.copy_from_planes(width, height, planes);
+            .yuv_planes()
+            .ok_or_else(|| CodecError::Unsupported(format!("{} pictures other than 8-bit planar YUV", self.codec)))?;
+        out.copy_from_planes(width, height, subsampling, planes);
         Ok(true)
     }
 }

@@ -40,24 +40,79 @@ impl Picture {
     }
 
     /// Replaces the contents with three planes, each given as rows of `stride`
-    /// bytes of which the first `width` (`ceil(width/2)` for chroma) are
-    /// pixels: how decoders hand their pictures out. Reuses the allocation.
-    pub fn copy_from_planes(&mut self, width: usize, height: usize, planes: [(&[u8], usize); 3]) {
+    /// bytes of which the first `width` (for chroma `ceil(width/2)`, or
+    /// `width` when not subsampled) are pixels: how decoders hand their
+    /// pictures out. `subsampling` says how the chroma planes come
+    /// (horizontally, vertically: 1 halved as here, 0 full size, of which
+    /// every second sample and row is kept). Reuses the allocation.
+    pub fn copy_from_planes(
+        &mut self,
+        width: usize,
+        height: usize,
+        subsampling: (u8, u8),
+        planes: [(&[u8], usize); 3],
+    ) {
+        if subsampling == (2, 2) {
+            return self.copy_from_gbr(width, height, planes);
+        }
         self.width = width;
         self.height = height;
         self.data.clear();
         let (cw, ch) = self.chroma_size();
         for (index, (plane, stride)) in planes.into_iter().enumerate() {
-            let (w, h) = if index == 0 { (width, height) } else { (cw, ch) };
             if stride == 0 {
                 continue;
             }
-            for row in plane.chunks(stride).take(h) {
-                self.data.extend_from_slice(&row[..w.min(row.len())]);
+            if index == 0 {
+                for row in plane.chunks(stride).take(height) {
+                    self.data.extend_from_slice(&row[..width.min(row.len())]);
+                }
+                continue;
+            }
+            let (step_x, step_y) = (
+                2 - usize::from(subsampling.0.min(1)),
+                2 - usize::from(subsampling.1.min(1)),
+            );
+            for row in plane.chunks(stride).step_by(step_y).take(ch) {
+                if step_x == 1 {
+                    self.data.extend_from_slice(&row[..cw.min(row.len())]);
+                } else {
+                    self.data.extend(row.iter().step_by(2).take(cw));
+                }
             }
         }
         // A short plane (a decoder bug) must not shift the next one.
         self.data.resize(width * height + 2 * cw * ch, 128);
+    }
+}
+
+impl Picture {
+    /// Replaces the contents with planar RGB (the G, B and R planes, rows
+    /// of `stride` bytes) converted to BT.601 limited-range YUV 4:2:0, each
+    /// chroma sample from the top-left pixel of its 2x2 block.
+    fn copy_from_gbr(&mut self, width: usize, height: usize, planes: [(&[u8], usize); 3]) {
+        self.width = width;
+        self.height = height;
+        let (cw, ch) = self.chroma_size();
+        self.data.clear();
+        self.data.resize(width * height + 2 * cw * ch, 128);
+        let [(g, gs), (b, bs), (r, rs)] = planes;
+        let pixel = |x: usize, y: usize| -> Option<(i32, i32, i32)> {
+            let at = |plane: &[u8], stride: usize| plane.get(y * stride + x).map(|v| i32::from(*v));
+            Some((at(r, rs)?, at(g, gs)?, at(b, bs)?))
+        };
+        let clamp = |v: i32| v.clamp(0, 255) as u8;
+        for y in 0..height {
+            for x in 0..width {
+                let Some((r, g, b)) = pixel(x, y) else { continue };
+                self.data[y * width + x] = clamp(16 + ((66 * r + 129 * g + 25 * b + 128) >> 8));
+                if x % 2 == 0 && y % 2 == 0 {
+                    let chroma = width * height + (y / 2) * cw + x / 2;
+                    self.data[chroma] = clamp(128 + ((-38 * r - 74 * g + 112 * b + 128) >> 8));
+                    self.data[chroma + cw * ch] = clamp(128 + ((112 * r - 94 * g - 18 * b + 128) >> 8));
+                }
+            }
+        }
     }
 }
 
@@ -140,6 +195,31 @@ fn scale_plane(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_size_chroma_keeps_every_second_sample_and_row() {
+        // 4x2 luma; 4:4:4 chroma rows of stride 5 (one byte of padding each).
+        let y = [1, 2, 3, 4, 5, 6, 7, 8];
+        let u = [10, 11, 12, 13, 0, 14, 15, 16, 17, 0];
+        let v = [20, 21, 22, 23, 0, 24, 25, 26, 27, 0];
+        let mut picture = Picture::default();
+        picture.copy_from_planes(4, 2, (0, 0), [(&y, 4), (&u, 5), (&v, 5)]);
+        assert_eq!(picture.planes(), (&y[..], &[10, 12][..], &[20, 22][..]));
+        // The same as 4:2:0 already: taken as it is.
+        picture.copy_from_planes(4, 2, (1, 1), [(&y, 4), (&[10, 12], 2), (&[20, 22], 2)]);
+        assert_eq!(picture.planes(), (&y[..], &[10, 12][..], &[20, 22][..]));
+    }
+
+    #[test]
+    fn planar_rgb_becomes_limited_range_yuv() {
+        // 2x2: white, black / red, blue.
+        let g = [255, 0, 0, 0];
+        let b = [255, 0, 0, 255];
+        let r = [255, 0, 255, 0];
+        let mut picture = Picture::default();
+        picture.copy_from_planes(2, 2, (2, 2), [(&g, 2), (&b, 2), (&r, 2)]);
+        assert_eq!(picture.planes(), (&[235, 16, 82, 41][..], &[128][..], &[128][..]));
+    }
 
     fn gradient(width: usize, height: usize) -> Picture {
         let mut picture = Picture::default();

@@ -1,6 +1,6 @@
 //! The video pipeline the gateway runs per stream and output size: FLV video
-//! tag bodies in (H.264, B-frames included, or Sorenson Spark; both decoded
-//! by libavcodec), FLV AVC tag
+//! tag bodies in (H.264, B-frames included, or Sorenson Spark; Enhanced
+//! RTMP's H.264, HEVC, AV1, VP9 and VP8; all decoded by libavcodec), FLV AVC tag
 //! bodies out (Constrained Baseline, no B-frames, an optional smaller size
 //! and a bitrate of the caller's choosing), what WebRTC players decode and
 //! RTMP players play.
@@ -18,10 +18,12 @@ use std::collections::BinaryHeap;
 use bytes::Bytes;
 
 use super::avc::{AvcDecoder, AvcEncoder};
+use super::enhanced_video::EnhancedDecoder;
 use super::picture::{fit_within, scale, Picture};
 use super::spark::SparkDecoder;
 use super::CodecError;
-use media::flv::{composition_offset, video_header, VideoCodec};
+use media::eflv::{self, FourCc, PacketType};
+use media::flv::{composition_offset, video_header, TagKind, VideoCodec};
 use media::h264::{annexb_nal_units, nal_type, nal_unit_type, to_avcc, AvcConfig};
 
 /// What a [`VideoTranscoder`] makes.
@@ -61,6 +63,7 @@ pub struct VideoTranscoder {
     settings: VideoSettings,
     avc: Option<AvcDecoder>,
     spark: Option<SparkDecoder>,
+    enhanced: Option<EnhancedDecoder>,
     encoder: Option<AvcEncoder>,
     /// Presentation times of pictures given to the decoder and not out yet.
     pending: BinaryHeap<Reverse<u32>>,
@@ -93,6 +96,7 @@ impl VideoTranscoder {
             settings,
             avc: None,
             spark: None,
+            enhanced: None,
             encoder: None,
             pending: BinaryHeap::with_capacity(MAX_PENDING + 1),
             keyframe_at: None,
@@ -128,15 +132,12 @@ impl VideoTranscoder {
     /// what comes out to `out` (nothing before the first keyframe; with
     /// B-frames, pictures come out a few tags late).
     pub fn push(&mut self, timestamp_ms: u32, body: &[u8], out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
-        let header = video_header(body).ok_or_else(|| CodecError::corrupt("video", "an empty video tag"))?;
-        if header.is_command || body[0] & 0x80 != 0 && header.codec != VideoCodec::Avc {
-            return match header.is_command {
-                true => Ok(()),
-                false => Err(CodecError::Unsupported(format!("{} video", header.codec.name()))),
-            };
+        if eflv::is_enhanced(TagKind::Video, body) {
+            return self.push_enhanced(timestamp_ms, body, out);
         }
-        if body[0] & 0x80 != 0 {
-            return Err(CodecError::Unsupported("enhanced-RTMP H.264".into()));
+        let header = video_header(body).ok_or_else(|| CodecError::corrupt("video", "an empty video tag"))?;
+        if header.is_command {
+            return Ok(());
         }
         let picture = match header.codec {
             VideoCodec::Avc => {
@@ -148,12 +149,10 @@ impl VideoTranscoder {
                     1 => {}
                     _ => return Ok(()), // end of sequence
                 }
-                if !self.start(header.is_keyframe) {
+                if !self.avc_picture(timestamp_ms, cts, header.is_keyframe, &body[5..])? {
                     return Ok(());
                 }
-                let pts = (i64::from(timestamp_ms) + i64::from(cts)).clamp(0, i64::from(u32::MAX)) as u32;
-                self.pending_picture(pts, header.is_keyframe);
-                open(&mut self.avc, AvcDecoder::new)?.decode(&body[5..], &mut self.decoded)?
+                true
             }
             VideoCodec::SorensonSpark => {
                 if !self.start(header.is_keyframe) {
@@ -169,6 +168,63 @@ impl VideoTranscoder {
             self.encode(pts, out)?;
         }
         Ok(())
+    }
+
+    /// Transcodes one Enhanced RTMP video tag body (its first packet: the
+    /// caller gives a multitrack message's main track alone).
+    fn push_enhanced(&mut self, timestamp_ms: u32, body: &[u8], out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
+        let corrupt = |e: eflv::EflvError| CodecError::corrupt("video", e.to_string());
+        let Some(tag) = eflv::parse(TagKind::Video, body).map_err(corrupt)? else {
+            return Ok(());
+        };
+        let Some(packet) = tag.first() else {
+            return Ok(()); // a command frame
+        };
+        let packet = packet.map_err(corrupt)?;
+        let keyframe = tag.header.is_keyframe();
+        let picture = match (packet.fourcc, packet.packet_type) {
+            (FourCc::AVC, PacketType::SequenceStart) => {
+                return open(&mut self.avc, AvcDecoder::new)?.configure(packet.data)
+            }
+            (FourCc::AVC, PacketType::CodedFrames | PacketType::CodedFramesX) => {
+                self.avc_picture(timestamp_ms, packet.composition_offset, keyframe, packet.data)?
+            }
+            (fourcc, _) if !EnhancedDecoder::decodes(fourcc) => {
+                return Err(CodecError::Unsupported(format!("{fourcc} video")));
+            }
+            (fourcc, PacketType::SequenceStart) => {
+                if self.enhanced.as_ref().is_some_and(|d| d.fourcc() != fourcc) {
+                    self.enhanced = None;
+                    self.restart_at_keyframe();
+                }
+                return open(&mut self.enhanced, || EnhancedDecoder::new(fourcc))?.configure(packet.data);
+            }
+            (fourcc, PacketType::CodedFrames | PacketType::CodedFramesX) => {
+                if !self.start(keyframe) {
+                    return Ok(());
+                }
+                let pts = presentation(timestamp_ms, packet.composition_offset);
+                self.pending_picture(pts, keyframe);
+                let decoder = open(&mut self.enhanced, || EnhancedDecoder::new(fourcc))?;
+                decoder.decode(packet.data, keyframe, &mut self.decoded)?
+            }
+            _ => return Ok(()), // a sequence end, metadata
+        };
+        if picture {
+            let pts = self.pending.pop().map_or(timestamp_ms, |Reverse(pts)| pts);
+            self.encode(pts, out)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes an H.264 access unit (AVCC) shown `cts` ms after
+    /// `timestamp_ms`: whether a picture came out.
+    fn avc_picture(&mut self, timestamp_ms: u32, cts: i32, keyframe: bool, avcc: &[u8]) -> Result<bool, CodecError> {
+        if !self.start(keyframe) {
+            return Ok(false);
+        }
+        self.pending_picture(presentation(timestamp_ms, cts), keyframe);
+        open(&mut self.avc, AvcDecoder::new)?.decode(avcc, &mut self.decoded)
     }
 
     /// Whether a picture (a keyframe or not) can be decoded now.
@@ -242,6 +298,11 @@ impl VideoTranscoder {
         });
         Ok(())
     }
+}
+
+/// A decode time plus a composition offset, in the u32 ms range.
+fn presentation(timestamp_ms: u32, cts: i32) -> u32 {
+    (i64::from(timestamp_ms) + i64::from(cts)).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// The codec in `slot`, created on first use.

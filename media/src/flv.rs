@@ -220,6 +220,8 @@ pub enum VideoCodec {
     Av1,
     /// Enhanced RTMP 'vp09'.
     Vp9,
+    /// Enhanced RTMP 'vp08'.
+    Vp8,
     /// Anything else.
     Other(u32),
 }
@@ -235,6 +237,7 @@ impl VideoCodec {
             VideoCodec::Hevc => "h265",
             VideoCodec::Av1 => "av1",
             VideoCodec::Vp9 => "vp9",
+            VideoCodec::Vp8 => "vp8",
             VideoCodec::Other(_) => "unknown",
         }
     }
@@ -331,6 +334,7 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
             Some(f) if &f == b"hvc1" => VideoCodec::Hevc,
             Some(f) if &f == b"av01" => VideoCodec::Av1,
             Some(f) if &f == b"vp09" => VideoCodec::Vp9,
+            Some(f) if &f == b"vp08" => VideoCodec::Vp8,
             Some(f) if &f == b"avc1" => VideoCodec::Avc,
             _ => VideoCodec::Other(fourcc.unwrap_or(0)),
         };

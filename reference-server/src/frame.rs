@@ -184,6 +184,7 @@ impl Frame {
                 FourCc::HEVC => VideoCodec::Hevc,
                 FourCc::AV1 => VideoCodec::Av1,
                 FourCc::VP9 => VideoCodec::Vp9,
+                FourCc::VP8 => VideoCodec::Vp8,
                 other => VideoCodec::Other(u32::from_be_bytes(other.0)),
             }),
         };

@@ -137,7 +137,13 @@ fn run(
         if keyframe_wanted.swap(false, Ordering::Relaxed) {
             transcoder.request_keyframe();
         }
-        if let Err(error) = transcoder.push(frame.timestamp, &frame.payload, &mut tags) {
+        // A multitrack message: its main track alone.
+        let body = frame
+            .enhanced
+            .as_ref()
+            .and_then(|e| e.main_track.as_ref())
+            .unwrap_or(&frame.payload);
+        if let Err(error) = transcoder.push(frame.timestamp, body, &mut tags) {
             metrics.video_transcode_errors.inc();
             let text = error.to_string();
             // Say it once, not thirty times a second.

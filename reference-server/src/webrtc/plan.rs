@@ -34,11 +34,13 @@ impl VideoPlan {
     /// The plan for pictures in `codec`. H.264 passes unless it `reorders`
     /// (B-frames, which WebRTC decoders would show out of order) or the
     /// player asked for a size or bitrate (`always_transcode`); Sorenson
-    /// Spark is transcoded; nothing else can be decoded.
+    /// Spark and Enhanced RTMP's HEVC, AV1, VP9 and VP8 are transcoded to
+    /// H.264 (none passes through yet); nothing else can be decoded.
     pub fn decide(codec: VideoCodec, reorders: bool, always_transcode: bool) -> VideoPlan {
         match codec {
             VideoCodec::Avc if !reorders && !always_transcode => VideoPlan::Pass,
             VideoCodec::Avc | VideoCodec::SorensonSpark => VideoPlan::Transcode,
+            VideoCodec::Hevc | VideoCodec::Av1 | VideoCodec::Vp9 | VideoCodec::Vp8 => VideoPlan::Transcode,
             _ => VideoPlan::Unplayable,
         }
     }
@@ -85,6 +87,9 @@ mod tests {
             VideoPlan::Transcode
         );
         assert_eq!(VideoPlan::decide(VideoCodec::Vp6, false, false), VideoPlan::Unplayable);
+        for enhanced in [VideoCodec::Hevc, VideoCodec::Av1, VideoCodec::Vp9, VideoCodec::Vp8] {
+            assert_eq!(VideoPlan::decide(enhanced, false, false), VideoPlan::Transcode);
+        }
     }
 
     #[test]
