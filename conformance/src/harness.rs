@@ -93,10 +93,16 @@ pub fn main(target: Target) -> ! {
 }
 
 /// Starts the container `spec` describes, runs the repository's scenarios
-/// against it, removes it and exits with the test's status.
-pub fn main_container(spec: TargetSpec) -> ! {
+/// whose ids begin with one of `areas` (every one when `areas` is empty, or
+/// when `CONFORMANCE_CONTAINER_ALL=1`) against it, removes it and exits with
+/// the test's status.
+pub fn main_container(spec: TargetSpec, areas: &[&str]) -> ! {
     let args = Arguments::from_args();
-    let scenarios = scenarios_or_exit();
+    let mut scenarios = scenarios_or_exit();
+    let all = std::env::var_os("CONFORMANCE_CONTAINER_ALL").is_some_and(|v| v != "0");
+    if !all && !areas.is_empty() {
+        scenarios.retain(|s| areas.iter().any(|area| s.id.starts_with(area)));
+    }
     let required = std::env::var_os("CONFORMANCE_REQUIRE_DOCKER").is_some_and(|v| v != "0");
     match Target::from_spec(spec) {
         Ok(target) => run(&args, scenarios, target).exit(),

@@ -1,6 +1,7 @@
 //! The reference server as a **container target**: its image (built by
 //! `bash docker/import-reference-server`) started with testcontainers on the
-//! host's network, every scenario run against it, the container removed.
+//! host's network, the scenarios of [`AREAS`] run against it (every one with
+//! `CONFORMANCE_CONTAINER_ALL=1`), the container removed.
 //!
 //! Where no Docker engine answers or the image is missing, every case is
 //! skipped with the reason; CI sets `CONFORMANCE_REQUIRE_DOCKER=1`, which
@@ -24,8 +25,23 @@ fn main() {
             .collect(),
         ..ContainerSpec::new(image)
     });
-    conformance::harness::main_container(spec);
+    conformance::harness::main_container(spec, AREAS);
 }
+
+/// The areas run against the image: every protocol it serves (RTMP, WHEP,
+/// WHIP, the WebSocket channel, rooms, Enhanced RTMP to RTMP and WebRTC
+/// players). The image runs the same binary that `scenarios.rs` runs every
+/// case against in-process, so the whole suite once more would only repeat it.
+const AREAS: &[&str] = &[
+    "rtmp/connect/",
+    "rtmp/netstatus/",
+    "webrtc/whep/",
+    "webrtc/whip/",
+    "webrtc/ws/",
+    "rooms/",
+    "ertmp/connect/",
+    "ertmp/webrtc/",
+];
 
 /// A port nothing listens on now, for the container to take.
 fn free_tcp() -> SocketAddr {
