@@ -477,3 +477,35 @@ async fn acknowledgements_carry_the_running_byte_total() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_shutdown_asks_enhanced_rtmp_clients_that_can_reconnect_to_do_so() {
+    logs();
+    let server = embedded(|c| c.rtmp.reconnect_tc_url = Some("rtmp://other.example/live".into()))
+        .await
+        .unwrap();
+    let url = format!("rtmp://{}/live", server.rtmp_addr());
+    let mut reconnecting = ClientProfile::encoder();
+    let mut caps = media::rtmp::enhanced::Capabilities::default();
+    caps.list.push("avc1".into());
+    caps.caps_ex = media::rtmp::enhanced::caps_ex::RECONNECT;
+    reconnecting.enhanced = Some(caps);
+    let mut enhanced = RtmpClient::open(server.rtmp_addr(), reconnecting).await.unwrap();
+    enhanced.connect(&url, vec![]).await.unwrap();
+    let mut legacy = encoder_connected(&server, "live").await;
+
+    server.shutdown().await;
+    let asked = enhanced
+        .wait_status(0, code::CONNECT_RECONNECT_REQUEST, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(asked.level, Level::Status);
+    assert_eq!(asked.tc_url.as_deref(), Some("rtmp://other.example/live"));
+    assert!(
+        legacy
+            .wait_status(0, code::CONNECT_RECONNECT_REQUEST, Duration::from_millis(500))
+            .await
+            .is_err(),
+        "a legacy client is only closed"
+    );
+}

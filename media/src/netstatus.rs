@@ -25,6 +25,9 @@ pub mod code {
     pub const PUBLISH_BAD_NAME: &str = "NetStream.Publish.BadName";
     /// Publishing stopped.
     pub const UNPUBLISH_SUCCESS: &str = "NetStream.Unpublish.Success";
+    /// Enhanced RTMP: the server asks the client to connect again (to the
+    /// `tcUrl` in the info object, or the same one), as it shuts down.
+    pub const CONNECT_RECONNECT_REQUEST: &str = "NetConnection.Connect.ReconnectRequest";
     /// play: the playlist was reset.
     pub const PLAY_RESET: &str = "NetStream.Play.Reset";
     /// play: playback started.
@@ -101,6 +104,9 @@ pub struct NetStatus {
     pub details: Option<String>,
     /// The server's id for the client connection.
     pub clientid: Option<String>,
+    /// Enhanced RTMP's `NetConnection.Connect.ReconnectRequest`: where to
+    /// connect again (absolute, or relative to the current tcUrl).
+    pub tc_url: Option<String>,
 }
 
 impl NetStatus {
@@ -112,12 +118,19 @@ impl NetStatus {
             description: description.into(),
             details: None,
             clientid: None,
+            tc_url: None,
         }
     }
 
     /// Adds `details` (the stream name).
     pub fn details(mut self, details: impl Into<String>) -> Self {
         self.details = Some(details.into());
+        self
+    }
+
+    /// Adds `tcUrl` (a reconnect request's destination).
+    pub fn tc_url(mut self, tc_url: impl Into<String>) -> Self {
+        self.tc_url = Some(tc_url.into());
         self
     }
 
@@ -139,6 +152,9 @@ impl NetStatus {
         }
         if let Some(clientid) = &self.clientid {
             props.push(("clientid".to_string(), Value::from(clientid.as_str())));
+        }
+        if let Some(tc_url) = &self.tc_url {
+            props.push(("tcUrl".to_string(), Value::from(tc_url.as_str())));
         }
         Value::Object {
             class_name: None,
@@ -162,6 +178,7 @@ impl NetStatus {
                 Value::Number(n) => format!("{n}"),
                 other => other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string()),
             }),
+            tc_url: text("tcUrl"),
         })
     }
 

@@ -107,6 +107,11 @@ pub struct RtmpConfig {
     /// longer one is not cached, and late joiners start at the next keyframe.
     #[serde(with = "humantime_serde")]
     pub gop_cache_duration: Duration,
+    /// Where Enhanced RTMP clients that announced capsEx Reconnect are told
+    /// to connect again when the server shuts down
+    /// (`NetConnection.Connect.ReconnectRequest`'s `tcUrl`, absolute or
+    /// relative to theirs); unset, they reconnect to the same tcUrl.
+    pub reconnect_tc_url: Option<String>,
 }
 
 impl Default for RtmpConfig {
@@ -126,6 +131,7 @@ impl Default for RtmpConfig {
             player_queue_frames: 1024,
             gop_cache_bytes: 32 * 1024 * 1024,
             gop_cache_duration: Duration::from_secs(12),
+            reconnect_tc_url: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use media::amf::Value;
 use media::eflv::FourCc;
 use media::flv::{AudioCodec, TagKind};
 use media::netstatus::code;
-use media::rtmp::enhanced::Capabilities;
+use media::rtmp::enhanced::{caps_ex, Capabilities};
 use media::rtmp::url::Params;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -189,7 +189,10 @@ impl Connection {
         let connect_deadline = last_input + connect_timeout;
         loop {
             tokio::select! {
-                _ = self.ctx.shutdown.cancelled() => return Ok("server shutting down"),
+                _ = self.ctx.shutdown.cancelled() => {
+                    self.ask_to_reconnect().await;
+                    return Ok("server shutting down");
+                }
                 _ = tokio::time::sleep_until(connect_deadline), if self.app.is_none() => {
                     return Err(Closed::ConnectTimeout(connect_timeout));
                 }
@@ -229,6 +232,16 @@ impl Connection {
                 }
             }
             self.flush().await?;
+        }
+    }
+
+    /// Enhanced RTMP: a client that announced capsEx Reconnect is asked to
+    /// connect again before the server closes it (for at most a second).
+    async fn ask_to_reconnect(&mut self) {
+        if self.enhanced.as_ref().is_some_and(|c| c.has(caps_ex::RECONNECT)) {
+            self.session
+                .reconnect_request(self.ctx.config.rtmp.reconnect_tc_url.as_deref());
+            let _ = timeout(Duration::from_secs(1), self.flush()).await;
         }
     }
 

@@ -20,7 +20,7 @@ use crate::frame::{Frame, MediaKind};
 /// capsEx"): it forwards every codec to players that announce it, decodes
 /// and encodes H.264, Opus and AAC (its transcoders), decodes MP3; it
 /// reads multitrack messages, ModEx and nanosecond offsets, and passes
-/// them on as they came.
+/// them on as they came; it sends a reconnect request when it shuts down.
 pub fn announced() -> Capabilities {
     let all = info::CAN_DECODE | info::CAN_ENCODE | info::CAN_FORWARD;
     let mut caps = Capabilities::default();
@@ -31,7 +31,7 @@ pub fn announced() -> Capabilities {
     caps.audio.insert(FourCc::AAC.to_string(), all);
     caps.audio
         .insert(FourCc::MP3.to_string(), info::CAN_DECODE | info::CAN_FORWARD);
-    caps.caps_ex = caps_ex::MULTITRACK | caps_ex::MOD_EX | caps_ex::TIMESTAMP_NANO_OFFSET;
+    caps.caps_ex = caps_ex::RECONNECT | caps_ex::MULTITRACK | caps_ex::MOD_EX | caps_ex::TIMESTAMP_NANO_OFFSET;
     caps
 }
 

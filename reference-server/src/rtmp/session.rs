@@ -803,6 +803,28 @@ impl Session {
         self.on_status(stream_id, status);
     }
 
+    /// Asks an Enhanced RTMP client to connect again, to `tc_url` or (when
+    /// `None`) its own: `onStatus` NetConnection.Connect.ReconnectRequest,
+    /// level status, transaction 0, on the NetConnection.
+    pub fn reconnect_request(&mut self, tc_url: Option<&str>) {
+        let mut status = NetStatus::new(
+            Level::Status,
+            code::CONNECT_RECONNECT_REQUEST,
+            "The server is shutting down; connect again.",
+        );
+        status.tc_url = tc_url.map(str::to_string);
+        let info = status.to_value();
+        self.send_command(
+            csid::COMMAND,
+            0,
+            self.encoding,
+            "onStatus",
+            0.0,
+            Value::Null,
+            vec![info],
+        );
+    }
+
     /// Asks the client to answer with a PingResponse (keeps idle players alive).
     pub fn ping(&mut self, timestamp: u32) {
         self.send(
