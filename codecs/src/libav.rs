@@ -404,6 +404,59 @@ impl Frame {
         ))
     }
 
+    /// Appends the samples of a decoded audio frame to `out`, interleaved
+    /// 16-bit; whether its format is one of those read (signed 16- or
+    /// 32-bit or float, packed or planar).
+    pub(crate) fn append_i16(&self, out: &mut Vec<i16>) -> bool {
+        use ff::AVSampleFormat as F;
+        let f = self.raw();
+        let (samples, channels) = (self.samples(), self.channels());
+        let formats = [
+            (F::AV_SAMPLE_FMT_S16, 2, false),
+            (F::AV_SAMPLE_FMT_S16P, 2, true),
+            (F::AV_SAMPLE_FMT_S32, 4, false),
+            (F::AV_SAMPLE_FMT_S32P, 4, true),
+            (F::AV_SAMPLE_FMT_FLT, 4, false),
+            (F::AV_SAMPLE_FMT_FLTP, 4, true),
+        ];
+        let Some(&(format, width, planar)) = formats.iter().find(|(format, ..)| f.format == *format as c_int) else {
+            return false;
+        };
+        if f.extended_data.is_null() || channels == 0 {
+            return false;
+        }
+        let planes = if planar { channels } else { 1 };
+        let per_plane = if planar { samples } else { samples * channels };
+        // SAFETY: a decoded audio frame's `extended_data` holds one pointer
+        // per plane (one per channel when planar, else one), each to
+        // `per_plane` samples of `width` bytes, which the frame references
+        // until it is unref'd; `&self` prevents that meanwhile.
+        let plane = |index: usize| -> &[u8] {
+            unsafe { std::slice::from_raw_parts(*f.extended_data.add(index), per_plane * width) }
+        };
+        let sample = |bytes: &[u8]| -> i16 {
+            match format {
+                F::AV_SAMPLE_FMT_S16 | F::AV_SAMPLE_FMT_S16P => i16::from_ne_bytes([bytes[0], bytes[1]]),
+                F::AV_SAMPLE_FMT_S32 | F::AV_SAMPLE_FMT_S32P => {
+                    (i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >> 16) as i16
+                }
+                _ => f32_to_i16(f32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            }
+        };
+        out.reserve(samples * channels);
+        if planes == 1 {
+            out.extend(plane(0).chunks_exact(width).map(sample));
+        } else {
+            let planes: Vec<&[u8]> = (0..planes).map(plane).collect();
+            for index in 0..samples {
+                for plane in &planes {
+                    out.push(sample(&plane[index * width..(index + 1) * width]));
+                }
+            }
+        }
+        true
+    }
+
     /// Makes this frame `samples` per channel of planar float audio in fresh
     /// buffers (`channels` channels at `sample_rate` Hz, presentation time
     /// `pts`), and has `fill` write each channel's plane: `fill(channel, plane)`.
@@ -531,6 +584,55 @@ impl Drop for Packet {
 /// A video decoder that hands out YUV 4:2:0 pictures: one compressed
 /// frame in, at most one picture out (later than its frame when the codec
 /// reorders).
+/// A libavcodec sound decoder for codecs whose packets say their own rate
+/// and channels (FLAC, AC-3, E-AC-3): packets in, interleaved 16-bit PCM out.
+pub(crate) struct SoundDecoder {
+    context: Context,
+    frame: Frame,
+    packet: Packet,
+    codec: &'static str,
+}
+
+impl SoundDecoder {
+    /// libavcodec's decoder for `id`, named `codec` in errors.
+    pub(crate) fn new(id: ff::AVCodecID, codec: &'static str) -> Result<Self, CodecError> {
+        // SAFETY: a lookup in libavcodec's static codec table; no preconditions.
+        let found = unsafe { ff::avcodec_find_decoder(id) };
+        Ok(SoundDecoder {
+            context: Context::open(found, codec, "decoder", |_| {})?,
+            frame: Frame::new()?,
+            packet: Packet::new()?,
+            codec,
+        })
+    }
+
+    /// Decodes one packet, appending its samples to `out` (interleaved);
+    /// returns the sample rate and channel count, or `None` when no samples
+    /// came out.
+    pub(crate) fn decode(&mut self, data: &[u8], out: &mut Vec<i16>) -> Result<Option<(u32, usize)>, CodecError> {
+        self.packet.fill(data).map_err(|e| e.corrupt(self.codec))?;
+        self.context
+            .send_packet(&self.packet)
+            .map_err(|e| e.corrupt(self.codec))?;
+        let mut format = None;
+        while self
+            .context
+            .receive_frame(&mut self.frame)
+            .map_err(|e| e.corrupt(self.codec))?
+        {
+            if !self.frame.append_i16(out) {
+                return Err(CodecError::Unsupported(format!(
+                    "{} samples in this format",
+                    self.codec
+                )));
+            }
+            let rate = u32::try_from(self.frame.raw().sample_rate).unwrap_or(0);
+            format = Some((rate, self.frame.channels()));
+        }
+        Ok(format.filter(|(rate, channels)| *rate > 0 && *channels > 0))
+    }
+}
+
 pub(crate) struct PictureDecoder {
     context: Context,
     frame: Frame,

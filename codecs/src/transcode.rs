@@ -19,11 +19,14 @@ use bytes::Bytes;
 
 use super::aac::{AacPacket, FRAME_SAMPLES as AAC_FRAME};
 use super::g711;
+use super::libav::SoundDecoder;
 use super::nellymoser::{self, NellymoserDecoder};
 use super::opus::{OpusDecoder, OpusEncoder, FRAME_SAMPLES as OPUS_FRAME, SAMPLE_RATE as OPUS_RATE};
 use super::speex::{SpeexDecoder, SpeexEncoder, FRAME_SAMPLES as SPEEX_FRAME, SAMPLE_RATE as SPEEX_RATE};
 use super::{mix_to_mono, AacDecoder, AacEncoder, CodecError, Mp3Decoder, Resampler};
-use media::flv::{audio_header, AudioCodec, ENHANCED_AUDIO_HEADER_LEN};
+use ffmpeg_sys_next::AVCodecID;
+use media::eflv::{self, FourCc, PacketType};
+use media::flv::{audio_header, AudioCodec, TagKind};
 
 /// How far (in ms) an input's timestamp may be from where the pipeline expects
 /// it before the output clock re-anchors on it.
@@ -98,6 +101,8 @@ enum Input {
     /// Opus in an enhanced-RTMP tag: decoded and re-encoded like the others,
     /// so that every output packet is 20 ms of mono on one clock.
     Opus(OpusDecoder),
+    /// Enhanced RTMP's FLAC, AC-3 and E-AC-3, through libavcodec.
+    Sound(Box<SoundDecoder>),
 }
 
 impl Input {
@@ -113,6 +118,9 @@ impl Input {
             AudioCodec::G711U => Input::G711 { alaw: false },
             AudioCodec::Opus => Input::Opus(OpusDecoder::new(1)?),
             AudioCodec::Nellymoser => Input::Nellymoser(NellymoserDecoder::new()?),
+            AudioCodec::Flac => Input::Sound(Box::new(SoundDecoder::new(AVCodecID::AV_CODEC_ID_FLAC, "flac")?)),
+            AudioCodec::Ac3 => Input::Sound(Box::new(SoundDecoder::new(AVCodecID::AV_CODEC_ID_AC3, "ac3")?)),
+            AudioCodec::Eac3 => Input::Sound(Box::new(SoundDecoder::new(AVCodecID::AV_CODEC_ID_EAC3, "eac3")?)),
             AudioCodec::PcmPlatform | AudioCodec::PcmLe | AudioCodec::Adpcm => {
                 return Err(CodecError::Unsupported(format!(
                     "{} audio in FLV; publish Speex, AAC or MP3 instead",
@@ -121,7 +129,7 @@ impl Input {
             }
             AudioCodec::Other(9) => {
                 return Err(CodecError::Unsupported(
-                    "enhanced-RTMP audio other than Opus (FLV SoundFormat 9)".into(),
+                    "enhanced-RTMP audio in a codec other than Opus, AAC, MP3, FLAC, AC-3 and E-AC-3".into(),
                 ));
             }
             AudioCodec::Other(id) => {
@@ -210,19 +218,39 @@ impl ToOpus {
     /// When a body cannot be decoded nothing is appended and the pipeline stays
     /// usable; the next good body decodes normally.
     pub fn push(&mut self, timestamp_ms: u32, flv_body: &[u8], out: &mut Vec<OpusPacket>) -> Result<(), CodecError> {
-        let Some(header) = audio_header(flv_body) else {
-            return Ok(());
+        let decoded = if eflv::is_enhanced(TagKind::Audio, flv_body) {
+            self.decode_enhanced(flv_body)?
+        } else {
+            self.decode(flv_body)?
         };
-        if self.codec != Some(header.codec) || self.input.is_none() {
-            let input = Input::for_codec(header.codec)?;
+        match decoded {
+            Some((rate, channels)) => self.encode_decoded(timestamp_ms, rate, channels, out),
+            None => Ok(()),
+        }
+    }
+
+    /// Switches the decoder to `codec` if it is another one.
+    fn switch_input(&mut self, codec: AudioCodec) -> Result<(), CodecError> {
+        if self.codec != Some(codec) || self.input.is_none() {
+            let input = Input::for_codec(codec)?;
             if self.codec.is_some() {
                 self.reanchor = true;
             }
             self.input = Some(input);
-            self.codec = Some(header.codec);
+            self.codec = Some(codec);
         }
+        Ok(())
+    }
+
+    /// Decodes a legacy FLV audio tag body into `self.decoded`: its sample
+    /// rate and channels, or `None` when it held no sound.
+    fn decode(&mut self, flv_body: &[u8]) -> Result<Option<(u32, usize)>, CodecError> {
+        let Some(header) = audio_header(flv_body) else {
+            return Ok(None);
+        };
+        self.switch_input(header.codec)?;
         let Some(input) = self.input.as_mut() else {
-            return Ok(()); // set just above
+            return Ok(None); // set just above
         };
         self.decoded.clear();
         let payload = &flv_body[1..];
@@ -233,7 +261,7 @@ impl ToOpus {
             }
             Input::Nellymoser(decoder) => {
                 let Some(rate) = nellymoser::flv_sample_rate(flv_body[0]) else {
-                    return Ok(()); // the codec was read from this same byte
+                    return Ok(None); // the codec was read from this same byte
                 };
                 // Nellymoser is mono only; the SoundType bit is ignored.
                 decoder.decode(payload, &mut self.decoded)?;
@@ -251,7 +279,7 @@ impl ToOpus {
                             *decoder = Some(Box::new(AacDecoder::new(data)?));
                             config.extend_from_slice(data);
                         }
-                        return Ok(());
+                        return Ok(None);
                     }
                     1 => {
                         let Some(decoder) = decoder else {
@@ -269,7 +297,7 @@ impl ToOpus {
                 decoder.decode(payload, &mut self.decoded)?;
                 match (decoder.sample_rate(), decoder.channels()) {
                     (Some(rate), Some(channels)) => (rate, channels),
-                    _ => return Ok(()),
+                    _ => return Ok(None),
                 }
             }
             Input::G711 { alaw } => {
@@ -279,27 +307,84 @@ impl ToOpus {
                 g711::decode(&payload[..whole], *alaw, &mut self.decoded);
                 (g711::SAMPLE_RATE, channels)
             }
-            Input::Opus(decoder) => {
-                // Enhanced RTMP: packet type in the low nibble, then the FourCC.
-                match flv_body[0] & 0x0F {
-                    // CodedFrames.
-                    1 => {
-                        let Some(packet) = flv_body.get(ENHANCED_AUDIO_HEADER_LEN..) else {
-                            return Err(CodecError::corrupt("opus", "enhanced-RTMP tag shorter than its header"));
-                        };
-                        decoder.decode(packet, &mut self.decoded)?;
-                        (OPUS_RATE, 1)
-                    }
-                    // SequenceStart (OpusHead), SequenceEnd, MultichannelConfig: no audio.
-                    0 | 2 | 4 => return Ok(()),
-                    other => {
-                        return Err(CodecError::Unsupported(format!(
-                            "enhanced-RTMP audio packet type {other}"
-                        )));
-                    }
-                }
-            }
+            // Codecs only Enhanced RTMP names: read by `decode_enhanced`.
+            Input::Opus(_) | Input::Sound(_) => return Ok(None),
         };
+        Ok(Some((rate, channels)))
+    }
+
+    /// Decodes an Enhanced RTMP audio tag body (its first packet: the caller
+    /// gives a multitrack message's main track alone) into `self.decoded`.
+    fn decode_enhanced(&mut self, flv_body: &[u8]) -> Result<Option<(u32, usize)>, CodecError> {
+        let corrupt = |e: eflv::EflvError| CodecError::corrupt("audio", e.to_string());
+        let Some(tag) = eflv::parse(TagKind::Audio, flv_body).map_err(corrupt)? else {
+            return Ok(None);
+        };
+        let Some(packet) = tag.first().transpose().map_err(corrupt)? else {
+            return Ok(None);
+        };
+        let codec = match packet.fourcc {
+            FourCc::OPUS => AudioCodec::Opus,
+            FourCc::AAC => AudioCodec::Aac,
+            FourCc::MP3 => AudioCodec::Mp3,
+            FourCc::FLAC => AudioCodec::Flac,
+            FourCc::AC3 => AudioCodec::Ac3,
+            FourCc::EAC3 => AudioCodec::Eac3,
+            other => return Err(CodecError::Unsupported(format!("{other} audio"))),
+        };
+        let config = packet.packet_type == PacketType::SequenceStart;
+        if !config && packet.packet_type != PacketType::CodedFrames {
+            return Ok(None); // a sequence end, the channel configuration
+        }
+        self.switch_input(codec)?;
+        let Some(input) = self.input.as_mut() else {
+            return Ok(None); // set just above
+        };
+        self.decoded.clear();
+        let data = packet.data;
+        let format = match input {
+            Input::Aac {
+                decoder,
+                config: current,
+            } if config => {
+                if decoder.is_none() || current.as_slice() != data {
+                    *decoder = Some(Box::new(AacDecoder::new(data)?));
+                    current.clear();
+                    current.extend_from_slice(data);
+                }
+                None
+            }
+            _ if config => None, // OpusHead, STREAMINFO: the frames say what the decoders need
+            Input::Aac { decoder, .. } => {
+                let Some(decoder) = decoder else {
+                    return Err(CodecError::NotConfigured { codec: "aac" });
+                };
+                decoder.decode(data, &mut self.decoded)?;
+                Some((decoder.sample_rate(), decoder.channels()))
+            }
+            Input::Mp3(decoder) => {
+                decoder.decode(data, &mut self.decoded)?;
+                decoder.sample_rate().zip(decoder.channels())
+            }
+            Input::Opus(decoder) => {
+                decoder.decode(data, &mut self.decoded)?;
+                Some((OPUS_RATE, 1))
+            }
+            Input::Sound(decoder) => decoder.decode(data, &mut self.decoded)?,
+            _ => None,
+        };
+        Ok(format)
+    }
+
+    /// Mixes, resamples and encodes what [`Self::decode`] left in
+    /// `self.decoded`, appending the Opus packets now complete to `out`.
+    fn encode_decoded(
+        &mut self,
+        timestamp_ms: u32,
+        rate: u32,
+        channels: usize,
+        out: &mut Vec<OpusPacket>,
+    ) -> Result<(), CodecError> {
         if self.decoded.is_empty() {
             return Ok(());
         }

@@ -160,6 +160,12 @@ pub enum AudioCodec {
     /// Opus in an enhanced-RTMP audio tag (SoundFormat 9, FourCC `Opus`), as
     /// this server stores WebRTC publishers' sound.
     Opus,
+    /// Enhanced RTMP `fLaC`.
+    Flac,
+    /// Enhanced RTMP `ac-3`.
+    Ac3,
+    /// Enhanced RTMP `ec-3`.
+    Eac3,
     /// Anything else.
     Other(u8),
 }
@@ -194,6 +200,9 @@ impl AudioCodec {
             AudioCodec::Aac => "aac",
             AudioCodec::Speex => "speex",
             AudioCodec::Opus => "opus",
+            AudioCodec::Flac => "flac",
+            AudioCodec::Ac3 => "ac3",
+            AudioCodec::Eac3 => "eac3",
             AudioCodec::Other(_) => "unknown",
         }
     }
@@ -269,8 +278,14 @@ pub struct VideoHeader {
 pub fn audio_header(data: &[u8]) -> Option<AudioHeader> {
     let first = *data.first()?;
     if first >> 4 == ENHANCED_AUDIO {
+        // The FourCC of a tag that is not multitrack (nor ModEx).
         let codec = match data.get(1..5) {
             Some(b"Opus") => AudioCodec::Opus,
+            Some(b"fLaC") => AudioCodec::Flac,
+            Some(b"ac-3") => AudioCodec::Ac3,
+            Some(b"ec-3") => AudioCodec::Eac3,
+            Some(b"mp4a") => AudioCodec::Aac,
+            Some(b".mp3") => AudioCodec::Mp3,
             _ => AudioCodec::Other(ENHANCED_AUDIO),
         };
         return Some(AudioHeader {
@@ -301,14 +316,15 @@ pub fn opus_audio_body(packet: &[u8]) -> Vec<u8> {
     body
 }
 
-/// The Opus packet in an enhanced-RTMP Opus audio tag body; `None` for other
-/// bodies and for sequence headers.
+/// The Opus packet in an enhanced-RTMP Opus audio tag body (packet type
+/// CodedFrames); `None` for other bodies, sequence headers and the
+/// MultichannelConfig.
 pub fn opus_packet(body: &[u8]) -> Option<&[u8]> {
     match audio_header(body)? {
         AudioHeader {
             codec: AudioCodec::Opus,
             is_sequence_header: false,
-        } => body.get(ENHANCED_AUDIO_HEADER_LEN..),
+        } if body[0] & 0x0F == 1 => body.get(ENHANCED_AUDIO_HEADER_LEN..),
         _ => None,
     }
 }
@@ -560,7 +576,8 @@ mod tests {
         assert_eq!(opus_packet(&opus), Some(&[0xFC, 1, 2][..]));
         assert!(audio_header(b"\x90Opus").unwrap().is_sequence_header);
         assert_eq!(opus_packet(b"\x90Opus\x01"), None, "OpusHead is not a packet");
-        assert_eq!(audio_header(b"\x91fLaC").unwrap().codec, AudioCodec::Other(9));
+        assert_eq!(audio_header(b"\x91fLaC").unwrap().codec, AudioCodec::Flac);
+        assert_eq!(audio_header(b"\x91zzzz").unwrap().codec, AudioCodec::Other(9));
         assert_eq!(opus_packet(&[0xB2, 1]), None);
 
         let idr = video_header(&[0x17, 0x01, 0, 0, 0]).unwrap();

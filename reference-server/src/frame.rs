@@ -177,6 +177,9 @@ impl Frame {
                 FourCc::OPUS => AudioCodec::Opus,
                 FourCc::AAC => AudioCodec::Aac,
                 FourCc::MP3 => AudioCodec::Mp3,
+                FourCc::FLAC => AudioCodec::Flac,
+                FourCc::AC3 => AudioCodec::Ac3,
+                FourCc::EAC3 => AudioCodec::Eac3,
                 _ => AudioCodec::Other(9),
             }),
             _ => Codec::Video(match packet.fourcc {

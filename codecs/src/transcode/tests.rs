@@ -253,9 +253,24 @@ fn enhanced_rtmp_opus_is_decoded_and_reencoded() {
     let mut out = Vec::new();
     assert!(pipeline.push(0, b"\x91Op", &mut out).is_err(), "cut inside the FourCC");
     assert!(
-        matches!(pipeline.push(0, b"\x95Opus", &mut out), Err(CodecError::Unsupported(_))),
-        "multitrack"
+        matches!(pipeline.push(0, b"\x95Opus", &mut out), Err(CodecError::Corrupt { .. })),
+        "a multitrack message of reserved layout 4"
     );
+}
+
+#[test]
+fn enhanced_rtmp_flac_ac3_and_eac3_fixtures_become_a_440hz_tone() {
+    for name in [
+        "eflv_av1_flac_320x240.flv",
+        "eflv_hevc_ac3_640x360.flv",
+        "eflv_vp9_eac3_320x240.flv",
+    ] {
+        let packets = to_opus(&audio_tags(name));
+        // 4 s of sound: 200 packets of 20 ms, less what the pipeline still holds.
+        assert!((195..=200).contains(&packets.len()), "{name}: {}", packets.len());
+        assert!(steps(&packets).iter().all(|&s| s == 960), "{name}");
+        assert_tone(&decode(&packets), RATE, 440.0, name);
+    }
 }
 
 /// The level of a Nellymoser fixture decoded at its own rate, from 200 ms on

@@ -108,7 +108,11 @@ fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, outp
                 Some(encoder) => Ok(encoder),
                 None => ToOpus::new(OPUS_BITRATE).map(|e| to_opus.insert(e)),
             }
-            .and_then(|e| e.push(frame.timestamp, &frame.payload, &mut packets)),
+            .and_then(|e| {
+                // A multitrack message: its main track alone.
+                let body = frame.enhanced.as_ref().and_then(|x| x.main_track.as_ref());
+                e.push(frame.timestamp, body.unwrap_or(&frame.payload), &mut packets)
+            }),
             (Target::Speex | Target::Aac, Some(AudioCodec::Opus)) => match frame.data().filter(|_| !frame.config) {
                 Some(packet) => {
                     let encoder = match &mut from_opus {
