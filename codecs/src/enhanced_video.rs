@@ -82,27 +82,9 @@ impl EnhancedDecoder {
 
     /// Takes the SequenceStart's configuration record.
     pub fn configure(&mut self, record: &[u8]) -> Result<(), CodecError> {
-        let corrupt = |what: &str| CodecError::corrupt(name(self.fourcc), what.to_string());
-        match self.fourcc {
-            FourCc::HEVC => {
-                let (length_size, parameter_sets) =
-                    hevc_record(record).ok_or_else(|| corrupt("a short HEVC record"))?;
-                self.length_size = length_size;
-                self.prefix = Some(parameter_sets);
-            }
-            // An empty record (the Enhanced RTMP lab's files begin with one):
-            // the keyframes carry their sequence header.
-            FourCc::AV1 if record.is_empty() => self.prefix = Some(Vec::new()),
-            FourCc::AV1 => {
-                // marker and version (0x81), then three bytes of fields, then configOBUs.
-                let obus = record.get(4..).filter(|_| record.first() == Some(&0x81));
-                self.prefix = Some(
-                    obus.ok_or_else(|| corrupt("an AV1 record without its marker"))?
-                        .to_vec(),
-                );
-            }
-            _ => self.prefix = Some(Vec::new()),
-        }
+        let (length_size, prefix) = read_record(self.fourcc, record)?;
+        self.length_size = length_size;
+        self.prefix = Some(prefix);
         Ok(())
     }
 
@@ -142,6 +124,30 @@ impl EnhancedDecoder {
             return Ok(false);
         }
         self.decoder.decode(&self.scratch, out)
+    }
+}
+
+/// What a SequenceStart's configuration record gives a decoder of
+/// `fourcc`: the NAL unit length size (HEVC; 4 otherwise) and what goes
+/// before a keyframe (HEVC parameter sets as Annex B, AV1 configuration
+/// OBUs; nothing for VP8 and VP9, whose record only describes the stream).
+pub fn read_record(fourcc: FourCc, record: &[u8]) -> Result<(usize, Vec<u8>), CodecError> {
+    let corrupt = |what: &str| CodecError::corrupt(name(fourcc), what.to_string());
+    match fourcc {
+        FourCc::HEVC => hevc_record(record).ok_or_else(|| corrupt("a short HEVC record")),
+        // An empty record (the Enhanced RTMP lab's files begin with one):
+        // the keyframes carry their sequence header.
+        FourCc::AV1 if record.is_empty() => Ok((4, Vec::new())),
+        FourCc::AV1 => {
+            // marker and version (0x81), then three bytes of fields, then configOBUs.
+            let obus = record.get(4..).filter(|_| record.first() == Some(&0x81));
+            Ok((
+                4,
+                obus.ok_or_else(|| corrupt("an AV1 record without its marker"))?
+                    .to_vec(),
+            ))
+        }
+        _ => Ok((4, Vec::new())),
     }
 }
 

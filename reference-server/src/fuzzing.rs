@@ -44,8 +44,18 @@ pub fn media_frame(video: bool, body: &[u8]) {
     use crate::rtmp::enhanced;
     let kind = if video { MediaKind::Video } else { MediaKind::Audio };
     let frame = Frame::new(kind, 0, bytes::Bytes::copy_from_slice(body));
-    let _ = frame.data();
     let _ = frame.for_decoders();
+    // A decoder configuration record, as the transcoders read it.
+    if let (true, Some(enhanced), Some(record)) = (frame.config, &frame.enhanced, frame.data()) {
+        match enhanced.fourcc {
+            media::eflv::FourCc::AVC => {
+                let _ = media::h264::AvcConfig::parse(record);
+            }
+            fourcc => {
+                let _ = codecs::enhanced_video::read_record(fourcc, record);
+            }
+        }
+    }
     let mut no_multitrack = enhanced::announced();
     no_multitrack.caps_ex = 0;
     for caps in [None, Some(&no_multitrack), Some(&enhanced::announced())] {
