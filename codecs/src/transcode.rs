@@ -25,7 +25,7 @@ use super::opus::{OpusDecoder, OpusEncoder, FRAME_SAMPLES as OPUS_FRAME, SAMPLE_
 use super::speex::{SpeexDecoder, SpeexEncoder, FRAME_SAMPLES as SPEEX_FRAME, SAMPLE_RATE as SPEEX_RATE};
 use super::{mix_to_mono, AacDecoder, AacEncoder, CodecError, Mp3Decoder, Resampler};
 use ffmpeg_sys_next::AVCodecID;
-use media::eflv::{self, FourCc, PacketType};
+use media::eflv::{self, PacketType};
 use media::flv::{audio_header, AudioCodec, TagKind};
 
 /// How far (in ms) an input's timestamp may be from where the pipeline expects
@@ -323,14 +323,9 @@ impl ToOpus {
         let Some(packet) = tag.first().transpose().map_err(corrupt)? else {
             return Ok(None);
         };
-        let codec = match packet.fourcc {
-            FourCc::OPUS => AudioCodec::Opus,
-            FourCc::AAC => AudioCodec::Aac,
-            FourCc::MP3 => AudioCodec::Mp3,
-            FourCc::FLAC => AudioCodec::Flac,
-            FourCc::AC3 => AudioCodec::Ac3,
-            FourCc::EAC3 => AudioCodec::Eac3,
-            other => return Err(CodecError::Unsupported(format!("{other} audio"))),
+        let codec = match AudioCodec::from_fourcc(packet.fourcc) {
+            AudioCodec::Other(_) => return Err(CodecError::Unsupported(format!("{} audio", packet.fourcc))),
+            codec => codec,
         };
         let config = packet.packet_type == PacketType::SequenceStart;
         if !config && packet.packet_type != PacketType::CodedFrames {

@@ -4,6 +4,8 @@
 
 use bytes::Bytes;
 
+use crate::eflv::FourCc;
+
 /// The kind of an FLV tag (the same numbers as RTMP message types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagKind {
@@ -188,6 +190,20 @@ impl AudioCodec {
         }
     }
 
+    /// The codec an Enhanced RTMP audio FourCC names (`Other(9)`, SoundFormat
+    /// 9, for one not defined).
+    pub fn from_fourcc(fourcc: FourCc) -> Self {
+        match fourcc {
+            FourCc::OPUS => AudioCodec::Opus,
+            FourCc::AAC => AudioCodec::Aac,
+            FourCc::MP3 => AudioCodec::Mp3,
+            FourCc::FLAC => AudioCodec::Flac,
+            FourCc::AC3 => AudioCodec::Ac3,
+            FourCc::EAC3 => AudioCodec::Eac3,
+            _ => AudioCodec::Other(ENHANCED_AUDIO),
+        }
+    }
+
     /// A short lowercase name for logs and hooks.
     pub fn name(self) -> &'static str {
         match self {
@@ -236,6 +252,18 @@ pub enum VideoCodec {
 }
 
 impl VideoCodec {
+    /// The codec an Enhanced RTMP video FourCC names.
+    pub fn from_fourcc(fourcc: FourCc) -> Self {
+        match fourcc {
+            FourCc::AVC => VideoCodec::Avc,
+            FourCc::HEVC => VideoCodec::Hevc,
+            FourCc::AV1 => VideoCodec::Av1,
+            FourCc::VP9 => VideoCodec::Vp9,
+            FourCc::VP8 => VideoCodec::Vp8,
+            other => VideoCodec::Other(u32::from_be_bytes(other.0)),
+        }
+    }
+
     /// A short lowercase name for logs and hooks.
     pub fn name(self) -> &'static str {
         match self {
@@ -279,15 +307,10 @@ pub fn audio_header(data: &[u8]) -> Option<AudioHeader> {
     let first = *data.first()?;
     if first >> 4 == ENHANCED_AUDIO {
         // The FourCC of a tag that is not multitrack (nor ModEx).
-        let codec = match data.get(1..5) {
-            Some(b"Opus") => AudioCodec::Opus,
-            Some(b"fLaC") => AudioCodec::Flac,
-            Some(b"ac-3") => AudioCodec::Ac3,
-            Some(b"ec-3") => AudioCodec::Eac3,
-            Some(b"mp4a") => AudioCodec::Aac,
-            Some(b".mp3") => AudioCodec::Mp3,
-            _ => AudioCodec::Other(ENHANCED_AUDIO),
-        };
+        let fourcc = data.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        let codec = fourcc.map_or(AudioCodec::Other(ENHANCED_AUDIO), |f| {
+            AudioCodec::from_fourcc(FourCc(f))
+        });
         return Some(AudioHeader {
             codec,
             is_sequence_header: first & 0x0F == 0,
@@ -345,15 +368,8 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     let frame_type = (first >> 4) & 0x07;
     if first & 0x80 != 0 {
         // Enhanced RTMP: low nibble is the packet type, then a FourCC.
-        let fourcc = data.get(1..5).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let codec = match fourcc.map(|f| f.to_be_bytes()) {
-            Some(f) if &f == b"hvc1" => VideoCodec::Hevc,
-            Some(f) if &f == b"av01" => VideoCodec::Av1,
-            Some(f) if &f == b"vp09" => VideoCodec::Vp9,
-            Some(f) if &f == b"vp08" => VideoCodec::Vp8,
-            Some(f) if &f == b"avc1" => VideoCodec::Avc,
-            _ => VideoCodec::Other(fourcc.unwrap_or(0)),
-        };
+        let fourcc = data.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        let codec = fourcc.map_or(VideoCodec::Other(0), |f| VideoCodec::from_fourcc(FourCc(f)));
         return Some(VideoHeader {
             codec,
             is_keyframe: frame_type == 1,

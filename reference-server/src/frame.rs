@@ -173,23 +173,8 @@ impl Frame {
             return true;
         };
         self.codec = match kind {
-            TagKind::Audio => Codec::Audio(match packet.fourcc {
-                FourCc::OPUS => AudioCodec::Opus,
-                FourCc::AAC => AudioCodec::Aac,
-                FourCc::MP3 => AudioCodec::Mp3,
-                FourCc::FLAC => AudioCodec::Flac,
-                FourCc::AC3 => AudioCodec::Ac3,
-                FourCc::EAC3 => AudioCodec::Eac3,
-                _ => AudioCodec::Other(9),
-            }),
-            _ => Codec::Video(match packet.fourcc {
-                FourCc::AVC => VideoCodec::Avc,
-                FourCc::HEVC => VideoCodec::Hevc,
-                FourCc::AV1 => VideoCodec::Av1,
-                FourCc::VP9 => VideoCodec::Vp9,
-                FourCc::VP8 => VideoCodec::Vp8,
-                other => VideoCodec::Other(u32::from_be_bytes(other.0)),
-            }),
+            TagKind::Audio => Codec::Audio(AudioCodec::from_fourcc(packet.fourcc)),
+            _ => Codec::Video(VideoCodec::from_fourcc(packet.fourcc)),
         };
         self.config = matches!(
             packet.packet_type,
