@@ -1,19 +1,12 @@
 //! Decoders for the video codecs Enhanced RTMP names by FourCC besides
 //! H.264: HEVC (`hvc1`), AV1 (`av01`), VP9 (`vp09`) and VP8 (`vp08`), all
 //! through the system libavcodec (dav1d for AV1 where it is built in), fed
-//! with what their tags carry: the SequenceStart's configuration record,
-//! then CodedFrames.
-//!
-//! - HEVC: the HEVCDecoderConfigurationRecord (ISO/IEC 14496-15, 8.3.3)
-//!   gives the NAL unit length size and the parameter sets; each coded
-//!   frame's length-prefixed NAL units become Annex B, with the parameter
-//!   sets before every keyframe.
-//! - AV1: the AV1CodecConfigurationRecord's configOBUs (the sequence
-//!   header) go before every keyframe's OBUs.
-//! - VP8 and VP9: the VPCodecConfigurationRecord only describes the stream;
-//!   frames decode as they are.
+//! either with what their tags carry (the SequenceStart's configuration
+//! record, then CodedFrames, framed by [`media::eflv::bitstream`]) or with
+//! the codec's own bitstream (what an RTP depacketizer gives).
 
 use ffmpeg_sys_next::AVCodecID;
+use media::eflv::bitstream::Bitstream;
 use media::eflv::FourCc;
 
 use super::libav::PictureDecoder;
@@ -22,21 +15,16 @@ use super::CodecError;
 
 /// A decoder for one of [`EnhancedDecoder::decodes`]' codecs.
 pub struct EnhancedDecoder {
-    fourcc: FourCc,
     decoder: PictureDecoder,
-    /// HEVC: bytes per NAL unit length (1, 2 or 4).
-    length_size: usize,
-    /// What goes before a keyframe: HEVC parameter sets as Annex B, AV1
-    /// configuration OBUs. `None` until configured (for HEVC, required).
-    prefix: Option<Vec<u8>>,
+    bitstream: Bitstream,
     scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for EnhancedDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnhancedDecoder")
-            .field("fourcc", &self.fourcc)
-            .field("configured", &self.prefix.is_some())
+            .field("fourcc", &self.bitstream.fourcc())
+            .field("configured", &self.bitstream.configured())
             .finish_non_exhaustive()
     }
 }
@@ -54,7 +42,7 @@ fn name(fourcc: FourCc) -> &'static str {
 impl EnhancedDecoder {
     /// Whether `fourcc` is a codec this module decodes.
     pub fn decodes(fourcc: FourCc) -> bool {
-        matches!(fourcc, FourCc::HEVC | FourCc::AV1 | FourCc::VP9 | FourCc::VP8)
+        Bitstream::new(fourcc).is_some()
     }
 
     /// A decoder for `fourcc`.
@@ -66,110 +54,52 @@ impl EnhancedDecoder {
             FourCc::VP8 => (AVCodecID::AV_CODEC_ID_VP8, None),
             other => return Err(CodecError::Unsupported(format!("{other} video"))),
         };
+        let bitstream = Bitstream::new(fourcc).ok_or_else(|| CodecError::Unsupported(format!("{fourcc} video")))?;
         Ok(EnhancedDecoder {
-            fourcc,
             decoder: PictureDecoder::preferring(id, name(fourcc), prefer)?,
-            length_size: 4,
-            prefix: None,
+            bitstream,
             scratch: Vec::with_capacity(64 * 1024),
         })
     }
 
     /// The codec it decodes.
     pub fn fourcc(&self) -> FourCc {
-        self.fourcc
+        self.bitstream.fourcc()
     }
 
     /// Takes the SequenceStart's configuration record.
     pub fn configure(&mut self, record: &[u8]) -> Result<(), CodecError> {
-        let (length_size, prefix) = read_record(self.fourcc, record)?;
-        self.length_size = length_size;
-        self.prefix = Some(prefix);
-        Ok(())
+        let codec = name(self.fourcc());
+        self.bitstream
+            .configure(record)
+            .map_err(|e| CodecError::corrupt(codec, e.to_string()))
     }
 
     /// Decodes one CodedFrames packet. Fills `out` and returns true when a
     /// picture came out.
     pub fn decode(&mut self, data: &[u8], keyframe: bool, out: &mut Picture) -> Result<bool, CodecError> {
         self.scratch.clear();
-        match self.fourcc {
-            FourCc::HEVC => {
-                let Some(parameter_sets) = &self.prefix else {
-                    return Err(CodecError::NotConfigured { codec: "hevc" });
-                };
-                if keyframe {
-                    self.scratch.extend_from_slice(parameter_sets);
-                }
-                let mut rest = data;
-                while rest.len() >= self.length_size {
-                    let (size, tail) = rest.split_at(self.length_size);
-                    let size = size.iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
-                    let Some(unit) = tail.get(..size) else {
-                        return Err(CodecError::corrupt("hevc", "a NAL unit longer than its frame"));
-                    };
-                    self.scratch.extend_from_slice(&[0, 0, 0, 1]);
-                    self.scratch.extend_from_slice(unit);
-                    rest = &tail[size..];
-                }
-            }
-            FourCc::AV1 => {
-                if let (true, Some(obus)) = (keyframe, &self.prefix) {
-                    self.scratch.extend_from_slice(obus);
-                }
-                self.scratch.extend_from_slice(data);
-            }
-            _ => self.scratch.extend_from_slice(data),
+        let codec = name(self.fourcc());
+        match self.bitstream.frame(data, keyframe, &mut self.scratch) {
+            Err(_) if !self.bitstream.configured() => return Err(CodecError::NotConfigured { codec }),
+            Err(e) => return Err(CodecError::corrupt(codec, e.to_string())),
+            Ok(()) => {}
         }
         if self.scratch.is_empty() {
             return Ok(false);
         }
         self.decoder.decode(&self.scratch, out)
     }
-}
 
-/// What a SequenceStart's configuration record gives a decoder of
-/// `fourcc`: the NAL unit length size (HEVC; 4 otherwise) and what goes
-/// before a keyframe (HEVC parameter sets as Annex B, AV1 configuration
-/// OBUs; nothing for VP8 and VP9, whose record only describes the stream).
-pub fn read_record(fourcc: FourCc, record: &[u8]) -> Result<(usize, Vec<u8>), CodecError> {
-    let corrupt = |what: &str| CodecError::corrupt(name(fourcc), what.to_string());
-    match fourcc {
-        FourCc::HEVC => hevc_record(record).ok_or_else(|| corrupt("a short HEVC record")),
-        // An empty record (the Enhanced RTMP lab's files begin with one):
-        // the keyframes carry their sequence header.
-        FourCc::AV1 if record.is_empty() => Ok((4, Vec::new())),
-        FourCc::AV1 => {
-            // marker and version (0x81), then three bytes of fields, then configOBUs.
-            let obus = record.get(4..).filter(|_| record.first() == Some(&0x81));
-            Ok((
-                4,
-                obus.ok_or_else(|| corrupt("an AV1 record without its marker"))?
-                    .to_vec(),
-            ))
+    /// Decodes the codec's own bitstream (HEVC in Annex B, AV1 OBUs, VP8
+    /// or VP9 frames), as an RTP depacketizer gives it. Fills `out` and
+    /// returns true when a picture came out.
+    pub fn decode_bitstream(&mut self, data: &[u8], out: &mut Picture) -> Result<bool, CodecError> {
+        if data.is_empty() {
+            return Ok(false);
         }
-        _ => Ok((4, Vec::new())),
+        self.decoder.decode(data, out)
     }
-}
-
-/// An HEVCDecoderConfigurationRecord's NAL unit length size and its
-/// parameter sets as Annex B; `None` when it is cut short.
-fn hevc_record(record: &[u8]) -> Option<(usize, Vec<u8>)> {
-    let length_size = usize::from(record.get(21)? & 0x03) + 1;
-    let arrays = *record.get(22)?;
-    let mut at = 23;
-    let mut annexb = Vec::new();
-    for _ in 0..arrays {
-        let count = u16::from_be_bytes([*record.get(at + 1)?, *record.get(at + 2)?]);
-        at += 3;
-        for _ in 0..count {
-            let size = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
-            let unit = record.get(at + 2..at + 2 + size)?;
-            annexb.extend_from_slice(&[0, 0, 0, 1]);
-            annexb.extend_from_slice(unit);
-            at += 2 + size;
-        }
-    }
-    Some((length_size, annexb))
 }
 
 #[cfg(test)]

@@ -206,6 +206,22 @@ pub enum EflvError {
     /// [`write`] was given packets that one message cannot hold together.
     #[error("cannot write these packets in one message: {0}")]
     Unwritable(&'static str),
+    /// A SequenceStart whose decoder configuration record cannot be read.
+    #[error("a {codec} configuration record that cannot be read: {what}")]
+    BadRecord {
+        /// The codec (`hevc`, `av1`).
+        codec: &'static str,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// A coded frame that cannot be framed for a decoder.
+    #[error("a {codec} frame that cannot be framed: {what}")]
+    BadFrame {
+        /// The codec.
+        codec: &'static str,
+        /// What is wrong with it.
+        what: &'static str,
+    },
 }
 
 /// What the header of an enhanced tag says, for every packet in it.
@@ -587,6 +603,8 @@ pub fn write(out: &mut Vec<u8>, header: &Header, packets: &[Packet<'_>]) -> Resu
     }
     Ok(())
 }
+
+pub mod bitstream;
 
 #[cfg(test)]
 mod tests;

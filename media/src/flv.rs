@@ -264,6 +264,18 @@ impl VideoCodec {
         }
     }
 
+    /// The Enhanced RTMP FourCC of the codec, if it has one.
+    pub fn fourcc(self) -> Option<FourCc> {
+        match self {
+            VideoCodec::Avc => Some(FourCc::AVC),
+            VideoCodec::Hevc => Some(FourCc::HEVC),
+            VideoCodec::Av1 => Some(FourCc::AV1),
+            VideoCodec::Vp9 => Some(FourCc::VP9),
+            VideoCodec::Vp8 => Some(FourCc::VP8),
+            _ => None,
+        }
+    }
+
     /// A short lowercase name for logs and hooks.
     pub fn name(self) -> &'static str {
         match self {

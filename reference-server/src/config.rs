@@ -262,6 +262,10 @@ pub struct Quirks {
     /// Only Enhanced RTMP v2's FourCC info maps are read: a v1 client's
     /// `fourCcList` announces nothing, so it is treated as a legacy player.
     pub ertmp_fourcc_list_ignored: bool,
+    /// HEVC, AV1, VP9 and VP8 from an Enhanced RTMP publisher are never
+    /// passed through to WebRTC players: a peer that offered the codec
+    /// still gets transcoded H.264 (decoded and encoded again for nothing).
+    pub enhanced_video_transcoded: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -303,6 +307,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("ertmp_ignored", "no-ertmp", |q| &mut q.ertmp_ignored),
     ("ertmp_fourcc_list_ignored", "no-fourcclist", |q| {
         &mut q.ertmp_fourcc_list_ignored
+    }),
+    ("enhanced_video_transcoded", "no-passthrough", |q| {
+        &mut q.enhanced_video_transcoded
     }),
 ];
 

@@ -52,7 +52,12 @@ pub fn media_frame(video: bool, body: &[u8]) {
                 let _ = media::h264::AvcConfig::parse(record);
             }
             fourcc => {
-                let _ = codecs::enhanced_video::read_record(fourcc, record);
+                if let Some(mut bitstream) = media::eflv::bitstream::Bitstream::new(fourcc) {
+                    let _ = media::eflv::bitstream::hevc_profile_tier_level(record);
+                    if bitstream.configure(record).is_ok() {
+                        let _ = bitstream.frame(record, true, &mut Vec::new());
+                    }
+                }
             }
         }
     }

@@ -202,6 +202,10 @@ pub enum Action {
         /// Offer video (default true).
         #[serde(default = "yes")]
         video: bool,
+        /// Video codecs offered before H.264, in this order (`H265`, `AV1`,
+        /// `VP9`, `VP8`); the player decodes them with libavcodec.
+        #[serde(default)]
+        video_codecs: Vec<OfferedVideo>,
         /// The WebRTC client's shape.
         #[serde(default)]
         profile: Profile,
@@ -721,6 +725,8 @@ pub enum PublishSignalling {
     /// The server's WebSocket channel.
     Ws,
 }
+
+pub use crate::webrtc::OfferedVideo;
 
 /// The shape of a WebRTC client's offer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1379,6 +1385,7 @@ impl Case<'_> {
                 signalling,
                 audio,
                 video,
+                video_codecs,
                 profile,
             } => {
                 let shape = match profile {
@@ -1388,6 +1395,7 @@ impl Case<'_> {
                 let options = PlayerOptions {
                     audio: *audio,
                     video: *video,
+                    video_codecs: video_codecs.clone(),
                     ..shape
                 };
                 let ws = *signalling == PlaySignalling::Ws;

@@ -352,6 +352,10 @@ pub struct MediaExpect {
     /// At least this many decoded pictures.
     #[serde(default)]
     pub pictures: u64,
+    /// The codec the video frames came in (`H264`, `H265`, `AV1`, `VP9`,
+    /// `VP8`; any case): what the server chose among those the answer took.
+    #[serde(default)]
+    pub video_codec: Option<String>,
     /// Picture size.
     #[serde(default)]
     pub width: Option<u32>,
@@ -1076,6 +1080,12 @@ impl MediaExpect {
     fn check(&self, observed: &Observed) -> Result<(), String> {
         let media = self;
         let report = observed.report.as_ref().ok_or("no player report")?;
+        if let Some(codec) = &media.video_codec {
+            let came = report.video.codec.as_deref();
+            if !came.is_some_and(|c| c.eq_ignore_ascii_case(codec)) {
+                return Err(format!("video in {}, not {codec}", came.unwrap_or("nothing")));
+            }
+        }
         if report.video.pictures < media.pictures {
             return Err(format!("fewer than {} pictures", media.pictures));
         }
@@ -1166,6 +1176,9 @@ impl MediaExpect {
                 _ => String::new(),
             };
             parts.push(format!("at least {} pictures{size} decoded", m.pictures));
+        }
+        if let Some(codec) = &m.video_codec {
+            parts.push(format!("video in {codec}"));
         }
         if m.first_frame_idr {
             parts.push("the first picture an IDR".into());

@@ -381,6 +381,7 @@ impl Offer {
                 "PCMU" => config.enable_pcmu(true, false),
                 "PCMA" => config.enable_pcma(true, false),
                 "H264" => config.enable_h264(true),
+                "H265" => config.enable_h265(true),
                 "VP8" => config.enable_vp8(true),
                 "VP9" => config.enable_vp9(true),
                 "AV1" => config.enable_av1(true),

@@ -59,7 +59,7 @@ pub mod ws;
 
 pub use error::WebRtcError;
 pub use peer::PeerStatus;
-pub use player::{AudioCodec, PlayerOptions, PlayerReport, WebRtcPlayer};
+pub use player::{AudioCodec, OfferedVideo, PlayerOptions, PlayerReport, WebRtcPlayer};
 pub use publisher::{PublisherOptions, PublisherReport, WebRtcPublisher};
 pub use receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
 pub use relay::{Loss, UdpRelay};

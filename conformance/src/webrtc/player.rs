@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::{Event, Rtc, RtcConfig};
 
@@ -64,6 +65,22 @@ pub struct PlayerOptions {
     pub via: Option<SocketAddr>,
     /// Read the frame marks of decoded pictures ([`WebRtcPlayer::take_marks`]).
     pub read_marks: bool,
+    /// Video codecs offered before H.264, in this order.
+    pub video_codecs: Vec<OfferedVideo>,
+}
+
+/// A video codec a player offers besides H.264, decoded with libavcodec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OfferedVideo {
+    /// HEVC (RFC 7798), Main profile.
+    H265,
+    /// AV1, profile 0.
+    Av1,
+    /// VP9, profiles 0 and 2.
+    Vp9,
+    /// VP8.
+    Vp8,
 }
 
 impl Default for PlayerOptions {
@@ -80,6 +97,7 @@ impl Default for PlayerOptions {
             signalling_timeout: SIGNALLING_TIMEOUT,
             via: None,
             read_marks: false,
+            video_codecs: Vec::new(),
         }
     }
 }
@@ -126,6 +144,16 @@ impl PlayerOptions {
             }
         }
         if self.video {
+            for codec in &self.video_codecs {
+                match codec {
+                    // Main profile, main tier, level 6.0, as Chrome offers it
+                    // (not at str0m's default payload type, which is H.264's here).
+                    OfferedVideo::H265 => codecs.add_h265(49.into(), Some(50.into()), 1, 0, 180),
+                    OfferedVideo::Av1 => codecs.enable_av1(true),
+                    OfferedVideo::Vp9 => codecs.enable_vp9(true),
+                    OfferedVideo::Vp8 => codecs.enable_vp8(true),
+                }
+            }
             if self.h264_profiles.is_empty() || self.h264_profiles.len() > H264_PTS.len() {
                 return Err(WebRtcError::Options(format!(
                     "video needs 1 to {} H.264 profiles, not {}",

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use codecs::audio::{dbfs, dominant_frequency};
 use codecs::avc::AvcDecoder;
+use codecs::enhanced_video::EnhancedDecoder;
 use codecs::opus::OpusDecoder;
 use codecs::picture::Picture;
 use str0m::format::Codec;
@@ -150,6 +151,48 @@ pub fn sampled_at_sender(time: MediaTime, sender: &SenderInfo) -> SystemTime {
     }
 }
 
+/// Decodes an H.264 access unit in Annex B with `decoder`, started on first use.
+fn decode_h264(decoder: &mut Option<AvcDecoder>, data: &[u8], picture: &mut Picture) -> Result<bool, String> {
+    if decoder.is_none() {
+        let started = AvcDecoder::new().map_err(|e| format!("libavcodec's H.264 decoder could not start: {e}"))?;
+        *decoder = Some(started);
+    }
+    let Some(decoder) = decoder.as_mut() else {
+        return Ok(false);
+    };
+    decoder
+        .decode_annexb(data, picture)
+        .map_err(|e| format!("libavcodec: {e}"))
+}
+
+/// Decodes a depacketized HEVC (Annex B), AV1 (OBUs), VP9 or VP8 frame
+/// with `decoder`, started (or restarted, for another codec) on first use.
+fn decode_other(
+    decoder: &mut Option<EnhancedDecoder>,
+    codec: Codec,
+    data: &[u8],
+    picture: &mut Picture,
+) -> Result<bool, String> {
+    let fourcc = match codec {
+        Codec::H265 => media::eflv::FourCc::HEVC,
+        Codec::Av1 => media::eflv::FourCc::AV1,
+        Codec::Vp9 => media::eflv::FourCc::VP9,
+        Codec::Vp8 => media::eflv::FourCc::VP8,
+        other => return Err(format!("the player cannot decode {other}")),
+    };
+    if decoder.as_ref().map(EnhancedDecoder::fourcc) != Some(fourcc) {
+        let started =
+            EnhancedDecoder::new(fourcc).map_err(|e| format!("libavcodec's {codec} decoder could not start: {e}"))?;
+        *decoder = Some(started);
+    }
+    let Some(decoder) = decoder.as_mut() else {
+        return Ok(false);
+    };
+    decoder
+        .decode_bitstream(data, picture)
+        .map_err(|e| format!("libavcodec: {e}"))
+}
+
 /// Decodes and measures received media (see the module docs).
 pub struct MediaReceiver {
     start: Instant,
@@ -157,6 +200,8 @@ pub struct MediaReceiver {
     video: VideoStats,
     audio: AudioStats,
     h264: Option<AvcDecoder>,
+    /// HEVC, AV1, VP9 or VP8 (libavcodec), once such pictures came.
+    other: Option<EnhancedDecoder>,
     /// The last picture libavcodec gave.
     picture: Picture,
     opus: Option<OpusDecoder>,
@@ -195,6 +240,7 @@ impl MediaReceiver {
             video: VideoStats::default(),
             audio: AudioStats::default(),
             h264: None,
+            other: None,
             picture: Picture::default(),
             opus: None,
             first_video_time: None,
@@ -301,31 +347,21 @@ impl MediaReceiver {
         v.frames += 1;
         v.discontinuities += u64::from(!contiguous);
         v.first_frame_after.get_or_insert(since);
-        if codec != Codec::H264 {
-            v.decode_errors += 1;
-            v.last_error = Some(format!("the player cannot decode {codec}"));
-            return;
-        }
-        let is_idr = annexb_nal_types(data).any(|t| t == NAL_IDR);
-        v.idr_frames += u64::from(is_idr);
-        v.first_frame_was_idr.get_or_insert(is_idr);
-        if is_idr {
-            self.seen_idr = true;
-        } else if !self.seen_idr {
-            v.frames_before_first_idr += 1;
-        }
-        if self.h264.is_none() {
-            match AvcDecoder::new() {
-                Ok(decoder) => self.h264 = Some(decoder),
-                Err(e) => {
-                    v.decode_errors += 1;
-                    v.last_error = Some(format!("libavcodec's H.264 decoder could not start: {e}"));
-                    return;
+        let decoded = match codec {
+            Codec::H264 => {
+                let is_idr = annexb_nal_types(data).any(|t| t == NAL_IDR);
+                v.idr_frames += u64::from(is_idr);
+                v.first_frame_was_idr.get_or_insert(is_idr);
+                if is_idr {
+                    self.seen_idr = true;
+                } else if !self.seen_idr {
+                    v.frames_before_first_idr += 1;
                 }
+                decode_h264(&mut self.h264, data, &mut self.picture)
             }
-        }
-        let Some(decoder) = self.h264.as_mut() else { return };
-        match decoder.decode_annexb(data, &mut self.picture) {
+            other => decode_other(&mut self.other, other, data, &mut self.picture),
+        };
+        match decoded {
             Ok(true) => {
                 let (w, h) = (self.picture.width, self.picture.height);
                 if let Some(marks) = &mut self.marks {
@@ -341,7 +377,7 @@ impl MediaReceiver {
             Ok(false) => {}
             Err(e) => {
                 v.decode_errors += 1;
-                v.last_error = Some(format!("libavcodec: {e}"));
+                v.last_error = Some(e);
             }
         }
     }

@@ -122,6 +122,26 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "ertmp_ignored",
         "no enhanced tag of Opus (got: none)",
     ),
+    (
+        "ertmp/webrtc/hevc-passes-through-to-whep",
+        "enhanced_video_transcoded",
+        "video in H264, not H265",
+    ),
+    (
+        "ertmp/webrtc/av1-passes-through-to-whep",
+        "enhanced_video_transcoded",
+        "video in H264, not AV1",
+    ),
+    (
+        "ertmp/webrtc/vp9-passes-through-to-whep",
+        "enhanced_video_transcoded",
+        "video in H264, not VP9",
+    ),
+    (
+        "ertmp/webrtc/vp8-passes-through-to-whep",
+        "enhanced_video_transcoded",
+        "video in H264, not VP8",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes

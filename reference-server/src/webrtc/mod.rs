@@ -255,12 +255,15 @@ impl WebRtc {
             return Err(SessionError::NotFound);
         }
         let always_transcode = !ctx.config.apps.get(app).is_none_or(|a| a.avoid_transcoding);
-        let announced_too = !ctx.config.quirks.answer_only_tracks_sent;
         let play::Answerable {
             mut config,
             plan,
             video: answers_video,
-        } = play::codecs(description.as_ref(), always_transcode || video.is_some(), announced_too);
+        } = play::codecs(
+            description.as_ref(),
+            always_transcode || video.is_some(),
+            &ctx.config.quirks,
+        );
         // KI-1 switched back on: an audio-only stream is answered with video
         // too, and its audio never sent.
         let silent = ctx.config.quirks.video_line_for_audio_only

@@ -19,28 +19,77 @@ pub enum AudioOut {
     Pcmu(Pt),
 }
 
+/// The payload types an answer gave each video codec the server can send
+/// (none where the peer did not take the codec).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VideoOut {
+    /// H.264, packetization mode 1.
+    pub h264: Option<Pt>,
+    /// HEVC (RFC 7798).
+    pub hevc: Option<Pt>,
+    /// AV1 (the AOM's RTP payload format).
+    pub av1: Option<Pt>,
+    /// VP9 (RFC 9628).
+    pub vp9: Option<Pt>,
+    /// VP8 (RFC 7741).
+    pub vp8: Option<Pt>,
+}
+
+impl VideoOut {
+    /// The payload type of `codec`, if the peer took it.
+    pub fn pt(&self, codec: VideoCodec) -> Option<Pt> {
+        match codec {
+            VideoCodec::Avc => self.h264,
+            VideoCodec::Hevc => self.hevc,
+            VideoCodec::Av1 => self.av1,
+            VideoCodec::Vp9 => self.vp9,
+            VideoCodec::Vp8 => self.vp8,
+            _ => None,
+        }
+    }
+
+    /// Whether the peer took any video codec the server sends.
+    pub fn any(&self) -> bool {
+        [self.h264, self.hevc, self.av1, self.vp9, self.vp8]
+            .iter()
+            .any(Option::is_some)
+    }
+
+    /// Everything, for deciding what an answer may hold.
+    pub const ALL: VideoOut = VideoOut {
+        h264: Some(Pt::new_with_value(0)),
+        hevc: Some(Pt::new_with_value(0)),
+        av1: Some(Pt::new_with_value(0)),
+        vp9: Some(Pt::new_with_value(0)),
+        vp8: Some(Pt::new_with_value(0)),
+    };
+}
+
 /// What becomes of a stream's pictures for one player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoPlan {
-    /// H.264 as published: AVCC to Annex B, nothing decoded.
-    Pass,
-    /// Through the stream's H.264 transcoder.
+    /// As published (H.264 AVCC to Annex B; HEVC, AV1, VP9 and VP8 framed
+    /// by [`media::eflv::bitstream`]), nothing decoded, with this payload type.
+    Pass(Pt),
+    /// Through the stream's transcoder to Constrained Baseline H.264.
     Transcode,
-    /// Not playable over WebRTC (VP6, screen video, …): no pictures.
+    /// Not playable over WebRTC (VP6, screen video, or a codec the peer
+    /// did not take with no H.264 to transcode to): no pictures.
     Unplayable,
 }
 
 impl VideoPlan {
-    /// The plan for pictures in `codec`. H.264 passes unless it `reorders`
-    /// (B-frames, which WebRTC decoders would show out of order) or the
-    /// player asked for a size or bitrate (`always_transcode`); Sorenson
+    /// The plan for pictures in `codec` to a peer that took `out`. A codec
+    /// the peer took passes, unless the pictures `reorders` (B-frames,
+    /// which WebRTC decoders would show out of order) or the player asked
+    /// for a size or bitrate (`always_transcode`); otherwise H.264, Sorenson
     /// Spark and Enhanced RTMP's HEVC, AV1, VP9 and VP8 are transcoded to
-    /// H.264 (none passes through yet); nothing else can be decoded.
-    pub fn decide(codec: VideoCodec, reorders: bool, always_transcode: bool) -> VideoPlan {
-        match codec {
-            VideoCodec::Avc if !reorders && !always_transcode => VideoPlan::Pass,
-            VideoCodec::Avc | VideoCodec::SorensonSpark => VideoPlan::Transcode,
-            VideoCodec::Hevc | VideoCodec::Av1 | VideoCodec::Vp9 | VideoCodec::Vp8 => VideoPlan::Transcode,
+    /// H.264; nothing else can be decoded.
+    pub fn decide(codec: VideoCodec, reorders: bool, always_transcode: bool, out: &VideoOut) -> VideoPlan {
+        use VideoCodec::*;
+        match (codec, out.pt(codec)) {
+            (_, Some(pt)) if !reorders && !always_transcode => VideoPlan::Pass(pt),
+            (Avc | SorensonSpark | Hevc | Av1 | Vp9 | Vp8, _) if out.h264.is_some() => VideoPlan::Transcode,
             _ => VideoPlan::Unplayable,
         }
     }
@@ -78,18 +127,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pictures_pass_only_as_h264_in_order() {
-        assert_eq!(VideoPlan::decide(VideoCodec::Avc, false, false), VideoPlan::Pass);
-        assert_eq!(VideoPlan::decide(VideoCodec::Avc, true, false), VideoPlan::Transcode);
-        assert_eq!(VideoPlan::decide(VideoCodec::Avc, false, true), VideoPlan::Transcode);
-        assert_eq!(
-            VideoPlan::decide(VideoCodec::SorensonSpark, false, false),
-            VideoPlan::Transcode
-        );
-        assert_eq!(VideoPlan::decide(VideoCodec::Vp6, false, false), VideoPlan::Unplayable);
+    fn pictures_pass_in_a_codec_the_peer_took_in_order_else_become_h264() {
+        let h264_only = VideoOut {
+            h264: Some(102.into()),
+            ..VideoOut::default()
+        };
+        let decide = |codec, reorders, always| VideoPlan::decide(codec, reorders, always, &h264_only);
+        assert_eq!(decide(VideoCodec::Avc, false, false), VideoPlan::Pass(102.into()));
+        assert_eq!(decide(VideoCodec::Avc, true, false), VideoPlan::Transcode);
+        assert_eq!(decide(VideoCodec::Avc, false, true), VideoPlan::Transcode);
+        assert_eq!(decide(VideoCodec::SorensonSpark, false, false), VideoPlan::Transcode);
+        assert_eq!(decide(VideoCodec::Vp6, false, false), VideoPlan::Unplayable);
         for enhanced in [VideoCodec::Hevc, VideoCodec::Av1, VideoCodec::Vp9, VideoCodec::Vp8] {
-            assert_eq!(VideoPlan::decide(enhanced, false, false), VideoPlan::Transcode);
+            assert_eq!(decide(enhanced, false, false), VideoPlan::Transcode);
         }
+        let vp9_too = VideoOut {
+            vp9: Some(98.into()),
+            ..h264_only
+        };
+        assert_eq!(
+            VideoPlan::decide(VideoCodec::Vp9, false, false, &vp9_too),
+            VideoPlan::Pass(98.into())
+        );
+        assert_eq!(
+            VideoPlan::decide(VideoCodec::Vp9, false, true, &vp9_too),
+            VideoPlan::Transcode,
+            "a size asked for"
+        );
+        let vp9_only = VideoOut {
+            vp9: Some(98.into()),
+            ..VideoOut::default()
+        };
+        assert_eq!(
+            VideoPlan::decide(VideoCodec::Hevc, false, false, &vp9_only),
+            VideoPlan::Unplayable,
+            "no H.264 to transcode to"
+        );
     }
 
     #[test]

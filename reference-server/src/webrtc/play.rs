@@ -21,18 +21,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codecs::VideoSettings;
-use media::flv::AudioCodec;
+use media::flv::{AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
 use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{MediaKind as RtcKind, Mid, Pt};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
 use str0m::{Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
-use super::plan::{AudioOut, VideoPlan};
+use super::plan::{AudioOut, VideoOut, VideoPlan};
 use super::play_core::{Output, PlayCore, Write};
 use super::{OfferSink, SessionStatus};
+use crate::config::Quirks;
 use crate::hub::{Delivery, Frame, StreamDescription, Subscription, Tracks};
 use crate::server::Context;
 use crate::transcode::{Target, Transcoded};
@@ -40,6 +41,12 @@ use crate::transcode::{Target, Transcoded};
 /// Payload types of the H.264 we offer (and its retransmissions).
 const H264_PT: u8 = 102;
 const H264_RTX_PT: u8 = 103;
+/// Payload types of the HEVC we offer (str0m's own default is H.264's here).
+const H265_PT: u8 = 106;
+const H265_RTX_PT: u8 = 107;
+/// Payload types of the VP9 (profile 0) we offer.
+const VP9_PT: u8 = 98;
+const VP9_RTX_PT: u8 = 99;
 /// The `profile-level-id` of what the video transcoder makes: Constrained
 /// Baseline, level 3.1 (720p at 30 frames per second).
 const TRANSCODED_PROFILE_LEVEL_ID: u32 = 0x42e01f;
@@ -98,15 +105,18 @@ pub struct Answerable {
 }
 
 /// The codecs a player's `Rtc` accepts for this stream, and a phrase naming
-/// them for errors. `None` (not live yet) accepts audio and video; so does a
-/// stream that has sent nothing yet. A track the metadata announces counts
-/// as sent unless `announced_too` is false (a quirk). With `transcoded`, the
-/// video is the transcoder's Constrained Baseline H.264 whatever the stream's own.
-pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_too: bool) -> Answerable {
+/// them for errors. `None` (not live yet) accepts audio and H.264 video; so
+/// does a stream that has sent nothing yet. A track the metadata announces
+/// counts as sent (unless the `answer_only_tracks_sent` quirk is on). With
+/// `transcoded`, the video is the transcoder's Constrained Baseline H.264
+/// whatever the stream's own. A stream in HEVC, AV1, VP9 or VP8 is accepted
+/// in its own codec (passed through to a peer that offered it) and as
+/// transcoded H.264 (for a peer that did not).
+pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Quirks) -> Answerable {
     let mut config = Rtc::builder().clear_codecs();
     let mut plan = Vec::new();
     let announced = |track: fn(&media::flv::MetadataTracks) -> Option<bool>| {
-        announced_too && stream.and_then(|s| s.announced.as_ref()).and_then(track) == Some(true)
+        !quirks.answer_only_tracks_sent && stream.and_then(|s| s.announced.as_ref()).and_then(track) == Some(true)
     };
     let (audio, video) = match stream {
         Some(s) if s.has_audio || s.has_video => (
@@ -126,46 +136,111 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, announced_to
         plan.push("Opus audio".to_string());
     }
     if video {
-        let avc = stream
+        let codec = stream.and_then(|s| s.video_codec);
+        let record = stream
             .and_then(|s| s.video_config.as_ref())
-            .and_then(|body| AvcConfig::parse(body.get(5..)?).ok());
-        let known = stream.and_then(|s| Some(VideoPlan::decide(s.video_codec?, s.video_reorders, transcoded)));
+            .and_then(|body| body.get(5..));
+        let known = stream.and_then(|s| {
+            Some(VideoPlan::decide(
+                s.video_codec?,
+                s.video_reorders,
+                transcoded,
+                &VideoOut::ALL,
+            ))
+        });
         let transcode = known == Some(VideoPlan::Transcode) || (known.is_none() && transcoded);
-        match (known, avc) {
-            _ if transcode => {
-                config.codec_config().add_h264(
-                    H264_PT.into(),
-                    Some(H264_RTX_PT.into()),
-                    true,
-                    TRANSCODED_PROFILE_LEVEL_ID,
-                );
-                plan.push(format!(
-                    "H.264 profile-level-id {TRANSCODED_PROFILE_LEVEL_ID:06x} (transcoded)"
-                ));
-            }
-            // Video neither H.264 nor Spark (VP6, screen video) cannot be played.
+        let add_transcoded = |config: &mut RtcConfig, plan: &mut Vec<String>| {
+            config.codec_config().add_h264(
+                H264_PT.into(),
+                Some(H264_RTX_PT.into()),
+                true,
+                TRANSCODED_PROFILE_LEVEL_ID,
+            );
+            plan.push(format!(
+                "H.264 profile-level-id {TRANSCODED_PROFILE_LEVEL_ID:06x} (transcoded)"
+            ));
+        };
+        match (known, codec) {
+            _ if transcode => add_transcoded(&mut config, &mut plan),
+            // Video neither H.264 nor anything decodable (VP6, screen video) cannot be played.
             (Some(VideoPlan::Unplayable), _) => {
-                plan.push("no video (the stream's codec is neither H.264 nor Sorenson Spark)".to_string())
+                plan.push("no video (the stream's codec is neither H.264 nor one the server decodes)".to_string())
             }
-            (_, Some(avc)) => {
-                config
-                    .codec_config()
-                    .add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, avc.profile_level_id());
-                plan.push(format!("H.264 profile-level-id {:06x}", avc.profile_level_id()));
+            (_, Some(VideoCodec::Avc) | None) => match record.map(AvcConfig::parse) {
+                Some(Ok(avc)) => {
+                    config.codec_config().add_h264(
+                        H264_PT.into(),
+                        Some(H264_RTX_PT.into()),
+                        true,
+                        avc.profile_level_id(),
+                    );
+                    plan.push(format!("H.264 profile-level-id {:06x}", avc.profile_level_id()));
+                }
+                // Not known yet: any H.264 the peer offers; the stream is expected to fit.
+                _ if stream.is_none_or(|s| !s.has_video) => {
+                    config = config.enable_h264(true);
+                    plan.push("H.264 video".to_string());
+                }
+                _ => plan.push("no video (the stream's H.264 has no sequence header yet)".to_string()),
+            },
+            (_, Some(codec)) => {
+                let native = Some(config.clone())
+                    .filter(|_| !quirks.enhanced_video_transcoded)
+                    .and_then(|config| native(config, codec, record));
+                if let Some(native) = native {
+                    config = native;
+                    plan.push(format!("{} as published", codec.name()));
+                }
+                add_transcoded(&mut config, &mut plan);
             }
-            // Not known yet: any H.264 the peer offers; the stream is expected to fit.
-            (_, None) if stream.is_none_or(|s| !s.has_video) => {
-                config = config.enable_h264(true);
-                plan.push("H.264 video".to_string());
-            }
-            (_, None) => plan.push("no video (the stream's H.264 has no sequence header yet)".to_string()),
         }
     }
-    let video = plan.iter().any(|p| p.starts_with("H.264"));
+    let video = plan
+        .iter()
+        .any(|p| p.starts_with("H.264") || p.ends_with("as published"));
     Answerable {
         config,
         plan: plan.join(", "),
         video,
+    }
+}
+
+/// `config` accepting the Enhanced RTMP `codec` as it is published, when
+/// the stream's configuration `record` says it fits what the codec's SDP
+/// names: HEVC at the record's profile, tier and level; AV1 and VP9 only in
+/// profile 0 (8-bit 4:2:0, what their SDP means without a `profile`
+/// parameter); VP8. `None` when it does not (the player gets H.264).
+fn native(config: RtcConfig, codec: VideoCodec, record: Option<&[u8]>) -> Option<RtcConfig> {
+    use media::eflv::bitstream::{hevc_profile_tier_level, profile};
+    let fourcc = codec.fourcc()?;
+    let profile_0 = record.and_then(|r| profile(fourcc, r)) == Some(0);
+    match codec {
+        VideoCodec::Hevc => {
+            let (profile, tier, level) = record.and_then(hevc_profile_tier_level)?;
+            let mut config = config;
+            config
+                .codec_config()
+                .add_h265(H265_PT.into(), Some(H265_RTX_PT.into()), profile, tier, level);
+            Some(config)
+        }
+        VideoCodec::Av1 if profile_0 => Some(config.enable_av1(true)),
+        VideoCodec::Vp9 if profile_0 => {
+            let mut config = config;
+            config.codec_config().add_config(
+                VP9_PT.into(),
+                Some(VP9_RTX_PT.into()),
+                Codec::Vp9,
+                Frequency::NINETY_KHZ,
+                None,
+                FormatParams {
+                    profile_id: Some(0),
+                    ..FormatParams::default()
+                },
+            );
+            Some(config)
+        }
+        VideoCodec::Vp8 => Some(config.enable_vp8(true)),
+        _ => None,
     }
 }
 
@@ -340,7 +415,7 @@ impl Player {
     /// the cached keyframe, and the publisher is asked for a new one.
     fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         self.media_added(mid, RtcKind::Video);
-        if self.payload_types(rtc).1.is_some() {
+        if self.payload_types(rtc).1.any() {
             tracing::info!("video added by renegotiation");
             self.last_keyframe_request = None;
             self.keyframe_request(rtc, mid, now);
@@ -349,7 +424,7 @@ impl Player {
 
     /// Picks the payload types the answer gave each kind of media, for
     /// the core; returns them.
-    fn payload_types(&mut self, rtc: &mut Rtc) -> (Option<AudioOut>, Option<Pt>) {
+    fn payload_types(&mut self, rtc: &mut Rtc) -> (Option<AudioOut>, VideoOut) {
         let audio = self.audio_mid.and_then(|mid| {
             let writer = rtc.writer(mid)?;
             let params: Vec<_> = writer.payload_params().map(|p| (p.spec().codec, p.pt())).collect();
@@ -360,22 +435,28 @@ impl Player {
                 _ => None,
             })
         });
-        let video = self.video_mid.and_then(|mid| {
-            let writer = rtc.writer(mid)?;
-            let pt = writer
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt());
-            pt
-        });
-        if let (Some(mid), None) = (self.video_mid, video) {
+        let mut video = VideoOut::default();
+        if let Some(writer) = self.video_mid.and_then(|mid| rtc.writer(mid)) {
+            for params in writer.payload_params() {
+                let slot = match params.spec().codec {
+                    Codec::H264 if params.spec().format.packetization_mode == Some(1) => &mut video.h264,
+                    Codec::H265 => &mut video.hevc,
+                    Codec::Av1 => &mut video.av1,
+                    Codec::Vp9 if params.spec().format.profile_id.unwrap_or(0) == 0 => &mut video.vp9,
+                    Codec::Vp8 => &mut video.vp8,
+                    _ => continue,
+                };
+                slot.get_or_insert(params.pt());
+            }
+        }
+        if let (Some(mid), false) = (self.video_mid, video.any()) {
             let offered: Vec<String> = rtc
                 .writer(mid)
                 .map(|w| w.payload_params().map(|p| format!("{:?}", p.spec())).collect())
                 .unwrap_or_default();
-            tracing::warn!(%mid, ?offered, "no H.264 payload type to send video with");
+            tracing::warn!(%mid, ?offered, "no payload type to send video with");
         }
-        tracing::info!(?audio, video_pt = ?video, "payload types");
+        tracing::info!(?audio, ?video, "payload types");
         self.core.negotiated(audio, self.video_mid.is_some(), video);
         (audio, video)
     }
@@ -609,7 +690,11 @@ mod tests {
 
     #[test]
     fn announced_video_is_answered_before_it_arrives() {
-        let plan = |s, announced_too| codecs(Some(&s), false, announced_too).plan;
+        let quirks = |announced_too: bool| Quirks {
+            answer_only_tracks_sent: !announced_too,
+            ..Quirks::default()
+        };
+        let plan = |s, announced_too| codecs(Some(&s), false, &quirks(announced_too)).plan;
         assert_eq!(plan(stream(true, false, Some(true)), true), "Opus audio, H.264 video");
         assert_eq!(
             plan(stream(true, false, Some(true)), false),
@@ -626,8 +711,8 @@ mod tests {
             "Opus audio",
             "after the wait, nothing announced: audio only"
         );
-        assert!(codecs(Some(&stream(true, false, Some(true))), false, true).video);
-        assert!(!codecs(Some(&stream(true, false, Some(false))), false, true).video);
+        assert!(codecs(Some(&stream(true, false, Some(true))), false, &quirks(true)).video);
+        assert!(!codecs(Some(&stream(true, false, Some(false))), false, &quirks(true)).video);
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! - pictures start at a keyframe (or a keyframe-flagged sequence header,
 //!   Flash Player's refresh point), at first and whenever the source of the
 //!   pictures changes;
-//! - H.264 passes through, AVCC to Annex B with the parameter sets before
-//!   every IDR, unless it cannot: Sorenson Spark, pictures with a
+//! - video in a codec the peer took passes through: H.264 AVCC to Annex B
+//!   with the parameter sets before every IDR, HEVC, AV1, VP9 and VP8 as
+//!   [`media::eflv::bitstream`] frames them, unless it cannot: a codec the
+//!   peer did not take (Sorenson Spark always), pictures with a
 //!   composition offset (B-frames, which WebRTC decoders would show out of
 //!   order), or a player that asked for a size, a bitrate or always
 //!   transcoded video switch it to the stream's video transcoder, once;
@@ -21,12 +23,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use media::eflv::bitstream::Bitstream;
 use media::flv::{AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
 use str0m::media::{Frequency, MediaKind as Kind, MediaTime, Pt};
 
 use super::clock::{Clock, Track};
-pub use super::plan::AudioOut;
+pub use super::plan::{AudioOut, VideoOut};
 use super::plan::{AudioPlan, VideoPlan};
 use crate::hub::{Frame, MediaKind};
 
@@ -41,7 +44,8 @@ pub struct Write {
     pub wallclock: Instant,
     /// Its RTP time.
     pub time: MediaTime,
-    /// An Annex B access unit, or a sound frame.
+    /// A picture in its codec's RTP-ready bitstream (Annex B for H.264
+    /// and HEVC, OBUs for AV1, VP8 and VP9 frames), or a sound frame.
     pub data: Arc<[u8]>,
 }
 
@@ -65,7 +69,7 @@ pub enum Output {
 #[derive(Debug)]
 pub struct PlayCore {
     audio: Option<AudioOut>,
-    video: Option<Pt>,
+    video: VideoOut,
     /// The answer has a video m-line (with or without a usable payload type).
     video_line: bool,
     /// Transcode the video even when it could pass through.
@@ -73,6 +77,8 @@ pub struct PlayCore {
     audio_transcoded: bool,
     video_transcoded: bool,
     avc: Option<AvcConfig>,
+    /// The framing of an Enhanced RTMP codec passing through.
+    bitstream: Option<Bitstream>,
     need_keyframe: bool,
     /// After a keyframe request answered from the cache: video frames up to
     /// this timestamp were in the answer.
@@ -89,12 +95,13 @@ impl PlayCore {
     pub fn new(always_transcode: bool) -> PlayCore {
         PlayCore {
             audio: None,
-            video: None,
+            video: VideoOut::default(),
             video_line: false,
             always_transcode,
             audio_transcoded: false,
             video_transcoded: false,
             avc: None,
+            bitstream: None,
             need_keyframe: true,
             skip_video_through: None,
             clock: Clock::default(),
@@ -104,8 +111,9 @@ impl PlayCore {
     }
 
     /// What the answer (or a renegotiation) gave: the audio payload type,
-    /// whether there is a video m-line, and its H.264 payload type.
-    pub fn negotiated(&mut self, audio: Option<AudioOut>, video_line: bool, video: Option<Pt>) {
+    /// whether there is a video m-line, and the payload types of the video
+    /// codecs it took.
+    pub fn negotiated(&mut self, audio: Option<AudioOut>, video_line: bool, video: VideoOut) {
         if video_line && !self.video_line {
             // Video added by renegotiation starts at a keyframe.
             self.need_keyframe = true;
@@ -135,7 +143,7 @@ impl PlayCore {
         }
         match frame.kind {
             MediaKind::Video if !self.video_line => out.push(Output::OfferVideo),
-            MediaKind::Video if self.video_transcoded || self.video.is_none() => {}
+            MediaKind::Video if self.video_transcoded || !self.video.any() => {}
             MediaKind::Video if self.plan(frame) == Some(VideoPlan::Transcode) => {
                 self.video_transcoded = true;
                 self.avc = None;
@@ -200,23 +208,37 @@ impl PlayCore {
     /// What this picture says of how the stream's pictures reach the player.
     fn plan(&self, frame: &Frame) -> Option<VideoPlan> {
         let codec = frame.video_codec()?;
-        Some(VideoPlan::decide(codec, frame.reorders(), self.always_transcode))
+        Some(VideoPlan::decide(
+            codec,
+            frame.reorders(),
+            self.always_transcode,
+            &self.video,
+        ))
     }
 
     /// A picture or a sequence header; a picture sent again (`replay`)
     /// goes out at that output time instead of its own.
     fn video(&mut self, frame: &Frame, replay: Option<u64>, now: Instant, out: &mut Vec<Output>) {
-        if frame.video_codec() != Some(VideoCodec::Avc) {
-            return;
+        let Some(codec) = frame.video_codec() else { return };
+        let fourcc = codec.fourcc();
+        if codec != VideoCodec::Avc && self.bitstream.as_ref().map(Bitstream::fourcc) != fourcc {
+            self.bitstream = fourcc.and_then(Bitstream::new);
         }
         if frame.config {
-            match frame.data().map(AvcConfig::parse) {
-                Some(Ok(avc)) => self.avc = Some(avc),
-                Some(Err(error)) => tracing::warn!(%error, "bad AVC sequence header ignored"),
-                None => {}
+            match (codec, frame.data(), &mut self.bitstream) {
+                (VideoCodec::Avc, Some(data), _) => match AvcConfig::parse(data) {
+                    Ok(avc) => self.avc = Some(avc),
+                    Err(error) => tracing::warn!(%error, "bad AVC sequence header ignored"),
+                },
+                (_, Some(record), Some(bitstream)) => {
+                    if let Err(error) = bitstream.configure(record) {
+                        tracing::warn!(%error, "bad sequence start ignored");
+                    }
+                }
+                _ => {}
             }
             // Flash Player marks its refresh points with a keyframe-flagged sequence header.
-            if frame.keyframe {
+            if frame.keyframe && frame.enhanced.is_none() {
                 self.need_keyframe = false;
             }
             return;
@@ -225,11 +247,22 @@ impl PlayCore {
             return;
         }
         self.need_keyframe = false;
-        let (Some(pt), Some(avc), Some(data)) = (self.video, &self.avc, frame.data()) else {
+        let (Some(pt), Some(data)) = (self.video.pt(codec), frame.data()) else {
             return;
         };
         self.annexb.clear();
-        avc.avcc_to_annexb(data, &mut self.annexb);
+        match (codec, &self.avc, &self.bitstream) {
+            (VideoCodec::Avc, Some(avc), _) => {
+                avc.avcc_to_annexb(data, &mut self.annexb);
+            }
+            (VideoCodec::Avc, None, _) | (_, _, None) => return,
+            (_, _, Some(bitstream)) => {
+                if let Err(error) = bitstream.frame(data, frame.keyframe, &mut self.annexb) {
+                    tracing::debug!(%error, "picture not sent");
+                    return;
+                }
+            }
+        }
         if self.annexb.is_empty() {
             return;
         }
@@ -296,6 +329,13 @@ mod tests {
 
     const OPUS: Pt = Pt::new_with_value(111);
     const H264: Pt = Pt::new_with_value(102);
+    const H264_ONLY: VideoOut = VideoOut {
+        h264: Some(H264),
+        hevc: None,
+        av1: None,
+        vp9: None,
+        vp8: None,
+    };
     const MS: Duration = Duration::from_millis(1);
 
     /// An AVC sequence header: SPS and PPS of a 320x240 Baseline stream.
@@ -332,7 +372,7 @@ mod tests {
 
     fn core() -> PlayCore {
         let mut core = PlayCore::new(false);
-        core.negotiated(Some(AudioOut::Opus(OPUS)), true, Some(H264));
+        core.negotiated(Some(AudioOut::Opus(OPUS)), true, H264_ONLY);
         core
     }
 
@@ -397,6 +437,62 @@ mod tests {
         assert_eq!(written(&out), [(Kind::Video, 160 * 90)]);
     }
 
+    /// An Enhanced RTMP VP9 tag: a SequenceStart, a keyframe or an inter frame.
+    fn vp9(ts: u32, packet: &str) -> Frame {
+        let first = match packet {
+            "start" => 0x90,
+            "key" => 0x91,
+            _ => 0xA1,
+        };
+        let mut body = vec![first];
+        body.extend_from_slice(b"vp09");
+        body.extend_from_slice(if packet == "start" {
+            &[0, 0x1f, 0x80, 2, 2, 2, 0, 0][..]
+        } else {
+            &[0x82, 0x49, 0x83]
+        });
+        Frame::new(MediaKind::Video, ts, Bytes::from(body))
+    }
+
+    #[test]
+    fn vp9_passes_through_to_a_peer_that_took_it_else_is_transcoded() {
+        let (t0, mut out) = (Instant::now(), Vec::new());
+        let vp9_pt = Pt::new_with_value(98);
+        let mut core = PlayCore::new(false);
+        core.negotiated(
+            None,
+            true,
+            VideoOut {
+                vp9: Some(vp9_pt),
+                ..H264_ONLY
+            },
+        );
+        core.frame(&vp9(0, "inter"), t0, &mut out);
+        core.frame(&vp9(0, "start"), t0, &mut out);
+        assert!(out.is_empty(), "nothing before the keyframe");
+        core.frame(&vp9(40, "key"), t0 + 40 * MS, &mut out);
+        core.frame(&vp9(80, "inter"), t0 + 80 * MS, &mut out);
+        assert_eq!(written(&out), [(Kind::Video, 40 * 90), (Kind::Video, 80 * 90)]);
+        let Output::Write(key) = &out[0] else { panic!() };
+        assert_eq!(
+            (key.pt, &key.data[..]),
+            (vp9_pt, &[0x82, 0x49, 0x83][..]),
+            "the frame as published"
+        );
+        assert!(!core.video_transcoded());
+
+        let mut h264_only = core_with(H264_ONLY);
+        out.clear();
+        h264_only.frame(&vp9(0, "start"), t0, &mut out);
+        assert_eq!(out, [Output::TranscodeVideo]);
+    }
+
+    fn core_with(video: VideoOut) -> PlayCore {
+        let mut core = PlayCore::new(false);
+        core.negotiated(Some(AudioOut::Opus(OPUS)), true, video);
+        core
+    }
+
     #[test]
     fn sound_passes_through_or_asks_for_the_transcoder() {
         let mut core = core();
@@ -421,12 +517,12 @@ mod tests {
     #[test]
     fn video_without_a_video_line_asks_for_an_offer_and_then_starts_at_a_keyframe() {
         let mut core = PlayCore::new(false);
-        core.negotiated(Some(AudioOut::Opus(OPUS)), false, None);
+        core.negotiated(Some(AudioOut::Opus(OPUS)), false, VideoOut::default());
         let (t0, mut out) = (Instant::now(), Vec::new());
         core.frame(&config(0), t0, &mut out);
         assert_eq!(out, [Output::OfferVideo]);
         out.clear();
-        core.negotiated(Some(AudioOut::Opus(OPUS)), true, Some(H264));
+        core.negotiated(Some(AudioOut::Opus(OPUS)), true, H264_ONLY);
         // Live pictures mid-GOP are held back; the player answers the
         // renegotiation with the cached GOP (a keyframe request).
         core.frame(&picture(40, false, 0), t0, &mut out);
