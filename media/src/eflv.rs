@@ -513,6 +513,119 @@ impl<'a> Iterator for Packets<'a> {
     }
 }
 
+/// A legacy H.264, AAC or MP3 tag body as the header and the one packet of
+/// the enhanced message that says the same thing (`avc1`, `mp4a`, `.mp3`):
+/// what an Enhanced RTMP publisher sends for those codecs. A picture
+/// without a composition offset becomes CodedFramesX. `None` for another
+/// codec or a body cut short. [`write_legacy`] is its inverse.
+pub fn from_legacy(kind: TagKind, body: &[u8]) -> Option<(Header, Packet<'_>)> {
+    let header = |frame_type, packet_type| Header {
+        kind,
+        frame_type,
+        packet_type,
+        nano_offset: None,
+        multitrack: None,
+        command: None,
+    };
+    let packet = |fourcc, packet_type, composition_offset, data| Packet {
+        track: 0,
+        fourcc,
+        packet_type,
+        composition_offset,
+        data,
+    };
+    let first = *body.first()?;
+    match kind {
+        TagKind::Video if first & 0x0f == 7 && first & 0x80 == 0 => {
+            let cts = i32::from_be_bytes([0, *body.get(2)?, *body.get(3)?, *body.get(4)?]) << 8 >> 8;
+            let packet_type = match (body[1], cts) {
+                (0, _) => PacketType::SequenceStart,
+                (1, 0) => PacketType::CodedFramesX,
+                (1, _) => PacketType::CodedFrames,
+                (2, _) => PacketType::SequenceEnd,
+                _ => return None,
+            };
+            Some((
+                header(first >> 4, packet_type),
+                packet(FourCc::AVC, packet_type, cts, &body[5..]),
+            ))
+        }
+        TagKind::Audio if first >> 4 == 10 => {
+            let packet_type = match *body.get(1)? {
+                0 => PacketType::SequenceStart,
+                1 => PacketType::CodedFrames,
+                _ => return None,
+            };
+            Some((header(0, packet_type), packet(FourCc::AAC, packet_type, 0, &body[2..])))
+        }
+        TagKind::Audio if first >> 4 == 2 => Some((
+            header(0, PacketType::CodedFrames),
+            packet(FourCc::MP3, PacketType::CodedFrames, 0, &body[1..]),
+        )),
+        _ => None,
+    }
+}
+
+/// Appends `packet`, of a message with `header`, to `out` as the legacy
+/// tag body that says the same thing, for a player that reads only legacy
+/// tags; false (nothing appended) when no legacy tag can. Only the codecs
+/// legacy FLV has can: H.264 (`avc1`: its SequenceStart, CodedFrames,
+/// CodedFramesX and SequenceEnd become the AVCVIDEOPACKET's sequence
+/// header, NAL units and end of sequence, with the composition offset),
+/// AAC (`mp4a`: AudioSpecificConfig or raw frames, SoundFormat 10 with
+/// the fixed 44 kHz stereo 16-bit flags AAC tags carry) and MP3 (`.mp3`:
+/// frames, SoundFormat 2). A nanosecond offset has no legacy place and is
+/// dropped.
+pub fn write_legacy(out: &mut Vec<u8>, header: &Header, packet: &Packet<'_>) -> bool {
+    let (first, second) = match (packet.fourcc, packet.packet_type) {
+        (FourCc::AVC, kind) => {
+            let frame_type = header.frame_type.clamp(1, 4);
+            let avc_packet_type = match kind {
+                PacketType::SequenceStart => 0,
+                PacketType::CodedFrames | PacketType::CodedFramesX => 1,
+                PacketType::SequenceEnd => 2,
+                _ => return false,
+            };
+            let cts = match kind {
+                PacketType::CodedFrames => packet.composition_offset,
+                _ => 0,
+            };
+            out.push(frame_type << 4 | 7);
+            out.push(avc_packet_type);
+            out.extend_from_slice(&cts.to_be_bytes()[1..]);
+            out.extend_from_slice(packet.data);
+            return true;
+        }
+        (FourCc::AAC, PacketType::SequenceStart) => (0xAF, Some(0)),
+        (FourCc::AAC, PacketType::CodedFrames) => (0xAF, Some(1)),
+        (FourCc::MP3, PacketType::CodedFrames) => (mp3_flags(packet.data), None),
+        _ => return false,
+    };
+    out.push(first);
+    out.extend(second);
+    out.extend_from_slice(packet.data);
+    true
+}
+
+/// The first byte of a legacy MP3 tag for `frames`: SoundFormat 2 (14 at
+/// 8 kHz), with the rate and channel flags its first frame header gives
+/// (the nearest FLV rate: 44, 22 or 11 kHz), 16-bit.
+fn mp3_flags(frames: &[u8]) -> u8 {
+    let [0xFF, b1, b2, b3, ..] = *frames else {
+        return 0x2F;
+    };
+    // MPEG version (3: 1, 2: 2, 0: 2.5) and sample rate index.
+    let (version, index) = ((b1 >> 3) & 3, (b2 >> 2) & 3);
+    let stereo = u8::from(b3 >> 6 != 3);
+    let (format, rate) = match (version, index) {
+        (0, 2) => (14, 0), // 8 kHz
+        (3, _) => (2, 3),  // 44.1, 48, 32 kHz
+        (2, _) => (2, 2),  // 22.05, 24, 16 kHz
+        _ => (2, 1),       // 11.025, 12 kHz
+    };
+    format << 4 | rate << 2 | 1 << 1 | stereo
+}
+
 /// Appends an enhanced tag body holding `packets` to `out`, laid out as
 /// `header` says (its `packet_type` and `command` are taken from it; every
 /// packet must have the header's packet type). A message that is not

@@ -66,6 +66,11 @@ pub struct Enhanced {
     /// a message that is not multitrack: what a player that did not
     /// announce multitrack gets. Made once per frame, shared by players.
     pub main_track: Option<Bytes>,
+    /// The main packet as the legacy tag body that says the same thing,
+    /// when legacy FLV has its codec (`avc1`, `mp4a`, `.mp3`: see
+    /// [`eflv::write_legacy`]): what a player that did not announce the
+    /// codec gets. Made once per frame, shared by players.
+    pub legacy: Option<Bytes>,
     /// The tag could not be read: the frame names no codec and goes to no
     /// player (the specification's "fail in a controlled manner").
     pub error: Option<EflvError>,
@@ -78,6 +83,7 @@ impl Enhanced {
             packet_type: PacketType::SequenceEnd,
             multitrack: false,
             main_track: None,
+            legacy: None,
             error: Some(error),
         }
     }
@@ -124,6 +130,7 @@ impl Frame {
                 packet_type: PacketType::CodedFrames,
                 multitrack: false,
                 main_track: None,
+                legacy: None,
                 error: None,
             }),
             payload: Bytes::from(flv::opus_audio_body(packet)),
@@ -168,6 +175,7 @@ impl Frame {
                 packet_type: header.packet_type,
                 multitrack: false,
                 main_track: None,
+                legacy: None,
                 error: None,
             });
             return true;
@@ -198,11 +206,15 @@ impl Frame {
             let _ = eflv::write(&mut body, &single, &[packet]);
             Bytes::from(body)
         });
+        // Nothing is allocated for a codec legacy FLV does not have.
+        let mut legacy = Vec::new();
+        let legacy = eflv::write_legacy(&mut legacy, &header, &packet).then(|| Bytes::from(legacy));
         self.enhanced = Some(Enhanced {
             fourcc: packet.fourcc,
             packet_type: packet.packet_type,
             multitrack: header.multitrack.is_some(),
             main_track,
+            legacy,
             error: None,
         });
         true

@@ -1258,7 +1258,18 @@ impl Case<'_> {
         if let Some((file, step, realtime)) = media {
             if status.code == code::PUBLISH_START {
                 let tags = load_media(&self.options.fixtures, file, step)?;
-                let bodies = super::ertmp::published_bodies(&tags);
+                let mut bodies = super::ertmp::published_bodies(&tags);
+                if let Action::Publish { eflv: Some(shape), .. } = step {
+                    if shape.enhance {
+                        // The legacy tags the enhanced ones were made from.
+                        let mut plain = step.clone();
+                        if let Action::Publish { eflv, .. } = &mut plain {
+                            *eflv = None;
+                        }
+                        let originals = load_media(&self.options.fixtures, file, &plain)?;
+                        bodies.extend(super::ertmp::published_bodies(&originals));
+                    }
+                }
                 self.published.borrow_mut().insert(
                     logical.split('?').next().unwrap_or(logical).to_string(),
                     std::rc::Rc::new(bodies),

@@ -139,6 +139,13 @@ pub struct EflvShape {
     /// unknown FourCC (`zzzz`) and a reserved packet type (8).
     #[serde(default)]
     pub unknown_every: Option<u32>,
+    /// Send the fixture's legacy H.264, AAC and MP3 tags as the enhanced
+    /// `avc1`, `mp4a` and `.mp3` tags that say the same thing (as OBS's
+    /// multitrack output does), before any other reshaping. The legacy
+    /// originals count as published too: a server may give them to
+    /// players that did not announce the codecs.
+    #[serde(default)]
+    pub enhance: bool,
 }
 
 impl EflvShape {
@@ -148,7 +155,12 @@ impl EflvShape {
         let mut video_tags = 0u32;
         for tag in tags {
             let (kind, timestamp) = (tag.kind, tag.timestamp);
-            let reshaped = match eflv::parse(kind, &tag.data).map_err(|e| format!("a fixture tag: {e}"))? {
+            let mut enhanced = Vec::new();
+            if let Some((header, packet)) = eflv::from_legacy(kind, &tag.data).filter(|_| self.enhance) {
+                eflv::write(&mut enhanced, &header, &[packet]).map_err(|e| e.to_string())?;
+            }
+            let body = if enhanced.is_empty() { &tag.data[..] } else { &enhanced };
+            let reshaped = match eflv::parse(kind, body).map_err(|e| format!("a fixture tag: {e}"))? {
                 Some(parsed) => {
                     let packets: Vec<Packet> = parsed.packets().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
                     let mut header = parsed.header;
@@ -370,6 +382,7 @@ fn describe(caps: &Capabilities) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use media::eflv::PacketType;
 
     fn av1(data: &'static [u8]) -> Tag {
         Tag {
@@ -400,7 +413,21 @@ mod tests {
             multitrack: Some(Layout::ManyTracks),
             nano_offset: Some(500),
             unknown_every: Some(1),
+            enhance: true,
         };
+        let legacy_h264 = Tag {
+            kind: TagKind::Video,
+            timestamp: 40,
+            data: Bytes::from_static(&[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]),
+        };
+        let enhanced = shape.apply(vec![legacy_h264]).unwrap();
+        let parsed = eflv::parse(TagKind::Video, &enhanced[0].data).unwrap().unwrap();
+        let packet = parsed.packets().next().unwrap().unwrap();
+        assert_eq!(
+            (packet.fourcc, packet.packet_type, packet.data),
+            (FourCc::AVC, PacketType::CodedFramesX, &[0, 0, 0, 1, 0x41][..]),
+            "enhance: the legacy H.264 tag as avc1"
+        );
         let tags = shape.apply(vec![av1(b"\xA1av01\x12\x00")]).unwrap();
         assert_eq!(tags.len(), 2, "the tag, then one of an unknown codec");
         let parsed = eflv::parse(TagKind::Video, &tags[0].data).unwrap().unwrap();

@@ -142,6 +142,16 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "enhanced_video_transcoded",
         "video in H264, not VP8",
     ),
+    (
+        "ertmp/play/legacy-player-gets-h264-aac-as-legacy-tags",
+        "ertmp_ignored",
+        "Enhanced RTMP tags (avc1, mp4a)",
+    ),
+    (
+        "ertmp/play/multitrack-h264-to-legacy-player",
+        "ertmp_ignored",
+        "Enhanced RTMP tags (avc1, mp4a)",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes

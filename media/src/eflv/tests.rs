@@ -291,3 +291,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn legacy_h264_aac_and_mp3_tags_go_to_enhanced_and_back_byte_for_byte() {
+    let mut converted = 0;
+    for name in ["ffmpeg_h264_aac_320x240_440hz.flv", "ffmpeg_mp3_mono_44100_440hz.flv"] {
+        let path = format!("{}/../fixtures/flv/{name}", env!("CARGO_MANIFEST_DIR"));
+        let tags = crate::flv::read_tags(&bytes::Bytes::from(std::fs::read(path).unwrap())).unwrap();
+        for tag in tags.iter().filter(|t| t.kind != TagKind::Script) {
+            let (header, packet) = from_legacy(tag.kind, &tag.data).expect("an H.264, AAC or MP3 tag");
+            let mut enhanced = Vec::new();
+            write(&mut enhanced, &header, &[packet]).unwrap();
+            let parsed = parse(tag.kind, &enhanced).unwrap().unwrap();
+            let again = parsed.packets().next().unwrap().unwrap();
+            let mut legacy = Vec::new();
+            assert!(write_legacy(&mut legacy, &parsed.header, &again));
+            assert_eq!(legacy, &tag.data[..], "{name} at {} ms", tag.timestamp);
+            converted += 1;
+        }
+    }
+    assert!(converted > 100, "{converted}");
+    let mut out = Vec::new();
+    let av1 = parse(TagKind::Video, b"\x91av01\xAA").unwrap().unwrap();
+    assert!(!write_legacy(
+        &mut out,
+        &av1.header,
+        &av1.packets().next().unwrap().unwrap()
+    ));
+    assert!(out.is_empty(), "no legacy form of AV1");
+}

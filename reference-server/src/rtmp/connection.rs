@@ -504,7 +504,7 @@ impl Connection {
         };
         let payload = match form {
             Form::AsIs => &frame.payload,
-            Form::MainTrack(alone) => alone,
+            Form::MainTrack(alone) | Form::Legacy(alone) => alone,
             Form::Withheld(fourcc) => {
                 if self.withheld.insert((stream_id, fourcc)) {
                     let what = if frame.kind == MediaKind::Audio {

@@ -5,9 +5,12 @@
 //! (`fourCcList`, or a FourCC info map that can decode or forward it); a
 //! legacy player, which announced nothing, never gets one. A multitrack
 //! message goes whole to a player that announced multitrack (`capsEx`),
-//! and as its main track alone to the others. What a player does not get
-//! is withheld, and it is told so once per codec with
-//! `NetStream.Play.NoSupportedTrackFound` at level warning.
+//! and as its main track alone to the others. H.264, AAC and MP3 in
+//! enhanced tags go to a player that did not announce them as the legacy
+//! tags that say the same thing, byte for byte what a legacy publisher
+//! would have sent. Anything else a player does not get is withheld, and
+//! it is told so once per codec with `NetStream.Play.NoSupportedTrackFound`
+//! at level warning.
 
 use media::eflv::FourCc;
 use media::flv::TagKind;
@@ -42,6 +45,8 @@ pub enum Form<'a> {
     AsIs,
     /// A multitrack message's main track alone.
     MainTrack(&'a bytes::Bytes),
+    /// The main track as a legacy tag (H.264, AAC, MP3).
+    Legacy(&'a bytes::Bytes),
     /// Not sent: the player did not announce this codec.
     Withheld(FourCc),
 }
@@ -62,7 +67,10 @@ pub fn form<'a>(frame: &'a Frame, caps: Option<&Capabilities>) -> Form<'a> {
         enhanced.fourcc == FourCc([0; 4]) || caps.takes(kind, enhanced.fourcc)
     });
     match (takes, &enhanced.main_track) {
-        (false, _) => Form::Withheld(enhanced.fourcc),
+        (false, _) => match &enhanced.legacy {
+            Some(legacy) => Form::Legacy(legacy),
+            None => Form::Withheld(enhanced.fourcc),
+        },
         (true, Some(alone)) if !caps.is_some_and(|c| c.has(caps_ex::MULTITRACK)) => Form::MainTrack(alone),
         _ => Form::AsIs,
     }
@@ -82,6 +90,12 @@ mod tests {
     fn a_legacy_player_gets_legacy_tags_only() {
         assert_eq!(form(&video(&[0x17, 1, 0, 0, 0, 0xAA]), None), Form::AsIs);
         assert_eq!(form(&video(b"\x91av01\xAA"), None), Form::Withheld(FourCc::AV1));
+        // H.264 in an enhanced tag (CodedFrames, composition offset 2): the legacy tag.
+        let avc1 = video(b"\x91avc1\x00\x00\x02\xAA");
+        assert_eq!(
+            form(&avc1, None),
+            Form::Legacy(&Bytes::from_static(&[0x17, 1, 0, 0, 2, 0xAA]))
+        );
     }
 
     #[test]
