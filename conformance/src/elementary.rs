@@ -123,14 +123,7 @@ fn tag(
     fourcc: FourCc,
     data: &[u8],
 ) -> Result<Tag> {
-    let header = Header {
-        kind,
-        frame_type,
-        packet_type,
-        nano_offset: None,
-        multitrack: None,
-        command: None,
-    };
+    let header = Header::single(kind, frame_type, packet_type);
     let packet = Packet {
         track: 0,
         fourcc,
