@@ -266,6 +266,9 @@ pub struct Quirks {
     /// passed through to WebRTC players: a peer that offered the codec
     /// still gets transcoded H.264 (decoded and encoded again for nothing).
     pub enhanced_video_transcoded: bool,
+    /// A player's `video_track` and `audio_track` are ignored: every
+    /// player of a multitrack stream gets its main track.
+    pub track_selection_ignored: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -310,6 +313,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     }),
     ("enhanced_video_transcoded", "no-passthrough", |q| {
         &mut q.enhanced_video_transcoded
+    }),
+    ("track_selection_ignored", "no-track-pick", |q| {
+        &mut q.track_selection_ignored
     }),
 ];
 

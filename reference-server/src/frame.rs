@@ -9,6 +9,8 @@
 //! parses the tag header again; the body itself is kept whole, because RTMP
 //! players get it as it came.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use media::eflv::{self, EflvError, FourCc, PacketType};
 use media::flv::{self, AudioCodec, TagKind, VideoCodec};
@@ -66,6 +68,10 @@ pub struct Enhanced {
     /// a message that is not multitrack: what a player that did not
     /// announce multitrack gets. Made once per frame, shared by players.
     pub main_track: Option<Bytes>,
+    /// For a multitrack message, every track alone (its id, and the frame
+    /// of a message that is not multitrack holding it): what a player that
+    /// picked a track gets (see [`crate::hub::Selection`]).
+    pub tracks: Option<Arc<[(u8, Frame)]>>,
     /// The main packet as the legacy tag body that says the same thing,
     /// when legacy FLV has its codec (`avc1`, `mp4a`, `.mp3`: see
     /// [`eflv::write_legacy`]): what a player that did not announce the
@@ -83,6 +89,7 @@ impl Enhanced {
             packet_type: PacketType::SequenceEnd,
             multitrack: false,
             main_track: None,
+            tracks: None,
             legacy: None,
             error: Some(error),
         }
@@ -130,6 +137,7 @@ impl Frame {
                 packet_type: PacketType::CodedFrames,
                 multitrack: false,
                 main_track: None,
+                tracks: None,
                 legacy: None,
                 error: None,
             }),
@@ -175,6 +183,7 @@ impl Frame {
                 packet_type: header.packet_type,
                 multitrack: false,
                 main_track: None,
+                tracks: None,
                 legacy: None,
                 error: None,
             });
@@ -195,17 +204,27 @@ impl Frame {
         if packet.packet_type.is_coded() {
             self.find_unflagged_keyframe();
         }
-        let main_track = header.multitrack.map(|_| {
+        // A multitrack message: each track alone, as the body of a message
+        // that is not multitrack, classified once and shared by players.
+        let tracks: Option<Arc<[(u8, Frame)]>> = header.multitrack.map(|_| {
             let single = eflv::Header {
                 multitrack: None,
                 ..header
             };
-            let mut body = Vec::with_capacity(packet.data.len() + 16);
-            let packet = eflv::Packet { track: 0, ..packet };
-            // One packet of the message's own packet type: always writable.
-            let _ = eflv::write(&mut body, &single, &[packet]);
-            Bytes::from(body)
+            tag.packets()
+                .flatten()
+                .map(|track| {
+                    let mut body = Vec::with_capacity(track.data.len() + 16);
+                    // One packet of the message's own packet type: always writable.
+                    let _ = eflv::write(&mut body, &single, &[eflv::Packet { track: 0, ..track }]);
+                    (track.track, Frame::new(self.kind, self.timestamp, Bytes::from(body)))
+                })
+                .collect()
         });
+        let main_track = tracks
+            .as_ref()
+            .and_then(|tracks| tracks.iter().find(|(id, _)| *id == packet.track))
+            .map(|(_, alone)| alone.payload.clone());
         // Nothing is allocated for a codec legacy FLV does not have.
         let mut legacy = Vec::new();
         let legacy = eflv::write_legacy(&mut legacy, &header, &packet).then(|| Bytes::from(legacy));
@@ -214,6 +233,7 @@ impl Frame {
             packet_type: packet.packet_type,
             multitrack: header.multitrack.is_some(),
             main_track,
+            tracks,
             legacy,
             error: None,
         });

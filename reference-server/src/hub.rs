@@ -22,7 +22,9 @@ use tokio::sync::{broadcast, watch, Notify};
 
 pub use crate::frame::{Frame, MediaKind};
 use crate::metrics::{Counter, Metrics};
+use crate::text::Clipped;
 use crate::warn::RateLimited;
+use media::rtmp::url::Params;
 
 /// Whether a stream has a publisher right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +311,7 @@ impl Hub {
             publication,
             seen,
             pending: None,
+            selection: Selection::default(),
             gate: Gate::new(tracks),
             lag_warning: RateLimited::default(),
             guard: PlayerGuard {
@@ -503,6 +506,68 @@ pub enum Delivery {
     Publication(bool),
 }
 
+/// Which track of a multitrack stream (Enhanced RTMP) a subscriber takes,
+/// for pictures and for sound: `None`, the main one (track 0, or the
+/// message's first), which every part of the server reads from a
+/// multitrack message by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Selection {
+    /// The video track id.
+    pub video: Option<u8>,
+    /// The audio track id.
+    pub audio: Option<u8>,
+}
+
+impl Selection {
+    /// A player's choice, from the `video_track` and `audio_track`
+    /// parameters of its stream name (or WHEP URL); a value that is not a
+    /// track id (0 to 255) is an error naming it.
+    pub fn from_params(params: &Params) -> Result<Selection, String> {
+        let track = |key: &str| -> Result<Option<u8>, String> {
+            params
+                .get(key)
+                .map(|value| {
+                    value
+                        .parse::<u8>()
+                        .map_err(|_| format!("parameter {key}={}: a track id from 0 to 255 expected", Clipped(value)))
+                })
+                .transpose()
+        };
+        Ok(Selection {
+            video: track("video_track")?,
+            audio: track("audio_track")?,
+        })
+    }
+
+    /// This selection, or the default (the main tracks) when `ignored`.
+    pub fn unless(self, ignored: bool) -> Selection {
+        if ignored {
+            Selection::default()
+        } else {
+            self
+        }
+    }
+
+    /// `frame` as this selection takes it: of a multitrack message, the
+    /// selected track alone, or nothing when the message does not carry it;
+    /// any other frame as it is.
+    pub fn pick(&self, frame: Frame) -> Option<Frame> {
+        let wanted = match frame.kind {
+            MediaKind::Video => self.video,
+            MediaKind::Audio => self.audio,
+            MediaKind::Data => None,
+        };
+        let tracks = frame.enhanced.as_ref().and_then(|e| e.tracks.as_ref());
+        let (Some(id), Some(tracks)) = (wanted, tracks) else {
+            return Some(frame);
+        };
+        tracks
+            .iter()
+            .find(|(track, _)| *track == id)
+            .map(|(_, alone)| alone.clone())
+    }
+}
+
 /// A subscriber's view of a stream: first what a late joiner needs
 /// (metadata, sequence headers, the cached group of pictures), then live
 /// frames and publication changes, through one [`Gate`]. A subscriber that
@@ -516,6 +581,8 @@ pub struct Subscription {
     seen: Publication,
     /// A publication change still to deliver.
     pending: Option<bool>,
+    /// The tracks of a multitrack stream it takes.
+    selection: Selection,
     gate: Gate,
     lag_warning: RateLimited,
     guard: PlayerGuard,
@@ -531,8 +598,16 @@ impl Subscription {
     /// The next of the cached frames a late joiner starts with, without
     /// waiting; `None` once they are all delivered.
     pub fn next_cached(&mut self) -> Option<Frame> {
-        let gate = &mut self.gate;
-        self.cached.by_ref().find(|frame| gate.admit(frame))
+        let (gate, selection) = (&mut self.gate, self.selection);
+        self.cached
+            .by_ref()
+            .filter_map(|frame| selection.pick(frame))
+            .find(|frame| gate.admit(frame))
+    }
+
+    /// Takes the tracks `selection` names of a multitrack stream from now on.
+    pub fn select(&mut self, selection: Selection) {
+        self.selection = selection;
     }
 
     /// The next delivery: cached frames first, then publication changes and
@@ -554,8 +629,11 @@ impl Subscription {
                     }
                 }
                 received = self.media.recv() => match received {
-                    Ok(frame) if self.gate.admit(&frame) => return Some(Delivery::Frame(frame)),
-                    Ok(_) => {}
+                    Ok(frame) => {
+                        if let Some(frame) = self.selection.pick(frame).filter(|f| self.gate.admit(f)) {
+                            return Some(Delivery::Frame(frame));
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(lost)) => self.lagged(lost),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
@@ -630,6 +708,54 @@ mod tests {
 
     fn cached(sub: &mut Subscription) -> Vec<Frame> {
         std::iter::from_fn(|| sub.next_cached()).collect()
+    }
+
+    #[test]
+    fn a_selection_takes_one_track_of_a_multitrack_message() {
+        // ManyTracks AV1 coded frames: track 0 holds 0xAA, track 1 0xBB.
+        let ladder = Frame::new(
+            MediaKind::Video,
+            40,
+            Bytes::from_static(b"\x96\x11av01\x00\x00\x00\x01\xAA\x01\x00\x00\x01\xBB"),
+        );
+        let pick = |video, audio| Selection { video, audio }.pick(ladder.clone());
+        assert_eq!(
+            pick(None, None),
+            Some(ladder.clone()),
+            "no selection: the message whole"
+        );
+        assert_eq!(
+            pick(None, Some(1)),
+            Some(ladder.clone()),
+            "an audio track does not touch video"
+        );
+        let second = pick(Some(1), None).unwrap();
+        assert_eq!(&second.payload[..], b"\x91av01\xBB");
+        assert_eq!(
+            (second.timestamp, second.keyframe, second.data()),
+            (40, true, Some(&[0xBB][..]))
+        );
+        assert_eq!(pick(Some(2), None), None, "a message without the track");
+        let legacy = video(0, true);
+        assert_eq!(
+            Selection {
+                video: Some(1),
+                audio: None
+            }
+            .pick(legacy.clone()),
+            Some(legacy)
+        );
+        let params = |query: &str| media::rtmp::url::split_params(&format!("cam?{query}")).params;
+        assert_eq!(
+            Selection::from_params(&params("video_track=1&audio_track=0")),
+            Ok(Selection {
+                video: Some(1),
+                audio: Some(0)
+            })
+        );
+        assert!(Selection::from_params(&params("video_track=300"))
+            .unwrap_err()
+            .contains("video_track=300"));
     }
 
     #[test]

@@ -1889,10 +1889,15 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         Some(after) => media::flv::video_from(tags, *after),
         None => tags,
     };
-    match eflv {
-        Some(shape) => shape.apply(tags).map_err(|e| format!("{file}: {e}")),
-        None => Ok(tags),
-    }
+    let Some(shape) = eflv else { return Ok(tags) };
+    let tags = match &shape.ladder {
+        Some(second) => {
+            let second = media::flv::read_tags(&fixtures.read(second)?).map_err(|e| format!("{second}: {e}"))?;
+            super::ertmp::ladder(tags, &second).map_err(|e| format!("{file}: {e}"))?
+        }
+        None => tags,
+    };
+    shape.apply(tags).map_err(|e| format!("{file}: {e}"))
 }
 
 #[cfg(test)]

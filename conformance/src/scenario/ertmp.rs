@@ -146,6 +146,13 @@ pub struct EflvShape {
     /// players that did not announce the codecs.
     #[serde(default)]
     pub enhance: bool,
+    /// A second E-FLV fixture (below `fixtures/`) whose video becomes track
+    /// 1 of every video message, `media`'s staying track 0: a two-rung
+    /// ladder (ManyTracks, or ManyTracksManyCodecs when the codecs differ).
+    /// Its enhanced video tags must come at the same times, of the same
+    /// frame and packet types, as `media`'s.
+    #[serde(default)]
+    pub ladder: Option<String>,
 }
 
 impl EflvShape {
@@ -209,6 +216,57 @@ impl EflvShape {
         }
         Ok(out)
     }
+}
+
+/// The header and first packet of an enhanced tag.
+fn first_packet(tag: &Tag) -> Result<(Header, Packet<'_>), String> {
+    let parsed = eflv::parse(tag.kind, &tag.data)
+        .map_err(|e| e.to_string())?
+        .ok_or("not enhanced")?;
+    let packet = parsed.packets().next().ok_or("no packet")?.map_err(|e| e.to_string())?;
+    Ok((parsed.header, packet))
+}
+
+/// `tags` with each enhanced video tag joined by the one at the same place
+/// among `second`'s as track 1 (see [`EflvShape::ladder`]).
+pub fn ladder(tags: Vec<Tag>, second: &[Tag]) -> Result<Vec<Tag>, String> {
+    let mut rungs = second
+        .iter()
+        .filter(|t| t.kind == TagKind::Video && eflv::is_enhanced(t.kind, &t.data));
+    let mut out = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if tag.kind != TagKind::Video || !eflv::is_enhanced(tag.kind, &tag.data) {
+            out.push(tag);
+            continue;
+        }
+        let rung = rungs.next().ok_or("the ladder's second rung has fewer video tags")?;
+        let ((mut header, first), (other, second)) = (first_packet(&tag)?, first_packet(rung)?);
+        if (rung.timestamp, other.frame_type, other.packet_type)
+            != (tag.timestamp, header.frame_type, header.packet_type)
+        {
+            return Err(format!(
+                "the ladder's rungs differ at {} ms: {:?} {:?} against {} ms {:?} {:?}",
+                tag.timestamp,
+                header.frame_type,
+                header.packet_type,
+                rung.timestamp,
+                other.frame_type,
+                other.packet_type
+            ));
+        }
+        header.multitrack = Some(if first.fourcc == second.fourcc {
+            Multitrack::ManyTracks
+        } else {
+            Multitrack::ManyTracksManyCodecs
+        });
+        let mut body = Vec::new();
+        eflv::write(&mut body, &header, &[first, Packet { track: 1, ..second }]).map_err(|e| e.to_string())?;
+        out.push(Tag {
+            data: Bytes::from(body),
+            ..tag
+        });
+    }
+    Ok(out)
 }
 
 fn digest(bytes: &[u8]) -> u64 {
@@ -414,6 +472,7 @@ mod tests {
             nano_offset: Some(500),
             unknown_every: Some(1),
             enhance: true,
+            ladder: None,
         };
         let legacy_h264 = Tag {
             kind: TagKind::Video,

@@ -302,6 +302,9 @@ pub struct RtmpMediaExpect {
     /// FourCCs the enhanced tags received must include.
     #[serde(default)]
     pub codecs: Vec<String>,
+    /// FourCCs no enhanced tag received may carry.
+    #[serde(default)]
+    pub not_codecs: Vec<String>,
     /// Multitrack messages received (true: at least one; false: none).
     #[serde(default)]
     pub multitrack: Option<bool>,
@@ -889,6 +892,15 @@ impl Expectation for &RtmpMediaExpect {
             };
             return Err(format!("no enhanced tag of {} (got: {got})", missing.join(", ")));
         }
+        let unwanted: Vec<&str> = media
+            .not_codecs
+            .iter()
+            .filter(|c| seen.fourccs.contains(*c))
+            .map(String::as_str)
+            .collect();
+        if !unwanted.is_empty() {
+            return Err(format!("enhanced tags of {}", unwanted.join(", ")));
+        }
         match media.multitrack {
             Some(true) if seen.multitrack == 0 => return Err("no multitrack message".into()),
             Some(false) if seen.multitrack > 0 => return Err(format!("{} multitrack messages", seen.multitrack)),
@@ -944,6 +956,9 @@ impl Expectation for &RtmpMediaExpect {
         }
         if !self.codecs.is_empty() {
             parts.push(format!("tags of {}", self.codecs.join(", ")));
+        }
+        if !self.not_codecs.is_empty() {
+            parts.push(format!("no tag of {}", self.not_codecs.join(", ")));
         }
         match self.multitrack {
             Some(true) => parts.push("multitrack messages".into()),

@@ -152,6 +152,21 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "ertmp_ignored",
         "Enhanced RTMP tags (avc1, mp4a)",
     ),
+    (
+        "ertmp/multitrack/track-picked-over-rtmp",
+        "track_selection_ignored",
+        "enhanced tags of hvc1",
+    ),
+    (
+        "ertmp/multitrack/track-picked-over-whep",
+        "track_selection_ignored",
+        "pictures of 320x240, not 640x360",
+    ),
+    (
+        "ertmp/multitrack/track-picked-over-ws",
+        "track_selection_ignored",
+        "pictures of 320x240, not 640x360",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes

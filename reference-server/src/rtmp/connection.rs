@@ -26,7 +26,7 @@ use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, S
 use crate::admission::{self, Requester};
 use crate::config::{AppConfig, MissingStreamPolicy};
 use crate::hooks::{Hook, HookBody};
-use crate::hub::{Delivery, Frame, Publisher, Subscription, Tracks};
+use crate::hub::{Delivery, Frame, Publisher, Selection, Subscription, Tracks};
 use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
 use crate::text::Clipped;
@@ -451,6 +451,14 @@ impl Connection {
         let opus_target = Target::from(app.config.opus_to_rtmp);
         tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "play");
         let requester = self.requester(app);
+        let selection = match Selection::from_params(&name.params) {
+            Ok(selection) => selection.unless(self.ctx.config.quirks.track_selection_ignored),
+            Err(error) => {
+                self.session
+                    .play_refused(stream_id, code::PLAY_FAILED, &format!("{error}."));
+                return;
+            }
+        };
         if let Err(refusal) = admission::play(&self.ctx, &key, &name, &requester).await {
             self.session
                 .play_refused(stream_id, code::PLAY_FAILED, &format!("{refusal}."));
@@ -462,6 +470,7 @@ impl Connection {
                 .play_refused(stream_id, code::PLAY_STREAM_NOT_FOUND, &reason);
             return;
         };
+        subscription.select(selection);
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
         let mut sent_through = None;
@@ -485,6 +494,7 @@ impl Connection {
             ctx: self.ctx.clone(),
             app: key.clone(),
             stream: name.name.clone(),
+            selection,
             target: opus_target,
             as_is: opus_as_is,
             transcoded: None,
@@ -565,6 +575,8 @@ struct OpusToRtmp {
     ctx: Arc<Context>,
     app: String,
     stream: String,
+    /// The tracks of a multitrack stream the player takes.
+    selection: Selection,
     target: Target,
     /// The player announced Opus (Enhanced RTMP): nothing is replaced.
     as_is: bool,
@@ -581,7 +593,12 @@ impl OpusToRtmp {
         }
         if self.transcoded.is_none() {
             tracing::info!(target = ?self.target, "Opus audio transcoded for this RTMP player");
-            self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, self.target));
+            self.transcoded = Some(self.ctx.transcoders.subscribe(
+                &self.app,
+                &self.stream,
+                self.selection,
+                self.target,
+            ));
         }
         true
     }

@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::audio::Target;
-use crate::hub::{Delivery, Frame, Hub, Subscription, Tracks};
+use crate::hub::{Delivery, Frame, Hub, Selection, Subscription, Tracks};
 use crate::metrics::Metrics;
 
 /// Output frames a transcoder may be ahead of its slowest subscriber.
@@ -163,7 +163,7 @@ impl Sink {
     }
 }
 
-type Key = (String, String, Output);
+type Key = (String, String, Selection, Output);
 
 /// The registry of running transcoders.
 pub struct Transcoders {
@@ -188,25 +188,32 @@ impl Transcoders {
         running.values().filter(|w| w.strong_count() > 0).count()
     }
 
-    /// Subscribes to the `target` sound of `stream` in `app`, starting its
+    /// Subscribes to the `target` sound of `stream` in `app` (of the
+    /// track `selection` names, for a multitrack stream), starting its
     /// transcoder if none runs. Must be called within a tokio runtime.
-    pub fn subscribe(&self, app: &str, stream: &str, target: Target) -> Transcoded {
-        self.subscribe_to(app, stream, Output::Audio(target))
+    pub fn subscribe(&self, app: &str, stream: &str, selection: Selection, target: Target) -> Transcoded {
+        self.subscribe_to(app, stream, selection, Output::Audio(target))
     }
 
     /// Subscribes to `stream`'s video as H.264 made with `settings`,
     /// starting its transcoder if none runs, and asks for an IDR so the new
     /// subscriber can start at once. Must be called within a tokio runtime.
-    pub fn subscribe_video(&self, app: &str, stream: &str, settings: VideoSettings) -> Transcoded {
-        let transcoded = self.subscribe_to(app, stream, Output::Video(settings));
+    pub fn subscribe_video(
+        &self,
+        app: &str,
+        stream: &str,
+        selection: Selection,
+        settings: VideoSettings,
+    ) -> Transcoded {
+        let transcoded = self.subscribe_to(app, stream, selection, Output::Video(settings));
         transcoded.request_keyframe();
         transcoded
     }
 
-    fn subscribe_to(&self, app: &str, stream: &str, output: Output) -> Transcoded {
+    fn subscribe_to(&self, app: &str, stream: &str, selection: Selection, output: Output) -> Transcoded {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.retain(|_, shared| shared.strong_count() > 0);
-        let key = (app.to_string(), stream.to_string(), output);
+        let key = (app.to_string(), stream.to_string(), selection, output);
         if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
             return Transcoded::new(shared);
         }
@@ -220,7 +227,7 @@ impl Transcoders {
         running.insert(key, Arc::downgrade(&shared));
         drop(running);
 
-        tracing::info!(%app, %stream, ?output, "transcoder started");
+        tracing::info!(%app, %stream, ?selection, ?output, "transcoder started");
         let sink = Sink {
             frames: shared.frames.clone(),
             config: shared.config.clone(),
@@ -237,7 +244,8 @@ impl Transcoders {
             Output::Video(_) => Tracks::Video,
         };
         match (input, self.hub.subscribe(app, stream, true, tracks)) {
-            (Ok(input), Some(subscription)) => {
+            (Ok(input), Some(mut subscription)) => {
+                subscription.select(selection);
                 let (stop, metrics) = (shared.stop.clone(), self.metrics.clone());
                 match output {
                     Output::Audio(_) => tokio::spawn(feed(subscription, audio::Feed::new(input, metrics), stop)),

@@ -247,6 +247,9 @@ impl WebRtc {
         let video = play::video_request(params)
             .map_err(SessionError::BadParameter)?
             .filter(|_| !ctx.config.quirks.size_ignored);
+        let selection = crate::hub::Selection::from_params(params)
+            .map_err(SessionError::BadParameter)?
+            .unless(ctx.config.quirks.track_selection_ignored);
         let offer = &one_way(offer, "a=recvonly");
         let parsed = parse_offer(offer)?;
         let peer_ufrag = ice_ufrag(offer);
@@ -284,7 +287,7 @@ impl WebRtc {
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
-        let mut player = play::Player::new(ctx.clone(), app, stream, video, always_transcode);
+        let mut player = play::Player::new(ctx.clone(), app, stream, selection, video, always_transcode);
         if let Some(offers) = offers {
             player.renegotiate_with(offers);
         }

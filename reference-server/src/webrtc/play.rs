@@ -34,7 +34,7 @@ use super::plan::{AudioOut, VideoOut, VideoPlan};
 use super::play_core::{Output, PlayCore, Write};
 use super::{OfferSink, SessionStatus};
 use crate::config::Quirks;
-use crate::hub::{Delivery, Frame, StreamDescription, Subscription, Tracks};
+use crate::hub::{Delivery, Frame, Selection, StreamDescription, Subscription, Tracks};
 use crate::server::Context;
 use crate::transcode::{Target, Transcoded};
 
@@ -298,6 +298,8 @@ pub struct Player {
     ctx: Arc<Context>,
     app: String,
     stream: String,
+    /// The tracks of a multitrack stream it plays.
+    selection: Selection,
     audio_mid: Option<Mid>,
     video_mid: Option<Mid>,
     /// The media decisions.
@@ -324,14 +326,16 @@ pub struct Player {
 }
 
 impl Player {
-    /// A player of `stream` in `app`, waiting for its peer to connect.
-    /// `video` is what it asked of its video (see [`video_request`]); with
+    /// A player of `stream` in `app` (of the tracks `selection` names, if
+    /// it is multitrack), waiting for its peer to connect. `video` is what
+    /// it asked of its video (see [`video_request`]); with
     /// `always_transcode` the video goes through a transcoder even when it
     /// could pass through.
     pub fn new(
         ctx: Arc<Context>,
         app: &str,
         stream: &str,
+        selection: Selection,
         video: Option<VideoSettings>,
         always_transcode: bool,
     ) -> Player {
@@ -339,6 +343,7 @@ impl Player {
             ctx,
             app: app.to_string(),
             stream: stream.to_string(),
+            selection,
             audio_mid: None,
             video_mid: None,
             core: PlayCore::new(always_transcode || video.is_some()),
@@ -399,6 +404,7 @@ impl Player {
     pub fn connected(&mut self, rtc: &mut Rtc, now: Instant) -> Option<SessionStatus> {
         self.payload_types(rtc);
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
+        subscription.select(self.selection);
         self.ctx.metrics.plays_total.inc();
         let live = subscription.is_live();
         while let Some(frame) = subscription.next_cached() {
@@ -553,16 +559,23 @@ impl Player {
                     Output::Write(write) => self.write(rtc, write),
                     Output::TranscodeVideo => {
                         tracing::info!(settings = ?self.video_settings, "video transcoded for this player");
-                        let mut transcoded =
-                            self.ctx
-                                .transcoders
-                                .subscribe_video(&self.app, &self.stream, self.video_settings);
+                        let mut transcoded = self.ctx.transcoders.subscribe_video(
+                            &self.app,
+                            &self.stream,
+                            self.selection,
+                            self.video_settings,
+                        );
                         let config = transcoded.initial.take();
                         self.core.video_transcoder(config.as_ref(), now, &mut self.out);
                         self.transcoded_video = Some(transcoded);
                     }
                     Output::TranscodeAudio => {
-                        self.transcoded = Some(self.ctx.transcoders.subscribe(&self.app, &self.stream, Target::Opus));
+                        self.transcoded = Some(self.ctx.transcoders.subscribe(
+                            &self.app,
+                            &self.stream,
+                            self.selection,
+                            Target::Opus,
+                        ));
                     }
                     Output::StopAudioTranscoder => self.transcoded = None,
                     Output::OfferVideo => self.offer_video(rtc),
@@ -607,7 +620,10 @@ impl Player {
         }
         self.last_keyframe_request = Some(now);
         self.ctx.hub.request_keyframe(&self.app, &self.stream);
-        let snapshot = self.ctx.hub.keyframe_snapshot(&self.app, &self.stream);
+        let selection = self.selection;
+        let snapshot: Vec<Frame> = (self.ctx.hub.keyframe_snapshot(&self.app, &self.stream).into_iter())
+            .filter_map(|frame| selection.pick(frame))
+            .collect();
         if self.core.replay(&snapshot, now, &mut self.out) {
             self.ctx.metrics.webrtc_keyframe_requests.inc();
             tracing::debug!(frames = snapshot.len(), "keyframe request answered from the cache");
