@@ -484,14 +484,7 @@ async fn a_shutdown_asks_enhanced_rtmp_clients_that_can_reconnect_to_do_so() {
     let server = embedded(|c| c.rtmp.reconnect_tc_url = Some("rtmp://other.example/live".into()))
         .await
         .unwrap();
-    let url = format!("rtmp://{}/live", server.rtmp_addr());
-    let mut reconnecting = ClientProfile::encoder();
-    let mut caps = media::rtmp::enhanced::Capabilities::default();
-    caps.list.push("avc1".into());
-    caps.caps_ex = media::rtmp::enhanced::caps_ex::RECONNECT;
-    reconnecting.enhanced = Some(caps);
-    let mut enhanced = RtmpClient::open(server.rtmp_addr(), reconnecting).await.unwrap();
-    enhanced.connect(&url, vec![]).await.unwrap();
+    let mut enhanced = reconnecting_encoder(&server).await;
     let mut legacy = encoder_connected(&server, "live").await;
 
     server.shutdown().await;
@@ -508,4 +501,61 @@ async fn a_shutdown_asks_enhanced_rtmp_clients_that_can_reconnect_to_do_so() {
             .is_err(),
         "a legacy client is only closed"
     );
+}
+
+/// An encoder whose connect announces Enhanced RTMP with capsEx Reconnect.
+async fn reconnecting_encoder(server: &ServerHandle) -> RtmpClient {
+    let mut caps = media::rtmp::enhanced::Capabilities::default();
+    caps.list.push("avc1".into());
+    caps.caps_ex = media::rtmp::enhanced::caps_ex::RECONNECT;
+    let profile = ClientProfile {
+        enhanced: Some(caps),
+        ..ClientProfile::encoder()
+    };
+    let mut client = RtmpClient::open(server.rtmp_addr(), profile).await.unwrap();
+    let status = client
+        .connect(&format!("rtmp://{}/live", server.rtmp_addr()), vec![])
+        .await
+        .unwrap();
+    assert_eq!(status.code, code::CONNECT_SUCCESS, "{:?}", client.wire_log());
+    client
+}
+
+async fn healthz(server: &ServerHandle) -> (u16, String) {
+    let response = reqwest::get(format!("http://{}/healthz", server.http_addr()))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_drain_asks_enhanced_rtmp_clients_to_reconnect_and_fails_the_health_check() {
+    logs();
+    let elsewhere = "rtmp://standby.example/live";
+    let server = embedded(|c| c.rtmp.reconnect_tc_url = Some(elsewhere.into()))
+        .await
+        .unwrap();
+    let mut enhanced = reconnecting_encoder(&server).await;
+    let mut legacy = encoder_connected(&server, "live").await;
+    assert_eq!(healthz(&server).await, (200, "ok\n".into()));
+
+    server.drain();
+    let request = enhanced
+        .wait_status(0, code::CONNECT_RECONNECT_REQUEST, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (request.level, request.tc_url.as_deref()),
+        (Level::Status, Some(elsewhere))
+    );
+    assert_eq!(healthz(&server).await, (503, "draining\n".into()));
+    // A legacy client is not asked (it could not understand), and both are still served.
+    assert!(legacy
+        .wait_status(0, code::CONNECT_RECONNECT_REQUEST, Duration::from_millis(300))
+        .await
+        .is_err());
+    for client in [&mut enhanced, &mut legacy] {
+        let id = client.create_stream().await.unwrap();
+        assert!(id > 0);
+    }
 }

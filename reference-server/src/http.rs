@@ -39,7 +39,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         )
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .layer(axum::middleware::from_fn(preflight))
         .layer(axum::middleware::map_response(cors))
         .with_state(ctx);
@@ -49,6 +49,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         .await
     {
         tracing::error!(%error, "HTTP server failed");
+    }
+}
+
+/// `ok`, or 503 `draining` once the server drains (for load balancers).
+async fn healthz(State(ctx): State<Arc<Context>>) -> Response {
+    match *ctx.draining.borrow() {
+        true => (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response(),
+        false => "ok\n".into_response(),
     }
 }
 

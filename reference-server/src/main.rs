@@ -20,6 +20,9 @@ use tracing_subscriber::EnvFilter;
 /// WebRTC media on UDP port 8443. The applications are `flashStreamingApp` and
 /// `live`. A TOML file and `--set` override any setting; see
 /// `--print-config` for them all.
+///
+/// SIGTERM or Ctrl-C stops it. SIGUSR1 drains it: Enhanced RTMP clients that
+/// can reconnect are asked to, and /healthz answers 503 from then on.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -70,17 +73,23 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let server = Server::start(config).await?;
-    let signal = stop_signal().await?;
+    let signal = stop_signal(|| server.drain()).await?;
     tracing::info!("{signal}: shutting down");
     server.shutdown().await;
     Ok(())
 }
 
-/// Waits for Ctrl-C or SIGTERM (what `docker stop` and service managers send).
-async fn stop_signal() -> std::io::Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "interrupted"),
-        _ = term.recv() => Ok("terminated"),
+/// Waits for Ctrl-C or SIGTERM (what `docker stop` and service managers
+/// send), calling `drain` on every SIGUSR1 meanwhile.
+async fn stop_signal(drain: impl Fn()) -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    loop {
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => return interrupted.map(|()| "interrupted"),
+            _ = term.recv() => return Ok("terminated"),
+            _ = usr1.recv() => drain(),
+        }
     }
 }

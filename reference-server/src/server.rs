@@ -30,6 +30,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// True once the server drains ([`ServerHandle::drain`]).
+    pub draining: tokio::sync::watch::Sender<bool>,
     /// WebRTC sessions and their UDP port.
     pub webrtc: Arc<WebRtc>,
     /// Shared audio and video transcoders.
@@ -103,6 +105,7 @@ impl Server {
             transcoders: Transcoders::new(hub.clone(), metrics.clone()),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
+            draining: tokio::sync::watch::Sender::new(false),
             webrtc: Arc::new(webrtc),
         });
         let tracker = TaskTracker::new();
@@ -223,6 +226,19 @@ impl ServerHandle {
     /// The stream registry.
     pub fn hub(&self) -> &Hub {
         &self.ctx.hub
+    }
+
+    /// Drains the server, for an operator about to take it out of service:
+    /// every RTMP client connected now that announced Enhanced RTMP's
+    /// capsEx Reconnect is asked to connect again
+    /// (`NetConnection.Connect.ReconnectRequest`, with `rtmp.reconnect_tc_url`
+    /// as its `tcUrl` when set), and `/healthz` answers 503 `draining` so
+    /// that a load balancer sends no one new. Everything keeps being served
+    /// until [`ServerHandle::shutdown`]. Draining again does nothing.
+    pub fn drain(&self) {
+        if !self.ctx.draining.send_replace(true) {
+            tracing::info!("draining: Enhanced RTMP clients are asked to reconnect, /healthz answers 503");
+        }
     }
 
     /// Stops accepting, closes every connection and waits for all tasks.

@@ -187,11 +187,17 @@ impl Connection {
         let mut next_ping = last_input + idle / 2;
         let connect_timeout = self.ctx.config.rtmp.connect_timeout;
         let connect_deadline = last_input + connect_timeout;
+        let mut draining = self.ctx.draining.subscribe();
         loop {
             tokio::select! {
                 _ = self.ctx.shutdown.cancelled() => {
                     self.ask_to_reconnect().await;
                     return Ok("server shutting down");
+                }
+                Ok(()) = draining.changed() => {
+                    // Asked once; the client closes when it reconnects.
+                    tracing::info!("server draining");
+                    self.ask_to_reconnect().await;
                 }
                 _ = tokio::time::sleep_until(connect_deadline), if self.app.is_none() => {
                     return Err(Closed::ConnectTimeout(connect_timeout));
@@ -236,7 +242,8 @@ impl Connection {
     }
 
     /// Enhanced RTMP: a client that announced capsEx Reconnect is asked to
-    /// connect again before the server closes it (for at most a second).
+    /// connect again, when the server drains or before it closes the
+    /// connection on shutdown (waiting at most a second for the write).
     async fn ask_to_reconnect(&mut self) {
         if self.enhanced.as_ref().is_some_and(|c| c.has(caps_ex::RECONNECT)) {
             self.session

@@ -810,7 +810,7 @@ impl Session {
         let mut status = NetStatus::new(
             Level::Status,
             code::CONNECT_RECONNECT_REQUEST,
-            "The server is shutting down; connect again.",
+            "The server is going out of service; connect again.",
         );
         status.tc_url = tc_url.map(str::to_string);
         let info = status.to_value();
