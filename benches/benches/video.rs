@@ -12,6 +12,12 @@
 //! - `h264_720p_to_360p`: the same with the picture scaled down (what a
 //!   player asking for `height=360` costs), and the scaler alone.
 //! - `spark_320x240`: Flash's Sorenson Spark to H.264, the whole pipeline.
+//! - `hevc_720p`, `av1_720p`, `vp9_720p`: Enhanced RTMP's codecs to
+//!   Constrained Baseline H.264 at 1280x720 (what a WebRTC player that does
+//!   not take the codec costs). `bare codecs` is libavcodec's decoder (dav1d
+//!   for AV1, as the server prefers) fed the codec's bitstream prepared in
+//!   advance, and openh264 encoding from its picture buffers; `pipeline` is
+//!   `VideoTranscoder::push` with the E-FLV tags as the server gets them.
 
 use std::ptr;
 
@@ -21,6 +27,8 @@ use codecs::picture::{scale, Picture};
 use codecs::video::{default_bitrate, VideoSettings, VideoTranscoder};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ffmpeg_sys_next as ff;
+use media::eflv::bitstream::Bitstream;
+use media::eflv::{self, PacketType};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
 use openh264::formats::YUVSource;
@@ -54,11 +62,17 @@ struct BareDecoder {
 }
 
 impl BareDecoder {
-    fn new() -> BareDecoder {
+    /// libavcodec's decoder of `id`, or the one named `prefer` when it has it.
+    fn new(id: ff::AVCodecID, prefer: Option<&std::ffi::CStr>) -> BareDecoder {
         // SAFETY: plain libavcodec setup; every pointer is checked before use
         // and freed in Drop.
         unsafe {
-            let codec = ff::avcodec_find_decoder(ff::AVCodecID::AV_CODEC_ID_H264);
+            let preferred = prefer.map_or(ptr::null(), |name| ff::avcodec_find_decoder_by_name(name.as_ptr()));
+            let codec = if preferred.is_null() {
+                ff::avcodec_find_decoder(id)
+            } else {
+                preferred
+            };
             assert!(!codec.is_null());
             let context = ff::avcodec_alloc_context3(codec);
             assert!(!context.is_null());
@@ -142,22 +156,14 @@ fn h264_same_size(c: &mut Criterion, name: &str, file: &str) {
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Elements(units.len() as u64));
-    group.bench_function("bare codecs (libavcodec decode + openh264 encode)", |b| {
-        let mut out = Vec::with_capacity(256 * 1024);
-        b.iter(|| {
-            let mut decoder = BareDecoder::new();
-            let mut encoder = codecs::avc::quiet_encoder(encoder_config(bitrate)).unwrap();
-            for (index, unit) in units.iter().enumerate() {
-                if let Some(frame) = decoder.decode(unit) {
-                    out.clear();
-                    let stream = encoder
-                        .encode_at(&FramePlanes(frame), Timestamp::from_millis(index as u64 * 33))
-                        .unwrap();
-                    stream.write_vec(&mut out);
-                }
-            }
-        });
-    });
+    let decoder = || BareDecoder::new(ff::AVCodecID::AV_CODEC_ID_H264, None);
+    bare(
+        &mut group,
+        "bare codecs (libavcodec decode + openh264 encode)",
+        &units,
+        bitrate,
+        decoder,
+    );
     let settings = VideoSettings {
         max_width: None,
         max_height: None,
@@ -165,6 +171,104 @@ fn h264_same_size(c: &mut Criterion, name: &str, file: &str) {
     };
     pipeline(&mut group, "pipeline (VideoTranscoder)", &tags, settings);
     group.finish();
+}
+
+/// The bare codecs: `units` decoded by a fresh decoder from `decoder` and
+/// every picture encoded by openh264 at `bitrate`.
+fn bare(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    units: &[Vec<u8>],
+    bitrate: u32,
+    decoder: impl Fn() -> BareDecoder,
+) {
+    group.bench_function(name, |b| {
+        let mut out = Vec::with_capacity(256 * 1024);
+        b.iter(|| {
+            let mut decoder = decoder();
+            let mut encoder = codecs::avc::quiet_encoder(encoder_config(bitrate)).unwrap();
+            for (index, unit) in units.iter().enumerate() {
+                if let Some(frame) = decoder.decode(unit) {
+                    out.clear();
+                    let stream = encoder
+                        .encode_at(&FramePlanes(frame), Timestamp::from_millis(index as u64 * 40))
+                        .unwrap();
+                    stream.write_vec(&mut out);
+                }
+            }
+        });
+    });
+}
+
+/// The coded frames of an E-FLV video track as the codec's own bitstream,
+/// the configuration before keyframes (what a decoder is fed).
+fn enhanced_units(tags: &[Tag]) -> Vec<Vec<u8>> {
+    let mut bitstream = None;
+    let mut units = Vec::new();
+    for tag in tags {
+        let parsed = eflv::parse(TagKind::Video, &tag.data).unwrap().unwrap();
+        let packet = parsed.packets().next().unwrap().unwrap();
+        let framing = bitstream.get_or_insert_with(|| Bitstream::new(packet.fourcc).unwrap());
+        match packet.packet_type {
+            PacketType::SequenceStart => framing.configure(packet.data).unwrap(),
+            PacketType::CodedFrames | PacketType::CodedFramesX => {
+                let mut unit = Vec::new();
+                framing
+                    .frame(packet.data, parsed.header.is_keyframe(), &mut unit)
+                    .unwrap();
+                units.push(unit);
+            }
+            _ => {}
+        }
+    }
+    units
+}
+
+/// Bare codecs against the pipeline for an Enhanced RTMP codec at 720p.
+fn enhanced(c: &mut Criterion) {
+    let inputs: [(&str, &str, ff::AVCodecID, Option<&std::ffi::CStr>); 3] = [
+        (
+            "hevc_720p",
+            "eflv_hevc_opus_1280x720.flv",
+            ff::AVCodecID::AV_CODEC_ID_HEVC,
+            None,
+        ),
+        (
+            "av1_720p",
+            "eflv_av1_opus_1280x720.flv",
+            ff::AVCodecID::AV_CODEC_ID_AV1,
+            Some(c"libdav1d"),
+        ),
+        (
+            "vp9_720p",
+            "eflv_vp9_opus_1280x720.flv",
+            ff::AVCodecID::AV_CODEC_ID_VP9,
+            None,
+        ),
+    ];
+    let bitrate = default_bitrate(1280, 720);
+    for (name, file, id, prefer) in inputs {
+        let tags = video_tags(file);
+        let units = enhanced_units(&tags);
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(units.len() as u64));
+        let decoder = || BareDecoder::new(id, prefer);
+        bare(
+            &mut group,
+            "bare codecs (libavcodec decode + openh264 encode)",
+            &units,
+            bitrate,
+            decoder,
+        );
+        let settings = VideoSettings {
+            max_width: None,
+            max_height: None,
+            bitrate: Some(bitrate),
+        };
+        pipeline(&mut group, "pipeline (VideoTranscoder)", &tags, settings);
+        group.finish();
+    }
 }
 
 fn pipeline(
@@ -231,5 +335,5 @@ fn spark(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, h264, scaled, spark);
+criterion_group!(benches, h264, scaled, spark, enhanced);
 criterion_main!(benches);

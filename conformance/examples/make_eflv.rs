@@ -1,4 +1,4 @@
-//! Writes the Enhanced FLV fixtures `fixtures/flv/eflv_*_{320x240,640x360}.flv`
+//! Writes the Enhanced FLV fixtures `fixtures/flv/eflv_*_{320x240,640x360,1280x720}.flv`
 //! for codecs Debian's ffmpeg 5.1 cannot put in FLV itself: ffmpeg encodes
 //! 4 s of a lavfi test picture and sine as elementary streams,
 //! `conformance::elementary` makes them into E-FLV tags, and
@@ -136,13 +136,17 @@ impl Audio {
 }
 
 /// The fixtures: file name, video, picture size, audio.
-const FIXTURES: [(&str, Video, &str, Audio); 6] = [
+const FIXTURES: [(&str, Video, &str, Audio); 9] = [
     ("eflv_hevc_opus_320x240.flv", Video::Hevc, "320x240", Audio::Opus),
     ("eflv_vp9_opus_320x240.flv", Video::Vp9, "320x240", Audio::Opus),
     ("eflv_vp8_opus_320x240.flv", Video::Vp8, "320x240", Audio::Opus),
     ("eflv_av1_flac_320x240.flv", Video::Av1, "320x240", Audio::Flac),
     ("eflv_hevc_ac3_640x360.flv", Video::Hevc, "640x360", Audio::Ac3),
     ("eflv_vp9_eac3_320x240.flv", Video::Vp9, "320x240", Audio::Eac3),
+    // For the benches' per-720p-frame transcoding costs.
+    ("eflv_hevc_opus_1280x720.flv", Video::Hevc, "1280x720", Audio::Opus),
+    ("eflv_av1_opus_1280x720.flv", Video::Av1, "1280x720", Audio::Opus),
+    ("eflv_vp9_opus_1280x720.flv", Video::Vp9, "1280x720", Audio::Opus),
 ];
 
 /// Runs ffmpeg on `input` (a lavfi source) with `encode`, writing `name` in

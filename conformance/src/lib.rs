@@ -22,3 +22,12 @@ pub mod soak;
 pub mod target;
 pub mod verdict;
 pub mod webrtc;
+
+/// A 64-bit digest of `bytes`, to compare what a publisher sent with what a
+/// player got without keeping both.
+pub fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}

@@ -1,5 +1,5 @@
 //! The Enhanced FLV fixtures `examples/make_eflv.rs` wrote
-//! (`fixtures/flv/eflv_*_{320x240,640x360}.flv`): every tag reads with
+//! (`fixtures/flv/eflv_*_{320x240,640x360,1280x720}.flv`): every tag reads with
 //! `media::eflv`, each file holds what its row in `fixtures/README.md` says
 //! (codecs, sequence starts first, 100 pictures with a keyframe every 25, the
 //! audio packets, their times), the configuration records hold the streams'
@@ -213,12 +213,14 @@ fn ivf(fourcc: &[u8; 4], frames: &[&Unit]) -> Vec<u8> {
     out
 }
 
-/// Checks a VP9 fixture's vpcC (version 1, profile 0, level 2.0, 8-bit
-/// 4:2:0, colour unspecified) and key frames (frame_type 0 in the first
-/// byte), and returns the frames as IVF.
+/// Checks a VP9 fixture's vpcC (version 1, profile 0, the level of its
+/// picture size: 2.0 at 320x240, 3.1 at 1280x720, 8-bit 4:2:0, colour
+/// unspecified) and key frames (frame_type 0 in the first byte), and
+/// returns the frames as IVF.
 fn vp9(fixture: &Fixture) -> Vec<u8> {
     let (record, frames) = fixture.video(FourCc::VP9);
-    assert_eq!(record, [1, 0, 0, 0, 0, 20, 0x82, 2, 2, 2, 0, 0]);
+    let level = if fixture.name.contains("1280x720") { 31 } else { 20 };
+    assert_eq!(record, [1, 0, 0, 0, 0, level, 0x82, 2, 2, 2, 0, 0]);
     for frame in &frames {
         assert_eq!(
             frame.keyframe,
@@ -235,7 +237,9 @@ fn vp9(fixture: &Fixture) -> Vec<u8> {
 /// the temporal units with their temporal delimiters put back.
 fn av1(fixture: &Fixture) -> Vec<u8> {
     let (record, frames) = fixture.video(FourCc::AV1);
-    assert_eq!(&record[..4], [0x81, 0x00, 0x0C, 0x00]);
+    // Marker and version, seq_profile 0 (Main) with the level of the
+    // picture size, 8-bit 4:2:0 with colocated chroma, no delay.
+    assert_eq!((record[0], record[1] >> 5, &record[2..4]), (0x81, 0, &[0x0C, 0x00][..]));
     let sequence_header = &record[4..];
     assert_eq!(sequence_header[0] >> 3 & 0x0F, 1, "configOBUs is a sequence header OBU");
     assert_eq!(
@@ -403,6 +407,16 @@ fn vp9_and_eac3() {
     let eac3 = syncframes(&fixture, FourCc::EAC3, 16);
     decodes(&fixture, "ivf", &ivf, 100);
     decodes(&fixture, "eac3", &eac3, 125);
+}
+
+#[test]
+fn the_720p_bench_inputs() {
+    let fixture = read("eflv_hevc_opus_1280x720.flv");
+    decodes(&fixture, "hevc", &hevc(&fixture), 100);
+    let fixture = read("eflv_av1_opus_1280x720.flv");
+    decodes(&fixture, "obu", &av1(&fixture), 100);
+    let fixture = read("eflv_vp9_opus_1280x720.flv");
+    decodes(&fixture, "ivf", &vp9(&fixture), 100);
 }
 
 /// Decodes `stream` with ffmpeg's demuxer `format` and checks it gives

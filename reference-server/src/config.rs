@@ -269,6 +269,10 @@ pub struct Quirks {
     /// A player's `video_track` and `audio_track` are ignored: every
     /// player of a multitrack stream gets its main track.
     pub track_selection_ignored: bool,
+    /// Opus from a publisher is decoded and encoded again for WebRTC
+    /// players instead of passed through: they hear it a generation worse
+    /// and later.
+    pub opus_transcoded: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -317,6 +321,7 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("track_selection_ignored", "no-track-pick", |q| {
         &mut q.track_selection_ignored
     }),
+    ("opus_transcoded", "opus-reencode", |q| &mut q.opus_transcoded),
 ];
 
 impl Quirks {

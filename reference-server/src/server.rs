@@ -95,6 +95,7 @@ impl Server {
             },
             metrics.clone(),
         );
+        let reencode_opus = config.quirks.opus_transcoded;
         let ctx = Arc::new(Context {
             hooks: Hooks::new(config.hooks.timeout),
             rooms: Arc::new(crate::rooms::Rooms::new(config.quirks)),
@@ -102,7 +103,7 @@ impl Server {
             websocket_addresses: PerAddress::new(config.http.max_websockets_per_address),
             config,
             hub: hub.clone(),
-            transcoders: Transcoders::new(hub.clone(), metrics.clone()),
+            transcoders: Transcoders::new(hub.clone(), metrics.clone()).reencoding_opus(reencode_opus),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
             draining: tokio::sync::watch::Sender::new(false),

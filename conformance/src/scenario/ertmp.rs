@@ -4,10 +4,9 @@
 //! specification does not define), and what a player saw of the enhanced
 //! tags it received.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashSet};
-use std::hash::{Hash, Hasher};
 
+use crate::digest;
 use bytes::Bytes;
 use media::amf::Value;
 use media::eflv::{self, FourCc, Header, Multitrack, Packet};
@@ -269,15 +268,10 @@ pub fn ladder(tags: Vec<Tag>, second: &[Tag]) -> Result<Vec<Tag>, String> {
     Ok(out)
 }
 
-fn digest(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// The audio and video bodies a publisher sends, by digest: each as it
-/// is, and each track of a multitrack message alone (as a server gives a
-/// player that did not announce multitrack).
+/// is, each track of a multitrack message alone (as a server gives a
+/// player that did not announce multitrack), and each Opus packet alone
+/// (as a WebRTC player gets it, the RTP payload).
 pub fn published_bodies(tags: &[Tag]) -> HashSet<u64> {
     let mut bodies = HashSet::new();
     for tag in tags.iter().filter(|t| t.kind != TagKind::Script) {
@@ -285,6 +279,12 @@ pub fn published_bodies(tags: &[Tag]) -> HashSet<u64> {
         let Ok(Some(parsed)) = eflv::parse(tag.kind, &tag.data) else {
             continue;
         };
+        // Opus packets themselves too, as a WebRTC player gets them in RTP.
+        for packet in parsed.packets().flatten() {
+            if packet.fourcc == FourCc::OPUS && packet.packet_type.is_coded() {
+                bodies.insert(digest(packet.data));
+            }
+        }
         if parsed.header.multitrack.is_none() {
             continue;
         }

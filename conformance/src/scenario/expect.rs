@@ -394,6 +394,10 @@ pub struct MediaExpect {
     /// The audio RTP sequence never breaks (no loss, no new SSRC).
     #[serde(default)]
     pub audio_continuous: bool,
+    /// Every audio RTP payload received is an Opus packet the case's
+    /// publisher of the stream sent, byte for byte (nothing transcoded).
+    #[serde(default)]
+    pub audio_as_published: bool,
     /// The first decoded audio louder than -50 dBFS must come this soon
     /// after the offer was sent.
     #[serde(default, with = "humantime_serde")]
@@ -426,6 +430,9 @@ pub(super) struct Observed {
     pub(super) keyframe_requests: Option<u64>,
     pub(super) sdp: Option<crate::webrtc::SdpSummary>,
     pub(super) report: Option<PlayerReport>,
+    /// What the case's publisher of the played stream sent, by digest
+    /// ([`super::ertmp::published_bodies`]).
+    pub(super) published: Option<std::rc::Rc<std::collections::HashSet<u64>>>,
     pub(super) tone: Option<f64>,
     pub(super) dbfs: Option<f64>,
     pub(super) survived: Option<Result<(), String>>,
@@ -1138,6 +1145,23 @@ impl MediaExpect {
                 ));
             }
         }
+        if media.audio_as_published {
+            let published = observed
+                .published
+                .as_ref()
+                .ok_or("no publisher of this stream in the case")?;
+            let digests = &report.audio.payload_digests;
+            let foreign = digests.iter().filter(|d| !published.contains(d)).count();
+            if digests.is_empty() {
+                return Err("no audio payload to compare with the publisher's Opus packets".into());
+            }
+            if foreign > 0 {
+                return Err(format!(
+                    "{foreign} of {} audio payloads are not Opus packets the publisher sent",
+                    digests.len()
+                ));
+            }
+        }
         if media.audio_continuous && report.audio.sequence_breaks > 0 {
             return Err(format!(
                 "the audio RTP sequence broke {} time(s) (lost packets or a new SSRC)",
@@ -1218,6 +1242,9 @@ impl MediaExpect {
         }
         if m.audio_continuous {
             parts.push("sound without gaps".into());
+        }
+        if m.audio_as_published {
+            parts.push("every audio payload an Opus packet as published".into());
         }
         if let Some(gap) = m.max_audio_gap {
             parts.push(format!("no gap in the sound longer than {:.2} s", gap.as_secs_f64()));

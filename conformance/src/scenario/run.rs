@@ -509,6 +509,10 @@ impl Case<'_> {
                     .await;
             }
             (Then::Player, Some(Actor::Webrtc(webrtc))) => {
+                observed.published = step
+                    .action
+                    .stream()
+                    .and_then(|s| self.published.borrow().get(s.split('?').next().unwrap_or(s)).cloned());
                 self.watch_player(webrtc, candidates, within, &mut observed).await;
             }
             (Then::RoomEvents, Some(Actor::Webrtc(webrtc))) => {

@@ -97,6 +97,9 @@ pub struct AudioStats {
     /// before: packets lost, or a new SSRC (str0m's extended sequence
     /// numbers of a new stream start elsewhere).
     pub sequence_breaks: u64,
+    /// Digests ([`crate::digest`]) of the first 4,096 audio payloads
+    /// received, to compare with what a publisher sent.
+    pub payload_digests: Vec<u64>,
     /// When the sender's clock says the first frame was sampled: its RTP
     /// timestamp placed on the NTP time line of the latest RTCP sender
     /// report. Simultaneous audio and video must map to the same instant (lip
@@ -396,6 +399,9 @@ impl MediaReceiver {
         }
         self.last_audio_after = Some(since);
         a.first_audio_after.get_or_insert(since);
+        if a.payload_digests.len() < 4096 {
+            a.payload_digests.push(crate::digest(data));
+        }
         self.scratch.clear();
         let rate = match codec {
             Codec::Opus => {

@@ -167,6 +167,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "track_selection_ignored",
         "pictures of 320x240, not 640x360",
     ),
+    (
+        "ertmp/webrtc/opus-to-whep",
+        "opus_transcoded",
+        "audio payloads are not Opus packets the publisher sent",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes

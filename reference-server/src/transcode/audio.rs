@@ -43,12 +43,19 @@ const OPUS_BITRATE: u32 = 48_000;
 const INPUT_QUEUE: usize = 128;
 
 /// Starts the codec thread of a transcoder to `target`; frames sent to
-/// the returned queue come out of `sink`.
-pub(super) fn start(name: &str, target: Target, sink: Sink, metrics: Arc<Metrics>) -> std::io::Result<Queue> {
+/// the returned queue come out of `sink`. With `reencode`, Opus is decoded
+/// and encoded again even for an Opus target (a quirk).
+pub(super) fn start(
+    name: &str,
+    target: Target,
+    reencode: bool,
+    sink: Sink,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Queue> {
     let (input, work) = tokio::sync::mpsc::channel(INPUT_QUEUE);
     std::thread::Builder::new()
         .name(format!("{name} {target:?}"))
-        .spawn(move || run_codecs(target, work, sink, metrics))?;
+        .spawn(move || run_codecs(target, reencode, work, sink, metrics))?;
     Ok(input)
 }
 
@@ -92,7 +99,13 @@ impl super::Feed for Feed {
 }
 
 /// The codec thread: decodes, resamples, encodes, until its input closes.
-fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, output: Sink, metrics: Arc<Metrics>) {
+fn run_codecs(
+    target: Target,
+    reencode: bool,
+    mut work: tokio::sync::mpsc::Receiver<Frame>,
+    output: Sink,
+    metrics: Arc<Metrics>,
+) {
     let mut to_opus: Option<ToOpus> = None;
     let mut from_opus: Option<FromOpus> = None;
     let mut packets: Vec<OpusPacket> = Vec::new();
@@ -103,7 +116,7 @@ fn run_codecs(target: Target, mut work: tokio::sync::mpsc::Receiver<Frame>, outp
         let codec = frame.audio_codec();
         let result = match (target, codec) {
             // Already the target format: nothing to do (players pass it through).
-            (Target::Opus, Some(AudioCodec::Opus)) => Ok(()),
+            (Target::Opus, Some(AudioCodec::Opus)) if !reencode => Ok(()),
             (Target::Opus, _) => match &mut to_opus {
                 Some(encoder) => Ok(encoder),
                 None => ToOpus::new(OPUS_BITRATE).map(|e| to_opus.insert(e)),

@@ -170,6 +170,9 @@ pub struct Transcoders {
     hub: Hub,
     metrics: Arc<Metrics>,
     running: Mutex<HashMap<Key, Weak<Shared>>>,
+    /// Decode and encode Opus again for an Opus target (the quirk
+    /// `opus_transcoded`).
+    reencode_opus: bool,
 }
 
 impl Transcoders {
@@ -179,6 +182,16 @@ impl Transcoders {
             hub,
             metrics,
             running: Mutex::default(),
+            reencode_opus: false,
+        }
+    }
+
+    /// These transcoders, decoding and encoding Opus again for an Opus
+    /// target instead of leaving it to pass (a quirk).
+    pub fn reencoding_opus(self, reencode: bool) -> Transcoders {
+        Transcoders {
+            reencode_opus: reencode,
+            ..self
         }
     }
 
@@ -235,7 +248,7 @@ impl Transcoders {
         let name = format!("transcode {app}/{stream}");
         let metrics = self.metrics.clone();
         let input = match output {
-            Output::Audio(target) => audio::start(&name, target, sink, metrics),
+            Output::Audio(target) => audio::start(&name, target, self.reencode_opus, sink, metrics),
             Output::Video(settings) => video::start(&name, settings, sink, shared.keyframe_wanted.clone(), metrics),
         };
         // `wait`: a transcoder outlives its stream's publisher, like a player.

@@ -339,6 +339,8 @@ impl Player {
         video: Option<VideoSettings>,
         always_transcode: bool,
     ) -> Player {
+        let mut core = PlayCore::new(always_transcode || video.is_some());
+        core.opus_transcoded = ctx.config.quirks.opus_transcoded;
         Player {
             ctx,
             app: app.to_string(),
@@ -346,7 +348,7 @@ impl Player {
             selection,
             audio_mid: None,
             video_mid: None,
-            core: PlayCore::new(always_transcode || video.is_some()),
+            core,
             out: Vec::new(),
             carrying: Vec::new(),
             subscription: None,

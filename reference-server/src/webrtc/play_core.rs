@@ -87,6 +87,9 @@ pub struct PlayCore {
     annexb: Vec<u8>,
     /// While true, no sound is written.
     pub audio_muted: bool,
+    /// Opus is decoded and encoded again instead of passed through (a
+    /// quirk: `opus_transcoded`).
+    pub opus_transcoded: bool,
 }
 
 impl PlayCore {
@@ -107,6 +110,7 @@ impl PlayCore {
             clock: Clock::default(),
             annexb: Vec::with_capacity(64 * 1024),
             audio_muted: false,
+            opus_transcoded: false,
         }
     }
 
@@ -284,7 +288,11 @@ impl PlayCore {
         let (Some(codec), Some(audio)) = (frame.audio_codec(), self.audio) else {
             return;
         };
-        match AudioPlan::decide(codec, audio) {
+        let plan = match AudioPlan::decide(codec, audio) {
+            AudioPlan::Pass(..) if self.opus_transcoded && codec == AudioCodec::Opus => AudioPlan::Transcode,
+            plan => plan,
+        };
+        match plan {
             AudioPlan::Pass(pt, rate) => {
                 if std::mem::take(&mut self.audio_transcoded) {
                     out.push(Output::StopAudioTranscoder);
