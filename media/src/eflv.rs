@@ -583,8 +583,9 @@ pub fn from_legacy(kind: TagKind, body: &[u8]) -> Option<(Header, Packet<'_>)> {
 /// frames, SoundFormat 2). A nanosecond offset has no legacy place and is
 /// dropped.
 pub fn write_legacy(out: &mut Vec<u8>, header: &Header, packet: &Packet<'_>) -> bool {
+    let video = header.kind == TagKind::Video;
     let (first, second) = match (packet.fourcc, packet.packet_type) {
-        (FourCc::AVC, kind) => {
+        (FourCc::AVC, kind) if video => {
             let frame_type = header.frame_type.clamp(1, 4);
             let avc_packet_type = match kind {
                 PacketType::SequenceStart => 0,
@@ -602,6 +603,7 @@ pub fn write_legacy(out: &mut Vec<u8>, header: &Header, packet: &Packet<'_>) -> 
             out.extend_from_slice(packet.data);
             return true;
         }
+        _ if video || header.kind != TagKind::Audio => return false,
         (FourCc::AAC, PacketType::SequenceStart) => (0xAF, Some(0)),
         (FourCc::AAC, PacketType::CodedFrames) => (0xAF, Some(1)),
         (FourCc::MP3, PacketType::CodedFrames) => (mp3_flags(packet.data), None),

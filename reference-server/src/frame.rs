@@ -46,6 +46,9 @@ pub struct Frame {
     pub composition_offset: i32,
     /// Bytes of tag header before the codec's data in `payload`.
     header_len: u32,
+    /// Where the main packet's data ends in `payload`, for a multitrack
+    /// message whose other tracks follow it; `None`: at the end.
+    data_end: Option<u32>,
     /// What an enhanced-RTMP tag says beyond the legacy fields; `None` for
     /// a legacy tag.
     pub enhanced: Option<Enhanced>,
@@ -107,6 +110,7 @@ impl Frame {
             config: false,
             composition_offset: 0,
             header_len: 0,
+            data_end: None,
             enhanced: None,
             payload,
         };
@@ -132,6 +136,7 @@ impl Frame {
             config: false,
             composition_offset: 0,
             header_len: flv::ENHANCED_AUDIO_HEADER_LEN as u32,
+            data_end: None,
             enhanced: Some(Enhanced {
                 fourcc: FourCc::OPUS,
                 packet_type: PacketType::CodedFrames,
@@ -201,6 +206,9 @@ impl Frame {
         self.composition_offset = packet.composition_offset;
         // The packet's bytes lie inside the payload.
         self.header_len = (packet.data.as_ptr() as usize - payload.as_ptr() as usize) as u32;
+        if header.multitrack.is_some() {
+            self.data_end = Some(self.header_len + packet.data.len() as u32);
+        }
         if packet.packet_type.is_coded() {
             self.find_unflagged_keyframe();
         }
@@ -225,9 +233,19 @@ impl Frame {
             .as_ref()
             .and_then(|tracks| tracks.iter().find(|(id, _)| *id == packet.track))
             .map(|(_, alone)| alone.payload.clone());
-        // Nothing is allocated for a codec legacy FLV does not have.
-        let mut legacy = Vec::new();
-        let legacy = eflv::write_legacy(&mut legacy, &header, &packet).then(|| Bytes::from(legacy));
+        let legacy = match &tracks {
+            // A multitrack message: its main track's own (made just above).
+            Some(tracks) => tracks
+                .iter()
+                .find(|(id, _)| *id == packet.track)
+                .and_then(|(_, alone)| alone.enhanced.as_ref()?.legacy.clone()),
+            None if matches!(packet.fourcc, FourCc::AVC | FourCc::AAC | FourCc::MP3) => {
+                let mut body = Vec::with_capacity(packet.data.len() + 5);
+                eflv::write_legacy(&mut body, &header, &packet).then(|| Bytes::from(body))
+            }
+            // Nothing is allocated for a codec legacy FLV does not have.
+            None => None,
+        };
         self.enhanced = Some(Enhanced {
             fourcc: packet.fourcc,
             packet_type: packet.packet_type,
@@ -298,7 +316,8 @@ impl Frame {
     /// unit, an AAC frame, an Opus packet, G.711 samples, a configuration
     /// record. `None` when the body is shorter than its header.
     pub fn data(&self) -> Option<&[u8]> {
-        self.payload.get(self.header_len as usize..)
+        let end = self.data_end.map_or(self.payload.len(), |end| end as usize);
+        self.payload.get(self.header_len as usize..end)
     }
 
     /// The audio codec, for an audio frame.
@@ -315,6 +334,43 @@ impl Frame {
             Codec::Video(codec) => Some(codec),
             _ => None,
         }
+    }
+
+    /// The track this frame counts as, for caches and late joiners: 0 for
+    /// a frame that is not multitrack (legacy, or an enhanced tag without
+    /// a track id), else its main packet's (track 0 when the message has
+    /// one).
+    pub fn track(&self) -> u8 {
+        let main = self.enhanced.as_ref().and_then(|e| e.tracks.as_ref()).map(|tracks| {
+            match tracks.iter().any(|(id, _)| *id == 0) {
+                true => 0,
+                false => tracks.first().map_or(0, |(id, _)| *id),
+            }
+        });
+        main.unwrap_or(0)
+    }
+
+    /// A legacy video sequence header flagged as a keyframe: where Flash
+    /// Player's encoder (which sends no intra pictures) marks a refresh, a
+    /// place to start pictures. An enhanced SequenceStart's keyframe flag
+    /// (FFmpeg sets it) is not one.
+    pub fn is_refresh(&self) -> bool {
+        self.kind == MediaKind::Video && self.config && self.keyframe && self.enhanced.is_none()
+    }
+
+    /// Bytes this frame holds: its body, and the tracks alone and legacy
+    /// form made from it.
+    pub fn memory(&self) -> usize {
+        let extra = self.enhanced.as_ref().map_or(0, |e| {
+            let tracks = e
+                .tracks
+                .iter()
+                .flat_map(|t| t.iter())
+                .map(|(_, f)| f.payload.len())
+                .sum::<usize>();
+            tracks + e.legacy.as_ref().map_or(0, Bytes::len)
+        });
+        self.payload.len() + extra
     }
 
     /// A picture shown after a later-decoded one: the stream has B-frames.

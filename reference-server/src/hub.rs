@@ -88,8 +88,10 @@ struct StreamState {
     metadata: Option<Frame>,
     /// What the metadata says of the tracks.
     announced: Option<flv::MetadataTracks>,
-    audio_config: Option<Frame>,
-    video_config: Option<Frame>,
+    /// The latest sequence header of each audio and video track (by
+    /// [`Frame::track`]), for late joiners.
+    audio_configs: Vec<Frame>,
+    video_configs: Vec<Frame>,
     /// Frames since the last random access point, while `gop_open`.
     gop: Vec<Frame>,
     gop_bytes: usize,
@@ -120,7 +122,7 @@ impl StreamState {
     /// the limits: late joiners then wait for the next keyframe rather than
     /// receive a long backlog.
     fn push_gop(&mut self, frame: Frame, limits: &HubLimits, metrics: &Metrics) {
-        self.gop_bytes += frame.payload.len();
+        self.gop_bytes += frame.memory();
         let span = Duration::from_millis(u64::from(frame.timestamp.wrapping_sub(self.gop_start)));
         // A timestamp before the GOP's start (wrapped) is not a long GOP.
         let too_long = span > limits.gop_cache_duration && span < Duration::from_secs(1 << 30);
@@ -142,6 +144,16 @@ impl StreamState {
         } else {
             self.gop.push(frame);
         }
+    }
+}
+
+/// Keeps `frame` as its track's latest sequence header in `configs`.
+fn keep_config(configs: &mut Vec<Frame>, frame: &Frame) {
+    let track = frame.track();
+    match configs.iter_mut().find(|c| c.track() == track) {
+        Some(kept) => *kept = frame.clone(),
+        // At most one per track id: 256.
+        None => configs.push(frame.clone()),
     }
 }
 
@@ -207,19 +219,27 @@ impl Hub {
     /// What a WebRTC answer needs to know about a live stream: its tracks and
     /// codecs so far. `None` when nobody publishes it.
     pub fn describe(&self, app: &str, name: &str) -> Option<StreamDescription> {
+        self.describe_for(app, name, Selection::default())
+    }
+
+    /// [`Hub::describe`] for a player of the tracks `selection` names: the
+    /// codec and configuration record are its video track's.
+    pub fn describe_for(&self, app: &str, name: &str, selection: Selection) -> Option<StreamDescription> {
         let key = (app.to_string(), name.to_string());
         let streams = lock(&self.streams);
         let state = lock(&streams.get(&key)?.state);
         state.publisher?;
+        // The sequence header of the video track the player takes.
+        let config = state.video_configs.iter().rev().find_map(|f| selection.pick(f.clone()));
         Some(StreamDescription {
             published_at: state.published_at.unwrap_or_else(Instant::now),
             announced: state.announced,
             has_audio: state.has_audio,
             has_video: state.has_video,
             audio_codec: state.audio_codec,
-            video_codec: state.video_codec,
             video_reorders: state.video_reorders,
-            video_config: state.video_config.as_ref().map(|f| f.payload.clone()),
+            video_config: config.as_ref().and_then(|f| Some(f.payload.slice_ref(f.data()?))),
+            video_codec: config.as_ref().and_then(Frame::video_codec).or(state.video_codec),
         })
     }
 
@@ -237,7 +257,7 @@ impl Hub {
             return Vec::new();
         }
         state
-            .video_config
+            .video_configs
             .iter()
             .chain(state.gop.iter().filter(|f| f.kind == MediaKind::Video))
             .cloned()
@@ -296,8 +316,8 @@ impl Hub {
         state.players += 1;
         let mut cached = Vec::with_capacity(3 + state.gop.len());
         cached.extend(state.metadata.iter().cloned());
-        cached.extend(state.audio_config.iter().cloned());
-        cached.extend(state.video_config.iter().cloned());
+        cached.extend(state.audio_configs.iter().cloned());
+        cached.extend(state.video_configs.iter().cloned());
         cached.extend(state.gop.iter().cloned());
         let media = stream.media.subscribe();
         let mut publication = stream.publication.subscribe();
@@ -339,7 +359,9 @@ pub struct StreamDescription {
     pub video_codec: Option<flv::VideoCodec>,
     /// The H.264 video has B-frames (pictures with a composition offset).
     pub video_reorders: bool,
-    /// The video sequence header's FLV body (an AVC decoder configuration record after 5 bytes).
+    /// The decoder configuration record of the video track the player
+    /// takes (an AVCDecoderConfigurationRecord, an HEVC, AV1 or VP codec
+    /// configuration record).
     pub video_config: Option<Bytes>,
 }
 
@@ -380,17 +402,18 @@ impl Publisher {
                 state.metadata = Some(frame.clone());
                 state.announced = announced;
             }
-            MediaKind::Audio if frame.config => state.audio_config = Some(frame.clone()),
+            MediaKind::Audio if frame.config => keep_config(&mut state.audio_configs, &frame),
             // A repeated sequence header flagged as a keyframe is where Flash
             // Player's encoder (which sends no intra pictures) marks a refresh:
             // late joiners start there, as they start at a keyframe.
             MediaKind::Video if frame.config => {
-                state.video_config = Some(frame.clone());
-                if frame.keyframe {
+                keep_config(&mut state.video_configs, &frame);
+                if frame.is_refresh() {
                     state.start_gop(frame.timestamp);
                 }
             }
-            MediaKind::Video if frame.keyframe => {
+            // The cached group of pictures starts at the main track's keyframe.
+            MediaKind::Video if frame.keyframe && frame.track() == 0 => {
                 state.start_gop(frame.timestamp);
                 state.push_gop(frame.clone(), limits, metrics);
             }
@@ -411,8 +434,8 @@ impl Drop for Publisher {
             state.published_at = None;
             state.metadata = None;
             state.announced = None;
-            state.audio_config = None;
-            state.video_config = None;
+            state.audio_configs.clear();
+            state.video_configs.clear();
             state.gop.clear();
             state.gop_bytes = 0;
             state.gop_open = false;
@@ -489,7 +512,7 @@ impl Gate {
         if !wanted || frame.kind != MediaKind::Video || !self.skipping {
             return wanted;
         }
-        if frame.keyframe {
+        if frame.keyframe && !frame.config || frame.is_refresh() {
             self.skipping = false;
         }
         frame.keyframe || frame.config
@@ -507,9 +530,10 @@ pub enum Delivery {
 }
 
 /// Which track of a multitrack stream (Enhanced RTMP) a subscriber takes,
-/// for pictures and for sound: `None`, the main one (track 0, or the
-/// message's first), which every part of the server reads from a
-/// multitrack message by default.
+/// for pictures and for sound. `None` takes every message whole (an RTMP
+/// player that announced multitrack); `Some(n)` takes track `n` alone, a
+/// frame that is not multitrack counting as track 0. Players that cannot
+/// take multitrack messages use [`Selection::single`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Selection {
     /// The video track id.
@@ -548,6 +572,25 @@ impl Selection {
         }
     }
 
+    /// For a player that takes one track of each kind: track 0 where this
+    /// selection names none.
+    pub fn single(self) -> Selection {
+        Selection {
+            video: self.video.or(Some(0)),
+            audio: self.audio.or(Some(0)),
+        }
+    }
+
+    /// What of this selection matters to a transcoder of `kind`'s frames:
+    /// the other kind's track does not.
+    pub fn of(self, kind: MediaKind) -> Selection {
+        match kind {
+            MediaKind::Video => Selection { audio: None, ..self },
+            MediaKind::Audio => Selection { video: None, ..self },
+            MediaKind::Data => self,
+        }
+    }
+
     /// `frame` as this selection takes it: of a multitrack message, the
     /// selected track alone, or nothing when the message does not carry it;
     /// any other frame as it is.
@@ -557,14 +600,18 @@ impl Selection {
             MediaKind::Audio => self.audio,
             MediaKind::Data => None,
         };
-        let tracks = frame.enhanced.as_ref().and_then(|e| e.tracks.as_ref());
-        let (Some(id), Some(tracks)) = (wanted, tracks) else {
+        let Some(id) = wanted else {
             return Some(frame);
         };
-        tracks
-            .iter()
-            .find(|(track, _)| *track == id)
-            .map(|(_, alone)| alone.clone())
+        match frame.enhanced.as_ref().and_then(|e| e.tracks.as_ref()) {
+            Some(tracks) => tracks
+                .iter()
+                .find(|(track, _)| *track == id)
+                .map(|(_, alone)| alone.clone()),
+            // A frame that is not multitrack is track 0 (as OBS sends its
+            // first track, the others in one-track messages).
+            None => (id == 0).then_some(frame),
+        }
     }
 }
 
@@ -737,14 +784,12 @@ mod tests {
         );
         assert_eq!(pick(Some(2), None), None, "a message without the track");
         let legacy = video(0, true);
-        assert_eq!(
-            Selection {
-                video: Some(1),
-                audio: None
-            }
-            .pick(legacy.clone()),
-            Some(legacy)
-        );
+        let track = |id| Selection {
+            video: Some(id),
+            audio: None,
+        };
+        assert_eq!(track(0).pick(legacy.clone()), Some(legacy.clone()));
+        assert_eq!(track(1).pick(legacy), None, "a frame that is not multitrack is track 0");
         let params = |query: &str| media::rtmp::url::split_params(&format!("cam?{query}")).params;
         assert_eq!(
             Selection::from_params(&params("video_track=1&audio_track=0")),
@@ -756,6 +801,72 @@ mod tests {
         assert!(Selection::from_params(&params("video_track=300"))
             .unwrap_err()
             .contains("video_track=300"));
+    }
+
+    #[test]
+    fn obs_style_multitrack_keeps_its_tracks_apart() {
+        // Track 0 in plain enhanced tags; track 1 in OneTrack messages.
+        let plain = |ts, first: u8, data: &'static [u8]| {
+            let mut body = vec![first];
+            body.extend_from_slice(b"av01");
+            body.extend_from_slice(data);
+            Frame::new(MediaKind::Video, ts, Bytes::from(body))
+        };
+        let one_track = |ts, first: u8, packet_type: u8, data: &'static [u8]| {
+            let mut body = vec![first, packet_type, b'a', b'v', b'0', b'1', 1];
+            body.extend_from_slice(data);
+            Frame::new(MediaKind::Video, ts, Bytes::from(body))
+        };
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        publisher.push(plain(0, 0x90, &[0x81, 0, 0x0c, 0])); // track 0 SequenceStart
+        publisher.push(one_track(0, 0x96, 0x00, &[0x81, 0x20, 0x0c, 0])); // track 1 SequenceStart
+        publisher.push(plain(0, 0x91, &[0xA0])); // track 0 keyframe
+        publisher.push(one_track(0, 0x96, 0x01, &[0xB0])); // track 1 keyframe
+        publisher.push(plain(40, 0xA1, &[0xA1]));
+        publisher.push(one_track(40, 0xA6, 0x01, &[0xB1]));
+        let data = |sub: &mut Subscription| -> Vec<u8> {
+            cached(sub)
+                .iter()
+                .filter(|f| !f.config)
+                .map(|f| f.data().unwrap()[0])
+                .collect()
+        };
+        let mut main = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        main.select(Selection::default().single());
+        let configs: Vec<u8> = std::iter::from_fn(|| main.next_cached())
+            .filter(|f| f.config)
+            .map(|f| f.data().unwrap()[1])
+            .collect();
+        assert_eq!(configs, [0x00], "track 0's configuration alone");
+        let mut main = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        main.select(Selection::default().single());
+        assert_eq!(data(&mut main), [0xA0, 0xA1], "track 0 alone, from its keyframe");
+        let mut second = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        second.select(Selection {
+            video: Some(1),
+            audio: None,
+        });
+        assert_eq!(
+            data(&mut second),
+            [0xB0, 0xB1],
+            "track 1 alone: its keyframe did not restart the cache"
+        );
+        let described = hub
+            .describe_for(
+                "app",
+                "s",
+                Selection {
+                    video: Some(1),
+                    audio: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            described.video_config.as_deref(),
+            Some(&[0x81, 0x20, 0x0c, 0][..]),
+            "track 1's record"
+        );
     }
 
     #[test]

@@ -237,7 +237,11 @@ impl ServerHandle {
     /// that a load balancer sends no one new. Everything keeps being served
     /// until [`ServerHandle::shutdown`]. Draining again does nothing.
     pub fn drain(&self) {
-        if !self.ctx.draining.send_replace(true) {
+        if self
+            .ctx
+            .draining
+            .send_if_modified(|draining| !std::mem::replace(draining, true))
+        {
             tracing::info!("draining: Enhanced RTMP clients are asked to reconnect, /healthz answers 503");
         }
     }

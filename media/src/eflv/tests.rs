@@ -319,4 +319,18 @@ fn legacy_h264_aac_and_mp3_tags_go_to_enhanced_and_back_byte_for_byte() {
         &av1.packets().next().unwrap().unwrap()
     ));
     assert!(out.is_empty(), "no legacy form of AV1");
+    // A FourCC of the other kind has no legacy form either.
+    let aac_in_video = parse(TagKind::Video, b"\x91mp4a\xAA").unwrap().unwrap();
+    assert!(!write_legacy(
+        &mut out,
+        &aac_in_video.header,
+        &aac_in_video.packets().next().unwrap().unwrap()
+    ));
+    let avc_in_audio = parse(TagKind::Audio, b"\x90avc1\xAA").unwrap().unwrap();
+    assert!(!write_legacy(
+        &mut out,
+        &avc_in_audio.header,
+        &avc_in_audio.packets().next().unwrap().unwrap()
+    ));
+    assert!(out.is_empty());
 }

@@ -459,7 +459,15 @@ impl Connection {
         tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "play");
         let requester = self.requester(app);
         let selection = match Selection::from_params(&name.params) {
-            Ok(selection) => selection.unless(self.ctx.config.quirks.track_selection_ignored),
+            Ok(selection) => {
+                let selection = selection.unless(self.ctx.config.quirks.track_selection_ignored);
+                // A player that cannot take multitrack messages gets one track of each kind.
+                let multitrack = self.enhanced.as_ref().is_some_and(|c| c.has(caps_ex::MULTITRACK));
+                match multitrack || self.ctx.config.quirks.ertmp_ignored {
+                    true => selection,
+                    false => selection.single(),
+                }
+            }
             Err(error) => {
                 self.session
                     .play_refused(stream_id, code::PLAY_FAILED, &format!("{error}."));

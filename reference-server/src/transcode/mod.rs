@@ -226,6 +226,11 @@ impl Transcoders {
     fn subscribe_to(&self, app: &str, stream: &str, selection: Selection, output: Output) -> Transcoded {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.retain(|_, shared| shared.strong_count() > 0);
+        // Only the track of the kind it transcodes tells transcoders apart.
+        let selection = selection.of(match output {
+            Output::Audio(_) => crate::hub::MediaKind::Audio,
+            Output::Video(_) => crate::hub::MediaKind::Video,
+        });
         let key = (app.to_string(), stream.to_string(), selection, output);
         if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
             return Transcoded::new(shared);

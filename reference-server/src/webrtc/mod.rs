@@ -249,11 +249,12 @@ impl WebRtc {
             .filter(|_| !ctx.config.quirks.size_ignored);
         let selection = crate::hub::Selection::from_params(params)
             .map_err(SessionError::BadParameter)?
-            .unless(ctx.config.quirks.track_selection_ignored);
+            .unless(ctx.config.quirks.track_selection_ignored)
+            .single();
         let offer = &one_way(offer, "a=recvonly");
         let parsed = parse_offer(offer)?;
         let peer_ufrag = ice_ufrag(offer);
-        let description = ctx.hub.describe(app, stream);
+        let description = ctx.hub.describe_for(app, stream, selection);
         if description.is_none() && !wait {
             return Err(SessionError::NotFound);
         }

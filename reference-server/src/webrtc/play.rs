@@ -137,9 +137,7 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Qui
     }
     if video {
         let codec = stream.and_then(|s| s.video_codec);
-        let record = stream
-            .and_then(|s| s.video_config.as_ref())
-            .and_then(|body| body.get(5..));
+        let record = stream.and_then(|s| s.video_config.as_deref());
         let known = stream.and_then(|s| {
             Some(VideoPlan::decide(
                 s.video_codec?,
@@ -207,16 +205,20 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Qui
 
 /// `config` accepting the Enhanced RTMP `codec` as it is published, when
 /// the stream's configuration `record` says it fits what the codec's SDP
-/// names: HEVC at the record's profile, tier and level; AV1 and VP9 only in
-/// profile 0 (8-bit 4:2:0, what their SDP means without a `profile`
-/// parameter); VP8. `None` when it does not (the player gets H.264).
+/// names: HEVC in the Main or Main 10 profile at the record's tier and
+/// level; AV1 in profile 0 (Main: 8 or 10-bit 4:2:0) and VP9 in profile 0
+/// (8-bit 4:2:0), what their SDP means without a `profile` parameter; VP8.
+/// `None` when it does not, or the record does not say (the player gets
+/// H.264).
 fn native(config: RtcConfig, codec: VideoCodec, record: Option<&[u8]>) -> Option<RtcConfig> {
     use media::eflv::bitstream::{hevc_profile_tier_level, profile};
     let fourcc = codec.fourcc()?;
     let profile_0 = record.and_then(|r| profile(fourcc, r)) == Some(0);
     match codec {
         VideoCodec::Hevc => {
-            let (profile, tier, level) = record.and_then(hevc_profile_tier_level)?;
+            let (profile, tier, level) = record
+                .and_then(hevc_profile_tier_level)
+                .filter(|&(profile, _, level)| matches!(profile, 1 | 2) && level > 0)?;
             let mut config = config;
             config
                 .codec_config()

@@ -250,7 +250,6 @@ impl PlayCore {
         if self.need_keyframe && !frame.keyframe {
             return;
         }
-        self.need_keyframe = false;
         let (Some(pt), Some(data)) = (self.video.pt(codec), frame.data()) else {
             return;
         };
@@ -270,6 +269,8 @@ impl PlayCore {
         if self.annexb.is_empty() {
             return;
         }
+        // Pictures start once a keyframe could be sent.
+        self.need_keyframe = false;
         let (ms, wallclock) = match replay {
             Some(ms) => (ms, self.clock.replay(Track::Video, ms, now)),
             None => self.clock.map(Track::Video, frame.timestamp, now),
@@ -421,6 +422,7 @@ mod tests {
         core.frame(&picture(0, true, 0), t0, &mut out);
         assert!(out.is_empty());
         core.frame(&config(40), t0, &mut out);
+        // The sequence header is flagged as a keyframe: Flash Player's refresh point.
         core.frame(&picture(40, false, 0), t0, &mut out);
         core.frame(&picture(80, true, 0), t0, &mut out);
         assert_eq!(written(&out), [(Kind::Video, 40 * 90), (Kind::Video, 80 * 90)]);
