@@ -1893,7 +1893,7 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
     let tags = match &shape.ladder {
         Some(second) => {
             let second = media::flv::read_tags(&fixtures.read(second)?).map_err(|e| format!("{second}: {e}"))?;
-            super::ertmp::ladder(tags, &second).map_err(|e| format!("{file}: {e}"))?
+            super::ertmp::ladder(tags, &second, shape.ladder_one_track).map_err(|e| format!("{file}: {e}"))?
         }
         None => tags,
     };

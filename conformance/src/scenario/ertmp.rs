@@ -152,6 +152,11 @@ pub struct EflvShape {
     /// frame and packet types, as `media`'s.
     #[serde(default)]
     pub ladder: Option<String>,
+    /// Send the ladder as OBS sends its tracks: `media`'s tags as they are
+    /// (track 0, not multitrack) and each tag of the second rung after its
+    /// twin in a OneTrack message of track 1.
+    #[serde(default)]
+    pub ladder_one_track: bool,
 }
 
 impl EflvShape {
@@ -228,7 +233,7 @@ fn first_packet(tag: &Tag) -> Result<(Header, Packet<'_>), String> {
 
 /// `tags` with each enhanced video tag joined by the one at the same place
 /// among `second`'s as track 1 (see [`EflvShape::ladder`]).
-pub fn ladder(tags: Vec<Tag>, second: &[Tag]) -> Result<Vec<Tag>, String> {
+pub fn ladder(tags: Vec<Tag>, second: &[Tag], one_track: bool) -> Result<Vec<Tag>, String> {
     let mut rungs = second
         .iter()
         .filter(|t| t.kind == TagKind::Video && eflv::is_enhanced(t.kind, &t.data));
@@ -253,13 +258,27 @@ pub fn ladder(tags: Vec<Tag>, second: &[Tag]) -> Result<Vec<Tag>, String> {
                 other.packet_type
             ));
         }
+        let mut body = Vec::new();
+        let second = Packet { track: 1, ..second };
+        if one_track {
+            let header = Header {
+                multitrack: Some(Multitrack::OneTrack),
+                ..other
+            };
+            eflv::write(&mut body, &header, &[second]).map_err(|e| e.to_string())?;
+            out.push(tag.clone());
+            out.push(Tag {
+                data: Bytes::from(body),
+                ..tag
+            });
+            continue;
+        }
         header.multitrack = Some(if first.fourcc == second.fourcc {
             Multitrack::ManyTracks
         } else {
             Multitrack::ManyTracksManyCodecs
         });
-        let mut body = Vec::new();
-        eflv::write(&mut body, &header, &[first, Packet { track: 1, ..second }]).map_err(|e| e.to_string())?;
+        eflv::write(&mut body, &header, &[first, second]).map_err(|e| e.to_string())?;
         out.push(Tag {
             data: Bytes::from(body),
             ..tag
@@ -473,6 +492,7 @@ mod tests {
             unknown_every: Some(1),
             enhance: true,
             ladder: None,
+            ladder_one_track: false,
         };
         let legacy_h264 = Tag {
             kind: TagKind::Video,

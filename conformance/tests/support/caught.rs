@@ -172,6 +172,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "opus_transcoded",
         "audio payloads are not Opus packets the publisher sent",
     ),
+    (
+        "ertmp/multitrack/obs-style-tracks-kept-apart",
+        "track_selection_ignored",
+        "video in H264, not VP9",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes
