@@ -18,6 +18,7 @@
 //! conformance bench --publishers 2 --players 5 --via whep --duration 30s --html bench.html
 //! conformance bench --rtmp rtmp://127.0.0.1:1935/live --whep 'http://127.0.0.1:8080/whep/{app}/{stream}' \
 //!     --pid 4242 --compare nginx.toml --compare-pid 4343 --via rtmp --json bench.json
+//! conformance bench --target mine.toml --pid 4242 --ramp 100,200,500,1000 --max-p99 50 --html ramp.html
 //! ```
 
 /// jemalloc, whose background thread gives freed memory back to the system
@@ -171,13 +172,32 @@ struct BenchArgs {
     /// Publishers, each on a stream of its own.
     #[arg(long, default_value_t = 1)]
     publishers: usize,
-    /// Players of each stream.
-    #[arg(long, default_value_t = 4)]
+    /// Viewers of each stream: `--probes` of them decode every picture, the
+    /// others are light players that set up their sessions like real ones
+    /// and then only count what arrives.
+    #[arg(long, default_value_t = 4, conflicts_with = "ramp")]
     players: usize,
+    /// Viewers per stream that decode every picture and measure latency,
+    /// first picture and sound.
+    #[arg(long, default_value_t = conformance::bench::DEFAULT_PROBES)]
+    probes: usize,
+    /// A ramp instead of one load: viewers per stream at each step,
+    /// increasing, e.g. `100,200,500,1000`. Each step is held for
+    /// `--duration`; the ramp stops after the first step where the probes
+    /// lose frames or their latency p99 passes `--max-p99`.
+    #[arg(long, value_delimiter = ',')]
+    ramp: Vec<usize>,
+    /// New sessions started per second, at most (signalling at scale).
+    #[arg(long, default_value_t = conformance::bench::DEFAULT_SETUP_RATE)]
+    setup_rate: f64,
+    /// The probe latency p99 (ms) above which a ramp stops.
+    #[arg(long)]
+    max_p99: Option<f64>,
     /// How players play.
     #[arg(long, value_enum, default_value = "whep")]
     via: PlayVia,
-    /// How long players play.
+    /// How long each load (each step of a ramp) is held and measured, once
+    /// its viewers are set up.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     duration: Duration,
     /// Published picture size, WIDTHxHEIGHT.
@@ -517,19 +537,28 @@ async fn bench(args: BenchArgs) -> ExitCode {
         }
     }
     let options = BenchOptions {
-        publishers: args.publishers,
-        players: args.players,
-        via: args.via,
-        duration: args.duration,
-        media: MediaSpec {
-            width: args.size.0,
-            height: args.size.1,
-            fps: args.fps,
-            bitrate: args.kbps * 1000,
-            seconds: 0,
+        steps: if args.ramp.is_empty() {
+            vec![args.players]
+        } else {
+            args.ramp.clone()
         },
-        pid: None,
+        probes: args.probes,
         play_params: args.play_params.clone(),
+        setup_rate: args.setup_rate,
+        max_p99_ms: args.max_p99,
+        ..BenchOptions::point(
+            args.publishers,
+            args.players,
+            args.via,
+            args.duration,
+            MediaSpec {
+                width: args.size.0,
+                height: args.size.1,
+                fps: args.fps,
+                bitrate: args.kbps * 1000,
+                seconds: 0,
+            },
+        )
     };
     let mut results = Vec::new();
     for (target, pid) in targets {
@@ -550,8 +579,14 @@ async fn bench(args: BenchArgs) -> ExitCode {
                 (Some(cpu), Some(rss)) => format!(" · CPU {cpu:>4.0} % · RSS {rss:.0} MiB"),
                 _ => String::new(),
             };
+            let step = if p.step.1 > 1 {
+                format!(" step {}/{}", p.step.0, p.step.1)
+            } else {
+                String::new()
+            };
+            let phase = if p.holding { "holding" } else { "setting up" };
             eprint!(
-                "\r{name} [{}{}] {:>3.0}/{:.0} s · {} players{process}   ",
+                "\r{name}{step} [{}{}] {:>3.0}/{:.0} s {phase} · {} players{process}   ",
                 "#".repeat(done.min(30)),
                 ".".repeat(30 - done.min(30)),
                 p.elapsed.as_secs_f64(),
@@ -571,7 +606,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
             }
         }
     }
-    say_raw!("{}", bench_report::table(&results));
+    say_raw!("{}", bench_report::runs_table(&results));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&results).unwrap_or_default();
         if let Err(error) = std::fs::write(path, json) {
@@ -580,16 +615,17 @@ async fn bench(args: BenchArgs) -> ExitCode {
         }
     }
     if let Some(path) = &args.html {
-        if let Err(error) = std::fs::write(path, bench_report::html(&results)) {
+        if let Err(error) = std::fs::write(path, bench_report::runs_html(&results)) {
             eprintln!("error: {}: {error}", path.display());
             return ExitCode::from(2);
         }
     }
-    let failed = results
-        .iter()
-        .any(|r| r.latency_ms.is_none() || !r.publisher_errors.is_empty());
+    let failed = results.iter().any(|r| {
+        r.steps.first().is_none_or(|s| s.latency_ms.is_none())
+            || r.steps.last().is_some_and(|s| !s.publisher_errors.is_empty())
+    });
     if failed {
-        eprintln!("error: a target decoded no marked picture, or a publisher failed");
+        eprintln!("error: a target's probes decoded no marked picture in its first step, or a publisher failed");
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

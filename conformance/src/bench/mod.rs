@@ -2,35 +2,41 @@
 //!
 //! N publishers send the suite's own media over RTMP in real time: a moving
 //! pattern whose frames carry their number drawn into the picture
-//! ([`marks`]), and a tone. M players per stream play it back over WHEP, the
-//! WebSocket channel or RTMP and decode every picture. Reading the number
-//! off a decoded picture names the frame, so the time from its publishing to
-//! its display is known for every frame, whatever the server did with it
-//! (passed it through, transcoded it, scaled it), on servers we do not control.
+//! ([`marks`]), and a tone. Each stream is played over WHEP, the WebSocket
+//! channel or RTMP by a few **probes** that decode every picture: reading
+//! the number off a decoded picture names the frame, so the time from its
+//! publishing to its display is known for every frame, whatever the server
+//! did with it (passed it through, transcoded it, scaled it), on servers we
+//! do not control. The other viewers are **light players** ([`players`]):
+//! set up like real ones, then only counting what arrives, so one machine
+//! can load a server with thousands of viewers.
 //!
-//! A run reports the latency distribution (p50, p90, p99, max), the time to
-//! the first picture and the first sound, frames lost, the longest audio
-//! gap, and the CPU and memory of the server process when its pid is known
-//! ([`procstat`]). [`report`] writes it as JSON and as an HTML page with plots.
+//! A run is one or more **steps** (a ramp): each brings every stream to its
+//! number of viewers, at a bounded rate of new sessions, then holds and
+//! measures: the probes' latency distribution (p50, p90, p99, max), first
+//! picture and sound, frames lost; the light players' packets, bytes and
+//! losses; the CPU and memory of the server process when its pid is known
+//! ([`procstat`]), and of the load generator itself. A ramp stops after the
+//! first step where probes lose frames or their p99 passes a limit.
+//! [`report`] writes it as a table, JSON, and an HTML page with plots.
 
 pub mod marks;
 pub mod media;
+pub mod players;
 pub mod procstat;
 pub mod report;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ::codecs::avc::AvcDecoder;
-use ::codecs::picture::Picture;
-use ::media::flv::{Tag, TagKind};
 use serde::Serialize;
+use tokio::sync::watch;
 
 use self::media::MediaSpec;
-use crate::client::{ClientProfile, Incoming, RtmpClient};
+use self::players::{Endpoints, Light, PlayJob, ProbeLog};
 use crate::target::Running;
-use crate::webrtc::{PlayerOptions, Signalling, WebRtcPlayer, WsSession};
+use crate::webrtc::count::RtpTotals;
 
 /// How players play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -49,12 +55,16 @@ pub enum PlayVia {
 pub struct BenchOptions {
     /// Publishers, each on a stream of its own.
     pub publishers: usize,
-    /// Players of each stream.
-    pub players: usize,
-    /// How the players play.
+    /// Viewers of each stream at each step, increasing; one entry for a
+    /// single measurement.
+    pub steps: Vec<usize>,
+    /// Of the viewers of each stream, how many decode (probes); the others
+    /// are light players.
+    pub probes: usize,
+    /// How the viewers play.
     pub via: PlayVia,
-    /// How long players play.
-    pub duration: Duration,
+    /// How long each step is held and measured once its viewers are set up.
+    pub hold: Duration,
     /// The published media.
     pub media: MediaSpec,
     /// The server process to watch (CPU, RSS), when known.
@@ -62,7 +72,35 @@ pub struct BenchOptions {
     /// Parameters players add to the stream name (`width=320`: on the
     /// reference server, a transcoded smaller picture).
     pub play_params: Option<String>,
+    /// New sessions started per second, at most.
+    pub setup_rate: f64,
+    /// A ramp stops after a step whose probe latency p99 is above this, ms.
+    pub max_p99_ms: Option<f64>,
 }
+
+impl BenchOptions {
+    /// `players` viewers per stream, all of them probes up to `probes`,
+    /// measured for `hold`: one step.
+    pub fn point(publishers: usize, players: usize, via: PlayVia, hold: Duration, media: MediaSpec) -> BenchOptions {
+        BenchOptions {
+            publishers,
+            steps: vec![players],
+            probes: DEFAULT_PROBES,
+            via,
+            hold,
+            media,
+            pid: None,
+            play_params: None,
+            setup_rate: DEFAULT_SETUP_RATE,
+            max_p99_ms: None,
+        }
+    }
+}
+
+/// Probes per stream unless told otherwise.
+pub const DEFAULT_PROBES: usize = 2;
+/// New sessions per second unless told otherwise.
+pub const DEFAULT_SETUP_RATE: f64 = 50.0;
 
 /// Percentiles of a set of durations, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,64 +140,107 @@ impl Summary {
     }
 }
 
-/// CPU and memory of the server process.
+/// CPU and memory of a process over a step's hold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessUse {
     /// The process watched.
     pub pid: u32,
-    /// CPU seconds it used while players played.
+    /// CPU seconds it used during the hold.
     pub cpu_seconds: f64,
-    /// Those seconds per second of the run, in percent of one core.
+    /// Those seconds per second of the hold, in percent of one core.
     pub cpu_percent: f64,
-    /// The largest resident set size seen, MiB.
+    /// The largest resident set size seen in the hold, MiB.
     pub rss_max_mib: f64,
-    /// Readings every half second: (seconds into the run, CPU % since the
+    /// Readings every half second: (seconds into the hold, CPU % since the
     /// reading before, RSS MiB).
     pub samples: Vec<(f64, f64, f64)>,
 }
 
-/// What a run measured.
+/// What the light players of a step counted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LightUse {
+    /// Light players counting during the hold, over all streams.
+    pub players: usize,
+    /// What they received during the hold: RTP packets (WebRTC) or media
+    /// messages (RTMP), their bytes, and RTP packets lost (sequence gaps).
+    pub counted: RtpTotals,
+    /// Packets (or messages) per second per light player.
+    pub packets_per_second_each: f64,
+    /// Kbit/s per light player.
+    pub kbps_each: f64,
+    /// Sessions this step set up, and how long each took from the request
+    /// to the first media, ms.
+    pub setup_ms: Option<Summary>,
+    /// Sessions this step failed to set up (each within its timeouts).
+    pub setup_failures: usize,
+    /// The first few reasons.
+    pub setup_errors: Vec<String>,
+}
+
+/// What one step measured (a single measurement is a run of one step).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchResult {
     /// The target's name.
     pub target: String,
     /// Publishers.
     pub publishers: usize,
-    /// Players per stream.
+    /// Viewers per stream, probes included.
     pub players_per_stream: usize,
+    /// Of those, probes.
+    pub probes_per_stream: usize,
     /// How they played.
     pub via: PlayVia,
-    /// Seconds the players played.
+    /// Seconds the step was held and measured.
     pub seconds: f64,
     /// The published picture: width, height, frames per second.
     pub picture: (usize, usize, u32),
-    /// Publish-to-display latency of every frame every player decoded, ms
-    /// (frames published after the player asked to play).
+    /// Publish-to-display latency of every frame the probes decoded during
+    /// the hold, ms (frames published after the probe asked to play).
     pub latency_ms: Option<Summary>,
     /// The latency histogram: (bucket start ms, frames), 10 ms buckets.
     pub latency_histogram: Vec<(u32, u64)>,
-    /// From each player's request to its first decoded picture, ms.
+    /// From each probe's request to its first decoded picture, ms (probes
+    /// that started in this step).
     pub first_picture_ms: Option<Summary>,
-    /// From each player's request to its first sound, ms.
+    /// From each probe's request to its first sound, ms (the same probes).
     pub first_sound_ms: Option<Summary>,
-    /// Frames the players should have shown (sent from each one's first
-    /// picture until a second before the end), summed over players.
+    /// Frames the probes should have shown during the hold (from each one's
+    /// first picture until a second before the end), summed over probes.
     pub frames_expected: u64,
     /// Of those, frames decoded.
     pub frames_decoded: u64,
     /// `frames_expected - frames_decoded`.
     pub frames_lost: u64,
-    /// Frames the players' decoders refused (damaged or missing references),
-    /// summed over players.
+    /// Frames the probes' decoders refused during the hold (damaged, or
+    /// missing references).
     pub decode_errors: u64,
-    /// The longest time between two audio frames at any player, ms.
+    /// The longest time between two audio frames at any probe since it
+    /// started, ms.
     pub longest_audio_gap_ms: f64,
-    /// Players that could not start or ended early, with why.
+    /// The light players (absent when every viewer is a probe).
+    pub light: Option<LightUse>,
+    /// Probes that could not start or ended early, with why.
     pub player_errors: Vec<String>,
     /// Publishers that could not publish, with why.
     pub publisher_errors: Vec<String>,
     /// The server process's CPU and memory, when its pid was given.
     pub process: Option<ProcessUse>,
+    /// The server's RSS growth since before the first viewer, per viewer, KiB.
+    pub rss_per_viewer_kib: Option<f64>,
+    /// The load generator's own CPU during the hold (when the server is
+    /// another process), so readers can subtract it.
+    pub generator: Option<ProcessUse>,
+}
+
+/// A whole run: its steps, and why it stopped early if it did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchRun {
+    /// The target's name.
+    pub target: String,
+    /// The steps measured, in order.
+    pub steps: Vec<BenchResult>,
+    /// Why the ramp stopped before its last step.
+    pub stopped_early: Option<String>,
 }
 
 /// Why a bench could not run at all.
@@ -168,6 +249,9 @@ pub enum BenchError {
     /// The target lacks what the load needs.
     #[error("{0}")]
     Target(String),
+    /// The options ask for nothing, or for something impossible.
+    #[error("{0}")]
+    Options(String),
     /// The media could not be made.
     #[error("making the bench media: {0}")]
     Media(String),
@@ -176,11 +260,15 @@ pub enum BenchError {
 /// How far a run is, for a progress bar.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// Time since the players started.
+    /// The step (from 1) and how many there are.
+    pub step: (usize, usize),
+    /// Setting viewers up, or holding.
+    pub holding: bool,
+    /// Time since the hold started.
     pub elapsed: Duration,
-    /// How long they play.
+    /// How long it lasts.
     pub total: Duration,
-    /// Players running now.
+    /// Viewers set up or setting up, over all streams.
     pub players: usize,
     /// CPU % of the server process over the last half second, if watched.
     pub cpu_percent: Option<f64>,
@@ -190,28 +278,61 @@ pub struct Progress {
 
 /// Publishers get this long before players start.
 const PUBLISH_LEAD: Duration = Duration::from_secs(2);
-/// Frames sent in the last second of the run are not counted as lost.
+/// Frames sent in the last second of a hold are not counted as lost.
 const IN_FLIGHT: Duration = Duration::from_secs(1);
+/// Setup errors kept per step.
+const MAX_SETUP_ERRORS: usize = 5;
 
-/// What one player saw, on the suite's clock.
-#[derive(Debug, Default)]
-struct PlayerOutcome {
-    stream: usize,
-    requested: Option<Instant>,
-    marks: Vec<(u16, Instant)>,
-    first_sound: Option<Instant>,
-    longest_audio_gap: Duration,
-    decode_errors: u64,
-    error: Option<String>,
+/// Reads a process every half second over a hold.
+struct Watch {
+    pid: u32,
+    readings: Vec<procstat::Reading>,
+    samples: Vec<(f64, f64, f64)>,
 }
 
-/// Runs the load against `running` and measures. `progress` is called
-/// about twice a second while players play.
+impl Watch {
+    fn new(pid: u32) -> Watch {
+        Watch {
+            pid,
+            readings: procstat::read(pid).into_iter().collect(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Reads now; the CPU % since the last reading and the RSS, MiB.
+    fn read(&mut self, since: Instant) -> Option<(f64, f64)> {
+        let reading = procstat::read(self.pid)?;
+        let last = *self.readings.last()?;
+        self.readings.push(reading);
+        let span = reading.at.duration_since(last.at).as_secs_f64().max(1e-3);
+        let percent = (reading.cpu_seconds - last.cpu_seconds) / span * 100.0;
+        let mib = reading.rss_bytes as f64 / (1024.0 * 1024.0);
+        self.samples
+            .push((reading.at.saturating_duration_since(since).as_secs_f64(), percent, mib));
+        Some((percent, mib))
+    }
+
+    fn finish(mut self, since: Instant) -> Option<ProcessUse> {
+        self.read(since);
+        let (first, last) = (self.readings.first()?, self.readings.last()?);
+        let span = last.at.duration_since(first.at).as_secs_f64().max(1e-3);
+        Some(ProcessUse {
+            pid: self.pid,
+            cpu_seconds: last.cpu_seconds - first.cpu_seconds,
+            cpu_percent: (last.cpu_seconds - first.cpu_seconds) / span * 100.0,
+            rss_max_mib: self.readings.iter().map(|r| r.rss_bytes).max().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+            samples: self.samples,
+        })
+    }
+}
+
+/// Runs the load against `running` and measures each step. `progress` is
+/// called about twice a second.
 pub async fn run(
     running: &Running,
     options: &BenchOptions,
     mut progress: impl FnMut(Progress),
-) -> Result<BenchResult, BenchError> {
+) -> Result<BenchRun, BenchError> {
     let addr = running
         .rtmp_addr
         .ok_or_else(|| BenchError::Target("the target has no RTMP URL to publish to".into()))?;
@@ -224,7 +345,28 @@ pub async fn run(
         }
         _ => {}
     }
-    let media_seconds = (PUBLISH_LEAD + options.duration).as_secs() as u32 + 2;
+    if options.steps.is_empty() || options.steps.windows(2).any(|w| w[0] > w[1]) || options.steps[0] == 0 {
+        return Err(BenchError::Options(
+            "the steps must be one or more viewer counts, increasing, above 0".into(),
+        ));
+    }
+    if options.setup_rate.is_nan() || options.setup_rate <= 0.0 {
+        return Err(BenchError::Options("the setup rate must be above 0".into()));
+    }
+    // Enough media for every step's setup (with its timeouts) and hold.
+    let setup_seconds: f64 = options
+        .steps
+        .iter()
+        .scan(0, |had, &n| {
+            let added = (n - *had) * options.publishers;
+            *had = n;
+            Some(added as f64 / options.setup_rate + 3.0 * players::SETUP_TIMEOUT.as_secs_f64())
+        })
+        .sum();
+    let media_seconds =
+        (PUBLISH_LEAD.as_secs_f64() + setup_seconds + options.steps.len() as f64 * options.hold.as_secs_f64()).ceil()
+            as u32
+            + 2;
     let spec = MediaSpec {
         seconds: media_seconds,
         ..options.media
@@ -233,311 +375,285 @@ pub async fn run(
     let tc_url = format!("{}/{}", running.rtmp_base.clone().unwrap_or_default(), running.app);
     let endpoints = Arc::new(Endpoints {
         rtmp_addr: addr,
-        tc_url: tc_url.clone(),
+        tc_url,
         whep: running.spec.whep.clone(),
         ws: running.spec.ws.clone(),
         app_key: running.app_key(),
     });
     let run_id = format!("{:06x}", rand::random::<u32>() & 0xFF_FFFF);
     let names: Vec<String> = (0..options.publishers).map(|i| format!("bench{i}-{run_id}")).collect();
+    let (stop_tx, stop) = watch::channel(false);
 
     let start = Instant::now();
-    let players_start = start + PUBLISH_LEAD;
-    let end = players_start + options.duration;
+    let sent: Vec<Arc<Mutex<Vec<Instant>>>> = names.iter().map(|_| Arc::default()).collect();
     let publishers: Vec<_> = names
         .iter()
-        .map(|name| tokio::spawn(publish(addr, tc_url.clone(), name.clone(), tags.clone(), start, end)))
+        .zip(&sent)
+        .map(|(name, sent)| {
+            tokio::spawn(players::publish(
+                endpoints.clone(),
+                name.clone(),
+                tags.clone(),
+                (start, sent.clone()),
+                stop.clone(),
+            ))
+        })
         .collect();
+    tokio::time::sleep_until((start + PUBLISH_LEAD).into()).await;
 
-    tokio::time::sleep_until(players_start.into()).await;
-    let mut players = Vec::new();
-    for (stream, name) in names.iter().enumerate() {
-        for index in 0..options.players {
+    let own_pid = std::process::id();
+    let baseline_rss = options.pid.and_then(procstat::read).map(|r| r.rss_bytes);
+    let mut probes: Vec<(Arc<Mutex<ProbeLog>>, tokio::task::JoinHandle<()>)> = Vec::new();
+    let mut lights: Vec<Light> = Vec::new();
+    let mut viewers = vec![0usize; names.len()];
+    let mut steps = Vec::new();
+    let mut stopped_early = None;
+    let mut hold_start = start;
+    let (mut cpu_now, mut rss_now) = (None, None);
+    let mut sampler = Watch::new(options.pid.unwrap_or(own_pid));
+    for (index, &target_viewers) in options.steps.iter().enumerate() {
+        let step = (index + 1, options.steps.len());
+        // Set up: probes first, then light players, round-robin over the
+        // streams, one session every 1/rate seconds.
+        let interval = Duration::from_secs_f64(1.0 / options.setup_rate);
+        let mut setups = Vec::new();
+        let step_start = Instant::now();
+        let mut next_at = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        while let Some(stream) = (0..names.len())
+            .filter(|&s| viewers[s] < target_viewers)
+            .min_by_key(|&s| viewers[s])
+        {
+            let id = format!("p{stream}-{}", viewers[stream]);
             let job = PlayJob {
                 stream,
                 name: match &options.play_params {
-                    Some(params) => format!("{name}?{params}"),
-                    None => name.clone(),
+                    Some(params) => format!("{}?{params}", names[stream]),
+                    None => names[stream].clone(),
                 },
-                id: format!("p{stream}-{index}"),
-                end,
+                id,
             };
-            players.push(tokio::spawn(play(endpoints.clone(), job, options.via)));
-        }
-    }
-
-    let mut process = options.pid.map(|pid| (pid, Vec::<procstat::Reading>::new()));
-    let mut samples = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(500));
-    while Instant::now() < end {
-        ticker.tick().await;
-        let (mut cpu_percent, mut rss_mib) = (None, None);
-        if let Some((pid, readings)) = &mut process {
-            if let Some(reading) = procstat::read(*pid) {
-                if let Some(last) = readings.last() {
-                    let span = reading.at.duration_since(last.at).as_secs_f64().max(1e-3);
-                    let percent = (reading.cpu_seconds - last.cpu_seconds) / span * 100.0;
-                    let mib = reading.rss_bytes as f64 / (1024.0 * 1024.0);
-                    samples.push((reading.at.duration_since(players_start).as_secs_f64(), percent, mib));
-                    (cpu_percent, rss_mib) = (Some(percent), Some(mib));
-                }
-                readings.push(reading);
+            if viewers[stream] < options.probes {
+                let log = Arc::new(Mutex::new(ProbeLog {
+                    stream,
+                    ..ProbeLog::default()
+                }));
+                let task = tokio::spawn(players::probe(
+                    endpoints.clone(),
+                    job,
+                    options.via,
+                    log.clone(),
+                    stop.clone(),
+                ));
+                probes.push((log, task));
+            } else {
+                setups.push(tokio::spawn(players::light(endpoints.clone(), job, options.via)));
             }
-        }
-        progress(Progress {
-            elapsed: Instant::now()
-                .saturating_duration_since(players_start)
-                .min(options.duration),
-            total: options.duration,
-            players: players.iter().filter(|p| !p.is_finished()).count(),
-            cpu_percent,
-            rss_mib,
-        });
-    }
-
-    let mut outcomes = Vec::new();
-    for player in players {
-        match player.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => outcomes.push(PlayerOutcome {
-                error: Some(format!("player task: {error}")),
-                ..PlayerOutcome::default()
-            }),
-        }
-    }
-    let mut sent = Vec::new();
-    let mut publisher_errors = Vec::new();
-    for (name, publisher) in names.iter().zip(publishers) {
-        match publisher.await {
-            Ok(Ok(times)) => sent.push(times),
-            Ok(Err(error)) => {
-                publisher_errors.push(format!("{name}: {error}"));
-                sent.push(Vec::new());
-            }
-            Err(error) => {
-                publisher_errors.push(format!("{name}: {error}"));
-                sent.push(Vec::new());
-            }
-        }
-    }
-    let process = process.and_then(|(pid, readings)| {
-        let (first, last) = (readings.first()?, readings.last()?);
-        let span = last.at.duration_since(first.at).as_secs_f64().max(1e-3);
-        Some(ProcessUse {
-            pid,
-            cpu_seconds: last.cpu_seconds - first.cpu_seconds,
-            cpu_percent: (last.cpu_seconds - first.cpu_seconds) / span * 100.0,
-            rss_max_mib: readings.iter().map(|r| r.rss_bytes).max().unwrap_or(0) as f64 / (1024.0 * 1024.0),
-            samples,
-        })
-    });
-    Ok(analyse(
-        running.spec.name.clone(),
-        options,
-        &sent,
-        outcomes,
-        end,
-        publisher_errors,
-        process,
-    ))
-}
-
-/// Publishes the tags on `name` from `start` at their pace until `end`;
-/// returns when each video frame went out (by frame number).
-async fn publish(
-    addr: std::net::SocketAddr,
-    tc_url: String,
-    name: String,
-    tags: Arc<Vec<Tag>>,
-    start: Instant,
-    end: Instant,
-) -> Result<Vec<Option<Instant>>, String> {
-    let mut client = RtmpClient::open(addr, ClientProfile::encoder())
-        .await
-        .map_err(|e| e.to_string())?;
-    client.connect(&tc_url, Vec::new()).await.map_err(|e| e.to_string())?;
-    let stream = client.create_stream().await.map_err(|e| e.to_string())?;
-    let status = client.publish(stream, &name).await.map_err(|e| e.to_string())?;
-    if status.code != ::media::netstatus::code::PUBLISH_START {
-        return Err(format!("publish answered {}", status.code));
-    }
-    let mut sent = Vec::with_capacity(tags.len());
-    let tokio_start = tokio::time::Instant::from_std(start);
-    for tag in tags.iter() {
-        let due = tokio_start + Duration::from_millis(u64::from(tag.timestamp));
-        if due.into_std() > end + IN_FLIGHT {
-            break;
-        }
-        tokio::time::sleep_until(due).await;
-        client.send_tag(stream, tag).await.map_err(|e| e.to_string())?;
-        if tag.kind == TagKind::Video && tag.data.get(1) == Some(&1) {
-            sent.push(Some(Instant::now()));
-        }
-    }
-    let _ = client.unpublish(stream, &name).await;
-    Ok(sent)
-}
-
-/// Where players reach the target.
-struct Endpoints {
-    rtmp_addr: std::net::SocketAddr,
-    tc_url: String,
-    whep: Option<String>,
-    ws: Option<String>,
-    app_key: String,
-}
-
-struct PlayJob {
-    stream: usize,
-    name: String,
-    id: String,
-    end: Instant,
-}
-
-async fn play(endpoints: Arc<Endpoints>, job: PlayJob, via: PlayVia) -> PlayerOutcome {
-    let mut outcome = PlayerOutcome {
-        stream: job.stream,
-        ..PlayerOutcome::default()
-    };
-    let result = match via {
-        PlayVia::Rtmp => play_rtmp(&endpoints, &job, &mut outcome).await,
-        PlayVia::Whep | PlayVia::Ws => play_webrtc(&endpoints, &job, via, &mut outcome).await,
-    };
-    if let Err(error) = result {
-        outcome.error = Some(format!("{}: {error}", job.id));
-    }
-    outcome
-}
-
-async fn play_rtmp(endpoints: &Endpoints, job: &PlayJob, outcome: &mut PlayerOutcome) -> Result<(), String> {
-    outcome.requested = Some(Instant::now());
-    let mut client = RtmpClient::open(endpoints.rtmp_addr, ClientProfile::encoder())
-        .await
-        .map_err(|e| e.to_string())?;
-    client
-        .connect(&endpoints.tc_url, Vec::new())
-        .await
-        .map_err(|e| e.to_string())?;
-    let stream = client.create_stream().await.map_err(|e| e.to_string())?;
-    client.play(stream, &job.name).await.map_err(|e| e.to_string())?;
-    let mut decoder = AvcDecoder::new().map_err(|e| e.to_string())?;
-    let mut picture = Picture::default();
-    let mut last_audio: Option<Instant> = None;
-    loop {
-        let left = job.end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(());
-        }
-        let incoming = match client.next(left).await {
-            Ok(incoming) => incoming,
-            Err(crate::client::ClientError::Timeout { .. }) => return Ok(()),
-            Err(error) => return Err(error.to_string()),
-        };
-        let Incoming::Media { type_id, payload, .. } = incoming else {
-            continue;
-        };
-        let now = Instant::now();
-        match (type_id, payload.get(1)) {
-            (9, Some(0)) => decoder.configure(&payload[5..]).map_err(|e| e.to_string())?,
-            (9, Some(1)) => {
-                let decoded = decoder.decode(&payload[5..], &mut picture);
-                outcome.decode_errors += u64::from(decoded.is_err());
-                if let Ok(true) = decoded {
-                    let (w, h) = (picture.width, picture.height);
-                    if let Some(mark) = marks::read(&picture.data, w, w, h) {
-                        outcome.marks.push((mark, now));
+            viewers[stream] += 1;
+            next_at += interval;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next_at) => break,
+                    _ = tick.tick() => {
+                        if let Some((cpu, rss)) = sampler.read(step_start) {
+                            (cpu_now, rss_now) = (Some(cpu), Some(rss));
+                        }
+                        progress(Progress {
+                            step,
+                            holding: false,
+                            elapsed: Duration::ZERO,
+                            total: options.hold,
+                            players: viewers.iter().sum(),
+                            cpu_percent: cpu_now,
+                            rss_mib: rss_now,
+                        });
                     }
                 }
             }
-            // AAC frames (not the sequence header) and any other sound.
-            (8, Some(&second)) if !(payload[0] >> 4 == 10 && second == 0) => {
-                outcome.first_sound.get_or_insert(now);
-                if let Some(last) = last_audio {
-                    outcome.longest_audio_gap = outcome.longest_audio_gap.max(now - last);
+        }
+        let (mut setup_ms, mut setup_errors, mut setup_failures) = (Vec::new(), Vec::new(), 0);
+        for setup in setups {
+            match setup.await {
+                Ok(Ok((light, took))) => {
+                    lights.push(light);
+                    setup_ms.push(took.as_secs_f64() * 1000.0);
                 }
-                last_audio = Some(now);
+                Ok(Err(error)) => {
+                    setup_failures += 1;
+                    if setup_errors.len() < MAX_SETUP_ERRORS {
+                        setup_errors.push(error);
+                    }
+                }
+                Err(error) => {
+                    setup_failures += 1;
+                    if setup_errors.len() < MAX_SETUP_ERRORS {
+                        setup_errors.push(format!("setup task: {error}"));
+                    }
+                }
             }
-            _ => {}
         }
+
+        // Hold and measure.
+        let previous_hold = hold_start;
+        hold_start = Instant::now();
+        let hold_end = hold_start + options.hold;
+        let counted_before = sum(&lights);
+        let decode_errors_before: u64 = probes.iter().map(|(log, _)| lock(log).decode_errors).sum();
+        let mut server = options.pid.map(Watch::new);
+        let mut generator = (options.pid != Some(own_pid)).then(|| Watch::new(own_pid));
+        while Instant::now() < hold_end {
+            tick.tick().await;
+            if let Some(server) = &mut server {
+                if let Some((cpu, rss)) = server.read(hold_start) {
+                    (cpu_now, rss_now) = (Some(cpu), Some(rss));
+                }
+            }
+            if let Some(generator) = &mut generator {
+                generator.read(hold_start);
+            }
+            progress(Progress {
+                step,
+                holding: true,
+                elapsed: Instant::now().saturating_duration_since(hold_start).min(options.hold),
+                total: options.hold,
+                players: viewers.iter().sum(),
+                cpu_percent: cpu_now,
+                rss_mib: rss_now,
+            });
+        }
+        let counted = sum(&lights).since(&counted_before);
+        let process = server.and_then(|w| w.finish(hold_start));
+        let generator = generator.and_then(|w| w.finish(hold_start));
+        let seconds = options.hold.as_secs_f64();
+        let light = (!lights.is_empty() || setup_failures > 0).then(|| LightUse {
+            players: lights.len(),
+            counted,
+            packets_per_second_each: counted.packets as f64 / seconds / lights.len().max(1) as f64,
+            kbps_each: counted.bytes as f64 * 8.0 / 1000.0 / seconds / lights.len().max(1) as f64,
+            setup_ms: Summary::of(&setup_ms),
+            setup_failures,
+            setup_errors,
+        });
+        let total_viewers: usize = viewers.iter().sum();
+        let rss_per_viewer_kib = match (&process, baseline_rss) {
+            (Some(p), Some(base)) if total_viewers > 0 => {
+                Some((p.rss_max_mib * 1024.0 - base as f64 / 1024.0) / total_viewers as f64)
+            }
+            _ => None,
+        };
+        let window = Window {
+            from: hold_start,
+            to: hold_end,
+            new_since: previous_hold,
+            first_step: index == 0,
+        };
+        let logs: Vec<_> = probes.iter().map(|(log, _)| log.clone()).collect();
+        let mut result = {
+            let guards: Vec<_> = logs.iter().map(|log| lock(log)).collect();
+            let outcomes: Vec<&ProbeLog> = guards.iter().map(|g| &**g).collect();
+            let sent: Vec<Vec<Instant>> = sent.iter().map(|s| lock(s).clone()).collect();
+            analyse(&outcomes, &sent, &window)
+        };
+        result.decode_errors = result.decode_errors.saturating_sub(decode_errors_before);
+        steps.push(BenchResult {
+            target: running.spec.name.clone(),
+            publishers: options.publishers,
+            players_per_stream: target_viewers,
+            probes_per_stream: target_viewers.min(options.probes),
+            via: options.via,
+            seconds,
+            picture: (options.media.width, options.media.height, options.media.fps),
+            light,
+            process,
+            rss_per_viewer_kib,
+            generator,
+            ..result
+        });
+        let last = steps.last().expect("just pushed");
+        if index + 1 < options.steps.len() {
+            if let Some(reason) = too_much(last, options.max_p99_ms) {
+                stopped_early = Some(format!("after {target_viewers} viewers per stream: {reason}"));
+                break;
+            }
+        }
+    }
+
+    stop_tx.send_replace(true);
+    let mut player_errors = Vec::new();
+    for (log, task) in probes {
+        let _ = task.await;
+        if let Some(error) = lock(&log).error.take() {
+            player_errors.push(error);
+        }
+    }
+    futures_util::future::join_all(lights.into_iter().map(Light::stop)).await;
+    let mut publisher_errors = Vec::new();
+    for (name, publisher) in names.iter().zip(publishers) {
+        match publisher.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => publisher_errors.push(format!("{name}: {error}")),
+            Err(error) => publisher_errors.push(format!("{name}: {error}")),
+        }
+    }
+    if let Some(last) = steps.last_mut() {
+        last.player_errors = player_errors;
+        last.publisher_errors = publisher_errors;
+    }
+    Ok(BenchRun {
+        target: running.spec.name.clone(),
+        steps,
+        stopped_early,
+    })
+}
+
+/// Why a ramp should not go on after `step`, if it should not.
+fn too_much(step: &BenchResult, max_p99_ms: Option<f64>) -> Option<String> {
+    if step.frames_lost > 0 {
+        return Some(format!("the probes lost {} frames", step.frames_lost));
+    }
+    let p99 = step.latency_ms.as_ref().map(|l| l.p99);
+    match (p99, max_p99_ms) {
+        (None, _) => Some("the probes decoded no marked picture".into()),
+        (Some(p99), Some(max)) if p99 > max => Some(format!("probe latency p99 {p99:.1} ms is above {max} ms")),
+        _ => None,
     }
 }
 
-async fn play_webrtc(
-    endpoints: &Endpoints,
-    job: &PlayJob,
-    via: PlayVia,
-    outcome: &mut PlayerOutcome,
-) -> Result<(), String> {
-    let options = PlayerOptions {
-        read_marks: true,
-        keep_pcm: Duration::from_millis(500),
-        ..PlayerOptions::default()
-    };
-    let session;
-    let signalling = match via {
-        PlayVia::Ws => {
-            let url = endpoints.ws.as_deref().ok_or("no WebSocket URL")?;
-            session = WsSession::connect(url, &endpoints.app_key, serde_json::json!({"login": "bench"}))
-                .await
-                .map_err(|e| e.to_string())?;
-            Signalling::ws(&session, &job.id, &job.name)
-        }
-        _ => {
-            let template = endpoints.whep.as_deref().ok_or("no WHEP URL")?;
-            Signalling::url(&crate::target::fill_template(template, &endpoints.app_key, &job.name))
-        }
-    };
-    outcome.requested = Some(Instant::now());
-    let mut player = WebRtcPlayer::play(signalling, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let started = player.started();
-    let mut collect = |player: &WebRtcPlayer| {
-        for (mark, since) in player.take_marks() {
-            outcome.marks.push((mark, started + since));
-        }
-    };
-    // Marks are taken as they come, so the player keeps only a few. Like a
-    // browser, the player asks for a keyframe when its decoder fails.
-    let mut errors = 0;
-    while Instant::now() < job.end {
-        tokio::time::sleep(Duration::from_millis(250).min(job.end.saturating_duration_since(Instant::now()))).await;
-        collect(&player);
-        let report = player.report();
-        if report.video.decode_errors > errors {
-            errors = report.video.decode_errors;
-            let _ = player.request_keyframe().await;
-        }
+fn sum(lights: &[Light]) -> RtpTotals {
+    let mut totals = RtpTotals::default();
+    for light in lights {
+        totals.add(&light.totals());
     }
-    collect(&player);
-    let report = player.report();
-    outcome.first_sound = report.audio.first_sound_after.map(|after| started + after);
-    outcome.longest_audio_gap = report.audio.longest_gap;
-    outcome.decode_errors = report.video.decode_errors;
-    let _ = player.stop().await;
-    Ok(())
+    totals
 }
 
-fn analyse(
-    target: String,
-    options: &BenchOptions,
-    sent: &[Vec<Option<Instant>>],
-    outcomes: Vec<PlayerOutcome>,
-    end: Instant,
-    publisher_errors: Vec<String>,
-    process: Option<ProcessUse>,
-) -> BenchResult {
+/// The time a step measures.
+struct Window {
+    /// The hold.
+    from: Instant,
+    to: Instant,
+    /// Probes that asked to play after this started in this step.
+    new_since: Instant,
+    /// The first step: every probe started in it.
+    first_step: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the probes' logs say about `window`; the step's other fields are
+/// left empty for the caller.
+/// `sent` holds when each stream's frames went out, by frame number.
+fn analyse(outcomes: &[&ProbeLog], sent: &[Vec<Instant>], window: &Window) -> BenchResult {
     let mut latencies = Vec::new();
     let mut first_pictures = Vec::new();
     let mut first_sounds = Vec::new();
     let (mut expected, mut decoded) = (0u64, 0u64);
     let mut longest_gap = Duration::ZERO;
     let mut decode_errors = 0;
-    let mut player_errors = Vec::new();
+    let counted_until = window.to - IN_FLIGHT;
     for outcome in outcomes {
-        if let Some(error) = outcome.error {
-            player_errors.push(error);
-        }
         let Some(requested) = outcome.requested else { continue };
         let sent = sent.get(outcome.stream).map(Vec::as_slice).unwrap_or_default();
         // The first arrival of each frame; marks count frames modulo 65536.
@@ -545,42 +661,42 @@ fn analyse(
         for (mark, at) in &outcome.marks {
             seen.entry(usize::from(*mark)).or_insert(*at);
         }
+        let new = window.first_step || requested >= window.new_since;
         if let Some(first) = outcome.marks.first() {
-            first_pictures.push(first.1.duration_since(requested).as_secs_f64() * 1000.0);
+            if new {
+                first_pictures.push(first.1.duration_since(requested).as_secs_f64() * 1000.0);
+            }
             let from = usize::from(first.0);
-            let until = sent
-                .iter()
-                .rposition(|t| t.is_some_and(|t| t + IN_FLIGHT <= end))
-                .unwrap_or(0);
-            for frame in from..=until.max(from) {
-                if sent.get(frame).copied().flatten().is_some() {
+            for (frame, at) in sent.iter().enumerate().skip(from) {
+                if *at >= window.from && *at <= counted_until {
                     expected += 1;
                     decoded += u64::from(seen.contains_key(&frame));
                 }
             }
         }
-        // Frames published before the player asked (a cached GOP sent at
+        // Frames published before the probe asked (a cached GOP sent at
         // once on joining) show in the first picture time, not in latency.
         for (frame, at) in &seen {
-            if let Some(Some(sent_at)) = sent.get(*frame) {
-                if *at >= *sent_at && *sent_at >= requested {
+            if let Some(sent_at) = sent.get(*frame) {
+                if *at >= *sent_at && *sent_at >= requested && *at >= window.from && *at < window.to {
                     latencies.push(at.duration_since(*sent_at).as_secs_f64() * 1000.0);
                 }
             }
         }
-        if let Some(sound) = outcome.first_sound {
+        if let (Some(sound), true) = (outcome.first_sound, new) {
             first_sounds.push(sound.saturating_duration_since(requested).as_secs_f64() * 1000.0);
         }
         longest_gap = longest_gap.max(outcome.longest_audio_gap);
         decode_errors += outcome.decode_errors;
     }
     BenchResult {
-        target,
-        publishers: options.publishers,
-        players_per_stream: options.players,
-        via: options.via,
-        seconds: options.duration.as_secs_f64(),
-        picture: (options.media.width, options.media.height, options.media.fps),
+        target: String::new(),
+        publishers: 0,
+        players_per_stream: 0,
+        probes_per_stream: 0,
+        via: PlayVia::Whep,
+        seconds: 0.0,
+        picture: (0, 0, 0),
         latency_histogram: histogram(&latencies, 10.0),
         latency_ms: Summary::of(&latencies),
         first_picture_ms: Summary::of(&first_pictures),
@@ -590,9 +706,12 @@ fn analyse(
         frames_lost: expected.saturating_sub(decoded),
         decode_errors,
         longest_audio_gap_ms: longest_gap.as_secs_f64() * 1000.0,
-        player_errors,
-        publisher_errors,
-        process,
+        light: None,
+        player_errors: Vec::new(),
+        publisher_errors: Vec::new(),
+        process: None,
+        rss_per_viewer_kib: None,
+        generator: None,
     }
 }
 
@@ -632,43 +751,51 @@ mod tests {
     }
 
     #[test]
-    fn lost_frames_and_latency_come_from_the_marks() {
+    fn lost_frames_and_latency_come_from_the_marks_of_the_window() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        // 10 frames sent 40 ms apart; the run ends 2 s after the first.
-        let sent: Vec<Option<Instant>> = (0..10).map(|k| Some(ms(40 * k))).collect();
-        let outcome = PlayerOutcome {
+        // 50 frames sent 40 ms apart.
+        let sent: Vec<Instant> = (0..50).map(|k| ms(40 * k)).collect();
+        let outcome = ProbeLog {
             stream: 0,
-            requested: Some(t0 + Duration::from_millis(50)),
-            // Frames 2..9 but 5, each shown 100 ms after it was sent, frame 3 twice.
-            marks: [2u16, 3, 3, 4, 6, 7, 8, 9]
-                .iter()
-                .map(|&k| (k, ms(40 * u64::from(k) + 100)))
+            requested: Some(ms(50)),
+            // Frames 2..49 but 5 and 30, each shown 100 ms after it was sent, frame 3 twice.
+            marks: (2u16..50)
+                .chain([3])
+                .filter(|k| *k != 5 && *k != 30)
+                .map(|k| (k, ms(40 * u64::from(k) + 100)))
                 .collect(),
-            ..PlayerOutcome::default()
+            ..ProbeLog::default()
         };
-        let options = BenchOptions {
-            publishers: 1,
-            players: 1,
-            via: PlayVia::Rtmp,
-            duration: Duration::from_secs(2),
-            media: MediaSpec {
-                width: 320,
-                height: 240,
-                fps: 25,
-                bitrate: 500_000,
-                seconds: 2,
-            },
-            pid: None,
-            play_params: None,
+        // The first step holds from 0 to 1.2 s: frames sent up to 0.2 s count.
+        let first = Window {
+            from: t0,
+            to: ms(1200),
+            new_since: t0,
+            first_step: true,
         };
-        let result = analyse("t".into(), &options, &[sent], vec![outcome], ms(2000), vec![], None);
+        let result = analyse(&[&outcome], std::slice::from_ref(&sent), &first);
+        // Frames 2..=5 were due, 5 lost.
         assert_eq!(
             (result.frames_expected, result.frames_decoded, result.frames_lost),
-            (8, 7, 1)
+            (4, 3, 1)
         );
+        // Shown before 1.2 s: frames 2..=27 but 5, sent after the request (frame 2 at 80 ms).
         let latency = result.latency_ms.unwrap();
-        assert_eq!((latency.count, latency.p50, latency.max), (7, 100.0, 100.0));
+        assert_eq!((latency.count, latency.p50, latency.max), (25, 100.0, 100.0));
         assert_eq!(result.first_picture_ms.unwrap().p50, 130.0);
+        // The second step holds from 1.2 s to 2.4 s: the same probe, not new.
+        let second = Window {
+            from: ms(1200),
+            to: ms(2400),
+            new_since: ms(1200),
+            first_step: false,
+        };
+        let result = analyse(&[&outcome], &[sent], &second);
+        // Frames sent from 1.2 s to 1.4 s: 30..=35, 30 lost.
+        assert_eq!((result.frames_expected, result.frames_lost), (6, 1));
+        assert!(result.first_picture_ms.is_none());
+        // Shown in the window: frames 28..=49 but 30 (frame 28 shown at 1.22 s).
+        assert_eq!(result.latency_ms.unwrap().count, 21);
     }
 }

@@ -1,10 +1,12 @@
 //! Bench results for people: a console table (with ratios when two targets
-//! ran the same load), JSON, and one self-contained HTML page whose plots
-//! are inline SVG (no scripts, no network).
+//! ran the same load; one row per step for a ramp), JSON, and one
+//! self-contained HTML page whose plots are inline SVG (no scripts, no
+//! network): latency histograms and CPU over time for a single step, CPU,
+//! memory and latency against viewers for a ramp.
 
 use std::fmt::Write;
 
-use super::{BenchResult, Summary};
+use super::{BenchResult, BenchRun, Summary};
 
 /// How a table row reads its value off a result.
 type Read = fn(&BenchResult) -> Option<f64>;
@@ -31,7 +33,102 @@ fn rows() -> Vec<(&'static str, Read)> {
         }),
         ("server CPU seconds", |r| r.process.as_ref().map(|p| p.cpu_seconds)),
         ("server RSS max (MiB)", |r| r.process.as_ref().map(|p| p.rss_max_mib)),
+        ("server RSS per viewer (KiB)", |r| r.rss_per_viewer_kib),
+        ("light players", |r| r.light.as_ref().map(|l| l.players as f64)),
+        ("light packets/s each", |r| {
+            r.light.as_ref().map(|l| l.packets_per_second_each)
+        }),
+        ("light kbit/s each", |r| r.light.as_ref().map(|l| l.kbps_each)),
+        ("light packets lost", |r| {
+            r.light.as_ref().map(|l| l.counted.lost as f64)
+        }),
+        ("light setup p50 (ms)", |r| {
+            r.light.as_ref().and_then(|l| ms(&l.setup_ms, |s| s.p50))
+        }),
+        ("light setup failures", |r| {
+            r.light.as_ref().map(|l| l.setup_failures as f64)
+        }),
+        ("generator CPU (% of a core)", |r| {
+            r.generator.as_ref().map(|p| p.cpu_percent)
+        }),
     ]
+}
+
+/// The columns of a ramp's table: a heading and how to read it off a step.
+fn ramp_columns() -> Vec<(&'static str, Read)> {
+    vec![
+        ("viewers", |r| Some((r.players_per_stream * r.publishers) as f64)),
+        ("CPU %", |r| r.process.as_ref().map(|p| p.cpu_percent)),
+        ("RSS MiB", |r| r.process.as_ref().map(|p| p.rss_max_mib)),
+        ("KiB/viewer", |r| r.rss_per_viewer_kib),
+        ("pkt/s each", |r| r.light.as_ref().map(|l| l.packets_per_second_each)),
+        ("lost pkts", |r| r.light.as_ref().map(|l| l.counted.lost as f64)),
+        ("p50 ms", |r| r.latency_ms.as_ref().map(|s| s.p50)),
+        ("p99 ms", |r| r.latency_ms.as_ref().map(|s| s.p99)),
+        ("frames lost", |r| Some(r.frames_lost as f64)),
+        ("setup fail", |r| r.light.as_ref().map(|l| l.setup_failures as f64)),
+        ("gen CPU %", |r| r.generator.as_ref().map(|p| p.cpu_percent)),
+    ]
+}
+
+/// Viewers per core a step extrapolates to: viewers / (CPU % / 100).
+pub fn viewers_per_core(step: &BenchResult) -> Option<f64> {
+    let cpu = step.process.as_ref()?.cpu_percent;
+    (cpu > 0.0).then(|| (step.players_per_stream * step.publishers) as f64 / (cpu / 100.0))
+}
+
+/// The console summary of whole runs: the single-step table when every
+/// run is one step, otherwise one table per ramp.
+pub fn runs_table(runs: &[BenchRun]) -> String {
+    if runs.iter().all(|r| r.steps.len() == 1) {
+        let steps: Vec<BenchResult> = runs.iter().map(|r| r.steps[0].clone()).collect();
+        return table(&steps);
+    }
+    let mut out = String::new();
+    for run in runs {
+        let Some(first) = run.steps.first() else { continue };
+        let _ = writeln!(
+            out,
+            "{}: ramp of {} publisher(s) over {:?}, {} probe(s) per stream, {} s per step, {}x{} at {} fps",
+            run.target,
+            first.publishers,
+            first.via,
+            first.probes_per_stream,
+            first.seconds,
+            first.picture.0,
+            first.picture.1,
+            first.picture.2
+        );
+        let columns = ramp_columns();
+        for (name, _) in &columns {
+            let _ = write!(out, "{name:>12}");
+        }
+        out.push('\n');
+        for step in &run.steps {
+            for (_, read) in &columns {
+                let _ = write!(out, "{:>12}", cell(read(step)));
+            }
+            out.push('\n');
+        }
+        if let Some(best) = run.steps.iter().filter_map(viewers_per_core).reduce(f64::max) {
+            let _ = writeln!(out, "viewers per core, extrapolated from the best step: {best:.0}");
+        }
+        if let Some(reason) = &run.stopped_early {
+            let _ = writeln!(out, "stopped {reason}");
+        }
+        if let Some(last) = run.steps.last() {
+            for error in last.publisher_errors.iter().chain(&last.player_errors) {
+                let _ = writeln!(out, "{}: {error}", run.target);
+            }
+        }
+        for step in &run.steps {
+            for error in step.light.iter().flat_map(|l| &l.setup_errors) {
+                let _ = writeln!(out, "{} setup: {error}", run.target);
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn cell(value: Option<f64>) -> String {
@@ -154,6 +251,93 @@ fn process_svg(result: &BenchResult) -> String {
     )
 }
 
+/// Colours of the targets in a plot, in order.
+const COLOURS: [&str; 4] = ["#c0392b", "#2c6fbb", "#27ae60", "#8e44ad"];
+
+/// One value of every step of every run against viewers, a polyline per run.
+fn curve_svg(runs: &[BenchRun], what: &str, value: Read) -> String {
+    let (w, h, pad) = (560.0, 220.0, 34.0);
+    let points: Vec<Vec<(f64, f64)>> = runs
+        .iter()
+        .map(|run| {
+            run.steps
+                .iter()
+                .filter_map(|s| Some(((s.players_per_stream * s.publishers) as f64, value(s)?)))
+                .collect()
+        })
+        .collect();
+    let x_top = points.iter().flatten().map(|p| p.0).fold(1.0f64, f64::max);
+    let y_top = points.iter().flatten().map(|p| p.1).fold(1e-9f64, f64::max) * 1.1;
+    let mut svg = format!(r#"<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">"#);
+    for (index, (run, line)) in runs.iter().zip(&points).enumerate() {
+        let colour = COLOURS[index % COLOURS.len()];
+        let coords: Vec<String> = line
+            .iter()
+            .map(|(x, y)| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + (w - 2.0 * pad) * x / x_top,
+                    h - pad - (h - 2.0 * pad) * y / y_top
+                )
+            })
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/><text x="{}" y="{}" font-size="11" fill="{colour}" text-anchor="end">{}</text>"#,
+            coords.join(" "),
+            w - pad,
+            14.0 + 13.0 * index as f64,
+            escape(&run.target)
+        );
+        for point in &coords {
+            let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>"#);
+        }
+    }
+    let _ = write!(
+        svg,
+        r#"<line x1="{pad}" y1="{y}" x2="{x2}" y2="{y}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{y}" stroke="black"/><text x="{pad}" y="14" font-size="11">{what}, top {top:.1}</text><text x="{pad}" y="{t}" font-size="11">0</text><text x="{x2}" y="{t}" font-size="11" text-anchor="end">{x_top:.0} viewers</text></svg>"#,
+        y = h - pad,
+        x2 = w - pad,
+        t = h - 12.0,
+        top = y_top / 1.1,
+    );
+    svg
+}
+
+/// The HTML page of whole runs: [`html`] when every run is one step,
+/// otherwise the ramp tables and curves of CPU, memory, latency and
+/// losses against viewers, every target on the same axes.
+pub fn runs_html(runs: &[BenchRun]) -> String {
+    if runs.iter().all(|r| r.steps.len() == 1) {
+        let steps: Vec<BenchResult> = runs.iter().map(|r| r.steps[0].clone()).collect();
+        return html(&steps);
+    }
+    let mut page = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>conformance bench ramp</title><style>body{font-family:sans-serif;margin:2em}.plots{display:flex;gap:2em;flex-wrap:wrap}</style></head><body><h1>conformance bench: ramp</h1>",
+    );
+    let _ = write!(page, "<pre>{}</pre><div class=\"plots\">", escape(&runs_table(runs)));
+    let curves: [(&str, Read); 5] = [
+        ("server CPU, % of a core", |r| r.process.as_ref().map(|p| p.cpu_percent)),
+        ("server RSS, MiB", |r| r.process.as_ref().map(|p| p.rss_max_mib)),
+        ("probe latency p99, ms", |r| r.latency_ms.as_ref().map(|s| s.p99)),
+        ("probe latency p50, ms", |r| r.latency_ms.as_ref().map(|s| s.p50)),
+        ("light players' packets lost", |r| {
+            r.light.as_ref().map(|l| l.counted.lost as f64)
+        }),
+    ];
+    for (what, value) in curves {
+        let _ = write!(
+            page,
+            "<section><h3>{}</h3>{}</section>",
+            escape(what),
+            curve_svg(runs, what, value)
+        );
+    }
+    page.push_str("</div></body></html>\n");
+    page
+}
+
 /// One HTML page: the table, then each target's plots side by side.
 pub fn html(results: &[BenchResult]) -> String {
     let mut page = String::from(
@@ -184,6 +368,7 @@ mod tests {
             target: target.into(),
             publishers: 1,
             players_per_stream: 2,
+            probes_per_stream: 2,
             via: PlayVia::Whep,
             seconds: 10.0,
             picture: (320, 240, 25),
@@ -205,6 +390,9 @@ mod tests {
                 rss_max_mib: 50.0,
                 samples: vec![(0.5, 10.0, 40.0), (1.0, 30.0, 50.0)],
             }),
+            light: None,
+            rss_per_viewer_kib: None,
+            generator: None,
         }
     }
 
@@ -221,5 +409,43 @@ mod tests {
         let page = html(&results);
         assert_eq!(page.matches("<svg").count(), 4);
         assert!(page.contains("<polyline") && !page.contains("http://") && !page.contains("<script"));
+    }
+
+    #[test]
+    fn a_ramp_gets_a_row_per_step_and_curves_against_viewers() {
+        let step = |target: &str, viewers: usize, cpu: f64| BenchResult {
+            players_per_stream: viewers,
+            process: result(target, 40.0)
+                .process
+                .map(|p| ProcessUse { cpu_percent: cpu, ..p }),
+            ..result(target, 40.0)
+        };
+        let runs = [
+            BenchRun {
+                target: "a".into(),
+                steps: vec![step("a", 100, 10.0), step("a", 200, 25.0)],
+                stopped_early: None,
+            },
+            BenchRun {
+                target: "b".into(),
+                steps: vec![step("b", 100, 20.0)],
+                stopped_early: Some("after 100 viewers per stream: the probes lost 1 frames".into()),
+            },
+        ];
+        let text = runs_table(&runs);
+        assert!(text.contains("stopped after 100 viewers"), "{text}");
+        // 200 viewers at a quarter of a core: 800 per core; 100 at 10 %: 1000.
+        assert!(
+            text.contains("viewers per core, extrapolated from the best step: 1000"),
+            "{text}"
+        );
+        let rows: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("200")).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(rows[0].contains("25"), "{}", rows[0]);
+        let page = runs_html(&runs);
+        assert_eq!(page.matches("<svg").count(), 5);
+        // Two runs on each plot; run a has two points, b one.
+        assert_eq!(page.matches("<polyline").count(), 10);
+        assert_eq!(page.matches("<circle").count(), 12);
     }
 }

@@ -47,6 +47,7 @@ pub(super) fn observe(state: &PageState, observed: &mut Observed) {
     let frame = u64::from(state.audio_clock_rate.max(50) / 50);
     observed.report = Some(PlayerReport {
         peer: Default::default(),
+        counted: Default::default(),
         audio: AudioStats {
             rtp_packets: state.audio_packets,
             decoded_frames: state.audio_samples / frame,

@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub mod count;
 mod error;
 pub mod http;
 mod peer;

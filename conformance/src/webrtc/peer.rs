@@ -113,6 +113,14 @@ pub(crate) trait PeerApp: Send + 'static {
 
     /// Called at or after [`PeerApp::next_wakeup`].
     fn on_wakeup(&mut self, _now: Instant, _actions: &mut Vec<PeerAction>) {}
+
+    /// Offered every datagram before str0m sees it: `true` keeps it from
+    /// str0m. A counting player claims SRTP (its header is in the clear)
+    /// and leaves STUN, DTLS and SRTCP to str0m, so ICE and DTLS stay up
+    /// without decrypting media.
+    fn claim(&mut self, _datagram: &[u8]) -> bool {
+        false
+    }
 }
 
 /// The state a handle shares with its task.
@@ -465,36 +473,44 @@ impl<A: PeerApp> Driver<A> {
         // Large enough for any UDP datagram, so nothing reaches str0m truncated.
         let mut buf = vec![0u8; 65_536];
         let mut closing_until: Option<Instant> = None;
+        let sleep = tokio::time::sleep_until(Instant::now().into());
+        tokio::pin!(sleep);
+        // A claimed datagram changes nothing in the `Rtc`: the next turn
+        // skips draining it and keeps the timer it had.
+        let mut claimed = false;
         let reason = loop {
-            let rtc_timeout = match self.settle() {
-                Ok(t) => t,
-                Err(e) => break format!("str0m failed: {e}"),
-            };
-            self.flush().await;
-            self.changed.send_modify(|v| *v = v.wrapping_add(1));
-            if !self.rtc.is_alive() {
-                break if closing_until.is_some() {
-                    "closed by us"
-                } else {
-                    "str0m closed the session"
+            if !std::mem::take(&mut claimed) {
+                let rtc_timeout = match self.settle() {
+                    Ok(t) => t,
+                    Err(e) => break format!("str0m failed: {e}"),
+                };
+                self.flush().await;
+                self.changed.send_modify(|v| *v = v.wrapping_add(1));
+                if !self.rtc.is_alive() {
+                    break if closing_until.is_some() {
+                        "closed by us"
+                    } else {
+                        "str0m closed the session"
+                    }
+                    .to_string();
                 }
-                .to_string();
-            }
-            let now = Instant::now();
-            if closing_until.is_some_and(|until| now >= until) {
-                break "closed by us (close output not fully drained)".to_string();
-            }
-            // str0m says "never" with an instant 100 years ahead; wake at least every second.
-            let mut deadline = rtc_timeout.min(now + MAX_SLEEP);
-            if let Some(wakeup) = lock(&self.shared).app.next_wakeup() {
-                deadline = deadline.min(wakeup);
-            }
-            if let Some(until) = closing_until {
-                deadline = deadline.min(until);
+                let now = Instant::now();
+                if closing_until.is_some_and(|until| now >= until) {
+                    break "closed by us (close output not fully drained)".to_string();
+                }
+                // str0m says "never" with an instant 100 years ahead; wake at least every second.
+                let mut deadline = rtc_timeout.min(now + MAX_SLEEP);
+                if let Some(wakeup) = lock(&self.shared).app.next_wakeup() {
+                    deadline = deadline.min(wakeup);
+                }
+                if let Some(until) = closing_until {
+                    deadline = deadline.min(until);
+                }
+                sleep.as_mut().reset(deadline.into());
             }
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, source)) => self.receive(source, &buf[..n]),
+                    Ok((n, source)) => claimed = self.receive(source, &buf[..n]),
                     // ICMP errors from earlier sends surface here on some systems; they are not fatal.
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset) => {}
                     Err(e) => break format!("UDP receive failed: {e}"),
@@ -511,7 +527,7 @@ impl<A: PeerApp> Driver<A> {
                     }
                     None => break "the handle was dropped".to_string(),
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                _ = &mut sleep => {
                     let now = Instant::now();
                     if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
                         break format!("str0m failed on a timeout: {e}");
@@ -623,9 +639,13 @@ impl<A: PeerApp> Driver<A> {
         }
     }
 
-    fn receive(&mut self, source: SocketAddr, data: &[u8]) {
+    /// Hands a datagram to the app or to str0m; `true` when the app claimed it.
+    fn receive(&mut self, source: SocketAddr, data: &[u8]) -> bool {
         let mut shared = lock(&self.shared);
         shared.status.datagrams_in += 1;
+        if shared.app.claim(data) {
+            return true;
+        }
         match Receive::new(Protocol::Udp, source, self.local, data) {
             Ok(receive) => {
                 drop(shared);
@@ -637,6 +657,7 @@ impl<A: PeerApp> Driver<A> {
             }
             Err(_) => shared.status.ignored_datagrams += 1,
         }
+        false
     }
 
     async fn flush(&mut self) {

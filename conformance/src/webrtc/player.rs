@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::{Event, Rtc, RtcConfig};
 
+use super::count::{RtpCounter, RtpTotals};
 use super::http::{self, Endpoint};
 use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared};
 use super::receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
@@ -67,6 +68,11 @@ pub struct PlayerOptions {
     pub read_marks: bool,
     /// Video codecs offered before H.264, in this order.
     pub video_codecs: Vec<OfferedVideo>,
+    /// Decrypt and decode the media (the default). A player that does not
+    /// (a light bench player) sets up ICE, DTLS and signalling exactly the
+    /// same, then only counts RTP from its clear headers
+    /// ([`PlayerReport::counted`]): its video and audio stats stay empty.
+    pub decode: bool,
 }
 
 /// A video codec a player offers besides H.264, decoded with libavcodec.
@@ -98,6 +104,7 @@ impl Default for PlayerOptions {
             via: None,
             read_marks: false,
             video_codecs: Vec::new(),
+            decode: true,
         }
     }
 }
@@ -180,6 +187,8 @@ pub struct PlayerReport {
     pub video: VideoStats,
     /// Keyframe requests (PLI) this player sent.
     pub keyframe_requests_sent: u64,
+    /// RTP counted without decrypting, when the player does not decode.
+    pub counted: RtpTotals,
     /// The level of the last 500 ms of decoded audio, if any was decoded.
     pub recent_audio_dbfs: Option<f64>,
     /// Time since the offer was made.
@@ -190,9 +199,15 @@ struct PlayerApp {
     started: Instant,
     receiver: MediaReceiver,
     keyframe_requests_sent: u64,
+    /// Set when the player counts instead of decoding.
+    counter: Option<RtpCounter>,
 }
 
 impl PeerApp for PlayerApp {
+    fn claim(&mut self, datagram: &[u8]) -> bool {
+        self.counter.as_mut().is_some_and(|counter| counter.count(datagram))
+    }
+
     fn on_event(&mut self, _now: Instant, event: Event, _actions: &mut Vec<PeerAction>) {
         if let Event::MediaData(data) = event {
             let packets = data
@@ -221,6 +236,7 @@ fn report_of(shared: &Shared<PlayerApp>) -> PlayerReport {
         audio: app.receiver.audio().clone(),
         video: app.receiver.video().clone(),
         keyframe_requests_sent: app.keyframe_requests_sent,
+        counted: app.counter.as_ref().map(RtpCounter::totals).unwrap_or_default(),
         recent_audio_dbfs: app.receiver.pcm(RECENT_AUDIO).dbfs(),
         elapsed: app.started.elapsed(),
     }
@@ -291,6 +307,7 @@ impl WebRtcPlayer {
             started,
             receiver,
             keyframe_requests_sent: 0,
+            counter: (!options.decode).then(RtpCounter::default),
         };
         let peer = prepared.spawn(app);
         // On the WebSocket channel the server may offer a track that appears
