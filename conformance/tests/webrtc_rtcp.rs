@@ -216,6 +216,13 @@ async fn lost_video_packets_are_retransmitted_on_nack() {
             .and_then(|v| v.codecs.iter().find(|c| c.is_repair()))
             .map(|c| c.pt)
             .expect("the answer offers retransmissions (RTX)");
+        // The mid goes in every packet (BUNDLE); nothing feeds a bandwidth
+        // estimator the server does not run.
+        let sdp = player.answer_sdp();
+        assert!(
+            sdp.contains("urn:ietf:params:rtp-hdrext:sdes:mid") && !sdp.contains("transport-wide-cc"),
+            "{sdp}"
+        );
         players.push((player, h264.pt, rtx));
     }
     repaired.set_loss(Loss {

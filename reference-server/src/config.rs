@@ -186,6 +186,11 @@ pub struct WebRtcConfig {
     /// older than this.
     #[serde(with = "humantime_serde")]
     pub publisher_keyframe_interval: Duration,
+    /// Video packets each player keeps to answer its retransmission
+    /// requests (NACK), the newest first, for at most 3 s: the memory a
+    /// viewer costs is mostly this (about 1.2 KB a packet). 150 cover a
+    /// second and a half at 800 kbit/s, half a second at 2.5 Mbit/s.
+    pub resend_packets: usize,
 }
 
 impl Default for WebRtcConfig {
@@ -198,6 +203,7 @@ impl Default for WebRtcConfig {
             max_sessions_per_address: 100,
             video_wait: Duration::from_secs(3),
             publisher_keyframe_interval: Duration::from_secs(2),
+            resend_packets: 150,
         }
     }
 }

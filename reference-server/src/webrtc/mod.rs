@@ -28,7 +28,6 @@ use rand::Rng;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::limits::{AddressSlot, PerAddress};
@@ -153,7 +152,7 @@ impl SessionHandle {
 
 /// The WebRTC side of the server: the shared UDP socket and the sessions.
 pub struct WebRtc {
-    socket: Arc<UdpSocket>,
+    port: Arc<udp::Port>,
     candidate: SocketAddr,
     router: udp::Router,
     sessions: Mutex<HashMap<String, SessionHandle>>,
@@ -175,11 +174,11 @@ impl WebRtc {
     pub async fn bind(config: &WebRtcConfig) -> std::io::Result<WebRtc> {
         // Once per process; later calls are no-ops.
         install_crypto();
-        let socket = UdpSocket::bind(config.listen).await?;
-        let local = socket.local_addr()?;
+        let port = udp::Port::bind(config.listen).await?;
+        let local = port.local_addr()?;
         let candidate = SocketAddr::new(config.public_ip.unwrap_or(local.ip()), local.port());
         Ok(WebRtc {
-            socket: Arc::new(socket),
+            port: Arc::new(port),
             candidate,
             router: udp::Router::default(),
             sessions: Mutex::default(),
@@ -192,13 +191,13 @@ impl WebRtc {
 
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.socket.local_addr().unwrap_or(self.candidate)
+        self.port.local_addr().unwrap_or(self.candidate)
     }
 
     /// Moves datagrams to peers until shutdown.
     pub fn receive_loop(&self, ctx: &Context) -> impl std::future::Future<Output = ()> + Send + 'static {
         udp::receive_loop(
-            self.socket.clone(),
+            self.port.clone(),
             self.router.clone(),
             ctx.metrics.clone(),
             ctx.shutdown.clone(),
@@ -377,6 +376,7 @@ impl WebRtc {
             Some(certificate) => config.set_dtls_cert(certificate.clone()),
             None => config,
         };
+        let config = config.set_send_buffer_video(self.config.resend_packets.max(1));
         let (rtc, ufrag, answer) = answer_offer(config, offer, self.candidate)?;
         Ok((rtc, ufrag, answer, slot))
     }
@@ -419,7 +419,8 @@ impl WebRtc {
         ctx.metrics.webrtc_sessions_total.inc();
         let peer = peer::Peer {
             rtc,
-            socket: self.socket.clone(),
+            port: self.port.clone(),
+            batch: udp::Batch::default(),
             local: self.local_addr(),
             datagrams,
             status: status_tx,

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::play::Player;
 use super::publish::Ingest;
-use super::udp::Datagram;
+use super::udp::{Batch, Datagram, Port};
 use super::SessionStatus;
 
 /// What the peer does with its media.
@@ -28,7 +27,9 @@ pub enum Role {
 /// One peer's state, owned by its task.
 pub struct Peer {
     pub rtc: Rtc,
-    pub socket: Arc<UdpSocket>,
+    pub port: Arc<Port>,
+    /// What the `Rtc` transmits, sent when it has been drained.
+    pub batch: Batch,
     pub local: SocketAddr,
     pub datagrams: mpsc::Receiver<Datagram>,
     pub status: watch::Sender<SessionStatus>,
@@ -158,8 +159,15 @@ async fn next(role: &mut Role) -> Wake {
     }
 }
 
-/// Polls output until str0m asks for a timeout; `None` once the peer is dead.
+/// Polls output until str0m asks for a timeout, then sends what it
+/// transmitted; `None` once the peer is dead.
 fn drain(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instant> {
+    let next = poll(peer, role, connected);
+    peer.batch.flush(&peer.port);
+    next
+}
+
+fn poll(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instant> {
     loop {
         if !peer.rtc.is_alive() {
             return None;
@@ -176,10 +184,7 @@ fn drain(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Insta
         match output {
             Output::Timeout(at) => return Some(at),
             Output::Transmit(transmit) => {
-                // UDP: a full socket buffer loses the datagram, as the network might.
-                if let Err(error) = peer.socket.try_send_to(&transmit.contents, transmit.destination) {
-                    tracing::debug!(%error, "UDP send failed");
-                }
+                peer.batch.push(&peer.port, transmit.destination, &transmit.contents);
             }
             Output::Event(event) => {
                 if let Some(status) = event_status(peer, role, event, connected) {

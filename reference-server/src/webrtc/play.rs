@@ -27,6 +27,7 @@ use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
@@ -94,6 +95,26 @@ pub fn video_undecided(stream: &StreamDescription, wait: Duration, now: Instant)
     (deadline > now).then_some(deadline)
 }
 
+/// The RTP header extensions a player's answer may take: str0m's standard
+/// set without the two that only feed a sender's bandwidth estimation
+/// (transport-wide sequence numbers, whose per-packet register and the
+/// browser's feedback cost every viewer memory and CPU, and
+/// abs-send-time). The server forwards a stream at the rate it is
+/// published, so it has nothing to estimate.
+fn player_extensions() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, extension) in [
+        (1, Extension::AudioLevel),
+        (4, Extension::RtpMid),
+        (10, Extension::RtpStreamId),
+        (11, Extension::RepairedRtpStreamId),
+        (13, Extension::VideoOrientation),
+    ] {
+        map.set(id, extension);
+    }
+    map
+}
+
 /// What a player's `Rtc` will accept for a stream.
 pub struct Answerable {
     /// The codec configuration.
@@ -113,7 +134,7 @@ pub struct Answerable {
 /// in its own codec (passed through to a peer that offered it) and as
 /// transcoded H.264 (for a peer that did not).
 pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Quirks) -> Answerable {
-    let mut config = Rtc::builder().clear_codecs();
+    let mut config = Rtc::builder().clear_codecs().set_extension_map(player_extensions());
     let mut plan = Vec::new();
     let announced = |track: fn(&media::flv::MetadataTracks) -> Option<bool>| {
         !quirks.answer_only_tracks_sent && stream.and_then(|s| s.announced.as_ref()).and_then(track) == Some(true)

@@ -20,7 +20,6 @@
 //!   other codec switches to the stream's shared Opus transcoder;
 //! - RTP time follows the stream's timestamps on one [`Clock`].
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use media::eflv::bitstream::Bitstream;
@@ -32,6 +31,10 @@ use super::clock::{Clock, Track};
 pub use super::plan::{AudioOut, VideoOut};
 use super::plan::{AudioPlan, VideoPlan};
 use crate::hub::{Frame, MediaKind};
+
+/// Bytes reserved beyond a picture's own for the parameter sets put in
+/// front of a keyframe, so that converting it does not reallocate.
+const PARAMETER_SETS_ROOM: usize = 256;
 
 /// Media for the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +48,10 @@ pub struct Write {
     /// Its RTP time.
     pub time: MediaTime,
     /// A picture in its codec's RTP-ready bitstream (Annex B for H.264
-    /// and HEVC, OBUs for AV1, VP8 and VP9 frames), or a sound frame.
-    pub data: Arc<[u8]>,
+    /// and HEVC, OBUs for AV1, VP8 and VP9 frames), or a sound frame: made
+    /// for this player and handed to str0m as it is (its packetizer takes
+    /// an owned buffer), the one copy of the frame a player costs.
+    pub data: Vec<u8>,
 }
 
 /// What the player does for its core.
@@ -84,7 +89,6 @@ pub struct PlayCore {
     /// this timestamp were in the answer.
     skip_video_through: Option<u32>,
     clock: Clock,
-    annexb: Vec<u8>,
     /// While true, no sound is written.
     pub audio_muted: bool,
     /// Opus is decoded and encoded again instead of passed through (a
@@ -108,7 +112,6 @@ impl PlayCore {
             need_keyframe: true,
             skip_video_through: None,
             clock: Clock::default(),
-            annexb: Vec::with_capacity(64 * 1024),
             audio_muted: false,
             opus_transcoded: false,
         }
@@ -253,20 +256,21 @@ impl PlayCore {
         let (Some(pt), Some(data)) = (self.video.pt(codec), frame.data()) else {
             return;
         };
-        self.annexb.clear();
+        // Room for the parameter sets a keyframe may get in front.
+        let mut annexb = Vec::with_capacity(data.len() + PARAMETER_SETS_ROOM);
         match (codec, &self.avc, &self.bitstream) {
             (VideoCodec::Avc, Some(avc), _) => {
-                avc.avcc_to_annexb(data, &mut self.annexb);
+                avc.avcc_to_annexb(data, &mut annexb);
             }
             (VideoCodec::Avc, None, _) | (_, _, None) => return,
             (_, _, Some(bitstream)) => {
-                if let Err(error) = bitstream.frame(data, frame.keyframe, &mut self.annexb) {
+                if let Err(error) = bitstream.frame(data, frame.keyframe, &mut annexb) {
                     tracing::debug!(%error, "picture not sent");
                     return;
                 }
             }
         }
-        if self.annexb.is_empty() {
+        if annexb.is_empty() {
             return;
         }
         // Pictures start once a keyframe could be sent.
@@ -281,7 +285,7 @@ impl PlayCore {
             pt,
             wallclock,
             time: MediaTime::new(pts * 90, Frequency::NINETY_KHZ),
-            data: Arc::from(&self.annexb[..]),
+            data: annexb,
         }));
     }
 
@@ -323,7 +327,7 @@ impl PlayCore {
             pt,
             wallclock,
             time: MediaTime::new(ms * u64::from(rate.get()) / 1000, rate),
-            data: Arc::from(data),
+            data: data.to_vec(),
         }));
     }
 }

@@ -4,17 +4,125 @@
 //! whose USERNAME starts with the ufrag the server put in that peer's answer.
 //! That names the peer; from then on its source address does (DTLS, SRTP and
 //! SRTCP carry no ufrag). Datagrams for nobody are dropped and counted.
+//!
+//! Datagrams go out in batches: the packets of one picture for one peer
+//! are the same size but the last, which is what UDP generic segmentation
+//! offload (GSO: one `sendmsg` for many datagrams, split by the kernel)
+//! takes, so a peer's [`Batch`] sends them with one system call instead of
+//! one each. They come in by `recvmmsg`, split again where the kernel
+//! coalesced them (GRO). `quinn-udp` does the system calls, and falls back
+//! to one datagram per call where the kernel cannot.
 
 use std::collections::HashMap;
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+
+/// The shared socket and its offload state.
+pub struct Port {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl Port {
+    /// Binds `addr` and turns on what the kernel offers (GSO, GRO).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Port> {
+        let socket = UdpSocket::bind(addr).await?;
+        let state = UdpSocketState::new((&socket).into())?;
+        Ok(Port { socket, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Datagrams one send may carry (1 without GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Sends `contents` to `destination` now, without waiting: as one
+    /// datagram, or as datagrams of `segment` bytes (the last may be
+    /// shorter). A full socket buffer loses them, as the network might.
+    fn send(&self, destination: SocketAddr, contents: &[u8], segment: Option<usize>) {
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: segment,
+            src_ip: None,
+        };
+        let sent = self.socket.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.socket).into(), &transmit)
+        });
+        if let Err(error) = sent {
+            tracing::debug!(%error, %destination, "UDP send failed");
+        }
+    }
+}
+
+/// One peer's outgoing datagrams, gathered while its `Rtc` is drained and
+/// sent by [`Batch::flush`] in as few system calls as GSO allows. It keeps
+/// its buffer, so sending allocates nothing.
+#[derive(Debug, Default)]
+pub struct Batch {
+    destination: Option<SocketAddr>,
+    buf: Vec<u8>,
+    /// The size of every datagram in the batch but the last.
+    segment: usize,
+    count: usize,
+    /// The last datagram was shorter than `segment`: nothing may follow it.
+    closed: bool,
+    /// System calls made, datagrams sent (for tests and metrics).
+    sends: u64,
+    datagrams: u64,
+}
+
+impl Batch {
+    /// Adds a datagram, sending what was gathered first if it cannot join.
+    pub fn push(&mut self, port: &Port, destination: SocketAddr, datagram: &[u8]) {
+        let joins = self.count > 0
+            && self.destination == Some(destination)
+            && !self.closed
+            && datagram.len() <= self.segment
+            && self.count < port.max_segments();
+        if !joins {
+            self.flush(port);
+            self.destination = Some(destination);
+            self.segment = datagram.len();
+        }
+        self.buf.extend_from_slice(datagram);
+        self.count += 1;
+        self.closed = datagram.len() < self.segment;
+    }
+
+    /// Sends what was gathered.
+    pub fn flush(&mut self, port: &Port) {
+        if let (Some(destination), true) = (self.destination, self.count > 0) {
+            port.send(destination, &self.buf, (self.count > 1).then_some(self.segment));
+            self.sends += 1;
+            self.datagrams += self.count as u64;
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.closed = false;
+    }
+
+    /// System calls and datagrams so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.sends, self.datagrams)
+    }
+}
 
 /// One datagram for a peer.
 #[derive(Debug)]
@@ -79,39 +187,60 @@ impl Router {
     }
 }
 
+/// Buffers one receive call fills (by `recvmmsg`).
+const RECEIVE_BATCH: usize = 16;
+/// Room for one datagram, or for what GRO coalesced of several.
+const RECEIVE_SLOT: usize = 2048;
+
 /// Receives datagrams and hands each to its peer until shutdown.
-pub async fn receive_loop(socket: Arc<UdpSocket>, router: Router, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    let mut buf = vec![0u8; 2048];
+pub async fn receive_loop(port: Arc<Port>, router: Router, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let slot = RECEIVE_SLOT * port.state.gro_segments().max(1);
+    let mut storage = vec![0u8; slot * RECEIVE_BATCH];
+    let mut bufs: Vec<IoSliceMut<'_>> = storage.chunks_mut(slot).map(IoSliceMut::new).collect();
+    let mut meta = [RecvMeta::default(); RECEIVE_BATCH];
     loop {
-        let received = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buf) => received,
-        };
-        let (len, source) = match received {
-            Ok(pair) => pair,
+            ready = port.socket.readable() => if let Err(error) = ready {
+                tracing::warn!(%error, "UDP socket failed: WebRTC receive stopped");
+                return;
+            },
+        }
+        let received = port.socket.try_io(Interest::READABLE, || {
+            port.state.recv((&port.socket).into(), &mut bufs, &mut meta)
+        });
+        let count = match received {
+            Ok(count) => count,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(error) => {
                 // ICMP port unreachable from a peer that went away, and the like.
                 tracing::debug!(%error, "UDP receive failed");
                 continue;
             }
         };
-        let data = &buf[..len];
-        match router.route(source, data) {
-            Some(tx) => {
-                if tx
-                    .try_send(Datagram {
-                        source,
-                        data: Bytes::copy_from_slice(data),
-                    })
-                    .is_err()
-                {
-                    metrics.webrtc_datagrams_dropped.inc();
-                }
+        for (buf, meta) in bufs.iter().zip(&meta).take(count) {
+            for datagram in buf[..meta.len].chunks(meta.stride.max(1)) {
+                deliver(&router, &metrics, meta.addr, datagram);
             }
-            None => {
+        }
+    }
+}
+
+/// Hands one datagram to its peer, or drops and counts it.
+fn deliver(router: &Router, metrics: &Metrics, source: SocketAddr, data: &[u8]) {
+    match router.route(source, data) {
+        Some(tx) => {
+            let datagram = Datagram {
+                source,
+                data: Bytes::copy_from_slice(data),
+            };
+            if tx.try_send(datagram).is_err() {
                 metrics.webrtc_datagrams_dropped.inc();
-                tracing::debug!(%source, len, "datagram for no peer dropped");
             }
+        }
+        None => {
+            metrics.webrtc_datagrams_dropped.inc();
+            tracing::debug!(%source, len = data.len(), "datagram for no peer dropped");
         }
     }
 }
@@ -168,6 +297,80 @@ mod tests {
         let mut truncated = binding_request("srv1:cli9");
         truncated.truncate(30);
         assert_eq!(stun_local_ufrag(&truncated), None);
+    }
+
+    /// Receives `n` datagrams on `socket`, their sizes and first bytes.
+    async fn receive(socket: &UdpSocket, n: usize) -> Vec<(usize, u8)> {
+        let mut buf = [0u8; 2048];
+        let mut got = Vec::new();
+        for _ in 0..n {
+            let wait = tokio::time::timeout(std::time::Duration::from_secs(2), socket.recv_from(&mut buf));
+            let (len, _) = wait.await.expect("a datagram in time").unwrap();
+            got.push((len, buf[0]));
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_pictures_datagrams_go_out_in_one_call_and_arrive_apart() {
+        let port = Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (a, b) = (
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        );
+        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        // Sends that find the socket not ready yet are lost, as when full.
+        port.socket.writable().await.unwrap();
+        let mut batch = Batch::default();
+        // A picture in three packets to a, the last shorter; then a larger
+        // one to a (it cannot follow a short one), then one to b.
+        for (dest, len, tag) in [
+            (to_a, 1000, 1),
+            (to_a, 1000, 2),
+            (to_a, 400, 3),
+            (to_a, 1100, 4),
+            (to_b, 200, 5),
+        ] {
+            batch.push(&port, dest, &vec![tag; len]);
+        }
+        batch.flush(&port);
+        assert_eq!(receive(&a, 4).await, [(1000, 1), (1000, 2), (400, 3), (1100, 4)]);
+        assert_eq!(receive(&b, 1).await, [(200, 5)]);
+        let (sends, datagrams) = batch.counts();
+        assert_eq!(datagrams, 5);
+        let expected_sends = if port.max_segments() > 1 { 3 } else { 5 };
+        assert_eq!(sends, expected_sends, "GSO segments: {}", port.max_segments());
+        // Nothing left to send.
+        batch.flush(&port);
+        assert_eq!(batch.counts(), (sends, 5));
+    }
+
+    #[tokio::test]
+    async fn coalesced_or_not_every_datagram_reaches_its_peer() {
+        let port = Arc::new(Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap());
+        let router = Router::default();
+        let mut rx = router.add("srv1");
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(receive_loop(port.clone(), router, metrics.clone(), shutdown.clone()));
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = port.local_addr().unwrap();
+        client.send_to(&binding_request("srv1:x"), server).await.unwrap();
+        // A burst of equal datagrams, which GRO may coalesce on the way in.
+        for seq in 0..50u8 {
+            client
+                .send_to(&[0x80, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], server)
+                .await
+                .unwrap();
+        }
+        let first = rx.recv().await.unwrap();
+        assert_eq!(first.data[0], 0, "STUN first");
+        for seq in 0..50u8 {
+            let datagram = rx.recv().await.unwrap();
+            assert_eq!((datagram.data.len(), datagram.data[1]), (12, seq));
+        }
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test]
