@@ -191,7 +191,8 @@ impl ChunkDecoder {
             limits,
             continuations: Continuations::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            buffer: BytesMut::with_capacity(64 * 1024),
+            // Grows with what a publisher sends; a player sends little.
+            buffer: BytesMut::with_capacity(4 * 1024),
             streams: HashMap::new(),
             pending_bytes: 0,
             bytes_received: 0,

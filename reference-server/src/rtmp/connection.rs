@@ -169,6 +169,9 @@ impl Drop for Connection {
     }
 }
 
+/// Bytes one read takes from a connection's socket.
+const READ_BUFFER: usize = 16 * 1024;
+
 impl Connection {
     async fn run(
         &mut self,
@@ -176,7 +179,9 @@ impl Connection {
         mut player_rx: mpsc::Receiver<PlayerEvent>,
     ) -> Result<&'static str, Closed> {
         let idle = self.ctx.config.rtmp.idle_timeout;
-        let mut buf = vec![0u8; 64 * 1024];
+        // Every connection has one, players too (thousands of them): a
+        // publisher's bytes take a few more reads, not more memory each.
+        let mut buf = vec![0u8; READ_BUFFER];
         let mut events = Vec::new();
         // Clients often send connect in the same segment as C2.
         self.input(&leftover, &mut events).await?;
