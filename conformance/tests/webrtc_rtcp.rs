@@ -266,3 +266,50 @@ async fn lost_video_packets_are_retransmitted_on_nack() {
     publishing.abort();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_light_player_counts_the_packets_a_lossy_relay_dropped_without_decrypting() {
+    let server = embedded(|_| {}).await.unwrap();
+    let tags = synthetic_stream(8, 0, 600_000);
+    let (publishing, go) = publish_from(&server, "counted", tags, 0, 0).await;
+    let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
+    let player = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), APP, "counted"),
+        PlayerOptions {
+            via: Some(relay.addr()),
+            decode: false,
+            ..PlayerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let h264 = player
+        .answer()
+        .video()
+        .and_then(|v| v.codecs_named("H264").next())
+        .map(|c| c.pt)
+        .expect("H.264 answered");
+    relay.set_loss(Loss {
+        every: 10,
+        payload_type: Some(h264),
+        all_of: None,
+    });
+    player.wait_connected(WAIT).await.unwrap();
+    go.send(()).unwrap();
+    let report = until(&player, "300 packets counted", |r| r.counted.packets >= 300).await;
+    let dropped = relay.lost();
+    // Audio and video; nothing decrypted, so nothing decoded and no NACK
+    // repaired a loss: the gaps are exactly what the relay dropped (but the
+    // last few, which no later packet has shown yet).
+    assert_eq!(report.counted.streams, 2, "{report:#?}");
+    assert_eq!((report.video.pictures, report.audio.decoded_frames), (0, 0));
+    assert!(dropped >= 10, "the relay dropped only {dropped}");
+    assert!(
+        report.counted.lost <= dropped && report.counted.lost + 2 >= dropped,
+        "counted {} lost, the relay dropped {dropped}",
+        report.counted.lost
+    );
+    assert!(report.peer.connected && report.counted.bytes > 300 * 12);
+    publishing.abort();
+    server.shutdown().await;
+}

@@ -51,7 +51,16 @@ fn rows() -> Vec<(&'static str, Read)> {
         ("generator CPU (% of a core)", |r| {
             r.generator.as_ref().map(|p| p.cpu_percent)
         }),
+        ("generator CPU per light player (%)", generator_per_light_player),
     ]
+}
+
+/// The load generator's CPU over its light players: an upper bound on what
+/// one costs it (the probes' decoding is in the numerator too).
+fn generator_per_light_player(step: &BenchResult) -> Option<f64> {
+    let players = step.light.as_ref()?.players;
+    let cpu = step.generator.as_ref()?.cpu_percent;
+    (players > 0).then(|| cpu / players as f64)
 }
 
 /// The columns of a ramp's table: a heading and how to read it off a step.
@@ -68,6 +77,7 @@ fn ramp_columns() -> Vec<(&'static str, Read)> {
         ("frames lost", |r| Some(r.frames_lost as f64)),
         ("setup fail", |r| r.light.as_ref().map(|l| l.setup_failures as f64)),
         ("gen CPU %", |r| r.generator.as_ref().map(|p| p.cpu_percent)),
+        ("gen %/light", generator_per_light_player),
     ]
 }
 
@@ -134,6 +144,7 @@ pub fn runs_table(runs: &[BenchRun]) -> String {
 fn cell(value: Option<f64>) -> String {
     match value {
         Some(v) if v.fract() == 0.0 && v.abs() < 1e9 => format!("{v:.0}"),
+        Some(v) if v.abs() < 1.0 => format!("{v:.3}"),
         Some(v) => format!("{v:.1}"),
         None => "-".into(),
     }
