@@ -20,6 +20,11 @@ use super::control::Control;
 use super::csid;
 use super::message::{type_id, Message};
 
+/// What the output buffer starts with.
+const OUTPUT_CAPACITY: usize = 16 * 1024;
+/// An output buffer grown past this is replaced once written.
+const OUTPUT_KEPT: usize = 64 * 1024;
+
 /// One side of an RTMP connection. See the module docs.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -43,7 +48,7 @@ impl Endpoint {
             encoder: ChunkEncoder::new(),
             control: Control::default(),
             held: BytesMut::new(),
-            output: BytesMut::with_capacity(16 * 1024),
+            output: BytesMut::with_capacity(OUTPUT_CAPACITY),
             answered: Vec::new(),
         }
     }
@@ -158,6 +163,18 @@ impl Endpoint {
         &mut self.output
     }
 
+    /// The output was all written: empties it, and gives back what a burst
+    /// (a cached group of pictures sent to a player at once) grew it to, so
+    /// that a connection keeps its usual few kilobytes, not its largest
+    /// moment.
+    pub fn output_written(&mut self) {
+        if self.output.capacity() > OUTPUT_KEPT {
+            self.output = BytesMut::with_capacity(OUTPUT_CAPACITY);
+        } else {
+            self.output.clear();
+        }
+    }
+
     /// Bytes of the peer's taken into messages so far (the running total
     /// Acknowledgements carry), not counting any held back.
     pub fn bytes_received(&self) -> u64 {
@@ -174,6 +191,30 @@ impl Endpoint {
 mod tests {
     use super::*;
     use crate::rtmp::message::UserControl;
+
+    #[test]
+    fn a_burst_does_not_keep_its_output_buffer() {
+        let mut endpoint = Endpoint::new(ChunkLimits::default());
+        let picture = Message::Video(bytes::Bytes::from(vec![0x17; 30_000]));
+        // A cached group of pictures written at once.
+        for _ in 0..10 {
+            endpoint.send(csid::VIDEO, 1, 0, &picture);
+        }
+        assert!(endpoint.output().len() > 300_000);
+        endpoint.output_written();
+        assert!(endpoint.output().is_empty());
+        assert!(endpoint.output().capacity() <= OUTPUT_KEPT);
+        // An ordinary write keeps the buffer it has.
+        endpoint.send(
+            csid::VIDEO,
+            1,
+            40,
+            &Message::Video(bytes::Bytes::from(vec![0x27; 2_000])),
+        );
+        let capacity = endpoint.output().capacity();
+        endpoint.output_written();
+        assert_eq!(endpoint.output().capacity(), capacity);
+    }
 
     fn peer_bytes(messages: &[Message]) -> Vec<u8> {
         let mut peer = Endpoint::new(ChunkLimits::default());

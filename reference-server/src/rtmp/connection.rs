@@ -277,7 +277,7 @@ impl Connection {
         timeout(limit, self.socket.write_all(self.session.output()))
             .await
             .map_err(|_| Closed::WriteStalled(limit))??;
-        self.session.output().clear();
+        self.session.output_written();
         Ok(())
     }
 

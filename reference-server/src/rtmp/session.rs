@@ -241,6 +241,11 @@ impl Session {
         self.endpoint.output()
     }
 
+    /// The output was all written (see [`Endpoint::output_written`]).
+    pub fn output_written(&mut self) {
+        self.endpoint.output_written();
+    }
+
     /// Total bytes received, as acknowledged to the peer.
     pub fn bytes_received(&self) -> u64 {
         self.endpoint.bytes_received()
