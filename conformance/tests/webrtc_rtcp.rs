@@ -85,6 +85,25 @@ async fn until(player: &WebRtcPlayer, what: &str, done: impl Fn(&PlayerReport) -
     }
 }
 
+/// A player of `stream` whose datagrams go through `relay`, and the
+/// payload type its answer gave H.264.
+async fn play_via(server: &ServerHandle, stream: &str, relay: &UdpRelay, options: PlayerOptions) -> (WebRtcPlayer, u8) {
+    let options = PlayerOptions {
+        via: Some(relay.addr()),
+        ..options
+    };
+    let player = WebRtcPlayer::play(Signalling::http(&server.http_url(), APP, stream), options)
+        .await
+        .unwrap();
+    let h264 = player
+        .answer()
+        .video()
+        .and_then(|v| v.codecs_named("H264").next())
+        .map(|c| c.pt)
+        .expect("H.264 answered");
+    (player, h264)
+}
+
 /// Publishes the first tags (up to and including `upto` ms), waits until the
 /// server has the stream, and sends the rest in real time from a task once
 /// told to, with audio sent `audio_lead_ms` ahead of the video of the same
@@ -195,21 +214,7 @@ async fn lost_video_packets_are_retransmitted_on_nack() {
     let unrepaired = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
     let mut players = Vec::new();
     for relay in [&repaired, &unrepaired] {
-        let player = WebRtcPlayer::play(
-            Signalling::http(&server.http_url(), APP, "lossy"),
-            PlayerOptions {
-                via: Some(relay.addr()),
-                ..PlayerOptions::video_only()
-            },
-        )
-        .await
-        .unwrap();
-        let h264 = player
-            .answer()
-            .video()
-            .and_then(|v| v.codecs_named("H264").next())
-            .cloned()
-            .expect("H.264 answered");
+        let (player, h264) = play_via(&server, "lossy", relay, PlayerOptions::video_only()).await;
         let rtx = player
             .answer()
             .video()
@@ -223,7 +228,7 @@ async fn lost_video_packets_are_retransmitted_on_nack() {
             sdp.contains("urn:ietf:params:rtp-hdrext:sdes:mid") && !sdp.contains("transport-wide-cc"),
             "{sdp}"
         );
-        players.push((player, h264.pt, rtx));
+        players.push((player, h264, rtx));
     }
     repaired.set_loss(Loss {
         every: 10,
@@ -273,22 +278,11 @@ async fn a_light_player_counts_the_packets_a_lossy_relay_dropped_without_decrypt
     let tags = synthetic_stream(8, 0, 600_000);
     let (publishing, go) = publish_from(&server, "counted", tags, 0, 0).await;
     let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
-    let player = WebRtcPlayer::play(
-        Signalling::http(&server.http_url(), APP, "counted"),
-        PlayerOptions {
-            via: Some(relay.addr()),
-            decode: false,
-            ..PlayerOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let h264 = player
-        .answer()
-        .video()
-        .and_then(|v| v.codecs_named("H264").next())
-        .map(|c| c.pt)
-        .expect("H.264 answered");
+    let options = PlayerOptions {
+        decode: false,
+        ..PlayerOptions::default()
+    };
+    let (player, h264) = play_via(&server, "counted", &relay, options).await;
     relay.set_loss(Loss {
         every: 10,
         payload_type: Some(h264),

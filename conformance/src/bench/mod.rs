@@ -34,7 +34,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use self::media::MediaSpec;
-use self::players::{Endpoints, Light, PlayJob, ProbeLog};
+use self::players::{lock, Endpoints, Light, PlayJob, ProbeLog};
 use crate::target::Running;
 use crate::webrtc::count::RtpTotals;
 
@@ -636,10 +636,6 @@ struct Window {
     new_since: Instant,
     /// The first step: every probe started in it.
     first_step: bool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the probes' logs say about `window`; the step's other fields are

@@ -65,14 +65,7 @@ pub async fn publish(
     (start, sent): (Instant, Arc<Mutex<Vec<Instant>>>),
     mut stop: Stop,
 ) -> Result<(), String> {
-    let mut client = RtmpClient::open(endpoints.rtmp_addr, ClientProfile::encoder())
-        .await
-        .map_err(|e| e.to_string())?;
-    client
-        .connect(&endpoints.tc_url, Vec::new())
-        .await
-        .map_err(|e| e.to_string())?;
-    let stream = client.create_stream().await.map_err(|e| e.to_string())?;
+    let (mut client, stream) = rtmp_stream(&endpoints).await?;
     let status = client.publish(stream, &name).await.map_err(|e| e.to_string())?;
     if status.code != ::media::netstatus::code::PUBLISH_START {
         return Err(format!("publish answered {}", status.code));
@@ -137,12 +130,13 @@ pub async fn probe(endpoints: Arc<Endpoints>, job: PlayJob, via: PlayVia, log: A
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a log; a panic elsewhere while holding it leaves it usable.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens an RTMP session that plays `name`.
-async fn rtmp_play(endpoints: &Endpoints, name: &str) -> Result<RtmpClient, String> {
+/// Opens an RTMP connection, connects to the app and creates a stream.
+async fn rtmp_stream(endpoints: &Endpoints) -> Result<(RtmpClient, u32), String> {
     let mut client = RtmpClient::open(endpoints.rtmp_addr, ClientProfile::encoder())
         .await
         .map_err(|e| e.to_string())?;
@@ -151,6 +145,12 @@ async fn rtmp_play(endpoints: &Endpoints, name: &str) -> Result<RtmpClient, Stri
         .await
         .map_err(|e| e.to_string())?;
     let stream = client.create_stream().await.map_err(|e| e.to_string())?;
+    Ok((client, stream))
+}
+
+/// Opens an RTMP session that plays `name`.
+async fn rtmp_play(endpoints: &Endpoints, name: &str) -> Result<RtmpClient, String> {
+    let (mut client, stream) = rtmp_stream(endpoints).await?;
     client.play(stream, name).await.map_err(|e| e.to_string())?;
     Ok(client)
 }
