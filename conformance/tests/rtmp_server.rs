@@ -558,4 +558,11 @@ async fn a_drain_asks_enhanced_rtmp_clients_to_reconnect_and_fails_the_health_ch
         let id = client.create_stream().await.unwrap();
         assert!(id > 0);
     }
+    // A client that connects during the drain is asked as soon as it is connected.
+    let mut late = reconnecting_encoder(&server).await;
+    let request = late
+        .wait_status(0, code::CONNECT_RECONNECT_REQUEST, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(request.tc_url.as_deref(), Some(elsewhere));
 }

@@ -250,11 +250,20 @@ impl Connection {
     /// connect again, when the server drains or before it closes the
     /// connection on shutdown (waiting at most a second for the write).
     async fn ask_to_reconnect(&mut self) {
-        if self.enhanced.as_ref().is_some_and(|c| c.has(caps_ex::RECONNECT)) {
-            self.session
-                .reconnect_request(self.ctx.config.rtmp.reconnect_tc_url.as_deref());
+        if self.request_reconnect() {
             let _ = timeout(Duration::from_secs(1), self.flush()).await;
         }
+    }
+
+    /// Queues a ReconnectRequest for a client that announced it can take
+    /// one (Enhanced RTMP v2's `capsEx`); whether it did.
+    fn request_reconnect(&mut self) -> bool {
+        let can = self.enhanced.as_ref().is_some_and(|c| c.has(caps_ex::RECONNECT));
+        if can {
+            self.session
+                .reconnect_request(self.ctx.config.rtmp.reconnect_tc_url.as_deref());
+        }
+        can
     }
 
     async fn input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), Closed> {
@@ -381,6 +390,10 @@ impl Connection {
                 .then_some(caps)
         });
         self.session.accept_connect(request.object_encoding);
+        // A client that connects while the server drains is asked at once.
+        if *self.ctx.draining.borrow() && self.request_reconnect() {
+            tracing::info!("server draining: asked to reconnect on connect");
+        }
         Ok(())
     }
 
