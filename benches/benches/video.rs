@@ -153,14 +153,27 @@ fn h264_same_size(c: &mut Criterion, name: &str, file: &str) {
     let config = AvcConfig::parse(&tags[0].data[5..]).unwrap();
     let sps = media::h264::SpsInfo::parse(&config.sps[0]).unwrap();
     let bitrate = default_bitrate(sps.width as usize, sps.height as usize);
+    let decoder = || BareDecoder::new(ff::AVCodecID::AV_CODEC_ID_H264, None);
+    bare_beside_pipeline(c, name, (&tags, &units), bitrate, decoder);
+}
+
+/// One group of two benches on one input at its own size and `bitrate`:
+/// the bare codecs (`units` decoded by `decoder`'s decoder, encoded by
+/// openh264) and the pipeline (`tags` through the `VideoTranscoder`).
+fn bare_beside_pipeline(
+    c: &mut Criterion,
+    name: &str,
+    (tags, units): (&[Tag], &[Vec<u8>]),
+    bitrate: u32,
+    decoder: impl Fn() -> BareDecoder,
+) {
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Elements(units.len() as u64));
-    let decoder = || BareDecoder::new(ff::AVCodecID::AV_CODEC_ID_H264, None);
     bare(
         &mut group,
         "bare codecs (libavcodec decode + openh264 encode)",
-        &units,
+        units,
         bitrate,
         decoder,
     );
@@ -169,7 +182,7 @@ fn h264_same_size(c: &mut Criterion, name: &str, file: &str) {
         max_height: None,
         bitrate: Some(bitrate),
     };
-    pipeline(&mut group, "pipeline (VideoTranscoder)", &tags, settings);
+    pipeline(&mut group, "pipeline (VideoTranscoder)", tags, settings);
     group.finish();
 }
 
@@ -250,24 +263,8 @@ fn enhanced(c: &mut Criterion) {
     for (name, file, id, prefer) in inputs {
         let tags = video_tags(file);
         let units = enhanced_units(&tags);
-        let mut group = c.benchmark_group(name);
-        group.sample_size(10);
-        group.throughput(Throughput::Elements(units.len() as u64));
         let decoder = || BareDecoder::new(id, prefer);
-        bare(
-            &mut group,
-            "bare codecs (libavcodec decode + openh264 encode)",
-            &units,
-            bitrate,
-            decoder,
-        );
-        let settings = VideoSettings {
-            max_width: None,
-            max_height: None,
-            bitrate: Some(bitrate),
-        };
-        pipeline(&mut group, "pipeline (VideoTranscoder)", &tags, settings);
-        group.finish();
+        bare_beside_pipeline(c, name, (&tags, &units), bitrate, decoder);
     }
 }
 
