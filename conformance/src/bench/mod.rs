@@ -555,7 +555,7 @@ pub async fn run(
             analyse(&outcomes, &sent, &window)
         };
         result.decode_errors = result.decode_errors.saturating_sub(decode_errors_before);
-        steps.push(BenchResult {
+        let measured = BenchResult {
             target: running.spec.name.clone(),
             publishers: options.publishers,
             players_per_stream: target_viewers,
@@ -568,13 +568,14 @@ pub async fn run(
             rss_per_viewer_kib,
             generator,
             ..result
-        });
-        let last = steps.last().expect("just pushed");
-        if index + 1 < options.steps.len() {
-            if let Some(reason) = too_much(last, options.max_p99_ms) {
-                stopped_early = Some(format!("after {target_viewers} viewers per stream: {reason}"));
-                break;
-            }
+        };
+        let enough = (index + 1 < options.steps.len())
+            .then(|| too_much(&measured, options.max_p99_ms))
+            .flatten();
+        steps.push(measured);
+        if let Some(reason) = enough {
+            stopped_early = Some(format!("after {target_viewers} viewers per stream: {reason}"));
+            break;
         }
     }
 
@@ -744,6 +745,29 @@ mod tests {
         assert_eq!(Summary::of(&[7.0]).unwrap().p99, 7.0);
         assert!(Summary::of(&[]).is_none());
         assert_eq!(histogram(&[1.0, 9.0, 25.0], 10.0), [(0, 2), (10, 0), (20, 1)]);
+    }
+
+    #[test]
+    fn a_ramp_stops_on_lost_frames_no_pictures_or_a_high_p99() {
+        let t0 = Instant::now();
+        let window = Window {
+            from: t0,
+            to: t0 + Duration::from_secs(2),
+            new_since: t0,
+            first_step: true,
+        };
+        let mut step = analyse(&[], &[], &window);
+        assert!(too_much(&step, None).is_some_and(|r| r.contains("no marked picture")));
+        step.latency_ms = Summary::of(&[5.0, 80.0]);
+        assert_eq!(too_much(&step, None), None);
+        assert_eq!(too_much(&step, Some(100.0)), None);
+        let reason = too_much(&step, Some(50.0)).unwrap();
+        assert_eq!(reason, "probe latency p99 80.0 ms is above 50 ms");
+        step.frames_lost = 3;
+        assert_eq!(
+            too_much(&step, Some(100.0)).as_deref(),
+            Some("the probes lost 3 frames")
+        );
     }
 
     #[test]
