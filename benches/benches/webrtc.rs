@@ -7,9 +7,13 @@
 //! datagrams passed by hand); the benchmark then writes frames on the
 //! sending side and drains its datagrams. The receiving side is not fed, so
 //! only the sender's work is measured.
+//!
+//! `send_path` then times putting those datagrams on a real UDP socket on
+//! 127.0.0.1: one `sendto` per datagram, as the server used to, beside the
+//! server's `udp::Batch`, which sends a picture's datagrams for one peer in
+//! one GSO `sendmsg` where the kernel can.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -163,7 +167,6 @@ fn packetize(c: &mut Criterion) {
                 .map(|p| p.pt())
         })
         .expect("H.264 negotiated");
-    let mut annexb = Vec::with_capacity(256 * 1024);
     let mut frame = 0u64;
     let mut group = c.benchmark_group("webrtc");
     group.throughput(Throughput::Elements(FRAMES as u64));
@@ -174,9 +177,9 @@ fn packetize(c: &mut Criterion) {
                 let mut datagrams = 0;
                 for body in &bodies {
                     frame += 1;
-                    annexb.clear();
-                    avc.avcc_to_annexb(&body[5..], &mut annexb);
-                    let data: Arc<[u8]> = Arc::from(&annexb[..]);
+                    // As the player does: one buffer per frame, handed to str0m.
+                    let mut data = Vec::with_capacity(body.len() + 256);
+                    avc.avcc_to_annexb(&body[5..], &mut data);
                     // 25 fps on the media and the wall clock alike.
                     let at = pair.now + Duration::from_millis(frame * 40);
                     let time = MediaTime::new(frame * 3600, Frequency::NINETY_KHZ);
@@ -198,5 +201,90 @@ fn packetize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, packetize);
+/// The SRTP datagrams of each of the `FRAMES` pictures, as str0m made them.
+fn pictures_as_datagrams() -> Vec<Vec<Vec<u8>>> {
+    let (avc, bodies) = frames();
+    let mut pair = Pair::connect();
+    let pt = pair
+        .sender
+        .writer(pair.mid)
+        .and_then(|w| {
+            w.payload_params()
+                .find(|p| p.spec().codec == Codec::H264)
+                .map(|p| p.pt())
+        })
+        .expect("H.264 negotiated");
+    let mut pictures = Vec::new();
+    for (index, body) in bodies.iter().enumerate() {
+        let frame = index as u64 + 1;
+        let mut data = Vec::new();
+        avc.avcc_to_annexb(&body[5..], &mut data);
+        let at = pair.now + Duration::from_millis(frame * 40);
+        let time = MediaTime::new(frame * 3600, Frequency::NINETY_KHZ);
+        pair.sender.writer(pair.mid).unwrap().write(pt, at, time, data).unwrap();
+        pair.sender.handle_input(Input::Timeout(at)).unwrap();
+        let mut datagrams = Vec::new();
+        loop {
+            match pair.sender.poll_output().unwrap() {
+                Output::Transmit(t) => datagrams.push(t.contents.to_vec()),
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
+            }
+        }
+        pictures.push(datagrams);
+    }
+    pictures
+}
+
+fn send_path(c: &mut Criterion) {
+    let pictures = pictures_as_datagrams();
+    let datagrams: usize = pictures.iter().map(Vec::len).sum();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _inside = runtime.enter();
+    // A peer that never reads: the kernel drops what overflows its buffer,
+    // after the sender's work is done.
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let destination = peer.local_addr().unwrap();
+    let port = runtime
+        .block_on(reference_server::webrtc::udp::Port::bind(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    // Let the reactor see the socket writable once.
+    runtime.block_on(tokio::time::sleep(Duration::from_millis(20)));
+    let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut group = c.benchmark_group("webrtc_send");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    group.bench_function(
+        format!("one sendto per datagram ({FRAMES} pictures of 720p, {datagrams} datagrams)"),
+        |b| {
+            b.iter(|| {
+                for datagram in pictures.iter().flatten() {
+                    let _ = plain.send_to(datagram, destination);
+                }
+            });
+        },
+    );
+    let mut batch = reference_server::webrtc::udp::Batch::default();
+    group.bench_function(
+        format!(
+            "udp::Batch, a picture per call with GSO (max {} segments)",
+            port.max_segments()
+        ),
+        |b| {
+            b.iter(|| {
+                for picture in &pictures {
+                    for datagram in picture {
+                        batch.push(&port, destination, datagram);
+                    }
+                    batch.flush(&port);
+                }
+            });
+        },
+    );
+    group.finish();
+    drop(peer);
+}
+
+criterion_group!(benches, packetize, send_path);
 criterion_main!(benches);
