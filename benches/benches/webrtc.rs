@@ -152,21 +152,25 @@ impl Pair {
         self.receiver.handle_input(Input::Timeout(self.now)).unwrap();
         mid
     }
+
+    /// The payload type the sender's H.264 was negotiated at.
+    fn h264_pt(&mut self) -> str0m::media::Pt {
+        self.sender
+            .writer(self.mid)
+            .and_then(|w| {
+                w.payload_params()
+                    .find(|p| p.spec().codec == Codec::H264)
+                    .map(|p| p.pt())
+            })
+            .expect("H.264 negotiated")
+    }
 }
 
 fn packetize(c: &mut Criterion) {
     let (avc, bodies) = frames();
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     let mut pair = Pair::connect();
-    let pt = pair
-        .sender
-        .writer(pair.mid)
-        .and_then(|w| {
-            w.payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt())
-        })
-        .expect("H.264 negotiated");
+    let pt = pair.h264_pt();
     let mut frame = 0u64;
     let mut group = c.benchmark_group("webrtc");
     group.throughput(Throughput::Elements(FRAMES as u64));
@@ -205,15 +209,7 @@ fn packetize(c: &mut Criterion) {
 fn pictures_as_datagrams() -> Vec<Vec<Vec<u8>>> {
     let (avc, bodies) = frames();
     let mut pair = Pair::connect();
-    let pt = pair
-        .sender
-        .writer(pair.mid)
-        .and_then(|w| {
-            w.payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt())
-        })
-        .expect("H.264 negotiated");
+    let pt = pair.h264_pt();
     let mut pictures = Vec::new();
     for (index, body) in bodies.iter().enumerate() {
         let frame = index as u64 + 1;
