@@ -191,7 +191,7 @@ async fn chromium_is_offered_video_that_appears_after_its_answer() {
         .into_iter()
         .filter(|t| t.kind != media::flv::TagKind::Script)
         .collect();
-    let tags = media::flv::video_from(tags, 6000);
+    let tags = media::flv::track_from(tags, media::flv::TagKind::Video, 6000);
     let mut flash = RtmpClient::open(server.rtmp_addr(), ClientProfile::flash_player())
         .await
         .unwrap();

@@ -408,23 +408,28 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
     })
 }
 
-/// `tags` with no video before `after` ms: video resumes at the first
-/// keyframe from then on, preceded by the last sequence header before it
-/// (restamped), as a camera that starts after the microphone would send.
-pub fn video_from(tags: Vec<Tag>, after: u32) -> Vec<Tag> {
-    let is_config = |t: &Tag| video_header(&t.data).is_some_and(|h| h.is_sequence_header);
-    let is_keyframe = |t: &Tag| video_header(&t.data).is_some_and(|h| h.is_keyframe);
+/// `tags` with nothing of the `kind` track (audio or video) before `after`
+/// ms, as a camera that starts after the microphone (or a microphone after
+/// the camera) would send. The track resumes at its first frame from then
+/// on that a decoder can start at (a keyframe, for video), preceded by the
+/// last sequence header before it, restamped.
+pub fn track_from(tags: Vec<Tag>, kind: TagKind, after: u32) -> Vec<Tag> {
+    let is_config = |t: &Tag| match kind {
+        TagKind::Video => video_header(&t.data).is_some_and(|h| h.is_sequence_header),
+        _ => audio_header(&t.data).is_some_and(|h| h.is_sequence_header),
+    };
+    let can_start = |t: &Tag| kind != TagKind::Video || video_header(&t.data).is_some_and(|h| h.is_keyframe);
     let mut config: Option<Tag> = None;
     let mut started = false;
     let mut out = Vec::with_capacity(tags.len());
     for tag in tags {
-        if tag.kind != TagKind::Video || started {
+        if tag.kind != kind || started {
             out.push(tag);
             continue;
         }
         if is_config(&tag) {
             config = Some(tag);
-        } else if tag.timestamp >= after && is_keyframe(&tag) {
+        } else if tag.timestamp >= after && can_start(&tag) {
             if let Some(config) = config.take() {
                 out.push(Tag {
                     timestamp: tag.timestamp,
@@ -443,7 +448,7 @@ pub fn video_from(tags: Vec<Tag>, after: u32) -> Vec<Tag> {
 /// empty, or `hasVideo`/`hasAudio` true), `Some(false)` when it says there is
 /// none (`hasVideo: false`, or no codec id for the track at all), `None` when it
 /// says nothing either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetadataTracks {
     /// Whether the stream has (or will have) video.
     pub video: Option<bool>,
@@ -504,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn video_starts_late_at_a_keyframe_after_its_sequence_header() {
+    fn a_track_starts_late_at_a_frame_it_can_start_at_after_its_sequence_header() {
         let tag = |kind, timestamp, data: &'static [u8]| Tag {
             kind,
             timestamp,
@@ -520,17 +525,34 @@ mod tests {
             tag(TagKind::Video, 2040, &[0x17, 1]),
             tag(TagKind::Video, 2080, &[0x27, 1]),
         ];
-        let out: Vec<(TagKind, u32, u8)> = video_from(tags, 2000)
-            .iter()
-            .map(|t| (t.kind, t.timestamp, t.data[0] ^ t.data.get(1).copied().unwrap_or(0)))
-            .collect();
+        let digest = |tags: Vec<Tag>| -> Vec<(TagKind, u32, u8)> {
+            tags.iter()
+                .map(|t| (t.kind, t.timestamp, t.data[0] ^ t.data.get(1).copied().unwrap_or(0)))
+                .collect()
+        };
         assert_eq!(
-            out,
+            digest(track_from(tags.clone(), TagKind::Video, 2000)),
             [
                 (TagKind::Script, 0, b'm' ^ b'e'),
                 (TagKind::Audio, 0, 0xAE),
                 (TagKind::Audio, 2000, 0xAE),
                 (TagKind::Video, 2040, 0x17),
+                (TagKind::Video, 2040, 0x16),
+                (TagKind::Video, 2080, 0x26),
+            ]
+        );
+        // Sound that starts late: its AAC sequence header comes with its first frame.
+        let mut tags = tags;
+        tags.insert(1, tag(TagKind::Audio, 0, &[0xAF, 0]));
+        assert_eq!(
+            digest(track_from(tags, TagKind::Audio, 1000)),
+            [
+                (TagKind::Script, 0, b'm' ^ b'e'),
+                (TagKind::Video, 0, 0x17),
+                (TagKind::Video, 0, 0x16),
+                (TagKind::Video, 2000, 0x26),
+                (TagKind::Audio, 2000, 0xAF),
+                (TagKind::Audio, 2000, 0xAE),
                 (TagKind::Video, 2040, 0x16),
                 (TagKind::Video, 2080, 0x26),
             ]

@@ -181,6 +181,14 @@ pub struct WebRtcConfig {
     /// metadata without one, an audio-only answer at once.
     #[serde(with = "humantime_serde")]
     pub video_wait: Duration,
+    /// The same for sound: how long after its publish started a stream
+    /// that has sent no audio, and whose metadata does not say whether it
+    /// has audio, may still be waited for. Encoders send their first sound
+    /// with their first pictures, so this is short: a player of a
+    /// video-only stream without metadata is held up at most this long,
+    /// and only in the stream's first moments.
+    #[serde(with = "humantime_serde")]
+    pub audio_wait: Duration,
     /// A WebRTC publisher is asked for a keyframe (PLI, or FIR when that is
     /// all it takes) when a player joins, and whenever its last keyframe is
     /// older than this.
@@ -202,6 +210,7 @@ impl Default for WebRtcConfig {
             max_sessions: 1000,
             max_sessions_per_address: 100,
             video_wait: Duration::from_secs(3),
+            audio_wait: Duration::from_secs(1),
             publisher_keyframe_interval: Duration::from_secs(2),
             resend_packets: 150,
         }

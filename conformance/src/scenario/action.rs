@@ -92,6 +92,11 @@ pub enum Action {
         /// first keyframe from then on, after the sequence header.
         #[serde(default)]
         video_after: Option<u32>,
+        /// Send no audio of `media` before this many milliseconds (an
+        /// encoder whose first sound follows its first pictures): audio
+        /// begins there, after its sequence header.
+        #[serde(default)]
+        audio_after: Option<u32>,
         /// The publishing type: `live` (default), `record` or `append`.
         #[serde(default = "live")]
         kind: String,
@@ -1867,6 +1872,7 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         seconds,
         metadata,
         video_after,
+        audio_after,
         eflv,
         ..
     } = publish
@@ -1886,7 +1892,11 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         .filter(|t| limit.is_none_or(|l| t.timestamp <= l))
         .collect();
     let tags = match video_after {
-        Some(after) => media::flv::video_from(tags, *after),
+        Some(after) => media::flv::track_from(tags, TagKind::Video, *after),
+        None => tags,
+    };
+    let tags = match audio_after {
+        Some(after) => media::flv::track_from(tags, TagKind::Audio, *after),
         None => tags,
     };
     let Some(shape) = eflv else { return Ok(tags) };

@@ -39,6 +39,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "the video m-line is rejected, not sending; fewer than 25 pictures",
     ),
     (
+        "webrtc/whep/audio-starts-late",
+        "answer_only_tracks_sent",
+        "the audio m-line is rejected, not sending; fewer than 50 audio frames",
+    ),
+    (
         "webrtc/ws/video-starts-late",
         // Over the WebSocket channel a renegotiation would still bring the
         // pictures: both must be off for the player to stay without them.

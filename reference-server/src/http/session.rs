@@ -55,7 +55,7 @@ pub async fn start(
         "WebRTC session requested"
     );
     if direction == Direction::Play && !ctx.config.quirks.answer_only_tracks_sent {
-        wait_until_video_is_known(ctx, app, &name.name).await;
+        wait_until_tracks_are_known(ctx, app, &name.name).await;
     }
     let started = match publisher {
         None => {
@@ -71,13 +71,18 @@ pub async fn start(
     Ok(started?)
 }
 
-/// Waits, at most `webrtc.video_wait` after the publish started, while a
-/// live stream has sent no video and its metadata does not say whether it
-/// will (see [`play::video_undecided`]): the answer then offers video to a
-/// player that arrives between a Flash microphone's first sound and its
-/// camera's first picture.
-async fn wait_until_video_is_known(ctx: &Arc<Context>, app: &str, stream: &str) {
-    let wait = ctx.config.webrtc.video_wait;
+/// Waits, at most `webrtc.video_wait` (for video) or `webrtc.audio_wait`
+/// (for sound) after the publish started, while a live stream has not sent
+/// a track and its metadata does not say whether it will (see
+/// [`play::undecided`]): the answer then offers video to a player that
+/// arrives between a Flash microphone's first sound and its camera's first
+/// picture, and sound to one that arrives between an encoder's first
+/// picture and its first sound.
+async fn wait_until_tracks_are_known(ctx: &Arc<Context>, app: &str, stream: &str) {
+    let waits = play::TrackWaits {
+        video: ctx.config.webrtc.video_wait,
+        audio: ctx.config.webrtc.audio_wait,
+    };
     let Some(mut subscription) = ctx.hub.subscribe(app, stream, false, Tracks::All) else {
         return;
     };
@@ -85,7 +90,7 @@ async fn wait_until_video_is_known(ctx: &Arc<Context>, app: &str, stream: &str) 
     while let Some(deadline) = ctx
         .hub
         .describe(app, stream)
-        .and_then(|description| play::video_undecided(&description, wait, Instant::now()))
+        .and_then(|description| play::undecided(&description, waits, Instant::now()))
     {
         // Any delivery may be the one that decides.
         match tokio::time::timeout_at(deadline.into(), subscription.next()).await {
@@ -97,7 +102,7 @@ async fn wait_until_video_is_known(ctx: &Arc<Context>, app: &str, stream: &str) 
     if !waited.is_zero() {
         tracing::debug!(
             waited_ms = waited.as_millis() as u64,
-            "waited to learn whether the stream has video"
+            "waited to learn which tracks the stream has"
         );
     }
 }

@@ -81,18 +81,32 @@ pub fn video_request(params: &Params) -> Result<Option<VideoSettings>, String> {
     }))
 }
 
+/// How long after a publish started a player's answer may wait to learn
+/// which tracks the stream has (see [`undecided`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TrackWaits {
+    /// For video: a Flash camera starts up to a few seconds after the microphone.
+    pub video: Duration,
+    /// For sound: encoders interleave it with the first pictures, so the
+    /// wait is short; a video-only stream is not held up for long.
+    pub audio: Duration,
+}
+
 /// Until when the answer to a player of `stream` should wait to learn
-/// whether the stream has video; `None` to answer now. It waits while the
-/// publisher has sent no video, its metadata (if any) does not say whether
-/// video comes, and less than `wait` has passed since the publish started
-/// (a Flash camera starts up to a few seconds after the microphone).
-pub fn video_undecided(stream: &StreamDescription, wait: Duration, now: Instant) -> Option<Instant> {
-    let announced = stream.announced.and_then(|a| a.video);
-    if stream.has_video || announced.is_some() {
-        return None;
-    }
-    let deadline = stream.published_at + wait;
-    (deadline > now).then_some(deadline)
+/// whether the stream has video and sound; `None` to answer now. It waits
+/// while a track has not arrived, the metadata (if any) does not say
+/// whether it comes, and less than its wait has passed since the publish
+/// started. The earliest deadline still ahead is returned: the caller
+/// asks again when it passes or when anything arrives.
+pub fn undecided(stream: &StreamDescription, waits: TrackWaits, now: Instant) -> Option<Instant> {
+    let announced = stream.announced.unwrap_or_default();
+    let deadline = |arrived: bool, announced: Option<bool>, wait: Duration| {
+        let deadline = stream.published_at + wait;
+        (!arrived && announced.is_none() && deadline > now).then_some(deadline)
+    };
+    let video = deadline(stream.has_video, announced.video, waits.video);
+    let audio = deadline(stream.has_audio, announced.audio, waits.audio);
+    video.into_iter().chain(audio).min()
 }
 
 /// The RTP header extensions a player's answer may take: str0m's standard
@@ -700,32 +714,67 @@ mod tests {
 
     #[test]
     fn a_player_waits_for_video_only_while_nothing_says_whether_it_comes() {
-        let wait = Duration::from_secs(3);
+        let waits = TrackWaits {
+            video: Duration::from_secs(3),
+            audio: Duration::from_secs(1),
+        };
         let audio_only_so_far = stream(true, false, None);
         let start = audio_only_so_far.published_at;
         assert_eq!(
-            video_undecided(&audio_only_so_far, wait, start + Duration::from_millis(500)),
-            Some(start + wait)
+            undecided(&audio_only_so_far, waits, start + Duration::from_millis(500)),
+            Some(start + waits.video)
         );
         assert_eq!(
-            video_undecided(&audio_only_so_far, wait, start + wait),
+            undecided(&audio_only_so_far, waits, start + waits.video),
             None,
             "waited enough"
         );
         assert_eq!(
-            video_undecided(&stream(true, false, Some(true)), wait, start),
+            undecided(&stream(true, false, Some(true)), waits, start),
             None,
             "announced"
         );
         assert_eq!(
-            video_undecided(&stream(true, false, Some(false)), wait, start),
+            undecided(&stream(true, false, Some(false)), waits, start),
             None,
             "announced absent"
         );
+        assert_eq!(undecided(&stream(true, true, None), waits, start), None, "video came");
+    }
+
+    #[test]
+    fn a_player_waits_briefly_for_sound_after_the_first_picture() {
+        let waits = TrackWaits {
+            video: Duration::from_secs(3),
+            audio: Duration::from_secs(1),
+        };
+        // An encoder's first keyframe arrives a moment before its first sound.
+        let video_so_far = stream(false, true, None);
+        let start = video_so_far.published_at;
         assert_eq!(
-            video_undecided(&stream(true, true, None), wait, start),
+            undecided(&video_so_far, waits, start + Duration::from_millis(5)),
+            Some(start + waits.audio)
+        );
+        assert_eq!(
+            undecided(&video_so_far, waits, start + waits.audio),
             None,
-            "video came"
+            "a video-only stream is answered after the short wait"
+        );
+        let mut announced_silent = stream(false, true, Some(true));
+        announced_silent.announced = Some(MetadataTracks {
+            video: Some(true),
+            audio: Some(false),
+        });
+        assert_eq!(
+            undecided(&announced_silent, waits, start),
+            None,
+            "metadata says no sound"
+        );
+        // Nothing yet at all: the earlier deadline is the next look.
+        let nothing_yet = stream(false, false, None);
+        assert_eq!(
+            undecided(&nothing_yet, waits, nothing_yet.published_at),
+            Some(nothing_yet.published_at + waits.audio)
         );
     }
 
