@@ -25,6 +25,7 @@ use super::CodecError;
 use media::eflv::{self, FourCc, PacketType};
 use media::flv::{composition_offset, video_header, TagKind, VideoCodec};
 use media::h264::{annexb_nal_units, nal_type, nal_unit_type, to_avcc, AvcConfig};
+use media::rtmp::Timeline;
 
 /// What a [`VideoTranscoder`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,10 +66,13 @@ pub struct VideoTranscoder {
     spark: Option<SparkDecoder>,
     enhanced: Option<EnhancedDecoder>,
     encoder: Option<AvcEncoder>,
-    /// Presentation times of pictures given to the decoder and not out yet.
-    pending: BinaryHeap<Reverse<u32>>,
-    /// The presentation time of the last input keyframe not yet re-encoded.
-    keyframe_at: Option<u32>,
+    /// Input timestamps past the 32-bit wrap, so that pictures on either
+    /// side of it keep their order.
+    timeline: Timeline,
+    /// Presentation times (extended) of pictures given to the decoder and not out yet.
+    pending: BinaryHeap<Reverse<i64>>,
+    /// The presentation time (extended) of the last input keyframe not yet re-encoded.
+    keyframe_at: Option<i64>,
     started: bool,
     last_config: Option<AvcConfig>,
     decoded: Picture,
@@ -98,6 +102,7 @@ impl VideoTranscoder {
             spark: None,
             enhanced: None,
             encoder: None,
+            timeline: Timeline::default(),
             pending: BinaryHeap::with_capacity(MAX_PENDING + 1),
             keyframe_at: None,
             started: false,
@@ -132,8 +137,9 @@ impl VideoTranscoder {
     /// what comes out to `out` (nothing before the first keyframe; with
     /// B-frames, pictures come out a few tags late).
     pub fn push(&mut self, timestamp_ms: u32, body: &[u8], out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
+        let timestamp = self.timeline.extend(timestamp_ms);
         if eflv::is_enhanced(TagKind::Video, body) {
-            return self.push_enhanced(timestamp_ms, body, out);
+            return self.push_enhanced(timestamp, body, out);
         }
         let header = video_header(body).ok_or_else(|| CodecError::corrupt("video", "an empty video tag"))?;
         if header.is_command {
@@ -149,7 +155,7 @@ impl VideoTranscoder {
                     1 => {}
                     _ => return Ok(()), // end of sequence
                 }
-                if !self.avc_picture(timestamp_ms, cts, header.is_keyframe, &body[5..])? {
+                if !self.avc_picture(timestamp, cts, header.is_keyframe, &body[5..])? {
                     return Ok(());
                 }
                 true
@@ -158,13 +164,13 @@ impl VideoTranscoder {
                 if !self.start(header.is_keyframe) {
                     return Ok(());
                 }
-                self.pending_picture(timestamp_ms, header.is_keyframe);
+                self.pending_picture(timestamp, header.is_keyframe);
                 open(&mut self.spark, SparkDecoder::new)?.decode(&body[1..], &mut self.decoded)?
             }
             other => return Err(CodecError::Unsupported(format!("{} video", other.name()))),
         };
         if picture {
-            let pts = self.pending.pop().map_or(timestamp_ms, |Reverse(pts)| pts);
+            let pts = self.pending.pop().map_or(timestamp, |Reverse(pts)| pts);
             self.encode(pts, out)?;
         }
         Ok(())
@@ -172,7 +178,7 @@ impl VideoTranscoder {
 
     /// Transcodes one Enhanced RTMP video tag body (its first packet: the
     /// caller gives a multitrack message's main track alone).
-    fn push_enhanced(&mut self, timestamp_ms: u32, body: &[u8], out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
+    fn push_enhanced(&mut self, timestamp: i64, body: &[u8], out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
         let corrupt = |e: eflv::EflvError| CodecError::corrupt("video", e.to_string());
         let Some(tag) = eflv::parse(TagKind::Video, body).map_err(corrupt)? else {
             return Ok(());
@@ -187,7 +193,7 @@ impl VideoTranscoder {
                 return open(&mut self.avc, AvcDecoder::new)?.configure(packet.data)
             }
             (FourCc::AVC, PacketType::CodedFrames | PacketType::CodedFramesX) => {
-                self.avc_picture(timestamp_ms, packet.composition_offset, keyframe, packet.data)?
+                self.avc_picture(timestamp, packet.composition_offset, keyframe, packet.data)?
             }
             (fourcc, _) if !EnhancedDecoder::decodes(fourcc) => {
                 return Err(CodecError::Unsupported(format!("{fourcc} video")));
@@ -203,7 +209,7 @@ impl VideoTranscoder {
                 if !self.start(keyframe) {
                     return Ok(());
                 }
-                let pts = presentation(timestamp_ms, packet.composition_offset);
+                let pts = timestamp + i64::from(packet.composition_offset);
                 self.pending_picture(pts, keyframe);
                 let decoder = open(&mut self.enhanced, || EnhancedDecoder::new(fourcc))?;
                 decoder.decode(packet.data, keyframe, &mut self.decoded)?
@@ -211,19 +217,19 @@ impl VideoTranscoder {
             _ => return Ok(()), // a sequence end, metadata
         };
         if picture {
-            let pts = self.pending.pop().map_or(timestamp_ms, |Reverse(pts)| pts);
+            let pts = self.pending.pop().map_or(timestamp, |Reverse(pts)| pts);
             self.encode(pts, out)?;
         }
         Ok(())
     }
 
     /// Decodes an H.264 access unit (AVCC) shown `cts` ms after
-    /// `timestamp_ms`: whether a picture came out.
-    fn avc_picture(&mut self, timestamp_ms: u32, cts: i32, keyframe: bool, avcc: &[u8]) -> Result<bool, CodecError> {
+    /// `timestamp` (extended): whether a picture came out.
+    fn avc_picture(&mut self, timestamp: i64, cts: i32, keyframe: bool, avcc: &[u8]) -> Result<bool, CodecError> {
         if !self.start(keyframe) {
             return Ok(false);
         }
-        self.pending_picture(presentation(timestamp_ms, cts), keyframe);
+        self.pending_picture(timestamp + i64::from(cts), keyframe);
         open(&mut self.avc, AvcDecoder::new)?.decode(avcc, &mut self.decoded)
     }
 
@@ -233,7 +239,7 @@ impl VideoTranscoder {
         self.started
     }
 
-    fn pending_picture(&mut self, pts: u32, keyframe: bool) {
+    fn pending_picture(&mut self, pts: i64, keyframe: bool) {
         self.pending.push(Reverse(pts));
         if self.pending.len() > MAX_PENDING {
             self.pending.pop();
@@ -243,7 +249,7 @@ impl VideoTranscoder {
         }
     }
 
-    fn encode(&mut self, pts: u32, out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
+    fn encode(&mut self, pts: i64, out: &mut Vec<FlvVideoTag>) -> Result<(), CodecError> {
         let (width, height) = fit_within(
             self.decoded.width,
             self.decoded.height,
@@ -263,7 +269,9 @@ impl VideoTranscoder {
             encoder.request_idr();
         }
         self.annexb.clear();
-        encoder.encode(picture, u64::from(pts), &mut self.annexb)?;
+        encoder.encode(picture, pts.max(0) as u64, &mut self.annexb)?;
+        // Back on RTMP's 32-bit clock, wrapping where the input did.
+        let timestamp_ms = pts as u32;
 
         let (mut sps, mut pps, mut idr) = (None, None, false);
         for unit in annexb_nal_units(&self.annexb) {
@@ -277,7 +285,7 @@ impl VideoTranscoder {
         if let Some(config) = sps.zip(pps).and_then(|(s, p)| AvcConfig::from_parameter_sets(s, p)) {
             if self.last_config.as_ref() != Some(&config) {
                 out.push(FlvVideoTag {
-                    timestamp_ms: pts,
+                    timestamp_ms,
                     config: true,
                     keyframe: true,
                     data: config.to_sequence_header(),
@@ -291,18 +299,13 @@ impl VideoTranscoder {
             annexb_nal_units(&self.annexb).filter(|u| !matches!(nal_unit_type(u), nal_type::SPS | nal_type::PPS));
         to_avcc(pictures, &mut body);
         out.push(FlvVideoTag {
-            timestamp_ms: pts,
+            timestamp_ms,
             config: false,
             keyframe: idr,
             data: Bytes::from(body),
         });
         Ok(())
     }
-}
-
-/// A decode time plus a composition offset, in the u32 ms range.
-fn presentation(timestamp_ms: u32, cts: i32) -> u32 {
-    (i64::from(timestamp_ms) + i64::from(cts)).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// The codec in `slot`, created on first use.
@@ -383,6 +386,26 @@ mod tests {
         assert_eq!(pictures[1].timestamp_ms - pictures[0].timestamp_ms, 40);
         let (decoded, size) = decode(&out);
         assert_eq!((decoded, size), (pictures.len(), (320, 240)));
+    }
+
+    #[test]
+    fn b_frames_keep_their_order_across_the_32_bit_wrap() {
+        // The stream's timestamps wrap to 0 four seconds in.
+        let start = u32::MAX - 3999;
+        let mut transcoder = VideoTranscoder::new(FULL_SIZE);
+        let mut out = Vec::new();
+        for tag in video_tags("ffmpeg_h264_aac_320x240_440hz.flv") {
+            transcoder
+                .push(tag.timestamp.wrapping_add(start), &tag.data, &mut out)
+                .unwrap();
+        }
+        let times: Vec<u32> = out.iter().filter(|t| !t.config).map(|t| t.timestamp_ms).collect();
+        assert!(times.len() >= 245, "{}", times.len());
+        assert!(
+            times.contains(&(u32::MAX - 39)) && times.contains(&0),
+            "crosses the wrap"
+        );
+        assert!(times.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 40), "{times:?}");
     }
 
     #[test]

@@ -645,7 +645,11 @@ impl OpusToRtmp {
                 return config;
             }
             match transcoded.recv().await {
-                Some(frame) if !frame.config && self.not_before.is_some_and(|t| frame.timestamp < t) => {}
+                Some(frame)
+                    if !frame.config
+                        && self
+                            .not_before
+                            .is_some_and(|t| media::rtmp::timestamp_before(frame.timestamp, t)) => {}
                 Some(frame) => {
                     // Caught up: from here on the sound is live.
                     if !frame.config {

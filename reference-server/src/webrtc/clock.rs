@@ -10,6 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use media::rtmp::Timeline;
+
 /// A track of the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Track {
@@ -24,6 +26,8 @@ pub enum Track {
 pub struct Clock {
     /// Added to stream milliseconds to make output milliseconds.
     offset: i64,
+    /// Stream timestamps past the 32-bit wrap.
+    timeline: Timeline,
     /// The latest output milliseconds so far.
     last: u64,
     /// The output milliseconds of the last picture.
@@ -49,10 +53,14 @@ impl Clock {
     /// both tracks, so that no wallclock lies in the future.
     pub fn map(&mut self, track: Track, timestamp: u32, now: Instant) -> (u64, Instant) {
         if self.realign {
-            self.offset = self.last as i64 + 20 - i64::from(timestamp);
+            self.timeline = Timeline::default();
+        }
+        let timestamp = self.timeline.extend(timestamp);
+        if self.realign {
+            self.offset = self.last as i64 + 20 - timestamp;
             self.realign = false;
         }
-        let ms = (i64::from(timestamp) + self.offset).max(0) as u64;
+        let ms = (timestamp + self.offset).max(0) as u64;
         self.last = self.last.max(ms);
         let (start, first) = self.origin.get_or_insert((now, ms));
         let mut at = *start + Duration::from_millis(ms.saturating_sub(*first));
@@ -147,6 +155,20 @@ mod tests {
         // The new publisher starts at 0: output goes on 20 ms later.
         assert_eq!(clock.map(Track::Video, 0, t0 + 500 * MS).0, 50_030);
         assert_eq!(clock.map(Track::Audio, 40, t0 + 540 * MS).0, 50_070);
+    }
+
+    #[test]
+    fn timestamps_that_wrap_past_2_32_go_on_forward() {
+        let mut clock = Clock::default();
+        let t0 = Instant::now();
+        let before = u32::MAX - 39;
+        assert_eq!(clock.map(Track::Video, before, t0).0, u64::from(before));
+        // The next picture, 40 ms later, is stamped 0 after the wrap.
+        let (after, _) = clock.map(Track::Video, 0, t0 + 40 * MS);
+        assert_eq!(after, u64::from(before) + 40);
+        // Sound from just before the wrap, sent after that picture, stays before it.
+        assert_eq!(clock.map(Track::Audio, u32::MAX - 9, t0 + 41 * MS).0, after - 10);
+        assert_eq!(clock.map(Track::Audio, 11, t0 + 60 * MS).0, after + 11);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl PlayCore {
             }
             MediaKind::Video => {
                 if let Some(through) = self.skip_video_through {
-                    if frame.timestamp <= through && !frame.config {
+                    if !media::rtmp::timestamp_before(through, frame.timestamp) && !frame.config {
                         return;
                     }
                     self.skip_video_through = None;
