@@ -232,6 +232,9 @@ pub struct MediaLayout {
     pub video_csid: u32,
     /// Added to every media timestamp, wrapping at 2^32.
     pub timestamp_offset: u32,
+    /// From this media timestamp on, timestamps start again from 0 (before
+    /// the offset is added): an encoder restarted without reconnecting.
+    pub restart_at: Option<u32>,
 }
 
 impl Default for MediaLayout {
@@ -240,6 +243,7 @@ impl Default for MediaLayout {
             audio_csid: csid::AUDIO,
             video_csid: csid::VIDEO,
             timestamp_offset: 0,
+            restart_at: None,
         }
     }
 }
@@ -520,6 +524,10 @@ impl RtmpClient {
             8 => self.layout.audio_csid,
             9 => self.layout.video_csid,
             _ => csid::STREAM_COMMAND,
+        };
+        let timestamp = match self.layout.restart_at {
+            Some(at) if timestamp >= at => timestamp - at,
+            _ => timestamp,
         };
         self.endpoint.send_raw(&RawMessage {
             csid: chunk_stream,

@@ -288,6 +288,10 @@ pub struct Quirks {
     /// players instead of passed through: they hear it a generation worse
     /// and later.
     pub opus_transcoded: bool,
+    /// An RTMP publisher's timestamps that jump back (an encoder restarted
+    /// without reconnecting) are passed on as they come: WebRTC players'
+    /// RTP time goes back with them.
+    pub timestamp_jumps_passed_on: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -337,6 +341,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
         &mut q.track_selection_ignored
     }),
     ("opus_transcoded", "opus-reencode", |q| &mut q.opus_transcoded),
+    ("timestamp_jumps_passed_on", "ts-jumps", |q| {
+        &mut q.timestamp_jumps_passed_on
+    }),
 ];
 
 impl Quirks {

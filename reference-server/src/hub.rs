@@ -20,6 +20,7 @@ use bytes::Bytes;
 use media::flv;
 use tokio::sync::{broadcast, watch, Notify};
 
+use crate::continuity::Continuity;
 pub use crate::frame::{Frame, MediaKind};
 use crate::metrics::{Counter, Metrics};
 use crate::text::Clipped;
@@ -108,6 +109,8 @@ struct StreamState {
     video_codec: Option<flv::VideoCodec>,
     /// An H.264 picture with a composition offset came: the stream has B-frames.
     video_reorders: bool,
+    /// The current publisher's timestamps, kept going forward.
+    continuity: Continuity,
 }
 
 impl StreamState {
@@ -292,6 +295,7 @@ impl Hub {
             }
             state.publisher = Some(owner);
             state.published_at = Some(Instant::now());
+            state.continuity = Continuity::default();
             state.generation += 1;
             let generation = state.generation;
             stream.publication.send_replace(Publication::Live { generation });
@@ -299,6 +303,7 @@ impl Hub {
         Ok(Publisher {
             hub: self.clone(),
             stream,
+            restamp_jumps: true,
         })
     }
 
@@ -369,18 +374,32 @@ pub struct StreamDescription {
 pub struct Publisher {
     hub: Hub,
     stream: Arc<Stream>,
+    /// Whether a jump back of the timestamps is restamped ([`Continuity`]).
+    restamp_jumps: bool,
 }
 
 impl Publisher {
+    /// Passes the publisher's timestamps on as they come, jumps back
+    /// included (the `timestamp_jumps_passed_on` quirk).
+    pub fn pass_timestamp_jumps_on(&mut self) {
+        self.restamp_jumps = false;
+    }
+
     /// Resolves when a player joined or asked for a keyframe since the last
     /// time it resolved (one pending request is kept while nobody waits).
     pub async fn keyframe_wanted(&self) {
         self.stream.keyframe_wanted.notified().await;
     }
 
-    /// Pushes a frame to every player and into the late-joiner cache.
-    pub fn push(&self, frame: Frame) {
+    /// Pushes a frame to every player and into the late-joiner cache. A
+    /// picture or sound after the publisher's timestamps jumped back is
+    /// restamped to go on from the latest (see [`Continuity`]); sequence
+    /// headers and data keep theirs.
+    pub fn push(&self, mut frame: Frame) {
         let mut state = lock(&self.stream.state);
+        if self.restamp_jumps && frame.kind != MediaKind::Data && !frame.config {
+            frame.timestamp = state.continuity.restamp(frame.timestamp);
+        }
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;
         match frame.kind {

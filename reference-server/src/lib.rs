@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod continuity;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

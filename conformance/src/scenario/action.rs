@@ -354,6 +354,7 @@ async fn chunk_as(client: &mut crate::client::RtmpClient, chunking: &Chunking) -
         audio_csid: chunking.audio_csid.unwrap_or(defaults.audio_csid),
         video_csid: chunking.video_csid.unwrap_or(defaults.video_csid),
         timestamp_offset: chunking.timestamp_offset,
+        restart_at: chunking.restart_at,
     });
     client.set_chunk_style(media::rtmp::ChunkStyle {
         full_headers: chunking.full_headers,
@@ -647,6 +648,11 @@ pub struct Chunking {
     /// need extended timestamps; near 4294967295 they wrap).
     #[serde(default)]
     pub timestamp_offset: u32,
+    /// From this media timestamp on, the timestamps sent start again from
+    /// 0 while the media goes on at its pace, as an encoder restarted
+    /// without reconnecting sends them: a jump back mid-stream.
+    #[serde(default)]
+    pub restart_at: Option<u32>,
     /// Every message with a full (type 0) header.
     #[serde(default)]
     pub full_headers: bool,

@@ -1186,7 +1186,7 @@ impl MediaExpect {
         }
         if media.pictures_in_order && report.video.out_of_order > 0 {
             return Err(format!(
-                "{} of {} video frames were sent after a frame with a later RTP timestamp (B-frames passed through in decode order)",
+                "{} of {} video frames were sent after a frame with a later RTP timestamp (B-frames passed through in decode order, or RTP time that went back)",
                 report.video.out_of_order, report.video.frames
             ));
         }

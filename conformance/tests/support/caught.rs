@@ -44,6 +44,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "the audio m-line is rejected, not sending; fewer than 50 audio frames",
     ),
     (
+        "webrtc/whep/timestamps-restart",
+        "timestamp_jumps_passed_on",
+        "video frames were sent after a frame with a later RTP timestamp",
+    ),
+    (
         "webrtc/ws/video-starts-late",
         // Over the WebSocket channel a renegotiation would still bring the
         // pictures: both must be off for the player to stay without them.

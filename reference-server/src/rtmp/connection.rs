@@ -453,7 +453,10 @@ impl Connection {
         tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "publish");
         let requester = self.requester(app);
         match admission::publish(&self.ctx, &key, &name, &requester, self.connection_id).await {
-            Ok(publisher) => {
+            Ok(mut publisher) => {
+                if self.ctx.config.quirks.timestamp_jumps_passed_on {
+                    publisher.pass_timestamp_jumps_on();
+                }
                 self.ctx.metrics.publishes_total.inc();
                 self.publishers.insert(stream_id, publisher);
                 self.session.publish_started(stream_id);
