@@ -284,10 +284,12 @@ pub struct RtmpMediaExpect {
     #[serde(default, with = "humantime_serde")]
     pub max_backlog: Option<Duration>,
     /// No audio frame arrives later than this after the step began (the
-    /// player asked for none: `receiveAudio false`).
+    /// player asked for none: `receiveAudio false`); the step then watches
+    /// the whole of its `within`.
     #[serde(default, with = "humantime_serde")]
     pub no_audio_after: Option<Duration>,
-    /// No video frame arrives later than this after the step began.
+    /// No video frame arrives later than this after the step began; the
+    /// step then watches the whole of its `within`.
     #[serde(default, with = "humantime_serde")]
     pub no_video_after: Option<Duration>,
     /// No two video frames received one after the other are further apart

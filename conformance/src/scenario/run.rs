@@ -625,11 +625,14 @@ impl Case<'_> {
             .stream()
             .and_then(|s| self.published.borrow().get(s.split('?').next().unwrap_or(s)).cloned());
         let settle = candidates.iter().any(|(_, e)| e.exactly || !e.forbidden.is_empty());
-        // "No enhanced tag" and "no multitrack message" hold only if none
-        // came in the whole of `within`.
-        let watch_all = media
-            .as_ref()
-            .is_some_and(|m| m.enhanced == Some(false) || m.multitrack == Some(false));
+        // "No enhanced tag", "no multitrack message" and "no audio (video)
+        // after" hold only if none came in the whole of `within`.
+        let watch_all = media.as_ref().is_some_and(|m| {
+            m.enhanced == Some(false)
+                || m.multitrack == Some(false)
+                || m.no_audio_after.is_some()
+                || m.no_video_after.is_some()
+        });
         let mut settled_at: Option<tokio::time::Instant> = None;
         let mut read = 0;
         loop {
