@@ -551,3 +551,60 @@ async fn a_burst_of_bad_websocket_messages_gets_every_error_and_the_channel_goes
     assert_eq!(errors, 500);
     server.shutdown().await;
 }
+
+/// WHEP's server-sent events over a real session: `active` and the viewer
+/// count while it plays, `inactive` when the publisher leaves, `reconnect`
+/// when the server drains, and the stream ends with its session.
+#[tokio::test]
+async fn whep_server_sent_events_follow_the_publisher_the_viewers_and_the_drain() {
+    use conformance::webrtc::http::sse_events;
+    let server = embedded(|_| {}).await.unwrap();
+    let publisher = flash_publish(&server, "evented", flash_recording()).await;
+    wait_tracks(&server, "evented", true, true).await;
+    let player = WebRtcPlayer::play(whep(&server, "evented"), PlayerOptions::default())
+        .await
+        .unwrap();
+    until(&player, "pictures", |r| r.video.pictures >= 1).await;
+    let session = player.location().unwrap().to_string();
+    let http = reqwest::Client::new();
+
+    // The events the server offers, all of them (an empty body).
+    let created = http.post(format!("{session}/sse")).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let stream = reqwest::Url::parse(&session)
+        .unwrap()
+        .join(created.headers()["location"].to_str().unwrap())
+        .unwrap();
+    let mut pull = http.get(stream.clone()).send().await.unwrap();
+    assert_eq!(pull.status(), 200);
+    assert_eq!(pull.headers()["content-type"], "text/event-stream");
+    let mut body = String::new();
+    let mut read_until = async |body: &mut String, name: &str, data: &str| {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !sse_events(body).iter().any(|(n, d)| n == name && d == data) {
+            match tokio::time::timeout_at(deadline, pull.chunk()).await {
+                Ok(Ok(Some(chunk))) => body.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("no {name} {data} event: {other:?}; so far: {body:?}"),
+            }
+        }
+    };
+    read_until(&mut body, "active", "{}").await;
+    read_until(&mut body, "viewercount", r#"{"viewercount":1}"#).await;
+    // One long pull at a time.
+    assert_eq!(http.get(stream.clone()).send().await.unwrap().status(), 409);
+
+    publisher.abort();
+    read_until(&mut body, "inactive", "{}").await;
+    server.drain();
+    read_until(&mut body, "reconnect", "{}").await;
+    let names: Vec<String> = sse_events(&body).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names.iter().filter(|n| *n == "active").count(), 1, "{names:?}");
+
+    // The session ends: so does its event stream, and it is gone.
+    let deleted = http.delete(&session).send().await.unwrap();
+    assert!(deleted.status().is_success());
+    let end = tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = pull.chunk().await {} }).await;
+    assert!(end.is_ok(), "the event stream did not end with its session");
+    assert_eq!(http.get(stream).send().await.unwrap().status(), 404);
+    server.shutdown().await;
+}

@@ -292,6 +292,11 @@ pub struct Quirks {
     /// without reconnecting) are passed on as they come: WebRTC players'
     /// RTP time goes back with them.
     pub timestamp_jumps_passed_on: bool,
+    /// WHEP's server-sent events are done the least that seems to work: an
+    /// event stream is created whatever events are asked for (unknown ones
+    /// too), the `active` event is not sent at once for a live stream, and
+    /// a deleted event stream can still be pulled.
+    pub event_streams_lax: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -344,6 +349,7 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("timestamp_jumps_passed_on", "ts-jumps", |q| {
         &mut q.timestamp_jumps_passed_on
     }),
+    ("event_streams_lax", "sse-lax", |q| &mut q.event_streams_lax),
 ];
 
 impl Quirks {

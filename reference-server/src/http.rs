@@ -3,6 +3,7 @@
 //! `/metrics` (Prometheus text) and `/healthz`. Every answer allows any origin,
 //! so browser pages served elsewhere can signal here.
 
+pub(crate) mod events;
 pub(crate) mod patch;
 mod session;
 mod whep;
@@ -32,6 +33,11 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         .route(
             "/whep/{app}/{stream}/{session}",
             get(whep::describe_session).delete(whep::delete).patch(whep::trickle),
+        )
+        .route("/whep/{app}/{stream}/{session}/sse", post(events::create))
+        .route(
+            "/whep/{app}/{stream}/{session}/sse/{id}",
+            get(events::pull).delete(events::delete),
         )
         .route(
             "/whip/{app}/{stream}/{session}",
@@ -89,7 +95,7 @@ async fn cors(mut response: Response) -> Response {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Retry-After"),
+        HeaderValue::from_static("Location, ETag, Retry-After, Link"),
     );
     response
 }

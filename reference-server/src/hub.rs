@@ -85,7 +85,11 @@ struct StreamState {
     /// When the current publisher started.
     published_at: Option<Instant>,
     generation: u64,
+    /// Subscriptions, the server's own (transcoders) included.
     players: usize,
+    /// The subscriptions of RTMP and WebRTC players (see
+    /// [`Subscription::count_as_viewer`]).
+    viewers: usize,
     metadata: Option<Frame>,
     /// What the metadata says of the tracks.
     announced: Option<flv::MetadataTracks>,
@@ -209,6 +213,19 @@ impl Hub {
         let key = (app.to_string(), name.to_string());
         let streams = lock(&self.streams);
         streams.get(&key).is_some_and(|s| lock(&s.state).publisher.is_some())
+    }
+
+    /// Whether `name` in `app` is published, and each change from now on;
+    /// `None` for a stream nobody publishes or plays.
+    pub fn watch_publication(&self, app: &str, name: &str) -> Option<watch::Receiver<Publication>> {
+        let key = (app.to_string(), name.to_string());
+        lock(&self.streams).get(&key).map(|s| s.publication.subscribe())
+    }
+
+    /// How many viewers (RTMP and WebRTC players) `name` in `app` has now.
+    pub fn viewer_count(&self, app: &str, name: &str) -> usize {
+        let key = (app.to_string(), name.to_string());
+        lock(&self.streams).get(&key).map_or(0, |s| lock(&s.state).viewers)
     }
 
     /// For a live stream, whether its publisher has sent audio and video so far.
@@ -342,6 +359,7 @@ impl Hub {
             guard: PlayerGuard {
                 hub: self.clone(),
                 stream,
+                viewer: false,
             },
         })
     }
@@ -655,6 +673,15 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Counts this subscription among the stream's viewers (an RTMP or
+    /// WebRTC player, not the server's own transcoder).
+    pub fn count_as_viewer(&mut self) {
+        if !self.guard.viewer {
+            self.guard.viewer = true;
+            lock(&self.guard.stream.state).viewers += 1;
+        }
+    }
+
     /// Whether the stream had a publisher when the last publication change
     /// was delivered, or, before any, when it was subscribed to.
     pub fn is_live(&self) -> bool {
@@ -740,11 +767,17 @@ impl Subscription {
 struct PlayerGuard {
     hub: Hub,
     stream: Arc<Stream>,
+    /// Counted among the stream's viewers.
+    viewer: bool,
 }
 
 impl Drop for PlayerGuard {
     fn drop(&mut self) {
-        lock(&self.stream.state).players -= 1;
+        {
+            let mut state = lock(&self.stream.state);
+            state.players -= 1;
+            state.viewers -= usize::from(self.viewer);
+        }
         self.hub.release(&self.stream);
     }
 }

@@ -42,6 +42,8 @@ pub struct Context {
     pub rtmp_addresses: Arc<PerAddress>,
     /// WebSocket signalling connections per client address.
     pub websocket_addresses: Arc<PerAddress>,
+    /// WHEP players' server-sent event streams.
+    pub(crate) events: crate::http::events::Registry,
 }
 
 /// Why the server could not start.
@@ -101,6 +103,7 @@ impl Server {
             rooms: Arc::new(crate::rooms::Rooms::new(config.quirks)),
             rtmp_addresses: PerAddress::new(config.rtmp.max_connections_per_address),
             websocket_addresses: PerAddress::new(config.http.max_websockets_per_address),
+            events: Default::default(),
             config,
             hub: hub.clone(),
             transcoders: Transcoders::new(hub.clone(), metrics.clone()).reencoding_opus(reencode_opus),

@@ -324,6 +324,13 @@ pub enum Action {
         /// `PCMU`, `PCMA`, `VP8`, `VP9`, `AV1`).
         #[serde(default)]
         codecs: Vec<String>,
+        /// The event names an `events` body asks for.
+        #[serde(default)]
+        events: Vec<String>,
+        /// Read a streamed answer (server-sent events) this long, instead
+        /// of to its end.
+        #[serde(default, with = "humantime_serde")]
+        read_for: Option<Duration>,
     },
     /// Sends the NetStream command `method` with `args` (after the null
     /// command object; `{stream}` in a string is the stream's name) on the
@@ -560,7 +567,9 @@ impl Action {
                 kind: attack, stream, ..
             } => kind == Some(ActorKind::Raw) && (stream.is_some() || !attack.needs_stream()),
             Action::WebrtcPlay { .. } | Action::WebrtcPublish { .. } | Action::Resize { .. } => webrtc,
-            Action::Http { to, stream, .. } => webrtc && stream.is_some() == (*to != HttpTarget::Session),
+            Action::Http { to, stream, .. } => {
+                webrtc && stream.is_some() == matches!(to, HttpTarget::Whip | HttpTarget::Whep)
+            }
             Action::Hook {} => kind == Some(ActorKind::Backend),
         }
     }
@@ -671,6 +680,11 @@ pub enum HttpTarget {
     Whep,
     /// The session URL (`Location`) of the actor's last `201`.
     Session,
+    /// The server-sent events entry point a WHEP `201` announced (its
+    /// `Link` with `rel="urn:ietf:params:whep:ext:core:server-sent-events"`).
+    Events,
+    /// The event stream (`Location`) of the last `201` from `events`.
+    EventStream,
 }
 
 /// What an `http` step's request carries.
@@ -689,6 +703,8 @@ pub enum HttpBody {
     IceRestart,
     /// Text that is no SDP, sent as `application/sdp`.
     Garbage,
+    /// The JSON array of the step's `events` (`application/json`).
+    Events,
 }
 
 /// What an actor's `http` steps keep between requests.
@@ -700,6 +716,10 @@ pub(super) struct HandMade {
     session: Option<String>,
     /// The last `ETag` of a 2xx answer.
     etag: Option<String>,
+    /// The server-sent events entry point the last WHEP `201` announced.
+    events: Option<String>,
+    /// The `Location` of the last `201` from the events entry point.
+    event_stream: Option<String>,
 }
 
 /// Which tracks of an FLV fixture a `publish` step sends.
@@ -1500,11 +1520,27 @@ impl Case<'_> {
             video,
             sendrecv,
             codecs,
+            events,
+            read_for,
         } = action
         else {
             return Err(format!("{} is not an http step", action.name()));
         };
         let (url, endpoint) = match (to, stream) {
+            (HttpTarget::Events, _) => (
+                state
+                    .events
+                    .clone()
+                    .ok_or("no events URL: no earlier WHEP 201 of this actor announced server-sent events")?,
+                Endpoint::Whep,
+            ),
+            (HttpTarget::EventStream, _) => (
+                state
+                    .event_stream
+                    .clone()
+                    .ok_or("no event stream: no earlier POST to the events URL was answered 201 with a Location")?,
+                Endpoint::Whep,
+            ),
             (HttpTarget::Session, _) => (
                 state
                     .session
@@ -1551,6 +1587,10 @@ impl Case<'_> {
                 Some(("application/trickle-ice-sdpfrag", fragment))
             }
             HttpBody::Garbage => Some(("application/sdp", "this is not an SDP offer\r\n".to_string())),
+            HttpBody::Events => Some((
+                "application/json",
+                serde_json::to_string(events).map_err(|e| e.to_string())?,
+            )),
         };
         let mut fields = Vec::new();
         for (name, value) in headers {
@@ -1568,11 +1608,16 @@ impl Case<'_> {
             (None, Some(given)) => Some((given.as_str(), "")),
             (None, None) => None,
         };
-        let answer = crate::webrtc::http::exchange(*method, &url, &fields, body)
+        let answer = crate::webrtc::http::exchange(*method, &url, &fields, body, *read_for)
             .await
             .map_err(|e| e.to_string())?;
-        if answer.status == 201 {
-            state.session = answer.location();
+        match (answer.status, to) {
+            (201, HttpTarget::Events) => state.event_stream = answer.location(),
+            (201, _) => {
+                state.session = answer.location();
+                state.events = answer.link(crate::webrtc::http::EVENTS_REL);
+            }
+            _ => {}
         }
         if (200..300).contains(&answer.status) {
             if let Some(etag) = answer.header("etag") {

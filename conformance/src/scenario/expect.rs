@@ -135,6 +135,10 @@ pub struct HttpExpect {
     /// Its body must be empty.
     #[serde(default)]
     pub empty_body: bool,
+    /// Server-sent events its (streamed) body must hold, by event name, in
+    /// this order (others may come between).
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// An HTTP status code, or a class of them (`"4xx"`).
@@ -200,6 +204,26 @@ impl Expectation for &HttpExpect {
         if self.empty_body && !answer.body.is_empty() {
             misses.push(format!("a body of {} bytes", answer.body.len()));
         }
+        if !self.events.is_empty() {
+            let got = crate::webrtc::http::sse_events(&answer.body);
+            let mut wanted = self.events.iter().peekable();
+            for (name, _) in &got {
+                if wanted.peek().is_some_and(|w| *w == name) {
+                    wanted.next();
+                }
+            }
+            if let Some(missing) = wanted.next() {
+                let seen: Vec<String> = got.iter().map(|(n, d)| format!("{n} {d}")).collect();
+                misses.push(format!(
+                    "no {missing} event in order; events received: {}",
+                    if seen.is_empty() {
+                        "none".to_string()
+                    } else {
+                        seen.join("; ")
+                    }
+                ));
+            }
+        }
         if misses.is_empty() {
             Ok(())
         } else {
@@ -227,6 +251,9 @@ impl Expectation for &HttpExpect {
         }
         if self.empty_body {
             parts.push("no body".into());
+        }
+        if !self.events.is_empty() {
+            parts.push(format!("the events {}", self.events.join(", ")));
         }
         parts.join(", ")
     }

@@ -296,7 +296,9 @@ impl Case<'_> {
                 );
             }
             let verdict = self.conclude(&label, step, &candidates, &observed);
-            if verdict == Verdict::Failed {
+            // A failure ends the case; so does an outcome that says the
+            // target lacks what the rest needs (an optional extension).
+            if verdict == Verdict::Failed || verdict == Verdict::Unimplemented {
                 let left = self.scenario.steps.len() - index - 1;
                 if left > 0 {
                     self.result.notes.push(format!("{left} later step(s) not run"));

@@ -181,6 +181,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_sent_events_are_read_by_name_and_data() {
+        let body = "event: active\ndata: {}\n\n: a comment\nevent:viewercount\ndata:{\"viewercount\":2}\n\ndata: a\ndata: b\r\n\r\nevent: cut\ndata: off";
+        let events = sse_events(body);
+        assert_eq!(
+            events,
+            [
+                ("active".to_string(), "{}".to_string()),
+                ("viewercount".to_string(), "{\"viewercount\":2}".to_string()),
+                ("message".to_string(), "a\nb".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn links_split_at_commas_outside_quotes_and_targets() {
+        let field = r#"</s/1/sse>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive", <stun:a.example>; rel="ice-server""#;
+        let found = links(field);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].0, "/s/1/sse");
+        assert_eq!(found[0].1[1], ("events".to_string(), "active,inactive".to_string()));
+        assert_eq!(found[1].0, "stun:a.example");
+        let exchange = Exchange {
+            method: Method::Post,
+            url: "http://127.0.0.1:8080/whep/live/cam".into(),
+            status: 201,
+            headers: vec![("link".into(), field.into())],
+            body: String::new(),
+        };
+        assert_eq!(
+            exchange.link(EVENTS_REL).as_deref(),
+            Some("http://127.0.0.1:8080/s/1/sse")
+        );
+        assert_eq!(exchange.link("ice-server").as_deref(), Some("stun:a.example"));
+        assert_eq!(exchange.link("other"), None);
+    }
+
+    #[test]
     fn endpoint_urls_keep_params() {
         assert_eq!(
             endpoint_url("http://127.0.0.1:8080/", Endpoint::Whep, "live", "cam?token=a"),
@@ -256,16 +293,108 @@ impl Exchange {
         let location = self.header("location")?;
         Url::parse(&self.url).ok()?.join(location).ok().map(String::from)
     }
+
+    /// The target of the first `Link` (RFC 8288) whose `rel` includes
+    /// `rel`, resolved against the request's URL.
+    pub fn link(&self, rel: &str) -> Option<String> {
+        let target = self
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "link")
+            .flat_map(|(_, value)| links(value))
+            .find(|(_, params)| {
+                params
+                    .iter()
+                    .any(|(name, value)| name.eq_ignore_ascii_case("rel") && value.split_whitespace().any(|r| r == rel))
+            })?
+            .0;
+        Url::parse(&self.url).ok()?.join(&target).ok().map(String::from)
+    }
 }
 
+/// The `rel` of WHEP's server-sent events extension.
+pub const EVENTS_REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+
+/// The link-values of one `Link` field: each target (between `<>`) and its
+/// parameters, unquoted. Commas and semicolons inside quotes or the target
+/// do not split.
+fn links(field: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut values = Vec::new();
+    let (mut part, mut quoted, mut bracketed) = (String::new(), false, false);
+    for c in field.chars().chain([',']) {
+        match c {
+            '"' if !bracketed => quoted = !quoted,
+            '<' if !quoted => bracketed = true,
+            '>' if !quoted => bracketed = false,
+            ',' if !quoted && !bracketed => {
+                values.push(std::mem::take(&mut part));
+                continue;
+            }
+            _ => {}
+        }
+        part.push(c);
+    }
+    values
+        .iter()
+        .filter_map(|value| {
+            let (target, params) = value.trim().strip_prefix('<')?.split_once('>')?;
+            let params = params
+                .split(';')
+                .filter_map(|param| {
+                    let (name, value) = param.split_once('=')?;
+                    Some((name.trim().to_string(), value.trim().trim_matches('"').to_string()))
+                })
+                .collect();
+            Some((target.to_string(), params))
+        })
+        .collect()
+}
+
+/// The events of a `text/event-stream` body (WHATWG HTML, "Server-sent
+/// events", the event stream format): each event's name (`message` when
+/// it has none) and its data lines joined. An event ends at a blank line;
+/// a last one cut off unfinished is left out.
+pub fn sse_events(body: &str) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    let (mut name, mut data): (Option<String>, Option<String>) = (None, None);
+    for line in body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+        if line.is_empty() {
+            if let Some(data) = data.take() {
+                events.push((name.take().unwrap_or_else(|| "message".into()), data));
+            }
+            name = None;
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => name = Some(value.to_string()),
+            "data" => match &mut data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => data = Some(value.to_string()),
+            },
+            _ => {}
+        }
+    }
+    events
+}
+
+/// Most of a streamed answer kept (`exchange` with `read_for`).
+const STREAMED_BODY_LIMIT: usize = 64 * 1024;
+
 /// Sends `method` to `url` with `headers` and, if given, a body of
-/// `(content type, text)`; returns the answer as it is. Errors only when
-/// there is no HTTP answer at all.
+/// `(content type, text)`; returns the answer as it is. With `read_for`,
+/// the body is read only that long (a stream of server-sent events does
+/// not end). Errors only when there is no HTTP answer at all.
 pub async fn exchange(
     method: Method,
     url: &str,
     headers: &[(String, String)],
     body: Option<(&str, &str)>,
+    read_for: Option<Duration>,
 ) -> Result<Exchange, WebRtcError> {
     let http_error = |source| WebRtcError::Http {
         method: method.as_str(),
@@ -292,7 +421,22 @@ pub async fn exchange(
             )
         })
         .collect();
-    let bytes = response.bytes().await.map_err(http_error)?;
+    let bytes = match read_for {
+        None => response.bytes().await.map_err(http_error)?.to_vec(),
+        Some(limit) => {
+            let until = tokio::time::Instant::now() + limit;
+            let mut response = response;
+            let mut bytes = Vec::new();
+            while bytes.len() < STREAMED_BODY_LIMIT {
+                match tokio::time::timeout_at(until, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => bytes.extend_from_slice(&chunk),
+                    Ok(Ok(None)) | Err(_) => break,
+                    Ok(Err(error)) => return Err(http_error(error)),
+                }
+            }
+            bytes
+        }
+    };
     Ok(Exchange {
         method,
         url: url.to_string(),

@@ -49,6 +49,21 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "video frames were sent after a frame with a later RTP timestamp",
     ),
     (
+        "webrtc/whep/events-active",
+        "event_streams_lax",
+        "no active event in order; events received: viewercount",
+    ),
+    (
+        "webrtc/whep/events-unsupported-type",
+        "event_streams_lax",
+        "status 201, Location: /whep/",
+    ),
+    (
+        "webrtc/whep/events-delete",
+        "event_streams_lax",
+        "status 200; saw HTTP 200 to GET",
+    ),
+    (
         "webrtc/ws/video-starts-late",
         // Over the WebSocket channel a renegotiation would still bring the
         // pictures: both must be off for the player to stay without them.

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use media::rtmp::url::split_params;
 
-use super::patch;
 use super::session::{start, Requester, StartFailure};
+use super::{events, patch};
 use crate::admission::{self, Refusal, Verb};
 use crate::server::Context;
 use crate::text::Clipped;
@@ -96,16 +96,26 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
     };
     // WHEP cannot renegotiate (its draft 03, section 3): no offers later.
     match start(&ctx, &app, &name, direction, &requester, &offer, None).await {
-        Ok((session, answer)) => (
-            StatusCode::CREATED,
-            [
-                (header::CONTENT_TYPE, "application/sdp".to_string()),
-                (header::LOCATION, format!("/{kind}/{app}/{stream}/{}", session.id)),
-                (header::ETAG, patch::etag(&session.id)),
-            ],
-            answer,
-        )
-            .into_response(),
+        Ok((session, answer)) => {
+            let location = format!("/{kind}/{app}/{stream}/{}", session.id);
+            let mut response = (
+                StatusCode::CREATED,
+                [
+                    (header::CONTENT_TYPE, "application/sdp".to_string()),
+                    (header::LOCATION, location.clone()),
+                    (header::ETAG, patch::etag(&session.id)),
+                ],
+                answer,
+            )
+                .into_response();
+            // A player's session offers server-sent events.
+            if direction == Direction::Play && response.status() == StatusCode::CREATED {
+                if let Ok(link) = HeaderValue::from_str(&events::link(&location)) {
+                    response.headers_mut().insert(header::LINK, link);
+                }
+            }
+            response
+        }
         // Playing waits for nobody here: the player may come back (WHEP
         // draft 03, section 4.3.8, asks for 409 with Retry-After).
         Err(StartFailure::Session(SessionError::NotFound)) => {
@@ -180,7 +190,7 @@ pub async fn describe_endpoint() -> Response {
 /// is there and the request may touch it: in an application with tokens for
 /// the session's direction, a session's own requests need one of them too
 /// (RFC 9725, section 4.7), as a bearer token or the URL's `token`.
-fn session_at(
+pub(super) fn session_at(
     ctx: &Context,
     (app, stream, id): &(String, String, String),
     headers: &HeaderMap,
@@ -206,7 +216,7 @@ fn session_at(
 }
 
 /// Why a session's own request was refused.
-enum SessionRefused {
+pub(super) enum SessionRefused {
     /// 404: no such session (or not under this URL).
     NotFound,
     /// 401: the session's application wants a token.

@@ -506,6 +506,7 @@ impl Connection {
                 .play_refused(stream_id, code::PLAY_STREAM_NOT_FOUND, &reason);
             return;
         };
+        subscription.count_as_viewer();
         subscription.select(selection);
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);

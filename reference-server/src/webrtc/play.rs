@@ -443,6 +443,7 @@ impl Player {
     pub fn connected(&mut self, rtc: &mut Rtc, now: Instant) -> Option<SessionStatus> {
         self.payload_types(rtc);
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
+        subscription.count_as_viewer();
         subscription.select(self.selection);
         self.ctx.metrics.plays_total.inc();
         let live = subscription.is_live();
