@@ -416,7 +416,9 @@ impl Publisher {
     pub fn push(&self, mut frame: Frame) {
         let mut state = lock(&self.stream.state);
         if self.restamp_jumps && frame.kind != MediaKind::Data && !frame.config {
-            frame.timestamp = state.continuity.restamp(frame.timestamp);
+            frame.timestamp = state
+                .continuity
+                .restamp(frame.kind == MediaKind::Video, frame.timestamp);
         }
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;
