@@ -297,6 +297,10 @@ pub struct Quirks {
     /// too), the `active` event is not sent at once for a live stream, and
     /// a deleted event stream can still be pulled.
     pub event_streams_lax: bool,
+    /// An RTMP player is told when its publisher leaves, and then gets
+    /// nothing more on that stream: a publisher that comes back under the
+    /// same name is not played to it.
+    pub players_dropped_on_unpublish: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -350,6 +354,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
         &mut q.timestamp_jumps_passed_on
     }),
     ("event_streams_lax", "sse-lax", |q| &mut q.event_streams_lax),
+    ("players_dropped_on_unpublish", "drop-players", |q| {
+        &mut q.players_dropped_on_unpublish
+    }),
 ];
 
 impl Quirks {

@@ -28,29 +28,73 @@ const STEP_MS: i64 = 20;
 #[derive(Debug, Default)]
 pub struct Continuity {
     timeline: Timeline,
-    /// Added to the extended timestamps since the last jump back.
-    offset: i64,
-    /// The latest timestamp handed out on each track (audio, video),
-    /// extended, offset included: a jump back is one track going back on
-    /// itself, so a track that lags the other (an encoder whose sound runs
-    /// seconds behind its pictures) is not one.
+    /// Added to each track's (audio, video) extended timestamps: the
+    /// offset of the epoch the track is on.
+    offsets: [i64; 2],
+    /// The offset of the latest epoch (the one a track joins when it jumps
+    /// back to where the other track already went).
+    epoch: i64,
+    /// The latest timestamp handed out on each track, extended, offset
+    /// included. A jump back is one track going back on itself, so a track
+    /// that lags the other (sound seconds behind pictures) is not one.
     latest: [Option<i64>; 2],
+    /// A frame that jumped back, not yet confirmed by the next frame of its
+    /// track: its track, its extended timestamp, and where it was put.
+    tentative: Option<(usize, i64, i64)>,
 }
 
 impl Continuity {
     /// The timestamp to pass on for a frame of the audio (`video` false)
     /// or video track stamped `timestamp` by the publisher.
+    ///
+    /// A frame that jumps back is put just after the latest timestamp; the
+    /// new epoch starts only when the next frame of its track confirms the
+    /// jump (one stray frame changes nothing else). The other track joins
+    /// the new epoch when it jumps back itself, so frames still in flight
+    /// from before the jump keep their place.
     pub fn restamp(&mut self, video: bool, timestamp: u32) -> u32 {
         let track = usize::from(video);
-        let mut out = self.timeline.extend(timestamp) + self.offset;
-        if self.latest[track].is_some_and(|latest| out < latest - JUMP_BACK_MS) {
-            let newest = self.latest.iter().flatten().max().copied().unwrap_or(out);
-            self.offset += newest + STEP_MS - out;
-            out = newest + STEP_MS;
+        let extended = self.timeline.extend(timestamp);
+        let mut out = extended + self.offsets[track];
+        let newest = self.latest.iter().flatten().max().copied();
+        let behind = self.latest[track].is_some_and(|latest| out < latest - JUMP_BACK_MS);
+        if behind {
+            let joined = extended + self.epoch;
+            if newest.is_some_and(|newest| (joined - newest).abs() <= JUMP_BACK_MS) {
+                // The other track went there already: same epoch.
+                self.offsets[track] = self.epoch;
+                out = joined;
+            } else {
+                match self.tentative {
+                    Some((t, first, at)) if t == track && (extended - first).abs() <= JUMP_BACK_MS => {
+                        // Confirmed: the epoch starts where its first frame was put.
+                        self.epoch = at - first;
+                        self.offsets[track] = self.epoch;
+                        self.tentative = None;
+                        out = extended + self.epoch;
+                    }
+                    _ => {
+                        out = newest.unwrap_or(out) + STEP_MS;
+                        self.tentative = Some((track, extended, out));
+                    }
+                }
+            }
+        } else if self.tentative.is_some_and(|(t, _, _)| t == track) {
+            // The track went on where it was: that frame was a stray.
+            self.tentative = None;
         }
         let latest = &mut self.latest[track];
         *latest = Some(latest.map_or(out, |latest| latest.max(out)));
         out as u32
+    }
+
+    /// Where a sequence header of the track goes: on the track's epoch,
+    /// never before its latest frame (an encoder sends it again at 0).
+    pub fn restamp_config(&self, video: bool, timestamp: u32) -> u32 {
+        let track = usize::from(video);
+        let mut timeline = self.timeline;
+        let out = timeline.extend(timestamp) + self.offsets[track];
+        self.latest[track].map_or(out, |latest| out.max(latest)) as u32
     }
 }
 
@@ -97,12 +141,39 @@ mod tests {
         assert_eq!(c.restamp(VIDEO, 4040), 4040);
         // The encoder restarted: its timestamps begin at 0 again.
         assert_eq!(c.restamp(VIDEO, 0), 4060);
-        assert_eq!(c.restamp(AUDIO, 10), 4070, "the other track follows the same epoch");
-        assert_eq!(c.restamp(VIDEO, 40), 4100);
-        // A frame a little behind on the new epoch keeps its spacing.
+        assert_eq!(c.restamp(VIDEO, 40), 4100, "confirmed");
+        assert_eq!(c.restamp(AUDIO, 10), 4070, "the other track joins the epoch");
         assert_eq!(c.restamp(AUDIO, 30), 4090);
+        assert_eq!(c.restamp(VIDEO, 80), 4140);
         // Stepping back less than the limit is not a new epoch.
-        assert_eq!(c.restamp(VIDEO, 1540), 5600);
-        assert_eq!(c.restamp(VIDEO, 40), 4100);
+        assert_eq!(c.restamp(VIDEO, 1580), 5640);
+        assert_eq!(c.restamp(VIDEO, 120), 4180);
+        // A sequence header sent again at 0 goes with its track.
+        assert_eq!(c.restamp_config(VIDEO, 0), 5640);
+    }
+
+    #[test]
+    fn one_stray_frame_changes_nothing_else() {
+        let mut c = Continuity::default();
+        assert_eq!(c.restamp(AUDIO, 10_000), 10_000);
+        assert_eq!(c.restamp(VIDEO, 10_040), 10_040);
+        assert_eq!(c.restamp(AUDIO, 0), 10_060, "put after the latest");
+        assert_eq!(c.restamp(AUDIO, 10_046), 10_046);
+        assert_eq!(c.restamp(VIDEO, 10_080), 10_080);
+    }
+
+    #[test]
+    fn frames_in_flight_from_before_the_jump_keep_their_place() {
+        let mut c = Continuity::default();
+        assert_eq!(c.restamp(VIDEO, 3960), 3960);
+        assert_eq!(c.restamp(AUDIO, 3950), 3950);
+        // Video restarts first; audio from before the restart still comes.
+        assert_eq!(c.restamp(VIDEO, 0), 3980);
+        assert_eq!(c.restamp(AUDIO, 3970), 3970);
+        assert_eq!(c.restamp(VIDEO, 40), 4020);
+        assert_eq!(c.restamp(AUDIO, 3990), 3990);
+        // Then audio restarts too, onto the video's epoch.
+        assert_eq!(c.restamp(AUDIO, 10), 3990);
+        assert_eq!(c.restamp(AUDIO, 30), 4010);
     }
 }

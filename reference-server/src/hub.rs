@@ -411,14 +411,16 @@ impl Publisher {
 
     /// Pushes a frame to every player and into the late-joiner cache. A
     /// picture or sound after the publisher's timestamps jumped back is
-    /// restamped to go on from the latest (see [`Continuity`]); sequence
-    /// headers and data keep theirs.
+    /// restamped to go on from the latest, and sequence headers with it
+    /// (see [`Continuity`]); data messages keep theirs.
     pub fn push(&self, mut frame: Frame) {
         let mut state = lock(&self.stream.state);
-        if self.restamp_jumps && frame.kind != MediaKind::Data && !frame.config {
-            frame.timestamp = state
-                .continuity
-                .restamp(frame.kind == MediaKind::Video, frame.timestamp);
+        if self.restamp_jumps && frame.kind != MediaKind::Data {
+            let video = frame.kind == MediaKind::Video;
+            frame.timestamp = match frame.config {
+                true => state.continuity.restamp_config(video, frame.timestamp),
+                false => state.continuity.restamp(video, frame.timestamp),
+            };
         }
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;

@@ -136,7 +136,7 @@ pub struct HttpExpect {
     #[serde(default)]
     pub empty_body: bool,
     /// Server-sent events its (streamed) body must hold, by event name, in
-    /// this order (others may come between).
+    /// any order (the extension orders none).
     #[serde(default)]
     pub events: Vec<String>,
 }
@@ -178,7 +178,7 @@ impl Expectation for &HttpExpect {
             misses.push(format!("status {}", answer.status));
         }
         for (name, texts) in &self.headers {
-            match answer.header(name) {
+            match answer.header_joined(name).as_deref() {
                 None => misses.push(format!("no {name}")),
                 Some(value) => {
                     let value_lower = value.to_ascii_lowercase();
@@ -206,22 +206,20 @@ impl Expectation for &HttpExpect {
         }
         if !self.events.is_empty() {
             let got = crate::webrtc::http::sse_events(&answer.body);
-            let mut wanted = self.events.iter().peekable();
-            for (name, _) in &got {
-                if wanted.peek().is_some_and(|w| *w == name) {
-                    wanted.next();
-                }
-            }
-            if let Some(missing) = wanted.next() {
+            let missing: Vec<&str> = self
+                .events
+                .iter()
+                .filter(|wanted| !got.iter().any(|(name, _)| name == *wanted))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
                 let seen: Vec<String> = got.iter().map(|(n, d)| format!("{n} {d}")).collect();
-                misses.push(format!(
-                    "no {missing} event in order; events received: {}",
-                    if seen.is_empty() {
-                        "none".to_string()
-                    } else {
-                        seen.join("; ")
-                    }
-                ));
+                let seen = if seen.is_empty() {
+                    "none".to_string()
+                } else {
+                    seen.join("; ")
+                };
+                misses.push(format!("no {} event; events received: {seen}", missing.join(", ")));
             }
         }
         if misses.is_empty() {

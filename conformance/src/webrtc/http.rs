@@ -288,6 +288,19 @@ impl Exchange {
         self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every field named `name` (any case), joined with `, ` as RFC 9110
+    /// (section 5.3) combines them; `None` without one.
+    pub fn header_joined(&self, name: &str) -> Option<String> {
+        let name = name.to_ascii_lowercase();
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
     /// `Location`, resolved against the request's URL.
     pub fn location(&self) -> Option<String> {
         let location = self.header("location")?;
@@ -388,7 +401,8 @@ const STREAMED_BODY_LIMIT: usize = 64 * 1024;
 /// Sends `method` to `url` with `headers` and, if given, a body of
 /// `(content type, text)`; returns the answer as it is. With `read_for`,
 /// the body is read only that long (a stream of server-sent events does
-/// not end). Errors only when there is no HTTP answer at all.
+/// not end), and a body cut off early is kept as far as it came. Errors
+/// only when there is no HTTP answer at all.
 pub async fn exchange(
     method: Method,
     url: &str,
@@ -408,6 +422,11 @@ pub async fn exchange(
     }
     if let Some((content_type, text)) = body {
         request = request.header(CONTENT_TYPE, content_type).body(text.to_string());
+    }
+    if let Some(limit) = read_for {
+        // The client's own timeout covers the body too: a stream read for
+        // longer must not be cut by it.
+        request = request.timeout(limit + HTTP_TIMEOUT);
     }
     let response = request.send().await.map_err(http_error)?;
     let status = response.status().as_u16();
@@ -430,8 +449,8 @@ pub async fn exchange(
             while bytes.len() < STREAMED_BODY_LIMIT {
                 match tokio::time::timeout_at(until, response.chunk()).await {
                     Ok(Ok(Some(chunk))) => bytes.extend_from_slice(&chunk),
-                    Ok(Ok(None)) | Err(_) => break,
-                    Ok(Err(error)) => return Err(http_error(error)),
+                    // A stream cut by the server ends the read: what came is the answer.
+                    Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
                 }
             }
             bytes

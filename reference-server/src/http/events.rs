@@ -209,7 +209,8 @@ pub async fn pull(
         stream,
         wanted,
         cancel,
-        live: None,
+        seen: None,
+        queued: None,
         viewers: None,
         reconnect_sent: false,
     };
@@ -258,8 +259,10 @@ struct Pull {
     status: watch::Receiver<SessionStatus>,
     draining: watch::Receiver<bool>,
     tick: tokio::time::Interval,
-    /// Whether the stream was live at the last event about it.
-    live: Option<bool>,
+    /// The publication at the last event about it.
+    seen: Option<Publication>,
+    /// An event already due, sent before anything else.
+    queued: Option<Event>,
     /// The last viewer count sent.
     viewers: Option<usize>,
     reconnect_sent: bool,
@@ -274,20 +277,11 @@ impl Pull {
             if self.status_ended() || self.cancel.is_cancelled() {
                 return None;
             }
-            let live = self
-                .publication
-                .as_ref()
-                .is_some_and(|p| matches!(*p.borrow(), Publication::Live { .. }));
-            // No initial `inactive`: only a change to it is news.
-            let news = match self.live.replace(live) {
-                None => live && !self.ctx.config.quirks.event_streams_lax,
-                Some(was) => was != live,
-            };
-            if news {
-                let name = if live { "active" } else { "inactive" };
-                if self.wanted.has(name) {
-                    return Some(Event::default().event(name).data("{}"));
-                }
+            if let Some(event) = self.queued.take() {
+                return Some(event);
+            }
+            if let Some(event) = self.publication_news() {
+                return Some(event);
             }
             if *self.draining.borrow() && !self.reconnect_sent {
                 self.reconnect_sent = true;
@@ -305,12 +299,46 @@ impl Pull {
                 _ = changed(&mut self.publication) => {}
                 _ = self.draining.changed() => {}
                 _ = self.tick.tick() => {
+                    // The stream's entry may have been made again (nobody
+                    // published nor played it for a moment): watch the new one.
+                    if self.publication.as_ref().is_none_or(|p| p.has_changed().is_err()) {
+                        self.publication = self.ctx.hub.watch_publication(&self.app, &self.stream);
+                    }
                     let viewers = self.ctx.hub.viewer_count(&self.app, &self.stream);
                     if self.wanted.has("viewercount") && self.viewers.replace(viewers) != Some(viewers) {
                         return Some(Event::default().event("viewercount").data(format!("{{\"viewercount\":{viewers}}}")));
                     }
                 }
             }
+        }
+    }
+
+    /// `active` or `inactive` when the publication changed since the last
+    /// event about it (a new publisher in between: both, `inactive` first).
+    /// Never an initial `inactive`.
+    fn publication_news(&mut self) -> Option<Event> {
+        let now = self.publication.as_ref().map_or(Publication::Idle, |p| *p.borrow());
+        let before = self.seen.replace(now);
+        let quirk = self.ctx.config.quirks.event_streams_lax;
+        let (inactive, active) = match (before, now) {
+            (None, Publication::Live { .. }) => (false, !quirk),
+            (Some(Publication::Live { .. }), Publication::Idle) => (true, false),
+            (Some(Publication::Idle), Publication::Live { .. }) => (false, true),
+            (Some(Publication::Live { generation: was }), Publication::Live { generation }) => {
+                (was != generation, was != generation)
+            }
+            _ => (false, false),
+        };
+        let event = |name: &str| self.wanted.has(name).then(|| Event::default().event(name).data("{}"));
+        match (
+            inactive.then(|| event("inactive")).flatten(),
+            active.then(|| event("active")).flatten(),
+        ) {
+            (Some(first), second) => {
+                self.queued = second;
+                Some(first)
+            }
+            (None, second) => second,
         }
     }
 

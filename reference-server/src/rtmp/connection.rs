@@ -537,7 +537,8 @@ impl Connection {
             transcoded: None,
             not_before: sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video),
         };
-        let forwarder = forward(play, stream_id, subscription, opus, self.player_tx.clone());
+        let once = self.ctx.config.quirks.players_dropped_on_unpublish;
+        let forwarder = forward(play, stream_id, subscription, opus, once, self.player_tx.clone());
         let task = tokio::spawn(forwarder.in_current_span());
         if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
             old.abort();
@@ -676,6 +677,7 @@ async fn forward(
     stream_id: u32,
     mut sub: Subscription,
     mut opus: OpusToRtmp,
+    once: bool,
     tx: mpsc::Sender<PlayerEvent>,
 ) {
     loop {
@@ -683,6 +685,11 @@ async fn forward(
             delivery = sub.next() => match delivery {
                 None => return,
                 Some(Delivery::Publication(live)) => {
+                    if !live && once {
+                        // The quirk: this player is told, then forgotten.
+                        let _ = tx.send(PlayerEvent::Publication { play, stream_id, live }).await;
+                        return;
+                    }
                     // A new publisher's timestamps start anew.
                     opus.not_before = None;
                     PlayerEvent::Publication { play, stream_id, live }
