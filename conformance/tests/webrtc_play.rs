@@ -608,3 +608,28 @@ async fn whep_server_sent_events_follow_the_publisher_the_viewers_and_the_drain(
     assert_eq!(http.get(stream).send().await.unwrap().status(), 404);
     server.shutdown().await;
 }
+
+/// A stream name beyond ASCII plays over WHEP: the session's `Location`
+/// (and its events `Link`) are percent-encoded URIs, and the session is
+/// found again through them.
+#[tokio::test]
+async fn a_utf8_stream_name_plays_over_whep_and_its_session_is_found_again() {
+    let server = embedded(|_| {}).await.unwrap();
+    let name = "名前-ü-cam";
+    let _publisher = flash_publish(&server, name, flash_recording()).await;
+    wait_tracks(&server, name, true, true).await;
+    let mut player = WebRtcPlayer::play(whep(&server, name), PlayerOptions::default())
+        .await
+        .unwrap();
+    let location = player.location().unwrap().to_string();
+    assert!(location.is_ascii(), "{location}");
+    assert!(
+        location.contains("/whep/live/%E5%90%8D%E5%89%8D-%C3%BC-cam/"),
+        "{location}"
+    );
+    until(&player, "pictures", |r| r.video.pictures >= 1).await;
+    let found = reqwest::Client::new().get(&location).send().await.unwrap();
+    assert_eq!(found.status(), 204);
+    player.stop().await.unwrap();
+    server.shutdown().await;
+}

@@ -52,8 +52,12 @@ impl RtmpTiming {
         if type_id == 8 {
             self.first_audio.get_or_insert(at);
             self.last_audio = Some(at);
-            if let Some(video) = self.newest_video.filter(|v| *v > timestamp) {
-                let behind = video - timestamp;
+            // Timestamps are serial numbers: compared across the 2^32 wrap.
+            if let Some(video) = self
+                .newest_video
+                .filter(|v| media::rtmp::timestamp_before(timestamp, *v))
+            {
+                let behind = video.wrapping_sub(timestamp);
                 if self.audio_behind_video.is_none_or(|(most, _)| behind > most) {
                     self.audio_behind_video = Some((behind, timestamp));
                 }
@@ -61,7 +65,12 @@ impl RtmpTiming {
         } else {
             self.first_video.get_or_insert(at);
             self.last_video = Some(at);
-            self.newest_video = self.newest_video.max(Some(timestamp));
+            if self
+                .newest_video
+                .is_none_or(|newest| media::rtmp::timestamp_before(newest, timestamp))
+            {
+                self.newest_video = Some(timestamp);
+            }
             if let Some(last) = self.last_video_timestamp {
                 let step = timestamp.wrapping_sub(last);
                 if self.widest_video_step.is_none_or(|(widest, _)| step > widest) {
@@ -179,6 +188,21 @@ mod tests {
             Some(ms(120)),
             "the sequence header is not a picture"
         );
+    }
+
+    #[test]
+    fn media_across_the_32_bit_wrap_is_in_time() {
+        let mut timing = RtmpTiming::default();
+        let start = u32::MAX - 599;
+        for i in 0..60u32 {
+            let at = ms(120 + u64::from(i) * 20);
+            timing.media(at, 8, start.wrapping_add(i * 20), AUDIO);
+            if i % 2 == 0 {
+                timing.media(at, 9, start.wrapping_add(i * 20), VIDEO);
+            }
+        }
+        assert_eq!(timing.check(&expect()), Ok(()));
+        assert_eq!(timing.audio_behind_video, None, "sound never behind pictures");
     }
 
     #[test]
