@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -49,18 +50,16 @@ impl Liveness {
         }
     }
 
-    /// `Ok` when every port accepts a TCP connection within `wait` (tried
-    /// every 100 ms); otherwise what did not, e.g. "rtmp 127.0.0.1:1935:
-    /// Connection refused".
+    /// `Ok` when every port answers within `wait` (tried every 100 ms);
+    /// otherwise what did not, e.g. "rtmp 127.0.0.1:1935: Connection
+    /// refused". See [`answers`] for what counts as an answer.
     pub async fn check(&self, wait: Duration) -> Result<(), String> {
         let deadline = Instant::now() + wait;
         loop {
             let mut down = Vec::new();
             for (what, addr) in &self.ports {
-                match timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => down.push(format!("{what} {addr}: {error}")),
-                    Err(_) => down.push(format!("{what} {addr}: no answer to a TCP connect within 1 s")),
+                if let Err(why) = answers(what, *addr).await {
+                    down.push(format!("{what} {addr}: {why}"));
                 }
             }
             if down.is_empty() {
@@ -104,6 +103,39 @@ impl Liveness {
         self.check(wait)
             .await
             .map_err(|e| format!("still down after the restart command: {e}"))
+    }
+}
+
+/// Whether the server behind `addr` answers: the first byte of S0 to an
+/// RTMP C0+C1, any byte to an HTTP request, within 1 s each. A TCP connect
+/// alone is not enough: the kernel completes it from the listen backlog
+/// while the process is still dying (a crashed node-media-server did, and
+/// the next case took the blame).
+async fn answers(what: &str, addr: SocketAddr) -> Result<(), String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        if what == "rtmp" {
+            let mut c0c1 = vec![0u8; 1 + 1536];
+            c0c1[0] = 3;
+            stream.write_all(&c0c1).await?;
+        } else {
+            stream
+                .write_all(b"OPTIONS * HTTP/1.1\r\nHost: liveness\r\nConnection: close\r\n\r\n")
+                .await?;
+        }
+        let mut first = [0u8; 1];
+        match stream.read(&mut first).await? {
+            0 => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the connection closed without an answer",
+            )),
+            _ => Ok(()),
+        }
+    };
+    match timeout(Duration::from_secs(1), exchange).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 1 s".into()),
     }
 }
 
@@ -153,14 +185,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_down_and_says_which() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let live = Liveness {
             ports: vec![("rtmp", addr)],
             restart: None,
         };
+        // Accepted by the kernel but never answered: not alive.
+        let silent = live.check(Duration::ZERO).await.unwrap_err();
+        assert_eq!(silent, format!("rtmp {addr}: no answer within 1 s"));
+        // Answers S0 to each C0+C1 (the silent check's connection first).
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut c0c1 = [0u8; 1537];
+                if socket.read_exact(&mut c0c1).await.is_ok() {
+                    let _ = socket.write_all(&[3]).await;
+                }
+            }
+        });
         assert_eq!(live.check(Duration::ZERO).await, Ok(()));
-        drop(listener);
+        server.abort();
+        let _ = server.await;
         let down = live.check(Duration::from_millis(250)).await.unwrap_err();
         assert!(down.starts_with(&format!("rtmp {addr}: ")), "{down}");
         assert!(live
