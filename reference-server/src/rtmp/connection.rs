@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::{FutureExt, StreamExt};
 use media::amf::Value;
 use media::eflv::FourCc;
 use media::flv::{AudioCodec, TagKind};
@@ -16,8 +18,6 @@ use media::rtmp::url::Params;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
@@ -88,7 +88,6 @@ async fn run(
         .await
         .map_err(|_| Closed::HandshakeTimeout(rtmp.handshake_timeout))??;
     let session = Session::new(SessionConfig::from_config(&ctx.config), client_id);
-    let (player_tx, player_rx) = mpsc::channel(256);
     let mut connection = Connection {
         socket,
         session,
@@ -97,13 +96,12 @@ async fn run(
         app: None,
         publishers: HashMap::new(),
         players: HashMap::new(),
-        next_play: 0,
-        player_tx,
+        player_events: SelectAll::new(),
         rooms: None,
         enhanced: None,
         withheld: HashSet::new(),
     };
-    connection.run(leftover, player_rx).await
+    connection.run(leftover).await
 }
 
 async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, Closed> {
@@ -136,10 +134,10 @@ struct App {
     login: Option<String>,
 }
 
-/// What a play forwarder sends the connection.
+/// What one of the connection's plays has for its client.
 enum PlayerEvent {
-    Frame { play: u64, stream_id: u32, frame: Frame },
-    Publication { play: u64, stream_id: u32, live: bool },
+    Frame { stream_id: u32, frame: Frame },
+    Publication { stream_id: u32, live: bool },
 }
 
 struct Connection {
@@ -149,10 +147,11 @@ struct Connection {
     connection_id: u64,
     app: Option<App>,
     publishers: HashMap<u32, Publisher>,
-    /// Playing streams: the play's id (to drop stale events) and its forwarder task.
-    players: HashMap<u32, (u64, JoinHandle<()>)>,
-    next_play: u64,
-    player_tx: mpsc::Sender<PlayerEvent>,
+    /// Playing streams: what ends each play's events.
+    players: HashMap<u32, AbortHandle>,
+    /// Every play's events, polled by this connection's task: a frame
+    /// wakes the connection itself, with no task or queue per player.
+    player_events: SelectAll<Abortable<BoxStream<'static, PlayerEvent>>>,
     /// The rooms this connection joined (after connect).
     rooms: Option<RoomClient>,
     /// The Enhanced RTMP codecs and capabilities its connect announced.
@@ -161,23 +160,11 @@ struct Connection {
     withheld: HashSet<(u32, FourCc)>,
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        for (_, (_, task)) in self.players.drain() {
-            task.abort();
-        }
-    }
-}
-
 /// Bytes one read takes from a connection's socket.
 const READ_BUFFER: usize = 16 * 1024;
 
 impl Connection {
-    async fn run(
-        &mut self,
-        leftover: Vec<u8>,
-        mut player_rx: mpsc::Receiver<PlayerEvent>,
-    ) -> Result<&'static str, Closed> {
+    async fn run(&mut self, leftover: Vec<u8>) -> Result<&'static str, Closed> {
         let idle = self.ctx.config.rtmp.idle_timeout;
         // Every connection has one, players too (thousands of them): a
         // publisher's bytes take a few more reads, not more memory each.
@@ -224,10 +211,10 @@ impl Connection {
                 Some(event) = next_event(&mut self.rooms) => {
                     self.session.call_client("onRoomEvent", Value::from_json(&event.to_json()));
                 }
-                Some(event) = player_rx.recv() => {
+                Some(event) = self.player_events.next() => {
                     self.player_event(event);
-                    // Batch what is already queued into one write.
-                    while let Ok(event) = player_rx.try_recv() {
+                    // Batch what is already there into one write.
+                    while let Some(Some(event)) = self.player_events.next().now_or_never() {
                         self.player_event(event);
                         if self.session.output().len() > 256 * 1024 {
                             break;
@@ -319,8 +306,8 @@ impl Connection {
             }
             Event::SendData { transaction_id, data } => self.send_data(transaction_id, &data),
             Event::PlayStopped { stream_id } => {
-                if let Some((_, task)) = self.players.remove(&stream_id) {
-                    task.abort();
+                if let Some(play) = self.players.remove(&stream_id) {
+                    play.abort();
                 }
             }
         }
@@ -525,8 +512,6 @@ impl Connection {
             }
             self.send_frame(stream_id, &frame);
         }
-        self.next_play += 1;
-        let play = self.next_play;
         let opus = OpusToRtmp {
             ctx: self.ctx.clone(),
             app: key.clone(),
@@ -537,10 +522,17 @@ impl Connection {
             transcoded: None,
             not_before: sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video),
         };
-        let once = self.ctx.config.quirks.players_dropped_on_unpublish;
-        let forwarder = forward(play, stream_id, subscription, opus, once, self.player_tx.clone());
-        let task = tokio::spawn(forwarder.in_current_span());
-        if let Some((_, old)) = self.players.insert(stream_id, (play, task)) {
+        let player = Player {
+            stream_id,
+            sub: subscription,
+            opus,
+            once: self.ctx.config.quirks.players_dropped_on_unpublish,
+            ended: false,
+        };
+        let (play, registration) = AbortHandle::new_pair();
+        self.player_events
+            .push(Abortable::new(player.events().boxed(), registration));
+        if let Some(old) = self.players.insert(stream_id, play) {
             old.abort();
         }
     }
@@ -582,18 +574,10 @@ impl Connection {
     }
 
     fn player_event(&mut self, event: PlayerEvent) {
-        let (play, stream_id) = match &event {
-            PlayerEvent::Frame { play, stream_id, .. } | PlayerEvent::Publication { play, stream_id, .. } => {
-                (*play, *stream_id)
-            }
-        };
-        if self.players.get(&stream_id).map(|(p, _)| *p) != Some(play) {
-            return; // from a play that has ended
-        }
         match event {
-            PlayerEvent::Frame { frame, .. } => self.send_frame(stream_id, &frame),
-            PlayerEvent::Publication { live: true, .. } => self.session.publish_notify(stream_id),
-            PlayerEvent::Publication { live: false, .. } => self.session.unpublish_notify(stream_id),
+            PlayerEvent::Frame { stream_id, frame } => self.send_frame(stream_id, &frame),
+            PlayerEvent::Publication { stream_id, live: true } => self.session.publish_notify(stream_id),
+            PlayerEvent::Publication { stream_id, live: false } => self.session.unpublish_notify(stream_id),
         }
     }
 }
@@ -668,39 +652,51 @@ impl OpusToRtmp {
     }
 }
 
-/// Moves a subscription's frames and publication changes to the player's
-/// connection. The subscription says what was live when the player was
-/// told Play.Start, and reports every change from there, even one before
-/// this task first runs.
-async fn forward(
-    play: u64,
+/// One play of a connection: its subscription's frames and publication
+/// changes, with Opus replaced for a player that does not take it. The
+/// subscription says what was live when the player was told Play.Start,
+/// and reports every change from there.
+struct Player {
     stream_id: u32,
-    mut sub: Subscription,
-    mut opus: OpusToRtmp,
+    sub: Subscription,
+    opus: OpusToRtmp,
+    /// The quirk `players_dropped_on_unpublish`: the play ends at the first unpublish.
     once: bool,
-    tx: mpsc::Sender<PlayerEvent>,
-) {
-    loop {
-        let event = tokio::select! {
-            delivery = sub.next() => match delivery {
-                None => return,
-                Some(Delivery::Publication(live)) => {
-                    if !live && once {
-                        // The quirk: this player is told, then forgotten.
-                        let _ = tx.send(PlayerEvent::Publication { play, stream_id, live }).await;
-                        return;
+    ended: bool,
+}
+
+impl Player {
+    /// The play's events, until the stream's ring is gone (or, with the
+    /// quirk, the first unpublish).
+    fn events(self) -> impl futures_util::Stream<Item = PlayerEvent> + Send + 'static {
+        futures_util::stream::unfold(self, |mut player| async move {
+            let event = player.next().await?;
+            Some((event, player))
+        })
+    }
+
+    async fn next(&mut self) -> Option<PlayerEvent> {
+        if self.ended {
+            return None;
+        }
+        let stream_id = self.stream_id;
+        loop {
+            return Some(tokio::select! {
+                delivery = self.sub.next() => match delivery? {
+                    Delivery::Publication(live) => {
+                        if !live && self.once {
+                            // The quirk: this player is told, then forgotten.
+                            self.ended = true;
+                        }
+                        // A new publisher's timestamps start anew.
+                        self.opus.not_before = None;
+                        PlayerEvent::Publication { stream_id, live }
                     }
-                    // A new publisher's timestamps start anew.
-                    opus.not_before = None;
-                    PlayerEvent::Publication { play, stream_id, live }
-                }
-                Some(Delivery::Frame(frame)) if opus.replaces(&frame) => continue,
-                Some(Delivery::Frame(frame)) => PlayerEvent::Frame { play, stream_id, frame },
-            },
-            frame = opus.next() => PlayerEvent::Frame { play, stream_id, frame },
-        };
-        if tx.send(event).await.is_err() {
-            return;
+                    Delivery::Frame(frame) if self.opus.replaces(&frame) => continue,
+                    Delivery::Frame(frame) => PlayerEvent::Frame { stream_id, frame },
+                },
+                frame = self.opus.next() => PlayerEvent::Frame { stream_id, frame },
+            });
         }
     }
 }
