@@ -12,5 +12,6 @@ pub mod amf;
 pub mod eflv;
 pub mod flv;
 pub mod h264;
+pub mod ice;
 pub mod netstatus;
 pub mod rtmp;

@@ -199,6 +199,50 @@ pub struct WebRtcConfig {
     /// viewer costs is mostly this (about 1.2 KB a packet). 150 cover a
     /// second and a half at 800 kbit/s, half a second at 2.5 Mbit/s.
     pub resend_packets: usize,
+    /// STUN and TURN servers named to WHIP and WHEP clients, a `Link`
+    /// (`rel="ice-server"`) each in every 201 (RFC 9725, section 4.6): a
+    /// client behind a restrictive NAT reaches the server through the TURN
+    /// server's relay. None by default.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A STUN or TURN server for WebRTC clients (`[[webrtc.ice_servers]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// Its URI: `stun:` or `stuns:` host and port (RFC 7064), `turn:` or
+    /// `turns:` host, port and `?transport=udp|tcp` (RFC 7065).
+    pub url: String,
+    /// The TURN username (a TURN server needs one, as browsers do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The TURN long-term password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// Why a client could not use it, if it could not: a URI that is not
+    /// a STUN or TURN URI, a TURN server without a username and
+    /// credential (browsers refuse one: W3C WebRTC, section 4.2.1), or a
+    /// text a header field cannot carry.
+    pub fn check(&self) -> Result<(), String> {
+        let turn = media::ice::ServerUri::parse(&self.url)?.is_turn();
+        if turn && (self.username.is_none() || self.credential.is_none()) {
+            return Err(format!(
+                "{:?}: a TURN server needs a username and a credential",
+                self.url
+            ));
+        }
+        let texts = [Some(&self.url), self.username.as_ref(), self.credential.as_ref()];
+        if texts.into_iter().flatten().any(|t| t.chars().any(char::is_control)) {
+            return Err(format!(
+                "{:?}: control characters cannot go in a header field",
+                self.url
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for WebRtcConfig {
@@ -213,6 +257,7 @@ impl Default for WebRtcConfig {
             audio_wait: Duration::from_secs(1),
             publisher_keyframe_interval: Duration::from_secs(2),
             resend_packets: 150,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -301,6 +346,10 @@ pub struct Quirks {
     /// nothing more on that stream: a publisher that comes back under the
     /// same name is not played to it.
     pub players_dropped_on_unpublish: bool,
+    /// The TURN servers of `webrtc.ice_servers` are named to WHIP and WHEP
+    /// clients without their username and credential: a browser given them
+    /// refuses the whole configuration.
+    pub ice_server_credentials_left_out: bool,
 }
 
 /// A quirk's flag in [`Quirks`].
@@ -356,6 +405,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("event_streams_lax", "sse-lax", |q| &mut q.event_streams_lax),
     ("players_dropped_on_unpublish", "drop-players", |q| {
         &mut q.players_dropped_on_unpublish
+    }),
+    ("ice_server_credentials_left_out", "turn-no-credentials", |q| {
+        &mut q.ice_server_credentials_left_out
     }),
 ];
 
@@ -565,6 +617,11 @@ impl Config {
                 "rtmp.max_chunk_size and rtmp.max_message_size must be positive".into(),
             ));
         }
+        for server in &self.webrtc.ice_servers {
+            server
+                .check()
+                .map_err(|why| ConfigError::Value(format!("webrtc.ice_servers: {why}")))?;
+        }
         if !self.application_from_url && !self.apps.contains_key(&self.default_app) {
             return Err(ConfigError::Value(format!(
                 "default_app {:?} is not defined in [apps]",
@@ -614,6 +671,26 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Option<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ice_servers_are_checked_as_a_client_would_use_them() {
+        let server = |url: &str, credentials: bool| IceServer {
+            url: url.into(),
+            username: credentials.then(|| "user".into()),
+            credential: credentials.then(|| "secret".into()),
+        };
+        assert_eq!(server("stun:stun.example.net", false).check(), Ok(()));
+        assert_eq!(server("turns:turn.example.net:443?transport=tcp", true).check(), Ok(()));
+        let said = server("turn:turn.example.net", false).check().unwrap_err();
+        assert!(said.contains("needs a username and a credential"), "{said}");
+        assert!(server("http://x", false).check().unwrap_err().contains("is not stun"));
+        let overrides = ["webrtc.ice_servers=[{url = \"turn:t.example.net\"}]".to_string()];
+        let refused = Config::load(None, &overrides).unwrap_err().to_string();
+        assert!(
+            refused.contains("webrtc.ice_servers: \"turn:t.example.net\": a TURN server needs"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn defaults_define_the_two_applications() {

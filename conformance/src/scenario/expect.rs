@@ -139,6 +139,20 @@ pub struct HttpExpect {
     /// any order (the extension orders none).
     #[serde(default)]
     pub events: Vec<String>,
+    /// What its `Link` fields say of STUN and TURN servers (`rel="ice-server"`).
+    #[serde(default)]
+    pub ice_servers: Option<IceServers>,
+}
+
+/// What an answer's `Link` fields name as STUN and TURN servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceServers {
+    /// At least one, each usable by a client (see
+    /// [`crate::webrtc::http::ice_server_problem`]).
+    Usable,
+    /// None.
+    None,
 }
 
 /// An HTTP status code, or a class of them (`"4xx"`).
@@ -222,6 +236,25 @@ impl Expectation for &HttpExpect {
                 misses.push(format!("no {} event; events received: {seen}", missing.join(", ")));
             }
         }
+        if let Some(wanted) = self.ice_servers {
+            let servers = answer.ice_servers();
+            let named = || {
+                let targets: Vec<String> = servers.iter().map(|(t, _)| format!("<{t}>")).collect();
+                targets.join(", ")
+            };
+            match wanted {
+                IceServers::None if !servers.is_empty() => {
+                    misses.push(format!("Link rel=\"ice-server\" {}", named()));
+                }
+                IceServers::Usable if servers.is_empty() => misses.push("no Link rel=\"ice-server\"".into()),
+                IceServers::Usable => misses.extend(
+                    servers
+                        .iter()
+                        .filter_map(|(target, params)| crate::webrtc::http::ice_server_problem(target, params)),
+                ),
+                IceServers::None => {}
+            }
+        }
         if misses.is_empty() {
             Ok(())
         } else {
@@ -252,6 +285,13 @@ impl Expectation for &HttpExpect {
         }
         if !self.events.is_empty() {
             parts.push(format!("the events {}", self.events.join(", ")));
+        }
+        match self.ice_servers {
+            Some(IceServers::Usable) => {
+                parts.push("Link rel=\"ice-server\" naming STUN or TURN servers a client can use".into())
+            }
+            Some(IceServers::None) => parts.push("no Link rel=\"ice-server\"".into()),
+            None => {}
         }
         parts.join(", ")
     }

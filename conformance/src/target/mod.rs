@@ -167,6 +167,25 @@ pub struct Tokens {
 /// The embedded server's application with tokens.
 pub const EMBEDDED_TOKENS: (&str, &str, &str) = ("secured", "publish-token-1", "play-token-1");
 
+/// The STUN and TURN servers the embedded server names to WHIP and WHEP
+/// clients: none of them runs, and the suite's clients do not use them.
+#[cfg(feature = "embedded")]
+fn embedded_ice_servers() -> Vec<reference_server::config::IceServer> {
+    use reference_server::config::IceServer;
+    vec![
+        IceServer {
+            url: "stun:127.0.0.1:3478".into(),
+            username: None,
+            credential: None,
+        },
+        IceServer {
+            url: "turn:127.0.0.1:3478?transport=udp".into(),
+            username: Some("conformance".into()),
+            credential: Some("not-a-secret".into()),
+        },
+    ]
+}
+
 /// Why a target could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -346,6 +365,8 @@ impl Target {
                         app.backend_url = hooks.map(str::to_string);
                     }
                     config.quirks = quirks;
+                    // Named to WHIP and WHEP clients (the suite's ice-servers cases).
+                    config.webrtc.ice_servers = embedded_ice_servers();
                     let (app, publish, play) = EMBEDDED_TOKENS;
                     let mut secured = config.apps["live"].clone();
                     secured.publish_tokens = vec![publish.into()];

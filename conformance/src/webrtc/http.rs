@@ -325,6 +325,39 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    /// The STUN and TURN servers its `Link` fields name (`rel="ice-server"`,
+    /// RFC 9725, section 4.6): each target and its parameters.
+    pub fn ice_servers(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name == "link")
+            .flat_map(|(_, value)| links(value))
+            .filter(|(_, params)| {
+                params.iter().any(|(name, value)| {
+                    name.eq_ignore_ascii_case("rel") && value.split_whitespace().any(|r| r == "ice-server")
+                })
+            })
+            .collect()
+    }
+}
+
+/// Why a client could not use the STUN or TURN server a `Link` names, if it
+/// could not: its target is not a STUN or TURN URI (RFC 9725, section 4.6:
+/// "the server URI as defined in RFC 7064 and RFC 7065"), or it is a TURN
+/// server without a username and credential, which a browser refuses
+/// (W3C WebRTC, section 4.2.1: `InvalidAccessError`, and the whole
+/// configuration with it).
+pub fn ice_server_problem(target: &str, params: &[(String, String)]) -> Option<String> {
+    let uri = match media::ice::ServerUri::parse(target) {
+        Ok(uri) => uri,
+        Err(why) => return Some(why),
+    };
+    let has = |name: &str| params.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    (uri.is_turn() && !(has("username") && has("credential")))
+        .then(|| format!("<{target}> is a TURN server without a username and a credential"))
+}
+
 /// The `rel` of WHEP's server-sent events extension.
 pub const EVENTS_REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
 

@@ -49,6 +49,16 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "video frames were sent after a frame with a later RTP timestamp",
     ),
     (
+        "webrtc/whep/ice-servers",
+        "ice_server_credentials_left_out",
+        "<turn:127.0.0.1:3478?transport=udp> is a TURN server without a username and a credential",
+    ),
+    (
+        "webrtc/whip/ice-servers",
+        "ice_server_credentials_left_out",
+        "<turn:127.0.0.1:3478?transport=udp> is a TURN server without a username and a credential",
+    ),
+    (
         "webrtc/whep/events-active",
         "event_streams_lax",
         "no active event; events received: viewercount",

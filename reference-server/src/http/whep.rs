@@ -13,6 +13,7 @@ use media::rtmp::url::split_params;
 use super::session::{start, Requester, StartFailure};
 use super::{events, patch};
 use crate::admission::{self, Refusal, Verb};
+use crate::config::IceServer;
 use crate::server::Context;
 use crate::text::Clipped;
 use crate::webrtc::{Direction, SessionError, SessionHandle};
@@ -108,10 +109,17 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
                 answer,
             )
                 .into_response();
+            let headers = response.headers_mut();
             // A player's session offers server-sent events.
-            if direction == Direction::Play && response.status() == StatusCode::CREATED {
+            if direction == Direction::Play {
                 if let Ok(link) = HeaderValue::from_str(&events::link(&location)) {
-                    response.headers_mut().insert(header::LINK, link);
+                    headers.append(header::LINK, link);
+                }
+            }
+            let credentials = !ctx.config.quirks.ice_server_credentials_left_out;
+            for server in &ctx.config.webrtc.ice_servers {
+                if let Ok(link) = HeaderValue::from_bytes(ice_server_link(server, credentials).as_bytes()) {
+                    headers.append(header::LINK, link);
                 }
             }
             response
@@ -153,6 +161,36 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
 
 /// The token of an `Authorization: Bearer` header (RFC 6750, section 2.1;
 /// the scheme's name is case-insensitive, RFC 9110 section 11.1).
+/// The `Link` that names a STUN or TURN server to a WHIP or WHEP client
+/// (RFC 9725, section 4.6): its URI as the target, `rel="ice-server"`, and
+/// for a TURN server its username and credential (with `credentials`).
+fn ice_server_link(server: &IceServer, credentials: bool) -> String {
+    let mut link = format!("<{}>; rel=\"ice-server\"", server.url);
+    let turn = media::ice::ServerUri::parse(&server.url).is_ok_and(|uri| uri.is_turn());
+    if let (true, true, Some(username), Some(credential)) = (turn, credentials, &server.username, &server.credential) {
+        link.push_str(&format!(
+            "; username={}; credential={}; credential-type=\"password\"",
+            quoted(username),
+            quoted(credential)
+        ));
+    }
+    link
+}
+
+/// `text` as an HTTP quoted-string (RFC 9110, section 5.6.4).
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -286,4 +324,36 @@ pub async fn trickle(
     }
     tracing::info!(session = %session.id, status = %answer.status(), reason = answer.reason(), "PATCH refused");
     (answer.status(), format!("{}\n", answer.reason())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(url: &str, username: Option<&str>, credential: Option<&str>) -> IceServer {
+        IceServer {
+            url: url.into(),
+            username: username.map(Into::into),
+            credential: credential.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn ice_server_links_quote_the_credentials_of_turn_servers_only() {
+        assert_eq!(
+            ice_server_link(&server("stun:stun.example.net", Some("u"), Some("p")), true),
+            r#"<stun:stun.example.net>; rel="ice-server""#
+        );
+        assert_eq!(
+            ice_server_link(
+                &server("turns:t.example.net?transport=tcp", Some("us\"er"), Some(r"pa\ss")),
+                true
+            ),
+            r#"<turns:t.example.net?transport=tcp>; rel="ice-server"; username="us\"er"; credential="pa\\ss"; credential-type="password""#
+        );
+        assert_eq!(
+            ice_server_link(&server("turn:t.example.net", Some("u"), Some("p")), false),
+            r#"<turn:t.example.net>; rel="ice-server""#
+        );
+    }
 }
