@@ -276,17 +276,10 @@ struct TargetArgs {
     #[arg(long)]
     app_key: Option<String>,
     /// Switch a known bug back on in the embedded reference server, to see
-    /// it and see the suite catch it (repeat for several): ki-1
-    /// (video_line_for_audio_only), ki-2 (publish_takes_played_audio), ki-3
-    /// (stream_name_keeps_query), video-late (answer_only_tracks_sent),
-    /// no-pli (no_publisher_keyframe_requests), audio-behind
-    /// (rtmp_audio_behind_video), no-reoffer (no_renegotiation), app-name
-    /// (rtmp_app_name_ignored), no-joined (silent_joins), dup-names
-    /// (duplicate_participants), no-size (size_ignored), no-speex
-    /// (speex_dropped), no-opus-relay (webrtc_opus_not_forwarded),
-    /// ext-ts-always (extended_timestamps_always_repeated), ext-ts-never
-    /// (extended_timestamps_never_repeated), no-ertmp (ertmp_ignored),
-    /// no-fourcclist (ertmp_fourcc_list_ignored). Needs the feature `embedded`.
+    /// it and see the suite catch it (repeat for several): a name such as
+    /// `ki-1` or `video_line_for_audio_only`; docs/known-issues.md has the
+    /// list, and an unknown name is answered with it. Needs the feature
+    /// `embedded`.
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
     /// The name reports give an external target.

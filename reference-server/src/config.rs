@@ -476,6 +476,13 @@ pub struct AppConfig {
     /// pass through (Sorenson Spark, B-frames, a size or bitrate the player
     /// asked for) are transcoded either way.
     pub avoid_transcoding: bool,
+    /// An RTMP player gets the stream's pictures in H.264 and its sound in
+    /// AAC (the shared transcoders' output) when they are in an Enhanced
+    /// RTMP codec its connect did not announce (HEVC, AV1, VP9, VP8; FLAC,
+    /// AC-3, E-AC-3): Flash Player, older ffmpeg and players that announce
+    /// nothing see a picture and hear sound. Off, those tracks are withheld
+    /// and the player is told so (`NetStream.Play.NoSupportedTrackFound`).
+    pub transcode_for_legacy: bool,
     /// Tokens that let a client publish here: with any, a publisher must
     /// present one of them (docs/tokens.md); none (the default) lets anyone
     /// publish.
@@ -492,6 +499,7 @@ impl Default for AppConfig {
             opus_to_rtmp: RtmpAudio::default(),
             rooms: RoomPolicy::default(),
             avoid_transcoding: true,
+            transcode_for_legacy: true,
             publish_tokens: Vec::new(),
             play_tokens: Vec::new(),
         }

@@ -330,6 +330,9 @@ pub struct Seen {
     pub multitrack: u64,
     /// The FourCCs they named.
     pub fourccs: BTreeSet<String>,
+    /// The codecs of the legacy tags (`h264`, `aac`, `speex`...: the names
+    /// of `media::flv::VideoCodec` and `AudioCodec`).
+    pub legacy: BTreeSet<&'static str>,
     /// The first body that is not one the publisher sent (when the
     /// publisher is an actor of the case): what it was.
     pub foreign: Option<String>,
@@ -349,6 +352,12 @@ impl Seen {
                     self.fourccs.insert(packet.fourcc.to_string());
                 }
             }
+        } else {
+            let codec = match kind {
+                TagKind::Audio => media::flv::audio_header(payload).map(|h| h.codec.name()),
+                _ => media::flv::video_header(payload).map(|h| h.codec.name()),
+            };
+            self.legacy.extend(codec);
         }
         if let Some(published) = published {
             self.compared += 1;

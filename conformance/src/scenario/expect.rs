@@ -372,6 +372,10 @@ pub struct RtmpMediaExpect {
     /// FourCCs no enhanced tag received may carry.
     #[serde(default)]
     pub not_codecs: Vec<String>,
+    /// Codecs the legacy (not enhanced) tags received must include, by
+    /// name: `h264`, `aac`, `speex`, `mp3`...
+    #[serde(default)]
+    pub legacy_codecs: Vec<String>,
     /// Multitrack messages received (true: at least one; false: none).
     #[serde(default)]
     pub multitrack: Option<bool>,
@@ -975,6 +979,19 @@ impl Expectation for &RtmpMediaExpect {
         if !unwanted.is_empty() {
             return Err(format!("enhanced tags of {}", unwanted.join(", ")));
         }
+        let missing: Vec<&str> = media
+            .legacy_codecs
+            .iter()
+            .filter(|c| !seen.legacy.contains(c.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            let got = match seen.legacy.is_empty() {
+                true => "none".to_string(),
+                false => seen.legacy.iter().copied().collect::<Vec<_>>().join(", "),
+            };
+            return Err(format!("no legacy tag of {} (got: {got})", missing.join(", ")));
+        }
         match media.multitrack {
             Some(true) if seen.multitrack == 0 => return Err("no multitrack message".into()),
             Some(false) if seen.multitrack > 0 => return Err(format!("{} multitrack messages", seen.multitrack)),
@@ -1030,6 +1047,9 @@ impl Expectation for &RtmpMediaExpect {
         }
         if !self.codecs.is_empty() {
             parts.push(format!("tags of {}", self.codecs.join(", ")));
+        }
+        if !self.legacy_codecs.is_empty() {
+            parts.push(format!("legacy tags of {}", self.legacy_codecs.join(", ")));
         }
         if !self.not_codecs.is_empty() {
             parts.push(format!("no tag of {}", self.not_codecs.join(", ")));

@@ -150,12 +150,22 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
     (
         "ertmp/connect/fourcc-list-v1",
         "ertmp_fourcc_list_ignored",
-        "fewer than 50 audio and 30 video messages",
+        "no enhanced tag of av01, Opus (got: none)",
     ),
     (
         "ertmp/play/legacy-player-no-enhanced-tag",
         "ertmp_ignored",
         "Enhanced RTMP tags (av01)",
+    ),
+    (
+        "ertmp/play/legacy-player-transcoded",
+        "ertmp_ignored",
+        "Enhanced RTMP tags (ac-3, hvc1)",
+    ),
+    (
+        "clients/ffmpeg/plays-hevc-as-h264",
+        "ertmp_ignored",
+        "fewer than 25 audio and 25 video messages (none came)",
     ),
     (
         "ertmp/play/opus-as-is-from-webrtc",

@@ -31,6 +31,7 @@ use crate::rooms::{next_event, RoomClient, RoomEvent, RoomRequest};
 use crate::server::Context;
 use crate::text::Clipped;
 use crate::transcode::{Target, Transcoded};
+use codecs::VideoSettings;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -462,6 +463,7 @@ impl Connection {
         self.keep_query_if_quirky(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
+        let transcode_for_legacy = app.config.transcode_for_legacy;
         let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
         let opus_target = Target::from(app.config.opus_to_rtmp);
         tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "play");
@@ -497,38 +499,47 @@ impl Connection {
         subscription.select(selection);
         self.ctx.metrics.plays_total.inc();
         self.session.play_started(stream_id);
+        let quirks = &self.ctx.config.quirks;
+        let source = Source {
+            ctx: self.ctx.clone(),
+            app: key.clone(),
+            stream: name.name.clone(),
+            selection,
+        };
+        let mut player = Player {
+            stream_id,
+            sub: subscription,
+            caps: self.enhanced.clone(),
+            transcode_withheld: transcode_for_legacy && !quirks.ertmp_ignored,
+            sound: SoundForRtmp {
+                source: source.clone(),
+                target: opus_target,
+                // A player that announced Opus (Enhanced RTMP) gets it as it is.
+                opus_as_is: self
+                    .enhanced
+                    .as_ref()
+                    .is_some_and(|c| c.takes(TagKind::Audio, FourCc::OPUS)),
+                transcoded: None,
+                not_before: None,
+            },
+            pictures: PicturesForRtmp {
+                source,
+                transcoded: None,
+            },
+            once: quirks.players_dropped_on_unpublish,
+            ended: false,
+        };
         let mut sent_through = None;
-        // A player that announced Opus (Enhanced RTMP) gets it as it is.
-        let opus_as_is = self
-            .enhanced
-            .as_ref()
-            .is_some_and(|c| c.takes(TagKind::Audio, FourCc::OPUS));
-        while let Some(frame) = subscription.next_cached() {
-            if frame.audio_codec() == Some(AudioCodec::Opus) && !opus_as_is {
-                continue; // Opus: the player gets the transcoder's output instead.
+        while let Some(frame) = player.sub.next_cached() {
+            if player.replaces(&frame) {
+                continue; // the player gets a transcoder's output instead
             }
             if frame.kind != MediaKind::Data {
                 sent_through = sent_through.max(Some(frame.timestamp));
             }
             self.send_frame(stream_id, &frame);
         }
-        let opus = OpusToRtmp {
-            ctx: self.ctx.clone(),
-            app: key.clone(),
-            stream: name.name.clone(),
-            selection,
-            target: opus_target,
-            as_is: opus_as_is,
-            transcoded: None,
-            not_before: sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video),
-        };
-        let player = Player {
-            stream_id,
-            sub: subscription,
-            opus,
-            once: self.ctx.config.quirks.players_dropped_on_unpublish,
-            ended: false,
-        };
+        player.sound.not_before = sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video);
         let (play, registration) = AbortHandle::new_pair();
         self.player_events
             .push(Abortable::new(player.events().boxed(), registration));
@@ -582,45 +593,57 @@ impl Connection {
     }
 }
 
-/// Opus sound (from a WebRTC publisher) for an RTMP player: Flash Player and
-/// most RTMP clients do not know Opus, so it is replaced by the output of the
-/// shared transcoder to the app's `opus_to_rtmp` codec, started on the first
-/// Opus frame. A player whose connect announced Opus (Enhanced RTMP) gets
-/// the Opus packets as they are.
+/// The stream a play's transcoders take their input from.
+#[derive(Clone)]
+struct Source {
+    ctx: Arc<Context>,
+    app: String,
+    stream: String,
+    /// The tracks of a multitrack stream the player takes.
+    selection: Selection,
+}
+
+/// Sound an RTMP player does not take as it is, replaced by the output of
+/// the stream's shared transcoder, started on the first such frame: Opus
+/// (from a WebRTC publisher), which Flash Player and most RTMP clients do
+/// not know, becomes the app's `opus_to_rtmp` codec unless the player
+/// announced Opus (Enhanced RTMP); with the app's `transcode_for_legacy`,
+/// an enhanced codec the player did not announce (FLAC, AC-3, E-AC-3)
+/// becomes AAC.
 ///
 /// A transcoder started for this player begins with the stream's cached
 /// backlog, whose sound is older than the cached video this player was
 /// already sent; that sound is skipped, so the player's media stays in
 /// timestamp order (players such as ffmpeg probe the first seconds and find
 /// no audio track otherwise).
-struct OpusToRtmp {
-    ctx: Arc<Context>,
-    app: String,
-    stream: String,
-    /// The tracks of a multitrack stream the player takes.
-    selection: Selection,
+struct SoundForRtmp {
+    source: Source,
     target: Target,
-    /// The player announced Opus (Enhanced RTMP): nothing is replaced.
-    as_is: bool,
+    /// The player announced Opus (Enhanced RTMP): Opus is not replaced.
+    opus_as_is: bool,
     transcoded: Option<Transcoded>,
     /// Sound older than this timestamp (ms) is not sent.
     not_before: Option<u32>,
 }
 
-impl OpusToRtmp {
-    /// Whether `frame` is Opus that this player does not get as it is.
-    fn replaces(&mut self, frame: &Frame) -> bool {
-        if self.as_is || frame.audio_codec() != Some(AudioCodec::Opus) {
-            return false;
-        }
+impl SoundForRtmp {
+    /// Whether `frame` (sound) is replaced; `withheld`: the codec, when
+    /// the player does not take it and transcoding for legacy players is on.
+    fn replaces(&mut self, frame: &Frame, withheld: Option<FourCc>) -> bool {
+        let target = match (frame.audio_codec(), withheld) {
+            (Some(AudioCodec::Opus), _) if !self.opus_as_is => self.target,
+            (_, Some(FourCc::FLAC | FourCc::AC3 | FourCc::EAC3)) => Target::Aac,
+            _ => return false,
+        };
         if self.transcoded.is_none() {
-            tracing::info!(target = ?self.target, "Opus audio transcoded for this RTMP player");
-            self.transcoded = Some(self.ctx.transcoders.subscribe(
-                &self.app,
-                &self.stream,
-                self.selection,
-                self.target,
-            ));
+            let Source {
+                ctx,
+                app,
+                stream,
+                selection,
+            } = &self.source;
+            tracing::info!(?target, "sound transcoded for this RTMP player");
+            self.transcoded = Some(ctx.transcoders.subscribe(app, stream, *selection, target));
         }
         true
     }
@@ -652,6 +675,68 @@ impl OpusToRtmp {
     }
 }
 
+/// With the app's `transcode_for_legacy`: pictures in an enhanced codec an
+/// RTMP player did not announce (HEVC, AV1, VP9, VP8), replaced by the
+/// stream's shared transcoder's H.264 at the source's size, which every
+/// RTMP player since Flash Player 9 decodes.
+struct PicturesForRtmp {
+    source: Source,
+    transcoded: Option<Transcoded>,
+}
+
+/// H.264 of the source's size, at the bitrate that size gets.
+const SOURCE_SIZE: VideoSettings = VideoSettings {
+    max_width: None,
+    max_height: None,
+    bitrate: None,
+};
+
+impl PicturesForRtmp {
+    /// Whether a picture is replaced; `withheld`: its codec, when the
+    /// player does not take it and transcoding for legacy players is on.
+    /// A codec the transcoder cannot read stays withheld (the player is
+    /// told); pictures the player takes as they are (a publisher that
+    /// came back with H.264) stop the transcoder, whose output would
+    /// double them.
+    fn replaces(&mut self, withheld: Option<FourCc>) -> bool {
+        match withheld {
+            Some(FourCc::HEVC | FourCc::AV1 | FourCc::VP9 | FourCc::VP8) => {
+                if self.transcoded.is_none() {
+                    let Source {
+                        ctx,
+                        app,
+                        stream,
+                        selection,
+                    } = &self.source;
+                    tracing::info!("pictures transcoded to H.264 for this RTMP player");
+                    self.transcoded = Some(ctx.transcoders.subscribe_video(app, stream, *selection, SOURCE_SIZE));
+                }
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.transcoded = None;
+                false
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Frame {
+        loop {
+            let Some(transcoded) = &mut self.transcoded else {
+                return std::future::pending().await;
+            };
+            if let Some(config) = transcoded.initial.take() {
+                return config;
+            }
+            match transcoded.recv().await {
+                Some(frame) => return frame,
+                None => self.transcoded = None,
+            }
+        }
+    }
+}
+
 /// One play of a connection: its subscription's frames and publication
 /// changes, with Opus replaced for a player that does not take it. The
 /// subscription says what was live when the player was told Play.Start,
@@ -659,7 +744,12 @@ impl OpusToRtmp {
 struct Player {
     stream_id: u32,
     sub: Subscription,
-    opus: OpusToRtmp,
+    /// What the player's connect announced (Enhanced RTMP); `None`: a legacy player.
+    caps: Option<Capabilities>,
+    /// The app's `transcode_for_legacy`: codecs the player does not take are transcoded.
+    transcode_withheld: bool,
+    sound: SoundForRtmp,
+    pictures: PicturesForRtmp,
     /// The quirk `players_dropped_on_unpublish`: the play ends at the first unpublish.
     once: bool,
     ended: bool,
@@ -673,6 +763,19 @@ impl Player {
             let event = player.next().await?;
             Some((event, player))
         })
+    }
+
+    /// Whether `frame` is replaced by a transcoder's output for this player.
+    fn replaces(&mut self, frame: &Frame) -> bool {
+        let withheld = match enhanced::form(frame, self.caps.as_ref()) {
+            Form::Withheld(fourcc) if self.transcode_withheld => Some(fourcc),
+            _ => None,
+        };
+        match frame.kind {
+            MediaKind::Audio => self.sound.replaces(frame, withheld),
+            MediaKind::Video => self.pictures.replaces(withheld),
+            MediaKind::Data => false,
+        }
     }
 
     async fn next(&mut self) -> Option<PlayerEvent> {
@@ -689,13 +792,14 @@ impl Player {
                             self.ended = true;
                         }
                         // A new publisher's timestamps start anew.
-                        self.opus.not_before = None;
+                        self.sound.not_before = None;
                         PlayerEvent::Publication { stream_id, live }
                     }
-                    Delivery::Frame(frame) if self.opus.replaces(&frame) => continue,
+                    Delivery::Frame(frame) if self.replaces(&frame) => continue,
                     Delivery::Frame(frame) => PlayerEvent::Frame { stream_id, frame },
                 },
-                frame = self.opus.next() => PlayerEvent::Frame { stream_id, frame },
+                frame = self.sound.next() => PlayerEvent::Frame { stream_id, frame },
+                frame = self.pictures.next() => PlayerEvent::Frame { stream_id, frame },
             });
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use codecs::transcode::{FlvAudioTag, FlvAudioTarget, FromOpus, OpusPacket, ToOpus};
+use codecs::CodecError;
 use media::flv::AudioCodec;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -98,6 +99,18 @@ impl super::Feed for Feed {
     }
 }
 
+/// The Opus decoder and `target` encoder, made on first use.
+fn from_opus_for(target: Target, from_opus: &mut Option<FromOpus>) -> Result<&mut FromOpus, CodecError> {
+    match from_opus {
+        Some(encoder) => Ok(encoder),
+        None => FromOpus::new(match target {
+            Target::Aac => FlvAudioTarget::Aac,
+            _ => FlvAudioTarget::Speex,
+        })
+        .map(|e| from_opus.insert(e)),
+    }
+}
+
 /// The codec thread: decodes, resamples, encodes, until its input closes.
 fn run_codecs(
     target: Target,
@@ -127,19 +140,28 @@ fn run_codecs(
                 e.push(frame.timestamp, body.unwrap_or(&frame.payload), &mut packets)
             }),
             (Target::Speex | Target::Aac, Some(AudioCodec::Opus)) => match frame.data().filter(|_| !frame.config) {
-                Some(packet) => {
-                    let encoder = match &mut from_opus {
-                        Some(encoder) => Ok(encoder),
-                        None => FromOpus::new(match target {
-                            Target::Aac => FlvAudioTarget::Aac,
-                            _ => FlvAudioTarget::Speex,
-                        })
-                        .map(|e| from_opus.insert(e)),
-                    };
-                    encoder.and_then(|e| e.push(u64::from(frame.timestamp) * 48, packet, &mut tags))
-                }
+                Some(packet) => from_opus_for(target, &mut from_opus)
+                    .and_then(|e| e.push(u64::from(frame.timestamp) * 48, packet, &mut tags)),
                 None => Ok(()),
             },
+            // Enhanced RTMP sound a legacy RTMP player cannot take: through
+            // Opus (the codecs both ways are already here) to the target.
+            (Target::Speex | Target::Aac, Some(AudioCodec::Flac | AudioCodec::Ac3 | AudioCodec::Eac3)) => {
+                match &mut to_opus {
+                    Some(encoder) => Ok(encoder),
+                    None => ToOpus::new(OPUS_BITRATE).map(|e| to_opus.insert(e)),
+                }
+                .and_then(|e| {
+                    let body = frame.enhanced.as_ref().and_then(|x| x.main_track.as_ref());
+                    e.push(frame.timestamp, body.unwrap_or(&frame.payload), &mut packets)
+                })
+                .and_then(|()| {
+                    let encoder = from_opus_for(target, &mut from_opus)?;
+                    packets
+                        .drain(..)
+                        .try_for_each(|packet| encoder.push(packet.rtp_timestamp, &packet.data, &mut tags))
+                })
+            }
             // Not Opus: RTMP players get it as it is.
             (Target::Speex | Target::Aac, _) => Ok(()),
         };
