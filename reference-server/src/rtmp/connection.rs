@@ -650,26 +650,16 @@ impl SoundForRtmp {
 
     async fn next(&mut self) -> Frame {
         loop {
-            let Some(transcoded) = &mut self.transcoded else {
-                return std::future::pending().await;
-            };
-            if let Some(config) = transcoded.initial.take() {
-                return config;
-            }
-            match transcoded.recv().await {
-                Some(frame)
-                    if !frame.config
-                        && self
-                            .not_before
-                            .is_some_and(|t| media::rtmp::timestamp_before(frame.timestamp, t)) => {}
-                Some(frame) => {
-                    // Caught up: from here on the sound is live.
-                    if !frame.config {
-                        self.not_before = None;
-                    }
-                    return frame;
+            let frame = transcoded_frame(&mut self.transcoded).await;
+            let older = self
+                .not_before
+                .is_some_and(|t| media::rtmp::timestamp_before(frame.timestamp, t));
+            if frame.config || !older {
+                // Caught up: from here on the sound is live.
+                if !frame.config {
+                    self.not_before = None;
                 }
-                None => self.transcoded = None,
+                return frame;
             }
         }
     }
@@ -722,17 +712,20 @@ impl PicturesForRtmp {
     }
 
     async fn next(&mut self) -> Frame {
-        loop {
-            let Some(transcoded) = &mut self.transcoded else {
-                return std::future::pending().await;
-            };
-            if let Some(config) = transcoded.initial.take() {
-                return config;
-            }
-            match transcoded.recv().await {
-                Some(frame) => return frame,
-                None => self.transcoded = None,
-            }
+        transcoded_frame(&mut self.transcoded).await
+    }
+}
+
+/// The next frame from a play's transcoder: never, while it has none, and
+/// none from then on once its transcoder ends.
+async fn transcoded_frame(transcoded: &mut Option<Transcoded>) -> Frame {
+    loop {
+        let Some(running) = transcoded else {
+            return std::future::pending().await;
+        };
+        match running.next().await {
+            Some(frame) => return frame,
+            None => *transcoded = None,
         }
     }
 }

@@ -135,6 +135,15 @@ impl Transcoded {
         self.shared.keyframe_wanted.store(true, Ordering::Relaxed);
     }
 
+    /// The initial configuration if there is one, then the frames as
+    /// [`Transcoded::recv`] gives them.
+    pub async fn next(&mut self) -> Option<Frame> {
+        match self.initial.take() {
+            Some(config) => Some(config),
+            None => self.recv().await,
+        }
+    }
+
     /// The next frame; frames a slow subscriber missed are skipped (and
     /// counted by the caller's own lag handling, if any).
     pub async fn recv(&mut self) -> Option<Frame> {
