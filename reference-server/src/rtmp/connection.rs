@@ -603,6 +603,22 @@ struct Source {
     selection: Selection,
 }
 
+impl Source {
+    /// Its sound in `target`, from the stream's shared transcoder.
+    fn sound(&self, target: Target) -> Transcoded {
+        self.ctx
+            .transcoders
+            .subscribe(&self.app, &self.stream, self.selection, target)
+    }
+
+    /// Its pictures in H.264 of the source's size, from the stream's shared transcoder.
+    fn pictures(&self) -> Transcoded {
+        self.ctx
+            .transcoders
+            .subscribe_video(&self.app, &self.stream, self.selection, SOURCE_SIZE)
+    }
+}
+
 /// Sound an RTMP player does not take as it is, replaced by the output of
 /// the stream's shared transcoder, started on the first such frame: Opus
 /// (from a WebRTC publisher), which Flash Player and most RTMP clients do
@@ -636,14 +652,8 @@ impl SoundForRtmp {
             _ => return false,
         };
         if self.transcoded.is_none() {
-            let Source {
-                ctx,
-                app,
-                stream,
-                selection,
-            } = &self.source;
             tracing::info!(?target, "sound transcoded for this RTMP player");
-            self.transcoded = Some(ctx.transcoders.subscribe(app, stream, *selection, target));
+            self.transcoded = Some(self.source.sound(target));
         }
         true
     }
@@ -692,14 +702,8 @@ impl PicturesForRtmp {
         match withheld {
             Some(FourCc::HEVC | FourCc::AV1 | FourCc::VP9 | FourCc::VP8) => {
                 if self.transcoded.is_none() {
-                    let Source {
-                        ctx,
-                        app,
-                        stream,
-                        selection,
-                    } = &self.source;
                     tracing::info!("pictures transcoded to H.264 for this RTMP player");
-                    self.transcoded = Some(ctx.transcoders.subscribe_video(app, stream, *selection, SOURCE_SIZE));
+                    self.transcoded = Some(self.source.pictures());
                 }
                 true
             }
