@@ -43,11 +43,19 @@ impl<'a> ServerUri<'a> {
         };
         // host [":" port], the host an IPv6 literal in brackets or not.
         let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => match v6.split_once(']') {
-                Some((host, "")) => (host, None),
-                Some((host, port)) => (host, Some(port.strip_prefix(':').unwrap_or(port))),
-                None => ("", None),
-            },
+            Some(v6) => {
+                let (host, rest) = v6.split_once(']').unwrap_or(("", ""));
+                if host.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(format!("{uri:?}: [{host}] is not an IPv6 address"));
+                }
+                match rest {
+                    "" => (host, None),
+                    _ => match rest.strip_prefix(':') {
+                        Some(port) => (host, Some(port)),
+                        None => return Err(format!("{uri:?}: {rest:?} after the IPv6 address")),
+                    },
+                }
+            }
             None => match authority.split_once(':') {
                 Some((host, port)) => (host, Some(port)),
                 None => (authority, None),
@@ -56,11 +64,14 @@ impl<'a> ServerUri<'a> {
         let port = match port {
             None => None,
             Some(port) => Some(
-                port.parse::<u16>()
-                    .map_err(|_| format!("{uri:?}: the port {port:?} is not a number up to 65535"))?,
+                port.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| port.parse::<u16>().ok())
+                    .flatten()
+                    .ok_or_else(|| format!("{uri:?}: the port {port:?} is not a number up to 65535"))?,
             ),
         };
-        let bad = |c: char| c.is_whitespace() || c.is_control() || "/<>@\"".contains(c);
+        let bad = |c: char| c.is_whitespace() || c.is_control() || "/<>@\"[]".contains(c);
         if host.is_empty() || host.chars().any(bad) {
             return Err(format!("{uri:?} names no host"));
         }
@@ -111,7 +122,11 @@ mod tests {
             ("stun:stun.example.net:99999", "is not a number"),
             ("stun:stun.example.net?transport=udp", "is not a query"),
             ("turn:t.example.net?transport=sctp", "is not a query"),
-            ("turn:[2001:db8::1", "names no host"),
+            ("turn:[2001:db8::1", "is not an IPv6 address"),
+            ("turn:[::1]3478", "after the IPv6 address"),
+            ("turn:[example.net]:3478", "is not an IPv6 address"),
+            ("stun:a]b", "names no host"),
+            ("stun:example.net:+3478", "is not a number"),
         ] {
             let said = ServerUri::parse(bad).unwrap_err();
             assert!(said.contains(why), "{bad}: {said}");

@@ -372,8 +372,9 @@ pub struct RtmpMediaExpect {
     /// FourCCs no enhanced tag received may carry.
     #[serde(default)]
     pub not_codecs: Vec<String>,
-    /// Codecs the legacy (not enhanced) tags received must include, by
-    /// name: `h264`, `aac`, `speex`, `mp3`...
+    /// The only codecs the legacy (not enhanced) tags received may be in,
+    /// by name (`h264`, `aac`, `speex`, `mp3`...): a tag of another codec,
+    /// such as HEVC under the legacy CodecID 12, fails.
     #[serde(default)]
     pub legacy_codecs: Vec<String>,
     /// Multitrack messages received (true: at least one; false: none).
@@ -979,18 +980,13 @@ impl Expectation for &RtmpMediaExpect {
         if !unwanted.is_empty() {
             return Err(format!("enhanced tags of {}", unwanted.join(", ")));
         }
-        let missing: Vec<&str> = media
-            .legacy_codecs
-            .iter()
-            .filter(|c| !seen.legacy.contains(c.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            let got = match seen.legacy.is_empty() {
-                true => "none".to_string(),
-                false => seen.legacy.iter().copied().collect::<Vec<_>>().join(", "),
-            };
-            return Err(format!("no legacy tag of {} (got: {got})", missing.join(", ")));
+        if !media.legacy_codecs.is_empty() {
+            let other: Vec<&str> = (seen.legacy.iter().copied())
+                .filter(|c| !media.legacy_codecs.iter().any(|allowed| allowed == c))
+                .collect();
+            if !other.is_empty() {
+                return Err(format!("legacy tags of {}", other.join(", ")));
+            }
         }
         match media.multitrack {
             Some(true) if seen.multitrack == 0 => return Err("no multitrack message".into()),
@@ -1049,7 +1045,7 @@ impl Expectation for &RtmpMediaExpect {
             parts.push(format!("tags of {}", self.codecs.join(", ")));
         }
         if !self.legacy_codecs.is_empty() {
-            parts.push(format!("legacy tags of {}", self.legacy_codecs.join(", ")));
+            parts.push(format!("legacy tags only of {}", self.legacy_codecs.join(", ")));
         }
         if !self.not_codecs.is_empty() {
             parts.push(format!("no tag of {}", self.not_codecs.join(", ")));

@@ -58,7 +58,11 @@ impl Liveness {
         loop {
             let mut down = Vec::new();
             for (what, addr) in &self.ports {
-                if let Err(why) = answers(what, *addr).await {
+                // A busy server gets until the deadline to answer, 1 s at least.
+                let patience = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1));
+                if let Err(why) = answers(what, *addr, patience).await {
                     down.push(format!("{what} {addr}: {why}"));
                 }
             }
@@ -107,11 +111,11 @@ impl Liveness {
 }
 
 /// Whether the server behind `addr` answers: the first byte of S0 to an
-/// RTMP C0+C1, any byte to an HTTP request, within 1 s each. A TCP connect
+/// RTMP C0+C1, any byte to an HTTP request, within `patience`. A TCP connect
 /// alone is not enough: the kernel completes it from the listen backlog
 /// while the process is still dying (a crashed node-media-server did, and
 /// the next case took the blame).
-async fn answers(what: &str, addr: SocketAddr) -> Result<(), String> {
+async fn answers(what: &str, addr: SocketAddr, patience: Duration) -> Result<(), String> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
         if what == "rtmp" {
@@ -132,10 +136,10 @@ async fn answers(what: &str, addr: SocketAddr) -> Result<(), String> {
             _ => Ok(()),
         }
     };
-    match timeout(Duration::from_secs(1), exchange).await {
+    match timeout(patience, exchange).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("no answer within 1 s".into()),
+        Err(_) => Err(format!("no answer within {:.1} s", patience.as_secs_f64())),
     }
 }
 
@@ -193,7 +197,7 @@ mod tests {
         };
         // Accepted by the kernel but never answered: not alive.
         let silent = live.check(Duration::ZERO).await.unwrap_err();
-        assert_eq!(silent, format!("rtmp {addr}: no answer within 1 s"));
+        assert_eq!(silent, format!("rtmp {addr}: no answer within 1.0 s"));
         // Answers S0 to each C0+C1 (the silent check's connection first).
         let server = tokio::spawn(async move {
             loop {

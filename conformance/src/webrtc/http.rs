@@ -195,6 +195,16 @@ mod tests {
     }
 
     #[test]
+    fn quoted_strings_keep_their_escaped_quotes_commas_and_semicolons() {
+        let field = r#"<turn:t.example>; rel="ice-server"; username="a\"b,c"; credential="x;y\\", <stun:s.example>; rel="ice-server""#;
+        let found = links(field);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].1[1], ("username".to_string(), "a\"b,c".to_string()));
+        assert_eq!(found[0].1[2], ("credential".to_string(), "x;y\\".to_string()));
+        assert_eq!(found[1].0, "stun:s.example");
+    }
+
+    #[test]
     fn links_split_at_commas_outside_quotes_and_targets() {
         let field = r#"</s/1/sse>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive", <stun:a.example>; rel="ice-server""#;
         let found = links(field);
@@ -365,35 +375,58 @@ pub const EVENTS_REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
 /// parameters, unquoted. Commas and semicolons inside quotes or the target
 /// do not split.
 fn links(field: &str) -> Vec<(String, Vec<(String, String)>)> {
-    let mut values = Vec::new();
-    let (mut part, mut quoted, mut bracketed) = (String::new(), false, false);
-    for c in field.chars().chain([',']) {
+    split_outside_quotes(field, ',')
+        .iter()
+        .filter_map(|value| {
+            let (target, params) = value.trim().strip_prefix('<')?.split_once('>')?;
+            let params = split_outside_quotes(params, ';')
+                .iter()
+                .filter_map(|param| {
+                    let (name, value) = param.split_once('=')?;
+                    Some((name.trim().to_string(), unquote(value.trim())))
+                })
+                .collect();
+            Some((target.to_string(), params))
+        })
+        .collect()
+}
+
+/// `text` split at each `separator` outside a quoted-string (RFC 9110,
+/// section 5.6.4, whose `\` escapes the next character) and outside `<>`.
+fn split_outside_quotes(text: &str, separator: char) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut part, mut quoted, mut bracketed, mut escaped) = (String::new(), false, false, false);
+    for c in text.chars() {
         match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
             '"' if !bracketed => quoted = !quoted,
             '<' if !quoted => bracketed = true,
             '>' if !quoted => bracketed = false,
-            ',' if !quoted && !bracketed => {
-                values.push(std::mem::take(&mut part));
+            _ if c == separator && !quoted && !bracketed => {
+                parts.push(std::mem::take(&mut part));
                 continue;
             }
             _ => {}
         }
         part.push(c);
     }
-    values
-        .iter()
-        .filter_map(|value| {
-            let (target, params) = value.trim().strip_prefix('<')?.split_once('>')?;
-            let params = params
-                .split(';')
-                .filter_map(|param| {
-                    let (name, value) = param.split_once('=')?;
-                    Some((name.trim().to_string(), value.trim().trim_matches('"').to_string()))
-                })
-                .collect();
-            Some((target.to_string(), params))
-        })
-        .collect()
+    parts.push(part);
+    parts
+}
+
+/// A parameter's value: a quoted-string's content with its escapes undone,
+/// or the token as it is.
+fn unquote(value: &str) -> String {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return value.to_string();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+    }
+    out
 }
 
 /// The events of a `text/event-stream` body (WHATWG HTML, "Server-sent

@@ -159,8 +159,6 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
     }
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750, section 2.1;
-/// the scheme's name is case-insensitive, RFC 9110 section 11.1).
 /// The `Link` that names a STUN or TURN server to a WHIP or WHEP client
 /// (RFC 9725, section 4.6): its URI as the target, `rel="ice-server"`, and
 /// for a TURN server its username and credential (with `credentials`).
@@ -191,6 +189,8 @@ fn quoted(text: &str) -> String {
     out
 }
 
+/// The token of an `Authorization: Bearer` header (RFC 6750, section 2.1;
+/// the scheme's name is case-insensitive, RFC 9110 section 11.1).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;

@@ -525,6 +525,7 @@ impl Connection {
             pictures: PicturesForRtmp {
                 source,
                 transcoded: None,
+                keyframe_sent: false,
             },
             once: quirks.players_dropped_on_unpublish,
             ended: false,
@@ -682,6 +683,9 @@ impl SoundForRtmp {
 struct PicturesForRtmp {
     source: Source,
     transcoded: Option<Transcoded>,
+    /// A keyframe was passed on since the transcoder was subscribed to or
+    /// lost frames: pictures before one would not decode.
+    keyframe_sent: bool,
 }
 
 /// H.264 of the source's size, at the bitrate that size gets.
@@ -695,28 +699,45 @@ impl PicturesForRtmp {
     /// Whether a picture is replaced; `withheld`: its codec, when the
     /// player does not take it and transcoding for legacy players is on.
     /// A codec the transcoder cannot read stays withheld (the player is
-    /// told); pictures the player takes as they are (a publisher that
+    /// told); pictures the player `takes` as they are (a publisher that
     /// came back with H.264) stop the transcoder, whose output would
     /// double them.
-    fn replaces(&mut self, withheld: Option<FourCc>) -> bool {
+    fn replaces(&mut self, withheld: Option<FourCc>, takes: bool) -> bool {
         match withheld {
             Some(FourCc::HEVC | FourCc::AV1 | FourCc::VP9 | FourCc::VP8) => {
                 if self.transcoded.is_none() {
                     tracing::info!("pictures transcoded to H.264 for this RTMP player");
                     self.transcoded = Some(self.source.pictures());
+                    self.keyframe_sent = false;
                 }
                 true
             }
             Some(_) => false,
             None => {
-                self.transcoded = None;
+                if takes {
+                    self.transcoded = None;
+                }
                 false
             }
         }
     }
 
+    /// The next transcoded picture the player can decode: the sequence
+    /// headers, and pictures from a keyframe on (one is asked for after
+    /// lost frames).
     async fn next(&mut self) -> Frame {
-        transcoded_frame(&mut self.transcoded).await
+        loop {
+            let frame = transcoded_frame(&mut self.transcoded).await;
+            if let Some(transcoded) = self.transcoded.as_mut().filter(|t| t.lost) {
+                transcoded.lost = false;
+                transcoded.request_keyframe();
+                self.keyframe_sent = false;
+            }
+            self.keyframe_sent |= frame.keyframe && !frame.config;
+            if frame.config || self.keyframe_sent {
+                return frame;
+            }
+        }
     }
 }
 
@@ -764,13 +785,17 @@ impl Player {
 
     /// Whether `frame` is replaced by a transcoder's output for this player.
     fn replaces(&mut self, frame: &Frame) -> bool {
-        let withheld = match enhanced::form(frame, self.caps.as_ref()) {
+        let form = enhanced::form(frame, self.caps.as_ref());
+        let withheld = match form {
             Form::Withheld(fourcc) if self.transcode_withheld => Some(fourcc),
             _ => None,
         };
+        // A command frame (no codec) says nothing of the codec the player takes.
+        let command = frame.enhanced.as_ref().is_some_and(|e| e.fourcc == FourCc([0; 4]));
+        let takes = !matches!(form, Form::Withheld(_)) && !command;
         match frame.kind {
             MediaKind::Audio => self.sound.replaces(frame, withheld),
-            MediaKind::Video => self.pictures.replaces(withheld),
+            MediaKind::Video => self.pictures.replaces(withheld, takes),
             MediaKind::Data => false,
         }
     }

@@ -161,6 +161,8 @@ fn run_codecs(
                         .drain(..)
                         .try_for_each(|packet| encoder.push(packet.rtp_timestamp, &packet.data, &mut tags))
                 })
+                // Whatever failed, no Opus of this frame goes out as it is.
+                .inspect_err(|_| packets.clear())
             }
             // Not Opus: RTMP players get it as it is.
             (Target::Speex | Target::Aac, _) => Ok(()),

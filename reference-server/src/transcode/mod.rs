@@ -114,6 +114,9 @@ pub struct Transcoded {
     pub initial: Option<Frame>,
     /// The transcoded frames, timestamped in the stream's milliseconds.
     pub frames: broadcast::Receiver<Frame>,
+    /// Frames were skipped (this subscriber fell a whole ring behind)
+    /// since the holder last cleared it.
+    pub lost: bool,
     shared: Arc<Shared>,
 }
 
@@ -125,6 +128,7 @@ impl Transcoded {
         Transcoded {
             initial,
             frames,
+            lost: false,
             shared,
         }
     }
@@ -150,7 +154,7 @@ impl Transcoded {
         loop {
             match self.frames.recv().await {
                 Ok(frame) => return Some(frame),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => self.lost = true,
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
