@@ -220,6 +220,10 @@ pub struct RtmpClient {
     connect_answer: Option<Command>,
     /// How media goes out: chunk streams and a timestamp offset.
     layout: MediaLayout,
+    /// Chunks of an interleaved video message still to send.
+    held: VecDeque<Bytes>,
+    /// Video messages sent.
+    videos_sent: u64,
 }
 
 /// The chunk streams audio and video go out on, and what is added to their
@@ -235,6 +239,19 @@ pub struct MediaLayout {
     /// From this media timestamp on, timestamps start again from 0 (before
     /// the offset is added): an encoder restarted without reconnecting.
     pub restart_at: Option<u32>,
+    /// From the first media timestamp of this pair on, the timestamps sent
+    /// are the second ms ahead (before the offset is added): a source that
+    /// leapt to a new epoch.
+    pub leap: Option<(u32, u32)>,
+    /// A video message's chunks after its first go out one after each of
+    /// the audio messages that follow it (the rest before the next video
+    /// message), as a multiplexer that keeps sound flowing during a large
+    /// picture sends them.
+    pub interleave: bool,
+    /// Every this many video messages, one larger than a chunk is first
+    /// started and abandoned after its first chunk with an Abort Message,
+    /// then sent again whole.
+    pub abort_every: Option<u32>,
 }
 
 impl Default for MediaLayout {
@@ -244,6 +261,9 @@ impl Default for MediaLayout {
             video_csid: csid::VIDEO,
             timestamp_offset: 0,
             restart_at: None,
+            leap: None,
+            interleave: false,
+            abort_every: None,
         }
     }
 }
@@ -291,6 +311,8 @@ impl RtmpClient {
             closed: false,
             connect_answer: None,
             layout: MediaLayout::default(),
+            held: VecDeque::new(),
+            videos_sent: 0,
         })
     }
 
@@ -525,18 +547,70 @@ impl RtmpClient {
             9 => self.layout.video_csid,
             _ => csid::STREAM_COMMAND,
         };
-        let timestamp = match self.layout.restart_at {
-            Some(at) if timestamp >= at => timestamp - at,
+        let timestamp = match (self.layout.restart_at, self.layout.leap) {
+            (Some(at), _) if timestamp >= at => timestamp - at,
+            (_, Some((at, by))) if timestamp >= at => timestamp.wrapping_add(by),
             _ => timestamp,
         };
-        self.endpoint.send_raw(&RawMessage {
+        let message = RawMessage {
             csid: chunk_stream,
             timestamp: timestamp.wrapping_add(self.layout.timestamp_offset),
             type_id,
             stream_id,
             payload,
-        });
-        self.flush().await
+        };
+        if type_id != 8 {
+            self.release_held().await?;
+        }
+        if type_id == 9 {
+            self.videos_sent += 1;
+            let chunk_size = self.endpoint.chunk_size() as usize;
+            if self
+                .layout
+                .abort_every
+                .is_some_and(|n| n > 0 && self.videos_sent.is_multiple_of(u64::from(n)))
+                && message.payload.len() > chunk_size
+            {
+                self.abandon(&message).await?;
+            }
+            if self.layout.interleave {
+                self.flush().await?;
+                let mut chunks = self.endpoint.chunks(&message).into_iter();
+                if let Some(first) = chunks.next() {
+                    self.socket.write_all(&first).await?;
+                }
+                self.held.extend(chunks);
+                return Ok(());
+            }
+        }
+        self.endpoint.send_raw(&message);
+        self.flush().await?;
+        if let Some(chunk) = self.held.pop_front() {
+            self.socket.write_all(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left of an interleaved video message (done before
+    /// the next video or command, and when the media ends).
+    pub async fn release_held(&mut self) -> Result<(), ClientError> {
+        while let Some(chunk) = self.held.pop_front() {
+            self.socket.write_all(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the first chunk of `message`, then an Abort Message for its
+    /// chunk stream; the next message there starts with a full header.
+    async fn abandon(&mut self, message: &RawMessage) -> Result<(), ClientError> {
+        self.flush().await?;
+        if let Some(first) = self.endpoint.chunks(message).into_iter().next() {
+            self.socket.write_all(&first).await?;
+        }
+        self.send_message(csid::CONTROL, 0, &Message::Abort(message.csid))
+            .await?;
+        self.endpoint.forget_chunk_stream(message.csid);
+        Ok(())
     }
 
     /// Publishes FLV tags on a stream: at their timestamps' pace when
@@ -557,7 +631,7 @@ impl RtmpClient {
             }
             self.send_tag(stream_id, tag).await?;
         }
-        Ok(())
+        self.release_held().await
     }
 
     /// Sends one FLV tag on a stream; a script tag goes as `@setDataFrame`
@@ -607,6 +681,9 @@ impl RtmpClient {
         message: &Message,
     ) -> Result<(), ClientError> {
         self.note(format!("> [{stream_id}] {}", describe_outgoing(message)));
+        if chunk_stream != csid::CONTROL {
+            self.release_held().await?;
+        }
         self.endpoint.send(chunk_stream, stream_id, 0, message);
         self.flush().await
     }

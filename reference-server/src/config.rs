@@ -314,6 +314,13 @@ pub struct Quirks {
     /// extended timestamp: a publisher that repeats it (as the
     /// specification asks) is misread.
     pub extended_timestamps_never_repeated: bool,
+    /// RTMP Abort Messages are not acted on: the partly received message
+    /// stays, and the next message on its chunk stream ends the connection.
+    pub chunk_aborts_ignored: bool,
+    /// RTMP chunks are read one message at a time: a publisher that
+    /// interleaves chunk streams (sound between a picture's chunks) is
+    /// disconnected.
+    pub chunk_interleaving_refused: bool,
     /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
     /// maps and `capsEx` are not read nor stated in `_result`, and every
     /// tag goes to every RTMP player as it came (a codec-blind relay:
@@ -334,8 +341,8 @@ pub struct Quirks {
     /// and later.
     pub opus_transcoded: bool,
     /// An RTMP publisher's timestamps that jump back (an encoder restarted
-    /// without reconnecting) are passed on as they come: WebRTC players'
-    /// RTP time goes back with them.
+    /// without reconnecting) or far ahead are passed on as they come:
+    /// WebRTC players' RTP time goes back or leaps with them.
     pub timestamp_jumps_passed_on: bool,
     /// WHEP's server-sent events are done the least that seems to work: an
     /// event stream is created whatever events are asked for (unknown ones
@@ -408,6 +415,10 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     }),
     ("ice_server_credentials_left_out", "turn-no-credentials", |q| {
         &mut q.ice_server_credentials_left_out
+    }),
+    ("chunk_aborts_ignored", "no-abort", |q| &mut q.chunk_aborts_ignored),
+    ("chunk_interleaving_refused", "no-interleave", |q| {
+        &mut q.chunk_interleaving_refused
     }),
 ];
 

@@ -392,13 +392,13 @@ pub struct StreamDescription {
 pub struct Publisher {
     hub: Hub,
     stream: Arc<Stream>,
-    /// Whether a jump back of the timestamps is restamped ([`Continuity`]).
+    /// Whether a jump of the timestamps is restamped ([`Continuity`]).
     restamp_jumps: bool,
 }
 
 impl Publisher {
-    /// Passes the publisher's timestamps on as they come, jumps back
-    /// included (the `timestamp_jumps_passed_on` quirk).
+    /// Passes the publisher's timestamps on as they come, jumps included
+    /// (the `timestamp_jumps_passed_on` quirk).
     pub fn pass_timestamp_jumps_on(&mut self) {
         self.restamp_jumps = false;
     }
@@ -419,7 +419,9 @@ impl Publisher {
             let video = frame.kind == MediaKind::Video;
             frame.timestamp = match frame.config {
                 true => state.continuity.restamp_config(video, frame.timestamp),
-                false => state.continuity.restamp(video, frame.timestamp),
+                false => state
+                    .continuity
+                    .restamp(video, frame.timestamp, std::time::Instant::now()),
             };
         }
         state.has_audio |= frame.kind == MediaKind::Audio;

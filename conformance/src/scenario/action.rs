@@ -362,6 +362,9 @@ async fn chunk_as(client: &mut crate::client::RtmpClient, chunking: &Chunking) -
         video_csid: chunking.video_csid.unwrap_or(defaults.video_csid),
         timestamp_offset: chunking.timestamp_offset,
         restart_at: chunking.restart_at,
+        leap: chunking.leap_at.map(|at| (at, chunking.leap_by)),
+        interleave: chunking.interleave,
+        abort_every: chunking.abort_every,
     });
     client.set_chunk_style(media::rtmp::ChunkStyle {
         full_headers: chunking.full_headers,
@@ -662,12 +665,28 @@ pub struct Chunking {
     /// without reconnecting sends them: a jump back mid-stream.
     #[serde(default)]
     pub restart_at: Option<u32>,
+    /// From this media timestamp on, the timestamps sent are `leap_by` ms
+    /// ahead while the media goes on at its pace: a source that leapt to a
+    /// new epoch (a playlist's next item, a relay whose origin changed).
+    #[serde(default)]
+    pub leap_at: Option<u32>,
+    /// How far `leap_at` leaps, in ms.
+    #[serde(default)]
+    pub leap_by: u32,
     /// Every message with a full (type 0) header.
     #[serde(default)]
     pub full_headers: bool,
     /// Continuation chunks without the extended timestamp.
     #[serde(default)]
     pub bare_continuations: bool,
+    /// Each video message's chunks after its first go out between the
+    /// audio messages that follow it.
+    #[serde(default)]
+    pub interleave: bool,
+    /// Every this many video messages, one is first started, abandoned
+    /// after its first chunk with an Abort Message, then sent whole.
+    #[serde(default)]
+    pub abort_every: Option<u32>,
 }
 
 /// Where an `http` step's request goes.

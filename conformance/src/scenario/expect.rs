@@ -463,6 +463,11 @@ pub struct MediaExpect {
     /// has begun.
     #[serde(default, with = "humantime_serde")]
     pub max_audio_gap: Option<Duration>,
+    /// No frame's RTP time moves further ahead of its arrival, compared
+    /// with the frame before it in its track, than this (RTP time follows
+    /// the sampling clock).
+    #[serde(default, with = "humantime_serde")]
+    pub max_rtp_leap: Option<Duration>,
     /// The audio RTP sequence never breaks (no loss, no new SSRC).
     #[serde(default)]
     pub audio_continuous: bool,
@@ -1219,6 +1224,20 @@ impl MediaExpect {
                 ));
             }
         }
+        if let Some(limit) = media.max_rtp_leap {
+            for (track, leap, after) in [
+                ("video", report.video.largest_leap, report.video.largest_leap_after),
+                ("audio", report.audio.largest_leap, report.audio.largest_leap_after),
+            ] {
+                if leap > limit {
+                    return Err(format!(
+                        "the {track} RTP time leapt {:.1} s ahead of the arrival clock between two frames, {:.1} s into playing ({limit:?} allowed)",
+                        leap.as_secs_f64(),
+                        after.unwrap_or_default().as_secs_f64()
+                    ));
+                }
+            }
+        }
         if let Some(limit) = media.max_audio_gap {
             if report.audio.longest_gap > limit {
                 return Err(format!(
@@ -1331,6 +1350,9 @@ impl MediaExpect {
         }
         if let Some(gap) = m.max_audio_gap {
             parts.push(format!("no gap in the sound longer than {:.2} s", gap.as_secs_f64()));
+        }
+        if let Some(leap) = m.max_rtp_leap {
+            parts.push(format!("RTP time never {:.1} s ahead of the clock", leap.as_secs_f64()));
         }
         if parts.is_empty() {
             "media decoded".into()

@@ -1013,5 +1013,6 @@ async fn send_media(
         }
         sending.next += batch;
     }
+    let _ = client.release_held().await;
     (client, sending)
 }

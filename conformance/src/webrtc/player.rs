@@ -216,7 +216,8 @@ impl PeerApp for PlayerApp {
                 .saturating_sub(**data.seq_range.start())
                 .saturating_add(1);
             let codec = data.params.spec().codec;
-            self.receiver.timing(codec, data.time, data.last_sender_info.as_ref());
+            self.receiver
+                .timing(codec, data.time, data.network_time, data.last_sender_info.as_ref());
             self.receiver
                 .sequence(codec, **data.seq_range.start(), **data.seq_range.end());
             if codec.is_video() {

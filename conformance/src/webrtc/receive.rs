@@ -64,6 +64,14 @@ pub struct VideoStats {
     /// report. Simultaneous audio and video must map to the same instant (lip
     /// sync). `None` before a sender report has come.
     pub first_frame_sampled_at: Option<SystemTime>,
+    /// The furthest a frame's RTP time moved ahead of its arrival time,
+    /// compared with the frame before it: RTP time that leaves the sampling
+    /// clock (RFC 3550, section 5.1), as a sender that passes on a jump of
+    /// its source's timestamps makes it. A burst of frames (a late joiner's
+    /// cache, a catch-up) stays within a frame's time.
+    pub largest_leap: Duration,
+    /// When the largest leap happened, counted from the offer.
+    pub largest_leap_after: Option<Duration>,
     /// The last decode error.
     pub last_error: Option<String>,
 }
@@ -105,6 +113,14 @@ pub struct AudioStats {
     /// report. Simultaneous audio and video must map to the same instant (lip
     /// sync). `None` before a sender report has come.
     pub first_frame_sampled_at: Option<SystemTime>,
+    /// The furthest a frame's RTP time moved ahead of its arrival time,
+    /// compared with the frame before it: RTP time that leaves the sampling
+    /// clock (RFC 3550, section 5.1), as a sender that passes on a jump of
+    /// its source's timestamps makes it. A burst of frames (a late joiner's
+    /// cache, a catch-up) stays within a frame's time.
+    pub largest_leap: Duration,
+    /// When the largest leap happened, counted from the offer.
+    pub largest_leap_after: Option<Duration>,
     /// The last decode error.
     pub last_error: Option<String>,
 }
@@ -213,6 +229,9 @@ pub struct MediaReceiver {
     /// number of that frame.
     last_video_time: Option<(MediaTime, u64)>,
     first_audio_time: Option<MediaTime>,
+    /// The RTP time of each track's newest frame, and when it arrived.
+    last_video_clock: Option<(MediaTime, Instant)>,
+    last_audio_clock: Option<(MediaTime, Instant)>,
     last_audio_after: Option<Duration>,
     last_audio_seq: Option<u64>,
     seen_idr: bool,
@@ -249,6 +268,8 @@ impl MediaReceiver {
             first_video_time: None,
             last_video_time: None,
             first_audio_time: None,
+            last_video_clock: None,
+            last_audio_clock: None,
             last_audio_after: None,
             last_audio_seq: None,
             seen_idr: false,
@@ -282,18 +303,44 @@ impl MediaReceiver {
         }
     }
 
-    /// Takes the RTP time of a frame of `codec` and the sender report in
-    /// force when it came, to place the first frame on the sender's clock
-    /// ([`VideoStats::first_frame_sampled_at`]).
-    pub fn timing(&mut self, codec: Codec, time: MediaTime, sender: Option<&SenderInfo>) {
-        let (first, sampled_at) = if codec.is_video() {
-            (&mut self.first_video_time, &mut self.video.first_frame_sampled_at)
+    /// Takes the RTP time of a frame of `codec` that arrived `now`, and the
+    /// sender report in force when it came: to place the first frame on the
+    /// sender's clock ([`VideoStats::first_frame_sampled_at`]) and to see
+    /// RTP time leap ahead of the clock ([`VideoStats::largest_leap`]).
+    pub fn timing(&mut self, codec: Codec, time: MediaTime, now: Instant, sender: Option<&SenderInfo>) {
+        let since = now.saturating_duration_since(self.start);
+        let (first, sampled_at, last, leap) = if codec.is_video() {
+            let v = &mut self.video;
+            (
+                &mut self.first_video_time,
+                &mut v.first_frame_sampled_at,
+                &mut self.last_video_clock,
+                (&mut v.largest_leap, &mut v.largest_leap_after),
+            )
         } else {
-            (&mut self.first_audio_time, &mut self.audio.first_frame_sampled_at)
+            let a = &mut self.audio;
+            (
+                &mut self.first_audio_time,
+                &mut a.first_frame_sampled_at,
+                &mut self.last_audio_clock,
+                (&mut a.largest_leap, &mut a.largest_leap_after),
+            )
         };
         let first = *first.get_or_insert(time);
         if let Some(sender) = sender {
             *sampled_at = Some(sampled_at_sender(first, sender));
+        }
+        if let Some((then, arrived)) = *last {
+            let moved = time.as_seconds() - then.as_seconds();
+            let passed = now.saturating_duration_since(arrived).as_secs_f64();
+            let ahead = Duration::try_from_secs_f64(moved - passed).unwrap_or_default();
+            if ahead > *leap.0 {
+                *leap.0 = ahead;
+                *leap.1 = Some(since);
+            }
+        }
+        if last.is_none_or(|(then, _)| time > then) {
+            *last = Some((time, now));
         }
     }
 
@@ -517,6 +564,36 @@ mod tests {
         r.video_order(t(200), 20, 21);
         r.video_order(t(160), 18, 19);
         assert_eq!(r.video.out_of_order, 2);
+    }
+
+    #[test]
+    fn rtp_time_that_leaps_ahead_of_the_clock_is_measured() {
+        use str0m::media::Frequency;
+        let t = |ms: u64| MediaTime::new(ms * 90, Frequency::NINETY_KHZ);
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut r = MediaReceiver::new(start, Duration::from_secs(1));
+        // A burst (40 ms of RTP time each, 10 ms apart), then paced frames.
+        for frame in 0..10 {
+            r.timing(Codec::H264, t(frame * 40), at(frame * 10), None);
+        }
+        for frame in 10..20 {
+            r.timing(Codec::H264, t(frame * 40), at(frame * 40), None);
+        }
+        assert!(
+            r.video.largest_leap <= Duration::from_millis(40),
+            "{:?}",
+            r.video.largest_leap
+        );
+        // A B-frame earlier in time changes nothing.
+        r.timing(Codec::H264, t(700), at(801), None);
+        assert!(r.video.largest_leap <= Duration::from_millis(40));
+        // An hour ahead, 40 ms later.
+        r.timing(Codec::H264, t(3_600_800), at(840), None);
+        let leap = r.video.largest_leap.as_secs_f64();
+        assert!((3599.9..3600.1).contains(&leap), "{leap}");
+        assert_eq!(r.video.largest_leap_after, Some(Duration::from_millis(840)));
+        assert_eq!(r.audio.largest_leap, Duration::ZERO);
     }
 
     #[test]

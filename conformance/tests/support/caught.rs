@@ -125,6 +125,21 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "extended_timestamps_always_repeated",
         "fewer than 200 audio and 150 video messages",
     ),
+    (
+        "rtmp/chunk/interleaved",
+        "chunk_interleaving_refused",
+        "fewer than 100 audio and 100 video messages",
+    ),
+    (
+        "webrtc/whep/timestamps-leap",
+        "timestamp_jumps_passed_on",
+        "RTP time leapt",
+    ),
+    (
+        "rtmp/chunk/abort",
+        "chunk_aborts_ignored",
+        "fewer than 100 audio and 100 video messages",
+    ),
     ("rooms/flash-webrtc-video-chat", "silent_joins", "JOINED browser-user"),
     ("rooms/published", "silent_joins", "JOINED alice"),
     ("rooms/three-participants", "silent_joins", "JOINED"),

@@ -133,6 +133,27 @@ pub enum ChunkError {
         /// The configured limit.
         limit: usize,
     },
+    /// A chunk of one chunk stream while a message of another was partly
+    /// received, to a reader given [`ReaderFaults::interleaving_refused`].
+    #[error("a chunk on chunk stream {csid} while a message on chunk stream {other} is partly received")]
+    Interleaved {
+        /// The chunk stream of the chunk.
+        csid: u32,
+        /// The chunk stream whose message is incomplete.
+        other: u32,
+    },
+}
+
+/// Faults a reader can be given on purpose, as some servers have them, to
+/// show that a conformance case catches them. None by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReaderFaults {
+    /// Abort Messages are read and not acted on: the partly received
+    /// message stays, and the next header on its chunk stream is an error.
+    pub aborts_ignored: bool,
+    /// One message at a time: a chunk of another chunk stream before the
+    /// current message is complete is an error.
+    pub interleaving_refused: bool,
 }
 
 /// What the decoder remembers about one chunk stream.
@@ -177,6 +198,7 @@ pub enum Continuations {
 pub struct ChunkDecoder {
     limits: ChunkLimits,
     continuations: Continuations,
+    faults: ReaderFaults,
     chunk_size: u32,
     buffer: BytesMut,
     streams: HashMap<u32, ChunkStream>,
@@ -190,6 +212,7 @@ impl ChunkDecoder {
         ChunkDecoder {
             limits,
             continuations: Continuations::default(),
+            faults: ReaderFaults::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             // Grows with what a publisher sends; a player sends little.
             buffer: BytesMut::with_capacity(4 * 1024),
@@ -202,6 +225,11 @@ impl ChunkDecoder {
     /// Reads continuation chunks as `continuations` says from now on.
     pub fn set_continuations(&mut self, continuations: Continuations) {
         self.continuations = continuations;
+    }
+
+    /// Reads with `faults` from now on.
+    pub fn set_faults(&mut self, faults: ReaderFaults) {
+        self.faults = faults;
     }
 
     /// Appends bytes read from the peer.
@@ -253,7 +281,7 @@ impl ChunkDecoder {
                 }
                 self.chunk_size = size.min(self.limits.max_chunk_size);
             }
-            type_id::ABORT => {
+            type_id::ABORT if !self.faults.aborts_ignored => {
                 let csid = control_u32(message)?;
                 if let Some(stream) = self.streams.get_mut(&csid) {
                     if let Some((buf, _)) = stream.partial.take() {
@@ -280,6 +308,11 @@ impl ChunkDecoder {
             return Err(ChunkError::TooManyChunkStreams {
                 limit: self.limits.max_chunk_streams,
             });
+        }
+        if self.faults.interleaving_refused {
+            if let Some((&other, _)) = self.streams.iter().find(|(&id, s)| id != csid && s.partial.is_some()) {
+                return Err(ChunkError::Interleaved { csid, other });
+            }
         }
         let stream = self.streams.entry(csid).or_default();
         let fields = &input[basic_len..header_len];
@@ -524,6 +557,36 @@ impl ChunkEncoder {
 
     /// Appends the chunks of `message` to `out`.
     pub fn encode(&mut self, message: &RawMessage, out: &mut BytesMut) {
+        self.encode_marking(message, out, |_| {});
+    }
+
+    /// The chunks of `message`, each with its header, for a sender that
+    /// interleaves them with other chunk streams' or abandons the message
+    /// part way (Abort).
+    pub fn encode_chunks(&mut self, message: &RawMessage) -> Vec<Bytes> {
+        let mut out = BytesMut::new();
+        let mut ends = Vec::new();
+        self.encode_marking(message, &mut out, |end| ends.push(end));
+        let mut bytes = out.freeze();
+        let mut taken = 0;
+        ends.iter()
+            .map(|&end| {
+                let chunk = bytes.split_to(end - taken);
+                taken = end;
+                chunk
+            })
+            .collect()
+    }
+
+    /// Forgets what was last sent on `csid`: its next message goes with a
+    /// type 0 header (after an Abort, say).
+    pub fn forget(&mut self, csid: u32) {
+        self.sent.remove(&csid);
+    }
+
+    /// Appends the chunks of `message` to `out`, telling `chunk_end` where in
+    /// `out` each chunk ends.
+    fn encode_marking(&mut self, message: &RawMessage, out: &mut BytesMut, mut chunk_end: impl FnMut(usize)) {
         let length = message.payload.len() as u32;
         let previous = self.sent.get(&message.csid).copied();
         let (fmt, ts_field) = match previous {
@@ -559,12 +622,14 @@ impl ChunkEncoder {
         if let Some(first) = chunks.next() {
             out.put_slice(first);
         }
+        chunk_end(out.len());
         for chunk in chunks {
             put_basic_header(out, 3, message.csid);
             if extended && !self.style.bare_continuations {
                 out.put_u32(ts_field);
             }
             out.put_slice(chunk);
+            chunk_end(out.len());
         }
         self.sent.insert(
             message.csid,
@@ -748,6 +813,38 @@ mod tests {
     }
 
     #[test]
+    fn chunks_interleaved_across_chunk_streams_decode() {
+        let mut encoder = ChunkEncoder::new();
+        let video = msg(7, 40, 9, 1, 300, 9);
+        let audio = msg(6, 42, 8, 1, 20, 8);
+        let chunks = encoder.encode_chunks(&video);
+        assert_eq!(
+            chunks.iter().map(Bytes::len).collect::<Vec<_>>(),
+            vec![12 + 128, 1 + 128, 1 + 44]
+        );
+        let mut whole = BytesMut::new();
+        ChunkEncoder::new().encode(&video, &mut whole);
+        assert_eq!(chunks.concat(), whole.to_vec());
+
+        let mut wire = BytesMut::new();
+        wire.extend_from_slice(&chunks[0]);
+        encoder.encode(&audio, &mut wire);
+        wire.extend_from_slice(&chunks[1]);
+        wire.extend_from_slice(&chunks[2]);
+        assert_eq!(decode_all(&wire, 128).unwrap(), vec![audio, video]);
+    }
+
+    #[test]
+    fn forget_sends_a_type_0_header_next() {
+        let mut encoder = ChunkEncoder::new();
+        let mut out = BytesMut::new();
+        encoder.encode(&msg(7, 0, 9, 1, 10, 1), &mut out);
+        encoder.forget(7);
+        let second = encoder.encode_chunks(&msg(7, 40, 9, 1, 10, 2));
+        assert_eq!(second[0][0] >> 6, 0, "a type 0 header after forget");
+    }
+
+    #[test]
     fn abort_drops_the_partial_message() {
         let mut wire = BytesMut::new();
         let mut encoder = ChunkEncoder::new();
@@ -770,6 +867,55 @@ mod tests {
         let decoded = decode_all(&wire, 128).unwrap();
         assert_eq!(decoded.len(), 2);
         assert_eq!(decoded[1].payload, Bytes::from(vec![2; 10]));
+    }
+
+    /// Decodes `wire` with `faults` until the first error.
+    fn decode_with(wire: &[u8], faults: ReaderFaults) -> Result<usize, ChunkError> {
+        let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+        decoder.set_faults(faults);
+        decoder.push(wire);
+        let mut count = 0;
+        while decoder.next_message()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    #[test]
+    fn reader_faults_break_what_they_name() {
+        let mut encoder = ChunkEncoder::new();
+        let chunks = encoder.encode_chunks(&msg(7, 0, 9, 1, 300, 9));
+        let abort = RawMessage {
+            csid: 2,
+            timestamp: 0,
+            type_id: type_id::ABORT,
+            stream_id: 0,
+            payload: Bytes::copy_from_slice(&7u32.to_be_bytes()),
+        };
+        let mut aborted = BytesMut::from(&chunks[0][..]);
+        encoder.encode(&abort, &mut aborted);
+        encoder.forget(7);
+        encoder.encode(&msg(7, 40, 9, 1, 300, 9), &mut aborted);
+        assert_eq!(decode_with(&aborted, ReaderFaults::default()).unwrap(), 2);
+        let ignored = ReaderFaults {
+            aborts_ignored: true,
+            ..ReaderFaults::default()
+        };
+        assert!(matches!(
+            decode_with(&aborted, ignored),
+            Err(ChunkError::InterruptedMessage { csid: 7, .. })
+        ));
+
+        let mut interleaved = BytesMut::from(&chunks[0][..]);
+        encoder.encode(&msg(6, 0, 8, 1, 20, 8), &mut interleaved);
+        let refused = ReaderFaults {
+            interleaving_refused: true,
+            ..ReaderFaults::default()
+        };
+        assert!(matches!(
+            decode_with(&interleaved, refused),
+            Err(ChunkError::Interleaved { csid: 6, other: 7 })
+        ));
     }
 
     #[test]

@@ -138,6 +138,18 @@ impl Endpoint {
         }
     }
 
+    /// The chunks of `message`, each with its header, for the caller to
+    /// write itself: interleaved with other chunk streams' or abandoned part
+    /// way (see [`super::ChunkEncoder::encode_chunks`]).
+    pub fn chunks(&mut self, message: &RawMessage) -> Vec<bytes::Bytes> {
+        self.encoder.encode_chunks(message)
+    }
+
+    /// The next message on `csid` goes with a full (type 0) header.
+    pub fn forget_chunk_stream(&mut self, csid: u32) {
+        self.encoder.forget(csid);
+    }
+
     /// Sends Set Chunk Size and uses `size` from the next message on.
     pub fn set_chunk_size(&mut self, size: u32) {
         self.send(csid::CONTROL, 0, 0, &Message::SetChunkSize(size));
@@ -146,6 +158,11 @@ impl Endpoint {
     /// Reads the peer's continuation chunks as `continuations` says.
     pub fn set_continuations(&mut self, continuations: super::Continuations) {
         self.decoder.set_continuations(continuations);
+    }
+
+    /// Reads the peer's chunks with `faults` (a quirk's).
+    pub fn set_reader_faults(&mut self, faults: super::ReaderFaults) {
+        self.decoder.set_faults(faults);
     }
 
     /// Writes chunk headers in `style` from the next message on.

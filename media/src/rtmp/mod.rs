@@ -11,7 +11,9 @@ pub mod enhanced;
 pub mod message;
 pub mod url;
 
-pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStyle, Continuations, RawMessage};
+pub use chunk::{
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStyle, Continuations, RawMessage, ReaderFaults,
+};
 pub use control::Control;
 pub use endpoint::Endpoint;
 pub use message::{Command, Data, Message, MessageError, ObjectEncoding, UserControl};

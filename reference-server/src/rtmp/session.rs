@@ -34,6 +34,8 @@ pub struct SessionConfig {
     /// How the peer's continuation chunks are read (both ways, unless a
     /// quirk says otherwise).
     pub continuations: media::rtmp::Continuations,
+    /// Faults the peer's chunks are read with (quirks; none by default).
+    pub reader_faults: media::rtmp::ReaderFaults,
     /// Whether `_result` states the server's Enhanced RTMP support (unless
     /// the quirk `ertmp_ignored` is on).
     pub states_enhanced: bool,
@@ -61,6 +63,10 @@ impl SessionConfig {
                 (true, _) => media::rtmp::Continuations::AlwaysRepeated,
                 (_, true) => media::rtmp::Continuations::NeverRepeated,
                 _ => media::rtmp::Continuations::Recognised,
+            },
+            reader_faults: media::rtmp::ReaderFaults {
+                aborts_ignored: config.quirks.chunk_aborts_ignored,
+                interleaving_refused: config.quirks.chunk_interleaving_refused,
             },
             states_enhanced: !config.quirks.ertmp_ignored,
         }
@@ -219,6 +225,7 @@ impl Session {
             endpoint: {
                 let mut endpoint = Endpoint::new(config.limits);
                 endpoint.set_continuations(config.continuations);
+                endpoint.set_reader_faults(config.reader_faults);
                 endpoint
             },
             config,

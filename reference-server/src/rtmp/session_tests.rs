@@ -88,6 +88,7 @@ fn lines(messages: &[(u32, Message)]) -> Vec<String> {
 fn config() -> SessionConfig {
     SessionConfig {
         continuations: media::rtmp::Continuations::default(),
+        reader_faults: media::rtmp::ReaderFaults::default(),
         chunk_size: 4096,
         window_ack_size: 2_500_000,
         limits: ChunkLimits::default(),
