@@ -136,17 +136,27 @@ impl Audio {
 }
 
 /// The fixtures: file name, video, picture size, audio.
-const FIXTURES: [(&str, Video, &str, Audio); 9] = [
-    ("eflv_hevc_opus_320x240.flv", Video::Hevc, "320x240", Audio::Opus),
-    ("eflv_vp9_opus_320x240.flv", Video::Vp9, "320x240", Audio::Opus),
-    ("eflv_vp8_opus_320x240.flv", Video::Vp8, "320x240", Audio::Opus),
-    ("eflv_av1_flac_320x240.flv", Video::Av1, "320x240", Audio::Flac),
-    ("eflv_hevc_ac3_640x360.flv", Video::Hevc, "640x360", Audio::Ac3),
-    ("eflv_vp9_eac3_320x240.flv", Video::Vp9, "320x240", Audio::Eac3),
+/// Each fixture: its file, its video codec and size, its audio codec and the
+/// sine's frequency (Hz).
+const FIXTURES: [(&str, Video, &str, Audio, u32); 10] = [
+    ("eflv_hevc_opus_320x240.flv", Video::Hevc, "320x240", Audio::Opus, 440),
+    ("eflv_vp9_opus_320x240.flv", Video::Vp9, "320x240", Audio::Opus, 440),
+    ("eflv_vp8_opus_320x240.flv", Video::Vp8, "320x240", Audio::Opus, 440),
+    ("eflv_av1_flac_320x240.flv", Video::Av1, "320x240", Audio::Flac, 440),
+    ("eflv_hevc_ac3_640x360.flv", Video::Hevc, "640x360", Audio::Ac3, 440),
+    ("eflv_vp9_eac3_320x240.flv", Video::Vp9, "320x240", Audio::Eac3, 440),
     // For the benches' per-720p-frame transcoding costs.
-    ("eflv_hevc_opus_1280x720.flv", Video::Hevc, "1280x720", Audio::Opus),
-    ("eflv_av1_opus_1280x720.flv", Video::Av1, "1280x720", Audio::Opus),
-    ("eflv_vp9_opus_1280x720.flv", Video::Vp9, "1280x720", Audio::Opus),
+    ("eflv_hevc_opus_1280x720.flv", Video::Hevc, "1280x720", Audio::Opus, 440),
+    ("eflv_av1_opus_1280x720.flv", Video::Av1, "1280x720", Audio::Opus, 440),
+    ("eflv_vp9_opus_1280x720.flv", Video::Vp9, "1280x720", Audio::Opus, 440),
+    // A second language for `eflv_vp8_opus_320x240.flv` (audio track 1).
+    (
+        "eflv_vp8_opus_320x240_880hz.flv",
+        Video::Vp8,
+        "320x240",
+        Audio::Opus,
+        880,
+    ),
 ];
 
 /// Runs ffmpeg on `input` (a lavfi source) with `encode`, writing `name` in
@@ -178,13 +188,13 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     let work = std::env::temp_dir().join(format!("make_eflv-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    for (file, video, size, audio) in FIXTURES {
+    for (file, video, size, audio, hz) in FIXTURES {
         println!("{file}:");
         let (encode, name) = video.encode();
         let picture = format!("testsrc2=size={size}:rate=25");
         let video_stream = ffmpeg(&work, &picture, encode, name)?;
         let (encode, name) = audio.encode();
-        let audio_stream = ffmpeg(&work, "sine=frequency=440:sample_rate=48000", encode, name)?;
+        let audio_stream = ffmpeg(&work, &format!("sine=frequency={hz}:sample_rate=48000"), encode, name)?;
         let video_tags = video.tags(&video_stream).with_context(|| format!("{file}: video"))?;
         let audio_tags = audio.tags(&audio_stream).with_context(|| format!("{file}: audio"))?;
         let tags = elementary::interleave(video_tags, audio_tags);

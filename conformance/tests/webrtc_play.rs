@@ -504,7 +504,8 @@ async fn one_address_holds_at_most_its_share_of_sessions_and_websockets() {
 }
 
 #[tokio::test]
-async fn sessions_beyond_the_limit_are_refused_with_503() {
+async fn sessions_beyond_the_limit_are_refused_with_503_and_retry_after() {
+    use conformance::webrtc::http::{Endpoint, Offer, OfferShape};
     let server = embedded(|config| config.webrtc.max_sessions = 0).await.unwrap();
     let mut publisher = ffmpeg_publish(&format!("{}/full", server.rtmp_url("live")), false, Some(440), 30)
         .spawn()
@@ -514,6 +515,16 @@ async fn sessions_beyond_the_limit_are_refused_with_503() {
         panic!("a session beyond the limit was accepted");
     };
     assert!(refused.to_string().contains("503"), "{refused}");
+    let offer = Offer::new(Endpoint::Whep, &OfferShape::default()).await.unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/whep/{APP}/full", server.http_url()))
+        .header("Content-Type", "application/sdp")
+        .body(offer.sdp().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    assert_eq!(answer.headers()["retry-after"], "2");
     let _ = publisher.kill().await;
     server.shutdown().await;
 }

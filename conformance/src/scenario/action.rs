@@ -1970,13 +1970,14 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         None => tags,
     };
     let Some(shape) = eflv else { return Ok(tags) };
-    let tags = match &shape.ladder {
-        Some(second) => {
+    let mut tags = tags;
+    for (second, kind) in [(&shape.ladder, TagKind::Video), (&shape.audio_ladder, TagKind::Audio)] {
+        if let Some(second) = second {
             let second = media::flv::read_tags(&fixtures.read(second)?).map_err(|e| format!("{second}: {e}"))?;
-            super::ertmp::ladder(tags, &second, shape.ladder_one_track).map_err(|e| format!("{file}: {e}"))?
+            tags = super::ertmp::ladder(tags, &second, kind, shape.ladder_one_track && kind == TagKind::Video)
+                .map_err(|e| format!("{file}: {e}"))?;
         }
-        None => tags,
-    };
+    }
     shape.apply(tags).map_err(|e| format!("{file}: {e}"))
 }
 

@@ -157,6 +157,12 @@ pub struct EflvShape {
     /// twin in a OneTrack message of track 1.
     #[serde(default)]
     pub ladder_one_track: bool,
+    /// A second E-FLV fixture whose audio becomes track 1 of every audio
+    /// message, `media`'s staying track 0: a second language. Its enhanced
+    /// audio tags must come at the same times, of the same packet types,
+    /// as `media`'s.
+    #[serde(default)]
+    pub audio_ladder: Option<String>,
 }
 
 impl EflvShape {
@@ -231,19 +237,22 @@ fn first_packet(tag: &Tag) -> Result<(Header, Packet<'_>), String> {
     Ok((parsed.header, packet))
 }
 
-/// `tags` with each enhanced video tag joined by the one at the same place
-/// among `second`'s as track 1 (see [`EflvShape::ladder`]).
-pub fn ladder(tags: Vec<Tag>, second: &[Tag], one_track: bool) -> Result<Vec<Tag>, String> {
+/// `tags` with each enhanced tag of `kind` (audio or video) joined by the
+/// one at the same place among `second`'s as track 1 (see
+/// [`EflvShape::ladder`] and [`EflvShape::audio_ladder`]).
+pub fn ladder(tags: Vec<Tag>, second: &[Tag], kind: TagKind, one_track: bool) -> Result<Vec<Tag>, String> {
     let mut rungs = second
         .iter()
-        .filter(|t| t.kind == TagKind::Video && eflv::is_enhanced(t.kind, &t.data));
+        .filter(|t| t.kind == kind && eflv::is_enhanced(t.kind, &t.data));
     let mut out = Vec::with_capacity(tags.len());
     for tag in tags {
-        if tag.kind != TagKind::Video || !eflv::is_enhanced(tag.kind, &tag.data) {
+        if tag.kind != kind || !eflv::is_enhanced(tag.kind, &tag.data) {
             out.push(tag);
             continue;
         }
-        let rung = rungs.next().ok_or("the ladder's second rung has fewer video tags")?;
+        let rung = rungs
+            .next()
+            .ok_or(format!("the ladder's second rung has fewer {kind:?} tags"))?;
         let ((mut header, first), (other, second)) = (first_packet(&tag)?, first_packet(rung)?);
         if (rung.timestamp, other.frame_type, other.packet_type)
             != (tag.timestamp, header.frame_type, header.packet_type)
@@ -502,6 +511,7 @@ mod tests {
             enhance: true,
             ladder: None,
             ladder_one_track: false,
+            audio_ladder: None,
         };
         let legacy_h264 = Tag {
             kind: TagKind::Video,
