@@ -321,6 +321,10 @@ pub struct Quirks {
     /// interleaves chunk streams (sound between a picture's chunks) is
     /// disconnected.
     pub chunk_interleaving_refused: bool,
+    /// A WebRTC player that offers H.264 in single NAL unit mode only
+    /// (packetization-mode 0) is answered with it, and then sent fragmented
+    /// pictures (FU-A), which that mode forbids.
+    pub single_nal_mode_accepted: bool,
     /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
     /// maps and `capsEx` are not read nor stated in `_result`, and every
     /// tag goes to every RTMP player as it came (a codec-blind relay:
@@ -420,6 +424,7 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("chunk_interleaving_refused", "no-interleave", |q| {
         &mut q.chunk_interleaving_refused
     }),
+    ("single_nal_mode_accepted", "pm0", |q| &mut q.single_nal_mode_accepted),
 ];
 
 impl Quirks {

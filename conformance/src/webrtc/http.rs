@@ -578,8 +578,9 @@ pub struct OfferShape {
     /// `sendrecv` instead of the endpoint's one direction (which WHIP and
     /// WHEP clients MAY use).
     pub sendrecv: bool,
-    /// The codecs offered, by name: `opus`, `PCMU`, `PCMA`, `H264`, `VP8`,
-    /// `VP9`, `AV1` (default `opus` and `H264`).
+    /// The codecs offered, by name: `opus`, `PCMU`, `PCMA`, `H264`,
+    /// `H264/pm0` (H.264 in single NAL unit mode only), `H265`, `VP8`, `VP9`,
+    /// `AV1` (default `opus` and `H264`).
     pub codecs: Vec<String>,
 }
 
@@ -610,6 +611,17 @@ impl Offer {
                 "PCMU" => config.enable_pcmu(true, false),
                 "PCMA" => config.enable_pcma(true, false),
                 "H264" => config.enable_h264(true),
+                "H264/pm0" => {
+                    // The player's usual profiles, in single NAL unit mode
+                    // only (packetization-mode=0, RFC 6184 section 6.2).
+                    let mut config = config;
+                    for (profile, pt) in super::DEFAULT_H264_PROFILES.into_iter().zip([102u8, 104, 106, 108]) {
+                        config
+                            .codec_config()
+                            .add_h264(pt.into(), Some((pt + 1).into()), false, profile);
+                    }
+                    config
+                }
                 "H265" => config.enable_h265(true),
                 "VP8" => config.enable_vp8(true),
                 "VP9" => config.enable_vp9(true),

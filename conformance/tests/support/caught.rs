@@ -136,6 +136,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "no 880 Hz tone",
     ),
     (
+        "webrtc/whep/h264-single-nal-only",
+        "single_nal_mode_accepted",
+        "the video m-line is sendonly H264, not rejected",
+    ),
+    (
         "webrtc/whep/timestamps-leap",
         "timestamp_jumps_passed_on",
         "RTP time leapt",

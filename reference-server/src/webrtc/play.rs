@@ -42,6 +42,9 @@ use crate::transcode::{Target, Transcoded};
 /// Payload types of the H.264 we offer (and its retransmissions).
 const H264_PT: u8 = 102;
 const H264_RTX_PT: u8 = 103;
+/// The H.264 payload type in single NAL unit mode, offered only with the
+/// quirk `single_nal_mode_accepted`.
+const H264_SINGLE_NAL_PT: u8 = 104;
 /// Payload types of the HEVC we offer (str0m's own default is H.264's here).
 const H265_PT: u8 = 106;
 const H265_RTX_PT: u8 = 107;
@@ -139,6 +142,16 @@ pub struct Answerable {
     pub video: bool,
 }
 
+/// Adds H.264 of `profile_level_id` in packetization mode 1 (mode 0 too
+/// with the quirk `single_nal_mode_accepted`).
+fn add_h264(config: &mut RtcConfig, profile_level_id: u32, quirks: &Quirks) {
+    let codecs = config.codec_config();
+    codecs.add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, profile_level_id);
+    if quirks.single_nal_mode_accepted {
+        codecs.add_h264(H264_SINGLE_NAL_PT.into(), None, false, profile_level_id);
+    }
+}
+
 /// The codecs a player's `Rtc` accepts for this stream, and a phrase naming
 /// them for errors. `None` (not live yet) accepts audio and H.264 video; so
 /// does a stream that has sent nothing yet. A track the metadata announces
@@ -183,12 +196,7 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Qui
         });
         let transcode = known == Some(VideoPlan::Transcode) || (known.is_none() && transcoded);
         let add_transcoded = |config: &mut RtcConfig, plan: &mut Vec<String>| {
-            config.codec_config().add_h264(
-                H264_PT.into(),
-                Some(H264_RTX_PT.into()),
-                true,
-                TRANSCODED_PROFILE_LEVEL_ID,
-            );
+            add_h264(config, TRANSCODED_PROFILE_LEVEL_ID, quirks);
             plan.push(format!(
                 "H.264 profile-level-id {TRANSCODED_PROFILE_LEVEL_ID:06x} (transcoded)"
             ));
@@ -201,12 +209,7 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Qui
             }
             (_, Some(VideoCodec::Avc) | None) => match record.map(AvcConfig::parse) {
                 Some(Ok(avc)) => {
-                    config.codec_config().add_h264(
-                        H264_PT.into(),
-                        Some(H264_RTX_PT.into()),
-                        true,
-                        avc.profile_level_id(),
-                    );
+                    add_h264(&mut config, avc.profile_level_id(), quirks);
                     plan.push(format!("H.264 profile-level-id {:06x}", avc.profile_level_id()));
                 }
                 // Not known yet: any H.264 the peer offers; the stream is expected to fit.
@@ -482,10 +485,14 @@ impl Player {
             })
         });
         let mut video = VideoOut::default();
+        // Fragmented pictures (FU-A) need packetization mode 1 (RFC 6184,
+        // section 6.2), unless a quirk sends them in mode 0 anyway.
+        let single_nal_too = self.ctx.config.quirks.single_nal_mode_accepted;
         if let Some(writer) = self.video_mid.and_then(|mid| rtc.writer(mid)) {
             for params in writer.payload_params() {
+                let mode = params.spec().format.packetization_mode;
                 let slot = match params.spec().codec {
-                    Codec::H264 if params.spec().format.packetization_mode == Some(1) => &mut video.h264,
+                    Codec::H264 if mode == Some(1) || single_nal_too => &mut video.h264,
                     Codec::H265 => &mut video.hevc,
                     Codec::Av1 => &mut video.av1,
                     Codec::Vp9 if params.spec().format.profile_id.unwrap_or(0) == 0 => &mut video.vp9,
