@@ -48,6 +48,11 @@ pub struct ClientProfile {
     /// The Enhanced RTMP codecs and capabilities connect announces
     /// (`fourCcList`, the FourCC info maps, `capsEx`); `None`: a legacy client.
     pub enhanced: Option<media::rtmp::enhanced::Capabilities>,
+    /// The buffer a player states with a User Control SetBufferLength for
+    /// the stream right after `play`, in ms, as Flash Player does (0 ms in
+    /// the captured Flash Player 9 session,
+    /// `fixtures/captures/wireshark_rtmp_sample_fp9.cap`); `None`: not sent.
+    pub buffer_ms: Option<u32>,
 }
 
 impl ClientProfile {
@@ -63,6 +68,7 @@ impl ClientProfile {
             chunk_size: 128,
             player_events: true,
             enhanced: None,
+            buffer_ms: Some(0),
         }
     }
 
@@ -78,6 +84,7 @@ impl ClientProfile {
             chunk_size: 4096,
             player_events: false,
             enhanced: None,
+            buffer_ms: None,
         }
     }
 }
@@ -500,6 +507,10 @@ impl RtmpClient {
         let mut all = vec![Value::from(name)];
         all.extend(args);
         self.send_command(stream_id, "play", 0.0, all).await?;
+        if let Some(buffer_ms) = self.profile.buffer_ms {
+            let event = UserControl::SetBufferLength { stream_id, buffer_ms };
+            self.send_message(csid::CONTROL, 0, &Message::UserControl(event)).await?;
+        }
         self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT).await
     }
 
