@@ -509,7 +509,8 @@ impl RtmpClient {
         self.send_command(stream_id, "play", 0.0, all).await?;
         if let Some(buffer_ms) = self.profile.buffer_ms {
             let event = UserControl::SetBufferLength { stream_id, buffer_ms };
-            self.send_message(csid::CONTROL, 0, &Message::UserControl(event)).await?;
+            self.send_message(csid::CONTROL, 0, &Message::UserControl(event))
+                .await?;
         }
         self.wait_status_after(before, stream_id, DEFAULT_TIMEOUT).await
     }
@@ -692,7 +693,8 @@ impl RtmpClient {
         message: &Message,
     ) -> Result<(), ClientError> {
         self.note(format!("> [{stream_id}] {}", describe_outgoing(message)));
-        if chunk_stream != csid::CONTROL {
+        if !matches!(message, Message::Abort(_)) {
+            // A Set Chunk Size, say, must not come between a message's chunks.
             self.release_held().await?;
         }
         self.endpoint.send(chunk_stream, stream_id, 0, message);

@@ -52,9 +52,11 @@ pub struct Continuity {
     latest: [Option<i64>; 2],
     /// When each track's last frame arrived.
     arrived: [Option<Instant>; 2],
-    /// A frame that jumped back, not yet confirmed by the next frame of its
-    /// track: its track, its extended timestamp, and where it was put.
-    tentative: Option<(usize, i64, i64)>,
+    /// Per track, a frame that jumped, not yet confirmed by the next frame
+    /// of its track: its extended timestamp, and where it was put. One per
+    /// track, so that both tracks jumping with their frames alternating
+    /// each confirm their own.
+    tentative: [Option<(i64, i64)>; 2],
 }
 
 impl Continuity {
@@ -75,48 +77,59 @@ impl Continuity {
             i64::try_from(now.saturating_duration_since(then).as_millis()).unwrap_or(i64::MAX)
         });
         self.arrived[track] = Some(now);
+        let joined = extended + self.epoch;
+        let near_newest = |at: i64| newest.is_some_and(|newest| (at - newest).abs() <= JUMP_BACK_MS);
         let jumped = self.latest[track].is_some_and(|latest| {
             out < latest - JUMP_BACK_MS || out.saturating_sub(latest).saturating_sub(elapsed) > JUMP_AHEAD_MS
         });
-        if jumped {
-            let joined = extended + self.epoch;
-            if newest.is_some_and(|newest| (joined - newest).abs() <= JUMP_BACK_MS) {
+        if self.latest[track].is_none() && self.epoch != 0 && !near_newest(out) && near_newest(joined) {
+            // A track that starts after the other moved to a new epoch,
+            // stamped on it: it starts there too.
+            self.offsets[track] = self.epoch;
+            out = joined;
+        } else if jumped {
+            if near_newest(joined) {
                 // The other track went there already: same epoch.
                 self.offsets[track] = self.epoch;
                 out = joined;
+                self.tentative[track] = None;
             } else {
-                match self.tentative {
-                    Some((t, first, at)) if t == track && (extended - first).abs() <= JUMP_BACK_MS => {
+                match self.tentative[track] {
+                    Some((first, at)) if (extended - first).abs() <= JUMP_BACK_MS => {
                         // Confirmed: the epoch starts where its first frame was put.
                         self.epoch = at - first;
                         self.offsets[track] = self.epoch;
-                        self.tentative = None;
+                        self.tentative[track] = None;
                         out = extended + self.epoch;
                     }
                     _ => {
                         out = newest.unwrap_or(out) + STEP_MS;
-                        self.tentative = Some((track, extended, out));
+                        self.tentative[track] = Some((extended, out));
                     }
                 }
             }
-        } else if self.tentative.is_some_and(|(t, _, _)| t == track) {
-            // The track went on where it was: that frame was a stray.
-            self.tentative = None;
+        } else {
+            // The track went on where it was: a frame that jumped was a stray.
+            self.tentative[track] = None;
         }
         let latest = &mut self.latest[track];
         *latest = Some(latest.map_or(out, |latest| latest.max(out)));
         out as u32
     }
 
-    /// Where a sequence header of the track goes: on the track's epoch,
-    /// never before its latest frame (an encoder sends it again at 0) nor
-    /// far ahead of it (a new epoch's, before its first frame).
-    pub fn restamp_config(&self, video: bool, timestamp: u32) -> u32 {
+    /// Where a sequence header of the track, arrived `now`, goes: on the
+    /// track's epoch, never before its latest frame (an encoder sends it
+    /// again at 0) nor further ahead of it than the time since that frame
+    /// allows (a new epoch's, before its first frame).
+    pub fn restamp_config(&self, video: bool, timestamp: u32, now: Instant) -> u32 {
         let track = usize::from(video);
         let mut timeline = self.timeline;
         let out = timeline.extend(timestamp) + self.offsets[track];
+        let elapsed = self.arrived[track].map_or(0, |then| {
+            i64::try_from(now.saturating_duration_since(then).as_millis()).unwrap_or(i64::MAX)
+        });
         match self.latest[track] {
-            Some(latest) if out < latest || out - latest > JUMP_AHEAD_MS => latest as u32,
+            Some(latest) if out < latest || (out - latest).saturating_sub(elapsed) > JUMP_AHEAD_MS => latest as u32,
             _ => out as u32,
         }
     }
@@ -154,7 +167,8 @@ mod tests {
         }
 
         fn restamp_config(&self, video: bool, timestamp: u32) -> u32 {
-            self.continuity.restamp_config(video, timestamp)
+            let now = self.start + Duration::from_millis(20 * (self.frames + 1));
+            self.continuity.restamp_config(video, timestamp, now)
         }
     }
 
@@ -264,5 +278,46 @@ mod tests {
         for step in 1..=50u32 {
             assert_eq!(c.restamp(VIDEO, 61_000 + step * 40, at(63_000)), 61_000 + step * 40);
         }
+    }
+
+    #[test]
+    fn both_tracks_leaping_with_their_frames_alternating_each_confirm_their_own() {
+        let mut c = Paced::new();
+        assert_eq!(c.restamp(VIDEO, 1000), 1000);
+        assert_eq!(c.restamp(AUDIO, 1000), 1000);
+        assert_eq!(c.restamp(VIDEO, 1040), 1040);
+        assert_eq!(c.restamp(AUDIO, 1020), 1020);
+        // Both leap an hour ahead, frames alternating.
+        assert_eq!(c.restamp(AUDIO, 3_601_040), 1060, "put after the latest");
+        assert_eq!(c.restamp(VIDEO, 3_601_080), 1080, "put after the latest");
+        assert_eq!(c.restamp(AUDIO, 3_601_060), 1080, "audio confirmed");
+        assert_eq!(c.restamp(VIDEO, 3_601_120), 1140, "video joins the epoch");
+        assert_eq!(c.restamp(AUDIO, 3_601_080), 1100);
+        assert_eq!(c.restamp(VIDEO, 3_601_160), 1180);
+    }
+
+    #[test]
+    fn a_track_that_starts_after_a_leap_starts_on_the_new_epoch() {
+        let mut c = Paced::new();
+        assert_eq!(c.restamp(VIDEO, 1000), 1000);
+        assert_eq!(c.restamp(VIDEO, 1040), 1040);
+        assert_eq!(c.restamp(VIDEO, 3_601_080), 1060);
+        assert_eq!(c.restamp(VIDEO, 3_601_120), 1100, "confirmed");
+        // Sound begins, stamped on the new epoch.
+        assert_eq!(c.restamp(AUDIO, 3_601_130), 1110);
+        assert_eq!(c.restamp(AUDIO, 3_601_150), 1130);
+    }
+
+    #[test]
+    fn a_sequence_header_after_a_pause_keeps_its_time() {
+        let mut c = Continuity::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(c.restamp(VIDEO, 1000, at(1000)), 1000);
+        // The camera comes back ten seconds later with a new sequence header.
+        assert_eq!(c.restamp_config(VIDEO, 11_000, at(11_000)), 11_000);
+        assert_eq!(c.restamp(VIDEO, 11_000, at(11_000)), 11_000);
+        // One an hour ahead, before the frames of a new epoch, goes at the latest.
+        assert_eq!(c.restamp_config(VIDEO, 3_611_040, at(11_040)), 11_000);
     }
 }

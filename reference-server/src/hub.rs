@@ -410,18 +410,17 @@ impl Publisher {
     }
 
     /// Pushes a frame to every player and into the late-joiner cache. A
-    /// picture or sound after the publisher's timestamps jumped back is
-    /// restamped to go on from the latest, and sequence headers with it
-    /// (see [`Continuity`]); data messages keep theirs.
+    /// picture or sound after the publisher's timestamps jumped back or
+    /// leapt ahead is restamped to go on from the latest, and sequence
+    /// headers with it (see [`Continuity`]); data messages keep theirs.
     pub fn push(&self, mut frame: Frame) {
         let mut state = lock(&self.stream.state);
         if self.restamp_jumps && frame.kind != MediaKind::Data {
             let video = frame.kind == MediaKind::Video;
+            let now = std::time::Instant::now();
             frame.timestamp = match frame.config {
-                true => state.continuity.restamp_config(video, frame.timestamp),
-                false => state
-                    .continuity
-                    .restamp(video, frame.timestamp, std::time::Instant::now()),
+                true => state.continuity.restamp_config(video, frame.timestamp, now),
+                false => state.continuity.restamp(video, frame.timestamp, now),
             };
         }
         state.has_audio |= frame.kind == MediaKind::Audio;

@@ -357,6 +357,15 @@ pub enum Action {
 /// Sets up `client` to send media as `chunking` says.
 async fn chunk_as(client: &mut crate::client::RtmpClient, chunking: &Chunking) -> Result<(), String> {
     let defaults = crate::client::MediaLayout::default();
+    let (audio, video) = (
+        chunking.audio_csid.unwrap_or(defaults.audio_csid),
+        chunking.video_csid.unwrap_or(defaults.video_csid),
+    );
+    if chunking.interleave && audio == video {
+        return Err(format!(
+            "chunking: interleave needs audio and video on different chunk streams, not both on {audio}"
+        ));
+    }
     client.set_media_layout(crate::client::MediaLayout {
         audio_csid: chunking.audio_csid.unwrap_or(defaults.audio_csid),
         video_csid: chunking.video_csid.unwrap_or(defaults.video_csid),

@@ -216,8 +216,9 @@ impl PeerApp for PlayerApp {
                 .saturating_sub(**data.seq_range.start())
                 .saturating_add(1);
             let codec = data.params.spec().codec;
+            let seq = (**data.seq_range.start(), **data.seq_range.end());
             self.receiver
-                .timing(codec, data.time, data.network_time, data.last_sender_info.as_ref());
+                .timing(codec, data.time, seq, data.network_time, data.last_sender_info.as_ref());
             self.receiver
                 .sequence(codec, **data.seq_range.start(), **data.seq_range.end());
             if codec.is_video() {

@@ -229,9 +229,10 @@ pub struct MediaReceiver {
     /// number of that frame.
     last_video_time: Option<(MediaTime, u64)>,
     first_audio_time: Option<MediaTime>,
-    /// The RTP time of each track's newest frame, and when it arrived.
-    last_video_clock: Option<(MediaTime, Instant)>,
-    last_audio_clock: Option<(MediaTime, Instant)>,
+    /// The RTP time of each track's newest frame and when it arrived, and
+    /// the last sequence number of the track's last frame.
+    last_video_clock: Option<(MediaTime, Instant, u64)>,
+    last_audio_clock: Option<(MediaTime, Instant, u64)>,
     last_audio_after: Option<Duration>,
     last_audio_seq: Option<u64>,
     seen_idr: bool,
@@ -303,11 +304,21 @@ impl MediaReceiver {
         }
     }
 
-    /// Takes the RTP time of a frame of `codec` that arrived `now`, and the
-    /// sender report in force when it came: to place the first frame on the
-    /// sender's clock ([`VideoStats::first_frame_sampled_at`]) and to see
-    /// RTP time leap ahead of the clock ([`VideoStats::largest_leap`]).
-    pub fn timing(&mut self, codec: Codec, time: MediaTime, now: Instant, sender: Option<&SenderInfo>) {
+    /// Takes the RTP time and (extended) sequence numbers of a frame of
+    /// `codec` that arrived `now`, and the sender report in force when it
+    /// came: to place the first frame on the sender's clock
+    /// ([`VideoStats::first_frame_sampled_at`]) and to see RTP time leap
+    /// ahead of the clock ([`VideoStats::largest_leap`]). A break in the
+    /// sequence (loss, or a new SSRC with a timestamp base of its own)
+    /// starts the comparison again.
+    pub fn timing(
+        &mut self,
+        codec: Codec,
+        time: MediaTime,
+        seq: (u64, u64),
+        now: Instant,
+        sender: Option<&SenderInfo>,
+    ) {
         let since = now.saturating_duration_since(self.start);
         let (first, sampled_at, last, leap) = if codec.is_video() {
             let v = &mut self.video;
@@ -330,7 +341,8 @@ impl MediaReceiver {
         if let Some(sender) = sender {
             *sampled_at = Some(sampled_at_sender(first, sender));
         }
-        if let Some((then, arrived)) = *last {
+        let follows = last.is_some_and(|(_, _, last_seq)| seq.0 == last_seq + 1);
+        if let Some((then, arrived, _)) = last.filter(|_| follows) {
             let moved = time.as_seconds() - then.as_seconds();
             let passed = now.saturating_duration_since(arrived).as_secs_f64();
             let ahead = Duration::try_from_secs_f64(moved - passed).unwrap_or_default();
@@ -339,8 +351,10 @@ impl MediaReceiver {
                 *leap.1 = Some(since);
             }
         }
-        if last.is_none_or(|(then, _)| time > then) {
-            *last = Some((time, now));
+        if !follows || last.is_none_or(|(then, _, _)| time > then) {
+            *last = Some((time, now, seq.1));
+        } else if let Some(last) = last.as_mut() {
+            last.2 = seq.1;
         }
     }
 
@@ -573,12 +587,13 @@ mod tests {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut r = MediaReceiver::new(start, Duration::from_secs(1));
-        // A burst (40 ms of RTP time each, 10 ms apart), then paced frames.
+        // A burst (40 ms of RTP time each, 10 ms apart), then paced frames,
+        // one packet each.
         for frame in 0..10 {
-            r.timing(Codec::H264, t(frame * 40), at(frame * 10), None);
+            r.timing(Codec::H264, t(frame * 40), (frame, frame), at(frame * 10), None);
         }
         for frame in 10..20 {
-            r.timing(Codec::H264, t(frame * 40), at(frame * 40), None);
+            r.timing(Codec::H264, t(frame * 40), (frame, frame), at(frame * 40), None);
         }
         assert!(
             r.video.largest_leap <= Duration::from_millis(40),
@@ -586,13 +601,17 @@ mod tests {
             r.video.largest_leap
         );
         // A B-frame earlier in time changes nothing.
-        r.timing(Codec::H264, t(700), at(801), None);
+        r.timing(Codec::H264, t(700), (20, 20), at(801), None);
+        assert!(r.video.largest_leap <= Duration::from_millis(40));
+        // A new SSRC (the sequence breaks) with a timestamp base of its own.
+        r.timing(Codec::H264, t(9_000_000), (5000, 5000), at(820), None);
+        r.timing(Codec::H264, t(9_000_040), (5001, 5001), at(860), None);
         assert!(r.video.largest_leap <= Duration::from_millis(40));
         // An hour ahead, 40 ms later.
-        r.timing(Codec::H264, t(3_600_800), at(840), None);
+        r.timing(Codec::H264, t(12_600_080), (5002, 5003), at(900), None);
         let leap = r.video.largest_leap.as_secs_f64();
         assert!((3599.9..3600.1).contains(&leap), "{leap}");
-        assert_eq!(r.video.largest_leap_after, Some(Duration::from_millis(840)));
+        assert_eq!(r.video.largest_leap_after, Some(Duration::from_millis(900)));
         assert_eq!(r.audio.largest_leap, Duration::ZERO);
     }
 

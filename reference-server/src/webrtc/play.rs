@@ -45,6 +45,15 @@ const H264_RTX_PT: u8 = 103;
 /// The H.264 payload type in single NAL unit mode, offered only with the
 /// quirk `single_nal_mode_accepted`.
 const H264_SINGLE_NAL_PT: u8 = 104;
+/// What a player is answered with while the stream's H.264 is not known
+/// yet: payload type, its RTX, profile-level-id (Baseline, Constrained
+/// Baseline, Main and High, level 3.1).
+const UNKNOWN_H264: [(u8, u8, u32); 4] = [
+    (127, 121, 0x42001f),
+    (108, 109, 0x42e01f),
+    (123, 119, 0x4d001f),
+    (114, 115, 0x64001f),
+];
 /// Payload types of the HEVC we offer (str0m's own default is H.264's here).
 const H265_PT: u8 = 106;
 const H265_RTX_PT: u8 = 107;
@@ -212,9 +221,15 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Qui
                     add_h264(&mut config, avc.profile_level_id(), quirks);
                     plan.push(format!("H.264 profile-level-id {:06x}", avc.profile_level_id()));
                 }
-                // Not known yet: any H.264 the peer offers; the stream is expected to fit.
+                // Not known yet: the H.264 profiles browsers offer, in
+                // packetization mode 1 only (the pictures will need FU-A);
+                // the stream is expected to fit.
                 _ if stream.is_none_or(|s| !s.has_video) => {
-                    config = config.enable_h264(true);
+                    for (pt, rtx, profile) in UNKNOWN_H264 {
+                        config
+                            .codec_config()
+                            .add_h264(pt.into(), Some(rtx.into()), true, profile);
+                    }
                     plan.push("H.264 video".to_string());
                 }
                 _ => plan.push("no video (the stream's H.264 has no sequence header yet)".to_string()),
