@@ -529,6 +529,59 @@ async fn sessions_beyond_the_limit_are_refused_with_503_and_retry_after() {
     server.shutdown().await;
 }
 
+/// The WebSocket channel names the configured STUN and TURN servers in its
+/// answer to `connect`, as `RTCIceServer` dictionaries.
+#[tokio::test]
+async fn the_websocket_channel_names_its_ice_servers_on_connect() {
+    use futures_util::{SinkExt, StreamExt};
+    use reference_server::config::IceServer;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = embedded(|config| {
+        config.webrtc.ice_servers = vec![
+            IceServer {
+                url: "stun:stun.example.org:3478".into(),
+                username: None,
+                credential: None,
+            },
+            IceServer {
+                url: "turn:turn.example.org:3478?transport=udp".into(),
+                username: Some("user".into()),
+                credential: Some("secret".into()),
+            },
+        ]
+    })
+    .await
+    .unwrap();
+    let url = format!("ws://{}/ws", server.http_addr());
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket
+        .send(Message::text(r#"{"type":"connect","appKey":"live"}"#))
+        .await
+        .unwrap();
+    let established = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.into_text() else { continue };
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if event["type"] == "connection" {
+                return event;
+            }
+        }
+        serde_json::Value::Null
+    })
+    .await
+    .unwrap();
+    assert_eq!(established["status"], "ESTABLISHED", "{established}");
+    assert_eq!(
+        established["iceServers"],
+        serde_json::json!([
+            {"urls": "stun:stun.example.org:3478"},
+            {"urls": "turn:turn.example.org:3478?transport=udp", "username": "user", "credential": "secret"},
+        ]),
+        "{established}"
+    );
+    server.shutdown().await;
+}
+
 /// A client that sends more bad messages in a row than the channel's
 /// queue holds gets an error for each and is still answered after: the
 /// connection once waited on itself for ever after 64 unanswered errors.

@@ -222,6 +222,18 @@ pub struct IceServer {
 }
 
 impl IceServer {
+    /// As a W3C `RTCIceServer` dictionary (`urls`, and a TURN server's
+    /// `username` and `credential` unless `credentials` is false), for a
+    /// client to give its `RTCPeerConnection`.
+    pub fn to_rtc(&self, credentials: bool) -> serde_json::Value {
+        let mut server = serde_json::json!({ "urls": self.url });
+        if let (true, Some(username), Some(credential)) = (credentials, &self.username, &self.credential) {
+            server["username"] = username.as_str().into();
+            server["credential"] = credential.as_str().into();
+        }
+        server
+    }
+
     /// Why a client could not use it, if it could not: a URI that is not
     /// a STUN or TURN URI, a TURN server without a username and
     /// credential (browsers refuse one: W3C WebRTC, section 4.2.1), or a

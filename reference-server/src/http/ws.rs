@@ -270,8 +270,24 @@ impl Connection {
         self.rooms = Some(RoomClient::new(self.ctx.rooms.clone(), &app_key, policy));
         self.app = Some(app_key);
         let session_id = self.requester.session_id.clone();
-        self.send(json!({"type": "connection", "status": "ESTABLISHED", "sessionId": session_id}))
-            .await;
+        // The STUN and TURN servers its peer connections may use (as WHIP
+        // and WHEP name them in Link header fields).
+        let credentials = !self.ctx.config.quirks.ice_server_credentials_left_out;
+        let ice_servers: Vec<Value> = self
+            .ctx
+            .config
+            .webrtc
+            .ice_servers
+            .iter()
+            .map(|server| server.to_rtc(credentials))
+            .collect();
+        self.send(json!({
+            "type": "connection",
+            "status": "ESTABLISHED",
+            "sessionId": session_id,
+            "iceServers": ice_servers,
+        }))
+        .await;
     }
 
     /// Starts a publish or play of `stream`; `extra` parameters join those
