@@ -131,6 +131,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "fewer than 100 audio and 100 video messages",
     ),
     (
+        "ertmp/multitrack/audio-track-picked-over-ws",
+        "track_selection_ignored",
+        "no 880 Hz tone",
+    ),
+    (
         "ertmp/multitrack/audio-track-picked-over-whep",
         "track_selection_ignored",
         "no 880 Hz tone",
