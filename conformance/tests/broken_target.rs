@@ -502,6 +502,7 @@ impl WhipBehaviour {
     fn named(name: &str) -> Option<WhipBehaviour> {
         let normal = WhipBehaviour::default();
         Some(match name {
+            "answers with the offer turned round" => normal,
             "answers offers 200 with the offer echoed" => WhipBehaviour {
                 echoes_offers: true,
                 ..normal

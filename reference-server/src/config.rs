@@ -337,6 +337,11 @@ pub struct Quirks {
     /// (packetization-mode 0) is answered with it, and then sent fragmented
     /// pictures (FU-A), which that mode forbids.
     pub single_nal_mode_accepted: bool,
+    /// WebRTC answers name Opus 111 and H.264 102 whatever payload type
+    /// numbers the offer gave them, as a server tried only with Chrome
+    /// does: Firefox (Opus 109, H.264 126), OBS (H.264 96) and FFmpeg
+    /// (H.264 106) are answered in numbers they do not know.
+    pub payload_types_fixed: bool,
     /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
     /// maps and `capsEx` are not read nor stated in `_result`, and every
     /// tag goes to every RTMP player as it came (a codec-blind relay:
@@ -437,6 +442,7 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
         &mut q.chunk_interleaving_refused
     }),
     ("single_nal_mode_accepted", "pm0", |q| &mut q.single_nal_mode_accepted),
+    ("payload_types_fixed", "fixed-pt", |q| &mut q.payload_types_fixed),
 ];
 
 impl Quirks {

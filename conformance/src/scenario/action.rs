@@ -324,6 +324,12 @@ pub enum Action {
         /// `PCMU`, `PCMA`, `VP8`, `VP9`, `AV1`).
         #[serde(default)]
         codecs: Vec<String>,
+        /// An offer in the shape this client sends (`chrome`, `firefox`,
+        /// `safari`, `obs`, `ffmpeg`) instead of the suite's own; `codecs`
+        /// and `sendrecv` do not apply. No peer stands behind it: it is
+        /// for checking the answer.
+        #[serde(default)]
+        like: Option<crate::webrtc::shapes::ClientOffer>,
         /// The event names an `events` body asks for.
         #[serde(default)]
         events: Vec<String>,
@@ -1548,6 +1554,7 @@ impl Case<'_> {
             video,
             sendrecv,
             codecs,
+            like,
             events,
             read_for,
         } = action
@@ -1590,6 +1597,29 @@ impl Case<'_> {
         };
         let text = match body {
             HttpBody::None => None,
+            HttpBody::Offer if like.is_some() => {
+                let client = like.expect("matched");
+                if client.publishes_only() && endpoint == Endpoint::Whep {
+                    return Err(format!("{} offers only to WHIP endpoints", client.name()));
+                }
+                let direction = match (sendrecv, endpoint) {
+                    (true, _) => "sendrecv",
+                    (false, Endpoint::Whip) => "sendonly",
+                    (false, Endpoint::Whep) => "recvonly",
+                };
+                let parts = crate::webrtc::shapes::OfferParts {
+                    direction,
+                    audio: *audio,
+                    video: *video,
+                };
+                let sdp = crate::webrtc::shapes::offer(client, parts);
+                observed
+                    .log
+                    .push(format!("{}'s offer:\n{}", client.name(), sdp.trim_end()));
+                observed.offer = crate::webrtc::SdpSummary::parse(&sdp).ok();
+                state.offer = None;
+                Some(("application/sdp", sdp))
+            }
             HttpBody::Offer => {
                 let defaults = OfferShape::default();
                 let shape = OfferShape {
@@ -1604,6 +1634,7 @@ impl Case<'_> {
                 };
                 let offer = Offer::new(endpoint, &shape).await.map_err(|e| e.to_string())?;
                 let sdp = offer.sdp().to_string();
+                observed.offer = crate::webrtc::SdpSummary::parse(&sdp).ok();
                 state.offer = Some((offer, endpoint));
                 Some(("application/sdp", sdp))
             }

@@ -418,6 +418,14 @@ pub struct SdpExpect {
     /// The H.264 profile-level-id answered, in hex (`42001e`).
     #[serde(default)]
     pub h264_profile_level_id: Option<String>,
+    /// The answer answers the offer sent ([`crate::webrtc::sdp::answer_misfit`]):
+    /// its m-lines, mids, payload type numbers, DTLS role, rtcp-mux, BUNDLE.
+    #[serde(default)]
+    pub fits_offer: bool,
+    /// The answer holds at least one ICE candidate (WHIP and WHEP: the
+    /// answer SHALL hold the media server's full list).
+    #[serde(default)]
+    pub candidates: bool,
 }
 
 /// What a WebRTC player must decode, within `Expect::within`.
@@ -506,6 +514,8 @@ pub(super) struct Observed {
     /// Keyframe requests the actor's WebRTC publisher has received.
     pub(super) keyframe_requests: Option<u64>,
     pub(super) sdp: Option<crate::webrtc::SdpSummary>,
+    /// The offer an `http` step sent, to check the answer against.
+    pub(super) offer: Option<crate::webrtc::SdpSummary>,
     pub(super) report: Option<PlayerReport>,
     /// What the case's publisher of the played stream sent, by digest
     /// ([`super::ertmp::published_bodies`]).
@@ -1146,6 +1156,18 @@ impl SdpExpect {
                 return Err(format!("no {codec} in the video answer"));
             }
         }
+        if sdp.fits_offer {
+            let offer = observed
+                .offer
+                .as_ref()
+                .ok_or("no offer of this step to check the answer against")?;
+            if let Some(misfit) = crate::webrtc::sdp::answer_misfit(offer, answer) {
+                return Err(misfit);
+            }
+        }
+        if sdp.candidates && answer.media.iter().all(|m| m.candidates.is_empty()) {
+            return Err("the answer holds no a=candidate".into());
+        }
         if let Some(profile) = &sdp.h264_profile_level_id {
             let want = u32::from_str_radix(profile, 16).map_err(|_| format!("bad profile-level-id {profile:?}"))?;
             let answered = answer
@@ -1181,6 +1203,12 @@ impl SdpExpect {
         .collect();
         if let Some(profile) = &sdp.h264_profile_level_id {
             parts.push(format!("H.264 profile-level-id {profile}"));
+        }
+        if sdp.fits_offer {
+            parts.push("answering the offer's m-lines, mids, payload types, DTLS role, rtcp-mux and BUNDLE".into());
+        }
+        if sdp.candidates {
+            parts.push("with ICE candidates".into());
         }
         format!("an SDP answer {}", parts.join(" and "))
     }

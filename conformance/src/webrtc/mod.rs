@@ -55,6 +55,7 @@ mod publisher;
 pub mod receive;
 pub mod relay;
 pub mod sdp;
+pub mod shapes;
 pub mod source;
 pub mod ws;
 

@@ -132,6 +132,10 @@ pub struct MediaSection {
     pub candidates: Vec<String>,
     /// Whether this m-line has its own `a=fingerprint`.
     pub has_fingerprint: bool,
+    /// `a=setup` (`actpass`, `active`, `passive`), its own or the session's.
+    pub setup: Option<String>,
+    /// Whether it has `a=rtcp-mux`.
+    pub rtcp_mux: bool,
 }
 
 impl MediaSection {
@@ -181,6 +185,8 @@ pub struct SdpSummary {
     pub has_fingerprint: bool,
     /// ICE credentials (`a=ice-ufrag` and `a=ice-pwd`) appear somewhere.
     pub has_ice_credentials: bool,
+    /// The mids of `a=group:BUNDLE`, in order (empty without one).
+    pub bundle: Vec<String>,
     /// The m-lines, in order.
     pub media: Vec<MediaSection>,
 }
@@ -199,9 +205,11 @@ impl SdpSummary {
             ice_lite: false,
             has_fingerprint: false,
             has_ice_credentials: false,
+            bundle: Vec::new(),
             media: Vec::new(),
         };
         let mut session_fingerprint = false;
+        let mut session_setup = None;
         let (mut ufrag, mut pwd) = (false, false);
         // Formats of the current m-line, and rtpmap/fmtp seen for it (pt -> values).
         let mut formats: Vec<u8> = Vec::new();
@@ -236,6 +244,14 @@ impl SdpSummary {
                 ("ice-ufrag", _) => ufrag = true,
                 ("ice-pwd", _) => pwd = true,
                 ("mid", Some(m)) => m.mid = Some(value.to_string()),
+                ("setup", None) => session_setup = Some(value.to_string()),
+                ("setup", Some(m)) => m.setup = Some(value.to_string()),
+                ("rtcp-mux", Some(m)) => m.rtcp_mux = true,
+                ("group", None) => {
+                    if let Some(mids) = value.strip_prefix("BUNDLE") {
+                        summary.bundle = mids.split_ascii_whitespace().map(str::to_string).collect();
+                    }
+                }
                 ("sendrecv", Some(m)) => m.direction = SdpDirection::SendRecv,
                 ("sendonly", Some(m)) => m.direction = SdpDirection::SendOnly,
                 ("recvonly", Some(m)) => m.direction = SdpDirection::RecvOnly,
@@ -265,6 +281,9 @@ impl SdpSummary {
         summary.has_fingerprint = session_fingerprint
             || (!summary.media.is_empty() && summary.media.iter().filter(|m| !m.rejected).all(|m| m.has_fingerprint));
         summary.has_ice_credentials = ufrag && pwd;
+        for m in summary.media.iter_mut().filter(|m| m.setup.is_none()) {
+            m.setup.clone_from(&session_setup);
+        }
         Ok(summary)
     }
 
@@ -293,6 +312,108 @@ impl SdpSummary {
     }
 }
 
+/// The first way `answer` fails to answer `offer`, in words from the
+/// wire, or `None` when it answers it as offer/answer requires:
+///
+/// * as many m-lines as the offer, of the same kinds, in the same order
+///   (RFC 3264, section 6), each accepted one with the offer's `a=mid`
+///   (RFC 5888, section 9.1);
+/// * in each accepted m-line, media formats the offer gave, under the
+///   payload type numbers the offer gave them (RFC 3264, sections 5.1 and
+///   6.1: the offer's numbers are the ones its side decodes by), H.264 in
+///   the packetization mode offered for that number (RFC 6184, section
+///   8.2.2);
+/// * `a=setup` `active` or `passive`, never `actpass`, and `active` to an
+///   offer that is `passive` (RFC 8842, section 5.3; RFC 4145, section 4.1);
+/// * `a=rtcp-mux` where the offer had it (RFC 9143 and RFC 9429, section
+///   5.3.1; browsers take nothing else);
+/// * a BUNDLE group of offered mids when the offer had one (RFC 9143,
+///   section 7.3).
+pub fn answer_misfit(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> {
+    let kinds = |s: &SdpSummary| s.media.iter().map(|m| m.kind.clone()).collect::<Vec<_>>().join(", ");
+    if offer.media.len() != answer.media.len()
+        || offer.media.iter().zip(&answer.media).any(|(o, a)| !o.is_kind(&a.kind))
+    {
+        return Some(format!(
+            "the answer's m-lines are [{}], the offer's [{}]",
+            kinds(answer),
+            kinds(offer)
+        ));
+    }
+    for (index, (o, a)) in offer.media.iter().zip(&answer.media).enumerate() {
+        if a.rejected {
+            continue;
+        }
+        let which = format!("m-line {} ({})", index + 1, a.kind);
+        if o.mid.is_some() && a.mid != o.mid {
+            return Some(format!(
+                "{which} has mid {:?}, the offer's has {:?}",
+                a.mid.as_deref().unwrap_or("none"),
+                o.mid.as_deref().unwrap_or("none")
+            ));
+        }
+        for codec in a.codecs.iter().filter(|c| !c.is_repair()) {
+            let offered = o.codecs.iter().find(|c| c.pt == codec.pt);
+            let same = offered.is_some_and(|c| c.is(&codec.name) && c.clock_rate == codec.clock_rate);
+            if !same {
+                let was = match offered {
+                    Some(c) => format!("the offer's {} is {}/{}", c.pt, c.name, c.clock_rate),
+                    None => format!("the offer has no payload type {}", codec.pt),
+                };
+                let offered_as: Vec<String> = o.codecs_named(&codec.name).map(|c| c.pt.to_string()).collect();
+                let hint = match offered_as.is_empty() {
+                    true => String::new(),
+                    false => format!(" (it offered {} as {})", codec.name, offered_as.join(", ")),
+                };
+                return Some(format!(
+                    "{which} answers {}/{} as payload type {}, but {was}{hint}",
+                    codec.name, codec.clock_rate, codec.pt
+                ));
+            }
+            let offered = offered.expect("checked above");
+            if codec.is("H264") && codec.packetization_mode().unwrap_or(0) != offered.packetization_mode().unwrap_or(0)
+            {
+                return Some(format!(
+                    "{which} answers H.264 payload type {} in packetization-mode {}, offered in mode {}",
+                    codec.pt,
+                    codec.packetization_mode().unwrap_or(0),
+                    offered.packetization_mode().unwrap_or(0)
+                ));
+            }
+        }
+        let setup = a.setup.as_deref().unwrap_or("none");
+        let wanted: &[&str] = match o.setup.as_deref() {
+            Some("passive") => &["active"],
+            Some("active") => &["passive"],
+            _ => &["active", "passive"],
+        };
+        if !wanted.contains(&setup) {
+            return Some(format!(
+                "{which} answers a=setup:{setup} to an offer of a=setup:{}: the answerer must take {}",
+                o.setup.as_deref().unwrap_or("actpass"),
+                wanted.join(" or ")
+            ));
+        }
+        if o.rtcp_mux && !a.rtcp_mux {
+            return Some(format!("{which} has no a=rtcp-mux, which the offer asked for"));
+        }
+    }
+    if !offer.bundle.is_empty() {
+        if answer.bundle.is_empty() {
+            return Some(format!(
+                "the answer has no a=group:BUNDLE (the offer bundled {})",
+                offer.bundle.join(" ")
+            ));
+        }
+        if let Some(stray) = answer.bundle.iter().find(|m| !offer.bundle.contains(m)) {
+            return Some(format!(
+                "the answer's BUNDLE group holds mid {stray:?}, which the offer did not bundle"
+            ));
+        }
+    }
+    None
+}
+
 fn parse_media_line(m: &str) -> Option<(MediaSection, Vec<u8>)> {
     let mut parts = m.split_ascii_whitespace();
     let kind = parts.next()?;
@@ -311,6 +432,8 @@ fn parse_media_line(m: &str) -> Option<(MediaSection, Vec<u8>)> {
         codecs: Vec::new(),
         candidates: Vec::new(),
         has_fingerprint: false,
+        setup: None,
+        rtcp_mux: false,
     };
     Some((section, formats))
 }
@@ -412,6 +535,45 @@ mod tests {
         assert!(video.rejected && !video.answerer_sends());
         assert_eq!(video.codecs[0].profile_level_id(), Some(0x42e01f));
         assert_eq!(video.codecs[0].packetization_mode(), Some(1));
+    }
+
+    #[test]
+    fn an_answer_is_checked_against_its_offer() {
+        let offer = SdpSummary::parse(
+            "v=0\na=group:BUNDLE 0 1\nm=audio 9 UDP/TLS/RTP/SAVPF 109\na=mid:0\na=setup:passive\na=rtcp-mux\n\
+             a=rtpmap:109 opus/48000/2\nm=video 9 UDP/TLS/RTP/SAVPF 126 97\na=mid:1\na=setup:passive\na=rtcp-mux\n\
+             a=fmtp:126 packetization-mode=1\na=rtpmap:126 H264/90000\na=rtpmap:97 H264/90000\n",
+        )
+        .unwrap();
+        let answer = |audio_pt: u8, setup: &str, video_fmtp: &str, bundle: &str| {
+            SdpSummary::parse(&format!(
+                "v=0\n{bundle}m=audio 9 UDP/TLS/RTP/SAVPF {audio_pt}\na=mid:0\na=setup:{setup}\na=rtcp-mux\n\
+                 a=rtpmap:{audio_pt} opus/48000/2\nm=video 9 UDP/TLS/RTP/SAVPF 126\na=mid:1\na=setup:{setup}\n\
+                 a=rtcp-mux\na=rtpmap:126 H264/90000\na=fmtp:126 {video_fmtp}\n"
+            ))
+            .unwrap()
+        };
+        let bundle = "a=group:BUNDLE 0 1\n";
+        assert_eq!(
+            answer_misfit(&offer, &answer(109, "active", "packetization-mode=1", bundle)),
+            None
+        );
+        let misfit = |a: &SdpSummary| answer_misfit(&offer, a).unwrap();
+        assert_eq!(
+            misfit(&answer(111, "active", "packetization-mode=1", bundle)),
+            "m-line 1 (audio) answers opus/48000 as payload type 111, but the offer has no payload type 111 \
+             (it offered opus as 109)"
+        );
+        assert!(misfit(&answer(109, "passive", "packetization-mode=1", bundle))
+            .contains("a=setup:passive to an offer of a=setup:passive"));
+        assert!(misfit(&answer(109, "actpass", "packetization-mode=1", bundle)).contains("must take active"));
+        assert!(misfit(&answer(109, "active", "packetization-mode=0", bundle))
+            .contains("packetization-mode 0, offered in mode 1"));
+        assert!(misfit(&answer(109, "active", "packetization-mode=1", "")).contains("no a=group:BUNDLE"));
+        let one_line = SdpSummary::parse("v=0\nm=audio 9 RTP/SAVPF 109\na=rtpmap:109 opus/48000/2\n").unwrap();
+        assert!(answer_misfit(&offer, &one_line)
+            .unwrap()
+            .contains("m-lines are [audio], the offer's [audio, video]"));
     }
 
     #[test]

@@ -257,11 +257,49 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "track_selection_ignored",
         "video in H264, not VP9",
     ),
+    (
+        "webrtc/whep/offer-from-firefox",
+        "payload_types_fixed",
+        "m-line 1 (audio) answers opus/48000 as payload type 111, but the offer has no payload type 111 (it offered opus as 109)",
+    ),
+    (
+        "webrtc/whip/offer-from-firefox",
+        "payload_types_fixed",
+        "m-line 1 (audio) answers opus/48000 as payload type 111, but the offer has no payload type 111 (it offered opus as 109)",
+    ),
+    (
+        "webrtc/whep/offer-from-safari",
+        "payload_types_fixed",
+        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102",
+    ),
+    (
+        "webrtc/whip/offer-from-safari",
+        "payload_types_fixed",
+        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102",
+    ),
+    (
+        "webrtc/whip/offer-from-obs",
+        "payload_types_fixed",
+        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102 (it offered H264 as 96)",
+    ),
+    (
+        "webrtc/whip/offer-from-ffmpeg",
+        "payload_types_fixed",
+        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102 (it offered H264 as 106)",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes
 /// miss, and that server, by what it does wrong.
 pub const BROKEN: &[(&str, &str)] = &[
+    ("webrtc/whip/offer-from-chrome", "answers with the offer turned round"),
+    ("webrtc/whip/offer-from-firefox", "answers with the offer turned round"),
+    ("webrtc/whip/offer-from-safari", "answers with the offer turned round"),
+    ("webrtc/whip/offer-from-obs", "answers with the offer turned round"),
+    ("webrtc/whip/offer-from-ffmpeg", "answers with the offer turned round"),
+    ("webrtc/whep/offer-from-chrome", "answers with the offer turned round"),
+    ("webrtc/whep/offer-from-firefox", "answers with the offer turned round"),
+    ("webrtc/whep/offer-from-safari", "answers with the offer turned round"),
     ("rtmp/netstatus/publish-start", "never answers publish"),
     ("rtmp/names/long", "never answers publish"),
     ("webrtc/whip/options-session", "has no CORS and refuses OPTIONS"),

@@ -283,7 +283,7 @@ impl WebRtc {
         if silent || offers.is_some() {
             config = config.enable_h264(true);
         }
-        let (rtc, ufrag, answer, slot) = self.accept(config, offer, from)?;
+        let (rtc, ufrag, answer, slot) = self.accept(config, offer, from, &ctx.config.quirks)?;
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
@@ -328,7 +328,7 @@ impl WebRtc {
             .count();
         let offer = parse_offer(&one_way(offer, "a=sendonly"))?;
         let config = Rtc::builder().clear_codecs().enable_opus(true, false).enable_h264(true);
-        let (rtc, ufrag, answer, slot) = self.accept(config, offer, from)?;
+        let (rtc, ufrag, answer, slot) = self.accept(config, offer, from, &ctx.config.quirks)?;
         // A publisher whose tracks are not all taken is refused rather than
         // half-accepted (RFC 9725, section 4.4.3): it would go live
         // without them, unaware.
@@ -354,7 +354,13 @@ impl WebRtc {
     /// Answers `offer` of a client at `from` with a new `Rtc` (ICE lite,
     /// one host candidate): the `Rtc`, its ICE ufrag (the session id), the
     /// answer, and the session's slots.
-    fn accept(&self, config: RtcConfig, offer: SdpOffer, from: Option<IpAddr>) -> Result<Accepted, SessionError> {
+    fn accept(
+        &self,
+        config: RtcConfig,
+        offer: SdpOffer,
+        from: Option<IpAddr>,
+        quirks: &crate::config::Quirks,
+    ) -> Result<Accepted, SessionError> {
         let address = match from {
             Some(ip) => Some(
                 self.addresses
@@ -378,6 +384,10 @@ impl WebRtc {
         };
         let config = config.set_send_buffer_video(self.config.resend_packets.max(1));
         let (rtc, ufrag, answer) = answer_offer(config, offer, self.candidate)?;
+        let answer = match quirks.payload_types_fixed {
+            true => fixed_payload_types(&answer),
+            false => answer,
+        };
         Ok((rtc, ufrag, answer, slot))
     }
 
@@ -593,6 +603,64 @@ pub(crate) fn one_way(offer: &str, direction: &str) -> String {
         .collect()
 }
 
+/// The quirk `payload_types_fixed`: `answer` with Opus renumbered 111 and
+/// H.264 102 in every m-line, whatever numbers the offer gave them, as a
+/// server tried only with Chrome (which offers them under those numbers)
+/// writes its answers.
+fn fixed_payload_types(answer: &str) -> String {
+    // The session part, then each m-line's lines.
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in answer.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        sections.last_mut().expect("never empty").push(line);
+    }
+    let mut out = String::with_capacity(answer.len());
+    for section in sections {
+        let renumber = section.iter().find_map(|line| {
+            let (pt, codec) = line.trim_end().strip_prefix("a=rtpmap:")?.split_once(' ')?;
+            let to = match codec.split('/').next()?.to_ascii_lowercase().as_str() {
+                "opus" => "111",
+                "h264" => "102",
+                _ => return None,
+            };
+            Some((pt.to_string(), to))
+        });
+        for line in section {
+            let Some((from, to)) = &renumber else {
+                out.push_str(line);
+                continue;
+            };
+            let body = line.trim_end();
+            let renamed = match body.strip_prefix("m=") {
+                Some(media) => {
+                    let words: Vec<&str> = media
+                        .split(' ')
+                        .enumerate()
+                        .map(|(i, word)| if i >= 3 && word == from { to } else { word })
+                        .collect();
+                    format!("m={}", words.join(" "))
+                }
+                None => {
+                    let mut renamed = body.replace(&format!("apt={from}"), &format!("apt={to}"));
+                    for prefix in ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"] {
+                        if let Some(rest) = body.strip_prefix(prefix).and_then(|r| r.strip_prefix(from.as_str())) {
+                            if rest.starts_with(' ') {
+                                renamed = format!("{prefix}{to}{rest}");
+                            }
+                        }
+                    }
+                    renamed
+                }
+            };
+            out.push_str(&renamed);
+            out.push_str(&line[body.len()..]);
+        }
+    }
+    out
+}
+
 /// The accepted (port not 0) audio and video m-lines of an answer, with their mids.
 pub(crate) fn accepted_mids(answer: &str) -> Vec<(str0m::media::MediaKind, str0m::media::Mid)> {
     let mut accepted = Vec::new();
@@ -620,4 +688,25 @@ fn random_token(len: usize) -> String {
     (0..len)
         .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_payload_types_quirk_renumbers_opus_and_h264_only() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=rtpmap:109 opus/48000/2\r\n\
+                      a=fmtp:109 minptime=10\r\nm=video 9 UDP/TLS/RTP/SAVPF 126 127\r\n\
+                      a=rtpmap:126 H264/90000\r\na=rtcp-fb:126 nack\r\na=fmtp:126 packetization-mode=1\r\n\
+                      a=rtpmap:127 rtx/90000\r\na=fmtp:127 apt=126\r\n";
+        let fixed = fixed_payload_types(answer);
+        assert_eq!(
+            fixed,
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 minptime=10\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 127\r\n\
+             a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack\r\na=fmtp:102 packetization-mode=1\r\n\
+             a=rtpmap:127 rtx/90000\r\na=fmtp:127 apt=102\r\n"
+        );
+    }
 }
