@@ -697,3 +697,83 @@ async fn a_utf8_stream_name_plays_over_whep_and_its_session_is_found_again() {
     player.stop().await.unwrap();
     server.shutdown().await;
 }
+
+/// WHEP's layer selection extension over HTTP: the `201` links to it, the
+/// `layers` server-sent event lists the stream's one video track with its
+/// size and bitrate, and the layer entry point takes a known `rid` (200)
+/// and refuses an unknown one and a spatial layer (400).
+#[tokio::test]
+async fn a_whep_session_offers_its_video_tracks_as_layers() {
+    init_log();
+    let server = embedded(|_| {}).await.unwrap();
+    let name = "layers-one-track";
+    let mut publisher = ffmpeg_publish(&format!("{}/{name}", server.rtmp_url("live")), true, Some(440), 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, name, true, true).await;
+    let player = WebRtcPlayer::play(whep(&server, name), PlayerOptions::default())
+        .await
+        .unwrap();
+    until(&player, "pictures", |r| r.video.pictures >= 5).await;
+    let link = |rel: &str| {
+        player
+            .links()
+            .iter()
+            .find(|(r, _)| r == rel)
+            .map(|(_, target)| target.clone())
+            .unwrap_or_else(|| panic!("no Link rel={rel}: {:?}", player.links()))
+    };
+    let http = reqwest::Client::new();
+    let events = http
+        .post(link(conformance::webrtc::http::EVENTS_REL))
+        .header("content-type", "application/json")
+        .body(r#"["layers"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 201);
+    let stream = events.headers()["location"].to_str().unwrap().to_string();
+    let mut pull = http.get(format!("{}{stream}", server.http_url())).send().await.unwrap();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout_at(deadline, pull.chunk())
+            .await
+            .expect("a layers event in 5 s");
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the stream goes on")));
+    }
+    assert!(text.starts_with("event: layers\ndata: {\"1\":[{\"bitrate\":"), "{text}");
+    assert!(text.contains(r#""height":240,"rid":"0","width":320}]}"#), "{text}");
+    let bitrate: u64 = text
+        .split("\"bitrate\":")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(bitrate > 10_000, "a bitrate measured: {text}");
+    let layer = link(conformance::webrtc::http::LAYER_REL);
+    let select = |body: &'static str| {
+        let http = http.clone();
+        let layer = layer.clone();
+        async move {
+            let answer = http
+                .post(layer)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    assert_eq!(select(r#"{"mediaId":"1","rid":"0"}"#).await.0, 200);
+    let (status, why) = select(r#"{"rid":"7"}"#).await;
+    assert_eq!(
+        (status, why.as_str()),
+        (400, "no layer with rid \"7\" (the stream's: 0)\n")
+    );
+    assert_eq!(select(r#"{"spatialLayerId":1}"#).await.0, 400);
+    assert_eq!(select("not json").await.0, 400);
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

@@ -4,6 +4,7 @@
 //! so browser pages served elsewhere can signal here.
 
 pub(crate) mod events;
+mod layer;
 pub(crate) mod patch;
 mod session;
 mod whep;
@@ -35,6 +36,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
             get(whep::describe_session).delete(whep::delete).patch(whep::trickle),
         )
         .route("/whep/{app}/{stream}/{session}/sse", post(events::create))
+        .route("/whep/{app}/{stream}/{session}/layer", post(layer::select))
         .route(
             "/whep/{app}/{stream}/{session}/sse/{id}",
             get(events::pull).delete(events::delete),

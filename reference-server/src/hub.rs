@@ -61,6 +61,17 @@ pub struct HubLimits {
 
 type Key = (String, String);
 
+/// What a stream's ring carries: its frames, and a marker where its
+/// publication changed (read then from the stream's `watch`). Subscribers
+/// wait on the ring alone: one wake per frame, and no waiter to register
+/// on the publication per frame (with thousands of players on a stream,
+/// each registration is a lock all of them share).
+#[derive(Clone)]
+enum Item {
+    Frame(Frame),
+    PublicationChanged,
+}
+
 /// The registry of streams. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
@@ -72,7 +83,8 @@ pub struct Hub {
 struct Stream {
     key: Key,
     state: Mutex<StreamState>,
-    media: broadcast::Sender<Frame>,
+    /// Frames, and a marker after each publication change, in order.
+    media: broadcast::Sender<Item>,
     publication: watch::Sender<Publication>,
     /// A player joined or lost pictures: a publisher that can make a
     /// keyframe on request (WebRTC) should make one.
@@ -115,6 +127,9 @@ struct StreamState {
     video_reorders: bool,
     /// The current publisher's timestamps, kept going forward.
     continuity: Continuity,
+    /// Bytes of pictures received per video track (the WHEP `layers`
+    /// event's bitrates).
+    video_bytes: std::collections::BTreeMap<u8, u64>,
 }
 
 impl StreamState {
@@ -284,6 +299,35 @@ impl Hub {
             .collect()
     }
 
+    /// The video tracks of `name` in `app` as it is published: each track's
+    /// id, the bytes of pictures received on it so far, and its picture size
+    /// when its sequence header tells it (H.264).
+    pub fn video_layers(&self, app: &str, name: &str) -> Vec<VideoLayer> {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        let Some(stream) = streams.get(&key) else {
+            return Vec::new();
+        };
+        let state = lock(&stream.state);
+        state
+            .video_bytes
+            .iter()
+            .map(|(&track, &bytes)| {
+                let selection = Selection {
+                    video: Some(track),
+                    audio: None,
+                };
+                let size = state
+                    .video_configs
+                    .iter()
+                    .rev()
+                    .find_map(|f| selection.pick(f.clone()))
+                    .and_then(|config| picture_size(&config));
+                VideoLayer { track, bytes, size }
+            })
+            .collect()
+    }
+
     /// Asks the publisher of `name` for a keyframe, when it can make one
     /// (a WebRTC publisher; see [`Publisher::keyframe_wanted`]).
     pub fn request_keyframe(&self, app: &str, name: &str) {
@@ -316,6 +360,7 @@ impl Hub {
             state.generation += 1;
             let generation = state.generation;
             stream.publication.send_replace(Publication::Live { generation });
+            let _ = stream.media.send(Item::PublicationChanged);
         }
         Ok(Publisher {
             hub: self.clone(),
@@ -363,6 +408,27 @@ impl Hub {
             },
         })
     }
+}
+
+/// A video track of a stream, as [`Hub::video_layers`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoLayer {
+    /// The track id (0 for a stream that is not multitrack).
+    pub track: u8,
+    /// Bytes of pictures received on it.
+    pub bytes: u64,
+    /// Width and height, when its sequence header tells them.
+    pub size: Option<(u32, u32)>,
+}
+
+/// The picture size an H.264 sequence header's SPS gives.
+fn picture_size(config: &Frame) -> Option<(u32, u32)> {
+    if config.video_codec()? != flv::VideoCodec::Avc {
+        return None;
+    }
+    let record = media::h264::AvcConfig::parse(config.data()?).ok()?;
+    let sps = media::h264::SpsInfo::parse(record.sps.first()?)?;
+    Some((sps.width, sps.height))
 }
 
 /// A live stream's tracks and codecs, as far as its publisher has sent them.
@@ -430,6 +496,14 @@ impl Publisher {
             MediaKind::Video => {
                 state.video_codec = frame.video_codec();
                 state.video_reorders |= frame.reorders();
+                match frame.enhanced.as_ref().and_then(|e| e.tracks.as_ref()) {
+                    Some(tracks) => {
+                        for (track, alone) in tracks.iter() {
+                            *state.video_bytes.entry(*track).or_default() += alone.payload.len() as u64;
+                        }
+                    }
+                    None => *state.video_bytes.entry(frame.track()).or_default() += frame.payload.len() as u64,
+                }
             }
             MediaKind::Data => {}
         }
@@ -463,7 +537,7 @@ impl Publisher {
             _ => {}
         }
         // No receivers is fine: nobody plays yet.
-        let _ = self.stream.media.send(frame);
+        let _ = self.stream.media.send(Item::Frame(frame));
         self.hub.metrics.frames_in.inc();
     }
 }
@@ -486,7 +560,9 @@ impl Drop for Publisher {
             state.audio_codec = None;
             state.video_codec = None;
             state.video_reorders = false;
+            state.video_bytes.clear();
             self.stream.publication.send_replace(Publication::Idle);
+            let _ = self.stream.media.send(Item::PublicationChanged);
         }
         self.hub.release(&self.stream);
     }
@@ -664,7 +740,7 @@ impl Selection {
 /// logged, and its pictures resume at the next keyframe.
 pub struct Subscription {
     cached: std::vec::IntoIter<Frame>,
-    media: broadcast::Receiver<Frame>,
+    media: broadcast::Receiver<Item>,
     publication: watch::Receiver<Publication>,
     /// The publication last delivered (or found when subscribing).
     seen: Publication,
@@ -718,23 +794,22 @@ impl Subscription {
             if let Some(live) = self.pending.take() {
                 return Some(Delivery::Publication(live));
             }
-            tokio::select! {
-                changed = self.publication.changed() => {
-                    changed.ok()?;
-                    let now = *self.publication.borrow_and_update();
-                    if let Some(delivery) = self.publication_changed(now) {
-                        return Some(delivery);
+            // A change marked in the ring, or one whose marker a lag lost.
+            if self.publication.has_changed().ok()? {
+                let now = *self.publication.borrow_and_update();
+                if let Some(delivery) = self.publication_changed(now) {
+                    return Some(delivery);
+                }
+            }
+            match self.media.recv().await {
+                Ok(Item::Frame(frame)) => {
+                    if let Some(frame) = self.selection.pick(frame).filter(|f| self.gate.admit(f)) {
+                        return Some(Delivery::Frame(frame));
                     }
                 }
-                received = self.media.recv() => match received {
-                    Ok(frame) => {
-                        if let Some(frame) = self.selection.pick(frame).filter(|f| self.gate.admit(f)) {
-                            return Some(Delivery::Frame(frame));
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(lost)) => self.lagged(lost),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
+                Ok(Item::PublicationChanged) => {}
+                Err(broadcast::error::RecvError::Lagged(lost)) => self.lagged(lost),
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }

@@ -208,6 +208,11 @@ pub struct RoomClient {
 }
 
 impl RoomClient {
+    /// Whether it is in any room (events come only to members).
+    pub fn joined(&self) -> bool {
+        !self.memberships.is_empty()
+    }
+
     /// A connection of application `app` with `policy`.
     pub fn new(rooms: Arc<Rooms>, app: &str, policy: RoomPolicy) -> RoomClient {
         let (sender, events) = mpsc::channel(EVENT_QUEUE);

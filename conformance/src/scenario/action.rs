@@ -333,6 +333,9 @@ pub enum Action {
         /// The event names an `events` body asks for.
         #[serde(default)]
         events: Vec<String>,
+        /// The text of a `json` body.
+        #[serde(default)]
+        json: Option<String>,
         /// Read a streamed answer (server-sent events) this long, instead
         /// of to its end.
         #[serde(default, with = "humantime_serde")]
@@ -719,6 +722,10 @@ pub enum HttpTarget {
     Events,
     /// The event stream (`Location`) of the last `201` from `events`.
     EventStream,
+    /// The video layer selection entry point (its `Link` with
+    /// `rel="urn:ietf:params:whep:ext:core:layer"`) of the actor's WHEP
+    /// player, or of its last WHEP `201`.
+    Layer,
 }
 
 /// What an `http` step's request carries.
@@ -739,6 +746,8 @@ pub enum HttpBody {
     Garbage,
     /// The JSON array of the step's `events` (`application/json`).
     Events,
+    /// The step's `json` text (`application/json`).
+    Json,
 }
 
 /// What an actor's `http` steps keep between requests.
@@ -752,6 +761,8 @@ pub(super) struct HandMade {
     etag: Option<String>,
     /// The server-sent events entry point the last WHEP `201` announced.
     events: Option<String>,
+    /// The layer selection entry point the last WHEP `201` announced.
+    layer: Option<String>,
     /// The `Location` of the last `201` from the events entry point.
     event_stream: Option<String>,
 }
@@ -1430,7 +1441,10 @@ impl Case<'_> {
                 Some(publisher) => publisher.resize(size.width, size.height).map_err(|e| e.to_string()),
                 None => Err("the actor publishes nothing".to_string()),
             },
-            Action::Http { .. } => self.http(action, &mut actor.http, observed).await,
+            Action::Http { .. } => {
+                let layer = actor.player.as_ref().and_then(|p| p.layer_url()).map(str::to_string);
+                self.http(action, &mut actor.http, layer, observed).await
+            }
             Action::Wait { .. } if candidates.iter().all(|(_, e)| e.room_events.is_empty()) => return Then::Player,
             Action::Wait { .. } => return Then::RoomEvents,
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
@@ -1479,6 +1493,7 @@ impl Case<'_> {
                     Ok(signalling) => match WebRtcPlayer::play(signalling, options).await {
                         Ok(player) => {
                             observed.sdp = Some(player.answer().clone());
+                            observed.links = Some(player.links().iter().map(|(rel, _)| rel.clone()).collect());
                             actor.player = Some(player);
                             return Then::Player;
                         }
@@ -1542,7 +1557,13 @@ impl Case<'_> {
 
     /// An `http` step: builds the request, sends it, keeps the session URL
     /// and `ETag` of the answer and notes it in `observed`.
-    async fn http(&self, action: &Action, state: &mut HandMade, observed: &mut Observed) -> Result<(), String> {
+    async fn http(
+        &self,
+        action: &Action,
+        state: &mut HandMade,
+        player_layer: Option<String>,
+        observed: &mut Observed,
+    ) -> Result<(), String> {
         let Action::Http {
             method,
             to,
@@ -1556,6 +1577,7 @@ impl Case<'_> {
             codecs,
             like,
             events,
+            json,
             read_for,
         } = action
         else {
@@ -1567,6 +1589,12 @@ impl Case<'_> {
                     .events
                     .clone()
                     .ok_or("no events URL: no earlier WHEP 201 of this actor announced server-sent events")?,
+                Endpoint::Whep,
+            ),
+            (HttpTarget::Layer, _) => (
+                player_layer.or_else(|| state.layer.clone()).ok_or(
+                    "no layer selection URL: no WHEP 201 of this actor announced the layer selection extension",
+                )?,
                 Endpoint::Whep,
             ),
             (HttpTarget::EventStream, _) => (
@@ -1650,6 +1678,10 @@ impl Case<'_> {
                 "application/json",
                 serde_json::to_string(events).map_err(|e| e.to_string())?,
             )),
+            HttpBody::Json => Some((
+                "application/json",
+                json.clone().ok_or("a json body needs the step's json")?,
+            )),
         };
         let mut fields = Vec::new();
         for (name, value) in headers {
@@ -1675,6 +1707,7 @@ impl Case<'_> {
             (201, _) => {
                 state.session = answer.location();
                 state.events = answer.link(crate::webrtc::http::EVENTS_REL);
+                state.layer = answer.link(crate::webrtc::http::LAYER_REL);
             }
             _ => {}
         }

@@ -104,6 +104,10 @@ pub struct Expect {
     /// `data onMetaData`, `Acknowledgement`), in any order.
     #[serde(default)]
     pub received: Vec<String>,
+    /// The `201` of a `webrtc-play` step's WHEP (or WHIP) offer carried a
+    /// `Link` with each of these `rel` values (the extensions it announces).
+    #[serde(default)]
+    pub links: Vec<String>,
     /// The server's S2 echoes the C1 the actor sent: its time and random
     /// bytes (a `connect` step's handshake).
     #[serde(default)]
@@ -514,6 +518,8 @@ pub(super) struct Observed {
     /// Keyframe requests the actor's WebRTC publisher has received.
     pub(super) keyframe_requests: Option<u64>,
     pub(super) sdp: Option<crate::webrtc::SdpSummary>,
+    /// The `rel` values of the `Link`s of a WebRTC actor's `201`.
+    pub(super) links: Option<Vec<String>>,
     /// The offer an `http` step sent, to check the answer against.
     pub(super) offer: Option<crate::webrtc::SdpSummary>,
     pub(super) report: Option<PlayerReport>,
@@ -755,6 +761,9 @@ impl Expect {
         }
         if !self.received.is_empty() {
             parts.push(Box::new(Received(&self.received)));
+        }
+        if !self.links.is_empty() {
+            parts.push(Box::new(Links(&self.links)));
         }
         if let Some(echoes) = self.s2_echoes_c1 {
             parts.push(Box::new(S2EchoesC1(echoes)));
@@ -1568,6 +1577,24 @@ impl Expectation for LevelsValid {
 /// How the action itself ended: refused with an answer (`refused = true`),
 /// answered and not refused (`false`), or, unasked, without an error.
 /// Messages the server sent, by a text of their wire-log lines.
+/// `Link` relations a WHEP or WHIP `201` must carry.
+struct Links<'a>(&'a [String]);
+
+impl Expectation for Links<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let seen = observed.links.as_deref().ok_or("no 201 from a WHEP or WHIP offer")?;
+        match self.0.iter().find(|rel| !seen.contains(rel)) {
+            None => Ok(()),
+            Some(rel) if seen.is_empty() => Err(format!("no Link with rel=\"{rel}\" (the 201 had no Link)")),
+            Some(rel) => Err(format!("no Link with rel=\"{rel}\" (the 201's: {})", seen.join(", "))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("a 201 announcing {}", self.0.join(", "))
+    }
+}
+
 struct Received<'a>(&'a [String]);
 
 impl Expectation for Received<'_> {

@@ -113,11 +113,12 @@ pub async fn post_sdp(url: &str, content_type: &str, body: &str) -> Result<HttpA
     })
 }
 
-/// Sends an SDP offer the way WHEP/WHIP asks and returns `(answer, location)`:
-/// anything but `201 Created` with a `Location` is an error that carries what
-/// the server said.
-pub async fn offer(url: &str, sdp: &str) -> Result<(String, String), WebRtcError> {
-    let answer = post_sdp(url, "application/sdp", sdp).await?;
+/// Sends an SDP offer the way WHEP/WHIP asks and returns the answer, the
+/// session's `Location` and the `Link`s of the `201` (each `rel` with its
+/// target): anything but `201 Created` with a `Location` is an error that
+/// carries what the server said.
+pub async fn offer(url: &str, sdp: &str) -> Result<(String, String, Vec<(String, String)>), WebRtcError> {
+    let answer = exchange(Method::Post, url, &[], Some(("application/sdp", sdp)), None).await?;
     if answer.status != 201 {
         return Err(WebRtcError::HttpStatus {
             method: "POST",
@@ -127,11 +128,12 @@ pub async fn offer(url: &str, sdp: &str) -> Result<(String, String), WebRtcError
             body: answer.body,
         });
     }
-    match answer.location {
-        Some(location) => Ok((answer.body, location)),
+    let links = answer.links();
+    match answer.location() {
+        Some(location) => Ok((answer.body, location, links)),
         None => Err(WebRtcError::BadLocation {
             url: url.to_string(),
-            location: answer.raw_location,
+            location: answer.header("location").map(str::to_string),
         }),
     }
 }
@@ -317,6 +319,28 @@ impl Exchange {
         Url::parse(&self.url).ok()?.join(location).ok().map(String::from)
     }
 
+    /// Every `Link` (RFC 8288): each of its `rel` values with its target,
+    /// resolved against the request's URL.
+    pub fn links(&self) -> Vec<(String, String)> {
+        let base = Url::parse(&self.url).ok();
+        self.headers
+            .iter()
+            .filter(|(name, _)| name == "link")
+            .flat_map(|(_, value)| links(value))
+            .flat_map(|(target, params)| {
+                let resolved = base
+                    .as_ref()
+                    .and_then(|b| b.join(&target).ok())
+                    .map_or(target, String::from);
+                params
+                    .into_iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("rel"))
+                    .flat_map(|(_, rels)| rels.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                    .map(move |rel| (rel, resolved.clone()))
+            })
+            .collect()
+    }
+
     /// The target of the first `Link` (RFC 8288) whose `rel` includes
     /// `rel`, resolved against the request's URL.
     pub fn link(&self, rel: &str) -> Option<String> {
@@ -370,6 +394,9 @@ pub fn ice_server_problem(target: &str, params: &[(String, String)]) -> Option<S
 
 /// The `rel` of WHEP's server-sent events extension.
 pub const EVENTS_REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+
+/// The `rel` of the WHEP video layer selection extension's `Link`.
+pub const LAYER_REL: &str = "urn:ietf:params:whep:ext:core:layer";
 
 /// The link-values of one `Link` field: each target (between `<>`) and its
 /// parameters, unquoted. Commas and semicolons inside quotes or the target

@@ -146,8 +146,11 @@ impl Signalling {
 /// How a running player or publisher ends its session.
 #[derive(Debug, Clone)]
 pub(crate) enum ActiveSignalling {
-    /// `DELETE` this URL.
-    Http { location: String },
+    /// `DELETE` this URL; the `Link`s of its `201` (`rel`, target).
+    Http {
+        location: String,
+        links: Vec<(String, String)>,
+    },
     /// `stop` this id.
     Ws { session: WsSession, id: String },
 }
@@ -156,14 +159,22 @@ impl ActiveSignalling {
     /// Where the session lives: the WHEP/WHIP resource, or `ws:{id}`.
     pub(crate) fn location(&self) -> Option<&str> {
         match self {
-            ActiveSignalling::Http { location } => Some(location),
+            ActiveSignalling::Http { location, .. } => Some(location),
             ActiveSignalling::Ws { .. } => None,
+        }
+    }
+
+    /// The `Link`s of the session's `201`: each `rel` with its target.
+    pub(crate) fn links(&self) -> &[(String, String)] {
+        match self {
+            ActiveSignalling::Http { links, .. } => links,
+            ActiveSignalling::Ws { .. } => &[],
         }
     }
 
     pub(crate) async fn stop(&self) -> Result<(), WebRtcError> {
         match self {
-            ActiveSignalling::Http { location } => http::end_session(location).await,
+            ActiveSignalling::Http { location, .. } => http::end_session(location).await,
             ActiveSignalling::Ws { session, id } => session.stop(id),
         }
     }

@@ -360,6 +360,21 @@ impl WebRtcPlayer {
         self.signalling.location()
     }
 
+    /// The `Link`s of the WHEP `201` (each `rel` with its target), when
+    /// signalled over HTTP.
+    pub fn links(&self) -> &[(String, String)] {
+        self.signalling.links()
+    }
+
+    /// The video layer selection entry point the WHEP `201` announced
+    /// (`Link` with `rel="urn:ietf:params:whep:ext:core:layer"`), if any.
+    pub fn layer_url(&self) -> Option<&str> {
+        self.links()
+            .iter()
+            .find(|(rel, _)| rel == http::LAYER_REL)
+            .map(|(_, target)| target.as_str())
+    }
+
     /// The frame marks read since the last call (with
     /// [`PlayerOptions::read_marks`]), each with when its picture arrived,
     /// counted from the offer.
@@ -493,12 +508,12 @@ async fn signal(
             return Ok((answer, active));
         }
     };
-    let (answer, location) = tokio::time::timeout(timeout, http::offer(&url, offer))
+    let (answer, location, links) = tokio::time::timeout(timeout, http::offer(&url, offer))
         .await
         .map_err(|_| WebRtcError::Timeout {
             what: format!("the answer to POST {url}"),
             after: timeout,
             state: "no answer".into(),
         })??;
-    Ok((answer, ActiveSignalling::Http { location }))
+    Ok((answer, ActiveSignalling::Http { location, links }))
 }

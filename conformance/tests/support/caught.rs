@@ -253,6 +253,16 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "audio payloads are not Opus packets the publisher sent",
     ),
     (
+        "ertmp/multitrack/layer-selected-transcoded",
+        "track_selection_ignored",
+        "pictures of 320x240, not 640x360",
+    ),
+    (
+        "ertmp/multitrack/layer-selected-over-whep",
+        "track_selection_ignored",
+        "pictures of 320x240, not 640x360",
+    ),
+    (
         "ertmp/multitrack/obs-style-tracks-kept-apart",
         "track_selection_ignored",
         "video in H264, not VP9",

@@ -8,7 +8,10 @@
 //!   one), `inactive` when it loses it;
 //! - `viewercount`, the stream's players (RTMP and WebRTC), when it changes,
 //!   looked at every second;
-//! - `reconnect` when the server drains: play again, elsewhere.
+//! - `reconnect` when the server drains: play again, elsewhere;
+//! - `layers`, the stream's video tracks with their bitrates and sizes (see
+//!   [`super::layer`]), a second after the pull starts, when they change,
+//!   and every 5 seconds.
 //!
 //! Event streams are bounded per session, one long pull at a time, and go
 //! with their session.
@@ -16,7 +19,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,22 +28,25 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::whep::session_at;
-use crate::hub::Publication;
+use super::whep::{player_session_at, session_at};
+use crate::hub::{Publication, VideoLayer};
 use crate::server::Context;
-use crate::webrtc::{Direction, SessionStatus};
+use crate::webrtc::SessionStatus;
 
 /// The `rel` of the `Link` that announces the extension.
 pub const REL: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
 
 /// The events offered, in the order the `Link` lists them.
-pub const EVENTS: [&str; 4] = ["active", "inactive", "viewercount", "reconnect"];
+pub const EVENTS: [&str; 5] = ["active", "inactive", "viewercount", "reconnect", "layers"];
 
 /// Event streams one session may have at once.
 const PER_SESSION: usize = 4;
 
-/// How often the viewer count is looked at.
+/// How often the viewer count and the layers are looked at.
 const VIEWERCOUNT_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the `layers` event is sent when nothing but bitrates changed.
+const LAYERS_EVERY: Duration = Duration::from_secs(5);
 
 /// The `Link` header of a player session at `session_url`.
 pub fn link(session_url: &str) -> String {
@@ -127,9 +133,8 @@ pub async fn create(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let session = match session_at(&ctx, &path, &headers, query.as_deref()) {
-        Ok(session) if session.direction == Direction::Play => session,
-        Ok(_) => return (StatusCode::NOT_FOUND, "a WHIP session has no event stream\n").into_response(),
+    let session = match player_session_at(&ctx, &path, &headers, query.as_deref(), "event stream") {
+        Ok(session) => session,
         Err(refused) => return refused.into_response(),
     };
     let lax = ctx.config.quirks.event_streams_lax;
@@ -212,6 +217,9 @@ pub async fn pull(
         seen: None,
         queued: None,
         viewers: None,
+        video_line: session.video_line,
+        layers_seen: None,
+        layers_sent: None,
         reconnect_sent: false,
     };
     let events = futures_util::stream::unfold(pull, |mut pull| async move {
@@ -248,6 +256,9 @@ pub async fn delete(
     }
 }
 
+/// A layer as the `layers` event tells it, bitrate aside: its track and size.
+type LayerShape = (u8, Option<(u32, u32)>);
+
 /// One long pull: waits for the next event the player wants.
 struct Pull {
     ctx: Arc<Context>,
@@ -265,6 +276,12 @@ struct Pull {
     queued: Option<Event>,
     /// The last viewer count sent.
     viewers: Option<usize>,
+    /// The session's video m-line (the `layers` event's key).
+    video_line: Option<usize>,
+    /// The layers at the last look, and when (for bitrates).
+    layers_seen: Option<(Vec<VideoLayer>, Instant)>,
+    /// The layers' tracks and sizes at the last `layers` event, and when.
+    layers_sent: Option<(Vec<LayerShape>, Instant)>,
     reconnect_sent: bool,
     _released: Released,
 }
@@ -305,8 +322,16 @@ impl Pull {
                         self.publication = self.ctx.hub.watch_publication(&self.app, &self.stream);
                     }
                     let viewers = self.ctx.hub.viewer_count(&self.app, &self.stream);
-                    if self.wanted.has("viewercount") && self.viewers.replace(viewers) != Some(viewers) {
-                        return Some(Event::default().event("viewercount").data(format!("{{\"viewercount\":{viewers}}}")));
+                    let count = (self.wanted.has("viewercount") && self.viewers.replace(viewers) != Some(viewers))
+                        .then(|| Event::default().event("viewercount").data(format!("{{\"viewercount\":{viewers}}}")));
+                    let layers = self.layers_news();
+                    match (count, layers) {
+                        (Some(first), second) => {
+                            self.queued = second;
+                            return Some(first);
+                        }
+                        (None, Some(layers)) => return Some(layers),
+                        (None, None) => {}
                     }
                 }
             }
@@ -340,6 +365,31 @@ impl Pull {
             }
             (None, second) => second,
         }
+    }
+
+    /// A `layers` event when it is due: once a first look has given a
+    /// baseline for the bitrates, then when the tracks or their sizes
+    /// change, and every [`LAYERS_EVERY`].
+    fn layers_news(&mut self) -> Option<Event> {
+        if !self.wanted.has("layers") {
+            return None;
+        }
+        let line = self.video_line?;
+        let now = Instant::now();
+        let layers = self.ctx.hub.video_layers(&self.app, &self.stream);
+        let (before, at) = self.layers_seen.replace((layers.clone(), now))?;
+        let shape: Vec<LayerShape> = layers.iter().map(|l| (l.track, l.size)).collect();
+        let due = match &self.layers_sent {
+            None => !layers.is_empty(),
+            Some((sent, when)) => *sent != shape || now.duration_since(*when) >= LAYERS_EVERY,
+        };
+        if !due {
+            return None;
+        }
+        self.layers_sent = Some((shape, now));
+        let seconds = now.duration_since(at).as_secs_f64();
+        let data = super::layer::event_data(line, &layers, &before, seconds);
+        Some(Event::default().event("layers").data(data))
     }
 
     fn status_ended(&self) -> bool {
@@ -384,12 +434,12 @@ mod tests {
         assert!(some.has("active") && some.has("viewercount") && !some.has("inactive"));
         assert_eq!(
             requested(r#"["active","layers","scte35"]"#).unwrap_err(),
-            "unsupported event types: layers, scte35 (offered: active, inactive, viewercount, reconnect)"
+            "unsupported event types: scte35 (offered: active, inactive, viewercount, reconnect, layers)"
         );
         assert!(requested("{}").is_err());
         assert!(requested(r#"[1]"#).is_err());
         assert!(
-            super::requested(r#"["active","layers"]"#, true).unwrap().has("active"),
+            super::requested(r#"["active","scte35"]"#, true).unwrap().has("active"),
             "the quirk"
         );
     }
@@ -398,7 +448,7 @@ mod tests {
     fn the_link_announces_the_extension_and_its_events() {
         assert_eq!(
             link("/whep/live/cam/s1"),
-            "</whep/live/cam/s1/sse>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"; events=\"active,inactive,viewercount,reconnect\""
+            "</whep/live/cam/s1/sse>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"; events=\"active,inactive,viewercount,reconnect,layers\""
         );
     }
 }

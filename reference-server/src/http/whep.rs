@@ -110,10 +110,12 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
             )
                 .into_response();
             let headers = response.headers_mut();
-            // A player's session offers server-sent events.
+            // A player's session offers server-sent events and layer selection.
             if direction == Direction::Play {
-                if let Ok(link) = HeaderValue::from_str(&events::link(&location)) {
-                    headers.append(header::LINK, link);
+                for link in [events::link(&location), super::layer::link(&location)] {
+                    if let Ok(link) = HeaderValue::from_str(&link) {
+                        headers.append(header::LINK, link);
+                    }
                 }
             }
             let credentials = !ctx.config.quirks.ice_server_credentials_left_out;
@@ -261,12 +263,30 @@ pub(super) fn session_at(
     Ok(session)
 }
 
+/// The player session a request of a WHEP extension names (events, layer
+/// selection): as [`session_at`], and `404` for a WHIP session, which has
+/// no `what`.
+pub(super) fn player_session_at(
+    ctx: &Context,
+    path: &(String, String, String),
+    headers: &HeaderMap,
+    query: Option<&str>,
+    what: &'static str,
+) -> Result<SessionHandle, SessionRefused> {
+    match session_at(ctx, path, headers, query)? {
+        session if session.direction == Direction::Play => Ok(session),
+        _ => Err(SessionRefused::NotAPlayer(what)),
+    }
+}
+
 /// Why a session's own request was refused.
 pub(super) enum SessionRefused {
     /// 404: no such session (or not under this URL).
     NotFound,
     /// 401: the session's application wants a token.
     Unauthorized(Refusal),
+    /// 404: a WHIP session, which has none of this WHEP extension's.
+    NotAPlayer(&'static str),
 }
 
 impl IntoResponse for SessionRefused {
@@ -274,6 +294,9 @@ impl IntoResponse for SessionRefused {
         match self {
             SessionRefused::NotFound => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
             SessionRefused::Unauthorized(refusal) => unauthorized(&refusal),
+            SessionRefused::NotAPlayer(what) => {
+                (StatusCode::NOT_FOUND, format!("a WHIP session has no {what}\n")).into_response()
+            }
         }
     }
 }

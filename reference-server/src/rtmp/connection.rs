@@ -177,22 +177,30 @@ impl Connection {
         // Idleness counts from when input was handled: time spent waiting on a
         // backend hook is the server's, not the client's.
         let mut last_input = Instant::now();
-        let mut next_ping = last_input + idle / 2;
         let connect_timeout = self.ctx.config.rtmp.connect_timeout;
-        let connect_deadline = last_input + connect_timeout;
-        let mut draining = self.ctx.draining.subscribe();
+        // The futures that outlive one turn of the loop are made once: made
+        // anew each turn (each frame, for a player), every one of them would
+        // register and unregister a waiter or a timer, under locks shared
+        // by every connection.
+        let connect_deadline = tokio::time::sleep_until(last_input + connect_timeout);
+        let ping = tokio::time::sleep_until(last_input + idle / 2);
+        let shutdown = self.ctx.shutdown.clone().cancelled_owned();
+        let drained = drained(self.ctx.draining.subscribe());
+        tokio::pin!(connect_deadline, ping, shutdown, drained);
+        let mut asked_to_reconnect = false;
         loop {
             tokio::select! {
-                _ = self.ctx.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     self.ask_to_reconnect().await;
                     return Ok("server shutting down");
                 }
-                Ok(()) = draining.changed() => {
+                _ = &mut drained, if !asked_to_reconnect => {
                     // Asked once; the client closes when it reconnects.
                     tracing::info!("server draining");
+                    asked_to_reconnect = true;
                     self.ask_to_reconnect().await;
                 }
-                _ = tokio::time::sleep_until(connect_deadline), if self.app.is_none() => {
+                _ = &mut connect_deadline, if self.app.is_none() => {
                     return Err(Closed::ConnectTimeout(connect_timeout));
                 }
                 read = self.socket.read(&mut buf) => {
@@ -207,9 +215,8 @@ impl Connection {
                         _ = shutdown.cancelled() => return Ok("server shutting down"),
                     }
                     last_input = Instant::now();
-                    next_ping = last_input + idle / 2;
                 }
-                Some(event) = next_event(&mut self.rooms) => {
+                Some(event) = next_event(&mut self.rooms), if self.rooms.as_ref().is_some_and(RoomClient::joined) => {
                     self.session.call_client("onRoomEvent", Value::from_json(&event.to_json()));
                 }
                 Some(event) = self.player_events.next() => {
@@ -222,12 +229,19 @@ impl Connection {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(next_ping) => {
-                    if last_input.elapsed() >= idle {
-                        return Err(Closed::Idle(idle));
+                _ = &mut ping => {
+                    // Input since the timer was set moves the ping on
+                    // rather than re-arming the timer at each read.
+                    let due = last_input + idle / 2;
+                    if due > Instant::now() {
+                        ping.as_mut().reset(due);
+                    } else {
+                        if last_input.elapsed() >= idle {
+                            return Err(Closed::Idle(idle));
+                        }
+                        self.session.ping(last_input.elapsed().as_millis() as u32);
+                        ping.as_mut().reset(Instant::now() + idle / 2);
                     }
-                    self.session.ping(last_input.elapsed().as_millis() as u32);
-                    next_ping = Instant::now() + idle / 2;
                 }
             }
             self.flush().await?;
@@ -590,6 +604,19 @@ impl Connection {
             PlayerEvent::Frame { stream_id, frame } => self.send_frame(stream_id, &frame),
             PlayerEvent::Publication { stream_id, live: true } => self.session.publish_notify(stream_id),
             PlayerEvent::Publication { stream_id, live: false } => self.session.unpublish_notify(stream_id),
+        }
+    }
+}
+
+/// Completes when the server starts draining after the connection began
+/// (never if it does not).
+async fn drained(mut draining: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if draining.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if *draining.borrow_and_update() {
+            return;
         }
     }
 }

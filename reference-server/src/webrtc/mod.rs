@@ -126,8 +126,13 @@ pub struct SessionHandle {
     pub peer_ufrag: String,
     /// Status changes.
     pub status: watch::Receiver<SessionStatus>,
+    /// A player's video m-line: its index among the answer's m-lines.
+    pub video_line: Option<usize>,
     cancel: CancellationToken,
     audio_muted: Arc<watch::Sender<bool>>,
+    /// A player's video track asked for since it started (WHEP layer
+    /// selection); `None`: the one it started with.
+    video_track: Arc<watch::Sender<Option<u8>>>,
     answers: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
@@ -136,6 +141,13 @@ impl SessionHandle {
     /// stream stays the same. No effect on publishers.
     pub fn mute_audio(&self, muted: bool) {
         self.audio_muted.send_replace(muted);
+    }
+
+    /// Switches a player's video to track `track` of a multitrack stream
+    /// (`None`: back to the track it started with), from that track's
+    /// cached keyframe. No effect on publishers.
+    pub fn select_video_track(&self, track: Option<u8>) {
+        self.video_track.send_replace(track);
     }
 
     /// The peer's SDP answer to an offer the session sent (see
@@ -288,6 +300,7 @@ impl WebRtc {
             return Err(SessionError::NoUsableMedia(plan));
         }
         let mut player = play::Player::new(ctx.clone(), app, stream, selection, video, always_transcode);
+        player.video_line = video_line(&answer);
         if let Some(offers) = offers {
             player.renegotiate_with(offers);
         }
@@ -406,11 +419,15 @@ impl WebRtc {
         };
         let (status_tx, status) = watch::channel(SessionStatus::Pending);
         let (audio_muted, muted) = watch::channel(false);
+        let (video_track, video_track_rx) = watch::channel(None);
         let (answers, remote_answers) = tokio::sync::mpsc::unbounded_channel();
         let mut role = role;
+        let mut video_line = None;
         if let peer::Role::Play(player) = &mut role {
             player.mute_audio_with(muted);
+            player.video_track_from(video_track_rx);
             player.answers_from(remote_answers);
+            video_line = player.video_line;
         }
         let handle = SessionHandle {
             id: ufrag.clone(),
@@ -419,8 +436,10 @@ impl WebRtc {
             direction,
             peer_ufrag,
             status,
+            video_line,
             cancel: ctx.shutdown.child_token(),
             audio_muted: Arc::new(audio_muted),
+            video_track: Arc::new(video_track),
             answers,
         };
         let datagrams = self.router.add(&ufrag);
@@ -659,6 +678,14 @@ fn fixed_payload_types(answer: &str) -> String {
         }
     }
     out
+}
+
+/// The index of an answer's first accepted video m-line among its m-lines.
+fn video_line(answer: &str) -> Option<usize> {
+    answer
+        .lines()
+        .filter(|line| line.starts_with("m="))
+        .position(|line| line.starts_with("m=video ") && !line.starts_with("m=video 0 "))
 }
 
 /// The accepted (port not 0) audio and video m-lines of an answer, with their mids.

@@ -81,20 +81,28 @@ pub type RoleInput = super::play::PlayerInput;
 
 /// Runs the peer until it stops, fails, or the server shuts down.
 pub async fn run(mut peer: Peer, mut role: Role) {
-    let connect_deadline = tokio::time::Instant::now() + peer.connect_timeout;
+    // Made once, not at each turn of the loop (each frame, each datagram):
+    // a timer or waiter made anew is registered and unregistered each time.
+    let connect_deadline = tokio::time::sleep(peer.connect_timeout);
+    let cancelled = peer.cancel.clone().cancelled_owned();
+    let sleep = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(connect_deadline, cancelled, sleep);
     let mut connected = false;
     while let Some(timeout) = drain(&mut peer, &mut role, &mut connected) {
         let timeout = match &role {
             Role::Publish(ingest) => ingest.poll_timeout().map_or(timeout, |due| due.min(timeout)),
             Role::Play(_) => timeout,
         };
-        let sleep = tokio::time::sleep_until(timeout.into());
+        let due = tokio::time::Instant::from_std(timeout);
+        if sleep.deadline() != due {
+            sleep.as_mut().reset(due);
+        }
         tokio::select! {
-            _ = peer.cancel.cancelled() => {
+            _ = &mut cancelled => {
                 peer.set_status(SessionStatus::Stopped);
                 break;
             }
-            _ = tokio::time::sleep_until(connect_deadline), if !connected => {
+            _ = &mut connect_deadline, if !connected => {
                 peer.set_status(SessionStatus::Failed("ICE failed: the peer did not connect in time".into()));
                 break;
             }
@@ -130,7 +138,7 @@ pub async fn run(mut peer: Peer, mut role: Role) {
                     }
                 }
             },
-            _ = sleep => {
+            _ = &mut sleep => {
                 let now = Instant::now();
                 peer.input(Input::Timeout(now));
                 if let Role::Publish(ingest) = &mut role {

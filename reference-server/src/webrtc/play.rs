@@ -371,6 +371,14 @@ pub struct Player {
     last_keyframe_request: Option<Instant>,
     /// While true, no audio is sent (see [`SessionHandle::mute_audio`](super::SessionHandle::mute_audio)).
     audio_muted: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The video track asked for since it started (see
+    /// [`SessionHandle::select_video_track`](super::SessionHandle::select_video_track)),
+    /// looked at with each frame: no waiter per frame.
+    video_track: Option<tokio::sync::watch::Receiver<Option<u8>>>,
+    /// The video track it started with.
+    first_video_track: Option<u8>,
+    /// Its video m-line's index among the answer's m-lines.
+    pub video_line: Option<usize>,
     /// Where an offer adding video goes, when the signalling can renegotiate
     /// and the answer had no video; taken when the offer is sent.
     offers: Option<OfferSink>,
@@ -416,6 +424,9 @@ impl Player {
             }),
             last_keyframe_request: None,
             audio_muted: None,
+            video_track: None,
+            first_video_track: selection.video,
+            video_line: None,
             offers: None,
             answers: None,
             pending: None,
@@ -447,6 +458,43 @@ impl Player {
     /// Sends no audio while `muted` says true.
     pub fn mute_audio_with(&mut self, muted: tokio::sync::watch::Receiver<bool>) {
         self.audio_muted = Some(muted);
+    }
+
+    /// Plays the video track `tracks` asks for, when it asks.
+    pub fn video_track_from(&mut self, tracks: tokio::sync::watch::Receiver<Option<u8>>) {
+        self.video_track = Some(tracks);
+    }
+
+    /// A video track asked for since the last frame: the player's pictures
+    /// come from it from now on, starting at its cached keyframe (or, for a
+    /// transcoded player, at the next picture of its track's transcoder).
+    fn switch_video_track(&mut self, rtc: &mut Rtc, now: Instant) {
+        let Some(asked) = self.video_track.as_mut().filter(|t| t.has_changed().unwrap_or(false)) else {
+            return;
+        };
+        let track = asked.borrow_and_update().or(self.first_video_track);
+        if track == self.selection.video {
+            return;
+        }
+        tracing::info!(from = ?self.selection.video, to = ?track, "video track switched");
+        self.selection.video = track;
+        if let Some(subscription) = &mut self.subscription {
+            subscription.select(self.selection);
+        }
+        let selection = self.selection;
+        let snapshot: Vec<Frame> = (self.ctx.hub.keyframe_snapshot(&self.app, &self.stream).into_iter())
+            .filter_map(|frame| selection.pick(frame))
+            .collect();
+        match snapshot.iter().find(|f| !f.config) {
+            // Already transcoding: the new track's transcoder.
+            _ if self.core.video_transcoded() => self.out.push(Output::TranscodeVideo),
+            // A codec the player did not take: the core starts transcoding.
+            Some(picture) if self.core.transcodes(picture) => self.core.frame(picture, now, &mut self.out),
+            _ => {
+                self.core.replay(&snapshot, now, &mut self.out);
+            }
+        }
+        self.carry_out(rtc, now);
     }
 
     /// An m-line of the offer.
@@ -575,6 +623,7 @@ impl Player {
     /// Acts, at `now`, on what [`Player::next`] returned.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
         self.core.audio_muted = self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow());
+        self.switch_video_track(rtc, now);
         let status = match input {
             PlayerInput::Frame(frame) => {
                 if !self.quirk_drops(&frame) {

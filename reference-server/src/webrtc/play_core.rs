@@ -135,6 +135,12 @@ impl PlayCore {
         self.video_transcoded
     }
 
+    /// Whether pictures like `frame` go to this player through a
+    /// transcoder (its codec is not one the player took).
+    pub fn transcodes(&self, frame: &Frame) -> bool {
+        self.video_transcoded || self.plan(frame) == Some(VideoPlan::Transcode)
+    }
+
     /// The stream got (true) or lost (false) its publisher. A new
     /// publisher's timestamps start anew: the clock goes on from where it was.
     pub fn publication(&mut self, live: bool) {
