@@ -101,6 +101,13 @@ pub struct RtmpConfig {
     pub max_streams_per_connection: u32,
     /// Frames a player may fall behind before it skips to the next keyframe.
     pub player_queue_frames: usize,
+    /// How often an RTMP player's connection writes (0: each frame as it
+    /// comes). Above 0, frames that arrive within this time go out in one
+    /// write: fewer wake-ups and system calls per player (more players per
+    /// core), each frame up to this much later (SRS's `mw_latency`, 350 ms
+    /// by default there, makes the same trade).
+    #[serde(with = "humantime_serde")]
+    pub player_write_interval: Duration,
     /// Largest group of pictures kept for late joiners, in bytes.
     pub gop_cache_bytes: usize,
     /// Longest group of pictures kept for late joiners, in media time: a
@@ -129,6 +136,7 @@ impl Default for RtmpConfig {
             max_connections_per_address: 100,
             max_streams_per_connection: 64,
             player_queue_frames: 1024,
+            player_write_interval: Duration::ZERO,
             gop_cache_bytes: 32 * 1024 * 1024,
             gop_cache_duration: Duration::from_secs(12),
             reconnect_tc_url: None,
@@ -340,7 +348,7 @@ pub struct Quirks {
     /// WebRTC answers name Opus 111 and H.264 102 whatever payload type
     /// numbers the offer gave them, as a server tried only with Chrome
     /// does: Firefox (Opus 109, H.264 126), OBS (H.264 96) and FFmpeg
-    /// (H.264 106) are answered in numbers they do not know.
+    /// (H.264 106) are answered in other numbers than theirs.
     pub payload_types_fixed: bool,
     /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
     /// maps and `capsEx` are not read nor stated in `_result`, and every

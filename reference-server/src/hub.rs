@@ -328,6 +328,16 @@ impl Hub {
             .collect()
     }
 
+    /// The latest sequence header of each video track of `name` in `app`.
+    pub fn video_configs(&self, app: &str, name: &str) -> Vec<Frame> {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        streams
+            .get(&key)
+            .map(|stream| lock(&stream.state).video_configs.clone())
+            .unwrap_or_default()
+    }
+
     /// Asks the publisher of `name` for a keyframe, when it can make one
     /// (a WebRTC publisher; see [`Publisher::keyframe_wanted`]).
     pub fn request_keyframe(&self, app: &str, name: &str) {

@@ -208,9 +208,10 @@ pub struct RoomClient {
 }
 
 impl RoomClient {
-    /// Whether it is in any room (events come only to members).
-    pub fn joined(&self) -> bool {
-        !self.memberships.is_empty()
+    /// Whether it may have room events to deliver: it is in a room, or
+    /// events came before it left its last one.
+    pub fn has_events(&self) -> bool {
+        !self.memberships.is_empty() || !self.events.is_empty()
     }
 
     /// A connection of application `app` with `policy`.

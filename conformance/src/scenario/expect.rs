@@ -430,6 +430,10 @@ pub struct SdpExpect {
     /// answer SHALL hold the media server's full list).
     #[serde(default)]
     pub candidates: bool,
+    /// The answer keeps the payload type numbers the offer gave its codecs
+    /// ([`crate::webrtc::sdp::renumbered`]; RFC 3264, section 6.1: SHOULD).
+    #[serde(default)]
+    pub same_payload_types: bool,
 }
 
 /// What a WebRTC player must decode, within `Expect::within`.
@@ -594,6 +598,12 @@ impl Observed {
                 describe_section(sdp.audio()),
                 describe_section(sdp.video())
             ));
+            // How the answer departs from the offer of the step, if it does.
+            if let Some(offer) = &self.offer {
+                let departs = crate::webrtc::sdp::answer_misfit(offer, sdp)
+                    .or_else(|| crate::webrtc::sdp::renumbered(offer, sdp));
+                parts.extend(departs);
+            }
         }
         if let Some(r) = &self.report {
             let first = match r.video.first_frame_was_idr {
@@ -1177,6 +1187,15 @@ impl SdpExpect {
         if sdp.candidates && answer.media.iter().all(|m| m.candidates.is_empty()) {
             return Err("the answer holds no a=candidate".into());
         }
+        if sdp.same_payload_types {
+            let offer = observed
+                .offer
+                .as_ref()
+                .ok_or("no offer of this step to check the answer against")?;
+            if let Some(renumbered) = crate::webrtc::sdp::renumbered(offer, answer) {
+                return Err(renumbered);
+            }
+        }
         if let Some(profile) = &sdp.h264_profile_level_id {
             let want = u32::from_str_radix(profile, 16).map_err(|_| format!("bad profile-level-id {profile:?}"))?;
             let answered = answer
@@ -1214,7 +1233,10 @@ impl SdpExpect {
             parts.push(format!("H.264 profile-level-id {profile}"));
         }
         if sdp.fits_offer {
-            parts.push("answering the offer's m-lines, mids, payload types, DTLS role, rtcp-mux and BUNDLE".into());
+            parts.push("answering the offer's m-lines, mids, codecs, DTLS role, rtcp-mux and BUNDLE".into());
+        }
+        if sdp.same_payload_types {
+            parts.push("keeping the offer's payload type numbers".into());
         }
         if sdp.candidates {
             parts.push("with ICE candidates".into());
@@ -1574,9 +1596,6 @@ impl Expectation for LevelsValid {
     }
 }
 
-/// How the action itself ended: refused with an answer (`refused = true`),
-/// answered and not refused (`false`), or, unasked, without an error.
-/// Messages the server sent, by a text of their wire-log lines.
 /// `Link` relations a WHEP or WHIP `201` must carry.
 struct Links<'a>(&'a [String]);
 
@@ -1595,6 +1614,7 @@ impl Expectation for Links<'_> {
     }
 }
 
+/// Messages the server sent, by a text of their wire-log lines.
 struct Received<'a>(&'a [String]);
 
 impl Expectation for Received<'_> {
@@ -1644,6 +1664,8 @@ impl Expectation for CallAnswer<'_> {
     }
 }
 
+/// How the action itself ended: refused with an answer (`refused = true`),
+/// answered and not refused (`false`), or, unasked, without an error.
 struct Answer(Option<bool>);
 
 impl Expectation for Answer {

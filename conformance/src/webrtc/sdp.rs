@@ -318,17 +318,19 @@ impl SdpSummary {
 /// * as many m-lines as the offer, of the same kinds, in the same order
 ///   (RFC 3264, section 6), each accepted one with the offer's `a=mid`
 ///   (RFC 5888, section 9.1);
-/// * in each accepted m-line, media formats the offer gave, under the
-///   payload type numbers the offer gave them (RFC 3264, sections 5.1 and
-///   6.1: the offer's numbers are the ones its side decodes by), H.264 in
-///   the packetization mode offered for that number (RFC 6184, section
-///   8.2.2);
+/// * in each accepted m-line, only codecs the offer gave (RFC 3264, section
+///   6.1), H.264 in a packetization mode offered for it (RFC 6184, section
+///   8.2.2: the mode of a payload type is the same in offer and answer);
 /// * `a=setup` `active` or `passive`, never `actpass`, and `active` to an
 ///   offer that is `passive` (RFC 8842, section 5.3; RFC 4145, section 4.1);
 /// * `a=rtcp-mux` where the offer had it (RFC 9143 and RFC 9429, section
 ///   5.3.1; browsers take nothing else);
 /// * a BUNDLE group of offered mids when the offer had one (RFC 9143,
 ///   section 7.3).
+///
+/// In a BUNDLE group, `a=setup` and `a=rtcp-mux` may be written in the
+/// group's first m-line only (RFC 9143, section 7.3.1): the others take
+/// them from it. Payload type numbers are [`renumbered`]'s.
 pub fn answer_misfit(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> {
     let kinds = |s: &SdpSummary| s.media.iter().map(|m| m.kind.clone()).collect::<Vec<_>>().join(", ");
     if offer.media.len() != answer.media.len()
@@ -340,6 +342,11 @@ pub fn answer_misfit(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> 
             kinds(offer)
         ));
     }
+    // The transport attributes of the answer's BUNDLE group, from its first m-line.
+    let tagged = answer
+        .media
+        .iter()
+        .find(|m| !m.rejected && m.mid.as_ref().is_some_and(|mid| answer.bundle.contains(mid)));
     for (index, (o, a)) in offer.media.iter().zip(&answer.media).enumerate() {
         if a.rejected {
             continue;
@@ -353,35 +360,33 @@ pub fn answer_misfit(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> 
             ));
         }
         for codec in a.codecs.iter().filter(|c| !c.is_repair()) {
-            let offered = o.codecs.iter().find(|c| c.pt == codec.pt);
-            let same = offered.is_some_and(|c| c.is(&codec.name) && c.clock_rate == codec.clock_rate);
-            if !same {
-                let was = match offered {
-                    Some(c) => format!("the offer's {} is {}/{}", c.pt, c.name, c.clock_rate),
-                    None => format!("the offer has no payload type {}", codec.pt),
-                };
-                let offered_as: Vec<String> = o.codecs_named(&codec.name).map(|c| c.pt.to_string()).collect();
-                let hint = match offered_as.is_empty() {
-                    true => String::new(),
-                    false => format!(" (it offered {} as {})", codec.name, offered_as.join(", ")),
-                };
+            let offered: Vec<&RtpCodec> = o
+                .codecs
+                .iter()
+                .filter(|c| c.is(&codec.name) && c.clock_rate == codec.clock_rate)
+                .collect();
+            if offered.is_empty() {
                 return Some(format!(
-                    "{which} answers {}/{} as payload type {}, but {was}{hint}",
-                    codec.name, codec.clock_rate, codec.pt
+                    "{which} answers {}/{}, which the offer does not have",
+                    codec.name, codec.clock_rate
                 ));
             }
-            let offered = offered.expect("checked above");
-            if codec.is("H264") && codec.packetization_mode().unwrap_or(0) != offered.packetization_mode().unwrap_or(0)
-            {
-                return Some(format!(
-                    "{which} answers H.264 payload type {} in packetization-mode {}, offered in mode {}",
-                    codec.pt,
-                    codec.packetization_mode().unwrap_or(0),
-                    offered.packetization_mode().unwrap_or(0)
-                ));
+            if codec.is("H264") {
+                let mode = codec.packetization_mode().unwrap_or(0);
+                // The offer's format of this number, else any of this codec.
+                let same_number: Vec<&RtpCodec> = offered.iter().copied().filter(|c| c.pt == codec.pt).collect();
+                let candidates = if same_number.is_empty() { &offered } else { &same_number };
+                if !candidates.iter().any(|c| c.packetization_mode().unwrap_or(0) == mode) {
+                    return Some(format!(
+                        "{which} answers H.264 payload type {} in packetization-mode {mode}, which the offer does not give it",
+                        codec.pt
+                    ));
+                }
             }
         }
-        let setup = a.setup.as_deref().unwrap_or("none");
+        let bundled = a.mid.as_ref().is_some_and(|mid| answer.bundle.contains(mid));
+        let group_setup = tagged.filter(|_| bundled).and_then(|t| t.setup.as_deref());
+        let setup = a.setup.as_deref().or(group_setup).unwrap_or("none");
         let wanted: &[&str] = match o.setup.as_deref() {
             Some("passive") => &["active"],
             Some("active") => &["passive"],
@@ -394,7 +399,8 @@ pub fn answer_misfit(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> 
                 wanted.join(" or ")
             ));
         }
-        if o.rtcp_mux && !a.rtcp_mux {
+        let rtcp_mux = a.rtcp_mux || (bundled && tagged.is_some_and(|t| t.rtcp_mux));
+        if o.rtcp_mux && !rtcp_mux {
             return Some(format!("{which} has no a=rtcp-mux, which the offer asked for"));
         }
     }
@@ -409,6 +415,37 @@ pub fn answer_misfit(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> 
             return Some(format!(
                 "the answer's BUNDLE group holds mid {stray:?}, which the offer did not bundle"
             ));
+        }
+    }
+    None
+}
+
+/// The first codec `answer` gives another payload type number than
+/// `offer` gave it, in words: RFC 3264, section 6.1, says the answer SHOULD
+/// keep the offer's numbers (and its sender MUST send with them, whatever
+/// the answer says). `None` when every answered codec keeps its number.
+pub fn renumbered(offer: &SdpSummary, answer: &SdpSummary) -> Option<String> {
+    for (index, (o, a)) in offer.media.iter().zip(&answer.media).enumerate() {
+        if a.rejected {
+            continue;
+        }
+        for codec in a.codecs.iter().filter(|c| !c.is_repair()) {
+            let same = o
+                .codecs
+                .iter()
+                .any(|c| c.pt == codec.pt && c.is(&codec.name) && c.clock_rate == codec.clock_rate);
+            let offered_as: Vec<String> = o.codecs_named(&codec.name).map(|c| c.pt.to_string()).collect();
+            if !same && !offered_as.is_empty() {
+                return Some(format!(
+                    "m-line {} ({}) answers {}/{} as payload type {}, which the offer gave it as {}",
+                    index + 1,
+                    a.kind,
+                    codec.name,
+                    codec.clock_rate,
+                    codec.pt,
+                    offered_as.join(", ")
+                ));
+            }
         }
     }
     None
@@ -559,17 +596,34 @@ mod tests {
             None
         );
         let misfit = |a: &SdpSummary| answer_misfit(&offer, a).unwrap();
+        let renumbered_answer = answer(111, "active", "packetization-mode=1", bundle);
         assert_eq!(
-            misfit(&answer(111, "active", "packetization-mode=1", bundle)),
-            "m-line 1 (audio) answers opus/48000 as payload type 111, but the offer has no payload type 111 \
-             (it offered opus as 109)"
+            answer_misfit(&offer, &renumbered_answer),
+            None,
+            "renumbering is a SHOULD"
+        );
+        assert_eq!(
+            renumbered(&offer, &renumbered_answer).unwrap(),
+            "m-line 1 (audio) answers opus/48000 as payload type 111, which the offer gave it as 109"
+        );
+        assert_eq!(
+            renumbered(&offer, &answer(109, "active", "packetization-mode=1", bundle)),
+            None
         );
         assert!(misfit(&answer(109, "passive", "packetization-mode=1", bundle))
             .contains("a=setup:passive to an offer of a=setup:passive"));
         assert!(misfit(&answer(109, "actpass", "packetization-mode=1", bundle)).contains("must take active"));
         assert!(misfit(&answer(109, "active", "packetization-mode=0", bundle))
-            .contains("packetization-mode 0, offered in mode 1"));
+            .contains("packetization-mode 0, which the offer does not give it"));
         assert!(misfit(&answer(109, "active", "packetization-mode=1", "")).contains("no a=group:BUNDLE"));
+        // RFC 9143: the group's other m-lines may leave the transport attributes out.
+        let tagged_only = SdpSummary::parse(
+            "v=0\na=group:BUNDLE 0 1\nm=audio 9 UDP/TLS/RTP/SAVPF 109\na=mid:0\na=setup:active\na=rtcp-mux\n\
+             a=rtpmap:109 opus/48000/2\nm=video 9 UDP/TLS/RTP/SAVPF 126\na=mid:1\na=rtpmap:126 H264/90000\n\
+             a=fmtp:126 packetization-mode=1\n",
+        )
+        .unwrap();
+        assert_eq!(answer_misfit(&offer, &tagged_only), None);
         let one_line = SdpSummary::parse("v=0\nm=audio 9 RTP/SAVPF 109\na=rtpmap:109 opus/48000/2\n").unwrap();
         assert!(answer_misfit(&offer, &one_line)
             .unwrap()

@@ -564,9 +564,11 @@ fn ffmpeg(out: &mut String, kinds: &[&str], direction: &str, ids: &Ids) {
         "v=0\no=FFmpeg {} 2 IN IP4 127.0.0.1\ns=FFmpegPublishSession\nt=0 0\n",
         ids.session
     );
-    bundle(out, kinds);
-    out.push_str("a=extmap-allow-mixed\na=msid-semantic: WMS\n");
-    for (mid, kind) in kinds.iter().enumerate() {
+    // FFmpeg writes this group, and mid 0 for sound and 1 for pictures,
+    // whichever it sends.
+    out.push_str("a=group:BUNDLE 0 1\na=extmap-allow-mixed\na=msid-semantic: WMS\n");
+    for kind in kinds {
+        let mid = usize::from(*kind == "video");
         let formats = formats(ClientOffer::Ffmpeg, kind);
         m_line(out, kind, formats);
         let ssrc = ids.ssrcs[mid];

@@ -270,32 +270,32 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
     (
         "webrtc/whep/offer-from-firefox",
         "payload_types_fixed",
-        "m-line 1 (audio) answers opus/48000 as payload type 111, but the offer has no payload type 111 (it offered opus as 109)",
+        "m-line 1 (audio) answers opus/48000 as payload type 111, which the offer gave it as 109",
     ),
     (
         "webrtc/whip/offer-from-firefox",
         "payload_types_fixed",
-        "m-line 1 (audio) answers opus/48000 as payload type 111, but the offer has no payload type 111 (it offered opus as 109)",
+        "m-line 1 (audio) answers opus/48000 as payload type 111, which the offer gave it as 109",
     ),
     (
         "webrtc/whep/offer-from-safari",
         "payload_types_fixed",
-        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102",
+        "m-line 2 (video) answers H264/90000 as payload type 102, which the offer gave it as",
     ),
     (
         "webrtc/whip/offer-from-safari",
         "payload_types_fixed",
-        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102",
+        "m-line 2 (video) answers H264/90000 as payload type 102, which the offer gave it as",
     ),
     (
         "webrtc/whip/offer-from-obs",
         "payload_types_fixed",
-        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102 (it offered H264 as 96)",
+        "m-line 2 (video) answers H264/90000 as payload type 102, which the offer gave it as 96",
     ),
     (
         "webrtc/whip/offer-from-ffmpeg",
         "payload_types_fixed",
-        "m-line 2 (video) answers H264/90000 as payload type 102, but the offer has no payload type 102 (it offered H264 as 106)",
+        "m-line 2 (video) answers H264/90000 as payload type 102, which the offer gave it as 106",
     ),
 ];
 

@@ -8,8 +8,9 @@
 //! rendition of the publisher's ladder), its `rid` the track id: `"0"` for
 //! the main track, `"1"`, `"2"`... The stream has no simulcast or scalable
 //! layers, so `spatialLayerId` and `temporalLayerId` are refused. A switch
-//! takes effect at the track's cached keyframe: the player's next pictures
-//! are the new track's. An object without `rid` (nor `maxWidth` or
+//! takes effect at once: the track's sequence header, then its cached
+//! keyframe and the pictures since (or its next keyframe when none is
+//! cached). An object without `rid` (nor `maxWidth` or
 //! `maxHeight`) goes back to the track the session started with.
 
 use std::sync::Arc;
@@ -48,12 +49,13 @@ struct Request {
 
 /// What a request asks for: a track, or the session's first one.
 fn choose(request: &Request, video_line: Option<usize>, layers: &[VideoLayer]) -> Result<Option<u8>, String> {
+    let line = video_line.ok_or("this session has no video m-line")?;
     if let Some(media_id) = &request.media_id {
-        if video_line.map(|line| line.to_string()).as_deref() != Some(media_id.as_str()) {
-            return Err(match video_line {
-                Some(line) => format!("mediaId {media_id:?} is not this session's video m-line ({line})"),
-                None => "this session has no video m-line".into(),
-            });
+        if *media_id != line.to_string() {
+            return Err(format!(
+                "mediaId {:?} is not this session's video m-line ({line})",
+                crate::text::Clipped(media_id).to_string()
+            ));
         }
     }
     if request.spatial_layer_id.is_some()

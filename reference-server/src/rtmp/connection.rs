@@ -186,7 +186,13 @@ impl Connection {
         let ping = tokio::time::sleep_until(last_input + idle / 2);
         let shutdown = self.ctx.shutdown.clone().cancelled_owned();
         let drained = drained(self.ctx.draining.subscribe());
-        tokio::pin!(connect_deadline, ping, shutdown, drained);
+        // With `player_write_interval`, the plays' frames are taken (and
+        // written) at most once per interval: the subscriptions are not
+        // polled, so not woken, in between.
+        let write_interval = self.ctx.config.rtmp.player_write_interval;
+        let next_write = tokio::time::sleep(Duration::ZERO);
+        let mut holding = false;
+        tokio::pin!(connect_deadline, ping, shutdown, drained, next_write);
         let mut asked_to_reconnect = false;
         loop {
             tokio::select! {
@@ -216,10 +222,10 @@ impl Connection {
                     }
                     last_input = Instant::now();
                 }
-                Some(event) = next_event(&mut self.rooms), if self.rooms.as_ref().is_some_and(RoomClient::joined) => {
+                Some(event) = next_event(&mut self.rooms), if self.rooms.as_ref().is_some_and(RoomClient::has_events) => {
                     self.session.call_client("onRoomEvent", Value::from_json(&event.to_json()));
                 }
-                Some(event) = self.player_events.next() => {
+                Some(event) = self.player_events.next(), if !holding => {
                     self.player_event(event);
                     // Batch what is already there into one write.
                     while let Some(Some(event)) = self.player_events.next().now_or_never() {
@@ -228,7 +234,12 @@ impl Connection {
                             break;
                         }
                     }
+                    if !write_interval.is_zero() {
+                        holding = true;
+                        next_write.as_mut().reset(tokio::time::Instant::now() + write_interval);
+                    }
                 }
+                _ = &mut next_write, if holding => holding = false,
                 _ = &mut ping => {
                     // Input since the timer was set moves the ping on
                     // rather than re-arming the timer at each read.

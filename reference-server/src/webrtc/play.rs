@@ -482,16 +482,26 @@ impl Player {
             subscription.select(self.selection);
         }
         let selection = self.selection;
-        let snapshot: Vec<Frame> = (self.ctx.hub.keyframe_snapshot(&self.app, &self.stream).into_iter())
-            .filter_map(|frame| selection.pick(frame))
-            .collect();
-        match snapshot.iter().find(|f| !f.config) {
+        let pick =
+            |frames: Vec<Frame>| -> Vec<Frame> { frames.into_iter().filter_map(|f| selection.pick(f)).collect() };
+        let snapshot = pick(self.ctx.hub.keyframe_snapshot(&self.app, &self.stream));
+        // The track's sequence header, even when no group of pictures is cached.
+        let configs = pick(self.ctx.hub.video_configs(&self.app, &self.stream));
+        self.core.switch_track();
+        match configs.iter().chain(&snapshot).find(|f| !f.config) {
             // Already transcoding: the new track's transcoder.
             _ if self.core.video_transcoded() => self.out.push(Output::TranscodeVideo),
             // A codec the player did not take: the core starts transcoding.
             Some(picture) if self.core.transcodes(picture) => self.core.frame(picture, now, &mut self.out),
-            _ => {
+            _ if snapshot.iter().any(|f| f.keyframe && !f.config) => {
                 self.core.replay(&snapshot, now, &mut self.out);
+            }
+            // No cached keyframe of that track: its header now, its
+            // pictures from its next keyframe (asked for, where the
+            // publisher can make one).
+            _ => {
+                self.core.replay(&configs, now, &mut self.out);
+                self.ctx.hub.request_keyframe(&self.app, &self.stream);
             }
         }
         self.carry_out(rtc, now);

@@ -135,6 +135,16 @@ impl PlayCore {
         self.video_transcoded
     }
 
+    /// The player's pictures come from another track of the stream from
+    /// now on: they start again at a keyframe of it, after its sequence
+    /// header (the parameter sets of the track before are forgotten).
+    pub fn switch_track(&mut self) {
+        self.need_keyframe = true;
+        self.skip_video_through = None;
+        self.avc = None;
+        self.bitstream = None;
+    }
+
     /// Whether pictures like `frame` go to this player through a
     /// transcoder (its codec is not one the player took).
     pub fn transcodes(&self, frame: &Frame) -> bool {
