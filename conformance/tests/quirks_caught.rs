@@ -37,8 +37,8 @@ async fn check(scenario: Scenario, quirks: &'static str, symptom: &'static str) 
         .steps
         .iter()
         .any(|step| step.outcomes.iter().any(|o| o.verdict == Verdict::NonStrict));
-    let missed = result.verdict == Verdict::of_miss(scenario.strictness)
-        || (graded && result.verdict == Verdict::NonStrict);
+    let missed =
+        result.verdict == Verdict::of_miss(scenario.strictness) || (graded && result.verdict == Verdict::NonStrict);
     if !missed {
         return Some(format!(
             "{id} with {quirks} on should miss; {}",

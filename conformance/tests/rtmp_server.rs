@@ -566,3 +566,58 @@ async fn a_drain_asks_enhanced_rtmp_clients_to_reconnect_and_fails_the_health_ch
         .unwrap();
     assert_eq!(request.tc_url.as_deref(), Some(elsewhere));
 }
+
+/// `rtmp.player_write_interval`: a player's frames come in one write per
+/// interval (bursts half a second apart here), and none is lost.
+#[tokio::test]
+async fn a_player_write_interval_gathers_frames_into_bursts() {
+    let server = embedded(|c| c.rtmp.player_write_interval = Duration::from_millis(500))
+        .await
+        .unwrap();
+    let mut publisher = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "gathered").await.unwrap();
+    let tags = flash_recording();
+    publisher.send_tags(ps, &first_ms(&tags, 500), false).await.unwrap();
+    let mut player = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s = player.create_stream().await.unwrap();
+    player.play(s, "gathered").await.unwrap();
+    let _ = player.collect_media(1000, Duration::from_millis(700)).await; // the cached GOP
+    let later: Vec<Tag> = tags
+        .iter()
+        .filter(|t| t.timestamp > 500 && t.timestamp <= 3000 && t.kind != flv::TagKind::Script)
+        .cloned()
+        .collect();
+    let sent = later.len();
+    let sending = tokio::spawn(async move {
+        publisher.send_tags(ps, &later, true).await.unwrap();
+        publisher
+    });
+    let started = tokio::time::Instant::now();
+    let (mut received, mut bursts, mut last, mut longest_gap) = (0, 0, None, Duration::ZERO);
+    while started.elapsed() < Duration::from_secs(4) && received < sent {
+        let batch = player.collect_media(10_000, Duration::from_millis(20)).await;
+        if batch.is_empty() {
+            continue;
+        }
+        let now = tokio::time::Instant::now();
+        if let Some(last) = last.filter(|l: &tokio::time::Instant| now.duration_since(*l) > Duration::from_millis(100))
+        {
+            longest_gap = longest_gap.max(now.duration_since(last));
+            bursts += 1;
+        }
+        last = Some(now);
+        received += batch.len();
+    }
+    let _publisher = sending.await.unwrap();
+    assert_eq!(received, sent, "every frame sent in 2.5 s arrived");
+    assert!(
+        longest_gap >= Duration::from_millis(350),
+        "bursts apart: {longest_gap:?}"
+    );
+    assert!(
+        (3..=7).contains(&bursts),
+        "about one write per 500 ms over 2.5 s: {bursts} bursts"
+    );
+    server.shutdown().await;
+}
