@@ -350,6 +350,16 @@ pub struct Quirks {
     /// does: Firefox (Opus 109, H.264 126), OBS (H.264 96) and FFmpeg
     /// (H.264 106) are answered in other numbers than theirs.
     pub payload_types_fixed: bool,
+    /// WebRTC sessions send no RTCP sender reports, so a player cannot
+    /// place audio and video on one clock (no lip sync) nor measure the
+    /// round trip.
+    pub sender_reports_withheld: bool,
+    /// A WebRTC player's NACKs go unanswered: nothing is kept to send
+    /// again, so every lost packet stays lost until the next keyframe.
+    pub retransmissions_withheld: bool,
+    /// A WebRTC player's keyframe requests (PLI, FIR) are ignored: after a
+    /// loss its picture stays broken until the publisher's next keyframe.
+    pub player_keyframe_requests_ignored: bool,
     /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
     /// maps and `capsEx` are not read nor stated in `_result`, and every
     /// tag goes to every RTMP player as it came (a codec-blind relay:
@@ -451,6 +461,13 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     }),
     ("single_nal_mode_accepted", "pm0", |q| &mut q.single_nal_mode_accepted),
     ("payload_types_fixed", "fixed-pt", |q| &mut q.payload_types_fixed),
+    ("sender_reports_withheld", "no-sr", |q| &mut q.sender_reports_withheld),
+    ("retransmissions_withheld", "no-rtx", |q| {
+        &mut q.retransmissions_withheld
+    }),
+    ("player_keyframe_requests_ignored", "pli-ignored", |q| {
+        &mut q.player_keyframe_requests_ignored
+    }),
 ];
 
 impl Quirks {

@@ -33,6 +33,10 @@ use crate::verdict::Verdict;
 use crate::webrtc::http::{Endpoint, Method, Offer, OfferShape};
 use crate::webrtc::{PlayerOptions, PublisherOptions, Signalling, WebRtcPlayer, WebRtcPublisher};
 
+/// How long a `request-keyframe` step waits for a keyframe to come on its
+/// own before it asks for the next.
+const KEYFRAME_WAIT: Duration = Duration::from_secs(10);
+
 /// What a step does, with the parameters of that action and no others: a
 /// parameter another action takes is an unknown field here, and one the
 /// action needs is a missing field.
@@ -214,7 +218,16 @@ pub enum Action {
         /// The WebRTC client's shape.
         #[serde(default)]
         profile: Profile,
+        /// Lose every this many-th video RTP packet the server sends (not
+        /// its retransmissions) on the way to the player, which asks for
+        /// them again (NACK). Expectation: `media.losses_repaired`.
+        #[serde(default)]
+        lose_video_every: Option<u64>,
     },
+    /// A WebRTC actor's player asks for a keyframe (RTCP PLI) 200 ms after
+    /// a keyframe has come, so that the publisher's own next one is far
+    /// off. Expectation: `media.keyframe_answered` within the step's time.
+    RequestKeyframe {},
     /// Publishes `stream` over WebRTC: a moving test pattern and a tone.
     WebrtcPublish {
         /// The stream name.
@@ -423,6 +436,7 @@ impl Action {
             Action::LeaveRoom { .. } => "LeaveRoom",
             Action::RoomMessage { .. } => "RoomMessage",
             Action::Resize { .. } => "Resize",
+            Action::RequestKeyframe {} => "RequestKeyframe",
             Action::Call { .. } => "Call",
             Action::Http { .. } => "Http",
             Action::StreamCommand { .. } => "StreamCommand",
@@ -487,7 +501,9 @@ impl Action {
             Action::Hook {} => Capability::BackendHooks,
             Action::Attack { kind, .. } => kind.capability(),
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
-            Action::Resize { .. } | Action::Disconnect {} | Action::Sleep { .. } => return None,
+            Action::Resize { .. } | Action::RequestKeyframe {} | Action::Disconnect {} | Action::Sleep { .. } => {
+                return None
+            }
         })
     }
 
@@ -587,7 +603,10 @@ impl Action {
             Action::Attack {
                 kind: attack, stream, ..
             } => kind == Some(ActorKind::Raw) && (stream.is_some() || !attack.needs_stream()),
-            Action::WebrtcPlay { .. } | Action::WebrtcPublish { .. } | Action::Resize { .. } => webrtc,
+            Action::WebrtcPlay { .. }
+            | Action::WebrtcPublish { .. }
+            | Action::Resize { .. }
+            | Action::RequestKeyframe {} => webrtc,
             Action::Http { to, stream, .. } => {
                 webrtc && stream.is_some() == matches!(to, HttpTarget::Whip | HttpTarget::Whep)
             }
@@ -1441,6 +1460,23 @@ impl Case<'_> {
                 Some(publisher) => publisher.resize(size.width, size.height).map_err(|e| e.to_string()),
                 None => Err("the actor publishes nothing".to_string()),
             },
+            Action::RequestKeyframe {} => match &actor.player {
+                Some(player) => {
+                    // Just after a keyframe: the publisher's next is a GOP away.
+                    let idr = player.report().video.idr_frames;
+                    let _ = player
+                        .wait_until("a keyframe", |r| r.video.idr_frames > idr, KEYFRAME_WAIT)
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let video = player.report().video;
+                    observed.keyframe_asked = Some((video.idr_frames, video.frames));
+                    match player.request_keyframe().await {
+                        Ok(()) => return Then::Player,
+                        Err(error) => Err(error.to_string()),
+                    }
+                }
+                None => Err("the actor plays nothing".to_string()),
+            },
             Action::Http { .. } => {
                 let layer = actor.player.as_ref().and_then(|p| p.layer_url()).map(str::to_string);
                 self.http(action, &mut actor.http, layer, observed).await
@@ -1477,6 +1513,7 @@ impl Case<'_> {
                 video,
                 video_codecs,
                 profile,
+                lose_video_every,
             } => {
                 let shape = match profile {
                     Profile::Safari => PlayerOptions::safari(),
@@ -1486,6 +1523,7 @@ impl Case<'_> {
                     audio: *audio,
                     video: *video,
                     video_codecs: video_codecs.clone(),
+                    lose_video_every: lose_video_every.unwrap_or(0),
                     ..shape
                 };
                 let ws = *signalling == PlaySignalling::Ws;

@@ -754,7 +754,7 @@ async fn lossy_viewer(attack: Attack, url: &str, http: &reqwest::Client, within:
         .get("location")
         .and_then(|l| l.to_str().ok())
         .map(str::to_string);
-    let server = payload::candidate(&answer.text().await.map_err(|e| e.to_string())?)
+    let server = crate::webrtc::relay::first_udp_candidate(&answer.text().await.map_err(|e| e.to_string())?)
         .ok_or("the WHEP answer names no UDP candidate")?;
     if let Some(session) = location.and_then(|l| reqwest::Url::parse(url).and_then(|u| u.join(&l)).ok()) {
         let _ = http.delete(session).send().await;
@@ -883,7 +883,7 @@ async fn http_attack(attack: Attack, count: usize, aim: &Aim) -> Result<Report, 
                 .and_then(|l| l.to_str().ok())
                 .map(str::to_string);
             let sdp = answer.text().await.map_err(|e| e.to_string())?;
-            let port = payload::candidate(&sdp)
+            let port = crate::webrtc::relay::first_udp_candidate(&sdp)
                 .ok_or_else(|| format!("the WHEP answer ({status}) names no UDP candidate to send datagrams to"))?;
             let socket = UdpSocket::bind(SocketAddr::new(
                 source_for(port.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -1280,19 +1280,6 @@ pub mod payload {
         sdp
     }
 
-    /// The first UDP host candidate of an SDP answer.
-    pub fn candidate(sdp: &str) -> Option<SocketAddr> {
-        sdp.lines().find_map(|line| {
-            let fields: Vec<&str> = line.strip_prefix("a=candidate:")?.split_whitespace().collect();
-            if !fields.get(2)?.eq_ignore_ascii_case("udp") {
-                return None;
-            }
-            let ip: IpAddr = fields.get(4)?.parse().ok()?;
-            let port: u16 = fields.get(5)?.parse().ok()?;
-            Some(SocketAddr::new(ip, port))
-        })
-    }
-
     /// Datagram number `i`: noise, then STUN-, DTLS- and RTP-looking
     /// ones in turn.
     pub fn datagram(rng: &mut impl RngCore, i: usize) -> Vec<u8> {
@@ -1384,13 +1371,6 @@ mod tests {
         }
         assert_eq!(depth, 4, "the command object and three inside it");
         assert_eq!(nested_connect(100_000).len(), 20 + 7 * 100_000 + 3);
-    }
-
-    #[test]
-    fn an_answers_candidate_is_found() {
-        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
-        assert_eq!(candidate(sdp), Some("127.0.0.1:50000".parse().unwrap()));
-        assert_eq!(candidate("a=candidate:1 1 tcp 1 127.0.0.1 9 typ host"), None);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub(super) fn observe(state: &PageState, observed: &mut Observed) {
     observed.report = Some(PlayerReport {
         peer: Default::default(),
         counted: Default::default(),
+        relay_lost: 0,
         audio: AudioStats {
             rtp_packets: state.audio_packets,
             decoded_frames: state.audio_samples / frame,

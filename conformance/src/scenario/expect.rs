@@ -495,6 +495,18 @@ pub struct MediaExpect {
     /// after the offer was sent.
     #[serde(default, with = "humantime_serde")]
     pub first_sound_within: Option<Duration>,
+    /// Every track received has had an RTCP sender report (the NTP and RTP
+    /// times that put audio and video on one clock).
+    #[serde(default)]
+    pub sender_reports: bool,
+    /// A keyframe (IDR) has come since the step's keyframe request.
+    #[serde(default)]
+    pub keyframe_answered: bool,
+    /// The player's relay lost at least 10 video packets
+    /// (`lose_video_every`), and every one came back in time: no gap in the
+    /// pictures' RTP sequence.
+    #[serde(default)]
+    pub losses_repaired: bool,
 }
 
 /// What a step saw, for its expectations.
@@ -521,6 +533,9 @@ pub(super) struct Observed {
     pub(super) connect_properties: Option<media::amf::Value>,
     /// Keyframe requests the actor's WebRTC publisher has received.
     pub(super) keyframe_requests: Option<u64>,
+    /// When a `request-keyframe` step asked: the IDR frames and the video
+    /// frames its player had received.
+    pub(super) keyframe_asked: Option<(u64, u64)>,
     pub(super) sdp: Option<crate::webrtc::SdpSummary>,
     /// The `rel` values of the `Link`s of a WebRTC actor's `201`.
     pub(super) links: Option<Vec<String>>,
@@ -1249,6 +1264,46 @@ impl MediaExpect {
     fn check(&self, observed: &Observed) -> Result<(), String> {
         let media = self;
         let report = observed.report.as_ref().ok_or("no player report")?;
+        // What these ask is what the case is about: said first.
+        if media.sender_reports {
+            for (track, packets, reported) in [
+                ("audio", report.audio.rtp_packets, report.audio.first_frame_sampled_at),
+                ("video", report.video.rtp_packets, report.video.first_frame_sampled_at),
+            ] {
+                if packets > 0 && reported.is_none() {
+                    return Err(format!(
+                        "no sender report for the {track} ({packets} RTP packets received)"
+                    ));
+                }
+            }
+            if report.audio.rtp_packets + report.video.rtp_packets == 0 {
+                return Err("no RTP received".into());
+            }
+        }
+        if media.keyframe_answered {
+            let (idr, frames) = observed.keyframe_asked.ok_or("no keyframe request was sent")?;
+            if report.video.idr_frames <= idr {
+                return Err(format!(
+                    "no keyframe since the keyframe request (PLI): {} video frames came, none an IDR",
+                    report.video.frames.saturating_sub(frames)
+                ));
+            }
+        }
+        if media.losses_repaired {
+            let lost = report.relay_lost;
+            if lost < 10 {
+                return Err(format!(
+                    "too few video packets to see losses repaired: {} came, the relay lost {lost}",
+                    report.video.rtp_packets
+                ));
+            }
+            if report.video.discontinuities > 0 {
+                return Err(format!(
+                    "{} video frames came with packets missing: of the {lost} lost on the way, not all were sent again in time",
+                    report.video.discontinuities
+                ));
+            }
+        }
         if let Some(codec) = &media.video_codec {
             let came = report.video.codec.as_deref();
             if !came.is_some_and(|c| c.eq_ignore_ascii_case(codec)) {
@@ -1412,6 +1467,15 @@ impl MediaExpect {
         }
         if let Some(leap) = m.max_rtp_leap {
             parts.push(format!("RTP time never {:.1} s ahead of the clock", leap.as_secs_f64()));
+        }
+        if m.sender_reports {
+            parts.push("a sender report for each track".into());
+        }
+        if m.keyframe_answered {
+            parts.push("a keyframe after the keyframe request".into());
+        }
+        if m.losses_repaired {
+            parts.push("every lost video packet sent again (no gap)".into());
         }
         if parts.is_empty() {
             "media decoded".into()

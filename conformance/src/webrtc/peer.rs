@@ -141,6 +141,8 @@ pub(crate) struct Prepared {
     backlog_events: Vec<Event>,
     backlog_transmits: Vec<Transmit>,
     via: Option<SocketAddr>,
+    /// A relay at `via` to aim at the answer's candidate.
+    aim: Option<super::relay::RelayAim>,
 }
 
 impl Prepared {
@@ -173,6 +175,7 @@ impl Prepared {
             backlog_events: Vec::new(),
             backlog_transmits: Vec::new(),
             via: None,
+            aim: None,
         };
         prepared.rtc.add_local_candidate(candidate);
         prepared.drain()?;
@@ -227,12 +230,24 @@ impl Prepared {
         self.via = via;
     }
 
+    /// Sends through `relay`, aimed at the answer's first UDP candidate
+    /// when the answer comes.
+    pub(crate) fn relay_through(&mut self, relay: &super::relay::UdpRelay) {
+        self.via = Some(relay.addr());
+        self.aim = Some(relay.aim_later());
+    }
+
     /// Applies the server's answer.
     pub(crate) fn accept(&mut self, answer: &str) -> Result<(), WebRtcError> {
         let bad = |reason: String| WebRtcError::BadAnswer {
             reason,
             sdp: answer.to_string(),
         };
+        if let Some(aim) = &self.aim {
+            let server = super::relay::first_udp_candidate(answer)
+                .ok_or_else(|| bad("no UDP candidate for the relay to send to".into()))?;
+            aim.at(server);
+        }
         let redirected;
         let answer = match self.via {
             Some(via) => {

@@ -12,6 +12,7 @@ use super::count::{RtpCounter, RtpTotals};
 use super::http::{self, Endpoint};
 use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared};
 use super::receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
+use super::relay::{Loss, UdpRelay};
 use super::sdp::SdpSummary;
 use super::ws::WsRequest;
 use super::{
@@ -73,6 +74,11 @@ pub struct PlayerOptions {
     /// same, then only counts RTP from its clear headers
     /// ([`PlayerReport::counted`]): its video and audio stats stay empty.
     pub decode: bool,
+    /// Lose every this many-th video RTP packet the server sends (not its
+    /// retransmissions), in a relay the player puts in front of itself and
+    /// aims at the answer's candidate: to see the server repair losses
+    /// ([`PlayerReport::relay_lost`]). 0 loses nothing; ignored with `via`.
+    pub lose_video_every: u64,
 }
 
 /// A video codec a player offers besides H.264, decoded with libavcodec.
@@ -105,6 +111,7 @@ impl Default for PlayerOptions {
             read_marks: false,
             video_codecs: Vec::new(),
             decode: true,
+            lose_video_every: 0,
         }
     }
 }
@@ -191,6 +198,9 @@ pub struct PlayerReport {
     pub counted: RtpTotals,
     /// The level of the last 500 ms of decoded audio, if any was decoded.
     pub recent_audio_dbfs: Option<f64>,
+    /// Video packets the player's own relay lost on purpose
+    /// ([`PlayerOptions::lose_video_every`]).
+    pub relay_lost: u64,
     /// Time since the offer was made.
     pub elapsed: Duration,
 }
@@ -201,6 +211,8 @@ struct PlayerApp {
     keyframe_requests_sent: u64,
     /// Set when the player counts instead of decoding.
     counter: Option<RtpCounter>,
+    /// The relay losing video on purpose, if any.
+    relay: Option<UdpRelay>,
 }
 
 impl PeerApp for PlayerApp {
@@ -239,6 +251,7 @@ fn report_of(shared: &Shared<PlayerApp>) -> PlayerReport {
         video: app.receiver.video().clone(),
         keyframe_requests_sent: app.keyframe_requests_sent,
         counted: app.counter.as_ref().map(RtpCounter::totals).unwrap_or_default(),
+        relay_lost: app.relay.as_ref().map_or(0, UdpRelay::lost),
         recent_audio_dbfs: app.receiver.pcm(RECENT_AUDIO).dbfs(),
         elapsed: app.started.elapsed(),
     }
@@ -289,7 +302,14 @@ impl WebRtcPlayer {
             media.push((MediaKind::Video, Direction::RecvOnly));
         }
         let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
-        prepared.send_via(options.via);
+        let relay = match (options.lose_video_every, options.via) {
+            (1.., None) => Some(UdpRelay::unaimed(Loss::NONE).await?),
+            _ => None,
+        };
+        match &relay {
+            Some(relay) => prepared.relay_through(relay),
+            None => prepared.send_via(options.via),
+        }
         let (answer_sdp, answer, active) = negotiate(
             &mut prepared,
             &signalling,
@@ -310,7 +330,17 @@ impl WebRtcPlayer {
             receiver,
             keyframe_requests_sent: 0,
             counter: (!options.decode).then(RtpCounter::default),
+            relay,
         };
+        // The video's own packets are lost; its retransmissions get through.
+        let video = answer.video().and_then(|v| v.codecs.iter().find(|c| !c.is_repair()));
+        if let (Some(relay), Some(video)) = (&app.relay, video) {
+            relay.set_loss(Loss {
+                every: options.lose_video_every,
+                payload_type: Some(video.pt),
+                all_of: None,
+            });
+        }
         let peer = prepared.spawn(app);
         // On the WebSocket channel the server may offer a track that appears
         // later (docs/signalling.md): answer it, as a browser page does.

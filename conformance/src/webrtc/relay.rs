@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -39,6 +39,8 @@ impl Loss {
 
 #[derive(Debug)]
 struct Counters {
+    /// Where the relay sends what the peer sends; nothing passes before.
+    server: OnceLock<SocketAddr>,
     loss: Mutex<Loss>,
     to_server: AtomicU64,
     to_peer: AtomicU64,
@@ -56,16 +58,38 @@ pub struct UdpRelay {
 impl UdpRelay {
     /// Starts a relay on 127.0.0.1 in front of `server`, losing what `loss` says.
     pub async fn start(server: SocketAddr, loss: Loss) -> std::io::Result<UdpRelay> {
+        let relay = UdpRelay::unaimed(loss).await?;
+        relay.aim(server);
+        Ok(relay)
+    }
+
+    /// Starts a relay on 127.0.0.1 that passes nothing until it is aimed at
+    /// a server ([`UdpRelay::aim`]): for a peer that learns the server's
+    /// address from the answer to its offer.
+    pub async fn unaimed(loss: Loss) -> std::io::Result<UdpRelay> {
         let socket = UdpSocket::bind(("127.0.0.1", 0)).await?;
         let addr = socket.local_addr()?;
         let counters = Arc::new(Counters {
+            server: OnceLock::new(),
             loss: Mutex::new(loss),
             to_server: AtomicU64::new(0),
             to_peer: AtomicU64::new(0),
             lost: AtomicU64::new(0),
         });
-        let task = tokio::spawn(relay(socket, server, counters.clone()));
+        let task = tokio::spawn(relay(socket, counters.clone()));
         Ok(UdpRelay { addr, counters, task })
+    }
+
+    /// Sends what the peer sends to `server` from now on; a relay is aimed
+    /// once (later calls change nothing).
+    pub fn aim(&self, server: SocketAddr) {
+        self.aim_later().at(server);
+    }
+
+    /// A handle that aims the relay later, for whoever learns the server's
+    /// address.
+    pub(crate) fn aim_later(&self) -> RelayAim {
+        RelayAim(self.counters.clone())
     }
 
     /// The address peers send to.
@@ -94,6 +118,17 @@ impl UdpRelay {
     }
 }
 
+/// Aims an [`UdpRelay`] once the server's address is known.
+#[derive(Debug, Clone)]
+pub(crate) struct RelayAim(Arc<Counters>);
+
+impl RelayAim {
+    /// See [`UdpRelay::aim`].
+    pub(crate) fn at(&self, server: SocketAddr) {
+        let _ = self.0.server.set(server);
+    }
+}
+
 impl Drop for UdpRelay {
     fn drop(&mut self) {
         self.task.abort();
@@ -109,7 +144,20 @@ pub fn rtp_payload_type(datagram: &[u8]) -> Option<u8> {
     (version_2 && !rtcp && datagram.len() >= 12).then_some(second & 0x7F)
 }
 
-async fn relay(socket: UdpSocket, server: SocketAddr, counters: Arc<Counters>) {
+/// The first UDP candidate of an SDP answer: where the server receives.
+pub fn first_udp_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|line| {
+        let fields: Vec<&str> = line.strip_prefix("a=candidate:")?.split_whitespace().collect();
+        if !fields.get(2)?.eq_ignore_ascii_case("udp") {
+            return None;
+        }
+        let ip: std::net::IpAddr = fields.get(4)?.parse().ok()?;
+        let port: u16 = fields.get(5)?.parse().ok()?;
+        Some(SocketAddr::new(ip, port))
+    })
+}
+
+async fn relay(socket: UdpSocket, counters: Arc<Counters>) {
     let mut buf = vec![0u8; 2048];
     let mut peer: Option<SocketAddr> = None;
     let mut matching = 0u64;
@@ -118,6 +166,10 @@ async fn relay(socket: UdpSocket, server: SocketAddr, counters: Arc<Counters>) {
             return;
         };
         let datagram = &buf[..len];
+        // Not aimed yet: the peer's ICE checks are sent again.
+        let Some(&server) = counters.server.get() else {
+            continue;
+        };
         if from != server {
             peer = Some(from);
             if socket.send_to(datagram, server).await.is_ok() {
@@ -168,6 +220,13 @@ pub(crate) fn redirect_candidates(sdp: &str, via: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answers_candidate_is_found() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
+        assert_eq!(first_udp_candidate(sdp), Some("127.0.0.1:50000".parse().unwrap()));
+        assert_eq!(first_udp_candidate("a=candidate:1 1 tcp 1 127.0.0.1 9 typ host"), None);
+    }
 
     #[test]
     fn tells_rtp_from_rtcp_stun_and_dtls() {

@@ -297,6 +297,21 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "payload_types_fixed",
         "m-line 2 (video) answers H264/90000 as payload type 102, which the offer gave it as 106",
     ),
+    (
+        "webrtc/whep/sender-reports",
+        "sender_reports_withheld",
+        "no sender report for the audio",
+    ),
+    (
+        "webrtc/whep/lost-packets-resent",
+        "retransmissions_withheld",
+        "video frames came with packets missing",
+    ),
+    (
+        "webrtc/whep/keyframe-on-request",
+        "player_keyframe_requests_ignored",
+        "no keyframe since the keyframe request (PLI)",
+    ),
 ];
 
 /// Each scenario a small broken RTMP server of `broken_target.rs` makes

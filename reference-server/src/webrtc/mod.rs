@@ -455,6 +455,8 @@ impl WebRtc {
             status: status_tx,
             cancel: handle.cancel.clone(),
             connect_timeout: self.config.connect_timeout,
+            withhold_sender_reports: ctx.config.quirks.sender_reports_withheld,
+            withhold_retransmissions: ctx.config.quirks.retransmissions_withheld,
         };
         let this = self.clone();
         let metrics = ctx.metrics.clone();

@@ -35,6 +35,11 @@ pub struct Peer {
     pub status: watch::Sender<SessionStatus>,
     pub cancel: CancellationToken,
     pub connect_timeout: Duration,
+    /// The quirk `sender_reports_withheld`: RTCP led by a sender report is
+    /// not sent.
+    pub withhold_sender_reports: bool,
+    /// The quirk `retransmissions_withheld`: RTX packets are not sent.
+    pub withhold_retransmissions: bool,
 }
 
 impl Peer {
@@ -191,6 +196,10 @@ fn poll(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instan
         };
         match output {
             Output::Timeout(at) => return Some(at),
+            Output::Transmit(transmit)
+                if peer.withhold_sender_reports && leads_with_sender_report(&transmit.contents) => {}
+            Output::Transmit(transmit)
+                if peer.withhold_retransmissions && is_retransmission(&peer.rtc, &transmit.contents) => {}
             Output::Transmit(transmit) => {
                 peer.batch.push(&peer.port, transmit.destination, &transmit.contents);
             }
@@ -201,6 +210,24 @@ fn poll(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instan
             }
         }
     }
+}
+
+/// Whether `datagram` is RTCP whose first packet is a sender report (RTP
+/// version 2, packet type 200): SRTCP leaves the first 8 bytes in the clear.
+fn leads_with_sender_report(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && datagram[0] >> 6 == 2 && datagram[1] == 200
+}
+
+/// Whether `datagram` is RTP of a payload type negotiated for
+/// retransmissions (RTX); SRTP leaves the header in the clear.
+fn is_retransmission(rtc: &Rtc, datagram: &[u8]) -> bool {
+    let rtp = datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(192..=223).contains(&datagram[1]);
+    let pt = datagram.get(1).map(|b| b & 0x7F);
+    rtp && rtc
+        .codec_config()
+        .params()
+        .iter()
+        .any(|p| p.resend().map(|rtx| *rtx) == pt)
 }
 
 fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut bool) -> Option<SessionStatus> {

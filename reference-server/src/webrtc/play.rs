@@ -725,7 +725,7 @@ impl Player {
     /// again at once, and the publisher is asked for a new one (a WebRTC
     /// publisher can make one; an RTMP publisher cannot be asked).
     pub fn keyframe_request(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
-        if Some(mid) != self.video_mid {
+        if Some(mid) != self.video_mid || self.ctx.config.quirks.player_keyframe_requests_ignored {
             return;
         }
         if let Some(transcoded) = self.transcoded_video.as_ref().filter(|_| self.core.video_transcoded()) {
