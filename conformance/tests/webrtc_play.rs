@@ -777,3 +777,51 @@ async fn a_whep_session_offers_its_video_tracks_as_layers() {
     let _ = publisher.kill().await;
     server.shutdown().await;
 }
+
+/// The WebSocket channel's `layer` message: answered `SELECTED` with the
+/// stream's layers for a known `rid` or a size that fits, `FAILED` with
+/// the reason for an unknown one; an unknown stream id is an `error`.
+#[tokio::test]
+async fn a_websocket_player_selects_a_layer_with_a_layer_message() {
+    init_log();
+    let server = embedded(|_| {}).await.unwrap();
+    let name = "ws-layers";
+    let mut publisher = ffmpeg_publish(&format!("{}/{name}", server.rtmp_url("live")), true, Some(440), 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(&server, name, true, true).await;
+    let ws = WsSession::connect(
+        &conformance::webrtc::ws::ws_url(&server.http_url()),
+        APP,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let player = WebRtcPlayer::play(Signalling::ws(&ws, "p1", name), PlayerOptions::default())
+        .await
+        .unwrap();
+    until(&player, "pictures", |r| r.video.pictures >= 5).await;
+    let select = |selection| {
+        let player = &player;
+        async move { player.select_layer(&selection, WAIT).await }
+    };
+    select(serde_json::json!({"rid": "0"})).await.unwrap();
+    select(serde_json::json!({"maxWidth": 320})).await.unwrap();
+    let answer = ws.messages().into_iter().rfind(|m| m["type"] == "layer").unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"type": "layer", "id": "p1", "status": "SELECTED", "rid": "0",
+            "layers": [{"rid": "0", "width": 320, "height": 240}]})
+    );
+    let refused = select(serde_json::json!({"rid": "7"})).await.unwrap_err();
+    assert_eq!(
+        refused.refusal().as_deref(),
+        Some("FAILED \"no layer with rid \\\"7\\\" (the stream's: 0)\"")
+    );
+    let errors = ws.errors().len();
+    ws.send_json(&serde_json::json!({"type": "layer", "id": "nobody", "rid": "0"}))
+        .unwrap();
+    assert_eq!(ws.wait_error(errors, WAIT).await.unwrap(), "no stream with id 'nobody'");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

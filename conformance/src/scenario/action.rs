@@ -228,6 +228,23 @@ pub enum Action {
     /// a keyframe has come, so that the publisher's own next one is far
     /// off. Expectation: `media.keyframe_answered` within the step's time.
     RequestKeyframe {},
+    /// A WebRTC actor's player switches its video to another layer (a
+    /// track of a multitrack stream): by `rid`, or the largest that fits
+    /// `max_width` and `max_height`, or (none of them) back to the first.
+    /// Over WHEP a POST to the layer entry point its 201 announced; over
+    /// the WebSocket channel a `layer` message. Expectations: `refused`,
+    /// then a `wait` step's `media`.
+    SelectLayer {
+        /// The layer's `rid` (the track id).
+        #[serde(default)]
+        rid: Option<String>,
+        /// The widest picture wanted.
+        #[serde(default)]
+        max_width: Option<u32>,
+        /// The tallest picture wanted.
+        #[serde(default)]
+        max_height: Option<u32>,
+    },
     /// Publishes `stream` over WebRTC: a moving test pattern and a tone.
     WebrtcPublish {
         /// The stream name.
@@ -437,6 +454,7 @@ impl Action {
             Action::RoomMessage { .. } => "RoomMessage",
             Action::Resize { .. } => "Resize",
             Action::RequestKeyframe {} => "RequestKeyframe",
+            Action::SelectLayer { .. } => "SelectLayer",
             Action::Call { .. } => "Call",
             Action::Http { .. } => "Http",
             Action::StreamCommand { .. } => "StreamCommand",
@@ -501,9 +519,11 @@ impl Action {
             Action::Hook {} => Capability::BackendHooks,
             Action::Attack { kind, .. } => kind.capability(),
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
-            Action::Resize { .. } | Action::RequestKeyframe {} | Action::Disconnect {} | Action::Sleep { .. } => {
-                return None
-            }
+            Action::Resize { .. }
+            | Action::RequestKeyframe {}
+            | Action::SelectLayer { .. }
+            | Action::Disconnect {}
+            | Action::Sleep { .. } => return None,
         })
     }
 
@@ -606,7 +626,8 @@ impl Action {
             Action::WebrtcPlay { .. }
             | Action::WebrtcPublish { .. }
             | Action::Resize { .. }
-            | Action::RequestKeyframe {} => webrtc,
+            | Action::RequestKeyframe {}
+            | Action::SelectLayer { .. } => webrtc,
             Action::Http { to, stream, .. } => {
                 webrtc && stream.is_some() == matches!(to, HttpTarget::Whip | HttpTarget::Whep)
             }
@@ -1474,6 +1495,29 @@ impl Case<'_> {
                         Ok(()) => return Then::Player,
                         Err(error) => Err(error.to_string()),
                     }
+                }
+                None => Err("the actor plays nothing".to_string()),
+            },
+            Action::SelectLayer {
+                rid,
+                max_width,
+                max_height,
+            } => match &actor.player {
+                Some(player) => {
+                    let mut selection = serde_json::json!({});
+                    if let Some(rid) = rid {
+                        selection["rid"] = rid.as_str().into();
+                    }
+                    if let Some(width) = max_width {
+                        selection["maxWidth"] = (*width).into();
+                    }
+                    if let Some(height) = max_height {
+                        selection["maxHeight"] = (*height).into();
+                    }
+                    player.select_layer(&selection, within).await.map_err(|error| {
+                        observed.refusal = error.refusal();
+                        error.to_string()
+                    })
                 }
                 None => Err("the actor plays nothing".to_string()),
             },

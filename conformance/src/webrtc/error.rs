@@ -94,6 +94,13 @@ pub enum WebRtcError {
         /// Every status of that id so far, in order.
         statuses: String,
     },
+    /// The server refused a video layer selection on the WebSocket channel
+    /// (a `layer` message with status `FAILED`).
+    #[error("the layer selection was refused: FAILED {info:?}")]
+    LayerRefused {
+        /// The `info` it gave.
+        info: String,
+    },
     /// The server closed the WebSocket (or it broke) while we waited for something.
     #[error("the WebSocket closed while waiting for {what}: {reason}")]
     WsClosed {
@@ -142,7 +149,9 @@ impl WebRtcError {
             WebRtcError::HttpStatus { status, body, .. } if (400..500).contains(status) => {
                 Some(format!("HTTP {status} {:?}", body.trim()))
             }
-            WebRtcError::StreamFailed { info, .. } => Some(format!("FAILED {info:?}")),
+            WebRtcError::StreamFailed { info, .. } | WebRtcError::LayerRefused { info } => {
+                Some(format!("FAILED {info:?}"))
+            }
             WebRtcError::ConnectFailed { info, .. } => Some(format!("connect FAILED {info:?}")),
             _ => None,
         }

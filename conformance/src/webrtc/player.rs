@@ -445,6 +445,59 @@ impl WebRtcPlayer {
             .await
     }
 
+    /// Switches the video to another layer (a track of a multitrack
+    /// stream): `selection` is WHEP's layer selection object (`rid`,
+    /// `maxWidth`, `maxHeight`; `{}` goes back to the first track), POSTed
+    /// to the layer entry point the `201` announced, or sent as a `layer`
+    /// message on the WebSocket channel. Ok when the server says it
+    /// switched (200, `SELECTED`); a refusal is an error that carries the
+    /// server's answer.
+    pub async fn select_layer(&self, selection: &serde_json::Value, timeout: Duration) -> Result<(), WebRtcError> {
+        match &self.signalling {
+            ActiveSignalling::Http { .. } => {
+                let url = self
+                    .layer_url()
+                    .ok_or_else(|| WebRtcError::Options("the 201 announced no layer selection".into()))?;
+                let body = selection.to_string();
+                let answer =
+                    http::exchange(http::Method::Post, url, &[], Some(("application/json", &body)), None).await?;
+                match answer.status {
+                    200..=299 => Ok(()),
+                    status => Err(WebRtcError::HttpStatus {
+                        method: "POST",
+                        url: url.to_string(),
+                        status,
+                        expected: 200,
+                        body: answer.body,
+                    }),
+                }
+            }
+            ActiveSignalling::Ws { session, id } => {
+                let mut message = selection.clone();
+                message["type"] = "layer".into();
+                message["id"] = id.as_str().into();
+                let before = session.messages().len();
+                session.send_json(&message)?;
+                let answered = |m: &serde_json::Value| m["type"] == "layer" && m["id"] == id.as_str();
+                let (messages, _) = session
+                    .wait_messages(timeout, |all| all.iter().skip(before).any(answered))
+                    .await;
+                let answer = messages.iter().skip(before).find(|m| answered(m));
+                match answer.map(|m| (m["status"].as_str(), m)) {
+                    Some((Some("SELECTED"), _)) => Ok(()),
+                    Some((_, m)) => Err(WebRtcError::LayerRefused {
+                        info: m["info"].as_str().unwrap_or_default().to_string(),
+                    }),
+                    None => Err(WebRtcError::Timeout {
+                        what: format!("an answer to the layer message for {id:?}"),
+                        after: timeout,
+                        state: format!("{} other messages since", messages.len() - before),
+                    }),
+                }
+            }
+        }
+    }
+
     /// Sends a PLI for the video.
     pub async fn request_keyframe(&self) -> Result<(), WebRtcError> {
         let mid = self

@@ -298,6 +298,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "m-line 2 (video) answers H264/90000 as payload type 102, which the offer gave it as 106",
     ),
     (
+        "ertmp/multitrack/layer-selected-over-ws",
+        "track_selection_ignored",
+        "pictures of 320x240, not 640x360",
+    ),
+    (
         "webrtc/whep/sender-reports",
         "sender_reports_withheld",
         "no sender report for the audio",

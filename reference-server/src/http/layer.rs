@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::whep::player_session_at;
 use crate::hub::VideoLayer;
 use crate::server::Context;
+use crate::webrtc::SessionHandle;
 
 /// The `rel` of the `Link` that announces the extension.
 pub const REL: &str = "urn:ietf:params:whep:ext:core:layer";
@@ -32,10 +33,11 @@ pub fn link(session_url: &str) -> String {
     format!("<{session_url}/layer>; rel=\"{REL}\"")
 }
 
-/// A layer selection request's body.
+/// A layer selection request: a `POST`'s body, or the fields of a
+/// WebSocket `layer` message.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Request {
+pub(crate) struct Request {
     /// The m-line's index, as a string (default: the video m-line).
     media_id: Option<String>,
     rid: Option<String>,
@@ -124,22 +126,47 @@ pub async fn select(
             }
         },
     };
-    let (app, stream, _) = &path;
-    let layers = ctx.hub.video_layers(app, stream);
-    match choose(&request, session.video_line, &layers) {
+    match select_for(&ctx, &session, &request) {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    }
+}
+
+/// Switches a player `session` to the layer `request` asks for (over WHEP
+/// or the WebSocket channel); returns the track chosen (`None`: the one it
+/// started with), or why the request is refused.
+pub(crate) fn select_for(ctx: &Context, session: &SessionHandle, request: &Request) -> Result<Option<u8>, String> {
+    let layers = ctx.hub.video_layers(&session.app, &session.stream);
+    match choose(request, session.video_line, &layers) {
         Ok(track) => {
             tracing::info!(session = %session.id, ?track, "video layer selected");
             // The quirk: the answer says yes, the pictures stay the same.
             if !ctx.config.quirks.track_selection_ignored {
                 session.select_video_track(track);
             }
-            StatusCode::OK.into_response()
+            Ok(track)
         }
         Err(why) => {
             tracing::info!(session = %session.id, reason = %why, "video layer selection refused");
-            (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+            Err(why)
         }
     }
+}
+
+/// The stream's layers as the `layers` event lists them, bitrates aside:
+/// `[{"rid": "0", "width": 320, "height": 240}, ...]`.
+pub(crate) fn listed(ctx: &Context, session: &SessionHandle) -> serde_json::Value {
+    let layers = ctx.hub.video_layers(&session.app, &session.stream);
+    layers.iter().map(entry).collect()
+}
+
+fn entry(layer: &VideoLayer) -> serde_json::Value {
+    let mut entry = serde_json::json!({ "rid": layer.track.to_string() });
+    if let Some((width, height)) = layer.size {
+        entry["width"] = width.into();
+        entry["height"] = height.into();
+    }
+    entry
 }
 
 /// The `layers` event's data: the session's video m-line and its layers,
@@ -154,11 +181,8 @@ pub fn event_data(video_line: usize, layers: &[VideoLayer], before: &[VideoLayer
                 .find(|b| b.track == layer.track)
                 .map_or(layer.bytes, |b| b.bytes);
             let bitrate = ((layer.bytes.saturating_sub(was)) as f64 * 8.0 / seconds.max(0.001)).round() as u64;
-            let mut entry = serde_json::json!({ "rid": layer.track.to_string(), "bitrate": bitrate });
-            if let Some((width, height)) = layer.size {
-                entry["width"] = width.into();
-                entry["height"] = height.into();
-            }
+            let mut entry = entry(layer);
+            entry["bitrate"] = bitrate.into();
             entry
         })
         .collect();

@@ -94,6 +94,14 @@ pub(crate) enum ClientMessage {
         id: String,
         sdp: String,
     },
+    /// A player's video layer selection, with the fields of WHEP's
+    /// (`rid`, `maxWidth`, `maxHeight`; none: back to the first track):
+    /// answered with a `layer` message, `SELECTED` or `FAILED`.
+    Layer {
+        id: String,
+        #[serde(flatten)]
+        request: super::layer::Request,
+    },
     /// A room request: `{"type": "room", "method": "joinRoom", ...}`.
     Room(RoomRequest),
 }
@@ -241,6 +249,7 @@ impl Connection {
                         .await;
                 }
             }
+            ClientMessage::Layer { id, request } => self.select_layer(id, &request).await,
             ClientMessage::Room(request) => {
                 let room = request.room().to_string();
                 let result = match &mut self.rooms {
@@ -254,6 +263,31 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// A `layer` message: the stream `id`'s player switches to the layer
+    /// `request` asks for; the answer lists the stream's layers.
+    async fn select_layer(&mut self, id: String, request: &super::layer::Request) {
+        let Some(session) = self.streams.get(&id) else {
+            return self.error(&format!("no stream with id '{}'", Clipped(&id))).await;
+        };
+        let chosen = match session.direction {
+            Direction::Play => super::layer::select_for(&self.ctx, session, request),
+            Direction::Publish => Err("a publisher has no layers to select".into()),
+        };
+        let layers = super::layer::listed(&self.ctx, session);
+        let mut answer = json!({"type": "layer", "id": id, "layers": layers});
+        match chosen {
+            Ok(track) => {
+                answer["status"] = "SELECTED".into();
+                answer["rid"] = track.map_or(Value::Null, |t| t.to_string().into());
+            }
+            Err(why) => {
+                answer["status"] = "FAILED".into();
+                answer["info"] = why.into();
+            }
+        }
+        self.send(answer).await;
     }
 
     async fn connect(&mut self, app_key: String, params: serde_json::Map<String, Value>) {
