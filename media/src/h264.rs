@@ -394,21 +394,26 @@ pub fn without_emulation_prevention(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads Exp-Golomb codes MSB first; `None` past the end.
-struct BitReader<'a> {
+/// Reads bits and Exp-Golomb codes MSB first; `None` past the end.
+pub(crate) struct BitReader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
-impl BitReader<'_> {
-    fn bit(&mut self) -> Option<u32> {
+impl<'a> BitReader<'a> {
+    /// Reads `data` from its first bit.
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        BitReader { data, pos: 0 }
+    }
+
+    pub(crate) fn bit(&mut self) -> Option<u32> {
         let byte = self.data.get(self.pos / 8)?;
         let bit = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Some(u32::from(bit))
     }
 
-    fn ue(&mut self) -> Option<u32> {
+    pub(crate) fn ue(&mut self) -> Option<u32> {
         let mut zeros = 0;
         while self.bit()? == 0 {
             zeros += 1;
@@ -431,7 +436,7 @@ impl BitReader<'_> {
     }
 
     /// `n` bits (at most 32) as an unsigned number.
-    fn bits(&mut self, n: u32) -> Option<u32> {
+    pub(crate) fn bits(&mut self, n: u32) -> Option<u32> {
         (0..n).try_fold(0u32, |value, _| Some(value << 1 | self.bit()?))
     }
 

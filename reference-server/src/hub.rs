@@ -431,14 +431,17 @@ pub struct VideoLayer {
     pub size: Option<(u32, u32)>,
 }
 
-/// The picture size an H.264 sequence header's SPS gives.
+/// The picture size a sequence header gives: an H.264 or HEVC SPS, an AV1
+/// sequence header (VP8 and VP9 records say nothing of it).
 fn picture_size(config: &Frame) -> Option<(u32, u32)> {
-    if config.video_codec()? != flv::VideoCodec::Avc {
-        return None;
+    match config.video_codec()? {
+        flv::VideoCodec::Avc => {
+            let record = media::h264::AvcConfig::parse(config.data()?).ok()?;
+            let sps = media::h264::SpsInfo::parse(record.sps.first()?)?;
+            Some((sps.width, sps.height))
+        }
+        codec => media::eflv::bitstream::picture_size(codec.fourcc()?, config.data()?),
     }
-    let record = media::h264::AvcConfig::parse(config.data()?).ok()?;
-    let sps = media::h264::SpsInfo::parse(record.sps.first()?)?;
-    Some((sps.width, sps.height))
 }
 
 /// A live stream's tracks and codecs, as far as its publisher has sent them.

@@ -169,6 +169,191 @@ pub fn profile(fourcc: FourCc, record: &[u8]) -> Option<u8> {
     }
 }
 
+/// The picture size a SequenceStart's configuration `record` gives: from
+/// HEVC's SPS (H.265, section 7.3.2.2: pic_width_in_luma_samples and
+/// pic_height_in_luma_samples less the conformance window) and AV1's
+/// sequence header OBU (AV1, section 5.5: max_frame_width_minus_1 and
+/// max_frame_height_minus_1); `None` for VP8 and VP9, whose record says
+/// nothing of it, and for a record cut short or without those.
+pub fn picture_size(fourcc: FourCc, record: &[u8]) -> Option<(u32, u32)> {
+    match fourcc {
+        FourCc::HEVC => hevc_sps_size(hevc_unit(record, 33)?),
+        FourCc::AV1 if record.first() == Some(&0x81) => av1_size(record.get(4..)?),
+        _ => None,
+    }
+}
+
+/// The first NAL unit of `nal_type` in an HEVCDecoderConfigurationRecord.
+fn hevc_unit(record: &[u8], nal_type: u8) -> Option<&[u8]> {
+    let arrays = *record.get(22)?;
+    let mut at = 23;
+    for _ in 0..arrays {
+        let kind = record.get(at)? & 0x3f;
+        let count = u16::from_be_bytes([*record.get(at + 1)?, *record.get(at + 2)?]);
+        at += 3;
+        for _ in 0..count {
+            let size = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
+            let unit = record.get(at + 2..at + 2 + size)?;
+            if kind == nal_type {
+                return Some(unit);
+            }
+            at += 2 + size;
+        }
+    }
+    None
+}
+
+/// The cropped picture size of an HEVC SPS NAL unit (its 2-byte header
+/// first).
+fn hevc_sps_size(unit: &[u8]) -> Option<(u32, u32)> {
+    let rbsp = crate::h264::without_emulation_prevention(unit.get(2..)?);
+    let mut bits = crate::h264::BitReader::new(&rbsp);
+    // sps_video_parameter_set_id, then sps_max_sub_layers_minus1, then
+    // sps_temporal_id_nesting_flag.
+    bits.bits(4)?;
+    let sub_layers = bits.bits(3)?;
+    bits.bits(1)?;
+    // profile_tier_level(1, sps_max_sub_layers_minus1), section 7.3.3: the
+    // general profile (88 bits) and level (8), each sub-layer's presence
+    // flags, padded to 8 pairs, then what they say is present.
+    bits.bits(32)?;
+    bits.bits(32)?;
+    bits.bits(32)?;
+    let mut present = Vec::new();
+    for _ in 0..sub_layers {
+        present.push((bits.bit()? == 1, bits.bit()? == 1));
+    }
+    if sub_layers > 0 {
+        for _ in sub_layers..8 {
+            bits.bits(2)?;
+        }
+    }
+    for (profile, level) in present {
+        if profile {
+            bits.bits(32)?;
+            bits.bits(32)?;
+            bits.bits(24)?;
+        }
+        if level {
+            bits.bits(8)?;
+        }
+    }
+    let _sps_id = bits.ue()?;
+    let chroma_format_idc = bits.ue()?;
+    let separate_planes = chroma_format_idc == 3 && bits.bit()? == 1;
+    let (width, height) = (bits.ue()?, bits.ue()?);
+    // Table 6-1: the chroma subsampling the window offsets count in.
+    let (sub_width, sub_height) = match (chroma_format_idc, separate_planes) {
+        (1, false) => (2, 2),
+        (2, false) => (2, 1),
+        _ => (1, 1),
+    };
+    let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
+    if bits.bit()? == 1 {
+        (left, right, top, bottom) = (bits.ue()?, bits.ue()?, bits.ue()?, bits.ue()?);
+    }
+    let width = width.checked_sub(sub_width * (left.checked_add(right)?))?;
+    let height = height.checked_sub(sub_height * (top.checked_add(bottom)?))?;
+    (width > 0 && height > 0).then_some((width, height))
+}
+
+/// The maximum frame size of the sequence header OBU among `obus`
+/// (configOBUs, in the low-overhead format with sizes).
+fn av1_size(mut obus: &[u8]) -> Option<(u32, u32)> {
+    while let Some(&header) = obus.first() {
+        let kind = (header >> 3) & 0x0f;
+        let extension = header & 0x04 != 0;
+        let sized = header & 0x02 != 0;
+        let mut at = 1 + usize::from(extension);
+        let size = match sized {
+            true => {
+                let (size, read) = leb128(obus.get(at..)?)?;
+                at += read;
+                usize::try_from(size).ok()?
+            }
+            false => obus.len().checked_sub(at)?,
+        };
+        let payload = obus.get(at..at.checked_add(size)?)?;
+        if kind == 1 {
+            return av1_sequence_header_size(payload);
+        }
+        obus = &obus[at + size..];
+    }
+    None
+}
+
+/// leb128(): the value and how many bytes it took.
+fn leb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().take(8).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// sequence_header_obu() (AV1, section 5.5.1) up to the maximum frame size.
+fn av1_sequence_header_size(payload: &[u8]) -> Option<(u32, u32)> {
+    let mut bits = crate::h264::BitReader::new(payload);
+    let _profile = bits.bits(3)?;
+    let _still_picture = bits.bit()?;
+    if bits.bit()? == 1 {
+        // reduced_still_picture_header: one operating point, its level.
+        bits.bits(5)?;
+    } else {
+        let mut decoder_model = None;
+        if bits.bit()? == 1 {
+            // timing_info(): two 32-bit fields, and an uvlc() if
+            // equal_picture_interval.
+            bits.bits(32)?;
+            bits.bits(32)?;
+            if bits.bit()? == 1 {
+                let mut zeros = 0;
+                while bits.bit()? == 0 {
+                    zeros += 1;
+                    if zeros >= 32 {
+                        return None;
+                    }
+                }
+                bits.bits(zeros)?;
+            }
+            if bits.bit()? == 1 {
+                // decoder_model_info(): buffer_delay_length_minus_1 is what
+                // later fields need.
+                let delay_length = bits.bits(5)? + 1;
+                bits.bits(32)?;
+                bits.bits(10)?;
+                decoder_model = Some(delay_length);
+            }
+        }
+        let initial_display_delay = bits.bit()? == 1;
+        let operating_points = bits.bits(5)? + 1;
+        for _ in 0..operating_points {
+            bits.bits(12)?;
+            if bits.bits(5)? > 7 {
+                bits.bit()?;
+            }
+            if let Some(delay_length) = decoder_model {
+                if bits.bit()? == 1 {
+                    bits.bits(delay_length)?;
+                    bits.bits(delay_length)?;
+                    bits.bit()?;
+                }
+            }
+            if initial_display_delay && bits.bit()? == 1 {
+                bits.bits(4)?;
+            }
+        }
+    }
+    let width_bits = bits.bits(4)? + 1;
+    let height_bits = bits.bits(4)? + 1;
+    let width = bits.bits(width_bits)? + 1;
+    let height = bits.bits(height_bits)? + 1;
+    Some((width, height))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

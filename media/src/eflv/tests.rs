@@ -334,3 +334,31 @@ fn legacy_h264_aac_and_mp3_tags_go_to_enhanced_and_back_byte_for_byte() {
     ));
     assert!(out.is_empty());
 }
+
+/// The picture size of each fixture's first SequenceStart is the size
+/// ffprobe gives for the file (the veovera AV1 vectors begin with an empty
+/// record, which says nothing; VP9's record never does).
+#[test]
+fn sequence_starts_give_the_picture_size() {
+    for (file, size) in [
+        ("eflv_hevc_opus_320x240.flv", Some((320, 240))),
+        ("eflv_hevc_ac3_640x360.flv", Some((640, 360))),
+        ("eflv_hevc_opus_1280x720.flv", Some((1280, 720))),
+        ("eflv_av1_opus_1280x720.flv", Some((1280, 720))),
+        ("eflv_av1_flac_320x240.flv", Some((320, 240))),
+        ("eflv_av1_opus_testsrc.flv", None),
+        ("eflv_vp9_opus_320x240.flv", None),
+    ] {
+        let path = format!("{}/../fixtures/flv/{file}", env!("CARGO_MANIFEST_DIR"));
+        let tags = flv::read_tags(&Bytes::from(std::fs::read(path).unwrap())).unwrap();
+        let record = tags
+            .iter()
+            .filter(|t| t.kind == TagKind::Video)
+            .filter_map(|t| parse(t.kind, &t.data).ok().flatten())
+            .flat_map(|t| t.packets().collect::<Vec<_>>())
+            .map(Result::unwrap)
+            .find(|p| p.packet_type == PacketType::SequenceStart)
+            .expect("a SequenceStart");
+        assert_eq!(bitstream::picture_size(record.fourcc, record.data), size, "{file}");
+    }
+}
