@@ -101,7 +101,8 @@ pub struct Expect {
     /// Messages the server sent on the actor's RTMP connection since it
     /// opened, each matched by a text its wire-log line holds
     /// (`WindowAckSize`, `SetPeerBandwidth`, `UserControl StreamBegin 1`,
-    /// `data onMetaData`, `Acknowledgement`), in any order.
+    /// `data onMetaData`, `Acknowledgement`), in any order. `{stream_id}`
+    /// in a text is the id of the step's stream, as createStream gave it.
     #[serde(default)]
     pub received: Vec<String>,
     /// The `201` of a `webrtc-play` step's WHEP (or WHIP) offer carried a
@@ -567,6 +568,8 @@ pub(super) struct Observed {
     /// The wire-log lines of what the server sent on an RTMP actor's
     /// connection since it opened.
     pub(super) received: Vec<String>,
+    /// The RTMP message stream id of the step's stream, once created.
+    pub(super) stream_id: Option<u32>,
     /// What a `connect` step's handshake showed of the server.
     pub(super) handshake: Option<crate::handshake::HandshakeReport>,
 }
@@ -1683,11 +1686,14 @@ struct Received<'a>(&'a [String]);
 
 impl Expectation for Received<'_> {
     fn check(&self, observed: &Observed) -> Result<(), String> {
-        let missing: Vec<&str> = self
+        let id = observed
+            .stream_id
+            .map_or("(no stream)".to_string(), |id| id.to_string());
+        let missing: Vec<String> = self
             .0
             .iter()
+            .map(|text| text.replace("{stream_id}", &id))
             .filter(|text| !observed.received.iter().any(|line| line.contains(text.as_str())))
-            .map(String::as_str)
             .collect();
         if missing.is_empty() {
             return Ok(());

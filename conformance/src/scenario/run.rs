@@ -647,6 +647,7 @@ impl Case<'_> {
                     .cloned(),
             );
             read = log.len();
+            observed.stream_id = step.action.stream().and_then(|s| actor.streams.get(s).copied());
             observed.room_events =
                 self.room_texts(&client.room_events()[actor.rooms_seen.min(client.room_events().len())..]);
             observed.statuses = client.statuses()[before.min(client.statuses().len())..].to_vec();

@@ -337,6 +337,8 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("webrtc/whip/sendrecv-offer", "answers offers 200 with the offer echoed"),
     ("webrtc/whep/sendrecv-offer", "answers offers 200 with the offer echoed"),
     ("rtmp/control/window-ack-size-on-connect", "never answers publish"),
+    ("rtmp/control/stream-begin-on-connect", "never answers publish"),
+    ("rtmp/control/stream-begin-on-play", "forwards no media"),
     ("rtmp/control/peer-bandwidth-on-connect", "never answers publish"),
     ("rtmp/lifecycle/republish-same-connection", "never answers publish"),
     ("rtmp/lifecycle/play-before-publish", "never answers publish"),
