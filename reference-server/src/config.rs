@@ -360,6 +360,11 @@ pub struct Quirks {
     /// A WebRTC player's keyframe requests (PLI, FIR) are ignored: after a
     /// loss its picture stays broken until the publisher's next keyframe.
     pub player_keyframe_requests_ignored: bool,
+    /// Opus made from another codec (Speex, AAC...) is stamped 100 ms after
+    /// the sound it holds, as a transcoder that buffers 100 ms and stamps
+    /// its packets as they leave does: on a browser's clock the sound lags
+    /// the pictures.
+    pub transcoded_audio_stamped_late: bool,
     /// Enhanced RTMP is not negotiated: connect's `fourCcList`, FourCC
     /// maps and `capsEx` are not read nor stated in `_result`, and every
     /// tag goes to every RTMP player as it came (a codec-blind relay:
@@ -467,6 +472,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     }),
     ("player_keyframe_requests_ignored", "pli-ignored", |q| {
         &mut q.player_keyframe_requests_ignored
+    }),
+    ("transcoded_audio_stamped_late", "audio-late", |q| {
+        &mut q.transcoded_audio_stamped_late
     }),
 ];
 

@@ -97,16 +97,15 @@ impl Server {
             },
             metrics.clone(),
         );
-        let reencode_opus = config.quirks.opus_transcoded;
         let ctx = Arc::new(Context {
             hooks: Hooks::new(config.hooks.timeout),
             rooms: Arc::new(crate::rooms::Rooms::new(config.quirks)),
             rtmp_addresses: PerAddress::new(config.rtmp.max_connections_per_address),
             websocket_addresses: PerAddress::new(config.http.max_websockets_per_address),
             events: Default::default(),
+            transcoders: Transcoders::new(hub.clone(), metrics.clone()).with_quirks(config.quirks),
             config,
             hub: hub.clone(),
-            transcoders: Transcoders::new(hub.clone(), metrics.clone()).reencoding_opus(reencode_opus),
             metrics: metrics.clone(),
             shutdown: CancellationToken::new(),
             draining: tokio::sync::watch::Sender::new(false),

@@ -49,6 +49,7 @@ pub(super) fn observe(state: &PageState, observed: &mut Observed) {
         peer: Default::default(),
         counted: Default::default(),
         relay_lost: 0,
+        lip_sync: Default::default(),
         audio: AudioStats {
             rtp_packets: state.audio_packets,
             decoded_frames: state.audio_samples / frame,

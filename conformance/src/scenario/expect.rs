@@ -508,6 +508,12 @@ pub struct MediaExpect {
     /// pictures' RTP sequence.
     #[serde(default)]
     pub losses_repaired: bool,
+    /// For a stream that flashes and beeps together once a second (the
+    /// `sync_*` fixtures): on the sender's clock (the RTCP sender reports),
+    /// the median beep's onset within this of its flash, over at least 3
+    /// (one beep off at a player's join is not lip sync lost).
+    #[serde(default, with = "humantime_serde")]
+    pub max_av_offset: Option<Duration>,
 }
 
 /// What a step saw, for its expectations.
@@ -1292,6 +1298,48 @@ impl MediaExpect {
                 ));
             }
         }
+        if let Some(limit) = media.max_av_offset {
+            let sync = &report.lip_sync;
+            let reported =
+                report.video.first_frame_sampled_at.is_some() && report.audio.first_frame_sampled_at.is_some();
+            match (sync.median_ms(), sync.worst_ms()) {
+                (Some(median), Some(worst)) if sync.offsets_ms.len() >= 3 => {
+                    if median.abs() > limit.as_secs_f64() * 1000.0 {
+                        let way = |ms: f64| match ms >= 0.0 {
+                            true => format!("{ms:.0} ms after"),
+                            false => format!("{:.0} ms before", -ms),
+                        };
+                        let each: Vec<String> = sync.offsets_ms.iter().map(|ms| format!("{ms:+.0}")).collect();
+                        return Err(format!(
+                            "the sound comes {} the picture on the sender's clock (the median of {} beeps; the furthest {}; each, in ms: {}), more than {limit:?} either way",
+                            way(median),
+                            sync.offsets_ms.len(),
+                            way(worst),
+                            each.join(" ")
+                        ));
+                    }
+                }
+                _ if !reported => {
+                    return Err(format!(
+                        "no sender report for {} to place sound and pictures on one clock ({} flashes seen, {} beeps heard)",
+                        match report.video.first_frame_sampled_at {
+                            None => "the video",
+                            Some(_) => "the audio",
+                        },
+                        sync.flashes,
+                        sync.beeps
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "{} beeps paired with a flash, 3 needed ({} flashes seen, {} beeps heard)",
+                        sync.offsets_ms.len(),
+                        sync.flashes,
+                        sync.beeps
+                    ))
+                }
+            }
+        }
         if media.losses_repaired {
             let lost = report.relay_lost;
             if lost < 10 {
@@ -1479,6 +1527,12 @@ impl MediaExpect {
         }
         if m.losses_repaired {
             parts.push("every lost video packet sent again (no gap)".into());
+        }
+        if let Some(limit) = m.max_av_offset {
+            parts.push(format!(
+                "sound within {} ms of its picture (the median beep)",
+                limit.as_millis()
+            ));
         }
         if parts.is_empty() {
             "media decoded".into()

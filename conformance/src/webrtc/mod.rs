@@ -57,6 +57,7 @@ pub mod relay;
 pub mod sdp;
 pub mod shapes;
 pub mod source;
+pub mod sync;
 pub mod ws;
 
 pub use error::WebRtcError;

@@ -14,6 +14,7 @@ use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared}
 use super::receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
 use super::relay::{Loss, UdpRelay};
 use super::sdp::SdpSummary;
+use super::sync::LipSync;
 use super::ws::WsRequest;
 use super::{
     ActiveSignalling, Signalling, WebRtcError, DEFAULT_H264_PROFILES, SAFARI_H264_PROFILES, SIGNALLING_TIMEOUT,
@@ -201,6 +202,8 @@ pub struct PlayerReport {
     /// Video packets the player's own relay lost on purpose
     /// ([`PlayerOptions::lose_video_every`]).
     pub relay_lost: u64,
+    /// Lip sync, for a stream that flashes and beeps together.
+    pub lip_sync: LipSync,
     /// Time since the offer was made.
     pub elapsed: Duration,
 }
@@ -252,6 +255,7 @@ fn report_of(shared: &Shared<PlayerApp>) -> PlayerReport {
         keyframe_requests_sent: app.keyframe_requests_sent,
         counted: app.counter.as_ref().map(RtpCounter::totals).unwrap_or_default(),
         relay_lost: app.relay.as_ref().map_or(0, UdpRelay::lost),
+        lip_sync: app.receiver.lip_sync(),
         recent_audio_dbfs: app.receiver.pcm(RECENT_AUDIO).dbfs(),
         elapsed: app.started.elapsed(),
     }

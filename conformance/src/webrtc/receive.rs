@@ -21,6 +21,8 @@ use str0m::format::Codec;
 use str0m::media::MediaTime;
 use str0m::rtp::rtcp::SenderInfo;
 
+use super::sync::{LipSync, SyncProbe};
+
 /// A decoded frame louder than this counts as sound (for [`AudioStats::first_sound_after`]).
 pub const SOUND_DBFS: f64 = -50.0;
 
@@ -242,6 +244,12 @@ pub struct MediaReceiver {
     /// Frame marks read from decoded pictures, with when they came, while
     /// [`MediaReceiver::read_marks`] is on.
     marks: Option<Vec<(u16, Duration)>>,
+    /// Flashes and beeps, for lip sync.
+    sync: SyncProbe,
+    /// The RTP time of the frame being received (video, audio).
+    frame_time: [Option<MediaTime>; 2],
+    /// The latest sender report of each track (video, audio).
+    senders: [Option<SenderInfo>; 2],
 }
 
 impl std::fmt::Debug for MediaReceiver {
@@ -278,6 +286,9 @@ impl MediaReceiver {
             pcm: VecDeque::new(),
             scratch: Vec::new(),
             marks: None,
+            sync: SyncProbe::default(),
+            frame_time: [None; 2],
+            senders: [None, None],
         }
     }
 
@@ -341,6 +352,11 @@ impl MediaReceiver {
         if let Some(sender) = sender {
             *sampled_at = Some(sampled_at_sender(first, sender));
         }
+        let track = usize::from(!codec.is_video());
+        self.frame_time[track] = Some(time);
+        if let Some(sender) = sender {
+            self.senders[track] = Some(*sender);
+        }
         let follows = last.is_some_and(|(_, _, last_seq)| seq.0 == last_seq + 1);
         if let Some((then, arrived, _)) = last.filter(|_| follows) {
             let moved = time.as_seconds() - then.as_seconds();
@@ -394,6 +410,11 @@ impl MediaReceiver {
         &self.audio
     }
 
+    /// Lip sync as measured so far (see [`super::sync`]).
+    pub fn lip_sync(&self) -> LipSync {
+        self.sync.report(self.senders[0].as_ref(), self.senders[1].as_ref())
+    }
+
     /// The last `window` of decoded mono PCM (less if less was decoded).
     pub fn pcm(&self, window: Duration) -> Pcm {
         let wanted = (window.as_secs_f64() * f64::from(self.pcm_rate)) as usize;
@@ -432,6 +453,9 @@ impl MediaReceiver {
                     if let Some(mark) = crate::bench::marks::read(&self.picture.data, w, w, h) {
                         marks.push((mark, since));
                     }
+                }
+                if let Some(time) = self.frame_time[0] {
+                    self.sync.picture(&self.picture.data, w, h, time);
                 }
                 v.pictures += 1;
                 v.width = u32::try_from(w).unwrap_or(u32::MAX);
@@ -498,6 +522,9 @@ impl MediaReceiver {
                 return;
             }
         };
+        if let Some(time) = self.frame_time[1] {
+            self.sync.sound(&self.scratch, rate, time);
+        }
         a.decoded_frames += 1;
         a.decoded_samples += self.scratch.len() as u64;
         a.sample_rate = rate;

@@ -313,6 +313,16 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "video frames came with packets missing",
     ),
     (
+        "webrtc/whep/lip-sync-aac",
+        "transcoded_audio_stamped_late",
+        "the sound comes 107 ms after the picture",
+    ),
+    (
+        "webrtc/whep/lip-sync-speex",
+        "transcoded_audio_stamped_late",
+        "ms after the picture on the sender's clock",
+    ),
+    (
         "webrtc/whep/keyframe-on-request",
         "player_keyframe_requests_ignored",
         "no keyframe since the keyframe request (PLI)",

@@ -43,20 +43,33 @@ const OPUS_BITRATE: u32 = 48_000;
 /// Input frames waiting for the codec thread before new ones are dropped.
 const INPUT_QUEUE: usize = 128;
 
+/// How late the quirk `transcoded_audio_stamped_late` stamps Opus: the
+/// 100 ms a transcoder that buffers five packets holds them, stamped as
+/// they leave.
+const LATE_MS: u32 = 100;
+
 /// Starts the codec thread of a transcoder to `target`; frames sent to
-/// the returned queue come out of `sink`. With `reencode`, Opus is decoded
-/// and encoded again even for an Opus target (a quirk).
+/// the returned queue come out of `sink`. Quirks: `opus_transcoded`
+/// decodes and encodes Opus again even for an Opus target;
+/// `transcoded_audio_stamped_late` stamps Opus made from another codec
+/// [`LATE_MS`] late.
 pub(super) fn start(
     name: &str,
     target: Target,
-    reencode: bool,
+    quirks: &crate::config::Quirks,
     sink: Sink,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<Queue> {
     let (input, work) = tokio::sync::mpsc::channel(INPUT_QUEUE);
+    let reencode = quirks.opus_transcoded;
+    let late = if quirks.transcoded_audio_stamped_late {
+        LATE_MS
+    } else {
+        0
+    };
     std::thread::Builder::new()
         .name(format!("{name} {target:?}"))
-        .spawn(move || run_codecs(target, reencode, work, sink, metrics))?;
+        .spawn(move || run_codecs(target, reencode, late, work, sink, metrics))?;
     Ok(input)
 }
 
@@ -115,6 +128,7 @@ fn from_opus_for(target: Target, from_opus: &mut Option<FromOpus>) -> Result<&mu
 fn run_codecs(
     target: Target,
     reencode: bool,
+    late: u32,
     mut work: tokio::sync::mpsc::Receiver<Frame>,
     output: Sink,
     metrics: Arc<Metrics>,
@@ -179,7 +193,10 @@ fn run_codecs(
             }
         }
         for packet in packets.drain(..) {
-            output.send(Frame::opus((packet.rtp_timestamp / 48) as u32, &packet.data));
+            output.send(Frame::opus(
+                ((packet.rtp_timestamp / 48) as u32).wrapping_add(late),
+                &packet.data,
+            ));
         }
         for tag in tags.drain(..) {
             output.send(Frame::new(MediaKind::Audio, tag.timestamp_ms, tag.data));

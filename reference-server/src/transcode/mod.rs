@@ -183,9 +183,9 @@ pub struct Transcoders {
     hub: Hub,
     metrics: Arc<Metrics>,
     running: Mutex<HashMap<Key, Weak<Shared>>>,
-    /// Decode and encode Opus again for an Opus target (the quirk
-    /// `opus_transcoded`).
-    reencode_opus: bool,
+    /// The quirks that change what transcoders make (`opus_transcoded`,
+    /// `transcoded_audio_stamped_late`).
+    quirks: crate::config::Quirks,
 }
 
 impl Transcoders {
@@ -195,17 +195,13 @@ impl Transcoders {
             hub,
             metrics,
             running: Mutex::default(),
-            reencode_opus: false,
+            quirks: crate::config::Quirks::default(),
         }
     }
 
-    /// These transcoders, decoding and encoding Opus again for an Opus
-    /// target instead of leaving it to pass (a quirk).
-    pub fn reencoding_opus(self, reencode: bool) -> Transcoders {
-        Transcoders {
-            reencode_opus: reencode,
-            ..self
-        }
+    /// Transcoders that reproduce `quirks` (never for production).
+    pub fn with_quirks(self, quirks: crate::config::Quirks) -> Transcoders {
+        Transcoders { quirks, ..self }
     }
 
     /// Transcoders running now.
@@ -266,7 +262,7 @@ impl Transcoders {
         let name = format!("transcode {app}/{stream}");
         let metrics = self.metrics.clone();
         let input = match output {
-            Output::Audio(target) => audio::start(&name, target, self.reencode_opus, sink, metrics),
+            Output::Audio(target) => audio::start(&name, target, &self.quirks, sink, metrics),
             Output::Video(settings) => video::start(&name, settings, sink, shared.keyframe_wanted.clone(), metrics),
         };
         // `wait`: a transcoder outlives its stream's publisher, like a player.
