@@ -42,6 +42,16 @@ async fn flash_publish(server: &ServerHandle, name: &str, tags: Vec<Tag>) -> tok
     })
 }
 
+/// FFmpeg publishing 30 s of pictures and a 440 Hz tone as `name`, once
+/// the server has both tracks.
+async fn ffmpeg_live(server: &ServerHandle, name: &str) -> tokio::process::Child {
+    let publisher = ffmpeg_publish(&format!("{}/{name}", server.rtmp_url("live")), true, Some(440), 30)
+        .spawn()
+        .unwrap();
+    wait_tracks(server, name, true, true).await;
+    publisher
+}
+
 async fn wait_tracks(server: &ServerHandle, name: &str, audio: bool, video: bool) {
     for _ in 0..200 {
         if server
@@ -190,10 +200,7 @@ async fn ffmpeg_stream_plays(signalling: &str) {
     init_log();
     let server = embedded(|_| {}).await.unwrap();
     let name = format!("ff-{signalling}");
-    let mut publisher = ffmpeg_publish(&format!("{}/{name}", server.rtmp_url("live")), true, Some(440), 30)
-        .spawn()
-        .unwrap();
-    wait_tracks(&server, &name, true, true).await;
+    let mut publisher = ffmpeg_live(&server, &name).await;
     let ws;
     let signalling = if signalling == "ws" {
         ws = WsSession::connect(
@@ -239,10 +246,7 @@ async fn ffmpeg_h264_aac_plays_over_the_websocket_channel_with_picture_and_tone(
 #[tokio::test]
 async fn websocket_statuses_follow_the_publisher() {
     let server = embedded(|_| {}).await.unwrap();
-    let mut publisher = ffmpeg_publish(&format!("{}/wsst", server.rtmp_url("live")), true, Some(440), 30)
-        .spawn()
-        .unwrap();
-    wait_tracks(&server, "wsst", true, true).await;
+    let mut publisher = ffmpeg_live(&server, "wsst").await;
     let ws = WsSession::connect(
         &conformance::webrtc::ws::ws_url(&server.http_url()),
         APP,
@@ -707,10 +711,7 @@ async fn a_whep_session_offers_its_video_tracks_as_layers() {
     init_log();
     let server = embedded(|_| {}).await.unwrap();
     let name = "layers-one-track";
-    let mut publisher = ffmpeg_publish(&format!("{}/{name}", server.rtmp_url("live")), true, Some(440), 30)
-        .spawn()
-        .unwrap();
-    wait_tracks(&server, name, true, true).await;
+    let mut publisher = ffmpeg_live(&server, name).await;
     let player = WebRtcPlayer::play(whep(&server, name), PlayerOptions::default())
         .await
         .unwrap();
@@ -786,10 +787,7 @@ async fn a_websocket_player_selects_a_layer_with_a_layer_message() {
     init_log();
     let server = embedded(|_| {}).await.unwrap();
     let name = "ws-layers";
-    let mut publisher = ffmpeg_publish(&format!("{}/{name}", server.rtmp_url("live")), true, Some(440), 30)
-        .spawn()
-        .unwrap();
-    wait_tracks(&server, name, true, true).await;
+    let mut publisher = ffmpeg_live(&server, name).await;
     let ws = WsSession::connect(
         &conformance::webrtc::ws::ws_url(&server.http_url()),
         APP,
