@@ -318,6 +318,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "the sound comes 107 ms after the picture",
     ),
     (
+        "webrtc/whep/lip-sync-smaller-picture",
+        "transcoded_audio_stamped_late",
+        "ms after the picture on the sender's clock",
+    ),
+    (
         "webrtc/whep/lip-sync-speex",
         "transcoded_audio_stamped_late",
         "ms after the picture on the sender's clock",
