@@ -222,3 +222,40 @@ async fn chromium_is_offered_video_that_appears_after_its_answer() {
     let _ = publishing.await;
     server.shutdown().await;
 }
+
+/// The demo page builds its peer connection with the STUN and TURN servers
+/// the WebSocket channel's connection message names: Chromium sends a STUN
+/// Binding Request to the one the server is configured with, before its
+/// offer.
+#[tokio::test]
+async fn the_demo_page_uses_the_ice_servers_the_websocket_channel_names() {
+    let stun = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("stun:{}", stun.local_addr().unwrap());
+    let server = embedded(|config| {
+        config.webrtc.ice_servers = vec![reference_server::config::IceServer {
+            url: url.clone(),
+            username: None,
+            credential: None,
+        }];
+    })
+    .await
+    .unwrap();
+    let page = format!("{}/?app=live&stream=nobody&signalling=ws&play=1", server.http_url());
+    let browser = Browser::open(&page).await.unwrap();
+    let mut datagram = [0u8; 1500];
+    let (len, from) = tokio::time::timeout(Duration::from_secs(20), stun.recv_from(&mut datagram))
+        .await
+        .expect("a datagram to the configured STUN server within 20 s")
+        .unwrap();
+    // RFC 8489, section 5: a Binding Request (0x0001) with the magic cookie.
+    assert!(len >= 20, "{len} bytes from {from}");
+    assert_eq!(
+        datagram[..2],
+        [0x00, 0x01],
+        "not a Binding Request: {:02x?}",
+        &datagram[..len.min(20)]
+    );
+    assert_eq!(datagram[4..8], [0x21, 0x12, 0xA4, 0x42]);
+    drop(browser);
+    server.shutdown().await;
+}
