@@ -37,6 +37,10 @@ struct Behaviour {
     /// It reads play's start in seconds only: a start other than -2 or -1
     /// asks for a recording, which it does not have (StreamNotFound).
     start_in_seconds: bool,
+    /// It forwards a publisher's audio and video to its players, but only
+    /// messages stamped at or after the newest it forwarded, compared as
+    /// plain integers: past the 32-bit wrap, nothing more.
+    forwards_newer_only: bool,
 }
 
 /// How a broken server's handshake goes wrong.
@@ -86,6 +90,11 @@ impl Behaviour {
                 handshake: Some(HandshakeFault::OneRead),
                 ..Behaviour::default()
             },
+            "forwards media until its timestamps wrap" => Behaviour {
+                statuses: true,
+                forwards_newer_only: true,
+                ..Behaviour::default()
+            },
             other => panic!("no broken server {other:?}"),
         }
     }
@@ -100,9 +109,12 @@ async fn broken_server() -> SocketAddr {
 async fn rtmp_server(behaviour: Behaviour) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let relay = behaviour
+        .forwards_newer_only
+        .then(|| tokio::sync::broadcast::channel(1024).0);
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, behaviour, None, Duration::ZERO));
+            tokio::spawn(serve(socket, behaviour, None, Duration::ZERO, relay.clone()));
         }
     });
     addr
@@ -122,7 +134,7 @@ async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
             loop {
                 tokio::select! {
                     Ok((socket, _)) = listener.accept() => {
-                        tokio::spawn(serve(socket, Behaviour::default(), Some(death.clone()), Duration::ZERO));
+                        tokio::spawn(serve(socket, Behaviour::default(), Some(death.clone()), Duration::ZERO, None));
                     }
                     _ = death.notified() => break,
                 }
@@ -136,6 +148,10 @@ async fn mortal_server(revive_after: Option<Duration>) -> SocketAddr {
     addr
 }
 
+/// Where a server that forwards media passes it from its publishers to its
+/// players.
+type Relay = tokio::sync::broadcast::Sender<RawMessage>;
+
 /// Serves one connection as the servers above say; bytes that are not an
 /// RTMP handshake are read on for `linger` before the connection closes.
 async fn serve(
@@ -143,6 +159,7 @@ async fn serve(
     behaviour: Behaviour,
     death: Option<Arc<tokio::sync::Notify>>,
     linger: Duration,
+    relay: Option<Relay>,
 ) -> std::io::Result<()> {
     use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
     // rml_rtmp's server handshake: simple, or with the digests Flash checks.
@@ -190,19 +207,55 @@ async fn serve(
         }
     }
     let mut encoder = ChunkEncoder::new();
+    // A player's media from the relay; a publisher's newest timestamp.
+    let mut playing: Option<tokio::sync::broadcast::Receiver<RawMessage>> = None;
+    let mut newest: Option<u32> = None;
     loop {
         while let Ok(Some(raw)) = decoder.next_message() {
             if let (0x30, Some(death)) = (raw.type_id, &death) {
                 death.notify_one();
                 return Ok(());
             }
+            if let (8 | 9, Some(relay)) = (raw.type_id, &relay) {
+                // The bug: a plain comparison, where serial-number
+                // arithmetic is needed.
+                if newest.is_none_or(|newest| raw.timestamp >= newest) {
+                    newest = Some(raw.timestamp);
+                    let _ = relay.send(raw);
+                }
+                continue;
+            }
+            if let (Ok(Message::Command(command)), Some(relay)) =
+                (Message::decode(raw.type_id, raw.payload.clone()), &relay)
+            {
+                if command.name == "play" {
+                    playing = Some(relay.subscribe());
+                }
+            }
             answer(&mut socket, &mut encoder, raw, behaviour).await?;
         }
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
+        let forwarded = async {
+            match playing.as_mut() {
+                Some(media) => media.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = socket.read(&mut buf) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(());
+                }
+                decoder.push(&buf[..n]);
+            }
+            Ok(mut message) = forwarded => {
+                message.csid = if message.type_id == 8 { 4 } else { 6 };
+                message.stream_id = 1;
+                let mut out = BytesMut::new();
+                encoder.encode(&message, &mut out);
+                socket.write_all(&out).await?;
+            }
         }
-        decoder.push(&buf[..n]);
     }
 }
 
@@ -786,6 +839,7 @@ async fn a_server_that_closes_non_rtmp_bytes_at_its_handshake_timeout_is_ok() {
                 Behaviour::named("forwards no media"),
                 None,
                 Duration::from_secs(20),
+                None,
             ));
         }
     });
@@ -834,4 +888,27 @@ fn the_vendor_harness_blames_the_case_that_killed_the_server() {
         "{results:#?}"
     );
     assert_eq!(results[1].id, "rtmp/robustness/unknown-message-type");
+}
+
+/// The timestamp wrap case fails against a server that forwards media but
+/// compares timestamps as plain numbers, for what it did: media that
+/// stopped at the wrap, not a missing stream.
+#[tokio::test]
+async fn a_server_that_stops_forwarding_at_the_wrap_fails_the_wrap_case() {
+    let addr = rtmp_server(Behaviour::named("forwards media until its timestamps wrap")).await;
+    let target = Target::External(Box::new(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        ..TargetSpec::default()
+    }));
+    let result = run_case(&case("rtmp/media/timestamp-wrap"), &target, &RunOptions::default()).await;
+    assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
+    let actual = result.actual.unwrap_or_default();
+    assert!(actual.contains("fewer than 350 audio"), "{actual}");
+    // About 3 s of media came, the time before the wrap.
+    let video: u32 = actual
+        .rsplit_once(" audio and ")
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_default();
+    assert!((50..100).contains(&video), "{actual}");
 }

@@ -388,6 +388,10 @@ pub struct Quirks {
     /// without reconnecting) or far ahead are passed on as they come:
     /// WebRTC players' RTP time goes back or leaps with them.
     pub timestamp_jumps_passed_on: bool,
+    /// A WebRTC player's clock takes RTMP timestamps as they come, without
+    /// serial-number arithmetic: once a publisher's timestamps wrap past
+    /// 2^32 ms, RTP time falls back and stands still.
+    pub timestamp_wrap_ignored: bool,
     /// WHEP's server-sent events are done the least that seems to work: an
     /// event stream is created whatever events are asked for (unknown ones
     /// too), the `active` event is not sent at once for a live stream, and
@@ -453,6 +457,7 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("timestamp_jumps_passed_on", "ts-jumps", |q| {
         &mut q.timestamp_jumps_passed_on
     }),
+    ("timestamp_wrap_ignored", "no-wrap", |q| &mut q.timestamp_wrap_ignored),
     ("event_streams_lax", "sse-lax", |q| &mut q.event_streams_lax),
     ("players_dropped_on_unpublish", "drop-players", |q| {
         &mut q.players_dropped_on_unpublish

@@ -328,6 +328,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "ms after the picture on the sender's clock",
     ),
     (
+        "webrtc/whep/timestamp-wrap",
+        "timestamp_wrap_ignored",
+        "video frames were sent after a frame with a later RTP timestamp",
+    ),
+    (
         "webrtc/whep/keyframe-on-request",
         "player_keyframe_requests_ignored",
         "no keyframe since the keyframe request (PLI)",
@@ -362,6 +367,7 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/connect/url-params", "never answers publish"),
     ("rtmp/connect/unknown-app-key", "never answers publish"),
     ("rtmp/play/dimension-change", "forwards no media"),
+    ("rtmp/media/timestamp-wrap", "forwards media until its timestamps wrap"),
     ("rtmp/connect/amf0", "connect without level"),
     ("rtmp/connect/amf3", "connect without level"),
     ("rtmp/handshake/digest", "connect without level"),

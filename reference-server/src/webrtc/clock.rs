@@ -38,6 +38,10 @@ pub struct Clock {
     origin: Option<(Instant, u64)>,
     /// The last wallclock handed out per track.
     last_wallclock: [Option<Instant>; 2],
+    /// Timestamps are counted from the first as plain integers, without
+    /// serial-number arithmetic (a quirk: `timestamp_wrap_ignored`): past
+    /// the 32-bit wrap the output time falls back to 0 and stays there.
+    pub wrap_ignored: bool,
 }
 
 impl Clock {
@@ -55,7 +59,14 @@ impl Clock {
         if self.realign {
             self.timeline = Timeline::default();
         }
-        let timestamp = self.timeline.extend(timestamp);
+        let timestamp = if self.wrap_ignored {
+            if self.origin.is_none() && !self.realign {
+                self.offset = -i64::from(timestamp);
+            }
+            i64::from(timestamp)
+        } else {
+            self.timeline.extend(timestamp)
+        };
         if self.realign {
             self.offset = self.last as i64 + 20 - timestamp;
             self.realign = false;

@@ -404,6 +404,7 @@ impl Player {
     ) -> Player {
         let mut core = PlayCore::new(always_transcode || video.is_some());
         core.opus_transcoded = ctx.config.quirks.opus_transcoded;
+        core.clock.wrap_ignored = ctx.config.quirks.timestamp_wrap_ignored;
         Player {
             ctx,
             app: app.to_string(),

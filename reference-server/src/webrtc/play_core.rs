@@ -88,7 +88,8 @@ pub struct PlayCore {
     /// After a keyframe request answered from the cache: video frames up to
     /// this timestamp were in the answer.
     skip_video_through: Option<u32>,
-    clock: Clock,
+    /// The player's one clock for audio and video.
+    pub clock: Clock,
     /// While true, no sound is written.
     pub audio_muted: bool,
     /// Opus is decoded and encoded again instead of passed through (a
