@@ -183,10 +183,10 @@ impl Incoming {
                     info.map(|c| format!(" {c}")).unwrap_or_default()
                 )
             }
-            Incoming::Data { stream_id, data } => format!(
-                "[{stream_id}] data {}",
-                data.values.first().map(|v| v.to_string()).unwrap_or_default()
-            ),
+            Incoming::Data { stream_id, data } => {
+                let values: Vec<String> = data.values.iter().map(Value::to_string).collect();
+                format!("[{stream_id}] data {}", values.join(" "))
+            }
             Incoming::Media {
                 stream_id,
                 type_id,

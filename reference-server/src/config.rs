@@ -392,6 +392,9 @@ pub struct Quirks {
     /// serial-number arithmetic: once a publisher's timestamps wrap past
     /// 2^32 ms, RTP time falls back and stands still.
     pub timestamp_wrap_ignored: bool,
+    /// RTMP stream names are compared without their case: a player of
+    /// `case` gets the stream published as `Case`.
+    pub stream_names_case_folded: bool,
     /// WHEP's server-sent events are done the least that seems to work: an
     /// event stream is created whatever events are asked for (unknown ones
     /// too), the `active` event is not sent at once for a live stream, and
@@ -458,6 +461,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
         &mut q.timestamp_jumps_passed_on
     }),
     ("timestamp_wrap_ignored", "no-wrap", |q| &mut q.timestamp_wrap_ignored),
+    ("stream_names_case_folded", "case-folded", |q| {
+        &mut q.stream_names_case_folded
+    }),
     ("event_streams_lax", "sse-lax", |q| &mut q.event_streams_lax),
     ("players_dropped_on_unpublish", "drop-players", |q| {
         &mut q.players_dropped_on_unpublish

@@ -466,8 +466,12 @@ impl Case<'_> {
         }));
     }
 
-    /// The run's name for a scenario's stream name: unique per case, query kept.
+    /// The run's name for a scenario's stream name: unique per case, query
+    /// kept; the empty name stays empty.
     pub(super) fn stream_name(&self, logical: &str) -> String {
+        if logical.is_empty() {
+            return String::new();
+        }
         match logical.split_once('?') {
             Some((name, query)) => format!("{name}-{}?{}", self.suffix, self.with_tokens(query)),
             None => format!("{logical}-{}", self.suffix),

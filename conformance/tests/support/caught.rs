@@ -328,6 +328,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "ms after the picture on the sender's clock",
     ),
     (
+        "rtmp/names/case",
+        "stream_names_case_folded",
+        "NetStream.Play.Start (status)",
+    ),
+    (
         "webrtc/whep/timestamp-wrap",
         "timestamp_wrap_ignored",
         "video frames were sent after a frame with a later RTP timestamp",
@@ -352,6 +357,7 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("webrtc/whep/offer-from-safari", "answers with the offer turned round"),
     ("rtmp/netstatus/publish-start", "never answers publish"),
     ("rtmp/names/long", "never answers publish"),
+    ("rtmp/names/empty", "never answers publish"),
     ("webrtc/whip/options-session", "has no CORS and refuses OPTIONS"),
     ("webrtc/whep/options-session", "has no CORS and refuses OPTIONS"),
     ("webrtc/whip/sendrecv-offer", "answers offers 200 with the offer echoed"),

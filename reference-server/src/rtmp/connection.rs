@@ -449,8 +449,12 @@ impl Connection {
         }
     }
 
-    /// KI-3 switched back on: the query stays part of the stream's name.
-    fn keep_query_if_quirky(&self, name: &mut media::rtmp::url::NameWithParams) {
+    /// The name as the quirks switched on make it: with KI-3 the query
+    /// stays part of it; with `stream_names_case_folded` it is lowercased.
+    fn quirky_name(&self, name: &mut media::rtmp::url::NameWithParams) {
+        if self.ctx.config.quirks.stream_names_case_folded {
+            name.name = name.name.to_lowercase();
+        }
         if self.ctx.config.quirks.stream_name_keeps_query && !name.params.is_empty() {
             let query = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&name.params)
@@ -460,7 +464,7 @@ impl Connection {
     }
 
     async fn publish(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
-        self.keep_query_if_quirky(&mut name);
+        self.quirky_name(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
         tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "publish");
@@ -485,7 +489,7 @@ impl Connection {
     }
 
     async fn play(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
-        self.keep_query_if_quirky(&mut name);
+        self.quirky_name(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
         let transcode_for_legacy = app.config.transcode_for_legacy;
