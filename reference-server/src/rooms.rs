@@ -205,13 +205,17 @@ pub struct RoomClient {
     sender: mpsc::Sender<RoomEvent>,
     /// The events for this connection's client.
     pub events: mpsc::Receiver<RoomEvent>,
+    /// It has joined a room: only then can events come (the sender is
+    /// handed out on joining), so a connection that never joined one does
+    /// not look at its queue, memory not otherwise touched per frame.
+    joined: bool,
 }
 
 impl RoomClient {
     /// Whether it may have room events to deliver: it is in a room, or
     /// events came before it left its last one.
     pub fn has_events(&self) -> bool {
-        !self.memberships.is_empty() || !self.events.is_empty()
+        self.joined && (!self.memberships.is_empty() || !self.events.is_empty())
     }
 
     /// A connection of application `app` with `policy`.
@@ -224,6 +228,7 @@ impl RoomClient {
             memberships: HashMap::new(),
             sender,
             events,
+            joined: false,
         }
     }
 
@@ -243,6 +248,7 @@ impl RoomClient {
                 }
                 let membership = self.rooms.join(&self.app, &room, &name, self.sender.clone())?;
                 self.memberships.insert(room, membership);
+                self.joined = true;
             }
             RoomRequest::LeaveRoom { room } => {
                 self.memberships.remove(&room).ok_or(RoomError::NotJoined(room))?;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::stream::{AbortHandle, Abortable, BoxStream};
 use futures_util::{FutureExt, StreamExt};
 use media::amf::Value;
 use media::eflv::FourCc;
@@ -97,7 +97,7 @@ async fn run(
         app: None,
         publishers: HashMap::new(),
         players: HashMap::new(),
-        player_events: SelectAll::new(),
+        player_events: PlayerEvents::default(),
         rooms: None,
         enhanced: None,
         withheld: HashSet::new(),
@@ -141,6 +141,57 @@ enum PlayerEvent {
     Publication { stream_id: u32, live: bool },
 }
 
+/// The events of a connection's plays, as one stream. A connection plays
+/// one stream, or a few: each is polled in turn from where the last event
+/// came from, and nothing is allocated per event (unlike `SelectAll`,
+/// which queues a stream anew after each of its items).
+#[derive(Default)]
+struct PlayerEvents {
+    plays: Vec<Abortable<BoxStream<'static, PlayerEvent>>>,
+    /// The play polled first next time, so that one busy stream does not
+    /// starve the others.
+    next: usize,
+}
+
+impl PlayerEvents {
+    fn push(&mut self, play: Abortable<BoxStream<'static, PlayerEvent>>) {
+        self.plays.push(play);
+    }
+}
+
+impl futures_util::Stream for PlayerEvents {
+    type Item = PlayerEvent;
+
+    /// The next event of any play; pending (never ended) while there is
+    /// none, so a connection without plays just waits.
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<PlayerEvent>> {
+        let this = &mut *self;
+        let mut tried = 0;
+        while tried < this.plays.len() {
+            let at = this.next % this.plays.len();
+            match this.plays[at].poll_next_unpin(cx) {
+                std::task::Poll::Ready(Some(event)) => {
+                    this.next = at + 1;
+                    return std::task::Poll::Ready(Some(event));
+                }
+                // Ended or aborted: dropped, and the one moved into its
+                // place is polled next.
+                std::task::Poll::Ready(None) => {
+                    drop(this.plays.swap_remove(at));
+                }
+                std::task::Poll::Pending => {
+                    this.next = at + 1;
+                    tried += 1;
+                }
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
 struct Connection {
     socket: TcpStream,
     session: Session,
@@ -152,7 +203,7 @@ struct Connection {
     players: HashMap<u32, AbortHandle>,
     /// Every play's events, polled by this connection's task: a frame
     /// wakes the connection itself, with no task or queue per player.
-    player_events: SelectAll<Abortable<BoxStream<'static, PlayerEvent>>>,
+    player_events: PlayerEvents,
     /// The rooms this connection joined (after connect).
     rooms: Option<RoomClient>,
     /// The Enhanced RTMP codecs and capabilities its connect announced.
