@@ -130,9 +130,27 @@ struct StreamState {
     /// Bytes of pictures received per video track (the WHEP `layers`
     /// event's bitrates).
     video_bytes: std::collections::BTreeMap<u8, u64>,
+    /// The picture size of each VP8 and VP9 track's latest keyframe (their
+    /// sequence headers do not give it).
+    keyframe_sizes: std::collections::BTreeMap<u8, (u32, u32)>,
 }
 
 impl StreamState {
+    /// Counts a picture of video `track`, and keeps the size a VP8 or VP9
+    /// keyframe gives.
+    fn count_picture(&mut self, track: u8, picture: &Frame) {
+        use media::eflv::FourCc;
+        *self.video_bytes.entry(track).or_default() += picture.payload.len() as u64;
+        if picture.keyframe && !picture.config {
+            let codec = picture.enhanced.as_ref().map(|e| e.fourcc);
+            if let (Some(fourcc @ (FourCc::VP8 | FourCc::VP9)), Some(data)) = (codec, picture.data()) {
+                if let Some(size) = media::eflv::bitstream::keyframe_size(fourcc, data) {
+                    self.keyframe_sizes.insert(track, size);
+                }
+            }
+        }
+    }
+
     fn start_gop(&mut self, timestamp: u32) {
         self.gop.clear();
         self.gop_bytes = 0;
@@ -301,7 +319,8 @@ impl Hub {
 
     /// The video tracks of `name` in `app` as it is published: each track's
     /// id, the bytes of pictures received on it so far, and its picture size
-    /// when its sequence header tells it (H.264).
+    /// when its sequence header tells it (H.264, HEVC, AV1) or, for VP8 and
+    /// VP9, its latest keyframe.
     pub fn video_layers(&self, app: &str, name: &str) -> Vec<VideoLayer> {
         let key = (app.to_string(), name.to_string());
         let streams = lock(&self.streams);
@@ -322,7 +341,8 @@ impl Hub {
                     .iter()
                     .rev()
                     .find_map(|f| selection.pick(f.clone()))
-                    .and_then(|config| picture_size(&config));
+                    .and_then(|config| picture_size(&config))
+                    .or_else(|| state.keyframe_sizes.get(&track).copied());
                 VideoLayer { track, bytes, size }
             })
             .collect()
@@ -512,10 +532,10 @@ impl Publisher {
                 match frame.enhanced.as_ref().and_then(|e| e.tracks.as_ref()) {
                     Some(tracks) => {
                         for (track, alone) in tracks.iter() {
-                            *state.video_bytes.entry(*track).or_default() += alone.payload.len() as u64;
+                            state.count_picture(*track, alone);
                         }
                     }
-                    None => *state.video_bytes.entry(frame.track()).or_default() += frame.payload.len() as u64,
+                    None => state.count_picture(frame.track(), &frame),
                 }
             }
             MediaKind::Data => {}
@@ -574,6 +594,7 @@ impl Drop for Publisher {
             state.video_codec = None;
             state.video_reorders = false;
             state.video_bytes.clear();
+            state.keyframe_sizes.clear();
             self.stream.publication.send_replace(Publication::Idle);
             let _ = self.stream.media.send(Item::PublicationChanged);
         }

@@ -328,6 +328,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "ms after the picture on the sender's clock",
     ),
     (
+        "ertmp/multitrack/layer-selected-by-size-vp9",
+        "track_selection_ignored",
+        "pictures of 320x240, not 1280x720",
+    ),
+    (
         "rtmp/names/case",
         "stream_names_case_folded",
         "NetStream.Play.Start (status)",

@@ -183,6 +183,70 @@ pub fn picture_size(fourcc: FourCc, record: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
+/// The picture size a VP8 or VP9 keyframe gives (their records say
+/// nothing of it): VP8's key frame header (RFC 6386, section 9.1: the
+/// start code 9d 01 2a, then 14-bit width and height, little-endian) and
+/// VP9's uncompressed header (VP9 bitstream specification 0.6, section
+/// 6.2: frame_width_minus_1 and frame_height_minus_1 after the sync code
+/// and the color config). `None` for other codecs, a frame that is not a
+/// keyframe, or one cut short. A VP9 superframe starts with its first
+/// frame, which is the keyframe.
+pub fn keyframe_size(fourcc: FourCc, frame: &[u8]) -> Option<(u32, u32)> {
+    match fourcc {
+        FourCc::VP8 => vp8_keyframe_size(frame),
+        FourCc::VP9 => vp9_keyframe_size(frame),
+        _ => None,
+    }
+}
+
+fn vp8_keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    // The frame tag's lowest bit is 0 for a key frame.
+    if frame.first()? & 1 != 0 || frame.get(3..6)? != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let le14 = |at: usize| {
+        Some(u32::from(
+            u16::from_le_bytes([*frame.get(at)?, *frame.get(at + 1)?]) & 0x3fff,
+        ))
+    };
+    Some((le14(6)?, le14(8)?))
+}
+
+fn vp9_keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let mut bits = crate::h264::BitReader::new(frame);
+    let mut read = |n: u32| -> Option<u32> { (0..n).try_fold(0, |value, _| Some(value << 1 | bits.bit()?)) };
+    if read(2)? != 2 {
+        return None; // frame_marker
+    }
+    let low = read(1)?;
+    let profile = read(1)? << 1 | low;
+    if profile == 3 {
+        read(1)?; // reserved_zero
+    }
+    // show_existing_frame, then frame_type (0: KEY_FRAME).
+    if read(1)? == 1 || read(1)? != 0 {
+        return None;
+    }
+    read(2)?; // show_frame, error_resilient_mode
+    if read(24)? != 0x49_83_42 {
+        return None; // frame_sync_code
+    }
+    // color_config (section 6.2.2).
+    if profile >= 2 {
+        read(1)?; // ten_or_twelve_bit
+    }
+    const CS_RGB: u32 = 7;
+    let rgb = read(3)? == CS_RGB;
+    if !rgb {
+        read(1)?; // color_range
+    }
+    if profile == 1 || profile == 3 {
+        // subsampling_x, subsampling_y and reserved_zero; RGB has only the last.
+        read(if rgb { 1 } else { 3 })?;
+    }
+    Some((read(16)? + 1, read(16)? + 1))
+}
+
 /// The first NAL unit of `nal_type` in an HEVCDecoderConfigurationRecord.
 fn hevc_unit(record: &[u8], nal_type: u8) -> Option<&[u8]> {
     let arrays = *record.get(22)?;

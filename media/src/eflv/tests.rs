@@ -362,3 +362,39 @@ fn sequence_starts_give_the_picture_size() {
         assert_eq!(bitstream::picture_size(record.fourcc, record.data), size, "{file}");
     }
 }
+
+/// The picture size of each VP8 and VP9 fixture's first keyframe is the
+/// size ffprobe gives for the file; a frame that is not a keyframe gives
+/// none.
+#[test]
+fn vp8_and_vp9_keyframes_give_the_picture_size() {
+    for (file, size) in [
+        ("eflv_vp9_opus_320x240.flv", (320, 240)),
+        ("eflv_vp9_eac3_320x240.flv", (320, 240)),
+        ("eflv_vp9_opus_1280x720.flv", (1280, 720)),
+        ("eflv_vp8_opus_320x240.flv", (320, 240)),
+    ] {
+        let path = format!("{}/../fixtures/flv/{file}", env!("CARGO_MANIFEST_DIR"));
+        let tags = flv::read_tags(&Bytes::from(std::fs::read(path).unwrap())).unwrap();
+        let frames: Vec<_> = tags
+            .iter()
+            .filter(|t| t.kind == TagKind::Video)
+            .filter_map(|t| parse(t.kind, &t.data).ok().flatten())
+            .flat_map(|t| t.packets().collect::<Vec<_>>())
+            .map(Result::unwrap)
+            .filter(|p| p.packet_type.is_coded())
+            .collect();
+        let sizes: Vec<_> = frames
+            .iter()
+            .map(|p| bitstream::keyframe_size(p.fourcc, p.data))
+            .collect();
+        assert_eq!(sizes[0], Some(size), "{file}: the first frame is a keyframe");
+        assert!(
+            sizes.iter().any(Option::is_none),
+            "{file}: later frames are not keyframes"
+        );
+        assert!(sizes.iter().flatten().all(|s| *s == size), "{file}");
+    }
+    assert_eq!(bitstream::keyframe_size(FourCc::VP9, &[]), None);
+    assert_eq!(bitstream::keyframe_size(FourCc::VP8, &[0x00, 0x00, 0x00, 0x9d]), None);
+}
