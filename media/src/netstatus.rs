@@ -28,6 +28,11 @@ pub mod code {
     /// Enhanced RTMP: the server asks the client to connect again (to the
     /// `tcUrl` in the info object, or the same one), as it shuts down.
     pub const CONNECT_RECONNECT_REQUEST: &str = "NetConnection.Connect.ReconnectRequest";
+    /// play2: the server switches the stream being played to another
+    /// (dynamic streaming; `details` names the new one).
+    pub const PLAY_TRANSITION: &str = "NetStream.Play.Transition";
+    /// play2: the switch took place (sent in an `onPlayStatus` data message).
+    pub const PLAY_TRANSITION_COMPLETE: &str = "NetStream.Play.TransitionComplete";
     /// play: the playlist was reset.
     pub const PLAY_RESET: &str = "NetStream.Play.Reset";
     /// play: playback started.

@@ -372,7 +372,9 @@ pub enum Action {
         read_for: Option<Duration>,
     },
     /// Sends the NetStream command `method` with `args` (after the null
-    /// command object; `{stream}` in a string is the stream's name) on the
+    /// command object; in a string, also inside a table, `{stream}` is the
+    /// stream's name as the run names it and `{stream:other}` another
+    /// stream's, as play2's `streamName` needs) on the
     /// actor's stream `stream` (created first if need be), transaction id
     /// 0, as Flash's `NetStream` methods do (`pause`, `seek`,
     /// `receiveVideo`, `play2`...). Expectations: `statuses`, `rtmp_media`.
@@ -1209,13 +1211,9 @@ impl Case<'_> {
             },
             Action::StreamCommand { stream, method, args } => match self.stream_id(actor, stream, &mut before).await {
                 Ok(id) => {
-                    let name = self.stream_name(stream);
                     let args = args
                         .iter()
-                        .map(|arg| match arg {
-                            toml::Value::String(text) => Value::from(text.replace("{stream}", &name).as_str()),
-                            other => amf_of(other),
-                        })
+                        .map(|arg| amf_of(&self.with_stream_names(arg, stream)))
                         .collect();
                     match actor.client.as_mut() {
                         Some(client) => client
@@ -2024,6 +2022,35 @@ impl Case<'_> {
             observed.timed_log.push((now.into_std(), line));
             observed.closed = true;
             return;
+        }
+    }
+}
+
+impl Case<'_> {
+    /// `value` with `{stream}` in its strings (in tables and arrays too)
+    /// made `stream`'s run name, and `{stream:other}` `other`'s.
+    fn with_stream_names(&self, value: &toml::Value, stream: &str) -> toml::Value {
+        match value {
+            toml::Value::String(text) => {
+                let mut text = text.replace("{stream}", &self.stream_name(stream));
+                while let Some((before, rest)) = text.split_once("{stream:") {
+                    let Some((other, after)) = rest.split_once('}') else {
+                        break;
+                    };
+                    text = format!("{before}{}{after}", self.stream_name(other));
+                }
+                toml::Value::String(text)
+            }
+            toml::Value::Array(items) => {
+                toml::Value::Array(items.iter().map(|item| self.with_stream_names(item, stream)).collect())
+            }
+            toml::Value::Table(table) => toml::Value::Table(
+                table
+                    .iter()
+                    .map(|(key, item)| (key.clone(), self.with_stream_names(item, stream)))
+                    .collect(),
+            ),
+            other => other.clone(),
         }
     }
 }

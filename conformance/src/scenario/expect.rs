@@ -101,10 +101,16 @@ pub struct Expect {
     /// Messages the server sent on the actor's RTMP connection since it
     /// opened, each matched by a text its wire-log line holds
     /// (`WindowAckSize`, `SetPeerBandwidth`, `UserControl StreamBegin 1`,
-    /// `data onMetaData`, `Acknowledgement`), in any order. `{stream_id}`
+    /// `data "onMetaData"`, `Acknowledgement`), in any order. `{stream_id}`
     /// in a text is the id of the step's stream, as createStream gave it.
     #[serde(default)]
     pub received: Vec<String>,
+    /// Texts the latest metadata the server sent on the actor's connection
+    /// must hold: the wire-log line of its latest data message named
+    /// `onMetaData` (a message named `@setDataFrame` is not one), as
+    /// `title: "Part two"`.
+    #[serde(default)]
+    pub metadata: Vec<String>,
     /// The `201` of a `webrtc-play` step's WHEP (or WHIP) offer carried a
     /// `Link` with each of these `rel` values (the extensions it announces).
     #[serde(default)]
@@ -795,6 +801,9 @@ impl Expect {
         }
         if !self.received.is_empty() {
             parts.push(Box::new(Received(&self.received)));
+        }
+        if !self.metadata.is_empty() {
+            parts.push(Box::new(LatestMetadata(&self.metadata)));
         }
         if !self.links.is_empty() {
             parts.push(Box::new(Links(&self.links)));
@@ -1768,6 +1777,54 @@ impl Expectation for Received<'_> {
 
     fn describe(&self) -> String {
         format!("the server sends {}", self.0.join(", "))
+    }
+}
+
+/// The latest onMetaData data message holds these texts.
+struct LatestMetadata<'a>(&'a [String]);
+
+impl Expectation for LatestMetadata<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let Some(latest) = observed
+            .received
+            .iter()
+            .rev()
+            .find(|line| line.contains("] data \"onMetaData\""))
+        else {
+            let named: Vec<&str> = observed
+                .received
+                .iter()
+                .filter(|line| line.contains("] data "))
+                .map(|line| line.trim_start_matches("< "))
+                .take(4)
+                .collect();
+            return Err(format!(
+                "no onMetaData data message from the server (its data messages: {})",
+                if named.is_empty() {
+                    "none".to_string()
+                } else {
+                    named.join(" | ")
+                }
+            ));
+        };
+        let missing: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|text| !latest.contains(text.as_str()))
+            .map(String::as_str)
+            .collect();
+        match missing.is_empty() {
+            true => Ok(()),
+            false => Err(format!(
+                "the latest onMetaData has no {}: {}",
+                missing.join(", no "),
+                latest.trim_start_matches("< ")
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("the latest onMetaData holds {}", self.0.join(", "))
     }
 }
 

@@ -358,7 +358,8 @@ impl Connection {
         match event {
             Event::Connect(request) => self.connect(request).await?,
             Event::Publish { stream_id, name, .. } => self.publish(stream_id, name).await,
-            Event::Play { stream_id, name } => self.play(stream_id, name).await,
+            Event::Play { stream_id, name } => self.play(stream_id, name, false).await,
+            Event::Play2 { stream_id, name } => self.play(stream_id, name, true).await,
             Event::Media {
                 stream_id,
                 kind,
@@ -539,14 +540,17 @@ impl Connection {
         }
     }
 
-    async fn play(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams) {
+    /// Plays `name` on `stream_id`; with `switch` (play2), in place of the
+    /// stream played there, which goes on if the switch is refused.
+    async fn play(&mut self, stream_id: u32, mut name: media::rtmp::url::NameWithParams, switch: bool) {
         self.quirky_name(&mut name);
         let Some(app) = &self.app else { return };
         let key = app.key.clone();
         let transcode_for_legacy = app.config.transcode_for_legacy;
-        let wait = app.config.on_missing_stream == MissingStreamPolicy::Wait;
+        // A switch is to a stream that is live now.
+        let wait = !switch && app.config.on_missing_stream == MissingStreamPolicy::Wait;
         let opus_target = Target::from(app.config.opus_to_rtmp);
-        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), "play");
+        tracing::info!(stream_id, stream = %Clipped(&name.name), params = %crate::text::Params(&name.params), switch, "play");
         let requester = self.requester(app);
         let selection = match Selection::from_params(&name.params) {
             Ok(selection) => {
@@ -559,26 +563,23 @@ impl Connection {
                 }
             }
             Err(error) => {
-                self.session
-                    .play_refused(stream_id, code::PLAY_FAILED, &format!("{error}."));
-                return;
+                return self.refuse_play(stream_id, &name.name, switch, code::PLAY_FAILED, &format!("{error}."));
             }
         };
         if let Err(refusal) = admission::play(&self.ctx, &key, &name, &requester).await {
-            self.session
-                .play_refused(stream_id, code::PLAY_FAILED, &format!("{refusal}."));
-            return;
+            return self.refuse_play(stream_id, &name.name, switch, code::PLAY_FAILED, &format!("{refusal}."));
         }
         let Some(mut subscription) = self.ctx.hub.subscribe(&key, &name.name, wait, Tracks::All) else {
             let reason = format!("{} is not published.", name.name);
-            self.session
-                .play_refused(stream_id, code::PLAY_STREAM_NOT_FOUND, &reason);
-            return;
+            return self.refuse_play(stream_id, &name.name, switch, code::PLAY_STREAM_NOT_FOUND, &reason);
         };
         subscription.count_as_viewer();
         subscription.select(selection);
         self.ctx.metrics.plays_total.inc();
-        self.session.play_started(stream_id);
+        match switch {
+            true => self.session.play_transition(stream_id, &name.name),
+            false => self.session.play_started(stream_id),
+        }
         let quirks = &self.ctx.config.quirks;
         let source = Source {
             ctx: self.ctx.clone(),
@@ -621,11 +622,24 @@ impl Connection {
             self.send_frame(stream_id, &frame);
         }
         player.sound.not_before = sent_through.filter(|_| !self.ctx.config.quirks.rtmp_audio_behind_video);
+        if switch {
+            // The new stream's cached pictures, from its keyframe, went out.
+            self.session.play_transition_complete(stream_id);
+        }
         let (play, registration) = AbortHandle::new_pair();
         self.player_events
             .push(Abortable::new(player.events().boxed(), registration));
         if let Some(old) = self.players.insert(stream_id, play) {
             old.abort();
+        }
+    }
+
+    /// A play refused: the stream becomes idle again; a switch refused:
+    /// the stream played goes on.
+    fn refuse_play(&mut self, stream_id: u32, name: &str, switch: bool, code: &str, reason: &str) {
+        match switch {
+            true => self.session.play_transition_failed(stream_id, name, reason),
+            false => self.session.play_refused(stream_id, code, reason),
         }
     }
 

@@ -114,6 +114,15 @@ pub enum Event {
         /// The stream name with its parameters.
         name: NameWithParams,
     },
+    /// The client wants the stream it plays switched to another (play2
+    /// with the transition `switch` or `swap`); answer with
+    /// `play_transition` or `play_transition_failed`.
+    Play2 {
+        /// The message stream id.
+        stream_id: u32,
+        /// The name of the stream to play instead, with its parameters.
+        name: NameWithParams,
+    },
     /// Audio, video or data from a publishing stream.
     Media {
         /// The message stream id.
@@ -452,6 +461,28 @@ impl Session {
                 );
                 events.push(Event::Play { stream_id, name });
             }
+            "play2" => {
+                // One argument: a NetStreamPlayOptions object.
+                let options = command.args.first();
+                let field = |key: &str| options.and_then(|o| o.get(key)).and_then(Value::as_str);
+                let raw = field("streamName").unwrap_or_default().to_string();
+                if !matches!(self.streams.get(&stream_id), Some(StreamRole::Playing(_))) {
+                    return self.stream_command_error(stream_id, code::PLAY_FAILED, "play2", &raw);
+                }
+                let transition = field("transition").unwrap_or("switch");
+                let name = url::split_params(&raw);
+                let refusal = match transition {
+                    _ if name.name.is_empty() => Some("play2 needs a streamName.".to_string()),
+                    "switch" | "swap" => None,
+                    other => Some(format!(
+                        "play2's transition {other:?} is not for live streams: only switch and swap are."
+                    )),
+                };
+                match refusal {
+                    Some(reason) => self.play_transition_failed(stream_id, &raw, &reason),
+                    None => events.push(Event::Play2 { stream_id, name }),
+                }
+            }
             "closeStream" => self.close_stream(stream_id, true, events),
             "deleteStream" => {
                 let id = command
@@ -706,6 +737,41 @@ impl Session {
         );
         let data_start = Value::object([("code", Value::from(code::DATA_START))]);
         self.send_data(stream_id, vec![Value::from("onStatus"), data_start]);
+    }
+
+    /// The pending play2 is carried out: the stream now played is `name`
+    /// (NetStream.Play.Transition, its name in `details`).
+    pub fn play_transition(&mut self, stream_id: u32, name: &str) {
+        let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) else {
+            return;
+        };
+        player.name = name.to_string();
+        let status = NetStatus::new(Level::Status, code::PLAY_TRANSITION, format!("Switching to {name}."));
+        self.on_status(stream_id, status.details(name).clientid(self.client_id.as_str()));
+    }
+
+    /// The switch of a play2 took place: the new stream's media follows
+    /// (`onPlayStatus` NetStream.Play.TransitionComplete).
+    pub fn play_transition_complete(&mut self, stream_id: u32) {
+        let Some(name) = self.player_name(stream_id) else {
+            return;
+        };
+        let info = NetStatus::new(
+            Level::Status,
+            code::PLAY_TRANSITION_COMPLETE,
+            format!("Switched to {name}."),
+        )
+        .details(name.as_str());
+        self.send_data(stream_id, vec![Value::from("onPlayStatus"), info.to_value()]);
+    }
+
+    /// The pending play2 is refused: the stream played goes on
+    /// (NetStream.Play.Failed, with the name asked for in `details`).
+    pub fn play_transition_failed(&mut self, stream_id: u32, name: &str, reason: &str) {
+        let status = NetStatus::new(Level::Error, code::PLAY_FAILED, reason)
+            .details(crate::text::prefix(name, crate::text::SHOWN))
+            .clientid(self.client_id.as_str());
+        self.on_status(stream_id, status);
     }
 
     /// The pending play is refused (StreamNotFound, or Play.Failed when the backend refused).

@@ -263,6 +263,54 @@ fn a_player_gets_reset_start_and_sample_access_then_notifies() {
 }
 
 #[test]
+fn play2_switches_a_playing_stream_and_refuses_what_it_cannot_do() {
+    let (mut session, mut client) = connected(ObjectEncoding::Amf0);
+    let mut events = Vec::new();
+    let options = |transition: &str| {
+        vec![Value::object([
+            ("streamName", Value::from("cam-720?token=1")),
+            ("oldStreamName", Value::from("cam-360")),
+            ("transition", Value::from(transition)),
+        ])]
+    };
+    // Not playing yet: an error, no event.
+    let mut bytes = client.command(0, "createStream", 2.0, Vec::new());
+    bytes.extend_from_slice(&client.command(1, "play2", 0.0, options("switch")));
+    session.handle_input(&bytes, &mut events).unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    let answers = lines(&client.received(&mut session));
+    assert_eq!(answers.last().unwrap(), "[1] onStatus NetStream.Play.Failed error");
+    // Playing: a switch is an event; a transition for playlists is refused.
+    let bytes = client.command(1, "play", 0.0, vec![Value::from("cam-360")]);
+    session.handle_input(&bytes, &mut events).unwrap();
+    session.play_started(1);
+    events.clear();
+    let _ = client.received(&mut session);
+    let bytes = client.command(1, "play2", 0.0, options("appendAndWait"));
+    session.handle_input(&bytes, &mut events).unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        lines(&client.received(&mut session)),
+        ["[1] onStatus NetStream.Play.Failed error"]
+    );
+    let bytes = client.command(1, "play2", 0.0, options("switch"));
+    session.handle_input(&bytes, &mut events).unwrap();
+    let [Event::Play2 { stream_id: 1, name }] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(name.name, "cam-720", "the parameters are not part of the name");
+    session.play_transition(1, "cam-720");
+    session.play_transition_complete(1);
+    assert_eq!(
+        lines(&client.received(&mut session)),
+        [
+            "[1] onStatus NetStream.Play.Transition status",
+            "[1] data \"onPlayStatus\" {level: \"status\", code: \"NetStream.Play.TransitionComplete\", description: \"Switched to cam-720.\", details: \"cam-720\"}",
+        ]
+    );
+}
+
+#[test]
 fn a_missing_stream_is_stream_not_found_at_level_error() {
     let (mut session, mut client) = connected(ObjectEncoding::Amf0);
     let mut events = Vec::new();
