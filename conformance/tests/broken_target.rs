@@ -794,7 +794,8 @@ async fn a_server_that_dies_fails_the_case_that_killed_it_and_later_cases_are_ta
 /// A target whose restart command brings it back runs the next case.
 #[tokio::test]
 async fn a_target_that_comes_back_after_its_restart_command_runs_the_next_case() {
-    let addr = mortal_server(Some(Duration::from_secs(3))).await;
+    // Back later than the 5 s a server gets to answer after a case.
+    let addr = mortal_server(Some(Duration::from_secs(7))).await;
     let (series, options) = dying_series(addr, Some("true".into()));
     let results = run_series(&series, &Target::External(Box::new(options.0)), &options.1, |_| {}).await;
     let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
