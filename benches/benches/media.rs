@@ -190,6 +190,7 @@ fn fan_out(c: &mut Criterion) {
             player_queue_frames: 1024,
             gop_cache_bytes: 1 << 20,
             gop_cache_duration: std::time::Duration::from_secs(12),
+            silent_publisher_takeover: std::time::Duration::ZERO,
         },
         Arc::default(),
     );
@@ -209,14 +210,16 @@ fn fan_out(c: &mut Criterion) {
     // Players start at a keyframe; then every frame is an inter picture.
     let mut keyframe = vec![0x27; 4000];
     keyframe[0] = 0x17;
-    publisher.push(Frame::new(MediaKind::Video, 0, Bytes::from(keyframe)));
+    publisher
+        .push(Frame::new(MediaKind::Video, 0, Bytes::from(keyframe)))
+        .unwrap();
     receive(&mut players);
     let frame = Frame::new(MediaKind::Video, 40, Bytes::from(vec![0x27; 4000]));
     let mut group = c.benchmark_group("hub");
     group.throughput(Throughput::Elements(100));
     group.bench_function("fan_out one 4 kB frame to 100 players", |b| {
         b.iter(|| {
-            publisher.push(frame.clone());
+            publisher.push(frame.clone()).unwrap();
             receive(&mut players);
         });
     });

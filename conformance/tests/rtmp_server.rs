@@ -271,6 +271,37 @@ async fn second_publisher_gets_bad_name_and_first_keeps_the_stream() {
 }
 
 #[tokio::test]
+async fn a_silent_publisher_is_taken_over_and_told_when_it_sends_again() {
+    let server = embedded(|c| c.silent_publisher_takeover = Duration::from_millis(300))
+        .await
+        .unwrap();
+    let mut first = encoder_connected(&server, "live").await;
+    let s1 = first.create_stream().await.unwrap();
+    first.publish(s1, "comeback").await.unwrap();
+    let mut player = encoder_connected(&server, "live").await;
+    let p = player.create_stream().await.unwrap();
+    player.play(p, "comeback").await.unwrap();
+
+    // Silent past the takeover time: the same name is someone else's now.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut second = encoder_connected(&server, "live").await;
+    let s2 = second.create_stream().await.unwrap();
+    let status = second.publish(s2, "comeback").await.unwrap();
+    assert_eq!(status.code, code::PUBLISH_START);
+    let tags = first_ms(&flash_recording(), 2000);
+    second.send_tags(s2, &tags, false).await.unwrap();
+    player.wait_status(p, code::PLAY_PUBLISH_NOTIFY, WAIT).await.unwrap();
+    assert_eq!(player.collect_media(20, WAIT).await.len(), 20);
+
+    // The first publisher comes back to life: its media is refused, and it is told.
+    first.send_tags(s1, &tags[..5], false).await.unwrap();
+    let refused = first.wait_status(s1, code::PUBLISH_BAD_NAME, WAIT).await.unwrap();
+    assert_eq!(refused.level, Level::Error);
+    assert_eq!(refused.details.as_deref(), Some("comeback"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn stream_not_found_or_wait_by_application_policy() {
     let server = embedded(|c| c.apps.get_mut("live").unwrap().on_missing_stream = MissingStreamPolicy::Wait)
         .await

@@ -128,7 +128,7 @@ pub async fn publish(
     name_fits(ctx, name)?;
     let config = app(ctx, app_key)?;
     authorize(config, Verb::Publish, presented(name, requester), &name.name)?;
-    if ctx.hub.is_live(app_key, &name.name) {
+    if ctx.hub.name_taken(app_key, &name.name) {
         return Err(Refusal::NameInUse(name.name.clone()));
     }
     if let Some(url) = &config.backend_url {

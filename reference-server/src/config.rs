@@ -36,6 +36,14 @@ pub struct Config {
     /// one is refused (NetStream.Publish.BadName or Play.Failed, HTTP 400,
     /// FAILED on the WebSocket channel), and never echoed in full.
     pub max_name_bytes: usize,
+    /// A publisher that has sent nothing for this long loses its stream to
+    /// the next publisher of the same name (`0s`: never; a live name is
+    /// then refused until its publisher closes or times out). An encoder
+    /// whose network dropped reconnects while its old connection is still
+    /// open on the server (half-open: no FIN ever came); it is not kept out
+    /// for `rtmp.idle_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub silent_publisher_takeover: Duration,
     /// The defined applications, by key. The defaults define `flashStreamingApp`
     /// and `live`; a file or `--set` adds applications or changes these.
     pub apps: BTreeMap<String, AppConfig>,
@@ -55,6 +63,7 @@ impl Default for Config {
             application_from_url: false,
             default_app: "flashStreamingApp".to_string(),
             max_name_bytes: 1024,
+            silent_publisher_takeover: Duration::from_secs(5),
             apps: [
                 ("flashStreamingApp".to_string(), AppConfig::default()),
                 ("live".to_string(), AppConfig::default()),

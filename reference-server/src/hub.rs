@@ -1,7 +1,10 @@
 //! The hub: one registry of live streams per application.
 //!
 //! A stream has at most one publisher. Publishing a name in use fails
-//! ([`PublishError::BadName`]); the first publisher keeps the stream. Players
+//! ([`PublishError::BadName`]); the first publisher keeps the stream, unless it
+//! has sent nothing for [`HubLimits::silent_publisher_takeover`]: then the new
+//! publisher takes the name over (an encoder reconnecting while its old
+//! connection is half-open), and the old one's frames are refused. Players
 //! subscribe by name and get, atomically with their subscription, what a late
 //! joiner needs to start cleanly: metadata, codec sequence headers and the
 //! current group of pictures from its keyframe. Then live frames arrive through
@@ -47,7 +50,7 @@ pub enum PublishError {
     BadName(String),
 }
 
-/// Limits of the hub's buffers.
+/// Limits of the hub's buffers, and when a silent publisher is taken over.
 #[derive(Debug, Clone, Copy)]
 pub struct HubLimits {
     /// Frames in each stream's broadcast ring: how far a player may fall behind.
@@ -57,6 +60,9 @@ pub struct HubLimits {
     /// Longest group of pictures kept for late joiners, in media time; a
     /// longer one is dropped, so a late joiner never gets more backlog.
     pub gop_cache_duration: Duration,
+    /// A publisher that has pushed nothing for this long loses its name to
+    /// the next publisher of it; zero: never.
+    pub silent_publisher_takeover: Duration,
 }
 
 type Key = (String, String);
@@ -96,6 +102,8 @@ struct StreamState {
     publisher: Option<u64>,
     /// When the current publisher started.
     published_at: Option<Instant>,
+    /// When the current publisher started or last pushed a frame.
+    last_heard: Option<Instant>,
     generation: u64,
     /// Subscriptions, the server's own (transcoders) included.
     players: usize,
@@ -136,6 +144,27 @@ struct StreamState {
 }
 
 impl StreamState {
+    /// Forgets the publisher and what it sent.
+    fn unpublished(&mut self) {
+        self.publisher = None;
+        self.published_at = None;
+        self.last_heard = None;
+        self.metadata = None;
+        self.announced = None;
+        self.audio_configs.clear();
+        self.video_configs.clear();
+        self.gop.clear();
+        self.gop_bytes = 0;
+        self.gop_open = false;
+        self.has_audio = false;
+        self.has_video = false;
+        self.audio_codec = None;
+        self.video_codec = None;
+        self.video_reorders = false;
+        self.video_bytes.clear();
+        self.keyframe_sizes.clear();
+    }
+
     /// Counts a picture of video `track`, and keeps the size a VP8 or VP9
     /// keyframe gives.
     fn count_picture(&mut self, track: u8, picture: &Frame) {
@@ -246,6 +275,27 @@ impl Hub {
         let key = (app.to_string(), name.to_string());
         let streams = lock(&self.streams);
         streams.get(&key).is_some_and(|s| lock(&s.state).publisher.is_some())
+    }
+
+    /// Whether a publish of `name` in `app` would be refused now: it is
+    /// published, by a publisher that has not been silent long enough to
+    /// be taken over.
+    pub fn name_taken(&self, app: &str, name: &str) -> bool {
+        let key = (app.to_string(), name.to_string());
+        let streams = lock(&self.streams);
+        streams
+            .get(&key)
+            .is_some_and(|s| self.held(&lock(&s.state), Instant::now()).is_some())
+    }
+
+    /// `None` when nobody publishes the stream of `state` or its publisher
+    /// has been silent long enough to be taken over; else since when it is
+    /// silent.
+    fn held(&self, state: &StreamState, now: Instant) -> Option<Duration> {
+        state.publisher?;
+        let silent = now.saturating_duration_since(state.last_heard.unwrap_or(now));
+        let takeover = self.limits.silent_publisher_takeover;
+        (takeover.is_zero() || silent < takeover).then_some(silent)
     }
 
     /// Whether `name` in `app` is published, and each change from now on;
@@ -379,22 +429,39 @@ impl Hub {
         let stream = self.stream(app, name);
         {
             let mut state = lock(&stream.state);
-            if state.publisher.is_some() {
+            let now = Instant::now();
+            if self.held(&state, now).is_some() {
                 drop(state);
                 self.release(&stream);
                 return Err(PublishError::BadName(name.to_string()));
             }
+            if let Some(previous) = state.publisher {
+                let silent = now.saturating_duration_since(state.last_heard.unwrap_or(now));
+                tracing::info!(
+                    stream = %crate::text::Clipped(name),
+                    previous,
+                    silent_ms = silent.as_millis() as u64,
+                    "publisher taken over: the previous one has sent nothing for too long"
+                );
+                self.metrics.publishers_taken_over.inc();
+                state.unpublished();
+                stream.publication.send_replace(Publication::Idle);
+                let _ = stream.media.send(Item::PublicationChanged);
+            }
             state.publisher = Some(owner);
-            state.published_at = Some(Instant::now());
+            state.published_at = Some(now);
+            state.last_heard = Some(now);
             state.continuity = Continuity::default();
             state.generation += 1;
             let generation = state.generation;
             stream.publication.send_replace(Publication::Live { generation });
             let _ = stream.media.send(Item::PublicationChanged);
         }
+        let generation = lock(&stream.state).generation;
         Ok(Publisher {
             hub: self.clone(),
             stream,
+            generation,
             restamp_jumps: true,
         })
     }
@@ -491,9 +558,17 @@ pub struct StreamDescription {
 pub struct Publisher {
     hub: Hub,
     stream: Arc<Stream>,
+    /// The stream's generation it publishes: another one took it over.
+    generation: u64,
     /// Whether a jump of the timestamps is restamped ([`Continuity`]).
     restamp_jumps: bool,
 }
+
+/// A publisher's frame was refused: another publisher took its stream over
+/// after it had been silent (see [`HubLimits::silent_publisher_takeover`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the stream was taken over by a new publisher while this one was silent")]
+pub struct TakenOver;
 
 impl Publisher {
     /// Passes the publisher's timestamps on as they come, jumps included
@@ -512,11 +587,16 @@ impl Publisher {
     /// picture or sound after the publisher's timestamps jumped back or
     /// leapt ahead is restamped to go on from the latest, and sequence
     /// headers with it (see [`Continuity`]); data messages keep theirs.
-    pub fn push(&self, mut frame: Frame) {
+    /// Refused once another publisher took the stream over.
+    pub fn push(&self, mut frame: Frame) -> Result<(), TakenOver> {
         let mut state = lock(&self.stream.state);
+        if state.generation != self.generation {
+            return Err(TakenOver);
+        }
+        let now = Instant::now();
+        state.last_heard = Some(now);
         if self.restamp_jumps && frame.kind != MediaKind::Data {
             let video = frame.kind == MediaKind::Video;
-            let now = std::time::Instant::now();
             frame.timestamp = match frame.config {
                 true => state.continuity.restamp_config(video, frame.timestamp, now),
                 false => state.continuity.restamp(video, frame.timestamp, now),
@@ -572,6 +652,7 @@ impl Publisher {
         // No receivers is fine: nobody plays yet.
         let _ = self.stream.media.send(Item::Frame(frame));
         self.hub.metrics.frames_in.inc();
+        Ok(())
     }
 }
 
@@ -579,24 +660,12 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         {
             let mut state = lock(&self.stream.state);
-            state.publisher = None;
-            state.published_at = None;
-            state.metadata = None;
-            state.announced = None;
-            state.audio_configs.clear();
-            state.video_configs.clear();
-            state.gop.clear();
-            state.gop_bytes = 0;
-            state.gop_open = false;
-            state.has_audio = false;
-            state.has_video = false;
-            state.audio_codec = None;
-            state.video_codec = None;
-            state.video_reorders = false;
-            state.video_bytes.clear();
-            state.keyframe_sizes.clear();
-            self.stream.publication.send_replace(Publication::Idle);
-            let _ = self.stream.media.send(Item::PublicationChanged);
+            // Taken over: the stream is the new publisher's.
+            if state.generation == self.generation {
+                state.unpublished();
+                self.stream.publication.send_replace(Publication::Idle);
+                let _ = self.stream.media.send(Item::PublicationChanged);
+            }
         }
         self.hub.release(&self.stream);
     }
@@ -906,6 +975,7 @@ mod tests {
                 player_queue_frames: 16,
                 gop_cache_bytes: 1 << 20,
                 gop_cache_duration: Duration::from_secs(5),
+                silent_publisher_takeover: Duration::from_secs(5),
             },
             Arc::default(),
         )
@@ -985,12 +1055,14 @@ mod tests {
         };
         let hub = hub();
         let publisher = hub.publish("app", "s", 1).unwrap();
-        publisher.push(plain(0, 0x90, &[0x81, 0, 0x0c, 0])); // track 0 SequenceStart
-        publisher.push(one_track(0, 0x96, 0x00, &[0x81, 0x20, 0x0c, 0])); // track 1 SequenceStart
-        publisher.push(plain(0, 0x91, &[0xA0])); // track 0 keyframe
-        publisher.push(one_track(0, 0x96, 0x01, &[0xB0])); // track 1 keyframe
-        publisher.push(plain(40, 0xA1, &[0xA1]));
-        publisher.push(one_track(40, 0xA6, 0x01, &[0xB1]));
+        publisher.push(plain(0, 0x90, &[0x81, 0, 0x0c, 0])).unwrap(); // track 0 SequenceStart
+        publisher
+            .push(one_track(0, 0x96, 0x00, &[0x81, 0x20, 0x0c, 0]))
+            .unwrap(); // track 1 SequenceStart
+        publisher.push(plain(0, 0x91, &[0xA0])).unwrap(); // track 0 keyframe
+        publisher.push(one_track(0, 0x96, 0x01, &[0xB0])).unwrap(); // track 1 keyframe
+        publisher.push(plain(40, 0xA1, &[0xA1])).unwrap();
+        publisher.push(one_track(40, 0xA6, 0x01, &[0xB1])).unwrap();
         let data = |sub: &mut Subscription| -> Vec<u8> {
             cached(sub)
                 .iter()
@@ -1051,22 +1123,81 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_publisher_loses_its_name_to_the_next_and_its_frames_are_refused() {
+        let takeover = Duration::from_millis(100);
+        let hub = Hub::new(
+            HubLimits {
+                silent_publisher_takeover: takeover,
+                ..hub().limits
+            },
+            Arc::default(),
+        );
+        let first = hub.publish("app", "s", 1).unwrap();
+        let mut player = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        // Pushing keeps the name.
+        for _ in 0..3 {
+            std::thread::sleep(takeover / 2);
+            first.push(video(0, true)).unwrap();
+            assert!(hub.name_taken("app", "s"));
+            assert_eq!(
+                hub.publish("app", "s", 2).err(),
+                Some(PublishError::BadName("s".into()))
+            );
+        }
+        std::thread::sleep(takeover + takeover / 2);
+        assert!(!hub.name_taken("app", "s"));
+        let second = hub.publish("app", "s", 2).unwrap();
+        assert_eq!(first.push(video(40, true)), Err(TakenOver));
+        // The old publisher going away leaves the new one's stream alone.
+        drop(first);
+        assert!(hub.is_live("app", "s"));
+        second.push(video(80, true)).unwrap();
+        assert_eq!(
+            *player.publication.borrow_and_update(),
+            Publication::Live { generation: 2 }
+        );
+        drop(second);
+        assert!(!hub.is_live("app", "s"));
+    }
+
+    #[test]
+    fn a_zero_takeover_time_never_takes_a_name_over() {
+        let hub = Hub::new(
+            HubLimits {
+                silent_publisher_takeover: Duration::ZERO,
+                ..hub().limits
+            },
+            Arc::default(),
+        );
+        let _first = hub.publish("app", "s", 1).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(hub.name_taken("app", "s"));
+        assert!(hub.publish("app", "s", 2).is_err());
+    }
+
+    #[test]
     fn late_joiner_gets_metadata_headers_and_gop_from_the_keyframe() {
         let hub = hub();
         let publisher = hub.publish("app", "s", 1).unwrap();
         let mut meta = Vec::new();
         media::amf::encode_amf0(&media::amf::Value::from("onMetaData"), &mut meta);
-        publisher.push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)));
-        publisher.push(Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0])));
-        publisher.push(Frame::new(
-            MediaKind::Audio,
-            0,
-            Bytes::from_static(&[0xAF, 0, 0x12, 0x10]),
-        ));
-        publisher.push(video(0, true));
-        publisher.push(video(40, false));
-        publisher.push(video(80, true));
-        publisher.push(video(120, false));
+        publisher
+            .push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)))
+            .unwrap();
+        publisher
+            .push(Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0])))
+            .unwrap();
+        publisher
+            .push(Frame::new(
+                MediaKind::Audio,
+                0,
+                Bytes::from_static(&[0xAF, 0, 0x12, 0x10]),
+            ))
+            .unwrap();
+        publisher.push(video(0, true)).unwrap();
+        publisher.push(video(40, false)).unwrap();
+        publisher.push(video(80, true)).unwrap();
+        publisher.push(video(120, false)).unwrap();
         let kinds: Vec<_> = cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap())
             .iter()
             .map(|f| (f.kind, f.timestamp, f.config, f.keyframe))
@@ -1087,22 +1218,22 @@ mod tests {
     fn a_gop_longer_than_the_limit_is_not_cached() {
         let hub = hub();
         let publisher = hub.publish("app", "s", 1).unwrap();
-        publisher.push(video(0, true));
+        publisher.push(video(0, true)).unwrap();
         for ts in (40..=4960).step_by(40) {
-            publisher.push(video(ts, false));
+            publisher.push(video(ts, false)).unwrap();
         }
         assert_eq!(
             cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap()).len(),
             125,
             "5 s are kept"
         );
-        publisher.push(video(5040, false));
+        publisher.push(video(5040, false)).unwrap();
         assert!(
             cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap()).is_empty(),
             "past 5 s: none"
         );
         assert_eq!(hub.metrics.gop_cache_overflows.get(), 1);
-        publisher.push(video(5080, true));
+        publisher.push(video(5080, true)).unwrap();
         assert_eq!(
             cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap()).len(),
             1,
@@ -1133,7 +1264,9 @@ mod tests {
             &media::amf::Value::object([("videocodecid", media::amf::Value::Number(7.0))]),
             &mut meta,
         );
-        publisher.push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)));
+        publisher
+            .push(Frame::new(MediaKind::Data, 0, Bytes::from(meta)))
+            .unwrap();
         let described = hub.describe("app", "s").unwrap();
         assert_eq!(described.announced.and_then(|a| a.video), Some(true));
         assert!(!described.has_video);
@@ -1163,7 +1296,7 @@ mod tests {
         let publisher = hub.publish("app", "s", 1).unwrap();
         assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(true)));
         assert!(sub.is_live());
-        publisher.push(video(0, true));
+        publisher.push(video(0, true)).unwrap();
         assert_eq!(frame(ready(&mut sub).await), Some((0, true)));
         drop(publisher);
         assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(false)));
@@ -1183,8 +1316,8 @@ mod tests {
         assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(false)));
         assert_eq!(ready(&mut sub).await, Some(Delivery::Publication(true)));
         // The new publisher's pictures start at its keyframe.
-        second.push(video(0, false));
-        second.push(video(40, true));
+        second.push(video(0, false)).unwrap();
+        second.push(video(40, true)).unwrap();
         assert_eq!(frame(ready(&mut sub).await), Some((40, true)));
     }
 
@@ -1192,14 +1325,14 @@ mod tests {
     async fn pictures_start_at_a_keyframe_and_sound_is_never_held_back() {
         let hub = hub();
         let publisher = hub.publish("app", "s", 1).unwrap();
-        publisher.push(video(0, false)); // no keyframe cached: no GOP open
+        publisher.push(video(0, false)).unwrap(); // no keyframe cached: no GOP open
         let mut sub = hub.subscribe("app", "s", false, Tracks::All).unwrap();
         assert!(sub.next_cached().is_none());
         let aac = Frame::new(MediaKind::Audio, 10, Bytes::from_static(&[0xAF, 1, 0x21]));
-        publisher.push(video(40, false));
-        publisher.push(aac.clone());
-        publisher.push(video(80, true));
-        publisher.push(video(120, false));
+        publisher.push(video(40, false)).unwrap();
+        publisher.push(aac.clone()).unwrap();
+        publisher.push(video(80, true)).unwrap();
+        publisher.push(video(120, false)).unwrap();
         assert_eq!(ready(&mut sub).await, Some(Delivery::Frame(aac)));
         assert_eq!(frame(ready(&mut sub).await), Some((80, true)));
         assert_eq!(frame(ready(&mut sub).await), Some((120, false)));
@@ -1210,12 +1343,12 @@ mod tests {
         let hub = hub(); // a ring of 16 frames
         let publisher = hub.publish("app", "s", 1).unwrap();
         let mut sub = hub.subscribe("app", "s", false, Tracks::Video).unwrap();
-        publisher.push(video(0, true));
+        publisher.push(video(0, true)).unwrap();
         for ts in 1..=20 {
-            publisher.push(video(ts * 40, false));
+            publisher.push(video(ts * 40, false)).unwrap();
         }
-        publisher.push(video(840, true));
-        publisher.push(video(880, false));
+        publisher.push(video(840, true)).unwrap();
+        publisher.push(video(880, false)).unwrap();
         assert_eq!(
             frame(ready(&mut sub).await),
             Some((840, true)),

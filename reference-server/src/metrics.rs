@@ -40,6 +40,8 @@ pub struct Metrics {
     pub rtmp_protocol_errors: Counter,
     /// Publishes accepted.
     pub publishes_total: Counter,
+    /// Publishers that lost their name to a new publisher after a silence.
+    pub publishers_taken_over: Counter,
     /// Plays accepted.
     pub plays_total: Counter,
     /// Media messages received from publishers.
@@ -132,6 +134,12 @@ impl Metrics {
             "counter",
             "Publishes accepted.",
             self.publishes_total.get(),
+        );
+        metric(
+            "publishers_taken_over_total",
+            "counter",
+            "Publishers whose stream a new publisher took over after they had sent nothing for silent_publisher_takeover.",
+            self.publishers_taken_over.get(),
         );
         metric("plays_total", "counter", "Plays accepted.", self.plays_total.get());
         metric(

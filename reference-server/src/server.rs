@@ -94,6 +94,7 @@ impl Server {
                 player_queue_frames: config.rtmp.player_queue_frames,
                 gop_cache_bytes: config.rtmp.gop_cache_bytes,
                 gop_cache_duration: config.rtmp.gop_cache_duration,
+                silent_publisher_takeover: config.silent_publisher_takeover,
             },
             metrics.clone(),
         );

@@ -115,7 +115,17 @@ pub enum Action {
         /// nanosecond offsets, tags of unknown codecs in between).
         #[serde(default)]
         eflv: Option<super::ertmp::EflvShape>,
+        /// An encoder's reconnect loop: when the publish is refused or the
+        /// connection closes, wait this long, connect again on a new
+        /// connection and publish again, until the step's time is up (OBS
+        /// retries so after a network failure).
+        #[serde(default, with = "humantime_serde")]
+        retry: Option<Duration>,
     },
+    /// The actor's network goes away: it stops sending (its media too) and
+    /// reading, and its connection stays open until the case ends, so the
+    /// server gets no FIN: a half-open connection.
+    Vanish {},
     /// Sends Set Chunk Size (`size`) and chunks by it from then on, while
     /// any media the actor sends goes on.
     SetChunkSize {
@@ -443,6 +453,7 @@ impl Action {
             Action::Play { .. } => "Play",
             Action::Unpublish { .. } => "Unpublish",
             Action::Disconnect {} => "Disconnect",
+            Action::Vanish {} => "Vanish",
             Action::Wait { .. } => "Wait",
             Action::Sleep { .. } => "Sleep",
             Action::SendRaw { .. } => "SendRaw",
@@ -525,6 +536,7 @@ impl Action {
             | Action::RequestKeyframe {}
             | Action::SelectLayer { .. }
             | Action::Disconnect {}
+            | Action::Vanish {}
             | Action::Sleep { .. } => return None,
         })
     }
@@ -614,7 +626,8 @@ impl Action {
             | Action::StreamCommand { .. }
             | Action::SendData { .. }
             | Action::SetChunkSize { .. }
-            | Action::WindowAckSize { .. } => rtmp,
+            | Action::WindowAckSize { .. }
+            | Action::Vanish {} => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
             Action::Wait { .. } | Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => {
                 rtmp || webrtc
@@ -1166,6 +1179,7 @@ impl Case<'_> {
                 realtime,
                 kind,
                 chunking,
+                retry,
                 ..
             } => {
                 let mut ready = Ok(());
@@ -1180,18 +1194,46 @@ impl Case<'_> {
                         };
                     }
                 }
-                match ready {
-                    Ok(()) => {
-                        self.publish(
-                            actor,
-                            stream,
-                            kind,
-                            media.as_deref().map(|file| (file, action, *realtime)),
-                            &mut before,
-                        )
-                        .await
+                let deadline = tokio::time::Instant::now() + within;
+                loop {
+                    let published = match &ready {
+                        Ok(()) => {
+                            self.publish(
+                                actor,
+                                stream,
+                                kind,
+                                media.as_deref().map(|file| (file, action, *realtime)),
+                                &mut before,
+                            )
+                            .await
+                        }
+                        Err(error) => Err(error.clone()),
+                    };
+                    let Some(retry) = *retry else { break published };
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let answer = match (&published, actor.client.as_mut(), actor.streams.get(stream.as_str())) {
+                        (Err(error), _, _) => Err(error.clone()),
+                        (Ok(()), Some(client), Some(id)) => {
+                            publish_answer(client, before, *id, left.min(Duration::from_secs(5))).await
+                        }
+                        (Ok(()), _, _) => Err("not connected".into()),
+                    };
+                    let Err(refusal) = answer else { break published };
+                    if tokio::time::Instant::now() + retry >= deadline {
+                        // Judged as the encoder judges it: an `onFCPublish`
+                        // Publish.Start before a close is no start.
+                        break Err(format!(
+                            "no publish was answered onStatus NetStream.Publish.Start within {within:?}; the last: {refusal}"
+                        ));
                     }
-                    Err(error) => Err(error),
+                    observed.timed_log.push((
+                        Instant::now(),
+                        format!("publish refused ({refusal}): connecting again in {retry:?}"),
+                    ));
+                    actor.client = None;
+                    actor.forget_connection();
+                    tokio::time::sleep(retry).await;
+                    before = 0;
                 }
             }
             Action::SetChunkSize { size } => match actor.client().await {
@@ -1261,8 +1303,19 @@ impl Case<'_> {
             Action::Disconnect {} => {
                 let _ = actor.client().await;
                 actor.client = None; // dropping it closes the connection
-                actor.streams.clear();
-                actor.paused = None;
+                actor.forget_connection();
+                return Then::Done;
+            }
+            Action::Vanish {} => {
+                let _ = actor.client().await;
+                if let Some(client) = actor.client.take() {
+                    observed.timed_log.push((
+                        Instant::now(),
+                        "its network goes away: nothing more is sent or read, and the connection stays open".into(),
+                    ));
+                    actor.vanished.push(client);
+                }
+                actor.forget_connection();
                 return Then::Done;
             }
             Action::Wait { .. } => {
@@ -2161,6 +2214,37 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         }
     }
     shape.apply(tags).map_err(|e| format!("{file}: {e}"))
+}
+
+/// How the server answered the publish on stream `id` of `client` (its
+/// statuses from `before` on), as an encoder takes it: accepted on an
+/// `onStatus` NetStream.Publish.Start (an `onFCPublish` does not count),
+/// else what the server said or did instead.
+async fn publish_answer(
+    client: &mut crate::client::RtmpClient,
+    before: usize,
+    id: u32,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let answer = client.statuses()[before.min(client.statuses().len())..]
+            .iter()
+            .find(|s| s.stream_id == id && s.via == "onStatus");
+        if let Some(answer) = answer {
+            return match answer.status.code == code::PUBLISH_START {
+                true => Ok(()),
+                false => Err(answer.status.code.clone()),
+            };
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next(left).await {
+            Ok(_) => {}
+            Err(crate::client::ClientError::Closed) => return Err("the connection closed".into()),
+            Err(crate::client::ClientError::Timeout { .. }) => return Err(format!("no onStatus within {within:?}")),
+            Err(error) => return Err(error.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -199,6 +199,8 @@ pub(super) struct RtmpActor {
     pub(super) logged: usize,
     /// Room events already shown to earlier steps.
     pub(super) rooms_seen: usize,
+    /// Connections its network left half-open (`vanish`), held open unread.
+    pub(super) vanished: Vec<RtmpClient>,
 }
 
 /// A WebRTC actor's player, publisher and WebSocket session.
@@ -231,6 +233,7 @@ impl Actor {
                 matched: 0,
                 logged: 0,
                 rooms_seen: 0,
+                vanished: Vec::new(),
             })),
         }
     }
@@ -248,6 +251,16 @@ impl RtmpActor {
             }
         }
         self.client.as_mut()
+    }
+
+    /// Forgets what belonged to its connection, once the client is gone: the
+    /// next one starts with no streams, media or wire-log lines.
+    pub(super) fn forget_connection(&mut self) {
+        self.streams.clear();
+        self.paused = None;
+        self.media = None;
+        self.matched = 0;
+        self.logged = 0;
     }
 }
 
@@ -623,7 +636,14 @@ impl Case<'_> {
         let Some(client) = actor.client.as_mut() else {
             return;
         };
-        let deadline = tokio::time::Instant::now() + within;
+        // A publish that retried used its time already: what is left of it
+        // (and a moment for the last answer) is the statuses'.
+        let deadline = match step.action {
+            super::Action::Publish { retry: Some(_), .. } => {
+                tokio::time::Instant::from_std(began + within).max(tokio::time::Instant::now() + Duration::from_secs(1))
+            }
+            _ => tokio::time::Instant::now() + within,
+        };
         let media = candidates.iter().filter_map(|(_, e)| e.rtmp_media.clone()).next();
         // What the case's publisher of this stream sent, if an actor of the case publishes it.
         let published = step

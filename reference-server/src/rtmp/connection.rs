@@ -374,7 +374,15 @@ impl Connection {
                         tracing::debug!(stream_id, ?kind, timestamp, %error, "enhanced tag dropped");
                         return Ok(());
                     }
-                    publisher.push(frame);
+                    if let Err(taken_over) = publisher.push(frame) {
+                        tracing::info!(stream_id, %taken_over, "publishing ended");
+                        self.publishers.remove(&stream_id);
+                        self.session.publish_refused(
+                            stream_id,
+                            code::PUBLISH_BAD_NAME,
+                            "Another publisher took the stream over while this one sent nothing.",
+                        );
+                    }
                 }
             }
             Event::PublishStopped { stream_id } => {

@@ -689,7 +689,8 @@ impl Session {
     }
 
     /// The pending publish is refused with the given code (BadName for a name in
-    /// use or refused by the backend).
+    /// use or refused by the backend), or a live one ends so (BadName: another
+    /// publisher took the name over).
     pub fn publish_refused(&mut self, stream_id: u32, code: &str, description: &str) {
         let Some(StreamRole::Publishing { name }) = self.streams.insert(stream_id, StreamRole::Idle) else {
             return;

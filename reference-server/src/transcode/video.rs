@@ -185,13 +185,14 @@ mod tests {
             player_queue_frames: 64,
             gop_cache_bytes: 1 << 20,
             gop_cache_duration: std::time::Duration::from_secs(10),
+            silent_publisher_takeover: std::time::Duration::ZERO,
         };
         let hub = crate::hub::Hub::new(limits, metrics.clone());
         let publisher = hub.publish("app", "s", 1).unwrap();
         let at = |ts: u32, frame: Frame| frame.restamped(ts);
-        publisher.push(at(0, video(false, true)));
-        publisher.push(at(0, video(true, false)));
-        publisher.push(at(40, video(false, false)));
+        publisher.push(at(0, video(false, true))).unwrap();
+        publisher.push(at(0, video(true, false))).unwrap();
+        publisher.push(at(40, video(false, false))).unwrap();
         let (input, mut work) = tokio::sync::mpsc::channel(16);
         let subscription = hub.subscribe("app", "s", true, Tracks::Video).unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
@@ -201,8 +202,8 @@ mod tests {
             stop.clone(),
         ));
         tokio::task::yield_now().await;
-        publisher.push(at(80, video(false, false)));
-        publisher.push(at(120, video(false, false)));
+        publisher.push(at(80, video(false, false))).unwrap();
+        publisher.push(at(120, video(false, false))).unwrap();
         let mut queued = Vec::new();
         while queued.len() < 5 {
             let frame = tokio::time::timeout(std::time::Duration::from_secs(5), work.recv()).await;

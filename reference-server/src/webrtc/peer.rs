@@ -254,7 +254,11 @@ fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut 
         }
         Event::MediaData(data) => {
             if let Role::Publish(ingest) = role {
-                ingest.media(&mut peer.rtc, data, Instant::now());
+                if let Err(taken_over) = ingest.media(&mut peer.rtc, data, Instant::now()) {
+                    tracing::info!(%taken_over, "publisher session ended");
+                    peer.rtc.disconnect();
+                    return Some(SessionStatus::Stopped);
+                }
             }
             None
         }

@@ -26,7 +26,7 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind as RtcKind, MediaTime, Mid};
 use str0m::Rtc;
 
-use crate::hub::{Frame, Publisher};
+use crate::hub::{Frame, Publisher, TakenOver};
 use crate::metrics::Metrics;
 use crate::rtmp::session::MediaKind;
 
@@ -123,26 +123,28 @@ impl Ingest {
         }
     }
 
-    /// One depacketized frame from the peer, at `now`.
-    pub fn media(&mut self, rtc: &mut Rtc, data: MediaData, now: Instant) {
+    /// One depacketized frame from the peer, at `now`; refused once another
+    /// publisher took the stream over.
+    pub fn media(&mut self, rtc: &mut Rtc, data: MediaData, now: Instant) -> Result<(), TakenOver> {
         let codec = data.params.spec().codec;
         match codec {
             Codec::Opus => {
                 let ms = timestamp(&mut self.audio_anchor, self.start, &data);
-                self.publisher.push(Frame::opus(ms, &data.data));
+                self.publisher.push(Frame::opus(ms, &data.data))?;
             }
             Codec::H264 => {
                 let ms = timestamp(&mut self.video_anchor, self.start, &data);
-                if !self.video(ms, &data.data, now) || !data.contiguous {
+                if !self.video(ms, &data.data, now)? || !data.contiguous {
                     self.request_keyframe(rtc, now, "a frame could not be used");
                 }
             }
             other => tracing::debug!(?other, "media in a codec this server does not publish: ignored"),
         }
+        Ok(())
     }
 
     /// Pushes an access unit; false when it cannot be used (no SPS/PPS yet).
-    fn video(&mut self, ms: u32, annexb: &[u8], now: Instant) -> bool {
+    fn video(&mut self, ms: u32, annexb: &[u8], now: Instant) -> Result<bool, TakenOver> {
         let (mut sps, mut pps) = (None, None);
         for unit in h264::annexb_nal_units(annexb) {
             match h264::nal_unit_type(unit) {
@@ -162,13 +164,13 @@ impl Ingest {
                         "H.264 parameter sets"
                     );
                     self.publisher
-                        .push(Frame::new(MediaKind::Video, ms, avc.to_sequence_header()));
+                        .push(Frame::new(MediaKind::Video, ms, avc.to_sequence_header()))?;
                     self.avc = Some(avc);
                 }
             }
         }
         if self.avc.is_none() {
-            return false;
+            return Ok(false);
         }
         let units = h264::annexb_nal_units(annexb)
             .filter(|u| !matches!(h264::nal_unit_type(u), nal_type::SPS | nal_type::PPS | nal_type::AUD));
@@ -182,9 +184,9 @@ impl Ingest {
         h264::to_avcc(units, &mut self.body);
         if self.body.len() > 5 {
             self.publisher
-                .push(Frame::new(MediaKind::Video, ms, Bytes::copy_from_slice(&self.body)));
+                .push(Frame::new(MediaKind::Video, ms, Bytes::copy_from_slice(&self.body)))?;
         }
-        true
+        Ok(true)
     }
 
     /// Sends a PLI (or a FIR, when only that was negotiated), at most one
