@@ -37,10 +37,21 @@ struct Behaviour {
     /// It reads play's start in seconds only: a start other than -2 or -1
     /// asks for a recording, which it does not have (StreamNotFound).
     start_in_seconds: bool,
-    /// It forwards a publisher's audio and video to its players, but only
-    /// messages stamped at or after the newest it forwarded, compared as
-    /// plain integers: past the 32-bit wrap, nothing more.
-    forwards_newer_only: bool,
+    /// It forwards a publisher's audio and video to its players (live
+    /// only: a late joiner gets no sequence header), with this bug.
+    forwards: Option<ForwardingBug>,
+}
+
+/// What a broken server that forwards media gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForwardingBug {
+    /// It forwards only messages stamped at or after the newest it
+    /// forwarded, compared as plain integers: past the 32-bit wrap, nothing
+    /// more.
+    NewerOnly,
+    /// It takes an AVC end of sequence for the end of the publisher's
+    /// video, and forwards no video after it.
+    VideoEndsAtEndOfSequence,
 }
 
 /// How a broken server's handshake goes wrong.
@@ -92,7 +103,12 @@ impl Behaviour {
             },
             "forwards media until its timestamps wrap" => Behaviour {
                 statuses: true,
-                forwards_newer_only: true,
+                forwards: Some(ForwardingBug::NewerOnly),
+                ..Behaviour::default()
+            },
+            "forwards no video after an AVC end of sequence" => Behaviour {
+                statuses: true,
+                forwards: Some(ForwardingBug::VideoEndsAtEndOfSequence),
                 ..Behaviour::default()
             },
             other => panic!("no broken server {other:?}"),
@@ -109,9 +125,7 @@ async fn broken_server() -> SocketAddr {
 async fn rtmp_server(behaviour: Behaviour) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let relay = behaviour
-        .forwards_newer_only
-        .then(|| tokio::sync::broadcast::channel(1024).0);
+    let relay = behaviour.forwards.map(|_| tokio::sync::broadcast::channel(1024).0);
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             tokio::spawn(serve(socket, behaviour, None, Duration::ZERO, relay.clone()));
@@ -210,6 +224,7 @@ async fn serve(
     // A player's media from the relay; a publisher's newest timestamp.
     let mut playing: Option<tokio::sync::broadcast::Receiver<RawMessage>> = None;
     let mut newest: Option<u32> = None;
+    let mut video_ended = false;
     loop {
         while let Ok(Some(raw)) = decoder.next_message() {
             if let (0x30, Some(death)) = (raw.type_id, &death) {
@@ -217,9 +232,16 @@ async fn serve(
                 return Ok(());
             }
             if let (8 | 9, Some(relay)) = (raw.type_id, &relay) {
-                // The bug: a plain comparison, where serial-number
-                // arithmetic is needed.
-                if newest.is_none_or(|newest| raw.timestamp >= newest) {
+                let forward = match behaviour.forwards {
+                    // The bug: a plain comparison, where serial-number
+                    // arithmetic is needed.
+                    Some(ForwardingBug::NewerOnly) => newest.is_none_or(|newest| raw.timestamp >= newest),
+                    _ => {
+                        video_ended |= raw.type_id == 9 && raw.payload.starts_with(&[0x17, 0x02]);
+                        raw.type_id == 8 || !video_ended
+                    }
+                };
+                if forward {
                     newest = Some(raw.timestamp);
                     let _ = relay.send(raw);
                 }
@@ -912,4 +934,21 @@ async fn a_server_that_stops_forwarding_at_the_wrap_fails_the_wrap_case() {
         .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
         .unwrap_or_default();
     assert!((50..100).contains(&video), "{actual}");
+}
+
+/// The AVC end-of-sequence case catches a server that ends the video there:
+/// its late joiner, who came after the restart, gets sound and no picture.
+#[tokio::test]
+async fn a_server_that_ends_the_video_at_an_end_of_sequence_fails_its_case() {
+    let addr = rtmp_server(Behaviour::named("forwards no video after an AVC end of sequence")).await;
+    let target = Target::External(Box::new(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{addr}/live")),
+        ..TargetSpec::default()
+    }));
+    let result = run_case(&case("rtmp/media/avc-end-of-sequence"), &target, &RunOptions::default()).await;
+    assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
+    let actual = result.actual.unwrap_or_default();
+    assert!(actual.starts_with("step 4 (late Play restarted)"), "{actual}");
+    assert!(actual.contains("audio and 0 video messages"), "{actual}");
 }

@@ -312,6 +312,9 @@ pub struct VideoHeader {
     pub is_sequence_header: bool,
     /// A video info/command frame (frame type 5) carrying no picture.
     pub is_command: bool,
+    /// An end of sequence (AVC or HEVC packet type 2, enhanced SequenceEnd):
+    /// no picture, though flagged as a keyframe.
+    pub is_end_of_sequence: bool,
 }
 
 /// Reads an audio tag body's header, legacy or enhanced RTMP; `None` for an empty body.
@@ -387,6 +390,7 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
             is_keyframe: frame_type == 1,
             is_sequence_header: first & 0x0F == 0,
             is_command: frame_type == 5,
+            is_end_of_sequence: first & 0x0F == 2,
         });
     }
     let codec = match first & 0x0F {
@@ -405,6 +409,7 @@ pub fn video_header(data: &[u8]) -> Option<VideoHeader> {
         is_keyframe: frame_type == 1,
         is_sequence_header: matches!(codec, VideoCodec::Avc | VideoCodec::Hevc) && packet_type == Some(0),
         is_command: frame_type == 5,
+        is_end_of_sequence: matches!(codec, VideoCodec::Avc | VideoCodec::Hevc) && packet_type == Some(2),
     })
 }
 
@@ -439,6 +444,45 @@ pub fn track_from(tags: Vec<Tag>, kind: TagKind, after: u32) -> Vec<Tag> {
             out.push(tag);
             started = true;
         }
+    }
+    out
+}
+
+/// The body of an AVC end of sequence (AVCPacketType 2, FLV specification
+/// E.4.3.1): no picture. FFmpeg's FLV muxer ends each H.264 stream with one.
+pub const AVC_END_OF_SEQUENCE: [u8; 5] = [0x17, 0x02, 0, 0, 0];
+
+/// `tags` as an H.264 encoder restarted at `at` ms sends them: before the
+/// first keyframe from then on, an AVC end of sequence, then the last AVC
+/// sequence header again, both at the keyframe's timestamp.
+pub fn avc_restart_at(tags: Vec<Tag>, at: u32) -> Vec<Tag> {
+    let mut header: Option<Tag> = None;
+    let mut restarted = false;
+    let mut out = Vec::with_capacity(tags.len() + 2);
+    for tag in tags {
+        let video = match tag.kind {
+            TagKind::Video => video_header(&tag.data).filter(|h| h.codec == VideoCodec::Avc),
+            _ => None,
+        };
+        match video {
+            Some(h) if h.is_sequence_header => header = Some(tag.clone()),
+            Some(h) if h.is_keyframe && !restarted && tag.timestamp >= at => {
+                if let Some(header) = &header {
+                    out.push(Tag {
+                        kind: TagKind::Video,
+                        timestamp: tag.timestamp,
+                        data: Bytes::from_static(&AVC_END_OF_SEQUENCE),
+                    });
+                    out.push(Tag {
+                        timestamp: tag.timestamp,
+                        ..header.clone()
+                    });
+                    restarted = true;
+                }
+            }
+            _ => {}
+        }
+        out.push(tag);
     }
     out
 }
@@ -694,5 +738,28 @@ mod tests {
         file.truncate(file.len() - 6);
         assert_eq!(read_tags(&Bytes::from(file)), Err(FlvError::Truncated { at: 13 }));
         assert_eq!(read_tags(&Bytes::from_static(b"MP4")), Err(FlvError::NotFlv));
+    }
+
+    #[test]
+    fn an_avc_restart_puts_an_end_of_sequence_and_the_header_before_the_next_keyframe() {
+        let video = |timestamp: u32, data: &'static [u8]| Tag {
+            kind: TagKind::Video,
+            timestamp,
+            data: Bytes::from_static(data),
+        };
+        let tags = vec![
+            video(0, &[0x17, 0, 0, 0, 0, 1]),
+            video(0, &[0x17, 1, 0, 0, 0, 9]),
+            video(40, &[0x27, 1, 0, 0, 0, 9]),
+            video(80, &[0x27, 1, 0, 0, 0, 9]),
+            video(120, &[0x17, 1, 0, 0, 0, 9]),
+            video(160, &[0x17, 1, 0, 0, 0, 9]),
+        ];
+        let out = avc_restart_at(tags.clone(), 50);
+        assert_eq!(out.len(), 8);
+        assert_eq!(out[..4], tags[..4]);
+        assert_eq!((out[4].timestamp, &out[4].data[..]), (120, &AVC_END_OF_SEQUENCE[..]));
+        assert_eq!((out[5].timestamp, &out[5].data), (120, &tags[0].data));
+        assert_eq!(out[6..], tags[4..]);
     }
 }

@@ -264,7 +264,8 @@ impl Frame {
         let Some(header) = flv::video_header(body) else { return };
         self.codec = Codec::Video(header.codec);
         self.config = header.is_sequence_header;
-        self.keyframe = header.is_keyframe;
+        // An end of sequence is flagged as a keyframe, but no picture starts there.
+        self.keyframe = header.is_keyframe && !header.is_end_of_sequence;
         // AVC and HEVC: packet type and composition offset after the first byte.
         let nal_units = matches!(header.codec, VideoCodec::Avc | VideoCodec::Hevc);
         self.header_len = if nal_units { 5 } else { 1 };
@@ -419,6 +420,14 @@ mod tests {
         assert_eq!(b.composition_offset, 80);
         assert_eq!(b.data(), Some(&[0, 0, 0, 1, 0x41][..]));
         assert_eq!(video(&[0x27, 1, 0xFF, 0xFF, 0xD8]).composition_offset, -40);
+    }
+
+    #[test]
+    fn an_avc_end_of_sequence_is_neither_a_keyframe_nor_a_header() {
+        let end = video(&media::flv::AVC_END_OF_SEQUENCE);
+        assert_eq!(end.codec, Codec::Video(VideoCodec::Avc));
+        assert!(!end.keyframe && !end.config);
+        assert_eq!(end.data(), Some(&[][..]));
     }
 
     #[test]

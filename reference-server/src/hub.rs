@@ -1215,6 +1215,22 @@ mod tests {
     }
 
     #[test]
+    fn an_avc_end_of_sequence_does_not_start_a_late_joiners_pictures() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        publisher.push(video(0, true)).unwrap();
+        publisher.push(video(40, false)).unwrap();
+        let end = Bytes::from_static(&media::flv::AVC_END_OF_SEQUENCE);
+        publisher.push(Frame::new(MediaKind::Video, 80, end)).unwrap();
+        publisher.push(video(120, false)).unwrap();
+        let times: Vec<_> = cached(&mut hub.subscribe("app", "s", false, Tracks::All).unwrap())
+            .iter()
+            .map(|f| f.timestamp)
+            .collect();
+        assert_eq!(times, vec![0, 40, 80, 120], "the cached pictures start at the IDR");
+    }
+
+    #[test]
     fn a_gop_longer_than_the_limit_is_not_cached() {
         let hub = hub();
         let publisher = hub.publish("app", "s", 1).unwrap();

@@ -101,6 +101,11 @@ pub enum Action {
         /// begins there, after its sequence header.
         #[serde(default)]
         audio_after: Option<u32>,
+        /// Restart the H.264 encoder at this many ms of `media`: before its
+        /// first keyframe from then on, an AVC end of sequence
+        /// (AVCPacketType 2) and the sequence header again.
+        #[serde(default)]
+        avc_restart_at: Option<u32>,
         /// The publishing type: `live` (default), `record` or `append`.
         #[serde(default = "live")]
         kind: String,
@@ -2178,6 +2183,7 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
         metadata,
         video_after,
         audio_after,
+        avc_restart_at,
         eflv,
         ..
     } = publish
@@ -2202,6 +2208,10 @@ fn load_media(fixtures: &Fixtures, file: &str, publish: &Action) -> Result<Vec<T
     };
     let tags = match audio_after {
         Some(after) => media::flv::track_from(tags, TagKind::Audio, *after),
+        None => tags,
+    };
+    let tags = match avc_restart_at {
+        Some(at) => media::flv::avc_restart_at(tags, *at),
         None => tags,
     };
     let Some(shape) = eflv else { return Ok(tags) };

@@ -379,6 +379,10 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/connect/unknown-app-key", "never answers publish"),
     ("rtmp/play/dimension-change", "forwards no media"),
     ("rtmp/media/timestamp-wrap", "forwards media until its timestamps wrap"),
+    (
+        "rtmp/media/avc-end-of-sequence",
+        "forwards no video after an AVC end of sequence",
+    ),
     ("rtmp/connect/amf0", "connect without level"),
     ("rtmp/connect/amf3", "connect without level"),
     ("rtmp/handshake/digest", "connect without level"),
