@@ -485,6 +485,22 @@ async fn one_address_holds_at_most_its_share_of_sessions_and_websockets() {
         panic!("a third session from one address with a cap of 2");
     };
     assert!(third.to_string().contains("429"), "{third}");
+    // It says when to try again, as at full capacity.
+    let offer = conformance::webrtc::http::Offer::new(
+        conformance::webrtc::http::Endpoint::Whep,
+        &conformance::webrtc::http::OfferShape::default(),
+    )
+    .await
+    .unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/whep/{APP}/shared", server.http_url()))
+        .header("Content-Type", "application/sdp")
+        .body(offer.sdp().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 429);
+    assert_eq!(answer.headers()["retry-after"], "2");
     let mut first = first;
     let _ = first.stop().await;
     let mut again = None;

@@ -75,6 +75,9 @@ pub enum Attack {
     HandshakeFlood,
     /// `count` (100) connections that send C0C1 a byte every 200 ms.
     Slowloris,
+    /// A connection whose client dies after connect: nothing more is sent,
+    /// not even an answer to the server's PingRequest, and no FIN comes.
+    DeadAfterConnect,
     /// `count` (200) connections, one after another, each publishing the
     /// same name and leaving.
     PublishCycles,
@@ -563,6 +566,14 @@ async fn rtmp_attack(
             );
             conclude(conns, what, within).await
         }
+        Attack::DeadAfterConnect => {
+            let (conn, _) = connected(addr, aim).await?;
+            one(
+                conn,
+                "connect, then nothing: no answer to a PingRequest, no other message, no FIN".into(),
+            )
+            .await
+        }
         Attack::Slowloris => {
             let mut conns = Vec::new();
             for _ in 0..count {
@@ -725,6 +736,19 @@ fn http_client(url: &str) -> Result<reqwest::Client, String> {
 /// What an HTTP attempt got: its status, or how it failed.
 fn outcome(result: Result<reqwest::Response, reqwest::Error>) -> String {
     match result {
+        // At capacity, WHIP and WHEP servers may say when to try again.
+        Ok(response)
+            if matches!(
+                response.status(),
+                reqwest::StatusCode::SERVICE_UNAVAILABLE | reqwest::StatusCode::TOO_MANY_REQUESTS
+            ) =>
+        {
+            let status = response.status().as_u16();
+            match response.headers().get("retry-after").and_then(|v| v.to_str().ok()) {
+                Some(after) => format!("{status} (Retry-After: {})", after.chars().take(32).collect::<String>()),
+                None => format!("{status} (no Retry-After)"),
+            }
+        }
         Ok(response) => response.status().as_u16().to_string(),
         Err(error) if error.is_timeout() => "no answer within 20 s".into(),
         Err(error) if error.is_connect() => "connection refused".into(),

@@ -157,9 +157,10 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
             };
             tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), %status, reason = %failure, "{kind} refused");
             let mut response = (status, format!("{failure}\n")).into_response();
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                // At capacity: say when to try again (WHIP, RFC 9725, and
-                // WHEP draft 03, section 4.7; RFC 9110, section 10.2.3).
+            if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
+                // At capacity, or at the address's share of it: say when to
+                // try again (WHIP, RFC 9725, and WHEP draft 03, section 4.7;
+                // RFC 6585, section 4; RFC 9110, section 10.2.3).
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
