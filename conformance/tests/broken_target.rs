@@ -913,18 +913,24 @@ fn the_vendor_harness_blames_the_case_that_killed_the_server() {
     assert_eq!(results[1].id, "rtmp/robustness/unknown-message-type");
 }
 
-/// The timestamp wrap case fails against a server that forwards media but
-/// compares timestamps as plain numbers, for what it did: media that
-/// stopped at the wrap, not a missing stream.
-#[tokio::test]
-async fn a_server_that_stops_forwarding_at_the_wrap_fails_the_wrap_case() {
-    let addr = rtmp_server(Behaviour::named("forwards media until its timestamps wrap")).await;
+/// Runs the case `id` against an RTMP server broken as `behaviour` says,
+/// with the run's default times.
+async fn run_against(behaviour: &str, id: &str) -> conformance::verdict::CaseResult {
+    let addr = rtmp_server(Behaviour::named(behaviour)).await;
     let target = Target::External(Box::new(TargetSpec {
         name: "broken".into(),
         rtmp: Some(format!("rtmp://{addr}/live")),
         ..TargetSpec::default()
     }));
-    let result = run_case(&case("rtmp/media/timestamp-wrap"), &target, &RunOptions::default()).await;
+    run_case(&case(id), &target, &RunOptions::default()).await
+}
+
+/// The timestamp wrap case fails against a server that forwards media but
+/// compares timestamps as plain numbers, for what it did: media that
+/// stopped at the wrap, not a missing stream.
+#[tokio::test]
+async fn a_server_that_stops_forwarding_at_the_wrap_fails_the_wrap_case() {
+    let result = run_against("forwards media until its timestamps wrap", "rtmp/media/timestamp-wrap").await;
     assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
     let actual = result.actual.unwrap_or_default();
     assert!(actual.contains("fewer than 300 audio"), "{actual}");
@@ -940,13 +946,11 @@ async fn a_server_that_stops_forwarding_at_the_wrap_fails_the_wrap_case() {
 /// its late joiner, who came after the restart, gets sound and no picture.
 #[tokio::test]
 async fn a_server_that_ends_the_video_at_an_end_of_sequence_fails_its_case() {
-    let addr = rtmp_server(Behaviour::named("forwards no video after an AVC end of sequence")).await;
-    let target = Target::External(Box::new(TargetSpec {
-        name: "broken".into(),
-        rtmp: Some(format!("rtmp://{addr}/live")),
-        ..TargetSpec::default()
-    }));
-    let result = run_case(&case("rtmp/media/avc-end-of-sequence"), &target, &RunOptions::default()).await;
+    let result = run_against(
+        "forwards no video after an AVC end of sequence",
+        "rtmp/media/avc-end-of-sequence",
+    )
+    .await;
     assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
     let actual = result.actual.unwrap_or_default();
     assert!(actual.starts_with("step 4 (late Play restarted)"), "{actual}");

@@ -460,6 +460,19 @@ async fn an_overlong_stream_name_is_refused_400_without_being_echoed() {
     server.shutdown().await;
 }
 
+/// The answer to a WHEP offer for `stream`, POSTed by hand: whatever it is.
+async fn whep_offer_posted(server: &ServerHandle, stream: &str) -> reqwest::Response {
+    use conformance::webrtc::http::{Endpoint, Offer, OfferShape};
+    let offer = Offer::new(Endpoint::Whep, &OfferShape::default()).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/whep/{APP}/{stream}", server.http_url()))
+        .header("Content-Type", "application/sdp")
+        .body(offer.sdp().to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
 /// One address holds at most `webrtc.max_sessions_per_address` sessions
 /// (429 beyond), and at most `http.max_websockets_per_address` WebSocket
 /// connections; places come back when sessions end.
@@ -486,19 +499,7 @@ async fn one_address_holds_at_most_its_share_of_sessions_and_websockets() {
     };
     assert!(third.to_string().contains("429"), "{third}");
     // It says when to try again, as at full capacity.
-    let offer = conformance::webrtc::http::Offer::new(
-        conformance::webrtc::http::Endpoint::Whep,
-        &conformance::webrtc::http::OfferShape::default(),
-    )
-    .await
-    .unwrap();
-    let answer = reqwest::Client::new()
-        .post(format!("{}/whep/{APP}/shared", server.http_url()))
-        .header("Content-Type", "application/sdp")
-        .body(offer.sdp().to_string())
-        .send()
-        .await
-        .unwrap();
+    let answer = whep_offer_posted(&server, "shared").await;
     assert_eq!(answer.status(), 429);
     assert_eq!(answer.headers()["retry-after"], "2");
     let mut first = first;
@@ -525,7 +526,6 @@ async fn one_address_holds_at_most_its_share_of_sessions_and_websockets() {
 
 #[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_with_503_and_retry_after() {
-    use conformance::webrtc::http::{Endpoint, Offer, OfferShape};
     let server = embedded(|config| config.webrtc.max_sessions = 0).await.unwrap();
     let mut publisher = ffmpeg_publish(&format!("{}/full", server.rtmp_url("live")), false, Some(440), 30)
         .spawn()
@@ -535,14 +535,7 @@ async fn sessions_beyond_the_limit_are_refused_with_503_and_retry_after() {
         panic!("a session beyond the limit was accepted");
     };
     assert!(refused.to_string().contains("503"), "{refused}");
-    let offer = Offer::new(Endpoint::Whep, &OfferShape::default()).await.unwrap();
-    let answer = reqwest::Client::new()
-        .post(format!("{}/whep/{APP}/full", server.http_url()))
-        .header("Content-Type", "application/sdp")
-        .body(offer.sdp().to_string())
-        .send()
-        .await
-        .unwrap();
+    let answer = whep_offer_posted(&server, "full").await;
     assert_eq!(answer.status(), 503);
     assert_eq!(answer.headers()["retry-after"], "2");
     let _ = publisher.kill().await;

@@ -144,25 +144,16 @@ struct StreamState {
 }
 
 impl StreamState {
-    /// Forgets the publisher and what it sent.
+    /// Forgets the publisher and what it sent; the stream's generation,
+    /// its players and its warnings' pace stay.
     fn unpublished(&mut self) {
-        self.publisher = None;
-        self.published_at = None;
-        self.last_heard = None;
-        self.metadata = None;
-        self.announced = None;
-        self.audio_configs.clear();
-        self.video_configs.clear();
-        self.gop.clear();
-        self.gop_bytes = 0;
-        self.gop_open = false;
-        self.has_audio = false;
-        self.has_video = false;
-        self.audio_codec = None;
-        self.video_codec = None;
-        self.video_reorders = false;
-        self.video_bytes.clear();
-        self.keyframe_sizes.clear();
+        *self = StreamState {
+            generation: self.generation,
+            players: self.players,
+            viewers: self.viewers,
+            gop_overflow_warning: std::mem::take(&mut self.gop_overflow_warning),
+            ..StreamState::default()
+        };
     }
 
     /// Counts a picture of video `track`, and keeps the size a VP8 or VP9
