@@ -404,11 +404,7 @@ async fn broken_target() -> (Target, RunOptions) {
         rtmp: Some(format!("rtmp://{addr}/live")),
         ..TargetSpec::default()
     }));
-    let options = RunOptions {
-        step_timeout: Duration::from_secs(2),
-        case_timeout: Duration::from_secs(30),
-        ..RunOptions::default()
-    };
+    let options = quick();
     (target, options)
 }
 
@@ -451,14 +447,12 @@ async fn each_listed_case_misses_against_its_broken_server() {
             capabilities: vec![conformance::target::Capability::AppKeys],
             // And tokens, which it never asks for.
             tokens: Some(declared_tokens()),
+            // And an application that counter-offers (the WHIP/WHEP server's
+            // counter-offers, if any, are in all of them).
+            counter_offer_app: Some("live".into()),
             ..TargetSpec::default()
         }));
-        let options = RunOptions {
-            step_timeout: Duration::from_secs(2),
-            case_timeout: Duration::from_secs(30),
-            ..RunOptions::default()
-        };
-        (id, name, run_case(&case(id), &target, &options).await)
+        (id, name, run_case(&case(id), &target, &quick()).await)
     });
     let mut wrong = Vec::new();
     for (id, name, result) in futures_util::future::join_all(runs).await {
@@ -518,11 +512,7 @@ async fn against_token_server(id: &str, name: &str) -> Option<conformance::verdi
     .unwrap();
     let mut spec = conformance::target::reference_server_spec("broken", server.rtmp_addr(), server.http_addr());
     spec.tokens = Some(declared);
-    let options = RunOptions {
-        step_timeout: Duration::from_secs(2),
-        case_timeout: Duration::from_secs(30),
-        ..RunOptions::default()
-    };
+    let options = quick();
     let result = run_case(&case(id), &Target::External(Box::new(spec)), &options).await;
     server.shutdown().await;
     Some(result)
@@ -570,6 +560,10 @@ struct WhipBehaviour {
     no_delete: bool,
     /// `DELETE` with an `If-Match` other than its `ETag` is `412`.
     delete_checks_if_match: bool,
+    /// Offers are answered `406` with a `Location` and the offer itself as
+    /// the counter-offer (its directions as the player gave them), and any
+    /// `PATCH` is `200`.
+    lazy_counter_offers: bool,
 }
 
 impl WhipBehaviour {
@@ -598,6 +592,10 @@ impl WhipBehaviour {
                 delete_checks_if_match: true,
                 ..normal
             },
+            "counter-offers the offer itself" => WhipBehaviour {
+                lazy_counter_offers: true,
+                ..normal
+            },
             _ => return None,
         })
     }
@@ -618,6 +616,11 @@ async fn whip_server(behaviour: WhipBehaviour) -> SocketAddr {
             Method::POST if behaviour.echoes_offers => {
                 (StatusCode::OK, vec![("content-type", "application/sdp")], offer)
             }
+            Method::POST if behaviour.lazy_counter_offers => {
+                let fields = vec![("content-type", "application/sdp"), ("location", "/session/1")];
+                (StatusCode::NOT_ACCEPTABLE, fields, offer)
+            }
+            Method::PATCH if behaviour.lazy_counter_offers => (StatusCode::OK, vec![], String::new()),
             Method::POST => {
                 let turned = offer
                     .replace("a=sendonly", "a=SWAP")
@@ -913,6 +916,16 @@ fn the_vendor_harness_blames_the_case_that_killed_the_server() {
     assert_eq!(results[1].id, "rtmp/robustness/unknown-message-type");
 }
 
+/// Options for a broken server: a step that waits for what never comes
+/// fails in 2 s, a case in 30 s.
+fn quick() -> RunOptions {
+    RunOptions {
+        step_timeout: Duration::from_secs(2),
+        case_timeout: Duration::from_secs(30),
+        ..RunOptions::default()
+    }
+}
+
 /// Runs the case `id` against an RTMP server broken as `behaviour` says,
 /// with the run's default times.
 async fn run_against(behaviour: &str, id: &str) -> conformance::verdict::CaseResult {
@@ -955,4 +968,32 @@ async fn a_server_that_ends_the_video_at_an_end_of_sequence_fails_its_case() {
     let actual = result.actual.unwrap_or_default();
     assert!(actual.starts_with("step 4 (late Play restarted)"), "{actual}");
     assert!(actual.contains("audio and 0 video messages"), "{actual}");
+}
+
+/// A WHEP endpoint that answers 406 with the player's own offer as its
+/// counter-offer and takes any PATCH fails each counter-offer case for what
+/// it did: a counter-offer that does not send, a garbage answer taken 200,
+/// and a player that could not use the counter-offer.
+#[tokio::test]
+async fn a_lazy_counter_offer_fails_the_counter_offer_cases_for_what_it_did() {
+    let rtmp = rtmp_server(Behaviour::named("forwards no media")).await;
+    let http = whip_server(WhipBehaviour::named("counter-offers the offer itself").unwrap()).await;
+    let target = Target::External(Box::new(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{rtmp}/live")),
+        whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
+        counter_offer_app: Some("live".into()),
+        ..TargetSpec::default()
+    }));
+    let options = quick();
+    for (id, said) in [
+        ("webrtc/whep/counter-offer", "recvonly"),
+        ("webrtc/whep/counter-offer-malformed-answer", "200"),
+        ("webrtc/whep/counter-offer-plays", "recvonly"),
+    ] {
+        let result = run_case(&case(id), &target, &options).await;
+        assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
+        let actual = result.actual.clone().unwrap_or_default();
+        assert!(actual.contains(said), "{id}: {actual}");
+    }
 }

@@ -832,3 +832,85 @@ async fn a_websocket_player_selects_a_layer_with_a_layer_message() {
     let _ = publisher.kill().await;
     server.shutdown().await;
 }
+
+/// An application with `whep_counter_offer` answers a WHEP offer with its
+/// own (406, WHEP draft 03, section 4.2); the suite's player answers it by
+/// PATCH and plays. A counter-offer is used up by its answer, withdrawn by
+/// DELETE, and a malformed answer is refused 400.
+#[tokio::test]
+async fn a_counter_offer_is_answered_by_patch_and_played() {
+    init_log();
+    let server = embedded(|config| {
+        config.apps.get_mut(APP).unwrap().whep_counter_offer = true;
+    })
+    .await
+    .unwrap();
+    let mut publisher = ffmpeg_live(&server, "countered").await;
+    let player = WebRtcPlayer::play(whep(&server, "countered"), PlayerOptions::default())
+        .await
+        .unwrap();
+    // What the player kept is the server's offer: sendonly, both tracks.
+    let offer = player.answer();
+    for media in [offer.audio(), offer.video()] {
+        let media = media.expect("audio and video offered");
+        assert_eq!(media.direction.as_str(), "sendonly", "{}", player.answer_sdp());
+    }
+    let report = until(&player, "pictures and the tone after a counter-offer", |r| {
+        r.video.pictures >= 25 && r.audio.decoded_frames >= 50
+    })
+    .await;
+    assert_eq!((report.video.width, report.video.height), (320, 240));
+    let tone = player.audio_frequency(Duration::from_millis(500)).expect("a tone");
+    assert!((tone - 440.0).abs() < 10.0, "heard {tone} Hz");
+    // The counter-offer is used up: its URL is the session's now.
+    let location = player.location().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let again = http
+        .patch(&location)
+        .header("Content-Type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 415, "an SDP PATCH to a running session");
+    assert_eq!(server.context().webrtc.session_count(), 1);
+
+    // One left unanswered: DELETE withdraws it, and then nothing is there.
+    let posted = whep_offer_posted(&server, "countered").await;
+    assert_eq!(posted.status(), 406);
+    assert!(posted.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/sdp"));
+    let withdrawn = format!(
+        "{}{}",
+        server.http_url(),
+        posted.headers()["location"].to_str().unwrap()
+    );
+    let counter = posted.text().await.unwrap();
+    assert!(
+        counter.contains("a=sendonly") && counter.contains("a=setup:actpass"),
+        "{counter}"
+    );
+    assert_eq!(http.delete(&withdrawn).send().await.unwrap().status(), 200);
+    assert_eq!(http.delete(&withdrawn).send().await.unwrap().status(), 404);
+
+    // One answered with garbage: 400, and it is used up.
+    let posted = whep_offer_posted(&server, "countered").await;
+    let garbage = format!(
+        "{}{}",
+        server.http_url(),
+        posted.headers()["location"].to_str().unwrap()
+    );
+    let patch = |body: &'static str| {
+        http.patch(&garbage)
+            .header("Content-Type", "application/sdp")
+            .body(body)
+            .send()
+    };
+    assert_eq!(patch("hello").await.unwrap().status(), 400);
+    assert_eq!(patch("hello").await.unwrap().status(), 404);
+    assert_eq!(server.context().webrtc.session_count(), 1);
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

@@ -576,6 +576,11 @@ pub struct AppConfig {
     pub publish_tokens: Vec<String>,
     /// Tokens that let a client play here, likewise.
     pub play_tokens: Vec<String>,
+    /// Answer every WHEP offer with a counter-offer of the server's own
+    /// (`406 Not Acceptable`, WHEP draft 03, section 4.2), which the player
+    /// answers by `PATCH`: for players to be tried on that path. Off by
+    /// default: offers are answered (`201 Created`).
+    pub whep_counter_offer: bool,
 }
 
 impl Default for AppConfig {
@@ -589,6 +594,7 @@ impl Default for AppConfig {
             transcode_for_legacy: true,
             publish_tokens: Vec::new(),
             play_tokens: Vec::new(),
+            whep_counter_offer: false,
         }
     }
 }

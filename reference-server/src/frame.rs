@@ -351,14 +351,6 @@ impl Frame {
         main.unwrap_or(0)
     }
 
-    /// A legacy video sequence header flagged as a keyframe: where Flash
-    /// Player's encoder (which sends no intra pictures) marks a refresh, a
-    /// place to start pictures. An enhanced SequenceStart's keyframe flag
-    /// (FFmpeg sets it) is not one.
-    pub fn is_refresh(&self) -> bool {
-        self.kind == MediaKind::Video && self.config && self.keyframe && self.enhanced.is_none()
-    }
-
     /// Bytes this frame holds: its body, and the tracks alone and legacy
     /// form made from it.
     pub fn memory(&self) -> usize {

@@ -623,15 +623,10 @@ impl Publisher {
                 state.announced = announced;
             }
             MediaKind::Audio if frame.config => keep_config(&mut state.audio_configs, &frame),
-            // A repeated sequence header flagged as a keyframe is where Flash
-            // Player's encoder (which sends no intra pictures) marks a refresh:
-            // late joiners start there, as they start at a keyframe.
-            MediaKind::Video if frame.config => {
-                keep_config(&mut state.video_configs, &frame);
-                if frame.is_refresh() {
-                    state.start_gop(frame.timestamp);
-                }
-            }
+            // A sequence header is no picture, though flagged as a keyframe
+            // (and Flash Player repeats it between its keyframes): pictures
+            // start at a keyframe that is one.
+            MediaKind::Video if frame.config => keep_config(&mut state.video_configs, &frame),
             // The cached group of pictures starts at the main track's keyframe.
             MediaKind::Video if frame.keyframe && frame.track() == 0 => {
                 state.start_gop(frame.timestamp);
@@ -689,9 +684,8 @@ impl Tracks {
 /// start at a keyframe, and after frames were lost (a subscriber that fell
 /// behind, a codec queue that was full) or a new publisher started, they
 /// resume at the next one. Decoder configurations always pass (a decoder
-/// needs the latest); one flagged as a keyframe is where Flash Player
-/// marks a refresh point, and pictures resume there too. Sound and data
-/// are never held back.
+/// needs the latest), and open nothing: a decoder cannot start at the
+/// inter pictures that may follow one. Sound and data are never held back.
 #[derive(Debug, Clone)]
 pub struct Gate {
     tracks: Tracks,
@@ -724,7 +718,7 @@ impl Gate {
         if !wanted || frame.kind != MediaKind::Video || !self.skipping {
             return wanted;
         }
-        if frame.keyframe && !frame.config || frame.is_refresh() {
+        if frame.keyframe && !frame.config {
             self.skipping = false;
         }
         frame.keyframe || frame.config
@@ -1380,10 +1374,14 @@ mod tests {
         let mut pictures = Gate::new(Tracks::Video);
         assert!(!pictures.admit(&aac));
         assert!(!pictures.admit(&video(0, false)));
-        // An AVC sequence header is flagged as a keyframe: pictures resume there.
+        // An AVC sequence header is flagged as a keyframe, and passes; the
+        // inter pictures after it cannot be decoded, and wait for a keyframe.
         assert!(pictures.admit(&config));
+        assert!(pictures.skipping());
+        assert!(!pictures.admit(&video(40, false)));
+        assert!(pictures.admit(&video(60, true)));
         assert!(!pictures.skipping());
-        assert!(pictures.admit(&video(40, false)));
+        assert!(pictures.admit(&video(70, false)));
         pictures.resync();
         assert!(!pictures.admit(&video(80, false)));
         assert!(pictures.admit(&video(120, true)));

@@ -802,6 +802,9 @@ pub enum HttpBody {
     Trickle,
     /// A fragment with new ICE credentials: an ICE restart.
     IceRestart,
+    /// The SDP answer of the last offer's peer to the counter-offer of the
+    /// last WHEP `406` (`application/sdp`, WHEP draft 03, section 4.2).
+    Answer,
     /// Text that is no SDP, sent as `application/sdp`.
     Garbage,
     /// The JSON array of the step's `events` (`application/json`).
@@ -815,8 +818,10 @@ pub enum HttpBody {
 pub(super) struct HandMade {
     /// The last offer made, and where it went.
     offer: Option<(Offer, Endpoint)>,
-    /// The `Location` of the last `201`.
+    /// The `Location` of the last `201` (or WHEP `406` with a counter-offer).
     session: Option<String>,
+    /// The counter-offer of the last WHEP `406`.
+    counter_offer: Option<String>,
     /// The last `ETag` of a 2xx answer.
     etag: Option<String>,
     /// The server-sent events entry point the last WHEP `201` announced.
@@ -1811,6 +1816,18 @@ impl Case<'_> {
                     .ok_or("the offer has no ICE credentials or m-line")?;
                 Some(("application/trickle-ice-sdpfrag", fragment))
             }
+            HttpBody::Answer => {
+                let (offer, _) = state
+                    .offer
+                    .as_mut()
+                    .ok_or("no offer made yet, whose peer would answer")?;
+                let counter_offer = state
+                    .counter_offer
+                    .take()
+                    .ok_or("no counter-offer to answer: no earlier WHEP POST was answered 406 with SDP")?;
+                let answer = offer.answer_counter_offer(&counter_offer).map_err(|e| e.to_string())?;
+                Some(("application/sdp", answer))
+            }
             HttpBody::Garbage => Some(("application/sdp", "this is not an SDP offer\r\n".to_string())),
             HttpBody::Events => Some((
                 "application/json",
@@ -1840,10 +1857,19 @@ impl Case<'_> {
         let answer = crate::webrtc::http::exchange(*method, &url, &fields, body, *read_for)
             .await
             .map_err(|e| e.to_string())?;
+        let sdp_typed = answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/sdp"));
         match (answer.status, to) {
             (201, HttpTarget::Events) => state.event_stream = answer.location(),
             (201, _) => {
                 state.session = answer.location();
+                state.events = answer.link(crate::webrtc::http::EVENTS_REL);
+                state.layer = answer.link(crate::webrtc::http::LAYER_REL);
+            }
+            (406, HttpTarget::Whep) if sdp_typed && *method == crate::webrtc::http::Method::Post => {
+                state.session = answer.location();
+                state.counter_offer = Some(answer.body.clone());
                 state.events = answer.link(crate::webrtc::http::EVENTS_REL);
                 state.layer = answer.link(crate::webrtc::http::LAYER_REL);
             }
@@ -1854,11 +1880,7 @@ impl Case<'_> {
                 state.etag = Some(etag.to_string());
             }
         }
-        if answer
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/sdp"))
-            && !answer.body.is_empty()
-        {
+        if sdp_typed && !answer.body.is_empty() {
             observed.sdp = crate::webrtc::SdpSummary::parse(&answer.body).ok();
         }
         if (400..500).contains(&answer.status) {

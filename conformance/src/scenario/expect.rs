@@ -341,7 +341,9 @@ pub struct RtmpMediaExpect {
     /// At least this many video messages.
     #[serde(default)]
     pub video: u64,
-    /// The first video message must be a sequence header or a keyframe.
+    /// The first picture (the first video message that is no sequence
+    /// header, end of sequence or command frame) must be a keyframe: a
+    /// decoder can start at nothing else.
     #[serde(default)]
     pub starts_with_keyframe: bool,
     /// The first video message within this time of the step's start.
@@ -537,7 +539,7 @@ pub(super) struct Observed {
     pub(super) closed: bool,
     pub(super) audio: u64,
     pub(super) video: u64,
-    pub(super) first_video_keyframe: Option<bool>,
+    pub(super) first_picture_keyframe: Option<bool>,
     /// When an RTMP player's media arrived, against its timestamps.
     pub(super) rtmp_timing: super::timing::RtmpTiming,
     /// What an RTMP player saw of Enhanced RTMP in its media.
@@ -587,8 +589,16 @@ pub(super) struct Observed {
 }
 
 impl Observed {
+    /// The statuses the checks read: those a client acts on. The info
+    /// objects of FMS's `onFCPublish`, `onFCUnpublish` and `onFCSubscribe`
+    /// are not among them: OBS and FFmpeg wait for `onStatus`, so an
+    /// `onFCPublish` NetStream.Publish.Start alone is no start.
+    fn counted(&self) -> impl Iterator<Item = &StatusEvent> {
+        self.statuses.iter().filter(|s| !s.via.starts_with("onFC"))
+    }
+
     pub(super) fn codes(&self) -> Vec<&str> {
-        self.statuses.iter().map(|s| s.status.code.as_str()).collect()
+        self.counted().map(|s| s.status.code.as_str()).collect()
     }
 
     pub(super) fn describe(&self) -> String {
@@ -602,7 +612,10 @@ impl Observed {
             .statuses
             .iter()
             .filter(|s| !(s.via == "local" && s.status.code == media::netstatus::code::CONNECT_CLOSED))
-            .map(|s| format!("{} ({})", s.status.code, s.status.level.as_str()))
+            .map(|s| match s.via.starts_with("onFC") {
+                true => format!("{} ({}, in {})", s.status.code, s.status.level.as_str(), s.via),
+                false => format!("{} ({})", s.status.code, s.status.level.as_str()),
+            })
             .collect();
         if !codes.is_empty() {
             parts.push(format!("statuses [{}]", codes.join(", ")));
@@ -862,7 +875,7 @@ impl Expectation for Statuses<'_> {
         if let (Some(level), Some(last)) = (self.level, self.codes.last()) {
             // A missing or unknown level is not the one asked for, whatever
             // the parser defaulted it to.
-            match observed.statuses.iter().find(|s| &s.status.code == last) {
+            match observed.counted().find(|s| &s.status.code == last) {
                 Some(e) if !e.level_valid => return Err(format!("{last} without a valid level")),
                 Some(e) if e.status.level.as_str() == level => {}
                 _ => return Err(format!("{last} not at level {level}")),
@@ -1010,8 +1023,8 @@ impl Expectation for &RtmpMediaExpect {
             };
             return Err(format!("fewer than {} messages{none}", wanted.join(" and ")));
         }
-        if media.starts_with_keyframe && observed.first_video_keyframe == Some(false) {
-            return Err("the first video message is not a keyframe".into());
+        if media.starts_with_keyframe && observed.first_picture_keyframe == Some(false) {
+            return Err("the first picture is not a keyframe (an inter frame came first)".into());
         }
         let seen = &observed.ertmp;
         match media.enhanced {
@@ -1910,6 +1923,26 @@ mod tests {
             Err("status 201, no ETag, Location: /whip/live/s/1, a body of 5 bytes".into())
         );
         assert_eq!(wrong.describe(), "HTTP 204 or 4xx, ETag present, no Location, no body");
+    }
+
+    #[test]
+    fn a_status_in_on_fc_publish_is_not_what_an_encoder_waits_for() {
+        let mut seen = observed(&[("NetStream.Publish.Start", Level::Status)]);
+        seen.statuses[0].via = "onFCPublish".into();
+        let started = expect(&["NetStream.Publish.Start"]);
+        assert_eq!(
+            started.check(&seen),
+            Err("no NetStream.Publish.Start (in order)".into())
+        );
+        assert_eq!(
+            seen.describe(),
+            "statuses [NetStream.Publish.Start (status, in onFCPublish)]"
+        );
+        let refused: Expect = toml::from_str(r#"forbidden = ["NetStream.Publish.Start"]"#).unwrap();
+        assert_eq!(refused.check(&seen), Ok(()));
+        seen.statuses[0].via = "onStatus".into();
+        assert_eq!(started.check(&seen), Ok(()));
+        assert!(refused.check(&seen).is_err());
     }
 
     fn observed(codes: &[(&str, Level)]) -> Observed {

@@ -115,6 +115,11 @@ pub async fn run_case(scenario: &Scenario, target: &Target, options: &RunOptions
             running.app = app;
         }
     }
+    if scenario.needs.contains(&Capability::WhepCounterOffer) {
+        if let Some(app) = running.spec.counter_offer_app.clone() {
+            running.app = app;
+        }
+    }
     let limit = scenario.timeout.unwrap_or(options.case_timeout);
     let mut case = Case {
         running: &running,
@@ -717,9 +722,14 @@ impl Case<'_> {
                         observed.audio += 1;
                     } else {
                         observed.video += 1;
-                        if observed.first_video_keyframe.is_none() {
-                            // Frame type 1 in bits 4-6, legacy or enhanced.
-                            observed.first_video_keyframe = Some(payload.first().is_some_and(|b| b >> 4 & 7 == 1));
+                        // The first picture: sequence headers, ends of
+                        // sequence and command frames carry none (and are
+                        // flagged as keyframes all the same).
+                        let header = media::flv::video_header(&payload);
+                        let picture =
+                            header.filter(|h| !(h.is_sequence_header || h.is_end_of_sequence || h.is_command));
+                        if let (None, Some(picture)) = (observed.first_picture_keyframe, picture) {
+                            observed.first_picture_keyframe = Some(picture.is_keyframe);
                         }
                     }
                 }

@@ -14,6 +14,7 @@
 //! capabilities = []                              # extra: "app-keys", "rooms", "backend-hooks"
 //! lacks = ["rtmp-play"]                          # what it does not do, though it has the URL
 //! restart = "systemctl restart mediamtx"         # run when it stops answering
+//! # counter_offer_app = "countered"              # an application whose WHEP endpoint answers offers 406 with its own (the `whep-counter-offer` cases)
 //! [tokens]                                       # an application that wants tokens (the `tokens` cases)
 //! app = "secured"                                # (default: the RTMP URL's)
 //! publish = "a publish token"
@@ -84,6 +85,10 @@ pub enum Capability {
     /// An application that wants publish and play tokens: the target's
     /// `[tokens]`.
     Tokens,
+    /// An application whose WHEP endpoint rejects every offer for a
+    /// counter-offer of its own (WHEP draft 03, section 4.2): the target's
+    /// `counter_offer_app`.
+    WhepCounterOffer,
 }
 
 impl Capability {
@@ -100,6 +105,7 @@ impl Capability {
             Capability::BackendHooks => "backend-hooks",
             Capability::Rooms => "rooms",
             Capability::Tokens => "tokens",
+            Capability::WhepCounterOffer => "whep-counter-offer",
         }
     }
 }
@@ -145,6 +151,11 @@ pub struct TargetSpec {
     /// An application that wants tokens, and two of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Tokens>,
+    /// An application whose WHEP endpoint answers every offer `406` with a
+    /// counter-offer of its own (WHEP draft 03, section 4.2): the cases that
+    /// need `whep-counter-offer` run in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter_offer_app: Option<String>,
 }
 
 /// A target's application that lets a client publish or play only with a
@@ -166,6 +177,9 @@ pub struct Tokens {
 
 /// The embedded server's application with tokens.
 pub const EMBEDDED_TOKENS: (&str, &str, &str) = ("secured", "publish-token-1", "play-token-1");
+
+/// The embedded server's application whose WHEP endpoint counter-offers.
+pub const EMBEDDED_COUNTER_OFFER_APP: &str = "countered";
 
 /// The STUN and TURN servers the embedded server names to WHIP and WHEP
 /// clients: none of them runs, and the suite's clients do not use them.
@@ -253,6 +267,9 @@ impl TargetSpec {
         }
         if self.tokens.is_some() {
             all.push(Capability::Tokens);
+        }
+        if self.whep.is_some() && self.counter_offer_app.is_some() {
+            all.push(Capability::WhepCounterOffer);
         }
         all.retain(|c| !self.lacks.contains(c));
         all.sort();
@@ -372,6 +389,9 @@ impl Target {
                     secured.publish_tokens = vec![publish.into()];
                     secured.play_tokens = vec![play.into()];
                     config.apps.insert(app.into(), secured);
+                    let mut countered = config.apps["live"].clone();
+                    countered.whep_counter_offer = true;
+                    config.apps.insert(EMBEDDED_COUNTER_OFFER_APP.into(), countered);
                     // The suite's attacks come from 127.0.0.2 and its healthy
                     // clients from 127.0.0.1, so the per-address caps stay on
                     // for cases; a load test comes from one address.
@@ -455,6 +475,7 @@ fn embedded_spec(rtmp_port: u16, http_port: u16) -> TargetSpec {
         publish: publish.into(),
         play: play.into(),
     });
+    spec.counter_offer_app = Some(EMBEDDED_COUNTER_OFFER_APP.into());
     spec
 }
 

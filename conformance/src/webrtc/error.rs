@@ -29,7 +29,7 @@ pub enum WebRtcError {
     /// (the message gives every cause, down to the socket's).
     #[error("{method} {url}: no HTTP response: {}", causes(source))]
     Http {
-        /// `POST` or `DELETE`.
+        /// `POST`, `PATCH` or `DELETE`.
         method: &'static str,
         /// The request's URL.
         url: String,
@@ -40,7 +40,7 @@ pub enum WebRtcError {
     /// The server answered with another status than the protocol asks for.
     #[error("{method} {url} answered {status} (expected {expected}): {body:?}")]
     HttpStatus {
-        /// `POST` or `DELETE`.
+        /// `POST`, `PATCH` or `DELETE`.
         method: &'static str,
         /// The request's URL.
         url: String,
@@ -51,11 +51,14 @@ pub enum WebRtcError {
         /// The body the server sent with it (what it says is wrong).
         body: String,
     },
-    /// A `201 Created` without a `Location` header that resolves to a URL.
-    #[error("POST {url} answered 201 without a usable Location header (got {location:?})")]
+    /// A `201 Created` (or a WHEP `406` counter-offer) without a
+    /// `Location` header that resolves to a URL.
+    #[error("POST {url} answered {status} without a usable Location header (got {location:?})")]
     BadLocation {
         /// The request's URL.
         url: String,
+        /// The status (201 or 406).
+        status: u16,
         /// The header's value, if there was one.
         location: Option<String>,
     },

@@ -113,13 +113,33 @@ pub async fn post_sdp(url: &str, content_type: &str, body: &str) -> Result<HttpA
     })
 }
 
-/// Sends an SDP offer the way WHEP/WHIP asks and returns the answer, the
-/// session's `Location` and the `Link`s of the `201` (each `rel` with its
-/// target): anything but `201 Created` with a `Location` is an error that
-/// carries what the server said.
-pub async fn offer(url: &str, sdp: &str) -> Result<(String, String, Vec<(String, String)>), WebRtcError> {
+/// What a WHEP or WHIP endpoint gave for an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offered {
+    /// The server's SDP: its answer, or its counter-offer.
+    pub sdp: String,
+    /// The session's `Location`, resolved against the endpoint's URL.
+    pub location: String,
+    /// The `Link`s (each `rel` with its target).
+    pub links: Vec<(String, String)>,
+    /// The WHEP endpoint rejected the offer for its own (`406 Not
+    /// Acceptable` with an SDP body, WHEP draft 03, section 4.2): `sdp` is
+    /// an offer, for the player to answer by [`answer_counter_offer`].
+    pub counter_offer: bool,
+}
+
+/// Sends an SDP offer the way WHEP/WHIP asks and returns what the server
+/// gave: `201 Created` with an answer, or (WHEP only) `406 Not Acceptable`
+/// with a counter-offer, either with a `Location`. Anything else is an
+/// error that carries what the server said.
+pub async fn offer(endpoint: Endpoint, url: &str, sdp: &str) -> Result<Offered, WebRtcError> {
     let answer = exchange(Method::Post, url, &[], Some(("application/sdp", sdp)), None).await?;
-    if answer.status != 201 {
+    let typed_sdp = answer
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"));
+    let counter_offer = endpoint == Endpoint::Whep && answer.status == 406 && typed_sdp;
+    if answer.status != 201 && !counter_offer {
         return Err(WebRtcError::HttpStatus {
             method: "POST",
             url: url.to_string(),
@@ -130,12 +150,36 @@ pub async fn offer(url: &str, sdp: &str) -> Result<(String, String, Vec<(String,
     }
     let links = answer.links();
     match answer.location() {
-        Some(location) => Ok((answer.body, location, links)),
+        Some(location) => Ok(Offered {
+            sdp: answer.body,
+            location,
+            links,
+            counter_offer,
+        }),
         None => Err(WebRtcError::BadLocation {
             url: url.to_string(),
+            status: answer.status,
             location: answer.header("location").map(str::to_string),
         }),
     }
+}
+
+/// `PATCH`es a WHEP player's SDP `answer` to the server's counter-offer to
+/// the session's `location`. WHEP draft 03, section 4.2, asks for `204 No
+/// Content`; as a player would, any 2xx is taken (the case
+/// `webrtc/whep/counter-offer` checks for 204).
+pub async fn answer_counter_offer(location: &str, answer: &str) -> Result<(), WebRtcError> {
+    let reply = exchange(Method::Patch, location, &[], Some(("application/sdp", answer)), None).await?;
+    if (200..300).contains(&reply.status) {
+        return Ok(());
+    }
+    Err(WebRtcError::HttpStatus {
+        method: "PATCH",
+        url: location.to_string(),
+        status: reply.status,
+        expected: 204,
+        body: reply.body,
+    })
 }
 
 /// `DELETE`s a session's `Location` and returns the status (200 when it
@@ -674,5 +718,11 @@ impl Offer {
     /// A trickle-ICE fragment for its ICE session ([`trickle_fragment`]).
     pub fn fragment(&self, restart: bool) -> Option<String> {
         trickle_fragment(self.sdp(), self.prepared.local(), restart)
+    }
+
+    /// The offering peer's SDP answer to the server's counter-offer (WHEP
+    /// draft 03, section 4.2), its own offer dropped; once per offer.
+    pub fn answer_counter_offer(&mut self, counter_offer: &str) -> Result<String, WebRtcError> {
+        self.prepared.answer_counter_offer(counter_offer)
     }
 }

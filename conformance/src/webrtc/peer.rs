@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive, Transmit};
@@ -243,20 +243,8 @@ impl Prepared {
             reason,
             sdp: answer.to_string(),
         };
-        if let Some(aim) = &self.aim {
-            let server = super::relay::first_udp_candidate(answer)
-                .ok_or_else(|| bad("no UDP candidate for the relay to send to".into()))?;
-            aim.at(server);
-        }
-        let redirected;
-        let answer = match self.via {
-            Some(via) => {
-                redirected = super::relay::redirect_candidates(answer, via);
-                redirected.as_str()
-            }
-            None => answer,
-        };
-        let parsed = SdpAnswer::from_sdp_string(answer).map_err(|e| bad(format!("str0m cannot parse it: {e}")))?;
+        let aimed = self.aimed(answer).map_err(bad)?;
+        let parsed = SdpAnswer::from_sdp_string(&aimed).map_err(|e| bad(format!("str0m cannot parse it: {e}")))?;
         let pending = self
             .pending
             .take()
@@ -266,6 +254,45 @@ impl Prepared {
             .accept_answer(pending, parsed)
             .map_err(|e| bad(format!("str0m refuses it: {e}")))?;
         self.drain()
+    }
+
+    /// Drops the peer's own offer for the server's `offer` (a WHEP
+    /// counter-offer) and returns the peer's answer to it. The mids become
+    /// the counter-offer's.
+    pub(crate) fn answer_counter_offer(&mut self, offer: &str) -> Result<String, WebRtcError> {
+        let bad = |reason: String| WebRtcError::BadAnswer {
+            reason: format!("(a counter-offer) {reason}"),
+            sdp: offer.to_string(),
+        };
+        let aimed = self.aimed(offer).map_err(bad)?;
+        let parsed = SdpOffer::from_sdp_string(&aimed).map_err(|e| bad(format!("str0m cannot parse it: {e}")))?;
+        if self.pending.take().is_none() {
+            return Err(bad("an answer was already applied".into()));
+        }
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(parsed)
+            .map_err(|e| bad(format!("str0m refuses it: {e}")))?
+            .to_sdp_string();
+        self.drain()?;
+        self.mids = accepted_mids(&answer);
+        Ok(answer)
+    }
+
+    /// The server's `sdp` as the peer applies it: with a relay to aim, the
+    /// relay aimed at its first UDP candidate; sending via another address,
+    /// its candidates redirected there.
+    fn aimed(&self, sdp: &str) -> Result<String, String> {
+        if let Some(aim) = &self.aim {
+            let server = super::relay::first_udp_candidate(sdp)
+                .ok_or_else(|| "no UDP candidate for the relay to send to".to_string())?;
+            aim.at(server);
+        }
+        Ok(match self.via {
+            Some(via) => super::relay::redirect_candidates(sdp, via),
+            None => sdp.to_string(),
+        })
     }
 
     /// The payload types the answer accepted for `mid` (empty when rejected).
@@ -311,6 +338,26 @@ impl Prepared {
             task,
         }
     }
+}
+
+/// The accepted audio and video m-lines of an SDP, with their mids.
+fn accepted_mids(sdp: &str) -> Vec<(MediaKind, Mid)> {
+    let Ok(summary) = super::sdp::SdpSummary::parse(sdp) else {
+        return Vec::new();
+    };
+    summary
+        .media
+        .iter()
+        .filter(|m| !m.rejected)
+        .filter_map(|m| {
+            let kind = match m.kind.as_str() {
+                "audio" => MediaKind::Audio,
+                "video" => MediaKind::Video,
+                _ => return None,
+            };
+            Some((kind, Mid::from(m.mid.as_deref()?)))
+        })
+        .collect()
 }
 
 /// Has a running peer accept the remote side's offers.

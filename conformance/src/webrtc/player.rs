@@ -547,9 +547,10 @@ impl WebRtcPlayer {
     }
 }
 
-/// Sends the prepared peer's offer by `signalling` and applies the answer;
-/// returns the answer and how to end the session. A bad answer ends the
-/// session it opened before the error is returned.
+/// Sends the prepared offer by `signalling` and applies what comes back:
+/// the server's answer, or (WHEP) its counter-offer, which the player
+/// answers by `PATCH` as WHEP draft 03, section 4.2, asks. Returns the
+/// server's SDP (answer or counter-offer), read, and how to end the session.
 pub(crate) async fn negotiate(
     prepared: &mut Prepared,
     signalling: &Signalling,
@@ -557,32 +558,55 @@ pub(crate) async fn negotiate(
     request: WsRequest,
     timeout: Duration,
 ) -> Result<(String, SdpSummary, ActiveSignalling), WebRtcError> {
-    let (answer_sdp, active) = signal(signalling, endpoint, request, prepared.offer(), timeout).await?;
-    let answer = match SdpSummary::parse(&answer_sdp) {
-        Ok(answer) => answer,
+    let (server_sdp, counter_offer, active) = signal(signalling, endpoint, request, prepared.offer(), timeout).await?;
+    let applied = apply(prepared, &server_sdp, counter_offer, &active, timeout).await;
+    match applied {
+        Ok(summary) => Ok((server_sdp, summary, active)),
         Err(e) => {
             let _ = active.stop().await;
-            return Err(WebRtcError::BadAnswer {
-                reason: e.to_string(),
-                sdp: answer_sdp,
-            });
+            Err(e)
         }
-    };
-    if let Err(e) = prepared.accept(&answer_sdp) {
-        let _ = active.stop().await;
-        return Err(e);
     }
-    Ok((answer_sdp, answer, active))
 }
 
-/// Sends `offer` by `signalling` and returns the answer and how to end the session.
+/// Reads and applies the server's SDP: its answer, or its counter-offer,
+/// answered on the session's `Location`.
+async fn apply(
+    prepared: &mut Prepared,
+    sdp: &str,
+    counter_offer: bool,
+    active: &ActiveSignalling,
+    timeout: Duration,
+) -> Result<SdpSummary, WebRtcError> {
+    let summary = SdpSummary::parse(sdp).map_err(|e| WebRtcError::BadAnswer {
+        reason: e.to_string(),
+        sdp: sdp.to_string(),
+    })?;
+    if !counter_offer {
+        prepared.accept(sdp)?;
+        return Ok(summary);
+    }
+    let answer = prepared.answer_counter_offer(sdp)?;
+    let location = active.location().unwrap_or_default().to_string();
+    tokio::time::timeout(timeout, http::answer_counter_offer(&location, &answer))
+        .await
+        .map_err(|_| WebRtcError::Timeout {
+            what: format!("the answer to PATCH {location}"),
+            after: timeout,
+            state: "no answer".into(),
+        })??;
+    Ok(summary)
+}
+
+/// Sends `offer` by `signalling` and returns the server's SDP, whether it
+/// is a WHEP counter-offer, and how to end the session.
 async fn signal(
     signalling: &Signalling,
     endpoint: Endpoint,
     request: WsRequest,
     offer: &str,
     timeout: Duration,
-) -> Result<(String, ActiveSignalling), WebRtcError> {
+) -> Result<(String, bool, ActiveSignalling), WebRtcError> {
     let url = match signalling {
         Signalling::Http { http_base, app, stream } => http::endpoint_url(http_base, endpoint, app, stream),
         Signalling::Url { url } => url.clone(),
@@ -592,15 +616,19 @@ async fn signal(
                 session: session.clone(),
                 id: id.clone(),
             };
-            return Ok((answer, active));
+            return Ok((answer, false, active));
         }
     };
-    let (answer, location, links) = tokio::time::timeout(timeout, http::offer(&url, offer))
+    let offered = tokio::time::timeout(timeout, http::offer(endpoint, &url, offer))
         .await
         .map_err(|_| WebRtcError::Timeout {
             what: format!("the answer to POST {url}"),
             after: timeout,
             state: "no answer".into(),
         })??;
-    Ok((answer, ActiveSignalling::Http { location, links }))
+    let active = ActiveSignalling::Http {
+        location: offered.location,
+        links: offered.links,
+    };
+    Ok((offered.sdp, offered.counter_offer, active))
 }

@@ -432,6 +432,12 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("webrtc/whip/delete", "refuses DELETE"),
     ("webrtc/whip/delete-ignores-if-match", "checks If-Match on DELETE"),
     ("webrtc/whep/created", "answers offers 200 with the offer echoed"),
+    ("webrtc/whep/counter-offer", "counter-offers the offer itself"),
+    ("webrtc/whep/counter-offer-plays", "counter-offers the offer itself"),
+    (
+        "webrtc/whep/counter-offer-malformed-answer",
+        "counter-offers the offer itself",
+    ),
     (
         "webrtc/whep/answer-direction",
         "answers offers 200 with the offer echoed",

@@ -37,16 +37,58 @@ pub async fn start(
     offer: &str,
     offers: Option<OfferSink>,
 ) -> Result<(SessionHandle, String), StartFailure> {
-    let publisher = match direction {
+    let from = requester.address;
+    let started = match direction {
         Direction::Play => {
-            admission::play(ctx, app, name, requester).await?;
-            None
+            let wait = admit_player(ctx, app, name, requester).await?;
+            ctx.webrtc
+                .play(ctx, app, &name.name, &name.params, wait, offer, offers, from)
         }
         Direction::Publish => {
             let owner = rand::random::<u64>() | 1 << 63;
-            Some(admission::publish(ctx, app, name, requester, owner).await?)
+            let publisher = admission::publish(ctx, app, name, requester, owner).await?;
+            requested(app, name, direction);
+            ctx.webrtc.publish(ctx, app, &name.name, publisher, offer, from)
         }
     };
+    Ok(started?)
+}
+
+/// Admits a player of `name` in `app` as [`start`] does, then makes the
+/// server's counter-offer instead of answering its `offer` (see
+/// [`crate::webrtc::WebRtc::counter_offer`]): the session id and the offer.
+pub async fn counter_offer(
+    ctx: &Arc<Context>,
+    app: &str,
+    name: &NameWithParams,
+    requester: &Requester,
+    offer: &str,
+) -> Result<(String, String), StartFailure> {
+    let wait = admit_player(ctx, app, name, requester).await?;
+    let from = requester.address;
+    Ok(ctx
+        .webrtc
+        .counter_offer(ctx, app, &name.name, &name.params, wait, offer, from)?)
+}
+
+/// Admits a player, then waits until the stream's tracks are known (see
+/// [`wait_until_tracks_are_known`]); whether the application has players
+/// wait for a stream nobody publishes yet.
+async fn admit_player(
+    ctx: &Arc<Context>,
+    app: &str,
+    name: &NameWithParams,
+    requester: &Requester,
+) -> Result<bool, StartFailure> {
+    admission::play(ctx, app, name, requester).await?;
+    requested(app, name, Direction::Play);
+    if !ctx.config.quirks.answer_only_tracks_sent {
+        wait_until_tracks_are_known(ctx, app, &name.name).await;
+    }
+    Ok(admission::app(ctx, app)?.on_missing_stream == MissingStreamPolicy::Wait)
+}
+
+fn requested(app: &str, name: &NameWithParams, direction: Direction) {
     tracing::info!(
         app = %Clipped(app),
         stream = %Clipped(&name.name),
@@ -54,21 +96,6 @@ pub async fn start(
         ?direction,
         "WebRTC session requested"
     );
-    if direction == Direction::Play && !ctx.config.quirks.answer_only_tracks_sent {
-        wait_until_tracks_are_known(ctx, app, &name.name).await;
-    }
-    let started = match publisher {
-        None => {
-            let wait = admission::app(ctx, app)?.on_missing_stream == MissingStreamPolicy::Wait;
-            let from = requester.address;
-            ctx.webrtc
-                .play(ctx, app, &name.name, &name.params, wait, offer, offers, from)
-        }
-        Some(publisher) => ctx
-            .webrtc
-            .publish(ctx, app, &name.name, publisher, offer, requester.address),
-    };
-    Ok(started?)
 }
 
 /// Waits, at most `webrtc.video_wait` (for video) or `webrtc.audio_wait`

@@ -1,6 +1,9 @@
 //! WHEP (play) and WHIP (publish, RFC 9725): one HTTP request sets up a
 //! session, `PATCH` on its `Location` trickles ICE candidates (see
-//! [`super::patch`]), `DELETE` ends it. See docs/signalling.md.
+//! [`super::patch`]), `DELETE` ends it. In an application with
+//! `whep_counter_offer`, a WHEP offer is answered `406` with the server's
+//! own, and the player's `PATCH` of its answer sets the session up (WHEP
+//! draft 03, section 4.2). See docs/signalling.md.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use media::rtmp::url::split_params;
 
-use super::session::{start, Requester, StartFailure};
+use super::session::{self, Requester, StartFailure};
 use super::{events, patch};
 use crate::admission::{self, Refusal, Verb};
 use crate::config::IceServer;
@@ -91,45 +94,79 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
         bearer: bearer(&headers).map(str::to_string),
         ..Requester::default()
     };
-    let kind = match direction {
+    let kind = endpoint(direction);
+    let here = (app.as_str(), stream.as_str());
+    if direction == Direction::Play && admission::app(&ctx, &app).is_ok_and(|config| config.whep_counter_offer) {
+        // The server's own offer instead (WHEP draft 03, section 4.2),
+        // answered by a PATCH to the session's URL.
+        return match session::counter_offer(&ctx, &app, &name, &requester, &offer).await {
+            Ok((id, counter)) => established(&ctx, StatusCode::NOT_ACCEPTABLE, direction, here, &id, counter),
+            Err(failure) => refused(kind, here, failure),
+        };
+    }
+    // WHEP cannot renegotiate (its draft 03, section 3): no offers later.
+    match session::start(&ctx, &app, &name, direction, &requester, &offer, None).await {
+        Ok((session, answer)) => established(&ctx, StatusCode::CREATED, direction, here, &session.id, answer),
+        Err(failure) => refused(kind, here, failure),
+    }
+}
+
+/// The path segment of `direction`'s endpoint.
+fn endpoint(direction: Direction) -> &'static str {
+    match direction {
         Direction::Play => "whep",
         Direction::Publish => "whip",
-    };
-    // WHEP cannot renegotiate (its draft 03, section 3): no offers later.
-    match start(&ctx, &app, &name, direction, &requester, &offer, None).await {
-        Ok((session, answer)) => {
-            let location = format!("/{kind}/{app}/{stream}/{}", session.id);
-            let mut response = (
-                StatusCode::CREATED,
-                [
-                    (header::CONTENT_TYPE, "application/sdp".to_string()),
-                    (header::LOCATION, location.clone()),
-                    (header::ETAG, patch::etag(&session.id)),
-                ],
-                answer,
-            )
-                .into_response();
-            let headers = response.headers_mut();
-            // A player's session offers server-sent events and layer selection.
-            if direction == Direction::Play {
-                for link in [events::link(&location), super::layer::link(&location)] {
-                    if let Ok(link) = HeaderValue::from_str(&link) {
-                        headers.append(header::LINK, link);
-                    }
-                }
+    }
+}
+
+/// The `201` with the answer to a WHIP or WHEP offer, or the WHEP `406`
+/// with the server's counter-offer: the SDP, the session's `Location` and
+/// `ETag`, and `Link`s (a player's extensions, the ICE servers).
+fn established(
+    ctx: &Context,
+    status: StatusCode,
+    direction: Direction,
+    (app, stream): (&str, &str),
+    id: &str,
+    sdp: String,
+) -> Response {
+    let kind = endpoint(direction);
+    let location = format!("/{kind}/{app}/{stream}/{id}");
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_string()),
+            (header::LOCATION, location.clone()),
+            (header::ETAG, patch::etag(id)),
+        ],
+        sdp,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    // A player's session offers server-sent events and layer selection.
+    if direction == Direction::Play {
+        for link in [events::link(&location), super::layer::link(&location)] {
+            if let Ok(link) = HeaderValue::from_str(&link) {
+                headers.append(header::LINK, link);
             }
-            let credentials = !ctx.config.quirks.ice_server_credentials_left_out;
-            for server in &ctx.config.webrtc.ice_servers {
-                if let Ok(link) = HeaderValue::from_bytes(ice_server_link(server, credentials).as_bytes()) {
-                    headers.append(header::LINK, link);
-                }
-            }
-            response
         }
+    }
+    let credentials = !ctx.config.quirks.ice_server_credentials_left_out;
+    for server in &ctx.config.webrtc.ice_servers {
+        if let Ok(link) = HeaderValue::from_bytes(ice_server_link(server, credentials).as_bytes()) {
+            headers.append(header::LINK, link);
+        }
+    }
+    response
+}
+
+/// The answer to a WHIP or WHEP `POST` (`kind`) that started no session.
+fn refused(kind: &str, (app, stream): (&str, &str), failure: StartFailure) -> Response {
+    match failure {
         // Playing waits for nobody here: the player may come back (WHEP
         // draft 03, section 4.3.8, asks for 409 with Retry-After).
-        Err(StartFailure::Session(SessionError::NotFound)) => {
-            tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), "{kind} refused: nothing published");
+        StartFailure::Session(SessionError::NotFound) => {
+            tracing::info!(app = %Clipped(app), stream = %Clipped(stream), "{kind} refused: nothing published");
             (
                 StatusCode::CONFLICT,
                 [(header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
@@ -137,25 +174,25 @@ async fn post(ctx: Arc<Context>, direction: Direction, request: Request, offer: 
             )
                 .into_response()
         }
-        Err(StartFailure::Refused(refusal @ Refusal::Unauthorized { .. })) => {
-            tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), reason = %refusal, "{kind} refused");
+        StartFailure::Refused(refusal @ Refusal::Unauthorized { .. }) => {
+            tracing::info!(app = %Clipped(app), stream = %Clipped(stream), reason = %refusal, "{kind} refused");
             unauthorized(&refusal)
         }
-        Err(failure) => {
+        failure => {
             let status = match &failure {
                 StartFailure::Refused(Refusal::UnknownApp(_) | Refusal::Backend { .. }) => StatusCode::FORBIDDEN,
                 StartFailure::Refused(Refusal::NameInUse(_)) => StatusCode::CONFLICT,
                 StartFailure::Refused(Refusal::NameTooLong(_)) => StatusCode::BAD_REQUEST,
                 StartFailure::Refused(Refusal::Unauthorized { .. }) => StatusCode::UNAUTHORIZED,
-                StartFailure::Session(SessionError::BadOffer(_) | SessionError::BadParameter(_)) => {
-                    StatusCode::BAD_REQUEST
-                }
+                StartFailure::Session(
+                    SessionError::BadOffer(_) | SessionError::BadParameter(_) | SessionError::BadAnswer(_),
+                ) => StatusCode::BAD_REQUEST,
                 StartFailure::Session(SessionError::NotFound) => StatusCode::NOT_FOUND,
                 StartFailure::Session(SessionError::NoUsableMedia(_)) => StatusCode::UNPROCESSABLE_ENTITY,
                 StartFailure::Session(SessionError::TooManySessions(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 StartFailure::Session(SessionError::TooManyFromAddress(_)) => StatusCode::TOO_MANY_REQUESTS,
             };
-            tracing::info!(app = %Clipped(&app), stream = %Clipped(&stream), %status, reason = %failure, "{kind} refused");
+            tracing::info!(app = %Clipped(app), stream = %Clipped(stream), %status, reason = %failure, "{kind} refused");
             let mut response = (status, format!("{failure}\n")).into_response();
             if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
                 // At capacity, or at the address's share of it: say when to
@@ -250,18 +287,32 @@ pub(super) fn session_at(
         .session(id)
         .filter(|session| session.app == *app && session.stream == *stream)
         .ok_or(SessionRefused::NotFound)?;
+    authorize(ctx, (app, stream, id), session.direction, headers, query)?;
+    Ok(session)
+}
+
+/// Whether a request may touch the session `id` of `stream` in `app`, a
+/// `direction` session: in an application with tokens for that direction,
+/// it needs one of them (RFC 9725, section 4.7), as a bearer token or the
+/// URL's `token`.
+fn authorize(
+    ctx: &Context,
+    (app, stream, id): (&str, &str, &str),
+    direction: Direction,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(), SessionRefused> {
     let config = admission::app(ctx, app).map_err(|_| SessionRefused::NotFound)?;
-    let verb = match session.direction {
+    let verb = match direction {
         Direction::Play => Verb::Play,
         Direction::Publish => Verb::Publish,
     };
     let in_url = query.map(|query| split_params(&format!("?{query}")).params);
     let token = bearer(headers).or_else(|| in_url.as_ref()?.get(admission::TOKEN).map(String::as_str));
     admission::authorize(config, verb, token, stream).map_err(|refusal| {
-        tracing::info!(session = %session.id, reason = %refusal, "session request refused");
+        tracing::info!(session = %id, reason = %refusal, "session request refused");
         SessionRefused::Unauthorized(refusal)
-    })?;
-    Ok(session)
+    })
 }
 
 /// The player session a request of a WHEP extension names (events, layer
@@ -323,6 +374,15 @@ pub async fn delete(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let (app, stream, id) = &path;
+    if ctx.webrtc.counter_offer_waits(app, stream, id) {
+        if let Err(refused) = authorize(&ctx, (app, stream, id), Direction::Play, &headers, query.as_deref()) {
+            return refused.into_response();
+        }
+        if ctx.webrtc.withdraw_counter_offer(app, stream, id) {
+            return (StatusCode::OK, "counter-offer withdrawn\n").into_response();
+        }
+    }
     match session_at(&ctx, &path, &headers, query.as_deref()) {
         Ok(session) => {
             session.stop();
@@ -332,7 +392,9 @@ pub async fn delete(
     }
 }
 
-/// `PATCH` of a session: trickle ICE, answered by [`patch::answer`].
+/// `PATCH` of a session: the player's SDP answer to the server's
+/// counter-offer (WHEP draft 03, section 4.2), or trickle ICE, answered by
+/// [`patch::answer`].
 pub async fn trickle(
     State(ctx): State<Arc<Context>>,
     Path(path): Path<(String, String, String)>,
@@ -340,6 +402,25 @@ pub async fn trickle(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    let (app, stream, id) = &path;
+    let sdp = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"));
+    if sdp && ctx.webrtc.counter_offer_waits(app, stream, id) {
+        if let Err(refused) = authorize(&ctx, (app, stream, id), Direction::Play, &headers, query.as_deref()) {
+            return refused.into_response();
+        }
+        return match ctx.webrtc.answer_counter_offer(&ctx, (app, stream, id), &body) {
+            Ok(session) => {
+                tracing::info!(session = %session.id, "counter-offer answered");
+                (StatusCode::NO_CONTENT, [(header::ETAG, patch::etag(&session.id))]).into_response()
+            }
+            Err(SessionError::NotFound) => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+            Err(error) => refused("whep", (app, stream), StartFailure::Session(error)),
+        };
+    }
     let session = match session_at(&ctx, &path, &headers, query.as_deref()) {
         Ok(session) => session,
         Err(refused) => return refused.into_response(),

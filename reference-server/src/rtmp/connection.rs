@@ -22,7 +22,7 @@ use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
 use super::enhanced::{self, Form};
-use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, SessionError};
+use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, SessionError, Start};
 use crate::admission::{self, Requester};
 use crate::config::{AppConfig, MissingStreamPolicy};
 use crate::hooks::{Hook, HookBody};
@@ -676,13 +676,15 @@ impl Connection {
                 return;
             }
         };
-        if self.session.send_media(
-            stream_id,
-            frame.kind,
-            frame.timestamp,
-            payload,
-            frame.keyframe || frame.config,
-        ) {
+        let start = match (frame.config, frame.keyframe) {
+            (true, _) => Start::Config,
+            (false, true) => Start::Keyframe,
+            (false, false) => Start::No,
+        };
+        if self
+            .session
+            .send_media(stream_id, frame.kind, frame.timestamp, payload, start)
+        {
             self.ctx.metrics.frames_out.inc();
         }
     }

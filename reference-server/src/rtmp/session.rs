@@ -166,6 +166,18 @@ pub enum MediaKind {
     Data,
 }
 
+/// Whether a video message is somewhere a decoder can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A keyframe: pictures can start here.
+    Keyframe,
+    /// A decoder configuration (sequence header): no picture, though
+    /// flagged as a keyframe; a decoder needs the latest.
+    Config,
+    /// Anything else: an inter picture, sound, data.
+    No,
+}
+
 /// Why the connection must close.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -834,14 +846,17 @@ impl Session {
     }
 
     /// Sends one media message to a player, honouring receiveAudio/receiveVideo
-    /// and pause. Returns whether it was sent.
+    /// and pause: after those (and after a new publisher), pictures resume
+    /// at a `Start::Keyframe`; a `Start::Config` (a sequence header, flagged
+    /// as a keyframe but no picture) passes and opens nothing. Returns
+    /// whether it was sent.
     pub fn send_media(
         &mut self,
         stream_id: u32,
         kind: MediaKind,
         timestamp: u32,
         payload: &Bytes,
-        keyframe: bool,
+        start: Start,
     ) -> bool {
         let Some(StreamRole::Playing(player)) = self.streams.get_mut(&stream_id) else {
             return false;
@@ -850,7 +865,8 @@ impl Session {
             _ if player.paused => false,
             MediaKind::Audio => player.receive_audio,
             MediaKind::Video if !player.receive_video => false,
-            MediaKind::Video if player.video_needs_keyframe && !keyframe => false,
+            MediaKind::Video if start == Start::Config => true,
+            MediaKind::Video if player.video_needs_keyframe && start != Start::Keyframe => false,
             MediaKind::Video => {
                 player.video_needs_keyframe = false;
                 true

@@ -263,6 +263,34 @@ fn a_player_gets_reset_start_and_sample_access_then_notifies() {
 }
 
 #[test]
+fn after_a_new_publisher_pictures_resume_at_a_keyframe_not_at_a_sequence_header() {
+    let (mut session, mut client) = connected(ObjectEncoding::Amf0);
+    let mut events = Vec::new();
+    let mut bytes = client.command(0, "createStream", 2.0, Vec::new());
+    bytes.extend_from_slice(&client.command(1, "play", 0.0, vec![Value::from("cam")]));
+    session.handle_input(&bytes, &mut events).unwrap();
+    session.play_started(1);
+    session.publish_notify(1);
+    let _ = client.received(&mut session);
+    let picture = Bytes::from_static(&[0x27, 1, 0, 0, 0]);
+    let header = Bytes::from_static(&[0x17, 0, 0, 0, 0]);
+    let keyframe = Bytes::from_static(&[0x17, 1, 0, 0, 0]);
+    let sent: Vec<bool> = [
+        (&picture, Start::No),
+        (&header, Start::Config),
+        (&picture, Start::No),
+        (&keyframe, Start::Keyframe),
+        (&picture, Start::No),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (payload, start))| session.send_media(1, MediaKind::Video, 40 * i as u32, payload, start))
+    .collect();
+    assert_eq!(sent, [false, true, false, true, true]);
+    assert_eq!(client.received(&mut session).len(), 3);
+}
+
+#[test]
 fn play2_switches_a_playing_stream_and_refuses_what_it_cannot_do() {
     let (mut session, mut client) = connected(ObjectEncoding::Amf0);
     let mut events = Vec::new();

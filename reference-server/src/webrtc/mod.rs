@@ -25,8 +25,9 @@ use std::time::Instant;
 
 use media::rtmp::url::Params;
 use rand::Rng;
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
+use str0m::media::MediaKind;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
@@ -104,6 +105,74 @@ pub enum SessionError {
     /// A stream-name parameter (`width`, `height`, `bitrate`) is not valid.
     #[error("{0}")]
     BadParameter(String),
+    /// A player's answer to a counter-offer is not SDP, or does not answer it.
+    #[error("bad SDP answer: {0}")]
+    BadAnswer(String),
+}
+
+/// How long a counter-offer waits for its answer: WHEP draft 03, section
+/// 4.2, gives 30 s when the `406` names no `valid-until`.
+pub const COUNTER_OFFER_VALID: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a player asked to play, decided before its `Rtc` is made.
+struct PlayRequest {
+    app: String,
+    stream: String,
+    selection: crate::hub::Selection,
+    /// A transcoded picture of this size or bitrate, if asked for.
+    video: Option<codecs::VideoSettings>,
+    /// The application transcodes every WebRTC player's video.
+    always_transcode: bool,
+    /// The stream as it is now; none when nobody publishes it yet.
+    description: Option<crate::hub::StreamDescription>,
+}
+
+impl PlayRequest {
+    /// `stream` of `app` with its name's `params` (an error names a bad one).
+    fn new(ctx: &Context, app: &str, stream: &str, params: &Params) -> Result<PlayRequest, SessionError> {
+        let video = play::video_request(params)
+            .map_err(SessionError::BadParameter)?
+            .filter(|_| !ctx.config.quirks.size_ignored);
+        let selection = crate::hub::Selection::from_params(params)
+            .map_err(SessionError::BadParameter)?
+            .unless(ctx.config.quirks.track_selection_ignored)
+            .single();
+        Ok(PlayRequest {
+            app: app.to_string(),
+            stream: stream.to_string(),
+            selection,
+            video,
+            always_transcode: !ctx.config.apps.get(app).is_none_or(|a| a.avoid_transcoding),
+            description: None,
+        })
+    }
+
+    /// Reads the stream as it is now; [`SessionError::NotFound`] when
+    /// nobody publishes it and the application does not `wait`.
+    fn describe(&mut self, ctx: &Context, wait: bool) -> Result<(), SessionError> {
+        self.description = ctx.hub.describe_for(&self.app, &self.stream, self.selection);
+        match self.description.is_none() && !wait {
+            true => Err(SessionError::NotFound),
+            false => Ok(()),
+        }
+    }
+
+    /// What the player's `Rtc` may send it.
+    fn answerable(&self, ctx: &Context) -> play::Answerable {
+        play::codecs(
+            self.description.as_ref(),
+            self.always_transcode || self.video.is_some(),
+            &ctx.config.quirks,
+        )
+    }
+}
+
+/// A counter-offer waiting for its answer, with the session's places.
+struct CounterOffer {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    slot: Slot,
+    request: PlayRequest,
 }
 
 /// Where a player's session sends the SDP offer of a renegotiation (video
@@ -168,6 +237,8 @@ pub struct WebRtc {
     candidate: SocketAddr,
     router: udp::Router,
     sessions: Mutex<HashMap<String, SessionHandle>>,
+    /// Counter-offers waiting for their answers, by session id.
+    counter_offers: Mutex<HashMap<String, CounterOffer>>,
     /// One permit per session that may still start (`max_sessions`): a
     /// session takes one before it is answered and holds it to its end, so
     /// concurrent offers never make more.
@@ -194,6 +265,7 @@ impl WebRtc {
             candidate,
             router: udp::Router::default(),
             sessions: Mutex::default(),
+            counter_offers: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_sessions)),
             addresses: PerAddress::new(config.max_sessions_per_address),
             certificate: dtls_certificate(),
@@ -255,34 +327,24 @@ impl WebRtc {
         offers: Option<OfferSink>,
         from: Option<IpAddr>,
     ) -> Result<(SessionHandle, String), SessionError> {
-        let video = play::video_request(params)
-            .map_err(SessionError::BadParameter)?
-            .filter(|_| !ctx.config.quirks.size_ignored);
-        let selection = crate::hub::Selection::from_params(params)
-            .map_err(SessionError::BadParameter)?
-            .unless(ctx.config.quirks.track_selection_ignored)
-            .single();
+        let mut request = PlayRequest::new(ctx, app, stream, params)?;
         let offer = &one_way(offer, "a=recvonly");
         let parsed = parse_offer(offer)?;
         let peer_ufrag = ice_ufrag(offer);
-        let description = ctx.hub.describe_for(app, stream, selection);
-        if description.is_none() && !wait {
-            return Err(SessionError::NotFound);
-        }
-        let always_transcode = !ctx.config.apps.get(app).is_none_or(|a| a.avoid_transcoding);
+        request.describe(ctx, wait)?;
         let play::Answerable {
             mut config,
             plan,
             video: answers_video,
-        } = play::codecs(
-            description.as_ref(),
-            always_transcode || video.is_some(),
-            &ctx.config.quirks,
-        );
+            ..
+        } = request.answerable(ctx);
         // KI-1 switched back on: an audio-only stream is answered with video
         // too, and its audio never sent.
         let silent = ctx.config.quirks.video_line_for_audio_only
-            && description.as_ref().is_some_and(|d| d.has_audio && !d.has_video);
+            && request
+                .description
+                .as_ref()
+                .is_some_and(|d| d.has_audio && !d.has_video);
         // Video left out now may be offered later: the `Rtc` needs H.264 in
         // its codecs for that, and the offer's video declined so that it is
         // still answered rejected (known issue 1).
@@ -299,27 +361,172 @@ impl WebRtc {
         if !answer_has_media(&answer) {
             return Err(SessionError::NoUsableMedia(plan));
         }
-        let mut player = play::Player::new(ctx.clone(), app, stream, selection, video, always_transcode);
-        player.video_line = video_line(&answer);
+        let session = self.start_player(ctx, request, (rtc, ufrag, slot), peer_ufrag, &answer, offers, silent);
+        Ok((session, answer))
+    }
+
+    /// Rejects a player's offer in favour of the server's own (WHEP draft
+    /// 03, section 4.2): an initial offer, `sendonly`, of what the stream
+    /// can be played in (as [`WebRtc::play`] would answer). Returns the id
+    /// of the session it will become and the offer; the player's answer goes
+    /// to [`WebRtc::answer_counter_offer`] within [`COUNTER_OFFER_VALID`],
+    /// after which the offer is forgotten. It holds a session's places
+    /// meanwhile, so unanswered counter-offers are bounded as sessions are.
+    /// `offer` is only checked to be SDP: a malformed one is refused.
+    #[allow(clippy::too_many_arguments)]
+    pub fn counter_offer(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        app: &str,
+        stream: &str,
+        params: &Params,
+        wait: bool,
+        offer: &str,
+        from: Option<IpAddr>,
+    ) -> Result<(String, String), SessionError> {
+        let mut request = PlayRequest::new(ctx, app, stream, params)?;
+        parse_offer(offer)?;
+        request.describe(ctx, wait)?;
+        let answerable = request.answerable(ctx);
+        if !answerable.audio && !answerable.video {
+            return Err(SessionError::NoUsableMedia(answerable.plan));
+        }
+        let slot = self.take_slot(from)?;
+        let (mut rtc, ufrag) = self.new_rtc(answerable.config);
+        let mut api = rtc.sdp_api();
+        for (kind, wanted) in [
+            (MediaKind::Audio, answerable.audio),
+            (MediaKind::Video, answerable.video),
+        ] {
+            if wanted {
+                api.add_media(kind, str0m::media::Direction::SendOnly, None, None, None);
+            }
+        }
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| SessionError::NoUsableMedia(answerable.plan.clone()))?;
+        let sdp = offer.to_sdp_string();
+        let waiting = CounterOffer {
+            rtc,
+            pending,
+            slot,
+            request,
+        };
+        self.counter_offers().insert(ufrag.clone(), waiting);
+        tracing::info!(session = %ufrag, app = %crate::text::Clipped(app), "counter-offer made");
+        let (this, id) = (self.clone(), ufrag.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(COUNTER_OFFER_VALID).await;
+            if this.counter_offers().remove(&id).is_some() {
+                tracing::info!(session = %id, "counter-offer expired unanswered");
+            }
+        });
+        Ok((ufrag, sdp))
+    }
+
+    /// Takes a player's SDP `answer` to the counter-offer `id` for `stream`
+    /// of `app` and starts its session. The counter-offer is used up either
+    /// way. [`SessionError::NotFound`]: no counter-offer waits under that
+    /// id (never made, expired, answered, or for another stream).
+    pub fn answer_counter_offer(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        (app, stream, id): (&str, &str, &str),
+        answer: &str,
+    ) -> Result<SessionHandle, SessionError> {
+        if !self.counter_offer_waits(app, stream, id) {
+            return Err(SessionError::NotFound);
+        }
+        let Some(CounterOffer {
+            mut rtc,
+            pending,
+            slot,
+            request,
+        }) = self.counter_offers().remove(id)
+        else {
+            return Err(SessionError::NotFound);
+        };
+        let parsed = SdpAnswer::from_sdp_string(answer).map_err(|error| {
+            tracing::debug!(%error, "answer not parsed");
+            SessionError::BadAnswer("it is not an SDP answer to the counter-offer".into())
+        })?;
+        rtc.sdp_api().accept_answer(pending, parsed).map_err(|error| {
+            tracing::debug!(%error, "answer not accepted");
+            SessionError::BadAnswer("its media sections do not answer the counter-offer's".into())
+        })?;
+        if !answer_has_media(answer) {
+            return Err(SessionError::NoUsableMedia("the answer rejected every m-line".into()));
+        }
+        let peer_ufrag = ice_ufrag(answer);
+        Ok(self.start_player(
+            ctx,
+            request,
+            (rtc, id.to_string(), slot),
+            peer_ufrag,
+            answer,
+            None,
+            false,
+        ))
+    }
+
+    /// Whether the counter-offer `id` of `stream` of `app` waits for its answer.
+    pub fn counter_offer_waits(&self, app: &str, stream: &str, id: &str) -> bool {
+        self.counter_offers()
+            .get(id)
+            .is_some_and(|waiting| waiting.request.app == app && waiting.request.stream == stream)
+    }
+
+    /// Forgets the counter-offer `id` of `stream` of `app` (its `DELETE`);
+    /// false when none waits there.
+    pub fn withdraw_counter_offer(&self, app: &str, stream: &str, id: &str) -> bool {
+        self.counter_offer_waits(app, stream, id) && self.counter_offers().remove(id).is_some()
+    }
+
+    fn counter_offers(&self) -> MutexGuard<'_, HashMap<String, CounterOffer>> {
+        self.counter_offers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts the session of a player whose `answer` (the server's, or the
+    /// player's to a counter-offer) is agreed on.
+    #[allow(clippy::too_many_arguments)]
+    fn start_player(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        request: PlayRequest,
+        accepted: (Rtc, String, Slot),
+        peer_ufrag: String,
+        answer: &str,
+        offers: Option<OfferSink>,
+        silent: bool,
+    ) -> SessionHandle {
+        let PlayRequest {
+            app,
+            stream,
+            selection,
+            video,
+            always_transcode,
+            ..
+        } = request;
+        let mut player = play::Player::new(ctx.clone(), &app, &stream, selection, video, always_transcode);
+        player.video_line = video_line(answer);
         if let Some(offers) = offers {
             player.renegotiate_with(offers);
         }
-        for (kind, mid) in accepted_mids(&answer) {
-            if !(silent && kind == str0m::media::MediaKind::Audio) {
+        for (kind, mid) in accepted_mids(answer) {
+            if !(silent && kind == MediaKind::Audio) {
                 player.media_added(mid, kind);
             }
         }
-        Ok((
-            self.spawn(
-                ctx,
-                (rtc, ufrag, slot),
-                peer_ufrag,
-                app,
-                stream,
-                peer::Role::Play(Box::new(player)),
-            ),
-            answer,
-        ))
+        self.spawn(
+            ctx,
+            accepted,
+            peer_ufrag,
+            &app,
+            &stream,
+            peer::Role::Play(Box::new(player)),
+        )
     }
 
     /// Starts a publisher of `stream` in `app` from the peer that sent `offer`
@@ -374,6 +581,19 @@ impl WebRtc {
         from: Option<IpAddr>,
         quirks: &crate::config::Quirks,
     ) -> Result<Accepted, SessionError> {
+        let slot = self.take_slot(from)?;
+        let (mut rtc, ufrag) = self.new_rtc(config);
+        let answer = answer_with(&mut rtc, offer)?;
+        let answer = match quirks.payload_types_fixed {
+            true => fixed_payload_types(&answer),
+            false => answer,
+        };
+        Ok((rtc, ufrag, answer, slot))
+    }
+
+    /// A session's places for a client at `from`, if the server and the
+    /// address have one left.
+    fn take_slot(&self, from: Option<IpAddr>) -> Result<Slot, SessionError> {
         let address = match from {
             Some(ip) => Some(
                 self.addresses
@@ -387,21 +607,21 @@ impl WebRtc {
             .clone()
             .try_acquire_owned()
             .map_err(|_| SessionError::TooManySessions(self.config.max_sessions))?;
-        let slot = Slot {
+        Ok(Slot {
             _server: slot,
             _address: address,
-        };
+        })
+    }
+
+    /// A session's `Rtc` of `config`, with the server's certificate and
+    /// resend buffer, ICE lite, and the host candidate; and its ICE ufrag.
+    fn new_rtc(&self, config: RtcConfig) -> (Rtc, String) {
         let config = match &self.certificate {
             Some(certificate) => config.set_dtls_cert(certificate.clone()),
             None => config,
         };
         let config = config.set_send_buffer_video(self.config.resend_packets.max(1));
-        let (rtc, ufrag, answer) = answer_offer(config, offer, self.candidate)?;
-        let answer = match quirks.payload_types_fixed {
-            true => fixed_payload_types(&answer),
-            false => answer,
-        };
-        Ok((rtc, ufrag, answer, slot))
+        session_rtc(config, self.candidate)
     }
 
     fn spawn(
@@ -496,6 +716,23 @@ pub(crate) fn answer_offer(
     offer: SdpOffer,
     candidate: SocketAddr,
 ) -> Result<(Rtc, String, String), SessionError> {
+    let (mut rtc, ufrag) = session_rtc(config, candidate);
+    let answer = answer_with(&mut rtc, offer)?;
+    Ok((rtc, ufrag, answer))
+}
+
+/// `rtc`'s answer to `offer`.
+fn answer_with(rtc: &mut Rtc, offer: SdpOffer) -> Result<String, SessionError> {
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
+        tracing::debug!(%error, "offer not accepted");
+        SessionError::BadOffer("its media sections cannot be negotiated (directions, codecs or BUNDLE)".into())
+    })?;
+    Ok(answer.to_sdp_string())
+}
+
+/// A new `Rtc` of `config`, ICE lite with fresh credentials and the host
+/// candidate `candidate`, and its ICE ufrag.
+fn session_rtc(config: RtcConfig, candidate: SocketAddr) -> (Rtc, String) {
     let ufrag = random_token(16);
     let creds = IceCreds {
         ufrag: ufrag.clone(),
@@ -509,13 +746,9 @@ pub(crate) fn answer_offer(
         Ok(candidate) => {
             rtc.add_local_candidate(candidate);
         }
-        Err(error) => tracing::warn!(%error, address = %candidate, "no ICE candidate for the answer"),
+        Err(error) => tracing::warn!(%error, address = %candidate, "no ICE candidate for the session"),
     }
-    let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
-        tracing::debug!(%error, "offer not accepted");
-        SessionError::BadOffer("its media sections cannot be negotiated (directions, codecs or BUNDLE)".into())
-    })?;
-    Ok((rtc, ufrag, answer.to_sdp_string()))
+    (rtc, ufrag)
 }
 
 /// What [`WebRtc::accept`] gives: the `Rtc`, its ICE ufrag, the answer,

@@ -147,6 +147,8 @@ pub struct Answerable {
     pub config: RtcConfig,
     /// A phrase naming what is accepted, for errors.
     pub plan: String,
+    /// Whether audio is accepted.
+    pub audio: bool,
     /// Whether video is accepted.
     pub video: bool,
 }
@@ -252,6 +254,7 @@ pub fn codecs(stream: Option<&StreamDescription>, transcoded: bool, quirks: &Qui
     Answerable {
         config,
         plan: plan.join(", "),
+        audio,
         video,
     }
 }
