@@ -914,3 +914,46 @@ async fn a_counter_offer_is_answered_by_patch_and_played() {
     let _ = publisher.kill().await;
     server.shutdown().await;
 }
+
+/// A counter-offer nobody answers holds a session's place until
+/// `webrtc.counter_offer_valid` has passed; then it is forgotten (its
+/// PATCH finds nothing) and the place is free again.
+#[tokio::test]
+async fn an_unanswered_counter_offer_is_forgotten_and_gives_its_place_back() {
+    let server = embedded(|config| {
+        config.apps.get_mut(APP).unwrap().whep_counter_offer = true;
+        config.webrtc.counter_offer_valid = Duration::from_secs(1);
+        config.webrtc.max_sessions = 1;
+    })
+    .await
+    .unwrap();
+    let mut publisher = ffmpeg_live(&server, "unanswered").await;
+    let posted = whep_offer_posted(&server, "unanswered").await;
+    assert_eq!(posted.status(), 406);
+    let location = format!(
+        "{}{}",
+        server.http_url(),
+        posted.headers()["location"].to_str().unwrap()
+    );
+    assert_eq!(
+        whep_offer_posted(&server, "unanswered").await.status(),
+        503,
+        "the one place is the counter-offer's"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = reqwest::Client::new()
+        .patch(&location)
+        .header("Content-Type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 404, "an expired counter-offer is gone");
+    assert_eq!(
+        whep_offer_posted(&server, "unanswered").await.status(),
+        406,
+        "its place is free again"
+    );
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

@@ -212,3 +212,33 @@ async fn a_bad_size_or_bitrate_is_refused_with_400() {
     }
     server.shutdown().await;
 }
+
+/// A player that joins a running video transcoder gets its first picture
+/// at once, not at the transcoder's next IDR: its joining asks the
+/// transcoder for one, as a PLI would.
+#[tokio::test]
+async fn a_player_joining_a_running_transcoder_gets_a_picture_at_once() {
+    let server = embedded(|_| {}).await.unwrap();
+    // A keyframe every 20 s, and the transcoder keeps to its source's.
+    let mut publisher = program("ffmpeg");
+    publisher.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    publisher.args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "40"]);
+    publisher.args(["-c:v", "flv1", "-g", "300", "-f", "flv"]);
+    publisher.arg(format!("{}/joined", server.rtmp_url("live")));
+    let mut publisher = publisher.spawn().unwrap();
+    wait_video(&server, "joined").await;
+    let first = play(&server, "joined").await;
+    until(&first, "the first player's pictures", |r| r.video.pictures >= 30).await;
+    let joined = std::time::Instant::now();
+    let second = play(&server, "joined").await;
+    let report = until(&second, "the second player's first picture", |r| r.video.pictures >= 1).await;
+    assert!(
+        joined.elapsed() < Duration::from_secs(3),
+        "the second player's first picture came {:?} after it joined",
+        joined.elapsed()
+    );
+    assert_eq!(report.video.first_frame_was_idr, Some(true), "{report:#?}");
+    assert_eq!(server.metrics().video_transcoders.get(), 1, "one transcoder, shared");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

@@ -185,6 +185,12 @@ pub struct WebRtcConfig {
     /// A session whose peer has not connected (ICE and DTLS) within this time is ended.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How long a WHEP counter-offer (an application's `whep_counter_offer`)
+    /// waits for the player's answer, holding a session's place, before it
+    /// is forgotten. WHEP draft 03, section 4.2: 30 s unless the `406`
+    /// says otherwise (it does not).
+    #[serde(with = "humantime_serde")]
+    pub counter_offer_valid: Duration,
     /// Most WebRTC sessions (players and publishers) at once; more are refused (HTTP 503).
     pub max_sessions: usize,
     /// Most simultaneous WebRTC sessions for one IP address (0: no limit);
@@ -280,6 +286,7 @@ impl Default for WebRtcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_ip: None,
             connect_timeout: Duration::from_secs(15),
+            counter_offer_valid: Duration::from_secs(30),
             max_sessions: 1000,
             max_sessions_per_address: 100,
             video_wait: Duration::from_secs(3),

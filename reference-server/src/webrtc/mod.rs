@@ -110,10 +110,6 @@ pub enum SessionError {
     BadAnswer(String),
 }
 
-/// How long a counter-offer waits for its answer: WHEP draft 03, section
-/// 4.2, gives 30 s when the `406` names no `valid-until`.
-pub const COUNTER_OFFER_VALID: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// What a player asked to play, decided before its `Rtc` is made.
 struct PlayRequest {
     app: String,
@@ -369,7 +365,7 @@ impl WebRtc {
     /// 03, section 4.2): an initial offer, `sendonly`, of what the stream
     /// can be played in (as [`WebRtc::play`] would answer). Returns the id
     /// of the session it will become and the offer; the player's answer goes
-    /// to [`WebRtc::answer_counter_offer`] within [`COUNTER_OFFER_VALID`],
+    /// to [`WebRtc::answer_counter_offer`] within `webrtc.counter_offer_valid`,
     /// after which the offer is forgotten. It holds a session's places
     /// meanwhile, so unanswered counter-offers are bounded as sessions are.
     /// `offer` is only checked to be SDP: a malformed one is refused.
@@ -414,9 +410,9 @@ impl WebRtc {
         };
         self.counter_offers().insert(ufrag.clone(), waiting);
         tracing::info!(session = %ufrag, app = %crate::text::Clipped(app), "counter-offer made");
-        let (this, id) = (self.clone(), ufrag.clone());
+        let (this, id, valid) = (self.clone(), ufrag.clone(), self.config.counter_offer_valid);
         tokio::spawn(async move {
-            tokio::time::sleep(COUNTER_OFFER_VALID).await;
+            tokio::time::sleep(valid).await;
             if this.counter_offers().remove(&id).is_some() {
                 tracing::info!(session = %id, "counter-offer expired unanswered");
             }
