@@ -46,19 +46,31 @@ enum Codecs {
 }
 
 async fn browser_plays(signalling: &str, codecs: Codecs) {
-    let server = embedded(|_| {}).await.unwrap();
+    browser_plays_in("live", signalling, codecs).await;
+}
+
+/// Chromium plays from the demo page in `app`; the application
+/// `countered` answers WHEP offers with counter-offers.
+async fn browser_plays_in(app: &str, signalling: &str, codecs: Codecs) {
+    let server = embedded(|config| {
+        let mut countered = config.apps["live"].clone();
+        countered.whep_counter_offer = true;
+        config.apps.insert("countered".into(), countered);
+    })
+    .await
+    .unwrap();
     let stream = format!("browser-{signalling}");
-    let url = format!("{}/{stream}", server.rtmp_url("live"));
+    let url = format!("{}/{stream}", server.rtmp_url(app));
     let mut publisher = match codecs {
         Codecs::Encoder => ffmpeg_publish(&url, true, Some(440), 60),
         Codecs::Flash => ffmpeg_publish_flash_codecs(&url, 440, 60),
     }
     .spawn()
     .unwrap();
-    wait_live(&server, "live", &stream).await;
+    wait_live(&server, app, &stream).await;
 
     let page = format!(
-        "{}/?app=live&stream={stream}&signalling={signalling}&play=1",
+        "{}/?app={app}&stream={stream}&signalling={signalling}&play=1",
         server.http_url()
     );
     let mut browser = Browser::open(&page).await.unwrap();
@@ -79,6 +91,11 @@ async fn browser_plays(signalling: &str, codecs: Codecs) {
     // ffmpeg's sine has amplitude 1/8: RMS 0.088 (-21 dBFS). Silence is 0.
     assert!(rms > 0.03, "Chromium heard audio at RMS {rms}: {demo}");
     assert_eq!(demo["status"], Value::from("PLAYING"), "{demo}");
+    assert_eq!(
+        demo["counterOffered"],
+        Value::from(app == "countered"),
+        "the page answered a counter-offer: {demo}"
+    );
     assert!(
         server.metrics().webrtc_sessions.get() >= 1,
         "the page's session is open on the server"
@@ -96,6 +113,13 @@ async fn chromium_plays_an_ffmpeg_stream_over_whep_with_picture_and_sound() {
 #[tokio::test]
 async fn chromium_plays_flash_sorenson_and_nellymoser_over_whep_as_h264_and_opus() {
     browser_plays("whep", Codecs::Flash).await;
+}
+
+/// The server's counter-offer, answered by Chromium itself: a WebRTC stack
+/// other than the suite's own takes the offer the server makes.
+#[tokio::test]
+async fn chromium_answers_a_whep_counter_offer_and_plays_with_picture_and_sound() {
+    browser_plays_in("countered", "whep", Codecs::Encoder).await;
 }
 
 #[tokio::test]

@@ -433,6 +433,10 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("webrtc/whip/delete-ignores-if-match", "checks If-Match on DELETE"),
     ("webrtc/whep/created", "answers offers 200 with the offer echoed"),
     ("webrtc/whep/counter-offer", "counter-offers the offer itself"),
+    (
+        "clients/browser/answers-counter-offer",
+        "counter-offers the offer itself",
+    ),
     ("webrtc/whep/counter-offer-plays", "counter-offers the offer itself"),
     (
         "webrtc/whep/counter-offer-malformed-answer",
