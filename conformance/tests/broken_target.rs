@@ -14,7 +14,7 @@ use conformance::target::{Target, TargetSpec};
 use conformance::verdict::Verdict;
 use media::amf::Value;
 use media::netstatus::{code, Level, NetStatus};
-use media::rtmp::{ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Message, ObjectEncoding, RawMessage};
+use media::rtmp::{ChunkDecoder, ChunkEncoder, ChunkLimits, Command, Message, ObjectEncoding, RawMessage, UserControl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -52,6 +52,9 @@ enum ForwardingBug {
     /// It takes an AVC end of sequence for the end of the publisher's
     /// video, and forwards no video after it.
     VideoEndsAtEndOfSequence,
+    /// It takes a player's SetBufferLength once media flows for a pause,
+    /// and forwards it nothing more.
+    PausesAtSetBufferLength,
 }
 
 /// How a broken server's handshake goes wrong.
@@ -104,6 +107,11 @@ impl Behaviour {
             "forwards media until its timestamps wrap" => Behaviour {
                 statuses: true,
                 forwards: Some(ForwardingBug::NewerOnly),
+                ..Behaviour::default()
+            },
+            "stops forwarding at a SetBufferLength once media flows" => Behaviour {
+                statuses: true,
+                forwards: Some(ForwardingBug::PausesAtSetBufferLength),
                 ..Behaviour::default()
             },
             "forwards no video after an AVC end of sequence" => Behaviour {
@@ -225,8 +233,17 @@ async fn serve(
     let mut playing: Option<tokio::sync::broadcast::Receiver<RawMessage>> = None;
     let mut newest: Option<u32> = None;
     let mut video_ended = false;
+    let mut media_flows = false;
     loop {
         while let Ok(Some(raw)) = decoder.next_message() {
+            let buffer_length = matches!(
+                Message::decode(raw.type_id, raw.payload.clone()),
+                Ok(Message::UserControl(UserControl::SetBufferLength { .. }))
+            );
+            if buffer_length && media_flows && behaviour.forwards == Some(ForwardingBug::PausesAtSetBufferLength) {
+                playing = None;
+                continue;
+            }
             if let (0x30, Some(death)) = (raw.type_id, &death) {
                 death.notify_one();
                 return Ok(());
@@ -271,6 +288,7 @@ async fn serve(
                 decoder.push(&buf[..n]);
             }
             Ok(mut message) = forwarded => {
+                media_flows = true;
                 message.csid = if message.type_id == 8 { 4 } else { 6 };
                 message.stream_id = 1;
                 let mut out = BytesMut::new();

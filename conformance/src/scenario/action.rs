@@ -143,6 +143,15 @@ pub enum Action {
         /// Bytes.
         size: u32,
     },
+    /// Sends User Control SetBufferLength for the actor's stream `stream`
+    /// (creating it if needed): the client buffers `ms` of it, as Flash
+    /// Player says whenever a NetStream's `bufferTime` is set.
+    SetBufferLength {
+        /// The stream.
+        stream: String,
+        /// Milliseconds.
+        ms: u32,
+    },
     /// `createStream` then `play stream` (RTMP). Expectations: `statuses`,
     /// `rtmp_media` (messages received within `within`).
     Play {
@@ -479,6 +488,7 @@ impl Action {
             Action::SendData { .. } => "SendData",
             Action::SetChunkSize { .. } => "SetChunkSize",
             Action::WindowAckSize { .. } => "WindowAckSize",
+            Action::SetBufferLength { .. } => "SetBufferLength",
         }
     }
 
@@ -489,6 +499,7 @@ impl Action {
             | Action::Play { stream, .. }
             | Action::SendData { stream, .. }
             | Action::StreamCommand { stream, .. }
+            | Action::SetBufferLength { stream, .. }
             | Action::WebrtcPlay { stream, .. }
             | Action::WebrtcPublish { stream, .. } => Some(stream),
             Action::Unpublish { stream }
@@ -513,6 +524,7 @@ impl Action {
             | Action::Call { .. }
             | Action::StreamCommand { .. }
             | Action::SetChunkSize { .. }
+            | Action::SetBufferLength { .. }
             | Action::WindowAckSize { .. } => Capability::Rtmp,
             Action::SendData { .. } => Capability::RtmpPublish,
             Action::Publish { .. } => Capability::RtmpPublish,
@@ -631,6 +643,7 @@ impl Action {
             | Action::StreamCommand { .. }
             | Action::SendData { .. }
             | Action::SetChunkSize { .. }
+            | Action::SetBufferLength { .. }
             | Action::WindowAckSize { .. }
             | Action::Vanish {} => rtmp,
             Action::Unpublish { stream } => (rtmp && stream.is_some()) || webrtc,
@@ -1259,6 +1272,23 @@ impl Case<'_> {
                     )
                     .await
                     .map_err(|e| e.to_string()),
+                Err(error) => Err(error),
+            },
+            Action::SetBufferLength { stream, ms } => match self.stream_id(actor, stream, &mut before).await {
+                Ok(stream_id) => match actor.client.as_mut() {
+                    Some(client) => client
+                        .send_message(
+                            media::rtmp::csid::CONTROL,
+                            0,
+                            &media::rtmp::Message::UserControl(media::rtmp::UserControl::SetBufferLength {
+                                stream_id,
+                                buffer_ms: *ms,
+                            }),
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err("not connected".into()),
+                },
                 Err(error) => Err(error),
             },
             Action::StreamCommand { stream, method, args } => match self.stream_id(actor, stream, &mut before).await {

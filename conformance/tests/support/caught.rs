@@ -409,6 +409,10 @@ pub const BROKEN: &[(&str, &str)] = &[
     ),
     ("rtmp/connect/extra-args", "refuses connect arguments"),
     (
+        "rtmp/control/set-buffer-length-mid-play",
+        "stops forwarding at a SetBufferLength once media flows",
+    ),
+    (
         "rtmp/robustness/unknown-message-type",
         "dies on an unknown message type",
     ),
