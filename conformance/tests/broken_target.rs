@@ -582,6 +582,9 @@ struct WhipBehaviour {
     /// the counter-offer (its directions as the player gave them), and any
     /// `PATCH` is `200`.
     lazy_counter_offers: bool,
+    /// Its counter-offers (as `lazy_counter_offers`) say they are valid
+    /// until "tomorrow", which is no HTTP-date.
+    bad_valid_until: bool,
 }
 
 impl WhipBehaviour {
@@ -614,6 +617,11 @@ impl WhipBehaviour {
                 lazy_counter_offers: true,
                 ..normal
             },
+            "counter-offers valid until tomorrow" => WhipBehaviour {
+                lazy_counter_offers: true,
+                bad_valid_until: true,
+                ..normal
+            },
             _ => return None,
         })
     }
@@ -635,7 +643,11 @@ async fn whip_server(behaviour: WhipBehaviour) -> SocketAddr {
                 (StatusCode::OK, vec![("content-type", "application/sdp")], offer)
             }
             Method::POST if behaviour.lazy_counter_offers => {
-                let fields = vec![("content-type", "application/sdp"), ("location", "/session/1")];
+                let content_type = match behaviour.bad_valid_until {
+                    true => "application/sdp; valid-until=\"tomorrow\"",
+                    false => "application/sdp",
+                };
+                let fields = vec![("content-type", content_type), ("location", "/session/1")];
                 (StatusCode::NOT_ACCEPTABLE, fields, offer)
             }
             Method::PATCH if behaviour.lazy_counter_offers => (StatusCode::OK, vec![], String::new()),
@@ -1014,4 +1026,26 @@ async fn a_lazy_counter_offer_fails_the_counter_offer_cases_for_what_it_did() {
         let actual = result.actual.clone().unwrap_or_default();
         assert!(actual.contains(said), "{id}: {actual}");
     }
+}
+
+/// A counter-offer's `valid-until` MUST be an HTTP-date (WHEP draft 03,
+/// section 4.2): the suite's player says so rather than answer it.
+#[tokio::test]
+async fn a_counter_offer_valid_until_no_date_fails_for_what_it_said() {
+    let rtmp = rtmp_server(Behaviour::named("forwards no media")).await;
+    let http = whip_server(WhipBehaviour::named("counter-offers valid until tomorrow").unwrap()).await;
+    let target = Target::External(Box::new(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{rtmp}/live")),
+        whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
+        counter_offer_app: Some("live".into()),
+        ..TargetSpec::default()
+    }));
+    let result = run_case(&case("webrtc/whep/counter-offer-plays"), &target, &quick()).await;
+    assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
+    let actual = result.actual.clone().unwrap_or_default();
+    assert!(
+        actual.contains(r#"valid-until "tomorrow" is not an HTTP-date"#),
+        "{actual}"
+    );
 }

@@ -115,6 +115,59 @@ async fn chromium_plays_flash_sorenson_and_nellymoser_over_whep_as_h264_and_opus
     browser_plays("whep", Codecs::Flash).await;
 }
 
+/// With STUN and TURN servers configured, the demo page learns them from
+/// the WHEP 201's `Link`s and gathers again with them: an ICE restart by
+/// `PATCH` (RFC 9725 section 4.6's note; WHEP draft 03, section 4.5.3).
+/// Chromium, a full ICE agent of its own, checks and nominates with the
+/// server's new credentials, and the pictures and the sound go on. (No
+/// STUN or TURN server listens: Chromium gathers nothing from them.)
+#[tokio::test]
+async fn chromium_restarts_ice_with_the_servers_a_whep_201_names_and_plays_on() {
+    let server = embedded(|config| {
+        config.webrtc.ice_servers = vec![
+            reference_server::config::IceServer {
+                url: "stun:127.0.0.1:3478".into(),
+                username: None,
+                credential: None,
+            },
+            reference_server::config::IceServer {
+                url: "turn:127.0.0.1:3479?transport=udp".into(),
+                username: Some("user".into()),
+                credential: Some("pass\"word".into()),
+            },
+        ];
+    })
+    .await
+    .unwrap();
+    let stream = "browser-ice-restart";
+    let mut publisher = ffmpeg_publish(&format!("{}/{stream}", server.rtmp_url("live")), true, Some(440), 60)
+        .spawn()
+        .unwrap();
+    wait_live(&server, "live", stream).await;
+    let page = format!("{}/?app=live&stream={stream}&signalling=whep&play=1", server.http_url());
+    let mut browser = Browser::open(&page).await.unwrap();
+    let demo = browser
+        .wait_for("window.demo", Duration::from_secs(30), |demo| {
+            let restarted_at = demo["framesAtRestart"].as_u64();
+            let frames = demo["framesDecoded"].as_u64().unwrap_or(0);
+            // A new pair is selected: Chromium's checks with the new
+            // credentials were answered (unanswered, it would stay on the
+            // pair it had).
+            demo["iceRestarts"] == 1
+                && demo["selectedPair"] != demo["pairAtRestart"]
+                && restarted_at.is_some_and(|at| frames >= at + 50)
+                && demo["audioRmsMax"].as_f64().unwrap_or(0.0) > 0.03
+        })
+        .await
+        .unwrap();
+    assert_eq!(demo["iceServers"], Value::from(2), "{demo}");
+    assert_eq!(demo["status"], Value::from("PLAYING"), "{demo}");
+    assert_eq!(server.metrics().webrtc_ice_restarts.get(), 1, "{demo}");
+    drop(browser);
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
 /// The server's counter-offer, answered by Chromium itself: a WebRTC stack
 /// other than the suite's own takes the offer the server makes.
 #[tokio::test]

@@ -930,6 +930,15 @@ async fn an_unanswered_counter_offer_is_forgotten_and_gives_its_place_back() {
     let mut publisher = ffmpeg_live(&server, "unanswered").await;
     let posted = whep_offer_posted(&server, "unanswered").await;
     assert_eq!(posted.status(), 406);
+    // Not the draft's default 30 s: the 406 says until when (an HTTP-date).
+    let content_type = posted.headers()["content-type"].to_str().unwrap();
+    let until = content_type
+        .strip_prefix("application/sdp; valid-until=\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no valid-until: {content_type}"));
+    let until = httpdate::parse_http_date(until).unwrap();
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    assert!(left <= Duration::from_secs(1), "valid for {left:?}");
     let location = format!(
         "{}{}",
         server.http_url(),
@@ -954,6 +963,79 @@ async fn an_unanswered_counter_offer_is_forgotten_and_gives_its_place_back() {
         406,
         "its place is free again"
     );
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+/// An ICE restart over WHEP (draft 03, section 4.5.3): the session answers
+/// 200 with new credentials of its own and a new entity-tag, answers the
+/// player's checks made with the new credentials, and the pictures and the
+/// sound go on. Each restart is a new ICE session: a trickle `PATCH` must
+/// name the current one's tag (412 for the one before).
+#[tokio::test]
+async fn an_ice_restart_gets_new_credentials_and_the_stream_goes_on() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = ffmpeg_live(&server, "restart").await;
+    let player = WebRtcPlayer::play(whep(&server, "restart"), PlayerOptions::default())
+        .await
+        .unwrap();
+    until(&player, "pictures", |r| r.video.pictures >= 10).await;
+    let first_ufrag = conformance::webrtc::http::fragment_credentials(player.answer_sdp())
+        .unwrap()
+        .ufrag;
+
+    let restart = player.restart_ice().await.unwrap();
+    assert_eq!(restart.status, 200, "{restart:?}");
+    assert_eq!(restart.header("content-type"), Some("application/trickle-ice-sdpfrag"));
+    let credentials = conformance::webrtc::http::fragment_credentials(&restart.body).expect("new credentials");
+    assert_ne!(credentials.ufrag, first_ufrag, "{}", restart.body);
+    assert!(restart.body.contains("a=ice-lite"), "{}", restart.body);
+    assert!(restart.body.contains("a=candidate:"), "{}", restart.body);
+    let tag = restart.header("etag").expect("the new ICE session's ETag").to_string();
+
+    let before = until(&player, "a check with the new credentials answered", |r| {
+        r.peer.checks_answered_since_restart >= 1
+    })
+    .await;
+    assert_eq!(before.peer.ice_restarts, 1);
+    until(&player, "pictures and sound after the restart", |r| {
+        r.video.pictures >= before.video.pictures + 50 && r.audio.decoded_frames >= before.audio.decoded_frames + 100
+    })
+    .await;
+    let report = player.report();
+    assert!(report.recent_audio_dbfs.is_some_and(|db| db > -40.0), "{report:#?}");
+
+    let again = player.restart_ice().await.unwrap();
+    assert_eq!(again.status, 200, "{again:?}");
+    let newer = again.header("etag").expect("an ETag").to_string();
+    assert_ne!(newer, tag, "each ICE session has its own entity-tag");
+    assert_eq!(server.metrics().webrtc_ice_restarts.get(), 2);
+    until(&player, "a check answered after the second restart", |r| {
+        r.peer.ice_restarts == 2 && r.peer.checks_answered_since_restart >= 1
+    })
+    .await;
+
+    let location = player.location().unwrap().to_string();
+    let candidates =
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    let trickle = |tag: String| {
+        let location = location.clone();
+        async move {
+            reqwest::Client::new()
+                .patch(&location)
+                .header("Content-Type", "application/trickle-ice-sdpfrag")
+                .header("If-Match", tag)
+                .body(candidates)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(trickle(tag).await, 412, "the tag of the ICE session before");
+    assert_eq!(trickle(newer).await, 204, "the current ICE session's tag");
+    let deleted = reqwest::Client::new().delete(&location).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
     let _ = publisher.kill().await;
     server.shutdown().await;
 }

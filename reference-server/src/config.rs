@@ -188,7 +188,7 @@ pub struct WebRtcConfig {
     /// How long a WHEP counter-offer (an application's `whep_counter_offer`)
     /// waits for the player's answer, holding a session's place, before it
     /// is forgotten. WHEP draft 03, section 4.2: 30 s unless the `406`
-    /// says otherwise (it does not).
+    /// says otherwise (it does, with `valid-until`, for any other value).
     #[serde(with = "humantime_serde")]
     pub counter_offer_valid: Duration,
     /// Most WebRTC sessions (players and publishers) at once; more are refused (HTTP 503).
@@ -373,6 +373,10 @@ pub struct Quirks {
     /// A WebRTC player's NACKs go unanswered: nothing is kept to send
     /// again, so every lost packet stays lost until the next keyframe.
     pub retransmissions_withheld: bool,
+    /// An ICE restart is answered `200` with new credentials, but the
+    /// session goes on with the old ones: the client's checks made with the
+    /// new ones are never answered, and its consent to send runs out.
+    pub ice_restarts_unapplied: bool,
     /// A WebRTC player's keyframe requests (PLI, FIR) are ignored: after a
     /// loss its picture stays broken until the publisher's next keyframe.
     pub player_keyframe_requests_ignored: bool,
@@ -496,6 +500,9 @@ const QUIRKS: &[(&str, &str, Flag)] = &[
     ("sender_reports_withheld", "no-sr", |q| &mut q.sender_reports_withheld),
     ("retransmissions_withheld", "no-rtx", |q| {
         &mut q.retransmissions_withheld
+    }),
+    ("ice_restarts_unapplied", "ice-restart-unapplied", |q| {
+        &mut q.ice_restarts_unapplied
     }),
     ("player_keyframe_requests_ignored", "pli-ignored", |q| {
         &mut q.player_keyframe_requests_ignored

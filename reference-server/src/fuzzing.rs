@@ -80,7 +80,7 @@ pub fn trickle_patch(content_type: Option<&str>, if_match: Option<&str>, body: &
         if_match,
         body,
     };
-    let _ = patch::answer(request, "fuzzsession", "peerufrag");
+    let _ = patch::answer(request, &patch::etag("fuzzsession", 0), "peerufrag");
 }
 
 /// A UDP datagram on the WebRTC port: which peer it goes to (STUN's

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub webrtc_datagrams_dropped: Counter,
     /// Keyframe requests (PLI/FIR) from WebRTC players answered from the GOP cache.
     pub webrtc_keyframe_requests: Counter,
+    /// ICE restarts WHIP and WHEP sessions took (a `PATCH` with new credentials).
+    pub webrtc_ice_restarts: Counter,
     /// Keyframe requests (PLI, or FIR) sent to WebRTC publishers: when a
     /// player joins, and whenever their last keyframe is older than
     /// `webrtc.publisher_keyframe_interval`.
@@ -201,6 +203,12 @@ impl Metrics {
             "counter",
             "Keyframe requests from WebRTC players answered from the GOP cache.",
             self.webrtc_keyframe_requests.get(),
+        );
+        metric(
+            "webrtc_ice_restarts_total",
+            "counter",
+            "ICE restarts WHIP and WHEP sessions took.",
+            self.webrtc_ice_restarts.get(),
         );
         metric(
             "webrtc_publisher_keyframe_requests_total",

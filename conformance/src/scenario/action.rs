@@ -252,6 +252,12 @@ pub enum Action {
     /// a keyframe has come, so that the publisher's own next one is far
     /// off. Expectation: `media.keyframe_answered` within the step's time.
     RequestKeyframe {},
+    /// A WebRTC actor's player restarts ICE over WHEP: a `PATCH` of its
+    /// session with new credentials and `If-Match: *` (WHEP draft 03,
+    /// section 4.5.3). The server's answer is the step's `http`; after a
+    /// `200` holding the server's new credentials, the player goes on with
+    /// both. Expectations: `http`, and `media.restart_checks_answered`.
+    RestartIce {},
     /// A WebRTC actor's player switches its video to another layer (a
     /// track of a multitrack stream): by `rid`, or the largest that fits
     /// `max_width` and `max_height`, or (none of them) back to the first.
@@ -481,6 +487,7 @@ impl Action {
             Action::RoomMessage { .. } => "RoomMessage",
             Action::Resize { .. } => "Resize",
             Action::RequestKeyframe {} => "RequestKeyframe",
+            Action::RestartIce {} => "RestartIce",
             Action::SelectLayer { .. } => "SelectLayer",
             Action::Call { .. } => "Call",
             Action::Http { .. } => "Http",
@@ -551,6 +558,7 @@ impl Action {
             Action::JoinRoom { .. } | Action::LeaveRoom { .. } | Action::RoomMessage { .. } => Capability::Rooms,
             Action::Resize { .. }
             | Action::RequestKeyframe {}
+            | Action::RestartIce {}
             | Action::SelectLayer { .. }
             | Action::Disconnect {}
             | Action::Vanish {}
@@ -660,6 +668,7 @@ impl Action {
             | Action::WebrtcPublish { .. }
             | Action::Resize { .. }
             | Action::RequestKeyframe {}
+            | Action::RestartIce {}
             | Action::SelectLayer { .. } => webrtc,
             Action::Http { to, stream, .. } => {
                 webrtc && stream.is_some() == matches!(to, HttpTarget::Whip | HttpTarget::Whep)
@@ -1587,6 +1596,21 @@ impl Case<'_> {
                         Err(error) => Err(error.to_string()),
                     }
                 }
+                None => Err("the actor plays nothing".to_string()),
+            },
+            Action::RestartIce {} => match &actor.player {
+                Some(player) => match player.restart_ice().await {
+                    Ok(exchange) => {
+                        observed.log.push(format!(
+                            "ICE restart PATCH answered {}:\n{}",
+                            exchange.status,
+                            exchange.body.trim_end()
+                        ));
+                        observed.http = Some(exchange);
+                        return Then::Player;
+                    }
+                    Err(error) => Err(error.to_string()),
+                },
                 None => Err("the actor plays nothing".to_string()),
             },
             Action::SelectLayer {

@@ -511,6 +511,11 @@ pub struct MediaExpect {
     /// A keyframe (IDR) has come since the step's keyframe request.
     #[serde(default)]
     pub keyframe_answered: bool,
+    /// Since the step's ICE restart, a connectivity check the player made
+    /// with the new credentials (its own and the server's) was answered
+    /// with success.
+    #[serde(default)]
+    pub restart_checks_answered: bool,
     /// The player's relay lost at least 10 video packets
     /// (`lose_video_every`), and every one came back in time: no gap in the
     /// pictures' RTP sequence.
@@ -1320,6 +1325,19 @@ impl MediaExpect {
                 ));
             }
         }
+        if media.restart_checks_answered {
+            let peer = &report.peer;
+            if peer.ice_restarts == 0 {
+                return Err("the player did not restart: the answer carried no new ice-ufrag and ice-pwd".into());
+            }
+            if peer.checks_answered_since_restart == 0 {
+                return Err(format!(
+                    "no connectivity check made with the new credentials was answered (ICE {}; {} datagrams in)",
+                    peer.ice_state.as_deref().unwrap_or("state unknown"),
+                    peer.datagrams_in
+                ));
+            }
+        }
         if let Some(limit) = media.max_av_offset {
             let sync = &report.lip_sync;
             let reported =
@@ -1546,6 +1564,9 @@ impl MediaExpect {
         }
         if m.keyframe_answered {
             parts.push("a keyframe after the keyframe request".into());
+        }
+        if m.restart_checks_answered {
+            parts.push("a connectivity check with the new ICE credentials answered".into());
         }
         if m.losses_repaired {
             parts.push("every lost video packet sent again (no gap)".into());

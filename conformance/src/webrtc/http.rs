@@ -148,6 +148,18 @@ pub async fn offer(endpoint: Endpoint, url: &str, sdp: &str) -> Result<Offered, 
             body: answer.body,
         });
     }
+    if counter_offer {
+        if let Some(until) = answer.header("content-type").and_then(valid_until) {
+            if httpdate::parse_http_date(until).is_err() {
+                return Err(WebRtcError::BadAnswer {
+                    reason: format!(
+                        "the counter-offer's valid-until {until:?} is not an HTTP-date (WHEP draft 03, section 4.2: it MUST be)"
+                    ),
+                    sdp: answer.body,
+                });
+            }
+        }
+    }
     let links = answer.links();
     match answer.location() {
         Some(location) => Ok(Offered {
@@ -162,6 +174,17 @@ pub async fn offer(endpoint: Endpoint, url: &str, sdp: &str) -> Result<Offered, 
             location: answer.header("location").map(str::to_string),
         }),
     }
+}
+
+/// The `valid-until` parameter of a `Content-Type` (a WHEP counter-offer's
+/// deadline), unquoted.
+pub fn valid_until(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("valid-until")
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// `PATCH`es a WHEP player's SDP `answer` to the server's counter-offer to
@@ -225,6 +248,15 @@ pub async fn end_session(url: &str) -> Result<(), WebRtcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counter_offers_valid_until_is_read_from_its_content_type() {
+        let typed = "application/sdp; valid-until=\"Wed, 09 Oct 2024 10:00:00 GMT\"";
+        assert_eq!(valid_until(typed), Some("Wed, 09 Oct 2024 10:00:00 GMT"));
+        assert!(httpdate::parse_http_date(valid_until(typed).unwrap()).is_ok());
+        assert_eq!(valid_until("application/sdp;charset=utf-8"), None);
+        assert_eq!(valid_until("application/sdp"), None);
+    }
 
     #[test]
     fn server_sent_events_are_read_by_name_and_data() {
@@ -602,6 +634,9 @@ pub async fn exchange(
     })
 }
 
+/// The media type of a trickle-ICE SDP fragment (RFC 8840).
+pub const TRICKLE_TYPE: &str = "application/trickle-ice-sdpfrag";
+
 /// A trickle-ICE SDP fragment (RFC 8840, `application/trickle-ice-sdpfrag`)
 /// for the ICE session of `offer`: its credentials, its first m-line and
 /// mid, and one host candidate at `candidate`. With `restart`, new
@@ -630,6 +665,22 @@ pub fn trickle_fragment(offer: &str, candidate: std::net::SocketAddr, restart: b
         candidate.ip(),
         candidate.port()
     ))
+}
+
+/// The `ice-ufrag` and `ice-pwd` of an SDP fragment (or an SDP), when it
+/// has both.
+pub fn fragment_credentials(fragment: &str) -> Option<str0m::IceCreds> {
+    let attribute = |name: &str| {
+        fragment
+            .lines()
+            .find_map(|line| line.trim_end().strip_prefix(&format!("a={name}:")))
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+    };
+    Some(str0m::IceCreds {
+        ufrag: attribute("ice-ufrag")?,
+        pass: attribute("ice-pwd")?,
+    })
 }
 
 /// An SDP offer as a WHIP publisher (`sendonly`) or a WHEP player

@@ -16,7 +16,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig, RtcError};
+use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -57,6 +57,11 @@ pub struct PeerStatus {
     pub ignored_datagrams: u64,
     /// Errors str0m gave on input or on our writes, in order (at most 100).
     pub errors: Vec<String>,
+    /// ICE restarts applied (see [`PeerAction::RestartIce`]).
+    pub ice_restarts: u32,
+    /// Connectivity checks sent with the credentials of the last ICE
+    /// restart that the server answered with a success response.
+    pub checks_answered_since_restart: u32,
 }
 
 impl PeerStatus {
@@ -84,6 +89,11 @@ pub(crate) enum PeerAction {
         kind: KeyframeRequestKind,
         reply: Option<oneshot::Sender<Result<(), String>>>,
     },
+    /// Go on with new ICE credentials, the peer's and the server's, after
+    /// an ICE restart agreed by signalling: str0m sends its checks with
+    /// them from now on (on the pair in use, every few seconds), and the
+    /// answers to those checks are counted.
+    RestartIce { local: IceCreds, remote: IceCreds },
     /// Accept an offer of the remote side (a renegotiation); the answer's
     /// SDP, or why not, goes to `reply`.
     AcceptOffer {
@@ -325,6 +335,7 @@ impl Prepared {
             changed: changed.clone(),
             actions: VecDeque::new(),
             transmits: self.backlog_transmits,
+            restart_checks: None,
         };
         let now = Instant::now();
         for event in self.backlog_events {
@@ -528,7 +539,25 @@ struct Driver<A> {
     changed: Arc<watch::Sender<u64>>,
     actions: VecDeque<PeerAction>,
     transmits: Vec<Transmit>,
+    /// The transaction ids of the checks sent since the last ICE restart.
+    restart_checks: Option<Vec<[u8; 12]>>,
 }
+
+/// At most this many checks since a restart are remembered.
+const MAX_RESTART_CHECKS: usize = 64;
+
+/// A STUN message's type and transaction id (RFC 8489, section 5).
+fn stun_transaction(datagram: &[u8]) -> Option<(u16, [u8; 12])> {
+    if datagram.len() < 20 || datagram[4..8] != [0x21, 0x12, 0xA4, 0x42] {
+        return None;
+    }
+    let kind = u16::from_be_bytes([datagram[0], datagram[1]]);
+    Some((kind, datagram[8..20].try_into().ok()?))
+}
+
+/// STUN Binding request and success response.
+const BINDING_REQUEST: u16 = 0x0001;
+const BINDING_SUCCESS: u16 = 0x0101;
 
 impl<A: PeerApp> Driver<A> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
@@ -679,6 +708,16 @@ impl<A: PeerApp> Driver<A> {
                     None => result,
                 }
             }
+            PeerAction::RestartIce { local, remote } => {
+                let mut api = self.rtc.direct_api();
+                api.set_local_ice_credentials(local);
+                api.set_remote_ice_credentials(remote);
+                self.restart_checks = Some(Vec::new());
+                let mut shared = lock(&self.shared);
+                shared.status.ice_restarts += 1;
+                shared.status.checks_answered_since_restart = 0;
+                Ok(())
+            }
             PeerAction::AcceptOffer { sdp, reply } => {
                 let answer = str0m::change::SdpOffer::from_sdp_string(&sdp)
                     .map_err(|e| format!("the server's offer: {e}"))
@@ -705,6 +744,11 @@ impl<A: PeerApp> Driver<A> {
     fn receive(&mut self, source: SocketAddr, data: &[u8]) -> bool {
         let mut shared = lock(&self.shared);
         shared.status.datagrams_in += 1;
+        if let (Some(checks), Some((BINDING_SUCCESS, id))) = (&self.restart_checks, stun_transaction(data)) {
+            if checks.contains(&id) {
+                shared.status.checks_answered_since_restart += 1;
+            }
+        }
         if shared.app.claim(data) {
             return true;
         }
@@ -726,6 +770,13 @@ impl<A: PeerApp> Driver<A> {
         let mut sent = 0;
         let mut failures = Vec::new();
         for t in self.transmits.drain(..) {
+            if let (Some(checks), Some((BINDING_REQUEST, id))) =
+                (&mut self.restart_checks, stun_transaction(&t.contents))
+            {
+                if checks.len() < MAX_RESTART_CHECKS {
+                    checks.push(id);
+                }
+            }
             match self.socket.send_to(&t.contents, t.destination).await {
                 Ok(_) => sent += 1,
                 Err(e) => failures.push(format!("UDP send to {} failed: {e}", t.destination)),

@@ -308,6 +308,11 @@ pub const CAUGHT: &[(&str, &str, &str)] = &[
         "no sender report for the audio",
     ),
     (
+        "webrtc/whep/ice-restart-keeps-playing",
+        "ice_restarts_unapplied",
+        "no connectivity check made with the new credentials was answered",
+    ),
+    (
         "webrtc/whep/lost-packets-resent",
         "retransmissions_withheld",
         "video frames came with packets missing",

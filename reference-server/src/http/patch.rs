@@ -1,12 +1,14 @@
 //! What a `PATCH` to a WHIP or WHEP session gets (RFC 9725, section 4.3;
 //! WHEP draft 03, section 4.5), decided from the request alone.
 //!
-//! The server takes trickle ICE and refuses ICE restarts. Taking trickled
+//! The server takes trickle ICE and ICE restarts. Taking trickled
 //! candidates needs nothing more: the server is ICE-lite, so it answers the
 //! peer's connectivity checks and never sends its own to the candidates it
-//! is told. Because it supports one of the two, the protocol asks for
-//! entity-tags on the ICE session (428 without `If-Match`, 412 for a stale
-//! one) and 422 for the other.
+//! is told. An ICE restart (new `ice-ufrag` and `ice-pwd`, RFC 9725 section
+//! 4.3.3) gives the session new credentials of its own, answered with `200`,
+//! a fragment holding them, and the new ICE session's entity-tag. Each ICE
+//! session has its own entity-tag: `If-Match` is required (428 without it)
+//! and must name the current one (412 otherwise), or be `*` for a restart.
 
 use axum::http::StatusCode;
 
@@ -29,6 +31,8 @@ pub struct Patch<'a> {
 pub enum Answer {
     /// 204: candidates taken.
     Trickled,
+    /// 200: an ICE restart, to be done; the body is [`restarted`].
+    Restart,
     /// 415: not a trickle-ICE fragment.
     NotAFragment,
     /// 400: a fragment that is not SDP.
@@ -37,8 +41,6 @@ pub enum Answer {
     PreconditionRequired,
     /// 412: `If-Match` names another ICE session.
     PreconditionFailed,
-    /// 422: an ICE restart (new credentials), which the server does not do.
-    RestartUnsupported,
 }
 
 impl Answer {
@@ -46,36 +48,39 @@ impl Answer {
     pub fn status(self) -> StatusCode {
         match self {
             Answer::Trickled => StatusCode::NO_CONTENT,
+            Answer::Restart => StatusCode::OK,
             Answer::NotAFragment => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Answer::Malformed(_) => StatusCode::BAD_REQUEST,
             Answer::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Answer::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Answer::RestartUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
-    /// Why, in a line for the body and the log (empty for 204).
+    /// Why, in a line for the body and the log (empty for 204 and 200).
     pub fn reason(self) -> &'static str {
         match self {
-            Answer::Trickled => "",
+            Answer::Trickled | Answer::Restart => "",
             Answer::NotAFragment => "expected Content-Type: application/trickle-ice-sdpfrag",
             Answer::Malformed(why) => why,
             Answer::PreconditionRequired => "If-Match with the ICE session's ETag is required",
             Answer::PreconditionFailed => "If-Match does not name the current ICE session",
-            Answer::RestartUnsupported => "ICE restarts are not supported (trickle ICE is)",
         }
     }
 }
 
-/// The entity-tag of a session's ICE session: without restarts there is one
-/// per session, named after it.
-pub fn etag(session_id: &str) -> String {
-    format!("\"ice-{session_id}\"")
+/// The entity-tag of ICE session number `generation` (0 before any
+/// restart) of the session `session_id`: unique per ICE session, as RFC
+/// 9725 section 4.3.1 asks of a server that restarts ICE.
+pub fn etag(session_id: &str, generation: u32) -> String {
+    match generation {
+        0 => format!("\"ice-{session_id}\""),
+        n => format!("\"ice-{session_id}-{n}\""),
+    }
 }
 
-/// The answer to `patch` on the session `session_id`, whose peer offered
-/// ICE username fragment `peer_ufrag`.
-pub fn answer(patch: Patch<'_>, session_id: &str, peer_ufrag: &str) -> Answer {
+/// The answer to `patch` on an ICE session whose entity-tag is `etag` and
+/// whose peer's ICE username fragment is `peer_ufrag`.
+pub fn answer(patch: Patch<'_>, etag: &str, peer_ufrag: &str) -> Answer {
     let media_type = patch.content_type.and_then(|t| t.split(';').next()).map(str::trim);
     if !media_type.is_some_and(|t| t.eq_ignore_ascii_case(FRAGMENT_TYPE)) {
         return Answer::NotAFragment;
@@ -92,16 +97,56 @@ pub fn answer(patch: Patch<'_>, session_id: &str, peer_ufrag: &str) -> Answer {
     if !lines.iter().all(|line| crate::webrtc::is_sdp_line(line)) {
         return Answer::Malformed("a fragment line is not SDP (type=value)");
     }
-    let ufrag = lines.iter().find_map(|line| line.strip_prefix("a=ice-ufrag:"));
-    if ufrag.is_some_and(|ufrag| ufrag != peer_ufrag) {
-        return Answer::RestartUnsupported;
+    let restart = attribute(patch.body, "ice-ufrag").is_some_and(|ufrag| ufrag != peer_ufrag);
+    if restart && credentials(patch.body).is_none() {
+        return Answer::Malformed("an ICE restart needs both a=ice-ufrag and a=ice-pwd");
     }
+    let matches = |tags: &str| tags.split(',').any(|tag| tag.trim() == etag);
     match patch.if_match.map(str::trim) {
         None => Answer::PreconditionRequired,
+        Some("*") if restart => Answer::Restart,
         Some("*") => Answer::Trickled,
-        Some(tags) if tags.split(',').any(|tag| tag.trim() == etag(session_id)) => Answer::Trickled,
+        Some(tags) if matches(tags) && restart => Answer::Restart,
+        Some(tags) if matches(tags) => Answer::Trickled,
         Some(_) => Answer::PreconditionFailed,
     }
+}
+
+/// The value of the first `a=NAME:` line of a fragment.
+fn attribute<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    body.lines().find_map(|line| {
+        line.trim_end()
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+            .map(str::trim)
+    })
+}
+
+/// A fragment's ICE username fragment and password, when it has both.
+pub fn credentials(body: &str) -> Option<(&str, &str)> {
+    let ufrag = attribute(body, "ice-ufrag").filter(|u| !u.is_empty())?;
+    let pwd = attribute(body, "ice-pwd").filter(|p| !p.is_empty())?;
+    Some((ufrag, pwd))
+}
+
+/// The body of a `200` to an ICE restart (RFC 9725, section 4.3.3): the
+/// server's new credentials and its candidates, with `a=ice-lite` as in its
+/// answer, under the m-line and mid the peer's fragment named (the bundle's
+/// first).
+pub fn restarted(request: &str, (ufrag, pwd): (&str, &str), candidates: &[String]) -> String {
+    let mut fragment = String::from("a=ice-lite\r\n");
+    if let Some(m_line) = request.lines().map(str::trim_end).find(|line| line.starts_with("m=")) {
+        fragment += &format!("{m_line}\r\n");
+    }
+    if let Some(mid) = attribute(request, "mid") {
+        fragment += &format!("a=mid:{mid}\r\n");
+    }
+    fragment += &format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n");
+    for candidate in candidates {
+        fragment += &format!("{candidate}\r\n");
+    }
+    fragment + "a=end-of-candidates\r\n"
 }
 
 #[cfg(test)]
@@ -118,14 +163,14 @@ mod tests {
                 if_match,
                 body,
             },
-            "s1",
+            &etag("s1", 0),
             "peer",
         )
     }
 
     #[test]
     fn candidates_of_the_current_ice_session_are_taken() {
-        let tag = etag("s1");
+        let tag = etag("s1", 0);
         assert_eq!(patch(Some(FRAGMENT_TYPE), Some(&tag), FRAGMENT), Answer::Trickled);
         assert_eq!(patch(Some(FRAGMENT_TYPE), Some("*"), FRAGMENT), Answer::Trickled);
         let listed = format!("\"other\", {tag}");
@@ -145,13 +190,46 @@ mod tests {
     }
 
     #[test]
-    fn new_credentials_are_a_restart_and_refused_422() {
+    fn new_credentials_are_a_restart_with_if_match_star_or_the_current_tag() {
         let restart = FRAGMENT.replace("ice-ufrag:peer", "ice-ufrag:fresh");
+        assert_eq!(patch(Some(FRAGMENT_TYPE), Some("*"), &restart), Answer::Restart);
         assert_eq!(
-            patch(Some(FRAGMENT_TYPE), Some("*"), &restart),
-            Answer::RestartUnsupported
+            patch(Some(FRAGMENT_TYPE), Some(&etag("s1", 0)), &restart),
+            Answer::Restart
         );
-        assert_eq!(Answer::RestartUnsupported.status().as_u16(), 422);
+        assert_eq!(Answer::Restart.status(), StatusCode::OK);
+        assert_eq!(patch(Some(FRAGMENT_TYPE), None, &restart), Answer::PreconditionRequired);
+        assert_eq!(
+            patch(Some(FRAGMENT_TYPE), Some(&etag("s1", 1)), &restart),
+            Answer::PreconditionFailed
+        );
+        let no_pwd = restart.replace("a=ice-pwd:secret\r\n", "");
+        assert!(matches!(
+            patch(Some(FRAGMENT_TYPE), Some("*"), &no_pwd),
+            Answer::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn each_ice_session_has_its_own_tag() {
+        assert_eq!(etag("s1", 0), "\"ice-s1\"");
+        assert_eq!(etag("s1", 2), "\"ice-s1-2\"");
+        assert_ne!(etag("s1", 1), etag("s1", 2));
+    }
+
+    #[test]
+    fn a_restart_is_answered_with_new_credentials_under_the_peers_m_line() {
+        let restart = FRAGMENT.replace("ice-ufrag:peer", "ice-ufrag:fresh");
+        assert_eq!(credentials(&restart), Some(("fresh", "secret")));
+        let candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 4000 typ host".to_string();
+        let body = restarted(&restart, ("new", "newpassword"), &[candidate]);
+        assert_eq!(
+            body,
+            "a=ice-lite\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ice-ufrag:new\r\n\
+             a=ice-pwd:newpassword\r\na=candidate:1 1 udp 2130706431 127.0.0.1 4000 typ host\r\n\
+             a=end-of-candidates\r\n"
+        );
+        assert!(body.lines().all(crate::webrtc::is_sdp_line));
     }
 
     #[test]

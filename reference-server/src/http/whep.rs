@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -19,7 +20,7 @@ use crate::admission::{self, Refusal, Verb};
 use crate::config::IceServer;
 use crate::server::Context;
 use crate::text::Clipped;
-use crate::webrtc::{Direction, SessionError, SessionHandle};
+use crate::webrtc::{Direction, IceSession, SessionError, SessionHandle};
 
 /// `POST /whep/{app}/{stream}`.
 pub async fn play(
@@ -119,6 +120,22 @@ fn endpoint(direction: Direction) -> &'static str {
     }
 }
 
+/// The WHEP draft's default time a counter-offer stays valid (section 4.2).
+const COUNTER_OFFER_VALID: Duration = Duration::from_secs(30);
+
+/// The `Content-Type` of a counter-offer made at `now` that stays valid for
+/// `valid`: with a `valid-until` HTTP-date (WHEP draft 03, section 4.2)
+/// unless that is the draft's default of 30 seconds.
+fn counter_offer_type(valid: Duration, now: SystemTime) -> String {
+    match valid {
+        COUNTER_OFFER_VALID => "application/sdp".to_string(),
+        valid => format!(
+            "application/sdp; valid-until=\"{}\"",
+            httpdate::fmt_http_date(now + valid)
+        ),
+    }
+}
+
 /// The `201` with the answer to a WHIP or WHEP offer, or the WHEP `406`
 /// with the server's counter-offer: the SDP, the session's `Location` and
 /// `ETag`, and `Link`s (a player's extensions, the ICE servers).
@@ -132,12 +149,16 @@ fn established(
 ) -> Response {
     let kind = endpoint(direction);
     let location = format!("/{kind}/{app}/{stream}/{id}");
+    let content_type = match status {
+        StatusCode::NOT_ACCEPTABLE => counter_offer_type(ctx.config.webrtc.counter_offer_valid, SystemTime::now()),
+        _ => "application/sdp".to_string(),
+    };
     let mut response = (
         status,
         [
-            (header::CONTENT_TYPE, "application/sdp".to_string()),
+            (header::CONTENT_TYPE, content_type),
             (header::LOCATION, location.clone()),
-            (header::ETAG, patch::etag(id)),
+            (header::ETAG, patch::etag(id, 0)),
         ],
         sdp,
     )
@@ -415,7 +436,7 @@ pub async fn trickle(
         return match ctx.webrtc.answer_counter_offer(&ctx, (app, stream, id), &body) {
             Ok(session) => {
                 tracing::info!(session = %session.id, "counter-offer answered");
-                (StatusCode::NO_CONTENT, [(header::ETAG, patch::etag(&session.id))]).into_response()
+                (StatusCode::NO_CONTENT, [(header::ETAG, patch::etag(&session.id, 0))]).into_response()
             }
             Err(SessionError::NotFound) => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
             Err(error) => refused("whep", (app, stream), StartFailure::Session(error)),
@@ -431,12 +452,48 @@ pub async fn trickle(
         if_match: field(header::IF_MATCH),
         body: &body,
     };
-    let answer = patch::answer(request, &session.id, &session.peer_ufrag);
-    if answer == patch::Answer::Trickled {
-        return StatusCode::NO_CONTENT.into_response();
+    let mut ice = session.ice.lock().await;
+    let answer = patch::answer(request, &patch::etag(&session.id, ice.generation), &ice.peer_ufrag);
+    match answer {
+        patch::Answer::Trickled => return StatusCode::NO_CONTENT.into_response(),
+        patch::Answer::Restart => return restart(&ctx, &session, &mut ice, &body).await,
+        _ => {}
     }
     tracing::info!(session = %session.id, status = %answer.status(), reason = answer.reason(), "PATCH refused");
     (answer.status(), format!("{}\n", answer.reason())).into_response()
+}
+
+/// The `200` to an ICE restart of `session` asked for by the fragment
+/// `body`, once the session has its new credentials (RFC 9725 and WHEP
+/// draft 03, "ICE restarts"); `404` if it ended meanwhile.
+async fn restart(ctx: &Context, session: &SessionHandle, ice: &mut IceSession, body: &str) -> Response {
+    let Some((ufrag, pwd)) = patch::credentials(body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "an ICE restart needs a=ice-ufrag and a=ice-pwd\n",
+        )
+            .into_response();
+    };
+    let remote = str0m::IceCreds {
+        ufrag: ufrag.to_string(),
+        pass: pwd.to_string(),
+    };
+    let unapplied = ctx.config.quirks.ice_restarts_unapplied;
+    let Some(local) = ctx.webrtc.restart_ice(session, ice, remote, unapplied).await else {
+        return (StatusCode::NOT_FOUND, "no such session\n").into_response();
+    };
+    ctx.metrics.webrtc_ice_restarts.inc();
+    tracing::info!(session = %session.id, generation = ice.generation, "ICE restart");
+    let fragment = patch::restarted(body, (&local.ufrag, &local.pass), &ctx.webrtc.candidate_lines());
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, patch::FRAGMENT_TYPE.to_string()),
+            (header::ETAG, patch::etag(&session.id, ice.generation)),
+        ],
+        fragment,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -449,6 +506,16 @@ mod tests {
             username: username.map(Into::into),
             credential: credential.map(Into::into),
         }
+    }
+
+    #[test]
+    fn a_counter_offer_says_until_when_it_is_valid_unless_for_the_default_30_s() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_728_468_000);
+        assert_eq!(counter_offer_type(Duration::from_secs(30), now), "application/sdp");
+        assert_eq!(
+            counter_offer_type(Duration::from_secs(60), now),
+            "application/sdp; valid-until=\"Wed, 09 Oct 2024 10:01:00 GMT\""
+        );
     }
 
     #[test]

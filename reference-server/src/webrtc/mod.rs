@@ -186,9 +186,11 @@ pub struct SessionHandle {
     pub stream: String,
     /// Play or publish.
     pub direction: Direction,
-    /// The peer's ICE username fragment, from its offer: a trickle-ICE
-    /// `PATCH` with another one is an ICE restart (RFC 9725, section 4.3.3).
-    pub peer_ufrag: String,
+    /// The current ICE session: its peer's ICE username fragment (a
+    /// trickle-ICE `PATCH` with another one is an ICE restart, RFC 9725
+    /// section 4.3.3) and its number. Held across a restart, so that
+    /// restarts and trickles of one session are taken one at a time.
+    pub ice: Arc<tokio::sync::Mutex<IceSession>>,
     /// Status changes.
     pub status: watch::Receiver<SessionStatus>,
     /// A player's video m-line: its index among the answer's m-lines.
@@ -199,6 +201,16 @@ pub struct SessionHandle {
     /// selection); `None`: the one it started with.
     video_track: Arc<watch::Sender<Option<u8>>>,
     answers: tokio::sync::mpsc::UnboundedSender<String>,
+    restarts: tokio::sync::mpsc::UnboundedSender<peer::Restart>,
+}
+
+/// A session's current ICE session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceSession {
+    /// The peer's ICE username fragment in it.
+    pub peer_ufrag: String,
+    /// 0 for the session's first ICE session, then one more at each restart.
+    pub generation: u32,
 }
 
 impl SessionHandle {
@@ -267,6 +279,54 @@ impl WebRtc {
             certificate: dtls_certificate(),
             config: config.clone(),
         })
+    }
+
+    /// Restarts `session`'s ICE with the peer's new credentials
+    /// `remote` (RFC 9725 and WHEP draft 03, "ICE restarts"), under `ice`
+    /// (its [`SessionHandle::ice`], locked by the caller): the session gets
+    /// new credentials of its own, STUN for its new ufrag reaches it (from
+    /// any address), and checks with the old ones are no longer answered;
+    /// media goes on over the pair in use until the peer nominates another.
+    /// Returns the new credentials once the session has them; `None` if it
+    /// has ended. With `unapplied` (the quirk `ice_restarts_unapplied`)
+    /// the session is never given them.
+    pub async fn restart_ice(
+        &self,
+        session: &SessionHandle,
+        ice: &mut IceSession,
+        remote: IceCreds,
+        unapplied: bool,
+    ) -> Option<IceCreds> {
+        let local = IceCreds {
+            ufrag: random_token(16),
+            pass: random_token(24),
+        };
+        if !self.router.alias(&session.id, &local.ufrag) {
+            return None;
+        }
+        let peer_ufrag = remote.ufrag.clone();
+        if !unapplied {
+            let (done, applied) = tokio::sync::oneshot::channel();
+            session
+                .restarts
+                .send(peer::Restart {
+                    local: local.clone(),
+                    remote,
+                    done,
+                })
+                .ok()?;
+            applied.await.ok()?;
+        }
+        ice.peer_ufrag = peer_ufrag;
+        ice.generation += 1;
+        Some(local)
+    }
+
+    /// The `a=candidate` lines of every session (the host candidate).
+    pub fn candidate_lines(&self) -> Vec<String> {
+        Candidate::host(self.candidate, "udp")
+            .map(|candidate| vec![format!("a={}", candidate.to_sdp_string())])
+            .unwrap_or_default()
     }
 
     /// The bound UDP address.
@@ -637,6 +697,7 @@ impl WebRtc {
         let (audio_muted, muted) = watch::channel(false);
         let (video_track, video_track_rx) = watch::channel(None);
         let (answers, remote_answers) = tokio::sync::mpsc::unbounded_channel();
+        let (restarts, restarts_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut role = role;
         let mut video_line = None;
         if let peer::Role::Play(player) = &mut role {
@@ -650,13 +711,17 @@ impl WebRtc {
             app: app.to_string(),
             stream: stream.to_string(),
             direction,
-            peer_ufrag,
+            ice: Arc::new(tokio::sync::Mutex::new(IceSession {
+                peer_ufrag,
+                generation: 0,
+            })),
             status,
             video_line,
             cancel: ctx.shutdown.child_token(),
             audio_muted: Arc::new(audio_muted),
             video_track: Arc::new(video_track),
             answers,
+            restarts,
         };
         let datagrams = self.router.add(&ufrag);
         self.lock().insert(ufrag.clone(), handle.clone());
@@ -668,6 +733,7 @@ impl WebRtc {
             batch: udp::Batch::default(),
             local: self.local_addr(),
             datagrams,
+            restarts: restarts_rx,
             status: status_tx,
             cancel: handle.cancel.clone(),
             connect_timeout: self.config.connect_timeout,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,17 @@ pub enum Role {
     Publish(Box<Ingest>),
 }
 
+/// An ICE restart for the peer's task to apply (see
+/// [`super::WebRtc::restart_ice`]).
+pub struct Restart {
+    /// The session's new credentials.
+    pub local: IceCreds,
+    /// The peer's new credentials.
+    pub remote: IceCreds,
+    /// Told once the `Rtc` has both.
+    pub done: tokio::sync::oneshot::Sender<()>,
+}
+
 /// One peer's state, owned by its task.
 pub struct Peer {
     pub rtc: Rtc,
@@ -32,6 +43,8 @@ pub struct Peer {
     pub batch: Batch,
     pub local: SocketAddr,
     pub datagrams: mpsc::Receiver<Datagram>,
+    /// ICE restarts asked for by signalling.
+    pub restarts: mpsc::UnboundedReceiver<Restart>,
     pub status: watch::Sender<SessionStatus>,
     pub cancel: CancellationToken,
     pub connect_timeout: Duration,
@@ -124,6 +137,16 @@ pub async fn run(mut peer: Peer, mut role: Role) {
                     contents,
                 };
                 peer.input(Input::Receive(Instant::now(), receive));
+            }
+            Some(restart) = peer.restarts.recv() => {
+                // The `Rtc` answers checks with the new credentials only,
+                // and keeps sending on the pair in use (ICE-lite: the peer
+                // checks and nominates; the session only answers).
+                let mut api = peer.rtc.direct_api();
+                api.set_local_ice_credentials(restart.local);
+                api.set_remote_ice_credentials(restart.remote);
+                tracing::info!("ICE restarted");
+                let _ = restart.done.send(());
             }
             wake = next(&mut role) => match wake {
                 Wake::Role(input) => {

@@ -136,10 +136,13 @@ pub struct Datagram {
 /// Datagrams a peer may have queued before new ones are dropped (UDP may lose them anyway).
 const PEER_QUEUE: usize = 256;
 
-/// Which peer gets which datagram.
+/// Which peer gets which datagram. A peer is known by its session id (the
+/// ufrag of its first ICE session) and reached by every ufrag it has had.
 #[derive(Default)]
 pub struct Routes {
-    by_ufrag: HashMap<String, mpsc::Sender<Datagram>>,
+    /// Local ufrag: the session, its queue.
+    by_ufrag: HashMap<String, (String, mpsc::Sender<Datagram>)>,
+    /// Source address: the session, its queue.
     by_source: HashMap<SocketAddr, (String, mpsc::Sender<Datagram>)>,
 }
 
@@ -152,23 +155,42 @@ impl Router {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a peer by its local ufrag; returns its datagram queue.
-    pub fn add(&self, ufrag: &str) -> mpsc::Receiver<Datagram> {
+    /// Registers a peer by its session id, its first local ufrag; returns
+    /// its datagram queue.
+    pub fn add(&self, session: &str) -> mpsc::Receiver<Datagram> {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
-        self.lock().by_ufrag.insert(ufrag.to_string(), tx);
+        self.lock()
+            .by_ufrag
+            .insert(session.to_string(), (session.to_string(), tx));
         rx
     }
 
-    /// Forgets a peer and every address it used.
-    pub fn remove(&self, ufrag: &str) {
+    /// After an ICE restart: STUN for the local ufrag `ufrag` reaches the
+    /// peer `session` too. False if there is no such peer.
+    pub fn alias(&self, session: &str, ufrag: &str) -> bool {
         let mut routes = self.lock();
-        routes.by_ufrag.remove(ufrag);
-        routes.by_source.retain(|_, (u, _)| u != ufrag);
+        let Some(route) = routes.by_ufrag.get(session).cloned() else {
+            return false;
+        };
+        routes.by_ufrag.insert(ufrag.to_string(), route);
+        true
+    }
+
+    /// Forgets a peer, every ufrag it had and every address it used.
+    pub fn remove(&self, session: &str) {
+        let mut routes = self.lock();
+        routes.by_ufrag.retain(|_, (s, _)| s != session);
+        routes.by_source.retain(|_, (s, _)| s != session);
     }
 
     /// Peers registered now.
     pub fn len(&self) -> usize {
-        self.lock().by_ufrag.len()
+        let routes = self.lock();
+        routes
+            .by_ufrag
+            .iter()
+            .filter(|(ufrag, (session, _))| ufrag == &session)
+            .count()
     }
 
     /// Whether no peer is registered.
@@ -179,8 +201,8 @@ impl Router {
     pub(crate) fn route(&self, source: SocketAddr, data: &[u8]) -> Option<mpsc::Sender<Datagram>> {
         let mut routes = self.lock();
         if let Some(ufrag) = stun_local_ufrag(data) {
-            let tx = routes.by_ufrag.get(ufrag)?.clone();
-            routes.by_source.insert(source, (ufrag.to_string(), tx.clone()));
+            let (session, tx) = routes.by_ufrag.get(ufrag)?.clone();
+            routes.by_source.insert(source, (session, tx.clone()));
             return Some(tx);
         }
         routes.by_source.get(&source).map(|(_, tx)| tx.clone())
@@ -388,5 +410,27 @@ mod tests {
         assert!(router.route(peer, &[0x80, 0, 0, 0]).is_none());
         assert!(router.is_empty());
         drop(rx.try_recv());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_peer_is_reached_by_its_new_ufrag_until_it_is_removed() {
+        let router = Router::default();
+        let mut rx = router.add("srv1");
+        assert!(router.alias("srv1", "srv2"));
+        assert!(!router.alias("nobody", "srv3"));
+        assert_eq!(router.len(), 1, "one peer, two ufrags");
+        let moved: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        let tx = router.route(moved, &binding_request("srv2:y")).unwrap();
+        tx.try_send(Datagram {
+            source: moved,
+            data: Bytes::from_static(b"x"),
+        })
+        .unwrap();
+        assert_eq!(rx.try_recv().unwrap().source, moved);
+        assert!(router.route(moved, &[0x80, 0, 0, 0]).is_some(), "its new address");
+        router.remove("srv1");
+        assert!(router.route(moved, &binding_request("srv2:y")).is_none());
+        assert!(router.route(moved, &[0x80, 0, 0, 0]).is_none());
+        assert!(router.is_empty());
     }
 }
