@@ -1000,21 +1000,27 @@ async fn a_server_that_ends_the_video_at_an_end_of_sequence_fails_its_case() {
     assert!(actual.contains("audio and 0 video messages"), "{actual}");
 }
 
+/// A target whose RTMP side forwards no media and whose WHEP endpoint
+/// counter-offers as the WHIP/WHEP behaviour `name` says, in app `live`.
+async fn counter_offering_target(name: &str) -> Target {
+    let rtmp = rtmp_server(Behaviour::named("forwards no media")).await;
+    let http = whip_server(WhipBehaviour::named(name).unwrap()).await;
+    Target::External(Box::new(TargetSpec {
+        name: "broken".into(),
+        rtmp: Some(format!("rtmp://{rtmp}/live")),
+        whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
+        counter_offer_app: Some("live".into()),
+        ..TargetSpec::default()
+    }))
+}
+
 /// A WHEP endpoint that answers 406 with the player's own offer as its
 /// counter-offer and takes any PATCH fails each counter-offer case for what
 /// it did: a counter-offer that does not send, a garbage answer taken 200,
 /// and a player that could not use the counter-offer.
 #[tokio::test]
 async fn a_lazy_counter_offer_fails_the_counter_offer_cases_for_what_it_did() {
-    let rtmp = rtmp_server(Behaviour::named("forwards no media")).await;
-    let http = whip_server(WhipBehaviour::named("counter-offers the offer itself").unwrap()).await;
-    let target = Target::External(Box::new(TargetSpec {
-        name: "broken".into(),
-        rtmp: Some(format!("rtmp://{rtmp}/live")),
-        whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
-        counter_offer_app: Some("live".into()),
-        ..TargetSpec::default()
-    }));
+    let target = counter_offering_target("counter-offers the offer itself").await;
     let options = quick();
     for (id, said) in [
         ("webrtc/whep/counter-offer", "recvonly"),
@@ -1032,15 +1038,7 @@ async fn a_lazy_counter_offer_fails_the_counter_offer_cases_for_what_it_did() {
 /// section 4.2): the suite's player says so rather than answer it.
 #[tokio::test]
 async fn a_counter_offer_valid_until_no_date_fails_for_what_it_said() {
-    let rtmp = rtmp_server(Behaviour::named("forwards no media")).await;
-    let http = whip_server(WhipBehaviour::named("counter-offers valid until tomorrow").unwrap()).await;
-    let target = Target::External(Box::new(TargetSpec {
-        name: "broken".into(),
-        rtmp: Some(format!("rtmp://{rtmp}/live")),
-        whep: Some(format!("http://{http}/whep/{{app}}/{{stream}}")),
-        counter_offer_app: Some("live".into()),
-        ..TargetSpec::default()
-    }));
+    let target = counter_offering_target("counter-offers valid until tomorrow").await;
     let result = run_case(&case("webrtc/whep/counter-offer-plays"), &target, &quick()).await;
     assert_eq!(result.verdict, Verdict::Failed, "{result:#?}");
     let actual = result.actual.clone().unwrap_or_default();
