@@ -191,6 +191,7 @@ fn fan_out(c: &mut Criterion) {
             gop_cache_bytes: 1 << 20,
             gop_cache_duration: std::time::Duration::from_secs(12),
             silent_publisher_takeover: std::time::Duration::ZERO,
+            stream_dry_after: std::time::Duration::ZERO,
         },
         Arc::default(),
     );

@@ -40,6 +40,9 @@ struct Behaviour {
     /// It forwards a publisher's audio and video to its players (live
     /// only: a late joiner gets no sequence header), with this bug.
     forwards: Option<ForwardingBug>,
+    /// It tells every player the stream is recorded (User Control
+    /// StreamIsRecorded) before its Play.Start, live streams too.
+    marks_recorded: bool,
 }
 
 /// What a broken server that forwards media gets wrong.
@@ -112,6 +115,11 @@ impl Behaviour {
             "stops forwarding at a SetBufferLength once media flows" => Behaviour {
                 statuses: true,
                 forwards: Some(ForwardingBug::PausesAtSetBufferLength),
+                ..Behaviour::default()
+            },
+            "tells players of live streams they are recorded" => Behaviour {
+                statuses: true,
+                marks_recorded: true,
                 ..Behaviour::default()
             },
             "forwards no video after an AVC end of sequence" => Behaviour {
@@ -389,7 +397,25 @@ async fn answer(
             let info = NetStatus::new(Level::Error, code::PLAY_STREAM_NOT_FOUND, "no such recording");
             ("onStatus", 0.0, vec![info.to_value()])
         }
-        "play" if behaviour.statuses => status(code::PLAY_START),
+        "play" if behaviour.statuses => {
+            if behaviour.marks_recorded {
+                let recorded = Message::UserControl(UserControl::StreamIsRecorded(raw.stream_id));
+                let (type_id, payload) = recorded.encode();
+                let mut out = BytesMut::new();
+                encoder.encode(
+                    &RawMessage {
+                        csid: 2,
+                        timestamp: 0,
+                        type_id,
+                        stream_id: 0,
+                        payload,
+                    },
+                    &mut out,
+                );
+                socket.write_all(&out).await?;
+            }
+            status(code::PLAY_START)
+        }
         _ => return Ok(()), // never answered
     };
     let reply = Message::Command(Command {

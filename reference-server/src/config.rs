@@ -44,6 +44,11 @@ pub struct Config {
     /// for `rtmp.idle_timeout`.
     #[serde(with = "humantime_serde")]
     pub silent_publisher_takeover: Duration,
+    /// A live stream whose publisher has sent nothing for this long is
+    /// dry: its RTMP players are sent User Control StreamDry, once until
+    /// media comes again (`0s`: never).
+    #[serde(with = "humantime_serde")]
+    pub stream_dry_after: Duration,
     /// The defined applications, by key. The defaults define `flashStreamingApp`
     /// and `live`; a file or `--set` adds applications or changes these.
     pub apps: BTreeMap<String, AppConfig>,
@@ -64,6 +69,7 @@ impl Default for Config {
             default_app: "flashStreamingApp".to_string(),
             max_name_bytes: 1024,
             silent_publisher_takeover: Duration::from_secs(5),
+            stream_dry_after: Duration::from_secs(3),
             apps: [
                 ("flashStreamingApp".to_string(), AppConfig::default()),
                 ("live".to_string(), AppConfig::default()),

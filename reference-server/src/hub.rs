@@ -63,6 +63,10 @@ pub struct HubLimits {
     /// A publisher that has pushed nothing for this long loses its name to
     /// the next publisher of it; zero: never.
     pub silent_publisher_takeover: Duration,
+    /// A live stream whose publisher has pushed nothing for this long is
+    /// dry: its subscribers are told once ([`Delivery::Dry`]), until its
+    /// next frame; zero: never.
+    pub stream_dry_after: Duration,
 }
 
 type Key = (String, String);
@@ -76,6 +80,8 @@ type Key = (String, String);
 enum Item {
     Frame(Frame),
     PublicationChanged,
+    /// The publisher has sent nothing for `stream_dry_after`.
+    Dry,
 }
 
 /// The registry of streams. Cheap to clone.
@@ -104,6 +110,8 @@ struct StreamState {
     published_at: Option<Instant>,
     /// When the current publisher started or last pushed a frame.
     last_heard: Option<Instant>,
+    /// Subscribers were told the stream is dry, and no frame came since.
+    dry: bool,
     generation: u64,
     /// Subscriptions, the server's own (transcoders) included.
     players: usize,
@@ -310,6 +318,31 @@ impl Hub {
         state.publisher.map(|_| (state.has_audio, state.has_video))
     }
 
+    /// Marks dry every live stream whose publisher has pushed nothing for
+    /// `stream_dry_after` by `now` and is not marked yet: its subscribers
+    /// get [`Delivery::Dry`] once, until its next frame. Returns how many
+    /// were marked. (The server calls it every second.)
+    pub fn mark_dry(&self, now: Instant) -> usize {
+        let after = self.limits.stream_dry_after;
+        if after.is_zero() {
+            return 0;
+        }
+        let streams: Vec<Arc<Stream>> = lock(&self.streams).values().cloned().collect();
+        let mut marked = 0;
+        for stream in streams {
+            let mut state = lock(&stream.state);
+            let silent = state
+                .last_heard
+                .is_some_and(|heard| now.saturating_duration_since(heard) >= after);
+            if state.publisher.is_some() && silent && !state.dry {
+                state.dry = true;
+                let _ = stream.media.send(Item::Dry);
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     /// What a WebRTC answer needs to know about a live stream: its tracks and
     /// codecs so far. `None` when nobody publishes it.
     pub fn describe(&self, app: &str, name: &str) -> Option<StreamDescription> {
@@ -442,6 +475,7 @@ impl Hub {
             state.publisher = Some(owner);
             state.published_at = Some(now);
             state.last_heard = Some(now);
+            state.dry = false;
             state.continuity = Continuity::default();
             state.generation += 1;
             let generation = state.generation;
@@ -586,6 +620,7 @@ impl Publisher {
         }
         let now = Instant::now();
         state.last_heard = Some(now);
+        state.dry = false;
         if self.restamp_jumps && frame.kind != MediaKind::Data {
             let video = frame.kind == MediaKind::Video;
             frame.timestamp = match frame.config {
@@ -730,6 +765,9 @@ impl Gate {
 pub enum Delivery {
     /// A frame, as the subscription's [`Gate`] lets it through.
     Frame(Frame),
+    /// The stream's publisher has sent nothing for the hub's
+    /// `stream_dry_after` (RTMP's StreamDry); frames may follow.
+    Dry,
     /// The stream got (true) or lost (false) its publisher. A new
     /// publisher that replaced one unseen comes as false, then true.
     Publication(bool),
@@ -896,6 +934,8 @@ impl Subscription {
                     }
                 }
                 Ok(Item::PublicationChanged) => {}
+                Ok(Item::Dry) if self.is_live() => return Some(Delivery::Dry),
+                Ok(Item::Dry) => {}
                 Err(broadcast::error::RecvError::Lagged(lost)) => self.lagged(lost),
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -961,6 +1001,7 @@ mod tests {
                 gop_cache_bytes: 1 << 20,
                 gop_cache_duration: Duration::from_secs(5),
                 silent_publisher_takeover: Duration::from_secs(5),
+                stream_dry_after: Duration::from_secs(3),
             },
             Arc::default(),
         )
@@ -1113,6 +1154,7 @@ mod tests {
         let hub = Hub::new(
             HubLimits {
                 silent_publisher_takeover: takeover,
+                stream_dry_after: Duration::ZERO,
                 ..hub().limits
             },
             Arc::default(),
@@ -1145,11 +1187,34 @@ mod tests {
         assert!(!hub.is_live("app", "s"));
     }
 
+    #[tokio::test]
+    async fn a_silent_stream_is_told_dry_once_until_its_next_frame() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let mut player = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        publisher.push(video(0, true)).unwrap();
+        assert_eq!(frame(ready(&mut player).await), Some((0, true)));
+        let heard = Instant::now();
+        let after = hub.limits.stream_dry_after;
+        assert_eq!(hub.mark_dry(heard), 0, "not silent yet");
+        assert_eq!(hub.mark_dry(heard + after + Duration::from_millis(1)), 1);
+        assert_eq!(hub.mark_dry(heard + after * 2), 0, "told once");
+        assert!(matches!(ready(&mut player).await, Some(Delivery::Dry)));
+        assert!(ready(&mut player).await.is_none());
+        publisher.push(video(40, false)).unwrap();
+        assert_eq!(frame(ready(&mut player).await), Some((40, false)));
+        let heard = Instant::now();
+        assert_eq!(hub.mark_dry(heard + after * 2), 1, "dry again after the frame");
+        drop(publisher);
+        assert_eq!(hub.mark_dry(heard + after * 4), 0, "an idle stream is not dry");
+    }
+
     #[test]
     fn a_zero_takeover_time_never_takes_a_name_over() {
         let hub = Hub::new(
             HubLimits {
                 silent_publisher_takeover: Duration::ZERO,
+                stream_dry_after: Duration::ZERO,
                 ..hub().limits
             },
             Arc::default(),

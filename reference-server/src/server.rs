@@ -95,6 +95,7 @@ impl Server {
                 gop_cache_bytes: config.rtmp.gop_cache_bytes,
                 gop_cache_duration: config.rtmp.gop_cache_duration,
                 silent_publisher_takeover: config.silent_publisher_takeover,
+                stream_dry_after: config.stream_dry_after,
             },
             metrics.clone(),
         );
@@ -116,6 +117,9 @@ impl Server {
         tracker.spawn(accept_rtmp(rtmp_listener, ctx.clone(), tracker.clone()));
         tracker.spawn(http::serve(http_listener, ctx.clone()));
         tracker.spawn(ctx.webrtc.receive_loop(&ctx));
+        if !ctx.config.stream_dry_after.is_zero() {
+            tracker.spawn(mark_dry_streams(hub.clone(), ctx.shutdown.clone()));
+        }
         let quirks = ctx.config.quirks.names();
         if !quirks.is_empty() {
             tracing::warn!(?quirks, "known bugs switched on (quirks): for reproducing them only");
@@ -137,6 +141,24 @@ fn local_addr(listener: &TcpListener, what: &'static str, addr: SocketAddr) -> R
     listener
         .local_addr()
         .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// Tells the subscribers of every stream that went dry so (see
+/// [`Hub::mark_dry`]), once a second, until shutdown.
+async fn mark_dry_streams(hub: Hub, shutdown: CancellationToken) {
+    let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every_second.tick() => {
+                let marked = hub.mark_dry(std::time::Instant::now());
+                if marked > 0 {
+                    tracing::debug!(marked, "streams went dry");
+                }
+            }
+        }
+    }
 }
 
 async fn accept_rtmp(listener: TcpListener, ctx: Arc<Context>, tracker: TaskTracker) {

@@ -105,6 +105,11 @@ pub struct Expect {
     /// in a text is the id of the step's stream, as createStream gave it.
     #[serde(default)]
     pub received: Vec<String>,
+    /// Messages the server must not have sent on the actor's RTMP
+    /// connection since it opened, by a text of their wire-log lines (as
+    /// `received`).
+    #[serde(default)]
+    pub not_received: Vec<String>,
     /// Texts the latest metadata the server sent on the actor's connection
     /// must hold: the wire-log line of its latest data message named
     /// `onMetaData` (a message named `@setDataFrame` is not one), as
@@ -819,6 +824,9 @@ impl Expect {
         }
         if !self.received.is_empty() {
             parts.push(Box::new(Received(&self.received)));
+        }
+        if !self.not_received.is_empty() {
+            parts.push(Box::new(NotReceived(&self.not_received)));
         }
         if !self.metadata.is_empty() {
             parts.push(Box::new(LatestMetadata(&self.metadata)));
@@ -1811,6 +1819,35 @@ impl Expectation for Received<'_> {
 
     fn describe(&self) -> String {
         format!("the server sends {}", self.0.join(", "))
+    }
+}
+
+/// Messages the server must not send, by a text of their wire-log lines.
+struct NotReceived<'a>(&'a [String]);
+
+impl Expectation for NotReceived<'_> {
+    fn check(&self, observed: &Observed) -> Result<(), String> {
+        let id = observed
+            .stream_id
+            .map_or("(no stream)".to_string(), |id| id.to_string());
+        let sent: Vec<&str> = observed
+            .received
+            .iter()
+            .filter(|line| {
+                self.0
+                    .iter()
+                    .any(|text| line.contains(text.replace("{stream_id}", &id).as_str()))
+            })
+            .map(|line| line.trim_start_matches("< "))
+            .collect();
+        match sent.first() {
+            None => Ok(()),
+            Some(first) => Err(format!("the server sent {first}")),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("the server never sends {}", self.0.join(" or "))
     }
 }
 

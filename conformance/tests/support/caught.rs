@@ -375,6 +375,10 @@ pub const BROKEN: &[(&str, &str)] = &[
     ("rtmp/control/window-ack-size-on-connect", "never answers publish"),
     ("rtmp/control/stream-begin-on-connect", "never answers publish"),
     ("rtmp/control/stream-begin-on-play", "forwards no media"),
+    (
+        "rtmp/control/live-not-recorded",
+        "tells players of live streams they are recorded",
+    ),
     ("rtmp/commands/publish-append", "never answers publish"),
     ("rtmp/control/peer-bandwidth-on-connect", "never answers publish"),
     ("rtmp/lifecycle/republish-same-connection", "never answers publish"),

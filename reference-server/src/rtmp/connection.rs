@@ -137,8 +137,18 @@ struct App {
 
 /// What one of the connection's plays has for its client.
 enum PlayerEvent {
-    Frame { stream_id: u32, frame: Frame },
-    Publication { stream_id: u32, live: bool },
+    Frame {
+        stream_id: u32,
+        frame: Frame,
+    },
+    Publication {
+        stream_id: u32,
+        live: bool,
+    },
+    /// The publisher has sent nothing for `stream_dry_after`.
+    Dry {
+        stream_id: u32,
+    },
 }
 
 /// The events of a connection's plays, as one stream. A connection plays
@@ -694,6 +704,7 @@ impl Connection {
             PlayerEvent::Frame { stream_id, frame } => self.send_frame(stream_id, &frame),
             PlayerEvent::Publication { stream_id, live: true } => self.session.publish_notify(stream_id),
             PlayerEvent::Publication { stream_id, live: false } => self.session.unpublish_notify(stream_id),
+            PlayerEvent::Dry { stream_id } => self.session.stream_dry(stream_id),
         }
     }
 }
@@ -934,6 +945,7 @@ impl Player {
                         self.sound.not_before = None;
                         PlayerEvent::Publication { stream_id, live }
                     }
+                    Delivery::Dry => PlayerEvent::Dry { stream_id },
                     Delivery::Frame(frame) if self.replaces(&frame) => continue,
                     Delivery::Frame(frame) => PlayerEvent::Frame { stream_id, frame },
                 },

@@ -821,6 +821,20 @@ impl Session {
         );
     }
 
+    /// The stream being played has sent nothing for a while: User Control
+    /// StreamDry (RTMP 1.0, section 7.1.7). Media may come again after it.
+    pub fn stream_dry(&mut self, stream_id: u32) {
+        if self.player_name(stream_id).is_none() {
+            return;
+        }
+        self.send(
+            csid::CONTROL,
+            0,
+            0,
+            &Message::UserControl(UserControl::StreamDry(stream_id)),
+        );
+    }
+
     /// The stream being played has a publisher again: StreamBegin, PublishNotify.
     pub fn publish_notify(&mut self, stream_id: u32) {
         let Some(name) = self.player_name(stream_id) else {

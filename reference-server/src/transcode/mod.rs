@@ -76,7 +76,7 @@ async fn feed(mut subscription: Subscription, mut feed: impl Feed, stop: Cancell
                     return;
                 }
             }
-            Some(Delivery::Publication(_)) => {}
+            Some(Delivery::Publication(_) | Delivery::Dry) => {}
             None => return,
         }
     }

@@ -186,6 +186,7 @@ mod tests {
             gop_cache_bytes: 1 << 20,
             gop_cache_duration: std::time::Duration::from_secs(10),
             silent_publisher_takeover: std::time::Duration::ZERO,
+            stream_dry_after: std::time::Duration::ZERO,
         };
         let hub = crate::hub::Hub::new(limits, metrics.clone());
         let publisher = hub.publish("app", "s", 1).unwrap();

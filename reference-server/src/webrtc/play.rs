@@ -623,14 +623,18 @@ impl Player {
         let Some(subscription) = &mut self.subscription else {
             return std::future::pending().await;
         };
-        tokio::select! {
-            delivery = subscription.next() => match delivery? {
-                Delivery::Frame(frame) => Some(PlayerInput::Frame(frame)),
-                Delivery::Publication(live) => Some(PlayerInput::Publication(live)),
-            },
-            frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
-            frame = transcoded(&mut self.transcoded_video) => Some(PlayerInput::TranscodedVideo(frame)),
-            Some(sdp) = answer(&mut self.answers) => Some(PlayerInput::Answer(sdp)),
+        loop {
+            return tokio::select! {
+                delivery = subscription.next() => match delivery? {
+                    Delivery::Frame(frame) => Some(PlayerInput::Frame(frame)),
+                    Delivery::Publication(live) => Some(PlayerInput::Publication(live)),
+                    // RTCP has nothing to say it with; media may resume.
+                    Delivery::Dry => continue,
+                },
+                frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
+                frame = transcoded(&mut self.transcoded_video) => Some(PlayerInput::TranscodedVideo(frame)),
+                Some(sdp) = answer(&mut self.answers) => Some(PlayerInput::Answer(sdp)),
+            };
         }
     }
 
