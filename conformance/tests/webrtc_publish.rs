@@ -71,6 +71,44 @@ async fn a_whip_publisher_is_played_over_whep_as_is() {
     server.shutdown().await;
 }
 
+/// An ICE restart of a WHIP session (RFC 9725, section 4.3.3): 200 with
+/// the session's new credentials, the publisher's checks made with the new
+/// ones answered, and its media still reaching players afterwards.
+#[tokio::test]
+async fn a_whip_publisher_restarts_ice_and_goes_on_publishing() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = whip_publish(&server, "restarted-cam", 660.0).await;
+    let restart = publisher.restart_ice().await.unwrap();
+    assert_eq!(restart.status, 200, "{restart:?}");
+    assert!(restart.header("etag").is_some(), "{restart:?}");
+    let report = publisher
+        .wait_until(
+            "a check with the new credentials answered",
+            |r| r.peer.ice_restarts == 1 && r.peer.checks_answered_since_restart >= 1,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert!(report.sending, "{report:#?}");
+    let player = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), APP, "restarted-cam"),
+        PlayerOptions::default(),
+    )
+    .await
+    .unwrap();
+    player
+        .wait_until(
+            "pictures and sound after the restart",
+            |r| r.video.pictures >= 25 && r.audio.decoded_frames >= 50,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(server.metrics().webrtc_ice_restarts.get(), 1);
+    publisher.stop().await.unwrap();
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_whip_publisher_is_played_by_ffmpeg_over_rtmp_with_picture_and_speex_by_default() {
     ffmpeg_plays_a_whip_publisher(RtmpAudio::Speex, "speex", 880.0).await;

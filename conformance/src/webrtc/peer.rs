@@ -440,6 +440,43 @@ impl<A> PeerHandle<A> {
         }
     }
 
+    /// Restarts ICE over WHIP or WHEP (RFC 9725 and WHEP draft 03, "ICE
+    /// restarts"): a `PATCH` of the session at `location` with new
+    /// credentials of the peer's (a fragment of `offer`'s m-line, mid and
+    /// candidate) and `If-Match: *`. On a `200` whose fragment holds the
+    /// server's new `ice-ufrag` and `ice-pwd`, the peer goes on with both
+    /// (see [`PeerStatus::checks_answered_since_restart`]). Returns the
+    /// server's answer, whatever its status.
+    pub(crate) async fn restart_ice(&self, location: &str, offer: &str) -> Result<super::http::Exchange, WebRtcError> {
+        use super::http;
+        let local_addr = self
+            .lock()
+            .status
+            .local_addr
+            .ok_or_else(|| WebRtcError::Options("the peer has no local address".into()))?;
+        let fragment = http::trickle_fragment(offer, local_addr, true)
+            .ok_or_else(|| WebRtcError::Options("the offer has no ICE credentials or m-line".into()))?;
+        let ours = http::fragment_credentials(&fragment)
+            .ok_or_else(|| WebRtcError::Options("the restart fragment has no credentials".into()))?;
+        let answer = http::exchange(
+            http::Method::Patch,
+            location,
+            &[("If-Match".to_string(), "*".to_string())],
+            Some((http::TRICKLE_TYPE, &fragment)),
+            None,
+        )
+        .await?;
+        if answer.status == 200 {
+            if let Some(theirs) = http::fragment_credentials(&answer.body) {
+                self.command(PeerCommand::Act(PeerAction::RestartIce {
+                    local: ours,
+                    remote: theirs,
+                }))?;
+            }
+        }
+        Ok(answer)
+    }
+
     /// Asks the sender of `mid` for a keyframe and waits for str0m's verdict.
     pub(crate) async fn request_keyframe(&self, mid: Mid, kind: KeyframeRequestKind) -> Result<(), WebRtcError> {
         let (reply, answer) = oneshot::channel();

@@ -10,7 +10,7 @@ use str0m::{Event, Rtc, RtcConfig};
 
 use super::count::{RtpCounter, RtpTotals};
 use super::http::{self, Endpoint};
-use super::peer::{PeerAction, PeerApp, PeerCommand, PeerHandle, PeerStatus, Prepared, Shared};
+use super::peer::{PeerAction, PeerApp, PeerHandle, PeerStatus, Prepared, Shared};
 use super::receive::{AudioStats, MediaReceiver, Pcm, VideoStats};
 use super::relay::{Loss, UdpRelay};
 use super::sdp::SdpSummary;
@@ -502,44 +502,15 @@ impl WebRtcPlayer {
         }
     }
 
-    /// Restarts ICE over WHEP (draft 03, section 4.5.3): a `PATCH` of the
-    /// session with new credentials of the player's and `If-Match: *`. On
-    /// a `200` whose fragment holds the server's new `ice-ufrag` and
-    /// `ice-pwd`, the peer goes on with both (see
-    /// [`PeerStatus::checks_answered_since_restart`]). Returns the
-    /// server's answer, whatever its status.
+    /// Restarts ICE over WHEP (draft 03, section 4.5.3); see
+    /// [`PeerHandle::restart_ice`]. Returns the server's answer, whatever
+    /// its status.
     pub async fn restart_ice(&self) -> Result<http::Exchange, WebRtcError> {
         let url = self
             .location()
             .ok_or_else(|| WebRtcError::Options("no WHEP session URL: the player was not signalled over HTTP".into()))?
             .to_string();
-        let local_addr = self
-            .peer
-            .lock()
-            .status
-            .local_addr
-            .ok_or_else(|| WebRtcError::Options("the peer has no local address".into()))?;
-        let fragment = http::trickle_fragment(&self.offer, local_addr, true)
-            .ok_or_else(|| WebRtcError::Options("the offer has no ICE credentials or m-line".into()))?;
-        let ours = http::fragment_credentials(&fragment)
-            .ok_or_else(|| WebRtcError::Options("the restart fragment has no credentials".into()))?;
-        let answer = http::exchange(
-            http::Method::Patch,
-            &url,
-            &[("If-Match".to_string(), "*".to_string())],
-            Some((http::TRICKLE_TYPE, &fragment)),
-            None,
-        )
-        .await?;
-        if answer.status == 200 {
-            if let Some(theirs) = http::fragment_credentials(&answer.body) {
-                self.peer.command(PeerCommand::Act(PeerAction::RestartIce {
-                    local: ours,
-                    remote: theirs,
-                }))?;
-            }
-        }
-        Ok(answer)
+        self.peer.restart_ice(&url, &self.offer).await
     }
 
     /// Sends a PLI for the video.

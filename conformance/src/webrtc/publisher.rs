@@ -482,6 +482,19 @@ impl WebRtcPublisher {
             .await
     }
 
+    /// Restarts ICE over WHIP (RFC 9725, section 4.3.3); see
+    /// [`super::peer::PeerHandle::restart_ice`]. Returns the server's
+    /// answer, whatever its status.
+    pub async fn restart_ice(&self) -> Result<super::http::Exchange, WebRtcError> {
+        let url = self
+            .location()
+            .ok_or_else(|| {
+                WebRtcError::Options("no WHIP session URL: the publisher was not signalled over HTTP".into())
+            })?
+            .to_string();
+        self.peer.restart_ice(&url, &self.offer).await
+    }
+
     /// Makes the next video frame an IDR, as a PLI would.
     pub fn force_keyframe(&self) {
         if let Some(video) = self.peer.lock().app.video.as_mut() {
