@@ -166,12 +166,15 @@ impl Router {
     }
 
     /// After an ICE restart: STUN for the local ufrag `ufrag` reaches the
-    /// peer `session` too. False if there is no such peer.
+    /// peer `session` too, instead of the ufrag of its restart before (if
+    /// any): a peer has at most two, however often it restarts. False if
+    /// there is no such peer.
     pub fn alias(&self, session: &str, ufrag: &str) -> bool {
         let mut routes = self.lock();
         let Some(route) = routes.by_ufrag.get(session).cloned() else {
             return false;
         };
+        routes.by_ufrag.retain(|key, (s, _)| s != session || key == session);
         routes.by_ufrag.insert(ufrag.to_string(), route);
         true
     }
@@ -416,9 +419,14 @@ mod tests {
     async fn a_restarted_peer_is_reached_by_its_new_ufrag_until_it_is_removed() {
         let router = Router::default();
         let mut rx = router.add("srv1");
+        assert!(router.alias("srv1", "srv0"));
         assert!(router.alias("srv1", "srv2"));
         assert!(!router.alias("nobody", "srv3"));
-        assert_eq!(router.len(), 1, "one peer, two ufrags");
+        assert_eq!(router.len(), 1, "one peer");
+        assert_eq!(router.lock().by_ufrag.len(), 2, "its first ufrag and its latest");
+        assert!(router
+            .route("127.0.0.1:6001".parse().unwrap(), &binding_request("srv0:y"))
+            .is_none());
         let moved: SocketAddr = "127.0.0.1:6000".parse().unwrap();
         let tx = router.route(moved, &binding_request("srv2:y")).unwrap();
         tx.try_send(Datagram {
