@@ -242,3 +242,56 @@ async fn a_player_joining_a_running_transcoder_gets_a_picture_at_once() {
     let _ = publisher.kill().await;
     server.shutdown().await;
 }
+
+/// A player that starts a new video transcoder (the first player of a
+/// Sorenson stream, 7 s into a 10 s group of pictures) gets the cached
+/// pictures through the transcoder at codec speed, stamped with their own
+/// times: a backlog of about 7 s of pictures, which must be through within
+/// 3 s of the first (the picture does not lag the sound by a group of
+/// pictures at joining).
+#[tokio::test]
+async fn a_new_transcoders_pictures_catch_up_with_the_sound() {
+    let server = embedded(|_| {}).await.unwrap();
+    let mut publisher = program("ffmpeg");
+    publisher.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    publisher.args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15"]);
+    publisher.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"]);
+    publisher.args(["-c:v", "flv1", "-g", "150", "-b:v", "300k"]);
+    publisher.args([
+        "-c:a",
+        "nellymoser",
+        "-ar",
+        "22050",
+        "-ac",
+        "1",
+        "-t",
+        "40",
+        "-f",
+        "flv",
+    ]);
+    publisher.arg(format!("{}/catching-up", server.rtmp_url("live")));
+    let mut publisher = publisher.spawn().unwrap();
+    wait_video(&server, "catching-up").await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let signalling = Signalling::http(&server.http_url(), APP, "catching-up");
+    let player = WebRtcPlayer::play(signalling, PlayerOptions::default()).await.unwrap();
+    let report = until(&player, "150 pictures", |r| r.video.pictures >= 150).await;
+    let video = &report.video;
+    let first = video.first_picture_after.unwrap();
+    let through = video.backlog_through_after.map(|at| at.saturating_sub(first));
+    eprintln!(
+        "backlog {:?}, through {through:?} after the first picture",
+        video.backlog
+    );
+    assert!(
+        video.backlog >= Duration::from_secs(4),
+        "the transcoder started at the cached keyframe, about 7 s back: {report:#?}"
+    );
+    assert!(
+        through.is_some_and(|after| after < Duration::from_secs(3)),
+        "the backlog was through {through:?} after the first picture: {report:#?}"
+    );
+    assert_eq!(server.metrics().video_transcoders.get(), 1, "{report:#?}");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}

@@ -74,6 +74,14 @@ pub struct VideoStats {
     pub largest_leap: Duration,
     /// When the largest leap happened, counted from the offer.
     pub largest_leap_after: Option<Duration>,
+    /// The most the pictures' RTP time got ahead of their arrival since the
+    /// first: the backlog a late joiner was sent at once (a cached group of
+    /// pictures, or a new transcoder's output of it). About zero for
+    /// pictures that came as they were made.
+    pub backlog: Duration,
+    /// When the first picture within 100 ms of that backlog arrived,
+    /// counted from the offer: when the pictures had caught up with live.
+    pub backlog_through_after: Option<Duration>,
     /// The last decode error.
     pub last_error: Option<String>,
 }
@@ -250,7 +258,19 @@ pub struct MediaReceiver {
     frame_time: [Option<MediaTime>; 2],
     /// The latest sender report of each track (video, audio).
     senders: [Option<SenderInfo>; 2],
+    /// The first picture's RTP time, and when it came after the offer.
+    first_picture: Option<(MediaTime, Duration)>,
+    /// Each time the backlog grew: when, and to what.
+    backlog_steps: Vec<(Duration, Duration)>,
 }
+
+/// How near the most backlog seen a picture must be for the backlog to be
+/// through ([`VideoStats::backlog_through_after`]).
+const BACKLOG_STEP: Duration = Duration::from_millis(100);
+/// Growth of the backlog smaller than this is not recorded.
+const BACKLOG_GRAIN: Duration = Duration::from_millis(10);
+/// At most this many growths are recorded (a minute of backlog).
+const MAX_BACKLOG_STEPS: usize = 6000;
 
 impl std::fmt::Debug for MediaReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -288,6 +308,8 @@ impl MediaReceiver {
             marks: None,
             sync: SyncProbe::default(),
             frame_time: [None; 2],
+            first_picture: None,
+            backlog_steps: Vec::new(),
             senders: [None, None],
         }
     }
@@ -371,6 +393,30 @@ impl MediaReceiver {
             *last = Some((time, now, seq.1));
         } else if let Some(last) = last.as_mut() {
             last.2 = seq.1;
+        }
+        if codec.is_video() {
+            self.backlog(time, since);
+        }
+    }
+
+    /// Places the picture of RTP time `time` that arrived `since` the offer
+    /// against the first picture's arrival ([`VideoStats::backlog`]).
+    fn backlog(&mut self, time: MediaTime, since: Duration) {
+        let (first_time, first_since) = *self.first_picture.get_or_insert((time, since));
+        let moved = time.as_seconds() - first_time.as_seconds();
+        let passed = since.saturating_sub(first_since).as_secs_f64();
+        let ahead = Duration::try_from_secs_f64(moved - passed).unwrap_or_default();
+        if ahead > self.video.backlog + BACKLOG_GRAIN && self.backlog_steps.len() < MAX_BACKLOG_STEPS {
+            self.video.backlog = ahead;
+            self.backlog_steps.push((since, ahead));
+            // The first picture within 100 ms of the most seen: a slow drift
+            // of the sender's pace later does not move it.
+            let level = ahead.saturating_sub(BACKLOG_STEP);
+            self.video.backlog_through_after = self
+                .backlog_steps
+                .iter()
+                .find(|(_, ahead)| *ahead >= level)
+                .map(|(since, _)| *since);
         }
     }
 
@@ -627,6 +673,14 @@ mod tests {
             "{:?}",
             r.video.largest_leap
         );
+        // The burst was 10 frames of 40 ms in 90 ms: 270 ms of backlog,
+        // within 100 ms of it from the seventh frame (60 ms) on.
+        assert!(
+            (Duration::from_millis(260)..=Duration::from_millis(280)).contains(&r.video.backlog),
+            "{:?}",
+            r.video.backlog
+        );
+        assert_eq!(r.video.backlog_through_after, Some(Duration::from_millis(60)));
         // A B-frame earlier in time changes nothing.
         r.timing(Codec::H264, t(700), (20, 20), at(801), None);
         assert!(r.video.largest_leap <= Duration::from_millis(40));
