@@ -899,10 +899,17 @@ impl Subscription {
     /// waiting; `None` once they are all delivered.
     pub fn next_cached(&mut self) -> Option<Frame> {
         let (gate, selection) = (&mut self.gate, self.selection);
-        self.cached
+        let next = self
+            .cached
             .by_ref()
             .filter_map(|frame| selection.pick(frame))
-            .find(|frame| gate.admit(frame))
+            .find(|frame| gate.admit(frame));
+        if next.is_none() && self.cached.as_slice().is_empty() {
+            // The list's room (a frame's worth for each frame of a group
+            // of pictures) is not kept for the rest of the play.
+            self.cached = Vec::new().into_iter();
+        }
+        next
     }
 
     /// Takes the tracks `selection` names of a multitrack stream from now on.

@@ -202,33 +202,30 @@ pub struct RoomClient {
     app: String,
     policy: RoomPolicy,
     memberships: HashMap<String, Membership>,
-    sender: mpsc::Sender<RoomEvent>,
-    /// The events for this connection's client.
-    pub events: mpsc::Receiver<RoomEvent>,
-    /// It has joined a room: only then can events come (the sender is
-    /// handed out on joining), so a connection that never joined one does
-    /// not look at its queue, memory not otherwise touched per frame.
-    joined: bool,
+    /// The queue of events for this connection's client, made when it
+    /// first joins a room (only then can events come: the sender is handed
+    /// out on joining). A connection that never joins one has no queue to
+    /// keep or to look at.
+    queue: Option<(mpsc::Sender<RoomEvent>, mpsc::Receiver<RoomEvent>)>,
 }
 
 impl RoomClient {
     /// Whether it may have room events to deliver: it is in a room, or
     /// events came before it left its last one.
     pub fn has_events(&self) -> bool {
-        self.joined && (!self.memberships.is_empty() || !self.events.is_empty())
+        self.queue
+            .as_ref()
+            .is_some_and(|(_, events)| !self.memberships.is_empty() || !events.is_empty())
     }
 
     /// A connection of application `app` with `policy`.
     pub fn new(rooms: Arc<Rooms>, app: &str, policy: RoomPolicy) -> RoomClient {
-        let (sender, events) = mpsc::channel(EVENT_QUEUE);
         RoomClient {
             rooms,
             app: app.to_string(),
             policy,
             memberships: HashMap::new(),
-            sender,
-            events,
-            joined: false,
+            queue: None,
         }
     }
 
@@ -246,9 +243,9 @@ impl RoomClient {
                 if self.memberships.len() >= MAX_ROOMS_PER_CONNECTION {
                     return Err(RoomError::TooManyRooms);
                 }
-                let membership = self.rooms.join(&self.app, &room, &name, self.sender.clone())?;
+                let (sender, _) = self.queue.get_or_insert_with(|| mpsc::channel(EVENT_QUEUE));
+                let membership = self.rooms.join(&self.app, &room, &name, sender.clone())?;
                 self.memberships.insert(room, membership);
-                self.joined = true;
             }
             RoomRequest::LeaveRoom { room } => {
                 self.memberships.remove(&room).ok_or(RoomError::NotJoined(room))?;
@@ -270,11 +267,15 @@ impl RoomClient {
 }
 
 /// The next event for a connection's client from the rooms it joined;
-/// never, while it has no [`RoomClient`] (before connect).
+/// never, while it has no [`RoomClient`] (before connect) or has not
+/// joined a room.
 pub async fn next_event(client: &mut Option<RoomClient>) -> Option<RoomEvent> {
     match client {
-        Some(client) => client.events.recv().await,
-        None => std::future::pending().await,
+        Some(RoomClient {
+            queue: Some((_, events)),
+            ..
+        }) => events.recv().await,
+        _ => std::future::pending().await,
     }
 }
 
@@ -563,7 +564,10 @@ mod tests {
             client.request(join("r1", "b")),
             Err(RoomError::AlreadyJoined("r1".into()))
         );
-        assert_eq!(client.events.try_recv().map(|e| e.event), Ok(EventKind::State));
+        assert_eq!(
+            client.queue.as_mut().unwrap().1.try_recv().map(|e| e.event),
+            Ok(EventKind::State)
+        );
         client.request(leave).unwrap();
         assert!(rooms.participants("app", "r1").is_empty());
         let request: RoomRequest =

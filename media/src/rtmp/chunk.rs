@@ -520,7 +520,10 @@ pub struct ChunkStyle {
 pub struct ChunkEncoder {
     chunk_size: u32,
     style: ChunkStyle,
-    sent: HashMap<u32, Sent>,
+    /// What was last sent on each chunk stream used: the server picks its
+    /// chunk streams, a handful, so a list searched in order is quicker
+    /// than hashing each message's.
+    sent: Vec<(u32, Sent)>,
 }
 
 impl Default for ChunkEncoder {
@@ -535,7 +538,7 @@ impl ChunkEncoder {
         ChunkEncoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             style: ChunkStyle::default(),
-            sent: HashMap::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -581,14 +584,18 @@ impl ChunkEncoder {
     /// Forgets what was last sent on `csid`: its next message goes with a
     /// type 0 header (after an Abort, say).
     pub fn forget(&mut self, csid: u32) {
-        self.sent.remove(&csid);
+        self.sent.retain(|&(id, _)| id != csid);
     }
 
     /// Appends the chunks of `message` to `out`, telling `chunk_end` where in
     /// `out` each chunk ends.
     fn encode_marking(&mut self, message: &RawMessage, out: &mut BytesMut, mut chunk_end: impl FnMut(usize)) {
         let length = message.payload.len() as u32;
-        let previous = self.sent.get(&message.csid).copied();
+        let previous = self
+            .sent
+            .iter()
+            .find(|(id, _)| *id == message.csid)
+            .map(|&(_, sent)| sent);
         let (fmt, ts_field) = match previous {
             Some(p)
                 if !self.style.full_headers && p.stream_id == message.stream_id && message.timestamp >= p.timestamp =>
@@ -631,15 +638,16 @@ impl ChunkEncoder {
             out.put_slice(chunk);
             chunk_end(out.len());
         }
-        self.sent.insert(
-            message.csid,
-            Sent {
-                timestamp: message.timestamp,
-                length,
-                type_id: message.type_id,
-                stream_id: message.stream_id,
-            },
-        );
+        let sent = Sent {
+            timestamp: message.timestamp,
+            length,
+            type_id: message.type_id,
+            stream_id: message.stream_id,
+        };
+        match self.sent.iter_mut().find(|(id, _)| *id == message.csid) {
+            Some((_, last)) => *last = sent,
+            None => self.sent.push((message.csid, sent)),
+        }
     }
 }
 

@@ -20,10 +20,18 @@ use super::control::Control;
 use super::csid;
 use super::message::{type_id, Message};
 
-/// What the output buffer starts with.
-const OUTPUT_CAPACITY: usize = 16 * 1024;
-/// An output buffer grown past this is replaced once written.
-const OUTPUT_KEPT: usize = 64 * 1024;
+/// What the output buffer starts with: commands and statuses fit.
+const OUTPUT_CAPACITY: usize = 4 * 1024;
+/// An output buffer grown past this is replaced once this many writes in
+/// a row were no bigger: a player keeps room for its stream's ordinary
+/// pictures, not for the keyframe it writes now and then (thousands of
+/// players would each keep their largest write), and a stream whose every
+/// picture is bigger keeps its room (no buffer made anew per write).
+const OUTPUT_KEPT: usize = 16 * 1024;
+const SMALL_WRITES: u8 = 8;
+/// A write bigger than this (a cached group of pictures sent at once) is a
+/// burst: its buffer is replaced as soon as it is written.
+const OUTPUT_BURST: usize = 64 * 1024;
 
 /// One side of an RTMP connection. See the module docs.
 #[derive(Debug)]
@@ -35,6 +43,8 @@ pub struct Endpoint {
     /// window boundary, until that window's Acknowledgement is out.
     held: BytesMut,
     output: BytesMut,
+    /// Writes in a row no bigger than `OUTPUT_KEPT` into a buffer grown past it.
+    small_writes: u8,
     /// What it sent on its own during the last `next_message` (at most a
     /// Ping Response and an Acknowledgement).
     answered: Vec<Message>,
@@ -49,6 +59,7 @@ impl Endpoint {
             control: Control::default(),
             held: BytesMut::new(),
             output: BytesMut::with_capacity(OUTPUT_CAPACITY),
+            small_writes: 0,
             answered: Vec::new(),
         }
     }
@@ -181,14 +192,20 @@ impl Endpoint {
     }
 
     /// The output was all written: empties it, and gives back what a burst
-    /// (a cached group of pictures sent to a player at once) grew it to, so
-    /// that a connection keeps its usual few kilobytes, not its largest
-    /// moment.
+    /// (a cached group of pictures sent to a player at once) or a keyframe
+    /// grew it to, so that a connection keeps the room its usual writes
+    /// need, not its largest moment.
     pub fn output_written(&mut self) {
-        if self.output.capacity() > OUTPUT_KEPT {
+        let written = self.output.len();
+        self.output.clear();
+        self.small_writes = match written {
+            _ if self.output.capacity() <= OUTPUT_KEPT => 0,
+            0..=OUTPUT_KEPT => self.small_writes + 1,
+            _ => 0,
+        };
+        if written > OUTPUT_BURST || self.small_writes >= SMALL_WRITES {
             self.output = BytesMut::with_capacity(OUTPUT_CAPACITY);
-        } else {
-            self.output.clear();
+            self.small_writes = 0;
         }
     }
 
@@ -222,15 +239,27 @@ mod tests {
         assert!(endpoint.output().is_empty());
         assert!(endpoint.output().capacity() <= OUTPUT_KEPT);
         // An ordinary write keeps the buffer it has.
-        endpoint.send(
-            csid::VIDEO,
-            1,
-            40,
-            &Message::Video(bytes::Bytes::from(vec![0x27; 2_000])),
-        );
+        let small = Message::Video(bytes::Bytes::from(vec![0x27; 2_000]));
+        endpoint.send(csid::VIDEO, 1, 40, &small);
         let capacity = endpoint.output().capacity();
         endpoint.output_written();
         assert_eq!(endpoint.output().capacity(), capacity);
+
+        // A keyframe's room is kept while pictures that big come...
+        let big = Message::Video(bytes::Bytes::from(vec![0x27; 20_000]));
+        for _ in 0..20 {
+            endpoint.send(csid::VIDEO, 1, 80, &big);
+            endpoint.output_written();
+        }
+        let grown = endpoint.output().capacity();
+        assert!(grown > OUTPUT_KEPT);
+        // ...and given back after a run of smaller ones.
+        for i in 0..SMALL_WRITES {
+            assert_eq!(endpoint.output().capacity(), grown, "after {i} small writes");
+            endpoint.send(csid::VIDEO, 1, 120, &small);
+            endpoint.output_written();
+        }
+        assert!(endpoint.output().capacity() <= OUTPUT_CAPACITY);
     }
 
     fn peer_bytes(messages: &[Message]) -> Vec<u8> {

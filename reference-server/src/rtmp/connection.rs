@@ -222,14 +222,17 @@ struct Connection {
     withheld: HashSet<(u32, FourCc)>,
 }
 
-/// Bytes one read takes from a connection's socket.
-const READ_BUFFER: usize = 16 * 1024;
+/// Bytes one read takes from a connection's socket at first: a player's
+/// acknowledgements and commands fit.
+const READ_BUFFER: usize = 2 * 1024;
+/// Bytes one read takes once a read filled the buffer (a publisher).
+const READ_BUFFER_BUSY: usize = 16 * 1024;
 
 impl Connection {
     async fn run(&mut self, leftover: Vec<u8>) -> Result<&'static str, Closed> {
         let idle = self.ctx.config.rtmp.idle_timeout;
-        // Every connection has one, players too (thousands of them): a
-        // publisher's bytes take a few more reads, not more memory each.
+        // Every connection has one, players too (thousands of them): small,
+        // until the client sends more than it holds.
         let mut buf = vec![0u8; READ_BUFFER];
         let mut events = Vec::new();
         // Clients often send connect in the same segment as C2.
@@ -282,6 +285,9 @@ impl Connection {
                         _ = shutdown.cancelled() => return Ok("server shutting down"),
                     }
                     last_input = Instant::now();
+                    if n == buf.len() && n < READ_BUFFER_BUSY {
+                        buf.resize(READ_BUFFER_BUSY, 0);
+                    }
                 }
                 Some(event) = next_event(&mut self.rooms), if self.rooms.as_ref().is_some_and(RoomClient::has_events) => {
                     self.session.call_client("onRoomEvent", Value::from_json(&event.to_json()));
