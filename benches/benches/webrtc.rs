@@ -8,6 +8,11 @@
 //! sending side and drains its datagrams. The receiving side is not fed, so
 //! only the sender's work is measured.
 //!
+//! `shared_payloads_to_srtp` is the same frames as the server's players
+//! send them now: packetized once per stream (`webrtc::packets`, timed
+//! apart as `shared_payloads_made`) and written by each player through
+//! str0m's direct API with its own sequence numbers.
+//!
 //! `send_path` then times putting those datagrams on a real UDP socket on
 //! 127.0.0.1: one `sendto` per datagram, as the server used to, beside the
 //! server's `udp::Batch`, which sends a picture's datagrams for one peer in
@@ -20,10 +25,12 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use media::h264::{annexb_nal_units, nal_unit_type, to_avcc, AvcConfig};
 use openh264::encoder::EncoderConfig;
 use openh264::formats::YUVBuffer;
+use reference_server::webrtc::packets;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 const WIDTH: usize = 1280;
@@ -153,6 +160,20 @@ impl Pair {
         mid
     }
 
+    /// Moves the sender's clock to `at` and drains it: how many datagrams
+    /// it sent (what was written before goes out now).
+    fn send(&mut self, at: Instant) -> usize {
+        self.sender.handle_input(Input::Timeout(at)).unwrap();
+        let mut datagrams = 0;
+        loop {
+            match self.sender.poll_output().unwrap() {
+                Output::Transmit(_) => datagrams += 1,
+                Output::Event(_) => {}
+                Output::Timeout(_) => return datagrams,
+            }
+        }
+    }
+
     /// The payload type the sender's H.264 was negotiated at.
     fn h264_pt(&mut self) -> str0m::media::Pt {
         self.sender
@@ -189,19 +210,51 @@ fn packetize(c: &mut Criterion) {
                     let time = MediaTime::new(frame * 3600, Frequency::NINETY_KHZ);
                     let writer = pair.sender.writer(pair.mid).unwrap();
                     writer.write(pt, at, time, data).unwrap();
-                    pair.sender.handle_input(Input::Timeout(at)).unwrap();
-                    loop {
-                        match pair.sender.poll_output().unwrap() {
-                            Output::Transmit(_) => datagrams += 1,
-                            Output::Event(_) => {}
-                            Output::Timeout(_) => break,
-                        }
-                    }
+                    datagrams += pair.send(at);
                 }
                 assert!(datagrams >= FRAMES, "{datagrams} datagrams for {FRAMES} frames");
             });
         },
     );
+    // As the server's players do since payloads are shared: the stream's
+    // packets are made once (outside the timed loop, as one player among
+    // many pays for them), and each player hands str0m the same payloads
+    // with its own sequence numbers. This is a player's own cost per frame.
+    let shared: Vec<_> = bodies.iter().map(|body| packets::avc(&avc, &body[5..])).collect();
+    let (mut pair, mut seq, mut frame) = (Pair::connect(), 0u64, 0u64);
+    group.bench_function(
+        format!("shared_payloads_to_srtp ({FRAMES} frames of 720p, {} kB)", bytes / 1000),
+        |b| {
+            b.iter(|| {
+                let mut datagrams = 0;
+                for packets in &shared {
+                    frame += 1;
+                    let at = pair.now + Duration::from_millis(frame * 40);
+                    let time = (frame * 3600) as u32;
+                    let mut api = pair.sender.direct_api();
+                    let stream = api.stream_tx_by_mid(pair.mid, None).unwrap();
+                    for packet in packets {
+                        seq += 1;
+                        let write = RtpWrite::new(pt, seq.into(), time, at, packet.payload.clone())
+                            .marker(packet.marker)
+                            .nackable(true);
+                        stream.write_rtp(write);
+                    }
+                    datagrams += pair.send(at);
+                }
+                assert!(datagrams >= FRAMES, "{datagrams} datagrams for {FRAMES} frames");
+            });
+        },
+    );
+    // What the first player of a stream pays once for every player.
+    group.bench_function(format!("shared_payloads_made ({FRAMES} frames of 720p)"), |b| {
+        b.iter(|| {
+            bodies
+                .iter()
+                .map(|body| packets::avc(&avc, &body[5..]).len())
+                .sum::<usize>()
+        });
+    });
     group.finish();
 }
 

@@ -42,6 +42,18 @@ async fn flash_publish(server: &ServerHandle, name: &str, tags: Vec<Tag>) -> tok
     })
 }
 
+/// The first 15 s of the Flash recording published as `name`, once the
+/// server has both its tracks.
+async fn flash_live(server: &ServerHandle, name: &str) -> tokio::task::JoinHandle<RtmpClient> {
+    let tags = flash_recording()
+        .into_iter()
+        .filter(|t| t.timestamp <= 15_000)
+        .collect();
+    let publishing = flash_publish(server, name, tags).await;
+    wait_tracks(server, name, true, true).await;
+    publishing
+}
+
 /// FFmpeg publishing 30 s of pictures and a 440 Hz tone as `name`, once
 /// the server has both tracks.
 async fn ffmpeg_live(server: &ServerHandle, name: &str) -> tokio::process::Child {
@@ -88,12 +100,7 @@ async fn until(player: &WebRtcPlayer, what: &str, done: impl Fn(&PlayerReport) -
 #[tokio::test]
 async fn flash_h264_speex_plays_over_whep_with_picture_and_sound() {
     let server = embedded(|_| {}).await.unwrap();
-    let tags = flash_recording()
-        .into_iter()
-        .filter(|t| t.timestamp <= 15_000)
-        .collect();
-    let publishing = flash_publish(&server, "flashcam", tags).await;
-    wait_tracks(&server, "flashcam", true, true).await;
+    let publishing = flash_live(&server, "flashcam").await;
 
     let player = WebRtcPlayer::play(whep(&server, "flashcam"), PlayerOptions::default())
         .await
@@ -1037,5 +1044,38 @@ async fn an_ice_restart_gets_new_credentials_and_the_stream_goes_on() {
     let deleted = reqwest::Client::new().delete(&location).send().await.unwrap();
     assert_eq!(deleted.status(), 200);
     let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_players_of_a_stream_send_payloads_made_once() {
+    let server = embedded(|_| {}).await.unwrap();
+    let publishing = flash_live(&server, "shared").await;
+    let players = futures_util::future::join_all(
+        (0..3).map(|_| WebRtcPlayer::play(whep(&server, "shared"), PlayerOptions::default())),
+    )
+    .await;
+    let players: Vec<WebRtcPlayer> = players.into_iter().map(Result::unwrap).collect();
+    for player in &players {
+        until(player, "pictures and sound from shared payloads", |r| {
+            r.video.pictures >= 25
+                && r.video.decode_errors == 0
+                && r.audio.decoded_frames >= 50
+                && r.recent_audio_dbfs.is_some_and(|db| db > -50.0)
+        })
+        .await;
+    }
+    // Every frame a player sent was counted; every frame cut into RTP
+    // payloads once. Three players of one stream: about three sends per
+    // cut (fewer only for frames sent before the others joined).
+    let (sent, made) = (
+        server.metrics().frames_out.get(),
+        server.metrics().webrtc_frames_packetized.get(),
+    );
+    assert!(
+        made > 0 && sent >= made * 5 / 2,
+        "{sent} frames sent, {made} packetized"
+    );
+    publishing.abort();
     server.shutdown().await;
 }

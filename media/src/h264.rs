@@ -205,31 +205,73 @@ impl AvcConfig {
         Bytes::from(out)
     }
 
-    /// Appends an AVCC access unit (lengths of `length_size` bytes) as Annex B.
-    /// Before an IDR slice that the access unit does not precede with its own
-    /// SPS and PPS, this configuration's parameter sets are inserted, so that a
-    /// WebRTC decoder can start at every IDR. Returns whether it held an IDR.
-    pub fn avcc_to_annexb(&self, avcc: &[u8], out: &mut Vec<u8>) -> bool {
-        const START: [u8; 4] = [0, 0, 0, 1];
+    /// The NAL units of an AVCC access unit (lengths of `length_size`
+    /// bytes). Before an IDR slice that the access unit does not precede
+    /// with its own SPS and PPS, this configuration's parameter sets come
+    /// first, so that a WebRTC decoder can start at every IDR.
+    pub fn nal_units_with_parameter_sets<'a>(&'a self, avcc: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
         let mut has_parameter_sets = false;
         let mut has_idr = false;
-        for unit in length_prefixed_nal_units(avcc, self.length_size) {
-            match nal_unit_type(unit) {
-                nal_type::SPS | nal_type::PPS => has_parameter_sets = true,
-                nal_type::IDR if !has_parameter_sets && !has_idr => {
-                    for set in self.sps.iter().chain(&self.pps) {
-                        out.extend_from_slice(&START);
-                        out.extend_from_slice(set);
-                    }
+        length_prefixed_nal_units(avcc, self.length_size).flat_map(move |unit| {
+            let sets = match nal_unit_type(unit) {
+                nal_type::SPS | nal_type::PPS => {
                     has_parameter_sets = true;
+                    None
                 }
-                _ => {}
-            }
+                nal_type::IDR if !has_parameter_sets && !has_idr => {
+                    has_parameter_sets = true;
+                    Some(self.sps.iter().chain(&self.pps).map(|set| &set[..]))
+                }
+                _ => None,
+            };
+            has_idr |= nal_unit_type(unit) == nal_type::IDR;
+            sets.into_iter().flatten().chain(std::iter::once(unit))
+        })
+    }
+
+    /// Appends an AVCC access unit as Annex B, parameter sets in front of
+    /// its IDR as [`AvcConfig::nal_units_with_parameter_sets`] puts them.
+    /// Returns whether it held an IDR.
+    pub fn avcc_to_annexb(&self, avcc: &[u8], out: &mut Vec<u8>) -> bool {
+        const START: [u8; 4] = [0, 0, 0, 1];
+        let mut has_idr = false;
+        for unit in self.nal_units_with_parameter_sets(avcc) {
             has_idr |= nal_unit_type(unit) == nal_type::IDR;
             out.extend_from_slice(&START);
             out.extend_from_slice(unit);
         }
         has_idr
+    }
+
+    /// The RTP payloads of an AVCC access unit in packetization mode 1
+    /// (RFC 6184), parameter sets in front of its IDR as
+    /// [`AvcConfig::nal_units_with_parameter_sets`] puts them: a NAL unit
+    /// of at most `max` bytes in a single NAL unit packet (section 5.6),
+    /// a longer one in FU-A fragments of at most `max` bytes (section
+    /// 5.8). Each payload is handed to `emit` as its FU-A header (empty
+    /// for a single NAL unit) and its body, in order; the last is the
+    /// access unit's last packet, the one that carries the RTP marker.
+    pub fn rtp_payloads(&self, avcc: &[u8], max: usize, mut emit: impl FnMut(&[u8], &[u8])) {
+        const FU_A: u8 = 28;
+        let body_max = max.saturating_sub(2).max(1);
+        for unit in self.nal_units_with_parameter_sets(avcc) {
+            let Some((&header, body)) = unit.split_first() else {
+                continue;
+            };
+            if unit.len() <= max {
+                emit(&[], unit);
+                continue;
+            }
+            // The FU indicator keeps F and NRI; the FU header the type.
+            let indicator = header & 0xE0 | FU_A;
+            let chunks = body.chunks(body_max);
+            let last = chunks.len() - 1;
+            for (i, chunk) in chunks.enumerate() {
+                let start = if i == 0 { 0x80 } else { 0 };
+                let end = if i == last { 0x40 } else { 0 };
+                emit(&[indicator, start | end | header & 0x1F], chunk);
+            }
+        }
     }
 }
 
@@ -603,6 +645,34 @@ mod tests {
             4,
             "in-band parameter sets are not repeated"
         );
+    }
+
+    #[test]
+    fn rtp_payloads_fragment_long_units_and_reassemble_to_the_access_unit() {
+        let config = AvcConfig::from_parameter_sets(SPS, PPS).unwrap();
+        let idr: Vec<u8> = [0x65].into_iter().chain((0..2500u32).map(|i| i as u8)).collect();
+        let mut payloads: Vec<Vec<u8>> = vec![];
+        config.rtp_payloads(&avcc(&[&[0x09, 0xF0], &idr]), 1000, |header, body| {
+            payloads.push([header, body].concat());
+        });
+        assert!(payloads.iter().all(|p| p.len() <= 1000));
+        // AUD, SPS, PPS as single NAL unit packets; the IDR in three FU-As.
+        assert_eq!(payloads.len(), 6);
+        assert_eq!(&payloads[..3], &[vec![0x09, 0xF0], SPS.to_vec(), PPS.to_vec()]);
+        let fus = &payloads[3..];
+        assert_eq!(
+            fus.iter().map(|p| p[0]).collect::<Vec<_>>(),
+            vec![0x60 | 28; 3],
+            "NRI kept"
+        );
+        assert_eq!(fus.iter().map(|p| p[1]).collect::<Vec<_>>(), vec![0x85, 0x05, 0x45]);
+        let mut unit = vec![fus[0][0] & 0xE0 | fus[0][1] & 0x1F];
+        fus.iter().for_each(|p| unit.extend_from_slice(&p[2..]));
+        assert_eq!(unit, idr);
+
+        payloads.clear();
+        config.rtp_payloads(&avcc(&[&[0x41, 0x9A]]), 1000, |h, b| payloads.push([h, b].concat()));
+        assert_eq!(payloads, vec![vec![0x41, 0x9A]], "an inter picture as it is");
     }
 
     #[test]

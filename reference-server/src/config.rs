@@ -224,9 +224,11 @@ pub struct WebRtcConfig {
     #[serde(with = "humantime_serde")]
     pub publisher_keyframe_interval: Duration,
     /// Video packets each player keeps to answer its retransmission
-    /// requests (NACK), the newest first, for at most 3 s: the memory a
-    /// viewer costs is mostly this (about 1.2 KB a packet). 150 cover a
-    /// second and a half at 800 kbit/s, half a second at 2.5 Mbit/s.
+    /// requests (NACK), the newest first, for at most 3 s. The payloads
+    /// are shared by the stream's players, but each packet kept costs a
+    /// player about 0.5 KB of str0m's bookkeeping: the largest part of what
+    /// a viewer costs. 150 cover a second and a half at 800 kbit/s, half a
+    /// second at 2.5 Mbit/s.
     pub resend_packets: usize,
     /// STUN and TURN servers named to WHIP and WHEP clients, a `Link`
     /// (`rel="ice-server"`) each in every 201 (RFC 9725, section 4.6): a

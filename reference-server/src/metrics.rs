@@ -66,6 +66,9 @@ pub struct Metrics {
     pub webrtc_keyframe_requests: Counter,
     /// ICE restarts WHIP and WHEP sessions took (a `PATCH` with new credentials).
     pub webrtc_ice_restarts: Counter,
+    /// Frames cut into RTP payloads for WebRTC players: once per stream and
+    /// frame, however many players send it.
+    pub webrtc_frames_packetized: Counter,
     /// Keyframe requests (PLI, or FIR) sent to WebRTC publishers: when a
     /// player joins, and whenever their last keyframe is older than
     /// `webrtc.publisher_keyframe_interval`.
@@ -209,6 +212,12 @@ impl Metrics {
             "counter",
             "ICE restarts WHIP and WHEP sessions took.",
             self.webrtc_ice_restarts.get(),
+        );
+        metric(
+            "webrtc_frames_packetized_total",
+            "counter",
+            "Frames cut into RTP payloads for WebRTC players, once per stream whatever the number of players.",
+            self.webrtc_frames_packetized.get(),
         );
         metric(
             "webrtc_publisher_keyframe_requests_total",

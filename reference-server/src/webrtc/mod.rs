@@ -2,15 +2,16 @@
 //!
 //! Every peer is a str0m `Rtc` (sans-IO) driven by its own tokio task; all of
 //! them share one UDP socket ([`udp`]), ICE-lite with host candidates. A player
-//! ([`play`]) subscribes to a hub stream once its peer is connected and writes
-//! H.264 (AVCC turned into Annex B) and Opus (transcoded once per stream, or
-//! passed through) to it; a publisher ([`publish`]) pushes what it receives into
+//! ([`play`]) subscribes to a hub stream once its peer is connected and sends
+//! it H.264 and Opus (transcoded once per stream, or passed through), in RTP
+//! payloads made once per stream and shared by its players ([`packets`]); a publisher ([`publish`]) pushes what it receives into
 //! the hub as FLV-shaped frames so RTMP players get it too.
 //!
 //! Signalling (WHEP/WHIP, WebSocket) lives in `http`; this module starts and
 //! stops sessions and reports their status.
 
 pub mod clock;
+pub mod packets;
 mod peer;
 pub mod plan;
 pub mod play;
@@ -257,6 +258,8 @@ pub struct WebRtc {
     /// session would cost every offer a key generation.
     certificate: Option<DtlsCert>,
     config: WebRtcConfig,
+    /// The RTP payloads each played stream's players share.
+    pub packets: packets::Registry,
 }
 
 impl WebRtc {
@@ -278,6 +281,7 @@ impl WebRtc {
             addresses: PerAddress::new(config.max_sessions_per_address),
             certificate: dtls_certificate(),
             config: config.clone(),
+            packets: packets::Registry::default(),
         })
     }
 

@@ -151,9 +151,13 @@ pub async fn run(mut peer: Peer, mut role: Role) {
             wake = next(&mut role) => match wake {
                 Wake::Role(input) => {
                     if let Role::Play(player) = &mut role {
-                        if let Some(status) = player.handle(&mut peer.rtc, input, Instant::now()) {
+                        let now = Instant::now();
+                        if let Some(status) = player.handle(&mut peer.rtc, input, now) {
                             peer.set_status(status);
                         }
+                        // str0m sends what was written once its time moves
+                        // on: now, in this turn, not at the next timeout.
+                        peer.input(Input::Timeout(now));
                     }
                 }
                 Wake::RoleDone => {
@@ -259,7 +263,7 @@ fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut 
             *connected = true;
             tracing::info!("peer connected (ICE and DTLS)");
             match role {
-                Role::Play(player) => player.connected(&mut peer.rtc, Instant::now()),
+                Role::Play(player) => player.connected(&mut peer.rtc),
                 Role::Publish(_) => Some(SessionStatus::Publishing),
             }
         }

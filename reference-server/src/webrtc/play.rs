@@ -7,7 +7,8 @@
 //!
 //! Once the peer is connected the player subscribes to the hub and starts at
 //! the cached keyframe, never with inter frames. H.264 video passes through
-//! (AVCC to Annex B, SPS/PPS before every IDR) when it can; Sorenson Spark,
+//! (SPS/PPS before every IDR, in RTP payloads the stream's players share:
+//! [`super::packets`]) when it can; Sorenson Spark,
 //! H.264 with B-frames (which WebRTC decoders show out of order), a size or
 //! bitrate the player asked for (`width`, `height`, `bitrate` parameters)
 //! and apps with `avoid_transcoding = false` get the output of a shared
@@ -27,12 +28,13 @@ use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
-use str0m::rtp::{Extension, ExtensionMap};
+use str0m::rtp::{Extension, ExtensionMap, RtpWrite};
 use str0m::{Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
+use super::packets;
 use super::plan::{AudioOut, VideoOut, VideoPlan};
-use super::play_core::{Output, PlayCore, Write};
+use super::play_core::{Output, Payload, PlayCore, Write};
 use super::{OfferSink, SessionStatus};
 use crate::config::Quirks;
 use crate::hub::{Delivery, Frame, Selection, StreamDescription, Subscription, Tracks};
@@ -364,6 +366,15 @@ pub struct Player {
     core: PlayCore,
     /// What the core asks for, and what is being carried out (reused).
     out: Vec<Output>,
+    /// The RTP payloads its stream's players share.
+    packets: Arc<packets::Shared>,
+    /// The extended sequence numbers last sent on the audio and video
+    /// m-lines (the RTP sequence number and the SRTP rollover counter).
+    audio_seq: u64,
+    video_seq: u64,
+    /// H.264 goes out in the stream's shared packets: H.264 is the only
+    /// video codec the peer took.
+    video_shared: bool,
     carrying: Vec<Output>,
     subscription: Option<Subscription>,
     transcoded: Option<Transcoded>,
@@ -408,7 +419,15 @@ impl Player {
         let mut core = PlayCore::new(always_transcode || video.is_some());
         core.opus_transcoded = ctx.config.quirks.opus_transcoded;
         core.clock.wrap_ignored = ctx.config.quirks.timestamp_wrap_ignored;
+        // Sequence numbers start at random (RFC 3550, section 5.1) with a
+        // rollover counter of 0, which receivers assume (RFC 3711, section
+        // 3.3.1); below 2^15, the first wrap is far from the first packet.
+        let first_seq = || u64::from(rand::random::<u16>() >> 1);
         Player {
+            packets: ctx.webrtc.packets.of(app, stream),
+            audio_seq: first_seq(),
+            video_seq: first_seq(),
+            video_shared: false,
             ctx,
             app: app.to_string(),
             stream: stream.to_string(),
@@ -520,19 +539,17 @@ impl Player {
     }
 
     /// ICE and DTLS are up: pick the negotiated payload types and start.
-    pub fn connected(&mut self, rtc: &mut Rtc, now: Instant) -> Option<SessionStatus> {
+    pub fn connected(&mut self, rtc: &mut Rtc) -> Option<SessionStatus> {
         self.payload_types(rtc);
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
         subscription.count_as_viewer();
         subscription.select(self.selection);
         self.ctx.metrics.plays_total.inc();
         let live = subscription.is_live();
-        while let Some(frame) = subscription.next_cached() {
-            if !self.quirk_drops(&frame) {
-                self.core.frame(&frame, now, &mut self.out);
-            }
-            self.carry_out(rtc, now);
-        }
+        // The cached frames come from `next` like live ones, one at a time,
+        // each sent before the next is written: str0m's send queue holds a
+        // frame, not the whole cached group of pictures (its queue keeps
+        // the room it once grew to).
         self.subscription = Some(subscription);
         live.then_some(SessionStatus::Playing)
     }
@@ -587,6 +604,14 @@ impl Player {
             tracing::warn!(%mid, ?offered, "no payload type to send video with");
         }
         tracing::info!(?audio, ?video, "payload types");
+        // Sequence numbers of a line are either str0m's (its packetizer)
+        // or the player's (shared packets), never both: a peer that took
+        // another codec beside H.264 gets H.264 through str0m's packetizer.
+        self.video_shared = video
+            == VideoOut {
+                h264: video.h264,
+                ..VideoOut::default()
+            };
         self.core.negotiated(audio, self.video_mid.is_some(), video);
         (audio, video)
     }
@@ -715,16 +740,54 @@ impl Player {
     }
 
     fn write(&mut self, rtc: &mut Rtc, write: Write) {
-        let mid = match write.kind {
-            RtcKind::Audio => self.audio_mid,
-            RtcKind::Video => self.video_mid,
+        let (mid, seq) = match write.kind {
+            RtcKind::Audio => (self.audio_mid, &mut self.audio_seq),
+            RtcKind::Video => (self.video_mid, &mut self.video_seq),
         };
-        let Some(writer) = mid.and_then(|mid| rtc.writer(mid)) else {
+        let Some(mid) = mid else { return };
+        let picture = match write.data {
+            Payload::Avc { avcc, config } if !self.video_shared => {
+                let mut annexb = Vec::with_capacity(avcc.len() + 256);
+                config.avcc_to_annexb(&avcc, &mut annexb);
+                Payload::Picture(annexb)
+            }
+            data => data,
+        };
+        let packets = match picture {
+            Payload::Picture(data) => {
+                let Some(writer) = rtc.writer(mid) else { return };
+                match writer.write(write.pt, write.wallclock, write.time, data) {
+                    Ok(()) => self.ctx.metrics.frames_out.inc(),
+                    Err(error) => tracing::debug!(%error, kind = ?write.kind, "write failed"),
+                }
+                return;
+            }
+            Payload::Avc { avcc, config } => self.packets.get_or_make(&avcc, || {
+                self.ctx.metrics.webrtc_frames_packetized.inc();
+                packets::avc(&config, &avcc)
+            }),
+            Payload::Sound(data) => self.packets.get_or_make(&data, || {
+                self.ctx.metrics.webrtc_frames_packetized.inc();
+                packets::sound(&data)
+            }),
+        };
+        let mut api = rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return;
         };
-        match writer.write(write.pt, write.wallclock, write.time, write.data) {
-            Ok(()) => self.ctx.metrics.frames_out.inc(),
-            Err(error) => tracing::debug!(%error, kind = ?write.kind, "write failed"),
+        // The RTP time in the clock's own rate (90 kHz video, the codec's for sound).
+        let time = write.time.numer() as u32;
+        // Sound is not sent again: a late sound is worse than a gap.
+        let nackable = write.kind == RtcKind::Video;
+        for packet in packets.iter() {
+            *seq += 1;
+            let write = RtpWrite::new(write.pt, (*seq).into(), time, write.wallclock, packet.payload.clone())
+                .marker(packet.marker)
+                .nackable(nackable);
+            stream.write_rtp(write);
+        }
+        if !packets.is_empty() {
+            self.ctx.metrics.frames_out.inc();
         }
     }
 

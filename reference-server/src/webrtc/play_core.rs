@@ -9,8 +9,9 @@
 //! - pictures start at a keyframe (or a keyframe-flagged sequence header,
 //!   Flash Player's refresh point), at first and whenever the source of the
 //!   pictures changes;
-//! - video in a codec the peer took passes through: H.264 AVCC to Annex B
-//!   with the parameter sets before every IDR, HEVC, AV1, VP9 and VP8 as
+//! - video in a codec the peer took passes through: H.264 AVCC with the
+//!   parameter sets before every IDR (packetized once per stream by the
+//!   shell, [`super::packets`]), HEVC, AV1, VP9 and VP8 as
 //!   [`media::eflv::bitstream`] frames them, unless it cannot: a codec the
 //!   peer did not take (Sorenson Spark always), pictures with a
 //!   composition offset (B-frames, which WebRTC decoders would show out of
@@ -20,8 +21,10 @@
 //!   other codec switches to the stream's shared Opus transcoder;
 //! - RTP time follows the stream's timestamps on one [`Clock`].
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use media::eflv::bitstream::Bitstream;
 use media::flv::{AudioCodec, VideoCodec};
 use media::h264::AvcConfig;
@@ -47,11 +50,44 @@ pub struct Write {
     pub wallclock: Instant,
     /// Its RTP time.
     pub time: MediaTime,
-    /// A picture in its codec's RTP-ready bitstream (Annex B for H.264
-    /// and HEVC, OBUs for AV1, VP8 and VP9 frames), or a sound frame: made
-    /// for this player and handed to str0m as it is (its packetizer takes
-    /// an owned buffer), the one copy of the frame a player costs.
-    pub data: Vec<u8>,
+    /// What is sent.
+    pub data: Payload,
+}
+
+/// A frame for the peer, in the form its RTP payloads are made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// An H.264 access unit (AVCC, a slice of the stream's shared buffer)
+    /// and the configuration to read it with: its RTP payloads are made
+    /// once per stream and shared by every player ([`super::packets`]).
+    Avc {
+        /// The access unit.
+        avcc: Bytes,
+        /// Its configuration.
+        config: Arc<AvcConfig>,
+    },
+    /// A sound frame, one RTP payload as it is (a slice of the shared buffer).
+    Sound(Bytes),
+    /// A picture in its codec's RTP-ready bitstream (Annex B for HEVC,
+    /// OBUs for AV1, VP8 and VP9 frames), made for this player and handed
+    /// to str0m's packetizer.
+    Picture(Vec<u8>),
+}
+
+#[cfg(test)]
+impl Payload {
+    /// The bytes a decoder gets (Annex B for H.264).
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Payload::Avc { avcc, config } => {
+                let mut out = Vec::new();
+                config.avcc_to_annexb(avcc, &mut out);
+                out
+            }
+            Payload::Sound(data) => data.to_vec(),
+            Payload::Picture(data) => data.clone(),
+        }
+    }
 }
 
 /// What the player does for its core.
@@ -81,7 +117,7 @@ pub struct PlayCore {
     always_transcode: bool,
     audio_transcoded: bool,
     video_transcoded: bool,
-    avc: Option<AvcConfig>,
+    avc: Option<Arc<AvcConfig>>,
     /// The framing of an Enhanced RTMP codec passing through.
     bitstream: Option<Bitstream>,
     need_keyframe: bool,
@@ -251,7 +287,7 @@ impl PlayCore {
         if frame.config {
             match (codec, frame.data(), &mut self.bitstream) {
                 (VideoCodec::Avc, Some(data), _) => match AvcConfig::parse(data) {
-                    Ok(avc) => self.avc = Some(avc),
+                    Ok(avc) => self.avc = Some(Arc::new(avc)),
                     Err(error) => tracing::warn!(%error, "bad AVC sequence header ignored"),
                 },
                 (_, Some(record), Some(bitstream)) => {
@@ -273,23 +309,28 @@ impl PlayCore {
         let (Some(pt), Some(data)) = (self.video.pt(codec), frame.data()) else {
             return;
         };
-        // Room for the parameter sets a keyframe may get in front.
-        let mut annexb = Vec::with_capacity(data.len() + PARAMETER_SETS_ROOM);
-        match (codec, &self.avc, &self.bitstream) {
-            (VideoCodec::Avc, Some(avc), _) => {
-                avc.avcc_to_annexb(data, &mut annexb);
-            }
+        let payload = match (codec, &self.avc, &self.bitstream) {
+            // An access unit with no NAL unit (an end of sequence, lengths
+            // that do not parse) has nothing to send.
+            (VideoCodec::Avc, Some(avc), _) if avc.nal_units_with_parameter_sets(data).all(<[u8]>::is_empty) => return,
+            (VideoCodec::Avc, Some(avc), _) => Payload::Avc {
+                avcc: frame.payload.slice_ref(data),
+                config: avc.clone(),
+            },
             (VideoCodec::Avc, None, _) | (_, _, None) => return,
             (_, _, Some(bitstream)) => {
-                if let Err(error) = bitstream.frame(data, frame.keyframe, &mut annexb) {
+                // Room for the parameter sets a keyframe may get in front.
+                let mut picture = Vec::with_capacity(data.len() + PARAMETER_SETS_ROOM);
+                if let Err(error) = bitstream.frame(data, frame.keyframe, &mut picture) {
                     tracing::debug!(%error, "picture not sent");
                     return;
                 }
+                if picture.is_empty() {
+                    return;
+                }
+                Payload::Picture(picture)
             }
-        }
-        if annexb.is_empty() {
-            return;
-        }
+        };
         // Pictures start once a keyframe could be sent.
         self.need_keyframe = false;
         let (ms, wallclock) = match replay {
@@ -302,7 +343,7 @@ impl PlayCore {
             pt,
             wallclock,
             time: MediaTime::new(pts * 90, Frequency::NINETY_KHZ),
-            data: annexb,
+            data: payload,
         }));
     }
 
@@ -334,7 +375,9 @@ impl PlayCore {
     }
 
     fn write_audio(&mut self, pt: Pt, rate: Frequency, frame: &Frame, now: Instant, out: &mut Vec<Output>) {
-        let Some(data) = frame.data() else { return };
+        let Some(data) = frame.data().filter(|d| !d.is_empty()) else {
+            return;
+        };
         if self.audio_muted {
             return;
         }
@@ -344,7 +387,7 @@ impl PlayCore {
             pt,
             wallclock,
             time: MediaTime::new(ms * u64::from(rate.get()) / 1000, rate),
-            data: data.to_vec(),
+            data: Payload::Sound(frame.payload.slice_ref(data)),
         }));
     }
 }
@@ -429,7 +472,7 @@ mod tests {
         assert_eq!(written(&out), [(Kind::Video, 40 * 90), (Kind::Video, 80 * 90)]);
         let Output::Write(idr) = &out[0] else { panic!() };
         assert_eq!(
-            &idr.data[..],
+            &idr.data.bytes()[..],
             [0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0, 0, 0, 1, 0x68, 0xCE, 0, 0, 0, 1, 0x65, 0x88],
             "SPS and PPS before the IDR, in Annex B"
         );
@@ -506,7 +549,7 @@ mod tests {
         assert_eq!(written(&out), [(Kind::Video, 40 * 90), (Kind::Video, 80 * 90)]);
         let Output::Write(key) = &out[0] else { panic!() };
         assert_eq!(
-            (key.pt, &key.data[..]),
+            (key.pt, &key.data.bytes()[..]),
             (vp9_pt, &[0x82, 0x49, 0x83][..]),
             "the frame as published"
         );

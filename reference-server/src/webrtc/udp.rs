@@ -13,6 +13,7 @@
 //! coalesced them (GRO). `quinn-udp` does the system calls, and falls back
 //! to one datagram per call where the kernel cannot.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
@@ -71,9 +72,17 @@ impl Port {
     }
 }
 
+thread_local! {
+    /// The buffer batches gather datagrams in, one per thread: a batch
+    /// takes it at its first datagram and gives it back when it has sent
+    /// them (a peer is drained in one go, so on one thread), so thousands
+    /// of peers keep one buffer per thread, not one each, and sending
+    /// allocates nothing once it has grown to a batch's size.
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 /// One peer's outgoing datagrams, gathered while its `Rtc` is drained and
-/// sent by [`Batch::flush`] in as few system calls as GSO allows. It keeps
-/// its buffer, so sending allocates nothing.
+/// sent by [`Batch::flush`] in as few system calls as GSO allows.
 #[derive(Debug, Default)]
 pub struct Batch {
     destination: Option<SocketAddr>,
@@ -101,6 +110,9 @@ impl Batch {
             self.destination = Some(destination);
             self.segment = datagram.len();
         }
+        if self.count == 0 && self.buf.capacity() == 0 {
+            self.buf = BUFFER.take();
+        }
         self.buf.extend_from_slice(datagram);
         self.count += 1;
         self.closed = datagram.len() < self.segment;
@@ -116,6 +128,9 @@ impl Batch {
         self.buf.clear();
         self.count = 0;
         self.closed = false;
+        if self.buf.capacity() > 0 {
+            BUFFER.set(std::mem::take(&mut self.buf));
+        }
     }
 
     /// System calls and datagrams so far.
