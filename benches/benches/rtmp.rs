@@ -1,9 +1,10 @@
-//! Per-message costs of the RTMP layers: chunking a video frame out, reassembling
-//! it in, and decoding a Flash connect command.
+//! Per-message costs of the RTMP layers: chunking a video frame out (copied,
+//! or referenced as a player's connection does), reassembling it in, and
+//! decoding a Flash connect command.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use media::rtmp::{ChunkDecoder, ChunkEncoder, ChunkLimits, Message, RawMessage};
+use media::rtmp::{ChunkDecoder, ChunkEncoder, ChunkLimits, Message, Outgoing, RawMessage};
 
 fn video_frame(len: usize) -> RawMessage {
     RawMessage {
@@ -28,6 +29,18 @@ fn chunking(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 encoder.encode(m, &mut out);
+            });
+        });
+        // What a player's connection does: the frame's pieces referenced
+        // in its output, which the writer then takes.
+        group.bench_with_input(BenchmarkId::new("encode_referenced", &id), &message, |b, m| {
+            let mut encoder = ChunkEncoder::new();
+            encoder.set_chunk_size(chunk_size);
+            let mut out = Outgoing::default();
+            b.iter(|| {
+                encoder.encode(m, &mut out);
+                let len = out.remaining();
+                out.advance(len);
             });
         });
         // The peer announces its chunk size first, as a real one does.

@@ -704,8 +704,7 @@ impl RtmpClient {
     async fn flush(&mut self) -> Result<(), ClientError> {
         let out = self.endpoint.output();
         if !out.is_empty() {
-            self.socket.write_all(out).await?;
-            out.clear();
+            self.socket.write_all_buf(out).await?;
         }
         Ok(())
     }

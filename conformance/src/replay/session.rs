@@ -610,7 +610,7 @@ impl Replayer {
     fn flush(&mut self) {
         let out = self.endpoint.output();
         if !out.is_empty() {
-            self.out.push_back(out.split().freeze());
+            self.out.push_back(out.take_all());
         }
     }
 
@@ -880,7 +880,7 @@ mod tests {
         /// `message`, after anything the target's endpoint owed the replayer.
         fn answer(&mut self, stream_id: u32, message: Message) -> Bytes {
             self.endpoint.send(3, stream_id, 0, &message);
-            self.endpoint.output().split().freeze()
+            self.endpoint.output().take_all()
         }
     }
 

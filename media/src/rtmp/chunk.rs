@@ -559,20 +559,21 @@ impl ChunkEncoder {
     }
 
     /// Appends the chunks of `message` to `out`.
-    pub fn encode(&mut self, message: &RawMessage, out: &mut BytesMut) {
-        self.encode_marking(message, out, |_| {});
+    pub fn encode(&mut self, message: &RawMessage, out: &mut impl ChunkSink) {
+        self.encode_into(message, out);
     }
 
     /// The chunks of `message`, each with its header, for a sender that
     /// interleaves them with other chunk streams' or abandons the message
     /// part way (Abort).
     pub fn encode_chunks(&mut self, message: &RawMessage) -> Vec<Bytes> {
-        let mut out = BytesMut::new();
-        let mut ends = Vec::new();
-        self.encode_marking(message, &mut out, |end| ends.push(end));
-        let mut bytes = out.freeze();
+        let mut chunks = Chunks::default();
+        self.encode_into(message, &mut chunks);
+        let mut bytes = chunks.out.freeze();
         let mut taken = 0;
-        ends.iter()
+        chunks
+            .ends
+            .iter()
             .map(|&end| {
                 let chunk = bytes.split_to(end - taken);
                 taken = end;
@@ -587,9 +588,8 @@ impl ChunkEncoder {
         self.sent.retain(|&(id, _)| id != csid);
     }
 
-    /// Appends the chunks of `message` to `out`, telling `chunk_end` where in
-    /// `out` each chunk ends.
-    fn encode_marking(&mut self, message: &RawMessage, out: &mut BytesMut, mut chunk_end: impl FnMut(usize)) {
+    /// Appends the chunks of `message` to `out`.
+    fn encode_into(&mut self, message: &RawMessage, out: &mut impl ChunkSink) {
         let length = message.payload.len() as u32;
         let previous = self
             .sent
@@ -612,31 +612,33 @@ impl ChunkEncoder {
         let extended = ts_field >= EXTENDED_TIMESTAMP;
         let field = ts_field.min(EXTENDED_TIMESTAMP);
 
-        out.reserve(message.payload.len() + 18 + message.payload.len() / self.chunk_size as usize * 8);
-        put_basic_header(out, fmt, message.csid);
-        put_be24(out, field);
+        let mut header = HeaderBytes::default();
+        header.basic(fmt, message.csid);
+        header.put(&field.to_be_bytes()[1..]);
         if fmt <= 1 {
-            put_be24(out, length);
-            out.put_u8(message.type_id);
+            header.put(&length.to_be_bytes()[1..]);
+            header.put(&[message.type_id]);
         }
         if fmt == 0 {
-            out.put_u32_le(message.stream_id);
+            header.put(&message.stream_id.to_le_bytes());
         }
         if extended {
-            out.put_u32(ts_field);
+            header.put(&ts_field.to_be_bytes());
         }
-        let mut chunks = message.payload.chunks(self.chunk_size as usize);
-        if let Some(first) = chunks.next() {
-            out.put_slice(first);
+        out.put_header(header.bytes());
+        let size = self.chunk_size as usize;
+        let len = message.payload.len();
+        out.put_payload(&message.payload, 0..size.min(len));
+        out.chunk_end();
+        let mut continuation = HeaderBytes::default();
+        continuation.basic(3, message.csid);
+        if extended && !self.style.bare_continuations {
+            continuation.put(&ts_field.to_be_bytes());
         }
-        chunk_end(out.len());
-        for chunk in chunks {
-            put_basic_header(out, 3, message.csid);
-            if extended && !self.style.bare_continuations {
-                out.put_u32(ts_field);
-            }
-            out.put_slice(chunk);
-            chunk_end(out.len());
+        for start in (size..len).step_by(size.max(1)) {
+            out.put_header(continuation.bytes());
+            out.put_payload(&message.payload, start..(start + size).min(len));
+            out.chunk_end();
         }
         let sent = Sent {
             timestamp: message.timestamp,
@@ -651,25 +653,78 @@ impl ChunkEncoder {
     }
 }
 
-fn put_basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
-    match csid {
-        2..=63 => out.put_u8(fmt << 6 | csid as u8),
-        64..=319 => {
-            out.put_u8(fmt << 6);
-            out.put_u8((csid - 64) as u8);
-        }
-        _ => {
-            // 320..=65599; ids outside the encodable range are clamped to the largest.
-            let id = csid.clamp(320, 65599) - 64;
-            out.put_u8(fmt << 6 | 1);
-            out.put_u8((id & 0xFF) as u8);
-            out.put_u8((id >> 8) as u8);
-        }
+/// Where a [`ChunkEncoder`] puts the chunks it makes: a buffer that
+/// copies them ([`BytesMut`]), or one that keeps references to the
+/// payload ([`super::outgoing::Outgoing`]).
+pub trait ChunkSink {
+    /// Appends a chunk header.
+    fn put_header(&mut self, header: &[u8]);
+    /// Appends `payload[range]`, a piece of the message being chunked.
+    fn put_payload(&mut self, payload: &Bytes, range: std::ops::Range<usize>);
+    /// A chunk ends here.
+    fn chunk_end(&mut self) {}
+}
+
+impl ChunkSink for BytesMut {
+    fn put_header(&mut self, header: &[u8]) {
+        self.put_slice(header);
+    }
+
+    fn put_payload(&mut self, payload: &Bytes, range: std::ops::Range<usize>) {
+        self.put_slice(&payload[range]);
     }
 }
 
-fn put_be24(out: &mut BytesMut, value: u32) {
-    out.put_slice(&value.to_be_bytes()[1..]);
+/// A message's chunks, copied, and where each ends.
+#[derive(Default)]
+struct Chunks {
+    out: BytesMut,
+    ends: Vec<usize>,
+}
+
+impl ChunkSink for Chunks {
+    fn put_header(&mut self, header: &[u8]) {
+        self.out.put_slice(header);
+    }
+
+    fn put_payload(&mut self, payload: &Bytes, range: std::ops::Range<usize>) {
+        self.out.put_slice(&payload[range]);
+    }
+
+    fn chunk_end(&mut self) {
+        self.ends.push(self.out.len());
+    }
+}
+
+/// A chunk header being made: at most 3 bytes of basic header, 11 of
+/// message header and 4 of extended timestamp.
+#[derive(Default)]
+struct HeaderBytes {
+    bytes: [u8; 18],
+    len: usize,
+}
+
+impl HeaderBytes {
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn basic(&mut self, fmt: u8, csid: u32) {
+        match csid {
+            2..=63 => self.put(&[fmt << 6 | csid as u8]),
+            64..=319 => self.put(&[fmt << 6, (csid - 64) as u8]),
+            _ => {
+                // 320..=65599; ids outside the encodable range are clamped to the largest.
+                let id = csid.clamp(320, 65599) - 64;
+                self.put(&[fmt << 6 | 1, (id & 0xFF) as u8, (id >> 8) as u8]);
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 #[cfg(test)]

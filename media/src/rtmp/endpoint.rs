@@ -15,23 +15,12 @@
 
 use bytes::BytesMut;
 
+use super::outgoing::Outgoing;
+
 use super::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RawMessage};
 use super::control::Control;
 use super::csid;
 use super::message::{type_id, Message};
-
-/// What the output buffer starts with: commands and statuses fit.
-const OUTPUT_CAPACITY: usize = 4 * 1024;
-/// An output buffer grown past this is replaced once this many writes in
-/// a row were no bigger: a player keeps room for its stream's ordinary
-/// pictures, not for the keyframe it writes now and then (thousands of
-/// players would each keep their largest write), and a stream whose every
-/// picture is bigger keeps its room (no buffer made anew per write).
-const OUTPUT_KEPT: usize = 16 * 1024;
-const SMALL_WRITES: u8 = 8;
-/// A write bigger than this (a cached group of pictures sent at once) is a
-/// burst: its buffer is replaced as soon as it is written.
-const OUTPUT_BURST: usize = 64 * 1024;
 
 /// One side of an RTMP connection. See the module docs.
 #[derive(Debug)]
@@ -42,9 +31,7 @@ pub struct Endpoint {
     /// Bytes received but not yet given to the decoder: past the next
     /// window boundary, until that window's Acknowledgement is out.
     held: BytesMut,
-    output: BytesMut,
-    /// Writes in a row no bigger than `OUTPUT_KEPT` into a buffer grown past it.
-    small_writes: u8,
+    output: Outgoing,
     /// What it sent on its own during the last `next_message` (at most a
     /// Ping Response and an Acknowledgement).
     answered: Vec<Message>,
@@ -58,8 +45,7 @@ impl Endpoint {
             encoder: ChunkEncoder::new(),
             control: Control::default(),
             held: BytesMut::new(),
-            output: BytesMut::with_capacity(OUTPUT_CAPACITY),
-            small_writes: 0,
+            output: Outgoing::default(),
             answered: Vec::new(),
         }
     }
@@ -186,27 +172,18 @@ impl Endpoint {
         self.encoder.chunk_size()
     }
 
-    /// The bytes to send to the peer; the caller drains them.
-    pub fn output(&mut self) -> &mut BytesMut {
+    /// The bytes to send to the peer, media referenced rather than
+    /// copied; the caller writes them (a [`bytes::Buf`]: vectored writes).
+    pub fn output(&mut self) -> &mut Outgoing {
         &mut self.output
     }
 
-    /// The output was all written: empties it, and gives back what a burst
-    /// (a cached group of pictures sent to a player at once) or a keyframe
-    /// grew it to, so that a connection keeps the room its usual writes
-    /// need, not its largest moment.
+    /// The output was all written: gives back what a burst (a cached group
+    /// of pictures sent to a player at once) grew it to, so that a
+    /// connection keeps the room its usual writes need, not its largest
+    /// moment.
     pub fn output_written(&mut self) {
-        let written = self.output.len();
-        self.output.clear();
-        self.small_writes = match written {
-            _ if self.output.capacity() <= OUTPUT_KEPT => 0,
-            0..=OUTPUT_KEPT => self.small_writes + 1,
-            _ => 0,
-        };
-        if written > OUTPUT_BURST || self.small_writes >= SMALL_WRITES {
-            self.output = BytesMut::with_capacity(OUTPUT_CAPACITY);
-            self.small_writes = 0;
-        }
+        self.output.trim();
     }
 
     /// Bytes of the peer's taken into messages so far (the running total
@@ -227,39 +204,28 @@ mod tests {
     use crate::rtmp::message::UserControl;
 
     #[test]
-    fn a_burst_does_not_keep_its_output_buffer() {
+    fn pictures_go_out_by_reference_and_a_burst_keeps_no_room() {
         let mut endpoint = Endpoint::new(ChunkLimits::default());
-        let picture = Message::Video(bytes::Bytes::from(vec![0x17; 30_000]));
+        endpoint.set_chunk_size(4096);
+        let picture = bytes::Bytes::from(vec![0x17; 30_000]);
         // A cached group of pictures written at once.
-        for _ in 0..10 {
-            endpoint.send(csid::VIDEO, 1, 0, &picture);
+        for i in 0..10 {
+            endpoint.send(csid::VIDEO, 1, i * 40, &Message::Video(picture.clone()));
         }
-        assert!(endpoint.output().len() > 300_000);
+        let output = endpoint.output();
+        assert!(output.len() > 300_000);
+        assert!(
+            output.capacity() <= 4096,
+            "headers copied, pictures referenced: no growth"
+        );
+        let bytes = output.take_all();
         endpoint.output_written();
         assert!(endpoint.output().is_empty());
-        assert!(endpoint.output().capacity() <= OUTPUT_KEPT);
-        // An ordinary write keeps the buffer it has.
-        let small = Message::Video(bytes::Bytes::from(vec![0x27; 2_000]));
-        endpoint.send(csid::VIDEO, 1, 40, &small);
-        let capacity = endpoint.output().capacity();
-        endpoint.output_written();
-        assert_eq!(endpoint.output().capacity(), capacity);
-
-        // A keyframe's room is kept while pictures that big come...
-        let big = Message::Video(bytes::Bytes::from(vec![0x27; 20_000]));
-        for _ in 0..20 {
-            endpoint.send(csid::VIDEO, 1, 80, &big);
-            endpoint.output_written();
-        }
-        let grown = endpoint.output().capacity();
-        assert!(grown > OUTPUT_KEPT);
-        // ...and given back after a run of smaller ones.
-        for i in 0..SMALL_WRITES {
-            assert_eq!(endpoint.output().capacity(), grown, "after {i} small writes");
-            endpoint.send(csid::VIDEO, 1, 120, &small);
-            endpoint.output_written();
-        }
-        assert!(endpoint.output().capacity() <= OUTPUT_CAPACITY);
+        let mut reader = Endpoint::new(ChunkLimits::default());
+        reader.receive(&bytes);
+        let got = drain(&mut reader);
+        assert_eq!(got.len(), 11, "Set Chunk Size and ten pictures");
+        assert!(got[1..].iter().all(|m| *m == Message::Video(picture.clone())));
     }
 
     fn peer_bytes(messages: &[Message]) -> Vec<u8> {
@@ -267,7 +233,7 @@ mod tests {
         for message in messages {
             peer.send(csid::COMMAND, 0, 0, message);
         }
-        peer.output().to_vec()
+        peer.output().take_all().to_vec()
     }
 
     fn drain(endpoint: &mut Endpoint) -> Vec<Message> {
@@ -280,7 +246,7 @@ mod tests {
 
     fn sent(endpoint: &mut Endpoint) -> Vec<Message> {
         let mut reader = Endpoint::new(ChunkLimits::default());
-        let bytes = endpoint.output().split();
+        let bytes = endpoint.output().take_all();
         reader.receive(&bytes);
         drain(&mut reader)
     }

@@ -9,14 +9,16 @@ pub mod control;
 pub mod endpoint;
 pub mod enhanced;
 pub mod message;
+pub mod outgoing;
 pub mod url;
 
 pub use chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStyle, Continuations, RawMessage, ReaderFaults,
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkSink, ChunkStyle, Continuations, RawMessage, ReaderFaults,
 };
 pub use control::Control;
 pub use endpoint::Endpoint;
 pub use message::{Command, Data, Message, MessageError, ObjectEncoding, UserControl};
+pub use outgoing::Outgoing;
 
 /// Conventional chunk stream ids.
 pub mod csid {

@@ -363,7 +363,8 @@ impl Connection {
             return Ok(());
         }
         let limit = self.ctx.config.rtmp.idle_timeout;
-        timeout(limit, self.socket.write_all(self.session.output()))
+        // Vectored: a frame's pieces are written from the frame itself.
+        timeout(limit, self.socket.write_all_buf(self.session.output()))
             .await
             .map_err(|_| Closed::WriteStalled(limit))??;
         self.session.output_written();

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use media::amf::Value;
 use media::netstatus::{code, Level, NetStatus};
 use media::rtmp::enhanced::Capabilities;
@@ -265,7 +265,7 @@ impl Session {
     }
 
     /// The bytes to send to the peer; the caller drains them.
-    pub fn output(&mut self) -> &mut BytesMut {
+    pub fn output(&mut self) -> &mut media::rtmp::Outgoing {
         self.endpoint.output()
     }
 

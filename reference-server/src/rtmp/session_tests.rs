@@ -4,6 +4,7 @@
 //! of docs/netstatus.md, message by message.
 
 use super::*;
+use bytes::BytesMut;
 
 /// The client side of the pair: an [`Endpoint`] as the suite's client has,
 /// sending commands and decoding what the session sends.
@@ -24,7 +25,7 @@ impl Client {
     fn bytes(&mut self, stream_id: u32, message: &Message) -> BytesMut {
         let csid = if stream_id == 0 { 3 } else { 8 };
         self.endpoint.send(csid, stream_id, 0, message);
-        self.endpoint.output().split()
+        BytesMut::from(&self.endpoint.output().take_all()[..])
     }
 
     fn command(&mut self, stream_id: u32, name: &str, tid: f64, args: Vec<Value>) -> BytesMut {
@@ -45,7 +46,7 @@ impl Client {
 
     /// Everything the session sent since the last call, as (stream id, message).
     fn received(&mut self, session: &mut Session) -> Vec<(u32, Message)> {
-        let out = session.output().split();
+        let out = session.output().take_all();
         self.endpoint.receive(&out);
         let mut messages = Vec::new();
         while let Some(raw) = self.endpoint.next_message().expect("the session's chunks decode") {
