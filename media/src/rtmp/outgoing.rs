@@ -53,7 +53,7 @@ pub struct Outgoing {
     read: usize,
     /// Bytes not written yet.
     remaining: usize,
-    /// Bytes written since the last [`Outgoing::trim`].
+    /// Bytes of the copy buffer written since the last [`Outgoing::trim`].
     written: usize,
     /// Writes in a row no bigger than `COPIED_KEPT` into a copy buffer
     /// grown past it.
@@ -177,13 +177,13 @@ impl Buf for Outgoing {
     fn advance(&mut self, mut n: usize) {
         assert!(n <= self.remaining, "advanced past the end of the output");
         self.remaining -= n;
-        self.written += n;
         while n > 0 {
             let Some(front) = self.parts.front_mut() else { break };
             match front {
                 Part::Copied(len) => {
                     let taken = n.min(*len);
                     self.read += taken;
+                    self.written += taken;
                     *len -= taken;
                     n -= taken;
                     if *len == 0 {
@@ -309,10 +309,13 @@ mod tests {
         }
         let grown = out.capacity();
         assert!(grown > COPIED_KEPT);
-        // ...and give it back after a run of single pictures.
+        // ...and give it back after a run of single pictures (a keyframe
+        // with them, referenced, takes no room).
+        let keyframe = Bytes::from(vec![5u8; 30_000]);
         for i in 0..SMALL_WRITES {
             assert_eq!(out.capacity(), grown, "after {i} small writes");
             out.put_payload(&picture, 0..3_000);
+            out.put_payload(&keyframe, 0..30_000);
             let _ = out.take_all();
             out.trim();
         }
