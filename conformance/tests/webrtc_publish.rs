@@ -71,6 +71,71 @@ async fn a_whip_publisher_is_played_over_whep_as_is() {
     server.shutdown().await;
 }
 
+/// A WebRTC player of a stream whose RTMP publisher (AAC, which a
+/// transcoder makes Opus for the player) is followed by a WHIP publisher
+/// (Opus, passed through): the player hears the first tone, then the
+/// second, and the transcoder stops. The player takes the stream without
+/// its AAC while it is transcoded, and with its sound again once the codec
+/// changes (hub `Subscription::take_sound`).
+#[tokio::test]
+async fn a_whep_player_hears_an_rtmp_publisher_then_the_whip_publisher_after_it() {
+    let server = embedded(|_| {}).await.unwrap();
+    let name = "handover";
+    let url = format!("{}/{name}", server.rtmp_url(APP));
+    let mut ffmpeg = tools::ffmpeg_publish(&url, true, Some(440), 60).spawn().unwrap();
+    until(|| {
+        server
+            .hub()
+            .describe(APP, name)
+            .is_some_and(|d| d.has_audio && d.has_video)
+    })
+    .await;
+    let player = WebRtcPlayer::play(
+        Signalling::http(&server.http_url(), APP, name),
+        PlayerOptions::default(),
+    )
+    .await
+    .unwrap();
+    player
+        .wait_until(
+            "the RTMP publisher's pictures and sound",
+            |r| r.video.pictures >= 25 && r.audio.decoded_frames >= 50,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let tone = player.audio_frequency(Duration::from_millis(500)).unwrap();
+    assert!((tone - 440.0).abs() < 10.0, "heard {tone} Hz from the RTMP publisher");
+    assert_eq!(server.context().transcoders.running(), 1, "AAC made Opus");
+    let _ = ffmpeg.kill().await;
+    until(|| !server.hub().is_live(APP, name)).await;
+
+    let mut publisher = whip_publish(&server, name, 660.0).await;
+    let heard = player.report().audio.decoded_frames;
+    player
+        .wait_until(
+            "the WHIP publisher's sound",
+            |r| r.audio.decoded_frames >= heard + 75,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let tone = player.audio_frequency(Duration::from_millis(500)).unwrap();
+    assert!((tone - 660.0).abs() < 10.0, "heard {tone} Hz from the WHIP publisher");
+    until(|| server.context().transcoders.running() == 0).await;
+    publisher.stop().await.unwrap();
+    server.shutdown().await;
+}
+
+/// Waits up to `WAIT` for `done`.
+async fn until(done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "not in {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An ICE restart of a WHIP session (RFC 9725, section 4.3.3): 200 with
 /// the session's new credentials, the publisher's checks made with the new
 /// ones answered, and its media still reaching players afterwards.

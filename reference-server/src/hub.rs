@@ -10,7 +10,9 @@
 //! current group of pictures from its keyframe. Then live frames arrive through
 //! one shared `broadcast` ring per stream: fan-out clones `Bytes`, never copies
 //! media. A player that falls behind loses frames, not memory: the ring is
-//! bounded, and the player skips to the next keyframe.
+//! bounded, and the player skips to the next keyframe. A second ring carries
+//! the same without most of the sound, for players whose sound a transcoder
+//! makes: a ring wakes every subscriber for every frame it carries.
 //!
 //! Publication changes (publisher gone, publisher back) travel on a `watch`
 //! channel, so a player learns them even when it lagged on media.
@@ -97,10 +99,29 @@ struct Stream {
     state: Mutex<StreamState>,
     /// Frames, and a marker after each publication change, in order.
     media: broadcast::Sender<Item>,
+    /// The same without most of the sound: a sound frame goes here only
+    /// when it is a sequence header or its codec is not the last one's. A
+    /// player whose sound comes from a transcoder takes this ring, so the
+    /// stream's own sound does not wake it for every frame (it needs only
+    /// to see the codec change, when a new publisher comes).
+    soundless: broadcast::Sender<Item>,
     publication: watch::Sender<Publication>,
     /// A player joined or lost pictures: a publisher that can make a
     /// keyframe on request (WebRTC) should make one.
     keyframe_wanted: Notify,
+}
+
+impl Stream {
+    /// Sends `item` to every subscriber of the ring with sound, and to
+    /// those of the ring without (if any) when `soundless`. Called with
+    /// the stream's state locked: a subscriber changing rings sees the
+    /// items in order. No receivers is fine: nobody plays yet.
+    fn send(&self, item: Item, soundless: bool) {
+        if soundless && self.soundless.receiver_count() > 0 {
+            let _ = self.soundless.send(item.clone());
+        }
+        let _ = self.media.send(item);
+    }
 }
 
 #[derive(Default)]
@@ -248,11 +269,13 @@ impl Hub {
             .entry(key.clone())
             .or_insert_with(|| {
                 let (media, _) = broadcast::channel(self.limits.player_queue_frames.max(16));
+                let (soundless, _) = broadcast::channel(self.limits.player_queue_frames.max(16));
                 let (publication, _) = watch::channel(Publication::Idle);
                 Arc::new(Stream {
                     key,
                     state: Mutex::default(),
                     media,
+                    soundless,
                     publication,
                     keyframe_wanted: Notify::new(),
                 })
@@ -336,7 +359,7 @@ impl Hub {
                 .is_some_and(|heard| now.saturating_duration_since(heard) >= after);
             if state.publisher.is_some() && silent && !state.dry {
                 state.dry = true;
-                let _ = stream.media.send(Item::Dry);
+                stream.send(Item::Dry, true);
                 marked += 1;
             }
         }
@@ -470,7 +493,7 @@ impl Hub {
                 self.metrics.publishers_taken_over.inc();
                 state.unpublished();
                 stream.publication.send_replace(Publication::Idle);
-                let _ = stream.media.send(Item::PublicationChanged);
+                stream.send(Item::PublicationChanged, true);
             }
             state.publisher = Some(owner);
             state.published_at = Some(now);
@@ -480,7 +503,7 @@ impl Hub {
             state.generation += 1;
             let generation = state.generation;
             stream.publication.send_replace(Publication::Live { generation });
-            let _ = stream.media.send(Item::PublicationChanged);
+            stream.send(Item::PublicationChanged, true);
         }
         let generation = lock(&stream.state).generation;
         Ok(Publisher {
@@ -517,6 +540,8 @@ impl Hub {
         Some(Subscription {
             cached: cached.into_iter(),
             media,
+            sound: true,
+            switched: std::collections::VecDeque::new(),
             publication,
             seen,
             pending: None,
@@ -630,6 +655,8 @@ impl Publisher {
         }
         state.has_audio |= frame.kind == MediaKind::Audio;
         state.has_video |= frame.kind == MediaKind::Video;
+        let sound_changes =
+            frame.kind == MediaKind::Audio && (frame.config || state.audio_codec != frame.audio_codec());
         match frame.kind {
             MediaKind::Audio => state.audio_codec = frame.audio_codec(),
             MediaKind::Video => {
@@ -670,8 +697,8 @@ impl Publisher {
             _ if state.gop_open => state.push_gop(frame.clone(), limits, metrics),
             _ => {}
         }
-        // No receivers is fine: nobody plays yet.
-        let _ = self.stream.media.send(Item::Frame(frame));
+        let soundless = frame.kind != MediaKind::Audio || sound_changes;
+        self.stream.send(Item::Frame(frame), soundless);
         self.hub.metrics.frames_in.inc();
         Ok(())
     }
@@ -685,7 +712,7 @@ impl Drop for Publisher {
             if state.generation == self.generation {
                 state.unpublished();
                 self.stream.publication.send_replace(Publication::Idle);
-                let _ = self.stream.media.send(Item::PublicationChanged);
+                self.stream.send(Item::PublicationChanged, true);
             }
         }
         self.hub.release(&self.stream);
@@ -867,6 +894,10 @@ impl Selection {
 pub struct Subscription {
     cached: std::vec::IntoIter<Frame>,
     media: broadcast::Receiver<Item>,
+    /// Whether `media` is the ring with sound (see [`Subscription::take_sound`]).
+    sound: bool,
+    /// What the ring it left still held, delivered before the new ring's.
+    switched: std::collections::VecDeque<Item>,
     publication: watch::Receiver<Publication>,
     /// The publication last delivered (or found when subscribing).
     seen: Publication,
@@ -912,6 +943,33 @@ impl Subscription {
         next
     }
 
+    /// Whether the stream's sound comes to this subscriber (it does at
+    /// first). Without it, a subscriber (a player whose sound a transcoder
+    /// makes) still gets sound sequence headers and the first sound frame
+    /// of each codec, to see the codec change, and is not woken by every
+    /// other sound frame. Nothing else is lost or repeated in the change;
+    /// sound frames pushed while it was without are not delivered.
+    pub fn take_sound(&mut self, sound: bool) {
+        if sound == self.sound {
+            return;
+        }
+        let stream = self.guard.stream.clone();
+        // Under the lock every push takes: no item is sent meanwhile.
+        let _state = lock(&stream.state);
+        loop {
+            match self.media.try_recv() {
+                Ok(item) => self.switched.push_back(item),
+                Err(broadcast::error::TryRecvError::Lagged(lost)) => self.lagged(lost),
+                Err(_) => break,
+            }
+        }
+        self.media = match sound {
+            true => stream.media.subscribe(),
+            false => stream.soundless.subscribe(),
+        };
+        self.sound = sound;
+    }
+
     /// Takes the tracks `selection` names of a multitrack stream from now on.
     pub fn select(&mut self, selection: Selection) {
         self.selection = selection;
@@ -934,7 +992,11 @@ impl Subscription {
                     return Some(delivery);
                 }
             }
-            match self.media.recv().await {
+            let item = match self.switched.pop_front() {
+                Some(item) => Ok(item),
+                None => self.media.recv().await,
+            };
+            match item {
                 Ok(Item::Frame(frame)) => {
                     if let Some(frame) = self.selection.pick(frame).filter(|f| self.gate.admit(f)) {
                         return Some(Delivery::Frame(frame));
@@ -1409,6 +1471,46 @@ mod tests {
         assert_eq!(ready(&mut sub).await, Some(Delivery::Frame(aac)));
         assert_eq!(frame(ready(&mut sub).await), Some((80, true)));
         assert_eq!(frame(ready(&mut sub).await), Some((120, false)));
+    }
+
+    #[tokio::test]
+    async fn without_sound_a_subscriber_sees_only_its_changes_and_loses_nothing_else() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        let mut sub = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        let sound = |ts, bytes: &'static [u8]| Frame::new(MediaKind::Audio, ts, Bytes::from_static(bytes));
+        let aac = |ts| sound(ts, &[0xAF, 1, 0x21]);
+        let speex = |ts| sound(ts, &[0xB6, 1, 2]);
+        let aac_config = sound(30, &[0xAF, 0, 0x12, 0x10]);
+        publisher.push(video(0, true)).unwrap();
+        publisher.push(aac(10)).unwrap();
+        sub.take_sound(false);
+        publisher.push(aac(20)).unwrap(); // the codec it had: not delivered
+        publisher.push(aac_config.clone()).unwrap();
+        publisher.push(aac(35)).unwrap();
+        publisher.push(video(40, false)).unwrap();
+        publisher.push(speex(60)).unwrap(); // another codec
+        publisher.push(speex(80)).unwrap();
+        sub.take_sound(true);
+        publisher.push(speex(100)).unwrap();
+        publisher.push(video(120, false)).unwrap();
+        let mut got = Vec::new();
+        while let Some(Delivery::Frame(frame)) = ready(&mut sub).await {
+            got.push((frame.kind, frame.timestamp));
+        }
+        use MediaKind::{Audio, Video};
+        assert_eq!(
+            got,
+            [
+                (Video, 0),
+                (Audio, 10), // in the ring before the change
+                (Audio, 30),
+                (Video, 40),
+                (Audio, 60),
+                (Audio, 100),
+                (Video, 120)
+            ]
+        );
     }
 
     #[tokio::test]

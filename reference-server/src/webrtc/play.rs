@@ -730,8 +730,18 @@ impl Player {
                             self.selection,
                             Target::Opus,
                         ));
+                        // The stream's own sound now matters only when its
+                        // codec changes: it need not wake this player.
+                        if let Some(subscription) = &mut self.subscription {
+                            subscription.take_sound(false);
+                        }
                     }
-                    Output::StopAudioTranscoder => self.transcoded = None,
+                    Output::StopAudioTranscoder => {
+                        self.transcoded = None;
+                        if let Some(subscription) = &mut self.subscription {
+                            subscription.take_sound(true);
+                        }
+                    }
                     Output::OfferVideo => self.offer_video(rtc),
                 }
             }
