@@ -1,5 +1,6 @@
 //! RTCP between the reference server and a WebRTC player, over real UDP:
-//! lost video packets come back when the player NACKs them, and sender
+//! lost video packets come back when the player NACKs them (and do not
+//! when the server is told to keep none), and sender
 //! reports put audio and video on one clock.
 //!
 //! The stream is made here, so that its timestamps are known exactly: an
@@ -266,6 +267,39 @@ async fn lost_video_packets_are_retransmitted_on_nack() {
         "relays lost {} and {} packets; with retransmissions: 0 gaps; without: {} gaps",
         repaired.lost(),
         unrepaired.lost(),
+        report.video.discontinuities
+    );
+    publishing.abort();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resend_window_of_zero_answers_no_nack() {
+    // `webrtc.resend_window` reaches each player's video stream: without a
+    // window, the losses repaired in the test above stay gaps.
+    let server = embedded(|config| config.webrtc.resend_window = Duration::ZERO)
+        .await
+        .unwrap();
+    let tags = synthetic_stream(10, 0, 600_000);
+    let (publishing, go) = publish_from(&server, "unkept", tags, 0, 0).await;
+    let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
+    let (player, h264) = play_via(&server, "unkept", &relay, PlayerOptions::video_only()).await;
+    relay.set_loss(Loss {
+        every: 10,
+        payload_type: Some(h264),
+        all_of: None,
+    });
+    player.wait_connected(WAIT).await.unwrap();
+    go.send(()).unwrap();
+    let report = until(&player, "200 frames", |r| r.video.frames >= 200).await;
+    assert!(relay.lost() >= 25, "the relay lost only {} packets", relay.lost());
+    assert!(
+        report.video.discontinuities > 0,
+        "nothing kept, nothing resent: the losses must show as gaps: {report:#?}"
+    );
+    println!(
+        "window 0: the relay lost {}, the player saw {} gaps",
+        relay.lost(),
         report.video.discontinuities
     );
     publishing.abort();

@@ -223,13 +223,21 @@ pub struct WebRtcConfig {
     /// older than this.
     #[serde(with = "humantime_serde")]
     pub publisher_keyframe_interval: Duration,
-    /// Video packets each player keeps to answer its retransmission
-    /// requests (NACK), the newest first, for at most 3 s. The payloads
-    /// are shared by the stream's players, but each packet kept costs a
-    /// player about 0.5 KB of str0m's bookkeeping: the largest part of what
-    /// a viewer costs. 150 cover a second and a half at 800 kbit/s, half a
-    /// second at 2.5 Mbit/s.
+    /// Video packets each player keeps at most to answer its retransmission
+    /// requests (NACK), the newest first. The payloads are shared by the
+    /// stream's players, but each slot of the history costs a player about
+    /// 0.5 KB of str0m's bookkeeping, packet or not: the largest part of
+    /// what a viewer costs. 150 hold `resend_window` up to about 1 Mbit/s,
+    /// half a second at 2.5 Mbit/s.
     pub resend_packets: usize,
+    /// How long a video packet is kept for resending, within
+    /// `resend_packets`. The history grows only as far as this window
+    /// needs. libwebrtc, the sender of Chrome, keeps a packet for at least
+    /// max(1 s, 3 × RTT); 1 s answers every NACK on paths up to a round
+    /// trip of about 330 ms, and a picture resent later than that has
+    /// missed its time at a live player.
+    #[serde(with = "humantime_serde")]
+    pub resend_window: Duration,
     /// STUN and TURN servers named to WHIP and WHEP clients, a `Link`
     /// (`rel="ice-server"`) each in every 201 (RFC 9725, section 4.6): a
     /// client behind a restrictive NAT reaches the server through the TURN
@@ -301,6 +309,7 @@ impl Default for WebRtcConfig {
             audio_wait: Duration::from_secs(1),
             publisher_keyframe_interval: Duration::from_secs(2),
             resend_packets: 150,
+            resend_window: Duration::from_secs(1),
             ice_servers: Vec::new(),
         }
     }

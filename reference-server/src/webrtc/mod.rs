@@ -673,14 +673,14 @@ impl WebRtc {
         })
     }
 
-    /// A session's `Rtc` of `config`, with the server's certificate and
-    /// resend buffer, ICE lite, and the host candidate; and its ICE ufrag.
+    /// A session's `Rtc` of `config`, with the server's certificate, ICE
+    /// lite, and the host candidate; and its ICE ufrag. (A player sets its
+    /// resend history when it starts sending: `Player::keep_for_resends`.)
     fn new_rtc(&self, config: RtcConfig) -> (Rtc, String) {
         let config = match &self.certificate {
             Some(certificate) => config.set_dtls_cert(certificate.clone()),
             None => config,
         };
-        let config = config.set_send_buffer_video(self.config.resend_packets.max(1));
         session_rtc(config, self.candidate)
     }
 
@@ -731,7 +731,7 @@ impl WebRtc {
         self.lock().insert(ufrag.clone(), handle.clone());
         ctx.metrics.webrtc_sessions.inc();
         ctx.metrics.webrtc_sessions_total.inc();
-        let peer = peer::Peer {
+        let peer = Box::new(peer::Peer {
             rtc,
             port: self.port.clone(),
             batch: udp::Batch::default(),
@@ -743,7 +743,7 @@ impl WebRtc {
             connect_timeout: self.config.connect_timeout,
             withhold_sender_reports: ctx.config.quirks.sender_reports_withheld,
             withhold_retransmissions: ctx.config.quirks.retransmissions_withheld,
-        };
+        });
         let this = self.clone();
         let metrics = ctx.metrics.clone();
         let span = tracing::info_span!("webrtc", session = %ufrag, %app, %stream, ?direction);

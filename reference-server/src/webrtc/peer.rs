@@ -98,7 +98,11 @@ pub enum Wake {
 pub type RoleInput = super::play::PlayerInput;
 
 /// Runs the peer until it stops, fails, or the server shuts down.
-pub async fn run(mut peer: Peer, mut role: Role) {
+///
+/// The peer comes boxed: an `async fn` keeps its arguments apart from its
+/// locals, and the task that awaits it keeps what it captured, so a `Peer`
+/// (its `Rtc` is 10 KB) passed by value was held three times per session.
+pub async fn run(mut peer: Box<Peer>, mut role: Role) {
     // Made once, not at each turn of the loop (each frame, each datagram):
     // a timer or waiter made anew is registered and unregistered each time.
     let connect_deadline = tokio::time::sleep(peer.connect_timeout);
@@ -296,5 +300,30 @@ fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut 
             None
         }
         _ => None,
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `run` returns, which a session's task holds.
+    fn future_size<F: FnOnce(Box<Peer>, Role) -> Fut, Fut>(_: F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn a_sessions_task_holds_its_peer_once() {
+        // By value, the future held the `Peer` twice (22 016 bytes beside a
+        // 10 272-byte `Peer`) and the task that awaits it a third time.
+        let peer = std::mem::size_of::<Peer>();
+        let future = future_size(run);
+        assert!(
+            peer > 4096,
+            "a Peer is {peer} bytes: this test no longer measures anything"
+        );
+        assert!(
+            future < peer / 2,
+            "run's future is {future} bytes beside a {peer}-byte Peer"
+        );
     }
 }

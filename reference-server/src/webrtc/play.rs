@@ -541,6 +541,9 @@ impl Player {
     /// ICE and DTLS are up: pick the negotiated payload types and start.
     pub fn connected(&mut self, rtc: &mut Rtc) -> Option<SessionStatus> {
         self.payload_types(rtc);
+        if let Some(mid) = self.video_mid {
+            self.keep_for_resends(rtc, mid);
+        }
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
         subscription.count_as_viewer();
         subscription.select(self.selection);
@@ -558,10 +561,23 @@ impl Player {
     /// the cached keyframe, and the publisher is asked for a new one.
     fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         self.media_added(mid, RtcKind::Video);
+        self.keep_for_resends(rtc, mid);
         if self.payload_types(rtc).1.any() {
             tracing::info!("video added by renegotiation");
             self.last_keyframe_request = None;
             self.keyframe_request(rtc, mid, now);
+        }
+    }
+
+    /// Sizes the resend history of the video stream `mid` before its first
+    /// packet: `webrtc.resend_packets` at most, each kept
+    /// `webrtc.resend_window` (str0m keeps 3 s, and its history grows to
+    /// hold them). Sound is not resent, so its history stays empty.
+    fn keep_for_resends(&self, rtc: &mut Rtc, mid: Mid) {
+        let config = &self.ctx.config.webrtc;
+        if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+            // 0.15: str0m's default cap on the share of resends in what is sent.
+            stream.set_rtx_cache(config.resend_packets.max(1), config.resend_window, Some(0.15));
         }
     }
 
