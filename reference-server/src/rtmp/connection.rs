@@ -105,9 +105,12 @@ async fn run(
     connection.run(leftover).await
 }
 
+/// Its state and buffer are on the heap, not in the future: the task's
+/// future is as large as its largest stage for as long as it runs, and
+/// this one would make every connection's 6 KB instead of 4.
 async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, Closed> {
-    let mut handshake = Handshake::new(PeerType::Server);
-    let mut buf = [0u8; 4096];
+    let mut handshake = Box::new(Handshake::new(PeerType::Server));
+    let mut buf = vec![0u8; 4096];
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
@@ -372,11 +375,14 @@ impl Connection {
     }
 
     async fn event(&mut self, event: Event) -> Result<(), Closed> {
+        // Connect, publish and play, each once or so per connection, wait on
+        // backend hooks: their futures are boxed, or every connection's task
+        // would be as large as theirs for as long as it runs.
         match event {
-            Event::Connect(request) => self.connect(request).await?,
-            Event::Publish { stream_id, name, .. } => self.publish(stream_id, name).await,
-            Event::Play { stream_id, name } => self.play(stream_id, name, false).await,
-            Event::Play2 { stream_id, name } => self.play(stream_id, name, true).await,
+            Event::Connect(request) => Box::pin(self.connect(request)).await?,
+            Event::Publish { stream_id, name, .. } => Box::pin(self.publish(stream_id, name)).await,
+            Event::Play { stream_id, name } => Box::pin(self.play(stream_id, name, false)).await,
+            Event::Play2 { stream_id, name } => Box::pin(self.play(stream_id, name, true)).await,
             Event::Media {
                 stream_id,
                 kind,
@@ -960,5 +966,25 @@ impl Player {
                 frame = self.pictures.next() => PlayerEvent::Frame { stream_id, frame },
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<A, Fut>(_: impl FnOnce(A) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn a_connections_task_keeps_neither_its_handshake_nor_its_hooks() {
+        // With its 4 KiB buffer and its state inline, the handshake's
+        // future took 5840 bytes, and every connection's task 6424 for as
+        // long as it ran; with connect, publish and play inline, 4720.
+        let handshake = future_size(|socket: &mut TcpStream| handshake(socket));
+        assert!(handshake < 1024, "the handshake's future is {handshake} bytes");
+        let serve = future_size(|(socket, peer, ctx, id)| serve(socket, peer, ctx, id));
+        assert!(serve < 4096, "a connection's future is {serve} bytes");
     }
 }
