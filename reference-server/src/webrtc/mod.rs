@@ -202,7 +202,9 @@ pub struct SessionHandle {
     /// selection); `None`: the one it started with.
     video_track: Arc<watch::Sender<Option<u8>>>,
     answers: tokio::sync::mpsc::UnboundedSender<String>,
-    restarts: tokio::sync::mpsc::UnboundedSender<peer::Restart>,
+    /// Boxed: a channel holds room for 32 messages from its start, and
+    /// restarts are rare.
+    restarts: tokio::sync::mpsc::UnboundedSender<Box<peer::Restart>>,
 }
 
 /// A session's current ICE session.
@@ -313,11 +315,11 @@ impl WebRtc {
             let (done, applied) = tokio::sync::oneshot::channel();
             session
                 .restarts
-                .send(peer::Restart {
+                .send(Box::new(peer::Restart {
                     local: local.clone(),
                     remote,
                     done,
-                })
+                }))
                 .ok()?;
             applied.await.ok()?;
         }

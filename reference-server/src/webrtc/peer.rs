@@ -44,7 +44,7 @@ pub struct Peer {
     pub local: SocketAddr,
     pub datagrams: mpsc::Receiver<Datagram>,
     /// ICE restarts asked for by signalling.
-    pub restarts: mpsc::UnboundedReceiver<Restart>,
+    pub restarts: mpsc::UnboundedReceiver<Box<Restart>>,
     pub status: watch::Sender<SessionStatus>,
     pub cancel: CancellationToken,
     pub connect_timeout: Duration,
