@@ -201,10 +201,7 @@ pub struct SessionHandle {
     /// A player's video track asked for since it started (WHEP layer
     /// selection); `None`: the one it started with.
     video_track: Arc<watch::Sender<Option<u8>>>,
-    answers: tokio::sync::mpsc::UnboundedSender<String>,
-    /// Boxed: a channel holds room for 32 messages from its start, and
-    /// restarts are rare.
-    restarts: tokio::sync::mpsc::UnboundedSender<Box<peer::Restart>>,
+    signals: tokio::sync::mpsc::UnboundedSender<peer::Signal>,
 }
 
 /// A session's current ICE session.
@@ -233,7 +230,7 @@ impl SessionHandle {
     /// The peer's SDP answer to an offer the session sent (see
     /// [`WebRtc::play`]'s `offers`); false once the session is gone.
     pub fn remote_answer(&self, sdp: String) -> bool {
-        self.answers.send(sdp).is_ok()
+        self.signals.send(peer::Signal::Answer(sdp)).is_ok()
     }
 
     /// Ends the session (its status becomes `Stopped`).
@@ -314,12 +311,12 @@ impl WebRtc {
         if !unapplied {
             let (done, applied) = tokio::sync::oneshot::channel();
             session
-                .restarts
-                .send(Box::new(peer::Restart {
+                .signals
+                .send(peer::Signal::Restart(Box::new(peer::Restart {
                     local: local.clone(),
                     remote,
                     done,
-                }))
+                })))
                 .ok()?;
             applied.await.ok()?;
         }
@@ -702,14 +699,12 @@ impl WebRtc {
         let (status_tx, status) = watch::channel(SessionStatus::Pending);
         let (audio_muted, muted) = watch::channel(false);
         let (video_track, video_track_rx) = watch::channel(None);
-        let (answers, remote_answers) = tokio::sync::mpsc::unbounded_channel();
-        let (restarts, restarts_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (signals, signals_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut role = role;
         let mut video_line = None;
         if let peer::Role::Play(player) = &mut role {
             player.mute_audio_with(muted);
             player.video_track_from(video_track_rx);
-            player.answers_from(remote_answers);
             video_line = player.video_line;
         }
         let handle = SessionHandle {
@@ -726,8 +721,7 @@ impl WebRtc {
             cancel: ctx.shutdown.child_token(),
             audio_muted: Arc::new(audio_muted),
             video_track: Arc::new(video_track),
-            answers,
-            restarts,
+            signals,
         };
         let datagrams = self.router.add(&ufrag);
         self.lock().insert(ufrag.clone(), handle.clone());
@@ -739,7 +733,7 @@ impl WebRtc {
             batch: udp::Batch::default(),
             local: self.local_addr(),
             datagrams,
-            restarts: restarts_rx,
+            signals: signals_rx,
             status: status_tx,
             cancel: handle.cancel.clone(),
             connect_timeout: self.config.connect_timeout,

@@ -24,6 +24,16 @@ pub enum Role {
     Publish(Box<Ingest>),
 }
 
+/// What signalling asks of a session's task: one channel, polled at every
+/// turn of its loop (each frame), however rarely it carries anything.
+pub enum Signal {
+    /// An ICE restart to apply; boxed, since a channel holds room for 32
+    /// messages from its start.
+    Restart(Box<Restart>),
+    /// A player's peer answered the offer that added video.
+    Answer(String),
+}
+
 /// An ICE restart for the peer's task to apply (see
 /// [`super::WebRtc::restart_ice`]).
 pub struct Restart {
@@ -43,8 +53,8 @@ pub struct Peer {
     pub batch: Batch,
     pub local: SocketAddr,
     pub datagrams: mpsc::Receiver<Datagram>,
-    /// ICE restarts asked for by signalling.
-    pub restarts: mpsc::UnboundedReceiver<Box<Restart>>,
+    /// ICE restarts and answers from signalling.
+    pub signals: mpsc::UnboundedReceiver<Signal>,
     pub status: watch::Sender<SessionStatus>,
     pub cancel: CancellationToken,
     pub connect_timeout: Duration,
@@ -142,26 +152,27 @@ pub async fn run(mut peer: Box<Peer>, mut role: Role) {
                 };
                 peer.input(Input::Receive(Instant::now(), receive));
             }
-            Some(restart) = peer.restarts.recv() => {
-                // The `Rtc` answers checks with the new credentials only,
-                // and keeps sending on the pair in use (ICE-lite: the peer
-                // checks and nominates; the session only answers).
-                let mut api = peer.rtc.direct_api();
-                api.set_local_ice_credentials(restart.local);
-                api.set_remote_ice_credentials(restart.remote);
-                tracing::info!("ICE restarted");
-                let _ = restart.done.send(());
-            }
+            Some(signal) = peer.signals.recv() => match signal {
+                Signal::Restart(restart) => {
+                    // The `Rtc` answers checks with the new credentials only,
+                    // and keeps sending on the pair in use (ICE-lite: the peer
+                    // checks and nominates; the session only answers).
+                    let mut api = peer.rtc.direct_api();
+                    api.set_local_ice_credentials(restart.local);
+                    api.set_remote_ice_credentials(restart.remote);
+                    tracing::info!("ICE restarted");
+                    let _ = restart.done.send(());
+                }
+                Signal::Answer(sdp) => {
+                    if let Role::Play(player) = &mut role {
+                        play(&mut peer, player, RoleInput::Answer(sdp));
+                    }
+                }
+            },
             wake = next(&mut role) => match wake {
                 Wake::Role(input) => {
                     if let Role::Play(player) = &mut role {
-                        let now = Instant::now();
-                        if let Some(status) = player.handle(&mut peer.rtc, input, now) {
-                            peer.set_status(status);
-                        }
-                        // str0m sends what was written once its time moves
-                        // on: now, in this turn, not at the next timeout.
-                        peer.input(Input::Timeout(now));
+                        play(&mut peer, player, input);
                     }
                 }
                 Wake::RoleDone => {
@@ -188,6 +199,17 @@ pub async fn run(mut peer: Box<Peer>, mut role: Role) {
     let _ = drain(&mut peer, &mut role, &mut connected);
     peer.set_status(SessionStatus::Stopped);
     tracing::info!("session ended");
+}
+
+/// Hands `input` to the player, and lets str0m send what it wrote.
+fn play(peer: &mut Peer, player: &mut Player, input: RoleInput) {
+    let now = Instant::now();
+    if let Some(status) = player.handle(&mut peer.rtc, input, now) {
+        peer.set_status(status);
+    }
+    // str0m sends what was written once its time moves on: now, in this
+    // turn, not at the next timeout.
+    peer.input(Input::Timeout(now));
 }
 
 async fn next(role: &mut Role) -> Wake {

@@ -30,7 +30,6 @@ use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
 use str0m::rtp::{Extension, ExtensionMap, RtpWrite};
 use str0m::{Rtc, RtcConfig};
-use tokio::sync::mpsc;
 
 use super::packets;
 use super::plan::{AudioOut, VideoOut, VideoPlan};
@@ -396,8 +395,6 @@ pub struct Player {
     /// Where an offer adding video goes, when the signalling can renegotiate
     /// and the answer had no video; taken when the offer is sent.
     offers: Option<OfferSink>,
-    /// The peer's answers to that offer.
-    answers: Option<mpsc::UnboundedReceiver<String>>,
     /// The offer sent, waiting for its answer, and the mid it adds.
     pending: Option<(SdpPendingOffer, Mid)>,
 }
@@ -451,7 +448,6 @@ impl Player {
             first_video_track: selection.video,
             video_line: None,
             offers: None,
-            answers: None,
             pending: None,
         }
     }
@@ -471,11 +467,6 @@ impl Player {
     /// answer having had none.
     pub fn renegotiate_with(&mut self, offers: OfferSink) {
         self.offers = Some(offers);
-    }
-
-    /// Where the peer's answers to such an offer come from.
-    pub fn answers_from(&mut self, answers: mpsc::UnboundedReceiver<String>) {
-        self.answers = Some(answers);
     }
 
     /// Sends no audio while `muted` says true.
@@ -672,9 +663,12 @@ impl Player {
                     // RTCP has nothing to say it with; media may resume.
                     Delivery::Dry => continue,
                 },
-                frame = transcoded(&mut self.transcoded) => Some(PlayerInput::Transcoded(frame)),
-                frame = transcoded(&mut self.transcoded_video) => Some(PlayerInput::TranscodedVideo(frame)),
-                Some(sdp) = answer(&mut self.answers) => Some(PlayerInput::Answer(sdp)),
+                frame = transcoded(&mut self.transcoded), if self.transcoded.is_some() => {
+                    Some(PlayerInput::Transcoded(frame))
+                }
+                frame = transcoded(&mut self.transcoded_video), if self.transcoded_video.is_some() => {
+                    Some(PlayerInput::TranscodedVideo(frame))
+                }
             };
         }
     }
@@ -851,13 +845,6 @@ impl Player {
 }
 
 /// The next answer from the peer's signalling; never, without one.
-async fn answer(answers: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
-    match answers {
-        Some(answers) => answers.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The next frame of a transcoder's output; never, without one.
 async fn transcoded(output: &mut Option<Transcoded>) -> Frame {
     match output {
