@@ -105,6 +105,24 @@ async fn play_via(server: &ServerHandle, stream: &str, relay: &UdpRelay, options
     (player, h264)
 }
 
+/// A connected player of `stream` behind a relay that loses every tenth
+/// H.264 packet (never a retransmission), and the relay.
+async fn play_losing_every_tenth_picture_packet(
+    server: &ServerHandle,
+    stream: &str,
+    options: PlayerOptions,
+) -> (WebRtcPlayer, UdpRelay) {
+    let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
+    let (player, h264) = play_via(server, stream, &relay, options).await;
+    relay.set_loss(Loss {
+        every: 10,
+        payload_type: Some(h264),
+        all_of: None,
+    });
+    player.wait_connected(WAIT).await.unwrap();
+    (player, relay)
+}
+
 /// Publishes the first tags (up to and including `upto` ms), waits until the
 /// server has the stream, and sends the rest in real time from a task once
 /// told to, with audio sent `audio_lead_ms` ahead of the video of the same
@@ -282,14 +300,7 @@ async fn a_resend_window_of_zero_answers_no_nack() {
         .unwrap();
     let tags = synthetic_stream(10, 0, 600_000);
     let (publishing, go) = publish_from(&server, "unkept", tags, 0, 0).await;
-    let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
-    let (player, h264) = play_via(&server, "unkept", &relay, PlayerOptions::video_only()).await;
-    relay.set_loss(Loss {
-        every: 10,
-        payload_type: Some(h264),
-        all_of: None,
-    });
-    player.wait_connected(WAIT).await.unwrap();
+    let (player, relay) = play_losing_every_tenth_picture_packet(&server, "unkept", PlayerOptions::video_only()).await;
     go.send(()).unwrap();
     let report = until(&player, "200 frames", |r| r.video.frames >= 200).await;
     assert!(relay.lost() >= 25, "the relay lost only {} packets", relay.lost());
@@ -311,18 +322,11 @@ async fn a_light_player_counts_the_packets_a_lossy_relay_dropped_without_decrypt
     let server = embedded(|_| {}).await.unwrap();
     let tags = synthetic_stream(8, 0, 600_000);
     let (publishing, go) = publish_from(&server, "counted", tags, 0, 0).await;
-    let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
     let options = PlayerOptions {
         decode: false,
         ..PlayerOptions::default()
     };
-    let (player, h264) = play_via(&server, "counted", &relay, options).await;
-    relay.set_loss(Loss {
-        every: 10,
-        payload_type: Some(h264),
-        all_of: None,
-    });
-    player.wait_connected(WAIT).await.unwrap();
+    let (player, relay) = play_losing_every_tenth_picture_packet(&server, "counted", options).await;
     go.send(()).unwrap();
     let report = until(&player, "300 packets counted", |r| r.counted.packets >= 300).await;
     let dropped = relay.lost();
