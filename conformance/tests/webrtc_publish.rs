@@ -242,3 +242,29 @@ async fn ffmpeg_plays_a_whip_publisher(audio: RtmpAudio, codec: &str, tone_hz: f
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }
+
+/// A WebSocket `answer` for a stream that publishes is refused with an
+/// error: the server sends publishers no offers (players get one when
+/// video appears after their answer).
+#[tokio::test]
+async fn a_websocket_answer_for_a_publisher_is_refused() {
+    use conformance::webrtc::ws::{ws_url, StreamStatus, WsSession};
+    let server = embedded(|_| {}).await.unwrap();
+    let session = WsSession::connect(&ws_url(&server.http_url()), APP, serde_json::Value::Null)
+        .await
+        .unwrap();
+    let mut publisher = WebRtcPublisher::publish(Signalling::ws(&session, "pub1", "cam"), PublisherOptions::default())
+        .await
+        .unwrap();
+    session
+        .wait_status("pub1", StreamStatus::Publishing, WAIT)
+        .await
+        .unwrap();
+    let errors = session.errors().len();
+    let answer = serde_json::json!({"type": "answer", "id": "pub1", "sdp": "v=0\r\n"});
+    session.send_json(&answer).unwrap();
+    let error = session.wait_error(errors, WAIT).await.unwrap();
+    assert!(error.contains("waits for an answer"), "{error}");
+    publisher.stop().await.unwrap();
+    server.shutdown().await;
+}

@@ -235,7 +235,7 @@ pub struct WebRtcConfig {
     /// needs. libwebrtc, the sender of Chrome, keeps a packet for at least
     /// max(1 s, 3 × RTT); 1 s answers every NACK on paths up to a round
     /// trip of about 330 ms, and a picture resent later than that has
-    /// missed its time at a live player.
+    /// missed its time at a live player. 0 turns resending off.
     #[serde(with = "humantime_serde")]
     pub resend_window: Duration,
     /// STUN and TURN servers named to WHIP and WHEP clients, a `Link`

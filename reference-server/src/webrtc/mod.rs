@@ -228,9 +228,10 @@ impl SessionHandle {
     }
 
     /// The peer's SDP answer to an offer the session sent (see
-    /// [`WebRtc::play`]'s `offers`); false once the session is gone.
+    /// [`WebRtc::play`]'s `offers`); false for a publisher, which is sent
+    /// no offers, and once the session is gone.
     pub fn remote_answer(&self, sdp: String) -> bool {
-        self.signals.send(peer::Signal::Answer(sdp)).is_ok()
+        self.direction == Direction::Play && self.signals.send(peer::Signal::Answer(sdp)).is_ok()
     }
 
     /// Ends the session (its status becomes `Stopped`).
