@@ -41,6 +41,35 @@ pub struct RawMessage {
     pub payload: Bytes,
 }
 
+/// A message to be chunked, its body borrowed: a server sends a stream's
+/// frame to each of its players as it is, without taking a reference to
+/// the body (an atomic count every player of the stream shares) for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    /// The chunk stream it goes on.
+    pub csid: u32,
+    /// Absolute timestamp in milliseconds, 32 bits, wrapping.
+    pub timestamp: u32,
+    /// Message type id (see [`type_id`]).
+    pub type_id: u8,
+    /// Message stream id.
+    pub stream_id: u32,
+    /// The message body.
+    pub payload: &'a Bytes,
+}
+
+impl<'a> From<&'a RawMessage> for MessageRef<'a> {
+    fn from(message: &'a RawMessage) -> Self {
+        MessageRef {
+            csid: message.csid,
+            timestamp: message.timestamp,
+            type_id: message.type_id,
+            stream_id: message.stream_id,
+            payload: &message.payload,
+        }
+    }
+}
+
 /// Limits that keep a hostile peer from making the decoder buffer without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkLimits {
@@ -559,8 +588,8 @@ impl ChunkEncoder {
     }
 
     /// Appends the chunks of `message` to `out`.
-    pub fn encode(&mut self, message: &RawMessage, out: &mut impl ChunkSink) {
-        self.encode_into(message, out);
+    pub fn encode<'a>(&mut self, message: impl Into<MessageRef<'a>>, out: &mut impl ChunkSink) {
+        self.encode_into(message.into(), out);
     }
 
     /// The chunks of `message`, each with its header, for a sender that
@@ -568,7 +597,7 @@ impl ChunkEncoder {
     /// part way (Abort).
     pub fn encode_chunks(&mut self, message: &RawMessage) -> Vec<Bytes> {
         let mut chunks = Chunks::default();
-        self.encode_into(message, &mut chunks);
+        self.encode_into(message.into(), &mut chunks);
         let mut bytes = chunks.out.freeze();
         let mut taken = 0;
         chunks
@@ -589,7 +618,7 @@ impl ChunkEncoder {
     }
 
     /// Appends the chunks of `message` to `out`.
-    fn encode_into(&mut self, message: &RawMessage, out: &mut impl ChunkSink) {
+    fn encode_into(&mut self, message: MessageRef<'_>, out: &mut impl ChunkSink) {
         let length = message.payload.len() as u32;
         let previous = self
             .sent
@@ -628,7 +657,7 @@ impl ChunkEncoder {
         out.put_header(header.bytes());
         let size = self.chunk_size as usize;
         let len = message.payload.len();
-        out.put_payload(&message.payload, 0..size.min(len));
+        out.put_payload(message.payload, 0..size.min(len));
         out.chunk_end();
         let mut continuation = HeaderBytes::default();
         continuation.basic(3, message.csid);
@@ -637,7 +666,7 @@ impl ChunkEncoder {
         }
         for start in (size..len).step_by(size.max(1)) {
             out.put_header(continuation.bytes());
-            out.put_payload(&message.payload, start..(start + size).min(len));
+            out.put_payload(message.payload, start..(start + size).min(len));
             out.chunk_end();
         }
         let sent = Sent {

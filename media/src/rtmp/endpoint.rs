@@ -17,7 +17,7 @@ use bytes::BytesMut;
 
 use super::outgoing::Outgoing;
 
-use super::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RawMessage};
+use super::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, MessageRef, RawMessage};
 use super::control::Control;
 use super::csid;
 use super::message::{type_id, Message};
@@ -124,9 +124,11 @@ impl Endpoint {
         });
     }
 
-    /// Queues a message for the peer as it is. A Set Chunk Size changes
-    /// the chunk size of the messages after it.
-    pub fn send_raw(&mut self, message: &RawMessage) {
+    /// Queues a message for the peer as it is (a [`RawMessage`], or a
+    /// [`MessageRef`] to its parts). A Set Chunk Size changes the chunk
+    /// size of the messages after it.
+    pub fn send_raw<'a>(&mut self, message: impl Into<MessageRef<'a>>) {
+        let message = message.into();
         self.encoder.encode(message, &mut self.output);
         if message.type_id == type_id::SET_CHUNK_SIZE {
             if let Ok(Message::SetChunkSize(size)) = Message::decode(message.type_id, message.payload.clone()) {

@@ -13,7 +13,8 @@ pub mod outgoing;
 pub mod url;
 
 pub use chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkSink, ChunkStyle, Continuations, RawMessage, ReaderFaults,
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkSink, ChunkStyle, Continuations, MessageRef, RawMessage,
+    ReaderFaults,
 };
 pub use control::Control;
 pub use endpoint::Endpoint;

@@ -16,8 +16,8 @@ use media::rtmp::enhanced::Capabilities;
 use media::rtmp::message::split_aggregate;
 use media::rtmp::url::{self, NameWithParams};
 use media::rtmp::{
-    csid, ChunkError, ChunkLimits, Command, Data, Endpoint, Message, MessageError, ObjectEncoding, RawMessage,
-    UserControl,
+    csid, ChunkError, ChunkLimits, Command, Data, Endpoint, Message, MessageError, MessageRef, ObjectEncoding,
+    RawMessage, UserControl,
 };
 
 /// Settings the session needs from the server configuration.
@@ -893,12 +893,12 @@ impl Session {
                 MediaKind::Video => (csid::VIDEO, 9),
                 MediaKind::Data => (csid::STREAM_COMMAND, 18),
             };
-            self.endpoint.send_raw(&RawMessage {
+            self.endpoint.send_raw(MessageRef {
                 csid,
                 timestamp,
                 type_id,
                 stream_id,
-                payload: payload.clone(),
+                payload,
             });
         }
         send
