@@ -675,7 +675,10 @@ impl Player {
 
     /// Acts, at `now`, on what [`Player::next`] returned.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
-        self.core.audio_muted = self.audio_muted.as_ref().is_some_and(|muted| *muted.borrow());
+        // Read when it changes: a lock per frame otherwise, every viewer's.
+        if let Some(muted) = self.audio_muted.as_mut().filter(|m| m.has_changed().unwrap_or(false)) {
+            self.core.audio_muted = *muted.borrow_and_update();
+        }
         self.switch_video_track(rtc, now);
         let status = match input {
             PlayerInput::Frame(frame) => {
