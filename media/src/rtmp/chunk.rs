@@ -41,9 +41,10 @@ pub struct RawMessage {
     pub payload: Bytes,
 }
 
-/// A message to be chunked, its body borrowed: a server sends a stream's
-/// frame to each of its players as it is, without taking a reference to
-/// the body (an atomic count every player of the stream shares) for each.
+/// A message to be chunked, its body borrowed: a server chunks a stream's
+/// frame for each of its players from the frame itself, and only the sink
+/// ([`ChunkSink`]) decides whether to copy a piece or keep a reference to
+/// it (an atomic count every player of the stream shares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageRef<'a> {
     /// The chunk stream it goes on.
