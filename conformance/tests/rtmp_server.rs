@@ -677,3 +677,193 @@ async fn a_player_write_interval_gathers_frames_into_bursts() {
     );
     server.shutdown().await;
 }
+
+/// The audio and video messages among `incoming`, as (type id, timestamp, body).
+fn media_of(incoming: &[Incoming]) -> Vec<(u8, u32, Bytes)> {
+    incoming
+        .iter()
+        .filter_map(|m| match m {
+            Incoming::Media {
+                type_id,
+                timestamp,
+                payload,
+                ..
+            } => Some((*type_id, *timestamp, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The audio and video tags among `tags`, as [`media_of`] gives them.
+fn media_tags(tags: &[Tag]) -> Vec<(u8, u32, Bytes)> {
+    tags.iter()
+        .filter(|t| t.kind != flv::TagKind::Script)
+        .map(|t| (t.kind.type_id(), t.timestamp, t.data.clone()))
+        .collect()
+}
+
+/// A player whose frames all go out as they come is written by its
+/// stream's fan-out, from the publisher's task (ARCHITECTURE.md): it gets
+/// every frame, in order, byte for byte; pause, unpause, unpublish and
+/// republish take it back to its connection, and it is told and served as
+/// before.
+#[tokio::test]
+async fn a_player_written_by_the_fan_out_gets_every_frame_and_every_change() {
+    let server = embedded(|_| {}).await.unwrap();
+    let metrics = server.metrics();
+    let mut publisher = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "fanned").await.unwrap();
+    let tags = flash_recording();
+    let range = |from: u32, to: u32| -> Vec<Tag> {
+        tags.iter()
+            .filter(|t| t.timestamp > from && t.timestamp <= to)
+            .cloned()
+            .collect()
+    };
+    publisher.send_tags(ps, &first_ms(&tags, 1000), false).await.unwrap();
+    let mut player = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let s = player.create_stream().await.unwrap();
+    player.play(s, "fanned").await.unwrap();
+    let _ = player.collect_media(1000, Duration::from_millis(300)).await; // the cached GOP
+    assert_eq!(metrics.rtmp_fanout_handed.get(), 0, "no live frame yet");
+
+    let live = range(1000, 3000);
+    publisher.send_tags(ps, &live, true).await.unwrap();
+    let got = player.collect_media(10_000, Duration::from_millis(500)).await;
+    assert_eq!(media_of(&got), media_tags(&live), "every live frame, in order");
+    assert_eq!(metrics.rtmp_fanout_handed.get(), 1, "the play went to the fan-out once");
+    let frames_out = metrics.frames_out.get();
+
+    // Paused: taken back, told, and sent nothing.
+    player
+        .send_command(s, "pause", 0.0, vec![Value::Boolean(true), Value::Number(3000.0)])
+        .await
+        .unwrap();
+    player.wait_status(s, code::PAUSE_NOTIFY, WAIT).await.unwrap();
+    assert_eq!(metrics.rtmp_fanout_given_back.get(), 1, "the pause took the play back");
+    publisher.send_tags(ps, &range(3000, 4000), false).await.unwrap();
+    assert!(
+        media_of(&player.collect_media(1000, Duration::from_millis(500)).await).is_empty(),
+        "nothing while paused"
+    );
+    // Unpaused: pictures again from a keyframe, then to the fan-out again.
+    player
+        .send_command(s, "pause", 0.0, vec![Value::Boolean(false), Value::Number(4000.0)])
+        .await
+        .unwrap();
+    player.wait_status(s, code::UNPAUSE_NOTIFY, WAIT).await.unwrap();
+    let after = range(4000, 12_000);
+    publisher.send_tags(ps, &after, true).await.unwrap();
+    let got = media_of(&player.collect_media(10_000, Duration::from_millis(500)).await);
+    let first_picture = got
+        .iter()
+        .find(|(type_id, ..)| *type_id == 9)
+        .expect("pictures after unpause");
+    assert_eq!(first_picture.2[0] >> 4, 1, "pictures resume at a keyframe");
+    // Sound passes at once; from the keyframe on, every frame in order.
+    let expected = media_tags(&after);
+    let at = got.iter().position(|m| m == first_picture).unwrap();
+    let resumed = expected
+        .iter()
+        .position(|m| m == first_picture)
+        .expect("a frame of the recording");
+    assert_eq!(
+        got[at..],
+        expected[resumed..],
+        "every frame from the keyframe on, in order"
+    );
+    assert!(metrics.frames_out.get() > frames_out);
+    assert_eq!(metrics.rtmp_fanout_handed.get(), 2, "driven again after unpausing");
+
+    // Unpublished and republished: told both, then served again.
+    publisher.unpublish(ps, "fanned").await.unwrap();
+    player.wait_status(s, code::PLAY_UNPUBLISH_NOTIFY, WAIT).await.unwrap();
+    assert_eq!(metrics.rtmp_fanout_given_back.get(), 2);
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "fanned").await.unwrap();
+    player.wait_status(s, code::PLAY_PUBLISH_NOTIFY, WAIT).await.unwrap();
+    let again = first_ms(&tags, 3000);
+    publisher.send_tags(ps, &again, true).await.unwrap();
+    let got = media_of(&player.collect_media(10_000, Duration::from_millis(500)).await);
+    assert_eq!(got, media_tags(&again), "the new publisher's frames, every one");
+    server.shutdown().await;
+}
+
+/// A player that stops reading while it is written by the fan-out is given
+/// back to its connection when its socket is full, which catches it up on
+/// its own (at the next keyframe if it fell a ring behind); the others are
+/// served meanwhile, and its stream stays well-formed.
+#[tokio::test]
+async fn a_player_that_stops_reading_leaves_the_fan_out_and_the_others_are_served() {
+    let server = embedded(|_| {}).await.unwrap();
+    let metrics = server.metrics();
+    let mut publisher = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let ps = publisher.create_stream().await.unwrap();
+    publisher.publish(ps, "stalled").await.unwrap();
+    let tags = flash_recording();
+    publisher.send_tags(ps, &first_ms(&tags, 1000), false).await.unwrap();
+    // The slow player reads through a small receive buffer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.rtmp_addr()).await.unwrap();
+    let mut slow = RtmpClient::over(stream, ClientProfile::flash_player()).await.unwrap();
+    slow.connect(
+        &format!("rtmp://{}/flashStreamingApp", server.rtmp_addr()),
+        seed_args("flashStreamingApp"),
+    )
+    .await
+    .unwrap();
+    let mut quick = flash_connected(&server, "flashStreamingApp", seed_args("flashStreamingApp")).await;
+    let (ss, qs) = (
+        slow.create_stream().await.unwrap(),
+        quick.create_stream().await.unwrap(),
+    );
+    slow.play(ss, "stalled").await.unwrap();
+    quick.play(qs, "stalled").await.unwrap();
+    let _ = slow.collect_media(1000, Duration::from_millis(300)).await;
+    let _ = quick.collect_media(1000, Duration::from_millis(300)).await;
+    let warm = tags
+        .iter()
+        .filter(|t| t.timestamp > 1000 && t.timestamp <= 2000)
+        .cloned()
+        .collect::<Vec<_>>();
+    publisher.send_tags(ps, &warm, true).await.unwrap();
+    let _ = slow.collect_media(10_000, Duration::from_millis(300)).await;
+    let _ = quick.collect_media(10_000, Duration::from_millis(300)).await;
+    assert_eq!(metrics.rtmp_fanout_handed.get(), 2, "both players went to the fan-out");
+
+    // The slow one stops reading; the rest of the recording goes out at
+    // once, three times over (more than socket buffers hold).
+    let length = tags.last().unwrap().timestamp + 40;
+    let rest: Vec<Tag> = (0..3)
+        .flat_map(|round| {
+            tags.iter()
+                .filter(move |t| round > 0 || t.timestamp > 2000)
+                .filter(|t| t.kind != flv::TagKind::Script)
+                .map(move |t| Tag {
+                    timestamp: t.timestamp + round * length,
+                    ..t.clone()
+                })
+        })
+        .collect();
+    let count = media_tags(&rest).len();
+    let quick = tokio::spawn(async move { quick.collect_media(count, Duration::from_secs(10)).await });
+    publisher.send_tags(ps, &rest, false).await.unwrap();
+    let got = media_of(&quick.await.unwrap());
+    assert_eq!(got, media_tags(&rest), "the quick player got every frame, in order");
+    assert!(
+        metrics.rtmp_fanout_given_back.get() >= 1,
+        "the slow player was given back"
+    );
+
+    // The slow one reads again: a well-formed stream, in order, ending with
+    // the recording's last frame.
+    let got = media_of(&slow.collect_media(100_000, Duration::from_millis(3000)).await);
+    let pictures: Vec<u32> = got.iter().filter(|m| m.0 == 9).map(|m| m.1).collect();
+    assert!(pictures.windows(2).all(|w| w[0] <= w[1]), "pictures in order");
+    let last = got.last().map(|m| (m.0, m.1));
+    let sent = media_tags(&rest).last().map(|m| (m.0, m.1));
+    assert_eq!(last, sent, "caught up to the last frame ({} frames read)", got.len());
+    server.shutdown().await;
+}

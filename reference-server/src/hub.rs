@@ -109,6 +109,11 @@ struct Stream {
     /// A player joined or lost pictures: a publisher that can make a
     /// keyframe on request (WebRTC) should make one.
     keyframe_wanted: Notify,
+    /// The subscriptions the thread that sends an item delivers at once
+    /// (see [`Subscription::drive`]).
+    fanout: Mutex<Fanout>,
+    /// Seats filled since the last pump, taken in by the next.
+    joining: Mutex<Vec<Arc<Seat>>>,
 }
 
 impl Stream {
@@ -121,6 +126,153 @@ impl Stream {
             let _ = self.soundless.send(item.clone());
         }
         let _ = self.media.send(item);
+    }
+
+    /// Delivers what the rings hold to every driven subscription, through
+    /// its sink; a subscription its sink gives back leaves the fan-out.
+    /// Called after each send, with the stream's state unlocked: a pump
+    /// writes to every driven player before it returns.
+    fn pump(&self) {
+        let mut fanout = lock(&self.fanout);
+        let Fanout { seats, made } = &mut *fanout;
+        made.clear();
+        let mut from = 0;
+        loop {
+            // Seats filled meanwhile are pumped too (they may hold items).
+            seats.append(&mut lock(&self.joining));
+            if from == seats.len() {
+                break;
+            }
+            let mut at = from;
+            while at < seats.len() {
+                if seats[at].pump(made) {
+                    at += 1;
+                } else {
+                    seats.swap_remove(at);
+                }
+            }
+            from = seats.len();
+        }
+    }
+
+    /// Pumps now unless a pump is under way (which takes the joining seats in).
+    fn try_pump(&self) {
+        if let Ok(fanout) = self.fanout.try_lock() {
+            drop(fanout);
+            self.pump();
+        }
+    }
+}
+
+/// A stream's driven subscriptions and what their sinks made of the item
+/// being delivered.
+#[derive(Default)]
+struct Fanout {
+    seats: Vec<Arc<Seat>>,
+    made: Made,
+}
+
+/// What a sink makes of a frame (an RTMP player's chunks, say), made once
+/// per pump for all the sinks that make the same: keyed by the frame (its
+/// payload, by address, and timestamp) and a variant the sink names (the
+/// player's message stream id). Cleared before each pump.
+#[derive(Default)]
+pub struct Made {
+    made: Vec<((usize, usize, u32, u32), Bytes)>,
+}
+
+impl Made {
+    /// What `make` makes of `frame` for `variant`, made once per pump.
+    pub fn get_or_make(&mut self, frame: &Frame, variant: u32, make: impl FnOnce() -> Bytes) -> Bytes {
+        let key = (
+            frame.payload.as_ptr() as usize,
+            frame.payload.len(),
+            frame.timestamp,
+            variant,
+        );
+        if let Some((_, bytes)) = self.made.iter().find(|(k, _)| *k == key) {
+            return bytes.clone();
+        }
+        let bytes = make();
+        self.made.push((key, bytes.clone()));
+        bytes
+    }
+
+    fn clear(&mut self) {
+        self.made.clear();
+    }
+}
+
+/// What a [`Sink`] did with a delivery.
+#[derive(Debug)]
+pub enum Take {
+    /// Delivered; more may come.
+    Taken,
+    /// Delivered, but the sink takes no more: the subscription goes back.
+    TakenLast,
+    /// Not delivered: the subscription goes back with it, delivered first.
+    Refused(Delivery),
+}
+
+/// Where a driven subscription's deliveries go: the player's socket, written
+/// from the thread that sent the item, without waking the player's task.
+pub trait Sink: Send {
+    /// Delivers `delivery`, or refuses it.
+    fn take(&mut self, delivery: Delivery, made: &mut Made) -> Take;
+    /// Gives the subscription back to its player, with what it refused.
+    fn give_back(self: Box<Self>, subscription: Subscription, refused: Option<Delivery>);
+}
+
+/// A play's place in its stream's fan-out: empty, or holding its driven
+/// subscription and sink. The player keeps it, to take its subscription
+/// back at any time ([`Seat::recall`]).
+#[derive(Default)]
+pub struct Seat {
+    inner: Mutex<SeatInner>,
+}
+
+#[derive(Default)]
+struct SeatInner {
+    driven: Option<(Subscription, Box<dyn Sink>)>,
+    /// In a stream's fan-out (or joining it).
+    listed: bool,
+}
+
+impl Seat {
+    /// Gives the driven subscription back to its sink's player, if it is
+    /// still driven: once this returns, its sink takes nothing more.
+    pub fn recall(&self) {
+        let mut inner = lock(&self.inner);
+        if let Some((subscription, sink)) = inner.driven.take() {
+            sink.give_back(subscription, None);
+        }
+    }
+
+    /// Whether a subscription is driven from this seat.
+    pub fn is_driven(&self) -> bool {
+        lock(&self.inner).driven.is_some()
+    }
+
+    /// Delivers what the subscription has to its sink; false once the seat
+    /// is empty (it leaves the stream's list).
+    fn pump(&self, made: &mut Made) -> bool {
+        let mut inner = lock(&self.inner);
+        let Some((subscription, sink)) = inner.driven.as_mut() else {
+            inner.listed = false;
+            return false;
+        };
+        while let Some(delivery) = subscription.try_next() {
+            let refused = match sink.take(delivery, made) {
+                Take::Taken => continue,
+                Take::TakenLast => None,
+                Take::Refused(delivery) => Some(delivery),
+            };
+            let (subscription, sink) = inner.driven.take().expect("driven");
+            inner.listed = false;
+            sink.give_back(subscription, refused);
+            return false;
+        }
+        true
     }
 }
 
@@ -278,6 +430,8 @@ impl Hub {
                     soundless,
                     publication,
                     keyframe_wanted: Notify::new(),
+                    fanout: Mutex::default(),
+                    joining: Mutex::default(),
                 })
             })
             .clone()
@@ -360,6 +514,8 @@ impl Hub {
             if state.publisher.is_some() && silent && !state.dry {
                 state.dry = true;
                 stream.send(Item::Dry, true);
+                drop(state);
+                stream.pump();
                 marked += 1;
             }
         }
@@ -505,6 +661,7 @@ impl Hub {
             stream.publication.send_replace(Publication::Live { generation });
             stream.send(Item::PublicationChanged, true);
         }
+        stream.pump();
         let generation = lock(&stream.state).generation;
         Ok(Publisher {
             hub: self.clone(),
@@ -699,6 +856,8 @@ impl Publisher {
         }
         let soundless = frame.kind != MediaKind::Audio || sound_changes;
         self.stream.send(Item::Frame(frame), soundless);
+        drop(state);
+        self.stream.pump();
         self.hub.metrics.frames_in.inc();
         Ok(())
     }
@@ -715,6 +874,7 @@ impl Drop for Publisher {
                 self.stream.send(Item::PublicationChanged, true);
             }
         }
+        self.stream.pump();
         self.hub.release(&self.stream);
     }
 }
@@ -982,33 +1142,96 @@ impl Subscription {
             return Some(Delivery::Frame(frame));
         }
         loop {
-            if let Some(live) = self.pending.take() {
-                return Some(Delivery::Publication(live));
-            }
-            // A change marked in the ring, or one whose marker a lag lost.
-            if self.publication.has_changed().ok()? {
-                let now = *self.publication.borrow_and_update();
-                if let Some(delivery) = self.publication_changed(now) {
-                    return Some(delivery);
-                }
+            if let Some(delivery) = self.change()? {
+                return Some(delivery);
             }
             let item = match self.switched.pop_front() {
                 Some(item) => Ok(item),
                 None => self.media.recv().await,
             };
-            match item {
-                Ok(Item::Frame(frame)) => {
-                    if let Some(frame) = self.selection.pick(frame).filter(|f| self.gate.admit(f)) {
-                        return Some(Delivery::Frame(frame));
-                    }
-                }
-                Ok(Item::PublicationChanged) => {}
-                Ok(Item::Dry) if self.is_live() => return Some(Delivery::Dry),
-                Ok(Item::Dry) => {}
-                Err(broadcast::error::RecvError::Lagged(lost)) => self.lagged(lost),
-                Err(broadcast::error::RecvError::Closed) => return None,
+            if let Some(delivery) = self.read(item)? {
+                return Some(delivery);
             }
         }
+    }
+
+    /// The next delivery if one is ready, as [`next`](Self::next) would
+    /// give it; `None` when there is none yet (or the ring is gone).
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        use broadcast::error::{RecvError, TryRecvError};
+        if let Some(frame) = self.next_cached() {
+            return Some(Delivery::Frame(frame));
+        }
+        loop {
+            if let Some(delivery) = self.change()? {
+                return Some(delivery);
+            }
+            let item = match self.switched.pop_front() {
+                Some(item) => Ok(item),
+                None => match self.media.try_recv() {
+                    Ok(item) => Ok(item),
+                    Err(TryRecvError::Empty) => return None,
+                    Err(TryRecvError::Lagged(lost)) => Err(RecvError::Lagged(lost)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                },
+            };
+            if let Some(delivery) = self.read(item)? {
+                return Some(delivery);
+            }
+        }
+    }
+
+    /// Hands this subscription to its stream's fan-out, in `seat`: from now
+    /// on, whoever sends an item into the stream delivers it to `sink` at
+    /// once, until the sink gives the subscription back or the seat is
+    /// recalled. What the ring holds already is delivered now, unless a
+    /// delivery is under way (which delivers it).
+    pub fn drive(self, seat: &Arc<Seat>, sink: Box<dyn Sink>) {
+        let stream = self.guard.stream.clone();
+        {
+            let mut inner = lock(&seat.inner);
+            inner.driven = Some((self, sink));
+            if !inner.listed {
+                inner.listed = true;
+                lock(&stream.joining).push(seat.clone());
+            }
+        }
+        stream.try_pump();
+    }
+
+    /// A publication change to deliver before the ring's next item; `None`
+    /// (outside) once the stream is gone.
+    fn change(&mut self) -> Option<Option<Delivery>> {
+        if let Some(live) = self.pending.take() {
+            return Some(Some(Delivery::Publication(live)));
+        }
+        // A change marked in the ring, or one whose marker a lag lost.
+        if self.publication.has_changed().ok()? {
+            let now = *self.publication.borrow_and_update();
+            return Some(self.publication_changed(now));
+        }
+        Some(None)
+    }
+
+    /// What an item read from the ring delivers, if anything; `None`
+    /// (outside) once the ring is gone.
+    fn read(&mut self, item: Result<Item, broadcast::error::RecvError>) -> Option<Option<Delivery>> {
+        let delivery = match item {
+            Ok(Item::Frame(frame)) => self
+                .selection
+                .pick(frame)
+                .filter(|f| self.gate.admit(f))
+                .map(Delivery::Frame),
+            Ok(Item::PublicationChanged) => None,
+            Ok(Item::Dry) if self.is_live() => Some(Delivery::Dry),
+            Ok(Item::Dry) => None,
+            Err(broadcast::error::RecvError::Lagged(lost)) => {
+                self.lagged(lost);
+                None
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some(delivery)
     }
 
     fn publication_changed(&mut self, now: Publication) -> Option<Delivery> {
@@ -1438,6 +1661,74 @@ mod tests {
         assert_eq!(ready(&mut sub).await, None);
         drop(sub);
         assert!(lock(&hub.streams).is_empty());
+    }
+
+    /// A sink that takes frames up to a timestamp and keeps what it got.
+    struct Taker {
+        got: Arc<Mutex<Vec<u32>>>,
+        until: u32,
+        back: std::sync::mpsc::Sender<(Subscription, Option<Delivery>)>,
+    }
+
+    impl Sink for Taker {
+        fn take(&mut self, delivery: Delivery, _: &mut Made) -> Take {
+            match delivery {
+                Delivery::Frame(f) if f.timestamp < self.until => {
+                    lock(&self.got).push(f.timestamp);
+                    Take::Taken
+                }
+                other => Take::Refused(other),
+            }
+        }
+
+        fn give_back(self: Box<Self>, subscription: Subscription, refused: Option<Delivery>) {
+            self.back.send((subscription, refused)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_driven_subscription_gets_each_frame_as_it_is_pushed_until_given_back() {
+        let hub = hub();
+        let publisher = hub.publish("app", "s", 1).unwrap();
+        publisher.push(video(0, true)).unwrap();
+        let mut sub = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+        assert_eq!(cached(&mut sub).len(), 1);
+        let (back, returned) = std::sync::mpsc::channel();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seat = Arc::new(Seat::default());
+        let taker = |until| {
+            Box::new(Taker {
+                got: got.clone(),
+                until,
+                back: back.clone(),
+            })
+        };
+        sub.drive(&seat, taker(80));
+        publisher.push(video(40, false)).unwrap();
+        assert_eq!(*lock(&got), [40], "delivered by the push itself");
+        // Refused: back, with the refused frame to deliver first.
+        publisher.push(video(80, false)).unwrap();
+        let (sub, refused) = returned.try_recv().unwrap();
+        assert_eq!(frame(refused), Some((80, false)));
+        assert!(!seat.is_driven());
+        publisher.push(video(120, false)).unwrap();
+        assert_eq!(*lock(&got), [40], "nothing once given back");
+        // Driven again: what the ring held is delivered at once.
+        sub.drive(&seat, taker(1000));
+        assert_eq!(*lock(&got), [40, 120]);
+        seat.recall();
+        let (mut sub, refused) = returned.try_recv().unwrap();
+        assert_eq!(refused, None);
+        publisher.push(video(160, false)).unwrap();
+        assert_eq!(*lock(&got), [40, 120]);
+        assert_eq!(frame(sub.try_next()), Some((160, false)));
+        // An unpublish is not a frame: the subscription comes back with it.
+        sub.drive(&seat, taker(1000));
+        drop(publisher);
+        let (sub, refused) = returned.try_recv().unwrap();
+        assert_eq!(refused, Some(Delivery::Publication(false)));
+        drop(sub);
+        assert!(lock(&hub.streams).is_empty(), "the stream is forgotten");
     }
 
     #[tokio::test]

@@ -48,6 +48,10 @@ pub struct Metrics {
     pub frames_in: Counter,
     /// Media messages sent to players.
     pub frames_out: Counter,
+    /// RTMP plays handed to their stream's fan-out (see ARCHITECTURE.md).
+    pub rtmp_fanout_handed: Counter,
+    /// RTMP plays the fan-out gave back to their connection.
+    pub rtmp_fanout_given_back: Counter,
     /// Frames players lost because they fell behind (then skipped to a keyframe).
     pub player_frames_dropped: Counter,
     /// Enhanced RTMP tags from publishers that could not be read (dropped).
@@ -158,6 +162,18 @@ impl Metrics {
             "counter",
             "Media messages sent to players.",
             self.frames_out.get(),
+        );
+        metric(
+            "rtmp_fanout_handed_total",
+            "counter",
+            "RTMP plays handed to their stream's fan-out, which writes their frames.",
+            self.rtmp_fanout_handed.get(),
+        );
+        metric(
+            "rtmp_fanout_given_back_total",
+            "counter",
+            "RTMP plays the fan-out gave back to their connection.",
+            self.rtmp_fanout_given_back.get(),
         );
         metric(
             "player_frames_dropped_total",

@@ -18,10 +18,12 @@ use media::rtmp::url::Params;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
 use super::enhanced::{self, Form};
+use super::fanout::{Back, Plainness, RtmpSink, Steering, Wire};
 use super::session::{ConnectRequest, Event, MediaKind, Session, SessionConfig, SessionError, Start};
 use crate::admission::{self, Requester};
 use crate::config::{AppConfig, MissingStreamPolicy};
@@ -90,7 +92,7 @@ async fn run(
         .map_err(|_| Closed::HandshakeTimeout(rtmp.handshake_timeout))??;
     let session = Session::new(SessionConfig::from_config(&ctx.config), client_id);
     let mut connection = Connection {
-        socket,
+        wire: Arc::new(Wire::new(socket)),
         session,
         ctx: ctx.clone(),
         connection_id,
@@ -152,6 +154,24 @@ enum PlayerEvent {
     Dry {
         stream_id: u32,
     },
+    /// The fan-out gave the play back with nothing to deliver: the rest
+    /// of a message it wrote in part is to be written.
+    Resumed,
+}
+
+/// A play, as its connection holds it.
+struct Play {
+    /// Ends its events.
+    abort: AbortHandle,
+    steering: Arc<Steering>,
+}
+
+impl Play {
+    /// Ends the play: nothing more of it is written once this returns.
+    fn end(self) {
+        self.steering.seat.recall();
+        self.abort.abort();
+    }
 }
 
 /// The events of a connection's plays, as one stream. A connection plays
@@ -206,14 +226,16 @@ impl futures_util::Stream for PlayerEvents {
 }
 
 struct Connection {
-    socket: TcpStream,
+    /// The socket, shared with the fan-outs that write its plays' frames.
+    wire: Arc<Wire>,
     session: Session,
     ctx: Arc<Context>,
     connection_id: u64,
     app: Option<App>,
     publishers: HashMap<u32, Publisher>,
-    /// Playing streams: what ends each play's events.
-    players: HashMap<u32, AbortHandle>,
+    /// Playing streams: what ends each play's events, and what steers it
+    /// into and out of its stream's fan-out.
+    players: HashMap<u32, Play>,
     /// Every play's events, polled by this connection's task: a frame
     /// wakes the connection itself, with no task or queue per player.
     player_events: PlayerEvents,
@@ -276,7 +298,7 @@ impl Connection {
                 _ = &mut connect_deadline, if self.app.is_none() => {
                     return Err(Closed::ConnectTimeout(connect_timeout));
                 }
-                read = self.socket.read(&mut buf) => {
+                read = self.wire.read(&mut buf) => {
                     let n = read?;
                     if n == 0 {
                         return Ok("client closed the connection");
@@ -296,6 +318,9 @@ impl Connection {
                     self.session.call_client("onRoomEvent", Value::from_json(&event.to_json()));
                 }
                 Some(event) = self.player_events.next(), if !holding => {
+                    // Plays polled now may not go to the fan-out: the
+                    // output is not empty.
+                    self.wire.set_idle(false);
                     self.player_event(event);
                     // Batch what is already there into one write.
                     while let Some(Some(event)) = self.player_events.next().now_or_never() {
@@ -325,7 +350,19 @@ impl Connection {
                     }
                 }
             }
+            self.steer();
             self.flush().await?;
+            // Between turns, a play may go to its stream's fan-out.
+            self.wire.set_idle(self.session.output().is_empty());
+        }
+    }
+
+    /// Tells each play whether the session sends its frames as they come,
+    /// taking back from the fan-out those it no longer does: before what
+    /// the session queued (Pause.Notify, say) is written.
+    fn steer(&mut self) {
+        for (stream_id, play) in &self.players {
+            play.steering.set_plain(self.session.plays_plainly(*stream_id));
         }
     }
 
@@ -362,12 +399,11 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Result<(), Closed> {
-        if self.session.output().is_empty() {
+        if self.session.output().is_empty() && !self.wire.has_rest() {
             return Ok(());
         }
         let limit = self.ctx.config.rtmp.idle_timeout;
-        // Vectored: a frame's pieces are written from the frame itself.
-        timeout(limit, self.socket.write_all_buf(self.session.output()))
+        timeout(limit, self.wire.write_all(self.session.output()))
             .await
             .map_err(|_| Closed::WriteStalled(limit))??;
         self.session.output_written();
@@ -416,7 +452,7 @@ impl Connection {
             Event::SendData { transaction_id, data } => self.send_data(transaction_id, &data),
             Event::PlayStopped { stream_id } => {
                 if let Some(play) = self.players.remove(&stream_id) {
-                    play.abort();
+                    play.end();
                 }
             }
         }
@@ -517,7 +553,7 @@ impl Connection {
     async fn reject(&mut self, reason: String) -> Result<(), Closed> {
         self.session.reject_connect(&reason);
         self.flush().await?;
-        let _ = self.socket.shutdown().await;
+        let _ = self.wire.shutdown();
         Err(Closed::Rejected(reason))
     }
 
@@ -527,7 +563,7 @@ impl Connection {
             session_id: self.session.client_id().to_string(),
             login: app.login.clone(),
             params: Some(app.params.clone()),
-            address: self.socket.peer_addr().ok().map(|peer| peer.ip()),
+            address: self.wire.socket().peer_addr().ok().map(|peer| peer.ip()),
             bearer: None,
         }
     }
@@ -618,19 +654,37 @@ impl Connection {
             stream: name.name.clone(),
             selection,
         };
+        let steering = Arc::new(Steering::default());
+        let plainness = Plainness {
+            caps: self.enhanced.clone(),
+            ertmp_ignored: quirks.ertmp_ignored,
+            opus_as_is: self
+                .enhanced
+                .as_ref()
+                .is_some_and(|c| c.takes(TagKind::Audio, FourCc::OPUS)),
+        };
         let mut player = Player {
             stream_id,
-            sub: subscription,
+            feed: Feed {
+                here: Some(subscription),
+                back: None,
+                steering: steering.clone(),
+                wire: self.wire.clone(),
+                stream_id,
+                chunk_size: self.session.chunk_size(),
+                plainness: plainness.clone(),
+                metrics: self.ctx.metrics.clone(),
+                // Frames held back to be written together are the connection's.
+                enabled: self.ctx.config.rtmp.player_write_interval.is_zero(),
+                plain_run: 0,
+            },
             caps: self.enhanced.clone(),
             transcode_withheld: transcode_for_legacy && !quirks.ertmp_ignored,
             sound: SoundForRtmp {
                 source: source.clone(),
                 target: opus_target,
                 // A player that announced Opus (Enhanced RTMP) gets it as it is.
-                opus_as_is: self
-                    .enhanced
-                    .as_ref()
-                    .is_some_and(|c| c.takes(TagKind::Audio, FourCc::OPUS)),
+                opus_as_is: plainness.opus_as_is,
                 transcoded: None,
                 not_before: None,
             },
@@ -643,7 +697,7 @@ impl Connection {
             ended: false,
         };
         let mut sent_through = None;
-        while let Some(frame) = player.sub.next_cached() {
+        while let Some(frame) = player.next_cached() {
             if player.replaces(&frame) {
                 continue; // the player gets a transcoder's output instead
             }
@@ -657,11 +711,11 @@ impl Connection {
             // The new stream's cached pictures, from its keyframe, went out.
             self.session.play_transition_complete(stream_id);
         }
-        let (play, registration) = AbortHandle::new_pair();
+        let (abort, registration) = AbortHandle::new_pair();
         self.player_events
             .push(Abortable::new(player.events().boxed(), registration));
-        if let Some(old) = self.players.insert(stream_id, play) {
-            old.abort();
+        if let Some(old) = self.players.insert(stream_id, Play { abort, steering }) {
+            old.end();
         }
     }
 
@@ -718,6 +772,7 @@ impl Connection {
             PlayerEvent::Publication { stream_id, live: true } => self.session.publish_notify(stream_id),
             PlayerEvent::Publication { stream_id, live: false } => self.session.unpublish_notify(stream_id),
             PlayerEvent::Dry { stream_id } => self.session.stream_dry(stream_id),
+            PlayerEvent::Resumed => {}
         }
     }
 }
@@ -902,7 +957,7 @@ async fn transcoded_frame(transcoded: &mut Option<Transcoded>) -> Frame {
 /// and reports every change from there.
 struct Player {
     stream_id: u32,
-    sub: Subscription,
+    feed: Feed,
     /// What the player's connect announced (Enhanced RTMP); `None`: a legacy player.
     caps: Option<Capabilities>,
     /// The app's `transcode_for_legacy`: codecs the player does not take are transcoded.
@@ -941,14 +996,23 @@ impl Player {
         }
     }
 
+    /// The next of the cached frames a late joiner starts with.
+    fn next_cached(&mut self) -> Option<Frame> {
+        self.feed.here.as_mut()?.next_cached()
+    }
+
     async fn next(&mut self) -> Option<PlayerEvent> {
         if self.ended {
             return None;
         }
         let stream_id = self.stream_id;
         loop {
+            // Transcoded frames are the connection's to write.
+            let plain = self.sound.transcoded.is_none() && self.pictures.transcoded.is_none();
             return Some(tokio::select! {
-                delivery = self.sub.next() => match delivery? {
+                fed = self.feed.next(plain) => match fed? {
+                    Fed::Resumed => PlayerEvent::Resumed,
+                    Fed::Delivery(delivery) => match delivery {
                     Delivery::Publication(live) => {
                         if !live && self.once {
                             // The quirk: this player is told, then forgotten.
@@ -961,10 +1025,109 @@ impl Player {
                     Delivery::Dry => PlayerEvent::Dry { stream_id },
                     Delivery::Frame(frame) if self.replaces(&frame) => continue,
                     Delivery::Frame(frame) => PlayerEvent::Frame { stream_id, frame },
+                    },
                 },
                 frame = self.sound.next() => PlayerEvent::Frame { stream_id, frame },
                 frame = self.pictures.next() => PlayerEvent::Frame { stream_id, frame },
             });
+        }
+    }
+}
+
+/// Plain frames a play's connection writes in a row before the play goes
+/// to its stream's fan-out: a play whose frames alternate between kinds
+/// the fan-out writes and kinds it does not stays with its connection.
+const PLAIN_RUN: u32 = 4;
+
+/// Where a play's deliveries come from: its subscription, read by the
+/// connection's task, or its stream's fan-out, which writes them itself
+/// and gives the subscription back (see [`super::fanout`]).
+struct Feed {
+    /// The subscription, while the connection's task reads it.
+    here: Option<Subscription>,
+    /// While the fan-out has it: where it comes back.
+    back: Option<oneshot::Receiver<Back>>,
+    steering: Arc<Steering>,
+    wire: Arc<Wire>,
+    stream_id: u32,
+    chunk_size: u32,
+    plainness: Plainness,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Whether the play may go to the fan-out at all.
+    enabled: bool,
+    /// Frames in a row the fan-out could have written.
+    plain_run: u32,
+}
+
+/// What a [`Feed`] gives.
+enum Fed {
+    Delivery(Delivery),
+    /// Back from the fan-out, nothing to deliver.
+    Resumed,
+}
+
+impl Feed {
+    /// The next delivery; meanwhile, with `plain` (no transcoder), the
+    /// play goes to the fan-out when its connection is ready for it.
+    /// `None` once the stream is gone.
+    async fn next(&mut self, plain: bool) -> Option<Fed> {
+        loop {
+            if let Some(back) = &mut self.back {
+                let Back { subscription, refused } = back.await.ok()?;
+                self.back = None;
+                self.here = Some(subscription);
+                self.plain_run = 0;
+                return Some(refused.map_or(Fed::Resumed, Fed::Delivery));
+            }
+            let wants = plain && self.enabled && self.plain_run >= PLAIN_RUN;
+            let got = {
+                let (steering, wire) = (&self.steering, &self.wire);
+                let next = self.here.as_mut()?.next();
+                tokio::pin!(next);
+                std::future::poll_fn(|cx| {
+                    // Checked at each poll: the connection is ready between its turns.
+                    if wants && steering.ready(wire) {
+                        return std::task::Poll::Ready(None);
+                    }
+                    std::future::Future::poll(next.as_mut(), cx).map(Some)
+                })
+                .await
+            };
+            let Some(delivery) = got else {
+                self.hand_over();
+                continue;
+            };
+            let delivery = delivery?;
+            self.plain_run = match &delivery {
+                Delivery::Frame(frame) if self.plainness.takes(frame) => self.plain_run.saturating_add(1),
+                _ => 0,
+            };
+            return Some(Fed::Delivery(delivery));
+        }
+    }
+
+    fn hand_over(&mut self) {
+        let Some(subscription) = self.here.take() else { return };
+        let (back, returned) = oneshot::channel();
+        let sink = RtmpSink {
+            wire: self.wire.clone(),
+            stream_id: self.stream_id,
+            chunk_size: self.chunk_size,
+            plainness: self.plainness.clone(),
+            back,
+            metrics: self.metrics.clone(),
+        };
+        self.back = Some(returned);
+        self.metrics.rtmp_fanout_handed.inc();
+        subscription.drive(&self.steering.seat, Box::new(sink));
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if self.back.is_some() {
+            // The subscription ends with the play.
+            self.steering.seat.recall();
         }
     }
 }

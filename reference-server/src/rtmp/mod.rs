@@ -3,4 +3,5 @@
 
 pub mod connection;
 pub mod enhanced;
+pub mod fanout;
 pub mod session;

@@ -904,6 +904,21 @@ impl Session {
         send
     }
 
+    /// Whether the play on `stream_id` sends every frame as it comes: not
+    /// paused, both tracks on, no keyframe awaited.
+    pub fn plays_plainly(&self, stream_id: u32) -> bool {
+        matches!(
+            self.streams.get(&stream_id),
+            Some(StreamRole::Playing(player))
+                if !player.paused && player.receive_audio && player.receive_video && !player.video_needs_keyframe
+        )
+    }
+
+    /// The size of the chunks it sends.
+    pub fn chunk_size(&self) -> u32 {
+        self.endpoint.chunk_size()
+    }
+
     /// Tells a player that a track of its stream is withheld (see
     /// `rtmp::enhanced`): NetStream.Play.NoSupportedTrackFound, level warning.
     pub fn track_withheld(&mut self, stream_id: u32, description: &str) {
