@@ -133,32 +133,43 @@ impl Stream {
     /// Called after each send, with the stream's state unlocked: a pump
     /// writes to every driven player before it returns.
     fn pump(&self) {
-        let mut fanout = lock(&self.fanout);
-        let Fanout { seats, made } = &mut *fanout;
-        made.clear();
-        let mut from = 0;
         loop {
-            // Seats filled meanwhile are pumped too (they may hold items).
-            seats.append(&mut lock(&self.joining));
-            if from == seats.len() {
-                break;
-            }
-            let mut at = from;
-            while at < seats.len() {
-                if seats[at].pump(made) {
-                    at += 1;
-                } else {
-                    seats.swap_remove(at);
+            {
+                let mut fanout = lock(&self.fanout);
+                let Fanout { seats, made } = &mut *fanout;
+                let mut from = 0;
+                loop {
+                    // Seats filled meanwhile are pumped too (they may hold items).
+                    seats.append(&mut lock(&self.joining));
+                    if from == seats.len() {
+                        break;
+                    }
+                    let mut at = from;
+                    while at < seats.len() {
+                        if seats[at].pump(made) {
+                            at += 1;
+                        } else {
+                            seats.swap_remove(at);
+                        }
+                    }
+                    from = seats.len();
                 }
+                // What was made is not kept until the next frame.
+                made.clear();
             }
-            from = seats.len();
+            // A seat filled after the last look, whose `try_pump` found
+            // this pump under way, is pumped now.
+            if lock(&self.joining).is_empty() {
+                return;
+            }
         }
     }
 
-    /// Pumps now unless a pump is under way (which takes the joining seats in).
+    /// Pumps now unless a pump is under way: that one looks at the
+    /// joining seats once more after it lets go of the fan-out.
     fn try_pump(&self) {
-        if let Ok(fanout) = self.fanout.try_lock() {
-            drop(fanout);
+        let busy = matches!(self.fanout.try_lock(), Err(std::sync::TryLockError::WouldBlock));
+        if !busy {
             self.pump();
         }
     }
@@ -174,27 +185,35 @@ struct Fanout {
 
 /// What a sink makes of a frame (an RTMP player's chunks, say), made once
 /// per pump for all the sinks that make the same: keyed by the frame (its
-/// payload, by address, and timestamp) and a variant the sink names (the
-/// player's message stream id). Cleared before each pump.
+/// payload, kept so that its address stays its own, its kind and
+/// timestamp) and a variant the sink names (the player's message stream
+/// id).
 #[derive(Default)]
 pub struct Made {
-    made: Vec<((usize, usize, u32, u32), Bytes)>,
+    made: Vec<(Bytes, MediaKind, u32, u32, Bytes)>,
 }
 
 impl Made {
     /// What `make` makes of `frame` for `variant`, made once per pump.
     pub fn get_or_make(&mut self, frame: &Frame, variant: u32, make: impl FnOnce() -> Bytes) -> Bytes {
-        let key = (
-            frame.payload.as_ptr() as usize,
-            frame.payload.len(),
-            frame.timestamp,
-            variant,
-        );
-        if let Some((_, bytes)) = self.made.iter().find(|(k, _)| *k == key) {
+        let same = |(payload, kind, timestamp, v, _): &&(Bytes, MediaKind, u32, u32, Bytes)| {
+            payload.as_ptr() == frame.payload.as_ptr()
+                && payload.len() == frame.payload.len()
+                && *kind == frame.kind
+                && *timestamp == frame.timestamp
+                && *v == variant
+        };
+        if let Some((.., bytes)) = self.made.iter().find(same) {
             return bytes.clone();
         }
         let bytes = make();
-        self.made.push((key, bytes.clone()));
+        self.made.push((
+            frame.payload.clone(),
+            frame.kind,
+            frame.timestamp,
+            variant,
+            bytes.clone(),
+        ));
         bytes
     }
 

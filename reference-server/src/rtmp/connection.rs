@@ -388,12 +388,16 @@ impl Connection {
 
     async fn input(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), Closed> {
         self.session.handle_input(bytes, events)?;
+        // A pause or receiveVideo(false) stops the fan-out now, not after
+        // the hooks other commands may wait on.
+        self.steer();
         while !events.is_empty() {
             for event in std::mem::take(events) {
                 self.event(event).await?;
             }
             // Messages that waited for the answer to connect.
             self.session.resume(events)?;
+            self.steer();
         }
         Ok(())
     }

@@ -99,18 +99,26 @@ impl Wire {
 
     /// Writes what a fan-out left unwritten, then all of `out`, vectored
     /// (a frame's pieces are written from the frame itself). No fan-out
-    /// writes meanwhile.
+    /// writes meanwhile, nor after a write cut short (a timeout), until a
+    /// later one has written the rest.
     pub async fn write_all(&self, out: &mut impl Buf) -> io::Result<()> {
-        let rest = {
+        let mut writing = Writing {
+            wire: self,
+            rest: None,
+            done: false,
+        };
+        writing.rest = {
             let mut state = self.lock();
             state.writing = true;
             state.rest.take()
         };
-        let _done = Writing(self);
-        if let Some(mut rest) = rest {
-            self.write_buf(&mut rest).await?;
+        if let Some(rest) = writing.rest.as_mut() {
+            self.write_buf(rest).await?;
         }
-        self.write_buf(out).await
+        writing.rest = None;
+        self.write_buf(out).await?;
+        writing.done = true;
+        Ok(())
     }
 
     /// Ends the sending side (the client reads what was written, then the end).
@@ -168,12 +176,24 @@ impl Wire {
     }
 }
 
-/// Marks the end of the task's write, however it ends.
-struct Writing<'a>(&'a Wire);
+/// A write of the connection's task: what it has not written of a
+/// fan-out's rest goes back for the next write; only a write that went
+/// whole lets the fan-outs write again.
+struct Writing<'a> {
+    wire: &'a Wire,
+    rest: Option<Bytes>,
+    done: bool,
+}
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        self.0.lock().writing = false;
+        let mut state = self.wire.lock();
+        if let Some(rest) = self.rest.take().filter(|rest| !rest.is_empty()) {
+            state.rest = Some(rest);
+        }
+        if self.done {
+            state.writing = false;
+        }
     }
 }
 
