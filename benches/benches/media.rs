@@ -2,7 +2,9 @@
 //! Nellymoser to Opus, each beside the bare decoder, resampler and libopus
 //! calls it is made of; Opus to Speex and AAC), AVCC→Annex B with parameter sets (what a WebRTC player's H.264
 //! goes through before str0m packetizes it), and fan-out of one frame from a
-//! publisher to 100 players through the hub.
+//! publisher to 100 players through the hub: players that take it from the
+//! ring, and players the push itself delivers to (driven subscriptions, as
+//! RTMP players are; a sink that only counts, so without the socket writes).
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use codecs::{AacDecoder, NellymoserDecoder, OpusEncoder, Resampler, SpeexDecoder
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use media::flv::{read_tags, Tag, TagKind};
 use media::h264::AvcConfig;
-use reference_server::hub::{Delivery, Frame, Hub, HubLimits, Subscription, Tracks};
+use reference_server::hub::{Delivery, Frame, Hub, HubLimits, Made, Seat, Sink, Subscription, Take, Tracks};
 use reference_server::rtmp::session::MediaKind;
 
 fn fixture(name: &str) -> Vec<Tag> {
@@ -227,5 +229,63 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, transcodes, h264, spark, fan_out);
+/// A sink that counts the bytes it is given.
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Sink for Counting {
+    fn take(&mut self, delivery: Delivery, _: &mut Made) -> Take {
+        match delivery {
+            Delivery::Frame(frame) => {
+                self.0
+                    .fetch_add(frame.payload.len(), std::sync::atomic::Ordering::Relaxed);
+                Take::Taken
+            }
+            other => Take::Refused(other),
+        }
+    }
+
+    fn give_back(self: Box<Self>, _: Subscription, refused: Option<Delivery>) {
+        panic!("given back: {refused:?}");
+    }
+}
+
+fn driven_fan_out(c: &mut Criterion) {
+    let hub = Hub::new(
+        HubLimits {
+            player_queue_frames: 1024,
+            gop_cache_bytes: 1 << 20,
+            gop_cache_duration: std::time::Duration::from_secs(12),
+            silent_publisher_takeover: std::time::Duration::ZERO,
+            stream_dry_after: std::time::Duration::ZERO,
+        },
+        Arc::default(),
+    );
+    let publisher = hub.publish("app", "s", 1).unwrap();
+    let mut keyframe = vec![0x27; 4000];
+    keyframe[0] = 0x17;
+    publisher
+        .push(Frame::new(MediaKind::Video, 0, Bytes::from(keyframe)))
+        .unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seats: Vec<Arc<Seat>> = (0..100)
+        .map(|_| {
+            let mut player = hub.subscribe("app", "s", false, Tracks::All).unwrap();
+            while player.next_cached().is_some() {}
+            let seat = Arc::new(Seat::default());
+            player.drive(&seat, Box::new(Counting(count.clone())));
+            seat
+        })
+        .collect();
+    let frame = Frame::new(MediaKind::Video, 40, Bytes::from(vec![0x27; 4000]));
+    let mut group = c.benchmark_group("hub");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("push one 4 kB frame to 100 driven players", |b| {
+        b.iter(|| publisher.push(frame.clone()).unwrap());
+    });
+    group.finish();
+    assert!(count.load(std::sync::atomic::Ordering::Relaxed) >= 100 * 4000);
+    drop(seats);
+}
+
+criterion_group!(benches, transcodes, h264, spark, fan_out, driven_fan_out);
 criterion_main!(benches);
