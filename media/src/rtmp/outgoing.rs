@@ -139,6 +139,18 @@ impl Outgoing {
         }
     }
 
+    /// Once everything is written: gives back all its room, for a writer
+    /// that will write little for a while (a connection whose plays are
+    /// written by someone else).
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            self.copied = BytesMut::new();
+            self.parts = VecDeque::new();
+            self.written = 0;
+            self.small_writes = 0;
+        }
+    }
+
     /// The room held: the copy buffer's capacity (for tests).
     pub fn capacity(&self) -> usize {
         self.copied.capacity()
@@ -264,6 +276,19 @@ mod tests {
             assert!(out.is_empty());
             assert_eq!(out.chunk(), b"");
         }
+    }
+
+    #[test]
+    fn released_it_holds_no_room_until_written_to_and_keeps_unwritten_bytes() {
+        let mut out = Outgoing::default();
+        out.put_copy(&[1; 3000]);
+        out.release();
+        assert_eq!(out.len(), 3000, "nothing unwritten is dropped");
+        out.take_all();
+        out.release();
+        assert_eq!((out.capacity(), out.parts.capacity()), (0, 0));
+        out.put_copy(b"after");
+        assert_eq!(&out.take_all()[..], b"after");
     }
 
     #[test]

@@ -154,9 +154,10 @@ enum PlayerEvent {
     Dry {
         stream_id: u32,
     },
-    /// The fan-out gave the play back with nothing to deliver: the rest
-    /// of a message it wrote in part is to be written.
-    Resumed,
+    /// The play went to its stream's fan-out, or came back with nothing
+    /// to deliver (the rest of a message the fan-out wrote in part is to
+    /// be written).
+    Steered,
 }
 
 /// A play, as its connection holds it.
@@ -353,7 +354,12 @@ impl Connection {
             self.steer();
             self.flush().await?;
             // Between turns, a play may go to its stream's fan-out.
-            self.wire.set_idle(self.session.output().is_empty());
+            let idle = self.session.output().is_empty();
+            self.wire.set_idle(idle);
+            if idle && !self.players.is_empty() && self.players.values().all(|p| p.steering.seat.is_driven()) {
+                // The fan-out writes its frames: the output's room is not needed.
+                self.session.output().release();
+            }
         }
     }
 
@@ -776,7 +782,7 @@ impl Connection {
             PlayerEvent::Publication { stream_id, live: true } => self.session.publish_notify(stream_id),
             PlayerEvent::Publication { stream_id, live: false } => self.session.unpublish_notify(stream_id),
             PlayerEvent::Dry { stream_id } => self.session.stream_dry(stream_id),
-            PlayerEvent::Resumed => {}
+            PlayerEvent::Steered => {}
         }
     }
 }
@@ -1015,7 +1021,7 @@ impl Player {
             let plain = self.sound.transcoded.is_none() && self.pictures.transcoded.is_none();
             return Some(tokio::select! {
                 fed = self.feed.next(plain) => match fed? {
-                    Fed::Resumed => PlayerEvent::Resumed,
+                    Fed::Steered => PlayerEvent::Steered,
                     Fed::Delivery(delivery) => match delivery {
                     Delivery::Publication(live) => {
                         if !live && self.once {
@@ -1066,8 +1072,8 @@ struct Feed {
 /// What a [`Feed`] gives.
 enum Fed {
     Delivery(Delivery),
-    /// Back from the fan-out, nothing to deliver.
-    Resumed,
+    /// Gone to the fan-out, or back from it with nothing to deliver.
+    Steered,
 }
 
 impl Feed {
@@ -1075,39 +1081,37 @@ impl Feed {
     /// play goes to the fan-out when its connection is ready for it.
     /// `None` once the stream is gone.
     async fn next(&mut self, plain: bool) -> Option<Fed> {
-        loop {
-            if let Some(back) = &mut self.back {
-                let Back { subscription, refused } = back.await.ok()?;
-                self.back = None;
-                self.here = Some(subscription);
-                self.plain_run = 0;
-                return Some(refused.map_or(Fed::Resumed, Fed::Delivery));
-            }
-            let wants = plain && self.enabled && self.plain_run >= PLAIN_RUN;
-            let got = {
-                let (steering, wire) = (&self.steering, &self.wire);
-                let next = self.here.as_mut()?.next();
-                tokio::pin!(next);
-                std::future::poll_fn(|cx| {
-                    // Checked at each poll: the connection is ready between its turns.
-                    if wants && steering.ready(wire) {
-                        return std::task::Poll::Ready(None);
-                    }
-                    std::future::Future::poll(next.as_mut(), cx).map(Some)
-                })
-                .await
-            };
-            let Some(delivery) = got else {
-                self.hand_over();
-                continue;
-            };
-            let delivery = delivery?;
-            self.plain_run = match &delivery {
-                Delivery::Frame(frame) if self.plainness.takes(frame) => self.plain_run.saturating_add(1),
-                _ => 0,
-            };
-            return Some(Fed::Delivery(delivery));
+        if let Some(back) = &mut self.back {
+            let Back { subscription, refused } = back.await.ok()?;
+            self.back = None;
+            self.here = Some(subscription);
+            self.plain_run = 0;
+            return Some(refused.map_or(Fed::Steered, Fed::Delivery));
         }
+        let wants = plain && self.enabled && self.plain_run >= PLAIN_RUN;
+        let got = {
+            let (steering, wire) = (&self.steering, &self.wire);
+            let next = self.here.as_mut()?.next();
+            tokio::pin!(next);
+            std::future::poll_fn(|cx| {
+                // Checked at each poll: the connection is ready between its turns.
+                if wants && steering.ready(wire) {
+                    return std::task::Poll::Ready(None);
+                }
+                std::future::Future::poll(next.as_mut(), cx).map(Some)
+            })
+            .await
+        };
+        let Some(delivery) = got else {
+            self.hand_over();
+            return Some(Fed::Steered);
+        };
+        let delivery = delivery?;
+        self.plain_run = match &delivery {
+            Delivery::Frame(frame) if self.plainness.takes(frame) => self.plain_run.saturating_add(1),
+            _ => 0,
+        };
+        Some(Fed::Delivery(delivery))
     }
 
     fn hand_over(&mut self) {
