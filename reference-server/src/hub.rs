@@ -280,18 +280,21 @@ impl Seat {
             inner.listed = false;
             return false;
         };
-        while let Some(delivery) = subscription.try_next() {
-            let refused = match sink.take(delivery, made) {
-                Take::Taken => continue,
-                Take::TakenLast => None,
-                Take::Refused(delivery) => Some(delivery),
+        let refused = loop {
+            let Some(delivery) = subscription.try_next() else {
+                return true;
             };
-            let (subscription, sink) = inner.driven.take().expect("driven");
-            inner.listed = false;
+            match sink.take(delivery, made) {
+                Take::Taken => {}
+                Take::TakenLast => break None,
+                Take::Refused(delivery) => break Some(delivery),
+            }
+        };
+        inner.listed = false;
+        if let Some((subscription, sink)) = inner.driven.take() {
             sink.give_back(subscription, refused);
-            return false;
         }
-        true
+        false
     }
 }
 
