@@ -233,7 +233,7 @@ fn fan_out(c: &mut Criterion) {
 struct Counting(Arc<std::sync::atomic::AtomicUsize>);
 
 impl Sink for Counting {
-    fn take(&mut self, delivery: Delivery, _: &mut Made) -> Take {
+    fn take(&mut self, delivery: Delivery, _: &mut Made, _: &mut Subscription) -> Take {
         match delivery {
             Delivery::Frame(frame) => {
                 self.0

@@ -1079,3 +1079,61 @@ async fn the_players_of_a_stream_send_payloads_made_once() {
     publishing.abort();
     server.shutdown().await;
 }
+
+/// A WebRTC player's frames are delivered by the threads that send them
+/// (its stream's fan-out, its sound transcoder's codec thread), not by its
+/// own task: a player that leaves is let go at once, the one that stays
+/// plays on, and it follows the stream to a new publisher.
+#[tokio::test]
+async fn players_fed_by_the_fan_out_leave_it_cleanly_and_follow_a_new_publisher() {
+    init_log();
+    let server = embedded(|_| {}).await.unwrap();
+    let name = "fanned-out";
+    let mut first = ffmpeg_live(&server, name).await;
+    let mut leaving = WebRtcPlayer::play(whep(&server, name), PlayerOptions::default())
+        .await
+        .unwrap();
+    let staying = WebRtcPlayer::play(whep(&server, name), PlayerOptions::default())
+        .await
+        .unwrap();
+    let playing = |r: &PlayerReport| r.video.pictures >= 10 && r.audio.decoded_frames >= 25;
+    until(&leaving, "pictures and sound", playing).await;
+    until(&staying, "pictures and sound", playing).await;
+    assert_eq!(server.hub().viewer_count(APP, name), 2);
+    assert_eq!(server.context().transcoders.running(), 1, "one AAC→Opus transcoder");
+
+    leaving.stop().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.hub().viewer_count(APP, name) != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the player that left is still a viewer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let more = |what: &'static str, before: PlayerReport| {
+        let staying = &staying;
+        async move {
+            until(staying, what, |r| {
+                r.video.pictures >= before.video.pictures + 25
+                    && r.audio.decoded_frames >= before.audio.decoded_frames + 50
+                    && r.recent_audio_dbfs.is_some_and(|db| db > -50.0)
+            })
+            .await
+        }
+    };
+    more("pictures and sound after the other left", staying.report()).await;
+
+    first.kill().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.hub().describe(APP, name).is_some_and(|d| d.has_video) {
+        assert!(tokio::time::Instant::now() < deadline, "the first publisher never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = staying.report();
+    let mut second = ffmpeg_live(&server, name).await;
+    let report = more("pictures and sound from the new publisher", before).await;
+    assert_eq!(report.video.decode_errors, 0, "{report:#?}");
+    let _ = second.kill().await;
+    server.shutdown().await;
+}

@@ -236,8 +236,9 @@ pub enum Take {
 /// Where a driven subscription's deliveries go: the player's socket, written
 /// from the thread that sent the item, without waking the player's task.
 pub trait Sink: Send {
-    /// Delivers `delivery`, or refuses it.
-    fn take(&mut self, delivery: Delivery, made: &mut Made) -> Take;
+    /// Delivers `delivery` (from `subscription`, whose choice of tracks
+    /// and sound it may change as it does), or refuses it.
+    fn take(&mut self, delivery: Delivery, made: &mut Made, subscription: &mut Subscription) -> Take;
     /// Gives the subscription back to its player, with what it refused.
     fn give_back(self: Box<Self>, subscription: Subscription, refused: Option<Delivery>);
 }
@@ -284,7 +285,7 @@ impl Seat {
             let Some(delivery) = subscription.try_next() else {
                 return true;
             };
-            match sink.take(delivery, made) {
+            match sink.take(delivery, made, subscription) {
                 Take::Taken => {}
                 Take::TakenLast => break None,
                 Take::Refused(delivery) => break Some(delivery),
@@ -799,6 +800,16 @@ pub struct Publisher {
 #[error("the stream was taken over by a new publisher while this one was silent")]
 pub struct TakenOver;
 
+/// A publisher's keyframe requests, awaited apart from the publisher.
+pub struct KeyframeRequests(Arc<Stream>);
+
+impl KeyframeRequests {
+    /// Resolves as [`Publisher::keyframe_wanted`] does.
+    pub async fn wanted(&self) {
+        self.0.keyframe_wanted.notified().await;
+    }
+}
+
 impl Publisher {
     /// Passes the publisher's timestamps on as they come, jumps included
     /// (the `timestamp_jumps_passed_on` quirk).
@@ -810,6 +821,12 @@ impl Publisher {
     /// time it resolved (one pending request is kept while nobody waits).
     pub async fn keyframe_wanted(&self) {
         self.stream.keyframe_wanted.notified().await;
+    }
+
+    /// What [`Publisher::keyframe_wanted`] waits on, to be awaited apart
+    /// from the publisher.
+    pub fn keyframe_requests(&self) -> KeyframeRequests {
+        KeyframeRequests(self.stream.clone())
     }
 
     /// Pushes a frame to every player and into the late-joiner cache. A
@@ -1693,7 +1710,7 @@ mod tests {
     }
 
     impl Sink for Taker {
-        fn take(&mut self, delivery: Delivery, _: &mut Made) -> Take {
+        fn take(&mut self, delivery: Delivery, _: &mut Made, _: &mut Subscription) -> Take {
             match delivery {
                 Delivery::Frame(f) if f.timestamp < self.until => {
                     lock(&self.got).push(f.timestamp);

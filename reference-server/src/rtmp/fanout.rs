@@ -265,7 +265,7 @@ pub struct RtmpSink {
 }
 
 impl Sink for RtmpSink {
-    fn take(&mut self, delivery: Delivery, made: &mut Made) -> Take {
+    fn take(&mut self, delivery: Delivery, made: &mut Made, _: &mut Subscription) -> Take {
         let Delivery::Frame(frame) = &delivery else {
             return Take::Refused(delivery);
         };

@@ -130,7 +130,7 @@ fn run_codecs(
     reencode: bool,
     late: u32,
     mut work: tokio::sync::mpsc::Receiver<Frame>,
-    output: Sink,
+    mut output: Sink,
     metrics: Arc<Metrics>,
 ) {
     let mut to_opus: Option<ToOpus> = None;

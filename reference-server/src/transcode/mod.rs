@@ -89,9 +89,22 @@ enum Output {
     Video(VideoSettings),
 }
 
+/// What a subscriber has rung, on the codec thread, after each frame its
+/// transcoder sends: a WebRTC player takes its frames then, without a task
+/// of its own being woken.
+pub trait Doorbell: Send + Sync {
+    /// A frame was sent.
+    fn ring(&self);
+}
+
+/// The doorbells of a transcoder's subscribers; one whose owner is gone
+/// is dropped at the next frame.
+type Doorbells = Arc<Mutex<Vec<Weak<dyn Doorbell>>>>;
+
 /// What a transcoder and its subscribers share.
 struct Shared {
     frames: broadcast::Sender<Frame>,
+    doorbells: Doorbells,
     /// The output's last decoder configuration (an AAC or AVC sequence
     /// header), which a subscriber arriving after it was sent needs first.
     config: Arc<Mutex<Option<Frame>>>,
@@ -124,7 +137,7 @@ impl Transcoded {
     fn new(shared: Arc<Shared>) -> Transcoded {
         // Subscribe first: a configuration sent in between comes twice, never not at all.
         let frames = shared.frames.subscribe();
-        let initial = shared.config.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let initial = lock(&shared.config).clone();
         Transcoded {
             initial,
             frames,
@@ -137,6 +150,25 @@ impl Transcoded {
     /// PLI or FIR); shared by every subscriber, so asking twice costs one.
     pub fn request_keyframe(&self) {
         self.shared.keyframe_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Has `doorbell` rung after each frame from now on, for as long as it
+    /// lives.
+    pub fn ring_on_send(&self, doorbell: Weak<dyn Doorbell>) {
+        lock(&self.shared.doorbells).push(doorbell);
+    }
+
+    /// The next frame already sent, if any, without waiting; frames a slow
+    /// subscriber missed are skipped (and `lost` set). `None` when there
+    /// is none now, or the transcoder is gone.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        loop {
+            match self.frames.try_recv() {
+                Ok(frame) => return Some(frame),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.lost = true,
+                Err(_) => return None,
+            }
+        }
     }
 
     /// The initial configuration if there is one, then the frames as
@@ -165,15 +197,34 @@ impl Transcoded {
 struct Sink {
     frames: broadcast::Sender<Frame>,
     config: Arc<Mutex<Option<Frame>>>,
+    doorbells: Doorbells,
+    /// The doorbells to ring for the frame being sent, gathered under the
+    /// lock and rung after it (a subscriber may subscribe again as it
+    /// takes the frame); kept, so that nothing is allocated per frame.
+    ringing: Vec<Arc<dyn Doorbell>>,
 }
 
 impl Sink {
-    fn send(&self, frame: Frame) {
+    fn send(&mut self, frame: Frame) {
         if frame.config {
-            *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
+            *lock(&self.config) = Some(frame.clone());
         }
         let _ = self.frames.send(frame); // no subscriber now: nobody to miss it
+        lock(&self.doorbells).retain(|doorbell| match doorbell.upgrade() {
+            Some(doorbell) => {
+                self.ringing.push(doorbell);
+                true
+            }
+            None => false,
+        });
+        for doorbell in self.ringing.drain(..) {
+            doorbell.ring();
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 type Key = (String, String, Selection, Output);
@@ -206,7 +257,7 @@ impl Transcoders {
 
     /// Transcoders running now.
     pub fn running(&self) -> usize {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = lock(&self.running);
         running.values().filter(|w| w.strong_count() > 0).count()
     }
 
@@ -233,7 +284,7 @@ impl Transcoders {
     }
 
     fn subscribe_to(&self, app: &str, stream: &str, selection: Selection, output: Output) -> Transcoded {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = lock(&self.running);
         running.retain(|_, shared| shared.strong_count() > 0);
         // Only the track of the kind it transcodes tells transcoders apart.
         let selection = selection.of(match output {
@@ -247,6 +298,7 @@ impl Transcoders {
         let (frames, _) = broadcast::channel(OUTPUT_RING);
         let shared = Arc::new(Shared {
             frames,
+            doorbells: Arc::default(),
             config: Arc::default(),
             keyframe_wanted: Arc::default(),
             stop: CancellationToken::new(),
@@ -258,6 +310,8 @@ impl Transcoders {
         let sink = Sink {
             frames: shared.frames.clone(),
             config: shared.config.clone(),
+            doorbells: shared.doorbells.clone(),
+            ringing: Vec::new(),
         };
         let name = format!("transcode {app}/{stream}");
         let metrics = self.metrics.clone();

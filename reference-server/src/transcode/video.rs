@@ -124,7 +124,7 @@ impl super::Feed for Feed {
 fn run(
     settings: VideoSettings,
     mut work: tokio::sync::mpsc::Receiver<Frame>,
-    sink: Sink,
+    mut sink: Sink,
     keyframe_wanted: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) {

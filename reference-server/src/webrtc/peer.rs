@@ -1,20 +1,31 @@
-//! The task that drives one str0m `Rtc`: datagrams, timers and media in;
-//! datagrams and events out. After every input the `Rtc` is drained until it
-//! asks for a timeout, as str0m requires.
+//! One str0m `Rtc` and its role, under a lock shared by the peer's task and,
+//! for a player, the threads that deliver its frames.
+//!
+//! The task takes datagrams, timers and signalling in. A player's frames do
+//! not wake it: its hub subscription is driven by its stream's fan-out
+//! ([`crate::hub::Subscription::drive`]) and its transcoders ring it
+//! ([`crate::transcode::Doorbell`]), and the thread that sent the frame
+//! hands it to the player, lets str0m packetize, protect and transmit it,
+//! and sends the datagrams, all under the lock. That thread wakes the task
+//! only when str0m's next timeout is now earlier than the one the task
+//! sleeps until, or the peer died. After every input the `Rtc` is drained
+//! until it asks for a timeout, as str0m requires.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::play::Player;
+use super::play::{Player, PlayerInput};
 use super::publish::Ingest;
 use super::udp::{Batch, Datagram, Port};
 use super::SessionStatus;
+use crate::hub::{Delivery, Made, Sink, Subscription, Take};
+use crate::transcode::Doorbell;
 
 /// What the peer does with its media.
 pub enum Role {
@@ -25,7 +36,7 @@ pub enum Role {
 }
 
 /// What signalling asks of a session's task: one channel, polled at every
-/// turn of its loop (each frame), however rarely it carries anything.
+/// turn of its loop, however rarely it carries anything.
 pub enum Signal {
     /// An ICE restart to apply; boxed, since a channel holds room for 32
     /// messages from its start.
@@ -45,7 +56,7 @@ pub struct Restart {
     pub done: tokio::sync::oneshot::Sender<()>,
 }
 
-/// One peer's state, owned by its task.
+/// A new peer: its `Rtc`, where it sends, and what its task takes in.
 pub struct Peer {
     pub rtc: Rtc,
     pub port: Arc<Port>,
@@ -65,7 +76,35 @@ pub struct Peer {
     pub withhold_retransmissions: bool,
 }
 
-impl Peer {
+/// What the task and the threads delivering a player's frames share.
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the task: its timer is too late, a subscription waits to be
+    /// driven, or the peer died.
+    kick: Notify,
+    /// The session's span, entered by the threads delivering frames.
+    span: tracing::Span,
+    /// Entered by a transcoder's codec thread, which may start transcoders
+    /// (tasks) as it delivers.
+    runtime: tokio::runtime::Handle,
+}
+
+/// The peer's state, under [`Shared`]'s lock.
+struct State {
+    rtc: Rtc,
+    role: Role,
+    port: Arc<Port>,
+    batch: Batch,
+    status: watch::Sender<SessionStatus>,
+    withhold_sender_reports: bool,
+    withhold_retransmissions: bool,
+    /// ICE and DTLS came up.
+    connected: bool,
+    /// When the task's timer goes off.
+    armed: Option<Instant>,
+}
+
+impl State {
     fn set_status(&self, status: SessionStatus) {
         self.status.send_if_modified(|current| {
             if *current == status || current.is_final() {
@@ -85,6 +124,110 @@ impl Peer {
             self.rtc.disconnect();
         }
     }
+
+    /// Hands the player what `give` gives it at `now`, lets str0m send what
+    /// it wrote, and says whether the task must look again: the peer died,
+    /// str0m wants its time sooner than the task's timer goes off, or a
+    /// subscription waits to be driven.
+    fn play(&mut self, give: impl FnOnce(&mut Player, &mut Rtc, Instant) -> Option<SessionStatus>) -> bool {
+        let Role::Play(player) = &mut self.role else {
+            return false;
+        };
+        let now = Instant::now();
+        if let Some(status) = give(player, &mut self.rtc, now) {
+            self.set_status(status);
+        }
+        // str0m sends what was written once its time moves on: now, not at
+        // the next timeout.
+        self.input(Input::Timeout(now));
+        let waiting = matches!(&self.role, Role::Play(player) if player.undriven());
+        match self.drain() {
+            Some(next) => waiting || self.armed.is_none_or(|armed| next < armed),
+            None => true,
+        }
+    }
+
+    /// Polls output until str0m asks for a timeout, then sends what it
+    /// transmitted; `None` once the peer is dead.
+    fn drain(&mut self) -> Option<Instant> {
+        let next = self.poll();
+        self.batch.flush(&self.port);
+        next
+    }
+
+    fn poll(&mut self) -> Option<Instant> {
+        loop {
+            if !self.rtc.is_alive() {
+                return None;
+            }
+            let output = match self.rtc.poll_output() {
+                Ok(output) => output,
+                Err(error) => {
+                    tracing::warn!(%error, "peer failed");
+                    self.set_status(SessionStatus::Failed(format!("WebRTC error: {error}")));
+                    self.rtc.disconnect();
+                    return None;
+                }
+            };
+            match output {
+                Output::Timeout(at) => return Some(at),
+                Output::Transmit(transmit)
+                    if self.withhold_sender_reports && leads_with_sender_report(&transmit.contents) => {}
+                Output::Transmit(transmit)
+                    if self.withhold_retransmissions && is_retransmission(&self.rtc, &transmit.contents) => {}
+                Output::Transmit(transmit) => {
+                    self.batch.push(&self.port, transmit.destination, &transmit.contents);
+                }
+                Output::Event(event) => {
+                    if let Some(status) = self.event(event) {
+                        self.set_status(status);
+                    }
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) -> Option<SessionStatus> {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                tracing::info!("peer connected (ICE and DTLS)");
+                match &mut self.role {
+                    Role::Play(player) => player.connected(&mut self.rtc),
+                    Role::Publish(_) => Some(SessionStatus::Publishing),
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                tracing::info!("peer went away (ICE disconnected)");
+                self.rtc.disconnect();
+                Some(SessionStatus::Stopped)
+            }
+            Event::MediaAdded(added) => {
+                match &mut self.role {
+                    Role::Play(player) => player.media_added(added.mid, added.kind),
+                    Role::Publish(ingest) => ingest.media_added(added.mid, added.kind),
+                }
+                None
+            }
+            Event::MediaData(data) => {
+                if let Role::Publish(ingest) = &mut self.role {
+                    if let Err(taken_over) = ingest.media(&mut self.rtc, data, Instant::now()) {
+                        tracing::info!(%taken_over, "publisher session ended");
+                        self.rtc.disconnect();
+                        return Some(SessionStatus::Stopped);
+                    }
+                }
+                None
+            }
+            Event::KeyframeRequest(request) => {
+                if let Role::Play(player) = &mut self.role {
+                    player.keyframe_request(&mut self.rtc, request.mid, Instant::now());
+                }
+                None
+            }
+            _ => None,
+        }
+    }
 }
 
 fn status_reason(status: &SessionStatus) -> Option<&str> {
@@ -94,52 +237,183 @@ fn status_reason(status: &SessionStatus) -> Option<&str> {
     }
 }
 
-/// What woke the loop.
-pub enum Wake {
-    /// The role has media or news for the peer.
-    Role(RoleInput),
-    /// Nothing more will come from the role.
-    RoleDone,
-    /// A publisher's stream wants a keyframe (a player joined).
-    KeyframeWanted,
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers to the player under the lock (see [`State::play`]), and
+    /// wakes the task if it must look again; false once the peer is dead.
+    fn deliver(&self, give: impl FnOnce(&mut Player, &mut Rtc, Instant) -> Option<SessionStatus>) -> bool {
+        let _span = self.span.enter();
+        let mut state = self.lock();
+        if state.play(give) {
+            self.kick.notify_one();
+        }
+        state.rtc.is_alive()
+    }
 }
 
-/// Media or news for a player.
-pub type RoleInput = super::play::PlayerInput;
+/// A player's place in its stream's fan-out: each frame is delivered by
+/// the thread that pushed it. It holds the peer weakly: a session that
+/// ended takes nothing more.
+struct PlayerSink(Weak<Shared>);
 
-/// Runs the peer until it stops, fails, or the server shuts down.
-///
-/// The peer comes boxed: an `async fn` keeps its arguments apart from its
-/// locals, and the task that awaits it keeps what it captured, so a `Peer`
-/// (its `Rtc` is 10 KB) passed by value was held three times per session.
-pub async fn run(mut peer: Box<Peer>, mut role: Role) {
-    // Made once, not at each turn of the loop (each frame, each datagram):
-    // a timer or waiter made anew is registered and unregistered each time.
-    let connect_deadline = tokio::time::sleep(peer.connect_timeout);
-    let cancelled = peer.cancel.clone().cancelled_owned();
+impl Sink for PlayerSink {
+    fn take(&mut self, delivery: Delivery, _: &mut Made, subscription: &mut Subscription) -> Take {
+        let Some(shared) = self.0.upgrade() else {
+            return Take::TakenLast;
+        };
+        let input = match delivery {
+            Delivery::Frame(frame) => PlayerInput::Frame(frame),
+            Delivery::Publication(live) => PlayerInput::Publication(live),
+            // RTCP has nothing to say it with; media may resume.
+            Delivery::Dry => return Take::Taken,
+        };
+        let delivered = shared.deliver(|player, rtc, now| {
+            let status = player.handle(rtc, input, now);
+            player.adjust(subscription);
+            status
+        });
+        match delivered {
+            true => Take::Taken,
+            false => Take::TakenLast,
+        }
+    }
+
+    /// The session ended: nothing more to play.
+    fn give_back(self: Box<Self>, _: Subscription, _: Option<Delivery>) {}
+}
+
+impl Doorbell for Shared {
+    /// A transcoder the player plays sent a frame: the player takes what
+    /// its transcoders have for it.
+    fn ring(&self) {
+        let _runtime = self.runtime.enter();
+        self.deliver(|player, rtc, now| player.take_transcoded(rtc, now));
+    }
+}
+
+/// What the task awaits.
+struct Inbox {
+    datagrams: mpsc::Receiver<Datagram>,
+    signals: mpsc::UnboundedReceiver<Signal>,
+    cancel: CancellationToken,
+    connect_timeout: Duration,
+    local: SocketAddr,
+}
+
+/// Runs the peer until it stops, fails, or the server shuts down. Must be
+/// called within a tokio runtime, in the session's span.
+pub async fn run(peer: Box<Peer>, mut role: Role) {
+    let Peer {
+        rtc,
+        port,
+        batch,
+        local,
+        datagrams,
+        signals,
+        status,
+        cancel,
+        connect_timeout,
+        withhold_sender_reports,
+        withhold_retransmissions,
+    } = *peer;
+    let keyframes = match &role {
+        Role::Publish(ingest) => Some(ingest.keyframe_requests()),
+        Role::Play(_) => None,
+    };
+    let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
+        if let Role::Play(player) = &mut role {
+            let doorbell: Weak<dyn Doorbell> = me.clone();
+            player.ring_with(doorbell);
+        }
+        Shared {
+            state: Mutex::new(State {
+                rtc,
+                role,
+                port,
+                batch,
+                status,
+                withhold_sender_reports,
+                withhold_retransmissions,
+                connected: false,
+                armed: None,
+            }),
+            kick: Notify::new(),
+            span: tracing::Span::current(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    });
+    let inbox = Inbox {
+        datagrams,
+        signals,
+        cancel,
+        connect_timeout,
+        local,
+    };
+    serve(&shared, inbox, keyframes).await;
+    // The fan-out lets go of the session (outside the lock its sink takes).
+    let seat = match &shared.lock().role {
+        Role::Play(player) => Some(player.seat()),
+        Role::Publish(_) => None,
+    };
+    if let Some(seat) = seat {
+        seat.recall();
+    }
+    let mut state = shared.lock();
+    state.rtc.disconnect();
+    // Let the DTLS close alert and the like go out.
+    let _ = state.drain();
+    state.set_status(SessionStatus::Stopped);
+    tracing::info!("session ended");
+}
+
+/// The task's loop.
+async fn serve(shared: &Arc<Shared>, mut inbox: Inbox, keyframes: Option<crate::hub::KeyframeRequests>) {
+    // Made once, not at each turn of the loop: a timer or waiter made anew
+    // is registered and unregistered each time.
+    let connect_deadline = tokio::time::sleep(inbox.connect_timeout);
+    let cancelled = inbox.cancel.clone().cancelled_owned();
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(connect_deadline, cancelled, sleep);
-    let mut connected = false;
-    while let Some(timeout) = drain(&mut peer, &mut role, &mut connected) {
-        let timeout = match &role {
-            Role::Publish(ingest) => ingest.poll_timeout().map_or(timeout, |due| due.min(timeout)),
-            Role::Play(_) => timeout,
+    loop {
+        let (timeout, connected, undriven) = {
+            let mut state = shared.lock();
+            let Some(timeout) = state.drain() else { return };
+            let timeout = match &state.role {
+                Role::Publish(ingest) => ingest.poll_timeout().map_or(timeout, |due| due.min(timeout)),
+                Role::Play(_) => timeout,
+            };
+            state.armed = Some(timeout);
+            let undriven = match &mut state.role {
+                Role::Play(player) => player.take_undriven(),
+                Role::Publish(_) => None,
+            };
+            (timeout, state.connected, undriven)
         };
+        // Outside the lock, which the fan-out takes as it delivers.
+        if let Some((subscription, seat)) = undriven {
+            let mut sink = PlayerSink(Arc::downgrade(shared));
+            let subscription = catch_up(subscription, &mut sink);
+            subscription.drive(&seat, Box::new(sink));
+            continue;
+        }
         let due = tokio::time::Instant::from_std(timeout);
         if sleep.deadline() != due {
             sleep.as_mut().reset(due);
         }
         tokio::select! {
             _ = &mut cancelled => {
-                peer.set_status(SessionStatus::Stopped);
-                break;
+                shared.lock().set_status(SessionStatus::Stopped);
+                return;
             }
             _ = &mut connect_deadline, if !connected => {
-                peer.set_status(SessionStatus::Failed("ICE failed: the peer did not connect in time".into()));
-                break;
+                shared.lock().set_status(SessionStatus::Failed("ICE failed: the peer did not connect in time".into()));
+                return;
             }
-            datagram = peer.datagrams.recv() => {
-                let Some(datagram) = datagram else { break };
+            datagram = inbox.datagrams.recv() => {
+                let Some(datagram) = datagram else { return };
                 let Ok(contents) = datagram.data[..].try_into() else {
                     tracing::debug!(source = %datagram.source, "unparseable datagram ignored");
                     continue;
@@ -147,121 +421,70 @@ pub async fn run(mut peer: Box<Peer>, mut role: Role) {
                 let receive = Receive {
                     proto: Protocol::Udp,
                     source: datagram.source,
-                    destination: peer.local,
+                    destination: inbox.local,
                     contents,
                 };
-                peer.input(Input::Receive(Instant::now(), receive));
+                shared.lock().input(Input::Receive(Instant::now(), receive));
             }
-            Some(signal) = peer.signals.recv() => match signal {
+            Some(signal) = inbox.signals.recv() => match signal {
                 Signal::Restart(restart) => {
                     // The `Rtc` answers checks with the new credentials only,
                     // and keeps sending on the pair in use (ICE-lite: the peer
                     // checks and nominates; the session only answers).
-                    let mut api = peer.rtc.direct_api();
+                    let mut state = shared.lock();
+                    let mut api = state.rtc.direct_api();
                     api.set_local_ice_credentials(restart.local);
                     api.set_remote_ice_credentials(restart.remote);
                     tracing::info!("ICE restarted");
                     let _ = restart.done.send(());
                 }
                 Signal::Answer(sdp) => {
-                    if let Role::Play(player) = &mut role {
-                        play(&mut peer, player, RoleInput::Answer(sdp));
-                    }
+                    shared.lock().play(|player, rtc, now| player.handle(rtc, PlayerInput::Answer(sdp), now));
                 }
             },
-            wake = next(&mut role) => match wake {
-                Wake::Role(input) => {
-                    if let Role::Play(player) = &mut role {
-                        play(&mut peer, player, input);
-                    }
+            _ = shared.kick.notified() => {}
+            _ = wanted(&keyframes) => {
+                let mut state = shared.lock();
+                let state = &mut *state;
+                if let Role::Publish(ingest) = &mut state.role {
+                    ingest.keyframe_wanted(&mut state.rtc, Instant::now());
                 }
-                Wake::RoleDone => {
-                    peer.set_status(SessionStatus::Stopped);
-                    break;
-                }
-                Wake::KeyframeWanted => {
-                    if let Role::Publish(ingest) = &mut role {
-                        ingest.keyframe_wanted(&mut peer.rtc, Instant::now());
-                    }
-                }
-            },
+            }
             _ = &mut sleep => {
                 let now = Instant::now();
-                peer.input(Input::Timeout(now));
-                if let Role::Publish(ingest) = &mut role {
-                    ingest.handle_timeout(&mut peer.rtc, now);
+                let mut state = shared.lock();
+                state.input(Input::Timeout(now));
+                let state = &mut *state;
+                if let Role::Publish(ingest) = &mut state.role {
+                    ingest.handle_timeout(&mut state.rtc, now);
                 }
             }
         }
     }
-    peer.rtc.disconnect();
-    // Let the DTLS close alert and the like go out.
-    let _ = drain(&mut peer, &mut role, &mut connected);
-    peer.set_status(SessionStatus::Stopped);
-    tracing::info!("session ended");
 }
 
-/// Hands `input` to the player, and lets str0m send what it wrote.
-fn play(peer: &mut Peer, player: &mut Player, input: RoleInput) {
-    let now = Instant::now();
-    if let Some(status) = player.handle(&mut peer.rtc, input, now) {
-        peer.set_status(status);
-    }
-    // str0m sends what was written once its time moves on: now, in this
-    // turn, not at the next timeout.
-    peer.input(Input::Timeout(now));
-}
-
-async fn next(role: &mut Role) -> Wake {
-    match role {
-        Role::Play(player) => match player.next().await {
-            Some(input) => Wake::Role(input),
-            None => Wake::RoleDone,
-        },
-        Role::Publish(ingest) => {
-            ingest.wanted().await;
-            Wake::KeyframeWanted
+/// Delivers what `subscription` already has (the stream's cached frames)
+/// from the player's own task: a player that joins starts at once, and
+/// the thread that pushes the stream's next frame does not deliver the
+/// whole cached group of pictures to it.
+fn catch_up(mut subscription: Subscription, sink: &mut PlayerSink) -> Subscription {
+    while let Some(delivery) = subscription.try_next() {
+        if !matches!(
+            sink.take(delivery, &mut Made::default(), &mut subscription),
+            Take::Taken
+        ) {
+            break;
         }
     }
+    subscription
 }
 
-/// Polls output until str0m asks for a timeout, then sends what it
-/// transmitted; `None` once the peer is dead.
-fn drain(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instant> {
-    let next = poll(peer, role, connected);
-    peer.batch.flush(&peer.port);
-    next
-}
-
-fn poll(peer: &mut Peer, role: &mut Role, connected: &mut bool) -> Option<Instant> {
-    loop {
-        if !peer.rtc.is_alive() {
-            return None;
-        }
-        let output = match peer.rtc.poll_output() {
-            Ok(output) => output,
-            Err(error) => {
-                tracing::warn!(%error, "peer failed");
-                peer.set_status(SessionStatus::Failed(format!("WebRTC error: {error}")));
-                peer.rtc.disconnect();
-                return None;
-            }
-        };
-        match output {
-            Output::Timeout(at) => return Some(at),
-            Output::Transmit(transmit)
-                if peer.withhold_sender_reports && leads_with_sender_report(&transmit.contents) => {}
-            Output::Transmit(transmit)
-                if peer.withhold_retransmissions && is_retransmission(&peer.rtc, &transmit.contents) => {}
-            Output::Transmit(transmit) => {
-                peer.batch.push(&peer.port, transmit.destination, &transmit.contents);
-            }
-            Output::Event(event) => {
-                if let Some(status) = event_status(peer, role, event, connected) {
-                    peer.set_status(status);
-                }
-            }
-        }
+/// Resolves when the hub wants a keyframe from the publisher; never for a
+/// player.
+async fn wanted(keyframes: &Option<crate::hub::KeyframeRequests>) {
+    match keyframes {
+        Some(keyframes) => keyframes.wanted().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -283,47 +506,6 @@ fn is_retransmission(rtc: &Rtc, datagram: &[u8]) -> bool {
         .any(|p| p.resend().map(|rtx| *rtx) == pt)
 }
 
-fn event_status(peer: &mut Peer, role: &mut Role, event: Event, connected: &mut bool) -> Option<SessionStatus> {
-    match event {
-        Event::Connected => {
-            *connected = true;
-            tracing::info!("peer connected (ICE and DTLS)");
-            match role {
-                Role::Play(player) => player.connected(&mut peer.rtc),
-                Role::Publish(_) => Some(SessionStatus::Publishing),
-            }
-        }
-        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-            tracing::info!("peer went away (ICE disconnected)");
-            peer.rtc.disconnect();
-            Some(SessionStatus::Stopped)
-        }
-        Event::MediaAdded(added) => {
-            match role {
-                Role::Play(player) => player.media_added(added.mid, added.kind),
-                Role::Publish(ingest) => ingest.media_added(added.mid, added.kind),
-            }
-            None
-        }
-        Event::MediaData(data) => {
-            if let Role::Publish(ingest) = role {
-                if let Err(taken_over) = ingest.media(&mut peer.rtc, data, Instant::now()) {
-                    tracing::info!(%taken_over, "publisher session ended");
-                    peer.rtc.disconnect();
-                    return Some(SessionStatus::Stopped);
-                }
-            }
-            None
-        }
-        Event::KeyframeRequest(request) => {
-            if let Role::Play(player) = role {
-                player.keyframe_request(&mut peer.rtc, request.mid, Instant::now());
-            }
-            None
-        }
-        _ => None,
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;

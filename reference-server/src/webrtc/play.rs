@@ -18,7 +18,7 @@
 //! G.711 the peer accepts. RTP timestamps follow the RTMP timestamps on one
 //! clock, so sender reports tie audio and video together.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use codecs::VideoSettings;
@@ -28,7 +28,7 @@ use media::rtmp::url::Params;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
-use str0m::rtp::{Extension, ExtensionMap, RtpWrite};
+use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
 use str0m::{Rtc, RtcConfig};
 
 use super::packets;
@@ -36,9 +36,9 @@ use super::plan::{AudioOut, VideoOut, VideoPlan};
 use super::play_core::{Output, Payload, PlayCore, Write};
 use super::{OfferSink, SessionStatus};
 use crate::config::Quirks;
-use crate::hub::{Delivery, Frame, Selection, StreamDescription, Subscription, Tracks};
+use crate::hub::{Frame, Seat, Selection, StreamDescription, Subscription, Tracks};
 use crate::server::Context;
-use crate::transcode::{Target, Transcoded};
+use crate::transcode::{Doorbell, Target, Transcoded};
 
 /// Payload types of the H.264 we offer (and its retransmissions).
 const H264_PT: u8 = 102;
@@ -371,11 +371,24 @@ pub struct Player {
     /// m-lines (the RTP sequence number and the SRTP rollover counter).
     audio_seq: u64,
     video_seq: u64,
+    /// The SSRCs str0m sends the audio and video m-lines with, once
+    /// looked up: a lookup by SSRC is a hash, by mid a walk of every stream.
+    audio_ssrc: Option<Ssrc>,
+    video_ssrc: Option<Ssrc>,
     /// H.264 goes out in the stream's shared packets: H.264 is the only
     /// video codec the peer took.
     video_shared: bool,
     carrying: Vec<Output>,
+    /// The hub subscription, from the peer's connection until it is handed
+    /// to the stream's fan-out, which delivers its frames from then on.
     subscription: Option<Subscription>,
+    /// Its place in the stream's fan-out.
+    seat: Arc<Seat>,
+    /// Whether the subscription delivers the stream's sound (not while
+    /// it is transcoded: only a change of codec matters then).
+    takes_sound: bool,
+    /// Rung by the transcoders it plays after each frame they send.
+    doorbell: Option<Weak<dyn Doorbell>>,
     transcoded: Option<Transcoded>,
     /// The video transcoder's output this player plays, once it needs one.
     transcoded_video: Option<Transcoded>,
@@ -424,6 +437,8 @@ impl Player {
             packets: ctx.webrtc.packets.of(app, stream),
             audio_seq: first_seq(),
             video_seq: first_seq(),
+            audio_ssrc: None,
+            video_ssrc: None,
             video_shared: false,
             ctx,
             app: app.to_string(),
@@ -435,6 +450,9 @@ impl Player {
             out: Vec::new(),
             carrying: Vec::new(),
             subscription: None,
+            seat: Arc::default(),
+            takes_sound: true,
+            doorbell: None,
             transcoded: None,
             transcoded_video: None,
             video_settings: video.unwrap_or(VideoSettings {
@@ -650,30 +668,47 @@ impl Player {
         }
     }
 
-    /// The next thing to send; `None` when the stream is gone for good.
-    pub async fn next(&mut self) -> Option<PlayerInput> {
-        let Some(subscription) = &mut self.subscription else {
-            return std::future::pending().await;
-        };
-        loop {
-            return tokio::select! {
-                delivery = subscription.next() => match delivery? {
-                    Delivery::Frame(frame) => Some(PlayerInput::Frame(frame)),
-                    Delivery::Publication(live) => Some(PlayerInput::Publication(live)),
-                    // RTCP has nothing to say it with; media may resume.
-                    Delivery::Dry => continue,
-                },
-                frame = transcoded(&mut self.transcoded), if self.transcoded.is_some() => {
-                    Some(PlayerInput::Transcoded(frame))
-                }
-                frame = transcoded(&mut self.transcoded_video), if self.transcoded_video.is_some() => {
-                    Some(PlayerInput::TranscodedVideo(frame))
-                }
-            };
-        }
+    /// Has `doorbell` rung by the transcoders it will play, after each
+    /// frame they send.
+    pub fn ring_with(&mut self, doorbell: Weak<dyn Doorbell>) {
+        self.doorbell = Some(doorbell);
     }
 
-    /// Acts, at `now`, on what [`Player::next`] returned.
+    /// Its place in the stream's fan-out.
+    pub fn seat(&self) -> Arc<Seat> {
+        self.seat.clone()
+    }
+
+    /// Whether it holds a subscription not yet handed to the fan-out.
+    pub fn undriven(&self) -> bool {
+        self.subscription.is_some()
+    }
+
+    /// The subscription to hand to the stream's fan-out, and the seat to
+    /// hand it to (see [`Subscription::drive`]).
+    pub fn take_undriven(&mut self) -> Option<(Subscription, Arc<Seat>)> {
+        Some((self.subscription.take()?, self.seat.clone()))
+    }
+
+    /// Makes the driven `subscription` deliver what the player now wants:
+    /// its tracks, and the stream's sound unless it is transcoded.
+    pub fn adjust(&self, subscription: &mut Subscription) {
+        subscription.select(self.selection);
+        subscription.take_sound(self.takes_sound);
+    }
+
+    /// Plays what its transcoders sent since it last looked.
+    pub fn take_transcoded(&mut self, rtc: &mut Rtc, now: Instant) -> Option<SessionStatus> {
+        while let Some(frame) = self.transcoded.as_mut().and_then(Transcoded::try_recv) {
+            self.handle(rtc, PlayerInput::Transcoded(frame), now);
+        }
+        while let Some(frame) = self.transcoded_video.as_mut().and_then(Transcoded::try_recv) {
+            self.handle(rtc, PlayerInput::TranscodedVideo(frame), now);
+        }
+        None
+    }
+
+    /// Acts, at `now`, on a frame or news for the player.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
         // Read when it changes: a lock per frame otherwise, every viewer's.
         if let Some(muted) = self.audio_muted.as_mut().filter(|m| m.has_changed().unwrap_or(false)) {
@@ -734,26 +769,25 @@ impl Player {
                         );
                         let config = transcoded.initial.take();
                         self.core.video_transcoder(config.as_ref(), now, &mut self.out);
+                        if let Some(doorbell) = &self.doorbell {
+                            transcoded.ring_on_send(doorbell.clone());
+                        }
                         self.transcoded_video = Some(transcoded);
                     }
                     Output::TranscodeAudio => {
-                        self.transcoded = Some(self.ctx.transcoders.subscribe(
-                            &self.app,
-                            &self.stream,
-                            self.selection,
-                            Target::Opus,
-                        ));
-                        // The stream's own sound now matters only when its
-                        // codec changes: it need not wake this player.
-                        if let Some(subscription) = &mut self.subscription {
-                            subscription.take_sound(false);
+                        let transcoded =
+                            (self.ctx.transcoders).subscribe(&self.app, &self.stream, self.selection, Target::Opus);
+                        if let Some(doorbell) = &self.doorbell {
+                            transcoded.ring_on_send(doorbell.clone());
                         }
+                        self.transcoded = Some(transcoded);
+                        // The stream's own sound now matters only when its
+                        // codec changes: it need not be delivered.
+                        self.take_sound(false);
                     }
                     Output::StopAudioTranscoder => {
                         self.transcoded = None;
-                        if let Some(subscription) = &mut self.subscription {
-                            subscription.take_sound(true);
-                        }
+                        self.take_sound(true);
                     }
                     Output::OfferVideo => self.offer_video(rtc),
                 }
@@ -762,10 +796,19 @@ impl Player {
         }
     }
 
+    /// Whether its subscription delivers the stream's sound; a driven one
+    /// learns it after the frame being delivered ([`Player::adjust`]).
+    fn take_sound(&mut self, sound: bool) {
+        self.takes_sound = sound;
+        if let Some(subscription) = &mut self.subscription {
+            subscription.take_sound(sound);
+        }
+    }
+
     fn write(&mut self, rtc: &mut Rtc, write: Write) {
-        let (mid, seq) = match write.kind {
-            RtcKind::Audio => (self.audio_mid, &mut self.audio_seq),
-            RtcKind::Video => (self.video_mid, &mut self.video_seq),
+        let (mid, seq, ssrc) = match write.kind {
+            RtcKind::Audio => (self.audio_mid, &mut self.audio_seq, &mut self.audio_ssrc),
+            RtcKind::Video => (self.video_mid, &mut self.video_seq, &mut self.video_ssrc),
         };
         let Some(mid) = mid else { return };
         let picture = match write.data {
@@ -795,7 +838,10 @@ impl Player {
             }),
         };
         let mut api = rtc.direct_api();
-        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+        if ssrc.is_none() {
+            *ssrc = api.stream_tx_by_mid(mid, None).map(|stream| stream.ssrc());
+        }
+        let Some(stream) = ssrc.and_then(|ssrc| api.stream_tx(&ssrc)) else {
             return;
         };
         // The RTP time in the clock's own rate (90 kHz video, the codec's for sound).
@@ -844,18 +890,6 @@ impl Player {
             tracing::debug!(frames = snapshot.len(), "keyframe request answered from the cache");
         }
         self.carry_out(rtc, now);
-    }
-}
-
-/// The next answer from the peer's signalling; never, without one.
-/// The next frame of a transcoder's output; never, without one.
-async fn transcoded(output: &mut Option<Transcoded>) -> Frame {
-    match output {
-        Some(output) => match output.recv().await {
-            Some(frame) => frame,
-            None => std::future::pending().await,
-        },
-        None => std::future::pending().await,
     }
 }
 

@@ -111,9 +111,9 @@ impl Ingest {
         }
     }
 
-    /// Resolves when the hub wants a keyframe from this publisher.
-    pub async fn wanted(&self) {
-        self.publisher.keyframe_wanted().await;
+    /// What resolves when the hub wants a keyframe from this publisher.
+    pub fn keyframe_requests(&self) -> crate::hub::KeyframeRequests {
+        self.publisher.keyframe_requests()
     }
 
     /// An m-line of the offer.
