@@ -91,7 +91,8 @@ enum Output {
 
 /// What a subscriber has rung, on the codec thread, after each frame its
 /// transcoder sends: a WebRTC player takes its frames then, without a task
-/// of its own being woken.
+/// of its own being woken. It is rung within the runtime the transcoder
+/// was started in (the subscriber may start tasks).
 pub trait Doorbell: Send + Sync {
     /// A frame was sent.
     fn ring(&self);
@@ -202,6 +203,8 @@ struct Sink {
     /// lock and rung after it (a subscriber may subscribe again as it
     /// takes the frame); kept, so that nothing is allocated per frame.
     ringing: Vec<Arc<dyn Doorbell>>,
+    /// Entered while the doorbells ring.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Sink {
@@ -217,6 +220,7 @@ impl Sink {
             }
             None => false,
         });
+        let _runtime = self.runtime.enter();
         for doorbell in self.ringing.drain(..) {
             doorbell.ring();
         }
@@ -312,6 +316,7 @@ impl Transcoders {
             config: shared.config.clone(),
             doorbells: shared.doorbells.clone(),
             ringing: Vec::new(),
+            runtime: tokio::runtime::Handle::current(),
         };
         let name = format!("transcode {app}/{stream}");
         let metrics = self.metrics.clone();

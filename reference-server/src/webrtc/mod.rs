@@ -197,10 +197,6 @@ pub struct SessionHandle {
     /// A player's video m-line: its index among the answer's m-lines.
     pub video_line: Option<usize>,
     cancel: CancellationToken,
-    audio_muted: Arc<watch::Sender<bool>>,
-    /// A player's video track asked for since it started (WHEP layer
-    /// selection); `None`: the one it started with.
-    video_track: Arc<watch::Sender<Option<u8>>>,
     signals: tokio::sync::mpsc::UnboundedSender<peer::Signal>,
 }
 
@@ -217,14 +213,14 @@ impl SessionHandle {
     /// Stops (true) or resumes (false) the audio a player sends; its RTP
     /// stream stays the same. No effect on publishers.
     pub fn mute_audio(&self, muted: bool) {
-        self.audio_muted.send_replace(muted);
+        let _ = self.signals.send(peer::Signal::MuteAudio(muted));
     }
 
     /// Switches a player's video to track `track` of a multitrack stream
     /// (`None`: back to the track it started with), from that track's
     /// cached keyframe. No effect on publishers.
     pub fn select_video_track(&self, track: Option<u8>) {
-        self.video_track.send_replace(track);
+        let _ = self.signals.send(peer::Signal::VideoTrack(track));
     }
 
     /// The peer's SDP answer to an offer the session sent (see
@@ -698,16 +694,11 @@ impl WebRtc {
             peer::Role::Publish(_) => Direction::Publish,
         };
         let (status_tx, status) = watch::channel(SessionStatus::Pending);
-        let (audio_muted, muted) = watch::channel(false);
-        let (video_track, video_track_rx) = watch::channel(None);
         let (signals, signals_rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut role = role;
-        let mut video_line = None;
-        if let peer::Role::Play(player) = &mut role {
-            player.mute_audio_with(muted);
-            player.video_track_from(video_track_rx);
-            video_line = player.video_line;
-        }
+        let video_line = match &role {
+            peer::Role::Play(player) => player.video_line,
+            peer::Role::Publish(_) => None,
+        };
         let handle = SessionHandle {
             id: ufrag.clone(),
             app: app.to_string(),
@@ -720,8 +711,6 @@ impl WebRtc {
             status,
             video_line,
             cancel: ctx.shutdown.child_token(),
-            audio_muted: Arc::new(audio_muted),
-            video_track: Arc::new(video_track),
             signals,
         };
         let datagrams = self.router.add(&ufrag);

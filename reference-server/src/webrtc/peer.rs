@@ -43,6 +43,10 @@ pub enum Signal {
     Restart(Box<Restart>),
     /// A player's peer answered the offer that added video.
     Answer(String),
+    /// A player stops (true) or resumes (false) sending audio.
+    MuteAudio(bool),
+    /// A player switches to this video track (`None`: the one it started with).
+    VideoTrack(Option<u8>),
 }
 
 /// An ICE restart for the peer's task to apply (see
@@ -84,9 +88,6 @@ struct Shared {
     kick: Notify,
     /// The session's span, entered by the threads delivering frames.
     span: tracing::Span,
-    /// Entered by a transcoder's codec thread, which may start transcoders
-    /// (tasks) as it delivers.
-    runtime: tokio::runtime::Handle,
 }
 
 /// The peer's state, under [`Shared`]'s lock.
@@ -289,7 +290,6 @@ impl Doorbell for Shared {
     /// A transcoder the player plays sent a frame: the player takes what
     /// its transcoders have for it.
     fn ring(&self) {
-        let _runtime = self.runtime.enter();
         self.deliver(|player, rtc, now| player.take_transcoded(rtc, now));
     }
 }
@@ -342,7 +342,6 @@ pub async fn run(peer: Box<Peer>, mut role: Role) {
             }),
             kick: Notify::new(),
             span: tracing::Span::current(),
-            runtime: tokio::runtime::Handle::current(),
         }
     });
     let inbox = Inbox {
@@ -440,6 +439,18 @@ async fn serve(shared: &Arc<Shared>, mut inbox: Inbox, keyframes: Option<crate::
                 }
                 Signal::Answer(sdp) => {
                     shared.lock().play(|player, rtc, now| player.handle(rtc, PlayerInput::Answer(sdp), now));
+                }
+                Signal::MuteAudio(muted) => {
+                    shared.lock().play(|player, _, _| {
+                        player.mute_audio(muted);
+                        None
+                    });
+                }
+                Signal::VideoTrack(track) => {
+                    shared.lock().play(|player, rtc, now| {
+                        player.select_video_track(rtc, track, now);
+                        None
+                    });
                 }
             },
             _ = shared.kick.notified() => {}

@@ -384,6 +384,8 @@ pub struct Player {
     subscription: Option<Subscription>,
     /// Its place in the stream's fan-out.
     seat: Arc<Seat>,
+    /// It subscribed: its peer connected to a live stream.
+    subscribed: bool,
     /// Whether the subscription delivers the stream's sound (not while
     /// it is transcoded: only a change of codec matters then).
     takes_sound: bool,
@@ -395,12 +397,6 @@ pub struct Player {
     /// What that transcoder makes.
     video_settings: VideoSettings,
     last_keyframe_request: Option<Instant>,
-    /// While true, no audio is sent (see [`SessionHandle::mute_audio`](super::SessionHandle::mute_audio)).
-    audio_muted: Option<tokio::sync::watch::Receiver<bool>>,
-    /// The video track asked for since it started (see
-    /// [`SessionHandle::select_video_track`](super::SessionHandle::select_video_track)),
-    /// looked at with each frame: no waiter per frame.
-    video_track: Option<tokio::sync::watch::Receiver<Option<u8>>>,
     /// The video track it started with.
     first_video_track: Option<u8>,
     /// Its video m-line's index among the answer's m-lines.
@@ -451,6 +447,7 @@ impl Player {
             carrying: Vec::new(),
             subscription: None,
             seat: Arc::default(),
+            subscribed: false,
             takes_sound: true,
             doorbell: None,
             transcoded: None,
@@ -461,8 +458,6 @@ impl Player {
                 bitrate: None,
             }),
             last_keyframe_request: None,
-            audio_muted: None,
-            video_track: None,
             first_video_track: selection.video,
             video_line: None,
             offers: None,
@@ -487,29 +482,26 @@ impl Player {
         self.offers = Some(offers);
     }
 
-    /// Sends no audio while `muted` says true.
-    pub fn mute_audio_with(&mut self, muted: tokio::sync::watch::Receiver<bool>) {
-        self.audio_muted = Some(muted);
+    /// Sends no audio from now on (true), or sends it again (false); see
+    /// [`SessionHandle::mute_audio`](super::SessionHandle::mute_audio).
+    pub fn mute_audio(&mut self, muted: bool) {
+        self.core.audio_muted = muted;
     }
 
-    /// Plays the video track `tracks` asks for, when it asks.
-    pub fn video_track_from(&mut self, tracks: tokio::sync::watch::Receiver<Option<u8>>) {
-        self.video_track = Some(tracks);
-    }
-
-    /// A video track asked for since the last frame: the player's pictures
-    /// come from it from now on, starting at its cached keyframe (or, for a
-    /// transcoded player, at the next picture of its track's transcoder).
-    fn switch_video_track(&mut self, rtc: &mut Rtc, now: Instant) {
-        let Some(asked) = self.video_track.as_mut().filter(|t| t.has_changed().unwrap_or(false)) else {
-            return;
-        };
-        let track = asked.borrow_and_update().or(self.first_video_track);
+    /// Plays video track `asked` (`None`: the one it started with) from
+    /// now on, starting at its cached keyframe (or, for a transcoded player,
+    /// at the next picture of its track's transcoder); see
+    /// [`SessionHandle::select_video_track`](super::SessionHandle::select_video_track).
+    pub fn select_video_track(&mut self, rtc: &mut Rtc, asked: Option<u8>, now: Instant) {
+        let track = asked.or(self.first_video_track);
         if track == self.selection.video {
             return;
         }
         tracing::info!(from = ?self.selection.video, to = ?track, "video track switched");
         self.selection.video = track;
+        if !self.subscribed {
+            return; // it subscribes to that track
+        }
         if let Some(subscription) = &mut self.subscription {
             subscription.select(self.selection);
         }
@@ -554,6 +546,7 @@ impl Player {
             self.keep_for_resends(rtc, mid);
         }
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
+        self.subscribed = true;
         subscription.count_as_viewer();
         subscription.select(self.selection);
         self.ctx.metrics.plays_total.inc();
@@ -710,11 +703,6 @@ impl Player {
 
     /// Acts, at `now`, on a frame or news for the player.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
-        // Read when it changes: a lock per frame otherwise, every viewer's.
-        if let Some(muted) = self.audio_muted.as_mut().filter(|m| m.has_changed().unwrap_or(false)) {
-            self.core.audio_muted = *muted.borrow_and_update();
-        }
-        self.switch_video_track(rtc, now);
         let status = match input {
             PlayerInput::Frame(frame) => {
                 if !self.quirk_drops(&frame) {
