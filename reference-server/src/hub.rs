@@ -268,6 +268,14 @@ impl Seat {
         }
     }
 
+    /// Runs `f` on the driven subscription (`None` when there is none),
+    /// while nothing is delivered from this seat: what it changes applies
+    /// from the next delivery on.
+    pub fn with_driven<R>(&self, f: impl FnOnce(Option<&mut Subscription>) -> R) -> R {
+        let mut inner = lock(&self.inner);
+        f(inner.driven.as_mut().map(|(subscription, _)| subscription))
+    }
+
     /// Whether a subscription is driven from this seat.
     pub fn is_driven(&self) -> bool {
         lock(&self.inner).driven.is_some()

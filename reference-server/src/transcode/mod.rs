@@ -132,6 +132,24 @@ pub struct Transcoded {
     /// since the holder last cleared it.
     pub lost: bool,
     shared: Arc<Shared>,
+    /// Rung after each frame (see [`Transcoded::ring_on_send`]).
+    doorbell: Option<Weak<dyn Doorbell>>,
+}
+
+impl Drop for Transcoded {
+    /// Its doorbell rings no more (the entry it added; another
+    /// subscription of the same subscriber keeps its own).
+    fn drop(&mut self) {
+        if let Some(doorbell) = &self.doorbell {
+            let mut doorbells = lock(&self.shared.doorbells);
+            if let Some(at) = doorbells
+                .iter()
+                .position(|d| std::ptr::addr_eq(d.as_ptr(), doorbell.as_ptr()))
+            {
+                doorbells.swap_remove(at);
+            }
+        }
+    }
 }
 
 impl Transcoded {
@@ -144,6 +162,7 @@ impl Transcoded {
             frames,
             lost: false,
             shared,
+            doorbell: None,
         }
     }
 
@@ -153,10 +172,14 @@ impl Transcoded {
         self.shared.keyframe_wanted.store(true, Ordering::Relaxed);
     }
 
-    /// Has `doorbell` rung after each frame from now on, for as long as it
-    /// lives.
-    pub fn ring_on_send(&self, doorbell: Weak<dyn Doorbell>) {
-        lock(&self.shared.doorbells).push(doorbell);
+    /// Has `doorbell` rung after each frame from now on, until this
+    /// subscription is dropped or the doorbell's owner is gone (once).
+    pub fn ring_on_send(&mut self, doorbell: Weak<dyn Doorbell>) {
+        if self.doorbell.is_some() {
+            return;
+        }
+        lock(&self.shared.doorbells).push(doorbell.clone());
+        self.doorbell = Some(doorbell);
     }
 
     /// The next frame already sent, if any, without waiting; frames a slow
@@ -342,5 +365,74 @@ impl Transcoders {
             (_, None) => {}
         }
         Transcoded::new(shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::MediaKind;
+
+    struct Bell(AtomicUsize);
+
+    impl Doorbell for Bell {
+        fn ring(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscription_rings_its_doorbell_once_a_frame_until_it_is_dropped() {
+        let (frames, _) = broadcast::channel(OUTPUT_RING);
+        let shared = Arc::new(Shared {
+            frames,
+            doorbells: Arc::default(),
+            config: Arc::default(),
+            keyframe_wanted: Arc::default(),
+            stop: CancellationToken::new(),
+        });
+        let mut sink = Sink {
+            frames: shared.frames.clone(),
+            config: shared.config.clone(),
+            doorbells: shared.doorbells.clone(),
+            ringing: Vec::new(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let bell = Arc::new(Bell(AtomicUsize::new(0)));
+        let doorbell: Weak<dyn Doorbell> = Arc::downgrade(&bell) as Weak<dyn Doorbell>;
+        let rings = || bell.0.load(Ordering::Relaxed);
+        let mut send = |timestamp| sink.send(Frame::new(MediaKind::Audio, timestamp, Bytes::from_static(b"opus")));
+
+        let mut first = Transcoded::new(shared.clone());
+        first.ring_on_send(doorbell.clone());
+        first.ring_on_send(doorbell.clone());
+        send(0);
+        assert_eq!(rings(), 1, "one ring a frame, however often it is asked");
+        assert_eq!(first.try_recv().map(|f| f.timestamp), Some(0));
+        assert!(first.try_recv().is_none());
+
+        // The same subscriber subscribes again, then drops its first
+        // subscription (a player's transcoder replaced by the same one).
+        let mut second = Transcoded::new(shared.clone());
+        second.ring_on_send(doorbell.clone());
+        drop(first);
+        send(20);
+        assert_eq!(rings(), 2, "the second subscription still rings it");
+        assert_eq!(second.try_recv().map(|f| f.timestamp), Some(20));
+
+        // Subscriptions come and go (a player switching tracks back and
+        // forth): what is dropped rings no more, nothing piles up.
+        for _ in 0..10 {
+            let mut again = Transcoded::new(shared.clone());
+            again.ring_on_send(doorbell.clone());
+        }
+        drop(second);
+        send(40);
+        assert_eq!(rings(), 2, "no subscription left: no ring");
+        assert!(lock(&shared.doorbells).is_empty());
     }
 }

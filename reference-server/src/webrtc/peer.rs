@@ -447,9 +447,20 @@ async fn serve(shared: &Arc<Shared>, mut inbox: Inbox, keyframes: Option<crate::
                     });
                 }
                 Signal::VideoTrack(track) => {
-                    shared.lock().play(|player, rtc, now| {
-                        player.select_video_track(rtc, track, now);
-                        None
+                    // The seat first (the order the fan-out takes them in):
+                    // the frame it delivers next is picked for the new track.
+                    let seat = match &shared.lock().role {
+                        Role::Play(player) => player.seat(),
+                        Role::Publish(_) => continue,
+                    };
+                    seat.with_driven(|subscription| {
+                        shared.lock().play(|player, rtc, now| {
+                            player.select_video_track(rtc, track, now);
+                            if let Some(subscription) = subscription {
+                                player.adjust(subscription);
+                            }
+                            None
+                        });
                     });
                 }
             },

@@ -763,7 +763,7 @@ impl Player {
                         self.transcoded_video = Some(transcoded);
                     }
                     Output::TranscodeAudio => {
-                        let transcoded =
+                        let mut transcoded =
                             (self.ctx.transcoders).subscribe(&self.app, &self.stream, self.selection, Target::Opus);
                         if let Some(doorbell) = &self.doorbell {
                             transcoded.ring_on_send(doorbell.clone());
