@@ -115,6 +115,30 @@ struct Shared {
     stop: CancellationToken,
 }
 
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            frames: broadcast::channel(OUTPUT_RING).0,
+            doorbells: Arc::default(),
+            config: Arc::default(),
+            keyframe_wanted: Arc::default(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Where the codec thread sends; must be called within the runtime
+    /// the doorbells are rung in.
+    fn sink(&self) -> Sink {
+        Sink {
+            frames: self.frames.clone(),
+            config: self.config.clone(),
+            doorbells: self.doorbells.clone(),
+            ringing: Vec::new(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         self.stop.cancel();
@@ -322,25 +346,12 @@ impl Transcoders {
         if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
             return Transcoded::new(shared);
         }
-        let (frames, _) = broadcast::channel(OUTPUT_RING);
-        let shared = Arc::new(Shared {
-            frames,
-            doorbells: Arc::default(),
-            config: Arc::default(),
-            keyframe_wanted: Arc::default(),
-            stop: CancellationToken::new(),
-        });
+        let shared = Arc::new(Shared::new());
         running.insert(key, Arc::downgrade(&shared));
         drop(running);
 
         tracing::info!(%app, %stream, ?selection, ?output, "transcoder started");
-        let sink = Sink {
-            frames: shared.frames.clone(),
-            config: shared.config.clone(),
-            doorbells: shared.doorbells.clone(),
-            ringing: Vec::new(),
-            runtime: tokio::runtime::Handle::current(),
-        };
+        let sink = shared.sink();
         let name = format!("transcode {app}/{stream}");
         let metrics = self.metrics.clone();
         let input = match output {
@@ -387,21 +398,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscription_rings_its_doorbell_once_a_frame_until_it_is_dropped() {
-        let (frames, _) = broadcast::channel(OUTPUT_RING);
-        let shared = Arc::new(Shared {
-            frames,
-            doorbells: Arc::default(),
-            config: Arc::default(),
-            keyframe_wanted: Arc::default(),
-            stop: CancellationToken::new(),
-        });
-        let mut sink = Sink {
-            frames: shared.frames.clone(),
-            config: shared.config.clone(),
-            doorbells: shared.doorbells.clone(),
-            ringing: Vec::new(),
-            runtime: tokio::runtime::Handle::current(),
-        };
+        let shared = Arc::new(Shared::new());
+        let mut sink = shared.sink();
         let bell = Arc::new(Bell(AtomicUsize::new(0)));
         let doorbell: Weak<dyn Doorbell> = Arc::downgrade(&bell) as Weak<dyn Doorbell>;
         let rings = || bell.0.load(Ordering::Relaxed);
