@@ -238,6 +238,14 @@ pub struct WebRtcConfig {
     /// missed its time at a live player. 0 turns resending off.
     #[serde(with = "humantime_serde")]
     pub resend_window: Duration,
+    /// Players send their RTP themselves (SRTP with AES-GCM keyed from the
+    /// session's DTLS, sender reports, resends on NACK) rather than through
+    /// str0m's per-session send queue, pacer and resend cache: about half
+    /// the CPU and two thirds of the memory a viewer costs
+    /// (docs/BENCHMARKS.md). A session that negotiated AES-CM/HMAC-SHA1
+    /// SRTP, or video str0m packetizes (a codec beside H.264), is sent by
+    /// str0m either way.
+    pub own_send_path: bool,
     /// STUN and TURN servers named to WHIP and WHEP clients, a `Link`
     /// (`rel="ice-server"`) each in every 201 (RFC 9725, section 4.6): a
     /// client behind a restrictive NAT reaches the server through the TURN
@@ -310,6 +318,7 @@ impl Default for WebRtcConfig {
             publisher_keyframe_interval: Duration::from_secs(2),
             resend_packets: 150,
             resend_window: Duration::from_secs(1),
+            own_send_path: true,
             ice_servers: Vec::new(),
         }
     }

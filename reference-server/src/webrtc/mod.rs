@@ -11,12 +11,16 @@
 //! stops sessions and reports their status.
 
 pub mod clock;
+mod dtls_keys;
 pub mod packets;
 mod peer;
 pub mod plan;
 pub mod play;
 pub mod play_core;
+
 mod publish;
+pub mod send;
+pub mod srtp;
 pub mod udp;
 
 use std::collections::HashMap;
@@ -791,6 +795,7 @@ fn session_rtc(config: RtcConfig, candidate: SocketAddr) -> (Rtc, String) {
         pass: random_token(24),
     };
     let mut rtc = config
+        .set_crypto_provider(dtls_keys::provider())
         .set_ice_lite(true)
         .set_local_ice_credentials(creds)
         .build(Instant::now());

@@ -20,8 +20,10 @@ use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::dtls_keys::{self, SessionKeys};
 use super::play::{Player, PlayerInput};
 use super::publish::Ingest;
+use super::send;
 use super::udp::{Batch, Datagram, Port};
 use super::SessionStatus;
 use crate::hub::{Delivery, Made, Sink, Subscription, Take};
@@ -103,6 +105,12 @@ struct State {
     connected: bool,
     /// When the task's timer goes off.
     armed: Option<Instant>,
+    /// The SRTP keys of the session, from its DTLS handshake until a player
+    /// takes them as it connects.
+    keys: Option<SessionKeys>,
+    /// Where the own send path sends: where str0m sent its DTLS, then where
+    /// the peer's authenticated RTCP comes from.
+    remote: Option<SocketAddr>,
 }
 
 impl State {
@@ -119,10 +127,47 @@ impl State {
 
     /// Feeds an input; on a str0m error the peer is disconnected.
     fn input(&mut self, input: Input) {
-        if let Err(error) = self.rtc.handle_input(input) {
+        let result = self.rtc.handle_input(input);
+        self.take_keys();
+        if let Err(error) = result {
             tracing::warn!(%error, "peer input failed: disconnecting");
             self.set_status(SessionStatus::Failed(format!("WebRTC error: {error}")));
             self.rtc.disconnect();
+        }
+    }
+
+    /// Keeps the SRTP keys the `Rtc` call just made exported, if any
+    /// (see [`dtls_keys`]).
+    fn take_keys(&mut self) {
+        if let Some(keys) = dtls_keys::take() {
+            self.keys = keys;
+        }
+    }
+
+    /// A datagram from the peer: RTCP is read by the own send path first
+    /// (it answers NACKs), then everything goes to str0m.
+    fn receive(&mut self, data: &[u8], receive: Receive<'_>, now: Instant) {
+        if let Role::Play(player) = &mut self.role {
+            if let Some(own) = player.own().filter(|_| send::is_rtcp(data)) {
+                if own.feedback(data, now) {
+                    // Authenticated: the peer sends from there.
+                    self.remote = Some(receive.source);
+                }
+                self.send_own();
+                self.batch.flush(&self.port);
+            }
+        }
+        self.input(Input::Receive(now, receive));
+    }
+
+    /// Sends what the own send path made.
+    fn send_own(&mut self) {
+        let (Role::Play(player), Some(remote)) = (&mut self.role, self.remote) else {
+            return;
+        };
+        if let Some(own) = player.own() {
+            let (batch, port) = (&mut self.batch, &self.port);
+            own.drain(|datagram| batch.push(port, remote, datagram));
         }
     }
 
@@ -135,8 +180,16 @@ impl State {
             return false;
         };
         let now = Instant::now();
-        if let Some(status) = give(player, &mut self.rtc, now) {
+        let status = give(player, &mut self.rtc, now);
+        let str0m_sends = player.str0m_sends();
+        if let Some(status) = status {
             self.set_status(status);
+        }
+        self.send_own();
+        if !str0m_sends {
+            // str0m sent none of it: its time moves on at its own timer.
+            self.batch.flush(&self.port);
+            return matches!(&self.role, Role::Play(player) if player.undriven()) || !self.rtc.is_alive();
         }
         // str0m sends what was written once its time moves on: now, not at
         // the next timeout.
@@ -161,7 +214,9 @@ impl State {
             if !self.rtc.is_alive() {
                 return None;
             }
-            let output = match self.rtc.poll_output() {
+            let output = self.rtc.poll_output();
+            self.take_keys();
+            let output = match output {
                 Ok(output) => output,
                 Err(error) => {
                     tracing::warn!(%error, "peer failed");
@@ -176,7 +231,17 @@ impl State {
                     if self.withhold_sender_reports && leads_with_sender_report(&transmit.contents) => {}
                 Output::Transmit(transmit)
                     if self.withhold_retransmissions && is_retransmission(&self.rtc, &transmit.contents) => {}
+                // Nothing goes out twice on an SSRC the own send path sends
+                // on: the SRTP nonces would repeat (a BYE at the end, say).
+                Output::Transmit(transmit) if self.own_ssrc(&transmit.contents) => {
+                    tracing::trace!("str0m's packet on an own SSRC dropped");
+                }
                 Output::Transmit(transmit) => {
+                    // DTLS, RTP and RTCP go to the pair in use (STUN
+                    // answers go wherever checks come from).
+                    if transmit.contents.first().is_some_and(|&b| b >= 20) {
+                        self.remote = Some(transmit.destination);
+                    }
                     self.batch.push(&self.port, transmit.destination, &transmit.contents);
                 }
                 Output::Event(event) => {
@@ -188,13 +253,24 @@ impl State {
         }
     }
 
+    /// Whether `datagram` is RTP or RTCP on an SSRC the own send path sends on.
+    fn own_ssrc(&mut self, datagram: &[u8]) -> bool {
+        let Role::Play(player) = &mut self.role else {
+            return false;
+        };
+        match (player.own(), send::ssrc_of(datagram)) {
+            (Some(own), Some(ssrc)) => own.owns(ssrc),
+            _ => false,
+        }
+    }
+
     fn event(&mut self, event: Event) -> Option<SessionStatus> {
         match event {
             Event::Connected => {
                 self.connected = true;
                 tracing::info!("peer connected (ICE and DTLS)");
                 match &mut self.role {
-                    Role::Play(player) => player.connected(&mut self.rtc),
+                    Role::Play(player) => player.connected(&mut self.rtc, self.keys.take()),
                     Role::Publish(_) => Some(SessionStatus::Publishing),
                 }
             }
@@ -339,6 +415,8 @@ pub async fn run(peer: Box<Peer>, mut role: Role) {
                 withhold_retransmissions,
                 connected: false,
                 armed: None,
+                keys: None,
+                remote: None,
             }),
             kick: Notify::new(),
             span: tracing::Span::current(),
@@ -423,7 +501,7 @@ async fn serve(shared: &Arc<Shared>, mut inbox: Inbox, keyframes: Option<crate::
                     destination: inbox.local,
                     contents,
                 };
-                shared.lock().input(Input::Receive(Instant::now(), receive));
+                shared.lock().receive(&datagram.data, receive, Instant::now());
             }
             Some(signal) = inbox.signals.recv() => match signal {
                 Signal::Restart(restart) => {

@@ -31,9 +31,11 @@ use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
 use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
 use str0m::{Rtc, RtcConfig};
 
+use super::dtls_keys::SessionKeys;
 use super::packets;
 use super::plan::{AudioOut, VideoOut, VideoPlan};
 use super::play_core::{Output, Payload, PlayCore, Write};
+use super::send::{self, Sender};
 use super::{OfferSink, SessionStatus};
 use crate::config::Quirks;
 use crate::hub::{Frame, Seat, Selection, StreamDescription, Subscription, Tracks};
@@ -406,6 +408,11 @@ pub struct Player {
     offers: Option<OfferSink>,
     /// The offer sent, waiting for its answer, and the mid it adds.
     pending: Option<(SdpPendingOffer, Mid)>,
+    /// The server's own send path, once the session's keys are known and
+    /// it may take them ([`Player::send_own`]).
+    own: Option<Sender>,
+    /// Video goes through `own` too (its packets are the stream's shared ones).
+    video_own: bool,
 }
 
 impl Player {
@@ -430,6 +437,8 @@ impl Player {
         // 3.3.1); below 2^15, the first wrap is far from the first packet.
         let first_seq = || u64::from(rand::random::<u16>() >> 1);
         Player {
+            own: None,
+            video_own: false,
             packets: ctx.webrtc.packets.of(app, stream),
             audio_seq: first_seq(),
             video_seq: first_seq(),
@@ -540,9 +549,12 @@ impl Player {
     }
 
     /// ICE and DTLS are up: pick the negotiated payload types and start.
-    pub fn connected(&mut self, rtc: &mut Rtc) -> Option<SessionStatus> {
+    pub fn connected(&mut self, rtc: &mut Rtc, keys: Option<SessionKeys>) -> Option<SessionStatus> {
         self.payload_types(rtc);
-        if let Some(mid) = self.video_mid {
+        if let Some(keys) = keys {
+            self.send_own(rtc, &keys);
+        }
+        if let (Some(mid), false) = (self.video_mid, self.video_own) {
             self.keep_for_resends(rtc, mid);
         }
         let mut subscription = self.ctx.hub.subscribe(&self.app, &self.stream, true, Tracks::All)?;
@@ -563,12 +575,54 @@ impl Player {
     /// the cached keyframe, and the publisher is asked for a new one.
     fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         self.media_added(mid, RtcKind::Video);
-        self.keep_for_resends(rtc, mid);
-        if self.payload_types(rtc).1.any() {
+        let video = self.payload_types(rtc).1;
+        self.video_own = self.own.is_some() && self.video_shared;
+        if !self.video_own {
+            self.keep_for_resends(rtc, mid);
+        }
+        if video.any() {
             tracing::info!("video added by renegotiation");
             self.last_keyframe_request = None;
             self.keyframe_request(rtc, mid, now);
         }
+    }
+
+    /// Starts the server's own send path ([`super::send`]) with the
+    /// session's `keys`, if the configuration lets it: sound, and pictures
+    /// sent as the stream's shared packets, go through it from now on;
+    /// pictures str0m packetizes stay with str0m (each SSRC is sent by one
+    /// of them only).
+    fn send_own(&mut self, rtc: &Rtc, keys: &SessionKeys) {
+        let config = &self.ctx.config;
+        if !config.webrtc.own_send_path {
+            return;
+        }
+        let cname = [self.audio_mid, self.video_mid]
+            .into_iter()
+            .flatten()
+            .find_map(|mid| rtc.media(mid).map(|media| media.cname().to_string()))
+            .unwrap_or_default();
+        let settings = send::Settings {
+            cname,
+            resend_packets: config.webrtc.resend_packets,
+            resend_window: config.webrtc.resend_window,
+            withhold_reports: config.quirks.sender_reports_withheld,
+            withhold_resends: config.quirks.retransmissions_withheld,
+        };
+        self.own = Some(Sender::new(keys, settings, Instant::now()));
+        self.video_own = self.video_shared;
+        tracing::debug!(video = self.video_own, "own send path");
+    }
+
+    /// Whether str0m sends any of the player's media (and must have its
+    /// time moved on as frames are written).
+    pub fn str0m_sends(&self) -> bool {
+        self.own.is_none() || (self.video_mid.is_some() && !self.video_own)
+    }
+
+    /// The own send path, if the player has one.
+    pub fn own(&mut self) -> Option<&mut Sender> {
+        self.own.as_mut()
     }
 
     /// Sizes the resend history of the video stream `mid` before its first
@@ -825,6 +879,40 @@ impl Player {
                 packets::sound(&data)
             }),
         };
+        let own = match write.kind {
+            RtcKind::Audio => self.own.as_mut(),
+            RtcKind::Video => self.own.as_mut().filter(|_| self.video_own),
+        };
+        if let Some(own) = own {
+            let kind = match write.kind {
+                RtcKind::Audio => send::Kind::Audio,
+                RtcKind::Video => send::Kind::Video,
+            };
+            if own.track_of(kind).is_none() {
+                let Some(track) = own_track(rtc, mid, write.time.frequency().get()) else {
+                    return;
+                };
+                own.track(kind, track);
+            }
+            let time = write.time.numer() as u32;
+            let now = Instant::now();
+            for packet in packets.iter() {
+                *seq += 1;
+                let packet = send::Packet {
+                    pt: *write.pt,
+                    index: *seq,
+                    time,
+                    wallclock: write.wallclock,
+                    marker: packet.marker,
+                    payload: &packet.payload,
+                };
+                own.write(kind, packet, now);
+            }
+            if !packets.is_empty() {
+                self.ctx.metrics.frames_out.inc();
+            }
+            return;
+        }
         let mut api = rtc.direct_api();
         if ssrc.is_none() {
             *ssrc = api.stream_tx_by_mid(mid, None).map(|stream| stream.ssrc());
@@ -879,6 +967,38 @@ impl Player {
         }
         self.carry_out(rtc, now);
     }
+}
+
+/// The own send path's track for the m-line `mid`: str0m's SSRCs for it
+/// and its retransmissions (the ones the SDP announced), the negotiated
+/// MID extension and retransmission payload types, `clock_rate`.
+fn own_track(rtc: &mut Rtc, mid: Mid, clock_rate: u32) -> Option<send::Track> {
+    let ext = rtc.media(mid)?.remote_extmap().id_of(Extension::RtpMid);
+    let (ssrc, rtx) = {
+        let mut api = rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None)?;
+        (stream.ssrc(), stream.rtx())
+    };
+    let repairs: Vec<(u8, u8)> = match rtc.writer(mid) {
+        Some(writer) => writer
+            .payload_params()
+            .filter_map(|p| Some((*p.pt(), *p.resend()?)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mid_ext = ext.map(|id| {
+        let name = mid.as_bytes();
+        let len = name.len().min(16);
+        let mut bytes = [0u8; 16];
+        bytes[..len].copy_from_slice(&name[..len]);
+        (id, bytes, len)
+    });
+    Some(send::Track {
+        ssrc: *ssrc,
+        mid_ext,
+        clock_rate,
+        rtx: rtx.filter(|_| !repairs.is_empty()).map(|rtx| (*rtx, repairs)),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,617 @@
+//! A player's own RTP send path, sans-IO: RTP packets made from the
+//! stream's shared payloads and protected here (SRTP with AES-GCM,
+//! [`super::srtp`]), sender reports, and resends on the peer's NACKs.
+//!
+//! Why: str0m sends a packet through a per-session queue, a pacer, a
+//! resend cache holding a parsed copy of every header, and a datagram
+//! allocated per packet; for a viewer of a shared stream that was most of
+//! its cost, and its resend cache most of its memory. This path writes the
+//! header and seals the payload into one buffer, and remembers a packet as
+//! the shared payload it was made from. str0m still runs ICE, DTLS, the
+//! SDP and the peer's RTCP (a PLI becomes its keyframe request); it sends
+//! nothing on the SSRCs this path sends on ([`Sender::owns`] lets the shell
+//! drop anything it would, so no SRTP nonce is used twice).
+//!
+//! The RTP (RFC 3550): version 2, the session's payload type, the
+//! player's sequence numbers and timestamps, the negotiated MID header
+//! extension (RFC 8843 §15) in the one-byte form (RFC 8285 §4.2). Sender
+//! reports (RFC 3550 §6.4.1) go with an SDES CNAME (§6.5.1, the one the SDP
+//! announced) about once a second per track while it sends. A NACK
+//! (RFC 4585 §6.2.1) for a video packet sent within the resend window is
+//! answered with the packet again: in the m-line's retransmission stream
+//! when it negotiated one (RFC 4588 §4: its own SSRC and sequence numbers,
+//! the payload type paired with the original's, the original sequence
+//! number in front of the payload), else as it was. Sound is not resent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::dtls_keys::SessionKeys;
+use super::srtp::{OpenRtcp, Protect, TAG_LEN};
+
+/// Seconds from the NTP era (1900) to the Unix epoch.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+/// How often each track's sender report goes.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Video packets kept for resending at most, whatever the settings say.
+const MAX_KEPT: usize = 4096;
+/// Resends answered for one NACK packet at most.
+const MAX_RESENDS_PER_NACK: usize = 64;
+
+/// The media kinds a player sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Sound.
+    Audio,
+    /// Pictures.
+    Video,
+}
+
+/// What the shell tells a track's packets.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Its SSRC (str0m's, announced in the SDP).
+    pub ssrc: u32,
+    /// The negotiated MID extension's id, and the MID.
+    pub mid_ext: Option<(u8, [u8; 16], usize)>,
+    /// Its RTP clock rate.
+    pub clock_rate: u32,
+    /// Its retransmission stream's SSRC, and the payload type each payload
+    /// type is resent with (RFC 4588 `apt`), if negotiated.
+    pub rtx: Option<(u32, Vec<(u8, u8)>)>,
+}
+
+/// One packet for [`Sender::write`].
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Its payload type.
+    pub pt: u8,
+    /// Its 48-bit SRTP index: rollover counter, then sequence number.
+    pub index: u64,
+    /// Its RTP timestamp.
+    pub time: u32,
+    /// When, on the server's clock, its sampling instant falls.
+    pub wallclock: Instant,
+    /// The marker bit.
+    pub marker: bool,
+    /// The payload (shared by the stream's players).
+    pub payload: &'a Arc<[u8]>,
+}
+
+#[derive(Debug)]
+struct TrackState {
+    kind: Kind,
+    track: Track,
+    packets: u32,
+    octets: u32,
+    /// The RTP time and wallclock of the last packet: what a report extrapolates from.
+    last: Option<(u32, Instant)>,
+    next_report: Option<Instant>,
+    srtcp_index: u32,
+    /// The retransmission stream's last extended sequence number.
+    rtx_index: u64,
+}
+
+/// A video packet kept for resending.
+#[derive(Debug, Clone)]
+struct Sent {
+    index: u64,
+    pt: u8,
+    time: u32,
+    marker: bool,
+    payload: Arc<[u8]>,
+    at: Instant,
+}
+
+/// A player's send path (see the module docs).
+#[derive(Debug)]
+pub struct Sender {
+    protect: Protect,
+    open: OpenRtcp,
+    tracks: Vec<TrackState>,
+    cname: Vec<u8>,
+    /// Recent video packets, a ring of `keep`.
+    sent: Vec<Sent>,
+    next_sent: usize,
+    keep: usize,
+    resend_window: Duration,
+    /// Quirks: no sender reports, no resends.
+    withhold_reports: bool,
+    withhold_resends: bool,
+    /// Datagrams made and not yet taken: their bytes, and where each ends.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// Scratch for a header, a report, an opened RTCP packet.
+    scratch: Vec<u8>,
+    /// Wallclock to NTP: an `Instant` and the Unix time it was.
+    epoch: (Instant, Duration),
+    /// Counts, for metrics and tests.
+    pub resent: u64,
+    /// Sender reports sent.
+    pub reports: u64,
+}
+
+/// How a sender is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The CNAME the SDP announced for the session's tracks.
+    pub cname: String,
+    /// How many video packets are kept for resending, at most.
+    pub resend_packets: usize,
+    /// How long one is kept.
+    pub resend_window: Duration,
+    /// Quirk: send no sender reports.
+    pub withhold_reports: bool,
+    /// Quirk: answer no NACK.
+    pub withhold_resends: bool,
+}
+
+impl Sender {
+    /// A send path protecting with `keys`.
+    pub fn new(keys: &SessionKeys, settings: Settings, now: Instant) -> Sender {
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Sender {
+            protect: keys.local.protect(),
+            open: keys.remote.open_rtcp(),
+            tracks: Vec::with_capacity(2),
+            cname: settings.cname.into_bytes(),
+            sent: Vec::new(),
+            next_sent: 0,
+            keep: settings.resend_packets.min(MAX_KEPT),
+            resend_window: settings.resend_window,
+            withhold_reports: settings.withhold_reports,
+            withhold_resends: settings.withhold_resends || settings.resend_packets == 0,
+            out: Vec::new(),
+            ends: Vec::new(),
+            scratch: Vec::with_capacity(64),
+            epoch: (now, unix),
+            resent: 0,
+            reports: 0,
+        }
+    }
+
+    /// Whether this path sends on `ssrc` (str0m must not).
+    pub fn owns(&self, ssrc: u32) -> bool {
+        (self.tracks.iter()).any(|t| t.track.ssrc == ssrc || t.track.rtx.as_ref().is_some_and(|(rtx, _)| *rtx == ssrc))
+    }
+
+    /// Sends `kind` as `track` from now on.
+    pub fn track(&mut self, kind: Kind, track: Track) {
+        match self.tracks.iter_mut().find(|t| t.kind == kind) {
+            Some(state) if state.track.ssrc == track.ssrc => state.track = track,
+            Some(state) => {
+                *state = TrackState::new(kind, track);
+            }
+            None => self.tracks.push(TrackState::new(kind, track)),
+        }
+    }
+
+    /// The track `kind` is sent as, if declared.
+    pub fn track_of(&self, kind: Kind) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.kind == kind).map(|t| &t.track)
+    }
+
+    /// Makes the datagram of `packet` on the `kind` track, and a sender
+    /// report first if one is due; `false` if the track is not declared.
+    pub fn write(&mut self, kind: Kind, packet: Packet<'_>, now: Instant) -> bool {
+        let Some(position) = self.tracks.iter().position(|t| t.kind == kind) else {
+            return false;
+        };
+        if !self.withhold_reports && self.tracks[position].next_report.is_some_and(|at| now >= at) {
+            self.report(position, now);
+        }
+        let state = &mut self.tracks[position];
+        state.packets = state.packets.wrapping_add(1);
+        state.octets = state.octets.wrapping_add(packet.payload.len() as u32);
+        state.last = Some((packet.time, packet.wallclock));
+        state.next_report.get_or_insert(now + REPORT_INTERVAL);
+        let (ssrc, mid_ext) = (state.track.ssrc, state.track.mid_ext);
+        let header = Header {
+            ssrc,
+            mid_ext,
+            pt: packet.pt,
+            index: packet.index,
+            time: packet.time,
+            marker: packet.marker,
+        };
+        self.seal(header, &[], packet.payload);
+        if kind == Kind::Video && !self.withhold_resends {
+            let sent = Sent {
+                index: packet.index,
+                pt: packet.pt,
+                time: packet.time,
+                marker: packet.marker,
+                payload: packet.payload.clone(),
+                at: now,
+            };
+            if self.sent.len() < self.keep {
+                self.sent.push(sent);
+            } else {
+                self.sent[self.next_sent] = sent;
+            }
+            self.next_sent = (self.next_sent + 1) % self.keep;
+        }
+        true
+    }
+
+    /// Writes the RTP header of a packet and seals it, with `prefix` in
+    /// front of `payload`, into `out`.
+    fn seal(&mut self, packet: Header, prefix: &[u8], payload: &[u8]) {
+        let header = &mut self.scratch;
+        header.clear();
+        let extension = packet.mid_ext.is_some();
+        header.push(0x80 | if extension { 0x10 } else { 0 });
+        header.push(packet.pt & 0x7f | if packet.marker { 0x80 } else { 0 });
+        header.extend_from_slice(&(packet.index as u16).to_be_bytes());
+        header.extend_from_slice(&packet.time.to_be_bytes());
+        header.extend_from_slice(&packet.ssrc.to_be_bytes());
+        if let Some((id, mid, len)) = &packet.mid_ext {
+            // One element: id and length - 1, then the MID, padded to words.
+            let words = (1 + len).div_ceil(4);
+            header.extend_from_slice(&[0xBE, 0xDE]);
+            header.extend_from_slice(&(words as u16).to_be_bytes());
+            header.push(id << 4 | (*len as u8 - 1));
+            header.extend_from_slice(&mid[..*len]);
+            header.resize(header.len() + words * 4 - 1 - len, 0);
+        }
+        self.out.reserve(header.len() + prefix.len() + payload.len() + TAG_LEN);
+        self.protect.rtp(header, prefix, payload, packet.index, &mut self.out);
+        self.ends.push(self.out.len());
+    }
+
+    /// Sends the `position` track's sender report and CNAME.
+    fn report(&mut self, position: usize, now: Instant) {
+        let state = &mut self.tracks[position];
+        let Some((time, wallclock)) = state.last else { return };
+        state.next_report = Some(now + REPORT_INTERVAL);
+        let ssrc = state.track.ssrc;
+        // The RTP time now, from the last packet's, in the track's clock.
+        let elapsed = now.saturating_duration_since(wallclock).as_nanos() as i128
+            - wallclock.saturating_duration_since(now).as_nanos() as i128;
+        let rtp = time.wrapping_add((elapsed * i128::from(state.track.clock_rate) / 1_000_000_000) as i32 as u32);
+        let unix = self.epoch.1 + now.saturating_duration_since(self.epoch.0);
+        let seconds = (unix.as_secs() + NTP_UNIX_OFFSET) as u32;
+        let fraction = ((u64::from(unix.subsec_nanos()) << 32) / 1_000_000_000) as u32;
+        let (packets, octets) = (state.packets, state.octets);
+        state.srtcp_index = state.srtcp_index.wrapping_add(1) & 0x7fff_ffff;
+        let index = state.srtcp_index;
+        let rtcp = &mut self.scratch;
+        rtcp.clear();
+        // SR, no report blocks: 28 bytes, length 6 (RFC 3550 §6.4.1).
+        rtcp.extend_from_slice(&[0x80, 200, 0, 6]);
+        for word in [ssrc, seconds, fraction, rtp, packets, octets] {
+            rtcp.extend_from_slice(&word.to_be_bytes());
+        }
+        // SDES with one chunk: the SSRC, CNAME, the end, padded to words.
+        let cname_len = self.cname.len().min(255);
+        let chunk = 4 + 2 + cname_len + 1;
+        let words = chunk.div_ceil(4);
+        rtcp.extend_from_slice(&[0x81, 202]);
+        rtcp.extend_from_slice(&(words as u16).to_be_bytes());
+        rtcp.extend_from_slice(&ssrc.to_be_bytes());
+        rtcp.extend_from_slice(&[1, cname_len as u8]);
+        rtcp.extend_from_slice(&self.cname[..cname_len]);
+        rtcp.resize(rtcp.len() + words * 4 - (chunk - 1), 0);
+        self.protect.rtcp(rtcp, index, &mut self.out);
+        self.ends.push(self.out.len());
+        self.reports += 1;
+    }
+
+    /// Reads an SRTCP datagram from the peer and answers its NACKs for
+    /// video (the shell still hands it to str0m); `false` if it did not
+    /// open.
+    pub fn feedback(&mut self, datagram: &[u8], now: Instant) -> bool {
+        let mut plain = std::mem::take(&mut self.scratch);
+        let opened = self.open.open(datagram, &mut plain);
+        if opened && !self.withhold_resends {
+            let mut rest = &plain[..];
+            while rest.len() >= 4 {
+                let words = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+                let len = (words + 1) * 4;
+                if len > rest.len() {
+                    break;
+                }
+                let (packet, tail) = rest.split_at(len);
+                // Generic NACK: transport feedback (205), FMT 1, with the media SSRC.
+                if packet[1] == 205 && packet[0] & 0x1f == 1 && packet.len() >= 12 {
+                    let media = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+                    self.nack(media, &packet[12..], now);
+                }
+                rest = tail;
+            }
+        }
+        plain.clear();
+        self.scratch = plain;
+        opened
+    }
+
+    /// Resends the packets `fci` (pairs of a packet id and a bitmask of the
+    /// 16 after it) asks for on `media`.
+    fn nack(&mut self, media: u32, fci: &[u8], now: Instant) {
+        let Some(position) = (self.tracks.iter()).position(|t| t.kind == Kind::Video && t.track.ssrc == media) else {
+            return;
+        };
+        let mut wanted = Vec::new();
+        for pair in fci.chunks_exact(4) {
+            let pid = u16::from_be_bytes([pair[0], pair[1]]);
+            let mask = u16::from_be_bytes([pair[2], pair[3]]);
+            wanted.push(pid);
+            wanted.extend(
+                (0..16)
+                    .filter(|bit| mask & (1 << bit) != 0)
+                    .map(|bit| pid.wrapping_add(bit + 1)),
+            );
+        }
+        for seq in wanted.into_iter().take(MAX_RESENDS_PER_NACK) {
+            let found = self
+                .sent
+                .iter()
+                .find(|sent| sent.index as u16 == seq && now.saturating_duration_since(sent.at) <= self.resend_window)
+                .cloned();
+            let Some(sent) = found else { continue };
+            let state = &mut self.tracks[position];
+            let mid_ext = state.track.mid_ext;
+            let rtx = (state.track.rtx.as_ref())
+                .and_then(|(ssrc, pts)| pts.iter().find(|(pt, _)| *pt == sent.pt).map(|(_, rtx)| (*ssrc, *rtx)));
+            let original = Header {
+                ssrc: media,
+                mid_ext,
+                pt: sent.pt,
+                index: sent.index,
+                time: sent.time,
+                marker: sent.marker,
+            };
+            match rtx {
+                Some((ssrc, pt)) => {
+                    state.rtx_index += 1;
+                    let header = Header {
+                        ssrc,
+                        pt,
+                        index: state.rtx_index,
+                        ..original
+                    };
+                    self.seal(header, &(sent.index as u16).to_be_bytes(), &sent.payload);
+                }
+                None => self.seal(original, &[], &sent.payload),
+            }
+            self.resent += 1;
+        }
+    }
+
+    /// Hands each datagram made since the last call to `send`, in order.
+    pub fn drain(&mut self, mut send: impl FnMut(&[u8])) {
+        let mut start = 0;
+        for &end in &self.ends {
+            send(&self.out[start..end]);
+            start = end;
+        }
+        self.out.clear();
+        self.ends.clear();
+    }
+}
+
+/// An RTP header to write.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    ssrc: u32,
+    mid_ext: Option<(u8, [u8; 16], usize)>,
+    pt: u8,
+    index: u64,
+    time: u32,
+    marker: bool,
+}
+
+impl TrackState {
+    fn new(kind: Kind, track: Track) -> TrackState {
+        TrackState {
+            kind,
+            track,
+            packets: 0,
+            octets: 0,
+            last: None,
+            next_report: None,
+            srtcp_index: 0,
+            // Random below 2^15, as the media's (RFC 3550 §5.1).
+            rtx_index: u64::from(rand::random::<u16>() >> 1),
+        }
+    }
+}
+
+/// The SSRC of an RTP or RTCP datagram in the clear (SRTP leaves the
+/// header, SRTCP the first header and its SSRC, unencrypted); `None` for
+/// anything else (STUN, DTLS).
+pub fn ssrc_of(datagram: &[u8]) -> Option<u32> {
+    if datagram.len() < 12 || datagram[0] >> 6 != 2 {
+        return None;
+    }
+    let at = match datagram[1] & 0x7f {
+        // RTCP (RFC 5761 §4): the sender's SSRC.
+        64..=95 => 4,
+        _ => 8,
+    };
+    Some(u32::from_be_bytes([
+        datagram[at],
+        datagram[at + 1],
+        datagram[at + 2],
+        datagram[at + 3],
+    ]))
+}
+
+/// Whether a datagram is RTCP (RFC 5761 §4).
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && datagram[0] >> 6 == 2 && (64..=95).contains(&(datagram[1] & 0x7f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webrtc::srtp::{Master, Profile};
+
+    fn keys() -> SessionKeys {
+        let ours = Master::new(Profile::AeadAes128Gcm, &[1; 16], &[2; 12]).unwrap();
+        let theirs = Master::new(Profile::AeadAes128Gcm, &[3; 16], &[4; 12]).unwrap();
+        SessionKeys {
+            local: ours,
+            remote: theirs,
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            cname: "abc".into(),
+            resend_packets: 4,
+            resend_window: Duration::from_secs(1),
+            withhold_reports: false,
+            withhold_resends: false,
+        }
+    }
+
+    fn mid(m: &str) -> Option<(u8, [u8; 16], usize)> {
+        let mut bytes = [0; 16];
+        bytes[..m.len()].copy_from_slice(m.as_bytes());
+        Some((4, bytes, m.len()))
+    }
+
+    #[test]
+    fn a_packet_has_the_header_the_extension_and_the_tag() {
+        let now = Instant::now();
+        let mut sender = Sender::new(&keys(), settings(), now);
+        let track = Track {
+            ssrc: 0x0102_0304,
+            mid_ext: mid("1"),
+            clock_rate: 90_000,
+            rtx: None,
+        };
+        sender.track(Kind::Video, track.clone());
+        assert!(sender.owns(0x0102_0304));
+        let payload: Arc<[u8]> = vec![7u8; 100].into();
+        let packet = Packet {
+            pt: 102,
+            index: 0x1_0005,
+            time: 9000,
+            wallclock: now,
+            marker: true,
+            payload: &payload,
+        };
+        assert!(sender.write(Kind::Video, packet, now));
+        assert!(!sender.write(Kind::Audio, packet, now), "no audio track");
+        let mut datagrams = Vec::new();
+        sender.drain(|d| datagrams.push(d.to_vec()));
+        assert_eq!(datagrams.len(), 1);
+        let d = &datagrams[0];
+        assert_eq!(&d[..4], &[0x90, 0x80 | 102, 0x00, 0x05]);
+        assert_eq!(&d[4..12], &[0, 0, 0x23, 0x28, 1, 2, 3, 4]);
+        // The extension: BEDE, 1 word, id 4 length 1, "1", padding.
+        assert_eq!(&d[12..20], &[0xBE, 0xDE, 0, 1, 0x40, b'1', 0, 0]);
+        assert_eq!(d.len(), 20 + 100 + TAG_LEN);
+        assert_eq!(ssrc_of(d), Some(0x0102_0304));
+    }
+
+    #[test]
+    fn a_nack_is_answered_with_the_same_packet_and_reports_follow_the_interval() {
+        let now = Instant::now();
+        let mut sender = Sender::new(&keys(), settings(), now);
+        let track = Track {
+            ssrc: 9,
+            mid_ext: None,
+            clock_rate: 90_000,
+            rtx: None,
+        };
+        sender.track(Kind::Video, track);
+        let payload: Arc<[u8]> = vec![1u8; 10].into();
+        let mut sent = Vec::new();
+        for i in 0..6u64 {
+            let packet = Packet {
+                pt: 96,
+                index: 100 + i,
+                time: 0,
+                wallclock: now,
+                marker: false,
+                payload: &payload,
+            };
+            sender.write(Kind::Video, packet, now);
+            sender.drain(|d| sent.push(d.to_vec()));
+        }
+        // The peer's NACK for 103 and 105 (PID 103, bit 1), sealed with its keys.
+        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0, 103, 0, 0b10];
+        let mut sealed = Vec::new();
+        keys().remote.protect().rtcp(&nack, 1, &mut sealed);
+        assert!(sender.feedback(&sealed, now));
+        let mut resent = Vec::new();
+        sender.drain(|d| resent.push(d.to_vec()));
+        assert_eq!(resent, vec![sent[3].clone(), sent[5].clone()], "the same bytes again");
+        // 100 and 101 fell out of the four kept.
+        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0, 100, 0, 0];
+        let mut sealed = Vec::new();
+        keys().remote.protect().rtcp(&nack, 2, &mut sealed);
+        assert!(sender.feedback(&sealed, now));
+        sender.drain(|_| panic!("nothing to resend"));
+        assert!(
+            !sender.feedback(&sealed[..sealed.len() - 1], now),
+            "a damaged packet does not open"
+        );
+
+        // A second later, the next packet goes after a report.
+        let later = now + REPORT_INTERVAL;
+        let packet = Packet {
+            pt: 96,
+            index: 106,
+            time: 90_000,
+            wallclock: later,
+            marker: false,
+            payload: &payload,
+        };
+        sender.write(Kind::Video, packet, later);
+        let mut out = Vec::new();
+        sender.drain(|d| out.push(d.to_vec()));
+        assert_eq!(out.len(), 2);
+        assert!(is_rtcp(&out[0]) && !is_rtcp(&out[1]));
+        let mut report = Vec::new();
+        assert!(keys().local.open_rtcp().open(&out[0], &mut report));
+        assert_eq!(&report[..8], &[0x80, 200, 0, 6, 0, 0, 0, 9]);
+        // 6 packets of 10 bytes before this report; the RTP time of `later`.
+        assert_eq!(&report[16..28], &[0, 1, 0x5f, 0x90, 0, 0, 0, 6, 0, 0, 0, 60]);
+        assert_eq!(&report[28..32], &[0x81, 202, 0, 3]);
+        assert_eq!(&report[36..41], &[1, 3, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn a_nack_is_answered_in_the_retransmission_stream_when_there_is_one() {
+        let now = Instant::now();
+        let mut sender = Sender::new(&keys(), settings(), now);
+        let track = Track {
+            ssrc: 9,
+            mid_ext: mid("0"),
+            clock_rate: 90_000,
+            rtx: Some((10, vec![(96, 97)])),
+        };
+        sender.track(Kind::Video, track);
+        assert!(sender.owns(10), "str0m must not send on the retransmission SSRC either");
+        let payload: Arc<[u8]> = vec![5u8; 20].into();
+        let packet = Packet {
+            pt: 96,
+            index: 0x2_0304,
+            time: 1234,
+            wallclock: now,
+            marker: true,
+            payload: &payload,
+        };
+        sender.write(Kind::Video, packet, now);
+        sender.drain(|_| {});
+        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0x03, 0x04, 0, 0];
+        let mut sealed = Vec::new();
+        keys().remote.protect().rtcp(&nack, 1, &mut sealed);
+        assert!(sender.feedback(&sealed, now));
+        let mut resent = Vec::new();
+        sender.drain(|d| resent.push(d.to_vec()));
+        assert_eq!(resent.len(), 1);
+        let d = &resent[0];
+        // PT 97 with the marker, the RTX stream's own sequence number, the
+        // original's time, SSRC 10, the MID extension.
+        assert_eq!(d[1], 0x80 | 97);
+        assert_ne!(&d[2..4], &[0x03, 0x04]);
+        assert_eq!(&d[4..12], &[0, 0, 0x04, 0xd2, 0, 0, 0, 10]);
+        assert_eq!(d.len(), 20 + 2 + 20 + TAG_LEN, "the original sequence number in front");
+        assert_eq!(sender.resent, 1);
+    }
+}
