@@ -225,10 +225,10 @@ pub struct WebRtcConfig {
     pub publisher_keyframe_interval: Duration,
     /// Video packets each player keeps at most to answer its retransmission
     /// requests (NACK), the newest first. The payloads are shared by the
-    /// stream's players, but each slot of the history costs a player about
-    /// 0.5 KB of str0m's bookkeeping, packet or not: the largest part of
-    /// what a viewer costs. 150 hold `resend_window` up to about 1 Mbit/s,
-    /// half a second at 2.5 Mbit/s.
+    /// stream's players: a slot costs a player about 50 bytes on its own
+    /// send path, and 0.5 KB of str0m's bookkeeping where str0m sends.
+    /// 150 hold `resend_window` up to about 1 Mbit/s, half a second at
+    /// 2.5 Mbit/s.
     pub resend_packets: usize,
     /// How long a video packet is kept for resending, within
     /// `resend_packets`. The history grows only as far as this window

@@ -160,14 +160,18 @@ impl State {
         self.input(Input::Receive(now, receive));
     }
 
-    /// Sends what the own send path made.
+    /// Sends what the own send path made (nowhere before the peer's
+    /// address is known, which DTLS makes it before any media).
     fn send_own(&mut self) {
-        let (Role::Play(player), Some(remote)) = (&mut self.role, self.remote) else {
+        let Role::Play(player) = &mut self.role else {
             return;
         };
         if let Some(own) = player.own() {
             let (batch, port) = (&mut self.batch, &self.port);
-            own.drain(|datagram| batch.push(port, remote, datagram));
+            match self.remote {
+                Some(remote) => own.drain(|datagram| batch.push(port, remote, datagram)),
+                None => own.drain(|_| tracing::debug!("no address to send to yet: datagram dropped")),
+            }
         }
     }
 

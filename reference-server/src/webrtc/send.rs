@@ -21,13 +21,20 @@
 //! answered with the packet again: in the m-line's retransmission stream
 //! when it negotiated one (RFC 4588 §4: its own SSRC and sequence numbers,
 //! the payload type paired with the original's, the original sequence
-//! number in front of the payload), else as it was. Sound is not resent.
+//! number in front of the payload), else as it was, while resends take at
+//! most 15 % of the video bytes sent. Sound is not resent.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::dtls_keys::SessionKeys;
 use super::srtp::{OpenRtcp, Protect, TAG_LEN};
+
+thread_local! {
+    /// The buffer the players written on this thread seal into, each in turn.
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// Seconds from the NTP era (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -35,6 +42,15 @@ const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Video packets kept for resending at most, whatever the settings say.
 const MAX_KEPT: usize = 4096;
+/// The share of the video bytes sent that resends may add (str0m's cap
+/// too): a peer NACKing everything gets no more.
+const RESEND_SHARE_PERCENT: usize = 15;
+/// Resend bytes saved up at most: a burst of losses after a quiet spell is
+/// answered, up to about 50 full packets.
+const RESEND_BUDGET_MAX: usize = 64 * 1024;
+/// Resend bytes a player starts with: the losses in its first keyframe are
+/// answered too.
+const RESEND_BUDGET_START: usize = 16 * 1024;
 /// Resends answered for one NACK packet at most.
 const MAX_RESENDS_PER_NACK: usize = 64;
 
@@ -115,18 +131,23 @@ pub struct Sender {
     next_sent: usize,
     keep: usize,
     resend_window: Duration,
+    /// Bytes resends may still take (see [`RESEND_SHARE_PERCENT`]).
+    resend_budget: usize,
     /// Quirks: no sender reports, no resends.
     withhold_reports: bool,
     withhold_resends: bool,
-    /// Datagrams made and not yet taken: their bytes, and where each ends.
+    /// Datagrams made and not yet taken: their bytes (the thread's
+    /// [`BUFFER`] while there are some), and where each ends.
     out: Vec<u8>,
     ends: Vec<usize>,
     /// Scratch for a header, a report, an opened RTCP packet.
     scratch: Vec<u8>,
     /// Wallclock to NTP: an `Instant` and the Unix time it was.
     epoch: (Instant, Duration),
-    /// Counts, for metrics and tests.
+    /// Counts, for metrics and tests: packets resent, resends refused
+    /// (beyond the share resends may take).
     pub resent: u64,
+    pub refused: u64,
     /// Sender reports sent.
     pub reports: u64,
 }
@@ -158,6 +179,7 @@ impl Sender {
             sent: Vec::new(),
             next_sent: 0,
             keep: settings.resend_packets.min(MAX_KEPT),
+            resend_budget: RESEND_BUDGET_START,
             resend_window: settings.resend_window,
             withhold_reports: settings.withhold_reports,
             withhold_resends: settings.withhold_resends || settings.resend_packets == 0,
@@ -166,6 +188,7 @@ impl Sender {
             scratch: Vec::with_capacity(64),
             epoch: (now, unix),
             resent: 0,
+            refused: 0,
             reports: 0,
         }
     }
@@ -216,6 +239,8 @@ impl Sender {
         };
         self.seal(header, &[], packet.payload);
         if kind == Kind::Video && !self.withhold_resends {
+            let earned = packet.payload.len() * RESEND_SHARE_PERCENT / 100;
+            self.resend_budget = (self.resend_budget + earned).min(RESEND_BUDGET_MAX);
             let sent = Sent {
                 index: packet.index,
                 pt: packet.pt,
@@ -253,6 +278,9 @@ impl Sender {
             header.push(id << 4 | (*len as u8 - 1));
             header.extend_from_slice(&mid[..*len]);
             header.resize(header.len() + words * 4 - 1 - len, 0);
+        }
+        if self.out.capacity() == 0 {
+            self.out = BUFFER.take();
         }
         self.out.reserve(header.len() + prefix.len() + payload.len() + TAG_LEN);
         self.protect.rtp(header, prefix, payload, packet.index, &mut self.out);
@@ -292,6 +320,9 @@ impl Sender {
         rtcp.extend_from_slice(&[1, cname_len as u8]);
         rtcp.extend_from_slice(&self.cname[..cname_len]);
         rtcp.resize(rtcp.len() + words * 4 - (chunk - 1), 0);
+        if self.out.capacity() == 0 {
+            self.out = BUFFER.take();
+        }
         self.protect.rtcp(rtcp, index, &mut self.out);
         self.ends.push(self.out.len());
         self.reports += 1;
@@ -349,6 +380,11 @@ impl Sender {
                 .find(|sent| sent.index as u16 == seq && now.saturating_duration_since(sent.at) <= self.resend_window)
                 .cloned();
             let Some(sent) = found else { continue };
+            let Some(budget) = self.resend_budget.checked_sub(sent.payload.len()) else {
+                self.refused += 1;
+                continue;
+            };
+            self.resend_budget = budget;
             let state = &mut self.tracks[position];
             let mid_ext = state.track.mid_ext;
             let rtx = (state.track.rtx.as_ref())
@@ -387,6 +423,11 @@ impl Sender {
         }
         self.out.clear();
         self.ends.clear();
+        // A keyframe's packets need tens of kilobytes: one buffer per
+        // thread holds them, not one per player.
+        if self.out.capacity() > 0 {
+            BUFFER.set(std::mem::take(&mut self.out));
+        }
     }
 }
 
@@ -613,5 +654,43 @@ mod tests {
         assert_eq!(&d[4..12], &[0, 0, 0x04, 0xd2, 0, 0, 0, 10]);
         assert_eq!(d.len(), 20 + 2 + 20 + TAG_LEN, "the original sequence number in front");
         assert_eq!(sender.resent, 1);
+    }
+
+    #[test]
+    fn resends_take_at_most_their_share_of_what_was_sent() {
+        let now = Instant::now();
+        let mut settings = settings();
+        settings.resend_packets = 100;
+        let mut sender = Sender::new(&keys(), settings, now);
+        let track = Track {
+            ssrc: 9,
+            mid_ext: None,
+            clock_rate: 90_000,
+            rtx: None,
+        };
+        sender.track(Kind::Video, track);
+        let payload: Arc<[u8]> = vec![0u8; 1000].into();
+        for i in 0..40u64 {
+            let packet = Packet {
+                pt: 96,
+                index: i,
+                time: 0,
+                wallclock: now,
+                marker: false,
+                payload: &payload,
+            };
+            sender.write(Kind::Video, packet, now);
+        }
+        sender.drain(|_| {});
+        // 40 000 bytes sent earn 6 000 bytes of resends, on top of the
+        // 16 384 it started with: two NACKs for 17 packets each (a packet
+        // and the 16 after it) get 17, then 5.
+        for (pid, srtcp_index) in [(0u8, 1), (20, 2)] {
+            let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0, pid, 0xff, 0xff];
+            let mut sealed = Vec::new();
+            keys().remote.protect().rtcp(&nack, srtcp_index, &mut sealed);
+            assert!(sender.feedback(&sealed, now));
+        }
+        assert_eq!((sender.resent, sender.refused), (22, 12));
     }
 }
