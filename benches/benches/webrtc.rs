@@ -13,6 +13,10 @@
 //! apart as `shared_payloads_made`) and written by each player through
 //! str0m's direct API with its own sequence numbers.
 //!
+//! `shared_payloads_own_path` is what they do now: the same payloads,
+//! headers written and sealed by the player's own send path
+//! (`webrtc::send`, AES-256-GCM as str0m negotiates it), no str0m.
+//!
 //! `send_path` then times putting those datagrams on a real UDP socket on
 //! 127.0.0.1: one `sendto` per datagram, as the server used to, beside the
 //! server's `udp::Batch`, which sends a picture's datagrams for one peer in
@@ -26,6 +30,8 @@ use media::h264::{annexb_nal_units, nal_unit_type, to_avcc, AvcConfig};
 use openh264::encoder::EncoderConfig;
 use openh264::formats::YUVBuffer;
 use reference_server::webrtc::packets;
+use reference_server::webrtc::send::{self, Sender};
+use reference_server::webrtc::srtp::{Master, Profile, SessionKeys};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -241,6 +247,59 @@ fn packetize(c: &mut Criterion) {
                         stream.write_rtp(write);
                     }
                     datagrams += pair.send(at);
+                }
+                assert!(datagrams >= FRAMES, "{datagrams} datagrams for {FRAMES} frames");
+            });
+        },
+    );
+    // The same payloads through the player's own send path.
+    let keys = SessionKeys {
+        local: Master::new(Profile::AeadAes256Gcm, &[1; 32], &[2; 12]).unwrap(),
+        remote: Master::new(Profile::AeadAes256Gcm, &[3; 32], &[4; 12]).unwrap(),
+    };
+    let settings = send::Settings {
+        cname: "bench".into(),
+        resend_packets: 150,
+        resend_window: Duration::from_secs(1),
+        withhold_reports: false,
+        withhold_resends: false,
+    };
+    let now = Instant::now();
+    let mut sender = Sender::new(&keys, settings, now);
+    let mut mid = [0u8; 16];
+    mid[0] = b'1';
+    let track = send::Track {
+        ssrc: 1,
+        mid_ext: Some((4, mid, 1)),
+        clock_rate: 90_000,
+        rtx: Some((2, vec![(96, 97)])),
+    };
+    sender.track(send::Kind::Video, track);
+    let (mut seq, mut frame) = (0u64, 0u64);
+    group.bench_function(
+        format!(
+            "shared_payloads_own_path ({FRAMES} frames of 720p, {} kB)",
+            bytes / 1000
+        ),
+        |b| {
+            b.iter(|| {
+                let mut datagrams = 0;
+                for packets in &shared {
+                    frame += 1;
+                    let at = now + Duration::from_millis(frame * 40);
+                    for packet in packets {
+                        seq += 1;
+                        let packet = send::Packet {
+                            pt: 96,
+                            index: seq,
+                            time: (frame * 3600) as u32,
+                            wallclock: at,
+                            marker: packet.marker,
+                            payload: &packet.payload,
+                        };
+                        sender.write(send::Kind::Video, packet, at);
+                    }
+                    sender.drain(|_| datagrams += 1);
                 }
                 assert!(datagrams >= FRAMES, "{datagrams} datagrams for {FRAMES} frames");
             });

@@ -220,6 +220,47 @@ async fn sender_reports_put_audio_and_video_on_one_clock() {
 }
 
 #[tokio::test]
+async fn no_srtcp_index_is_used_twice_on_an_ssrc() {
+    // The player connects 3 s before the first frame: time for sender
+    // reports of streams that have sent nothing yet (str0m sends them from
+    // its first timeout), then the server's own reports once media flows.
+    let server = embedded(|_| {}).await.unwrap();
+    let tags = synthetic_stream(4, 0, 300_000);
+    let (publishing, go) = publish_from(&server, "nonces", tags, 0, 0).await;
+    let relay = UdpRelay::start(server.webrtc_addr(), Loss::NONE).await.unwrap();
+    let (player, _) = play_via(&server, "nonces", &relay, PlayerOptions::default()).await;
+    player.wait_connected(WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    go.send(()).unwrap();
+    until(&player, "3 s of pictures and sound", |r| {
+        r.video.pictures >= 75 && r.audio.frames >= 150
+    })
+    .await;
+    let srtcp = relay.srtcp_from_server();
+    let ssrcs: std::collections::BTreeSet<u32> = srtcp.iter().map(|(ssrc, _)| *ssrc).collect();
+    assert!(
+        srtcp.len() >= 4 && ssrcs.len() >= 2,
+        "sender reports for both tracks: {srtcp:x?}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for packet in &srtcp {
+        assert!(
+            seen.insert(*packet),
+            "SSRC {:x} sent SRTCP index {:x} twice: {srtcp:x?}",
+            packet.0,
+            packet.1
+        );
+    }
+    println!(
+        "{} SRTCP packets from the server, on {} SSRCs, no index twice",
+        srtcp.len(),
+        ssrcs.len()
+    );
+    publishing.abort();
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn lost_video_packets_are_retransmitted_on_nack() {
     let server = embedded(|_| {}).await.unwrap();
     // 600 kbit/s: most pictures take several packets.

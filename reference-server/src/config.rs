@@ -231,11 +231,12 @@ pub struct WebRtcConfig {
     /// 2.5 Mbit/s.
     pub resend_packets: usize,
     /// How long a video packet is kept for resending, within
-    /// `resend_packets`. The history grows only as far as this window
-    /// needs. libwebrtc, the sender of Chrome, keeps a packet for at least
-    /// max(1 s, 3 × RTT); 1 s answers every NACK on paths up to a round
-    /// trip of about 330 ms, and a picture resent later than that has
-    /// missed its time at a live player. 0 turns resending off.
+    /// `resend_packets`: an older one is not resent (where str0m sends, its
+    /// history grows only as far as this window needs). libwebrtc, the
+    /// sender of Chrome, keeps a packet for at least max(1 s, 3 × RTT); 1 s
+    /// answers every NACK on paths up to a round trip of about 330 ms, and
+    /// a picture resent later than that has missed its time at a live
+    /// player. 0 turns resending off.
     #[serde(with = "humantime_serde")]
     pub resend_window: Duration,
     /// Players send their RTP themselves (SRTP with AES-GCM keyed from the

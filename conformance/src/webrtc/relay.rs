@@ -45,7 +45,12 @@ struct Counters {
     to_server: AtomicU64,
     to_peer: AtomicU64,
     lost: AtomicU64,
+    /// The sender SSRC and SRTCP index of what the server sent as SRTCP.
+    srtcp: Mutex<Vec<(u32, u32)>>,
 }
+
+/// SRTCP packets remembered at most (a few minutes of a session's).
+const SRTCP_KEPT: usize = 10_000;
 
 /// A running relay; dropping it stops it.
 #[derive(Debug)]
@@ -75,6 +80,7 @@ impl UdpRelay {
             to_server: AtomicU64::new(0),
             to_peer: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            srtcp: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(relay(socket, counters.clone()));
         Ok(UdpRelay { addr, counters, task })
@@ -116,6 +122,18 @@ impl UdpRelay {
     pub fn lost(&self) -> u64 {
         self.counters.lost.load(Ordering::Relaxed)
     }
+
+    /// The SRTCP packets the server sent (the first ten thousand): each
+    /// one's sender SSRC and SRTCP index with its E bit, which SRTCP leaves
+    /// in the clear (RFC 3711 §3.4). An SSRC and index seen twice is a
+    /// nonce used twice, unless the packet was sent again whole.
+    pub fn srtcp_from_server(&self) -> Vec<(u32, u32)> {
+        self.counters
+            .srtcp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Aims an [`UdpRelay`] once the server's address is known.
@@ -133,6 +151,14 @@ impl Drop for UdpRelay {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The sender SSRC and the last word (E bit and SRTCP index) of `datagram`,
+/// if it is RTCP (RFC 5761 §4).
+fn srtcp_index(datagram: &[u8]) -> Option<(u32, u32)> {
+    let rtcp = datagram.len() >= 12 && datagram[0] >> 6 == 2 && (64..=95).contains(&(datagram[1] & 0x7f));
+    let word = |at: usize| u32::from_be_bytes([datagram[at], datagram[at + 1], datagram[at + 2], datagram[at + 3]]);
+    rtcp.then(|| (word(4), word(datagram.len() - 4)))
 }
 
 /// The RTP payload type of `datagram`, if it is RTP (not RTCP, STUN or DTLS).
@@ -178,6 +204,12 @@ async fn relay(socket: UdpSocket, counters: Arc<Counters>) {
             continue;
         }
         let Some(peer) = peer else { continue };
+        if let Some(seen) = srtcp_index(datagram) {
+            let mut srtcp = counters.srtcp.lock().unwrap_or_else(PoisonError::into_inner);
+            if srtcp.len() < SRTCP_KEPT {
+                srtcp.push(seen);
+            }
+        }
         if let Some(pt) = rtp_payload_type(datagram) {
             let loss = *counters.loss.lock().unwrap_or_else(PoisonError::into_inner);
             let mut lose = loss.all_of == Some(pt);

@@ -22,17 +22,8 @@ use str0m::crypto::dtls::{
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
 
+use super::srtp::SessionKeys;
 use super::srtp::{Master, Profile};
-
-/// The two sides' SRTP masters of a session: what it protects with, and
-/// what its peer does.
-#[derive(Debug, Clone)]
-pub struct SessionKeys {
-    /// Ours.
-    pub local: Master,
-    /// The peer's.
-    pub remote: Master,
-}
 
 thread_local! {
     /// What the DTLS instance driven on this thread exported last, not yet taken.

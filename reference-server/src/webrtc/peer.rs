@@ -20,10 +20,11 @@ use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::dtls_keys::{self, SessionKeys};
+use super::dtls_keys;
 use super::play::{Player, PlayerInput};
 use super::publish::Ingest;
 use super::send;
+use super::srtp::SessionKeys;
 use super::udp::{Batch, Datagram, Port};
 use super::SessionStatus;
 use crate::hub::{Delivery, Made, Sink, Subscription, Take};
@@ -108,8 +109,9 @@ struct State {
     /// The SRTP keys of the session, from its DTLS handshake until a player
     /// takes them as it connects.
     keys: Option<SessionKeys>,
-    /// Where the own send path sends: where str0m sent its DTLS, then where
-    /// the peer's authenticated RTCP comes from.
+    /// Where the own send path sends: where str0m last sent DTLS, RTP or
+    /// RTCP, which is the pair its ICE nominated (sent or not, see
+    /// [`State::poll`]).
     remote: Option<SocketAddr>,
 }
 
@@ -145,14 +147,13 @@ impl State {
     }
 
     /// A datagram from the peer: RTCP is read by the own send path first
-    /// (it answers NACKs), then everything goes to str0m.
+    /// (it answers NACKs), then everything goes to str0m. (Where the peer
+    /// sends from is not followed: a replayed packet would authenticate
+    /// too. str0m's ICE says where to send.)
     fn receive(&mut self, data: &[u8], receive: Receive<'_>, now: Instant) {
         if let Role::Play(player) = &mut self.role {
             if let Some(own) = player.own().filter(|_| send::is_rtcp(data)) {
-                if own.feedback(data, now) {
-                    // Authenticated: the peer sends from there.
-                    self.remote = Some(receive.source);
-                }
+                own.feedback(data, now);
                 self.send_own();
                 self.batch.flush(&self.port);
             }
@@ -209,6 +210,9 @@ impl State {
     /// transmitted; `None` once the peer is dead.
     fn drain(&mut self) -> Option<Instant> {
         let next = self.poll();
+        // What a player wrote on str0m's events (a keyframe request
+        // answered from the cache).
+        self.send_own();
         self.batch.flush(&self.port);
         next
     }
@@ -231,22 +235,22 @@ impl State {
             };
             match output {
                 Output::Timeout(at) => return Some(at),
-                Output::Transmit(transmit)
-                    if self.withhold_sender_reports && leads_with_sender_report(&transmit.contents) => {}
-                Output::Transmit(transmit)
-                    if self.withhold_retransmissions && is_retransmission(&self.rtc, &transmit.contents) => {}
-                // Nothing goes out twice on an SSRC the own send path sends
-                // on: the SRTP nonces would repeat (a BYE at the end, say).
-                Output::Transmit(transmit) if self.own_ssrc(&transmit.contents) => {
-                    tracing::trace!("str0m's packet on an own SSRC dropped");
-                }
                 Output::Transmit(transmit) => {
-                    // DTLS, RTP and RTCP go to the pair in use (STUN
+                    // DTLS, RTP and RTCP go to the pair ICE nominated (STUN
                     // answers go wherever checks come from).
                     if transmit.contents.first().is_some_and(|&b| b >= 20) {
                         self.remote = Some(transmit.destination);
                     }
-                    self.batch.push(&self.port, transmit.destination, &transmit.contents);
+                    let contents = &transmit.contents;
+                    let withheld = (self.withhold_sender_reports && leads_with_sender_report(contents))
+                        || (self.withhold_retransmissions && is_retransmission(&self.rtc, contents))
+                        // Beside the own send path, str0m's RTCP (its reports
+                        // for the same SSRCs) and its RTP on them are not
+                        // sent: no SRTP nonce is used twice.
+                        || self.own_sends(contents);
+                    if !withheld {
+                        self.batch.push(&self.port, transmit.destination, contents);
+                    }
                 }
                 Output::Event(event) => {
                     if let Some(status) = self.event(event) {
@@ -257,15 +261,16 @@ impl State {
         }
     }
 
-    /// Whether `datagram` is RTP or RTCP on an SSRC the own send path sends on.
-    fn own_ssrc(&mut self, datagram: &[u8]) -> bool {
+    /// Whether the own send path sends what `datagram` (from str0m) is:
+    /// any RTCP, RTP on its SSRCs.
+    fn own_sends(&mut self, datagram: &[u8]) -> bool {
         let Role::Play(player) = &mut self.role else {
             return false;
         };
-        match (player.own(), send::ssrc_of(datagram)) {
-            (Some(own), Some(ssrc)) => own.owns(ssrc),
-            _ => false,
-        }
+        let Some(own) = player.own() else {
+            return false;
+        };
+        send::is_rtcp(datagram) || send::ssrc_of(datagram).is_some_and(|ssrc| own.owns(ssrc))
     }
 
     fn event(&mut self, event: Event) -> Option<SessionStatus> {

@@ -31,11 +31,11 @@ use str0m::media::{Frequency, MediaKind as RtcKind, Mid};
 use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
 use str0m::{Rtc, RtcConfig};
 
-use super::dtls_keys::SessionKeys;
 use super::packets;
 use super::plan::{AudioOut, VideoOut, VideoPlan};
 use super::play_core::{Output, Payload, PlayCore, Write};
 use super::send::{self, Sender};
+use super::srtp::SessionKeys;
 use super::{OfferSink, SessionStatus};
 use crate::config::Quirks;
 use crate::hub::{Frame, Seat, Selection, StreamDescription, Subscription, Tracks};
@@ -576,7 +576,20 @@ impl Player {
     fn renegotiated(&mut self, rtc: &mut Rtc, mid: Mid, now: Instant) {
         self.media_added(mid, RtcKind::Video);
         let video = self.payload_types(rtc).1;
-        self.video_own = self.own.is_some() && self.video_shared;
+        self.video_own = false;
+        if let Some(own) = &mut self.own {
+            match (self.video_shared, own_track(rtc, mid)) {
+                (true, Some(track)) => {
+                    own.track(send::Kind::Video, track);
+                    self.video_own = true;
+                }
+                // Not offered by the server's own renegotiation (H.264
+                // only); were it so, str0m would send the pictures, and no
+                // sender report for them (str0m's RTCP is not sent beside
+                // the own path's).
+                _ => tracing::warn!("video through str0m beside the own send path: no sender reports for it"),
+            }
+        }
         if !self.video_own {
             self.keep_for_resends(rtc, mid);
         }
@@ -592,9 +605,13 @@ impl Player {
     /// sent as the stream's shared packets, go through it from now on;
     /// pictures str0m packetizes stay with str0m (each SSRC is sent by one
     /// of them only).
-    fn send_own(&mut self, rtc: &Rtc, keys: &SessionKeys) {
+    fn send_own(&mut self, rtc: &mut Rtc, keys: &SessionKeys) {
         let config = &self.ctx.config;
         if !config.webrtc.own_send_path {
+            return;
+        }
+        if self.video_mid.is_some() && !self.video_shared {
+            tracing::debug!("video str0m packetizes: str0m sends the session");
             return;
         }
         let cname = [self.audio_mid, self.video_mid]
@@ -609,9 +626,20 @@ impl Player {
             withhold_reports: config.quirks.sender_reports_withheld,
             withhold_resends: config.quirks.retransmissions_withheld,
         };
-        self.own = Some(Sender::new(keys, settings, Instant::now()));
-        self.video_own = self.video_shared;
-        tracing::debug!(video = self.video_own, "own send path");
+        let mut own = Sender::new(keys, settings, Instant::now());
+        // Every track is declared before anything is sent: from now on str0m
+        // sends nothing on their SSRCs (`Sender::owns`).
+        for (kind, mid) in [(send::Kind::Audio, self.audio_mid), (send::Kind::Video, self.video_mid)] {
+            let Some(mid) = mid else { continue };
+            let Some(track) = own_track(rtc, mid) else {
+                tracing::debug!(%mid, "no stream to send on: str0m sends the session");
+                return;
+            };
+            own.track(kind, track);
+        }
+        self.video_own = self.video_mid.is_some();
+        self.own = Some(own);
+        tracing::debug!("own send path");
     }
 
     /// Whether str0m sends any of the player's media (and must have its
@@ -888,12 +916,7 @@ impl Player {
                 RtcKind::Audio => send::Kind::Audio,
                 RtcKind::Video => send::Kind::Video,
             };
-            if own.track_of(kind).is_none() {
-                let Some(track) = own_track(rtc, mid, write.time.frequency().get()) else {
-                    return;
-                };
-                own.track(kind, track);
-            }
+            own.set_clock_rate(kind, write.time.frequency().get());
             let time = write.time.numer() as u32;
             let now = Instant::now();
             for packet in packets.iter() {
@@ -971,28 +994,39 @@ impl Player {
 
 /// The own send path's track for the m-line `mid`: str0m's SSRCs for it
 /// and its retransmissions (the ones the SDP announced), the negotiated
-/// MID extension and retransmission payload types, `clock_rate`.
-fn own_track(rtc: &mut Rtc, mid: Mid, clock_rate: u32) -> Option<send::Track> {
+/// MID extension and retransmission payload types, and the clock rate of
+/// its first payload type (the write of a frame says it again).
+fn own_track(rtc: &mut Rtc, mid: Mid) -> Option<send::Track> {
     let ext = rtc.media(mid)?.remote_extmap().id_of(Extension::RtpMid);
     let (ssrc, rtx) = {
         let mut api = rtc.direct_api();
         let stream = api.stream_tx_by_mid(mid, None)?;
         (stream.ssrc(), stream.rtx())
     };
-    let repairs: Vec<(u8, u8)> = match rtc.writer(mid) {
-        Some(writer) => writer
-            .payload_params()
-            .filter_map(|p| Some((*p.pt(), *p.resend()?)))
-            .collect(),
-        None => Vec::new(),
+    let (repairs, clock_rate): (Vec<(u8, u8)>, u32) = match rtc.writer(mid) {
+        Some(writer) => (
+            writer
+                .payload_params()
+                .filter_map(|p| Some((*p.pt(), *p.resend()?)))
+                .collect(),
+            writer
+                .payload_params()
+                .next()
+                .map_or(90_000, |p| p.spec().clock_rate.get()),
+        ),
+        None => (Vec::new(), 90_000),
     };
-    let mid_ext = ext.map(|id| {
-        let name = mid.as_bytes();
-        let len = name.len().min(16);
-        let mut bytes = [0u8; 16];
-        bytes[..len].copy_from_slice(&name[..len]);
-        (id, bytes, len)
-    });
+    // The one-byte form takes ids 1 to 14 and values of 1 to 16 bytes
+    // (RFC 8285 §4.2); a MID it cannot carry is left out (the SSRCs are in
+    // the SDP).
+    let name = mid.as_bytes();
+    let mid_ext = ext
+        .filter(|id| (1..=14).contains(id) && (1..=16).contains(&name.len()))
+        .map(|id| {
+            let mut bytes = [0u8; 16];
+            bytes[..name.len()].copy_from_slice(name);
+            (id, bytes, name.len())
+        });
     Some(send::Track {
         ssrc: *ssrc,
         mid_ext,

@@ -28,8 +28,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::dtls_keys::SessionKeys;
-use super::srtp::{OpenRtcp, Protect, TAG_LEN};
+use super::srtp::{OpenRtcp, Protect, SessionKeys, TAG_LEN};
 
 thread_local! {
     /// The buffer the players written on this thread seal into, each in turn.
@@ -40,6 +39,11 @@ thread_local! {
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 /// How often each track's sender report goes.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// The SRTCP index of the first report of a track. str0m numbers the
+/// session's SRTCP from 0 with one counter (its packets are not sent beside
+/// this path's, but any it sent before this path began must never meet
+/// ours): at one report a second, ours would take 34 years to wrap.
+const SRTCP_INDEX_START: u32 = 1 << 30;
 /// Video packets kept for resending at most, whatever the settings say.
 const MAX_KEPT: usize = 4096;
 /// The share of the video bytes sent that resends may add (str0m's cap
@@ -209,9 +213,11 @@ impl Sender {
         }
     }
 
-    /// The track `kind` is sent as, if declared.
-    pub fn track_of(&self, kind: Kind) -> Option<&Track> {
-        self.tracks.iter().find(|t| t.kind == kind).map(|t| &t.track)
+    /// The clock rate of the `kind` track's payload type being written.
+    pub fn set_clock_rate(&mut self, kind: Kind, clock_rate: u32) {
+        if let Some(state) = self.tracks.iter_mut().find(|t| t.kind == kind) {
+            state.track.clock_rate = clock_rate;
+        }
     }
 
     /// Makes the datagram of `packet` on the `kind` track, and a sender
@@ -451,7 +457,7 @@ impl TrackState {
             octets: 0,
             last: None,
             next_report: None,
-            srtcp_index: 0,
+            srtcp_index: SRTCP_INDEX_START,
             // Random below 2^15, as the media's (RFC 3550 §5.1).
             rtx_index: u64::from(rand::random::<u16>() >> 1),
         }
@@ -513,6 +519,47 @@ mod tests {
         Some((4, bytes, m.len()))
     }
 
+    /// A sender with a video track of SSRC 9 (and `rtx`).
+    fn video_sender(
+        settings: Settings,
+        mid_ext: Option<(u8, [u8; 16], usize)>,
+        rtx: Option<(u32, Vec<(u8, u8)>)>,
+        now: Instant,
+    ) -> Sender {
+        let mut sender = Sender::new(&keys(), settings, now);
+        let track = Track {
+            ssrc: 9,
+            mid_ext,
+            clock_rate: 90_000,
+            rtx,
+        };
+        sender.track(Kind::Video, track);
+        sender
+    }
+
+    /// A packet of payload type 96 at RTP time `time`, without the marker.
+    fn packet(index: u64, time: u32, wallclock: Instant, payload: &Arc<[u8]>) -> Packet<'_> {
+        Packet {
+            pt: 96,
+            index,
+            time,
+            wallclock,
+            marker: false,
+            payload,
+        }
+    }
+
+    /// The peer's NACK (sender SSRC 1, media SSRC 9) for `pid` and the
+    /// packets `mask` names after it, sealed with its keys as `index`.
+    fn nack(pid: u16, mask: u16, index: u32) -> Vec<u8> {
+        let [p0, p1] = pid.to_be_bytes();
+        let [m0, m1] = mask.to_be_bytes();
+        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, p0, p1, m0, m1];
+        let mut sealed = Vec::new();
+        keys().remote.protect().rtcp(&nack, index, &mut sealed);
+        sealed
+    }
+
     #[test]
     fn a_packet_has_the_header_the_extension_and_the_tag() {
         let now = Instant::now();
@@ -551,40 +598,20 @@ mod tests {
     #[test]
     fn a_nack_is_answered_with_the_same_packet_and_reports_follow_the_interval() {
         let now = Instant::now();
-        let mut sender = Sender::new(&keys(), settings(), now);
-        let track = Track {
-            ssrc: 9,
-            mid_ext: None,
-            clock_rate: 90_000,
-            rtx: None,
-        };
-        sender.track(Kind::Video, track);
+        let mut sender = video_sender(settings(), None, None, now);
         let payload: Arc<[u8]> = vec![1u8; 10].into();
         let mut sent = Vec::new();
         for i in 0..6u64 {
-            let packet = Packet {
-                pt: 96,
-                index: 100 + i,
-                time: 0,
-                wallclock: now,
-                marker: false,
-                payload: &payload,
-            };
-            sender.write(Kind::Video, packet, now);
+            sender.write(Kind::Video, packet(100 + i, 0, now, &payload), now);
             sender.drain(|d| sent.push(d.to_vec()));
         }
-        // The peer's NACK for 103 and 105 (PID 103, bit 1), sealed with its keys.
-        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0, 103, 0, 0b10];
-        let mut sealed = Vec::new();
-        keys().remote.protect().rtcp(&nack, 1, &mut sealed);
-        assert!(sender.feedback(&sealed, now));
+        // The peer's NACK for 103 and 105 (PID 103, bit 1).
+        assert!(sender.feedback(&nack(103, 0b10, 1), now));
         let mut resent = Vec::new();
         sender.drain(|d| resent.push(d.to_vec()));
         assert_eq!(resent, vec![sent[3].clone(), sent[5].clone()], "the same bytes again");
         // 100 and 101 fell out of the four kept.
-        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0, 100, 0, 0];
-        let mut sealed = Vec::new();
-        keys().remote.protect().rtcp(&nack, 2, &mut sealed);
+        let sealed = nack(100, 0, 2);
         assert!(sender.feedback(&sealed, now));
         sender.drain(|_| panic!("nothing to resend"));
         assert!(
@@ -594,15 +621,7 @@ mod tests {
 
         // A second later, the next packet goes after a report.
         let later = now + REPORT_INTERVAL;
-        let packet = Packet {
-            pt: 96,
-            index: 106,
-            time: 90_000,
-            wallclock: later,
-            marker: false,
-            payload: &payload,
-        };
-        sender.write(Kind::Video, packet, later);
+        sender.write(Kind::Video, packet(106, 90_000, later, &payload), later);
         let mut out = Vec::new();
         sender.drain(|d| out.push(d.to_vec()));
         assert_eq!(out.len(), 2);
@@ -619,30 +638,16 @@ mod tests {
     #[test]
     fn a_nack_is_answered_in_the_retransmission_stream_when_there_is_one() {
         let now = Instant::now();
-        let mut sender = Sender::new(&keys(), settings(), now);
-        let track = Track {
-            ssrc: 9,
-            mid_ext: mid("0"),
-            clock_rate: 90_000,
-            rtx: Some((10, vec![(96, 97)])),
-        };
-        sender.track(Kind::Video, track);
+        let mut sender = video_sender(settings(), mid("0"), Some((10, vec![(96, 97)])), now);
         assert!(sender.owns(10), "str0m must not send on the retransmission SSRC either");
         let payload: Arc<[u8]> = vec![5u8; 20].into();
         let packet = Packet {
-            pt: 96,
-            index: 0x2_0304,
-            time: 1234,
-            wallclock: now,
             marker: true,
-            payload: &payload,
+            ..packet(0x2_0304, 1234, now, &payload)
         };
         sender.write(Kind::Video, packet, now);
         sender.drain(|_| {});
-        let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0x03, 0x04, 0, 0];
-        let mut sealed = Vec::new();
-        keys().remote.protect().rtcp(&nack, 1, &mut sealed);
-        assert!(sender.feedback(&sealed, now));
+        assert!(sender.feedback(&nack(0x0304, 0, 1), now));
         let mut resent = Vec::new();
         sender.drain(|d| resent.push(d.to_vec()));
         assert_eq!(resent.len(), 1);
@@ -661,35 +666,17 @@ mod tests {
         let now = Instant::now();
         let mut settings = settings();
         settings.resend_packets = 100;
-        let mut sender = Sender::new(&keys(), settings, now);
-        let track = Track {
-            ssrc: 9,
-            mid_ext: None,
-            clock_rate: 90_000,
-            rtx: None,
-        };
-        sender.track(Kind::Video, track);
+        let mut sender = video_sender(settings, None, None, now);
         let payload: Arc<[u8]> = vec![0u8; 1000].into();
         for i in 0..40u64 {
-            let packet = Packet {
-                pt: 96,
-                index: i,
-                time: 0,
-                wallclock: now,
-                marker: false,
-                payload: &payload,
-            };
-            sender.write(Kind::Video, packet, now);
+            sender.write(Kind::Video, packet(i, 0, now, &payload), now);
         }
         sender.drain(|_| {});
         // 40 000 bytes sent earn 6 000 bytes of resends, on top of the
         // 16 384 it started with: two NACKs for 17 packets each (a packet
         // and the 16 after it) get 17, then 5.
-        for (pid, srtcp_index) in [(0u8, 1), (20, 2)] {
-            let nack = [0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 9, 0, pid, 0xff, 0xff];
-            let mut sealed = Vec::new();
-            keys().remote.protect().rtcp(&nack, srtcp_index, &mut sealed);
-            assert!(sender.feedback(&sealed, now));
+        for (pid, srtcp_index) in [(0, 1), (20, 2)] {
+            assert!(sender.feedback(&nack(pid, 0xffff, srtcp_index), now));
         }
         assert_eq!((sender.resent, sender.refused), (22, 12));
     }

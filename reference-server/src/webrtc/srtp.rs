@@ -178,6 +178,16 @@ impl Session {
     }
 }
 
+/// The two sides' SRTP masters of a session: what it protects with, and
+/// what its peer does.
+#[derive(Debug, Clone)]
+pub struct SessionKeys {
+    /// Ours.
+    pub local: Master,
+    /// The peer's.
+    pub remote: Master,
+}
+
 /// Protects what one side sends.
 pub struct Protect {
     rtp: Session,
