@@ -674,9 +674,10 @@ impl<A: PeerApp> Driver<A> {
                 received = receive(&self.socket, &self.gro, &mut buf) => match received {
                     Ok(meta) => {
                         // Every datagram of the read claimed, or str0m has work.
-                        claimed = buf[..meta.len]
-                            .chunks(meta.stride.max(1))
-                            .fold(true, |all, datagram| self.receive(meta.addr, datagram) && all);
+                        claimed = true;
+                        for datagram in buf[..meta.len].chunks(meta.stride.max(1)) {
+                            claimed &= self.receive(meta.addr, datagram);
+                        }
                     }
                     // ICMP errors from earlier sends surface here on some systems; they are not fatal.
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset) => {}
