@@ -353,11 +353,13 @@ fn send_path(c: &mut Criterion) {
     // after the sender's work is done.
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let destination = peer.local_addr().unwrap();
-    let port = runtime
-        .block_on(reference_server::webrtc::udp::Port::bind(
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .unwrap();
+    let port = std::sync::Arc::new(
+        runtime
+            .block_on(reference_server::webrtc::udp::Port::bind(
+                "127.0.0.1:0".parse().unwrap(),
+            ))
+            .unwrap(),
+    );
     // Let the reactor see the socket writable once.
     runtime.block_on(tokio::time::sleep(Duration::from_millis(20)));
     let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -390,8 +392,35 @@ fn send_path(c: &mut Criterion) {
             });
         },
     );
+    // An audio packet for each of 32 players (who never read): one send
+    // each, or held and sent by one `sendmmsg`.
+    let players: Vec<std::net::UdpSocket> = (0..32)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addresses: Vec<_> = players.iter().map(|p| p.local_addr().unwrap()).collect();
+    let audio = [0x80u8; 160];
+    let mut batches: Vec<_> = addresses
+        .iter()
+        .map(|_| reference_server::webrtc::udp::Batch::default())
+        .collect();
+    for held in [false, true] {
+        let name = match held {
+            false => "an audio packet to each of 32 players, a send each",
+            true => "an audio packet to each of 32 players, held: one sendmmsg",
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let _hold = held.then(reference_server::webrtc::udp::hold);
+                for (batch, &to) in batches.iter_mut().zip(&addresses) {
+                    batch.push(&port, to, &audio);
+                    batch.flush(&port);
+                }
+            });
+        });
+    }
     group.finish();
     drop(peer);
+    drop(players);
 }
 
 criterion_group!(benches, packetize, send_path);

@@ -133,6 +133,8 @@ impl Stream {
     /// Called after each send, with the stream's state unlocked: a pump
     /// writes to every driven player before it returns.
     fn pump(&self) {
+        // WebRTC players' datagrams go out together when the pump is done.
+        let _sends = crate::webrtc::udp::hold();
         loop {
             {
                 let mut fanout = lock(&self.fanout);

@@ -268,6 +268,8 @@ impl Sink {
             None => false,
         });
         let _runtime = self.runtime.enter();
+        // The players' datagrams go out together once all have taken the frame.
+        let _sends = crate::webrtc::udp::hold();
         for doorbell in self.ringing.drain(..) {
             doorbell.ring();
         }

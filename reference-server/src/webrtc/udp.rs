@@ -7,13 +7,16 @@
 //!
 //! Datagrams go out in batches: the packets of one picture for one peer
 //! are the same size but the last, which is what UDP generic segmentation
-//! offload (GSO: one `sendmsg` for many datagrams, split by the kernel)
-//! takes, so a peer's [`Batch`] sends them with one system call instead of
-//! one each. They come in by `recvmmsg`, split again where the kernel
-//! coalesced them (GRO). `quinn-udp` does the system calls, and falls back
-//! to one datagram per call where the kernel cannot.
+//! offload (GSO: one send for many datagrams, split by the kernel) takes,
+//! so a peer's [`Batch`] makes them one send instead of one each. And a
+//! thread that serves many peers in one go (a stream's fan-out, a
+//! transcoder's doorbells) [`hold`]s their sends and makes them one
+//! `sendmmsg` for up to [`OUTBOX_SENDS`] peers. They come in by
+//! `recvmmsg`, split again where the kernel coalesced them (GRO).
+//! `quinn-udp` receives, sends what is not held, and falls back to one
+//! datagram per call where the kernel cannot do GSO.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
@@ -79,15 +82,213 @@ impl Port {
             tracing::debug!(%error, %destination, "UDP send failed");
         }
     }
+
+    /// Sends each of `sends` now, without waiting, in as few `sendmmsg`
+    /// calls as the kernel takes them. One that fails (its destination,
+    /// or GSO the device refuses) is sent again alone by [`Port::send`],
+    /// which learns from its error; a full socket buffer loses the rest.
+    #[cfg(target_os = "linux")]
+    fn send_many(&self, sends: &[Outgoing]) {
+        use std::os::fd::AsRawFd;
+        debug_assert!(sends.len() <= OUTBOX_SENDS);
+        let count = sends.len().min(OUTBOX_SENDS);
+        // SAFETY: all-zero `iovec`s, `mmsghdr`s and control buffers are
+        // valid values (null pointers, zero lengths).
+        let mut iovs: [libc::iovec; OUTBOX_SENDS] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; OUTBOX_SENDS] = unsafe { std::mem::zeroed() };
+        let mut controls = [Control::default(); OUTBOX_SENDS];
+        for (i, send) in sends.iter().take(count).enumerate() {
+            iovs[i] = libc::iovec {
+                iov_base: send.contents.as_ptr() as *mut libc::c_void,
+                iov_len: send.contents.len(),
+            };
+            let header = &mut msgs[i].msg_hdr;
+            header.msg_name = send.destination.as_ptr() as *mut libc::c_void;
+            header.msg_namelen = send.destination.len();
+            header.msg_iov = &mut iovs[i];
+            header.msg_iovlen = 1;
+            if let Some(segment) = send.segment {
+                controls[i].segment(header, segment);
+            }
+        }
+        let fd = self.socket.get_ref().as_raw_fd();
+        let mut at = 0;
+        while at < count {
+            // SAFETY: `msgs[at..count]` are initialised above; every pointer
+            // in them (address, iovec, its bytes, control) lives until the
+            // end of this function and is not moved meanwhile.
+            let sent = unsafe { libc::sendmmsg(fd, msgs[at..count].as_mut_ptr(), (count - at) as libc::c_uint, 0) };
+            if sent > 0 {
+                at += sent as usize;
+                continue;
+            }
+            let error = std::io::Error::last_os_error();
+            match error.kind() {
+                std::io::ErrorKind::Interrupted if sent < 0 => continue,
+                std::io::ErrorKind::WouldBlock => {
+                    tracing::debug!(dropped = count - at, "UDP send buffer full: datagrams lost");
+                    return;
+                }
+                _ => {
+                    let send = &sends[at];
+                    self.send(
+                        send.destination.as_socket().unwrap_or(UNSPECIFIED),
+                        &send.contents,
+                        send.segment,
+                    );
+                    at += 1;
+                }
+            }
+        }
+    }
+
+    /// Sends each of `sends` now, one call each.
+    #[cfg(not(target_os = "linux"))]
+    fn send_many(&self, sends: &[Outgoing]) {
+        for send in sends {
+            let destination = send.destination.as_socket().unwrap_or(UNSPECIFIED);
+            self.send(destination, &send.contents, send.segment);
+        }
+    }
+}
+
+/// Where nothing goes (a destination that was not an IP address).
+const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+
+/// The control message of one send: its GSO segment size (`UDP_SEGMENT`).
+#[cfg(target_os = "linux")]
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(8))]
+struct Control([u8; 24]);
+
+#[cfg(target_os = "linux")]
+impl Control {
+    /// Makes this the control message of `header`: datagrams of `segment` bytes.
+    fn segment(&mut self, header: &mut libc::msghdr, segment: usize) {
+        const UDP_SEGMENT: libc::c_int = 103; // linux/udp.h
+                                              // SAFETY: CMSG_SPACE of a u16 is 24 bytes on 64-bit Linux and 16
+                                              // on 32-bit (checked), which the 8-aligned buffer holds; the first
+                                              // header of a control buffer that size is at its start.
+        unsafe {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+            assert!(space <= self.0.len(), "a control message of {space} bytes");
+            header.msg_control = self.0.as_mut_ptr() as *mut libc::c_void;
+            header.msg_controllen = space as _;
+            let cmsg = libc::CMSG_FIRSTHDR(header);
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, segment as u16);
+        }
+    }
+}
+
+/// At most this many sends (each one datagram or one GSO group) go in one
+/// `sendmmsg`.
+pub const OUTBOX_SENDS: usize = 32;
+
+/// One send an [`Outbox`] holds.
+struct Outgoing {
+    destination: socket2::SockAddr,
+    contents: Vec<u8>,
+    segment: Option<usize>,
+}
+
+/// A thread's sends, held while it serves many peers ([`hold`]), and its
+/// buffers for gathering datagrams in: a batch takes one at its first
+/// datagram and gives it back once sent (a peer is drained in one go, so
+/// on one thread), so thousands of peers keep a few buffers per thread,
+/// not one each, and sending allocates nothing once they have grown to a
+/// batch's size.
+#[derive(Default)]
+struct Outbox {
+    holds: usize,
+    /// The port of the sends held (one at a time).
+    port: Option<Arc<Port>>,
+    sends: Vec<Outgoing>,
+    spare: Vec<Vec<u8>>,
 }
 
 thread_local! {
-    /// The buffer batches gather datagrams in, one per thread: a batch
-    /// takes it at its first datagram and gives it back when it has sent
-    /// them (a peer is drained in one go, so on one thread), so thousands
-    /// of peers keep one buffer per thread, not one each, and sending
-    /// allocates nothing once it has grown to a batch's size.
-    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
+}
+
+impl Outbox {
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    fn give_back(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.spare.len() <= OUTBOX_SENDS {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// Sends `contents` now, or holds it for the next `sendmmsg`.
+    fn send(&mut self, port: &Arc<Port>, destination: SocketAddr, contents: Vec<u8>, segment: Option<usize>) {
+        if self.holds == 0 {
+            port.send(destination, &contents, segment);
+            self.give_back(contents);
+            return;
+        }
+        if self.port.as_ref().is_some_and(|held| !Arc::ptr_eq(held, port)) {
+            self.flush();
+        }
+        if self.port.is_none() {
+            self.port = Some(port.clone());
+        }
+        self.sends.push(Outgoing {
+            destination: destination.into(),
+            contents,
+            segment,
+        });
+        if self.sends.len() == OUTBOX_SENDS {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        // The port is not kept past its sends: a server shut down closes it.
+        let Some(port) = self.port.take() else {
+            return;
+        };
+        port.send_many(&self.sends);
+        let mut sent = std::mem::take(&mut self.sends);
+        for send in sent.drain(..) {
+            self.give_back(send.contents);
+        }
+        self.sends = sent;
+    }
+}
+
+/// Holds the peers' sends on this thread until the last [`Hold`] of it is
+/// dropped, [`OUTBOX_SENDS`] have gathered, or a send for another port
+/// comes: a thread that serves many peers in one go sends their datagrams
+/// with one system call for many peers instead of one each.
+#[must_use = "sends are held only while the guard lives"]
+pub struct Hold {
+    /// On the thread that holds.
+    _here: std::marker::PhantomData<*const ()>,
+}
+
+/// See [`Hold`].
+pub fn hold() -> Hold {
+    OUTBOX.with_borrow_mut(|outbox| outbox.holds += 1);
+    Hold {
+        _here: std::marker::PhantomData,
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        OUTBOX.with_borrow_mut(|outbox| {
+            outbox.holds -= 1;
+            if outbox.holds == 0 {
+                outbox.flush();
+            }
+        });
+    }
 }
 
 /// One peer's outgoing datagrams, gathered while its `Rtc` is drained and
@@ -101,14 +302,15 @@ pub struct Batch {
     count: usize,
     /// The last datagram was shorter than `segment`: nothing may follow it.
     closed: bool,
-    /// System calls made, datagrams sent (for tests and metrics).
+    /// Sends made (one datagram or one GSO group each), datagrams sent
+    /// (for tests).
     sends: u64,
     datagrams: u64,
 }
 
 impl Batch {
     /// Adds a datagram, sending what was gathered first if it cannot join.
-    pub fn push(&mut self, port: &Port, destination: SocketAddr, datagram: &[u8]) {
+    pub fn push(&mut self, port: &Arc<Port>, destination: SocketAddr, datagram: &[u8]) {
         let joins = self.count > 0
             && self.destination == Some(destination)
             && !self.closed
@@ -120,29 +322,30 @@ impl Batch {
             self.segment = datagram.len();
         }
         if self.count == 0 && self.buf.capacity() == 0 {
-            self.buf = BUFFER.take();
+            self.buf = OUTBOX.with_borrow_mut(Outbox::buffer);
         }
         self.buf.extend_from_slice(datagram);
         self.count += 1;
         self.closed = datagram.len() < self.segment;
     }
 
-    /// Sends what was gathered.
-    pub fn flush(&mut self, port: &Port) {
-        if let (Some(destination), true) = (self.destination, self.count > 0) {
-            port.send(destination, &self.buf, (self.count > 1).then_some(self.segment));
-            self.sends += 1;
-            self.datagrams += self.count as u64;
+    /// Sends what was gathered (now, or where the thread [`hold`]s).
+    pub fn flush(&mut self, port: &Arc<Port>) {
+        let contents = std::mem::take(&mut self.buf);
+        match (self.destination, self.count > 0) {
+            (Some(destination), true) => {
+                let segment = (self.count > 1).then_some(self.segment);
+                OUTBOX.with_borrow_mut(|outbox| outbox.send(port, destination, contents, segment));
+                self.sends += 1;
+                self.datagrams += self.count as u64;
+            }
+            _ => OUTBOX.with_borrow_mut(|outbox| outbox.give_back(contents)),
         }
-        self.buf.clear();
         self.count = 0;
         self.closed = false;
-        if self.buf.capacity() > 0 {
-            BUFFER.set(std::mem::take(&mut self.buf));
-        }
     }
 
-    /// System calls and datagrams so far.
+    /// Sends and datagrams so far.
     pub fn counts(&self) -> (u64, u64) {
         (self.sends, self.datagrams)
     }
@@ -366,7 +569,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pictures_datagrams_go_out_in_one_call_and_arrive_apart() {
-        let port = Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let port = Arc::new(Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap());
         let (a, b) = (
             UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             UdpSocket::bind("127.0.0.1:0").await.unwrap(),
@@ -394,6 +597,78 @@ mod tests {
         // Nothing left to send.
         batch.flush(&port);
         assert_eq!(batch.counts(), (sends, 5));
+    }
+
+    /// Whether `socket` has a datagram waiting.
+    fn waiting(socket: &UdpSocket) -> bool {
+        socket.try_recv_from(&mut [0u8; 2048]).is_ok()
+    }
+
+    #[tokio::test]
+    async fn held_sends_go_out_together_when_the_hold_ends() {
+        let port = Arc::new(Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap());
+        let other = Arc::new(Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap());
+        let (a, b) = (
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        );
+        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let (mut batch_a, mut batch_b) = (Batch::default(), Batch::default());
+        {
+            let _outer = hold();
+            let _inner = hold();
+            for tag in 1..=3 {
+                batch_a.push(&port, to_a, &[tag; 1000]);
+            }
+            batch_a.flush(&port);
+            batch_b.push(&port, to_b, &[4; 300]);
+            batch_b.flush(&port);
+            drop(_inner);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert!(!waiting(&a) && !waiting(&b), "nothing sent while a hold lasts");
+            // A send through another port sends what this one held first.
+            let mut batch = Batch::default();
+            batch.push(&other, to_b, &[5; 10]);
+            batch.flush(&other);
+            assert_eq!(receive(&a, 3).await, [(1000, 1), (1000, 2), (1000, 3)]);
+            assert_eq!(receive(&b, 1).await, [(300, 4)]);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert!(!waiting(&b), "the other port's send is held");
+        }
+        assert_eq!(receive(&b, 1).await, [(10, 5)]);
+        // Past OUTBOX_SENDS sends, the held ones go without waiting.
+        let _hold = hold();
+        for tag in 0..OUTBOX_SENDS as u8 {
+            batch_a.push(&port, to_a, &[tag; 20]);
+            batch_a.flush(&port);
+        }
+        assert_eq!(receive(&a, OUTBOX_SENDS).await.len(), OUTBOX_SENDS);
+        batch_a.push(&port, to_a, &[99; 20]);
+        batch_a.flush(&port);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting(&a), "one more is held");
+        drop(_hold);
+        assert_eq!(receive(&a, 1).await, [(20, 99)]);
+    }
+
+    #[tokio::test]
+    async fn a_send_the_kernel_refuses_loses_no_other() {
+        let port = Arc::new(Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap());
+        let (a, b) = (
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        );
+        let nowhere: SocketAddr = "[::1]:9".parse().unwrap(); // IPv6, from an IPv4 socket
+        {
+            let _hold = hold();
+            for (to, tag) in [(a.local_addr().unwrap(), 1), (nowhere, 2), (b.local_addr().unwrap(), 3)] {
+                let mut batch = Batch::default();
+                batch.push(&port, to, &[tag; 50]);
+                batch.flush(&port);
+            }
+        }
+        assert_eq!(receive(&a, 1).await, [(50, 1)]);
+        assert_eq!(receive(&b, 1).await, [(50, 3)]);
     }
 
     #[tokio::test]
