@@ -273,6 +273,9 @@ impl Sink for RtmpSink {
             return Take::Refused(delivery);
         }
         let message = made.get_or_make(frame, self.stream_id, || chunks(frame, self.stream_id, self.chunk_size));
+        // WebRTC players served before this one in the fan-out do not wait
+        // behind the RTMP players' writes.
+        crate::webrtc::udp::send_held();
         match self.wire.write_now(&message) {
             Written::All => {
                 self.metrics.frames_out.inc();

@@ -70,7 +70,8 @@ impl Port {
     /// Sends `contents` to `destination` now, without waiting: as one
     /// datagram, or as datagrams of `segment` bytes (the last may be
     /// shorter). A full socket buffer loses them, as the network might.
-    fn send(&self, destination: SocketAddr, contents: &[u8], segment: Option<usize>) {
+    /// False if it was not sent.
+    fn send(&self, destination: SocketAddr, contents: &[u8], segment: Option<usize>) -> bool {
         let transmit = Transmit {
             destination,
             ecn: None,
@@ -78,15 +79,34 @@ impl Port {
             segment_size: segment,
             src_ip: None,
         };
-        if let Err(error) = self.state.try_send(self.socket.get_ref().into(), &transmit) {
-            tracing::debug!(%error, %destination, "UDP send failed");
+        match self.state.try_send(self.socket.get_ref().into(), &transmit) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, %destination, "UDP send failed");
+                false
+            }
+        }
+    }
+
+    /// Sends `contents` again after a `sendmmsg` refused it: through
+    /// quinn-udp, which turns GSO off for later sends if GSO was the
+    /// reason, and then, if it was a GSO group, one datagram at a time.
+    fn send_again(&self, send: &Outgoing) {
+        let destination = send.destination.as_socket().unwrap_or(UNSPECIFIED);
+        if !self.send(destination, &send.contents, send.segment) {
+            if let Some(segment) = send.segment {
+                for datagram in send.contents.chunks(segment) {
+                    self.send(destination, datagram, None);
+                }
+            }
         }
     }
 
     /// Sends each of `sends` now, without waiting, in as few `sendmmsg`
-    /// calls as the kernel takes them. One that fails (its destination,
-    /// or GSO the device refuses) is sent again alone by [`Port::send`],
-    /// which learns from its error; a full socket buffer loses the rest.
+    /// calls as the kernel takes them. One the kernel refuses (its
+    /// destination, GSO the device cannot do, or no room in the socket's
+    /// buffer for its size) is sent again alone ([`Port::send_again`]),
+    /// and the others still go.
     #[cfg(target_os = "linux")]
     fn send_many(&self, sends: &[Outgoing]) {
         use std::os::fd::AsRawFd;
@@ -122,23 +142,11 @@ impl Port {
                 at += sent as usize;
                 continue;
             }
-            let error = std::io::Error::last_os_error();
-            match error.kind() {
-                std::io::ErrorKind::Interrupted if sent < 0 => continue,
-                std::io::ErrorKind::WouldBlock => {
-                    tracing::debug!(dropped = count - at, "UDP send buffer full: datagrams lost");
-                    return;
-                }
-                _ => {
-                    let send = &sends[at];
-                    self.send(
-                        send.destination.as_socket().unwrap_or(UNSPECIFIED),
-                        &send.contents,
-                        send.segment,
-                    );
-                    at += 1;
-                }
+            if sent < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
+            self.send_again(&sends[at]);
+            at += 1;
         }
     }
 
@@ -146,8 +154,7 @@ impl Port {
     #[cfg(not(target_os = "linux"))]
     fn send_many(&self, sends: &[Outgoing]) {
         for send in sends {
-            let destination = send.destination.as_socket().unwrap_or(UNSPECIFIED);
-            self.send(destination, &send.contents, send.segment);
+            self.send_again(send);
         }
     }
 }
@@ -187,6 +194,9 @@ impl Control {
 /// `sendmmsg`.
 pub const OUTBOX_SENDS: usize = 32;
 
+/// The largest buffer a thread keeps for reuse.
+const SPARE_BYTES: usize = 16 * 1024;
+
 /// One send an [`Outbox`] holds.
 struct Outgoing {
     destination: socket2::SockAddr,
@@ -218,8 +228,11 @@ impl Outbox {
         self.spare.pop().unwrap_or_default()
     }
 
+    /// Keeps `buf` for another batch: one per send the outbox may hold
+    /// and one for the batch being gathered, each of at most
+    /// [`SPARE_BYTES`] (a keyframe's larger batch gives its buffer up).
     fn give_back(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() > 0 && self.spare.len() <= OUTBOX_SENDS {
+        if (1..=SPARE_BYTES).contains(&buf.capacity()) && self.spare.len() < OUTBOX_SENDS + 1 {
             buf.clear();
             self.spare.push(buf);
         }
@@ -253,8 +266,10 @@ impl Outbox {
         let Some(port) = self.port.take() else {
             return;
         };
-        port.send_many(&self.sends);
+        // Taken out first: were sending to panic, they would not stay
+        // behind for another port.
         let mut sent = std::mem::take(&mut self.sends);
+        port.send_many(&sent);
         for send in sent.drain(..) {
             self.give_back(send.contents);
         }
@@ -263,13 +278,24 @@ impl Outbox {
 }
 
 /// Holds the peers' sends on this thread until the last [`Hold`] of it is
-/// dropped, [`OUTBOX_SENDS`] have gathered, or a send for another port
-/// comes: a thread that serves many peers in one go sends their datagrams
-/// with one system call for many peers instead of one each.
+/// dropped, [`OUTBOX_SENDS`] have gathered, a send for another port comes
+/// or [`send_held`] is called: a thread that serves many peers in one go
+/// sends their datagrams with one system call for many peers instead of
+/// one each. What a peer's own task sends meanwhile (a resend on a NACK, a
+/// sender report) may go out before what is held for it, by at most the
+/// held sends: a reordering within what SRTP's replay window and a
+/// player's jitter buffer take.
 #[must_use = "sends are held only while the guard lives"]
 pub struct Hold {
     /// On the thread that holds.
     _here: std::marker::PhantomData<*const ()>,
+}
+
+/// Sends what this thread holds now, without ending the hold: before
+/// something slower on the thread (an RTMP player's TCP write in the same
+/// fan-out), which the WebRTC players served before it need not wait for.
+pub fn send_held() {
+    OUTBOX.with_borrow_mut(Outbox::flush);
 }
 
 /// See [`Hold`].
@@ -669,6 +695,42 @@ mod tests {
         }
         assert_eq!(receive(&a, 1).await, [(50, 1)]);
         assert_eq!(receive(&b, 1).await, [(50, 3)]);
+    }
+
+    /// More segments than the kernel takes in one GSO send (64, or 128
+    /// since Linux 6.11): refused, the group goes one datagram at a time.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_gso_group_the_kernel_refuses_goes_one_datagram_at_a_time() {
+        let port = Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let contents: Vec<u8> = (0..150u8).flat_map(|i| [i; 4]).collect();
+        port.send_many(&[Outgoing {
+            destination: peer.local_addr().unwrap().into(),
+            contents,
+            segment: Some(4),
+        }]);
+        let got = receive(&peer, 150).await;
+        assert_eq!(got, (0..150u8).map(|i| (4, i)).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn what_is_held_goes_at_send_held_and_the_hold_goes_on() {
+        let port = Arc::new(Port::bind("127.0.0.1:0".parse().unwrap()).await.unwrap());
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = peer.local_addr().unwrap();
+        let mut batch = Batch::default();
+        let _hold = hold();
+        batch.push(&port, to, &[1; 30]);
+        batch.flush(&port);
+        send_held();
+        assert_eq!(receive(&peer, 1).await, [(30, 1)]);
+        batch.push(&port, to, &[2; 30]);
+        batch.flush(&port);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting(&peer), "held again");
+        drop(_hold);
+        assert_eq!(receive(&peer, 1).await, [(30, 2)]);
     }
 
     #[tokio::test]
