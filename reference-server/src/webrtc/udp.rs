@@ -70,8 +70,8 @@ impl Port {
     /// Sends `contents` to `destination` now, without waiting: as one
     /// datagram, or as datagrams of `segment` bytes (the last may be
     /// shorter). A full socket buffer loses them, as the network might.
-    /// False if it was not sent.
-    fn send(&self, destination: SocketAddr, contents: &[u8], segment: Option<usize>) -> bool {
+    /// Why it was not sent, if it was not.
+    fn send(&self, destination: SocketAddr, contents: &[u8], segment: Option<usize>) -> std::io::Result<()> {
         let transmit = Transmit {
             destination,
             ecn: None,
@@ -79,25 +79,25 @@ impl Port {
             segment_size: segment,
             src_ip: None,
         };
-        match self.state.try_send(self.socket.get_ref().into(), &transmit) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::debug!(%error, %destination, "UDP send failed");
-                false
-            }
+        let sent = self.state.try_send(self.socket.get_ref().into(), &transmit);
+        if let Err(error) = &sent {
+            tracing::debug!(%error, %destination, "UDP send failed");
         }
+        sent
     }
 
     /// Sends `contents` again after a `sendmmsg` refused it: through
     /// quinn-udp, which turns GSO off for later sends if GSO was the
-    /// reason, and then, if it was a GSO group, one datagram at a time.
+    /// reason, and then, if it was a GSO group refused for something else
+    /// than a full buffer, one datagram at a time.
     fn send_again(&self, send: &Outgoing) {
         let destination = send.destination.as_socket().unwrap_or(UNSPECIFIED);
-        if !self.send(destination, &send.contents, send.segment) {
-            if let Some(segment) = send.segment {
-                for datagram in send.contents.chunks(segment) {
-                    self.send(destination, datagram, None);
-                }
+        let Err(error) = self.send(destination, &send.contents, send.segment) else {
+            return;
+        };
+        if let (Some(segment), false) = (send.segment, error.kind() == std::io::ErrorKind::WouldBlock) {
+            for datagram in send.contents.chunks(segment) {
+                let _ = self.send(destination, datagram, None);
             }
         }
     }
@@ -241,7 +241,7 @@ impl Outbox {
     /// Sends `contents` now, or holds it for the next `sendmmsg`.
     fn send(&mut self, port: &Arc<Port>, destination: SocketAddr, contents: Vec<u8>, segment: Option<usize>) {
         if self.holds == 0 {
-            port.send(destination, &contents, segment);
+            let _ = port.send(destination, &contents, segment); // lost, as the network might
             self.give_back(contents);
             return;
         }
