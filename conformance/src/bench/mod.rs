@@ -278,6 +278,8 @@ pub struct Progress {
 
 /// Publishers get this long before players start.
 const PUBLISH_LEAD: Duration = Duration::from_secs(2);
+/// How long the uncounted first probe may take to show a picture.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(5);
 /// Frames sent in the last second of a hold are not counted as lost.
 const IN_FLIGHT: Duration = Duration::from_secs(1);
 /// Setup errors kept per step.
@@ -363,10 +365,12 @@ pub async fn run(
             Some(added as f64 / options.setup_rate + 3.0 * players::SETUP_TIMEOUT.as_secs_f64())
         })
         .sum();
-    let media_seconds =
-        (PUBLISH_LEAD.as_secs_f64() + setup_seconds + options.steps.len() as f64 * options.hold.as_secs_f64()).ceil()
-            as u32
-            + 2;
+    let media_seconds = (PUBLISH_LEAD.as_secs_f64()
+        + WARM_UP_LIMIT.as_secs_f64()
+        + setup_seconds
+        + options.steps.len() as f64 * options.hold.as_secs_f64())
+    .ceil() as u32
+        + 2;
     let spec = MediaSpec {
         seconds: media_seconds,
         ..options.media
@@ -400,6 +404,11 @@ pub async fn run(
         })
         .collect();
     tokio::time::sleep_until((start + PUBLISH_LEAD).into()).await;
+    let play_name = |stream: usize| match &options.play_params {
+        Some(params) => format!("{}?{params}", names[stream]),
+        None => names[stream].clone(),
+    };
+    warm_up(&endpoints, play_name(0), options.via).await;
 
     let own_pid = std::process::id();
     let baseline_rss = options.pid.and_then(procstat::read).map(|r| r.rss_bytes);
@@ -427,10 +436,7 @@ pub async fn run(
             let id = format!("p{stream}-{}", viewers[stream]);
             let job = PlayJob {
                 stream,
-                name: match &options.play_params {
-                    Some(params) => format!("{}?{params}", names[stream]),
-                    None => names[stream].clone(),
-                },
+                name: play_name(stream),
                 id,
             };
             if viewers[stream] < options.probes {
@@ -608,6 +614,28 @@ pub async fn run(
 }
 
 /// Why a ramp should not go on after `step`, if it should not.
+/// Plays one probe, uncounted, until its first picture (or
+/// [`WARM_UP_LIMIT`]). The generator's first session of a run is slower
+/// than the next ones (its first decoder, DTLS handshake and HTTP
+/// connection): counted, it would add tens of milliseconds to the first
+/// picture of whichever target of a comparison is measured first.
+async fn warm_up(endpoints: &Arc<Endpoints>, name: String, via: PlayVia) {
+    let (stop_tx, stop) = watch::channel(false);
+    let log = Arc::new(Mutex::new(ProbeLog::default()));
+    let job = PlayJob {
+        stream: 0,
+        name,
+        id: "warm-up".into(),
+    };
+    let task = tokio::spawn(players::probe(endpoints.clone(), job, via, log.clone(), stop));
+    let until = tokio::time::Instant::now() + WARM_UP_LIMIT;
+    while tokio::time::Instant::now() < until && !task.is_finished() && players::lock(&log).marks.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+}
+
 fn too_much(step: &BenchResult, max_p99_ms: Option<f64>) -> Option<String> {
     if step.frames_lost > 0 {
         return Some(format!("the probes lost {} frames", step.frames_lost));
