@@ -29,6 +29,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -224,6 +225,13 @@ struct BenchArgs {
     /// The second target's process id.
     #[arg(long, requires = "compare")]
     compare_pid: Option<u32>,
+    /// Measure the two targets of --compare at the same time, each with its
+    /// own load, rather than one after the other: a drift in the machine's
+    /// speed then cancels out of their CPU figures. Each target's figures
+    /// include the other's load on the machine, and the load generator's
+    /// CPU counts both loads.
+    #[arg(long, requires = "compare")]
+    together: bool,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -553,52 +561,44 @@ async fn bench(args: BenchArgs) -> ExitCode {
             },
         )
     };
-    let mut results = Vec::new();
-    for (target, pid) in targets {
-        let running = match target.start_for_load().await {
-            Ok(running) => running,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
-            }
-        };
-        // The embedded server runs in this process.
-        let pid = pid.or_else(|| running.in_process().then(std::process::id));
-        let name = running.spec.name.clone();
-        let options = BenchOptions { pid, ..options.clone() };
-        let result = conformance::bench::run(&running, &options, |p| {
-            let done = (p.elapsed.as_secs_f64() / p.total.as_secs_f64().max(1e-3) * 30.0) as usize;
-            let process = match (p.cpu_percent, p.rss_mib) {
-                (Some(cpu), Some(rss)) => format!(" · CPU {cpu:>4.0} % · RSS {rss:.0} MiB"),
-                _ => String::new(),
-            };
-            let step = if p.step.1 > 1 {
-                format!(" step {}/{}", p.step.0, p.step.1)
-            } else {
-                String::new()
-            };
-            let phase = if p.holding { "holding" } else { "setting up" };
-            eprint!(
-                "\r{name}{step} [{}{}] {:>3.0}/{:.0} s {phase} · {} players{process}   ",
-                "#".repeat(done.min(30)),
-                ".".repeat(30 - done.min(30)),
-                p.elapsed.as_secs_f64(),
-                p.total.as_secs_f64(),
-                p.players
-            );
-        })
-        .await;
-        eprintln!();
-        running.stop().await;
-        let _ = tokio::task::spawn_blocking(move || drop(target)).await;
-        match result {
-            Ok(result) => results.push(result),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
+    let results = if args.together {
+        // Each in a task of its own: what one run does between its awaits
+        // (making its media, say) does not hold the other up.
+        let lines = Arc::new(std::sync::Mutex::new(vec![String::new(); targets.len()]));
+        let runs = targets.into_iter().enumerate().map(|(i, (target, pid))| {
+            let (lines, options) = (lines.clone(), options.clone());
+            tokio::spawn(async move {
+                measure(target, pid, &options, 10, move |line| {
+                    let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                    lines[i] = line;
+                    eprint!("\r{}", lines.join(" | "));
+                })
+                .await
+            })
+        });
+        (futures_util::future::join_all(runs).await.into_iter())
+            .map(|joined| joined.unwrap_or_else(|e| Err(format!("the run failed: {e}"))))
+            .collect()
+    } else {
+        let mut results = Vec::new();
+        for (target, pid) in targets {
+            let result = measure(target, pid, &options, 30, |line| eprint!("\r{line}")).await;
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
             }
         }
-    }
+        results
+    };
+    eprintln!();
+    let results = match results.into_iter().collect::<Result<Vec<_>, String>>() {
+        Ok(results) => results,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     say_raw!("{}", bench_report::runs_table(&results));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&results).unwrap_or_default();
@@ -622,6 +622,47 @@ async fn bench(args: BenchArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// Starts `target`, runs the bench's load on it, and stops it; `progress`
+/// gets a line to show as it goes, with a bar `bar` characters wide.
+async fn measure(
+    target: Target,
+    pid: Option<u32>,
+    options: &BenchOptions,
+    bar: usize,
+    mut progress: impl FnMut(String),
+) -> Result<conformance::bench::BenchRun, String> {
+    let running = target.start_for_load().await.map_err(|e| e.to_string())?;
+    // The embedded server runs in this process.
+    let pid = pid.or_else(|| running.in_process().then(std::process::id));
+    let name = running.spec.name.clone();
+    let options = BenchOptions { pid, ..options.clone() };
+    let result = conformance::bench::run(&running, &options, |p| {
+        let done = ((p.elapsed.as_secs_f64() / p.total.as_secs_f64().max(1e-3) * bar as f64) as usize).min(bar);
+        let process = match (p.cpu_percent, p.rss_mib) {
+            (Some(cpu), Some(rss)) => format!(" · CPU {cpu:>4.0} % · RSS {rss:.0} MiB"),
+            _ => String::new(),
+        };
+        let step = if p.step.1 > 1 {
+            format!(" step {}/{}", p.step.0, p.step.1)
+        } else {
+            String::new()
+        };
+        let phase = if p.holding { "holding" } else { "setting up" };
+        progress(format!(
+            "{name}{step} [{}{}] {:>3.0}/{:.0} s {phase} · {} players{process}   ",
+            "#".repeat(done),
+            ".".repeat(bar - done),
+            p.elapsed.as_secs_f64(),
+            p.total.as_secs_f64(),
+            p.players
+        ));
+    })
+    .await;
+    running.stop().await;
+    let _ = tokio::task::spawn_blocking(move || drop(target)).await;
+    result.map_err(|e| e.to_string())
 }
 
 fn load(extra: Option<&std::path::Path>, filters: &[String]) -> Result<Vec<Scenario>, ExitCode> {

@@ -143,3 +143,41 @@ fn a_closed_output_pipe_ends_it_quietly() {
     assert!(out.stderr.is_empty(), "nothing on stderr: {}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(141), "the status after SIGPIPE, by convention");
 }
+
+/// When each run of a `bench --compare` began, by its JSON.
+fn bench_starts(dir: &Path, extra: &[&str]) -> Vec<f64> {
+    let mut args = vec![
+        "bench",
+        "--compare",
+        "embedded",
+        "--players",
+        "1",
+        "--duration",
+        "3s",
+        "--json",
+        "runs.json",
+    ];
+    args.extend_from_slice(extra);
+    let out = conformance(dir, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("runs.json")).unwrap()).unwrap();
+    let runs = runs.as_array().expect("a list of runs");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    for run in runs {
+        let decoded = &run["steps"][0]["frames_decoded"];
+        assert!(decoded.as_u64().is_some_and(|n| n > 0), "{run:#}");
+    }
+    runs.iter().map(|run| run["started_unix"].as_f64().unwrap()).collect()
+}
+
+#[test]
+fn compared_targets_are_measured_one_after_the_other_or_together() {
+    let dir = scratch("together");
+    let starts = bench_starts(&dir, &[]);
+    assert!(
+        starts[1] - starts[0] >= 3.0,
+        "the second after the first's hold: {starts:?}"
+    );
+    let starts = bench_starts(&dir, &["--together"]);
+    assert!((starts[1] - starts[0]).abs() < 1.0, "both at once: {starts:?}");
+}

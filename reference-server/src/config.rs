@@ -241,8 +241,8 @@ pub struct WebRtcConfig {
     pub resend_window: Duration,
     /// Players send their RTP themselves (SRTP with AES-GCM keyed from the
     /// session's DTLS, sender reports, resends on NACK) rather than through
-    /// str0m's per-session send queue, pacer and resend cache: about half
-    /// the CPU and two thirds of the memory a viewer costs
+    /// str0m's per-session send queue, pacer and resend cache: 55 to 65 %
+    /// of the CPU and two thirds of the memory a viewer costs that way
     /// (docs/BENCHMARKS.md). A session that negotiated AES-CM/HMAC-SHA1
     /// SRTP, or video str0m packetizes (a codec beside H.264), is sent by
     /// str0m either way.

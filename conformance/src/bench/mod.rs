@@ -237,6 +237,9 @@ pub struct BenchResult {
 pub struct BenchRun {
     /// The target's name.
     pub target: String,
+    /// When the run began, in seconds since the Unix epoch (runs measured
+    /// together began together).
+    pub started_unix: f64,
     /// The steps measured, in order.
     pub steps: Vec<BenchResult>,
     /// Why the ramp stopped before its last step.
@@ -375,7 +378,13 @@ pub async fn run(
         seconds: media_seconds,
         ..options.media
     };
-    let tags = Arc::new(media::marked_tags(spec).map_err(|e| BenchError::Media(e.to_string()))?);
+    // Encoding takes seconds: off the runtime, whose other tasks (another
+    // target's run, an embedded server) go on meanwhile.
+    let tags = tokio::task::spawn_blocking(move || media::marked_tags(spec).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| BenchError::Media(e.to_string()))?
+        .map_err(BenchError::Media)?;
+    let tags = Arc::new(tags);
     let tc_url = format!("{}/{}", running.rtmp_base.clone().unwrap_or_default(), running.app);
     let endpoints = Arc::new(Endpoints {
         rtmp_addr: addr,
@@ -389,6 +398,8 @@ pub async fn run(
     let (stop_tx, stop) = watch::channel(false);
 
     let start = Instant::now();
+    let started_unix =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)).map_or(0.0, |since| since.as_secs_f64());
     let sent: Vec<Arc<Mutex<Vec<Instant>>>> = names.iter().map(|_| Arc::default()).collect();
     let publishers: Vec<_> = names
         .iter()
@@ -608,12 +619,12 @@ pub async fn run(
     }
     Ok(BenchRun {
         target: running.spec.name.clone(),
+        started_unix,
         steps,
         stopped_early,
     })
 }
 
-/// Why a ramp should not go on after `step`, if it should not.
 /// Plays one probe, uncounted, until its first picture (or
 /// [`WARM_UP_LIMIT`]). The generator's first session of a run is slower
 /// than the next ones (its first decoder, DTLS handshake and HTTP
@@ -636,6 +647,7 @@ async fn warm_up(endpoints: &Arc<Endpoints>, name: String, via: PlayVia) {
     let _ = task.await;
 }
 
+/// Why a ramp should not go on after `step`, if it should not.
 fn too_much(step: &BenchResult, max_p99_ms: Option<f64>) -> Option<String> {
     if step.frames_lost > 0 {
         return Some(format!("the probes lost {} frames", step.frames_lost));

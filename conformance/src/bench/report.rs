@@ -433,11 +433,13 @@ mod tests {
         };
         let runs = [
             BenchRun {
+                started_unix: 0.0,
                 target: "a".into(),
                 steps: vec![step("a", 100, 10.0), step("a", 200, 25.0)],
                 stopped_early: None,
             },
             BenchRun {
+                started_unix: 0.0,
                 target: "b".into(),
                 steps: vec![step("b", 100, 20.0)],
                 stopped_early: Some("after 100 viewers per stream: the probes lost 1 frames".into()),
