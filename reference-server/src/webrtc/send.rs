@@ -31,9 +31,32 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::srtp::{OpenRtcp, Protect, SessionKeys, TAG_LEN};
 
 thread_local! {
-    /// The buffer the players written on this thread seal into, each in turn.
-    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// What the players written on this thread seal into, each in turn:
+    /// warm in the cache, where buffers of each player's own would not be.
+    static BUFFER: Cell<Sealed> = const { Cell::new(Sealed { bytes: Vec::new(), ends: Vec::new() }) };
 }
+
+/// Datagrams made and not yet taken: their bytes, and where each ends.
+#[derive(Debug, Default)]
+struct Sealed {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Sealed {
+    /// Itself, once it holds the thread's [`BUFFER`] (taken by the first
+    /// datagram since the last [`Sender::drain`]).
+    fn taken(&mut self) -> &mut Sealed {
+        if self.bytes.capacity() == 0 {
+            *self = BUFFER.take();
+        }
+        self
+    }
+}
+
+/// The longest RTP header written: 12 bytes, and a one-byte extension
+/// header of 4 with a 16-byte MID in 5 words.
+const MAX_HEADER: usize = 12 + 4 + 20;
 
 /// Seconds from the NTP era (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -140,11 +163,10 @@ pub struct Sender {
     /// Quirks: no sender reports, no resends.
     withhold_reports: bool,
     withhold_resends: bool,
-    /// Datagrams made and not yet taken: their bytes (the thread's
-    /// [`BUFFER`] while there are some), and where each ends.
-    out: Vec<u8>,
-    ends: Vec<usize>,
-    /// Scratch for a header, a report, an opened RTCP packet.
+    /// Datagrams made and not yet taken (the thread's [`BUFFER`] while
+    /// there are some).
+    out: Sealed,
+    /// Scratch for a report, an opened RTCP packet.
     scratch: Vec<u8>,
     /// Wallclock to NTP: an `Instant` and the Unix time it was.
     epoch: (Instant, Duration),
@@ -187,8 +209,7 @@ impl Sender {
             resend_window: settings.resend_window,
             withhold_reports: settings.withhold_reports,
             withhold_resends: settings.withhold_resends || settings.resend_packets == 0,
-            out: Vec::new(),
-            ends: Vec::new(),
+            out: Sealed::default(),
             scratch: Vec::with_capacity(64),
             epoch: (now, unix),
             resent: 0,
@@ -268,29 +289,13 @@ impl Sender {
     /// Writes the RTP header of a packet and seals it, with `prefix` in
     /// front of `payload`, into `out`.
     fn seal(&mut self, packet: Header, prefix: &[u8], payload: &[u8]) {
-        let header = &mut self.scratch;
-        header.clear();
-        let extension = packet.mid_ext.is_some();
-        header.push(0x80 | if extension { 0x10 } else { 0 });
-        header.push(packet.pt & 0x7f | if packet.marker { 0x80 } else { 0 });
-        header.extend_from_slice(&(packet.index as u16).to_be_bytes());
-        header.extend_from_slice(&packet.time.to_be_bytes());
-        header.extend_from_slice(&packet.ssrc.to_be_bytes());
-        if let Some((id, mid, len)) = &packet.mid_ext {
-            // One element: id and length - 1, then the MID, padded to words.
-            let words = (1 + len).div_ceil(4);
-            header.extend_from_slice(&[0xBE, 0xDE]);
-            header.extend_from_slice(&(words as u16).to_be_bytes());
-            header.push(id << 4 | (*len as u8 - 1));
-            header.extend_from_slice(&mid[..*len]);
-            header.resize(header.len() + words * 4 - 1 - len, 0);
-        }
-        if self.out.capacity() == 0 {
-            self.out = BUFFER.take();
-        }
-        self.out.reserve(header.len() + prefix.len() + payload.len() + TAG_LEN);
-        self.protect.rtp(header, prefix, payload, packet.index, &mut self.out);
-        self.ends.push(self.out.len());
+        let mut header = [0; MAX_HEADER];
+        let len = packet.write(&mut header);
+        let out = self.out.taken();
+        out.bytes.reserve(len + prefix.len() + payload.len() + TAG_LEN);
+        self.protect
+            .rtp(&header[..len], prefix, payload, packet.index, &mut out.bytes);
+        out.ends.push(out.bytes.len());
     }
 
     /// Sends the `position` track's sender report and CNAME.
@@ -326,11 +331,9 @@ impl Sender {
         rtcp.extend_from_slice(&[1, cname_len as u8]);
         rtcp.extend_from_slice(&self.cname[..cname_len]);
         rtcp.resize(rtcp.len() + words * 4 - (chunk - 1), 0);
-        if self.out.capacity() == 0 {
-            self.out = BUFFER.take();
-        }
-        self.protect.rtcp(rtcp, index, &mut self.out);
-        self.ends.push(self.out.len());
+        let out = self.out.taken();
+        self.protect.rtcp(rtcp, index, &mut out.bytes);
+        out.ends.push(out.bytes.len());
         self.reports += 1;
     }
 
@@ -423,15 +426,15 @@ impl Sender {
     /// Hands each datagram made since the last call to `send`, in order.
     pub fn drain(&mut self, mut send: impl FnMut(&[u8])) {
         let mut start = 0;
-        for &end in &self.ends {
-            send(&self.out[start..end]);
+        for &end in &self.out.ends {
+            send(&self.out.bytes[start..end]);
             start = end;
         }
-        self.out.clear();
-        self.ends.clear();
+        self.out.bytes.clear();
+        self.out.ends.clear();
         // A keyframe's packets need tens of kilobytes: one buffer per
         // thread holds them, not one per player.
-        if self.out.capacity() > 0 {
+        if self.out.bytes.capacity() > 0 {
             BUFFER.set(std::mem::take(&mut self.out));
         }
     }
@@ -446,6 +449,30 @@ struct Header {
     index: u64,
     time: u32,
     marker: bool,
+}
+
+impl Header {
+    /// Writes the header into `buf`; its length.
+    fn write(&self, buf: &mut [u8; MAX_HEADER]) -> usize {
+        let extension = self.mid_ext.is_some();
+        buf[0] = 0x80 | if extension { 0x10 } else { 0 };
+        buf[1] = self.pt & 0x7f | if self.marker { 0x80 } else { 0 };
+        buf[2..4].copy_from_slice(&(self.index as u16).to_be_bytes());
+        buf[4..8].copy_from_slice(&self.time.to_be_bytes());
+        buf[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let Some((id, mid, len)) = &self.mid_ext else {
+            return 12;
+        };
+        // One element: id and length - 1, then the MID, padded to words.
+        let words = (1 + len).div_ceil(4);
+        buf[12..14].copy_from_slice(&[0xBE, 0xDE]);
+        buf[14..16].copy_from_slice(&(words as u16).to_be_bytes());
+        buf[16] = id << 4 | (*len as u8 - 1);
+        buf[17..17 + len].copy_from_slice(&mid[..*len]);
+        let end = 16 + words * 4;
+        buf[17 + len..end].fill(0);
+        end
+    }
 }
 
 impl TrackState {
