@@ -18,6 +18,7 @@
 //! G.711 the peer accepts. RTP timestamps follow the RTMP timestamps on one
 //! clock, so sender reports tie audio and video together.
 
+use std::cell::Cell;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -352,6 +353,13 @@ pub enum PlayerInput {
     Publication(bool),
     /// The peer's SDP answer to the offer the player sent.
     Answer(String),
+}
+
+thread_local! {
+    /// The output queues of the players handled on this thread, each in
+    /// turn ([`Player::handle`]): warm in the cache, where queues of each
+    /// player's own would not be.
+    static QUEUES: Cell<[Vec<Output>; 2]> = const { Cell::new([Vec::new(), Vec::new()]) };
 }
 
 /// A WebRTC player.
@@ -785,6 +793,11 @@ impl Player {
 
     /// Acts, at `now`, on a frame or news for the player.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
+        if self.out.capacity() == 0 {
+            // Empty (a queue without room holds nothing), as `carrying` is
+            // between turns: the thread's queues take their place.
+            [self.out, self.carrying] = QUEUES.take();
+        }
         let status = match input {
             PlayerInput::Frame(frame) => {
                 if !self.quirk_drops(&frame) {
@@ -864,6 +877,7 @@ impl Player {
             }
             self.carrying = outputs;
         }
+        QUEUES.set([std::mem::take(&mut self.out), std::mem::take(&mut self.carrying)]);
     }
 
     /// Whether its subscription delivers the stream's sound; a driven one
