@@ -841,7 +841,7 @@ impl Player {
             let mut outputs = std::mem::take(&mut self.carrying);
             for output in outputs.drain(..) {
                 match output {
-                    Output::Write(write) => self.write(rtc, write),
+                    Output::Write(write) => self.write(rtc, write, now),
                     Output::TranscodeVideo => {
                         tracing::info!(settings = ?self.video_settings, "video transcoded for this player");
                         let mut transcoded = self.ctx.transcoders.subscribe_video(
@@ -889,7 +889,7 @@ impl Player {
         }
     }
 
-    fn write(&mut self, rtc: &mut Rtc, write: Write) {
+    fn write(&mut self, rtc: &mut Rtc, write: Write, now: Instant) {
         let (mid, seq, ssrc) = match write.kind {
             RtcKind::Audio => (self.audio_mid, &mut self.audio_seq, &mut self.audio_ssrc),
             RtcKind::Video => (self.video_mid, &mut self.video_seq, &mut self.video_ssrc),
@@ -932,7 +932,6 @@ impl Player {
             };
             own.set_clock_rate(kind, write.time.frequency().get());
             let time = write.time.numer() as u32;
-            let now = Instant::now();
             for packet in packets.iter() {
                 *seq += 1;
                 let packet = send::Packet {
