@@ -275,6 +275,14 @@ fn packetize(c: &mut Criterion) {
         rtx: Some((2, vec![(96, 97)])),
     };
     sender.track(send::Kind::Video, track);
+    // The stream's recent frames, where the player's resends find them.
+    let recent = packets::Shared::default();
+    let cuts: Vec<_> = (bodies.iter())
+        .map(|body| {
+            let avcc = bytes::Bytes::copy_from_slice(&body[5..]);
+            recent.get_or_make(&avcc, || packets::avc(&avc, &avcc))
+        })
+        .collect();
     let (mut seq, mut frame) = (0u64, 0u64);
     group.bench_function(
         format!(
@@ -284,21 +292,19 @@ fn packetize(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let mut datagrams = 0;
-                for packets in &shared {
+                for cut in &cuts {
                     frame += 1;
                     let at = now + Duration::from_millis(frame * 40);
-                    for packet in packets {
-                        seq += 1;
-                        let packet = send::Packet {
-                            pt: 96,
-                            index: seq,
-                            time: (frame * 3600) as u32,
-                            wallclock: at,
-                            marker: packet.marker,
-                            payload: &packet.payload,
-                        };
-                        sender.write(send::Kind::Video, packet, at);
-                    }
+                    let picture = send::Frame {
+                        pt: 96,
+                        first: seq + 1,
+                        time: (frame * 3600) as u32,
+                        wallclock: at,
+                        number: cut.number,
+                        packets: &cut.packets,
+                    };
+                    seq += cut.packets.len() as u64;
+                    sender.write(send::Kind::Video, picture, at);
                     sender.drain(|_| datagrams += 1);
                 }
                 assert!(datagrams >= FRAMES, "{datagrams} datagrams for {FRAMES} frames");

@@ -225,10 +225,11 @@ pub struct WebRtcConfig {
     pub publisher_keyframe_interval: Duration,
     /// Video packets each player keeps at most to answer its retransmission
     /// requests (NACK), the newest first. The payloads are shared by the
-    /// stream's players: a slot costs a player about 50 bytes on its own
-    /// send path, and 0.5 KB of str0m's bookkeeping where str0m sends.
-    /// 150 hold `resend_window` up to about 1 Mbit/s, half a second at
-    /// 2.5 Mbit/s.
+    /// stream's players: on its own send path a player keeps about 48
+    /// bytes per picture (a resend finds the packet among the stream's 256
+    /// most recent frames), where str0m sends 0.5 KB of bookkeeping per
+    /// packet. 150 hold `resend_window` up to about 1 Mbit/s, half a
+    /// second at 2.5 Mbit/s.
     pub resend_packets: usize,
     /// How long a video packet is kept for resending, within
     /// `resend_packets`: an older one is not resent (where str0m sends, its

@@ -5,13 +5,17 @@
 //! So a frame is cut into RTP payloads by the first player that sends it,
 //! and the other players take the same payloads (`Arc<[u8]>`, which str0m
 //! keeps as they are in its queue and in its history for NACKs): nothing is
-//! copied or packetized per player, and a player's resend history holds
-//! references, not copies.
+//! copied or packetized per player.
 //!
 //! A frame is known by its bytes: every player's [`Frame`](crate::hub::Frame)
 //! shares the publisher's buffer, and an entry keeps that buffer alive, so
 //! no other frame can be at the same address while the entry is there (an
 //! empty frame has no address of its own, and is never remembered).
+//!
+//! The recent frames are also where a player finds a video packet again to
+//! answer a NACK: each is numbered, and a player's resend history holds
+//! numbers, not references, so that sending a packet touches no count the
+//! stream's other players share.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,9 +29,12 @@ use media::h264::AvcConfig;
 pub const MAX_PAYLOAD: usize = 1100;
 
 /// Frames (pictures and sounds) remembered per stream: enough for players
-/// a few frames behind the others. The older frames a late joiner or a
-/// keyframe request starts with are cut again (a few microseconds each).
-const RECENT: usize = 64;
+/// a few frames behind the others, and for resends within
+/// `webrtc.resend_window` (a second by default: 75 frames at 25 pictures
+/// and 50 sounds a second; this holds two seconds at 60 pictures). The
+/// older frames a late joiner or a keyframe request starts with are cut
+/// again (a few microseconds each).
+pub const RECENT: usize = 256;
 
 /// One RTP payload and whether it ends its frame (the RTP marker bit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +47,15 @@ pub struct Packet {
 
 /// A frame's packets.
 pub type Packets = Arc<[Packet]>;
+
+/// A frame's packets, and its number among the stream's recent frames.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// Where [`Shared::packet`] finds the packets again while the frame is
+    /// recent; `None` for a frame that is not remembered.
+    pub number: Option<u64>,
+    pub packets: Packets,
+}
 
 /// The H.264 access unit `avcc` in RTP payloads (RFC 6184, packetization
 /// mode 1), parameter sets in front of its IDR; the marker on the last.
@@ -71,44 +87,69 @@ pub fn sound(data: &[u8]) -> Vec<Packet> {
 /// The packets of a stream's recent frames.
 #[derive(Debug, Default)]
 pub struct Shared {
-    recent: Mutex<VecDeque<(Bytes, Packets)>>,
+    recent: Mutex<Recent>,
+}
+
+/// The recent frames, oldest first, numbered in turn: the first's number,
+/// and each frame's bytes and packets.
+#[derive(Debug, Default)]
+struct Recent {
+    first: u64,
+    frames: VecDeque<(Bytes, Packets)>,
+}
+
+impl Recent {
+    fn find(&self, frame: &Bytes) -> Option<Cut> {
+        let same = |(bytes, _): &(Bytes, Packets)| bytes.as_ptr() == frame.as_ptr() && bytes.len() == frame.len();
+        let at = self.frames.iter().rposition(same)?;
+        Some(Cut {
+            number: Some(self.first + at as u64),
+            packets: self.frames[at].1.clone(),
+        })
+    }
 }
 
 impl Shared {
     /// The packets of `frame` (the codec's bytes, a slice of the frame's
     /// shared buffer): made by `make` if no player made them yet.
-    pub fn get_or_make(&self, frame: &Bytes, make: impl FnOnce() -> Vec<Packet>) -> Packets {
+    pub fn get_or_make(&self, frame: &Bytes, make: impl FnOnce() -> Vec<Packet>) -> Cut {
         if frame.is_empty() {
-            return make().into();
+            return Cut {
+                number: None,
+                packets: make().into(),
+            };
         }
-        if let Some(packets) = self.find(frame) {
-            return packets;
+        if let Some(cut) = self.lock().find(frame) {
+            return cut;
         }
         // Cut with the lock released: the stream's other players go on.
         let packets: Packets = make().into();
         let mut recent = self.lock();
-        if let Some(made) = Self::made(&recent, frame) {
-            // Another player cut it meanwhile: its payloads, so that str0m
-            // keeps one copy.
+        if let Some(made) = recent.find(frame) {
+            // Another player cut it meanwhile: its payloads, so that only
+            // one copy is kept.
             return made;
         }
-        if recent.len() == RECENT {
-            recent.pop_front();
+        if recent.frames.len() == RECENT {
+            recent.frames.pop_front();
+            recent.first += 1;
         }
-        recent.push_back((frame.clone(), packets.clone()));
-        packets
+        recent.frames.push_back((frame.clone(), packets.clone()));
+        Cut {
+            number: Some(recent.first + recent.frames.len() as u64 - 1),
+            packets,
+        }
     }
 
-    fn find(&self, frame: &Bytes) -> Option<Packets> {
-        Self::made(&self.lock(), frame)
+    /// Packet `n` of the frame numbered `number`, while that frame is recent.
+    pub fn packet(&self, number: u64, n: usize) -> Option<Packet> {
+        let recent = self.lock();
+        let at = number.checked_sub(recent.first)?;
+        let (_, packets) = recent.frames.get(usize::try_from(at).ok()?)?;
+        packets.get(n).cloned()
     }
 
-    fn made(recent: &VecDeque<(Bytes, Packets)>, frame: &Bytes) -> Option<Packets> {
-        let same = |(bytes, _): &&(Bytes, Packets)| bytes.as_ptr() == frame.as_ptr() && bytes.len() == frame.len();
-        recent.iter().rev().find(same).map(|(_, packets)| packets.clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Bytes, Packets)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -162,12 +203,14 @@ mod tests {
         });
         assert_eq!(made, 1);
         assert!(
-            Arc::ptr_eq(&first[0].payload, &second[0].payload),
+            Arc::ptr_eq(&first.packets[0].payload, &second.packets[0].payload),
             "one payload, shared"
         );
+        assert_eq!((first.number, second.number), (Some(0), Some(0)));
         // Another slice of the same buffer is another frame.
         let other = shared.get_or_make(&buffer.slice(4..), || sound(b"x"));
-        assert_eq!(&other[0].payload[..], b"x");
+        assert_eq!(&other.packets[0].payload[..], b"x");
+        assert_eq!(other.number, Some(1));
     }
 
     #[test]
@@ -175,8 +218,9 @@ mod tests {
         let shared = Shared::default();
         shared.get_or_make(&Bytes::new(), || sound(b""));
         let video = shared.get_or_make(&Bytes::new(), Vec::new);
-        assert!(video.is_empty(), "not the sound's packet");
-        assert!(shared.recent.lock().unwrap().is_empty());
+        assert!(video.packets.is_empty(), "not the sound's packet");
+        assert_eq!(video.number, None);
+        assert!(shared.recent.lock().unwrap().frames.is_empty());
     }
 
     #[test]
@@ -186,13 +230,20 @@ mod tests {
         for frame in &frames {
             shared.get_or_make(frame, || sound(frame));
         }
-        assert_eq!(shared.recent.lock().unwrap().len(), RECENT);
+        assert_eq!(shared.recent.lock().unwrap().frames.len(), RECENT);
+        assert_eq!(shared.packet(0, 0), None, "the oldest was forgotten");
+        assert_eq!(shared.packet(1, 0).map(|p| p.payload[0]), Some(1));
+        let last = RECENT as u64;
+        assert_eq!(shared.packet(last, 0).map(|p| p.payload[0]), Some(last as u8));
+        assert_eq!(shared.packet(last, 1), None, "a sound is one packet");
+        assert_eq!(shared.packet(last + 1, 0), None, "not made yet");
         let mut made = false;
-        shared.get_or_make(&frames[0], || {
+        let again = shared.get_or_make(&frames[0], || {
             made = true;
             sound(&frames[0])
         });
         assert!(made, "the oldest was forgotten");
+        assert_eq!(again.number, Some(last + 1), "and is numbered anew");
     }
 
     #[test]

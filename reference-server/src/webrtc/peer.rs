@@ -152,8 +152,8 @@ impl State {
     /// too. str0m's ICE says where to send.)
     fn receive(&mut self, data: &[u8], receive: Receive<'_>, now: Instant) {
         if let Role::Play(player) = &mut self.role {
-            if let Some(own) = player.own().filter(|_| send::is_rtcp(data)) {
-                own.feedback(data, now);
+            if player.own().is_some() && send::is_rtcp(data) {
+                player.feedback(data, now);
                 self.send_own();
                 self.batch.flush(&self.port);
             }

@@ -661,6 +661,14 @@ impl Player {
         self.own.as_mut()
     }
 
+    /// Hands the own send path (if any) an SRTCP datagram from the peer:
+    /// it answers NACKs from the stream's recent frames.
+    pub fn feedback(&mut self, datagram: &[u8], now: Instant) {
+        if let Some(own) = &mut self.own {
+            own.feedback(datagram, &self.packets, now);
+        }
+    }
+
     /// Sizes the resend history of the video stream `mid` before its first
     /// packet: `webrtc.resend_packets` at most, each kept
     /// `webrtc.resend_window` (str0m keeps 3 s, and its history grows to
@@ -903,7 +911,7 @@ impl Player {
             }
             data => data,
         };
-        let packets = match picture {
+        let cut = match picture {
             Payload::Picture(data) => {
                 let Some(writer) = rtc.writer(mid) else { return };
                 match writer.write(write.pt, write.wallclock, write.time, data) {
@@ -921,6 +929,7 @@ impl Player {
                 packets::sound(&data)
             }),
         };
+        let packets = &cut.packets;
         let own = match write.kind {
             RtcKind::Audio => self.own.as_mut(),
             RtcKind::Video => self.own.as_mut().filter(|_| self.video_own),
@@ -931,19 +940,16 @@ impl Player {
                 RtcKind::Video => send::Kind::Video,
             };
             own.set_clock_rate(kind, write.time.frequency().get());
-            let time = write.time.numer() as u32;
-            for packet in packets.iter() {
-                *seq += 1;
-                let packet = send::Packet {
-                    pt: *write.pt,
-                    index: *seq,
-                    time,
-                    wallclock: write.wallclock,
-                    marker: packet.marker,
-                    payload: &packet.payload,
-                };
-                own.write(kind, packet, now);
-            }
+            let frame = send::Frame {
+                pt: *write.pt,
+                first: *seq + 1,
+                time: write.time.numer() as u32,
+                wallclock: write.wallclock,
+                number: cut.number,
+                packets,
+            };
+            *seq += packets.len() as u64;
+            own.write(kind, frame, now);
             if !packets.is_empty() {
                 self.ctx.metrics.frames_out.inc();
             }

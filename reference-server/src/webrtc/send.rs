@@ -6,8 +6,9 @@
 //! resend cache holding a parsed copy of every header, and a datagram
 //! allocated per packet; for a viewer of a shared stream that was most of
 //! its cost, and its resend cache most of its memory. This path writes the
-//! header and seals the payload into one buffer, and remembers a packet as
-//! the shared payload it was made from. str0m still runs ICE, DTLS, the
+//! header and seals the payload into one buffer, and remembers a frame sent
+//! by its number among the stream's recent frames ([`super::packets`]),
+//! where a resend finds its payload again. str0m still runs ICE, DTLS, the
 //! SDP and the peer's RTCP (a PLI becomes its keyframe request); it sends
 //! nothing on the SSRCs this path sends on ([`Sender::owns`] lets the shell
 //! drop anything it would, so no SRTP nonce is used twice).
@@ -25,9 +26,10 @@
 //! most 15 % of the video bytes sent. Sound is not resent.
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::packets::{self, Packet};
 use super::srtp::{OpenRtcp, Protect, SessionKeys, TAG_LEN};
 
 thread_local! {
@@ -104,21 +106,23 @@ pub struct Track {
     pub rtx: Option<(u32, Vec<(u8, u8)>)>,
 }
 
-/// One packet for [`Sender::write`].
+/// One frame's packets for [`Sender::write`].
 #[derive(Debug, Clone, Copy)]
-pub struct Packet<'a> {
+pub struct Frame<'a> {
     /// Its payload type.
     pub pt: u8,
-    /// Its 48-bit SRTP index: rollover counter, then sequence number.
-    pub index: u64,
+    /// The 48-bit SRTP index (rollover counter, then sequence number) of
+    /// its first packet; the others follow.
+    pub first: u64,
     /// Its RTP timestamp.
     pub time: u32,
     /// When, on the server's clock, its sampling instant falls.
     pub wallclock: Instant,
-    /// The marker bit.
-    pub marker: bool,
-    /// The payload (shared by the stream's players).
-    pub payload: &'a Arc<[u8]>,
+    /// Its number among the stream's recent frames, where a resend finds
+    /// it ([`packets::Cut::number`]); a frame without one is not resent.
+    pub number: Option<u64>,
+    /// Its packets (their payloads shared by the stream's players).
+    pub packets: &'a [Packet],
 }
 
 #[derive(Debug)]
@@ -135,14 +139,17 @@ struct TrackState {
     rtx_index: u64,
 }
 
-/// A video packet kept for resending.
-#[derive(Debug, Clone)]
+/// Video packets kept for resending: `count` packets of the stream's
+/// recent frame `number` from its packet `from` on, the first of them sent
+/// with SRTP index `index`.
+#[derive(Debug, Clone, Copy)]
 struct Sent {
     index: u64,
+    number: u64,
+    from: usize,
+    count: usize,
     pt: u8,
     time: u32,
-    marker: bool,
-    payload: Arc<[u8]>,
     at: Instant,
 }
 
@@ -153,9 +160,9 @@ pub struct Sender {
     open: OpenRtcp,
     tracks: Vec<TrackState>,
     cname: Vec<u8>,
-    /// Recent video packets, a ring of `keep`.
-    sent: Vec<Sent>,
-    next_sent: usize,
+    /// Recent video packets, oldest first: `kept` of them, `keep` at most.
+    sent: VecDeque<Sent>,
+    kept: usize,
     keep: usize,
     resend_window: Duration,
     /// Bytes resends may still take (see [`RESEND_SHARE_PERCENT`]).
@@ -202,8 +209,8 @@ impl Sender {
             open: keys.remote.open_rtcp(),
             tracks: Vec::with_capacity(2),
             cname: settings.cname.into_bytes(),
-            sent: Vec::new(),
-            next_sent: 0,
+            sent: VecDeque::new(),
+            kept: 0,
             keep: settings.resend_packets.min(MAX_KEPT),
             resend_budget: RESEND_BUDGET_START,
             resend_window: settings.resend_window,
@@ -241,9 +248,9 @@ impl Sender {
         }
     }
 
-    /// Makes the datagram of `packet` on the `kind` track, and a sender
+    /// Makes the datagrams of `frame` on the `kind` track, and a sender
     /// report first if one is due; `false` if the track is not declared.
-    pub fn write(&mut self, kind: Kind, packet: Packet<'_>, now: Instant) -> bool {
+    pub fn write(&mut self, kind: Kind, frame: Frame<'_>, now: Instant) -> bool {
         let Some(position) = self.tracks.iter().position(|t| t.kind == kind) else {
             return false;
         };
@@ -251,39 +258,56 @@ impl Sender {
             self.report(position, now);
         }
         let state = &mut self.tracks[position];
-        state.packets = state.packets.wrapping_add(1);
-        state.octets = state.octets.wrapping_add(packet.payload.len() as u32);
-        state.last = Some((packet.time, packet.wallclock));
+        let bytes: usize = frame.packets.iter().map(|p| p.payload.len()).sum();
+        state.packets = state.packets.wrapping_add(frame.packets.len() as u32);
+        state.octets = state.octets.wrapping_add(bytes as u32);
+        state.last = Some((frame.time, frame.wallclock));
         state.next_report.get_or_insert(now + REPORT_INTERVAL);
         let (ssrc, mid_ext) = (state.track.ssrc, state.track.mid_ext);
-        let header = Header {
-            ssrc,
-            mid_ext,
-            pt: packet.pt,
-            index: packet.index,
-            time: packet.time,
-            marker: packet.marker,
-        };
-        self.seal(header, &[], packet.payload);
-        if kind == Kind::Video && !self.withhold_resends {
-            let earned = packet.payload.len() * RESEND_SHARE_PERCENT / 100;
-            self.resend_budget = (self.resend_budget + earned).min(RESEND_BUDGET_MAX);
-            let sent = Sent {
-                index: packet.index,
-                pt: packet.pt,
-                time: packet.time,
+        for (index, packet) in (frame.first..).zip(frame.packets) {
+            let header = Header {
+                ssrc,
+                mid_ext,
+                pt: frame.pt,
+                index,
+                time: frame.time,
                 marker: packet.marker,
-                payload: packet.payload.clone(),
-                at: now,
             };
-            if self.sent.len() < self.keep {
-                self.sent.push(sent);
-            } else {
-                self.sent[self.next_sent] = sent;
+            self.seal(header, &[], &packet.payload);
+        }
+        if kind == Kind::Video && !self.withhold_resends {
+            let earned = bytes * RESEND_SHARE_PERCENT / 100;
+            self.resend_budget = (self.resend_budget + earned).min(RESEND_BUDGET_MAX);
+            if let Some(number) = frame.number.filter(|_| !frame.packets.is_empty()) {
+                self.keep(Sent {
+                    index: frame.first,
+                    number,
+                    from: 0,
+                    count: frame.packets.len(),
+                    pt: frame.pt,
+                    time: frame.time,
+                    at: now,
+                });
             }
-            self.next_sent = (self.next_sent + 1) % self.keep;
         }
         true
+    }
+
+    /// Remembers `sent`, and forgets the oldest packets beyond `keep`.
+    fn keep(&mut self, sent: Sent) {
+        self.kept += sent.count;
+        self.sent.push_back(sent);
+        while self.kept > self.keep {
+            let Some(oldest) = self.sent.front_mut() else { break };
+            let excess = (self.kept - self.keep).min(oldest.count);
+            oldest.index += excess as u64;
+            oldest.from += excess;
+            oldest.count -= excess;
+            self.kept -= excess;
+            if oldest.count == 0 {
+                self.sent.pop_front();
+            }
+        }
     }
 
     /// Writes the RTP header of a packet and seals it, with `prefix` in
@@ -338,9 +362,10 @@ impl Sender {
     }
 
     /// Reads an SRTCP datagram from the peer and answers its NACKs for
-    /// video (the shell still hands it to str0m); `false` if it did not
+    /// video with the packets `recent` (the stream's recent frames) still
+    /// has (the shell still hands it to str0m); `false` if it did not
     /// open.
-    pub fn feedback(&mut self, datagram: &[u8], now: Instant) -> bool {
+    pub fn feedback(&mut self, datagram: &[u8], recent: &packets::Shared, now: Instant) -> bool {
         let mut plain = std::mem::take(&mut self.scratch);
         let opened = self.open.open(datagram, &mut plain);
         if opened && !self.withhold_resends {
@@ -355,7 +380,7 @@ impl Sender {
                 // Generic NACK: transport feedback (205), FMT 1, with the media SSRC.
                 if packet[1] == 205 && packet[0] & 0x1f == 1 && packet.len() >= 12 {
                     let media = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-                    self.nack(media, &packet[12..], now);
+                    self.nack(media, &packet[12..], recent, now);
                 }
                 rest = tail;
             }
@@ -367,7 +392,7 @@ impl Sender {
 
     /// Resends the packets `fci` (pairs of a packet id and a bitmask of the
     /// 16 after it) asks for on `media`.
-    fn nack(&mut self, media: u32, fci: &[u8], now: Instant) {
+    fn nack(&mut self, media: u32, fci: &[u8], recent: &packets::Shared, now: Instant) {
         let Some(position) = (self.tracks.iter()).position(|t| t.kind == Kind::Video && t.track.ssrc == media) else {
             return;
         };
@@ -383,13 +408,18 @@ impl Sender {
             );
         }
         for seq in wanted.into_iter().take(MAX_RESENDS_PER_NACK) {
-            let found = self
-                .sent
-                .iter()
-                .find(|sent| sent.index as u16 == seq && now.saturating_duration_since(sent.at) <= self.resend_window)
-                .cloned();
-            let Some(sent) = found else { continue };
-            let Some(budget) = self.resend_budget.checked_sub(sent.payload.len()) else {
+            let window = self.resend_window;
+            let found = (self.sent.iter().rev())
+                .take_while(|sent| now.saturating_duration_since(sent.at) <= window)
+                .find_map(|sent| {
+                    let n = usize::from(seq.wrapping_sub(sent.index as u16));
+                    (n < sent.count).then_some((*sent, sent.index + n as u64, sent.from + n))
+                });
+            let Some((sent, index, n)) = found else { continue };
+            let Some(packet) = recent.packet(sent.number, n) else {
+                continue;
+            };
+            let Some(budget) = self.resend_budget.checked_sub(packet.payload.len()) else {
                 self.refused += 1;
                 continue;
             };
@@ -402,9 +432,9 @@ impl Sender {
                 ssrc: media,
                 mid_ext,
                 pt: sent.pt,
-                index: sent.index,
+                index,
                 time: sent.time,
-                marker: sent.marker,
+                marker: packet.marker,
             };
             match rtx {
                 Some((ssrc, pt)) => {
@@ -415,9 +445,9 @@ impl Sender {
                         index: state.rtx_index,
                         ..original
                     };
-                    self.seal(header, &(sent.index as u16).to_be_bytes(), &sent.payload);
+                    self.seal(header, &(index as u16).to_be_bytes(), &packet.payload);
                 }
-                None => self.seal(original, &[], &sent.payload),
+                None => self.seal(original, &[], &packet.payload),
             }
             self.resent += 1;
         }
@@ -520,6 +550,7 @@ pub fn is_rtcp(datagram: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::webrtc::srtp::{Master, Profile};
+    use bytes::Bytes;
 
     fn keys() -> SessionKeys {
         let ours = Master::new(Profile::AeadAes128Gcm, &[1; 16], &[2; 12]).unwrap();
@@ -564,15 +595,30 @@ mod tests {
         sender
     }
 
-    /// A packet of payload type 96 at RTP time `time`, without the marker.
-    fn packet(index: u64, time: u32, wallclock: Instant, payload: &Arc<[u8]>) -> Packet<'_> {
-        Packet {
+    /// A frame of `count` packets of `len` bytes, each byte `fill`, cut
+    /// once into `recent` (the marker on its last packet).
+    fn cut(recent: &packets::Shared, fill: u8, count: usize, len: usize) -> packets::Cut {
+        let bytes = Bytes::from(vec![fill; count * len]);
+        recent.get_or_make(&bytes, || {
+            (0..count)
+                .map(|i| Packet {
+                    payload: vec![fill; len].into(),
+                    marker: i + 1 == count,
+                })
+                .collect()
+        })
+    }
+
+    /// `cut` as a frame of payload type 96 at RTP time `time`, its first
+    /// packet with SRTP index `first`.
+    fn frame(cut: &packets::Cut, first: u64, time: u32, wallclock: Instant) -> Frame<'_> {
+        Frame {
             pt: 96,
-            index,
+            first,
             time,
             wallclock,
-            marker: false,
-            payload,
+            number: cut.number,
+            packets: &cut.packets,
         }
     }
 
@@ -599,17 +645,20 @@ mod tests {
         };
         sender.track(Kind::Video, track.clone());
         assert!(sender.owns(0x0102_0304));
-        let payload: Arc<[u8]> = vec![7u8; 100].into();
-        let packet = Packet {
+        let packets = [Packet {
+            payload: vec![7u8; 100].into(),
+            marker: true,
+        }];
+        let frame = Frame {
             pt: 102,
-            index: 0x1_0005,
+            first: 0x1_0005,
             time: 9000,
             wallclock: now,
-            marker: true,
-            payload: &payload,
+            number: None,
+            packets: &packets,
         };
-        assert!(sender.write(Kind::Video, packet, now));
-        assert!(!sender.write(Kind::Audio, packet, now), "no audio track");
+        assert!(sender.write(Kind::Video, frame, now));
+        assert!(!sender.write(Kind::Audio, frame, now), "no audio track");
         let mut datagrams = Vec::new();
         sender.drain(|d| datagrams.push(d.to_vec()));
         assert_eq!(datagrams.len(), 1);
@@ -626,29 +675,36 @@ mod tests {
     fn a_nack_is_answered_with_the_same_packet_and_reports_follow_the_interval() {
         let now = Instant::now();
         let mut sender = video_sender(settings(), None, None, now);
-        let payload: Arc<[u8]> = vec![1u8; 10].into();
+        let recent = packets::Shared::default();
         let mut sent = Vec::new();
-        for i in 0..6u64 {
-            sender.write(Kind::Video, packet(100 + i, 0, now, &payload), now);
+        // Two pictures of three packets, 100 to 105: the four kept are 102
+        // to 105, the first picture's last packet and the second picture.
+        for (fill, first) in [(1, 100), (2, 103)] {
+            sender.write(Kind::Video, frame(&cut(&recent, fill, 3, 10), first, 0, now), now);
             sender.drain(|d| sent.push(d.to_vec()));
         }
-        // The peer's NACK for 103 and 105 (PID 103, bit 1).
-        assert!(sender.feedback(&nack(103, 0b10, 1), now));
+        assert_eq!(sent.len(), 6);
+        // The peer's NACK for 102, 103 and 105 (PID 102, bits 0 and 2).
+        assert!(sender.feedback(&nack(102, 0b101, 1), &recent, now));
         let mut resent = Vec::new();
         sender.drain(|d| resent.push(d.to_vec()));
-        assert_eq!(resent, vec![sent[3].clone(), sent[5].clone()], "the same bytes again");
+        assert_eq!(
+            resent,
+            vec![sent[2].clone(), sent[3].clone(), sent[5].clone()],
+            "the same bytes again"
+        );
         // 100 and 101 fell out of the four kept.
-        let sealed = nack(100, 0, 2);
-        assert!(sender.feedback(&sealed, now));
+        let sealed = nack(100, 0b1, 2);
+        assert!(sender.feedback(&sealed, &recent, now));
         sender.drain(|_| panic!("nothing to resend"));
         assert!(
-            !sender.feedback(&sealed[..sealed.len() - 1], now),
+            !sender.feedback(&sealed[..sealed.len() - 1], &recent, now),
             "a damaged packet does not open"
         );
 
         // A second later, the next packet goes after a report.
         let later = now + REPORT_INTERVAL;
-        sender.write(Kind::Video, packet(106, 90_000, later, &payload), later);
+        sender.write(Kind::Video, frame(&cut(&recent, 3, 1, 10), 106, 90_000, later), later);
         let mut out = Vec::new();
         sender.drain(|d| out.push(d.to_vec()));
         assert_eq!(out.len(), 2);
@@ -667,14 +723,11 @@ mod tests {
         let now = Instant::now();
         let mut sender = video_sender(settings(), mid("0"), Some((10, vec![(96, 97)])), now);
         assert!(sender.owns(10), "str0m must not send on the retransmission SSRC either");
-        let payload: Arc<[u8]> = vec![5u8; 20].into();
-        let packet = Packet {
-            marker: true,
-            ..packet(0x2_0304, 1234, now, &payload)
-        };
-        sender.write(Kind::Video, packet, now);
+        let recent = packets::Shared::default();
+        let picture = cut(&recent, 5, 1, 20);
+        sender.write(Kind::Video, frame(&picture, 0x2_0304, 1234, now), now);
         sender.drain(|_| {});
-        assert!(sender.feedback(&nack(0x0304, 0, 1), now));
+        assert!(sender.feedback(&nack(0x0304, 0, 1), &recent, now));
         let mut resent = Vec::new();
         sender.drain(|d| resent.push(d.to_vec()));
         assert_eq!(resent.len(), 1);
@@ -694,17 +747,44 @@ mod tests {
         let mut settings = settings();
         settings.resend_packets = 100;
         let mut sender = video_sender(settings, None, None, now);
-        let payload: Arc<[u8]> = vec![0u8; 1000].into();
-        for i in 0..40u64 {
-            sender.write(Kind::Video, packet(i, 0, now, &payload), now);
-        }
+        let recent = packets::Shared::default();
+        sender.write(Kind::Video, frame(&cut(&recent, 0, 40, 1000), 0, 0, now), now);
         sender.drain(|_| {});
         // 40 000 bytes sent earn 6 000 bytes of resends, on top of the
         // 16 384 it started with: two NACKs for 17 packets each (a packet
         // and the 16 after it) get 17, then 5.
         for (pid, srtcp_index) in [(0, 1), (20, 2)] {
-            assert!(sender.feedback(&nack(pid, 0xffff, srtcp_index), now));
+            assert!(sender.feedback(&nack(pid, 0xffff, srtcp_index), &recent, now));
         }
         assert_eq!((sender.resent, sender.refused), (22, 12));
+    }
+
+    #[test]
+    fn a_frame_the_stream_no_longer_remembers_is_not_resent() {
+        let now = Instant::now();
+        let mut sender = video_sender(settings(), None, None, now);
+        let recent = packets::Shared::default();
+        sender.write(Kind::Video, frame(&cut(&recent, 1, 1, 10), 7, 0, now), now);
+        sender.drain(|_| {});
+        // The stream moves on by its recent frames (none sent to this player).
+        let others: Vec<_> = (0..packets::RECENT).map(|_| cut(&recent, 2, 1, 10)).collect();
+        assert!(sender.feedback(&nack(7, 0, 1), &recent, now));
+        sender.drain(|_| panic!("nothing to resend"));
+        assert_eq!(sender.resent, 0);
+        drop(others);
+    }
+
+    #[test]
+    fn nothing_is_resent_after_the_window() {
+        let now = Instant::now();
+        let mut sender = video_sender(settings(), None, None, now);
+        let recent = packets::Shared::default();
+        sender.write(Kind::Video, frame(&cut(&recent, 1, 2, 10), 7, 0, now), now);
+        sender.drain(|_| {});
+        let late = now + Duration::from_millis(1001);
+        assert!(sender.feedback(&nack(7, 0b1, 1), &recent, late));
+        sender.drain(|_| panic!("nothing to resend"));
+        assert!(sender.feedback(&nack(8, 0, 2), &recent, now + Duration::from_secs(1)));
+        assert_eq!(sender.resent, 1, "the window's last instant still counts");
     }
 }
