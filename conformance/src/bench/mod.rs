@@ -388,7 +388,6 @@ pub async fn run(
     let tc_url = format!("{}/{}", running.rtmp_base.clone().unwrap_or_default(), running.app);
     let endpoints = Arc::new(Endpoints {
         rtmp_addr: addr,
-        bind: players::local_address_toward(addr.ip()),
         tc_url,
         whep: running.spec.whep.clone(),
         ws: running.spec.ws.clone(),

@@ -14,7 +14,6 @@
 //!
 //! Every actor runs until `stop` turns true.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,9 +34,6 @@ pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where players reach the target.
 pub struct Endpoints {
     pub rtmp_addr: std::net::SocketAddr,
-    /// The address WebRTC players bind: the one this machine reaches the
-    /// target from.
-    pub bind: IpAddr,
     pub tc_url: String,
     pub whep: Option<String>,
     pub ws: Option<String>,
@@ -241,7 +237,6 @@ async fn probe_webrtc(
     let options = PlayerOptions {
         read_marks: true,
         keep_pcm: Duration::from_millis(500),
-        bind: endpoints.bind,
         ..PlayerOptions::default()
     };
     let (signalling, _session) = signalling(endpoints, job, via).await?;
@@ -347,7 +342,6 @@ pub async fn light(endpoints: Arc<Endpoints>, job: PlayJob, via: PlayVia) -> Res
             let options = PlayerOptions {
                 decode: false,
                 signalling_timeout: SETUP_TIMEOUT,
-                bind: endpoints.bind,
                 ..PlayerOptions::default()
             };
             let (signalling, session) = signalling(&endpoints, &job, via).await?;
@@ -363,47 +357,9 @@ pub async fn light(endpoints: Arc<Endpoints>, job: PlayJob, via: PlayVia) -> Res
     }
 }
 
-/// The local address this machine sends to `target` from (what the
-/// routing table picks; nothing is sent): 127.0.0.1 for a server on this
-/// machine's loopback, the interface's address for one elsewhere. Where
-/// that cannot be learnt, 127.0.0.1.
-pub fn local_address_toward(target: IpAddr) -> IpAddr {
-    let unspecified: IpAddr = match target {
-        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    };
-    std::net::UdpSocket::bind((unspecified, 0))
-        .and_then(|socket| {
-            socket.connect((target, 9))?;
-            socket.local_addr()
-        })
-        .map(|local| local.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
-}
-
 fn count_message(counts: &Mutex<RtpTotals>, bytes: usize) {
     let mut counts = lock(counts);
     counts.packets += 1;
     counts.bytes += bytes as u64;
     counts.streams = 1;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn players_bind_the_address_that_reaches_the_target() {
-        let loopback = IpAddr::from([127, 0, 0, 1]);
-        assert_eq!(local_address_toward(loopback), loopback);
-        // All of 127/8 is this machine's loopback, reached from 127.0.0.1.
-        assert_eq!(local_address_toward(IpAddr::from([127, 0, 0, 2])), loopback);
-        // An address this machine has is reached from itself.
-        let own = std::net::UdpSocket::bind("0.0.0.0:0")
-            .and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()))
-            .map(|a| a.ip());
-        if let Some(own) = own.ok().filter(|ip| !ip.is_unspecified()) {
-            assert_eq!(local_address_toward(own), own);
-        }
-    }
 }

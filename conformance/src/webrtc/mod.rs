@@ -17,8 +17,9 @@
 //! * [`SdpSummary`] reads a server's SDP answer for checks.
 //!
 //! Each peer is a str0m [`Rtc`](str0m::Rtc) driven by one tokio task that owns
-//! a UDP socket on 127.0.0.1 (full ICE, controlling, its socket address as the
-//! only host candidate). What the peer *does* with media is sans-IO: the
+//! a UDP socket (full ICE, controlling, its socket address as the only host
+//! candidate) on the address this machine reaches the signalling server
+//! from: 127.0.0.1 for a server on this machine ([`local_address_for`]). What the peer *does* with media is sans-IO: the
 //! player's [`MediaReceiver`] and the publisher's [`H264Source`] and
 //! [`ToneSource`] take bytes and time in and give bytes out, so they are tested
 //! without sockets.
@@ -41,6 +42,7 @@
 //! # }
 //! ```
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -134,6 +136,16 @@ impl Signalling {
         Signalling::Url { url: url.to_string() }
     }
 
+    /// The URL of the server signalled with: where the media's socket
+    /// binds the address that reaches it ([`local_address_toward`]).
+    pub fn server_url(&self) -> &str {
+        match self {
+            Signalling::Http { http_base, .. } => http_base,
+            Signalling::Url { url } => url,
+            Signalling::Ws { session, .. } => session.url(),
+        }
+    }
+
     /// The WebSocket connection `session`, as stream `id`.
     pub fn ws(session: &WsSession, id: &str, stream: &str) -> Signalling {
         Signalling::Ws {
@@ -208,5 +220,77 @@ pub(crate) async fn wait_for<T>(
                 state,
             });
         }
+    }
+}
+
+/// The local address this machine sends to `target` from (what the
+/// routing table picks; nothing is sent): 127.0.0.1 for a server on this
+/// machine's loopback, an interface's address for one elsewhere. Where
+/// that cannot be learnt, 127.0.0.1.
+pub fn local_address_toward(target: IpAddr) -> IpAddr {
+    let unspecified: IpAddr = match target {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    std::net::UdpSocket::bind((unspecified, 0))
+        .and_then(|socket| {
+            socket.connect((target, 9))?;
+            socket.local_addr()
+        })
+        .map(|local| local.ip())
+        .unwrap_or(Ipv4Addr::LOCALHOST.into())
+}
+
+/// [`local_address_toward`] the host of `url` (resolved; its first IPv4
+/// address if it has one, as the servers' candidates mostly are: `localhost`
+/// is 127.0.0.1, not ::1); 127.0.0.1 where it does not resolve.
+pub async fn local_address_for(url: &str) -> IpAddr {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return Ipv4Addr::LOCALHOST.into();
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Ipv4Addr::LOCALHOST.into();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
+        return Ipv4Addr::LOCALHOST.into();
+    };
+    let addrs: Vec<IpAddr> = addrs.map(|addr| addr.ip()).collect();
+    match addrs.iter().find(|ip| ip.is_ipv4()).or(addrs.first()) {
+        Some(&ip) => local_address_toward(ip),
+        None => Ipv4Addr::LOCALHOST.into(),
+    }
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::*;
+
+    #[test]
+    fn media_binds_the_address_that_reaches_the_server() {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(local_address_toward(loopback), loopback);
+        // All of 127/8 is this machine's loopback, reached from 127.0.0.1.
+        assert_eq!(local_address_toward(IpAddr::from([127, 0, 0, 2])), loopback);
+        // An address of this machine's own interfaces is reached from itself.
+        let own = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()))
+            .map(|a| a.ip());
+        if let Some(own) = own.ok().filter(|ip| !ip.is_unspecified()) {
+            assert_eq!(local_address_toward(own), own);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signalling_url_names_the_server() {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(local_address_for("http://127.0.0.1:8080").await, loopback);
+        assert_eq!(local_address_for("ws://localhost:8080/ws").await, loopback);
+        assert_eq!(local_address_for("not a url").await, loopback);
+        let signalling = Signalling::url("http://127.0.0.2:1985/rtc/v1/whep/?app=live&stream=a");
+        assert_eq!(
+            signalling.server_url(),
+            "http://127.0.0.2:1985/rtc/v1/whep/?app=live&stream=a"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The WebRTC player: a recvonly str0m peer that plays one stream by WHEP or
 //! the WebSocket channel and decodes what it receives.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -59,8 +59,10 @@ pub struct PlayerOptions {
     pub h264_profiles: Vec<u32>,
     /// How much decoded PCM to keep.
     pub keep_pcm: Duration,
-    /// The address the UDP socket binds (port 0); 127.0.0.1 by default.
-    pub bind: IpAddr,
+    /// The address the UDP socket binds (port 0); by default (`None`) the
+    /// one this machine reaches the signalling server's host from
+    /// ([`super::local_address_for`]): 127.0.0.1 for a local server.
+    pub bind: Option<IpAddr>,
     /// How long to wait for the SDP answer.
     pub signalling_timeout: Duration,
     /// Send to this address instead of the answer's candidates: a
@@ -106,7 +108,7 @@ impl Default for PlayerOptions {
             audio_codecs: vec![AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma],
             h264_profiles: DEFAULT_H264_PROFILES.to_vec(),
             keep_pcm: Duration::from_secs(10),
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind: None,
             signalling_timeout: SIGNALLING_TIMEOUT,
             via: None,
             read_marks: false,
@@ -305,7 +307,11 @@ impl WebRtcPlayer {
         if options.video {
             media.push((MediaKind::Video, Direction::RecvOnly));
         }
-        let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
+        let bind = match options.bind {
+            Some(bind) => bind,
+            None => super::local_address_for(signalling.server_url()).await,
+        };
+        let mut prepared = Prepared::new(options.rtc_config()?, &media, bind).await?;
         let relay = match (options.lose_video_every, options.via) {
             (1.., None) => Some(UdpRelay::unaimed(Loss::NONE).await?),
             _ => None,

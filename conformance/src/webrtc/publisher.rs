@@ -2,7 +2,7 @@
 //! WHIP or the WebSocket channel and, once connected, sends a moving H.264
 //! test pattern and an Opus sine tone in real time.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use str0m::format::{Codec, PayloadParams};
@@ -47,8 +47,10 @@ pub struct PublisherOptions {
     pub tone_hz: f64,
     /// The tone's peak, 0.0 to 1.0 of full scale (0.5 is about -9 dBFS).
     pub tone_amplitude: f64,
-    /// The address the UDP socket binds (port 0); 127.0.0.1 by default.
-    pub bind: IpAddr,
+    /// The address the UDP socket binds (port 0); by default (`None`) the
+    /// one this machine reaches the signalling server's host from
+    /// ([`super::local_address_for`]): 127.0.0.1 for a local server.
+    pub bind: Option<IpAddr>,
     /// How long to wait for the SDP answer.
     pub signalling_timeout: Duration,
 }
@@ -68,7 +70,7 @@ impl Default for PublisherOptions {
             h264_profiles: vec![0x42e01f, 0x42001f],
             tone_hz: 440.0,
             tone_amplitude: 0.5,
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind: None,
             signalling_timeout: SIGNALLING_TIMEOUT,
         }
     }
@@ -388,7 +390,11 @@ impl WebRtcPublisher {
         if options.video {
             media.push((MediaKind::Video, Direction::SendOnly));
         }
-        let mut prepared = Prepared::new(options.rtc_config()?, &media, options.bind).await?;
+        let bind = match options.bind {
+            Some(bind) => bind,
+            None => super::local_address_for(signalling.server_url()).await,
+        };
+        let mut prepared = Prepared::new(options.rtc_config()?, &media, bind).await?;
         let (answer_sdp, answer, active) = negotiate(
             &mut prepared,
             &signalling,
