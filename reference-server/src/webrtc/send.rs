@@ -759,13 +759,20 @@ mod tests {
         assert_eq!((sender.resent, sender.refused), (22, 12));
     }
 
-    #[test]
-    fn a_frame_the_stream_no_longer_remembers_is_not_resent() {
+    /// A video sender that sent one picture of `count` packets of 10
+    /// bytes from SRTP index 7, the stream's recent frames, and when.
+    fn one_picture_sent(count: usize) -> (Sender, packets::Shared, Instant) {
         let now = Instant::now();
         let mut sender = video_sender(settings(), None, None, now);
         let recent = packets::Shared::default();
-        sender.write(Kind::Video, frame(&cut(&recent, 1, 1, 10), 7, 0, now), now);
+        sender.write(Kind::Video, frame(&cut(&recent, 1, count, 10), 7, 0, now), now);
         sender.drain(|_| {});
+        (sender, recent, now)
+    }
+
+    #[test]
+    fn a_frame_the_stream_no_longer_remembers_is_not_resent() {
+        let (mut sender, recent, now) = one_picture_sent(1);
         // The stream moves on by its recent frames (none sent to this player).
         let others: Vec<_> = (0..packets::RECENT).map(|_| cut(&recent, 2, 1, 10)).collect();
         assert!(sender.feedback(&nack(7, 0, 1), &recent, now));
@@ -776,11 +783,7 @@ mod tests {
 
     #[test]
     fn nothing_is_resent_after_the_window() {
-        let now = Instant::now();
-        let mut sender = video_sender(settings(), None, None, now);
-        let recent = packets::Shared::default();
-        sender.write(Kind::Video, frame(&cut(&recent, 1, 2, 10), 7, 0, now), now);
-        sender.drain(|_| {});
+        let (mut sender, recent, now) = one_picture_sent(2);
         let late = now + Duration::from_millis(1001);
         assert!(sender.feedback(&nack(7, 0b1, 1), &recent, late));
         sender.drain(|_| panic!("nothing to resend"));
