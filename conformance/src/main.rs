@@ -185,7 +185,9 @@ struct BenchArgs {
     /// A ramp instead of one load: viewers per stream at each step,
     /// increasing, e.g. `100,200,500,1000`. Each step is held for
     /// `--duration`; the ramp stops after the first step where the probes
-    /// lose frames or their latency p99 passes `--max-p99`.
+    /// lose frames or their latency p99 passes `--max-p99`. Viewers per
+    /// core are printed from the best step and from the slope of CPU
+    /// against viewers.
     #[arg(long, value_delimiter = ',')]
     ramp: Vec<usize>,
     /// New sessions started per second, at most (signalling at scale).

@@ -87,6 +87,33 @@ pub fn viewers_per_core(step: &BenchResult) -> Option<f64> {
     (cpu > 0.0).then(|| (step.players_per_stream * step.publishers) as f64 / (cpu / 100.0))
 }
 
+/// Viewers per core from a ramp's curve: the least-squares line of server
+/// CPU against viewers through the steps whose probes lost no frame. Its
+/// slope is what one more viewer costs, so 100 / slope viewers fill a core
+/// beside the fixed cost (the line at no viewer, also returned, in % of a
+/// core). Steadier than the best single step, which picks the step the
+/// machine's noise favoured most. `None` under two such steps or without a
+/// rising line.
+pub fn viewers_per_core_from_slope(steps: &[BenchResult]) -> Option<(f64, f64)> {
+    let points: Vec<(f64, f64)> = (steps.iter())
+        .filter(|step| step.frames_lost == 0)
+        .filter_map(|step| {
+            let cpu = step.process.as_ref()?.cpu_percent;
+            Some(((step.players_per_stream * step.publishers) as f64, cpu))
+        })
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let slope = sxy / sxx;
+    (sxx > 0.0 && slope > 0.0).then(|| (100.0 / slope, mean_y - slope * mean_x))
+}
+
 /// The console summary of whole runs: the single-step table when every
 /// run is one step, otherwise one table per ramp.
 pub fn runs_table(runs: &[BenchRun]) -> String {
@@ -122,6 +149,12 @@ pub fn runs_table(runs: &[BenchRun]) -> String {
         }
         if let Some(best) = run.steps.iter().filter_map(viewers_per_core).reduce(f64::max) {
             let _ = writeln!(out, "viewers per core, extrapolated from the best step: {best:.0}");
+        }
+        if let Some((per_core, fixed)) = viewers_per_core_from_slope(&run.steps) {
+            let _ = writeln!(
+                out,
+                "viewers per core, from the curve's slope: {per_core:.0} (beside {fixed:.1} % of a core at no viewer)"
+            );
         }
         if let Some(reason) = &run.stopped_early {
             let _ = writeln!(out, "stopped {reason}");
@@ -423,9 +456,35 @@ mod tests {
     }
 
     #[test]
+    fn the_slope_is_fitted_through_the_steps_that_lost_no_frame() {
+        let step = |viewers: usize, cpu: f64, lost: u64| BenchResult {
+            players_per_stream: viewers,
+            frames_lost: lost,
+            process: result("a", 40.0).process.map(|p| ProcessUse { cpu_percent: cpu, ..p }),
+            ..result("a", 40.0)
+        };
+        // 5 % fixed and 0.05 % a viewer, give or take; the lossy step is left out.
+        let steps = [
+            step(100, 10.5, 0),
+            step(200, 14.5, 0),
+            step(300, 20.0, 0),
+            step(400, 90.0, 2),
+        ];
+        let (per_core, fixed) = viewers_per_core_from_slope(&steps).unwrap();
+        assert!((per_core - 2105.3).abs() < 0.1, "{per_core}");
+        assert!((fixed - 5.5).abs() < 0.01, "{fixed}");
+        assert_eq!(viewers_per_core_from_slope(&steps[..1]), None, "one point is no line");
+        assert_eq!(
+            viewers_per_core_from_slope(&[step(100, 20.0, 0), step(200, 10.0, 0)]),
+            None
+        );
+    }
+
+    #[test]
     fn a_ramp_gets_a_row_per_step_and_curves_against_viewers() {
         let step = |target: &str, viewers: usize, cpu: f64| BenchResult {
             players_per_stream: viewers,
+            frames_lost: 0,
             process: result(target, 40.0)
                 .process
                 .map(|p| ProcessUse { cpu_percent: cpu, ..p }),
@@ -450,6 +509,11 @@ mod tests {
         // 200 viewers at a quarter of a core: 800 per core; 100 at 10 %: 1000.
         assert!(
             text.contains("viewers per core, extrapolated from the best step: 1000"),
+            "{text}"
+        );
+        // The line through (100, 10) and (200, 25): 0.15 % a viewer, -5 % at none.
+        assert!(
+            text.contains("viewers per core, from the curve's slope: 667 (beside -5.0 % of a core at no viewer)"),
             "{text}"
         );
         let rows: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("200")).collect();
