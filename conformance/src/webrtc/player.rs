@@ -313,7 +313,7 @@ impl WebRtcPlayer {
         };
         let mut prepared = Prepared::new(options.rtc_config()?, &media, bind).await?;
         let relay = match (options.lose_video_every, options.via) {
-            (1.., None) => Some(UdpRelay::unaimed(Loss::NONE).await?),
+            (1.., None) => Some(UdpRelay::unaimed(bind, Loss::NONE).await?),
             _ => None,
         };
         match &relay {

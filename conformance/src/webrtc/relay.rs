@@ -8,7 +8,7 @@
 //! [`PlayerOptions::via`](super::PlayerOptions::via)). SRTP leaves RTP headers
 //! in the clear, so the relay can pick which packets to lose by payload type.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -61,18 +61,21 @@ pub struct UdpRelay {
 }
 
 impl UdpRelay {
-    /// Starts a relay on 127.0.0.1 in front of `server`, losing what `loss` says.
+    /// Starts a relay in front of `server`, losing what `loss` says. It
+    /// listens on the address this host reaches `server` from (127.0.0.1 for
+    /// a server on this host).
     pub async fn start(server: SocketAddr, loss: Loss) -> std::io::Result<UdpRelay> {
-        let relay = UdpRelay::unaimed(loss).await?;
+        let relay = UdpRelay::unaimed(super::local_address_toward(server.ip()), loss).await?;
         relay.aim(server);
         Ok(relay)
     }
 
-    /// Starts a relay on 127.0.0.1 that passes nothing until it is aimed at
-    /// a server ([`UdpRelay::aim`]): for a peer that learns the server's
-    /// address from the answer to its offer.
-    pub async fn unaimed(loss: Loss) -> std::io::Result<UdpRelay> {
-        let socket = UdpSocket::bind(("127.0.0.1", 0)).await?;
+    /// Starts a relay on `bind` that passes nothing until it is aimed at a
+    /// server ([`UdpRelay::aim`]): for a peer that learns the server's
+    /// address from the answer to its offer. `bind` must reach the server:
+    /// the peer's own address does.
+    pub async fn unaimed(bind: IpAddr, loss: Loss) -> std::io::Result<UdpRelay> {
+        let socket = UdpSocket::bind((bind, 0)).await?;
         let addr = socket.local_addr()?;
         let counters = Arc::new(Counters {
             server: OnceLock::new(),
@@ -252,6 +255,32 @@ pub(crate) fn redirect_candidates(sdp: &str, via: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay in front of a server elsewhere listens on the address that
+    /// reaches it (a socket on 127.0.0.1 cannot send to another host), and
+    /// passes datagrams both ways.
+    #[tokio::test]
+    async fn a_relay_listens_where_the_server_is_reached_from() {
+        let own = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()))
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let server = UdpSocket::bind((own, 0)).await.unwrap();
+        let relay = UdpRelay::start(server.local_addr().unwrap(), Loss::NONE).await.unwrap();
+        assert_eq!(relay.addr().ip(), own);
+
+        let peer = UdpSocket::bind((own, 0)).await.unwrap();
+        peer.send_to(b"ping", relay.addr()).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (len, from) = server.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..len], from), (&b"ping"[..], relay.addr()));
+        server.send_to(b"pong", from).await.unwrap();
+        let (len, from) = peer.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..len], from), (&b"pong"[..], relay.addr()));
+        assert_eq!((relay.to_server(), relay.to_peer()), (1, 1));
+    }
 
     #[test]
     fn an_answers_candidate_is_found() {
