@@ -258,7 +258,7 @@ fn parse_size(text: &str) -> Result<(usize, usize), String> {
 #[derive(Args, Clone)]
 struct TargetArgs {
     /// A target file (TOML: name, rtmp, whep, whip, ws, capabilities, lacks,
-    /// restart, [exclude], [container]), or `embedded` for the reference
+    /// restart, attack_from, [exclude], [container]), or `embedded` for the reference
     /// server in-process. `run` takes several, for a matrix of targets × cases.
     #[arg(long, conflicts_with_all = ["rtmp", "whep", "whip", "ws", "image"])]
     target: Vec<String>,
@@ -292,6 +292,12 @@ struct TargetArgs {
     /// `embedded`.
     #[arg(long, conflicts_with_all = ["target", "rtmp", "whep", "whip", "ws", "image"])]
     quirk: Vec<String>,
+    /// An address of this machine that reaches the server and that the
+    /// suite's other clients do not use, for attacks to come from (default:
+    /// 127.0.0.2 for a server on 127.0.0.1; a server elsewhere has none, and
+    /// the flood cases that need one are not run).
+    #[arg(long, conflicts_with = "target")]
+    attack_from: Option<std::net::IpAddr>,
     /// The name reports give an external target.
     #[arg(long, default_value = "external")]
     name: String,
@@ -399,6 +405,7 @@ async fn make_targets(args: &TargetArgs) -> Result<Vec<Target>, ExitCode> {
             whip: args.whip.clone(),
             ws: args.ws.clone(),
             app_key: args.app_key.clone(),
+            attack_from: args.attack_from,
             container: args.image.as_ref().map(|image| ContainerSpec {
                 args: args.image_arg.clone(),
                 ..ContainerSpec::new(image.clone())
@@ -531,6 +538,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
             whip: None,
             ws: None,
             app_key: None,
+            attack_from: None,
             quirk: Vec::new(),
             name: second.clone(),
         };

@@ -232,6 +232,7 @@ pub async fn run(running: &Running, fixtures: &crate::shipped::Fixtures, options
                 .map(|template| crate::target::fill_template(template, &running.app, &healthy)),
             ws: running.spec.ws.clone(),
             app_key: running.app_key(),
+            attack_from: running.spec.attacker_address(),
         };
         tasks.spawn(async move { (event.0, job.run(event.0, event.1).await) });
         while let Some(done) = tasks.try_join_next() {
@@ -341,6 +342,8 @@ struct Job {
     whep: Option<String>,
     ws: Option<String>,
     app_key: String,
+    /// Where its attack comes from.
+    attack_from: Option<std::net::IpAddr>,
 }
 
 impl Job {
@@ -367,6 +370,7 @@ impl Job {
                     ws: self.ws,
                     stream: self.healthy,
                     own_stream: self.own,
+                    from: self.attack_from,
                 };
                 let report = attack::launch(attack, Some(count), &aim, Duration::from_millis(500)).await;
                 drop(report.held);

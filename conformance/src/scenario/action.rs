@@ -2071,6 +2071,7 @@ impl Case<'_> {
             ws: self.running.spec.ws.clone(),
             stream,
             own_stream,
+            from: self.running.spec.attacker_address(),
         }
     }
 

@@ -1,10 +1,12 @@
 //! Hostile clients, as the `attack` action plays them: floods, bombs and
 //! malformed input that real servers have crashed, hung or bloated on.
 //!
-//! Every attack comes from its own source address when the target is on
-//! the loopback network (127.0.0.2, as another host would), so that a
-//! server's per-address limits fall on the attacker and not on the suite's
-//! healthy clients and its `survives` check, which come from 127.0.0.1.
+//! Every attack comes from its own source address where the suite has one
+//! ([`Aim::from`]: the target's `attack_from`, or 127.0.0.2 for a target on
+//! the loopback network, as another host would), so that a server's
+//! per-address limits fall on the attacker and not on the suite's healthy
+//! clients and its `survives` check. The floods that need it are not run
+//! without it ([`Attack::outnumbers_one_host`]).
 //! What the attack keeps open (a flood's connections, a viewer that never
 //! reads) stays open in [`Held`] until the actor disconnects or the case
 //! ends, so that the checks after it run under the attack's weight.
@@ -156,6 +158,18 @@ impl Attack {
         }
     }
 
+    /// Whether it opens more connections than a server may allow one
+    /// address (100 and more), and its case then checks that a new client
+    /// is still served: the attacker needs an address the case's other
+    /// clients do not use, or a per-address limit, which is right to refuse
+    /// them too, would read as the server shutting everyone out.
+    pub fn outnumbers_one_host(self) -> bool {
+        matches!(
+            self,
+            Attack::ConnectionFlood | Attack::HandshakeFlood | Attack::Slowloris
+        )
+    }
+
     /// Whether it needs a `stream` (the healthy stream it aims at).
     pub fn needs_stream(self) -> bool {
         matches!(
@@ -181,6 +195,9 @@ pub struct Aim {
     pub stream: String,
     /// A name of the attacker's own.
     pub own_stream: String,
+    /// Where the attack comes from ([`crate::target::TargetSpec::attacker_address`]);
+    /// `None`: wherever the routing table says, as the other clients.
+    pub from: Option<IpAddr>,
 }
 
 /// What an attack keeps open after its step.
@@ -214,7 +231,7 @@ pub async fn launch(attack: Attack, count: Option<usize>, aim: &Aim, within: Dur
     let count = count.unwrap_or_else(|| attack.default_count());
     let result = match attack.capability() {
         Capability::Whep if matches!(attack, Attack::NackStorm | Attack::DeafWebrtcViewer) => match aim.whep.clone() {
-            Some(url) => match http_client(&url) {
+            Some(url) => match http_client(aim.from) {
                 Ok(http) => lossy_viewer(attack, &url, &http, within).await,
                 Err(error) => Err(error),
             },
@@ -297,27 +314,19 @@ impl Conn {
 
 /// A TCP connection to `addr`, from 127.0.0.2 when `addr` is on the IPv4
 /// loopback network.
-async fn dial(addr: SocketAddr) -> Result<TcpStream, String> {
+async fn dial(addr: SocketAddr, from: Option<IpAddr>) -> Result<TcpStream, String> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(|e| e.to_string())?;
-    if let Some(from) = source_for(addr.ip()) {
+    if let Some(from) = from {
         socket.bind(SocketAddr::new(from, 0)).map_err(|e| e.to_string())?;
     }
     timeout(Duration::from_secs(5), socket.connect(addr))
         .await
         .map_err(|_| format!("TCP connect to {addr}: no answer within 5 s"))?
         .map_err(|e| format!("TCP connect to {addr}: {e}"))
-}
-
-/// The attacker's own address for a target at `target`.
-fn source_for(target: IpAddr) -> Option<IpAddr> {
-    match target {
-        IpAddr::V4(ip) if ip.is_loopback() => Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))),
-        _ => None,
-    }
 }
 
 /// The simple handshake on `stream` (C0C1, S0S1S2, C2).
@@ -333,8 +342,8 @@ pub(super) async fn shake(stream: &mut TcpStream) -> Result<(), String> {
 }
 
 /// A connection that has completed the handshake.
-async fn shaken(addr: SocketAddr) -> Result<TcpStream, String> {
-    let mut stream = dial(addr).await?;
+async fn shaken(addr: SocketAddr, from: Option<IpAddr>) -> Result<TcpStream, String> {
+    let mut stream = dial(addr, from).await?;
     shake(&mut stream).await?;
     Ok(stream)
 }
@@ -342,7 +351,7 @@ async fn shaken(addr: SocketAddr) -> Result<TcpStream, String> {
 /// A connection that has completed the handshake and sent connect (not
 /// waiting for its answer).
 async fn connected(addr: SocketAddr, aim: &Aim) -> Result<(Conn, ChunkEncoder), String> {
-    let mut conn = Conn::new(shaken(addr).await?);
+    let mut conn = Conn::new(shaken(addr, aim.from).await?);
     let mut encoder = ChunkEncoder::new();
     let connect = payload::connect(&aim.app, &aim.tc_url);
     conn.send(&payload::chunks(&mut encoder, &[connect])).await;
@@ -352,7 +361,7 @@ async fn connected(addr: SocketAddr, aim: &Aim) -> Result<(Conn, ChunkEncoder), 
 /// An encoder client connected to the target's application, from the
 /// attacker's address.
 async fn client(addr: SocketAddr, aim: &Aim) -> Result<RtmpClient, String> {
-    let mut client = RtmpClient::over(dial(addr).await?, ClientProfile::encoder())
+    let mut client = RtmpClient::over(dial(addr, aim.from).await?, ClientProfile::encoder())
         .await
         .map_err(|e| e.to_string())?;
     client.connect(&aim.tc_url, vec![]).await.map_err(|e| e.to_string())?;
@@ -403,19 +412,19 @@ async fn rtmp_attack(
     let one = |conn: Conn, what: String| conclude(vec![conn], what, within);
     Ok(match attack {
         Attack::Noise => {
-            let mut conn = Conn::new(dial(addr).await?);
+            let mut conn = Conn::new(dial(addr, aim.from).await?);
             let mut noise = vec![3u8];
             noise.extend(payload::noise(&mut rng, 64 * 1024));
             conn.send(&noise).await;
             one(conn, "C0 and 64 KiB of random bytes".into()).await
         }
         Attack::NoiseAfterHandshake => {
-            let mut conn = Conn::new(shaken(addr).await?);
+            let mut conn = Conn::new(shaken(addr, aim.from).await?);
             conn.send(&payload::noise(&mut rng, 64 * 1024)).await;
             one(conn, "the handshake, then 64 KiB of random bytes".into()).await
         }
         Attack::ChunkSizeTopBit => {
-            let mut conn = Conn::new(shaken(addr).await?);
+            let mut conn = Conn::new(shaken(addr, aim.from).await?);
             let mut encoder = ChunkEncoder::new();
             let mut bytes = payload::set_chunk_size(0x8000_0400).to_vec();
             bytes.extend(payload::chunks(
@@ -426,7 +435,7 @@ async fn rtmp_attack(
             one(conn, "Set Chunk Size 0x80000400, then connect".into()).await
         }
         Attack::AmfDepth => {
-            let mut conn = Conn::new(shaken(addr).await?);
+            let mut conn = Conn::new(shaken(addr, aim.from).await?);
             let mut encoder = ChunkEncoder::new();
             let message = RawMessage {
                 csid: 3,
@@ -451,7 +460,7 @@ async fn rtmp_attack(
             .await
         }
         Attack::CsidFlood => {
-            let mut conn = Conn::new(shaken(addr).await?);
+            let mut conn = Conn::new(shaken(addr, aim.from).await?);
             conn.send(&payload::csid_flood(count)).await;
             one(
                 conn,
@@ -463,7 +472,7 @@ async fn rtmp_attack(
             let mut conns = Vec::new();
             let half = payload::half_message(8_000_000);
             for _ in 0..count {
-                let mut conn = Conn::new(shaken(addr).await?);
+                let mut conn = Conn::new(shaken(addr, aim.from).await?);
                 conn.send(&half).await;
                 conns.push(conn);
             }
@@ -545,7 +554,7 @@ async fn rtmp_attack(
             let handshake = attack == Attack::HandshakeFlood;
             let opened = futures_util::stream::iter(0..count)
                 .map(|_| async move {
-                    let mut stream = dial(addr).await.ok()?;
+                    let mut stream = dial(addr, aim.from).await.ok()?;
                     if handshake {
                         shake(&mut stream).await.ok()?;
                     }
@@ -577,7 +586,7 @@ async fn rtmp_attack(
         Attack::Slowloris => {
             let mut conns = Vec::new();
             for _ in 0..count {
-                if let Ok(stream) = dial(addr).await {
+                if let Ok(stream) = dial(addr, aim.from).await {
                     conns.push(Conn::new(stream));
                 }
             }
@@ -634,7 +643,7 @@ async fn rtmp_attack(
             }
             .map_err(|e| e.to_string())?;
             socket.set_recv_buffer_size(4096).map_err(|e| e.to_string())?;
-            if let Some(from) = source_for(addr.ip()) {
+            if let Some(from) = aim.from {
                 socket.bind(SocketAddr::new(from, 0)).map_err(|e| e.to_string())?;
             }
             let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
@@ -718,16 +727,12 @@ fn cut_short(sent: bool) -> &'static str {
 
 // ---------------------------------------------------------- HTTP, UDP
 
-/// An HTTP client from the attacker's address.
-fn http_client(url: &str) -> Result<reqwest::Client, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
-    let target = parsed
-        .host_str()
-        .and_then(|host| host.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+/// An HTTP client from the attacker's address `from`.
+fn http_client(from: Option<IpAddr>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(from) = target.and_then(source_for) {
+    if let Some(from) = from {
         builder = builder.local_address(from);
     }
     builder.build().map_err(|e| e.to_string())
@@ -832,7 +837,7 @@ async fn lossy_viewer(attack: Attack, url: &str, http: &reqwest::Client, within:
 
 async fn http_attack(attack: Attack, count: usize, aim: &Aim) -> Result<Report, String> {
     let url = aim.whep.clone().ok_or("the target has no WHEP URL")?;
-    let http = http_client(&url)?;
+    let http = http_client(aim.from)?;
     let post = |body: String| {
         http.post(&url)
             .header("Content-Type", "application/sdp")
@@ -910,7 +915,7 @@ async fn http_attack(attack: Attack, count: usize, aim: &Aim) -> Result<Report, 
             let port = crate::webrtc::relay::first_udp_candidate(&sdp)
                 .ok_or_else(|| format!("the WHEP answer ({status}) names no UDP candidate to send datagrams to"))?;
             let socket = UdpSocket::bind(SocketAddr::new(
-                source_for(port.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                aim.from.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 0,
             ))
             .await
@@ -1402,14 +1407,5 @@ mod tests {
         let sdp = many_mlines(50);
         assert_eq!(sdp.matches("m=audio").count(), 50);
         assert!(huge_offer(100_000).len() >= 100_000);
-    }
-
-    #[test]
-    fn attacks_come_from_another_loopback_address() {
-        assert_eq!(
-            source_for("127.0.0.1".parse().unwrap()),
-            Some("127.0.0.2".parse().unwrap())
-        );
-        assert_eq!(source_for("192.0.2.1".parse().unwrap()), None);
     }
 }

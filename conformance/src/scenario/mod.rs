@@ -355,6 +355,14 @@ impl Scenario {
         all.dedup();
         all
     }
+
+    /// The attacks its steps launch.
+    pub fn attacks(&self) -> impl Iterator<Item = attack::Attack> + '_ {
+        self.steps.iter().filter_map(|step| match &step.action {
+            Action::Attack { kind, .. } => Some(*kind),
+            _ => None,
+        })
+    }
 }
 
 /// `WxH` as (width, height).

@@ -34,7 +34,7 @@ pub mod container;
 pub mod liveness;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -156,6 +156,14 @@ pub struct TargetSpec {
     /// need `whep-counter-offer` run in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter_offer_app: Option<String>,
+    /// An address of this machine that reaches the server and that the
+    /// suite's other clients do not use: where attacks come from, so that
+    /// the server's per-address limits fall on the attacker and not on the
+    /// clients that check it still serves others. Without it, 127.0.0.2
+    /// for a server on IPv4 loopback; a server elsewhere then has no such
+    /// address, and the cases that need one are not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_from: Option<IpAddr>,
 }
 
 /// A target's application that lets a client publish or play only with a
@@ -235,10 +243,20 @@ impl TargetSpec {
     }
 
     /// Why this target does not run `scenario`: it excludes it (and says
-    /// why) or lacks a capability the case needs. `None` when it runs it.
+    /// why), lacks a capability the case needs, or the case's attack needs
+    /// an address of its own and the suite has none toward this target.
+    /// `None` when it runs it.
     pub fn cannot_run(&self, scenario: &crate::scenario::Scenario) -> Option<String> {
         if let Some(reason) = self.exclude.get(&scenario.id) {
             return Some(format!("excluded by the target: {reason}"));
+        }
+        if scenario.attacks().any(|attack| attack.outnumbers_one_host()) && self.attacker_address().is_none() {
+            return Some(
+                "the attack must come from an address the case's other clients do not use, and the suite has \
+                 none toward this server: give one of this machine's addresses that reaches it as \
+                 attack_from (target file) or --attack-from"
+                    .to_string(),
+            );
         }
         let offers = self.offers();
         let missing: Vec<&str> = scenario
@@ -248,6 +266,20 @@ impl TargetSpec {
             .map(|c| c.as_str())
             .collect();
         (!missing.is_empty()).then(|| format!("the target lacks {}", missing.join(", ")))
+    }
+
+    /// Where the suite's attacks come from: `attack_from`, or 127.0.0.2
+    /// when the server's RTMP (else WHEP, WebSocket) host is IPv4 loopback.
+    pub fn attacker_address(&self) -> Option<IpAddr> {
+        self.attack_from.or_else(|| {
+            let url = [&self.rtmp, &self.whep, &self.ws, &self.whip]
+                .into_iter()
+                .flatten()
+                .next()?;
+            let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
+            let loopback = host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+            loopback.then_some(IpAddr::from([127, 0, 0, 2]))
+        })
     }
 
     /// What the target offers: what its URLs imply and `capabilities`, less `lacks`.
@@ -587,6 +619,40 @@ fn resolve(host: &str) -> Result<SocketAddr, TargetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floods_come_from_an_address_of_their_own_or_do_not_run() {
+        let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let flood =
+            crate::scenario::load(&scenarios, &scenarios.join("rtmp/robustness/connection-flood.toml")).unwrap();
+        let garbage = crate::scenario::load(&scenarios, &scenarios.join("rtmp/robustness/ack-flood.toml")).unwrap();
+        let at = |rtmp: &str, attack_from: Option<&str>| TargetSpec {
+            name: "t".into(),
+            rtmp: Some(rtmp.into()),
+            attack_from: attack_from.map(|ip| ip.parse().unwrap()),
+            ..TargetSpec::default()
+        };
+        let loopback = at("rtmp://127.0.0.1:1935/live", None);
+        assert_eq!(loopback.attacker_address(), Some(IpAddr::from([127, 0, 0, 2])));
+        assert_eq!(
+            at("rtmp://localhost/live", None).attacker_address(),
+            Some(IpAddr::from([127, 0, 0, 2]))
+        );
+        assert_eq!(loopback.cannot_run(&flood), None);
+
+        let elsewhere = at("rtmp://10.77.0.1:1935/live", None);
+        assert_eq!(elsewhere.attacker_address(), None);
+        let reason = elsewhere
+            .cannot_run(&flood)
+            .expect("a flood without an address of its own is not run");
+        assert!(reason.contains("attack_from"), "{reason}");
+        // One connection's garbage needs no address of its own.
+        assert_eq!(elsewhere.cannot_run(&garbage), None);
+
+        let given = at("rtmp://10.77.0.1:1935/live", Some("10.77.0.3"));
+        assert_eq!(given.attacker_address(), Some(IpAddr::from([10, 77, 0, 3])));
+        assert_eq!(given.cannot_run(&flood), None);
+    }
 
     #[test]
     fn stream_parameters_get_their_own_query_slot() {
