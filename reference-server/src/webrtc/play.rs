@@ -801,6 +801,9 @@ impl Player {
 
     /// Acts, at `now`, on a frame or news for the player.
     pub fn handle(&mut self, rtc: &mut Rtc, input: PlayerInput, now: Instant) -> Option<SessionStatus> {
+        if let Some(own) = &self.own {
+            own.prefetch_key();
+        }
         if self.out.capacity() == 0 {
             // Empty (a queue without room holds nothing), as `carrying` is
             // between turns: the thread's queues take their place.

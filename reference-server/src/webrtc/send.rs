@@ -201,6 +201,11 @@ pub struct Settings {
 }
 
 impl Sender {
+    /// Asks for the SRTP key ahead of the seals ([`Protect::prefetch`]).
+    pub fn prefetch_key(&self) {
+        self.protect.prefetch();
+    }
+
     /// A send path protecting with `keys`.
     pub fn new(keys: &SessionKeys, settings: Settings, now: Instant) -> Sender {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
