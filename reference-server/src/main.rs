@@ -6,6 +6,16 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read before `main`: its memory in transparent huge
+/// pages (2 MiB) where the kernel gives them on request (its "madvise"
+/// mode, the common default). A stream's fan-out reads a few lines of
+/// every player's state for each packet; in 4 KiB pages most of those
+/// reads also missed the TLB, and huge pages took 5 % off the server's CPU
+/// at 800 WebRTC viewers (docs/BENCHMARKS.md, "Huge pages"). The variable
+/// `_RJEM_MALLOC_CONF` still overrides it (`thp:default` turns it off).
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: &[u8; 11] = b"thp:always\0";
+
 use std::path::PathBuf;
 
 use clap::Parser;
