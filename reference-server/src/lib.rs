@@ -23,6 +23,7 @@ mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod prefetch;
 pub mod rooms;
 pub mod rtmp;
 mod server;

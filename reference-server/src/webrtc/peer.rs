@@ -12,6 +12,7 @@
 //! until it asks for a timeout, as str0m requires.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -84,7 +85,15 @@ pub struct Peer {
 }
 
 /// What the task and the threads delivering a player's frames share.
+/// Laid out as written: `ahead` comes first, in the line the reference
+/// counts share, which the transcoders read for every player before
+/// ringing any (see [`Doorbell::prefetch`]).
+#[repr(C)]
 struct Shared {
+    /// Where the state and the player lie, for [`Doorbell::prefetch`]
+    /// (neither moves: the state is inside this, the player boxed); 0
+    /// until known, or for no player. Stored once, as the task starts.
+    ahead: [AtomicUsize; 2],
     state: Mutex<State>,
     /// Wakes the task: its timer is too late, a subscription waits to be
     /// driven, or the peer died.
@@ -116,6 +125,22 @@ struct State {
 }
 
 impl State {
+    /// Asks for the lines a delivery reads of the state at `at` (see
+    /// [`crate::prefetch`]).
+    fn prefetch_at(at: usize) {
+        use std::mem::offset_of;
+        for offset in [
+            offset_of!(State, role),
+            offset_of!(State, batch),
+            offset_of!(State, remote),
+            offset_of!(State, port),
+            offset_of!(State, status),
+            offset_of!(State, connected),
+        ] {
+            crate::prefetch::line(at, offset);
+        }
+    }
+
     fn set_status(&self, status: SessionStatus) {
         self.status.send_if_modified(|current| {
             if *current == status || current.is_final() {
@@ -377,6 +402,22 @@ impl Doorbell for Shared {
     fn ring(&self) {
         self.deliver(|player, rtc, now| player.take_transcoded(rtc, now));
     }
+
+    /// Asks for the lines `ring` reads first: of this, of the state and
+    /// of the player.
+    fn prefetch(&self) {
+        use std::mem::offset_of;
+        let at = self as *const Shared as usize;
+        crate::prefetch::line(at, offset_of!(Shared, state));
+        crate::prefetch::line(at, offset_of!(Shared, span));
+        let [state, player] = self.ahead.each_ref().map(|at| at.load(Ordering::Relaxed));
+        if state != 0 {
+            State::prefetch_at(state);
+        }
+        if player != 0 {
+            Player::prefetch_at(player);
+        }
+    }
 }
 
 /// What the task awaits.
@@ -429,8 +470,16 @@ pub async fn run(peer: Box<Peer>, mut role: Role) {
             }),
             kick: Notify::new(),
             span: tracing::Span::current(),
+            ahead: Default::default(),
         }
     });
+    {
+        let state = shared.lock();
+        shared.ahead[0].store(&*state as *const State as usize, Ordering::Relaxed);
+        if let Role::Play(player) = &state.role {
+            shared.ahead[1].store(&**player as *const Player as usize, Ordering::Relaxed);
+        }
+    }
     let inbox = Inbox {
         datagrams,
         signals,

@@ -424,6 +424,31 @@ pub struct Player {
 }
 
 impl Player {
+    /// Asks for the lines a delivery reads of the player at `at` (see
+    /// [`crate::prefetch`]).
+    pub fn prefetch_at(at: usize) {
+        use std::mem::{offset_of, size_of};
+        let core = offset_of!(Player, core);
+        crate::prefetch::bytes(at, core, core + size_of::<PlayCore>());
+        for offset in [
+            offset_of!(Player, transcoded),
+            offset_of!(Player, transcoded_video),
+            offset_of!(Player, doorbell),
+            offset_of!(Player, out),
+            offset_of!(Player, carrying),
+            offset_of!(Player, audio_ssrc),
+            offset_of!(Player, audio_seq),
+            offset_of!(Player, video_seq),
+            offset_of!(Player, ctx),
+            offset_of!(Player, video_own),
+        ] {
+            crate::prefetch::line(at, offset);
+        }
+        // An `Option<Sender>` is laid out as the `Sender` (its niche says
+        // `None`); were it not, this would ask for the wrong lines, nothing worse.
+        Sender::prefetch_at(at + offset_of!(Player, own));
+    }
+
     /// A player of `stream` in `app` (of the tracks `selection` names, if
     /// it is multitrack), waiting for its peer to connect. `video` is what
     /// it asked of its video (see [`video_request`]); with

@@ -201,6 +201,22 @@ pub struct Settings {
 }
 
 impl Sender {
+    /// Asks for the lines a packet's send reads of the sender at `at`,
+    /// its key among them (see [`crate::prefetch`]).
+    pub fn prefetch_at(at: usize) {
+        use std::mem::offset_of;
+        Protect::prefetch_at(at + offset_of!(Sender, protect));
+        for offset in [
+            offset_of!(Sender, tracks),
+            offset_of!(Sender, sent),
+            offset_of!(Sender, out),
+            offset_of!(Sender, epoch),
+            offset_of!(Sender, kept),
+        ] {
+            crate::prefetch::line(at, offset);
+        }
+    }
+
     /// Asks for the SRTP key ahead of the seals ([`Protect::prefetch`]).
     pub fn prefetch_key(&self) {
         self.protect.prefetch();

@@ -213,7 +213,13 @@ impl Protect {
     /// waiting for it: call it as a frame reaches the player, ahead of the
     /// seals it leads to.
     pub fn prefetch(&self) {
-        prefetch(&self.rtp);
+        crate::prefetch::value(&self.rtp);
+    }
+
+    /// The same for the `Protect` at `at`, without a reference to it.
+    pub fn prefetch_at(at: usize) {
+        let rtp = std::mem::offset_of!(Protect, rtp);
+        crate::prefetch::bytes(at, rtp, rtp + std::mem::size_of::<Session>());
     }
 
     /// Appends the SRTP packet of `header` (its SSRC at bytes 8..12) and
@@ -260,23 +266,6 @@ impl Protect {
         out.extend_from_slice(tag.as_ref());
         out.extend_from_slice(&trailer);
     }
-}
-
-/// Asks for the memory of `value` without waiting for it (a no-op where
-/// the target has no prefetch instruction).
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = (value as *const T).cast::<i8>();
-        for offset in (0..std::mem::size_of::<T>()).step_by(64) {
-            // SAFETY: a prefetch never faults, and every address asked
-            // for lies within `value`.
-            unsafe { _mm_prefetch(start.add(offset), _MM_HINT_T0) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 /// Opens the SRTCP the other side sends.
