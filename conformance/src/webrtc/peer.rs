@@ -153,7 +153,7 @@ pub(crate) struct Shared<A> {
 /// An `Rtc` with its socket and its offer, waiting for the answer.
 pub(crate) struct Prepared {
     rtc: Rtc,
-    socket: UdpSocket,
+    socket: Socket,
     gro: UdpSocketState,
     local: SocketAddr,
     started: Instant,
@@ -189,7 +189,7 @@ impl Prepared {
             .map_err(|e| WebRtcError::Options(format!("{local} is not a usable host candidate: {e}")))?;
         let mut prepared = Prepared {
             rtc,
-            socket,
+            socket: Socket::Woken(socket),
             gro,
             local,
             started,
@@ -226,6 +226,16 @@ impl Prepared {
                 Output::Event(e) => self.backlog_events.push(e),
             }
         }
+    }
+
+    /// Has the peer read its socket every `every`, instead of as datagrams
+    /// arrive. A socket nobody waits on wakes no thread when a datagram
+    /// comes: on loopback that wake-up is the sender's kernel's work,
+    /// charged to the sender. Must be called within the runtime.
+    pub(crate) fn read_every(&mut self, every: Duration) -> std::io::Result<()> {
+        let socket = std::mem::replace(&mut self.socket, Socket::Closed);
+        self.socket = socket.poll_every(every)?;
+        Ok(())
     }
 
     /// The address of the socket the offer's candidate names.
@@ -582,26 +592,82 @@ fn lock<A>(shared: &Mutex<Shared<A>>) -> MutexGuard<'_, Shared<A>> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Reads what the socket has: one datagram, or (GRO) several of `stride`
-/// bytes but the last, from one source.
-async fn receive(socket: &UdpSocket, state: &UdpSocketState, buf: &mut [u8]) -> std::io::Result<RecvMeta> {
-    loop {
-        socket.readable().await?;
+/// A peer's socket: read as datagrams arrive, or at an interval.
+enum Socket {
+    /// Registered with the runtime: each datagram wakes the peer's task.
+    Woken(UdpSocket),
+    /// Not registered: the task reads what came at each tick, and a
+    /// datagram wakes nobody.
+    Polled(std::net::UdpSocket, tokio::time::Interval),
+    /// Lost in a failed change from one to the other.
+    Closed,
+}
+
+impl Socket {
+    /// Reads from now on at `every` (within the runtime).
+    fn poll_every(self, every: Duration) -> std::io::Result<Socket> {
+        let socket = match self {
+            Socket::Woken(socket) => socket.into_std()?,
+            Socket::Polled(socket, _) => socket,
+            Socket::Closed => return Err(closed()),
+        };
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Socket::Polled(socket, ticks))
+    }
+
+    /// Reads what the socket has: one datagram, or (GRO) several of
+    /// `stride` bytes but the last, from one source.
+    async fn receive(&mut self, state: &UdpSocketState, buf: &mut [u8]) -> std::io::Result<RecvMeta> {
         let mut meta = [RecvMeta::default()];
-        let read = socket.try_io(Interest::READABLE, || {
-            state.recv(socket.into(), &mut [IoSliceMut::new(&mut *buf)], &mut meta)
-        });
-        match read {
-            Ok(_) => return Ok(meta[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        loop {
+            let read = match self {
+                Socket::Woken(socket) => {
+                    socket.readable().await?;
+                    socket.try_io(Interest::READABLE, || {
+                        state.recv((&*socket).into(), &mut [IoSliceMut::new(&mut *buf)], &mut meta)
+                    })
+                }
+                Socket::Polled(socket, ticks) => {
+                    match state.recv((&*socket).into(), &mut [IoSliceMut::new(&mut *buf)], &mut meta) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            ticks.tick().await;
+                            continue;
+                        }
+                        read => read,
+                    }
+                }
+                Socket::Closed => Err(closed()),
+            };
+            match read {
+                Ok(_) => return Ok(meta[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `contents` to `destination`; a polled socket does not wait
+    /// for room (a full buffer fails the send).
+    async fn send_to(&self, contents: &[u8], destination: SocketAddr) -> std::io::Result<usize> {
+        match self {
+            Socket::Woken(socket) => socket.send_to(contents, destination).await,
+            Socket::Polled(socket, _) => socket.send_to(contents, destination),
+            Socket::Closed => Err(closed()),
         }
     }
 }
 
+fn closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the socket was lost changing how it is read",
+    )
+}
+
 struct Driver<A> {
     rtc: Rtc,
-    socket: UdpSocket,
+    socket: Socket,
     /// The socket's offload state (GRO).
     gro: UdpSocketState,
     local: SocketAddr,
@@ -634,6 +700,7 @@ impl<A: PeerApp> Driver<A> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
         // Large enough for any UDP datagram, so nothing reaches str0m truncated.
         let mut buf = vec![0u8; 65_536];
+
         let mut closing_until: Option<Instant> = None;
         let sleep = tokio::time::sleep_until(Instant::now().into());
         tokio::pin!(sleep);
@@ -671,7 +738,7 @@ impl<A: PeerApp> Driver<A> {
                 sleep.as_mut().reset(deadline.into());
             }
             tokio::select! {
-                received = receive(&self.socket, &self.gro, &mut buf) => match received {
+                received = self.socket.receive(&self.gro, &mut buf) => match received {
                     Ok(meta) => {
                         // Every datagram of the read claimed, or str0m has work.
                         claimed = true;
@@ -877,14 +944,30 @@ mod tests {
     /// same three datagrams, in one read where the kernel coalesces them.
     #[tokio::test]
     async fn coalesced_datagrams_are_read_whole_and_split() {
+        coalesced_reads(None).await;
+    }
+
+    /// The same, read at a tick from a socket the runtime does not watch
+    /// (the bench's light players).
+    #[tokio::test]
+    async fn a_socket_read_at_a_tick_gets_the_same_datagrams() {
+        coalesced_reads(Some(Duration::from_millis(5))).await;
+    }
+
+    async fn coalesced_reads(every: Option<Duration>) {
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let state = UdpSocketState::new((&peer).into()).unwrap();
+        let destination = peer.local_addr().unwrap();
+        let mut peer = Socket::Woken(peer);
+        if let Some(every) = every {
+            peer = peer.poll_every(every).unwrap();
+        }
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let sender_state = UdpSocketState::new((&sender).into()).unwrap();
         let contents: Vec<u8> = (0..3u8).flat_map(|i| [i; 100]).chain([9; 40]).collect();
         let segments = sender_state.max_gso_segments() > 1;
         let transmit = Transmit {
-            destination: peer.local_addr().unwrap(),
+            destination,
             ecn: None,
             contents: &contents,
             segment_size: segments.then_some(100),
@@ -901,7 +984,7 @@ mod tests {
         let mut datagrams = Vec::new();
         let mut reads = 0;
         while datagrams.len() < 4 {
-            let meta = tokio::time::timeout(Duration::from_secs(2), receive(&peer, &state, &mut buf))
+            let meta = tokio::time::timeout(Duration::from_secs(2), peer.receive(&state, &mut buf))
                 .await
                 .expect("the datagrams arrive")
                 .unwrap();

@@ -82,6 +82,12 @@ pub struct PlayerOptions {
     /// aims at the answer's candidate: to see the server repair losses
     /// ([`PlayerReport::relay_lost`]). 0 loses nothing; ignored with `via`.
     pub lose_video_every: u64,
+    /// Read the socket at this interval instead of as each datagram
+    /// arrives (`None`, the default). A datagram to a socket nobody waits
+    /// on wakes no thread; on loopback that wake-up is otherwise done by
+    /// the sender's kernel, and charged to the server under test. The
+    /// bench's light players read at a tick.
+    pub read_every: Option<Duration>,
 }
 
 /// A video codec a player offers besides H.264, decoded with libavcodec.
@@ -115,6 +121,7 @@ impl Default for PlayerOptions {
             video_codecs: Vec::new(),
             decode: true,
             lose_video_every: 0,
+            read_every: None,
         }
     }
 }
@@ -312,6 +319,9 @@ impl WebRtcPlayer {
             None => super::local_address_for(signalling.server_url()).await,
         };
         let mut prepared = Prepared::new(options.rtc_config()?, &media, bind).await?;
+        if let Some(every) = options.read_every {
+            prepared.read_every(every)?;
+        }
         let relay = match (options.lose_video_every, options.via) {
             (1.., None) => Some(UdpRelay::unaimed(bind, Loss::NONE).await?),
             _ => None,
