@@ -36,7 +36,7 @@ pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// bench's threads, and on loopback the sender's kernel does that wake-up:
 /// the server was charged for it (4 % of its time at 800 viewers). Read
 /// on a tick, nothing waits on the socket and nobody is woken. A tick
-/// holds about 2 of a viewer's packets at 600 kbit/s, far below the
+/// holds about 3 of a viewer's packets at 600 kbit/s, far below the
 /// socket's buffer; what is counted does not change.
 pub const LIGHT_READ_EVERY: Duration = Duration::from_millis(20);
 
