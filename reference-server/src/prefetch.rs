@@ -31,6 +31,15 @@ pub fn line(at: usize, offset: usize) {
     one(at + offset);
 }
 
+/// Asks for the cache line of `at + offset` for each of `offsets` (the
+/// fields of a value at `at`, by `std::mem::offset_of!`).
+#[inline]
+pub fn fields<const N: usize>(at: usize, offsets: [usize; N]) {
+    for offset in offsets {
+        one(at + offset);
+    }
+}
+
 /// The start of each cache line that holds a byte of `start..end`.
 fn lines(start: usize, end: usize) -> impl Iterator<Item = usize> {
     (start & !(LINE - 1)..end).step_by(LINE)

@@ -129,16 +129,17 @@ impl State {
     /// [`crate::prefetch`]).
     fn prefetch_at(at: usize) {
         use std::mem::offset_of;
-        for offset in [
-            offset_of!(State, role),
-            offset_of!(State, batch),
-            offset_of!(State, remote),
-            offset_of!(State, port),
-            offset_of!(State, status),
-            offset_of!(State, connected),
-        ] {
-            crate::prefetch::line(at, offset);
-        }
+        crate::prefetch::fields(
+            at,
+            [
+                offset_of!(State, role),
+                offset_of!(State, batch),
+                offset_of!(State, remote),
+                offset_of!(State, port),
+                offset_of!(State, status),
+                offset_of!(State, connected),
+            ],
+        );
     }
 
     fn set_status(&self, status: SessionStatus) {

@@ -430,20 +430,21 @@ impl Player {
         use std::mem::{offset_of, size_of};
         let core = offset_of!(Player, core);
         crate::prefetch::bytes(at, core, core + size_of::<PlayCore>());
-        for offset in [
-            offset_of!(Player, transcoded),
-            offset_of!(Player, transcoded_video),
-            offset_of!(Player, doorbell),
-            offset_of!(Player, out),
-            offset_of!(Player, carrying),
-            offset_of!(Player, audio_ssrc),
-            offset_of!(Player, audio_seq),
-            offset_of!(Player, video_seq),
-            offset_of!(Player, ctx),
-            offset_of!(Player, video_own),
-        ] {
-            crate::prefetch::line(at, offset);
-        }
+        crate::prefetch::fields(
+            at,
+            [
+                offset_of!(Player, transcoded),
+                offset_of!(Player, transcoded_video),
+                offset_of!(Player, doorbell),
+                offset_of!(Player, out),
+                offset_of!(Player, carrying),
+                offset_of!(Player, audio_ssrc),
+                offset_of!(Player, audio_seq),
+                offset_of!(Player, video_seq),
+                offset_of!(Player, ctx),
+                offset_of!(Player, video_own),
+            ],
+        );
         // An `Option<Sender>` is laid out as the `Sender` (its niche says
         // `None`); were it not, this would ask for the wrong lines, nothing worse.
         Sender::prefetch_at(at + offset_of!(Player, own));

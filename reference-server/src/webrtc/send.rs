@@ -206,15 +206,16 @@ impl Sender {
     pub fn prefetch_at(at: usize) {
         use std::mem::offset_of;
         Protect::prefetch_at(at + offset_of!(Sender, protect));
-        for offset in [
-            offset_of!(Sender, tracks),
-            offset_of!(Sender, sent),
-            offset_of!(Sender, out),
-            offset_of!(Sender, epoch),
-            offset_of!(Sender, kept),
-        ] {
-            crate::prefetch::line(at, offset);
-        }
+        crate::prefetch::fields(
+            at,
+            [
+                offset_of!(Sender, tracks),
+                offset_of!(Sender, sent),
+                offset_of!(Sender, out),
+                offset_of!(Sender, epoch),
+                offset_of!(Sender, kept),
+            ],
+        );
     }
 
     /// Asks for the SRTP key ahead of the seals ([`Protect::prefetch`]).
